@@ -1,0 +1,2 @@
+#![no_std]
+//! quectel (placeholder while the foundation is built)

@@ -1,2 +1,12 @@
 #![no_std]
-//! quectel (placeholder while the foundation is built)
+#![doc = include_str!("../README.md")]
+#![warn(missing_docs)]
+
+#[macro_use]
+mod fmt;
+
+pub mod at;
+pub mod command;
+mod error;
+
+pub use error::{CmeError, Error};

@@ -1,0 +1,1462 @@
+//! Behavioural mode: a stateful simulated modem.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crate::link::{frame, frame_response, HostLine, LineAssembler, Link, Output, Pacing, Recv};
+use crate::model::{cme_text, ip_error_text, Model};
+use crate::pipe::{duplex, HostRx, HostTx, Wire};
+
+/// SIM card condition at power-on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SimState {
+    /// Unlocked (or no PIN set).
+    Ready,
+    /// Waiting for the PIN (`+CPIN: SIM PIN`).
+    PinRequired,
+    /// Waiting for PUK and new PIN (`+CPIN: SIM PUK`).
+    PukRequired,
+    /// No card (`+CME ERROR: 10`).
+    NotInserted,
+    /// Card broken (`+CME ERROR: 13`).
+    Failure,
+    /// Card still initialising (`+CME ERROR: 14`).
+    Busy,
+}
+
+/// Network registration `<stat>` values.
+pub mod reg {
+    /// Not registered, not searching.
+    pub const NOT_REGISTERED: u8 = 0;
+    /// Registered, home network.
+    pub const HOME: u8 = 1;
+    /// Not registered, searching.
+    pub const SEARCHING: u8 = 2;
+    /// Registration denied.
+    pub const DENIED: u8 = 3;
+    /// Unknown.
+    pub const UNKNOWN: u8 = 4;
+    /// Registered, roaming.
+    pub const ROAMING: u8 = 5;
+}
+
+/// Configuration / builder of a behavioural mock modem.
+///
+/// ```
+/// use mock_modem::{MockModem, Model};
+/// let (_rx, _tx, handle) = MockModem::new(Model::Bg96).pin(Some("1234")).spawn();
+/// handle.shutdown();
+/// ```
+#[derive(Debug, Clone)]
+pub struct MockModem {
+    model: Model,
+    pin: Option<String>,
+    puk: String,
+    sim: SimState,
+    sim_busy: Duration,
+    imei: String,
+    iccid: String,
+    imsi: String,
+    operator: String,
+    mccmnc: String,
+    tac: String,
+    ci: String,
+    rssi: u8,
+    reg_outcome: u8,
+    search_time: Duration,
+    pdp_time: Duration,
+    pdp_fail: Option<u16>,
+    dns: (String, String),
+    pacing: Pacing,
+    boot: Option<Duration>,
+    reboot_pause: Duration,
+    echo: bool,
+    cmee: u8,
+    garbage: Vec<u8>,
+    drop_final: bool,
+    silent: bool,
+}
+
+impl MockModem {
+    /// A modem of the given model with a ready SIM and sensible defaults:
+    /// echo on, CMEE=1, boot URCs emitted immediately, registration to the
+    /// home network after 100 ms of searching, PDP activation immediate.
+    pub fn new(model: Model) -> Self {
+        MockModem {
+            model,
+            pin: None,
+            puk: "12345678".into(),
+            sim: SimState::Ready,
+            sim_busy: Duration::ZERO,
+            imei: "861234567890123".into(),
+            iccid: "89860025128306012474".into(),
+            imsi: "460023210226023".into(),
+            operator: "Mock Telecom".into(),
+            mccmnc: "46011".into(),
+            tac: "1A2B".into(),
+            ci: "1A2D101".into(),
+            rssi: 20,
+            reg_outcome: reg::HOME,
+            search_time: Duration::from_millis(100),
+            pdp_time: Duration::ZERO,
+            pdp_fail: None,
+            dns: ("8.8.8.8".into(), "8.8.4.4".into()),
+            pacing: Pacing::default(),
+            boot: Some(Duration::ZERO),
+            reboot_pause: Duration::from_millis(100),
+            echo: true,
+            cmee: 1,
+            garbage: Vec::new(),
+            drop_final: false,
+            silent: false,
+        }
+    }
+
+    /// Lock the SIM with this PIN (`None`: no PIN, SIM ready at boot).
+    pub fn pin(mut self, pin: Option<&str>) -> Self {
+        self.pin = pin.map(str::to_string);
+        if self.pin.is_some() && self.sim == SimState::Ready {
+            self.sim = SimState::PinRequired;
+        } else if self.pin.is_none() && self.sim == SimState::PinRequired {
+            self.sim = SimState::Ready;
+        }
+        self
+    }
+    /// The PUK (default `12345678`).
+    pub fn puk(mut self, puk: &str) -> Self {
+        self.puk = puk.into();
+        self
+    }
+    /// Start with the SIM in this state (`PinRequired` needs [`pin`](Self::pin); default PIN `1234`).
+    pub fn sim(mut self, state: SimState) -> Self {
+        self.sim = state;
+        if state == SimState::PinRequired && self.pin.is_none() {
+            self.pin = Some("1234".into());
+        }
+        self
+    }
+    /// SIM answers `+CME ERROR: 14` for this long after every boot.
+    pub fn sim_busy_for(mut self, d: Duration) -> Self {
+        self.sim_busy = d;
+        self
+    }
+    /// IMEI (`AT+CGSN`).
+    pub fn imei(mut self, v: &str) -> Self {
+        self.imei = v.into();
+        self
+    }
+    /// ICCID (`AT+QCCID`).
+    pub fn iccid(mut self, v: &str) -> Self {
+        self.iccid = v.into();
+        self
+    }
+    /// IMSI (`AT+CIMI`).
+    pub fn imsi(mut self, v: &str) -> Self {
+        self.imsi = v.into();
+        self
+    }
+    /// Operator long name and numeric MCCMNC.
+    pub fn operator(mut self, name: &str, mccmnc: &str) -> Self {
+        self.operator = name.into();
+        self.mccmnc = mccmnc.into();
+        self
+    }
+    /// Tracking area code and cell id (hex, as shown in `+CEREG`).
+    pub fn cell(mut self, tac: &str, ci: &str) -> Self {
+        self.tac = tac.into();
+        self.ci = ci.into();
+        self
+    }
+    /// `+CSQ` rssi (0–31) while registered.
+    pub fn rssi(mut self, rssi: u8) -> Self {
+        self.rssi = rssi.min(31);
+        self
+    }
+    /// Final registration state after searching ([`reg::HOME`], [`reg::ROAMING`], [`reg::DENIED`], …).
+    pub fn registration(mut self, stat: u8) -> Self {
+        self.reg_outcome = stat;
+        self
+    }
+    /// How long the modem searches (stat 2) before reaching the final state.
+    pub fn search_time(mut self, d: Duration) -> Self {
+        self.search_time = d;
+        self
+    }
+    /// How long `AT+QIACT`/`AT+CGACT=1` take before `OK`.
+    pub fn pdp_activation_time(mut self, d: Duration) -> Self {
+        self.pdp_time = d;
+        self
+    }
+    /// Make PDP activation fail with `ERROR`; `AT+QIGETERROR` then reports `code` (e.g. 561).
+    pub fn pdp_fail(mut self, code: Option<u16>) -> Self {
+        self.pdp_fail = code;
+        self
+    }
+    /// DNS servers reported by `AT+QIDNSCFG=<cid>`.
+    pub fn dns(mut self, primary: &str, secondary: &str) -> Self {
+        self.dns = (primary.into(), secondary.into());
+        self
+    }
+    /// Output pacing (chunk size, delay between chunks).
+    pub fn pacing(mut self, p: Pacing) -> Self {
+        self.pacing = p;
+        self
+    }
+    /// Shorthand for [`pacing`](Self::pacing): write at most `chunk` bytes at a time (0 = whole response).
+    pub fn chunk(mut self, chunk: usize, delay: Duration) -> Self {
+        self.pacing = Pacing { chunk, delay };
+        self
+    }
+    /// When to emit the boot URC sequence after spawn (`None`: start already
+    /// booted and silent; `Some(d)`: stay off for `d`, then boot). Default `Some(0)`.
+    pub fn boot(mut self, b: Option<Duration>) -> Self {
+        self.boot = b;
+        self
+    }
+    /// Pause between `POWERED DOWN` (or a crash) and the boot sequence on reboot.
+    pub fn reboot_pause(mut self, d: Duration) -> Self {
+        self.reboot_pause = d;
+        self
+    }
+    /// Echo state at boot (default on, like ATE1 in the factory profile).
+    pub fn echo(mut self, on: bool) -> Self {
+        self.echo = on;
+        self
+    }
+    /// CMEE value at boot (default 1).
+    pub fn cmee(mut self, n: u8) -> Self {
+        self.cmee = n.min(2);
+        self
+    }
+    /// Fault: send these bytes before every response (after the echo).
+    pub fn garbage_before_response(mut self, bytes: &[u8]) -> Self {
+        self.garbage = bytes.to_vec();
+        self
+    }
+    /// Fault: omit the final result code (`OK`/`ERROR`/`+CME ERROR`) of every response.
+    pub fn drop_final_results(mut self, on: bool) -> Self {
+        self.drop_final = on;
+        self
+    }
+    /// Fault: never answer anything (URCs still flow).
+    pub fn silent(mut self, on: bool) -> Self {
+        self.silent = on;
+        self
+    }
+
+    /// Run on a fresh in-memory link in a new thread.
+    pub fn spawn(self) -> (HostRx, HostTx, ModemHandle) {
+        let (rx, tx, end) = duplex();
+        let wire = end.wire().clone();
+        let mut h = self.spawn_on(end);
+        h.wire = Some(wire);
+        (rx, tx, h)
+    }
+
+    /// Run on any [`Link`] in a new thread.
+    pub fn spawn_on<L: Link + 'static>(self, link: L) -> ModemHandle {
+        let (ctl_tx, ctl_rx) = mpsc::channel();
+        let shared = Arc::new(Mutex::new(ModemState::default()));
+        let sh = shared.clone();
+        let thread = std::thread::Builder::new()
+            .name("mock-modem".into())
+            .spawn(move || Engine::new(self, sh).run(Box::new(link), ctl_rx))
+            .expect("spawn mock modem thread");
+        ModemHandle {
+            ctl: ctl_tx,
+            shared,
+            thread: Some(thread),
+            wire: None,
+        }
+    }
+
+    /// Run on `link` in the calling thread until the link closes.
+    pub fn serve<L: Link + 'static>(self, link: L) {
+        let (_tx, rx) = mpsc::channel();
+        let shared = Arc::new(Mutex::new(ModemState::default()));
+        Engine::new(self, shared).run(Box::new(link), rx);
+    }
+}
+
+/// Snapshot of the simulated modem's state, for assertions.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ModemState {
+    /// Powered on and booted.
+    pub powered: bool,
+    /// Number of boots so far.
+    pub boots: u32,
+    /// Echo (ATE).
+    pub echo: bool,
+    /// CMEE mode.
+    pub cmee: u8,
+    /// CFUN level.
+    pub cfun: u8,
+    /// SIM state (`None` before the first boot).
+    pub sim: Option<SimState>,
+    /// Registration `<stat>`.
+    pub reg_stat: u8,
+    /// Active PDP contexts: (cid, IPv4 or IPv6 address).
+    pub active_contexts: Vec<(u8, String)>,
+    /// Command lines received (at most 10 000 kept).
+    pub commands: Vec<String>,
+}
+
+enum Control {
+    Reboot,
+    Urc(String),
+    Raw(Vec<u8>),
+    SetRegistration(u8),
+    RemoveSim,
+    InsertSim,
+    Silent(bool),
+    DropFinal(bool),
+    Pacing(Pacing),
+    Garbage(Vec<u8>),
+    Shutdown,
+}
+
+/// Test-side control of a running behavioural modem.
+///
+/// Dropping the handle does not stop the modem; it stops when the host
+/// endpoints are dropped or [`shutdown`](Self::shutdown) is called.
+pub struct ModemHandle {
+    ctl: Sender<Control>,
+    shared: Arc<Mutex<ModemState>>,
+    thread: Option<JoinHandle<()>>,
+    wire: Option<Wire>,
+}
+
+impl fmt::Debug for ModemHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ModemHandle").field("state", &self.state()).finish()
+    }
+}
+
+impl ModemHandle {
+    fn send(&self, c: Control) {
+        let _ = self.ctl.send(c);
+    }
+    /// Crash-style reboot: no `POWERED DOWN`, state reset, boot URCs after the reboot pause.
+    pub fn reboot(&self) {
+        self.send(Control::Reboot)
+    }
+    /// Emit a URC (framed `\r\n…\r\n`) between responses. `+QIURC: "pdpdeact",<cid>`
+    /// also deactivates that context.
+    pub fn inject_urc(&self, urc: &str) {
+        self.send(Control::Urc(urc.into()))
+    }
+    /// Emit raw bytes (garbage, partial lines, payloads) between responses.
+    pub fn inject_raw(&self, bytes: &[u8]) {
+        self.send(Control::Raw(bytes.to_vec()))
+    }
+    /// Force the registration state now (emits `+CREG`/`+CGREG`/`+CEREG` URCs per their `n`).
+    pub fn set_registration(&self, stat: u8) {
+        self.send(Control::SetRegistration(stat))
+    }
+    /// Pull the SIM: emits `+CPIN: NOT READY`, drops registration.
+    pub fn remove_sim(&self) {
+        self.send(Control::RemoveSim)
+    }
+    /// Put the SIM back (locked again if a PIN is configured).
+    pub fn insert_sim(&self) {
+        self.send(Control::InsertSim)
+    }
+    /// Stop (or resume) answering commands.
+    pub fn set_silent(&self, on: bool) {
+        self.send(Control::Silent(on))
+    }
+    /// Drop (or stop dropping) final result codes.
+    pub fn set_drop_final_results(&self, on: bool) {
+        self.send(Control::DropFinal(on))
+    }
+    /// Change output pacing.
+    pub fn set_pacing(&self, p: Pacing) {
+        self.send(Control::Pacing(p))
+    }
+    /// Set the garbage bytes sent before every response (empty: none).
+    pub fn set_garbage(&self, bytes: &[u8]) {
+        self.send(Control::Garbage(bytes.to_vec()))
+    }
+    /// Current state snapshot.
+    pub fn state(&self) -> ModemState {
+        self.shared.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+    /// Command lines received so far.
+    pub fn commands(&self) -> Vec<String> {
+        self.state().commands
+    }
+    /// Wait up to `timeout` until `pred(state)` holds; returns whether it did.
+    pub fn wait_for(&self, timeout: Duration, pred: impl Fn(&ModemState) -> bool) -> bool {
+        let end = Instant::now() + timeout;
+        loop {
+            if pred(&self.state()) {
+                return true;
+            }
+            if Instant::now() >= end {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+    /// Counters and transcripts (for modems started with [`MockModem::spawn`]).
+    pub fn wire(&self) -> Option<&Wire> {
+        self.wire.as_ref()
+    }
+    /// Stop the modem thread and wait for it (the host then reads EOF).
+    pub fn shutdown(mut self) {
+        self.send(Control::Shutdown);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+struct Ctx {
+    defined: bool,
+    ctype: u8,
+    apn: String,
+    user: String,
+    pass: String,
+    auth: u8,
+    active: bool,
+    ip4: String,
+    ip6: String,
+    dns: Option<(String, String)>,
+}
+
+impl Ctx {
+    fn fresh() -> Ctx {
+        Ctx {
+            ctype: 1,
+            ..Ctx::default()
+        }
+    }
+    fn type_name(&self) -> &'static str {
+        match self.ctype {
+            2 => "IPV6",
+            3 => "IPV4V6",
+            _ => "IP",
+        }
+    }
+    fn main_ip(&self) -> &str {
+        if self.ctype == 2 { &self.ip6 } else { &self.ip4 }
+    }
+}
+
+enum Final {
+    Ok,
+    Error,
+    Cme(u16),
+}
+
+struct Reply {
+    lines: Vec<String>,
+    fin: Final,
+    after: Vec<String>,
+}
+
+impl Reply {
+    fn ok() -> Reply {
+        Reply::lines(Vec::new())
+    }
+    fn line(l: impl Into<String>) -> Reply {
+        Reply::lines(vec![l.into()])
+    }
+    fn lines(lines: Vec<String>) -> Reply {
+        Reply {
+            lines,
+            fin: Final::Ok,
+            after: Vec::new(),
+        }
+    }
+    fn error() -> Reply {
+        Reply {
+            lines: Vec::new(),
+            fin: Final::Error,
+            after: Vec::new(),
+        }
+    }
+    fn cme(code: u16) -> Reply {
+        Reply {
+            lines: Vec::new(),
+            fin: Final::Cme(code),
+            after: Vec::new(),
+        }
+    }
+}
+
+enum Timer {
+    Boot,
+    SimBusyEnd,
+    RegDone,
+    PdpDone { cid: u8, reply_cgact: bool },
+}
+
+const MAX_QUEUED_LINES: usize = 64;
+const MAX_LOG: usize = 10_000;
+
+struct Engine {
+    cfg: MockModem,
+    shared: Arc<Mutex<ModemState>>,
+    pacing: Pacing,
+    garbage: Vec<u8>,
+    drop_final: bool,
+    silent: bool,
+    powered: bool,
+    boots: u32,
+    echo: bool,
+    cmee: u8,
+    cfun: u8,
+    sim: SimState,
+    pin: Option<String>,
+    pin_left: u8,
+    puk_left: u8,
+    reg: u8,
+    creg_n: u8,
+    cgreg_n: u8,
+    cereg_n: u8,
+    cops_format: u8,
+    ctx: Vec<Ctx>,
+    activations: u32,
+    ip_error: u16,
+    timers: Vec<(Instant, Timer)>,
+    busy: bool,
+    lines: LineAssembler,
+    queue: VecDeque<HostLine>,
+    log: Vec<String>,
+    broken: bool,
+}
+
+fn split_args(s: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut in_q = false;
+    for c in s.chars() {
+        match c {
+            '"' => in_q = !in_q,
+            ',' if !in_q => out.push(std::mem::take(&mut cur).trim().to_string()),
+            _ => cur.push(c),
+        }
+    }
+    out.push(cur.trim().to_string());
+    out
+}
+
+impl Engine {
+    fn new(cfg: MockModem, shared: Arc<Mutex<ModemState>>) -> Engine {
+        Engine {
+            pacing: cfg.pacing,
+            garbage: cfg.garbage.clone(),
+            drop_final: cfg.drop_final,
+            silent: cfg.silent,
+            powered: false,
+            boots: 0,
+            echo: cfg.echo,
+            cmee: cfg.cmee,
+            cfun: 1,
+            sim: cfg.sim,
+            pin: cfg.pin.clone(),
+            pin_left: 3,
+            puk_left: 10,
+            reg: reg::NOT_REGISTERED,
+            creg_n: 0,
+            cgreg_n: 0,
+            cereg_n: 0,
+            cops_format: 0,
+            ctx: Vec::new(),
+            activations: 0,
+            ip_error: 0,
+            timers: Vec::new(),
+            busy: false,
+            lines: LineAssembler::default(),
+            queue: VecDeque::new(),
+            log: Vec::new(),
+            broken: false,
+            shared,
+            cfg,
+        }
+    }
+
+    fn run(mut self, mut link: Box<dyn Link>, ctl: Receiver<Control>) {
+        self.reset_state();
+        match self.cfg.boot {
+            Some(d) => self.timers.push((Instant::now() + d, Timer::Boot)),
+            None => {
+                // Start already booted, without URCs.
+                self.powered = true;
+                self.boots = 1;
+                self.sim_after_boot(&mut *link, false);
+            }
+        }
+        let mut buf = [0u8; 512];
+        let mut ctl_open = true;
+        loop {
+            while ctl_open {
+                match ctl.try_recv() {
+                    Ok(Control::Shutdown) => return,
+                    Ok(c) => self.control(&mut *link, c),
+                    Err(TryRecvError::Empty) => break,
+                    Err(TryRecvError::Disconnected) => ctl_open = false,
+                }
+            }
+            self.fire_timers(&mut *link);
+            self.process_lines(&mut *link);
+            self.publish();
+            if self.broken {
+                return;
+            }
+            let mut wait = Duration::from_millis(5);
+            if let Some(next) = self.timers.iter().map(|t| t.0).min() {
+                wait = wait.min(next.saturating_duration_since(Instant::now()));
+            }
+            match link.recv(&mut buf, wait) {
+                Recv::Data(n) => {
+                    for &b in &buf[..n] {
+                        if let Some(l) = self.lines.push(b) {
+                            if self.powered && self.queue.len() < MAX_QUEUED_LINES {
+                                self.queue.push_back(l);
+                            }
+                        }
+                    }
+                }
+                Recv::Timeout => {}
+                Recv::Closed => return,
+            }
+        }
+    }
+
+    fn publish(&self) {
+        let mut s = self.shared.lock().unwrap_or_else(|e| e.into_inner());
+        s.powered = self.powered;
+        s.boots = self.boots;
+        s.echo = self.echo;
+        s.cmee = self.cmee;
+        s.cfun = self.cfun;
+        s.sim = if self.boots > 0 { Some(self.sim) } else { None };
+        s.reg_stat = self.reg;
+        s.active_contexts = self
+            .ctx
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.active)
+            .map(|(i, c)| (i as u8, c.main_ip().to_string()))
+            .collect();
+        if s.commands.len() != self.log.len() {
+            s.commands = self.log.clone();
+        }
+    }
+
+    fn out(&mut self, link: &mut dyn Link, bytes: &[u8]) {
+        let mut o = Output {
+            link,
+            pacing: self.pacing,
+            broken: false,
+        };
+        o.raw(bytes);
+        self.broken |= o.broken;
+    }
+
+    fn urc(&mut self, link: &mut dyn Link, text: &str) {
+        self.out(link, &frame(text));
+    }
+
+    /// Power-on defaults (also after a reboot).
+    fn reset_state(&mut self) {
+        self.echo = self.cfg.echo;
+        self.cmee = self.cfg.cmee;
+        self.cfun = 1;
+        self.sim = self.cfg.sim;
+        if self.sim == SimState::Busy {
+            self.sim = SimState::Ready;
+        }
+        self.pin = self.cfg.pin.clone();
+        if self.sim == SimState::Ready && self.pin.is_some() {
+            self.sim = SimState::PinRequired;
+        }
+        self.pin_left = 3;
+        self.puk_left = 10;
+        self.reg = reg::NOT_REGISTERED;
+        self.creg_n = 0;
+        self.cgreg_n = 0;
+        self.cereg_n = 0;
+        self.cops_format = 0;
+        let mut ctx = vec![Ctx::fresh(); self.cfg.model.max_cid() as usize + 1];
+        ctx[1].defined = true;
+        self.ctx = ctx;
+        self.ip_error = 0;
+        self.timers.clear();
+        self.busy = false;
+        self.queue.clear();
+        self.lines = LineAssembler::default();
+    }
+
+    fn boot(&mut self, link: &mut dyn Link) {
+        self.powered = true;
+        self.boots += 1;
+        for u in self.cfg.model.boot_prefix() {
+            self.urc(link, u);
+        }
+        self.sim_after_boot(link, true);
+    }
+
+    /// SIM part of the boot (or of CFUN=1 / SIM insertion).
+    fn sim_after_boot(&mut self, link: &mut dyn Link, urcs: bool) {
+        if self.cfg.sim_busy > Duration::ZERO && self.sim_present() {
+            self.timers.push((Instant::now() + self.cfg.sim_busy, Timer::SimBusyEnd));
+            self.sim_busy_saved = Some(self.sim);
+            self.sim = SimState::Busy;
+            return;
+        }
+        self.sim_status_urcs(link, urcs);
+    }
+
+    fn sim_present(&self) -> bool {
+        !matches!(self.sim, SimState::NotInserted | SimState::Failure)
+    }
+
+    fn sim_status_urcs(&mut self, link: &mut dyn Link, urcs: bool) {
+        let text = match self.sim {
+            SimState::Ready => {
+                if urcs {
+                    for u in self.cfg.model.sim_ready_urcs() {
+                        self.urc(link, u);
+                    }
+                }
+                self.start_registration(link);
+                return;
+            }
+            SimState::PinRequired => "+CPIN: SIM PIN",
+            SimState::PukRequired => "+CPIN: SIM PUK",
+            SimState::NotInserted => "+CPIN: NOT READY",
+            SimState::Failure | SimState::Busy => return,
+        };
+        if urcs {
+            self.urc(link, text);
+        }
+    }
+
+    fn start_registration(&mut self, link: &mut dyn Link) {
+        if self.cfun != 1 || self.sim != SimState::Ready {
+            return;
+        }
+        self.timers.retain(|t| !matches!(t.1, Timer::RegDone));
+        if self.cfg.search_time.is_zero() {
+            self.set_reg(link, self.cfg.reg_outcome);
+        } else {
+            self.set_reg(link, reg::SEARCHING);
+            self.timers.push((Instant::now() + self.cfg.search_time, Timer::RegDone));
+        }
+    }
+
+    fn registered(&self) -> bool {
+        matches!(self.reg, reg::HOME | reg::ROAMING)
+    }
+
+    fn set_reg(&mut self, link: &mut dyn Link, stat: u8) {
+        if stat == self.reg {
+            return;
+        }
+        self.reg = stat;
+        let loc = format!(
+            "{},\"{}\",\"{}\",{}",
+            stat,
+            self.cfg.tac,
+            self.cfg.ci,
+            self.cfg.model.act()
+        );
+        for (name, n) in [("CREG", self.creg_n), ("CGREG", self.cgreg_n), ("CEREG", self.cereg_n)] {
+            let text = match n {
+                0 => continue,
+                1 => format!("+{name}: {stat}"),
+                _ if self.registered() => format!("+{name}: {loc}"),
+                _ => format!("+{name}: {stat}"),
+            };
+            self.urc(link, &text);
+        }
+    }
+
+    fn fire_timers(&mut self, link: &mut dyn Link) {
+        let now = Instant::now();
+        while let Some(i) = self.timers.iter().position(|t| t.0 <= now) {
+            let (_, t) = self.timers.remove(i);
+            match t {
+                Timer::Boot => {
+                    let reboot = self.boots > 0;
+                    if reboot {
+                        self.reset_state();
+                    }
+                    self.boot(link);
+                }
+                Timer::SimBusyEnd => {
+                    if self.sim == SimState::Busy {
+                        self.sim = self.sim_busy_saved.take().unwrap_or(SimState::Ready);
+                        self.sim_status_urcs(link, true);
+                    }
+                }
+                Timer::RegDone => {
+                    if self.cfun == 1 && self.sim == SimState::Ready {
+                        self.set_reg(link, self.cfg.reg_outcome);
+                    }
+                }
+                Timer::PdpDone { cid, reply_cgact } => {
+                    self.busy = false;
+                    let r = self.finish_activation(cid, reply_cgact);
+                    self.reply(link, r);
+                }
+            }
+        }
+    }
+
+    fn control(&mut self, link: &mut dyn Link, c: Control) {
+        match c {
+            Control::Reboot => self.power_cycle(link, false),
+            Control::Urc(u) => {
+                if let Some(rest) = u.strip_prefix("+QIURC: \"pdpdeact\",") {
+                    if let Ok(cid) = rest.trim().parse::<usize>() {
+                        if let Some(c) = self.ctx.get_mut(cid) {
+                            c.active = false;
+                        }
+                    }
+                }
+                self.urc(link, &u);
+            }
+            Control::Raw(b) => self.out(link, &b),
+            Control::SetRegistration(s) => {
+                self.timers.retain(|t| !matches!(t.1, Timer::RegDone));
+                self.set_reg(link, s);
+            }
+            Control::RemoveSim => {
+                self.sim = SimState::NotInserted;
+                self.urc(link, "+CPIN: NOT READY");
+                self.timers.retain(|t| !matches!(t.1, Timer::RegDone));
+                self.set_reg(link, reg::NOT_REGISTERED);
+            }
+            Control::InsertSim => {
+                if self.sim == SimState::NotInserted {
+                    self.sim = if self.pin.is_some() {
+                        SimState::PinRequired
+                    } else {
+                        SimState::Ready
+                    };
+                    self.sim_status_urcs(link, true);
+                }
+            }
+            Control::Silent(on) => self.silent = on,
+            Control::DropFinal(on) => self.drop_final = on,
+            Control::Pacing(p) => self.pacing = p,
+            Control::Garbage(g) => self.garbage = g,
+            Control::Shutdown => {}
+        }
+    }
+
+    /// Reboot: optional `POWERED DOWN`, off for the reboot pause, then boot.
+    fn power_cycle(&mut self, link: &mut dyn Link, announce: bool) {
+        if announce {
+            self.urc(link, "POWERED DOWN");
+        }
+        self.powered = false;
+        self.timers.clear();
+        self.busy = false;
+        self.queue.clear();
+        self.reg = reg::NOT_REGISTERED;
+        for c in &mut self.ctx {
+            c.active = false;
+        }
+        self.timers.push((Instant::now() + self.cfg.reboot_pause, Timer::Boot));
+    }
+
+    fn process_lines(&mut self, link: &mut dyn Link) {
+        while !self.busy && self.powered && !self.broken {
+            let Some(line) = self.queue.pop_front() else { return };
+            let bytes = match line {
+                HostLine::TooLong => {
+                    if !self.silent {
+                        let r = Reply::error();
+                        self.reply(link, r);
+                    }
+                    continue;
+                }
+                HostLine::Line(b) => b,
+            };
+            if bytes.is_empty() {
+                continue;
+            }
+            let text = String::from_utf8_lossy(&bytes).into_owned();
+            if self.log.len() < MAX_LOG {
+                self.log.push(text.clone());
+            }
+            if self.silent {
+                continue;
+            }
+            if self.echo {
+                let mut e = bytes.clone();
+                e.push(b'\r');
+                self.out(link, &e);
+            }
+            let is_at = bytes.len() >= 2 && bytes[..2].eq_ignore_ascii_case(b"AT");
+            if !is_at {
+                continue; // Not a command: a real module ignores it.
+            }
+            if !self.garbage.is_empty() {
+                let g = self.garbage.clone();
+                self.out(link, &g);
+            }
+            if let Some(r) = self.command(link, &text[2..]) {
+                self.reply(link, r);
+            }
+        }
+    }
+
+    fn reply(&mut self, link: &mut dyn Link, r: Reply) {
+        let fin = match r.fin {
+            Final::Ok => "OK".to_string(),
+            Final::Error => "ERROR".to_string(),
+            Final::Cme(code) => match self.cmee {
+                0 => "ERROR".to_string(),
+                1 => format!("+CME ERROR: {code}"),
+                _ => format!("+CME ERROR: {}", cme_text(code)),
+            },
+        };
+        let bytes = if self.drop_final {
+            if r.lines.is_empty() {
+                Vec::new()
+            } else {
+                let mut v = b"\r\n".to_vec();
+                for l in &r.lines {
+                    v.extend_from_slice(l.as_bytes());
+                    v.extend_from_slice(b"\r\n");
+                }
+                v
+            }
+        } else {
+            frame_response(&r.lines, &fin)
+        };
+        self.out(link, &bytes);
+        for u in &r.after {
+            self.urc(link, u);
+        }
+    }
+
+    fn sim_error(&self, need_unlocked: bool) -> Option<u16> {
+        if self.cfun == 0 {
+            return Some(13);
+        }
+        match self.sim {
+            SimState::NotInserted => Some(10),
+            SimState::Failure => Some(13),
+            SimState::Busy => Some(14),
+            SimState::PinRequired if need_unlocked => Some(11),
+            SimState::PukRequired if need_unlocked => Some(12),
+            _ => None,
+        }
+    }
+
+    fn cid_arg(&self, s: &str) -> Option<usize> {
+        let cid: usize = s.trim().parse().ok()?;
+        (1..self.ctx.len()).contains(&cid).then_some(cid)
+    }
+
+    /// Handle one command (text after `AT`). `None`: reply comes later.
+    fn command(&mut self, link: &mut dyn Link, body: &str) -> Option<Reply> {
+        let model = self.cfg.model;
+        let upper = body.to_ascii_uppercase();
+        // Split name / form.
+        let name_end = body.find(['=', '?']).unwrap_or(body.len());
+        let name = upper[..name_end].trim().to_string();
+        let rest = &body[name_end..];
+        let (form, args) = if rest == "?" {
+            ('?', Vec::new())
+        } else if rest == "=?" {
+            ('t', Vec::new())
+        } else if let Some(a) = rest.strip_prefix('=') {
+            ('=', split_args(a))
+        } else if rest.is_empty() {
+            ('x', Vec::new())
+        } else {
+            return Some(Reply::error());
+        };
+        let arg = |i: usize| args.get(i).map(String::as_str).unwrap_or("");
+        let num = |i: usize| -> Option<u32> { args.get(i)?.parse().ok() };
+        let r = match (name.as_str(), form) {
+            ("", 'x') => Reply::ok(),
+            ("E0" | "E", 'x') => {
+                self.echo = false;
+                Reply::ok()
+            }
+            ("E1", 'x') => {
+                self.echo = true;
+                Reply::ok()
+            }
+            ("I" | "I0", 'x') => Reply::lines(vec![
+                "Quectel".into(),
+                model.ati_name().into(),
+                format!("Revision: {}", model.revision()),
+            ]),
+            ("+CGMI" | "+GMI", 'x') => Reply::line("Quectel"),
+            ("+CGMM" | "+GMM", 'x') => Reply::line(model.ati_name()),
+            ("+CGMR" | "+GMR", 'x') => Reply::line(model.revision()),
+            ("+QGMR", 'x') => Reply::line(model.qgmr()),
+            ("+CGSN" | "+GSN", 'x') => Reply::line(self.cfg.imei.clone()),
+            ("&W" | "&W0" | "V1" | "Q0" | "&D0" | "&D1" | "&D2" | "&C1" | "&C0", 'x') => Reply::ok(),
+            ("&F" | "&F0" | "Z" | "Z0", 'x') => {
+                self.echo = true;
+                Reply::ok()
+            }
+            (
+                "+QURCCFG" | "+IFC" | "+CTZR" | "+QINDCFG" | "+CGEREP" | "+QCFG" | "+QISDE" | "+QICFG"
+                | "+IPR" | "+QSCLK" | "+CPSMS" | "+CEDRXS" | "+QSIMSTAT" | "+QSIMDET",
+                '=' | '?' | 't',
+            ) => Reply::ok(),
+            ("+CMEE", '=') => match num(0) {
+                Some(n @ 0..=2) if args.len() == 1 => {
+                    self.cmee = n as u8;
+                    Reply::ok()
+                }
+                _ => Reply::error(),
+            },
+            ("+CMEE", '?') => Reply::line(format!("+CMEE: {}", self.cmee)),
+            ("+CMEE", 't') => Reply::line("+CMEE: (0-2)"),
+            ("+QCCID", 'x') => match self.sim_error(false) {
+                Some(e) => Reply::cme(e),
+                None => Reply::line(format!("+QCCID: {}", self.cfg.iccid)),
+            },
+            ("+CIMI", 'x') => match self.sim_error(true) {
+                Some(e) => Reply::cme(e),
+                None => Reply::line(self.cfg.imsi.clone()),
+            },
+            ("+QINISTAT", 'x') => {
+                let v = if self.sim == SimState::Ready && self.cfun != 0 {
+                    model.inistat_ready()
+                } else {
+                    0
+                };
+                Reply::line(format!("+QINISTAT: {v}"))
+            }
+            ("+QPINC", '=') => Reply::line(format!("+QPINC: \"SC\",{},{}", self.pin_left, self.puk_left)),
+            ("+CPIN", '?') => match self.sim_error(false) {
+                Some(e) => Reply::cme(e),
+                None => Reply::line(match self.sim {
+                    SimState::PinRequired => "+CPIN: SIM PIN",
+                    SimState::PukRequired => "+CPIN: SIM PUK",
+                    _ => "+CPIN: READY",
+                }),
+            },
+            ("+CPIN", 't') => Reply::ok(),
+            ("+CPIN", '=') => self.cpin(link, &args),
+            ("+CFUN", '?') => Reply::line(format!("+CFUN: {}", self.cfun)),
+            ("+CFUN", 't') => Reply::line("+CFUN: (0,1,4),(0-1)"),
+            ("+CFUN", '=') => {
+                let fun = num(0);
+                let rst = if args.len() > 1 { num(1) } else { Some(0) };
+                match (fun, rst) {
+                    (Some(1), Some(1)) => {
+                        let r = Reply::ok();
+                        self.reply(link, r);
+                        self.power_cycle(link, true);
+                        return None;
+                    }
+                    (Some(f @ (0 | 1 | 4)), Some(0)) if args.len() <= 2 => {
+                        self.set_cfun(link, f as u8);
+                        return None;
+                    }
+                    _ => Reply::error(),
+                }
+            }
+            ("+QPOWD", 'x' | '=') => {
+                let r = Reply::ok();
+                self.reply(link, r);
+                self.urc(link, "POWERED DOWN");
+                self.powered = false;
+                self.timers.clear();
+                self.queue.clear();
+                return None;
+            }
+            ("+QPOWD", 't') => Reply::line("+QPOWD: (0,1)"),
+            ("+CREG" | "+CGREG" | "+CEREG", '=') => {
+                let max = if name == "+CREG" { 2 } else { 4 };
+                match num(0) {
+                    Some(n) if n <= max && n != 3 && args.len() == 1 => {
+                        let n = n as u8;
+                        match name.as_str() {
+                            "+CREG" => self.creg_n = n,
+                            "+CGREG" => self.cgreg_n = n,
+                            _ => self.cereg_n = n,
+                        }
+                        Reply::ok()
+                    }
+                    _ => Reply::error(),
+                }
+            }
+            ("+CREG" | "+CGREG" | "+CEREG", '?') => {
+                let n = match name.as_str() {
+                    "+CREG" => self.creg_n,
+                    "+CGREG" => self.cgreg_n,
+                    _ => self.cereg_n,
+                };
+                let mut l = format!("{name}: {n},{}", self.reg);
+                if n >= 2 && self.registered() {
+                    l += &format!(",\"{}\",\"{}\",{}", self.cfg.tac, self.cfg.ci, model.act());
+                }
+                Reply::line(l)
+            }
+            ("+CREG", 't') => Reply::line("+CREG: (0-2)"),
+            ("+CGREG" | "+CEREG", 't') => Reply::line(format!("{name}: (0-2,4)")),
+            ("+COPS", '?') => {
+                if self.registered() {
+                    let oper = match self.cops_format {
+                        2 => self.cfg.mccmnc.clone(),
+                        _ => self.cfg.operator.clone(),
+                    };
+                    Reply::line(format!("+COPS: 0,{},\"{}\",{}", self.cops_format, oper, model.act()))
+                } else {
+                    Reply::line(if self.cfun == 0 { "+COPS: 2" } else { "+COPS: 0" })
+                }
+            }
+            ("+COPS", '=') => {
+                if let (Some(3), Some(f @ 0..=2)) = (num(0), num(1)) {
+                    self.cops_format = f as u8;
+                }
+                Reply::ok()
+            }
+            ("+CSQ", 'x') => Reply::line(if self.registered() {
+                format!("+CSQ: {},99", self.cfg.rssi)
+            } else {
+                "+CSQ: 99,99".to_string()
+            }),
+            ("+CSQ", 't') => Reply::line("+CSQ: (0-31,99),(0-7,99)"),
+            ("+QCSQ", 'x') => Reply::line(if self.registered() {
+                let dbm = -113 + 2 * i32::from(self.cfg.rssi);
+                format!("+QCSQ: \"{}\",{},{},195,-10", model.qcsq_mode(), dbm, dbm - 29)
+            } else {
+                "+QCSQ: \"NOSERVICE\"".to_string()
+            }),
+            ("+QNWINFO", 'x') => Reply::line(if self.registered() {
+                format!(
+                    "+QNWINFO: \"{}\",\"{}\",\"LTE BAND 3\",1850",
+                    model.qnwinfo_act(),
+                    self.cfg.mccmnc
+                )
+            } else {
+                model.qnwinfo_no_service().to_string()
+            }),
+            ("+QNWINFO", 't') => Reply::ok(),
+            ("+CGATT", '?') => Reply::line(format!("+CGATT: {}", u8::from(self.registered()))),
+            ("+CGATT", '=') => Reply::ok(),
+            ("+CGDCONT", '=') => {
+                let Some(cid) = self.cid_arg(arg(0)) else { return Some(Reply::error()) };
+                if self.ctx[cid].active {
+                    return Some(Reply::cme(3));
+                }
+                if args.len() == 1 {
+                    self.ctx[cid] = Ctx::fresh();
+                    return Some(Reply::ok());
+                }
+                let ctype = match arg(1).to_ascii_uppercase().as_str() {
+                    "IP" => 1,
+                    "IPV6" => 2,
+                    "IPV4V6" => 3,
+                    "PPP" | "NON-IP" => 1,
+                    _ => return Some(Reply::error()),
+                };
+                let c = &mut self.ctx[cid];
+                c.defined = true;
+                c.ctype = ctype;
+                c.apn = arg(2).to_string();
+                Reply::ok()
+            }
+            ("+CGDCONT", '?') => Reply::lines(
+                self.ctx
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, c)| c.defined)
+                    .map(|(i, c)| {
+                        let addr = if c.active { c.main_ip() } else { "0.0.0.0" };
+                        format!("+CGDCONT: {i},\"{}\",\"{}\",\"{addr}\",0,0", c.type_name(), c.apn)
+                    })
+                    .collect(),
+            ),
+            ("+QICSGP", '=') => {
+                let Some(cid) = self.cid_arg(arg(0)) else {
+                    self.ip_error = 552;
+                    return Some(Reply::error());
+                };
+                if args.len() == 1 {
+                    let c = &self.ctx[cid];
+                    return Some(Reply::line(format!(
+                        "+QICSGP: {},\"{}\",\"{}\",\"{}\",{}",
+                        c.ctype, c.apn, c.user, c.pass, c.auth
+                    )));
+                }
+                let ctype = match num(1) {
+                    Some(t @ 1..=3) => t as u8,
+                    _ => return Some(Reply::error()),
+                };
+                let auth = if args.len() > 5 {
+                    match num(5) {
+                        Some(a @ 0..=3) => a as u8,
+                        _ => return Some(Reply::error()),
+                    }
+                } else {
+                    0
+                };
+                let c = &mut self.ctx[cid];
+                c.defined = true;
+                c.ctype = ctype;
+                c.apn = arg(2).to_string();
+                c.user = arg(3).to_string();
+                c.pass = arg(4).to_string();
+                c.auth = auth;
+                Reply::ok()
+            }
+            ("+QICSGP", 't') => Reply::line(format!(
+                "+QICSGP: (1-{}),(1-3),<APN>,<username>,<password>,(0-3)",
+                model.max_cid()
+            )),
+            ("+QIACT", '=') => {
+                let Some(cid) = self.cid_arg(arg(0)) else {
+                    self.ip_error = 552;
+                    return Some(Reply::error());
+                };
+                return self.start_activation(cid as u8, false);
+            }
+            ("+QIACT", '?') => Reply::lines(
+                self.ctx
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, c)| c.active)
+                    .map(|(i, c)| match c.ctype {
+                        3 => format!("+QIACT: {i},1,3,\"{}\",\"{}\"", c.ip4, c.ip6),
+                        t => format!("+QIACT: {i},1,{t},\"{}\"", c.main_ip()),
+                    })
+                    .collect(),
+            ),
+            ("+QIACT", 't') => Reply::line(format!("+QIACT: (1-{})", model.max_cid())),
+            ("+QIDEACT", '=') => {
+                let Some(cid) = self.cid_arg(arg(0)) else {
+                    self.ip_error = 552;
+                    return Some(Reply::error());
+                };
+                self.ctx[cid].active = false;
+                self.ip_error = 0;
+                Reply::ok()
+            }
+            ("+CGACT", '=') => {
+                let state = num(0);
+                let cids: Vec<usize> = if args.len() >= 2 {
+                    match args[1..].iter().map(|a| self.cid_arg(a)).collect::<Option<Vec<_>>>() {
+                        Some(v) => v,
+                        None => return Some(Reply::error()),
+                    }
+                } else {
+                    (1..self.ctx.len()).filter(|&i| self.ctx[i].defined).collect()
+                };
+                match state {
+                    Some(0) => {
+                        for c in cids {
+                            self.ctx[c].active = false;
+                        }
+                        Reply::ok()
+                    }
+                    Some(1) => match cids.iter().find(|&&c| !self.ctx[c].active) {
+                        // Activate the first inactive one (sufficient for a mock).
+                        Some(&c) => return self.start_activation(c as u8, true),
+                        None => Reply::ok(),
+                    },
+                    _ => Reply::error(),
+                }
+            }
+            ("+CGACT", '?') => Reply::lines(
+                self.ctx
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, c)| c.defined)
+                    .map(|(i, c)| format!("+CGACT: {i},{}", u8::from(c.active)))
+                    .collect(),
+            ),
+            ("+CGPADDR", 'x' | '=') => {
+                let cids: Vec<usize> = if args.is_empty() {
+                    (1..self.ctx.len()).filter(|&i| self.ctx[i].defined).collect()
+                } else {
+                    match args.iter().map(|a| self.cid_arg(a)).collect::<Option<Vec<_>>>() {
+                        Some(v) => v,
+                        None => return Some(Reply::error()),
+                    }
+                };
+                Reply::lines(
+                    cids.into_iter()
+                        .map(|i| {
+                            let c = &self.ctx[i];
+                            match (c.active, c.ctype) {
+                                (false, _) => format!("+CGPADDR: {i}"),
+                                (true, 3) => format!("+CGPADDR: {i},\"{}\",\"{}\"", c.ip4, c.ip6),
+                                (true, _) => format!("+CGPADDR: {i},\"{}\"", c.main_ip()),
+                            }
+                        })
+                        .collect(),
+                )
+            }
+            ("+QIDNSCFG", '=') => {
+                let Some(cid) = self.cid_arg(arg(0)) else { return Some(Reply::error()) };
+                if args.len() == 1 {
+                    if !self.ctx[cid].active {
+                        return Some(Reply::error());
+                    }
+                    let (p, s) = self.ctx[cid]
+                        .dns
+                        .clone()
+                        .unwrap_or_else(|| self.cfg.dns.clone());
+                    Reply::line(format!("+QIDNSCFG: {cid},\"{p}\",\"{s}\""))
+                } else {
+                    self.ctx[cid].dns = Some((arg(1).to_string(), arg(2).to_string()));
+                    Reply::ok()
+                }
+            }
+            ("+QIGETERROR", 'x') => Reply::line(format!(
+                "+QIGETERROR: {},{}",
+                self.ip_error,
+                ip_error_text(self.ip_error)
+            )),
+            // Known commands answer their test form with OK.
+            (
+                "+CGSN" | "+GSN" | "+QCCID" | "+CIMI" | "+CGMR" | "+QGMR" | "+QIDEACT" | "+QIDNSCFG"
+                | "+CGDCONT" | "+CGACT" | "+CGPADDR" | "+QIGETERROR" | "+COPS" | "+CGATT",
+                't',
+            ) => Reply::ok(),
+            _ => Reply::error(),
+        };
+        Some(r)
+    }
+
+    fn cpin(&mut self, link: &mut dyn Link, args: &[String]) -> Reply {
+        if let Some(e) = self.sim_error(false) {
+            return Reply::cme(e);
+        }
+        match self.sim {
+            SimState::PinRequired => {
+                if args.len() != 1 {
+                    return Reply::error();
+                }
+                if Some(args[0].as_str()) == self.pin.as_deref() {
+                    self.pin_left = 3;
+                    self.unlock(link)
+                } else {
+                    self.pin_left = self.pin_left.saturating_sub(1);
+                    if self.pin_left == 0 {
+                        self.sim = SimState::PukRequired;
+                    }
+                    Reply::cme(16)
+                }
+            }
+            SimState::PukRequired => {
+                if args.len() != 2 {
+                    return Reply::cme(12);
+                }
+                if args[0] == self.cfg.puk && !args[1].is_empty() {
+                    self.pin = Some(args[1].clone());
+                    self.pin_left = 3;
+                    self.puk_left = 10;
+                    self.unlock(link)
+                } else {
+                    self.puk_left = self.puk_left.saturating_sub(1);
+                    if self.puk_left == 0 {
+                        self.sim = SimState::Failure;
+                    }
+                    Reply::cme(16)
+                }
+            }
+            _ => Reply::cme(3),
+        }
+    }
+
+    fn unlock(&mut self, _link: &mut dyn Link) -> Reply {
+        self.sim = SimState::Ready;
+        let mut r = Reply::ok();
+        r.after = self
+            .cfg
+            .model
+            .sim_ready_urcs()
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        // Registration starts once the reply and URCs are out.
+        if self.cfun == 1 {
+            self.timers.retain(|t| !matches!(t.1, Timer::RegDone));
+            self.timers.push((Instant::now(), Timer::RegStart));
+        }
+        r
+    }
+
+    fn set_cfun(&mut self, link: &mut dyn Link, fun: u8) {
+        let old = self.cfun;
+        self.cfun = fun;
+        let r = Reply::ok();
+        self.reply(link, r);
+        if fun == old {
+            return;
+        }
+        if fun != 1 {
+            self.timers.retain(|t| !matches!(t.1, Timer::RegDone));
+            self.set_reg(link, reg::NOT_REGISTERED);
+            for c in &mut self.ctx {
+                c.active = false;
+            }
+            if fun == 0 && self.pin.is_some() && self.sim == SimState::Ready {
+                // The SIM is powered down; it asks for the PIN again.
+                self.sim = SimState::PinRequired;
+            }
+        } else {
+            self.urc(link, "+CFUN: 1");
+            if old == 0 {
+                self.sim_status_urcs(link, true);
+            } else {
+                self.start_registration(link);
+            }
+        }
+    }
+
+    fn start_activation(&mut self, cid: u8, cgact: bool) -> Option<Reply> {
+        let c = &self.ctx[cid as usize];
+        if c.active && !cgact {
+            self.ip_error = 561;
+            return Some(Reply::error());
+        }
+        if !self.registered() || self.sim != SimState::Ready || self.cfun != 1 {
+            self.ip_error = 561;
+            return Some(if cgact { Reply::cme(30) } else { Reply::error() });
+        }
+        if self.cfg.pdp_time.is_zero() {
+            return Some(self.finish_activation(cid, cgact));
+        }
+        self.busy = true;
+        self.timers.push((
+            Instant::now() + self.cfg.pdp_time,
+            Timer::PdpDone { cid, reply_cgact: cgact },
+        ));
+        None
+    }
+
+    fn finish_activation(&mut self, cid: u8, cgact: bool) -> Reply {
+        if let Some(code) = self.cfg.pdp_fail {
+            self.ip_error = code;
+            return if cgact { Reply::cme(30) } else { Reply::error() };
+        }
+        if !self.registered() {
+            self.ip_error = 561;
+            return if cgact { Reply::cme(30) } else { Reply::error() };
+        }
+        self.activations += 1;
+        let n = self.activations;
+        let c = &mut self.ctx[cid as usize];
+        c.defined = true;
+        c.active = true;
+        c.ip4 = format!("10.{}.{}.{}", 64 + cid, (n / 250) % 250, n % 250 + 1);
+        c.ip6 = format!("2001:db8::{cid:x}:{n:x}");
+        self.ip_error = 0;
+        Reply::ok()
+    }
+}

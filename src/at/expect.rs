@@ -1,0 +1,195 @@
+//! What the command in flight expects back: shared between the command side and the digester.
+//!
+//! The digester has to tell a solicited information line from a URC that looks the same
+//! (`+CPIN: READY` is both the answer to `AT+CPIN?` and a URC), recognise the `> ` prompt only when
+//! a command asked for it, and know when a line announces a binary payload. The command side
+//! publishes an [`Expect`] before it writes a command; the digester reads it.
+
+use core::cell::Cell;
+
+use embassy_sync::blocking_mutex::{Mutex, raw::CriticalSectionRawMutex};
+
+/// The shape of the information lines a command answers with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Info {
+    /// No information lines: only a final result code (e.g. `ATE0`).
+    None,
+    /// Lines that start with the command's prefix (e.g. `+CSQ: 15,3`).
+    Prefixed,
+    /// Lines without a prefix (e.g. the IMEI from `AT+CGSN`, the three lines of `ATI`).
+    Bare,
+}
+
+/// Whether a response carries a length-prefixed binary payload.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Payload {
+    /// Text only.
+    None,
+    /// `<prefix> <n>\r\n` followed by exactly `n` raw bytes (`+QIRD: <n>`, `+QSSLRECV: <n>`).
+    /// The header line must hold a single decimal number for a payload to follow.
+    LengthPrefixed,
+}
+
+/// What the command in flight expects back.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Expect {
+    /// Prefix of the information lines including the colon (`b"+CSQ:"`); empty for bare lines.
+    pub prefix: &'static [u8],
+    /// Shape of the information lines.
+    pub info: Info,
+    /// Whether a binary payload may follow the prefixed header line.
+    pub payload: Payload,
+    /// Whether the command answers with the `> ` data prompt before its final result.
+    pub prompt: bool,
+}
+
+impl Expect {
+    /// A command that answers only with a final result code.
+    pub const NONE: Expect = Expect {
+        prefix: b"",
+        info: Info::None,
+        payload: Payload::None,
+        prompt: false,
+    };
+
+    /// A command whose information lines carry `prefix` (with the colon, e.g. `b"+CSQ:"`).
+    pub const fn prefixed(prefix: &'static [u8]) -> Expect {
+        Expect {
+            prefix,
+            info: Info::Prefixed,
+            payload: Payload::None,
+            prompt: false,
+        }
+    }
+
+    /// A command whose information lines have no prefix.
+    pub const BARE: Expect = Expect {
+        prefix: b"",
+        info: Info::Bare,
+        payload: Payload::None,
+        prompt: false,
+    };
+
+    /// A command answering `<prefix> <n>\r\n<n bytes>` (e.g. `b"+QIRD:"`).
+    pub const fn payload(prefix: &'static [u8]) -> Expect {
+        Expect {
+            prefix,
+            info: Info::Prefixed,
+            payload: Payload::LengthPrefixed,
+            prompt: false,
+        }
+    }
+
+    /// A command that answers with the `> ` prompt first.
+    pub const PROMPT: Expect = Expect {
+        prefix: b"",
+        info: Info::None,
+        payload: Payload::None,
+        prompt: true,
+    };
+}
+
+/// Counters kept by the digester: what it skipped or could not deliver.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct DigestStats {
+    /// Lines that were neither a response, a URC nor an echo (noise on the UART).
+    pub garbage_lines: u32,
+    /// URCs with a prefix the driver does not know (delivered as [`Urc::Unknown`](crate::at::urc::Urc::Unknown)).
+    pub unknown_urcs: u32,
+    /// Command echo lines skipped.
+    pub echo_lines: u32,
+    /// Responses larger than the ingress buffer (delivered as [`Error::Overflow`](crate::Error::Overflow)).
+    pub overflows: u32,
+    /// Final result codes that arrived with no command in flight.
+    pub unsolicited_finals: u32,
+    /// URCs that arrived inside a response and were delivered after it.
+    pub deferred_urcs: u32,
+    /// Bytes discarded while resynchronising (over-long lines, overflowed responses).
+    pub discarded_bytes: u32,
+}
+
+#[derive(Clone, Copy)]
+struct Pending {
+    expect: Option<Expect>,
+    completed: u32,
+    stats: DigestStats,
+}
+
+/// Shared between the command side (writer) and the digester (reader). Lives in `Resources`.
+pub struct ExpectCell {
+    inner: Mutex<CriticalSectionRawMutex, Cell<Pending>>,
+}
+
+impl Default for ExpectCell {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ExpectCell {
+    /// A cell with no command in flight.
+    pub const fn new() -> Self {
+        Self {
+            inner: Mutex::new(Cell::new(Pending {
+                expect: None,
+                completed: 0,
+                stats: DigestStats {
+                    garbage_lines: 0,
+                    unknown_urcs: 0,
+                    echo_lines: 0,
+                    overflows: 0,
+                    unsolicited_finals: 0,
+                    deferred_urcs: 0,
+                    discarded_bytes: 0,
+                },
+            })),
+        }
+    }
+
+    fn update<R>(&self, f: impl FnOnce(&mut Pending) -> R) -> R {
+        self.inner.lock(|c| {
+            let mut p = c.get();
+            let r = f(&mut p);
+            c.set(p);
+            r
+        })
+    }
+
+    /// Marks a command as in flight (called just before it is written).
+    pub fn begin(&self, expect: Expect) {
+        self.update(|p| p.expect = Some(expect));
+    }
+
+    /// The command in flight, if any.
+    pub fn current(&self) -> Option<Expect> {
+        self.inner.lock(|c| c.get().expect)
+    }
+
+    /// Marks the command in flight as finished (called by the digester on a final result code,
+    /// and by the command side when it gives up after a reboot).
+    pub fn complete(&self) {
+        self.update(|p| {
+            if p.expect.take().is_some() {
+                p.completed = p.completed.wrapping_add(1);
+            }
+        });
+    }
+
+    /// How many commands have completed so far (wraps).
+    pub fn completed(&self) -> u32 {
+        self.inner.lock(|c| c.get().completed)
+    }
+
+    /// A snapshot of the digester's counters.
+    pub fn stats(&self) -> DigestStats {
+        self.inner.lock(|c| c.get().stats)
+    }
+
+    pub(crate) fn count(&self, f: impl FnOnce(&mut DigestStats)) {
+        self.update(|p| f(&mut p.stats));
+    }
+}

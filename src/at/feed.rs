@@ -1,0 +1,77 @@
+//! A minimal ingress loop around the [`Digester`](super::Digester), without atat's channels.
+//!
+//! It mirrors what `atat::Ingress` does with a digester (append, digest until nothing is
+//! consumed, shift) and hands each event to a closure. Tests, benchmarks and fuzz targets use it
+//! to drive the digester alone; the driver itself uses `atat::Ingress`.
+
+use atat::InternalError;
+use atat::digest::{DigestResult, Digester as _};
+
+use super::Digester;
+
+/// One thing the digester delivered.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Event<'b> {
+    /// An unsolicited result code (its line, trimmed).
+    Urc(&'b [u8]),
+    /// A command's response.
+    Response(Result<&'b [u8], InternalError<'b>>),
+    /// The data prompt.
+    Prompt,
+}
+
+/// A fixed-size ingress buffer and a digester.
+pub struct Feeder<'a, const N: usize> {
+    buf: [u8; N],
+    len: usize,
+    digester: Digester<'a>,
+}
+
+impl<'a, const N: usize> Feeder<'a, N> {
+    /// A feeder whose digester reads the command in flight from `shared`.
+    pub fn new(shared: &'a super::ExpectCell) -> Self {
+        Self {
+            buf: [0; N],
+            len: 0,
+            digester: Digester::new(shared, N),
+        }
+    }
+
+    /// Bytes waiting in the buffer.
+    pub fn buffered(&self) -> usize {
+        self.len
+    }
+
+    /// Feeds `bytes`, calling `on` for every event. Returns an error if the digester left the
+    /// buffer full without consuming anything (a digester bug; never expected).
+    pub fn feed(&mut self, mut bytes: &[u8], mut on: impl FnMut(Event<'_>)) -> Result<(), ()> {
+        while !bytes.is_empty() {
+            let room = N - self.len;
+            if room == 0 {
+                return Err(());
+            }
+            let n = room.min(bytes.len());
+            self.buf[self.len..self.len + n].copy_from_slice(&bytes[..n]);
+            self.len += n;
+            bytes = &bytes[n..];
+            while self.len > 0 {
+                let (result, used) = self.digester.digest(&self.buf[..self.len]);
+                if used > self.len {
+                    return Err(());
+                }
+                match result {
+                    DigestResult::None => {}
+                    DigestResult::Urc(u) => on(Event::Urc(u)),
+                    DigestResult::Response(r) => on(Event::Response(r)),
+                    DigestResult::Prompt(_) => on(Event::Prompt),
+                }
+                if used == 0 {
+                    break;
+                }
+                self.buf.copy_within(used..self.len, 0);
+                self.len -= used;
+            }
+        }
+        Ok(())
+    }
+}

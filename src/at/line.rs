@@ -1,0 +1,313 @@
+//! Line classification shared by the digester and the response parsers.
+//!
+//! Both sides must agree on which line is a URC, which is an echo, which is noise and which is
+//! an information line of the command in flight; this module is the single place that decides.
+
+use crate::at::expect::{Expect, Info};
+use crate::error::{CmeError, trim_ascii};
+
+/// A final result code: it ends a command's response.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Final {
+    /// `OK`
+    Ok,
+    /// `CONNECT` (the port enters data mode, e.g. `AT+QFUPL`)
+    Connect,
+    /// `SEND OK`
+    SendOk,
+    /// `ERROR`
+    Error,
+    /// `+CME ERROR: <n>` or its verbose form
+    Cme(CmeError),
+    /// `+CMS ERROR: <n>`
+    Cms(u16),
+    /// `SEND FAIL`
+    SendFail,
+    /// `NO CARRIER`, `BUSY`, `NO ANSWER`, `NO DIALTONE`
+    NoCarrier,
+}
+
+impl Final {
+    /// Whether the command succeeded.
+    pub fn is_success(self) -> bool {
+        matches!(self, Final::Ok | Final::Connect | Final::SendOk)
+    }
+
+    /// The error this final code stands for, if it is one.
+    pub fn into_error(self) -> Option<crate::Error> {
+        Some(match self {
+            Final::Ok | Final::Connect | Final::SendOk => return None,
+            Final::Error => crate::Error::Error,
+            Final::Cme(e) => crate::Error::Cme(e),
+            Final::Cms(c) => crate::Error::Cms(c),
+            Final::SendFail => crate::Error::SendFail,
+            Final::NoCarrier => crate::Error::NoCarrier,
+        })
+    }
+}
+
+fn parse_u16(s: &[u8]) -> Option<u16> {
+    if s.is_empty() || s.len() > 5 {
+        return None;
+    }
+    let mut v: u32 = 0;
+    for &b in s {
+        if !b.is_ascii_digit() {
+            return None;
+        }
+        v = v * 10 + u32::from(b - b'0');
+    }
+    u16::try_from(v).ok()
+}
+
+/// Recognises a final result code. `line` must be trimmed; the match is exact and case-sensitive,
+/// so noise such as `ERrOR` is not taken for `ERROR`.
+pub fn parse_final(line: &[u8]) -> Option<Final> {
+    Some(match line {
+        b"OK" => Final::Ok,
+        b"ERROR" => Final::Error,
+        b"CONNECT" => Final::Connect,
+        b"SEND OK" => Final::SendOk,
+        b"SEND FAIL" => Final::SendFail,
+        b"NO CARRIER" | b"BUSY" | b"NO ANSWER" | b"NO DIALTONE" => Final::NoCarrier,
+        _ => {
+            if let Some(rest) = line.strip_prefix(b"+CME ERROR:") {
+                let rest = trim_ascii(rest);
+                if rest.is_empty() {
+                    return None;
+                }
+                match parse_u16(rest) {
+                    Some(code) => Final::Cme(CmeError(code)),
+                    None if rest[0].is_ascii_digit() => return None,
+                    None => Final::Cme(CmeError::from_verbose(rest)),
+                }
+            } else if let Some(rest) = line.strip_prefix(b"+CMS ERROR:") {
+                Final::Cms(parse_u16(trim_ascii(rest))?)
+            } else if let Some(rest) = line.strip_prefix(b"CONNECT ") {
+                parse_u16(rest)?;
+                Final::Connect
+            } else {
+                return None;
+            }
+        }
+    })
+}
+
+/// URCs without a `+XXX:` prefix.
+pub const BARE_URCS: &[&[u8]] = &[
+    b"RDY",
+    b"APP RDY",
+    b"POWERED DOWN",
+    b"NORMAL POWER DOWN",
+    b"PSM POWER DOWN",
+    b"RING",
+];
+
+/// Prefixes that are both URCs and answers to a read command; the shape decides.
+const REGISTRATION_PREFIXES: &[&[u8]] = &[b"+CREG:", b"+CGREG:", b"+CEREG:"];
+
+/// What a (trimmed) line is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum LineClass {
+    /// Empty.
+    Blank,
+    /// The echo of a command (`AT...`).
+    Echo,
+    /// A final result code.
+    Final(Final),
+    /// An unsolicited result code.
+    Urc,
+    /// An information line of the command in flight.
+    Info,
+    /// Noise: not a response, not a URC.
+    Garbage,
+}
+
+/// The `+XXX:` prefix of a line, with the colon, if it has one. A space before the colon is
+/// tolerated (`+QSIMSTAT : 1,0` in one manual) and not part of the returned prefix.
+pub fn prefix_of(line: &[u8]) -> Option<&[u8]> {
+    if line.first() != Some(&b'+') {
+        return None;
+    }
+    let colon = line.iter().position(|&b| b == b':')?;
+    let name = &line[1..colon];
+    let name_end = name
+        .iter()
+        .rposition(|&b| b != b' ')
+        .map(|i| i + 1)
+        .unwrap_or(0);
+    if name_end == 0 || !name[..name_end].iter().all(|b| b.is_ascii_alphanumeric()) {
+        return None;
+    }
+    Some(&line[..colon + 1])
+}
+
+/// Compares a line's prefix with an expected one (`+CSQ:`), tolerating a space before the colon.
+pub fn has_prefix(line: &[u8], prefix: &[u8]) -> bool {
+    match prefix_of(line) {
+        Some(p) => {
+            let name = &p[..p.len() - 1];
+            let name = trim_ascii(name);
+            prefix.len() > 1 && name == &prefix[..prefix.len() - 1]
+        }
+        None => false,
+    }
+}
+
+/// The text after a line's prefix, without leading spaces.
+pub fn after_prefix(line: &[u8]) -> &[u8] {
+    match line.iter().position(|&b| b == b':') {
+        Some(i) => trim_ascii(&line[i + 1..]),
+        None => line,
+    }
+}
+
+fn is_printable(line: &[u8]) -> bool {
+    line.iter().all(|&b| b == b'\t' || (b >= 0x20 && b != 0x7f))
+}
+
+/// A `+CxREG:` line is a read response when its second field is a bare integer (`<n>,<stat>`);
+/// the URC has `<stat>` first and a quoted location second, or a single field.
+fn looks_like_registration_read(line: &[u8]) -> bool {
+    let rest = after_prefix(line);
+    let mut fields = rest.split(|&b| b == b',');
+    let first = fields.next().map(trim_ascii).unwrap_or(b"");
+    let second = fields.next().map(trim_ascii);
+    match second {
+        Some(s) => {
+            !first.is_empty()
+                && first.iter().all(u8::is_ascii_digit)
+                && !s.is_empty()
+                && s.iter().all(u8::is_ascii_digit)
+        }
+        None => false,
+    }
+}
+
+/// Classifies a trimmed line.
+///
+/// `expect` is the command in flight (if any); `in_response` tells whether information lines of
+/// that command have already been seen (an echo can only come before them).
+pub fn classify(line: &[u8], expect: Option<&Expect>, in_response: bool) -> LineClass {
+    if line.is_empty() {
+        return LineClass::Blank;
+    }
+    if !is_printable(line) {
+        return LineClass::Garbage;
+    }
+    if let Some(f) = parse_final(line) {
+        return LineClass::Final(f);
+    }
+    if !in_response && line.len() >= 2 && line[..2].eq_ignore_ascii_case(b"AT") {
+        return LineClass::Echo;
+    }
+    if BARE_URCS.contains(&line) {
+        return LineClass::Urc;
+    }
+    if let Some(expect) = expect {
+        if expect.info == Info::Prefixed && has_prefix(line, expect.prefix) {
+            if REGISTRATION_PREFIXES.contains(&expect.prefix) && !looks_like_registration_read(line)
+            {
+                return LineClass::Urc;
+            }
+            return LineClass::Info;
+        }
+    }
+    if line[0] == b'+' {
+        return if prefix_of(line).is_some() {
+            LineClass::Urc
+        } else {
+            LineClass::Garbage
+        };
+    }
+    match expect {
+        Some(e) if e.info == Info::Bare => LineClass::Info,
+        _ => LineClass::Garbage,
+    }
+}
+
+/// If `line` is the header of a length-prefixed payload for `expect` (`+QIRD: 5`), the length.
+pub fn payload_len(line: &[u8], expect: &Expect) -> Option<usize> {
+    if expect.payload != crate::at::expect::Payload::LengthPrefixed || !has_prefix(line, expect.prefix)
+    {
+        return None;
+    }
+    let rest = after_prefix(line);
+    if rest.is_empty() || rest.len() > 5 || !rest.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    parse_u16(rest).map(usize::from)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finals() {
+        assert_eq!(parse_final(b"OK"), Some(Final::Ok));
+        assert_eq!(parse_final(b"ERROR"), Some(Final::Error));
+        assert_eq!(parse_final(b"ERrOR"), None);
+        assert_eq!(parse_final(b"OK "), None);
+        assert_eq!(parse_final(b"+CME ERROR: 10"), Some(Final::Cme(CmeError(10))));
+        assert_eq!(
+            parse_final(b"+CME ERROR: SIM not inserted"),
+            Some(Final::Cme(CmeError(10)))
+        );
+        assert_eq!(
+            parse_final(b"+CME ERROR: operation not allowed"),
+            Some(Final::Cme(CmeError(3)))
+        );
+        assert_eq!(parse_final(b"+CME ERROR: 12x"), None);
+        assert_eq!(parse_final(b"+CME ERROR:"), None);
+        assert_eq!(parse_final(b"+CMS ERROR: 302"), Some(Final::Cms(302)));
+        assert_eq!(parse_final(b"SEND FAIL"), Some(Final::SendFail));
+        assert_eq!(parse_final(b"CONNECT 10"), Some(Final::Connect));
+        assert_eq!(parse_final(b"CONNECT x"), None);
+    }
+
+    #[test]
+    fn registration_disambiguation() {
+        let e = Expect::prefixed(b"+CREG:");
+        assert_eq!(classify(b"+CREG: 2,1", Some(&e), false), LineClass::Info);
+        assert_eq!(
+            classify(b"+CREG: 2,1,\"D509\",\"80D413D\",7", Some(&e), false),
+            LineClass::Info
+        );
+        assert_eq!(classify(b"+CREG: 1", Some(&e), false), LineClass::Urc);
+        assert_eq!(
+            classify(b"+CREG: 1,\"D509\",\"80D413D\",7", Some(&e), false),
+            LineClass::Urc
+        );
+        assert_eq!(classify(b"+CREG: 2,1", None, false), LineClass::Urc);
+    }
+
+    #[test]
+    fn urc_vs_info() {
+        let cpin = Expect::prefixed(b"+CPIN:");
+        assert_eq!(classify(b"+CPIN: READY", Some(&cpin), false), LineClass::Info);
+        assert_eq!(classify(b"+CPIN: READY", None, false), LineClass::Urc);
+        let csq = Expect::prefixed(b"+CSQ:");
+        assert_eq!(classify(b"+QIURC: \"recv\",0", Some(&csq), true), LineClass::Urc);
+        assert_eq!(classify(b"RDY", Some(&csq), true), LineClass::Urc);
+        assert_eq!(classify(b"ERrOR", Some(&csq), true), LineClass::Garbage);
+        assert_eq!(classify(b"ERrOR", Some(&Expect::BARE), true), LineClass::Info);
+        assert_eq!(classify(b"AT+CSQ", Some(&csq), false), LineClass::Echo);
+        assert_eq!(classify(b"\x01\x02", None, false), LineClass::Garbage);
+        assert_eq!(classify(b"+QSIMSTAT : 1,0", None, false), LineClass::Urc);
+        assert_eq!(classify(b"+FOO: 1", None, false), LineClass::Urc);
+        assert_eq!(classify(b"+ +", None, false), LineClass::Garbage);
+    }
+
+    #[test]
+    fn payload_header() {
+        let e = Expect::payload(b"+QIRD:");
+        assert_eq!(payload_len(b"+QIRD: 5", &e), Some(5));
+        assert_eq!(payload_len(b"+QIRD: 0", &e), Some(0));
+        assert_eq!(payload_len(b"+QIRD: 3615,3529,86", &e), None);
+        assert_eq!(payload_len(b"+QIRD: 99999999", &e), None);
+        assert_eq!(payload_len(b"+QIRD: 5", &Expect::prefixed(b"+QIRD:")), None);
+    }
+}

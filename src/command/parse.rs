@@ -1,0 +1,111 @@
+//! nom 8 building blocks for Quectel parameter lists (`1,"IP","internet",0`).
+//!
+//! All parsers work on complete lines (`nom::*::complete`), never panic, and reject trailing
+//! garbage when used through [`all`].
+
+use nom::{
+    IResult, Parser,
+    branch::alt,
+    bytes::complete::{tag, take_while, take_while1},
+    character::complete::{char, digit1, space0},
+    combinator::{map_res, opt, recognize},
+    sequence::{delimited, preceded},
+};
+
+use crate::Error;
+
+/// A double-quoted string without escapes (Quectel has none); returns the text between quotes.
+pub fn quoted(i: &[u8]) -> IResult<&[u8], &[u8]> {
+    delimited(char('"'), take_while(|b| b != b'"'), char('"')).parse(i)
+}
+
+/// A quoted string as `&str` (ASCII/UTF-8 checked).
+pub fn quoted_str(i: &[u8]) -> IResult<&[u8], &str> {
+    map_res(quoted, core::str::from_utf8).parse(i)
+}
+
+/// An unsigned decimal integer fitting `u32`.
+pub fn uint(i: &[u8]) -> IResult<&[u8], u32> {
+    map_res(digit1, |d: &[u8]| {
+        core::str::from_utf8(d)
+            .map_err(|_| ())
+            .and_then(|s| s.parse::<u32>().map_err(|_| ()))
+    })
+    .parse(i)
+}
+
+/// A signed decimal integer fitting `i32`.
+pub fn int(i: &[u8]) -> IResult<&[u8], i32> {
+    map_res(recognize((opt(char('-')), digit1)), |d: &[u8]| {
+        core::str::from_utf8(d)
+            .map_err(|_| ())
+            .and_then(|s| s.parse::<i32>().map_err(|_| ()))
+    })
+    .parse(i)
+}
+
+/// A field separator: a comma with optional spaces around it.
+pub fn comma(i: &[u8]) -> IResult<&[u8], ()> {
+    let (i, _) = (space0, char(','), space0).parse(i)?;
+    Ok((i, ()))
+}
+
+/// `, <p>` — a following field.
+pub fn next<'a, O, P>(p: P) -> impl Parser<&'a [u8], Output = O, Error = nom::error::Error<&'a [u8]>>
+where
+    P: Parser<&'a [u8], Output = O, Error = nom::error::Error<&'a [u8]>>,
+{
+    preceded(comma, p)
+}
+
+/// An unquoted token up to the next comma (e.g. an unquoted operator code).
+pub fn bare(i: &[u8]) -> IResult<&[u8], &[u8]> {
+    take_while1(|b| b != b',' && b != b'"').parse(i)
+}
+
+/// A field that may be quoted or not (`"46011"` or `46011`).
+pub fn maybe_quoted(i: &[u8]) -> IResult<&[u8], &[u8]> {
+    alt((quoted, bare)).parse(i)
+}
+
+/// Runs `p` over the whole input (trailing spaces allowed); anything left over is
+/// [`Error::Parse`].
+pub fn all<'a, O, P>(mut p: P, input: &'a [u8]) -> Result<O, Error>
+where
+    P: Parser<&'a [u8], Output = O, Error = nom::error::Error<&'a [u8]>>,
+{
+    match p.parse(input) {
+        Ok((rest, out)) => {
+            let (rest, _) = space0::<_, nom::error::Error<&[u8]>>(rest).map_err(|_| Error::Parse)?;
+            if rest.is_empty() { Ok(out) } else { Err(Error::Parse) }
+        }
+        Err(_) => Err(Error::Parse),
+    }
+}
+
+/// Matches an exact tag (re-exported for command modules).
+pub fn lit<'a>(t: &'static [u8]) -> impl Parser<&'a [u8], Output = &'a [u8], Error = nom::error::Error<&'a [u8]>> {
+    tag(t)
+}
+
+/// Copies text into a bounded `heapless::String`; too long is [`Error::Overflow`].
+pub fn to_string<const N: usize>(s: &[u8]) -> Result<heapless::String<N>, Error> {
+    let s = core::str::from_utf8(s).map_err(|_| Error::Parse)?;
+    heapless::String::try_from(s).map_err(|_| Error::Overflow)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fields() {
+        let r = all((uint, next(quoted_str), next(int)), b"1,\"IP\",-52").unwrap();
+        assert_eq!(r, (1, "IP", -52));
+        assert_eq!(all(uint, b"1x"), Err(Error::Parse));
+        assert_eq!(all(uint, b"99999999999"), Err(Error::Parse));
+        assert_eq!(all(maybe_quoted, b"46011").unwrap(), b"46011");
+        assert_eq!(all(maybe_quoted, b"\"46011\"").unwrap(), b"46011");
+        assert_eq!(all(quoted, b"\"unterminated"), Err(Error::Parse));
+    }
+}

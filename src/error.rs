@@ -1,0 +1,200 @@
+//! Errors returned by the driver.
+
+use core::fmt;
+
+/// A `+CME ERROR` code (3GPP TS 27.007 §9.2 and Quectel's extensions).
+///
+/// Verbose forms (`AT+CMEE=2`, e.g. `+CME ERROR: SIM not inserted`) are mapped back to their numeric
+/// code; a verbose text the driver does not know becomes [`CmeError::UNKNOWN`].
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct CmeError(pub u16);
+
+impl CmeError {
+    /// 3: operation not allowed.
+    pub const NOT_ALLOWED: Self = Self(3);
+    /// 4: operation not supported.
+    pub const NOT_SUPPORTED: Self = Self(4);
+    /// 10: (U)SIM not inserted.
+    pub const SIM_NOT_INSERTED: Self = Self(10);
+    /// 11: (U)SIM PIN required.
+    pub const SIM_PIN_REQUIRED: Self = Self(11);
+    /// 12: (U)SIM PUK required.
+    pub const SIM_PUK_REQUIRED: Self = Self(12);
+    /// 13: (U)SIM failure.
+    pub const SIM_FAILURE: Self = Self(13);
+    /// 14: (U)SIM busy.
+    pub const SIM_BUSY: Self = Self(14);
+    /// 15: (U)SIM wrong.
+    pub const SIM_WRONG: Self = Self(15);
+    /// 16: incorrect password (wrong PIN or PUK).
+    pub const INCORRECT_PASSWORD: Self = Self(16);
+    /// 30: no network service.
+    pub const NO_NETWORK_SERVICE: Self = Self(30);
+    /// 100: unknown error (also used for verbose texts this driver does not recognise).
+    pub const UNKNOWN: Self = Self(100);
+
+    /// A short English description of the code, if known.
+    pub fn description(self) -> Option<&'static str> {
+        CME_TEXTS
+            .iter()
+            .find(|(code, _)| *code == self.0)
+            .map(|(_, text)| *text)
+    }
+
+    /// Maps a verbose `+CME ERROR` text (as printed with `AT+CMEE=2`) to its code, ignoring case
+    /// and a leading `(U)`.
+    pub fn from_verbose(text: &[u8]) -> Self {
+        let text = trim_ascii(text);
+        let text = text.strip_prefix(b"(U)").unwrap_or(text);
+        for (code, known) in CME_TEXTS {
+            if text.eq_ignore_ascii_case(known.as_bytes()) {
+                return Self(*code);
+            }
+        }
+        // Firmware variants seen in logs.
+        for (code, known) in CME_ALIASES {
+            if text.eq_ignore_ascii_case(known.as_bytes()) {
+                return Self(*code);
+            }
+        }
+        Self::UNKNOWN
+    }
+}
+
+const CME_TEXTS: &[(u16, &str)] = &[
+    (0, "phone failure"),
+    (1, "no connection to phone"),
+    (2, "phone-adaptor link reserved"),
+    (3, "operation not allowed"),
+    (4, "operation not supported"),
+    (5, "PH-SIM PIN required"),
+    (10, "SIM not inserted"),
+    (11, "SIM PIN required"),
+    (12, "SIM PUK required"),
+    (13, "SIM failure"),
+    (14, "SIM busy"),
+    (15, "SIM wrong"),
+    (16, "incorrect password"),
+    (17, "SIM PIN2 required"),
+    (18, "SIM PUK2 required"),
+    (20, "memory full"),
+    (21, "invalid index"),
+    (22, "not found"),
+    (23, "memory failure"),
+    (24, "text string too long"),
+    (30, "no network service"),
+    (31, "network timeout"),
+    (32, "network not allowed - emergency calls only"),
+    (100, "unknown"),
+];
+
+const CME_ALIASES: &[(u16, &str)] = &[
+    (10, "SIM not inserted."),
+    (32, "network not allowed – emergency calls only"),
+    (50, "incorrect parameters"),
+];
+
+impl fmt::Debug for CmeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.description() {
+            Some(text) => write!(f, "CmeError({}: {})", self.0, text),
+            None => write!(f, "CmeError({})", self.0),
+        }
+    }
+}
+
+/// Everything that can go wrong talking to the modem.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum Error {
+    /// No final result code arrived within the command's maximum response time.
+    Timeout,
+    /// Writing to the UART failed or timed out.
+    Write,
+    /// Reading from the UART failed.
+    Read,
+    /// The modem answered `ERROR` (use `AT+QIGETERROR` for socket commands).
+    Error,
+    /// The modem answered `+CME ERROR: <code>`.
+    Cme(CmeError),
+    /// The modem answered `+CMS ERROR: <code>`.
+    Cms(u16),
+    /// The modem answered `NO CARRIER`, `BUSY`, `NO ANSWER` or `NO DIALTONE`.
+    NoCarrier,
+    /// The modem answered `SEND FAIL` (its send buffer is full).
+    SendFail,
+    /// The response did not have the shape the command expects.
+    Parse,
+    /// A bounded buffer was too small: a command line longer than the command buffer, or a
+    /// response longer than the ingress buffer. Nothing was truncated silently.
+    Overflow,
+    /// An argument cannot be sent (e.g. a string containing `"` or a control character).
+    InvalidArgument,
+    /// The modem rebooted (`RDY`) while the operation was waiting.
+    Rebooted,
+    /// The modem did not answer `AT` during start-up.
+    NotResponding,
+    /// The operation needs a state the modem is not in (e.g. PIN entry without a PIN request).
+    InvalidState,
+    /// The caller gave a value outside the range the modem model accepts.
+    OutOfRange,
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Timeout => f.write_str("timed out waiting for the modem"),
+            Error::Write => f.write_str("UART write failed"),
+            Error::Read => f.write_str("UART read failed"),
+            Error::Error => f.write_str("modem answered ERROR"),
+            Error::Cme(e) => write!(f, "modem answered {e:?}"),
+            Error::Cms(code) => write!(f, "modem answered +CMS ERROR: {code}"),
+            Error::NoCarrier => f.write_str("modem answered NO CARRIER"),
+            Error::SendFail => f.write_str("modem answered SEND FAIL"),
+            Error::Parse => f.write_str("unexpected response from the modem"),
+            Error::Overflow => f.write_str("buffer too small"),
+            Error::InvalidArgument => f.write_str("invalid argument"),
+            Error::Rebooted => f.write_str("the modem rebooted"),
+            Error::NotResponding => f.write_str("the modem does not respond"),
+            Error::InvalidState => f.write_str("the modem is not in the required state"),
+            Error::OutOfRange => f.write_str("value out of range for this modem"),
+        }
+    }
+}
+
+impl core::error::Error for Error {}
+
+impl embedded_io::Error for Error {
+    fn kind(&self) -> embedded_io::ErrorKind {
+        use embedded_io::ErrorKind;
+        match self {
+            Error::Timeout => ErrorKind::TimedOut,
+            Error::Parse => ErrorKind::InvalidData,
+            Error::InvalidArgument | Error::OutOfRange => ErrorKind::InvalidInput,
+            Error::Overflow => ErrorKind::OutOfMemory,
+            Error::NoCarrier => ErrorKind::ConnectionReset,
+            Error::Rebooted => ErrorKind::ConnectionAborted,
+            _ => ErrorKind::Other,
+        }
+    }
+}
+
+pub(crate) fn trim_ascii(mut s: &[u8]) -> &[u8] {
+    while let [first, rest @ ..] = s {
+        if first.is_ascii_whitespace() {
+            s = rest;
+        } else {
+            break;
+        }
+    }
+    while let [rest @ .., last] = s {
+        if last.is_ascii_whitespace() {
+            s = rest;
+        } else {
+            break;
+        }
+    }
+    s
+}

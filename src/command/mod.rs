@@ -8,7 +8,11 @@ use crate::Error;
 use crate::at::expect::Expect;
 use crate::at::response::Response;
 
+pub mod general;
+pub mod network;
 pub mod parse;
+pub mod pdp;
+pub mod sim;
 
 /// A typed AT command.
 pub trait Command {

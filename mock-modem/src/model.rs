@@ -137,7 +137,12 @@ impl Model {
         match self.family() {
             Family::Bg96 => &["+CPIN: READY", "+QUSIM: 1", "+QIND: SMS DONE"],
             Family::Bg9x => &["+CPIN: READY", "+QIND: SMS DONE"],
-            Family::Ec2x => &["+CPIN: READY", "+QUSIM: 1", "+QIND: PB DONE", "+QIND: SMS DONE"],
+            Family::Ec2x => &[
+                "+CPIN: READY",
+                "+QUSIM: 1",
+                "+QIND: PB DONE",
+                "+QIND: SMS DONE",
+            ],
         }
     }
 

@@ -7,9 +7,9 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crate::link::{frame, frame_response, HostLine, LineAssembler, Link, Output, Pacing, Recv};
-use crate::model::{cme_text, ip_error_text, Model};
-use crate::pipe::{duplex, HostRx, HostTx, Wire};
+use crate::link::{HostLine, LineAssembler, Link, Output, Pacing, Recv, frame, frame_response};
+use crate::model::{Model, cme_text, ip_error_text};
+use crate::pipe::{HostRx, HostTx, Wire, duplex};
 
 /// SIM card condition at power-on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -136,6 +136,9 @@ impl MockModem {
         self.sim = state;
         if state == SimState::PinRequired && self.pin.is_none() {
             self.pin = Some("1234".into());
+        }
+        if state == SimState::Busy && self.sim_busy.is_zero() {
+            self.sim_busy = Duration::from_secs(1);
         }
         self
     }
@@ -332,7 +335,9 @@ pub struct ModemHandle {
 
 impl fmt::Debug for ModemHandle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ModemHandle").field("state", &self.state()).finish()
+        f.debug_struct("ModemHandle")
+            .field("state", &self.state())
+            .finish()
     }
 }
 
@@ -383,7 +388,10 @@ impl ModemHandle {
     }
     /// Current state snapshot.
     pub fn state(&self) -> ModemState {
-        self.shared.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.shared
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
     /// Command lines received so far.
     pub fn commands(&self) -> Vec<String> {
@@ -444,7 +452,11 @@ impl Ctx {
         }
     }
     fn main_ip(&self) -> &str {
-        if self.ctype == 2 { &self.ip6 } else { &self.ip4 }
+        if self.ctype == 2 {
+            &self.ip6
+        } else {
+            &self.ip4
+        }
     }
 }
 
@@ -493,6 +505,7 @@ impl Reply {
 enum Timer {
     Boot,
     SimBusyEnd,
+    RegStart,
     RegDone,
     PdpDone { cid: u8, reply_cgact: bool },
 }
@@ -526,6 +539,7 @@ struct Engine {
     ip_error: u16,
     timers: Vec<(Instant, Timer)>,
     busy: bool,
+    sim_busy_saved: Option<SimState>,
     lines: LineAssembler,
     queue: VecDeque<HostLine>,
     log: Vec<String>,
@@ -573,6 +587,7 @@ impl Engine {
             ip_error: 0,
             timers: Vec::new(),
             busy: false,
+            sim_busy_saved: None,
             lines: LineAssembler::default(),
             queue: VecDeque::new(),
             log: Vec::new(),
@@ -617,10 +632,11 @@ impl Engine {
             match link.recv(&mut buf, wait) {
                 Recv::Data(n) => {
                     for &b in &buf[..n] {
-                        if let Some(l) = self.lines.push(b) {
-                            if self.powered && self.queue.len() < MAX_QUEUED_LINES {
-                                self.queue.push_back(l);
-                            }
+                        if let Some(l) = self.lines.push(b)
+                            && self.powered
+                            && self.queue.len() < MAX_QUEUED_LINES
+                        {
+                            self.queue.push_back(l);
                         }
                     }
                 }
@@ -707,7 +723,8 @@ impl Engine {
     /// SIM part of the boot (or of CFUN=1 / SIM insertion).
     fn sim_after_boot(&mut self, link: &mut dyn Link, urcs: bool) {
         if self.cfg.sim_busy > Duration::ZERO && self.sim_present() {
-            self.timers.push((Instant::now() + self.cfg.sim_busy, Timer::SimBusyEnd));
+            self.timers
+                .push((Instant::now() + self.cfg.sim_busy, Timer::SimBusyEnd));
             self.sim_busy_saved = Some(self.sim);
             self.sim = SimState::Busy;
             return;
@@ -744,12 +761,14 @@ impl Engine {
         if self.cfun != 1 || self.sim != SimState::Ready {
             return;
         }
-        self.timers.retain(|t| !matches!(t.1, Timer::RegDone));
+        self.timers
+            .retain(|t| !matches!(t.1, Timer::RegDone | Timer::RegStart));
         if self.cfg.search_time.is_zero() {
             self.set_reg(link, self.cfg.reg_outcome);
         } else {
             self.set_reg(link, reg::SEARCHING);
-            self.timers.push((Instant::now() + self.cfg.search_time, Timer::RegDone));
+            self.timers
+                .push((Instant::now() + self.cfg.search_time, Timer::RegDone));
         }
     }
 
@@ -769,7 +788,11 @@ impl Engine {
             self.cfg.ci,
             self.cfg.model.act()
         );
-        for (name, n) in [("CREG", self.creg_n), ("CGREG", self.cgreg_n), ("CEREG", self.cereg_n)] {
+        for (name, n) in [
+            ("CREG", self.creg_n),
+            ("CGREG", self.cgreg_n),
+            ("CEREG", self.cereg_n),
+        ] {
             let text = match n {
                 0 => continue,
                 1 => format!("+{name}: {stat}"),
@@ -798,6 +821,7 @@ impl Engine {
                         self.sim_status_urcs(link, true);
                     }
                 }
+                Timer::RegStart => self.start_registration(link),
                 Timer::RegDone => {
                     if self.cfun == 1 && self.sim == SimState::Ready {
                         self.set_reg(link, self.cfg.reg_outcome);
@@ -816,12 +840,11 @@ impl Engine {
         match c {
             Control::Reboot => self.power_cycle(link, false),
             Control::Urc(u) => {
-                if let Some(rest) = u.strip_prefix("+QIURC: \"pdpdeact\",") {
-                    if let Ok(cid) = rest.trim().parse::<usize>() {
-                        if let Some(c) = self.ctx.get_mut(cid) {
-                            c.active = false;
-                        }
-                    }
+                if let Some(rest) = u.strip_prefix("+QIURC: \"pdpdeact\",")
+                    && let Ok(cid) = rest.trim().parse::<usize>()
+                    && let Some(c) = self.ctx.get_mut(cid)
+                {
+                    c.active = false;
                 }
                 self.urc(link, &u);
             }
@@ -867,12 +890,15 @@ impl Engine {
         for c in &mut self.ctx {
             c.active = false;
         }
-        self.timers.push((Instant::now() + self.cfg.reboot_pause, Timer::Boot));
+        self.timers
+            .push((Instant::now() + self.cfg.reboot_pause, Timer::Boot));
     }
 
     fn process_lines(&mut self, link: &mut dyn Link) {
         while !self.busy && self.powered && !self.broken {
-            let Some(line) = self.queue.pop_front() else { return };
+            let Some(line) = self.queue.pop_front() else {
+                return;
+            };
             let bytes = match line {
                 HostLine::TooLong => {
                     if !self.silent {
@@ -1002,14 +1028,16 @@ impl Engine {
             ("+CGMR" | "+GMR", 'x') => Reply::line(model.revision()),
             ("+QGMR", 'x') => Reply::line(model.qgmr()),
             ("+CGSN" | "+GSN", 'x') => Reply::line(self.cfg.imei.clone()),
-            ("&W" | "&W0" | "V1" | "Q0" | "&D0" | "&D1" | "&D2" | "&C1" | "&C0", 'x') => Reply::ok(),
+            ("&W" | "&W0" | "V1" | "Q0" | "&D0" | "&D1" | "&D2" | "&C1" | "&C0", 'x') => {
+                Reply::ok()
+            }
             ("&F" | "&F0" | "Z" | "Z0", 'x') => {
                 self.echo = true;
                 Reply::ok()
             }
             (
-                "+QURCCFG" | "+IFC" | "+CTZR" | "+QINDCFG" | "+CGEREP" | "+QCFG" | "+QISDE" | "+QICFG"
-                | "+IPR" | "+QSCLK" | "+CPSMS" | "+CEDRXS" | "+QSIMSTAT" | "+QSIMDET",
+                "+QURCCFG" | "+IFC" | "+CTZR" | "+QINDCFG" | "+CGEREP" | "+QCFG" | "+QISDE"
+                | "+QICFG" | "+IPR" | "+QSCLK" | "+CPSMS" | "+CEDRXS" | "+QSIMSTAT" | "+QSIMDET",
                 '=' | '?' | 't',
             ) => Reply::ok(),
             ("+CMEE", '=') => match num(0) {
@@ -1037,7 +1065,10 @@ impl Engine {
                 };
                 Reply::line(format!("+QINISTAT: {v}"))
             }
-            ("+QPINC", '=') => Reply::line(format!("+QPINC: \"SC\",{},{}", self.pin_left, self.puk_left)),
+            ("+QPINC", '=') => Reply::line(format!(
+                "+QPINC: \"SC\",{},{}",
+                self.pin_left, self.puk_left
+            )),
             ("+CPIN", '?') => match self.sim_error(false) {
                 Some(e) => Reply::cme(e),
                 None => Reply::line(match self.sim {
@@ -1112,9 +1143,18 @@ impl Engine {
                         2 => self.cfg.mccmnc.clone(),
                         _ => self.cfg.operator.clone(),
                     };
-                    Reply::line(format!("+COPS: 0,{},\"{}\",{}", self.cops_format, oper, model.act()))
+                    Reply::line(format!(
+                        "+COPS: 0,{},\"{}\",{}",
+                        self.cops_format,
+                        oper,
+                        model.act()
+                    ))
                 } else {
-                    Reply::line(if self.cfun == 0 { "+COPS: 2" } else { "+COPS: 0" })
+                    Reply::line(if self.cfun == 0 {
+                        "+COPS: 2"
+                    } else {
+                        "+COPS: 0"
+                    })
                 }
             }
             ("+COPS", '=') => {
@@ -1131,7 +1171,12 @@ impl Engine {
             ("+CSQ", 't') => Reply::line("+CSQ: (0-31,99),(0-7,99)"),
             ("+QCSQ", 'x') => Reply::line(if self.registered() {
                 let dbm = -113 + 2 * i32::from(self.cfg.rssi);
-                format!("+QCSQ: \"{}\",{},{},195,-10", model.qcsq_mode(), dbm, dbm - 29)
+                format!(
+                    "+QCSQ: \"{}\",{},{},195,-10",
+                    model.qcsq_mode(),
+                    dbm,
+                    dbm - 29
+                )
             } else {
                 "+QCSQ: \"NOSERVICE\"".to_string()
             }),
@@ -1148,7 +1193,9 @@ impl Engine {
             ("+CGATT", '?') => Reply::line(format!("+CGATT: {}", u8::from(self.registered()))),
             ("+CGATT", '=') => Reply::ok(),
             ("+CGDCONT", '=') => {
-                let Some(cid) = self.cid_arg(arg(0)) else { return Some(Reply::error()) };
+                let Some(cid) = self.cid_arg(arg(0)) else {
+                    return Some(Reply::error());
+                };
                 if self.ctx[cid].active {
                     return Some(Reply::cme(3));
                 }
@@ -1176,7 +1223,11 @@ impl Engine {
                     .filter(|(_, c)| c.defined)
                     .map(|(i, c)| {
                         let addr = if c.active { c.main_ip() } else { "0.0.0.0" };
-                        format!("+CGDCONT: {i},\"{}\",\"{}\",\"{addr}\",0,0", c.type_name(), c.apn)
+                        format!(
+                            "+CGDCONT: {i},\"{}\",\"{}\",\"{addr}\",0,0",
+                            c.type_name(),
+                            c.apn
+                        )
                     })
                     .collect(),
             ),
@@ -1248,12 +1299,18 @@ impl Engine {
             ("+CGACT", '=') => {
                 let state = num(0);
                 let cids: Vec<usize> = if args.len() >= 2 {
-                    match args[1..].iter().map(|a| self.cid_arg(a)).collect::<Option<Vec<_>>>() {
+                    match args[1..]
+                        .iter()
+                        .map(|a| self.cid_arg(a))
+                        .collect::<Option<Vec<_>>>()
+                    {
                         Some(v) => v,
                         None => return Some(Reply::error()),
                     }
                 } else {
-                    (1..self.ctx.len()).filter(|&i| self.ctx[i].defined).collect()
+                    (1..self.ctx.len())
+                        .filter(|&i| self.ctx[i].defined)
+                        .collect()
                 };
                 match state {
                     Some(0) => {
@@ -1280,9 +1337,15 @@ impl Engine {
             ),
             ("+CGPADDR", 'x' | '=') => {
                 let cids: Vec<usize> = if args.is_empty() {
-                    (1..self.ctx.len()).filter(|&i| self.ctx[i].defined).collect()
+                    (1..self.ctx.len())
+                        .filter(|&i| self.ctx[i].defined)
+                        .collect()
                 } else {
-                    match args.iter().map(|a| self.cid_arg(a)).collect::<Option<Vec<_>>>() {
+                    match args
+                        .iter()
+                        .map(|a| self.cid_arg(a))
+                        .collect::<Option<Vec<_>>>()
+                    {
                         Some(v) => v,
                         None => return Some(Reply::error()),
                     }
@@ -1301,7 +1364,9 @@ impl Engine {
                 )
             }
             ("+QIDNSCFG", '=') => {
-                let Some(cid) = self.cid_arg(arg(0)) else { return Some(Reply::error()) };
+                let Some(cid) = self.cid_arg(arg(0)) else {
+                    return Some(Reply::error());
+                };
                 if args.len() == 1 {
                     if !self.ctx[cid].active {
                         return Some(Reply::error());
@@ -1323,8 +1388,9 @@ impl Engine {
             )),
             // Known commands answer their test form with OK.
             (
-                "+CGSN" | "+GSN" | "+QCCID" | "+CIMI" | "+CGMR" | "+QGMR" | "+QIDEACT" | "+QIDNSCFG"
-                | "+CGDCONT" | "+CGACT" | "+CGPADDR" | "+QIGETERROR" | "+COPS" | "+CGATT",
+                "+CGSN" | "+GSN" | "+QCCID" | "+CIMI" | "+CGMR" | "+QGMR" | "+QIDEACT"
+                | "+QIDNSCFG" | "+CGDCONT" | "+CGACT" | "+CGPADDR" | "+QIGETERROR" | "+COPS"
+                | "+CGATT",
                 't',
             ) => Reply::ok(),
             _ => Reply::error(),
@@ -1427,7 +1493,11 @@ impl Engine {
         }
         if !self.registered() || self.sim != SimState::Ready || self.cfun != 1 {
             self.ip_error = 561;
-            return Some(if cgact { Reply::cme(30) } else { Reply::error() });
+            return Some(if cgact {
+                Reply::cme(30)
+            } else {
+                Reply::error()
+            });
         }
         if self.cfg.pdp_time.is_zero() {
             return Some(self.finish_activation(cid, cgact));
@@ -1435,7 +1505,10 @@ impl Engine {
         self.busy = true;
         self.timers.push((
             Instant::now() + self.cfg.pdp_time,
-            Timer::PdpDone { cid, reply_cgact: cgact },
+            Timer::PdpDone {
+                cid,
+                reply_cgact: cgact,
+            },
         ));
         None
     }
@@ -1443,11 +1516,19 @@ impl Engine {
     fn finish_activation(&mut self, cid: u8, cgact: bool) -> Reply {
         if let Some(code) = self.cfg.pdp_fail {
             self.ip_error = code;
-            return if cgact { Reply::cme(30) } else { Reply::error() };
+            return if cgact {
+                Reply::cme(30)
+            } else {
+                Reply::error()
+            };
         }
         if !self.registered() {
             self.ip_error = 561;
-            return if cgact { Reply::cme(30) } else { Reply::error() };
+            return if cgact {
+                Reply::cme(30)
+            } else {
+                Reply::error()
+            };
         }
         self.activations += 1;
         let n = self.activations;

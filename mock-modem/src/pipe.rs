@@ -47,7 +47,9 @@ impl Pipe {
         let n = data.len().min(room);
         st.buf.extend(&data[..n]);
         st.total += n as u64;
-        let keep = TRANSCRIPT_CAPACITY.saturating_sub(st.transcript.len()).min(n);
+        let keep = TRANSCRIPT_CAPACITY
+            .saturating_sub(st.transcript.len())
+            .min(n);
         st.transcript.extend_from_slice(&data[..keep]);
         if let Some(w) = st.waker.take() {
             w.wake();
@@ -102,7 +104,11 @@ impl Pipe {
     }
 
     /// Read with a timeout: `Ok(Some(n))` data, `Ok(None)` timeout, `Err` closed.
-    pub(crate) fn read_timeout(&self, buf: &mut [u8], timeout: Duration) -> Result<Option<usize>, PipeError> {
+    pub(crate) fn read_timeout(
+        &self,
+        buf: &mut [u8],
+        timeout: Duration,
+    ) -> Result<Option<usize>, PipeError> {
         let deadline = Instant::now() + timeout;
         let mut st = self.lock();
         loop {
@@ -265,7 +271,9 @@ pub struct HostTx {
 
 impl fmt::Debug for HostRx {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("HostRx").field("available", &self.available()).finish()
+        f.debug_struct("HostRx")
+            .field("available", &self.available())
+            .finish()
     }
 }
 
@@ -295,7 +303,11 @@ impl HostRx {
             if now >= deadline {
                 return out;
             }
-            match self.wire.to_host.read_timeout(&mut buf, quiet.min(deadline - now)) {
+            match self
+                .wire
+                .to_host
+                .read_timeout(&mut buf, quiet.min(deadline - now))
+            {
                 Ok(Some(n)) => out.extend_from_slice(&buf[..n]),
                 Ok(None) | Err(_) => return out,
             }

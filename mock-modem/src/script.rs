@@ -7,8 +7,8 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crate::link::{frame, HostLine, LineAssembler, Link, Output, Pacing, Recv};
-use crate::pipe::{duplex, HostRx, HostTx, Wire};
+use crate::link::{HostLine, LineAssembler, Link, Output, Pacing, Recv, frame};
+use crate::pipe::{HostRx, HostTx, Wire, duplex};
 
 /// Default time a `>` step waits for the host's line.
 pub const DEFAULT_EXPECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -171,25 +171,30 @@ impl Script {
             } else if let Some(rest) = text.strip_prefix('<').or_else(|| text.strip_prefix('!')) {
                 Step::Send(frame(rest.strip_prefix(' ').unwrap_or(rest)))
             } else if let Some(rest) = text.strip_prefix('~') {
-                Step::Delay(parse_duration(rest).ok_or_else(|| err(format!("bad duration {rest:?}")))?)
+                Step::Delay(
+                    parse_duration(rest).ok_or_else(|| err(format!("bad duration {rest:?}")))?,
+                )
             } else {
                 let mut words = text.split_whitespace();
                 let kw = words.next().unwrap_or_default();
                 let args: Vec<&str> = words.collect();
                 match (kw, args.as_slice()) {
                     ("frag", [n, rest @ ..]) if rest.len() <= 1 => {
-                        let chunk = n.parse().map_err(|_| err(format!("bad chunk size {n:?}")))?;
+                        let chunk = n
+                            .parse()
+                            .map_err(|_| err(format!("bad chunk size {n:?}")))?;
                         let delay = match rest.first() {
-                            Some(d) => parse_duration(d).ok_or_else(|| err(format!("bad duration {d:?}")))?,
+                            Some(d) => parse_duration(d)
+                                .ok_or_else(|| err(format!("bad duration {d:?}")))?,
                             None => Duration::ZERO,
                         };
                         Step::Frag(Pacing { chunk, delay })
                     }
                     ("echo", ["on"]) => Step::Echo(true),
                     ("echo", ["off"]) => Step::Echo(false),
-                    ("timeout", [d]) => {
-                        Step::Timeout(parse_duration(d).ok_or_else(|| err(format!("bad duration {d:?}")))?)
-                    }
+                    ("timeout", [d]) => Step::Timeout(
+                        parse_duration(d).ok_or_else(|| err(format!("bad duration {d:?}")))?,
+                    ),
                     ("close", []) => Step::Close,
                     _ => return Err(err(format!("unknown step {text:?}"))),
                 }
@@ -247,7 +252,9 @@ pub struct ScriptHandle {
 
 impl fmt::Debug for ScriptHandle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ScriptHandle").field("done", &self.is_done()).finish()
+        f.debug_struct("ScriptHandle")
+            .field("done", &self.is_done())
+            .finish()
     }
 }
 
@@ -279,7 +286,12 @@ impl ScriptHandle {
     pub fn finish(mut self) -> Result<(), Vec<String>> {
         {
             let g = self.shared.done.lock().unwrap_or_else(|e| e.into_inner());
-            drop(self.shared.done_cond.wait_while(g, |d| !*d).unwrap_or_else(|e| e.into_inner()));
+            drop(
+                self.shared
+                    .done_cond
+                    .wait_while(g, |d| !*d)
+                    .unwrap_or_else(|e| e.into_inner()),
+            );
         }
         self.stop()
     }
@@ -296,7 +308,11 @@ impl ScriptHandle {
             Some(Err(_)) => vec!["script thread panicked".to_string()],
             None => Vec::new(),
         };
-        if errors.is_empty() { Ok(()) } else { Err(errors) }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors)
+        }
     }
 }
 
@@ -448,13 +464,14 @@ impl<L: Link> Runner<L> {
                             None => got == *want,
                         };
                         if !ok {
-                            self.errors
-                                .push(format!("line {line}: expected host to send {want:?}, got {got:?}"));
+                            self.errors.push(format!(
+                                "line {line}: expected host to send {want:?}, got {got:?}"
+                            ));
                         }
                     }
-                    Got::Yes(HostLine::TooLong) => self
-                        .errors
-                        .push(format!("line {line}: expected {want:?}, got an over-long line")),
+                    Got::Yes(HostLine::TooLong) => self.errors.push(format!(
+                        "line {line}: expected {want:?}, got an over-long line"
+                    )),
                     Got::Timeout => {
                         self.errors.push(format!(
                             "line {line}: timed out after {:?} waiting for host to send {want:?}",
@@ -463,8 +480,9 @@ impl<L: Link> Runner<L> {
                         break;
                     }
                     Got::Closed => {
-                        self.errors
-                            .push(format!("line {line}: host closed the link while expecting {want:?}"));
+                        self.errors.push(format!(
+                            "line {line}: host closed the link while expecting {want:?}"
+                        ));
                         break;
                     }
                     Got::Stopped => {
@@ -501,7 +519,8 @@ impl<L: Link> Runner<L> {
                 Step::Send(bytes) => {
                     self.send(bytes);
                     if self.closed {
-                        self.errors.push(format!("line {line}: host side closed; could not send"));
+                        self.errors
+                            .push(format!("line {line}: host side closed; could not send"));
                         break;
                     }
                 }

@@ -13,8 +13,10 @@
 #     RUSTC=/usr/bin/rustc RUSTC_BOOTSTRAP=1 \
 #       /usr/bin/cargo build --release --target $TARGET -Zbuild-std=core -p quectel
 #   /usr/bin/cargo must be called explicitly: rustup's cargo is first in PATH.
-#   Debian's rustc has no rust-lld: linking *firmware* (not needed for this
-#   rlib) needs lld-22 and `-C linker=ld.lld-22`.
+#   Linking *firmware* (not needed for this rlib) with this toolchain: the
+#   target's default linker `rust-lld` is /usr/bin/rust-lld from apt's
+#   rust-web-llvm (a Recommends of rustc-web); `-C linker=ld.lld-22` (apt
+#   lld-22) works as well. Both checked on a minimal no_std binary.
 #
 # Env:
 #   TARGET            target triple (default thumbv7em-none-eabihf)
@@ -52,7 +54,7 @@ rustup)
 debian)
     for f in "$DEBIAN_RUSTC" "$DEBIAN_CARGO"; do
         if [[ ! -x "$f" ]]; then
-            echo "cross-build: $f missing; run: apt-get install -y rustc-web cargo-web rust-web-src lld-22" >&2
+            echo "cross-build: $f missing; run: apt-get install -y rustc-web cargo-web rust-web-src rust-web-llvm lld-22" >&2
             exit 1
         fi
     done
@@ -64,18 +66,24 @@ debian)
     export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target/debian-cross}"
     echo "cross-build: Debian toolchain, -Zbuild-std=core, target $TARGET ($("$DEBIAN_RUSTC" --version)), out: $CARGO_TARGET_DIR"
 
-    # Debian's cargo is a different version from rustup's. It must not leave a
-    # rewritten Cargo.lock behind (e.g. another lock-file format): keep the
-    # committed one and put it back afterwards.
+    # Debian's cargo (1.96 here) is a different version from rustup's (1.95).
+    # Both read lock-file format v4 and resolve the same, so normally the lock
+    # is left untouched (checked). Should Debian's cargo ever rewrite the lock
+    # into another format, put the committed one back so the host build keeps
+    # working. Ordinary updates (a new dependency) are kept: restoring those
+    # could undo a concurrent host `cargo` run.
     lock_backup=""
+    lock_version() { grep -m1 -E '^version = [0-9]+' Cargo.lock 2>/dev/null || true; }
+    lock_v0=""
     if [[ -f Cargo.lock ]]; then
         lock_backup="$(mktemp)"
         cp Cargo.lock "$lock_backup"
+        lock_v0="$(lock_version)"
     fi
     restore_lock() {
         if [[ -n "$lock_backup" ]]; then
-            if ! cmp -s Cargo.lock "$lock_backup"; then
-                echo "cross-build: Debian cargo changed Cargo.lock; restoring the original" >&2
+            if [[ "$(lock_version)" != "$lock_v0" ]]; then
+                echo "cross-build: Debian cargo changed the Cargo.lock format ($lock_v0 -> $(lock_version)); restoring the original" >&2
                 cp "$lock_backup" Cargo.lock
             fi
             rm -f "$lock_backup"

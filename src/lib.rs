@@ -5,8 +5,17 @@
 #[macro_use]
 mod fmt;
 
+pub mod asynch;
 pub mod at;
+pub mod blocking;
 pub mod command;
 mod error;
+pub mod model;
+pub mod state;
+mod util;
 
 pub use error::{CmeError, Error};
+
+#[doc(hidden)]
+#[path = "fuzz_api.rs"]
+pub mod __fuzz;

@@ -119,7 +119,8 @@ impl<'a> Digester<'a> {
         }
         // The buffer is full and nothing in it can be delivered.
         let n = buf.len();
-        self.shared.count(|s| s.discarded_bytes = s.discarded_bytes.saturating_add(n as u32));
+        self.shared
+            .count(|s| s.discarded_bytes = s.discarded_bytes.saturating_add(n as u32));
         if self.resp_start.is_some() {
             warn!("response larger than the ingress buffer ({} bytes)", n);
             let raw = match self.mode {
@@ -141,7 +142,10 @@ impl<'a> Digester<'a> {
     }
 
     fn find_newline(buf: &[u8], from: usize, to: usize) -> Option<usize> {
-        buf[from..to].iter().position(|&b| b == b'\n').map(|i| from + i)
+        buf[from..to]
+            .iter()
+            .position(|&b| b == b'\n')
+            .map(|i| from + i)
     }
 
     /// Trims a raw line; returns the text and its offsets in the buffer.
@@ -234,9 +238,7 @@ impl<'a> Digester<'a> {
                     self.reset_positions();
                     self.payload = payload;
                     self.consumed(d);
-                    self.mode = Mode::Drain {
-                        end: next_line - d,
-                    };
+                    self.mode = Mode::Drain { end: next_line - d };
                     return Some((DigestResult::Response(result), d));
                 }
                 self.resp_expect = None;
@@ -284,17 +286,23 @@ impl<'a> Digester<'a> {
         }
     }
 
-    fn digest_discard<'b>(&mut self, buf: &'b [u8], raw: usize) -> Option<(DigestResult<'b>, usize)> {
+    fn digest_discard<'b>(
+        &mut self,
+        buf: &'b [u8],
+        raw: usize,
+    ) -> Option<(DigestResult<'b>, usize)> {
         if raw > 0 {
             let n = raw.min(buf.len());
             self.mode = Mode::Discard { raw: raw - n };
-            self.shared.count(|s| s.discarded_bytes = s.discarded_bytes.saturating_add(n as u32));
+            self.shared
+                .count(|s| s.discarded_bytes = s.discarded_bytes.saturating_add(n as u32));
             return Some((DigestResult::None, n));
         }
         let Some(nl) = Self::find_newline(buf, 0, buf.len()) else {
             if buf.len() >= self.capacity {
                 let n = buf.len();
-                self.shared.count(|s| s.discarded_bytes = s.discarded_bytes.saturating_add(n as u32));
+                self.shared
+                    .count(|s| s.discarded_bytes = s.discarded_bytes.saturating_add(n as u32));
                 return Some((DigestResult::None, n));
             }
             return Some((DigestResult::None, 0));
@@ -315,7 +323,8 @@ impl<'a> Digester<'a> {
                 }
             }
         }
-        self.shared.count(|s| s.discarded_bytes = s.discarded_bytes.saturating_add((nl + 1) as u32));
+        self.shared
+            .count(|s| s.discarded_bytes = s.discarded_bytes.saturating_add((nl + 1) as u32));
         Some((DigestResult::None, nl + 1))
     }
 }
@@ -353,7 +362,9 @@ impl atat::digest::Digester for Digester<'_> {
                     }
                     None => {
                         let n = buf.len();
-                        self.shared.count(|s| s.discarded_bytes = s.discarded_bytes.saturating_add(n as u32));
+                        self.shared.count(|s| {
+                            s.discarded_bytes = s.discarded_bytes.saturating_add(n as u32)
+                        });
                         Some((DigestResult::None, n))
                     }
                 },

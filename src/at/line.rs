@@ -230,7 +230,8 @@ pub fn classify(line: &[u8], expect: Option<&Expect>, in_response: bool) -> Line
 
 /// If `line` is the header of a length-prefixed payload for `expect` (`+QIRD: 5`), the length.
 pub fn payload_len(line: &[u8], expect: &Expect) -> Option<usize> {
-    if expect.payload != crate::at::expect::Payload::LengthPrefixed || !has_prefix(line, expect.prefix)
+    if expect.payload != crate::at::expect::Payload::LengthPrefixed
+        || !has_prefix(line, expect.prefix)
     {
         return None;
     }
@@ -251,7 +252,10 @@ mod tests {
         assert_eq!(parse_final(b"ERROR"), Some(Final::Error));
         assert_eq!(parse_final(b"ERrOR"), None);
         assert_eq!(parse_final(b"OK "), None);
-        assert_eq!(parse_final(b"+CME ERROR: 10"), Some(Final::Cme(CmeError(10))));
+        assert_eq!(
+            parse_final(b"+CME ERROR: 10"),
+            Some(Final::Cme(CmeError(10)))
+        );
         assert_eq!(
             parse_final(b"+CME ERROR: SIM not inserted"),
             Some(Final::Cme(CmeError(10)))
@@ -287,13 +291,22 @@ mod tests {
     #[test]
     fn urc_vs_info() {
         let cpin = Expect::prefixed(b"+CPIN:");
-        assert_eq!(classify(b"+CPIN: READY", Some(&cpin), false), LineClass::Info);
+        assert_eq!(
+            classify(b"+CPIN: READY", Some(&cpin), false),
+            LineClass::Info
+        );
         assert_eq!(classify(b"+CPIN: READY", None, false), LineClass::Urc);
         let csq = Expect::prefixed(b"+CSQ:");
-        assert_eq!(classify(b"+QIURC: \"recv\",0", Some(&csq), true), LineClass::Urc);
+        assert_eq!(
+            classify(b"+QIURC: \"recv\",0", Some(&csq), true),
+            LineClass::Urc
+        );
         assert_eq!(classify(b"RDY", Some(&csq), true), LineClass::Urc);
         assert_eq!(classify(b"ERrOR", Some(&csq), true), LineClass::Garbage);
-        assert_eq!(classify(b"ERrOR", Some(&Expect::BARE), true), LineClass::Info);
+        assert_eq!(
+            classify(b"ERrOR", Some(&Expect::BARE), true),
+            LineClass::Info
+        );
         assert_eq!(classify(b"AT+CSQ", Some(&csq), false), LineClass::Echo);
         assert_eq!(classify(b"\x01\x02", None, false), LineClass::Garbage);
         assert_eq!(classify(b"+QSIMSTAT : 1,0", None, false), LineClass::Urc);

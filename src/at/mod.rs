@@ -12,3 +12,6 @@ pub use expect::{DigestStats, Expect, ExpectCell, Info, Payload};
 pub use line::Final;
 pub use response::Response;
 pub use urc::Urc;
+
+#[cfg(test)]
+mod digester_tests;

@@ -158,7 +158,10 @@ mod tests {
 
     #[test]
     fn bare_lines() {
-        let r = Response::new(b"Quectel\r\nBG96\r\nRevision: BG96MAR02A07M1G\r\n\r\nOK", Expect::BARE);
+        let r = Response::new(
+            b"Quectel\r\nBG96\r\nRevision: BG96MAR02A07M1G\r\n\r\nOK",
+            Expect::BARE,
+        );
         let lines: heapless::Vec<&[u8], 4> = r.lines().collect();
         assert_eq!(lines.len(), 3);
         assert_eq!(lines[2], b"Revision: BG96MAR02A07M1G");

@@ -246,8 +246,17 @@ pub enum Urc {
 
 /// Prefixes the driver parses into typed URCs.
 const KNOWN: &[&[u8]] = &[
-    b"+CFUN", b"+CPIN", b"+QUSIM", b"+QIND", b"+CREG", b"+CGREG", b"+CEREG", b"+QIURC", b"+QIOPEN",
-    b"+QSSLOPEN", b"+QSSLURC",
+    b"+CFUN",
+    b"+CPIN",
+    b"+QUSIM",
+    b"+QIND",
+    b"+CREG",
+    b"+CGREG",
+    b"+CEREG",
+    b"+QIURC",
+    b"+QIOPEN",
+    b"+QSSLOPEN",
+    b"+QSSLURC",
 ];
 
 /// Whether a `+XXX:` line has a prefix this driver knows.
@@ -305,11 +314,7 @@ fn qind(i: &[u8]) -> Result<QInd, crate::Error> {
         b"SMS DONE" => Ok(QInd::SmsDone),
         b"PB DONE" => Ok(QInd::PbDone),
         _ => {
-            let csq = (
-                value((), tag(&b"\"csq\""[..])),
-                next(uint),
-                next(uint),
-            );
+            let csq = (value((), tag(&b"\"csq\""[..])), next(uint), next(uint));
             match all(csq, i) {
                 Ok(((), rssi, ber)) => Ok(QInd::Csq {
                     rssi: u8_of(rssi).ok_or(crate::Error::Parse)?,
@@ -414,12 +419,20 @@ mod tests {
         assert_eq!(p(b"+QUSIM: 1"), Urc::QUsim(1));
         assert_eq!(p(b"+QIND: SMS DONE"), Urc::QInd(QInd::SmsDone));
         assert_eq!(p(b"+QIND: PB DONE"), Urc::QInd(QInd::PbDone));
-        assert_eq!(p(b"+QIND: \"csq\",20,99"), Urc::QInd(QInd::Csq { rssi: 20, ber: 99 }));
+        assert_eq!(
+            p(b"+QIND: \"csq\",20,99"),
+            Urc::QInd(QInd::Csq { rssi: 20, ber: 99 })
+        );
         assert_eq!(
             p(b"+CREG: 1"),
             Urc::Registration(
                 RegDomain::Cs,
-                Registration { status: RegStatus::Home, area: None, cell: None, act: None }
+                Registration {
+                    status: RegStatus::Home,
+                    area: None,
+                    cell: None,
+                    act: None
+                }
             )
         );
         assert_eq!(
@@ -449,14 +462,23 @@ mod tests {
         assert_eq!(p(b"+QIURC: \"recv\",0"), Urc::QiUrc(QiUrc::Recv(0)));
         assert_eq!(p(b"+QIURC: \"closed\",11"), Urc::QiUrc(QiUrc::Closed(11)));
         assert_eq!(p(b"+QIURC: \"pdpdeact\",1"), Urc::QiUrc(QiUrc::PdpDeact(1)));
-        assert_eq!(p(b"+QIURC: \"incoming full\""), Urc::QiUrc(QiUrc::IncomingFull));
+        assert_eq!(
+            p(b"+QIURC: \"incoming full\""),
+            Urc::QiUrc(QiUrc::IncomingFull)
+        );
         assert_eq!(p(b"+QIOPEN: 0,0"), Urc::QiOpen { id: 0, err: 0 });
         assert_eq!(p(b"+QIOPEN: 0,566"), Urc::QiOpen { id: 0, err: 566 });
         assert_eq!(p(b"+QSSLOPEN: 4,0"), Urc::QsslOpen { id: 4, err: 0 });
         assert_eq!(p(b"+QSSLURC: \"recv\",4"), Urc::QsslUrc(QsslUrc::Recv(4)));
-        assert_eq!(p(b"+QSSLURC: \"closed\",4"), Urc::QsslUrc(QsslUrc::Closed(4)));
+        assert_eq!(
+            p(b"+QSSLURC: \"closed\",4"),
+            Urc::QsslUrc(QsslUrc::Closed(4))
+        );
         assert_eq!(p(b"+FOO: 1,2"), Urc::Unknown("+FOO".try_into().unwrap()));
-        assert_eq!(p(b"+QIOPEN: x"), Urc::Unknown("+QIOPEN".try_into().unwrap()));
+        assert_eq!(
+            p(b"+QIOPEN: x"),
+            Urc::Unknown("+QIOPEN".try_into().unwrap())
+        );
         assert_eq!(Urc::parse_line(b"hello"), None);
     }
 }

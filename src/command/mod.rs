@@ -165,7 +165,11 @@ pub fn complete<C: Command>(
 /// Test helper: runs `wire` (what the modem sends) through a digester, fragmented into chunks
 /// of `chunk` bytes, and parses the first response as `cmd`'s.
 #[cfg(test)]
-pub(crate) fn run_wire<C: Command>(cmd: &C, wire: &[u8], chunk: usize) -> Result<C::Response, Error> {
+pub(crate) fn run_wire<C: Command>(
+    cmd: &C,
+    wire: &[u8],
+    chunk: usize,
+) -> Result<C::Response, Error> {
     extern crate std;
     use std::vec::Vec;
     let shared = crate::at::ExpectCell::new();

@@ -51,7 +51,9 @@ pub fn comma(i: &[u8]) -> IResult<&[u8], ()> {
 }
 
 /// `, <p>` — a following field.
-pub fn next<'a, O, P>(p: P) -> impl Parser<&'a [u8], Output = O, Error = nom::error::Error<&'a [u8]>>
+pub fn next<'a, O, P>(
+    p: P,
+) -> impl Parser<&'a [u8], Output = O, Error = nom::error::Error<&'a [u8]>>
 where
     P: Parser<&'a [u8], Output = O, Error = nom::error::Error<&'a [u8]>>,
 {
@@ -76,15 +78,22 @@ where
 {
     match p.parse(input) {
         Ok((rest, out)) => {
-            let (rest, _) = space0::<_, nom::error::Error<&[u8]>>(rest).map_err(|_| Error::Parse)?;
-            if rest.is_empty() { Ok(out) } else { Err(Error::Parse) }
+            let (rest, _) =
+                space0::<_, nom::error::Error<&[u8]>>(rest).map_err(|_| Error::Parse)?;
+            if rest.is_empty() {
+                Ok(out)
+            } else {
+                Err(Error::Parse)
+            }
         }
         Err(_) => Err(Error::Parse),
     }
 }
 
 /// Matches an exact tag (re-exported for command modules).
-pub fn lit<'a>(t: &'static [u8]) -> impl Parser<&'a [u8], Output = &'a [u8], Error = nom::error::Error<&'a [u8]>> {
+pub fn lit<'a>(
+    t: &'static [u8],
+) -> impl Parser<&'a [u8], Output = &'a [u8], Error = nom::error::Error<&'a [u8]>> {
     tag(t)
 }
 

@@ -1,0 +1,171 @@
+//! The data-call handle: PDP context configuration, activation and information.
+
+use core::fmt;
+
+use embedded_io_async::Write;
+
+use super::Modem;
+use crate::Error;
+use crate::command::pdp::{
+    ActivateContext, Auth, ConfigureContext, ContextType, DeactivateContext, GetActiveContexts,
+    GetDnsConfig,
+};
+
+/// APN settings of a data call. `Debug` never shows the password.
+#[derive(Clone, Copy)]
+pub struct Apn<'s> {
+    /// Access point name (may be empty: the network's default).
+    pub apn: &'s str,
+    /// IPv4, IPv6 or both.
+    pub ip: ContextType,
+    /// User name (often empty).
+    pub username: &'s str,
+    /// Password (often empty).
+    pub password: &'s str,
+    /// Authentication.
+    pub auth: Auth,
+}
+
+impl<'s> Apn<'s> {
+    /// An IPv4 APN without credentials.
+    pub const fn new(apn: &'s str) -> Self {
+        Self {
+            apn,
+            ip: ContextType::Ipv4,
+            username: "",
+            password: "",
+            auth: Auth::None,
+        }
+    }
+}
+
+impl fmt::Debug for Apn<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Apn")
+            .field("apn", &self.apn)
+            .field("ip", &self.ip)
+            .field("username", &self.username)
+            .field("password", &"***")
+            .field("auth", &self.auth)
+            .finish()
+    }
+}
+
+/// A data call's state, in the shape of QuecPython's `dataCall.getInfo(profileID, ipType)`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct DataCallInfo {
+    /// Context (profile) id.
+    pub cid: u8,
+    /// Whether the context is active.
+    pub active: bool,
+    /// IPv4, IPv6 or both (as configured or reported).
+    pub ip_type: Option<ContextType>,
+    /// IPv4 address, if any.
+    pub ipv4: Option<heapless::String<16>>,
+    /// IPv6 address, if any.
+    pub ipv6: Option<heapless::String<40>>,
+    /// Primary DNS server.
+    pub dns_primary: Option<heapless::String<40>>,
+    /// Secondary DNS server.
+    pub dns_secondary: Option<heapless::String<40>>,
+    /// The network deactivated this context (`+QIURC: "pdpdeact"`) since it was last activated.
+    pub deactivated_by_network: bool,
+}
+
+/// Data-call operations. Get one with [`Modem::data_call`].
+pub struct DataCall<'m, 'a, W: Write, const N: usize> {
+    modem: &'m Modem<'a, W, N>,
+}
+
+impl<'a, W: Write, const N: usize> Modem<'a, W, N> {
+    /// The data-call handle.
+    pub fn data_call(&self) -> DataCall<'_, 'a, W, N> {
+        DataCall { modem: self }
+    }
+}
+
+impl<W: Write, const N: usize> DataCall<'_, '_, W, N> {
+    async fn check_cid(&self, cid: u8) -> Result<(), Error> {
+        if self.modem.params().await.context_ids.contains(&cid) {
+            Ok(())
+        } else {
+            Err(Error::OutOfRange)
+        }
+    }
+
+    /// Configures context `cid` (`AT+QICSGP`).
+    pub async fn configure(&self, cid: u8, apn: &Apn<'_>) -> Result<(), Error> {
+        self.check_cid(cid).await?;
+        self.modem
+            .send(&ConfigureContext {
+                cid,
+                context_type: apn.ip,
+                apn: apn.apn,
+                username: apn.username,
+                password: apn.password,
+                auth: apn.auth,
+            })
+            .await
+    }
+
+    /// Activates context `cid` (`AT+QIACT`, up to 150 s) unless it is already active. After a
+    /// `pdpdeact` from the network it first cleans up with `AT+QIDEACT`, as Quectel requires.
+    pub async fn activate(&self, cid: u8) -> Result<(), Error> {
+        self.check_cid(cid).await?;
+        let deactivated = self.modem.state.get().pdp_deactivated & (1 << cid) != 0;
+        if deactivated {
+            // After a reboot every bit is set; a context that is not there gives ERROR here.
+            let _ = self.modem.send(&DeactivateContext { cid }).await;
+        } else if self.is_active(cid).await? {
+            return Ok(());
+        }
+        self.modem.send(&ActivateContext { cid }).await?;
+        self.modem
+            .state
+            .update(|s| s.pdp_deactivated &= !(1 << cid));
+        Ok(())
+    }
+
+    /// Deactivates context `cid` (`AT+QIDEACT`, up to 40 s); all its sockets close.
+    pub async fn deactivate(&self, cid: u8) -> Result<(), Error> {
+        self.check_cid(cid).await?;
+        self.modem.send(&DeactivateContext { cid }).await
+    }
+
+    /// Whether context `cid` is active (`AT+QIACT?`).
+    pub async fn is_active(&self, cid: u8) -> Result<bool, Error> {
+        let list = self.modem.send(&GetActiveContexts).await?;
+        Ok(list.iter().any(|c| c.cid == cid && c.state))
+    }
+
+    /// State, addresses and DNS servers of context `cid` (`AT+QIACT?`, `AT+QIDNSCFG`).
+    pub async fn info(&self, cid: u8) -> Result<DataCallInfo, Error> {
+        self.check_cid(cid).await?;
+        let list = self.modem.send(&GetActiveContexts).await?;
+        let deactivated_by_network = self.modem.state.get().pdp_deactivated & (1 << cid) != 0;
+        let mut info = DataCallInfo {
+            cid,
+            active: false,
+            ip_type: None,
+            ipv4: None,
+            ipv6: None,
+            dns_primary: None,
+            dns_secondary: None,
+            deactivated_by_network,
+        };
+        if let Some(c) = list.iter().find(|c| c.cid == cid) {
+            info.active = c.state && !deactivated_by_network;
+            info.ip_type = Some(c.context_type);
+            info.ipv4 = c.ipv4.clone();
+            info.ipv6 = c.ipv6.clone();
+        }
+        if info.active {
+            if let Ok(dns) = self.modem.send(&GetDnsConfig { cid }).await {
+                info.dns_primary = Some(dns.primary);
+                info.dns_secondary = Some(dns.secondary);
+            }
+        }
+        Ok(info)
+    }
+}

@@ -1,0 +1,16 @@
+//! The async API: [`new`] gives a [`Runner`] (owns the UART receive side) and a [`Modem`]
+//! whose handles ([`Sim`], [`Network`], [`DataCall`]) share one AT channel.
+
+mod channel;
+mod data_call;
+mod modem;
+mod network;
+mod runner;
+mod sim;
+
+pub use channel::Channel;
+pub use data_call::{Apn, DataCall, DataCallInfo};
+pub use modem::{CMD_BUF, Config, Identity, Modem, Resources, new};
+pub use network::{Network, NotReady};
+pub use runner::Runner;
+pub use sim::{Sim, SimStatus};

@@ -1,0 +1,232 @@
+//! The modem handle, its resources, and start-up.
+
+use atat::{Ingress, ResponseSlot, UrcChannel};
+use embassy_sync::blocking_mutex::raw::CriticalSectionRawMutex;
+use embassy_sync::mutex::Mutex;
+use embassy_time::{Duration, Instant, Timer};
+use embedded_io_async::Write;
+
+use super::channel::Channel;
+use super::runner::{Runner, URC_CAPACITY};
+use crate::Error;
+use crate::at::urc::RegDomain;
+use crate::at::{Digester, ExpectCell, Urc};
+use crate::command::Command;
+use crate::command::general;
+use crate::command::network::SetRegistrationUrc;
+use crate::model::{Model, ModelParams};
+use crate::state::StateCell;
+
+/// Size of the command-line buffer (the longest command is a `AT+QICSGP` with a 127-byte user
+/// name and password, or a long host name in `AT+QIOPEN`).
+pub const CMD_BUF: usize = 512;
+
+/// Everything the driver needs, owned by the caller (put it in a `StaticCell` on firmware).
+///
+/// `N` is the ingress buffer: it must hold the largest response, i.e. a 1500-byte `AT+QIRD`
+/// payload plus its header and URCs around it. The default (2048) does.
+pub struct Resources<const N: usize = 2048> {
+    shared: ExpectCell,
+    state: StateCell,
+    slot: ResponseSlot<N>,
+    urcs: UrcChannel<Urc, URC_CAPACITY, 1>,
+    ingress: [u8; N],
+    line: [u8; CMD_BUF],
+}
+
+impl<const N: usize> Default for Resources<N> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<const N: usize> Resources<N> {
+    /// Fresh resources.
+    pub const fn new() -> Self {
+        Self {
+            shared: ExpectCell::new(),
+            state: StateCell::new(),
+            slot: ResponseSlot::new(),
+            urcs: UrcChannel::new(),
+            ingress: [0; N],
+            line: [0; CMD_BUF],
+        }
+    }
+}
+
+/// Driver configuration.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Pause between two commands (Quectel recommends a short gap).
+    pub command_gap: Duration,
+    /// How long [`Modem::init`] waits for the modem to answer `AT`.
+    pub startup_timeout: Duration,
+    /// Enable registration URCs (`AT+CREG=2`, `AT+CGREG=2`, `AT+CEREG=2`) during init.
+    pub registration_urcs: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            command_gap: Duration::from_millis(20),
+            startup_timeout: Duration::from_secs(30),
+            registration_urcs: true,
+        }
+    }
+}
+
+/// What [`Modem::init`] learned about the module.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Identity {
+    /// Detected model.
+    pub model: Model,
+    /// Model line of `ATI` (e.g. `BG96`).
+    pub model_name: heapless::String<24>,
+    /// Firmware revision (`ATI` / `AT+CGMR`).
+    pub revision: heapless::String<48>,
+    /// IMEI.
+    pub imei: heapless::String<20>,
+}
+
+/// The modem: shares one AT channel between the handles ([`Sim`](super::Sim),
+/// [`Network`](super::Network), [`DataCall`](super::DataCall)).
+pub struct Modem<'a, W: Write, const N: usize = 2048> {
+    pub(crate) channel: Mutex<CriticalSectionRawMutex, Channel<'a, W, N>>,
+    pub(crate) state: &'a StateCell,
+    pub(crate) shared: &'a ExpectCell,
+    pub(crate) params: Mutex<CriticalSectionRawMutex, ModelParams>,
+    pub(crate) config: Config,
+}
+
+/// Creates the modem handle and its runner. Run [`Runner::run`] concurrently (it owns the UART
+/// receive side), then call [`Modem::init`].
+pub fn new<'a, W: Write, const N: usize>(
+    resources: &'a mut Resources<N>,
+    tx: W,
+    config: Config,
+) -> (Runner<'a, N>, Modem<'a, W, N>) {
+    let Resources {
+        shared,
+        state,
+        slot,
+        urcs,
+        ingress,
+        line,
+    } = resources;
+    let shared: &'a ExpectCell = shared;
+    let state: &'a StateCell = state;
+    let slot: &'a ResponseSlot<N> = slot;
+    let urcs: &'a UrcChannel<Urc, URC_CAPACITY, 1> = urcs;
+    let ingress = Ingress::new(Digester::new(shared, N), ingress, slot, urcs);
+    let subscription = urcs
+        .subscribe()
+        .unwrap_or_else(|_| unreachable!("the URC channel has exactly one subscriber"));
+    let runner = Runner::new(ingress, subscription, state);
+    let client = atat::asynch::Client::new(
+        tx,
+        slot,
+        &mut [],
+        atat::Config::new().cmd_cooldown(config.command_gap),
+    );
+    let channel = Channel::new(client, shared, state, line);
+    let modem = Modem {
+        channel: Mutex::new(channel),
+        state,
+        shared,
+        params: Mutex::new(Model::Unknown.params()),
+        config,
+    };
+    (runner, modem)
+}
+
+impl<'a, W: Write, const N: usize> Modem<'a, W, N> {
+    /// Sends one typed command. The handles use this; it is public for commands they do not
+    /// wrap.
+    pub async fn send<C: Command>(&self, cmd: &C) -> Result<C::Response, Error> {
+        self.channel.lock().await.send(cmd).await
+    }
+
+    /// A snapshot of what the driver knows from URCs.
+    pub fn state(&self) -> crate::state::State {
+        self.state.get()
+    }
+
+    /// Digester counters (noise, unknown URCs, overflows...).
+    pub fn stats(&self) -> crate::at::DigestStats {
+        self.shared.stats()
+    }
+
+    /// Parameters of the detected model ([`Model::Unknown`]'s before [`Modem::init`]).
+    pub async fn params(&self) -> ModelParams {
+        self.params.lock().await.clone()
+    }
+
+    /// Waits for the modem to boot (`RDY`), or, if it is already running, for it to answer
+    /// `AT`; then switches echo off (`ATE0`), selects verbose errors (`AT+CMEE=2`), identifies
+    /// the model (`ATI`, `AT+CGSN`) and enables registration URCs.
+    pub async fn init(&self) -> Result<Identity, Error> {
+        let deadline = Instant::now() + self.config.startup_timeout;
+        loop {
+            match self.send(&general::At).await {
+                Ok(()) => break,
+                Err(Error::Timeout) | Err(Error::Rebooted) | Err(Error::Parse) => {}
+                Err(e) => return Err(e),
+            }
+            if Instant::now() >= deadline {
+                return Err(Error::NotResponding);
+            }
+            Timer::after(Duration::from_millis(300)).await;
+        }
+        self.configure().await
+    }
+
+    /// After a reboot: echo off, verbose errors, identity, URCs.
+    pub(crate) async fn configure(&self) -> Result<Identity, Error> {
+        self.send(&general::Echo(false)).await?;
+        self.send(&general::SetCmee(2)).await?;
+        let ati = self.send(&general::Identify).await?;
+        let model = Model::from_ati(&ati.model);
+        *self.params.lock().await = model.params();
+        let imei = self.send(&general::Imei).await?;
+        if self.config.registration_urcs {
+            for domain in [RegDomain::Cs, RegDomain::Ps, RegDomain::Eps] {
+                // Not every model has every domain (e.g. no CS on NB-IoT-only firmware).
+                let _ = self.send(&SetRegistrationUrc { domain, mode: 2 }).await;
+            }
+        }
+        let model_name = crate::util::truncated(&ati.model);
+        let revision = crate::util::truncated(&ati.revision);
+        info!("modem identified");
+        Ok(Identity {
+            model,
+            model_name,
+            revision,
+            imei: crate::command::parse::to_string(imei.as_bytes())?,
+        })
+    }
+
+    /// Waits until `f` returns `Some` for the driver's state (re-checked on every change; wrap
+    /// it in a timeout). Cancel-safe.
+    pub async fn wait_for_state<T>(&self, f: impl FnMut(&crate::state::State) -> Option<T>) -> T {
+        self.state.wait_for(f).await
+    }
+
+    /// How many times the modem has booted (`RDY`) since the driver started.
+    pub fn boots(&self) -> u32 {
+        self.state.get().boots
+    }
+
+    /// Waits until the modem boots again (`RDY`), up to `timeout`, then re-runs the
+    /// configuration of [`Modem::init`].
+    pub async fn wait_reboot(&self, timeout: Duration) -> Result<Identity, Error> {
+        let boots = self.boots();
+        embassy_time::with_timeout(
+            timeout,
+            self.state.wait_for(|s| (s.boots != boots).then_some(())),
+        )
+        .await
+        .map_err(|_| Error::Timeout)?;
+        self.init().await
+    }
+}

@@ -1,0 +1,161 @@
+//! The network handle: registration, signal, operator, and `wait_network_ready`.
+
+use embassy_time::{Duration, Instant, with_timeout};
+use embedded_io_async::Write;
+
+use super::{Modem, SimStatus};
+use crate::Error;
+use crate::at::urc::{RegDomain, RegStatus};
+use crate::command::network::{
+    ExtendedSignal, ExtendedSignalQuality, GetCereg, GetCgreg, GetCreg, GetOperator, NetworkInfo,
+    NetworkInfoResponse, Operator, Signal, SignalQuality,
+};
+
+/// Why [`Network::wait_network_ready`] gave up, by stage (QuecPython's `checkNet` stages).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum NotReady {
+    /// Stage 1: the SIM is not usable (absent, PIN/PUK required, failed, or still busy at the
+    /// deadline).
+    Sim(SimStatus),
+    /// Stage 2: not registered: denied by the network, or still in this state at the deadline.
+    Registration(RegStatus),
+    /// Stage 3: the data call (PDP context) could not be activated.
+    DataCall(Error),
+    /// The modem itself failed to answer.
+    Modem(Error),
+}
+
+impl NotReady {
+    /// The stage number QuecPython's `checkNet.waitNetworkReady` reports (1 SIM, 2 network
+    /// registration, 3 data call; 0 for a modem failure).
+    pub fn stage(&self) -> u8 {
+        match self {
+            NotReady::Modem(_) => 0,
+            NotReady::Sim(_) => 1,
+            NotReady::Registration(_) => 2,
+            NotReady::DataCall(_) => 3,
+        }
+    }
+}
+
+/// Network operations. Get one with [`Modem::network`].
+pub struct Network<'m, 'a, W: Write, const N: usize> {
+    modem: &'m Modem<'a, W, N>,
+}
+
+impl<'a, W: Write, const N: usize> Modem<'a, W, N> {
+    /// The network handle.
+    pub fn network(&self) -> Network<'_, 'a, W, N> {
+        Network { modem: self }
+    }
+}
+
+impl<W: Write, const N: usize> Network<'_, '_, W, N> {
+    /// Queries the registration of one domain (`AT+CREG?`, `AT+CGREG?`, `AT+CEREG?`) and records
+    /// it in the state.
+    pub async fn registration_of(&self, domain: RegDomain) -> Result<RegStatus, Error> {
+        let r = match domain {
+            RegDomain::Cs => self.modem.send(&GetCreg).await?,
+            RegDomain::Ps => self.modem.send(&GetCgreg).await?,
+            RegDomain::Eps => self.modem.send(&GetCereg).await?,
+        };
+        self.modem
+            .state
+            .update(|s| s.set_registration(domain, r.registration));
+        Ok(r.registration.status)
+    }
+
+    /// The best registration status over EPS, GPRS and CS (registered beats searching beats
+    /// denied). Domains the model does not support are skipped.
+    pub async fn registration(&self) -> Result<RegStatus, Error> {
+        let mut any = None;
+        for domain in [RegDomain::Eps, RegDomain::Ps, RegDomain::Cs] {
+            match self.registration_of(domain).await {
+                Ok(_) => any = Some(()),
+                Err(Error::Cme(_)) | Err(Error::Error) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        any.ok_or(Error::Error)?;
+        Ok(self
+            .modem
+            .state
+            .get()
+            .best_registration()
+            .unwrap_or(RegStatus::Unknown))
+    }
+
+    /// Signal quality (`AT+CSQ`).
+    pub async fn signal(&self) -> Result<Signal, Error> {
+        self.modem.send(&SignalQuality).await
+    }
+
+    /// Extended signal quality (`AT+QCSQ`).
+    pub async fn extended_signal(&self) -> Result<ExtendedSignal, Error> {
+        self.modem.send(&ExtendedSignalQuality).await
+    }
+
+    /// The operator (`AT+COPS?`).
+    pub async fn operator(&self) -> Result<Operator, Error> {
+        self.modem.send(&GetOperator).await
+    }
+
+    /// Access technology, operator, band and channel (`AT+QNWINFO`).
+    pub async fn info(&self) -> Result<NetworkInfoResponse, Error> {
+        self.modem.send(&NetworkInfo).await
+    }
+
+    /// Waits until the modem is registered (home or roaming), up to `timeout`. Returns the
+    /// status it gave up in: `Err(RegStatus::Denied)` as soon as the network denies
+    /// registration, otherwise the last status at the deadline.
+    pub async fn wait_registered(&self, timeout: Duration) -> Result<RegStatus, NotReady> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let status = self.registration().await.map_err(NotReady::Modem)?;
+            if status.is_registered() {
+                return Ok(status);
+            }
+            if status == RegStatus::Denied || Instant::now() >= deadline {
+                return Err(NotReady::Registration(status));
+            }
+            let generation = self.modem.state.get().generation;
+            let wait = (deadline - Instant::now()).min(Duration::from_secs(1));
+            let _ = with_timeout(
+                wait,
+                self.modem
+                    .state
+                    .wait_for(|s| (s.generation != generation).then_some(())),
+            )
+            .await;
+        }
+    }
+
+    /// Waits until the modem can carry data, like QuecPython's `checkNet.waitNetworkReady`:
+    /// the SIM is ready (stage 1), the modem is registered (stage 2) and context `cid` is active
+    /// (stage 3; it is activated with its configured APN if it is not). On failure, says which
+    /// stage failed and in what state.
+    pub async fn wait_network_ready(&self, cid: u8, timeout: Duration) -> Result<(), NotReady> {
+        let deadline = Instant::now() + timeout;
+        // Stage 1: SIM.
+        loop {
+            let status = self.modem.sim().status().await.map_err(NotReady::Modem)?;
+            match status {
+                SimStatus::Ready => break,
+                SimStatus::Busy if Instant::now() < deadline => {
+                    embassy_time::Timer::after(Duration::from_millis(500)).await
+                }
+                other => return Err(NotReady::Sim(other)),
+            }
+        }
+        // Stage 2: registration.
+        let left = deadline.saturating_duration_since(Instant::now());
+        self.wait_registered(left).await?;
+        // Stage 3: data call.
+        self.modem
+            .data_call()
+            .activate(cid)
+            .await
+            .map_err(NotReady::DataCall)
+    }
+}

@@ -1,0 +1,138 @@
+//! The SIM handle.
+
+use embassy_time::{Duration, with_timeout};
+use embedded_io_async::Write;
+
+use super::Modem;
+use crate::at::urc::PinCode;
+use crate::command::sim::{EnterPin, EnterPuk, GetPinStatus, Iccid, Imsi};
+use crate::{CmeError, Error};
+
+/// The SIM's state, in the shape of QuecPython's `sim.getStatus()`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum SimStatus {
+    /// Ready: no PIN needed (QuecPython 1).
+    Ready,
+    /// PIN required (QuecPython 2).
+    PinRequired,
+    /// PUK required: too many wrong PINs (QuecPython 3).
+    PukRequired,
+    /// No SIM in the holder (QuecPython 0).
+    NotInserted,
+    /// The SIM is still initialising or busy; ask again later.
+    Busy,
+    /// Another lock (PIN2, PUK2, network/provider personalisation).
+    Locked(PinCode),
+    /// The SIM failed (`+CME ERROR: 13`, 15) or answered with another error.
+    Error(CmeError),
+}
+
+impl SimStatus {
+    /// The number QuecPython's `sim.getStatus()` returns for this state (0 absent, 1 ready,
+    /// 2 PIN, 3 PUK, 20 busy/initialising, 21 other error).
+    pub fn quecpython_code(self) -> u8 {
+        match self {
+            SimStatus::NotInserted => 0,
+            SimStatus::Ready => 1,
+            SimStatus::PinRequired => 2,
+            SimStatus::PukRequired => 3,
+            SimStatus::Busy => 20,
+            SimStatus::Locked(_) | SimStatus::Error(_) => 21,
+        }
+    }
+}
+
+/// SIM operations. Get one with [`Modem::sim`].
+pub struct Sim<'m, 'a, W: Write, const N: usize> {
+    modem: &'m Modem<'a, W, N>,
+}
+
+impl<'a, W: Write, const N: usize> Modem<'a, W, N> {
+    /// The SIM handle.
+    pub fn sim(&self) -> Sim<'_, 'a, W, N> {
+        Sim { modem: self }
+    }
+}
+
+fn status_of(code: PinCode) -> SimStatus {
+    match code {
+        PinCode::Ready => SimStatus::Ready,
+        PinCode::SimPin => SimStatus::PinRequired,
+        PinCode::SimPuk => SimStatus::PukRequired,
+        PinCode::NotReady => SimStatus::Busy,
+        other => SimStatus::Locked(other),
+    }
+}
+
+impl<W: Write, const N: usize> Sim<'_, '_, W, N> {
+    /// Reads the SIM state (`AT+CPIN?`). Errors that describe the SIM (not inserted, busy,
+    /// failure) are states, not errors.
+    pub async fn status(&self) -> Result<SimStatus, Error> {
+        match self.modem.send(&GetPinStatus).await {
+            Ok(code) => {
+                self.modem.state.update(|s| s.pin = Some(code));
+                Ok(status_of(code))
+            }
+            Err(Error::Cme(e)) => Ok(match e {
+                CmeError::SIM_NOT_INSERTED => SimStatus::NotInserted,
+                CmeError::SIM_BUSY => SimStatus::Busy,
+                CmeError::SIM_PIN_REQUIRED => SimStatus::PinRequired,
+                CmeError::SIM_PUK_REQUIRED => SimStatus::PukRequired,
+                other => SimStatus::Error(other),
+            }),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Enters the PIN if the SIM asks for one and waits (up to 10 s) for it to become ready.
+    /// A wrong PIN is `Err(Error::Cme(CmeError::INCORRECT_PASSWORD))`.
+    pub async fn unlock(&self, pin: &str) -> Result<(), Error> {
+        match self.status().await? {
+            SimStatus::Ready => return Ok(()),
+            SimStatus::PinRequired => {}
+            _ => return Err(Error::InvalidState),
+        }
+        self.modem.send(&EnterPin { pin }).await?;
+        self.wait_ready(Duration::from_secs(10)).await
+    }
+
+    /// Unblocks a SIM that asks for its PUK, setting a new PIN.
+    pub async fn unblock(&self, puk: &str, new_pin: &str) -> Result<(), Error> {
+        if self.status().await? != SimStatus::PukRequired {
+            return Err(Error::InvalidState);
+        }
+        self.modem.send(&EnterPuk { puk, new_pin }).await?;
+        self.wait_ready(Duration::from_secs(10)).await
+    }
+
+    /// Waits until the SIM reports `READY` (URC or polling every 500 ms), up to `timeout`.
+    pub async fn wait_ready(&self, timeout: Duration) -> Result<(), Error> {
+        with_timeout(timeout, async {
+            loop {
+                if self.status().await? == SimStatus::Ready {
+                    return Ok(());
+                }
+                let _ = with_timeout(
+                    Duration::from_millis(500),
+                    self.modem
+                        .state
+                        .wait_for(|s| (s.pin == Some(PinCode::Ready)).then_some(())),
+                )
+                .await;
+            }
+        })
+        .await
+        .map_err(|_| Error::Timeout)?
+    }
+
+    /// The SIM's ICCID (`AT+QCCID`).
+    pub async fn iccid(&self) -> Result<heapless::String<24>, Error> {
+        self.modem.send(&Iccid).await
+    }
+
+    /// The subscriber identity (`AT+CIMI`).
+    pub async fn imsi(&self) -> Result<heapless::String<16>, Error> {
+        self.modem.send(&Imsi).await
+    }
+}

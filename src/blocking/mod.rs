@@ -1,0 +1,214 @@
+//! The blocking API: the same handles, commands, digester and state as [`asynch`](crate::asynch),
+//! driven over `embedded_io::{Read, ReadReady, Write}` without an executor, threads or
+//! interrupts.
+//!
+//! Each call runs the async code to completion with a busy-polling executor and, while it
+//! waits, pulls received bytes from the UART itself (when `read_ready()` says there are some) and
+//! feeds them to the digester. Nothing else needs to run concurrently. An embassy-time driver
+//! must be linked (timeouts use it), as for the async API.
+
+use embassy_futures::select::{Either, select};
+use embassy_futures::yield_now;
+use embedded_io::{Read, ReadReady, Write};
+
+use crate::Error;
+use crate::asynch::{self, Apn, Config, DataCallInfo, Identity, NotReady, Resources, SimStatus};
+use crate::at::urc::RegStatus;
+use crate::command::Command;
+use embassy_time::Duration;
+
+/// Adapts a blocking writer to `embedded_io_async::Write` (writes complete immediately).
+pub struct BlockingTx<W>(W);
+
+impl<W: Write> embedded_io::ErrorType for BlockingTx<W> {
+    type Error = W::Error;
+}
+
+impl<W: Write> embedded_io_async::Write for BlockingTx<W> {
+    async fn write(&mut self, buf: &[u8]) -> Result<usize, Self::Error> {
+        self.0.write(buf)
+    }
+    async fn flush(&mut self) -> Result<(), Self::Error> {
+        self.0.flush()
+    }
+}
+
+/// The async modem type the blocking one drives.
+pub type AsyncModem<'a, W, const N: usize> = asynch::Modem<'a, BlockingTx<W>, N>;
+
+/// A blocking modem. Get the handles with [`Modem::sim`], [`Modem::network`],
+/// [`Modem::data_call`], or run any async operation with [`Modem::run`].
+pub struct Modem<'a, R, W: Write, const N: usize = 2048> {
+    modem: AsyncModem<'a, W, N>,
+    runner: asynch::Runner<'a, N>,
+    rx: R,
+}
+
+/// Creates a blocking modem over a UART's two halves.
+pub fn new<'a, R: Read + ReadReady, W: Write, const N: usize>(
+    resources: &'a mut Resources<N>,
+    rx: R,
+    tx: W,
+    config: Config,
+) -> Modem<'a, R, W, N> {
+    let (runner, modem) = asynch::new(resources, BlockingTx(tx), config);
+    Modem { modem, runner, rx }
+}
+
+async fn pump<R: Read + ReadReady, const N: usize>(
+    runner: &mut asynch::Runner<'_, N>,
+    rx: &mut R,
+) -> core::convert::Infallible {
+    let mut buf = [0u8; 64];
+    loop {
+        if let Ok(true) = rx.read_ready() {
+            if let Ok(n) = rx.read(&mut buf) {
+                if n > 0 {
+                    runner.ingest(&buf[..n]);
+                    continue;
+                }
+            }
+        }
+        yield_now().await;
+    }
+}
+
+impl<'a, R: Read + ReadReady, W: Write, const N: usize> Modem<'a, R, W, N> {
+    /// Runs an async operation on the modem to completion, feeding received bytes meanwhile.
+    pub fn run<T>(&mut self, f: impl AsyncFnOnce(&AsyncModem<'a, W, N>) -> T) -> T {
+        let Self { modem, runner, rx } = self;
+        let modem: &AsyncModem<'a, W, N> = modem;
+        embassy_futures::block_on(async move {
+            match select(pump(runner, rx), f(modem)).await {
+                Either::First(never) => match never {},
+                Either::Second(t) => t,
+            }
+        })
+    }
+
+    /// Feeds whatever the UART has received, without waiting (to keep the state current between
+    /// calls).
+    pub fn poll(&mut self) {
+        let mut buf = [0u8; 64];
+        while let Ok(true) = self.rx.read_ready() {
+            match self.rx.read(&mut buf) {
+                Ok(n) if n > 0 => self.runner.ingest(&buf[..n]),
+                _ => break,
+            }
+        }
+    }
+
+    /// See [`asynch::Modem::init`].
+    pub fn init(&mut self) -> Result<Identity, Error> {
+        self.run(async |m| m.init().await)
+    }
+
+    /// See [`asynch::Modem::send`].
+    pub fn send<C: Command>(&mut self, cmd: &C) -> Result<C::Response, Error> {
+        self.run(async |m| m.send(cmd).await)
+    }
+
+    /// See [`asynch::Modem::state`] (feeds pending bytes first).
+    pub fn state(&mut self) -> crate::state::State {
+        self.poll();
+        self.modem.state()
+    }
+
+    /// The SIM handle.
+    pub fn sim(&mut self) -> Sim<'_, 'a, R, W, N> {
+        Sim { m: self }
+    }
+
+    /// The network handle.
+    pub fn network(&mut self) -> Network<'_, 'a, R, W, N> {
+        Network { m: self }
+    }
+
+    /// The data-call handle.
+    pub fn data_call(&mut self) -> DataCall<'_, 'a, R, W, N> {
+        DataCall { m: self }
+    }
+}
+
+/// Blocking SIM handle; see [`asynch::Sim`].
+pub struct Sim<'m, 'a, R, W: Write, const N: usize> {
+    m: &'m mut Modem<'a, R, W, N>,
+}
+
+impl<R: Read + ReadReady, W: Write, const N: usize> Sim<'_, '_, R, W, N> {
+    /// See [`asynch::Sim::status`].
+    pub fn status(&mut self) -> Result<SimStatus, Error> {
+        self.m.run(async |m| m.sim().status().await)
+    }
+    /// See [`asynch::Sim::unlock`].
+    pub fn unlock(&mut self, pin: &str) -> Result<(), Error> {
+        self.m.run(async |m| m.sim().unlock(pin).await)
+    }
+    /// See [`asynch::Sim::unblock`].
+    pub fn unblock(&mut self, puk: &str, new_pin: &str) -> Result<(), Error> {
+        self.m.run(async |m| m.sim().unblock(puk, new_pin).await)
+    }
+    /// See [`asynch::Sim::iccid`].
+    pub fn iccid(&mut self) -> Result<heapless::String<24>, Error> {
+        self.m.run(async |m| m.sim().iccid().await)
+    }
+    /// See [`asynch::Sim::imsi`].
+    pub fn imsi(&mut self) -> Result<heapless::String<16>, Error> {
+        self.m.run(async |m| m.sim().imsi().await)
+    }
+}
+
+/// Blocking network handle; see [`asynch::Network`].
+pub struct Network<'m, 'a, R, W: Write, const N: usize> {
+    m: &'m mut Modem<'a, R, W, N>,
+}
+
+impl<R: Read + ReadReady, W: Write, const N: usize> Network<'_, '_, R, W, N> {
+    /// See [`asynch::Network::registration`].
+    pub fn registration(&mut self) -> Result<RegStatus, Error> {
+        self.m.run(async |m| m.network().registration().await)
+    }
+    /// See [`asynch::Network::signal`].
+    pub fn signal(&mut self) -> Result<crate::command::network::Signal, Error> {
+        self.m.run(async |m| m.network().signal().await)
+    }
+    /// See [`asynch::Network::operator`].
+    pub fn operator(&mut self) -> Result<crate::command::network::Operator, Error> {
+        self.m.run(async |m| m.network().operator().await)
+    }
+    /// See [`asynch::Network::wait_registered`].
+    pub fn wait_registered(&mut self, timeout: Duration) -> Result<RegStatus, NotReady> {
+        self.m
+            .run(async |m| m.network().wait_registered(timeout).await)
+    }
+    /// See [`asynch::Network::wait_network_ready`].
+    pub fn wait_network_ready(&mut self, cid: u8, timeout: Duration) -> Result<(), NotReady> {
+        self.m
+            .run(async |m| m.network().wait_network_ready(cid, timeout).await)
+    }
+}
+
+/// Blocking data-call handle; see [`asynch::DataCall`].
+pub struct DataCall<'m, 'a, R, W: Write, const N: usize> {
+    m: &'m mut Modem<'a, R, W, N>,
+}
+
+impl<R: Read + ReadReady, W: Write, const N: usize> DataCall<'_, '_, R, W, N> {
+    /// See [`asynch::DataCall::configure`].
+    pub fn configure(&mut self, cid: u8, apn: &Apn<'_>) -> Result<(), Error> {
+        self.m
+            .run(async |m| m.data_call().configure(cid, apn).await)
+    }
+    /// See [`asynch::DataCall::activate`].
+    pub fn activate(&mut self, cid: u8) -> Result<(), Error> {
+        self.m.run(async |m| m.data_call().activate(cid).await)
+    }
+    /// See [`asynch::DataCall::deactivate`].
+    pub fn deactivate(&mut self, cid: u8) -> Result<(), Error> {
+        self.m.run(async |m| m.data_call().deactivate(cid).await)
+    }
+    /// See [`asynch::DataCall::info`].
+    pub fn info(&mut self, cid: u8) -> Result<DataCallInfo, Error> {
+        self.m.run(async |m| m.data_call().info(cid).await)
+    }
+}

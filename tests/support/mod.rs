@@ -1,0 +1,48 @@
+//! Shared helpers for black-box tests against the mock modem.
+#![allow(dead_code)]
+
+use std::time::Duration as StdDuration;
+
+use embassy_futures::select::{Either, select};
+use mock_modem::{HostRx, HostTx, MockModem, ModemHandle};
+use quectel::asynch::{self, Config, Modem, Resources};
+
+pub type TestModem = Modem<'static, HostTx>;
+
+pub fn config() -> Config {
+    Config {
+        startup_timeout: embassy_time::Duration::from_secs(10),
+        ..Config::default()
+    }
+}
+
+pub fn resources() -> &'static mut Resources {
+    Box::leak(Box::new(Resources::new()))
+}
+
+/// Runs `body` against a behavioural mock modem with the async API on a current-thread runtime.
+pub fn with_modem<T>(mock: MockModem, body: impl AsyncFnOnce(&TestModem, &ModemHandle) -> T) -> T {
+    let (rx, tx, handle) = mock.spawn();
+    with_endpoints(rx, tx, async |m| body(m, &handle).await)
+}
+
+/// Runs `body` with the async API over given endpoints.
+pub fn with_endpoints<T>(rx: HostRx, tx: HostTx, body: impl AsyncFnOnce(&TestModem) -> T) -> T {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async move {
+        let (runner, modem) = asynch::new(resources(), tx, config());
+        let out = tokio::time::timeout(
+            StdDuration::from_secs(60),
+            select(runner.run(rx), body(&modem)),
+        )
+        .await
+        .expect("test body took more than 60 s");
+        match out {
+            Either::First(never) => never,
+            Either::Second(t) => t,
+        }
+    })
+}

@@ -60,22 +60,3 @@ macro_rules! error {
         let _ = ($( & $x ),*);
     }};
 }
-
-/// Formats a byte slice for logs as text where printable (`log`), or as `{=[u8]:a}` (`defmt`).
-#[cfg(feature = "log")]
-pub(crate) struct Bytes<'a>(pub &'a [u8]);
-
-#[cfg(feature = "log")]
-impl core::fmt::Display for Bytes<'_> {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        for &b in self.0 {
-            match b {
-                b'\r' => f.write_str("\\r")?,
-                b'\n' => f.write_str("\\n")?,
-                0x20..=0x7e => core::fmt::Write::write_char(f, b as char)?,
-                _ => write!(f, "\\x{b:02x}")?,
-            }
-        }
-        Ok(())
-    }
-}

@@ -160,11 +160,11 @@ impl<W: Write, const N: usize> DataCall<'_, '_, W, N> {
             info.ipv4 = c.ipv4.clone();
             info.ipv6 = c.ipv6.clone();
         }
-        if info.active {
-            if let Ok(dns) = self.modem.send(&GetDnsConfig { cid }).await {
-                info.dns_primary = Some(dns.primary);
-                info.dns_secondary = Some(dns.secondary);
-            }
+        if info.active
+            && let Ok(dns) = self.modem.send(&GetDnsConfig { cid }).await
+        {
+            info.dns_primary = Some(dns.primary);
+            info.dns_secondary = Some(dns.secondary);
         }
         Ok(info)
     }

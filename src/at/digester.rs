@@ -212,13 +212,13 @@ impl<'a> Digester<'a> {
                     self.resp_start = Some(ts);
                     self.resp_expect = expect;
                 }
-                if let Some(n) = expect.and_then(|e| line::payload_len(text, &e)) {
-                    if n > 0 {
-                        self.payload = Some((next_line, next_line + n));
-                        self.line_start = next_line;
-                        self.mode = Mode::Raw(n);
-                        return None;
-                    }
+                if let Some(n) = expect.and_then(|e| line::payload_len(text, &e))
+                    && n > 0
+                {
+                    self.payload = Some((next_line, next_line + n));
+                    self.line_start = next_line;
+                    self.mode = Mode::Raw(n);
+                    return None;
                 }
             }
             LineClass::Final(f) => {
@@ -253,12 +253,13 @@ impl<'a> Digester<'a> {
     fn digest_drain<'b>(&mut self, buf: &'b [u8], end: usize) -> Option<(DigestResult<'b>, usize)> {
         let end = end.min(buf.len());
         loop {
-            if let Some((ps, pe)) = self.payload {
-                if self.line_start >= ps && self.line_start < pe {
-                    self.line_start = pe.min(end);
-                    self.scan = self.line_start;
-                    continue;
-                }
+            if let Some((ps, pe)) = self.payload
+                && self.line_start >= ps
+                && self.line_start < pe
+            {
+                self.line_start = pe.min(end);
+                self.scan = self.line_start;
+                continue;
             }
             if self.line_start >= end {
                 self.mode = Mode::Line;

@@ -1,4 +1,4 @@
-//! A minimal ingress loop around the [`Digester`](super::Digester), without atat's channels.
+//! A minimal ingress loop around the [`Digester`], without atat's channels.
 //!
 //! It mirrors what `atat::Ingress` does with a digester (append, digest until nothing is
 //! consumed, shift) and hands each event to a closure. Tests, benchmarks and fuzz targets use it
@@ -19,6 +19,10 @@ pub enum Event<'b> {
     /// The data prompt.
     Prompt,
 }
+
+/// The digester left a full buffer without consuming anything (a digester bug; never expected).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Stalled;
 
 /// A fixed-size ingress buffer and a digester.
 pub struct Feeder<'a, const N: usize> {
@@ -44,11 +48,11 @@ impl<'a, const N: usize> Feeder<'a, N> {
 
     /// Feeds `bytes`, calling `on` for every event. Returns an error if the digester left the
     /// buffer full without consuming anything (a digester bug; never expected).
-    pub fn feed(&mut self, mut bytes: &[u8], mut on: impl FnMut(Event<'_>)) -> Result<(), ()> {
+    pub fn feed(&mut self, mut bytes: &[u8], mut on: impl FnMut(Event<'_>)) -> Result<(), Stalled> {
         while !bytes.is_empty() {
             let room = N - self.len;
             if room == 0 {
-                return Err(());
+                return Err(Stalled);
             }
             let n = room.min(bytes.len());
             self.buf[self.len..self.len + n].copy_from_slice(&bytes[..n]);
@@ -57,7 +61,7 @@ impl<'a, const N: usize> Feeder<'a, N> {
             while self.len > 0 {
                 let (result, used) = self.digester.digest(&self.buf[..self.len]);
                 if used > self.len {
-                    return Err(());
+                    return Err(Stalled);
                 }
                 match result {
                     DigestResult::None => {}

@@ -206,14 +206,14 @@ pub fn classify(line: &[u8], expect: Option<&Expect>, in_response: bool) -> Line
     if BARE_URCS.contains(&line) {
         return LineClass::Urc;
     }
-    if let Some(expect) = expect {
-        if expect.info == Info::Prefixed && has_prefix(line, expect.prefix) {
-            if REGISTRATION_PREFIXES.contains(&expect.prefix) && !looks_like_registration_read(line)
-            {
-                return LineClass::Urc;
-            }
-            return LineClass::Info;
+    if let Some(expect) = expect
+        && expect.info == Info::Prefixed
+        && has_prefix(line, expect.prefix)
+    {
+        if REGISTRATION_PREFIXES.contains(&expect.prefix) && !looks_like_registration_read(line) {
+            return LineClass::Urc;
         }
+        return LineClass::Info;
     }
     if line[0] == b'+' {
         return if prefix_of(line).is_some() {

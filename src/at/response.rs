@@ -77,10 +77,10 @@ impl<'a> Response<'a> {
     pub fn final_code(&self) -> Option<Final> {
         let mut last = None;
         for item in self.items() {
-            if let Item::Line(l) = item {
-                if let Some(f) = line::parse_final(l) {
-                    last = Some(f);
-                }
+            if let Item::Line(l) = item
+                && let Some(f) = line::parse_final(l)
+            {
+                last = Some(f);
             }
         }
         last

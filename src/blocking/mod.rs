@@ -1,4 +1,4 @@
-//! The blocking API: the same handles, commands, digester and state as [`asynch`](crate::asynch),
+//! The blocking API: the same handles, commands, digester and state as [`asynch`],
 //! driven over `embedded_io::{Read, ReadReady, Write}` without an executor, threads or
 //! interrupts.
 //!
@@ -61,13 +61,12 @@ async fn pump<R: Read + ReadReady, const N: usize>(
 ) -> core::convert::Infallible {
     let mut buf = [0u8; 64];
     loop {
-        if let Ok(true) = rx.read_ready() {
-            if let Ok(n) = rx.read(&mut buf) {
-                if n > 0 {
-                    runner.ingest(&buf[..n]);
-                    continue;
-                }
-            }
+        if let Ok(true) = rx.read_ready()
+            && let Ok(n) = rx.read(&mut buf)
+            && n > 0
+        {
+            runner.ingest(&buf[..n]);
+            continue;
         }
         yield_now().await;
     }

@@ -104,33 +104,6 @@ impl<'a> CmdWriter<'a> {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn writer_bounds() {
-        let mut buf = [0u8; 8];
-        let mut w = CmdWriter::new(&mut buf);
-        w.str("AT+X=").unwrap();
-        w.uint(42).unwrap();
-        assert_eq!(w.as_bytes(), b"AT+X=42");
-        assert_eq!(w.uint(123), Err(Error::Overflow));
-        assert_eq!(w.as_bytes(), b"AT+X=42");
-        let mut buf = [0u8; 32];
-        let mut w = CmdWriter::new(&mut buf);
-        assert_eq!(w.quoted("a\"b"), Err(Error::InvalidArgument));
-        assert_eq!(w.quoted("a\rb"), Err(Error::InvalidArgument));
-        w.quoted("internet").unwrap();
-        assert_eq!(w.as_bytes(), b"\"internet\"");
-        let mut w = CmdWriter::new(&mut buf);
-        w.uint(0).unwrap();
-        w.comma().unwrap();
-        w.uint(u32::MAX).unwrap();
-        assert_eq!(w.as_bytes(), b"0,4294967295");
-    }
-}
-
 /// Turns what the digester delivered for `cmd` into its typed result.
 pub fn complete<C: Command>(
     cmd: &C,
@@ -180,13 +153,13 @@ pub(crate) fn run_wire<C: Command>(
     for piece in wire.chunks(chunk.max(1)) {
         feeder
             .feed(piece, |ev| {
-                if let crate::at::feed::Event::Response(r) = ev {
-                    if first.is_none() {
-                        match r {
-                            Ok(b) => first = Some(Ok(b.to_vec())),
-                            Err(atat::InternalError::Custom(b)) => first = Some(Err(b.to_vec())),
-                            Err(_) => overflow = true,
-                        }
+                if let crate::at::feed::Event::Response(r) = ev
+                    && first.is_none()
+                {
+                    match r {
+                        Ok(b) => first = Some(Ok(b.to_vec())),
+                        Err(atat::InternalError::Custom(b)) => first = Some(Err(b.to_vec())),
+                        Err(_) => overflow = true,
                     }
                 }
             })
@@ -199,5 +172,32 @@ pub(crate) fn run_wire<C: Command>(
         Some(Ok(b)) => complete(cmd, Ok(&b)),
         Some(Err(b)) => complete(cmd, Err(atat::InternalError::Custom(&b))),
         None => Err(Error::Timeout),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn writer_bounds() {
+        let mut buf = [0u8; 8];
+        let mut w = CmdWriter::new(&mut buf);
+        w.str("AT+X=").unwrap();
+        w.uint(42).unwrap();
+        assert_eq!(w.as_bytes(), b"AT+X=42");
+        assert_eq!(w.uint(123), Err(Error::Overflow));
+        assert_eq!(w.as_bytes(), b"AT+X=42");
+        let mut buf = [0u8; 32];
+        let mut w = CmdWriter::new(&mut buf);
+        assert_eq!(w.quoted("a\"b"), Err(Error::InvalidArgument));
+        assert_eq!(w.quoted("a\rb"), Err(Error::InvalidArgument));
+        w.quoted("internet").unwrap();
+        assert_eq!(w.as_bytes(), b"\"internet\"");
+        let mut w = CmdWriter::new(&mut buf);
+        w.uint(0).unwrap();
+        w.comma().unwrap();
+        w.uint(u32::MAX).unwrap();
+        assert_eq!(w.as_bytes(), b"0,4294967295");
     }
 }

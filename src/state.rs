@@ -97,8 +97,9 @@ impl State {
                 self.boots = boots;
                 self.unknown_urcs = unknown;
                 self.pdp_deact_events = events;
-                // Every context is gone after a reboot.
-                self.pdp_deactivated = u32::MAX;
+                // Every context is gone after a reboot, but none needs the `AT+QIDEACT` clean-up
+                // a network deactivation asks for.
+                self.pdp_deactivated = 0;
             }
             Urc::AppReady => self.app_ready = true,
             Urc::PoweredDown | Urc::PsmPowerDown => {

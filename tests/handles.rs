@@ -202,11 +202,11 @@ fn registration_progresses_and_urcs_update_state() {
             .await
             .unwrap();
         h.set_registration(reg::ROAMING);
-        let best = embassy_time::with_timeout(
-            Duration::from_secs(2),
-            m.wait_for_state(|s| (s.best_registration() == Some(RegStatus::Roaming)).then_some(())),
-        )
-        .await;
+        let best = m
+            .wait_for_state(Duration::from_secs(2), |s| {
+                (s.best_registration() == Some(RegStatus::Roaming)).then_some(())
+            })
+            .await;
         assert!(best.is_ok(), "roaming URC not applied: {:?}", m.state());
     });
 }
@@ -220,10 +220,9 @@ fn pdpdeact_is_reflected_and_recovered() {
             .await
             .unwrap();
         h.inject_urc("+QIURC: \"pdpdeact\",1");
-        embassy_time::with_timeout(
-            Duration::from_secs(2),
-            m.wait_for_state(|s| (s.pdp_deact_events == 1).then_some(())),
-        )
+        m.wait_for_state(Duration::from_secs(2), |s| {
+            (s.pdp_deact_events == 1).then_some(())
+        })
         .await
         .unwrap();
         let info = m.data_call().info(1).await.unwrap();
@@ -315,6 +314,30 @@ fn garbage_before_responses_is_skipped() {
             m.init().await.unwrap();
             assert_eq!(m.sim().status().await.unwrap(), SimStatus::Ready);
             assert!(m.stats().garbage_lines > 0);
+        },
+    );
+}
+
+#[test]
+fn commands_dropped_at_random_points_keep_the_channel_in_sync() {
+    with_modem(
+        fast(MockModel::Bg96).chunk(3, StdDuration::from_micros(300)),
+        async |m, _| {
+            let id = m.init().await.unwrap();
+            // A cheap deterministic pseudo-random sequence of give-up delays (0..15 ms).
+            let mut x: u32 = 0x1234_5678;
+            for _ in 0..40 {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                let give_up = Duration::from_micros(u64::from(x % 15_000));
+                let _ = embassy_time::with_timeout(give_up, m.sim().iccid()).await;
+                let _ = embassy_time::with_timeout(give_up, m.network().signal()).await;
+                // Whatever was abandoned, the next answers belong to their own commands.
+                let imei = m.send(&quectel::command::general::Imei).await.unwrap();
+                assert_eq!(imei.as_str(), id.imei.as_str());
+                assert_eq!(m.sim().status().await.unwrap(), SimStatus::Ready);
+            }
         },
     );
 }

@@ -57,3 +57,112 @@ fn init_sequence_is_byte_exact_and_survives_quirks() {
     assert!(state.boots >= 1);
     handle.finish().unwrap();
 }
+
+const NETWORK_AND_DATA_CALL: &str = r#"
+frag 2
+> AT+CEREG?
+< +CEREG: 2,2
+< OK
+> AT+CGREG?
+! +CEREG: 1,"1A2B","01A2D101",8
+< +CGREG: 2,0
+< OK
+> AT+CREG?
+< +CREG: 2,1,"1A2B","01A2D101",8
+! +QIURC: "recv",3
+< OK
+> AT+CSQ
+< +CSQ: 23,99
+< OK
+> AT+COPS?
+< +COPS: 0,0,"CHINA MOBILE CMCC",7
+< OK
+> AT+QICSGP=1,1,"cmnet","","",0
+< OK
+> AT+QIACT?
+< OK
+> AT+QIACT=1
+~ 100ms
+< OK
+> AT+QIACT?
+< +QIACT: 1,1,1,"10.7.157.1"
+< OK
+> AT+QIDNSCFG=1
+< +QIDNSCFG: 1,"211.138.180.2","211.138.180.3"
+< OK
+! +QIURC: "pdpdeact",1
+> AT+QIACT?
+< OK
+> AT+QIDEACT=1
+< OK
+> AT+QIACT=1
+< OK
+"#;
+
+#[test]
+fn network_and_data_call_handles_are_byte_exact() {
+    use embassy_time::Duration;
+    use quectel::asynch::Apn;
+    use quectel::at::urc::RegStatus;
+    let script = Script::parse(NETWORK_AND_DATA_CALL).unwrap();
+    let (rx, tx, handle) = script.spawn();
+    support::with_endpoints(rx, tx, async |m| {
+        // EPS reported "searching", then a URC says "home" while CGREG is queried; CREG home.
+        assert_eq!(m.network().registration().await.unwrap(), RegStatus::Home);
+        let sig = m.network().signal().await.unwrap();
+        assert_eq!((sig.rssi, sig.rssi_dbm()), (23, Some(-67)));
+        let op = m.network().operator().await.unwrap();
+        assert_eq!(op.name.as_deref(), Some("CHINA MOBILE CMCC"));
+        m.data_call()
+            .configure(1, &Apn::new("cmnet"))
+            .await
+            .unwrap();
+        m.data_call().activate(1).await.unwrap();
+        let info = m.data_call().info(1).await.unwrap();
+        assert!(info.active);
+        assert_eq!(info.ipv4.as_deref(), Some("10.7.157.1"));
+        assert_eq!(info.dns_primary.as_deref(), Some("211.138.180.2"));
+        assert_eq!(info.dns_secondary.as_deref(), Some("211.138.180.3"));
+        // The network drops the context; the driver sees it and cleans up before re-activating.
+        m.wait_for_state(Duration::from_secs(2), |s| {
+            (s.pdp_deact_events == 1).then_some(())
+        })
+        .await
+        .unwrap();
+        let info = m.data_call().info(1).await.unwrap();
+        assert!(!info.active && info.deactivated_by_network);
+        m.data_call().activate(1).await.unwrap();
+    });
+    handle.finish().unwrap();
+}
+
+#[test]
+fn blocking_facade_sends_the_same_bytes() {
+    use quectel::asynch::{Config, Resources};
+    let script = Script::parse(
+        r#"
+frag 1
+> AT+CPIN?
+< +CPIN: SIM PIN
+< OK
+> ATE0
+< OK
+> AT+CPIN="1234"
+< OK
+! +CPIN: READY
+> AT+CPIN?
+< +CPIN: READY
+< OK
+> AT+QCCID
+< +QCCID: 89860025128306012474
+< OK
+"#,
+    )
+    .unwrap();
+    let (rx, tx, handle) = script.spawn();
+    let res: &'static mut Resources = Box::leak(Box::new(Resources::new()));
+    let mut m = quectel::blocking::new(res, rx, tx, Config::default());
+    m.sim().unlock("1234").unwrap();
+    assert_eq!(m.sim().iccid().unwrap().as_str(), "89860025128306012474");
+    handle.finish().unwrap();
+}

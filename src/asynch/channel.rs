@@ -8,7 +8,7 @@ use embassy_time::{Duration, Instant, Timer, with_timeout};
 use embedded_io_async::Write;
 
 use crate::Error;
-use crate::at::ExpectCell;
+use crate::at::{Expect, ExpectCell};
 use crate::command::{CmdWriter, Command, complete};
 use crate::state::StateCell;
 
@@ -49,6 +49,8 @@ pub struct Channel<'a, W: Write, const N: usize> {
     line: &'a mut [u8],
     /// When the last command sent will certainly not be answered any more.
     last_deadline: Instant,
+    /// A command line was being written when its future was dropped.
+    partial: bool,
 }
 
 impl<'a, W: Write, const N: usize> Channel<'a, W, N> {
@@ -64,6 +66,7 @@ impl<'a, W: Write, const N: usize> Channel<'a, W, N> {
             state,
             line,
             last_deadline: Instant::from_ticks(0),
+            partial: false,
         }
     }
 
@@ -71,6 +74,16 @@ impl<'a, W: Write, const N: usize> Channel<'a, W, N> {
     /// arrived, waits until that result code arrives, its deadline passes, or the modem reboots,
     /// so that it cannot be taken for the answer to the next command.
     async fn settle(&mut self) {
+        if self.partial {
+            // A command line was cut off mid-write: end it, so that the modem answers it (with
+            // ERROR, most likely) and the next command starts on a fresh line.
+            self.shared.begin(Expect::NONE);
+            self.last_deadline = Instant::now() + Duration::from_millis(WRITE_ALLOWANCE_MS + 300);
+            let w = self.client.inner();
+            if w.write_all(b"\r").await.is_ok() && w.flush().await.is_ok() {
+                self.partial = false;
+            }
+        }
         let boots = self.state.get().boots;
         while self.shared.current().is_some() {
             if Instant::now() >= self.last_deadline || self.state.get().boots != boots {
@@ -97,13 +110,27 @@ impl<'a, W: Write, const N: usize> Channel<'a, W, N> {
         let boots = self.state.get().boots;
         let timeout = u64::from(C::TIMEOUT_MS) + WRITE_ALLOWANCE_MS;
         self.last_deadline = Instant::now() + Duration::from_millis(timeout);
-        self.shared.begin(C::EXPECT);
-        let line = &self.line[..len];
+        let Self {
+            client,
+            shared,
+            line,
+            partial,
+            ..
+        } = self;
+        let shared: &ExpectCell = shared;
+        let line = &line[..len];
         let wrapped = Wrapped { cmd };
+        // The command counts as in flight from its first written byte: dropped before that
+        // (e.g. during the pause between commands), nothing is left to wait for.
         let exchange = with_timeout(
             Duration::from_millis(timeout),
-            self.client
-                .send_with(&wrapped, async |w: &mut W| w.write_all(line).await),
+            client.send_with(&wrapped, async |w: &mut W| {
+                shared.begin(C::EXPECT);
+                *partial = true;
+                let r = w.write_all(line).await;
+                *partial = false;
+                r
+            }),
         );
         let rebooted = self.state.wait_for(|s| (s.boots != boots).then_some(()));
         match select(exchange, rebooted).await {

@@ -115,7 +115,8 @@ impl<W: Write, const N: usize> DataCall<'_, '_, W, N> {
         self.check_cid(cid).await?;
         let deactivated = self.modem.state.get().pdp_deactivated & (1 << cid) != 0;
         if deactivated {
-            // After a reboot every bit is set; a context that is not there gives ERROR here.
+            // Quectel requires this clean-up after "pdpdeact"; an ERROR here (the context is
+            // already gone) does not matter.
             let _ = self.modem.send(&DeactivateContext { cid }).await;
         } else if self.is_active(cid).await? {
             return Ok(());

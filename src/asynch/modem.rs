@@ -206,10 +206,16 @@ impl<'a, W: Write, const N: usize> Modem<'a, W, N> {
         })
     }
 
-    /// Waits until `f` returns `Some` for the driver's state (re-checked on every change; wrap
-    /// it in a timeout). Cancel-safe.
-    pub async fn wait_for_state<T>(&self, f: impl FnMut(&crate::state::State) -> Option<T>) -> T {
-        self.state.wait_for(f).await
+    /// Waits up to `timeout` until `f` returns `Some` for the driver's state (re-checked on
+    /// every change). Cancel-safe.
+    pub async fn wait_for_state<T>(
+        &self,
+        timeout: Duration,
+        f: impl FnMut(&crate::state::State) -> Option<T>,
+    ) -> Result<T, Error> {
+        embassy_time::with_timeout(timeout, self.state.wait_for(f))
+            .await
+            .map_err(|_| Error::Timeout)
     }
 
     /// How many times the modem has booted (`RDY`) since the driver started.

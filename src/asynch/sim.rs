@@ -93,6 +93,11 @@ impl<W: Write, const N: usize> Sim<'_, '_, W, N> {
             SimStatus::PinRequired => {}
             _ => return Err(Error::InvalidState),
         }
+        // With echo on the PIN would come back on the wire (and into any byte log): make sure
+        // echo is off first, whether or not `init` ran.
+        self.modem
+            .send(&crate::command::general::Echo(false))
+            .await?;
         self.modem.send(&EnterPin { pin }).await?;
         self.wait_ready(Duration::from_secs(10)).await
     }
@@ -102,6 +107,9 @@ impl<W: Write, const N: usize> Sim<'_, '_, W, N> {
         if self.status().await? != SimStatus::PukRequired {
             return Err(Error::InvalidState);
         }
+        self.modem
+            .send(&crate::command::general::Echo(false))
+            .await?;
         self.modem.send(&EnterPuk { puk, new_pin }).await?;
         self.wait_ready(Duration::from_secs(10)).await
     }

@@ -113,6 +113,10 @@ pub struct Registration {
 }
 
 fn hex_quoted(i: &[u8]) -> IResult<&[u8], Option<u32>> {
+    // An empty field (`,,`) is allowed where the location is unknown.
+    if i.is_empty() || i[0] == b',' {
+        return Ok((i, None));
+    }
     let (i, text) = quoted(i)?;
     if text.is_empty() {
         return Ok((i, None));
@@ -455,6 +459,18 @@ mod tests {
                     status: RegStatus::Roaming,
                     area: Some(0x1A2B),
                     cell: Some(0x01A2D102),
+                    act: Some(8)
+                }
+            )
+        );
+        assert_eq!(
+            p(b"+CEREG: 1,,\"01A2D101\",8"),
+            Urc::Registration(
+                RegDomain::Eps,
+                Registration {
+                    status: RegStatus::Home,
+                    area: None,
+                    cell: Some(0x01A2D101),
                     act: Some(8)
                 }
             )

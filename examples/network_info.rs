@@ -93,7 +93,7 @@ fn main() {
         Ok::<(), quectel::Error>(())
     };
     let result = rt.block_on(async {
-        match select(runner.run(rx), app).await {
+        match select(runner.run(rx, &modem), app).await {
             Either::First(never) => never,
             Either::Second(r) => r,
         }

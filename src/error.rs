@@ -140,6 +140,18 @@ pub enum Error {
     InvalidState,
     /// The caller gave a value outside the range the modem model accepts.
     OutOfRange,
+    /// A TCP/IP error code of the module (`+QIOPEN: <id>,<err>`, `AT+QIGETERROR`), e.g. 565
+    /// DNS parse failed, 566 socket connect failed, 563 socket identity in use.
+    Ip(u16),
+    /// The TLS connection could not be set up in the modem (`+QSSLOPEN: <id>,<err>`): handshake
+    /// or certificate verification failed (usually 566), or another module error code.
+    Tls(u16),
+    /// The peer closed the connection (writes after that fail with this error).
+    ConnectionClosed,
+    /// The network deactivated the PDP context the socket was on (`+QIURC: "pdpdeact"`).
+    ContextDeactivated,
+    /// Every socket slot is in use.
+    NoSocket,
 }
 
 impl fmt::Display for Error {
@@ -160,6 +172,11 @@ impl fmt::Display for Error {
             Error::NotResponding => f.write_str("the modem does not respond"),
             Error::InvalidState => f.write_str("the modem is not in the required state"),
             Error::OutOfRange => f.write_str("value out of range for this modem"),
+            Error::Ip(code) => write!(f, "module TCP/IP error {code}"),
+            Error::Tls(code) => write!(f, "TLS connection failed in the module (error {code})"),
+            Error::ConnectionClosed => f.write_str("connection closed by the peer"),
+            Error::ContextDeactivated => f.write_str("PDP context deactivated by the network"),
+            Error::NoSocket => f.write_str("no free socket"),
         }
     }
 }
@@ -175,7 +192,10 @@ impl embedded_io::Error for Error {
             Error::InvalidArgument | Error::OutOfRange => ErrorKind::InvalidInput,
             Error::Overflow => ErrorKind::OutOfMemory,
             Error::NoCarrier => ErrorKind::ConnectionReset,
-            Error::Rebooted => ErrorKind::ConnectionAborted,
+            Error::Rebooted | Error::ContextDeactivated => ErrorKind::ConnectionAborted,
+            Error::ConnectionClosed => ErrorKind::BrokenPipe,
+            Error::Ip(566) | Error::Tls(_) => ErrorKind::ConnectionRefused,
+            Error::NoSocket => ErrorKind::AddrInUse,
             _ => ErrorKind::Other,
         }
     }

@@ -11,6 +11,7 @@ pub mod blocking;
 pub mod command;
 mod error;
 pub mod model;
+pub mod socket;
 pub mod state;
 mod util;
 

@@ -1,5 +1,5 @@
 //! The AT channel: one command in flight, typed results, stale responses never delivered to the
-//! wrong command.
+//! wrong command, and socket sends that survive cancellation.
 
 use atat::AtatCmd;
 use atat::asynch::AtatClient as _;
@@ -8,12 +8,17 @@ use embassy_time::{Duration, Instant, Timer, with_timeout};
 use embedded_io_async::Write;
 
 use crate::Error;
-use crate::at::{Expect, ExpectCell};
+use crate::at::{Expect, ExpectCell, Final};
 use crate::command::{CmdWriter, Command, complete};
+use crate::socket::{Kind, SocketPool};
 use crate::state::StateCell;
 
 /// Extra time allowed for writing a command on top of its response time.
 const WRITE_ALLOWANCE_MS: u64 = 1_000;
+/// How long a send may wait for the `> ` prompt and for `SEND OK`.
+const SEND_STEP_MS: u64 = 10_000;
+/// Largest payload of one send (`AT+QISEND` takes 1460 at most on every model).
+pub const MAX_SEND: usize = 1460;
 
 struct Wrapped<'c, C: Command> {
     cmd: &'c C,
@@ -41,12 +46,38 @@ impl<C: Command> AtatCmd for Wrapped<'_, C> {
     }
 }
 
+/// Where a socket send is. Kept in the channel so that an abandoned send is finished by the
+/// next user of the channel instead of leaving the modem waiting for payload bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum TxPhase {
+    /// Nothing written yet.
+    Command,
+    /// `AT+QISEND=<id>,<n>` written; waiting for `> `.
+    Prompt,
+    /// This many payload bytes written.
+    Payload(usize),
+    /// Payload written; waiting for `SEND OK`/`SEND FAIL`.
+    Result,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct TxOp {
+    slot: u8,
+    kind: Kind,
+    len: usize,
+    phase: TxPhase,
+    deadline: Instant,
+}
+
 /// Sends typed commands over atat's client.
 pub struct Channel<'a, W: Write, const N: usize> {
     client: atat::asynch::Client<'a, W, N>,
     shared: &'a ExpectCell,
     state: &'a StateCell,
+    pool: &'a dyn SocketPool,
     line: &'a mut [u8],
+    staging: &'a mut [u8],
+    tx: Option<TxOp>,
     /// When the last command sent will certainly not be answered any more.
     last_deadline: Instant,
     /// A command line was being written when its future was dropped.
@@ -58,31 +89,41 @@ impl<'a, W: Write, const N: usize> Channel<'a, W, N> {
         client: atat::asynch::Client<'a, W, N>,
         shared: &'a ExpectCell,
         state: &'a StateCell,
+        pool: &'a dyn SocketPool,
         line: &'a mut [u8],
+        staging: &'a mut [u8],
     ) -> Self {
         Self {
             client,
             shared,
             state,
+            pool,
             line,
+            staging,
+            tx: None,
             last_deadline: Instant::from_ticks(0),
             partial: false,
         }
     }
 
-    /// If an earlier command was abandoned (its future dropped) before its final result code
-    /// arrived, waits until that result code arrives, its deadline passes, or the modem reboots,
-    /// so that it cannot be taken for the answer to the next command.
+    /// Brings the channel back to "nothing in flight": ends a command line cut off mid-write,
+    /// finishes an abandoned socket send, then waits until an abandoned command's final result
+    /// code arrives (its deadline passes, or the modem reboots), so that it cannot be taken
+    /// for the answer to the next command.
     async fn settle(&mut self) {
         if self.partial {
-            // A command line was cut off mid-write: end it, so that the modem answers it (with
-            // ERROR, most likely) and the next command starts on a fresh line.
+            // End the cut-off line so that the modem answers it (with ERROR, most likely) and
+            // the next command starts on a fresh line.
             self.shared.begin(Expect::NONE);
             self.last_deadline = Instant::now() + Duration::from_millis(WRITE_ALLOWANCE_MS + 300);
             let w = self.client.inner();
             if w.write_all(b"\r").await.is_ok() && w.flush().await.is_ok() {
                 self.partial = false;
             }
+        }
+        if self.tx.is_some() {
+            // Its outcome is recorded in its slot (sent bytes, failure count or error).
+            let _ = self.drive_tx().await;
         }
         let boots = self.state.get().boots;
         while self.shared.current().is_some() {
@@ -91,7 +132,7 @@ impl<'a, W: Write, const N: usize> Channel<'a, W, N> {
                 self.shared.complete();
                 break;
             }
-            Timer::after(Duration::from_millis(5)).await;
+            Timer::after(Duration::from_millis(2)).await;
         }
     }
 
@@ -107,6 +148,26 @@ impl<'a, W: Write, const N: usize> Channel<'a, W, N> {
             w.len()
         };
         self.settle().await;
+        self.exchange(cmd, None, len).await
+    }
+
+    /// Writes `data` (the data phase of a command that answered `CONNECT`, e.g. a file upload)
+    /// and waits for `cmd`'s answer to it.
+    pub async fn send_data<C: Command>(
+        &mut self,
+        cmd: &C,
+        data: &[u8],
+    ) -> Result<C::Response, Error> {
+        self.settle().await;
+        self.exchange(cmd, Some(data), 0).await
+    }
+
+    async fn exchange<C: Command>(
+        &mut self,
+        cmd: &C,
+        data: Option<&[u8]>,
+        len: usize,
+    ) -> Result<C::Response, Error> {
         let boots = self.state.get().boots;
         let timeout = u64::from(C::TIMEOUT_MS) + WRITE_ALLOWANCE_MS;
         self.last_deadline = Instant::now() + Duration::from_millis(timeout);
@@ -118,16 +179,19 @@ impl<'a, W: Write, const N: usize> Channel<'a, W, N> {
             ..
         } = self;
         let shared: &ExpectCell = shared;
-        let line = &line[..len];
+        let (bytes, is_line) = match data {
+            Some(d) => (d, false),
+            None => (&line[..len], true),
+        };
         let wrapped = Wrapped { cmd };
         // The command counts as in flight from its first written byte: dropped before that
         // (e.g. during the pause between commands), nothing is left to wait for.
         let exchange = with_timeout(
             Duration::from_millis(timeout),
             client.send_with(&wrapped, async |w: &mut W| {
-                shared.begin(C::EXPECT);
-                *partial = true;
-                let r = w.write_all(line).await;
+                shared.begin(cmd.expect());
+                *partial = is_line;
+                let r = w.write_all(bytes).await;
                 *partial = false;
                 r
             }),
@@ -152,6 +216,157 @@ impl<'a, W: Write, const N: usize> Channel<'a, W, N> {
                 // The modem lost the command with its reboot.
                 self.shared.complete();
                 Err(Error::Rebooted)
+            }
+        }
+    }
+
+    /// Sends up to [`MAX_SEND`] queued bytes of socket `slot` (`AT+QISEND`/`AT+QSSLSEND`).
+    /// The bytes leave the slot's transmit queue only on `SEND OK`. Returns how many were sent.
+    pub(crate) async fn send_queued(
+        &mut self,
+        slot: u8,
+        kind: Kind,
+        max: usize,
+    ) -> Result<usize, Error> {
+        self.settle().await;
+        let n = self
+            .pool
+            .tx_peek(usize::from(slot), &mut self.staging[..max.min(MAX_SEND)]);
+        if n == 0 {
+            return Ok(0);
+        }
+        self.tx = Some(TxOp {
+            slot,
+            kind,
+            len: n,
+            phase: TxPhase::Command,
+            deadline: Instant::now(),
+        });
+        self.drive_tx().await
+    }
+
+    /// Runs the send in `self.tx` to its end, from whatever phase it is in.
+    async fn drive_tx(&mut self) -> Result<usize, Error> {
+        let boots = self.state.get().boots;
+        loop {
+            let Some(mut op) = self.tx else {
+                return Ok(0);
+            };
+            let slot = usize::from(op.slot);
+            if self.state.get().boots != boots {
+                self.tx = None;
+                return Err(Error::Rebooted);
+            }
+            match op.phase {
+                TxPhase::Command => {
+                    // Wait out anything still in flight (without recursing into settle).
+                    let until = self.last_deadline;
+                    while self.shared.current().is_some() && Instant::now() < until {
+                        Timer::after(Duration::from_millis(2)).await;
+                    }
+                    self.shared.complete();
+                    let mut line = [0u8; 24];
+                    let len = {
+                        let mut w = CmdWriter::new(&mut line);
+                        w.str(match op.kind {
+                            Kind::Tcp => "AT+QISEND=",
+                            Kind::Tls => "AT+QSSLSEND=",
+                        })?;
+                        w.uint(u32::from(op.slot))?;
+                        w.comma()?;
+                        w.uint(op.len as u32)?;
+                        w.raw(b"\r")?;
+                        w.len()
+                    };
+                    self.shared.begin(Expect::PROMPT);
+                    self.partial = true;
+                    let w = self.client.inner();
+                    w.write_all(&line[..len]).await.map_err(|_| Error::Write)?;
+                    w.flush().await.map_err(|_| Error::Write)?;
+                    self.partial = false;
+                    op.phase = TxPhase::Prompt;
+                    op.deadline = Instant::now() + Duration::from_millis(SEND_STEP_MS);
+                    self.last_deadline = op.deadline;
+                    self.tx = Some(op);
+                }
+                TxPhase::Prompt => {
+                    while !self.shared.prompt_seen()
+                        && self.shared.current().is_some()
+                        && Instant::now() < op.deadline
+                        && self.state.get().boots == boots
+                    {
+                        Timer::after(Duration::from_millis(1)).await;
+                    }
+                    if self.shared.prompt_seen() {
+                        op.phase = TxPhase::Payload(0);
+                        self.tx = Some(op);
+                    } else {
+                        // ERROR instead of the prompt: the socket is not connected.
+                        self.tx = None;
+                        let err = if self.shared.current().is_some() {
+                            self.shared.complete();
+                            Error::Timeout
+                        } else {
+                            Error::ConnectionClosed
+                        };
+                        self.pool.update(slot, &mut |s| s.tx_error = Some(err));
+                        return Err(err);
+                    }
+                }
+                TxPhase::Payload(done) => {
+                    if done < op.len {
+                        let w = self.client.inner();
+                        let n = w
+                            .write(&self.staging[done..op.len])
+                            .await
+                            .map_err(|_| Error::Write)?;
+                        op.phase = TxPhase::Payload(done + n);
+                        self.tx = Some(op);
+                    } else {
+                        self.client
+                            .inner()
+                            .flush()
+                            .await
+                            .map_err(|_| Error::Write)?;
+                        op.phase = TxPhase::Result;
+                        op.deadline = Instant::now() + Duration::from_millis(SEND_STEP_MS);
+                        self.last_deadline = op.deadline;
+                        self.tx = Some(op);
+                    }
+                }
+                TxPhase::Result => {
+                    while self.shared.current().is_some()
+                        && Instant::now() < op.deadline
+                        && self.state.get().boots == boots
+                    {
+                        Timer::after(Duration::from_millis(1)).await;
+                    }
+                    self.tx = None;
+                    if self.shared.current().is_some() {
+                        self.shared.complete();
+                        self.pool
+                            .update(slot, &mut |s| s.tx_error = Some(Error::Timeout));
+                        return Err(Error::Timeout);
+                    }
+                    return match self.shared.last_final() {
+                        Some(Final::SendOk) => {
+                            self.pool.tx_consume(slot, op.len);
+                            Ok(op.len)
+                        }
+                        Some(Final::SendFail) => {
+                            // The modem's send buffer is full: keep the bytes, try again later.
+                            self.pool.update(slot, &mut |s| {
+                                s.send_failures = s.send_failures.saturating_add(1)
+                            });
+                            Err(Error::SendFail)
+                        }
+                        other => {
+                            let err = other.and_then(Final::into_error).unwrap_or(Error::Error);
+                            self.pool.update(slot, &mut |s| s.tx_error = Some(err));
+                            Err(err)
+                        }
+                    };
+                }
             }
         }
     }

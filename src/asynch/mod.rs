@@ -7,6 +7,8 @@ mod modem;
 mod network;
 mod runner;
 mod sim;
+mod socket;
+mod tls;
 
 pub use channel::Channel;
 pub use data_call::{Apn, DataCall, DataCallInfo};
@@ -14,3 +16,5 @@ pub use modem::{CMD_BUF, Config, Identity, Modem, Resources, new};
 pub use network::{Network, NotReady};
 pub use runner::Runner;
 pub use sim::{Sim, SimStatus};
+pub use socket::{Remote, Socket, TcpStack};
+pub use tls::{ServerAuth, TlsConfig, TlsVersion};

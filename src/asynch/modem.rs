@@ -6,7 +6,7 @@ use embassy_sync::mutex::Mutex;
 use embassy_time::{Duration, Instant, Timer};
 use embedded_io_async::Write;
 
-use super::channel::Channel;
+use super::channel::{Channel, MAX_SEND};
 use super::runner::{Runner, URC_CAPACITY};
 use crate::Error;
 use crate::at::urc::RegDomain;
@@ -15,6 +15,7 @@ use crate::command::Command;
 use crate::command::general;
 use crate::command::network::SetRegistrationUrc;
 use crate::model::{Model, ModelParams};
+use crate::socket::{SocketPool, Sockets};
 use crate::state::StateCell;
 
 /// Size of the command-line buffer (the longest command is a `AT+QICSGP` with a 127-byte user
@@ -23,24 +24,30 @@ pub const CMD_BUF: usize = 512;
 
 /// Everything the driver needs, owned by the caller (put it in a `StaticCell` on firmware).
 ///
-/// `N` is the ingress buffer: it must hold the largest response, i.e. a 1500-byte `AT+QIRD`
-/// payload plus its header and URCs around it. The default (2048) does.
-pub struct Resources<const N: usize = 2048> {
+/// * `N`: the ingress buffer; it must hold the largest response, i.e. a 1500-byte `AT+QIRD`
+///   payload plus its header and URCs around it. The default (2048) does.
+/// * `S`: socket slots (at most 12, the modems' limit). Default 2.
+/// * `R`: size of each socket's receive ring and of its transmit ring. Default 2048.
+///
+/// RAM: about `2·N + S·2·R + 2 KiB`.
+pub struct Resources<const N: usize = 2048, const S: usize = 2, const R: usize = 2048> {
     shared: ExpectCell,
     state: StateCell,
     slot: ResponseSlot<N>,
     urcs: UrcChannel<Urc, URC_CAPACITY, 1>,
+    sockets: Sockets<S, R>,
     ingress: [u8; N],
     line: [u8; CMD_BUF],
+    staging: [u8; MAX_SEND],
 }
 
-impl<const N: usize> Default for Resources<N> {
+impl<const N: usize, const S: usize, const R: usize> Default for Resources<N, S, R> {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl<const N: usize> Resources<N> {
+impl<const N: usize, const S: usize, const R: usize> Resources<N, S, R> {
     /// Fresh resources.
     pub const fn new() -> Self {
         Self {
@@ -48,8 +55,10 @@ impl<const N: usize> Resources<N> {
             state: StateCell::new(),
             slot: ResponseSlot::new(),
             urcs: UrcChannel::new(),
+            sockets: Sockets::new(),
             ingress: [0; N],
             line: [0; CMD_BUF],
+            staging: [0; MAX_SEND],
         }
     }
 }
@@ -63,6 +72,9 @@ pub struct Config {
     pub startup_timeout: Duration,
     /// Enable registration URCs (`AT+CREG=2`, `AT+CGREG=2`, `AT+CEREG=2`) during init.
     pub registration_urcs: bool,
+    /// How often the runner asks an open socket for data without a `recv` URC (catches a lost
+    /// URC). `None` disables the check.
+    pub recv_poll: Option<Duration>,
 }
 
 impl Default for Config {
@@ -71,6 +83,7 @@ impl Default for Config {
             command_gap: Duration::from_millis(20),
             startup_timeout: Duration::from_secs(30),
             registration_urcs: true,
+            recv_poll: Some(Duration::from_secs(5)),
         }
     }
 }
@@ -97,12 +110,13 @@ pub struct Modem<'a, W: Write, const N: usize = 2048> {
     pub(crate) shared: &'a ExpectCell,
     pub(crate) params: Mutex<CriticalSectionRawMutex, ModelParams>,
     pub(crate) config: Config,
+    pub(crate) pool: &'a dyn SocketPool,
 }
 
 /// Creates the modem handle and its runner. Run [`Runner::run`] concurrently (it owns the UART
 /// receive side), then call [`Modem::init`].
-pub fn new<'a, W: Write, const N: usize>(
-    resources: &'a mut Resources<N>,
+pub fn new<'a, W: Write, const N: usize, const S: usize, const R: usize>(
+    resources: &'a mut Resources<N, S, R>,
     tx: W,
     config: Config,
 ) -> (Runner<'a, N>, Modem<'a, W, N>) {
@@ -111,31 +125,41 @@ pub fn new<'a, W: Write, const N: usize>(
         state,
         slot,
         urcs,
+        sockets,
         ingress,
         line,
+        staging,
     } = resources;
     let shared: &'a ExpectCell = shared;
     let state: &'a StateCell = state;
     let slot: &'a ResponseSlot<N> = slot;
     let urcs: &'a UrcChannel<Urc, URC_CAPACITY, 1> = urcs;
-    let ingress = Ingress::new(Digester::new(shared, N), ingress, slot, urcs);
+    let pool: &'a Sockets<S, R> = sockets;
+    let pool: &'a dyn SocketPool = pool;
+    let ingress = Ingress::new(
+        Digester::new(shared, N).with_sink(pool),
+        ingress,
+        slot,
+        urcs,
+    );
     let subscription = urcs
         .subscribe()
         .unwrap_or_else(|_| unreachable!("the URC channel has exactly one subscriber"));
-    let runner = Runner::new(ingress, subscription, state);
+    let runner = Runner::new(ingress, subscription, state, pool);
     let client = atat::asynch::Client::new(
         tx,
         slot,
         &mut [],
         atat::Config::new().cmd_cooldown(config.command_gap),
     );
-    let channel = Channel::new(client, shared, state, line);
+    let channel = Channel::new(client, shared, state, pool, line, staging);
     let modem = Modem {
         channel: Mutex::new(channel),
         state,
         shared,
         params: Mutex::new(Model::Unknown.params()),
         config,
+        pool,
     };
     (runner, modem)
 }

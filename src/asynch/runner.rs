@@ -1,7 +1,10 @@
 //! The runner: the only owner of the UART's receive side.
 
 use atat::{AtatIngress as _, Ingress, UrcSubscription};
-use embedded_io_async::Read;
+use embedded_io_async::{Read, Write};
+
+use super::Modem;
+use crate::socket::SocketPool;
 
 use crate::at::{Digester, Urc};
 use crate::state::StateCell;
@@ -17,6 +20,7 @@ pub struct Runner<'a, const N: usize> {
     ingress: Ingress<'a, Digester<'a>, Urc, N, URC_CAPACITY, 1>,
     urcs: UrcSubscription<'a, Urc, URC_CAPACITY, 1>,
     state: &'a StateCell,
+    pool: &'a dyn SocketPool,
 }
 
 impl<'a, const N: usize> Runner<'a, N> {
@@ -24,11 +28,13 @@ impl<'a, const N: usize> Runner<'a, N> {
         ingress: Ingress<'a, Digester<'a>, Urc, N, URC_CAPACITY, 1>,
         urcs: UrcSubscription<'a, Urc, URC_CAPACITY, 1>,
         state: &'a StateCell,
+        pool: &'a dyn SocketPool,
     ) -> Self {
         Self {
             ingress,
             urcs,
             state,
+            pool,
         }
     }
 
@@ -40,6 +46,7 @@ impl<'a, const N: usize> Runner<'a, N> {
                 _ => trace!("URC"),
             }
             self.state.apply(&urc);
+            crate::socket::apply_urc(self.pool, &urc);
         }
     }
 
@@ -66,8 +73,18 @@ impl<'a, const N: usize> Runner<'a, N> {
         }
     }
 
-    /// Reads the UART forever. Run it concurrently with the handles (e.g. as its own task).
-    pub async fn run<R: Read>(mut self, mut rx: R) -> ! {
+    /// Runs the driver forever: reads the UART (everything received goes through here), and
+    /// moves socket data between the modem and the sockets' rings (`AT+QIRD` when data is
+    /// announced, `AT+QISEND` when data is queued). Run it concurrently with the handles, e.g.
+    /// as its own task, with the same `modem`.
+    pub async fn run<R: Read, W: Write>(self, rx: R, modem: &Modem<'a, W, N>) -> ! {
+        match embassy_futures::select::select(self.read_loop(rx), modem.service()).await {
+            embassy_futures::select::Either::First(never) => never,
+            embassy_futures::select::Either::Second(never) => never,
+        }
+    }
+
+    async fn read_loop<R: Read>(mut self, mut rx: R) -> ! {
         let mut buf = [0u8; 64];
         loop {
             match rx.read(&mut buf).await {

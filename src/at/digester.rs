@@ -21,7 +21,7 @@
 use atat::InternalError;
 use atat::digest::DigestResult;
 
-use super::expect::{Expect, ExpectCell};
+use super::expect::{Expect, ExpectCell, PayloadSink};
 use super::line::{self, LineClass};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -43,6 +43,7 @@ enum Mode {
 /// Quectel digester. See the [module documentation](self).
 pub struct Digester<'a> {
     shared: &'a ExpectCell,
+    sink: Option<&'a dyn PayloadSink>,
     capacity: usize,
     mode: Mode,
     /// Bytes of the buffer already examined.
@@ -68,6 +69,7 @@ impl<'a> Digester<'a> {
     pub fn new(shared: &'a ExpectCell, capacity: usize) -> Self {
         Self {
             shared,
+            sink: None,
             capacity,
             mode: Mode::Line,
             scan: 0,
@@ -77,6 +79,13 @@ impl<'a> Digester<'a> {
             deferred: None,
             payload: None,
         }
+    }
+
+    /// Copies payloads of commands with a socket target ([`Expect::target`]) into `sink` when
+    /// their response completes successfully.
+    pub fn with_sink(mut self, sink: &'a dyn PayloadSink) -> Self {
+        self.sink = Some(sink);
+        self
     }
 
     fn reset_positions(&mut self) {
@@ -174,6 +183,7 @@ impl<'a> Digester<'a> {
                 end += 1;
             }
             self.reset_positions();
+            self.shared.prompt();
             return Some((DigestResult::Prompt(b'>'), end));
         }
         let Some(nl) = Self::find_newline(buf, self.scan, buf.len()) else {
@@ -227,7 +237,15 @@ impl<'a> Digester<'a> {
                 if expect.is_none() {
                     self.shared.count(|s| s.unsolicited_finals += 1);
                 }
-                self.shared.complete();
+                if f.is_success()
+                    && let (Some(sink), Some(e), Some((ps, pe))) =
+                        (self.sink, self.resp_expect, self.payload)
+                    && e.target != Expect::NO_TARGET
+                    && pe <= buf.len()
+                {
+                    sink.deliver(e.target, &buf[ps..pe]);
+                }
+                self.shared.complete_with(f);
                 let result = if f.is_success() {
                     Ok(body)
                 } else {
@@ -313,8 +331,8 @@ impl<'a> Digester<'a> {
         let expect = self.resp_expect.or_else(|| self.shared.current());
         match line::classify(text, expect.as_ref(), true) {
             LineClass::Urc => return Some((DigestResult::Urc(text), nl + 1)),
-            LineClass::Final(_) => {
-                self.shared.complete();
+            LineClass::Final(f) => {
+                self.shared.complete_with(f);
                 self.mode = Mode::Line;
                 self.resp_expect = None;
             }

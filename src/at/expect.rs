@@ -9,6 +9,8 @@ use core::cell::Cell;
 
 use embassy_sync::blocking_mutex::{Mutex, raw::CriticalSectionRawMutex};
 
+use super::line::Final;
+
 /// The shape of the information lines a command answers with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
@@ -44,15 +46,28 @@ pub struct Expect {
     pub payload: Payload,
     /// Whether the command answers with the `> ` data prompt before its final result.
     pub prompt: bool,
+    /// Where a payload goes: the socket slot whose receive ring the digester copies it into
+    /// when the response completes ([`Expect::NO_TARGET`]: nowhere, the command parses it).
+    pub target: u8,
 }
 
 impl Expect {
+    /// No payload target.
+    pub const NO_TARGET: u8 = 0xff;
+
+    /// The same expectation, with payloads delivered to socket slot `slot`.
+    pub const fn to_slot(mut self, slot: u8) -> Expect {
+        self.target = slot;
+        self
+    }
+
     /// A command that answers only with a final result code.
     pub const NONE: Expect = Expect {
         prefix: b"",
         info: Info::None,
         payload: Payload::None,
         prompt: false,
+        target: Expect::NO_TARGET,
     };
 
     /// A command whose information lines carry `prefix` (with the colon, e.g. `b"+CSQ:"`).
@@ -62,6 +77,7 @@ impl Expect {
             info: Info::Prefixed,
             payload: Payload::None,
             prompt: false,
+            target: Expect::NO_TARGET,
         }
     }
 
@@ -71,6 +87,7 @@ impl Expect {
         info: Info::Bare,
         payload: Payload::None,
         prompt: false,
+        target: Expect::NO_TARGET,
     };
 
     /// A command answering `<prefix> <n>\r\n<n bytes>` (e.g. `b"+QIRD:"`).
@@ -80,6 +97,7 @@ impl Expect {
             info: Info::Prefixed,
             payload: Payload::LengthPrefixed,
             prompt: false,
+            target: Expect::NO_TARGET,
         }
     }
 
@@ -89,6 +107,7 @@ impl Expect {
         info: Info::None,
         payload: Payload::None,
         prompt: true,
+        target: Expect::NO_TARGET,
     };
 }
 
@@ -116,6 +135,8 @@ pub struct DigestStats {
 struct Pending {
     expect: Option<Expect>,
     completed: u32,
+    last_final: Option<Final>,
+    prompt_seen: bool,
     stats: DigestStats,
 }
 
@@ -137,6 +158,8 @@ impl ExpectCell {
             inner: Mutex::new(Cell::new(Pending {
                 expect: None,
                 completed: 0,
+                last_final: None,
+                prompt_seen: false,
                 stats: DigestStats {
                     garbage_lines: 0,
                     unknown_urcs: 0,
@@ -161,7 +184,10 @@ impl ExpectCell {
 
     /// Marks a command as in flight (called just before it is written).
     pub fn begin(&self, expect: Expect) {
-        self.update(|p| p.expect = Some(expect));
+        self.update(|p| {
+            p.expect = Some(expect);
+            p.prompt_seen = false;
+        });
     }
 
     /// The command in flight, if any.
@@ -179,6 +205,31 @@ impl ExpectCell {
         });
     }
 
+    /// Marks the command in flight as finished with `code` (called by the digester).
+    pub fn complete_with(&self, code: Final) {
+        self.update(|p| {
+            if p.expect.take().is_some() {
+                p.completed = p.completed.wrapping_add(1);
+                p.last_final = Some(code);
+            }
+        });
+    }
+
+    /// The final result code of the last completed command.
+    pub fn last_final(&self) -> Option<Final> {
+        self.inner.lock(|c| c.get().last_final)
+    }
+
+    /// Records that the `> ` prompt arrived for the command in flight.
+    pub fn prompt(&self) {
+        self.update(|p| p.prompt_seen = true);
+    }
+
+    /// Whether the `> ` prompt arrived for the command in flight.
+    pub fn prompt_seen(&self) -> bool {
+        self.inner.lock(|c| c.get().prompt_seen)
+    }
+
     /// How many commands have completed so far (wraps).
     pub fn completed(&self) -> u32 {
         self.inner.lock(|c| c.get().completed)
@@ -192,4 +243,10 @@ impl ExpectCell {
     pub(crate) fn count(&self, f: impl FnOnce(&mut DigestStats)) {
         self.update(|p| f(&mut p.stats));
     }
+}
+
+/// Receives binary payloads the digester extracted for a socket slot.
+pub trait PayloadSink {
+    /// `data` arrived for socket slot `slot` (a complete `+QIRD`/`+QSSLRECV` payload).
+    fn deliver(&self, slot: u8, data: &[u8]);
 }

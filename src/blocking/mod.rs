@@ -7,14 +7,17 @@
 //! feeds them to the digester. Nothing else needs to run concurrently. An embassy-time driver
 //! must be linked (timeouts use it), as for the async API.
 
-use embassy_futures::select::{Either, select};
+use embassy_futures::select::{Either3, select3};
 use embassy_futures::yield_now;
 use embedded_io::{Read, ReadReady, Write};
 
 use crate::Error;
-use crate::asynch::{self, Apn, Config, DataCallInfo, Identity, NotReady, Resources, SimStatus};
+use crate::asynch::{
+    self, Apn, Config, DataCallInfo, Identity, NotReady, Remote, Resources, SimStatus, TlsConfig,
+};
 use crate::at::urc::RegStatus;
 use crate::command::Command;
+use crate::socket::Kind;
 use embassy_time::Duration;
 
 /// Adapts a blocking writer to `embedded_io_async::Write` (writes complete immediately).
@@ -45,8 +48,8 @@ pub struct Modem<'a, R, W: Write, const N: usize = 2048> {
 }
 
 /// Creates a blocking modem over a UART's two halves.
-pub fn new<'a, R: Read + ReadReady, W: Write, const N: usize>(
-    resources: &'a mut Resources<N>,
+pub fn new<'a, R: Read + ReadReady, W: Write, const N: usize, const S: usize, const RB: usize>(
+    resources: &'a mut Resources<N, S, RB>,
     rx: R,
     tx: W,
     config: Config,
@@ -73,14 +76,16 @@ async fn pump<R: Read + ReadReady, const N: usize>(
 }
 
 impl<'a, R: Read + ReadReady, W: Write, const N: usize> Modem<'a, R, W, N> {
-    /// Runs an async operation on the modem to completion, feeding received bytes meanwhile.
+    /// Runs an async operation on the modem to completion, feeding received bytes and doing
+    /// the runner's socket work meanwhile.
     pub fn run<T>(&mut self, f: impl AsyncFnOnce(&AsyncModem<'a, W, N>) -> T) -> T {
         let Self { modem, runner, rx } = self;
         let modem: &AsyncModem<'a, W, N> = modem;
         embassy_futures::block_on(async move {
-            match select(pump(runner, rx), f(modem)).await {
-                Either::First(never) => match never {},
-                Either::Second(t) => t,
+            match select3(pump(runner, rx), modem.service(), f(modem)).await {
+                Either3::First(never) => match never {},
+                Either3::Second(never) => never,
+                Either3::Third(t) => t,
             }
         })
     }
@@ -126,6 +131,85 @@ impl<'a, R: Read + ReadReady, W: Write, const N: usize> Modem<'a, R, W, N> {
     /// The data-call handle.
     pub fn data_call(&mut self) -> DataCall<'_, 'a, R, W, N> {
         DataCall { m: self }
+    }
+
+    /// See [`asynch::Modem::configure_tls`].
+    pub fn configure_tls(&mut self, ssl_ctx: u8, config: &TlsConfig<'_>) -> Result<(), Error> {
+        self.run(async |m| m.configure_tls(ssl_ctx, config).await)
+    }
+
+    /// See [`asynch::Modem::upload_file`].
+    pub fn upload_file(&mut self, name: &str, data: &[u8]) -> Result<(), Error> {
+        self.run(async |m| m.upload_file(name, data).await)
+    }
+
+    /// Opens a socket; see [`asynch::Modem::connect`]. The socket borrows the modem: use it,
+    /// then close it (or drop it) before using the other handles.
+    pub fn connect(
+        &mut self,
+        cid: u8,
+        remote: Remote<'_>,
+    ) -> Result<Socket<'_, 'a, R, W, N>, Error> {
+        let (slot, kind) =
+            self.run(async |m| m.connect(cid, remote).await.map(|s| s.into_slot()))?;
+        Ok(Socket {
+            m: self,
+            slot,
+            kind,
+        })
+    }
+}
+
+/// A blocking socket; implements `embedded_io::{Read, Write}`. See [`asynch::Socket`].
+pub struct Socket<'m, 'a, R: Read + ReadReady, W: Write, const N: usize> {
+    m: &'m mut Modem<'a, R, W, N>,
+    slot: usize,
+    kind: Kind,
+}
+
+impl<R: Read + ReadReady, W: Write, const N: usize> Socket<'_, '_, R, W, N> {
+    /// The modem's id of this socket.
+    pub fn id(&self) -> u8 {
+        self.slot as u8
+    }
+
+    /// Flushes, then closes the socket in the modem.
+    pub fn close(self) -> Result<(), Error> {
+        let mut this = core::mem::ManuallyDrop::new(self);
+        let (slot, kind) = (this.slot, this.kind);
+        this.m.run(async |m| m.socket_close(slot, kind).await)
+    }
+}
+
+impl<R: Read + ReadReady, W: Write, const N: usize> Drop for Socket<'_, '_, R, W, N> {
+    fn drop(&mut self) {
+        self.m.modem.socket_abandon(self.slot);
+    }
+}
+
+impl<R: Read + ReadReady, W: Write, const N: usize> embedded_io::ErrorType
+    for Socket<'_, '_, R, W, N>
+{
+    type Error = Error;
+}
+
+impl<R: Read + ReadReady, W: Write, const N: usize> embedded_io::Read for Socket<'_, '_, R, W, N> {
+    fn read(&mut self, buf: &mut [u8]) -> Result<usize, Error> {
+        let slot = self.slot;
+        self.m.run(async |m| m.socket_read(slot, buf).await)
+    }
+}
+
+impl<R: Read + ReadReady, W: Write, const N: usize> embedded_io::Write for Socket<'_, '_, R, W, N> {
+    fn write(&mut self, buf: &[u8]) -> Result<usize, Error> {
+        let slot = self.slot;
+        // A blocking write returns once the bytes are queued; they go out while later calls
+        // (or `flush`) run.
+        self.m.run(async |m| m.socket_write(slot, buf).await)
+    }
+    fn flush(&mut self) -> Result<(), Error> {
+        let slot = self.slot;
+        self.m.run(async |m| m.socket_flush(slot).await)
     }
 }
 

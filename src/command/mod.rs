@@ -8,11 +8,13 @@ use crate::Error;
 use crate::at::expect::Expect;
 use crate::at::response::Response;
 
+pub mod file;
 pub mod general;
 pub mod network;
 pub mod parse;
 pub mod pdp;
 pub mod sim;
+pub mod socket;
 
 /// A typed AT command.
 pub trait Command {
@@ -22,6 +24,11 @@ pub trait Command {
     const EXPECT: Expect;
     /// Maximum response time in milliseconds, from the manual.
     const TIMEOUT_MS: u32;
+    /// What this particular command value expects (defaults to [`Command::EXPECT`]; a read
+    /// into a socket slot adds its target).
+    fn expect(&self) -> Expect {
+        Self::EXPECT
+    }
     /// Writes the command line, without the `\r` terminator (the channel adds it).
     fn write(&self, w: &mut CmdWriter<'_>) -> Result<(), Error>;
     /// Parses a successful response (its final result code was `OK`, `CONNECT` or `SEND OK`).
@@ -111,17 +118,17 @@ pub fn complete<C: Command>(
 ) -> Result<C::Response, Error> {
     match delivered {
         Ok(body) => {
-            let resp = Response::new(body, C::EXPECT);
+            let resp = Response::new(body, cmd.expect());
             match resp.final_code() {
                 Some(f) if f.is_success() => cmd.parse(&resp),
                 Some(f) => Err(f.into_error().unwrap_or(Error::Parse)),
                 // An empty body is the data prompt.
-                None if body.is_empty() && C::EXPECT.prompt => cmd.parse(&resp),
+                None if body.is_empty() && cmd.expect().prompt => cmd.parse(&resp),
                 None => Err(Error::Parse),
             }
         }
         Err(atat::InternalError::Custom(body)) => {
-            let resp = Response::new(body, C::EXPECT);
+            let resp = Response::new(body, cmd.expect());
             Err(resp
                 .final_code()
                 .and_then(crate::at::Final::into_error)
@@ -146,7 +153,7 @@ pub(crate) fn run_wire<C: Command>(
     extern crate std;
     use std::vec::Vec;
     let shared = crate::at::ExpectCell::new();
-    shared.begin(C::EXPECT);
+    shared.begin(cmd.expect());
     let mut feeder = crate::at::feed::Feeder::<'_, 2048>::new(&shared);
     let mut first: Option<Result<Vec<u8>, Vec<u8>>> = None;
     let mut overflow = false;

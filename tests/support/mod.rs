@@ -36,7 +36,7 @@ pub fn with_endpoints<T>(rx: HostRx, tx: HostTx, body: impl AsyncFnOnce(&TestMod
         let (runner, modem) = asynch::new(resources(), tx, config());
         let out = tokio::time::timeout(
             StdDuration::from_secs(60),
-            select(runner.run(rx), body(&modem)),
+            select(runner.run(rx, &modem), body(&modem)),
         )
         .await
         .expect("test body took more than 60 s");

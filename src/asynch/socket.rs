@@ -1,0 +1,535 @@
+//! Sockets: TCP and TLS (terminated in the modem) over `embedded-io-async`.
+//!
+//! A [`Socket`] only touches its slot's rings: `read` takes bytes from the receive ring, `write`
+//! puts bytes in the transmit ring. The [`Runner`](super::Runner) moves data between the rings
+//! and the modem (`AT+QIRD`/`AT+QSSLRECV` when a `recv` URC announces data and there is room,
+//! `AT+QISEND`/`AT+QSSLSEND` when bytes are queued). So every socket future is cancel-safe:
+//! a dropped `read` loses nothing (the bytes stay in the ring), a dropped `write` has queued
+//! nothing (or returned how much it queued), and no AT exchange is ever left half done.
+
+use core::fmt::Write as _;
+use core::future::poll_fn;
+use core::task::Poll;
+
+use embassy_time::{Duration, Instant, Timer, with_timeout};
+use embedded_io_async::Write;
+
+use super::Modem;
+use crate::Error;
+use crate::command::socket::{Close, OpenTcp, OpenTls, Read};
+use crate::socket::{Kind, Phase, SlotState};
+
+/// Where to connect.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Remote<'h> {
+    /// Plain TCP.
+    Tcp {
+        /// Host name or IP address (the modem resolves names).
+        host: &'h str,
+        /// Port.
+        port: u16,
+    },
+    /// TLS terminated in the modem, using SSL context `ssl_ctx` (see
+    /// [`Modem::configure_tls`](super::Modem::configure_tls)).
+    Tls {
+        /// SSL context (0–5).
+        ssl_ctx: u8,
+        /// Host name or IP address; also the SNI and the name checked in the certificate.
+        host: &'h str,
+        /// Port.
+        port: u16,
+    },
+}
+
+/// An open socket. Implements `embedded_io_async::{Read, Write}`. Close it with
+/// [`Socket::close`]; a socket that is dropped is closed in the modem by the runner.
+pub struct Socket<'m, 'a, W: Write, const N: usize> {
+    modem: &'m Modem<'a, W, N>,
+    slot: usize,
+    kind: Kind,
+}
+
+/// Marks an open that did not finish as abandoned, so the runner cleans it up.
+struct OpenGuard<'p> {
+    pool: &'p dyn crate::socket::SocketPool,
+    slot: usize,
+    armed: bool,
+}
+
+impl Drop for OpenGuard<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            self.pool
+                .update(self.slot, &mut |s| s.phase = Phase::Abandoned);
+        }
+    }
+}
+
+impl<'a, W: Write, const N: usize> Modem<'a, W, N> {
+    /// Opens a socket on PDP context `cid` (which must be active). Waits for the module's open
+    /// result up to the model's open timeout (150 s); a refused connection is
+    /// `Err(Error::Ip(566))`, a DNS failure `Err(Error::Ip(565))`, a failed TLS handshake
+    /// (wrong CA, rejected client certificate…) `Err(Error::Tls(code))`.
+    pub async fn connect(
+        &self,
+        cid: u8,
+        remote: Remote<'_>,
+    ) -> Result<Socket<'_, 'a, W, N>, Error> {
+        let params = self.params().await;
+        let kind = match remote {
+            Remote::Tcp { .. } => Kind::Tcp,
+            Remote::Tls { .. } => Kind::Tls,
+        };
+        let slot = self.pool.claim(kind, cid).ok_or(Error::NoSocket)?;
+        if slot >= usize::from(params.sockets) {
+            self.pool.release(slot);
+            return Err(Error::NoSocket);
+        }
+        let mut guard = OpenGuard {
+            pool: self.pool,
+            slot,
+            armed: true,
+        };
+        let id = slot as u8;
+        let sent = match remote {
+            Remote::Tcp { host, port } => {
+                self.send(&OpenTcp {
+                    cid,
+                    id,
+                    host,
+                    port,
+                })
+                .await
+            }
+            Remote::Tls {
+                ssl_ctx,
+                host,
+                port,
+            } => {
+                self.send(&OpenTls {
+                    cid,
+                    ssl_ctx,
+                    id,
+                    host,
+                    port,
+                })
+                .await
+            }
+        };
+        if let Err(e) = sent {
+            // Refused at once: nothing was opened.
+            guard.armed = false;
+            self.pool.release(slot);
+            return Err(e);
+        }
+        let pool = self.pool;
+        let result = with_timeout(
+            Duration::from_millis(u64::from(params.open_timeout_ms)),
+            poll_fn(|cx| {
+                let s = pool.state(slot);
+                if let Some(r) = s.open_result {
+                    return Poll::Ready(Ok(r));
+                }
+                if let Phase::Failed(e) = s.phase {
+                    return Poll::Ready(Err(e));
+                }
+                pool.register(slot, cx.waker());
+                Poll::Pending
+            }),
+        )
+        .await;
+        match result {
+            Ok(Ok(0)) => {
+                guard.armed = false;
+                self.pool.update(slot, &mut |s| s.phase = Phase::Open);
+                debug!("socket {} open", slot);
+                Ok(Socket {
+                    modem: self,
+                    slot,
+                    kind,
+                })
+            }
+            Ok(Ok(code)) => {
+                guard.armed = false;
+                // The module wants the id closed after a failed open as well.
+                let _ = self
+                    .send(&Close {
+                        id,
+                        tls: kind == Kind::Tls,
+                        timeout_s: 0,
+                    })
+                    .await;
+                self.pool.release(slot);
+                Err(match kind {
+                    Kind::Tcp => Error::Ip(code),
+                    Kind::Tls => Error::Tls(code),
+                })
+            }
+            Ok(Err(e)) => {
+                guard.armed = false;
+                self.pool.release(slot);
+                Err(e)
+            }
+            // The guard marks the slot abandoned; the runner closes it when the result comes.
+            Err(_) => Err(Error::Timeout),
+        }
+    }
+
+    /// An `embedded_nal_async::TcpConnect` over this modem's sockets on context `cid`.
+    pub fn tcp(&self, cid: u8) -> TcpStack<'_, 'a, W, N> {
+        TcpStack { modem: self, cid }
+    }
+
+    /// The runner's socket work, forever: see [`Runner::run`](super::Runner::run).
+    pub(crate) async fn service(&self) -> ! {
+        let mut last_poll = Instant::now();
+        loop {
+            let work = self.pool.work();
+            let poll_due = self
+                .config
+                .recv_poll
+                .is_some_and(|p| Instant::now() >= last_poll + p);
+            if poll_due {
+                last_poll = Instant::now();
+            }
+            self.service_round(poll_due).await;
+            // Sleep until something changes, or until the next periodic check.
+            let pool = self.pool;
+            let changed = poll_fn(|cx| {
+                if pool.register_service(cx.waker()) != work {
+                    Poll::Ready(())
+                } else {
+                    Poll::Pending
+                }
+            });
+            let tick = match self.config.recv_poll {
+                Some(p) => (last_poll + p).saturating_duration_since(Instant::now()),
+                None => Duration::from_secs(3600),
+            };
+            let _ = with_timeout(tick.max(Duration::from_millis(1)), changed).await;
+        }
+    }
+
+    async fn service_round(&self, poll_due: bool) {
+        let max_read = usize::from(self.params().await.max_read).min(1500);
+        for slot in 0..self.pool.slots() {
+            let s = self.pool.state(slot);
+            match s.phase {
+                Phase::Abandoned => self.reap(slot, s).await,
+                Phase::Open | Phase::PeerClosed => {
+                    self.pull(slot, s, max_read, poll_due).await;
+                    self.push(slot).await;
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Reads what the modem holds for `slot` into its ring, while there is room.
+    async fn pull(&self, slot: usize, s: SlotState, max_read: usize, poll_due: bool) {
+        let mut pending = s.recv_pending || (poll_due && s.phase == Phase::Open);
+        let tls = s.kind == Kind::Tls;
+        while pending {
+            let room = self.pool.rx_free(slot).min(max_read);
+            if room == 0 {
+                return; // the reader frees room and kicks us
+            }
+            let read = Read {
+                id: slot as u8,
+                tls,
+                len: room as u16,
+            };
+            match self.send(&read).await {
+                Ok(0) => {
+                    pending = false;
+                    self.pool.update(slot, &mut |s| s.recv_pending = false);
+                }
+                Ok(_) => {
+                    // Maybe more: the modem announces new data only once it was drained.
+                    self.pool.update(slot, &mut |s| s.recv_pending = true);
+                }
+                Err(Error::Rebooted) => return,
+                Err(Error::Timeout) => return,
+                Err(e) => {
+                    // The module no longer knows the socket.
+                    warn!("socket {} read failed", slot);
+                    self.pool.update(slot, &mut |s| {
+                        s.recv_pending = false;
+                        if s.is_live() {
+                            s.phase = Phase::Failed(match e {
+                                Error::Error | Error::Cme(_) => Error::ConnectionClosed,
+                                other => other,
+                            });
+                        }
+                    });
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Sends what is queued for `slot`.
+    async fn push(&self, slot: usize) {
+        loop {
+            let s = self.pool.state(slot);
+            if s.phase != Phase::Open || s.tx_error.is_some() || self.pool.tx_len(slot) == 0 {
+                return;
+            }
+            if s.send_failures > 0 {
+                // SEND FAIL: the modem's buffer is full. Back off, then try again.
+                if s.send_failures >= 5 {
+                    self.pool.update(slot, &mut |s| {
+                        s.tx_error = Some(Error::SendFail);
+                        s.send_failures = 0;
+                    });
+                    return;
+                }
+                Timer::after(Duration::from_millis(50 * u64::from(s.send_failures))).await;
+            }
+            let max_send = usize::from(self.params().await.max_send);
+            let r = self
+                .channel
+                .lock()
+                .await
+                .send_queued(slot as u8, s.kind, max_send)
+                .await;
+            match r {
+                Ok(_) | Err(Error::SendFail) => {}
+                Err(_) => return,
+            }
+        }
+    }
+
+    /// Closes an abandoned socket in the modem once its open result is known, then frees it.
+    async fn reap(&self, slot: usize, s: SlotState) {
+        if s.open_result.is_none() {
+            return; // the open is still running; its URC will come (or a reboot)
+        }
+        if s.open_result != Some(0xffff) {
+            let _ = self
+                .send(&Close {
+                    id: slot as u8,
+                    tls: s.kind == Kind::Tls,
+                    timeout_s: 0,
+                })
+                .await;
+        }
+        self.pool.release(slot);
+    }
+}
+
+impl<'a, W: Write, const N: usize> Modem<'a, W, N> {
+    pub(crate) async fn socket_read(&self, slot: usize, buf: &mut [u8]) -> Result<usize, Error> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        let pool = self.pool;
+        poll_fn(|cx| {
+            let n = pool.read(slot, buf);
+            if n > 0 {
+                return Poll::Ready(Ok(n));
+            }
+            let s = pool.state(slot);
+            match s.phase {
+                Phase::Open => {}
+                Phase::PeerClosed if !s.recv_pending => return Poll::Ready(Ok(0)),
+                Phase::PeerClosed => {}
+                Phase::Failed(e) => return Poll::Ready(Err(e)),
+                _ => return Poll::Ready(Err(Error::InvalidState)),
+            }
+            pool.register(slot, cx.waker());
+            Poll::Pending
+        })
+        .await
+    }
+
+    pub(crate) async fn socket_write(&self, slot: usize, buf: &[u8]) -> Result<usize, Error> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        let pool = self.pool;
+        poll_fn(|cx| {
+            let s = pool.state(slot);
+            if let Some(e) = s.tx_error {
+                pool.update(slot, &mut |s| s.tx_error = None);
+                return Poll::Ready(Err(e));
+            }
+            match s.phase {
+                Phase::Open => {}
+                Phase::PeerClosed => return Poll::Ready(Err(Error::ConnectionClosed)),
+                Phase::Failed(e) => return Poll::Ready(Err(e)),
+                _ => return Poll::Ready(Err(Error::InvalidState)),
+            }
+            let n = pool.write(slot, buf);
+            if n > 0 {
+                return Poll::Ready(Ok(n));
+            }
+            pool.register(slot, cx.waker());
+            Poll::Pending
+        })
+        .await
+    }
+
+    pub(crate) async fn socket_flush(&self, slot: usize) -> Result<(), Error> {
+        let pool = self.pool;
+        poll_fn(|cx| {
+            let s = pool.state(slot);
+            if let Some(e) = s.tx_error {
+                pool.update(slot, &mut |s| s.tx_error = None);
+                return Poll::Ready(Err(e));
+            }
+            if pool.tx_len(slot) == 0 {
+                return Poll::Ready(Ok(()));
+            }
+            match s.phase {
+                Phase::Open => {}
+                Phase::PeerClosed => return Poll::Ready(Err(Error::ConnectionClosed)),
+                Phase::Failed(e) => return Poll::Ready(Err(e)),
+                _ => return Poll::Ready(Err(Error::InvalidState)),
+            }
+            pool.register(slot, cx.waker());
+            pool.kick();
+            Poll::Pending
+        })
+        .await
+    }
+
+    /// Flushes (up to 10 s), closes in the modem and frees the slot.
+    pub(crate) async fn socket_close(&self, slot: usize, kind: Kind) -> Result<(), Error> {
+        let flushed = match with_timeout(Duration::from_secs(10), self.socket_flush(slot)).await {
+            Ok(r) => r,
+            Err(_) => Err(Error::Timeout),
+        };
+        let closed = self
+            .send(&Close {
+                id: slot as u8,
+                tls: kind == Kind::Tls,
+                timeout_s: 1,
+            })
+            .await;
+        self.pool.release(slot);
+        match (flushed, closed) {
+            (Err(Error::ConnectionClosed | Error::ContextDeactivated | Error::Rebooted), r) => r,
+            (Err(e), _) => Err(e),
+            (Ok(()), r) => r,
+        }
+    }
+
+    /// Marks a socket whose handle went away so that the runner closes it in the modem.
+    pub(crate) fn socket_abandon(&self, slot: usize) {
+        self.pool.update(slot, &mut |s| {
+            s.phase = Phase::Abandoned;
+            if s.open_result.is_none() {
+                s.open_result = Some(0);
+            }
+        });
+    }
+}
+
+impl<'m, 'a, W: Write, const N: usize> Socket<'m, 'a, W, N> {
+    /// The modem's id of this socket (`<connectID>`/`<clientID>`).
+    pub fn id(&self) -> u8 {
+        self.slot as u8
+    }
+
+    /// TCP or TLS.
+    pub fn kind(&self) -> Kind {
+        self.kind
+    }
+
+    /// A snapshot of the socket's state (bytes sent and received, phase).
+    pub fn state(&self) -> SlotState {
+        self.modem.pool.state(self.slot)
+    }
+
+    /// Reads received bytes; waits until some arrive. `Ok(0)` means the peer closed and
+    /// everything was read. Cancel-safe.
+    pub async fn read(&mut self, buf: &mut [u8]) -> Result<usize, Error> {
+        self.modem.socket_read(self.slot, buf).await
+    }
+
+    /// Queues bytes for sending; waits only while the transmit ring is full. Returns how many
+    /// bytes were queued (the runner sends them). Cancel-safe: a dropped `write` queued nothing.
+    /// An error from sending earlier bytes (e.g. [`Error::SendFail`] after retries) is returned
+    /// here or by [`Socket::flush`].
+    pub async fn write(&mut self, buf: &[u8]) -> Result<usize, Error> {
+        self.modem.socket_write(self.slot, buf).await
+    }
+
+    /// Waits until the modem has accepted every queued byte (`SEND OK`). Cancel-safe.
+    pub async fn flush(&mut self) -> Result<(), Error> {
+        self.modem.socket_flush(self.slot).await
+    }
+
+    /// Sends what is queued (up to 10 s), then closes the socket in the modem
+    /// (`AT+QICLOSE`/`AT+QSSLCLOSE`) and frees its slot.
+    pub async fn close(self) -> Result<(), Error> {
+        let (modem, slot, kind) = (self.modem, self.slot, self.kind);
+        core::mem::forget(self);
+        modem.socket_close(slot, kind).await
+    }
+
+    /// Gives up the handle without closing: returns the slot (for the blocking facade).
+    pub(crate) fn into_slot(self) -> (usize, Kind) {
+        let r = (self.slot, self.kind);
+        core::mem::forget(self);
+        r
+    }
+}
+
+impl<W: Write, const N: usize> Drop for Socket<'_, '_, W, N> {
+    fn drop(&mut self) {
+        self.modem.socket_abandon(self.slot);
+    }
+}
+
+impl<W: Write, const N: usize> embedded_io_async::ErrorType for Socket<'_, '_, W, N> {
+    type Error = Error;
+}
+
+impl<W: Write, const N: usize> embedded_io_async::Read for Socket<'_, '_, W, N> {
+    async fn read(&mut self, buf: &mut [u8]) -> Result<usize, Error> {
+        Socket::read(self, buf).await
+    }
+}
+
+impl<W: Write, const N: usize> embedded_io_async::Write for Socket<'_, '_, W, N> {
+    async fn write(&mut self, buf: &[u8]) -> Result<usize, Error> {
+        Socket::write(self, buf).await
+    }
+    async fn flush(&mut self) -> Result<(), Error> {
+        Socket::flush(self).await
+    }
+}
+
+/// `embedded_nal_async::TcpConnect` over the modem (plain TCP on one PDP context), so that
+/// other clients (HTTP, MQTT libraries) can use the modem's sockets.
+pub struct TcpStack<'m, 'a, W: Write, const N: usize> {
+    modem: &'m Modem<'a, W, N>,
+    cid: u8,
+}
+
+impl<'m, 'a, W: Write, const N: usize> embedded_nal_async::TcpConnect for TcpStack<'m, 'a, W, N> {
+    type Error = Error;
+    type Connection<'c>
+        = Socket<'m, 'a, W, N>
+    where
+        Self: 'c;
+
+    async fn connect<'c>(
+        &'c self,
+        remote: core::net::SocketAddr,
+    ) -> Result<Self::Connection<'c>, Error> {
+        let mut host: heapless::String<48> = heapless::String::new();
+        write!(host, "{}", remote.ip()).map_err(|_| Error::Overflow)?;
+        self.modem
+            .connect(
+                self.cid,
+                Remote::Tcp {
+                    host: &host,
+                    port: remote.port(),
+                },
+            )
+            .await
+    }
+}

@@ -1,0 +1,217 @@
+//! File commands (`AT+QF…`): certificates and keys live in the module's file system.
+
+use super::parse::{all, next, quoted, uint};
+use super::{CmdWriter, Command};
+use crate::Error;
+use crate::at::expect::Expect;
+use crate::at::response::Response;
+
+/// The module's upload checksum: XOR of the data taken as big-endian 16-bit words (an odd last
+/// byte is the high byte of a word whose low byte is 0).
+pub fn checksum(data: &[u8]) -> u16 {
+    data.chunks(2).fold(0u16, |x, w| {
+        x ^ (u16::from(w[0]) << 8 | u16::from(*w.get(1).unwrap_or(&0)))
+    })
+}
+
+fn check_name(name: &str) -> Result<(), Error> {
+    if name.is_empty() || name.len() > 84 || name.contains('*') {
+        return Err(Error::InvalidArgument);
+    }
+    Ok(())
+}
+
+/// `AT+QFUPL="<name>",<size>,<timeout>`: starts an upload; the modem answers `CONNECT` and then
+/// takes exactly `size` raw bytes (see [`UploadData`]).
+#[derive(Clone, Copy, Debug)]
+pub struct Upload<'a> {
+    /// File name (with the `UFS:` prefix on models that need it).
+    pub name: &'a str,
+    /// Bytes that will follow.
+    pub size: u32,
+    /// Seconds the modem waits for input before it gives up.
+    pub timeout_s: u16,
+}
+
+impl Command for Upload<'_> {
+    type Response = ();
+    const EXPECT: Expect = Expect::NONE;
+    const TIMEOUT_MS: u32 = 5_000;
+    fn write(&self, w: &mut CmdWriter<'_>) -> Result<(), Error> {
+        check_name(self.name)?;
+        if self.size == 0 || self.timeout_s == 0 {
+            return Err(Error::InvalidArgument);
+        }
+        w.str("AT+QFUPL=")?;
+        w.quoted(self.name)?;
+        w.comma()?;
+        w.uint(self.size)?;
+        w.comma()?;
+        w.uint(u32::from(self.timeout_s))
+    }
+    fn parse(&self, resp: &Response<'_>) -> Result<(), Error> {
+        match resp.final_code() {
+            Some(crate::at::Final::Connect) => Ok(()),
+            _ => Err(Error::Parse),
+        }
+    }
+}
+
+/// The data phase of an upload: the bytes written after `CONNECT`, answered by
+/// `+QFUPL: <size>,<checksum>`. The answer is checked against the data that was sent.
+#[derive(Clone, Copy, Debug)]
+pub struct UploadData {
+    /// Bytes sent.
+    pub size: u32,
+    /// Their checksum ([`checksum`]).
+    pub checksum: u16,
+    /// Seconds the modem may wait for input (the answer can take that long).
+    pub timeout_s: u16,
+}
+
+impl Command for UploadData {
+    type Response = ();
+    const EXPECT: Expect = Expect::prefixed(b"+QFUPL:");
+    const TIMEOUT_MS: u32 = 60_000;
+    fn write(&self, _: &mut CmdWriter<'_>) -> Result<(), Error> {
+        Ok(())
+    }
+    fn parse(&self, resp: &Response<'_>) -> Result<(), Error> {
+        let text = resp.first()?;
+        let comma = text.iter().position(|&b| b == b',').ok_or(Error::Parse)?;
+        let size = all(uint, &text[..comma])?;
+        let hex = core::str::from_utf8(&text[comma + 1..]).map_err(|_| Error::Parse)?;
+        let sum = u16::from_str_radix(hex.trim(), 16).map_err(|_| Error::Parse)?;
+        if size != self.size {
+            // The modem stopped early (its input timeout) and kept a truncated file.
+            return Err(Error::Overflow);
+        }
+        if sum != self.checksum {
+            return Err(Error::Parse);
+        }
+        Ok(())
+    }
+}
+
+/// `AT+QFDEL="<name>"`.
+#[derive(Clone, Copy, Debug)]
+pub struct Delete<'a> {
+    /// File name.
+    pub name: &'a str,
+}
+
+impl Command for Delete<'_> {
+    type Response = ();
+    const EXPECT: Expect = Expect::NONE;
+    const TIMEOUT_MS: u32 = 5_000;
+    fn write(&self, w: &mut CmdWriter<'_>) -> Result<(), Error> {
+        check_name(self.name)?;
+        w.str("AT+QFDEL=")?;
+        w.quoted(self.name)
+    }
+    fn parse(&self, _: &Response<'_>) -> Result<(), Error> {
+        Ok(())
+    }
+}
+
+/// A file as `AT+QFLST` lists it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FileEntry {
+    /// Name as the module prints it.
+    pub name: heapless::String<88>,
+    /// Size in bytes.
+    pub size: u32,
+}
+
+/// `AT+QFLST="<pattern>"` (e.g. `"*"` or `"UFS:*"`): up to 16 files.
+#[derive(Clone, Copy, Debug)]
+pub struct List<'a> {
+    /// Pattern.
+    pub pattern: &'a str,
+}
+
+impl Command for List<'_> {
+    type Response = heapless::Vec<FileEntry, 16>;
+    const EXPECT: Expect = Expect::prefixed(b"+QFLST:");
+    const TIMEOUT_MS: u32 = 5_000;
+    fn write(&self, w: &mut CmdWriter<'_>) -> Result<(), Error> {
+        w.str("AT+QFLST=")?;
+        w.quoted(self.pattern)
+    }
+    fn parse(&self, resp: &Response<'_>) -> Result<Self::Response, Error> {
+        let mut out = heapless::Vec::new();
+        for line in resp.prefixed(b"+QFLST:") {
+            let (name, size) = all((quoted, next(uint)), line)?;
+            out.push(FileEntry {
+                name: super::parse::to_string(name)?,
+                size,
+            })
+            .map_err(|_| Error::Overflow)?;
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::run_wire;
+    use super::*;
+
+    #[test]
+    fn checksum_vectors() {
+        assert_eq!(checksum(b"1234567890"), 0x3938);
+        assert_eq!(checksum(b"hello"), 0x6b09);
+        assert_eq!(checksum(b"0123456789"), 0x3839);
+        assert_eq!(checksum(b"abc"), 0x262);
+        assert_eq!(checksum(b"A"), 0x4100);
+        assert_eq!(checksum(b""), 0);
+    }
+
+    #[test]
+    fn upload_answers() {
+        let d = UploadData {
+            size: 10,
+            checksum: 0x3938,
+            timeout_s: 5,
+        };
+        for chunk in [1, 64] {
+            assert_eq!(
+                run_wire(&d, b"\r\n+QFUPL: 10,3938\r\n\r\nOK\r\n", chunk),
+                Ok(())
+            );
+            assert_eq!(
+                run_wire(&d, b"\r\n+QFUPL: 10,3939\r\n\r\nOK\r\n", chunk),
+                Err(Error::Parse)
+            );
+            assert_eq!(
+                run_wire(&d, b"\r\n+QFUPL: 9,3938\r\n\r\nOK\r\n", chunk),
+                Err(Error::Overflow)
+            );
+            assert_eq!(
+                run_wire(&d, b"\r\n+CME ERROR: 407\r\n", chunk),
+                Err(Error::Cme(crate::CmeError(407)))
+            );
+        }
+        let u = Upload {
+            name: "UFS:ca.pem",
+            size: 1267,
+            timeout_s: 100,
+        };
+        assert_eq!(run_wire(&u, b"\r\nCONNECT\r\n", 1), Ok(()));
+        assert_eq!(run_wire(&u, b"\r\nOK\r\n", 1), Err(Error::Parse));
+    }
+
+    #[test]
+    fn listing() {
+        let l = List { pattern: "*" };
+        let got = run_wire(
+            &l,
+            b"\r\n+QFLST: \"rootCA.pem\",1220\r\n+QFLST: \"security/\",2\r\n\r\nOK\r\n",
+            3,
+        )
+        .unwrap();
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[0].name.as_str(), "rootCA.pem");
+        assert_eq!(got[0].size, 1220);
+    }
+}

@@ -1,0 +1,488 @@
+//! Socket slots: per-socket receive and transmit rings and state, shared by the digester (which
+//! delivers received payloads), the runner (which moves data between the rings and the modem)
+//! and the [`Socket`](crate::asynch::Socket) handles (which only touch the rings).
+//!
+//! Slot `i` is the modem's `<connectID>`/`<clientID>` `i`.
+
+use core::cell::RefCell;
+use core::task::Waker;
+
+use embassy_sync::blocking_mutex::{Mutex, raw::CriticalSectionRawMutex};
+use embassy_sync::waitqueue::{MultiWakerRegistration, WakerRegistration};
+
+use crate::Error;
+use crate::at::expect::PayloadSink;
+use crate::at::urc::{QiUrc, QsslUrc, Urc};
+
+/// TCP or TLS (terminated in the modem).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Kind {
+    /// `AT+QIOPEN` … `"TCP"`.
+    Tcp,
+    /// `AT+QSSLOPEN`.
+    Tls,
+}
+
+/// Where a slot is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Phase {
+    /// Unused.
+    Free,
+    /// `AT+QIOPEN`/`AT+QSSLOPEN` sent, waiting for its URC.
+    Opening,
+    /// Connected.
+    Open,
+    /// The peer closed; data may still be waiting in the modem or the ring.
+    PeerClosed,
+    /// The socket failed (module error, context deactivated, reboot); reads return what is
+    /// buffered, then this error.
+    Failed(Error),
+    /// Its handle was dropped (or its open abandoned): the runner closes it in the modem.
+    Abandoned,
+}
+
+/// A snapshot of a slot's state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct SlotState {
+    /// Life-cycle phase.
+    pub phase: Phase,
+    /// TCP or TLS.
+    pub kind: Kind,
+    /// PDP context the socket lives on.
+    pub cid: u8,
+    /// Result of the open URC (`+QIOPEN: <id>,<err>`), once it arrived.
+    pub open_result: Option<u16>,
+    /// The modem may hold unread data (a `recv` URC arrived, or a read filled the request).
+    pub recv_pending: bool,
+    /// An error from sending that the writer has not seen yet.
+    pub tx_error: Option<Error>,
+    /// Consecutive `SEND FAIL`s for the chunk being sent.
+    pub send_failures: u8,
+    /// Bytes received from the modem into the ring, in total.
+    pub received: u64,
+    /// Bytes the modem accepted (`SEND OK`), in total.
+    pub sent: u64,
+}
+
+impl SlotState {
+    const FREE: SlotState = SlotState {
+        phase: Phase::Free,
+        kind: Kind::Tcp,
+        cid: 0,
+        open_result: None,
+        recv_pending: false,
+        tx_error: None,
+        send_failures: 0,
+        received: 0,
+        sent: 0,
+    };
+
+    /// Whether the socket is connected or its peer closed (data may still flow in).
+    pub fn is_live(&self) -> bool {
+        matches!(self.phase, Phase::Open | Phase::PeerClosed)
+    }
+}
+
+/// A fixed-size byte ring.
+struct Ring<const R: usize> {
+    buf: [u8; R],
+    head: usize,
+    len: usize,
+}
+
+impl<const R: usize> Ring<R> {
+    const fn new() -> Self {
+        Self {
+            buf: [0; R],
+            head: 0,
+            len: 0,
+        }
+    }
+    fn free(&self) -> usize {
+        R - self.len
+    }
+    fn push(&mut self, data: &[u8]) -> usize {
+        let n = data.len().min(self.free());
+        for (k, &b) in data[..n].iter().enumerate() {
+            self.buf[(self.head + self.len + k) % R] = b;
+        }
+        self.len += n;
+        n
+    }
+    fn peek(&self, out: &mut [u8]) -> usize {
+        let n = out.len().min(self.len);
+        for (k, o) in out[..n].iter_mut().enumerate() {
+            *o = self.buf[(self.head + k) % R];
+        }
+        n
+    }
+    fn consume(&mut self, n: usize) {
+        let n = n.min(self.len);
+        self.head = (self.head + n) % R;
+        self.len -= n;
+        if self.len == 0 {
+            self.head = 0;
+        }
+    }
+    fn clear(&mut self) {
+        self.head = 0;
+        self.len = 0;
+    }
+}
+
+struct Slot<const R: usize> {
+    state: SlotState,
+    rx: Ring<R>,
+    tx: Ring<R>,
+    wakers: MultiWakerRegistration<2>,
+}
+
+struct Inner<const S: usize, const R: usize> {
+    slots: [Slot<R>; S],
+    service: WakerRegistration,
+    /// Bumped whenever the runner has something to do.
+    work: u32,
+    /// Received bytes that did not fit a ring (never expected: reads are sized to the room).
+    overflowed: u32,
+}
+
+/// The slots and their rings: `S` sockets with `R`-byte receive and transmit rings each.
+/// Lives in [`Resources`](crate::asynch::Resources).
+pub struct Sockets<const S: usize, const R: usize> {
+    inner: Mutex<CriticalSectionRawMutex, RefCell<Inner<S, R>>>,
+}
+
+impl<const S: usize, const R: usize> Default for Sockets<S, R> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<const S: usize, const R: usize> Sockets<S, R> {
+    /// All slots free.
+    pub const fn new() -> Self {
+        Self {
+            inner: Mutex::new(RefCell::new(Inner {
+                slots: [const {
+                    Slot {
+                        state: SlotState::FREE,
+                        rx: Ring::new(),
+                        tx: Ring::new(),
+                        wakers: MultiWakerRegistration::new(),
+                    }
+                }; S],
+                service: WakerRegistration::new(),
+                work: 0,
+                overflowed: 0,
+            })),
+        }
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&mut Inner<S, R>) -> T) -> T {
+        self.inner.lock(|i| f(&mut i.borrow_mut()))
+    }
+}
+
+/// Object-safe access to [`Sockets`], so that handles do not carry its sizes in their types.
+pub trait SocketPool: PayloadSink {
+    /// Number of slots.
+    fn slots(&self) -> usize;
+    /// Size of each ring.
+    fn ring_size(&self) -> usize;
+    /// A snapshot of slot `i`.
+    fn state(&self, i: usize) -> SlotState;
+    /// Changes slot `i`'s state, waking its waiters and the runner.
+    fn update(&self, i: usize, f: &mut dyn FnMut(&mut SlotState));
+    /// Claims a free slot (ring cleared) for a socket of `kind` on context `cid`.
+    fn claim(&self, kind: Kind, cid: u8) -> Option<usize>;
+    /// Frees slot `i` (rings cleared).
+    fn release(&self, i: usize);
+    /// Moves received bytes of slot `i` into `out`.
+    fn read(&self, i: usize, out: &mut [u8]) -> usize;
+    /// Received bytes waiting in slot `i`'s ring.
+    fn rx_len(&self, i: usize) -> usize;
+    /// Room in slot `i`'s receive ring.
+    fn rx_free(&self, i: usize) -> usize;
+    /// Queues bytes to send on slot `i`; returns how many fit.
+    fn write(&self, i: usize, data: &[u8]) -> usize;
+    /// Copies the oldest unsent bytes of slot `i` into `out` (they stay queued).
+    fn tx_peek(&self, i: usize, out: &mut [u8]) -> usize;
+    /// Drops `n` sent bytes of slot `i`.
+    fn tx_consume(&self, i: usize, n: usize);
+    /// Bytes waiting to be sent on slot `i`.
+    fn tx_len(&self, i: usize) -> usize;
+    /// Registers a waker for changes of slot `i`.
+    fn register(&self, i: usize, waker: &Waker);
+    /// Registers the runner's waker and returns the work counter.
+    fn register_service(&self, waker: &Waker) -> u32;
+    /// The work counter (bumped whenever the runner has something to do).
+    fn work(&self) -> u32;
+    /// Tells the runner there is something to do.
+    fn kick(&self);
+    /// Received bytes dropped because a ring was full (a driver bug if ever non-zero).
+    fn overflowed(&self) -> u32;
+}
+
+impl<const S: usize, const R: usize> Inner<S, R> {
+    fn kick(&mut self) {
+        self.work = self.work.wrapping_add(1);
+        self.service.wake();
+    }
+}
+
+impl<const S: usize, const R: usize> PayloadSink for Sockets<S, R> {
+    fn deliver(&self, slot: u8, data: &[u8]) {
+        self.with(|inner| {
+            let Some(s) = inner.slots.get_mut(usize::from(slot)) else {
+                return;
+            };
+            let n = s.rx.push(data);
+            s.state.received += n as u64;
+            let lost = data.len() - n;
+            s.wakers.wake();
+            if lost > 0 {
+                inner.overflowed = inner.overflowed.saturating_add(lost as u32);
+                if let Some(s) = inner.slots.get_mut(usize::from(slot)) {
+                    s.state.phase = Phase::Failed(Error::Overflow);
+                }
+            }
+        });
+    }
+}
+
+impl<const S: usize, const R: usize> SocketPool for Sockets<S, R> {
+    fn slots(&self) -> usize {
+        S
+    }
+    fn ring_size(&self) -> usize {
+        R
+    }
+    fn state(&self, i: usize) -> SlotState {
+        self.with(|inner| {
+            inner
+                .slots
+                .get(i)
+                .map(|s| s.state)
+                .unwrap_or(SlotState::FREE)
+        })
+    }
+    fn update(&self, i: usize, f: &mut dyn FnMut(&mut SlotState)) {
+        self.with(|inner| {
+            if let Some(s) = inner.slots.get_mut(i) {
+                f(&mut s.state);
+                s.wakers.wake();
+            }
+            inner.kick();
+        })
+    }
+    fn claim(&self, kind: Kind, cid: u8) -> Option<usize> {
+        self.with(|inner| {
+            let i = inner
+                .slots
+                .iter()
+                .position(|s| s.state.phase == Phase::Free)?;
+            let s = &mut inner.slots[i];
+            s.rx.clear();
+            s.tx.clear();
+            s.state = SlotState {
+                phase: Phase::Opening,
+                kind,
+                cid,
+                ..SlotState::FREE
+            };
+            Some(i)
+        })
+    }
+    fn release(&self, i: usize) {
+        self.with(|inner| {
+            if let Some(s) = inner.slots.get_mut(i) {
+                s.rx.clear();
+                s.tx.clear();
+                s.state = SlotState::FREE;
+                s.wakers.wake();
+            }
+        })
+    }
+    fn read(&self, i: usize, out: &mut [u8]) -> usize {
+        self.with(|inner| {
+            let Some(s) = inner.slots.get_mut(i) else {
+                return 0;
+            };
+            let n = s.rx.peek(out);
+            s.rx.consume(n);
+            if n > 0 && s.state.recv_pending {
+                // Room appeared for data still waiting in the modem.
+                inner.kick();
+            }
+            n
+        })
+    }
+    fn rx_len(&self, i: usize) -> usize {
+        self.with(|inner| inner.slots.get(i).map_or(0, |s| s.rx.len))
+    }
+    fn rx_free(&self, i: usize) -> usize {
+        self.with(|inner| inner.slots.get(i).map_or(0, |s| s.rx.free()))
+    }
+    fn write(&self, i: usize, data: &[u8]) -> usize {
+        self.with(|inner| {
+            let Some(s) = inner.slots.get_mut(i) else {
+                return 0;
+            };
+            let n = s.tx.push(data);
+            if n > 0 {
+                inner.kick();
+            }
+            n
+        })
+    }
+    fn tx_peek(&self, i: usize, out: &mut [u8]) -> usize {
+        self.with(|inner| inner.slots.get(i).map_or(0, |s| s.tx.peek(out)))
+    }
+    fn tx_consume(&self, i: usize, n: usize) {
+        self.with(|inner| {
+            if let Some(s) = inner.slots.get_mut(i) {
+                s.tx.consume(n);
+                s.state.sent += n as u64;
+                s.state.send_failures = 0;
+                s.wakers.wake();
+            }
+        })
+    }
+    fn tx_len(&self, i: usize) -> usize {
+        self.with(|inner| inner.slots.get(i).map_or(0, |s| s.tx.len))
+    }
+    fn register(&self, i: usize, waker: &Waker) {
+        self.with(|inner| {
+            if let Some(s) = inner.slots.get_mut(i) {
+                s.wakers.register(waker);
+            }
+        })
+    }
+    fn register_service(&self, waker: &Waker) -> u32 {
+        self.with(|inner| {
+            inner.service.register(waker);
+            inner.work
+        })
+    }
+    fn work(&self) -> u32 {
+        self.with(|inner| inner.work)
+    }
+    fn kick(&self) {
+        self.with(|inner| inner.kick())
+    }
+    fn overflowed(&self) -> u32 {
+        self.with(|inner| inner.overflowed)
+    }
+}
+
+/// Applies a socket-related URC to the slots.
+pub(crate) fn apply_urc(pool: &dyn SocketPool, urc: &Urc) {
+    let slot_of = |id: u8| usize::from(id);
+    match urc {
+        Urc::QiOpen { id, err } | Urc::QsslOpen { id, err } => {
+            let i = slot_of(*id);
+            if i < pool.slots() {
+                let err = *err;
+                pool.update(i, &mut |s| {
+                    if matches!(s.phase, Phase::Opening | Phase::Abandoned) {
+                        s.open_result = Some(err);
+                    }
+                });
+            }
+        }
+        Urc::QiUrc(QiUrc::Recv(id)) | Urc::QsslUrc(QsslUrc::Recv(id)) => {
+            let i = slot_of(*id);
+            if i < pool.slots() {
+                pool.update(i, &mut |s| s.recv_pending = true);
+            }
+        }
+        Urc::QiUrc(QiUrc::Closed(id)) | Urc::QsslUrc(QsslUrc::Closed(id)) => {
+            let i = slot_of(*id);
+            if i < pool.slots() {
+                pool.update(i, &mut |s| {
+                    if s.phase == Phase::Open {
+                        s.phase = Phase::PeerClosed;
+                        // Drain whatever the modem still holds before reporting the end.
+                        s.recv_pending = true;
+                    }
+                });
+            }
+        }
+        Urc::QiUrc(QiUrc::PdpDeact(cid)) => {
+            for i in 0..pool.slots() {
+                pool.update(i, &mut |s| {
+                    if s.cid == *cid
+                        && matches!(s.phase, Phase::Open | Phase::PeerClosed | Phase::Opening)
+                    {
+                        s.phase = Phase::Failed(Error::ContextDeactivated);
+                        s.recv_pending = false;
+                    }
+                });
+            }
+        }
+        Urc::Ready => {
+            for i in 0..pool.slots() {
+                pool.update(i, &mut |s| {
+                    if !matches!(s.phase, Phase::Free | Phase::Abandoned) {
+                        s.phase = Phase::Failed(Error::Rebooted);
+                        s.recv_pending = false;
+                    } else if s.phase == Phase::Abandoned {
+                        // Nothing to close in a freshly booted modem.
+                        s.open_result = Some(0xffff);
+                    }
+                });
+            }
+        }
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ring_wraps() {
+        let mut r = Ring::<8>::new();
+        assert_eq!(r.push(b"abcdef"), 6);
+        let mut out = [0u8; 4];
+        assert_eq!(r.peek(&mut out), 4);
+        r.consume(4);
+        assert_eq!(r.push(b"ghijklmn"), 6);
+        let mut out = [0u8; 8];
+        assert_eq!(r.peek(&mut out), 8);
+        assert_eq!(&out, b"efghijkl");
+    }
+
+    #[test]
+    fn delivery_and_urcs() {
+        let pool = Sockets::<2, 16>::new();
+        let i = pool.claim(Kind::Tcp, 1).unwrap();
+        apply_urc(
+            &pool,
+            &Urc::QiOpen {
+                id: i as u8,
+                err: 0,
+            },
+        );
+        assert_eq!(pool.state(i).open_result, Some(0));
+        pool.update(i, &mut |s| s.phase = Phase::Open);
+        pool.deliver(i as u8, b"hello");
+        let mut out = [0u8; 16];
+        assert_eq!(pool.read(i, &mut out), 5);
+        apply_urc(&pool, &Urc::QiUrc(QiUrc::PdpDeact(1)));
+        assert_eq!(
+            pool.state(i).phase,
+            Phase::Failed(Error::ContextDeactivated)
+        );
+        // Too much data for the ring is an error, never a silent drop.
+        let j = pool.claim(Kind::Tcp, 2).unwrap();
+        pool.update(j, &mut |s| s.phase = Phase::Open);
+        pool.deliver(j as u8, &[0u8; 20]);
+        assert_eq!(pool.state(j).phase, Phase::Failed(Error::Overflow));
+        assert_eq!(pool.overflowed(), 4);
+    }
+}

@@ -33,6 +33,10 @@ impl CmeError {
     pub const NO_NETWORK_SERVICE: Self = Self(30);
     /// 100: unknown error (also used for verbose texts this driver does not recognise).
     pub const UNKNOWN: Self = Self(100);
+    /// 405: file not found.
+    pub const FILE_NOT_FOUND: Self = Self(405);
+    /// 407: file already exists.
+    pub const FILE_EXISTS: Self = Self(407);
 
     /// A short English description of the code, if known.
     pub fn description(self) -> Option<&'static str> {
@@ -87,6 +91,28 @@ const CME_TEXTS: &[(u16, &str)] = &[
     (31, "network timeout"),
     (32, "network not allowed - emergency calls only"),
     (100, "unknown"),
+    // File system (AT+QF...), Quectel's table.
+    (400, "invalid input value"),
+    (401, "larger than the size of the file"),
+    (402, "read zero byte"),
+    (403, "drive full"),
+    (405, "file not found"),
+    (406, "invalid file name"),
+    (407, "file already existed"),
+    (409, "fail to write the file"),
+    (410, "fail to open the file"),
+    (411, "fail to read the file"),
+    (413, "reach the max number of file allowed to be opened"),
+    (414, "the file read only"),
+    (416, "invalid file descriptor"),
+    (417, "fail to list the file"),
+    (418, "fail to delete the file"),
+    (419, "fail to get disk info"),
+    (420, "no space"),
+    (421, "time out"),
+    (423, "file too large"),
+    (425, "invalid parameter"),
+    (426, "file already opened"),
 ];
 
 const CME_ALIASES: &[(u16, &str)] = &[

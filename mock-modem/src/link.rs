@@ -1,8 +1,9 @@
 //! Byte-stream abstraction the simulators run on, plus output pacing.
 
+use std::collections::VecDeque;
 use std::io::{Read, Write};
 use std::sync::mpsc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Result of [`Link::recv`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -111,10 +112,60 @@ pub struct Pacing {
     pub delay: Duration,
 }
 
-/// Writes to a link honouring a [`Pacing`]; remembers whether the link broke.
+/// Bits per byte on the simulated UART (start bit, 8 data bits, stop bit).
+pub const UART_BITS_PER_BYTE: u32 = 10;
+
+/// How far behind schedule a UART direction may fall and still keep its
+/// schedule (compensates sleep overshoot); beyond that the line counts as idle.
+const UART_SLACK: Duration = Duration::from_millis(10);
+
+/// Transmission time of `n` bytes at `baud`.
+pub(crate) fn uart_time(baud: u32, n: usize) -> Duration {
+    Duration::from_secs_f64(f64::from(UART_BITS_PER_BYTE) * n as f64 / f64::from(baud.max(1)))
+}
+
+/// Bytes that fit in about 2 ms at `baud` (at least 1): the batch size of the pacers.
+fn uart_batch(baud: u32) -> usize {
+    ((u64::from(baud) / u64::from(UART_BITS_PER_BYTE) / 500) as usize).max(1)
+}
+
+/// One direction of a simulated UART: schedules bytes against the time the
+/// line becomes free, so long transfers keep the exact rate.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct UartClock {
+    pub(crate) baud: Option<u32>,
+    free_at: Instant,
+}
+
+impl UartClock {
+    pub(crate) fn new(baud: Option<u32>) -> UartClock {
+        UartClock {
+            baud: baud.filter(|&b| b > 0),
+            free_at: Instant::now(),
+        }
+    }
+    pub(crate) fn set_baud(&mut self, baud: Option<u32>) {
+        self.baud = baud.filter(|&b| b > 0);
+    }
+    /// Reserve the line for `n` bytes handed over at `now`: returns (start, end)
+    /// of their transmission.
+    fn reserve(&mut self, baud: u32, n: usize, now: Instant) -> (Instant, Instant) {
+        let start = if self.free_at + UART_SLACK < now {
+            now
+        } else {
+            self.free_at
+        };
+        let end = start + uart_time(baud, n);
+        self.free_at = end;
+        (start, end)
+    }
+}
+
+/// Writes to a link honouring a [`Pacing`] and the UART rate; remembers whether the link broke.
 pub(crate) struct Output<'a> {
     pub(crate) link: &'a mut dyn Link,
     pub(crate) pacing: Pacing,
+    pub(crate) clock: &'a mut UartClock,
     pub(crate) broken: bool,
 }
 
@@ -132,11 +183,110 @@ impl Output<'_> {
             if i > 0 && !self.pacing.delay.is_zero() {
                 std::thread::sleep(self.pacing.delay);
             }
-            if self.link.send(part).is_err() {
+            if !self.paced(part) {
                 self.broken = true;
                 return;
             }
         }
+    }
+
+    /// Send `part`, each ~2 ms batch no earlier than the moment its last byte
+    /// would have left a real UART.
+    fn paced(&mut self, part: &[u8]) -> bool {
+        let Some(baud) = self.clock.baud else {
+            return self.link.send(part).is_ok();
+        };
+        for batch in part.chunks(uart_batch(baud)) {
+            let (_, end) = self.clock.reserve(baud, batch.len(), Instant::now());
+            let now = Instant::now();
+            if end > now {
+                std::thread::sleep(end - now);
+            }
+            if self.link.send(batch).is_err() {
+                return false;
+            }
+        }
+        true
+    }
+}
+
+struct Segment {
+    data: Vec<u8>,
+    pos: usize,
+    /// When the bytes were taken from the link.
+    seen: Instant,
+    /// Start of the segment's transmission and the byte time (`None`: unpaced).
+    start: Instant,
+    baud: Option<u32>,
+}
+
+/// Host bytes taken from the link, released to the modem no faster than the
+/// UART rate (each byte becomes available when its last bit would have arrived).
+pub(crate) struct InputQueue {
+    segs: VecDeque<Segment>,
+    len: usize,
+    pub(crate) clock: UartClock,
+}
+
+/// Maximum number of host bytes staged inside the modem; more stay in the link.
+pub(crate) const INPUT_STAGING: usize = 8 * 1024;
+
+impl InputQueue {
+    pub(crate) fn new(baud: Option<u32>) -> InputQueue {
+        InputQueue {
+            segs: VecDeque::new(),
+            len: 0,
+            clock: UartClock::new(baud),
+        }
+    }
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+    pub(crate) fn clear(&mut self) {
+        self.segs.clear();
+        self.len = 0;
+    }
+    pub(crate) fn push(&mut self, data: &[u8], now: Instant) {
+        if data.is_empty() {
+            return;
+        }
+        let baud = self.clock.baud;
+        let start = match baud {
+            Some(b) => self.clock.reserve(b, data.len(), now).0,
+            None => now,
+        };
+        self.len += data.len();
+        self.segs.push_back(Segment {
+            data: data.to_vec(),
+            pos: 0,
+            seen: now,
+            start,
+            baud,
+        });
+    }
+    /// When the next byte becomes available (`None`: nothing staged).
+    pub(crate) fn next_release(&self) -> Option<Instant> {
+        let s = self.segs.front()?;
+        Some(match s.baud {
+            Some(b) => s.start + uart_time(b, s.pos + 1),
+            None => s.seen,
+        })
+    }
+    /// Take the next byte if it has arrived by `now`; also returns when it was
+    /// taken from the link.
+    pub(crate) fn pop(&mut self, now: Instant) -> Option<(u8, Instant)> {
+        if self.next_release()? > now {
+            return None;
+        }
+        let s = self.segs.front_mut()?;
+        let b = s.data[s.pos];
+        let seen = s.seen;
+        s.pos += 1;
+        if s.pos >= s.data.len() {
+            self.segs.pop_front();
+        }
+        self.len -= 1;
+        Some((b, seen))
     }
 }
 

@@ -1,8 +1,10 @@
 //! `mock-modem` binary: serve the behavioural simulator on TCP or a PTY.
 //!
 //! ```text
-//! mock-modem [--model bg96] [--pin 1234] [--chunk N] [--no-echo] (--tcp 127.0.0.1:5555 | --pty)
+//! mock-modem [--model bg96] [--pin 1234] [--chunk N] [--no-echo] [--baud 115200] (--tcp 127.0.0.1:5555 | --pty)
 //! ```
+//!
+//! Sockets opened with `AT+QIOPEN`/`AT+QSSLOPEN` connect to loopback only.
 
 use std::time::Duration;
 
@@ -11,7 +13,7 @@ use mock_modem::{MockModem, Model, StreamLink};
 fn usage() -> ! {
     eprintln!(
         "usage: mock-modem [--model bg96|bg95|bg77|ec21|ec25|eg91|ec600n] [--pin PIN] \
-         [--chunk N] [--no-echo] [--search-ms MS] (--tcp ADDR | --pty)"
+         [--chunk N] [--no-echo] [--search-ms MS] [--baud RATE] (--tcp ADDR | --pty)"
     );
     std::process::exit(2)
 }
@@ -24,6 +26,7 @@ fn main() {
     let mut search = Duration::from_millis(100);
     let mut tcp: Option<String> = None;
     let mut pty = false;
+    let mut baud: Option<u32> = None;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         let mut val = || args.next().unwrap_or_else(|| usage());
@@ -40,6 +43,7 @@ fn main() {
                 search = Duration::from_millis(val().parse().unwrap_or_else(|_| usage()))
             }
             "--no-echo" => echo = false,
+            "--baud" => baud = Some(val().parse().unwrap_or_else(|_| usage())),
             "--tcp" => tcp = Some(val()),
             "--pty" => pty = true,
             _ => usage(),
@@ -51,6 +55,7 @@ fn main() {
             .chunk(chunk, Duration::ZERO)
             .echo(echo)
             .search_time(search)
+            .baud(baud)
     };
     if let Some(addr) = tcp {
         let listener = std::net::TcpListener::bind(&addr).unwrap_or_else(|e| {

@@ -146,6 +146,18 @@ impl Model {
         }
     }
 
+    /// Whether file names need the `UFS:` drive prefix (EC21/EC25/EG91/EC600N)
+    /// rather than bare names (BG96/BG95/BG77).
+    pub fn ufs_prefix(self) -> bool {
+        self.family() == Family::Ec2x
+    }
+
+    /// Default of `AT+QSSLCFG="sni"`: 0 on the LTE-Standard EC600N (as seen
+    /// on EG800K), 1 elsewhere.
+    pub fn default_sni(self) -> u8 {
+        u8::from(self != Model::Ec600n)
+    }
+
     /// `+QINISTAT` value once everything is ready.
     pub(crate) fn inistat_ready(self) -> u8 {
         match self.family() {
@@ -195,6 +207,17 @@ pub fn cme_text(code: u16) -> &'static str {
         30 => "no network service",
         31 => "network timeout",
         50 => "incorrect parameters",
+        400 => "invalid input value",
+        401 => "larger than the size of the file",
+        402 => "read zero byte",
+        403 => "drive full",
+        405 => "file not found",
+        406 => "invalid file name",
+        407 => "file already existed",
+        409 => "fail to write the file",
+        421 => "time out",
+        423 => "file too large",
+        425 => "invalid parameter",
         _ => "unknown",
     }
 }
@@ -209,14 +232,25 @@ pub fn ip_error_text(code: u16) -> &'static str {
         553 => "memory not enough",
         554 => "create socket failed",
         555 => "operation not supported",
+        556 => "socket bind failed",
+        557 => "socket listen failed",
+        558 => "socket write failed",
+        559 => "socket read failed",
+        560 => "socket accept failed",
         561 => "open pdp context failed",
         562 => "close pdp context failed",
+        563 => "socket identity has been used",
+        564 => "dns busy",
         565 => "dns parse failed",
         566 => "socket connect failed",
+        567 => "socket has been closed",
+        568 => "operation busy",
         569 => "operation timeout",
         570 => "pdp context broken down",
+        571 => "cancel send",
         572 => "operation not allowed",
         573 => "apn not configured",
+        574 => "port busy",
         _ => "unknown error",
     }
 }

@@ -1,15 +1,26 @@
 //! Behavioural mode: a stateful simulated modem.
 
-use std::collections::VecDeque;
+use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crate::link::{HostLine, LineAssembler, Link, Output, Pacing, Recv, frame, frame_response};
+use crate::link::{
+    HostLine, INPUT_STAGING, InputQueue, LineAssembler, Link, Output, Pacing, Recv, UartClock,
+    frame, frame_response,
+};
 use crate::model::{Model, cme_text, ip_error_text};
 use crate::pipe::{HostRx, HostTx, Wire, duplex};
+use crate::sockets::{DEFAULT_SOCKET_BUFFER, Socket, SslCfg};
+
+mod net;
+
+pub use net::{MAX_FILE_SIZE, MAX_FS_SIZE, qfupl_checksum};
+
+/// The simulated file system (UFS): name as the host gave it (with `UFS:` on EC2x/EC600N) → bytes.
+type Files = Arc<Mutex<BTreeMap<String, Vec<u8>>>>;
 
 /// SIM card condition at power-on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,6 +90,12 @@ pub struct MockModem {
     garbage: Vec<u8>,
     drop_final: bool,
     silent: bool,
+    baud: Option<u32>,
+    socket_buffer: usize,
+    send_fail: u32,
+    open_fail: Option<u16>,
+    drop_recv_urcs: u32,
+    files: Vec<(String, Vec<u8>)>,
 }
 
 impl MockModem {
@@ -113,6 +130,12 @@ impl MockModem {
             garbage: Vec::new(),
             drop_final: false,
             silent: false,
+            baud: None,
+            socket_buffer: DEFAULT_SOCKET_BUFFER,
+            send_fail: 0,
+            open_fail: None,
+            drop_recv_urcs: 0,
+            files: Vec::new(),
         }
     }
 
@@ -251,6 +274,42 @@ impl MockModem {
         self
     }
 
+    /// Pace both directions like a real UART at this baud rate (10 bits per
+    /// byte): modem output is written no faster than the rate and host input
+    /// is consumed no faster than the rate. `None` (default): unpaced.
+    pub fn baud(mut self, baud: Option<u32>) -> Self {
+        self.baud = baud.filter(|&b| b > 0);
+        self
+    }
+    /// Size of each socket's modem-side receive buffer (default 64 KiB). When
+    /// it is full the modem stops reading from the connection (back-pressure).
+    pub fn socket_buffer(mut self, bytes: usize) -> Self {
+        self.socket_buffer = bytes.max(1);
+        self
+    }
+    /// Fault: the next `n` `AT+QISEND`/`AT+QSSLSEND` answer `SEND FAIL` (data not forwarded).
+    pub fn send_fail(mut self, n: u32) -> Self {
+        self.send_fail = n;
+        self
+    }
+    /// Fault: every `AT+QIOPEN`/`AT+QSSLOPEN` fails with `+QIOPEN: <id>,<code>`
+    /// (after `OK`), without touching the network. `None` (default): off.
+    pub fn open_fail(mut self, code: Option<u16>) -> Self {
+        self.open_fail = code;
+        self
+    }
+    /// Fault: drop the next `n` `"recv"` URCs (`+QIURC`/`+QSSLURC`), as if lost.
+    pub fn drop_recv_urcs(mut self, n: u32) -> Self {
+        self.drop_recv_urcs = n;
+        self
+    }
+    /// Pre-load a file into the simulated file system (name as the model
+    /// expects it, e.g. `UFS:cacert.pem` on EC2x).
+    pub fn file(mut self, name: &str, bytes: &[u8]) -> Self {
+        self.files.push((name.to_string(), bytes.to_vec()));
+        self
+    }
+
     /// Run on a fresh in-memory link in a new thread.
     pub fn spawn(self) -> (HostRx, HostTx, ModemHandle) {
         let (rx, tx, end) = duplex();
@@ -264,14 +323,17 @@ impl MockModem {
     pub fn spawn_on<L: Link + 'static>(self, link: L) -> ModemHandle {
         let (ctl_tx, ctl_rx) = mpsc::channel();
         let shared = Arc::new(Mutex::new(ModemState::default()));
+        let files = self.initial_files();
         let sh = shared.clone();
+        let fs = files.clone();
         let thread = std::thread::Builder::new()
             .name("mock-modem".into())
-            .spawn(move || Engine::new(self, sh).run(Box::new(link), ctl_rx))
+            .spawn(move || Engine::new(self, sh, fs).run(Box::new(link), ctl_rx))
             .expect("spawn mock modem thread");
         ModemHandle {
             ctl: ctl_tx,
             shared,
+            files,
             thread: Some(thread),
             wire: None,
         }
@@ -281,7 +343,12 @@ impl MockModem {
     pub fn serve<L: Link + 'static>(self, link: L) {
         let (_tx, rx) = mpsc::channel();
         let shared = Arc::new(Mutex::new(ModemState::default()));
-        Engine::new(self, shared).run(Box::new(link), rx);
+        let files = self.initial_files();
+        Engine::new(self, shared, files).run(Box::new(link), rx);
+    }
+
+    fn initial_files(&self) -> Files {
+        Arc::new(Mutex::new(self.files.iter().cloned().collect()))
     }
 }
 
@@ -306,6 +373,33 @@ pub struct ModemState {
     pub active_contexts: Vec<(u8, String)>,
     /// Command lines received (at most 10 000 kept).
     pub commands: Vec<String>,
+    /// Open (or opening / closing) TCP and SSL sockets, by id.
+    pub sockets: Vec<SocketInfo>,
+    /// UART rate in force (`None`: unpaced).
+    pub baud: Option<u32>,
+}
+
+/// One socket in a [`ModemState`] snapshot.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SocketInfo {
+    /// `<connectID>` / `<clientID>` (0–11).
+    pub id: u8,
+    /// SSL context for SSL sockets, `None` for TCP.
+    pub ssl_ctx: Option<u8>,
+    /// PDP context.
+    pub cid: u8,
+    /// `<socket_state>`: 1 opening, 2 connected, 4 closing.
+    pub state: u8,
+    /// Remote address and port.
+    pub remote: String,
+    /// Remote port.
+    pub port: u16,
+    /// Bytes received from the peer so far.
+    pub rx_total: u64,
+    /// Bytes buffered in the modem, not yet read by the host.
+    pub unread: usize,
+    /// Bytes sent to the peer so far.
+    pub tx_total: u64,
 }
 
 enum Control {
@@ -319,6 +413,11 @@ enum Control {
     DropFinal(bool),
     Pacing(Pacing),
     Garbage(Vec<u8>),
+    Baud(Option<u32>),
+    SendFail(u32),
+    OpenFail(Option<u16>),
+    DropSocket(u8),
+    DropRecvUrcs(u32),
     Shutdown,
 }
 
@@ -329,6 +428,7 @@ enum Control {
 pub struct ModemHandle {
     ctl: Sender<Control>,
     shared: Arc<Mutex<ModemState>>,
+    files: Files,
     thread: Option<JoinHandle<()>>,
     wire: Option<Wire>,
 }
@@ -385,6 +485,60 @@ impl ModemHandle {
     /// Set the garbage bytes sent before every response (empty: none).
     pub fn set_garbage(&self, bytes: &[u8]) {
         self.send(Control::Garbage(bytes.to_vec()))
+    }
+    /// Change the UART rate of both directions (`None`: unpaced).
+    pub fn set_baud(&self, baud: Option<u32>) {
+        self.send(Control::Baud(baud))
+    }
+    /// Fault: the next `n` `AT+QISEND`/`AT+QSSLSEND` answer `SEND FAIL`.
+    pub fn fail_next_sends(&self, n: u32) {
+        self.send(Control::SendFail(n))
+    }
+    /// Fault: make `AT+QIOPEN`/`AT+QSSLOPEN` fail with this code (`None`: off).
+    pub fn set_open_fail(&self, code: Option<u16>) {
+        self.send(Control::OpenFail(code))
+    }
+    /// Fault: close socket `id` from the network side (as if the connection
+    /// dropped): the connection is shut down and `+QIURC: "closed",<id>`
+    /// (`+QSSLURC: "closed",<id>` for SSL) is emitted; buffered data stays readable.
+    pub fn drop_socket(&self, id: u8) {
+        self.send(Control::DropSocket(id))
+    }
+    /// Fault: drop the next `n` `"recv"` URCs.
+    pub fn drop_next_recv_urcs(&self, n: u32) {
+        self.send(Control::DropRecvUrcs(n))
+    }
+    /// Contents of a file in the simulated file system (exact name, e.g. `UFS:a.pem` on EC2x).
+    pub fn file(&self, name: &str) -> Option<Vec<u8>> {
+        self.files
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(name)
+            .cloned()
+    }
+    /// Names and sizes of all files.
+    pub fn files(&self) -> Vec<(String, usize)> {
+        self.files
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|(k, v)| (k.clone(), v.len()))
+            .collect()
+    }
+    /// Store (or replace) a file directly, bypassing `AT+QFUPL`.
+    pub fn put_file(&self, name: &str, bytes: &[u8]) {
+        self.files
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(name.to_string(), bytes.to_vec());
+    }
+    /// Delete a file directly; returns whether it existed.
+    pub fn remove_file(&self, name: &str) -> bool {
+        self.files
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(name)
+            .is_some()
     }
     /// Current state snapshot.
     pub fn state(&self) -> ModemState {
@@ -510,7 +664,6 @@ enum Timer {
     PdpDone { cid: u8, reply_cgact: bool },
 }
 
-const MAX_QUEUED_LINES: usize = 64;
 const MAX_LOG: usize = 10_000;
 
 struct Engine {
@@ -541,9 +694,18 @@ struct Engine {
     busy: bool,
     sim_busy_saved: Option<SimState>,
     lines: LineAssembler,
-    queue: VecDeque<HostLine>,
+    input: InputQueue,
+    out_clock: UartClock,
+    data_mode: Option<net::DataMode>,
     log: Vec<String>,
     broken: bool,
+    files: Files,
+    sockets: Vec<Option<Socket>>,
+    ssl: Vec<SslCfg>,
+    ip_detail: Option<String>,
+    send_fail: u32,
+    open_fail: Option<u16>,
+    drop_recv: u32,
 }
 
 fn split_args(s: &str) -> Vec<String> {
@@ -562,8 +724,18 @@ fn split_args(s: &str) -> Vec<String> {
 }
 
 impl Engine {
-    fn new(cfg: MockModem, shared: Arc<Mutex<ModemState>>) -> Engine {
+    fn new(cfg: MockModem, shared: Arc<Mutex<ModemState>>, files: Files) -> Engine {
         Engine {
+            input: InputQueue::new(cfg.baud),
+            out_clock: UartClock::new(cfg.baud),
+            data_mode: None,
+            files,
+            sockets: (0..net::MAX_SOCKETS).map(|_| None).collect(),
+            ssl: Vec::new(),
+            ip_detail: None,
+            send_fail: cfg.send_fail,
+            open_fail: cfg.open_fail,
+            drop_recv: cfg.drop_recv_urcs,
             pacing: cfg.pacing,
             garbage: cfg.garbage.clone(),
             drop_final: cfg.drop_final,
@@ -589,7 +761,6 @@ impl Engine {
             busy: false,
             sim_busy_saved: None,
             lines: LineAssembler::default(),
-            queue: VecDeque::new(),
             log: Vec::new(),
             broken: false,
             shared,
@@ -620,26 +791,29 @@ impl Engine {
                 }
             }
             self.fire_timers(&mut *link);
-            self.process_lines(&mut *link);
+            self.poll_sockets(&mut *link);
+            self.process_input(&mut *link);
             self.publish();
             if self.broken {
                 return;
             }
+            let now = Instant::now();
             let mut wait = Duration::from_millis(5);
             if let Some(next) = self.timers.iter().map(|t| t.0).min() {
-                wait = wait.min(next.saturating_duration_since(Instant::now()));
+                wait = wait.min(next.saturating_duration_since(now));
+            }
+            if !self.busy
+                && let Some(t) = self.input.next_release()
+                && t > now
+            {
+                wait = wait.min(t - now);
+            }
+            if self.input.len() >= INPUT_STAGING {
+                std::thread::sleep(wait);
+                continue;
             }
             match link.recv(&mut buf, wait) {
-                Recv::Data(n) => {
-                    for &b in &buf[..n] {
-                        if let Some(l) = self.lines.push(b)
-                            && self.powered
-                            && self.queue.len() < MAX_QUEUED_LINES
-                        {
-                            self.queue.push_back(l);
-                        }
-                    }
-                }
+                Recv::Data(n) => self.input.push(&buf[..n], Instant::now()),
                 Recv::Timeout => {}
                 Recv::Closed => return,
             }
@@ -665,12 +839,17 @@ impl Engine {
         if s.commands.len() != self.log.len() {
             s.commands = self.log.clone();
         }
+        s.baud = self.out_clock.baud;
+        s.sockets = self.socket_infos();
     }
 
     fn out(&mut self, link: &mut dyn Link, bytes: &[u8]) {
+        // State changes become visible before the bytes that report them.
+        self.publish();
         let mut o = Output {
             link,
             pacing: self.pacing,
+            clock: &mut self.out_clock,
             broken: false,
         };
         o.raw(bytes);
@@ -704,11 +883,17 @@ impl Engine {
         let mut ctx = vec![Ctx::fresh(); self.cfg.model.max_cid() as usize + 1];
         ctx[1].defined = true;
         self.ctx = ctx;
-        self.ip_error = 0;
+        self.set_ip_error(0, None);
+        self.ip_detail = None;
         self.timers.clear();
         self.busy = false;
-        self.queue.clear();
+        self.input.clear();
+        self.data_mode = None;
         self.lines = LineAssembler::default();
+        self.close_all_sockets();
+        self.ssl = (0..net::MAX_SSL_CTX)
+            .map(|_| SslCfg::new(self.cfg.model.default_sni()))
+            .collect();
     }
 
     fn boot(&mut self, link: &mut dyn Link) {
@@ -845,6 +1030,7 @@ impl Engine {
                     && let Some(c) = self.ctx.get_mut(cid)
                 {
                     c.active = false;
+                    self.pdp_lost(cid as u8);
                 }
                 self.urc(link, &u);
             }
@@ -873,6 +1059,14 @@ impl Engine {
             Control::DropFinal(on) => self.drop_final = on,
             Control::Pacing(p) => self.pacing = p,
             Control::Garbage(g) => self.garbage = g,
+            Control::Baud(b) => {
+                self.out_clock.set_baud(b);
+                self.input.clock.set_baud(b);
+            }
+            Control::SendFail(n) => self.send_fail = n,
+            Control::OpenFail(c) => self.open_fail = c,
+            Control::DropSocket(id) => self.network_drop(link, id),
+            Control::DropRecvUrcs(n) => self.drop_recv = n,
             Control::Shutdown => {}
         }
     }
@@ -885,56 +1079,89 @@ impl Engine {
         self.powered = false;
         self.timers.clear();
         self.busy = false;
-        self.queue.clear();
+        self.input.clear();
+        self.data_mode = None;
         self.reg = reg::NOT_REGISTERED;
         for c in &mut self.ctx {
             c.active = false;
         }
+        self.close_all_sockets();
         self.timers
             .push((Instant::now() + self.cfg.reboot_pause, Timer::Boot));
     }
 
-    fn process_lines(&mut self, link: &mut dyn Link) {
-        while !self.busy && self.powered && !self.broken {
-            let Some(line) = self.queue.pop_front() else {
+    /// Consume host bytes that have arrived: payload in data mode, command lines otherwise.
+    fn process_input(&mut self, link: &mut dyn Link) {
+        let now = Instant::now();
+        loop {
+            if self.broken {
+                return;
+            }
+            if !self.powered {
+                // Powered off: bytes are lost.
+                while let Some((b, _)) = self.input.pop(now) {
+                    let _ = self.lines.push(b);
+                }
+                return;
+            }
+            if self.data_mode.is_some() {
+                match self.input.pop(now) {
+                    Some((b, seen)) => self.data_byte(link, b, seen, now),
+                    None => {
+                        self.data_idle(link, now);
+                        return;
+                    }
+                }
+                continue;
+            }
+            if self.busy {
+                return;
+            }
+            let Some((b, _)) = self.input.pop(now) else {
                 return;
             };
-            let bytes = match line {
-                HostLine::TooLong => {
-                    if !self.silent {
-                        let r = Reply::error();
-                        self.reply(link, r);
-                    }
-                    continue;
+            if let Some(line) = self.lines.push(b) {
+                self.handle_line(link, line);
+            }
+        }
+    }
+
+    fn handle_line(&mut self, link: &mut dyn Link, line: HostLine) {
+        let bytes = match line {
+            HostLine::TooLong => {
+                if !self.silent {
+                    let r = Reply::error();
+                    self.reply(link, r);
                 }
-                HostLine::Line(b) => b,
-            };
-            if bytes.is_empty() {
-                continue;
+                return;
             }
-            let text = String::from_utf8_lossy(&bytes).into_owned();
-            if self.log.len() < MAX_LOG {
-                self.log.push(text.clone());
-            }
-            if self.silent {
-                continue;
-            }
-            if self.echo {
-                let mut e = bytes.clone();
-                e.push(b'\r');
-                self.out(link, &e);
-            }
-            let is_at = bytes.len() >= 2 && bytes[..2].eq_ignore_ascii_case(b"AT");
-            if !is_at {
-                continue; // Not a command: a real module ignores it.
-            }
-            if !self.garbage.is_empty() {
-                let g = self.garbage.clone();
-                self.out(link, &g);
-            }
-            if let Some(r) = self.command(link, &text[2..]) {
-                self.reply(link, r);
-            }
+            HostLine::Line(b) => b,
+        };
+        if bytes.is_empty() {
+            return;
+        }
+        let text = String::from_utf8_lossy(&bytes).into_owned();
+        if self.log.len() < MAX_LOG {
+            self.log.push(text.clone());
+        }
+        if self.silent {
+            return;
+        }
+        if self.echo {
+            let mut e = bytes.clone();
+            e.push(b'\r');
+            self.out(link, &e);
+        }
+        let is_at = bytes.len() >= 2 && bytes[..2].eq_ignore_ascii_case(b"AT");
+        if !is_at {
+            return; // Not a command: a real module ignores it.
+        }
+        if !self.garbage.is_empty() {
+            let g = self.garbage.clone();
+            self.out(link, &g);
+        }
+        if let Some(r) = self.command(link, &text[2..]) {
+            self.reply(link, r);
         }
     }
 
@@ -1104,7 +1331,8 @@ impl Engine {
                 self.urc(link, "POWERED DOWN");
                 self.powered = false;
                 self.timers.clear();
-                self.queue.clear();
+                self.input.clear();
+                self.close_all_sockets();
                 return None;
             }
             ("+QPOWD", 't') => Reply::line("+QPOWD: (0,1)"),
@@ -1233,7 +1461,7 @@ impl Engine {
             ),
             ("+QICSGP", '=') => {
                 let Some(cid) = self.cid_arg(arg(0)) else {
-                    self.ip_error = 552;
+                    self.set_ip_error(552, None);
                     return Some(Reply::error());
                 };
                 if args.len() == 1 {
@@ -1270,7 +1498,7 @@ impl Engine {
             )),
             ("+QIACT", '=') => {
                 let Some(cid) = self.cid_arg(arg(0)) else {
-                    self.ip_error = 552;
+                    self.set_ip_error(552, None);
                     return Some(Reply::error());
                 };
                 return self.start_activation(cid as u8, false);
@@ -1289,11 +1517,12 @@ impl Engine {
             ("+QIACT", 't') => Reply::line(format!("+QIACT: (1-{})", model.max_cid())),
             ("+QIDEACT", '=') => {
                 let Some(cid) = self.cid_arg(arg(0)) else {
-                    self.ip_error = 552;
+                    self.set_ip_error(552, None);
                     return Some(Reply::error());
                 };
                 self.ctx[cid].active = false;
-                self.ip_error = 0;
+                self.free_sockets_of(cid as u8);
+                self.set_ip_error(0, None);
                 Reply::ok()
             }
             ("+CGACT", '=') => {
@@ -1316,6 +1545,7 @@ impl Engine {
                     Some(0) => {
                         for c in cids {
                             self.ctx[c].active = false;
+                            self.free_sockets_of(c as u8);
                         }
                         Reply::ok()
                     }
@@ -1384,7 +1614,9 @@ impl Engine {
             ("+QIGETERROR", 'x') => Reply::line(format!(
                 "+QIGETERROR: {},{}",
                 self.ip_error,
-                ip_error_text(self.ip_error)
+                self.ip_detail
+                    .clone()
+                    .unwrap_or_else(|| ip_error_text(self.ip_error).to_string())
             )),
             // Known commands answer their test form with OK.
             (
@@ -1393,7 +1625,10 @@ impl Engine {
                 | "+CGATT",
                 't',
             ) => Reply::ok(),
-            _ => Reply::error(),
+            _ => match self.net_command(link, &name, form, &args, rest) {
+                Some(r) => return r,
+                None => Reply::error(),
+            },
         };
         Some(r)
     }
@@ -1471,6 +1706,7 @@ impl Engine {
             for c in &mut self.ctx {
                 c.active = false;
             }
+            self.close_all_sockets();
             if fun == 0 && self.pin.is_some() && self.sim == SimState::Ready {
                 // The SIM is powered down; it asks for the PIN again.
                 self.sim = SimState::PinRequired;
@@ -1488,11 +1724,11 @@ impl Engine {
     fn start_activation(&mut self, cid: u8, cgact: bool) -> Option<Reply> {
         let c = &self.ctx[cid as usize];
         if c.active && !cgact {
-            self.ip_error = 561;
+            self.set_ip_error(561, None);
             return Some(Reply::error());
         }
         if !self.registered() || self.sim != SimState::Ready || self.cfun != 1 {
-            self.ip_error = 561;
+            self.set_ip_error(561, None);
             return Some(if cgact {
                 Reply::cme(30)
             } else {
@@ -1515,7 +1751,7 @@ impl Engine {
 
     fn finish_activation(&mut self, cid: u8, cgact: bool) -> Reply {
         if let Some(code) = self.cfg.pdp_fail {
-            self.ip_error = code;
+            self.set_ip_error(code, None);
             return if cgact {
                 Reply::cme(30)
             } else {
@@ -1523,7 +1759,7 @@ impl Engine {
             };
         }
         if !self.registered() {
-            self.ip_error = 561;
+            self.set_ip_error(561, None);
             return if cgact {
                 Reply::cme(30)
             } else {
@@ -1537,7 +1773,7 @@ impl Engine {
         c.active = true;
         c.ip4 = format!("10.{}.{}.{}", 64 + cid, (n / 250) % 250, n % 250 + 1);
         c.ip6 = format!("2001:db8::{cid:x}:{n:x}");
-        self.ip_error = 0;
+        self.set_ip_error(0, None);
         Reply::ok()
     }
 }

@@ -7,7 +7,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crate::link::{HostLine, LineAssembler, Link, Output, Pacing, Recv, frame};
+use crate::link::{HostLine, LineAssembler, Link, Output, Pacing, Recv, UartClock, frame};
 use crate::pipe::{HostRx, HostTx, Wire, duplex};
 
 /// Default time a `>` step waits for the host's line.
@@ -429,9 +429,11 @@ impl<L: Link> Runner<L> {
 
     fn send(&mut self, data: &[u8]) {
         if let Some(link) = self.link.as_mut() {
+            let mut clock = UartClock::new(None);
             let mut out = Output {
                 link,
                 pacing: self.pacing,
+                clock: &mut clock,
                 broken: false,
             };
             out.raw(data);

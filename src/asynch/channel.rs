@@ -4,7 +4,7 @@
 use atat::AtatCmd;
 use atat::asynch::AtatClient as _;
 use embassy_futures::select::{Either, select};
-use embassy_time::{Duration, Instant, Timer, with_timeout};
+use embassy_time::{Duration, Instant, with_timeout};
 use embedded_io_async::Write;
 
 use crate::Error;
@@ -125,15 +125,29 @@ impl<'a, W: Write, const N: usize> Channel<'a, W, N> {
             // Its outcome is recorded in its slot (sent bytes, failure count or error).
             let _ = self.drive_tx().await;
         }
-        let boots = self.state.get().boots;
-        while self.shared.current().is_some() {
-            if Instant::now() >= self.last_deadline || self.state.get().boots != boots {
+        if self.shared.current().is_some() {
+            let boots = self.state.get().boots;
+            let done = self.shared.wait_until(|e, _| e.is_none());
+            let rebooted = self.state.wait_for(|s| (s.boots != boots).then_some(()));
+            let r = embassy_time::with_deadline(self.last_deadline, select(done, rebooted)).await;
+            if !matches!(r, Ok(Either::First(()))) {
                 debug!("abandoning the answer of an earlier command");
                 self.shared.complete();
-                break;
             }
-            Timer::after(Duration::from_millis(2)).await;
         }
+    }
+
+    /// Waits until `done` holds for the command bookkeeping, the deadline passes or the modem
+    /// reboots.
+    async fn wait_shared(
+        &self,
+        deadline: Instant,
+        boots: u32,
+        done: impl FnMut(Option<Expect>, bool) -> bool,
+    ) {
+        let cond = self.shared.wait_until(done);
+        let rebooted = self.state.wait_for(|s| (s.boots != boots).then_some(()));
+        let _ = embassy_time::with_deadline(deadline, select(cond, rebooted)).await;
     }
 
     /// Sends `cmd` and waits for its typed result.
@@ -220,6 +234,28 @@ impl<'a, W: Write, const N: usize> Channel<'a, W, N> {
         }
     }
 
+    /// Reads what the modem holds for socket `slot` into its ring: at most `max` bytes and no
+    /// more than the ring has room for *after* any abandoned read has delivered its bytes.
+    /// `Ok(None)`: no room.
+    pub(crate) async fn read_into_ring(
+        &mut self,
+        slot: u8,
+        kind: Kind,
+        max: usize,
+    ) -> Result<Option<usize>, Error> {
+        self.settle().await;
+        let room = self.pool.rx_free(usize::from(slot)).min(max).min(1500);
+        if room == 0 {
+            return Ok(None);
+        }
+        let read = crate::command::socket::Read {
+            id: slot,
+            tls: kind == Kind::Tls,
+            len: room as u16,
+        };
+        self.send(&read).await.map(Some)
+    }
+
     /// Sends up to [`MAX_SEND`] queued bytes of socket `slot` (`AT+QISEND`/`AT+QSSLSEND`).
     /// The bytes leave the slot's transmit queue only on `SEND OK`. Returns how many were sent.
     pub(crate) async fn send_queued(
@@ -260,10 +296,8 @@ impl<'a, W: Write, const N: usize> Channel<'a, W, N> {
             match op.phase {
                 TxPhase::Command => {
                     // Wait out anything still in flight (without recursing into settle).
-                    let until = self.last_deadline;
-                    while self.shared.current().is_some() && Instant::now() < until {
-                        Timer::after(Duration::from_millis(2)).await;
-                    }
+                    self.wait_shared(self.last_deadline, boots, |e, _| e.is_none())
+                        .await;
                     self.shared.complete();
                     let mut line = [0u8; 24];
                     let len = {
@@ -290,13 +324,8 @@ impl<'a, W: Write, const N: usize> Channel<'a, W, N> {
                     self.tx = Some(op);
                 }
                 TxPhase::Prompt => {
-                    while !self.shared.prompt_seen()
-                        && self.shared.current().is_some()
-                        && Instant::now() < op.deadline
-                        && self.state.get().boots == boots
-                    {
-                        Timer::after(Duration::from_millis(1)).await;
-                    }
+                    self.wait_shared(op.deadline, boots, |e, prompt| prompt || e.is_none())
+                        .await;
                     if self.shared.prompt_seen() {
                         op.phase = TxPhase::Payload(0);
                         self.tx = Some(op);
@@ -335,12 +364,8 @@ impl<'a, W: Write, const N: usize> Channel<'a, W, N> {
                     }
                 }
                 TxPhase::Result => {
-                    while self.shared.current().is_some()
-                        && Instant::now() < op.deadline
-                        && self.state.get().boots == boots
-                    {
-                        Timer::after(Duration::from_millis(1)).await;
-                    }
+                    self.wait_shared(op.deadline, boots, |e, _| e.is_none())
+                        .await;
                     self.tx = None;
                     if self.shared.current().is_some() {
                         self.shared.complete();

@@ -16,5 +16,5 @@ pub use modem::{CMD_BUF, Config, Identity, Modem, Resources, new};
 pub use network::{Network, NotReady};
 pub use runner::Runner;
 pub use sim::{Sim, SimStatus};
-pub use socket::{Remote, Socket, TcpStack};
+pub use socket::{Remote, Socket, SocketReader, SocketWriter, TcpStack};
 pub use tls::{ServerAuth, TlsConfig, TlsVersion};

@@ -66,7 +66,8 @@ impl<const N: usize, const S: usize, const R: usize> Resources<N, S, R> {
 /// Driver configuration.
 #[derive(Clone, Debug)]
 pub struct Config {
-    /// Pause between two commands (Quectel recommends a short gap).
+    /// Pause between two commands (default 5 ms; Quectel asks only that a command waits for
+    /// the previous final result code, which the driver always does).
     pub command_gap: Duration,
     /// How long [`Modem::init`] waits for the modem to answer `AT`.
     pub startup_timeout: Duration,
@@ -80,7 +81,7 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Self {
-            command_gap: Duration::from_millis(20),
+            command_gap: Duration::from_millis(5),
             startup_timeout: Duration::from_secs(30),
             registration_urcs: true,
             recv_poll: Some(Duration::from_secs(5)),

@@ -16,7 +16,7 @@ use embedded_io_async::Write;
 
 use super::Modem;
 use crate::Error;
-use crate::command::socket::{Close, OpenTcp, OpenTls, Read};
+use crate::command::socket::{Close, OpenTcp, OpenTls};
 use crate::socket::{Kind, Phase, SlotState};
 
 /// Where to connect.
@@ -228,28 +228,34 @@ impl<'a, W: Write, const N: usize> Modem<'a, W, N> {
     /// Reads what the modem holds for `slot` into its ring, while there is room.
     async fn pull(&self, slot: usize, s: SlotState, max_read: usize, poll_due: bool) {
         let mut pending = s.recv_pending || (poll_due && s.phase == Phase::Open);
-        let tls = s.kind == Kind::Tls;
         while pending {
-            let room = self.pool.rx_free(slot).min(max_read);
-            if room == 0 {
-                return; // the reader frees room and kicks us
-            }
-            let read = Read {
-                id: slot as u8,
-                tls,
-                len: room as u16,
-            };
-            match self.send(&read).await {
-                Ok(0) => {
+            let r = self
+                .channel
+                .lock()
+                .await
+                .read_into_ring(slot as u8, s.kind, max_read)
+                .await;
+            match r {
+                // No room: the reader frees some and kicks us.
+                Ok(None) => return,
+                Ok(Some(0)) => {
                     pending = false;
                     self.pool.update(slot, &mut |s| s.recv_pending = false);
                 }
-                Ok(_) => {
+                Ok(Some(_)) => {
                     // Maybe more: the modem announces new data only once it was drained.
                     self.pool.update(slot, &mut |s| s.recv_pending = true);
                 }
                 Err(Error::Rebooted) => return,
                 Err(Error::Timeout) => return,
+                Err(Error::Error | Error::Cme(_))
+                    if self.pool.state(slot).phase == Phase::PeerClosed =>
+                {
+                    // After the peer closed, some firmware answers ERROR once the buffer is
+                    // empty: everything was read.
+                    pending = false;
+                    self.pool.update(slot, &mut |s| s.recv_pending = false);
+                }
                 Err(e) => {
                     // The module no longer knows the socket.
                     warn!("socket {} read failed", slot);
@@ -469,6 +475,21 @@ impl<'m, 'a, W: Write, const N: usize> Socket<'m, 'a, W, N> {
         modem.socket_close(slot, kind).await
     }
 
+    /// Splits the socket into a reading half and a writing half that can be used from two
+    /// futures at once (both borrow the socket).
+    pub fn split(&mut self) -> (SocketReader<'_, 'a, W, N>, SocketWriter<'_, 'a, W, N>) {
+        (
+            SocketReader {
+                modem: self.modem,
+                slot: self.slot,
+            },
+            SocketWriter {
+                modem: self.modem,
+                slot: self.slot,
+            },
+        )
+    }
+
     /// Gives up the handle without closing: returns the slot (for the blocking facade).
     pub(crate) fn into_slot(self) -> (usize, Kind) {
         let r = (self.slot, self.kind);
@@ -499,6 +520,41 @@ impl<W: Write, const N: usize> embedded_io_async::Write for Socket<'_, '_, W, N>
     }
     async fn flush(&mut self) -> Result<(), Error> {
         Socket::flush(self).await
+    }
+}
+
+/// The reading half of a [`Socket`] (see [`Socket::split`]).
+pub struct SocketReader<'s, 'a, W: Write, const N: usize> {
+    modem: &'s Modem<'a, W, N>,
+    slot: usize,
+}
+
+/// The writing half of a [`Socket`] (see [`Socket::split`]).
+pub struct SocketWriter<'s, 'a, W: Write, const N: usize> {
+    modem: &'s Modem<'a, W, N>,
+    slot: usize,
+}
+
+impl<W: Write, const N: usize> embedded_io_async::ErrorType for SocketReader<'_, '_, W, N> {
+    type Error = Error;
+}
+
+impl<W: Write, const N: usize> embedded_io_async::Read for SocketReader<'_, '_, W, N> {
+    async fn read(&mut self, buf: &mut [u8]) -> Result<usize, Error> {
+        self.modem.socket_read(self.slot, buf).await
+    }
+}
+
+impl<W: Write, const N: usize> embedded_io_async::ErrorType for SocketWriter<'_, '_, W, N> {
+    type Error = Error;
+}
+
+impl<W: Write, const N: usize> embedded_io_async::Write for SocketWriter<'_, '_, W, N> {
+    async fn write(&mut self, buf: &[u8]) -> Result<usize, Error> {
+        self.modem.socket_write(self.slot, buf).await
+    }
+    async fn flush(&mut self) -> Result<(), Error> {
+        self.modem.socket_flush(self.slot).await
     }
 }
 

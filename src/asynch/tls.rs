@@ -6,9 +6,9 @@ use core::fmt;
 use embedded_io_async::Write;
 
 use super::Modem;
+use crate::Error;
 use crate::command::file::{Delete, FileEntry, List, Upload, UploadData, checksum};
 use crate::command::socket::{SslConfigure, SslOption};
-use crate::{CmeError, Error};
 
 /// TLS versions the modem may negotiate.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -118,7 +118,9 @@ impl<'a, W: Write, const N: usize> Modem<'a, W, N> {
     pub async fn upload_file(&self, name: &str, data: &[u8]) -> Result<(), Error> {
         let size = u32::try_from(data.len()).map_err(|_| Error::Overflow)?;
         match self.send(&Delete { name }).await {
-            Ok(()) | Err(Error::Cme(CmeError(405))) => {}
+            // Not there (405), or refused for a reason the upload will report more precisely
+            // (e.g. 407 "file already exists").
+            Ok(()) | Err(Error::Cme(_)) | Err(Error::Error) => {}
             Err(e) => return Err(e),
         }
         // Give slow links time: the modem gives up after this many idle seconds.

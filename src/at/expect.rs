@@ -5,9 +5,10 @@
 //! a command asked for it, and know when a line announces a binary payload. The command side
 //! publishes an [`Expect`] before it writes a command; the digester reads it.
 
-use core::cell::Cell;
+use core::cell::{Cell, RefCell};
 
 use embassy_sync::blocking_mutex::{Mutex, raw::CriticalSectionRawMutex};
+use embassy_sync::waitqueue::MultiWakerRegistration;
 
 use super::line::Final;
 
@@ -143,6 +144,7 @@ struct Pending {
 /// Shared between the command side (writer) and the digester (reader). Lives in `Resources`.
 pub struct ExpectCell {
     inner: Mutex<CriticalSectionRawMutex, Cell<Pending>>,
+    wakers: Mutex<CriticalSectionRawMutex, RefCell<MultiWakerRegistration<2>>>,
 }
 
 impl Default for ExpectCell {
@@ -170,16 +172,39 @@ impl ExpectCell {
                     discarded_bytes: 0,
                 },
             })),
+            wakers: Mutex::new(RefCell::new(MultiWakerRegistration::new())),
         }
     }
 
+    /// Waits until `done(command in flight, prompt seen)` holds, re-checked whenever the
+    /// command bookkeeping changes. Cancel-safe.
+    pub async fn wait_until(&self, mut done: impl FnMut(Option<Expect>, bool) -> bool) {
+        core::future::poll_fn(|cx| {
+            let p = self.inner.lock(|c| c.get());
+            if done(p.expect, p.prompt_seen) {
+                return core::task::Poll::Ready(());
+            }
+            self.wakers.lock(|w| w.borrow_mut().register(cx.waker()));
+            // Re-check: a change between the test and the registration must not be missed.
+            let p = self.inner.lock(|c| c.get());
+            if done(p.expect, p.prompt_seen) {
+                core::task::Poll::Ready(())
+            } else {
+                core::task::Poll::Pending
+            }
+        })
+        .await
+    }
+
     fn update<R>(&self, f: impl FnOnce(&mut Pending) -> R) -> R {
-        self.inner.lock(|c| {
+        let r = self.inner.lock(|c| {
             let mut p = c.get();
             let r = f(&mut p);
             c.set(p);
             r
-        })
+        });
+        self.wakers.lock(|w| w.borrow_mut().wake());
+        r
     }
 
     /// Marks a command as in flight (called just before it is written).

@@ -102,6 +102,13 @@ impl<'a, R: Read + ReadReady, W: Write, const N: usize> Modem<'a, R, W, N> {
         }
     }
 
+    /// Lets the driver work for `d`: feeds received bytes and moves socket data between the
+    /// modem and the sockets' rings (TinyGSM's `maintain()`). Any other call does the same
+    /// while it waits.
+    pub fn idle(&mut self, d: Duration) {
+        self.run(async |_| embassy_time::Timer::after(d).await)
+    }
+
     /// See [`asynch::Modem::init`].
     pub fn init(&mut self) -> Result<Identity, Error> {
         self.run(async |m| m.init().await)
@@ -171,6 +178,11 @@ impl<R: Read + ReadReady, W: Write, const N: usize> Socket<'_, '_, R, W, N> {
     /// The modem's id of this socket.
     pub fn id(&self) -> u8 {
         self.slot as u8
+    }
+
+    /// Lets the driver work for `d` (see [`Modem::idle`]).
+    pub fn idle(&mut self, d: Duration) {
+        self.m.idle(d)
     }
 
     /// Flushes, then closes the socket in the modem.

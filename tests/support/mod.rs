@@ -28,18 +28,40 @@ pub fn with_modem<T>(mock: MockModem, body: impl AsyncFnOnce(&TestModem, &ModemH
 
 /// Runs `body` with the async API over given endpoints.
 pub fn with_endpoints<T>(rx: HostRx, tx: HostTx, body: impl AsyncFnOnce(&TestModem) -> T) -> T {
+    with_endpoints_in(resources(), config(), rx, tx, body)
+}
+
+/// Runs `body` against a behavioural mock with resources of any size and a given config.
+pub fn with_modem_in<T, const S: usize, const R: usize>(
+    resources: &'static mut Resources<2048, S, R>,
+    config: Config,
+    mock: MockModem,
+    body: impl AsyncFnOnce(&TestModem, &ModemHandle) -> T,
+) -> T {
+    let (rx, tx, handle) = mock.spawn();
+    with_endpoints_in(resources, config, rx, tx, async |m| body(m, &handle).await)
+}
+
+/// Runs `body` with the async API over given endpoints, resources and config.
+pub fn with_endpoints_in<T, const S: usize, const R: usize>(
+    resources: &'static mut Resources<2048, S, R>,
+    config: Config,
+    rx: HostRx,
+    tx: HostTx,
+    body: impl AsyncFnOnce(&TestModem) -> T,
+) -> T {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
     rt.block_on(async move {
-        let (runner, modem) = asynch::new(resources(), tx, config());
+        let (runner, modem) = asynch::new(resources, tx, config);
         let out = tokio::time::timeout(
-            StdDuration::from_secs(60),
+            StdDuration::from_secs(120),
             select(runner.run(rx, &modem), body(&modem)),
         )
         .await
-        .expect("test body took more than 60 s");
+        .expect("test body took more than 120 s");
         match out {
             Either::First(never) => never,
             Either::Second(t) => t,

@@ -1,0 +1,221 @@
+//! Socket throughput over a UART paced like the real one.
+//!
+//! For TCP and modem-terminated TLS, and for 64 B, 1 KiB and 16 KiB transfers, echoes the data
+//! through the mock modem (which paces both directions at the configured baud rate, 10 bits a
+//! byte) to an echo server on 127.0.0.1 and measures:
+//!
+//! * payload efficiency per direction: payload bytes / bytes on the UART in that direction
+//!   (AT commands, prompts, URCs, headers and result codes are the overhead);
+//! * achieved payload rate versus the line rate.
+//!
+//! ```text
+//! cargo bench --bench throughput                 # 115200 baud, writes docs/perf.md
+//! BAUD=921600 cargo bench --bench throughput     # another rate
+//! PERF_OUT=/tmp/perf.md cargo bench --bench throughput
+//! ```
+
+use std::fmt::Write as _;
+use std::time::{Duration as StdDuration, Instant as StdInstant};
+
+use embassy_futures::join::join;
+use embassy_futures::select::{Either, select};
+use embassy_time::Duration;
+use embedded_io_async::{Read, Write};
+use mock_modem::peers::{TcpEchoServer, TestPki, TlsEchoServer};
+use mock_modem::{MockModem, Model};
+use quectel::asynch::{self, Apn, Config, Remote, Resources, TlsConfig};
+
+struct Row {
+    kind: &'static str,
+    size: usize,
+    up_eff: f64,
+    down_eff: f64,
+    up_bytes: u64,
+    down_bytes: u64,
+    secs: f64,
+    rate_ratio: f64,
+}
+
+fn payload(len: usize) -> Vec<u8> {
+    let mut x: u32 = 0x1234_5679;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            (x >> 11) as u8
+        })
+        .collect()
+}
+
+fn run_kind(kind: &'static str, baud: u32, sizes: &[usize], rows: &mut Vec<Row>) {
+    let pki = TestPki::generate();
+    let (addr, _server) = if kind == "TLS" {
+        TlsEchoServer::start(&pki, true)
+    } else {
+        TcpEchoServer::start()
+    };
+    let (rx, tx, handle) = MockModem::new(Model::Bg96)
+        .search_time(StdDuration::from_millis(20))
+        .baud(Some(baud))
+        .spawn();
+    let wire = handle.wire().expect("duplex has counters").clone();
+    let resources: &'static mut Resources<2048, 2, 4096> = Box::leak(Box::new(Resources::new()));
+    let config = Config {
+        // Only announced data is read: the periodic check would add noise to the figures.
+        recv_poll: None,
+        ..Config::default()
+    };
+    let (runner, modem) = asynch::new(resources, tx, config);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let app = async {
+            modem.init().await.unwrap();
+            modem
+                .data_call()
+                .configure(1, &Apn::new("internet"))
+                .await
+                .unwrap();
+            modem
+                .network()
+                .wait_network_ready(1, Duration::from_secs(30))
+                .await
+                .unwrap();
+            let remote = if kind == "TLS" {
+                let tls = TlsConfig::new(pki.ca_pem.as_bytes()).with_client_identity(
+                    pki.client_cert_pem.as_bytes(),
+                    pki.client_key_pem.as_bytes(),
+                );
+                modem.configure_tls(1, &tls).await.unwrap();
+                Remote::Tls {
+                    ssl_ctx: 1,
+                    host: "localhost",
+                    port: addr.port(),
+                }
+            } else {
+                Remote::Tcp {
+                    host: "127.0.0.1",
+                    port: addr.port(),
+                }
+            };
+            let mut sock = modem.connect(1, remote).await.unwrap();
+            for &size in sizes {
+                let data = payload(size);
+                // Let everything settle, then count from here.
+                embassy_time::Timer::after_millis(300).await;
+                let (up0, down0) = (wire.host_bytes(), wire.modem_bytes());
+                let t0 = StdInstant::now();
+                let (mut r, mut w) = sock.split();
+                let writer = async {
+                    w.write_all(&data).await.unwrap();
+                    w.flush().await.unwrap();
+                };
+                let reader = async {
+                    let mut got = 0;
+                    let mut buf = [0u8; 1500];
+                    while got < size {
+                        let n = r.read(&mut buf).await.unwrap();
+                        assert!(n > 0);
+                        got += n;
+                    }
+                };
+                join(writer, reader).await;
+                let secs = t0.elapsed().as_secs_f64();
+                let (up, down) = (wire.host_bytes() - up0, wire.modem_bytes() - down0);
+                let line_rate = f64::from(baud) / 10.0;
+                rows.push(Row {
+                    kind,
+                    size,
+                    up_eff: size as f64 / up as f64,
+                    down_eff: size as f64 / down as f64,
+                    up_bytes: up,
+                    down_bytes: down,
+                    secs,
+                    rate_ratio: (size as f64 / secs) / line_rate,
+                });
+            }
+            sock.close().await.unwrap();
+        };
+        match select(runner.run(rx, &modem), app).await {
+            Either::First(never) => never,
+            Either::Second(()) => {}
+        }
+    });
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; a plain `cargo test --benches` run passes nothing and
+    // should stay quick: then only check that the benchmark works, on small sizes.
+    let full = std::env::args().any(|a| a == "--bench");
+    let baud: u32 = std::env::var("BAUD")
+        .ok()
+        .and_then(|b| b.parse().ok())
+        .unwrap_or(115_200);
+    let sizes: &[usize] = if full {
+        &[64, 1024, 16 * 1024]
+    } else {
+        &[64, 1024]
+    };
+    let mut rows = Vec::new();
+    for kind in ["TCP", "TLS"] {
+        run_kind(kind, baud, sizes, &mut rows);
+    }
+    let mut out = String::new();
+    writeln!(out, "# Performance\n").unwrap();
+    writeln!(
+        out,
+        "Socket throughput through the mock modem at {baud} baud (10 bits a byte, both \
+         directions paced like a UART), echoing to a server on 127.0.0.1. Measured by \
+         `benches/throughput.rs`; reproduce with:\n\n```text\ncargo bench --bench throughput\n```\n"
+    )
+    .unwrap();
+    writeln!(
+        out,
+        "*Up* is host → modem (AT commands and payload written), *down* is modem → host \
+         (prompts, URCs, `+QIRD` headers, result codes and payload). Efficiency = payload \
+         bytes / UART bytes in that direction. Rate = payload bytes per second of the echo \
+         (both directions at once) / line rate ({} B/s).\n",
+        baud / 10
+    )
+    .unwrap();
+    writeln!(
+        out,
+        "| socket | transfer | up: efficiency | down: efficiency | UART bytes up / down | time (s) | rate / line rate |"
+    )
+    .unwrap();
+    writeln!(out, "|---|---:|---:|---:|---:|---:|---:|").unwrap();
+    for r in &rows {
+        writeln!(
+            out,
+            "| {} | {} B | {:.3} | {:.3} | {} / {} | {:.2} | {:.2} |",
+            r.kind, r.size, r.up_eff, r.down_eff, r.up_bytes, r.down_bytes, r.secs, r.rate_ratio
+        )
+        .unwrap();
+    }
+    writeln!(
+        out,
+        "\nThe efficiencies are counts and do not depend on the machine; the times and rates do \
+         (the mock modem and the echo server share the CPU with the driver). TLS here is \
+         terminated in the (mock) modem, so the UART carries plaintext either way."
+    )
+    .unwrap();
+    print!("{out}");
+    if full {
+        let path = std::env::var("PERF_OUT")
+            .unwrap_or_else(|_| format!("{}/docs/perf.md", env!("CARGO_MANIFEST_DIR")));
+        std::fs::write(&path, &out).unwrap();
+        eprintln!("wrote {path}");
+    }
+    // The acceptance bar: 1 KiB writes reach 0.95 payload efficiency upstream.
+    for r in rows.iter().filter(|r| r.size == 1024) {
+        assert!(
+            r.up_eff >= 0.95,
+            "{} 1 KiB up efficiency {:.3} < 0.95",
+            r.kind,
+            r.up_eff
+        );
+    }
+}

@@ -62,7 +62,9 @@ fn main() {
             eprintln!("bind {addr}: {e}");
             std::process::exit(1)
         });
-        eprintln!("mock-modem ({model}) listening on {addr}");
+        // Print the bound address (with `:0` the system picks the port).
+        let bound = listener.local_addr().map(|a| a.to_string()).unwrap_or(addr);
+        eprintln!("mock-modem ({model}) listening on {bound}");
         for stream in listener.incoming() {
             let Ok(stream) = stream else { continue };
             let Ok(reader) = stream.try_clone() else {

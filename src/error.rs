@@ -178,6 +178,13 @@ pub enum Error {
     ContextDeactivated,
     /// Every socket slot is in use.
     NoSocket,
+    /// MCU-side TLS failed (feature `mcu-tls`, [`crate::tls`]): handshake, certificate, alert,
+    /// truncated stream, record too long, protocol or transport error.
+    #[cfg(feature = "mcu-tls")]
+    McuTls(crate::tls::TlsFailure),
+    /// An MQTT-level failure (feature `mqtt`).
+    #[cfg(feature = "mqtt")]
+    Mqtt(crate::mqtt::MqttError),
 }
 
 impl fmt::Display for Error {
@@ -203,6 +210,10 @@ impl fmt::Display for Error {
             Error::ConnectionClosed => f.write_str("connection closed by the peer"),
             Error::ContextDeactivated => f.write_str("PDP context deactivated by the network"),
             Error::NoSocket => f.write_str("no free socket"),
+            #[cfg(feature = "mcu-tls")]
+            Error::McuTls(e) => write!(f, "MCU TLS: {e}"),
+            #[cfg(feature = "mqtt")]
+            Error::Mqtt(e) => write!(f, "MQTT: {e:?}"),
         }
     }
 }
@@ -222,6 +233,8 @@ impl embedded_io::Error for Error {
             Error::ConnectionClosed => ErrorKind::BrokenPipe,
             Error::Ip(566) | Error::Tls(_) => ErrorKind::ConnectionRefused,
             Error::NoSocket => ErrorKind::AddrInUse,
+            #[cfg(feature = "mcu-tls")]
+            Error::McuTls(e) => e.kind(),
             _ => ErrorKind::Other,
         }
     }

@@ -11,8 +11,12 @@ pub mod blocking;
 pub mod command;
 mod error;
 pub mod model;
+#[cfg(feature = "mqtt")]
+pub mod mqtt;
 pub mod socket;
 pub mod state;
+#[cfg(feature = "mcu-tls")]
+pub mod tls;
 mod util;
 
 pub use error::{CmeError, Error};

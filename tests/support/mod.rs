@@ -68,3 +68,4 @@ pub fn with_endpoints_in<T, const S: usize, const R: usize>(
         }
     })
 }
+pub mod broker;

@@ -1,0 +1,446 @@
+//! MQTT 5 with [`minimq`] over the modem's sockets, with the recovery a device needs.
+//!
+//! [`Mqtt`] owns the MQTT session (minimq's, with its in-flight QoS 1 state) and knows how to
+//! (re)establish the link: after a modem reboot it re-runs the modem's start-up and re-applies
+//! the TLS context (the certificates stay in the module's file system; its SSL settings do
+//! not), after a `pdpdeact` it re-activates the data call, then it opens the socket and sends
+//! `CONNECT`. If the broker did not keep the session it subscribes again to the topics
+//! registered with [`Mqtt::subscribe_on_connect`]; if it did, minimq replays the QoS 1 messages
+//! that were in flight, so they are delivered once the session resumes.
+//!
+//! ```rust,no_run
+//! use quectel::asynch::{Apn, Modem, TlsConfig};
+//! use quectel::mqtt::{Mqtt, MqttConfig, QoS, Transport};
+//!
+//! async fn customer_flow<W: embedded_io_async::Write>(
+//!     modem: &Modem<'_, W>,
+//!     endpoint: &str,
+//!     (ca, cert, key): (&[u8], &[u8], &[u8]),
+//!     imei: &str,
+//! ) -> ! {
+//!     let tls = TlsConfig::new(ca).with_client_identity(cert, key);
+//!     let transport = Transport::ModemTls { ssl_ctx: 1, tls };
+//!     let config = MqttConfig::new(endpoint, 8883, imei, transport, Apn::new("internet"));
+//!     let mut buffer = [0u8; 4096];
+//!     let mut mqtt = Mqtt::new(config, &mut buffer, 2048).unwrap();
+//!     mqtt.subscribe_on_connect(imei, QoS::AtLeastOnce).unwrap();
+//!     loop {
+//!         // Waits the back-off its earlier failures call for (exponential, with jitter).
+//!         let Ok(mut conn) = mqtt.connect(modem).await else { continue };
+//!         conn.publish(imei, b"Hello, AWS Cloud!", QoS::AtLeastOnce).await.ok();
+//!         let _why = conn.run(|topic, payload| { /* the downlink */ let _ = (topic, payload); }).await;
+//!         // The link broke: loop, reconnect, resume.
+//!     }
+//! }
+//! ```
+//!
+//! Limits inherited from minimq 0.13 (see `docs/architecture.md`): it waits a fixed 5 s for
+//! `PINGRESP`, so an inbound message that takes longer than that to cross the link at the
+//! moment a ping is due drops the connection (at 115200 baud that is above 50 KiB); at most 8
+//! QoS 1 messages in flight; one inbound packet must fit the receive buffer.
+
+use core::fmt;
+
+use embassy_time::{Duration, Instant, Timer};
+use embedded_io_async::Write;
+pub use minimq::{ConnectEvent, InboundPublish, QoS};
+
+use crate::Error;
+use crate::asynch::{Apn, Modem, Remote, Socket, TlsConfig};
+
+/// What went wrong at the MQTT level.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum MqttError {
+    /// The client id, a topic or a buffer split does not fit minimq's limits.
+    Config,
+    /// Local buffers or in-flight slots are busy: try again after `poll`.
+    NotReady,
+    /// The session is disconnected.
+    Disconnected,
+    /// The request is not valid MQTT (e.g. QoS above the broker's maximum).
+    InvalidRequest,
+    /// The broker refused (reason code, e.g. 0x87 not authorised, 0x86 bad user name/password).
+    Rejected(u8),
+    /// The broker sent an invalid packet.
+    InvalidPacket,
+    /// A buffer is too small (e.g. an inbound message larger than the receive buffer).
+    BufferTooSmall,
+    /// A packet exceeds the negotiated maximum packet size.
+    PacketTooLarge,
+    /// Too many operations in flight.
+    InflightExhausted,
+}
+
+fn map_err(e: minimq::Error<Error>) -> Error {
+    use minimq::Error as M;
+    match e {
+        M::Transport(e) => e,
+        M::NotReady => Error::Mqtt(MqttError::NotReady),
+        M::Disconnected => Error::Mqtt(MqttError::Disconnected),
+        M::InvalidRequest => Error::Mqtt(MqttError::InvalidRequest),
+        M::Peer(minimq::PeerError::Rejected(code)) => Error::Mqtt(MqttError::Rejected(code.into())),
+        M::Peer(_) => Error::Mqtt(MqttError::InvalidPacket),
+        M::Resource(minimq::ResourceError::PacketTooLarge) => {
+            Error::Mqtt(MqttError::PacketTooLarge)
+        }
+        M::Resource(minimq::ResourceError::InflightExhausted) => {
+            Error::Mqtt(MqttError::InflightExhausted)
+        }
+        M::Resource(_) => Error::Mqtt(MqttError::BufferTooSmall),
+        M::WriteZero => Error::Write,
+        _ => Error::Mqtt(MqttError::InvalidPacket),
+    }
+}
+
+/// How the MQTT connection reaches the broker.
+#[derive(Clone, Copy, Debug)]
+pub enum Transport<'c> {
+    /// TLS terminated in the modem: SSL context `ssl_ctx` set up from `tls` (applied on the
+    /// first connection and again after every modem reboot).
+    ModemTls {
+        /// SSL context (0–5).
+        ssl_ctx: u8,
+        /// Certificates and options.
+        tls: TlsConfig<'c>,
+    },
+    /// Plain TCP (a broker on a private network, or tests).
+    Tcp,
+}
+
+/// Everything [`Mqtt`] needs to (re)connect. `Debug` never shows the password.
+#[derive(Clone, Copy)]
+pub struct MqttConfig<'c> {
+    /// Broker host name (or address) and port (8883 for MQTT over TLS).
+    pub host: &'c str,
+    /// Broker port.
+    pub port: u16,
+    /// PDP context to use, and its APN (re-activated after a `pdpdeact` or a reboot).
+    pub cid: u8,
+    /// APN of the context.
+    pub apn: Apn<'c>,
+    /// TLS in the modem, or plain TCP.
+    pub transport: Transport<'c>,
+    /// MQTT client id (AWS IoT: the thing name).
+    pub client_id: &'c str,
+    /// Keep-alive interval in seconds.
+    pub keepalive_s: u16,
+    /// Session expiry in seconds; above 0 the broker keeps the session (subscriptions and
+    /// in-flight QoS 1 messages) across a reconnect. 0 starts clean every time.
+    pub session_expiry_s: u32,
+    /// User name and password, if the broker wants them (AWS IoT with certificates does not).
+    pub auth: Option<(&'c str, &'c [u8])>,
+    /// Last will: topic, payload, QoS, retained.
+    pub will: Option<(&'c str, &'c [u8], QoS, bool)>,
+    /// First wait between failed connection attempts (doubles each time, with jitter).
+    pub backoff_min: Duration,
+    /// Longest wait between attempts.
+    pub backoff_max: Duration,
+}
+
+impl<'c> MqttConfig<'c> {
+    /// A configuration with AWS-IoT-like defaults: keep-alive 60 s, session expiry 1 h,
+    /// back-off 1 s to 60 s, no user name, no will.
+    pub fn new(
+        host: &'c str,
+        port: u16,
+        client_id: &'c str,
+        transport: Transport<'c>,
+        apn: Apn<'c>,
+    ) -> Self {
+        Self {
+            host,
+            port,
+            cid: 1,
+            apn,
+            transport,
+            client_id,
+            keepalive_s: 60,
+            session_expiry_s: 3600,
+            auth: None,
+            will: None,
+            backoff_min: Duration::from_secs(1),
+            backoff_max: Duration::from_secs(60),
+        }
+    }
+}
+
+impl fmt::Debug for MqttConfig<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MqttConfig")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("cid", &self.cid)
+            .field("transport", &self.transport)
+            .field("client_id", &self.client_id)
+            .field("keepalive_s", &self.keepalive_s)
+            .field("session_expiry_s", &self.session_expiry_s)
+            .field("auth", &self.auth.map(|(user, _)| (user, "***")))
+            .field("will", &self.will.map(|(t, p, q, r)| (t, p.len(), q, r)))
+            .finish()
+    }
+}
+
+/// Topics subscribed again whenever the broker starts a fresh session.
+const MAX_SUBSCRIPTIONS: usize = 8;
+
+/// An MQTT client that survives link loss, `pdpdeact` and modem reboots.
+pub struct Mqtt<'c, 'buf> {
+    config: MqttConfig<'c>,
+    session: minimq::Session<'buf>,
+    subscriptions: heapless::Vec<(heapless::String<128>, QoS), MAX_SUBSCRIPTIONS>,
+    /// Consecutive failed attempts.
+    failures: u32,
+    /// Modem boots at the last successful link preparation.
+    prepared_boot: Option<u32>,
+    jitter: u32,
+}
+
+impl<'c: 'buf, 'buf> Mqtt<'c, 'buf> {
+    /// A client whose minimq buffers live in `buffer`: `rx_size` bytes for one inbound packet,
+    /// the rest for outbound packets and the QoS 1 messages kept until acknowledged.
+    pub fn new(
+        config: MqttConfig<'c>,
+        buffer: &'buf mut [u8],
+        rx_size: usize,
+    ) -> Result<Self, Error> {
+        let cfg = |_| Error::Mqtt(MqttError::Config);
+        let mut builder = minimq::ConfigBuilder::from_buffer(buffer, rx_size)
+            .map_err(cfg)?
+            .client_id(config.client_id)
+            .map_err(cfg)?
+            .keepalive_interval(config.keepalive_s)
+            .session_expiry_interval(config.session_expiry_s);
+        if let Some((user, password)) = config.auth {
+            builder = builder.auth(user, password).map_err(cfg)?;
+        }
+        if let Some((topic, payload, qos, retained)) = config.will {
+            let mut will = minimq::Will::new(topic, payload, &[])
+                .map_err(cfg)?
+                .qos(qos);
+            if retained {
+                will = will.retained();
+            }
+            builder = builder.will(will).map_err(cfg)?;
+        }
+        // A per-device jitter seed: different devices must not retry in step.
+        let jitter = config.client_id.bytes().fold(0x811c_9dc5u32, |h, b| {
+            (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+        });
+        Ok(Self {
+            config,
+            session: minimq::Session::new(builder),
+            subscriptions: heapless::Vec::new(),
+            failures: 0,
+            prepared_boot: None,
+            jitter,
+        })
+    }
+
+    /// Registers a topic to subscribe to after every connection on which the broker did not
+    /// keep the session (the first one included).
+    pub fn subscribe_on_connect(&mut self, topic: &str, qos: QoS) -> Result<(), Error> {
+        let topic = heapless::String::try_from(topic).map_err(|_| Error::Overflow)?;
+        self.subscriptions
+            .push((topic, qos))
+            .map_err(|_| Error::Overflow)
+    }
+
+    /// Consecutive failed connection attempts so far.
+    pub fn failures(&self) -> u32 {
+        self.failures
+    }
+
+    /// The wait before the next attempt: `backoff_min · 2^(failures-1)`, at most
+    /// `backoff_max`, minus up to half of it at random (so devices do not reconnect in step).
+    pub fn next_backoff(&mut self) -> Duration {
+        if self.failures == 0 {
+            return Duration::from_ticks(0);
+        }
+        let shift = (self.failures - 1).min(16);
+        let base = self
+            .config
+            .backoff_min
+            .as_millis()
+            .saturating_mul(1 << shift)
+            .min(self.config.backoff_max.as_millis());
+        // xorshift32
+        let mut x = self.jitter ^ (Instant::now().as_ticks() as u32);
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        self.jitter = x;
+        let cut = if base > 1 {
+            u64::from(x) % (base / 2)
+        } else {
+            0
+        };
+        Duration::from_millis(base - cut)
+    }
+
+    /// Brings up what the link needs: the modem after a reboot (start-up, TLS context), and
+    /// the data call.
+    async fn prepare<W: Write, const N: usize>(
+        &mut self,
+        modem: &Modem<'_, W, N>,
+    ) -> Result<(), Error> {
+        let boots = modem.boots();
+        if self.prepared_boot != Some(boots) {
+            if self.prepared_boot.is_some() {
+                info!("modem rebooted since the last connection: re-initialising");
+                modem.init().await?;
+            }
+            modem
+                .data_call()
+                .configure(self.config.cid, &self.config.apn)
+                .await?;
+            if let Transport::ModemTls { ssl_ctx, tls } = &self.config.transport {
+                modem.configure_tls(*ssl_ctx, tls).await?;
+            }
+            self.prepared_boot = Some(modem.boots());
+        }
+        modem
+            .network()
+            .wait_network_ready(self.config.cid, Duration::from_secs(60))
+            .await
+            .map_err(|e| match e {
+                crate::asynch::NotReady::Modem(e) | crate::asynch::NotReady::DataCall(e) => e,
+                _ => Error::InvalidState,
+            })
+    }
+
+    /// One connection attempt (after the back-off its previous failures call for): prepare the
+    /// modem and the data call, open the socket, `CONNECT`, and subscribe again if the broker
+    /// started a fresh session. Call it in a loop and use the connection inside the loop's body
+    /// (see the module example).
+    pub async fn connect<'s, 'm, 'a, W: Write, const N: usize>(
+        &'s mut self,
+        modem: &'m Modem<'a, W, N>,
+    ) -> Result<MqttConnection<'s, 'buf, Socket<'m, 'a, W, N>>, Error> {
+        let wait = self.next_backoff();
+        if wait.as_ticks() > 0 {
+            Timer::after(wait).await;
+        }
+        let socket = match self.open(modem).await {
+            Ok(s) => s,
+            Err(e) => {
+                self.failures = self.failures.saturating_add(1);
+                return Err(e);
+            }
+        };
+        let subscriptions = self.subscriptions.clone();
+        let failures = &mut self.failures;
+        let mut conn = match self.session.connect(socket).await {
+            Ok(c) => c,
+            Err(e) => {
+                *failures = failures.saturating_add(1);
+                return Err(map_err(e));
+            }
+        };
+        let resumed = conn.connect_event() == ConnectEvent::Reconnected;
+        if !resumed && !subscriptions.is_empty() {
+            let mut filters: heapless::Vec<minimq::TopicFilter<'_>, MAX_SUBSCRIPTIONS> =
+                heapless::Vec::new();
+            for (topic, qos) in &subscriptions {
+                let f = minimq::TopicFilter::new(topic)
+                    .options(minimq::SubscriptionOptions::default().maximum_qos(*qos));
+                let _ = filters.push(f);
+            }
+            if let Err(e) = conn.subscribe(&filters, &[]).await {
+                *failures = failures.saturating_add(1);
+                return Err(map_err(e));
+            }
+        }
+        *failures = 0;
+        info!("MQTT connected");
+        Ok(MqttConnection { conn, resumed })
+    }
+
+    async fn open<'m, 'a, W: Write, const N: usize>(
+        &mut self,
+        modem: &'m Modem<'a, W, N>,
+    ) -> Result<Socket<'m, 'a, W, N>, Error> {
+        self.prepare(modem).await?;
+        let remote = match self.config.transport {
+            Transport::ModemTls { ssl_ctx, .. } => Remote::Tls {
+                ssl_ctx,
+                host: self.config.host,
+                port: self.config.port,
+            },
+            Transport::Tcp => Remote::Tcp {
+                host: self.config.host,
+                port: self.config.port,
+            },
+        };
+        modem.connect(self.config.cid, remote).await
+    }
+}
+
+/// A live MQTT connection (borrowing its [`Mqtt`]).
+pub struct MqttConnection<'s, 'buf, IO: minimq::Io<Error = Error>> {
+    conn: minimq::Connection<'s, 'buf, IO>,
+    resumed: bool,
+}
+
+impl<'s, 'buf, IO: minimq::Io<Error = Error>> MqttConnection<'s, 'buf, IO> {
+    /// Whether the broker resumed the previous session (subscriptions kept, in-flight QoS 1
+    /// messages replayed).
+    pub fn resumed_session(&self) -> bool {
+        self.resumed
+    }
+
+    /// Subscribes to `topic` on this connection.
+    pub async fn subscribe(&mut self, topic: &str, qos: QoS) -> Result<(), Error> {
+        let f = minimq::TopicFilter::new(topic)
+            .options(minimq::SubscriptionOptions::default().maximum_qos(qos));
+        self.conn
+            .subscribe(&[f], &[])
+            .await
+            .map(|_| ())
+            .map_err(map_err)
+    }
+
+    /// Publishes `payload` on `topic`. With QoS 1 the message is kept until the broker
+    /// acknowledges it, across reconnects when the session is resumed.
+    pub async fn publish(&mut self, topic: &str, payload: &[u8], qos: QoS) -> Result<(), Error> {
+        let p = minimq::Publication::bytes(topic, payload).qos(qos);
+        match self.conn.publish(p).await {
+            Ok(_) => Ok(()),
+            Err(minimq::PubError::Session(e)) => Err(map_err(e)),
+            Err(minimq::PubError::Payload(_)) => Err(Error::Mqtt(MqttError::InvalidRequest)),
+        }
+    }
+
+    /// Waits for progress: `Ok(Some(message))` when a message arrived, `Ok(None)` after
+    /// internal progress (acknowledgements, keep-alive). An error means the connection is
+    /// gone: drop this and connect again. Cancel-safe.
+    pub async fn poll(&mut self) -> Result<Option<InboundPublish<'_>>, Error> {
+        self.conn.poll().await.map_err(map_err)
+    }
+
+    /// Waits for the next message.
+    pub async fn recv(&mut self) -> Result<InboundPublish<'_>, Error> {
+        self.conn.recv().await.map_err(map_err)
+    }
+
+    /// Calls `on_message` for every message until the connection fails (returns that error).
+    pub async fn run(&mut self, mut on_message: impl FnMut(&str, &[u8])) -> Error {
+        loop {
+            match self.conn.poll().await {
+                Ok(Some(msg)) => on_message(msg.topic(), msg.payload()),
+                Ok(None) => {}
+                Err(e) => return map_err(e),
+            }
+        }
+    }
+
+    /// Whether every QoS 1 message published so far was acknowledged.
+    pub fn all_acknowledged(&self) -> bool {
+        self.conn.session().is_publish_quiescent()
+    }
+
+    /// Sends `DISCONNECT` (the broker then drops the will).
+    pub async fn disconnect(mut self) -> Result<(), Error> {
+        self.conn.disconnect().await.map_err(map_err)
+    }
+}

@@ -656,3 +656,73 @@ fn sends_interrupted_at_random_points_resume_exactly() {
     assert!(back == data, "stream differs after interrupted sends");
     sock.close().unwrap();
 }
+
+#[test]
+fn small_buffers_cap_reads_instead_of_overflowing() {
+    let (addr, _echo) = TcpEchoServer::start();
+    let res: &'static mut Resources<1024, 1, 1024> = Box::leak(Box::new(Resources::new()));
+    let data = nasty_payload(20_000, 7);
+    let back = with_modem_small(res, async |m| {
+        bring_up_small(m).await;
+        let mut s = m
+            .connect(
+                1,
+                Remote::Tcp {
+                    host: "127.0.0.1",
+                    port: addr.port(),
+                },
+            )
+            .await
+            .unwrap();
+        let (mut rx, mut tx) = s.split();
+        let writer = async {
+            embedded_io_async::Write::write_all(&mut tx, &data)
+                .await
+                .unwrap();
+            embedded_io_async::Write::flush(&mut tx).await.unwrap();
+        };
+        let reader = async {
+            let mut back = Vec::new();
+            let mut buf = [0u8; 512];
+            while back.len() < data.len() {
+                let n = embedded_io_async::Read::read(&mut rx, &mut buf)
+                    .await
+                    .unwrap();
+                back.extend_from_slice(&buf[..n]);
+            }
+            back
+        };
+        join(reader, writer).await.0
+    });
+    assert!(back == data);
+}
+
+fn with_modem_small<T>(
+    res: &'static mut Resources<1024, 1, 1024>,
+    body: impl AsyncFnOnce(&quectel::asynch::Modem<'static, mock_modem::HostTx, 1024>) -> T,
+) -> T {
+    let (rx, tx, _h) = mock().spawn();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async move {
+        let (runner, modem) = quectel::asynch::new(res, tx, fast_config());
+        match embassy_futures::select::select(runner.run(rx, &modem), body(&modem)).await {
+            embassy_futures::select::Either::First(never) => never,
+            embassy_futures::select::Either::Second(t) => t,
+        }
+    })
+}
+
+async fn bring_up_small(m: &quectel::asynch::Modem<'static, mock_modem::HostTx, 1024>) {
+    m.init().await.unwrap();
+    m.data_call()
+        .configure(1, &Apn::new("internet"))
+        .await
+        .unwrap();
+    m.network()
+        .wait_network_ready(1, Duration::from_secs(10))
+        .await
+        .unwrap();
+}

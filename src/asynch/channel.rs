@@ -244,7 +244,14 @@ impl<'a, W: Write, const N: usize> Channel<'a, W, N> {
         max: usize,
     ) -> Result<Option<usize>, Error> {
         self.settle().await;
-        let room = self.pool.rx_free(usize::from(slot)).min(max).min(1500);
+        // The whole response (header, payload, result code, maybe a URC) must fit the ingress
+        // buffer: cap the read below its size.
+        let room = self
+            .pool
+            .rx_free(usize::from(slot))
+            .min(max)
+            .min(1500)
+            .min(N.saturating_sub(96));
         if room == 0 {
             return Ok(None);
         }

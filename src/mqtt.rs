@@ -328,9 +328,53 @@ impl<'c: 'buf, 'buf> Mqtt<'c, 'buf> {
                 return Err(e);
             }
         };
+        self.establish(socket).await
+    }
+
+    /// One connection attempt over TLS running on the MCU (feature `mcu-tls`): a plain TCP
+    /// socket through the modem (set [`MqttConfig::transport`] to [`Transport::Tcp`]), then
+    /// TLS 1.3 with embedded-tls as `tls` says, then `CONNECT`. Use it in a loop like
+    /// [`Mqtt::connect`].
+    #[cfg(feature = "mcu-tls")]
+    #[allow(clippy::type_complexity)]
+    pub async fn connect_mcu_tls<'s, 'm, 'a, 'b, W, const N: usize, R, const RB: usize, const WB: usize>(
+        &'s mut self,
+        modem: &'m Modem<'a, W, N>,
+        buffers: &'b mut crate::tls::TlsBuffers<RB, WB>,
+        tls: &crate::tls::McuTlsConfig<'_>,
+        rng: R,
+    ) -> Result<MqttConnection<'s, 'buf, crate::tls::TlsStream<'b, Socket<'m, 'a, W, N>>>, Error>
+    where
+        W: Write,
+        R: rand_core::CryptoRngCore,
+        'm: 'b,
+        'a: 'b,
+    {
+        let wait = self.next_backoff();
+        if wait.as_ticks() > 0 {
+            Timer::after(wait).await;
+        }
+        let stream = match self.open(modem).await {
+            Ok(socket) => crate::tls::McuTls::connect(socket, buffers, tls, rng).await,
+            Err(e) => Err(e),
+        };
+        match stream {
+            Ok(stream) => self.establish(stream).await,
+            Err(e) => {
+                self.failures = self.failures.saturating_add(1);
+                Err(e)
+            }
+        }
+    }
+
+    /// `CONNECT` over `io`, then subscribe again if the broker started a fresh session.
+    async fn establish<'s, IO: minimq::Io<Error = Error>>(
+        &'s mut self,
+        io: IO,
+    ) -> Result<MqttConnection<'s, 'buf, IO>, Error> {
         let subscriptions = self.subscriptions.clone();
         let failures = &mut self.failures;
-        let mut conn = match self.session.connect(socket).await {
+        let mut conn = match self.session.connect(io).await {
             Ok(c) => c,
             Err(e) => {
                 *failures = failures.saturating_add(1);
@@ -373,6 +417,93 @@ impl<'c: 'buf, 'buf> Mqtt<'c, 'buf> {
             },
         };
         modem.connect(self.config.cid, remote).await
+    }
+}
+
+/// A message waiting in an [`Outbox`].
+#[derive(Clone, Debug)]
+pub struct Outgoing<const L: usize> {
+    /// Topic.
+    pub topic: heapless::String<128>,
+    /// Payload.
+    pub payload: heapless::Vec<u8, L>,
+    /// QoS.
+    pub qos: QoS,
+}
+
+/// Messages to publish, shared between the tasks that produce them and the task running the
+/// connection ([`MqttConnection::serve`]). Messages queued while the link is down are published
+/// once it is back; QoS 1 messages handed to the connection are kept by it until the broker
+/// acknowledges them, across reconnects when the session is resumed. Holds up to `Q` messages of
+/// up to `L` payload bytes.
+pub struct Outbox<const Q: usize, const L: usize> {
+    queue: embassy_sync::channel::Channel<
+        embassy_sync::blocking_mutex::raw::CriticalSectionRawMutex,
+        Outgoing<L>,
+        Q,
+    >,
+    /// A message taken from the queue that could not be handed over yet.
+    held: embassy_sync::blocking_mutex::Mutex<
+        embassy_sync::blocking_mutex::raw::CriticalSectionRawMutex,
+        core::cell::RefCell<Option<Outgoing<L>>>,
+    >,
+}
+
+impl<const Q: usize, const L: usize> Default for Outbox<Q, L> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<const Q: usize, const L: usize> Outbox<Q, L> {
+    /// An empty outbox.
+    pub const fn new() -> Self {
+        Self {
+            queue: embassy_sync::channel::Channel::new(),
+            held: embassy_sync::blocking_mutex::Mutex::new(core::cell::RefCell::new(None)),
+        }
+    }
+
+    fn message(topic: &str, payload: &[u8], qos: QoS) -> Result<Outgoing<L>, Error> {
+        Ok(Outgoing {
+            topic: heapless::String::try_from(topic).map_err(|_| Error::Overflow)?,
+            payload: heapless::Vec::from_slice(payload).map_err(|_| Error::Overflow)?,
+            qos,
+        })
+    }
+
+    /// Queues a message; [`Error::Overflow`] if the outbox is full or the message too long.
+    pub fn try_publish(&self, topic: &str, payload: &[u8], qos: QoS) -> Result<(), Error> {
+        self.queue
+            .try_send(Self::message(topic, payload, qos)?)
+            .map_err(|_| Error::Overflow)
+    }
+
+    /// Queues a message, waiting for room.
+    pub async fn publish(&self, topic: &str, payload: &[u8], qos: QoS) -> Result<(), Error> {
+        self.queue.send(Self::message(topic, payload, qos)?).await;
+        Ok(())
+    }
+
+    /// Messages waiting (queued or held back).
+    pub fn len(&self) -> usize {
+        self.queue.len() + self.held.lock(|h| usize::from(h.borrow().is_some()))
+    }
+
+    /// Whether nothing is waiting.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    async fn next(&self) -> Outgoing<L> {
+        if let Some(m) = self.held.lock(|h| h.borrow_mut().take()) {
+            return m;
+        }
+        self.queue.receive().await
+    }
+
+    fn hold(&self, m: Outgoing<L>) {
+        self.held.lock(|h| *h.borrow_mut() = Some(m));
     }
 }
 
@@ -430,6 +561,50 @@ impl<'s, 'buf, IO: minimq::Io<Error = Error>> MqttConnection<'s, 'buf, IO> {
                 Ok(Some(msg)) => on_message(msg.topic(), msg.payload()),
                 Ok(None) => {}
                 Err(e) => return map_err(e),
+            }
+        }
+    }
+
+    /// Serves the connection until it fails (returns why): publishes what arrives in `outbox`,
+    /// and calls `on_message` for every message received. Run it in the loop of the module
+    /// example; messages queued meanwhile wait in the outbox.
+    pub async fn serve<const Q: usize, const L: usize>(
+        &mut self,
+        outbox: &Outbox<Q, L>,
+        mut on_message: impl FnMut(&str, &[u8]),
+    ) -> Error {
+        use embassy_futures::select::{Either, select};
+        loop {
+            let next = match select(self.conn.poll(), outbox.next()).await {
+                Either::First(Ok(Some(msg))) => {
+                    on_message(msg.topic(), msg.payload());
+                    continue;
+                }
+                Either::First(Ok(None)) => continue,
+                Either::First(Err(e)) => return map_err(e),
+                Either::Second(next) => next,
+            };
+            match self.publish(&next.topic, &next.payload, next.qos).await {
+                Ok(()) => {}
+                // Not taken (no room in flight): keep it and let acknowledgements come in.
+                Err(Error::Mqtt(
+                    MqttError::NotReady | MqttError::InflightExhausted | MqttError::BufferTooSmall,
+                )) => {
+                    outbox.hold(next);
+                    match self.conn.poll().await {
+                        Ok(Some(msg)) => on_message(msg.topic(), msg.payload()),
+                        Ok(None) => {}
+                        Err(e) => return map_err(e),
+                    }
+                }
+                // The link broke while sending: a QoS 1 message is already kept by the session
+                // (replayed if the broker resumes it); anything else failed before being taken.
+                Err(e) => {
+                    if next.qos == QoS::AtMostOnce || matches!(e, Error::Mqtt(_)) {
+                        outbox.hold(next);
+                    }
+                    return e;
+                }
             }
         }
     }

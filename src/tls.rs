@@ -84,9 +84,11 @@
 //!   are **not cancel-safe**: a `write`/`flush` dropped while it waited may have sent part of a
 //!   record, so the stream refuses further writes with [`TlsFailure::Interrupted`].
 //! * After the handshake, a server alert other than `close_notify` is reported as
-//!   [`TlsFailure::Alert`] without its code (embedded-tls does not keep it). A post-handshake
-//!   `KeyUpdate` or `CertificateRequest` from the server makes embedded-tls 0.19 panic
-//!   (`unimplemented!`); common brokers send neither.
+//!   [`TlsFailure::Alert`] without its code (embedded-tls does not keep it). embedded-tls 0.19
+//!   handles no post-handshake message but `NewSessionTicket` (ignored): a server `KeyUpdate`
+//!   ends the connection with [`TlsFailure::Protocol`], and a post-handshake
+//!   `CertificateRequest` makes it panic (`unimplemented!`); MQTT brokers normally send
+//!   neither.
 //! * Every error is final: after one, the stream returns it again; close it and reconnect.
 //!
 //! # RAM
@@ -95,8 +97,10 @@
 //! (16 640 bytes: the largest TLS 1.3 record), the write buffer (4 096 bytes by default) and the
 //! aligner's buffer (16 640 bytes): **37 376 bytes** with the defaults. A server that is known to
 //! send small records (e.g. one you control) allows smaller `R`; a record longer than `R` is
-//! [`TlsFailure::RecordTooLong`]. The handshake future additionally holds the server's
-//! certificate chain (up to [`MAX_SERVER_CHAIN`] bytes) and embedded-tls's state, about 6 KiB.
+//! [`TlsFailure::RecordTooLong`]. Besides: the [`McuTls::connect`] future is about 12 KiB while
+//! the handshake runs (the verifier's copy of the server chain, up to [`MAX_SERVER_CHAIN`]
+//! bytes, and embedded-tls's handshake state), and a [`TlsStream`] about 1.4 KiB (key schedule),
+//! both measured on a 64-bit host.
 
 use core::cell::Cell;
 use core::fmt;
@@ -541,8 +545,9 @@ impl<R: CryptoRngCore, C: TlsClock> CryptoProvider for McuTlsProvider<'_, R, C> 
 /// the record write buffer (`W` bytes) and the record aligner's buffer (`R` bytes).
 ///
 /// The defaults (`R` = 16 640, the largest TLS 1.3 record; `W` = 4 096) take 37 376 bytes.
-/// `W` bounds the size of the records we send (at least a few hundred bytes: the handshake's
-/// client certificate must fit). Reusable across connections.
+/// `W` bounds the size of the records we send and must exceed embedded-tls's per-record
+/// overhead (`TLS_RECORD_OVERHEAD`, 128 bytes); the handshake is encoded in the larger of the
+/// two buffers. Reusable across connections.
 pub struct TlsBuffers<const R: usize = MAX_RECORD_BODY, const W: usize = 4096> {
     read: [u8; R],
     write: [u8; W],
@@ -802,7 +807,7 @@ impl McuTls {
         transport: T,
         buffers: &'b mut TlsBuffers<RB, WB>,
         config: &McuTlsConfig<'_>,
-        provider: P,
+        mut provider: P,
     ) -> Result<TlsStream<'b, T>, Error>
     where
         T: Read + Write + 'b,
@@ -842,7 +847,7 @@ impl McuTls {
         // flush would report the close instead of the server's alert (which the first read
         // then returns).
         shared.handshaking.set(true);
-        let opened = conn.open(TlsContext::new(&tls_config, provider)).await;
+        let opened = conn.open(TlsContext::new(&tls_config, &mut provider)).await;
         shared.handshaking.set(false);
         match opened {
             Ok(()) => {
@@ -1198,5 +1203,27 @@ mod tests {
             embassy_futures::block_on(a.read(&mut [0u8; 5])),
             Err(Error::McuTls(TlsFailure::PeerClosed))
         );
+    }
+
+    /// RAM figures quoted in the module docs (host, 64-bit; guards against regressions).
+    #[test]
+    fn sizes() {
+        let t = || Trickle {
+            data: vec![],
+            pos: 0,
+            chunk: 1,
+            ready: false,
+        };
+        let config = McuTlsConfig::new("localhost", &[]);
+        let mut bufs: TlsBuffers = TlsBuffers::new();
+        let fut = McuTls::connect(t(), &mut bufs, &config, rand_core::OsRng);
+        let connect = core::mem::size_of_val(&fut);
+        drop(fut);
+        let buffers = core::mem::size_of::<TlsBuffers>();
+        let stream = core::mem::size_of::<TlsStream<'static, Trickle>>();
+        std::eprintln!("TlsBuffers {buffers} B, connect future {connect} B, TlsStream {stream} B");
+        assert!((37_376..37_400).contains(&buffers), "{buffers}");
+        assert!(connect < 13 * 1024, "{connect}");
+        assert!(stream < 2 * 1024, "{stream}");
     }
 }

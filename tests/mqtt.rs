@@ -133,3 +133,227 @@ fn wrong_ca_and_missing_client_certificate_are_typed_errors() {
         );
     });
 }
+
+#[cfg(feature = "mcu-tls")]
+#[test]
+fn customer_flow_over_mcu_tls() {
+    use quectel::tls::{McuTlsConfig, TlsBuffers};
+    let broker = Broker::start(BrokerOptions::default().grant(THING, Access::ReadWrite, IMEI));
+    let device = broker.client(THING);
+    let observer = broker.observer();
+    let watcher = Subscriber::start(&broker, &observer, IMEI);
+    let ca_der = broker.pki().ca_der.clone();
+    let port = broker.port();
+    let res: &'static mut Resources<2048, 2, 4096> = Box::leak(Box::new(Resources::new()));
+    let tls_buffers: &'static mut TlsBuffers = Box::leak(Box::new(TlsBuffers::new()));
+    let downlink = with_modem_in(res, config(), mock(), async |m, _| {
+        let id = m.init().await.unwrap();
+        assert_eq!(m.sim().status().await.unwrap(), SimStatus::Ready);
+        // The modem only carries TCP; TLS 1.3 runs here, on the "MCU".
+        let cfg = MqttConfig::new("127.0.0.1", port, THING, Transport::Tcp, Apn::new("internet"));
+        let tls = McuTlsConfig::new("localhost", &ca_der)
+            .with_client_identity(&device.cert_der, &device.key_sec1_der);
+        let mut buf = [0u8; 4096];
+        let mut mqtt = Mqtt::new(cfg, &mut buf, 2048).unwrap();
+        mqtt.subscribe_on_connect(&id.imei, QoS::AtLeastOnce).unwrap();
+        let mut conn = mqtt
+            .connect_mcu_tls(m, tls_buffers, &tls, rand_core::OsRng)
+            .await
+            .unwrap();
+        conn.publish(&id.imei, b"Hello, AWS Cloud!", QoS::AtLeastOnce)
+            .await
+            .unwrap();
+        while !conn.all_acknowledged() {
+            embassy_time::with_timeout(Duration::from_secs(10), conn.poll())
+                .await
+                .expect("PUBACK")
+                .unwrap();
+        }
+        let b = broker.publish(&observer, IMEI, b"downlink over MCU TLS", 1);
+        assert!(b.ok(), "{:?}", b.run.stderr);
+        let msg = embassy_time::with_timeout(Duration::from_secs(10), conn.recv())
+            .await
+            .expect("downlink within 10 s")
+            .unwrap();
+        msg.payload().to_vec()
+    });
+    assert_eq!(downlink, b"downlink over MCU TLS");
+    let seen = watcher.wait_for(2, StdDuration::from_secs(10));
+    assert!(seen.iter().any(|(t, p)| t == IMEI && p == b"Hello, AWS Cloud!"), "{seen:?}");
+}
+
+/// Polls `cond` every 50 ms (without blocking the runtime) for up to `secs` seconds.
+async fn eventually(secs: u64, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = embassy_time::Instant::now() + Duration::from_secs(secs);
+    while embassy_time::Instant::now() < deadline {
+        if cond() {
+            return true;
+        }
+        embassy_time::Timer::after_millis(50).await;
+    }
+    cond()
+}
+
+fn count(seen: &[(String, Vec<u8>)], payload: &str) -> usize {
+    seen.iter().filter(|(_, p)| p == payload.as_bytes()).count()
+}
+
+#[test]
+fn broker_restart_every_qos1_message_arrives_exactly_once() {
+    use quectel::mqtt::Outbox;
+    use support::broker::SubOptions;
+    let broker = Broker::start(
+        BrokerOptions::default()
+            .grant(THING, Access::ReadWrite, IMEI)
+            .persistence(true),
+    );
+    let device = broker.client(THING);
+    let observer = broker.observer();
+    let watcher = Subscriber::start_with(
+        &broker,
+        &observer,
+        &[IMEI],
+        SubOptions {
+            client_id: Some("cloud-watcher".into()),
+            persistent: true,
+            ..SubOptions::default()
+        },
+    );
+    let ca = broker.pki().ca_pem.clone();
+    let port = broker.port();
+    let res: &'static mut Resources<2048, 2, 4096> = Box::leak(Box::new(Resources::new()));
+    let outbox: &'static Outbox<16, 64> = Box::leak(Box::new(Outbox::new()));
+    let total = 12;
+    with_modem_in(res, config(), mock(), async |m, _| {
+        m.init().await.unwrap();
+        let tls = TlsConfig::new(ca.as_bytes())
+            .with_client_identity(device.cert_pem.as_bytes(), device.key_pem.as_bytes());
+        let mut cfg = MqttConfig::new(
+            "localhost",
+            port,
+            THING,
+            Transport::ModemTls { ssl_ctx: 1, tls },
+            Apn::new("internet"),
+        );
+        cfg.backoff_min = Duration::from_millis(200);
+        cfg.backoff_max = Duration::from_secs(2);
+        let mut buf = [0u8; 4096];
+        let mut mqtt = Mqtt::new(cfg, &mut buf, 2048).unwrap();
+        let mut reconnects = 0u32;
+        // The device: what a user writes, nothing more.
+        let device_loop = async {
+            loop {
+                let Ok(mut conn) = mqtt.connect(m).await else {
+                    continue;
+                };
+                reconnects += 1;
+                eprintln!("connected, resumed: {}", conn.resumed_session());
+                let why = conn.serve(outbox, |_, _| {}).await;
+                eprintln!("connection ended: {why:?}");
+            }
+        };
+        let scenario = async {
+            for i in 0..4 {
+                outbox.try_publish(IMEI, format!("msg-{i}").as_bytes(), QoS::AtLeastOnce).unwrap();
+            }
+            assert!(
+                eventually(15, || watcher.messages().len() >= 4).await,
+                "before the outage: {:?}",
+                watcher.messages()
+            );
+            // Let the PUBACKs come back: a message the broker forwarded but whose PUBACK was
+            // lost in the crash is, by QoS 1's definition, delivered again.
+            embassy_time::Timer::after_millis(500).await;
+            broker.stop();
+            for i in 4..8 {
+                outbox.try_publish(IMEI, format!("msg-{i}").as_bytes(), QoS::AtLeastOnce).unwrap();
+                embassy_time::Timer::after_millis(200).await;
+            }
+            broker.start_again();
+            for i in 8..total {
+                outbox.try_publish(IMEI, format!("msg-{i}").as_bytes(), QoS::AtLeastOnce).unwrap();
+            }
+            assert!(
+                eventually(30, || (0..total).all(|i| count(&watcher.messages(), &format!("msg-{i}")) >= 1)).await,
+                "after the outage: {:?}",
+                watcher.messages()
+            );
+            // Give a duplicate the chance to show up.
+            embassy_time::Timer::after_millis(1500).await;
+        };
+        match embassy_futures::select::select(device_loop, scenario).await {
+            embassy_futures::select::Either::First(never) => never,
+            embassy_futures::select::Either::Second(()) => {}
+        }
+        assert!(reconnects >= 2, "the client never reconnected ({reconnects})");
+    });
+    let seen = watcher.messages();
+    for i in 0..total {
+        assert_eq!(count(&seen, &format!("msg-{i}")), 1, "msg-{i} in {seen:?}");
+    }
+}
+
+#[test]
+fn pdpdeact_and_modem_reboot_are_recovered_without_user_code() {
+    use quectel::mqtt::Outbox;
+    let broker = Broker::start(BrokerOptions::default().grant(THING, Access::ReadWrite, IMEI));
+    let device = broker.client(THING);
+    let observer = broker.observer();
+    let watcher = Subscriber::start(&broker, &observer, IMEI);
+    let ca = broker.pki().ca_pem.clone();
+    let port = broker.port();
+    let res: &'static mut Resources<2048, 2, 4096> = Box::leak(Box::new(Resources::new()));
+    let outbox: &'static Outbox<8, 64> = Box::leak(Box::new(Outbox::new()));
+    with_modem_in(res, config(), mock(), async |m, h| {
+        m.init().await.unwrap();
+        let tls = TlsConfig::new(ca.as_bytes())
+            .with_client_identity(device.cert_pem.as_bytes(), device.key_pem.as_bytes());
+        let mut cfg = MqttConfig::new(
+            "localhost",
+            port,
+            THING,
+            Transport::ModemTls { ssl_ctx: 1, tls },
+            Apn::new("internet"),
+        );
+        cfg.backoff_min = Duration::from_millis(100);
+        cfg.backoff_max = Duration::from_secs(1);
+        let mut buf = [0u8; 4096];
+        let mut mqtt = Mqtt::new(cfg, &mut buf, 2048).unwrap();
+        let mut connections = 0u32;
+        let device_loop = async {
+            loop {
+                let Ok(mut conn) = mqtt.connect(m).await else {
+                    continue;
+                };
+                connections += 1;
+                let _why = conn.serve(outbox, |_, _| {}).await;
+            }
+        };
+        let scenario = async {
+            outbox.try_publish(IMEI, b"first", QoS::AtLeastOnce).unwrap();
+            assert!(eventually(15, || count(&watcher.messages(), "first") == 1).await);
+            h.inject_urc("+QIURC: \"pdpdeact\",1");
+            embassy_time::Timer::after_millis(300).await;
+            outbox.try_publish(IMEI, b"after pdpdeact", QoS::AtLeastOnce).unwrap();
+            assert!(
+                eventually(20, || count(&watcher.messages(), "after pdpdeact") == 1).await,
+                "{:?}",
+                watcher.messages()
+            );
+            let boots = m.boots();
+            h.reboot();
+            assert!(eventually(10, || m.boots() > boots).await, "reboot not seen");
+            outbox.try_publish(IMEI, b"after reboot", QoS::AtLeastOnce).unwrap();
+            assert!(
+                eventually(30, || count(&watcher.messages(), "after reboot") == 1).await,
+                "{:?}",
+                watcher.messages()
+            );
+        };
+        match embassy_futures::select::select(device_loop, scenario).await {
+            embassy_futures::select::Either::First(never) => never,
+            embassy_futures::select::Either::Second(()) => {}
+        }
+        assert!(connections >= 3, "expected a reconnection per event, got {connections}");
+    });
+}

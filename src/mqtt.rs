@@ -337,7 +337,17 @@ impl<'c: 'buf, 'buf> Mqtt<'c, 'buf> {
     /// [`Mqtt::connect`].
     #[cfg(feature = "mcu-tls")]
     #[allow(clippy::type_complexity)]
-    pub async fn connect_mcu_tls<'s, 'm, 'a, 'b, W, const N: usize, R, const RB: usize, const WB: usize>(
+    pub async fn connect_mcu_tls<
+        's,
+        'm,
+        'a,
+        'b,
+        W,
+        const N: usize,
+        R,
+        const RB: usize,
+        const WB: usize,
+    >(
         &'s mut self,
         modem: &'m Modem<'a, W, N>,
         buffers: &'b mut crate::tls::TlsBuffers<RB, WB>,
@@ -397,7 +407,11 @@ impl<'c: 'buf, 'buf> Mqtt<'c, 'buf> {
         }
         *failures = 0;
         info!("MQTT connected");
-        Ok(MqttConnection { conn, resumed })
+        Ok(MqttConnection {
+            conn,
+            resumed,
+            outbox_synced: false,
+        })
     }
 
     async fn open<'m, 'a, W: Write, const N: usize>(
@@ -432,21 +446,37 @@ pub struct Outgoing<const L: usize> {
 }
 
 /// Messages to publish, shared between the tasks that produce them and the task running the
-/// connection ([`MqttConnection::serve`]). Messages queued while the link is down are published
-/// once it is back; QoS 1 messages handed to the connection are kept by it until the broker
-/// acknowledges them, across reconnects when the session is resumed. Holds up to `Q` messages of
-/// up to `L` payload bytes.
+/// connection ([`MqttConnection::serve`]).
+///
+/// Nothing is lost across link failures: messages queued while the link is down are published
+/// once it is back, and a QoS 1 message stays in the outbox until the broker acknowledges it.
+/// If the broker resumed the session, minimq retransmits what was in flight; if it started a
+/// fresh one (it lost the session, e.g. restarted without persistence), the outbox publishes
+/// those messages again. Holds up to `Q` queued messages of up to `L` payload bytes, plus the 8
+/// in flight.
 pub struct Outbox<const Q: usize, const L: usize> {
     queue: embassy_sync::channel::Channel<
         embassy_sync::blocking_mutex::raw::CriticalSectionRawMutex,
         Outgoing<L>,
         Q,
     >,
-    /// A message taken from the queue that could not be handed over yet.
-    held: embassy_sync::blocking_mutex::Mutex<
+    track: embassy_sync::blocking_mutex::Mutex<
         embassy_sync::blocking_mutex::raw::CriticalSectionRawMutex,
-        core::cell::RefCell<Option<Outgoing<L>>>,
+        core::cell::RefCell<Tracking<L>>,
     >,
+}
+
+/// At most this many QoS 1 messages in flight (minimq's limit).
+const IN_FLIGHT: usize = 8;
+
+struct Tracking<const L: usize> {
+    /// To publish before anything new (taken but not accepted, or to be sent again).
+    retry: heapless::Deque<Outgoing<L>, { IN_FLIGHT + 2 }>,
+    /// Accepted by the session, not yet acknowledged.
+    in_flight: heapless::Deque<(minimq::Op, Outgoing<L>), IN_FLIGHT>,
+    /// The link broke while this QoS 1 message was being written: the session kept it, so it
+    /// is retransmitted if the session is resumed, and must be published again if not.
+    uncertain: Option<Outgoing<L>>,
 }
 
 impl<const Q: usize, const L: usize> Default for Outbox<Q, L> {
@@ -460,7 +490,11 @@ impl<const Q: usize, const L: usize> Outbox<Q, L> {
     pub const fn new() -> Self {
         Self {
             queue: embassy_sync::channel::Channel::new(),
-            held: embassy_sync::blocking_mutex::Mutex::new(core::cell::RefCell::new(None)),
+            track: embassy_sync::blocking_mutex::Mutex::new(core::cell::RefCell::new(Tracking {
+                retry: heapless::Deque::new(),
+                in_flight: heapless::Deque::new(),
+                uncertain: None,
+            })),
         }
     }
 
@@ -485,25 +519,75 @@ impl<const Q: usize, const L: usize> Outbox<Q, L> {
         Ok(())
     }
 
-    /// Messages waiting (queued or held back).
+    /// Messages not yet acknowledged (queued, waiting to be sent again, or in flight).
     pub fn len(&self) -> usize {
-        self.queue.len() + self.held.lock(|h| usize::from(h.borrow().is_some()))
+        self.queue.len()
+            + self.track.lock(|t| {
+                let t = t.borrow();
+                t.retry.len() + t.in_flight.len() + usize::from(t.uncertain.is_some())
+            })
     }
 
-    /// Whether nothing is waiting.
+    /// Whether every message was published and, for QoS 1, acknowledged.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
+    fn with<T>(&self, f: impl FnOnce(&mut Tracking<L>) -> T) -> T {
+        self.track.lock(|t| f(&mut t.borrow_mut()))
+    }
+
+    /// A new connection: decide what must be sent again.
+    fn connected(&self, resumed: bool) {
+        self.with(|t| {
+            let uncertain = t.uncertain.take();
+            if resumed {
+                // minimq retransmits everything the session kept, the uncertain one included.
+                return;
+            }
+            // A fresh session forgot what was in flight: send it again, oldest first, before
+            // the rest.
+            let mut again: heapless::Vec<Outgoing<L>, { IN_FLIGHT + 1 }> = heapless::Vec::new();
+            while let Some((_, m)) = t.in_flight.pop_front() {
+                let _ = again.push(m);
+            }
+            if let Some(m) = uncertain {
+                let _ = again.push(m);
+            }
+            for m in again.into_iter().rev() {
+                if let Err(m) = t.retry.push_front(m) {
+                    // Cannot happen: retry holds in-flight + 2.
+                    let _ = m;
+                    warn!("outbox retry queue full");
+                }
+            }
+        });
+    }
+
+    /// Drops acknowledged messages; returns the first one to send again, if any.
+    fn settle<IO: minimq::Io<Error = Error>>(&self, conn: &minimq::Connection<'_, '_, IO>) {
+        self.with(|t| {
+            let mut keep: heapless::Deque<(minimq::Op, Outgoing<L>), IN_FLIGHT> =
+                heapless::Deque::new();
+            while let Some((op, m)) = t.in_flight.pop_front() {
+                if conn.is_complete(&op) {
+                    continue;
+                }
+                if conn.is_invalidated(&op) {
+                    let _ = t.retry.push_back(m);
+                    continue;
+                }
+                let _ = keep.push_back((op, m));
+            }
+            t.in_flight = keep;
+        });
+    }
+
     async fn next(&self) -> Outgoing<L> {
-        if let Some(m) = self.held.lock(|h| h.borrow_mut().take()) {
+        if let Some(m) = self.with(|t| t.retry.pop_front()) {
             return m;
         }
         self.queue.receive().await
-    }
-
-    fn hold(&self, m: Outgoing<L>) {
-        self.held.lock(|h| *h.borrow_mut() = Some(m));
     }
 }
 
@@ -511,6 +595,7 @@ impl<const Q: usize, const L: usize> Outbox<Q, L> {
 pub struct MqttConnection<'s, 'buf, IO: minimq::Io<Error = Error>> {
     conn: minimq::Connection<'s, 'buf, IO>,
     resumed: bool,
+    outbox_synced: bool,
 }
 
 impl<'s, 'buf, IO: minimq::Io<Error = Error>> MqttConnection<'s, 'buf, IO> {
@@ -565,16 +650,21 @@ impl<'s, 'buf, IO: minimq::Io<Error = Error>> MqttConnection<'s, 'buf, IO> {
         }
     }
 
-    /// Serves the connection until it fails (returns why): publishes what arrives in `outbox`,
-    /// and calls `on_message` for every message received. Run it in the loop of the module
-    /// example; messages queued meanwhile wait in the outbox.
+    /// Serves the connection until it fails (returns why): publishes what arrives in `outbox`
+    /// (see [`Outbox`] for what happens to messages across link failures), and calls
+    /// `on_message` for every message received. Run it in the loop of the module example.
     pub async fn serve<const Q: usize, const L: usize>(
         &mut self,
         outbox: &Outbox<Q, L>,
         mut on_message: impl FnMut(&str, &[u8]),
     ) -> Error {
         use embassy_futures::select::{Either, select};
+        if !self.outbox_synced {
+            outbox.connected(self.resumed);
+            self.outbox_synced = true;
+        }
         loop {
+            outbox.settle(&self.conn);
             let next = match select(self.conn.poll(), outbox.next()).await {
                 Either::First(Ok(Some(msg))) => {
                     on_message(msg.topic(), msg.payload());
@@ -584,27 +674,52 @@ impl<'s, 'buf, IO: minimq::Io<Error = Error>> MqttConnection<'s, 'buf, IO> {
                 Either::First(Err(e)) => return map_err(e),
                 Either::Second(next) => next,
             };
-            match self.publish(&next.topic, &next.payload, next.qos).await {
-                Ok(()) => {}
-                // Not taken (no room in flight): keep it and let acknowledgements come in.
-                Err(Error::Mqtt(
-                    MqttError::NotReady | MqttError::InflightExhausted | MqttError::BufferTooSmall,
-                )) => {
-                    outbox.hold(next);
-                    match self.conn.poll().await {
-                        Ok(Some(msg)) => on_message(msg.topic(), msg.payload()),
-                        Ok(None) => {}
-                        Err(e) => return map_err(e),
+            let p = minimq::Publication::bytes(&next.topic, &next.payload).qos(next.qos);
+            match self.conn.publish(p).await {
+                Ok(Some(op)) => outbox.with(|t| {
+                    if let Err((_, m)) = t.in_flight.push_back((op, next)) {
+                        // minimq refuses a ninth in-flight message before this point.
+                        let _ = t.retry.push_front(m);
+                    }
+                }),
+                Ok(None) => {}
+                Err(minimq::PubError::Session(e)) => {
+                    let e = map_err(e);
+                    match e {
+                        // Not taken (no room in flight yet): keep it first in line and let
+                        // acknowledgements come in.
+                        Error::Mqtt(
+                            MqttError::NotReady
+                            | MqttError::InflightExhausted
+                            | MqttError::BufferTooSmall,
+                        ) => {
+                            outbox.with(|t| {
+                                let _ = t.retry.push_front(next);
+                            });
+                            match self.conn.poll().await {
+                                Ok(Some(msg)) => on_message(msg.topic(), msg.payload()),
+                                Ok(None) => {}
+                                Err(e) => return map_err(e),
+                            }
+                        }
+                        // Refused before it was taken: it waits for the next connection.
+                        Error::Mqtt(_) => {
+                            outbox.with(|t| {
+                                let _ = t.retry.push_front(next);
+                            });
+                            return e;
+                        }
+                        // The link broke while it was written: the session kept a QoS 1
+                        // message; whether it needs sending again depends on the next session.
+                        _ => {
+                            if next.qos != QoS::AtMostOnce {
+                                outbox.with(|t| t.uncertain = Some(next));
+                            }
+                            return e;
+                        }
                     }
                 }
-                // The link broke while sending: a QoS 1 message is already kept by the session
-                // (replayed if the broker resumes it); anything else failed before being taken.
-                Err(e) => {
-                    if next.qos == QoS::AtMostOnce || matches!(e, Error::Mqtt(_)) {
-                        outbox.hold(next);
-                    }
-                    return e;
-                }
+                Err(minimq::PubError::Payload(_)) => {}
             }
         }
     }

@@ -150,12 +150,19 @@ fn customer_flow_over_mcu_tls() {
         let id = m.init().await.unwrap();
         assert_eq!(m.sim().status().await.unwrap(), SimStatus::Ready);
         // The modem only carries TCP; TLS 1.3 runs here, on the "MCU".
-        let cfg = MqttConfig::new("127.0.0.1", port, THING, Transport::Tcp, Apn::new("internet"));
+        let cfg = MqttConfig::new(
+            "127.0.0.1",
+            port,
+            THING,
+            Transport::Tcp,
+            Apn::new("internet"),
+        );
         let tls = McuTlsConfig::new("localhost", &ca_der)
             .with_client_identity(&device.cert_der, &device.key_sec1_der);
         let mut buf = [0u8; 4096];
         let mut mqtt = Mqtt::new(cfg, &mut buf, 2048).unwrap();
-        mqtt.subscribe_on_connect(&id.imei, QoS::AtLeastOnce).unwrap();
+        mqtt.subscribe_on_connect(&id.imei, QoS::AtLeastOnce)
+            .unwrap();
         let mut conn = mqtt
             .connect_mcu_tls(m, tls_buffers, &tls, rand_core::OsRng)
             .await
@@ -179,7 +186,11 @@ fn customer_flow_over_mcu_tls() {
     });
     assert_eq!(downlink, b"downlink over MCU TLS");
     let seen = watcher.wait_for(2, StdDuration::from_secs(10));
-    assert!(seen.iter().any(|(t, p)| t == IMEI && p == b"Hello, AWS Cloud!"), "{seen:?}");
+    assert!(
+        seen.iter()
+            .any(|(t, p)| t == IMEI && p == b"Hello, AWS Cloud!"),
+        "{seen:?}"
+    );
 }
 
 /// Polls `cond` every 50 ms (without blocking the runtime) for up to `secs` seconds.
@@ -254,7 +265,9 @@ fn broker_restart_every_qos1_message_arrives_exactly_once() {
         };
         let scenario = async {
             for i in 0..4 {
-                outbox.try_publish(IMEI, format!("msg-{i}").as_bytes(), QoS::AtLeastOnce).unwrap();
+                outbox
+                    .try_publish(IMEI, format!("msg-{i}").as_bytes(), QoS::AtLeastOnce)
+                    .unwrap();
             }
             assert!(
                 eventually(15, || watcher.messages().len() >= 4).await,
@@ -266,15 +279,21 @@ fn broker_restart_every_qos1_message_arrives_exactly_once() {
             embassy_time::Timer::after_millis(500).await;
             broker.stop();
             for i in 4..8 {
-                outbox.try_publish(IMEI, format!("msg-{i}").as_bytes(), QoS::AtLeastOnce).unwrap();
+                outbox
+                    .try_publish(IMEI, format!("msg-{i}").as_bytes(), QoS::AtLeastOnce)
+                    .unwrap();
                 embassy_time::Timer::after_millis(200).await;
             }
             broker.start_again();
             for i in 8..total {
-                outbox.try_publish(IMEI, format!("msg-{i}").as_bytes(), QoS::AtLeastOnce).unwrap();
+                outbox
+                    .try_publish(IMEI, format!("msg-{i}").as_bytes(), QoS::AtLeastOnce)
+                    .unwrap();
             }
             assert!(
-                eventually(30, || (0..total).all(|i| count(&watcher.messages(), &format!("msg-{i}")) >= 1)).await,
+                eventually(30, || (0..total)
+                    .all(|i| count(&watcher.messages(), &format!("msg-{i}")) >= 1))
+                .await,
                 "after the outage: {:?}",
                 watcher.messages()
             );
@@ -285,7 +304,10 @@ fn broker_restart_every_qos1_message_arrives_exactly_once() {
             embassy_futures::select::Either::First(never) => never,
             embassy_futures::select::Either::Second(()) => {}
         }
-        assert!(reconnects >= 2, "the client never reconnected ({reconnects})");
+        assert!(
+            reconnects >= 2,
+            "the client never reconnected ({reconnects})"
+        );
     });
     let seen = watcher.messages();
     for i in 0..total {
@@ -330,11 +352,15 @@ fn pdpdeact_and_modem_reboot_are_recovered_without_user_code() {
             }
         };
         let scenario = async {
-            outbox.try_publish(IMEI, b"first", QoS::AtLeastOnce).unwrap();
+            outbox
+                .try_publish(IMEI, b"first", QoS::AtLeastOnce)
+                .unwrap();
             assert!(eventually(15, || count(&watcher.messages(), "first") == 1).await);
             h.inject_urc("+QIURC: \"pdpdeact\",1");
             embassy_time::Timer::after_millis(300).await;
-            outbox.try_publish(IMEI, b"after pdpdeact", QoS::AtLeastOnce).unwrap();
+            outbox
+                .try_publish(IMEI, b"after pdpdeact", QoS::AtLeastOnce)
+                .unwrap();
             assert!(
                 eventually(20, || count(&watcher.messages(), "after pdpdeact") == 1).await,
                 "{:?}",
@@ -342,8 +368,13 @@ fn pdpdeact_and_modem_reboot_are_recovered_without_user_code() {
             );
             let boots = m.boots();
             h.reboot();
-            assert!(eventually(10, || m.boots() > boots).await, "reboot not seen");
-            outbox.try_publish(IMEI, b"after reboot", QoS::AtLeastOnce).unwrap();
+            assert!(
+                eventually(10, || m.boots() > boots).await,
+                "reboot not seen"
+            );
+            outbox
+                .try_publish(IMEI, b"after reboot", QoS::AtLeastOnce)
+                .unwrap();
             assert!(
                 eventually(30, || count(&watcher.messages(), "after reboot") == 1).await,
                 "{:?}",
@@ -354,6 +385,73 @@ fn pdpdeact_and_modem_reboot_are_recovered_without_user_code() {
             embassy_futures::select::Either::First(never) => never,
             embassy_futures::select::Either::Second(()) => {}
         }
-        assert!(connections >= 3, "expected a reconnection per event, got {connections}");
+        assert!(
+            connections >= 3,
+            "expected a reconnection per event, got {connections}"
+        );
     });
+}
+
+#[cfg(feature = "mcu-tls")]
+#[test]
+fn throttled_link_delivers_a_large_message_over_mcu_tls_across_keepalive_deadlines() {
+    // minimq drops its transport read at every keep-alive deadline; embedded-tls's read is not
+    // cancel-safe by itself. At ~1 KB/s a 2.5 KB message takes ~2.5 s to cross the link, so it
+    // spans several of those deadlines (keep-alive 2 s: a deadline every second).
+    use quectel::tls::{McuTlsConfig, TlsBuffers};
+    let broker = Broker::start(BrokerOptions::default().grant(THING, Access::ReadWrite, IMEI));
+    let device = broker.client(THING);
+    let observer = broker.observer();
+    let ca_der = broker.pki().ca_der.clone();
+    let port = broker.port();
+    let res: &'static mut Resources<2048, 2, 4096> = Box::leak(Box::new(Resources::new()));
+    let tls_buffers: &'static mut TlsBuffers = Box::leak(Box::new(TlsBuffers::new()));
+    let big: Vec<u8> = (0..2500u32).map(|i| (i * 31 % 251) as u8).collect();
+    let got = with_modem_in(res, config(), mock(), async |m, h| {
+        let id = m.init().await.unwrap();
+        let mut cfg = MqttConfig::new(
+            "127.0.0.1",
+            port,
+            THING,
+            Transport::Tcp,
+            Apn::new("internet"),
+        );
+        cfg.keepalive_s = 2;
+        let tls = McuTlsConfig::new("localhost", &ca_der)
+            .with_client_identity(&device.cert_der, &device.key_sec1_der);
+        let mut buf = [0u8; 8192];
+        let mut mqtt = Mqtt::new(cfg, &mut buf, 4096).unwrap();
+        mqtt.subscribe_on_connect(&id.imei, QoS::AtLeastOnce)
+            .unwrap();
+        let mut conn = mqtt
+            .connect_mcu_tls(m, tls_buffers, &tls, rand_core::OsRng)
+            .await
+            .unwrap();
+        // Let the SUBACK in, then slow the UART down to ~1 KB/s.
+        for _ in 0..3 {
+            let _ = embassy_time::with_timeout(Duration::from_millis(300), conn.poll()).await;
+        }
+        h.set_baud(Some(10_000));
+        let (big2, obs) = (big.clone(), observer.clone());
+        let b = &broker;
+        std::thread::scope(|s| {
+            s.spawn(move || {
+                let r = b.publish(&obs, IMEI, &big2, 1);
+                assert!(r.ok(), "{:?}", r.run.stderr);
+            });
+        });
+        let t0 = embassy_time::Instant::now();
+        let msg = embassy_time::with_timeout(Duration::from_secs(30), conn.recv())
+            .await
+            .expect("the large message arrived")
+            .expect("the connection survived");
+        let took = t0.elapsed();
+        assert!(
+            took > Duration::from_millis(1500),
+            "the link was not slow enough to cross a deadline ({} ms)",
+            took.as_millis()
+        );
+        msg.payload().to_vec()
+    });
+    assert!(got == big, "the 2.5 KB message arrived corrupted");
 }

@@ -128,7 +128,7 @@ fn wrong_ca_and_missing_client_certificate_are_typed_errors() {
         let mut mqtt = Mqtt::new(cfg, &mut buf, 1024).unwrap();
         let err = mqtt.connect(m).await.err();
         assert!(
-            matches!(err, Some(Error::Tls(_)) | Some(Error::ConnectionClosed)),
+            matches!(err, Some(Error::Tls(_))),
             "a client without certificate got {err:?}"
         );
     });
@@ -454,4 +454,49 @@ fn throttled_link_delivers_a_large_message_over_mcu_tls_across_keepalive_deadlin
         msg.payload().to_vec()
     });
     assert!(got == big, "the 2.5 KB message arrived corrupted");
+}
+
+#[cfg(feature = "mcu-tls")]
+#[test]
+fn mcu_tls_wrong_ca_and_missing_client_certificate_are_typed_errors() {
+    use quectel::tls::{McuTlsConfig, TlsBuffers, TlsFailure, pem_to_der};
+    let broker = Broker::start(BrokerOptions::default().grant(THING, Access::ReadWrite, IMEI));
+    let device = broker.client(THING);
+    let mut other_der = vec![0u8; 4096];
+    let other_ca = pem_to_der(broker.pki().other_ca_pem.as_bytes(), &mut other_der)
+        .unwrap()
+        .to_vec();
+    let ca_der = broker.pki().ca_der.clone();
+    let port = broker.port();
+    let res: &'static mut Resources<2048, 2, 4096> = Box::leak(Box::new(Resources::new()));
+    let tls_buffers: &'static mut TlsBuffers = Box::leak(Box::new(TlsBuffers::new()));
+    with_modem_in(res, config(), mock(), async |m, _| {
+        m.init().await.unwrap();
+        let cfg = MqttConfig::new(
+            "127.0.0.1",
+            port,
+            THING,
+            Transport::Tcp,
+            Apn::new("internet"),
+        );
+        let mut buf = [0u8; 4096];
+        let mut mqtt = Mqtt::new(cfg, &mut buf, 2048).unwrap();
+        let wrong = McuTlsConfig::new("localhost", &other_ca)
+            .with_client_identity(&device.cert_der, &device.key_sec1_der);
+        let err = mqtt
+            .connect_mcu_tls(m, tls_buffers, &wrong, rand_core::OsRng)
+            .await
+            .err();
+        assert_eq!(err, Some(Error::McuTls(TlsFailure::Certificate)));
+        let anonymous = McuTlsConfig::new("localhost", &ca_der);
+        let err = mqtt
+            .connect_mcu_tls(m, tls_buffers, &anonymous, rand_core::OsRng)
+            .await
+            .err();
+        assert_eq!(
+            err,
+            Some(Error::McuTls(TlsFailure::Alert)),
+            "a client without certificate"
+        );
+    });
 }

@@ -208,3 +208,50 @@ mod tests {
         assert_eq!(w.as_bytes(), b"0,4294967295");
     }
 }
+
+/// Helpers shared by the command modules' byte-table tests.
+#[cfg(test)]
+pub(crate) mod testing {
+    extern crate std;
+
+    use core::fmt::Debug;
+    use std::vec::Vec;
+
+    use super::{CmdWriter, Command, run_wire};
+    use crate::Error;
+
+    /// One table row: the bytes the modem sends and the expected result.
+    pub type Row<'a, T> = (&'a [u8], Result<T, Error>);
+
+    /// Runs every `(wire, expected)` row through the digester in chunks of 1, 3 and 64 bytes.
+    pub fn table<C: Command>(cmd: &C, rows: &[Row<C::Response>])
+    where
+        C::Response: PartialEq + Debug,
+    {
+        for (wire, want) in rows {
+            for chunk in [1, 3, 64] {
+                let got = run_wire(cmd, wire, chunk);
+                assert_eq!(
+                    &got,
+                    want,
+                    "wire `{}`, chunk {}",
+                    wire.escape_ascii(),
+                    chunk
+                );
+            }
+        }
+    }
+
+    /// What `cmd` writes into a 128-byte buffer (tables check the overflow error with it).
+    pub fn wrote<C: Command>(cmd: &C) -> Result<Vec<u8>, Error> {
+        let mut buf = [0u8; 128];
+        let mut w = CmdWriter::new(&mut buf);
+        cmd.write(&mut w)?;
+        Ok(w.as_bytes().to_vec())
+    }
+
+    /// A bounded string for expected values.
+    pub fn s<const N: usize>(t: &str) -> heapless::String<N> {
+        heapless::String::try_from(t).unwrap()
+    }
+}

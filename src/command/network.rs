@@ -371,47 +371,11 @@ impl Command for NetworkInfo {
 mod tests {
     extern crate std;
 
-    use core::fmt::Debug;
-    use std::vec::Vec as StdVec;
-
-    use super::super::run_wire;
     use super::*;
     use crate::CmeError;
     use crate::at::urc::RegStatus;
 
-    /// One table row: the bytes the modem sends and the expected result.
-    type Row<'a, T> = (&'a [u8], Result<T, Error>);
-
-    /// Runs every `(wire, expected)` row through the digester in chunks of 1, 3 and 64 bytes.
-    fn table<C: Command>(cmd: &C, rows: &[Row<C::Response>])
-    where
-        C::Response: PartialEq + Debug,
-    {
-        for (wire, want) in rows {
-            for chunk in [1, 3, 64] {
-                let got = run_wire(cmd, wire, chunk);
-                assert_eq!(
-                    &got,
-                    want,
-                    "wire `{}`, chunk {}",
-                    wire.escape_ascii(),
-                    chunk
-                );
-            }
-        }
-    }
-
-    /// What `cmd` writes.
-    fn wrote<C: Command>(cmd: &C) -> Result<StdVec<u8>, Error> {
-        let mut buf = [0u8; 128];
-        let mut w = CmdWriter::new(&mut buf);
-        cmd.write(&mut w)?;
-        Ok(w.as_bytes().to_vec())
-    }
-
-    fn s<const N: usize>(t: &str) -> String<N> {
-        String::try_from(t).unwrap()
-    }
+    use super::super::testing::{Row, s, table, wrote};
 
     #[test]
     fn writes() {

@@ -6,7 +6,7 @@
 //! cargo run --example quickstart --features mqtt
 //! ```
 //!
-//! needs nothing but Rust: everything runs in this process — an MQTT 5 broker (rumqttd) with a
+//! needs nothing but Rust. Everything runs in this process — an MQTT 5 broker (rumqttd) with a
 //! TLS listener on 127.0.0.1 that requires a client certificate, a PKI generated at start (CA,
 //! server certificate, device certificate `device-1`), a simulated BG96 whose TLS sockets
 //! (`AT+QSSLOPEN`) reach that broker, and the driver. The "cloud" answers with a downlink.
@@ -191,10 +191,15 @@ fn simulated_flow(
     };
     let flow = rt
         .block_on(async { tokio::time::timeout(SIMULATED_TIMEOUT, device(rx, tx, target)).await });
-    flow.map_err(|_| format!("not done within {} s", SIMULATED_TIMEOUT.as_secs()))?
+    flow.map_err(|_| {
+        format!(
+            "the quickstart did not finish within {} s",
+            SIMULATED_TIMEOUT.as_secs()
+        )
+    })?
 }
 
-/// A real modem on a serial port, and a real endpoint (or, without one, the embedded broker).
+/// A real modem on a serial port, and a real endpoint.
 fn hardware(
     args: &Args,
     serial: &str,

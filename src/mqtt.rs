@@ -246,6 +246,11 @@ impl<'c: 'buf, 'buf> Mqtt<'c, 'buf> {
             .map_err(|_| Error::Overflow)
     }
 
+    /// Stops subscribing to `topic` after future connections.
+    pub fn forget_subscription(&mut self, topic: &str) {
+        self.subscriptions.retain(|(t, _)| t.as_str() != topic);
+    }
+
     /// Consecutive failed connection attempts so far.
     pub fn failures(&self) -> u32 {
         self.failures
@@ -611,6 +616,16 @@ impl<'s, 'buf, IO: minimq::Io<Error = Error>> MqttConnection<'s, 'buf, IO> {
             .options(minimq::SubscriptionOptions::default().maximum_qos(qos));
         self.conn
             .subscribe(&[f], &[])
+            .await
+            .map(|_| ())
+            .map_err(map_err)
+    }
+
+    /// Unsubscribes from `topic` on this connection (remove it from
+    /// [`Mqtt::subscribe_on_connect`] too, or it comes back after a fresh session).
+    pub async fn unsubscribe(&mut self, topic: &str) -> Result<(), Error> {
+        self.conn
+            .unsubscribe(&[topic], &[])
             .await
             .map(|_| ())
             .map_err(map_err)

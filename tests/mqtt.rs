@@ -76,7 +76,15 @@ fn customer_flow_over_modem_tls() {
             .expect("downlink within 10 s")
             .unwrap();
         assert_eq!(msg.topic(), IMEI);
-        msg.payload().to_vec()
+        let downlink = msg.payload().to_vec();
+        // Unsubscribed, nothing more arrives.
+        conn.unsubscribe(&id.imei).await.unwrap();
+        let _ = embassy_time::with_timeout(Duration::from_millis(500), conn.poll()).await;
+        let b = broker.publish(&observer, IMEI, b"after unsubscribe", 1);
+        assert!(b.ok());
+        let late = embassy_time::with_timeout(Duration::from_secs(1), conn.recv()).await;
+        assert!(late.is_err(), "a message arrived after UNSUBSCRIBE");
+        downlink
     });
     assert_eq!(downlink, b"downlink from the cloud");
     let seen = watcher.wait_for(2, StdDuration::from_secs(10));
@@ -277,6 +285,9 @@ fn broker_restart_every_qos1_message_arrives_exactly_once() {
             // Let the PUBACKs come back: a message the broker forwarded but whose PUBACK was
             // lost in the crash is, by QoS 1's definition, delivered again.
             embassy_time::Timer::after_millis(500).await;
+            // SIGTERM: the broker dies, and its persistence keeps the cloud-side
+            // watcher's session so that it can count what arrives while it was away. (With
+            // SIGKILL the watcher's own session is lost and nothing can be counted.)
             broker.stop();
             for i in 4..8 {
                 outbox

@@ -11,7 +11,7 @@ use mock_modem::peers::{TcpEchoServer, TestPki, TlsEchoServer};
 use mock_modem::{MockModem, Model as MockModel};
 use quectel::Error;
 use quectel::asynch::{Apn, Config, Remote, Resources, TlsConfig};
-use support::{TestModem, with_modem_in};
+use support::with_modem_in;
 
 /// Pseudo-random bytes (xorshift), with the sequences a text parser would trip over planted
 /// throughout.
@@ -61,7 +61,7 @@ fn mock() -> MockModem {
     MockModem::new(MockModel::Bg96).search_time(StdDuration::from_millis(20))
 }
 
-async fn bring_up(m: &TestModem) {
+async fn bring_up<const N: usize>(m: &quectel::asynch::Modem<'static, mock_modem::HostTx, N>) {
     m.init().await.unwrap();
     m.data_call()
         .configure(1, &Apn::new("internet"))
@@ -71,6 +71,21 @@ async fn bring_up(m: &TestModem) {
         .wait_network_ready(1, Duration::from_secs(10))
         .await
         .unwrap();
+}
+
+/// A blocking modem on the mock, initialised, with data call 1 up.
+fn blocking_up<const R: usize>(
+    mock: MockModem,
+) -> quectel::blocking::Modem<'static, mock_modem::HostRx, mock_modem::HostTx> {
+    let (rx, tx, _h) = mock.spawn();
+    let res: &'static mut Resources<2048, 2, R> = Box::leak(Box::new(Resources::new()));
+    let mut m = quectel::blocking::new(res, rx, tx, fast_config());
+    m.init().unwrap();
+    m.data_call().configure(1, &Apn::new("internet")).unwrap();
+    m.network()
+        .wait_network_ready(1, Duration::from_secs(10))
+        .unwrap();
+    m
 }
 
 /// Writes `data` and reads the echo back concurrently; returns what came back.
@@ -130,14 +145,7 @@ fn tcp_round_trips_one_mib_of_binary_blocking() {
     use embedded_io::{Read, Write};
     let (addr, _echo) = TcpEchoServer::start();
     let data = nasty_payload(1 << 20, 0xBADC0DE);
-    let (rx, tx, _h) = mock().spawn();
-    let res: &'static mut Resources<2048, 2, 8192> = Box::leak(Box::new(Resources::new()));
-    let mut m = quectel::blocking::new(res, rx, tx, fast_config());
-    m.init().unwrap();
-    m.data_call().configure(1, &Apn::new("internet")).unwrap();
-    m.network()
-        .wait_network_ready(1, Duration::from_secs(10))
-        .unwrap();
+    let mut m = blocking_up::<8192>(mock());
     let mut sock = m
         .connect(
             1,
@@ -606,14 +614,7 @@ fn sends_interrupted_at_random_points_resume_exactly() {
     use embedded_io::{Read, Write};
     let (addr, _echo) = TcpEchoServer::start();
     let data = nasty_payload(60_000, 4242);
-    let (rx, tx, _h) = mock().chunk(5, StdDuration::from_micros(20)).spawn();
-    let res: &'static mut Resources<2048, 2, 4096> = Box::leak(Box::new(Resources::new()));
-    let mut m = quectel::blocking::new(res, rx, tx, fast_config());
-    m.init().unwrap();
-    m.data_call().configure(1, &Apn::new("internet")).unwrap();
-    m.network()
-        .wait_network_ready(1, Duration::from_secs(10))
-        .unwrap();
+    let mut m = blocking_up::<4096>(mock().chunk(5, StdDuration::from_micros(20)));
     let mut sock = m
         .connect(
             1,
@@ -662,8 +663,8 @@ fn small_buffers_cap_reads_instead_of_overflowing() {
     let (addr, _echo) = TcpEchoServer::start();
     let res: &'static mut Resources<1024, 1, 1024> = Box::leak(Box::new(Resources::new()));
     let data = nasty_payload(20_000, 7);
-    let back = with_modem_small(res, async |m| {
-        bring_up_small(m).await;
+    let back = with_modem_in(res, fast_config(), mock(), async |m, _| {
+        bring_up(m).await;
         let mut s = m
             .connect(
                 1,
@@ -695,34 +696,4 @@ fn small_buffers_cap_reads_instead_of_overflowing() {
         join(reader, writer).await.0
     });
     assert!(back == data);
-}
-
-fn with_modem_small<T>(
-    res: &'static mut Resources<1024, 1, 1024>,
-    body: impl AsyncFnOnce(&quectel::asynch::Modem<'static, mock_modem::HostTx, 1024>) -> T,
-) -> T {
-    let (rx, tx, _h) = mock().spawn();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async move {
-        let (runner, modem) = quectel::asynch::new(res, tx, fast_config());
-        match embassy_futures::select::select(runner.run(rx, &modem), body(&modem)).await {
-            embassy_futures::select::Either::First(never) => never,
-            embassy_futures::select::Either::Second(t) => t,
-        }
-    })
-}
-
-async fn bring_up_small(m: &quectel::asynch::Modem<'static, mock_modem::HostTx, 1024>) {
-    m.init().await.unwrap();
-    m.data_call()
-        .configure(1, &Apn::new("internet"))
-        .await
-        .unwrap();
-    m.network()
-        .wait_network_ready(1, Duration::from_secs(10))
-        .await
-        .unwrap();
 }

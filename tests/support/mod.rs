@@ -32,23 +32,23 @@ pub fn with_endpoints<T>(rx: HostRx, tx: HostTx, body: impl AsyncFnOnce(&TestMod
 }
 
 /// Runs `body` against a behavioural mock with resources of any size and a given config.
-pub fn with_modem_in<T, const S: usize, const R: usize>(
-    resources: &'static mut Resources<2048, S, R>,
+pub fn with_modem_in<T, const N: usize, const S: usize, const R: usize>(
+    resources: &'static mut Resources<N, S, R>,
     config: Config,
     mock: MockModem,
-    body: impl AsyncFnOnce(&TestModem, &ModemHandle) -> T,
+    body: impl AsyncFnOnce(&Modem<'static, HostTx, N>, &ModemHandle) -> T,
 ) -> T {
     let (rx, tx, handle) = mock.spawn();
     with_endpoints_in(resources, config, rx, tx, async |m| body(m, &handle).await)
 }
 
 /// Runs `body` with the async API over given endpoints, resources and config.
-pub fn with_endpoints_in<T, const S: usize, const R: usize>(
-    resources: &'static mut Resources<2048, S, R>,
+pub fn with_endpoints_in<T, const N: usize, const S: usize, const R: usize>(
+    resources: &'static mut Resources<N, S, R>,
     config: Config,
     rx: HostRx,
     tx: HostTx,
-    body: impl AsyncFnOnce(&TestModem) -> T,
+    body: impl AsyncFnOnce(&Modem<'static, HostTx, N>) -> T,
 ) -> T {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

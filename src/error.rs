@@ -185,6 +185,10 @@ pub enum Error {
     /// An MQTT-level failure (feature `mqtt`).
     #[cfg(feature = "mqtt")]
     Mqtt(crate::mqtt::MqttError),
+    /// A cloud-helper failure (features `aws`, `aliyun`): the platform rejected a request, a
+    /// response does not fit its buffer, credential storage failed, …
+    #[cfg(any(feature = "aws", feature = "aliyun"))]
+    Cloud(crate::cloud::CloudError),
 }
 
 impl fmt::Display for Error {
@@ -214,6 +218,8 @@ impl fmt::Display for Error {
             Error::McuTls(e) => write!(f, "MCU TLS: {e}"),
             #[cfg(feature = "mqtt")]
             Error::Mqtt(e) => write!(f, "MQTT: {e:?}"),
+            #[cfg(any(feature = "aws", feature = "aliyun"))]
+            Error::Cloud(e) => write!(f, "cloud: {e}"),
         }
     }
 }

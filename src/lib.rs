@@ -8,6 +8,8 @@ mod fmt;
 pub mod asynch;
 pub mod at;
 pub mod blocking;
+#[cfg(any(feature = "aws", feature = "aliyun"))]
+pub mod cloud;
 pub mod command;
 mod error;
 pub mod model;

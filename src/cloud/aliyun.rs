@@ -1,0 +1,1 @@
+//! Aliyun IoT helpers (work in progress).

@@ -1,0 +1,1 @@
+//! AWS IoT Core helpers (work in progress).

@@ -1,0 +1,90 @@
+//! Cloud helpers: who the device is and how it proves it, on AWS IoT Core and Aliyun IoT.
+//!
+//! Both platforms know two schemes, and both are here:
+//!
+//! | | one device, one secret (一机一密) | one product, one secret (一型一密) |
+//! |---|---|---|
+//! | AWS IoT Core ([`aws`], feature `aws`) | an X.509 certificate and key per device | fleet provisioning by claim: a shared claim certificate obtains the device's own certificate on first connect |
+//! | Aliyun IoT ([`aliyun`], feature `aliyun`) | ProductKey / DeviceName / DeviceSecret, signed MQTT password | dynamic registration: the ProductSecret obtains the DeviceSecret (or a device token) on first connect |
+//!
+//! Credentials obtained at run time go to a storage the application provides (flash, the
+//! modem's file system, a secure element) through each module's store trait, so that the next
+//! boot connects with them instead of registering again.
+//!
+//! Everything is `no_std` and heap-free: requests and responses are built and parsed in
+//! caller-owned buffers, and a response that does not fit is an error
+//! ([`CloudError::ResponseTooLarge`]), never a silent truncation. Secrets (private keys,
+//! DeviceSecret, ProductSecret, tokens, signed passwords) never appear in `Debug` or `defmt`
+//! output.
+
+use core::fmt;
+
+#[cfg(feature = "aliyun")]
+pub mod aliyun;
+#[cfg(feature = "aws")]
+pub mod aws;
+
+/// What went wrong in a cloud helper (inside [`Error::Cloud`](crate::Error::Cloud)).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum CloudError {
+    /// A response (or a field of it) is larger than the buffer configured for it: `needed`
+    /// bytes (or at least that many, when the size is only known to exceed the buffer) did not
+    /// fit `capacity`. Nothing was truncated.
+    ResponseTooLarge {
+        /// Bytes the response (or field) needs, as far as known.
+        needed: usize,
+        /// Bytes the configured buffer holds.
+        capacity: usize,
+    },
+    /// A request (CSR, JSON payload, client id, topic, …) does not fit its buffer.
+    RequestTooLarge,
+    /// The platform answered on a `rejected` topic (AWS) or with an error code: its HTTP-like
+    /// status code (e.g. 400).
+    Rejected {
+        /// The status code the platform gave (0 if none).
+        status: u16,
+    },
+    /// The response is not the JSON the platform documents (missing field, wrong type).
+    InvalidResponse,
+    /// No response arrived within the configured time.
+    NoResponse,
+    /// The application's credential store failed to load or save.
+    Storage,
+    /// An input value is not acceptable (empty DeviceName, a character the platform forbids, …).
+    InvalidInput,
+    /// Aliyun dynamic registration: the platform refused to register this device because it is
+    /// already activated, and the store holds no DeviceSecret. Aliyun hands the secret out only
+    /// once; reset the device in the console (`ResetThing`) or flash its DeviceSecret.
+    AlreadyActivated,
+}
+
+impl fmt::Display for CloudError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CloudError::ResponseTooLarge { needed, capacity } => write!(
+                f,
+                "response needs {needed} bytes but the configured buffer holds {capacity}"
+            ),
+            CloudError::RequestTooLarge => f.write_str("request does not fit its buffer"),
+            CloudError::Rejected { status } => {
+                write!(f, "the platform rejected the request (status {status})")
+            }
+            CloudError::InvalidResponse => f.write_str("unexpected response from the platform"),
+            CloudError::NoResponse => f.write_str("no response from the platform in time"),
+            CloudError::Storage => f.write_str("credential storage failed"),
+            CloudError::InvalidInput => f.write_str("invalid input"),
+            CloudError::AlreadyActivated => f.write_str(
+                "the device is already activated and no DeviceSecret is stored: \
+                 the platform issues it only once (reset the device in the console)",
+            ),
+        }
+    }
+}
+
+impl From<CloudError> for crate::Error {
+    fn from(e: CloudError) -> Self {
+        crate::Error::Cloud(e)
+    }
+}

@@ -20,29 +20,37 @@ const SEND_STEP_MS: u64 = 10_000;
 /// Largest payload of one send (`AT+QISEND` takes 1460 at most on every model).
 pub const MAX_SEND: usize = 1460;
 
-struct Wrapped<'c, C: Command> {
-    cmd: &'c C,
+/// Longest wait atat's client applies on its own; the channel's own (per command) deadline is
+/// always shorter, so this only has to be "long enough".
+const ATAT_WAIT_MS: u32 = 3_600_000;
+
+/// A command's response parser with its type erased: it stores the typed result itself.
+type ErasedParse<'c> = &'c dyn Fn(Result<&[u8], atat::InternalError<'_>>);
+
+/// The one command type atat's client ever sees. The typed command is erased behind `parse`,
+/// so that the client's send path (and the channel's exchange around it) is compiled once, not
+/// once per command type: on firmware that is tens of KiB of flash.
+struct Erased<'c> {
+    parse: ErasedParse<'c>,
 }
 
-/// The typed result travels through atat as a successful "response".
-pub(crate) struct Outcome<T>(pub Result<T, Error>);
+/// What atat hands back: the typed result went to the closure already.
+struct Parsed;
 
-impl<T> atat::AtatResp for Outcome<T> {}
+impl atat::AtatResp for Parsed {}
 
-impl<C: Command> AtatCmd for Wrapped<'_, C> {
-    type Response = Outcome<C::Response>;
-    const MAX_TIMEOUT_MS: u32 = C::TIMEOUT_MS;
+impl AtatCmd for Erased<'_> {
+    type Response = Parsed;
+    const MAX_TIMEOUT_MS: u32 = ATAT_WAIT_MS;
 
     fn write(&self, _buf: &mut [u8]) -> usize {
         // The line is written by `send_with` from the channel's own buffer.
         0
     }
 
-    fn parse(
-        &self,
-        resp: Result<&[u8], atat::InternalError>,
-    ) -> Result<Self::Response, atat::Error> {
-        Ok(Outcome(complete(self.cmd, resp)))
+    fn parse(&self, resp: Result<&[u8], atat::InternalError>) -> Result<Parsed, atat::Error> {
+        (self.parse)(resp);
+        Ok(Parsed)
     }
 }
 
@@ -161,8 +169,15 @@ impl<'a, W: Write, const N: usize> Channel<'a, W, N> {
             w.raw(b"\r")?;
             w.len()
         };
-        self.settle().await;
-        self.exchange(cmd, None, len).await
+        // Only this thin shell is compiled per command type; the exchange is type-erased.
+        let out = core::cell::Cell::new(None);
+        let parse = |resp: Result<&[u8], atat::InternalError<'_>>| {
+            out.set(Some(complete(cmd, resp)));
+        };
+        self.settle_and_exchange(cmd.expect(), C::TIMEOUT_MS, None, len, &parse)
+            .await?;
+        // `parse` ran if and only if the exchange succeeded.
+        out.into_inner().unwrap_or(Err(Error::Parse))
     }
 
     /// Writes `data` (the data phase of a command that answered `CONNECT`, e.g. a file upload)
@@ -172,18 +187,42 @@ impl<'a, W: Write, const N: usize> Channel<'a, W, N> {
         cmd: &C,
         data: &[u8],
     ) -> Result<C::Response, Error> {
-        self.settle().await;
-        self.exchange(cmd, Some(data), 0).await
+        let out = core::cell::Cell::new(None);
+        let parse = |resp: Result<&[u8], atat::InternalError<'_>>| {
+            out.set(Some(complete(cmd, resp)));
+        };
+        self.settle_and_exchange(cmd.expect(), C::TIMEOUT_MS, Some(data), 0, &parse)
+            .await?;
+        out.into_inner().unwrap_or(Err(Error::Parse))
     }
 
-    async fn exchange<C: Command>(
+    /// [`Self::settle`], then [`Self::exchange_erased`].
+    async fn settle_and_exchange(
         &mut self,
-        cmd: &C,
+        expect: Expect,
+        timeout_ms: u32,
         data: Option<&[u8]>,
         len: usize,
-    ) -> Result<C::Response, Error> {
+        parse: ErasedParse<'_>,
+    ) -> Result<(), Error> {
+        self.settle().await;
+        self.exchange_erased(expect, timeout_ms, data, len, parse)
+            .await
+    }
+
+    /// The command-type-independent part of [`Self::exchange`]: writes the line (or `data`),
+    /// waits for the answer within `timeout_ms` plus the write allowance, and hands the answer
+    /// to `parse`.
+    async fn exchange_erased(
+        &mut self,
+        expect: Expect,
+        timeout_ms: u32,
+        data: Option<&[u8]>,
+        len: usize,
+        parse: ErasedParse<'_>,
+    ) -> Result<(), Error> {
         let boots = self.state.get().boots;
-        let timeout = u64::from(C::TIMEOUT_MS) + WRITE_ALLOWANCE_MS;
+        let timeout = u64::from(timeout_ms) + WRITE_ALLOWANCE_MS;
         self.last_deadline = Instant::now() + Duration::from_millis(timeout);
         let Self {
             client,
@@ -197,13 +236,13 @@ impl<'a, W: Write, const N: usize> Channel<'a, W, N> {
             Some(d) => (d, false),
             None => (&line[..len], true),
         };
-        let wrapped = Wrapped { cmd };
+        let erased = Erased { parse };
         // The command counts as in flight from its first written byte: dropped before that
         // (e.g. during the pause between commands), nothing is left to wait for.
         let exchange = with_timeout(
             Duration::from_millis(timeout),
-            client.send_with(&wrapped, async |w: &mut W| {
-                shared.begin(cmd.expect());
+            client.send_with(&erased, async |w: &mut W| {
+                shared.begin(expect);
                 *partial = is_line;
                 let r = w.write_all(bytes).await;
                 *partial = false;
@@ -212,7 +251,7 @@ impl<'a, W: Write, const N: usize> Channel<'a, W, N> {
         );
         let rebooted = self.state.wait_for(|s| (s.boots != boots).then_some(()));
         match select(exchange, rebooted).await {
-            Either::First(Ok(Ok(Outcome(result)))) => result,
+            Either::First(Ok(Ok(Parsed))) => Ok(()),
             Either::First(Ok(Err(e))) => {
                 let err = match e {
                     atat::Error::Timeout => Error::Timeout,

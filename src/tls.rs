@@ -1222,7 +1222,9 @@ mod tests {
         let buffers = core::mem::size_of::<TlsBuffers>();
         let stream = core::mem::size_of::<TlsStream<'static, Trickle>>();
         std::eprintln!("TlsBuffers {buffers} B, connect future {connect} B, TlsStream {stream} B");
-        assert!((37_376..37_400).contains(&buffers), "{buffers}");
+        // 37 376 B alone; 37 408 B when the `aws`/`aliyun` features unify extra features into the
+        // shared RustCrypto dependencies (checked with both).
+        assert!((37_376..37_440).contains(&buffers), "{buffers}");
         assert!(connect < 13 * 1024, "{connect}");
         assert!(stream < 2 * 1024, "{stream}");
     }

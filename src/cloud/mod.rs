@@ -17,6 +17,12 @@
 //! DeviceSecret, ProductSecret, tokens, signed passwords) never appear in `Debug` or `defmt`
 //! output.
 
+// The table above links both modules; each exists only with its feature.
+#![cfg_attr(
+    not(all(feature = "aws", feature = "aliyun")),
+    allow(rustdoc::broken_intra_doc_links)
+)]
+
 use core::fmt;
 
 #[cfg(feature = "aliyun")]
@@ -58,6 +64,9 @@ pub enum CloudError {
     /// already activated, and the store holds no DeviceSecret. Aliyun hands the secret out only
     /// once; reset the device in the console (`ResetThing`) or flash its DeviceSecret.
     AlreadyActivated,
+    /// The platform refused the credentials (MQTT CONNACK "bad user name or password"): a wrong
+    /// ProductSecret, DeviceSecret or device token, or a signature over the wrong content.
+    BadCredentials,
 }
 
 impl fmt::Display for CloudError {
@@ -78,6 +87,10 @@ impl fmt::Display for CloudError {
             CloudError::AlreadyActivated => f.write_str(
                 "the device is already activated and no DeviceSecret is stored: \
                  the platform issues it only once (reset the device in the console)",
+            ),
+            CloudError::BadCredentials => f.write_str(
+                "the platform refused the user name or password \
+                 (wrong ProductSecret, DeviceSecret or device token, or a bad signature)",
             ),
         }
     }

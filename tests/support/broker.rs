@@ -1445,3 +1445,187 @@ impl Drop for Subscriber {
         self.shutdown();
     }
 }
+
+// ------------------------------------------------------------------------------------------------
+// AWS fleet provisioning stand-in (tests/aws_fleet.rs, examples/aws_fleet_provisioning.rs)
+// ------------------------------------------------------------------------------------------------
+
+impl Pki {
+    /// The CA's private key (PKCS#8 PEM), for a test "cloud" that issues device
+    /// certificates (see [`FleetResponder`]).
+    pub fn ca_key_pem(&self) -> String {
+        self.ca.key().serialize_pem()
+    }
+}
+
+impl Broker {
+    /// Path of the broker's ACL file (mosquitto reads it again on SIGHUP).
+    pub fn acl_path(&self) -> PathBuf {
+        self.dir.join("acl")
+    }
+
+    /// Path of the broker's log file.
+    pub fn log_path(&self) -> PathBuf {
+        self.log.clone()
+    }
+}
+
+/// The AWS IoT fleet provisioning stand-in `tests/responders/aws_fleet.py`, a
+/// separate Python process (paho-mqtt + cryptography, run with `/usr/bin/python3`)
+/// connected to the broker with a full-access service certificate. It signs CSRs
+/// with the broker's CA, makes keys for `CreateKeysAndCertificate`, and on
+/// `RegisterThing` grants the new certificate (CN = certificate id)
+/// `dt/<thing>/#` in the ACL file and makes the broker reload it (SIGHUP). See the
+/// script's docstring. Killed on drop (it also exits when its stdin closes).
+pub struct FleetResponder {
+    child: Option<Child>,
+    lines: Arc<(Mutex<Vec<String>>, Condvar)>,
+    stderr: Arc<Mutex<String>>,
+    readers: Vec<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for FleetResponder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FleetResponder")
+            .field("pid", &self.child.as_ref().map(|c| c.id()))
+            .finish_non_exhaustive()
+    }
+}
+
+impl FleetResponder {
+    /// The interpreter: Debian's, which has `python3-paho-mqtt` and `python3-cryptography`.
+    pub const PYTHON: &'static str = "/usr/bin/python3";
+    /// The script.
+    pub const SCRIPT: &'static str =
+        concat!(env!("CARGO_MANIFEST_DIR"), "/tests/responders/aws_fleet.py");
+
+    /// Checks that the interpreter and its packages are there; the error says what to install.
+    pub fn check_python() -> Result<(), String> {
+        let out = Command::new(Self::PYTHON)
+            .args(["-c", "import paho.mqtt.client, cryptography.x509"])
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| {
+                format!(
+                    "cannot run {} ({e}): install python3, python3-paho-mqtt and python3-cryptography",
+                    Self::PYTHON
+                )
+            })?;
+        if !out.status.success() {
+            return Err(format!(
+                "{} lacks a package ({}): apt-get install python3-paho-mqtt python3-cryptography",
+                Self::PYTHON,
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
+        }
+        Ok(())
+    }
+
+    /// Starts the responder for `template` with `service` (an identity the ACL gives
+    /// full access) and waits (at most [`START_TIMEOUT`]) until it has subscribed.
+    /// Thing names are `thing-<SerialNumber>`.
+    pub fn start(
+        broker: &Broker,
+        service: &ClientId,
+        template: &str,
+    ) -> Result<FleetResponder, String> {
+        Self::check_python()?;
+        let pid = broker.pid().ok_or("the broker is not running")?;
+        let ca_key = broker.dir().join("fleet-ca.key");
+        write_file(&ca_key, broker.pki().ca_key_pem().as_bytes());
+        let (cert, key) = broker.client_files(service);
+        let mut child = Command::new(Self::PYTHON)
+            .arg(Self::SCRIPT)
+            .args(["--host", HOST, "--port", &broker.port().to_string()])
+            .arg("--ca")
+            .arg(broker.ca_file())
+            .arg("--ca-key")
+            .arg(&ca_key)
+            .arg("--cert")
+            .arg(&cert)
+            .arg("--key")
+            .arg(&key)
+            .args(["--template", template])
+            .arg("--acl")
+            .arg(broker.acl_path())
+            .args(["--broker-pid", &pid.to_string()])
+            .arg("--broker-log")
+            .arg(broker.log_path())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("cannot run {} {}: {e}", Self::PYTHON, Self::SCRIPT))?;
+        let lines = Arc::new((Mutex::new(Vec::new()), Condvar::new()));
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let l = lines.clone();
+        let out = spawn_reader(child.stdout.take().expect("piped stdout"), move |line| {
+            let (v, c) = &*l;
+            v.lock()
+                .unwrap()
+                .push(String::from_utf8_lossy(&line).trim_end().to_string());
+            c.notify_all();
+        });
+        let e = stderr.clone();
+        let err = spawn_reader(child.stderr.take().expect("piped stderr"), move |line| {
+            e.lock().unwrap().push_str(&String::from_utf8_lossy(&line));
+        });
+        let r = FleetResponder {
+            child: Some(child),
+            lines,
+            stderr,
+            readers: vec![out, err],
+        };
+        match r.wait_line("READY", START_TIMEOUT) {
+            Some(_) => Ok(r),
+            None => Err(format!(
+                "the fleet responder did not subscribe within {START_TIMEOUT:?}:\n{}",
+                r.stderr()
+            )),
+        }
+    }
+
+    /// The stdout lines so far (`READY`, `ISSUED <id> csr|keys`,
+    /// `REGISTERED <thing> <id>`, `REJECTED <operation> <status> <code>`).
+    pub fn lines(&self) -> Vec<String> {
+        self.lines.0.lock().unwrap().clone()
+    }
+
+    /// Waits for a stdout line starting with `prefix`; returns it.
+    pub fn wait_line(&self, prefix: &str, timeout: Duration) -> Option<String> {
+        let (v, c) = &*self.lines;
+        let deadline = Instant::now() + timeout;
+        let mut guard = v.lock().unwrap();
+        loop {
+            if let Some(l) = guard.iter().find(|l| l.starts_with(prefix)) {
+                return Some(l.clone());
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return None;
+            }
+            guard = c.wait_timeout(guard, deadline - now).unwrap().0;
+        }
+    }
+
+    /// What it wrote to stderr so far.
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+}
+
+impl Drop for FleetResponder {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            drop(child.stdin.take());
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        for t in self.readers.drain(..) {
+            let _ = t.join();
+        }
+        if thread::panicking() {
+            eprintln!("--- fleet responder stderr ---\n{}\n---", self.stderr());
+        }
+    }
+}

@@ -1,0 +1,634 @@
+//! The device's own P-256 key, its SEC1 encoding and a PKCS#10 certificate signing request,
+//! all encoded by hand in caller-owned (or small, bounded stack) buffers: no heap, no `der`
+//! crate.
+
+use core::fmt;
+
+use p256::ecdsa::signature::Signer;
+use p256::ecdsa::{Signature, SigningKey};
+use rand_core::CryptoRngCore;
+
+use crate::cloud::CloudError;
+
+/// OID 1.2.840.10045.2.1 (`id-ecPublicKey`), content bytes.
+const OID_EC_PUBLIC_KEY: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01];
+/// OID 1.2.840.10045.3.1.7 (`prime256v1` / NIST P-256), content bytes.
+const OID_PRIME256V1: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
+/// OID 1.2.840.10045.4.3.2 (`ecdsa-with-SHA256`), content bytes.
+const OID_ECDSA_SHA256: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x02];
+/// OID 2.5.4.3 (`commonName`), content bytes.
+const OID_COMMON_NAME: &[u8] = &[0x55, 0x04, 0x03];
+
+const TAG_INTEGER: u8 = 0x02;
+const TAG_BIT_STRING: u8 = 0x03;
+const TAG_OCTET_STRING: u8 = 0x04;
+const TAG_OID: u8 = 0x06;
+const TAG_UTF8_STRING: u8 = 0x0c;
+const TAG_SEQUENCE: u8 = 0x30;
+const TAG_SET: u8 = 0x31;
+
+/// Longest common name a CSR may carry (X.520 `ub-common-name`).
+pub const MAX_COMMON_NAME: usize = 64;
+
+/// Size of a SEC1 `ECPrivateKey` DER for P-256 as [`DeviceKey::to_sec1_der`] writes it.
+pub const SEC1_DER_LEN: usize = 121;
+
+/// Upper bound of a CSR in DER from [`DeviceKey::csr_der`] (common name of 64 bytes, longest
+/// signature).
+pub const MAX_CSR_DER_LEN: usize = 272;
+
+/// Upper bound of a CSR in PEM from [`DeviceKey::csr_pem`].
+pub const MAX_CSR_PEM_LEN: usize = pem_len("CERTIFICATE REQUEST", MAX_CSR_DER_LEN);
+
+/// Size of the SEC1 key in PEM (`-----BEGIN EC PRIVATE KEY-----`) from
+/// [`DeviceKey::to_sec1_pem`].
+pub const SEC1_PEM_LEN: usize = pem_len("EC PRIVATE KEY", SEC1_DER_LEN);
+
+/// Length of the PEM text [`pem_encode`] writes for `der_len` bytes under `label`.
+pub const fn pem_len(label: &str, der_len: usize) -> usize {
+    let b64 = der_len.div_ceil(3) * 4;
+    let lines = b64.div_ceil(64);
+    // "-----BEGIN " label "-----\n" + body + newlines + "-----END " label "-----\n"
+    (11 + label.len() + 6) + b64 + lines + (9 + label.len() + 6)
+}
+
+/// Bytes the DER length field of `len` content bytes takes.
+const fn len_size(len: usize) -> usize {
+    if len < 0x80 {
+        1
+    } else if len < 0x100 {
+        2
+    } else {
+        3
+    }
+}
+
+/// Bytes a whole TLV with `len` content bytes takes.
+const fn tlv_size(len: usize) -> usize {
+    1 + len_size(len) + len
+}
+
+/// A bounded forward DER writer: every write checks the room left.
+struct Der<'a> {
+    out: &'a mut [u8],
+    pos: usize,
+}
+
+impl<'a> Der<'a> {
+    fn new(out: &'a mut [u8]) -> Self {
+        Self { out, pos: 0 }
+    }
+
+    fn bytes(&mut self, b: &[u8]) -> Result<(), CloudError> {
+        let end = self
+            .pos
+            .checked_add(b.len())
+            .ok_or(CloudError::RequestTooLarge)?;
+        self.out
+            .get_mut(self.pos..end)
+            .ok_or(CloudError::RequestTooLarge)?
+            .copy_from_slice(b);
+        self.pos = end;
+        Ok(())
+    }
+
+    /// Tag and length of a TLV whose content (`len` bytes) the caller writes next.
+    fn header(&mut self, tag: u8, len: usize) -> Result<(), CloudError> {
+        if len < 0x80 {
+            self.bytes(&[tag, len as u8])
+        } else if len < 0x100 {
+            self.bytes(&[tag, 0x81, len as u8])
+        } else if len < 0x1_0000 {
+            self.bytes(&[tag, 0x82, (len >> 8) as u8, len as u8])
+        } else {
+            Err(CloudError::RequestTooLarge)
+        }
+    }
+
+    fn tlv(&mut self, tag: u8, content: &[u8]) -> Result<(), CloudError> {
+        self.header(tag, content.len())?;
+        self.bytes(content)
+    }
+}
+
+/// An unsigned big-endian integer as DER `INTEGER` content: leading zeros dropped, one zero
+/// added if the top bit is set. Returns (needs a 0x00 prefix, the significant bytes).
+fn der_uint(b: &[u8]) -> (bool, &[u8]) {
+    let first = b
+        .iter()
+        .position(|&x| x != 0)
+        .unwrap_or(b.len().saturating_sub(1));
+    let v = &b[first..];
+    (v.first().is_some_and(|&x| x & 0x80 != 0), v)
+}
+
+fn der_uint_size(b: &[u8]) -> usize {
+    let (pad, v) = der_uint(b);
+    tlv_size(usize::from(pad) + v.len())
+}
+
+fn write_der_uint(w: &mut Der<'_>, b: &[u8]) -> Result<(), CloudError> {
+    let (pad, v) = der_uint(b);
+    w.header(TAG_INTEGER, usize::from(pad) + v.len())?;
+    if pad {
+        w.bytes(&[0])?;
+    }
+    w.bytes(v)
+}
+
+/// Overwrites `b` with zeros in a way the optimiser keeps.
+fn wipe(b: &mut [u8]) {
+    for x in b.iter_mut() {
+        // SAFETY: `x` is a valid, aligned, exclusive reference.
+        unsafe { core::ptr::write_volatile(x, 0) };
+    }
+}
+
+/// The device's P-256 private key, generated on the device.
+///
+/// With [`create_certificate_from_csr`](super::FleetProvisioning::create_certificate_from_csr)
+/// the key never leaves the device: only the public key, inside a CSR, goes to AWS. Export it
+/// with [`to_sec1_pem`](Self::to_sec1_pem) for the modem's file system (`AT+QFUPL`) or
+/// [`to_sec1_der`](Self::to_sec1_der) for TLS on the MCU. `Debug` never shows it.
+#[derive(Clone)]
+pub struct DeviceKey {
+    key: SigningKey,
+}
+
+impl fmt::Debug for DeviceKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("DeviceKey(P-256, ***)")
+    }
+}
+
+#[cfg(feature = "defmt")]
+impl defmt::Format for DeviceKey {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "DeviceKey(P-256, ***)")
+    }
+}
+
+impl DeviceKey {
+    /// A new random key from `rng` (use the MCU's hardware TRNG, or a CSPRNG seeded from it).
+    pub fn generate(rng: &mut impl CryptoRngCore) -> Self {
+        Self {
+            key: SigningKey::random(rng),
+        }
+    }
+
+    /// The key from its 32-byte private scalar (big-endian).
+    pub fn from_scalar_bytes(scalar: &[u8]) -> Result<Self, CloudError> {
+        let bytes: &[u8; 32] = scalar.try_into().map_err(|_| CloudError::InvalidInput)?;
+        SigningKey::from_bytes(bytes.into())
+            .map(|key| Self { key })
+            .map_err(|_| CloudError::InvalidInput)
+    }
+
+    /// Reads a P-256 SEC1 `ECPrivateKey` (RFC 5915) in DER, as [`to_sec1_der`](Self::to_sec1_der)
+    /// writes it (the curve parameters, if present, must be `prime256v1`; a public key, if
+    /// present, must match).
+    pub fn from_sec1_der(der: &[u8]) -> Result<Self, CloudError> {
+        let bad = CloudError::InvalidInput;
+        let (tag, body, rest) = der_next(der).ok_or(bad)?;
+        if tag != TAG_SEQUENCE || !rest.is_empty() {
+            return Err(bad);
+        }
+        let (tag, version, rest) = der_next(body).ok_or(bad)?;
+        if tag != TAG_INTEGER || version != [1] {
+            return Err(bad);
+        }
+        let (tag, scalar, mut rest) = der_next(rest).ok_or(bad)?;
+        if tag != TAG_OCTET_STRING {
+            return Err(bad);
+        }
+        let key = Self::from_scalar_bytes(scalar)?;
+        while !rest.is_empty() {
+            let (tag, content, r) = der_next(rest).ok_or(bad)?;
+            match tag {
+                0xa0 => {
+                    let (t, oid, r2) = der_next(content).ok_or(bad)?;
+                    if t != TAG_OID || oid != OID_PRIME256V1 || !r2.is_empty() {
+                        return Err(bad);
+                    }
+                }
+                0xa1 => {
+                    let (t, bits, r2) = der_next(content).ok_or(bad)?;
+                    let public = key.public_key_uncompressed();
+                    if t != TAG_BIT_STRING
+                        || !r2.is_empty()
+                        || bits.first() != Some(&0)
+                        || bits[1..] != public[..]
+                    {
+                        return Err(bad);
+                    }
+                }
+                _ => return Err(bad),
+            }
+            rest = r;
+        }
+        Ok(key)
+    }
+
+    /// The public key as an uncompressed SEC1 point (`04 || X || Y`).
+    pub fn public_key_uncompressed(&self) -> [u8; 65] {
+        let point = self.key.verifying_key().to_encoded_point(false);
+        let mut out = [0u8; 65];
+        out.copy_from_slice(point.as_bytes());
+        out
+    }
+
+    /// The verifying (public) key, e.g. to check a certificate AWS issued matches this key.
+    pub fn verifying_key(&self) -> &p256::ecdsa::VerifyingKey {
+        self.key.verifying_key()
+    }
+
+    /// Writes the key as a SEC1 `ECPrivateKey` (RFC 5915) in DER: version 1, the private
+    /// scalar, the `prime256v1` parameters and the public key; [`SEC1_DER_LEN`] bytes.
+    /// [`CloudError::RequestTooLarge`] if `out` is shorter.
+    pub fn to_sec1_der(&self, out: &mut [u8]) -> Result<usize, CloudError> {
+        if out.len() < SEC1_DER_LEN {
+            return Err(CloudError::RequestTooLarge);
+        }
+        let mut scalar: [u8; 32] = self.key.to_bytes().into();
+        let public = self.public_key_uncompressed();
+        let params = tlv_size(OID_PRIME256V1.len());
+        let pubkey = tlv_size(1 + public.len());
+        let body = tlv_size(1) + tlv_size(32) + tlv_size(params) + tlv_size(pubkey);
+        let mut w = Der::new(out);
+        let r = (|| {
+            w.header(TAG_SEQUENCE, body)?;
+            w.tlv(TAG_INTEGER, &[1])?;
+            w.tlv(TAG_OCTET_STRING, &scalar)?;
+            w.header(0xa0, params)?;
+            w.tlv(TAG_OID, OID_PRIME256V1)?;
+            w.header(0xa1, pubkey)?;
+            w.header(TAG_BIT_STRING, 1 + public.len())?;
+            w.bytes(&[0])?;
+            w.bytes(&public)
+        })();
+        wipe(&mut scalar);
+        r.map(|()| w.pos)
+    }
+
+    /// Writes the key as SEC1 PEM (`-----BEGIN EC PRIVATE KEY-----`, the form Quectel modems
+    /// take for `AT+QSSLCFG="clientkey"`); [`SEC1_PEM_LEN`] bytes.
+    pub fn to_sec1_pem(&self, out: &mut [u8]) -> Result<usize, CloudError> {
+        let mut der = [0u8; SEC1_DER_LEN];
+        let r = self
+            .to_sec1_der(&mut der)
+            .and_then(|n| pem_encode("EC PRIVATE KEY", &der[..n], out));
+        wipe(&mut der);
+        r
+    }
+
+    /// Writes a PKCS#10 certificate signing request (RFC 2986) in DER: subject
+    /// `CN=<common_name>`, this key's public key (`id-ecPublicKey`, `prime256v1`), no
+    /// attributes, signed with ECDSA/SHA-256. AWS IoT ignores the subject of the CSR it signs
+    /// (the certificate id identifies it), so the common name is only for your records.
+    ///
+    /// [`CloudError::InvalidInput`] if `common_name` is empty or longer than
+    /// [`MAX_COMMON_NAME`]; [`CloudError::RequestTooLarge`] if `out` is too short
+    /// ([`MAX_CSR_DER_LEN`] is always enough).
+    pub fn csr_der(&self, common_name: &str, out: &mut [u8]) -> Result<usize, CloudError> {
+        if common_name.is_empty() || common_name.len() > MAX_COMMON_NAME {
+            return Err(CloudError::InvalidInput);
+        }
+        let public = self.public_key_uncompressed();
+        // CertificationRequestInfo sizes, innermost first.
+        let atv = tlv_size(OID_COMMON_NAME.len()) + tlv_size(common_name.len());
+        let rdn = tlv_size(atv);
+        let name = tlv_size(rdn);
+        let algorithm = tlv_size(OID_EC_PUBLIC_KEY.len()) + tlv_size(OID_PRIME256V1.len());
+        let spki = tlv_size(algorithm) + tlv_size(1 + public.len());
+        let info = tlv_size(1) + tlv_size(name) + tlv_size(spki) + tlv_size(0);
+        let info_len = tlv_size(info);
+
+        // The request info first, at the start of `out`, to sign it.
+        let mut w = Der::new(out);
+        w.header(TAG_SEQUENCE, info)?;
+        w.tlv(TAG_INTEGER, &[0])?;
+        w.header(TAG_SEQUENCE, name)?;
+        w.header(TAG_SET, rdn)?;
+        w.header(TAG_SEQUENCE, atv)?;
+        w.tlv(TAG_OID, OID_COMMON_NAME)?;
+        w.tlv(TAG_UTF8_STRING, common_name.as_bytes())?;
+        w.header(TAG_SEQUENCE, spki)?;
+        w.header(TAG_SEQUENCE, algorithm)?;
+        w.tlv(TAG_OID, OID_EC_PUBLIC_KEY)?;
+        w.tlv(TAG_OID, OID_PRIME256V1)?;
+        w.header(TAG_BIT_STRING, 1 + public.len())?;
+        w.bytes(&[0])?;
+        w.bytes(&public)?;
+        // attributes [0] IMPLICIT SET OF Attribute: empty.
+        w.header(0xa0, 0)?;
+        debug_assert_eq!(w.pos, info_len);
+
+        let signature: Signature = self.key.sign(&w.out[..info_len]);
+        let (r, s) = signature.split_bytes();
+        let ecdsa_sig = der_uint_size(&r) + der_uint_size(&s);
+        let sig_bits = 1 + tlv_size(ecdsa_sig);
+        let sig_alg = tlv_size(OID_ECDSA_SHA256.len());
+        let body = info_len + tlv_size(sig_alg) + tlv_size(sig_bits);
+        let total = tlv_size(body);
+        if total > w.out.len() {
+            return Err(CloudError::RequestTooLarge);
+        }
+        // Make room for the outer SEQUENCE header, then append algorithm and signature.
+        let shift = total - body;
+        w.out.copy_within(0..info_len, shift);
+        let mut w = Der::new(w.out);
+        w.header(TAG_SEQUENCE, body)?;
+        w.pos += info_len;
+        w.header(TAG_SEQUENCE, sig_alg)?;
+        w.tlv(TAG_OID, OID_ECDSA_SHA256)?;
+        w.header(TAG_BIT_STRING, sig_bits)?;
+        w.bytes(&[0])?;
+        w.header(TAG_SEQUENCE, ecdsa_sig)?;
+        write_der_uint(&mut w, &r)?;
+        write_der_uint(&mut w, &s)?;
+        debug_assert_eq!(w.pos, total);
+        Ok(w.pos)
+    }
+
+    /// The CSR of [`csr_der`](Self::csr_der) in PEM (`-----BEGIN CERTIFICATE REQUEST-----`),
+    /// the form AWS's `CreateCertificateFromCsr` takes. [`MAX_CSR_PEM_LEN`] bytes are always
+    /// enough.
+    pub fn csr_pem(&self, common_name: &str, out: &mut [u8]) -> Result<usize, CloudError> {
+        let mut der = [0u8; MAX_CSR_DER_LEN];
+        let n = self.csr_der(common_name, &mut der)?;
+        pem_encode("CERTIFICATE REQUEST", &der[..n], out)
+    }
+}
+
+/// Minimal DER reader: (tag, content, rest). Lengths up to 3 bytes.
+pub(crate) fn der_next(d: &[u8]) -> Option<(u8, &[u8], &[u8])> {
+    let tag = *d.first()?;
+    let l0 = usize::from(*d.get(1)?);
+    let (len, hdr) = if l0 < 0x80 {
+        (l0, 2)
+    } else {
+        let n = l0 & 0x7f;
+        if n == 0 || n > 3 {
+            return None;
+        }
+        let mut len = 0usize;
+        for i in 0..n {
+            len = (len << 8) | usize::from(*d.get(2 + i)?);
+        }
+        (len, 2 + n)
+    };
+    let end = hdr.checked_add(len)?;
+    Some((tag, d.get(hdr..end)?, d.get(end..)?))
+}
+
+const BASE64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+/// Writes `der` as PEM under `label` (`-----BEGIN <label>-----`, base64 in lines of 64
+/// characters, `-----END <label>-----`, each line ending in `\n`). Returns the length, which is
+/// [`pem_len`]`(label, der.len())`; [`CloudError::RequestTooLarge`] if `out` is shorter.
+pub fn pem_encode(label: &str, der: &[u8], out: &mut [u8]) -> Result<usize, CloudError> {
+    let needed = pem_len(label, der.len());
+    if out.len() < needed {
+        return Err(CloudError::RequestTooLarge);
+    }
+    let mut w = Der::new(out);
+    w.bytes(b"-----BEGIN ")?;
+    w.bytes(label.as_bytes())?;
+    w.bytes(b"-----\n")?;
+    let mut column = 0;
+    for chunk in der.chunks(3) {
+        let n = (u32::from(chunk[0]) << 16)
+            | (u32::from(chunk.get(1).copied().unwrap_or(0)) << 8)
+            | u32::from(chunk.get(2).copied().unwrap_or(0));
+        let mut quad = [b'='; 4];
+        for (i, q) in quad.iter_mut().enumerate().take(chunk.len() + 1) {
+            *q = BASE64[((n >> (18 - 6 * i)) & 63) as usize];
+        }
+        w.bytes(&quad)?;
+        column += 4;
+        if column == 64 {
+            w.bytes(b"\n")?;
+            column = 0;
+        }
+    }
+    if column != 0 {
+        w.bytes(b"\n")?;
+    }
+    w.bytes(b"-----END ")?;
+    w.bytes(label.as_bytes())?;
+    w.bytes(b"-----\n")?;
+    debug_assert_eq!(w.pos, needed);
+    Ok(w.pos)
+}
+
+/// Decodes the body of a PEM block labelled `label` from `pem` into `out`; returns the DER
+/// length. Whitespace inside the body is skipped. [`CloudError::InvalidInput`] if the block
+/// is missing or not base64; [`CloudError::ResponseTooLarge`] if `out` is too short.
+pub fn pem_decode(label: &str, pem: &[u8], out: &mut [u8]) -> Result<usize, CloudError> {
+    let bad = CloudError::InvalidInput;
+    let begin = find_marker(pem, b"-----BEGIN ", label).ok_or(bad)?;
+    let body = &pem[begin..];
+    let end = find(body, b"-----END ").ok_or(bad)?;
+    let body = &body[..end];
+    let mut n = 0usize;
+    let mut acc = 0u32;
+    let mut bits = 0u32;
+    let mut padding = 0;
+    for &c in body {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            b'=' => {
+                padding += 1;
+                continue;
+            }
+            b' ' | b'\t' | b'\r' | b'\n' => continue,
+            _ => return Err(bad),
+        };
+        if padding > 0 {
+            return Err(bad);
+        }
+        acc = (acc << 6) | u32::from(v);
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            let Some(slot) = out.get_mut(n) else {
+                let digits = body
+                    .iter()
+                    .filter(|c| c.is_ascii_alphanumeric() || **c == b'+' || **c == b'/')
+                    .count();
+                return Err(CloudError::ResponseTooLarge {
+                    needed: digits * 6 / 8,
+                    capacity: out.len(),
+                });
+            };
+            *slot = (acc >> bits) as u8;
+            n += 1;
+        }
+    }
+    Ok(n)
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+/// Position just after `<prefix><label>-----` in `pem`.
+fn find_marker(pem: &[u8], prefix: &[u8], label: &str) -> Option<usize> {
+    let mut from = 0;
+    while let Some(i) = find(&pem[from..], prefix) {
+        let start = from + i + prefix.len();
+        let rest = &pem[start..];
+        if rest.starts_with(label.as_bytes()) && rest[label.len()..].starts_with(b"-----") {
+            return Some(start + label.len() + 5);
+        }
+        from = start;
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+    use super::*;
+
+    struct CountingRng(u64);
+    impl rand_core::RngCore for CountingRng {
+        fn next_u32(&mut self) -> u32 {
+            self.next_u64() as u32
+        }
+        fn next_u64(&mut self) -> u64 {
+            self.0 = self
+                .0
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            self.0
+        }
+        fn fill_bytes(&mut self, dest: &mut [u8]) {
+            for b in dest {
+                *b = (self.next_u64() >> 56) as u8;
+            }
+        }
+        fn try_fill_bytes(&mut self, dest: &mut [u8]) -> Result<(), rand_core::Error> {
+            self.fill_bytes(dest);
+            Ok(())
+        }
+    }
+    impl rand_core::CryptoRng for CountingRng {}
+
+    #[test]
+    fn sec1_round_trip_and_sizes() {
+        let key = DeviceKey::generate(&mut CountingRng(7));
+        let mut der = [0u8; 200];
+        let n = key.to_sec1_der(&mut der).unwrap();
+        assert_eq!(n, SEC1_DER_LEN);
+        let back = DeviceKey::from_sec1_der(&der[..n]).unwrap();
+        assert_eq!(
+            back.public_key_uncompressed(),
+            key.public_key_uncompressed()
+        );
+        let mut pem = [0u8; 300];
+        let p = key.to_sec1_pem(&mut pem).unwrap();
+        assert_eq!(p, SEC1_PEM_LEN);
+        let mut der2 = [0u8; 200];
+        let m = pem_decode("EC PRIVATE KEY", &pem[..p], &mut der2).unwrap();
+        assert_eq!(&der2[..m], &der[..n]);
+        // Too small: typed error, not a panic.
+        assert_eq!(
+            key.to_sec1_der(&mut der[..SEC1_DER_LEN - 1]),
+            Err(CloudError::RequestTooLarge)
+        );
+        assert_eq!(
+            key.to_sec1_pem(&mut pem[..SEC1_PEM_LEN - 1]),
+            Err(CloudError::RequestTooLarge)
+        );
+        // A tampered public key is refused.
+        der[n - 1] ^= 1;
+        assert!(DeviceKey::from_sec1_der(&der[..n]).is_err());
+        assert!(DeviceKey::from_sec1_der(&der[..10]).is_err());
+    }
+
+    #[test]
+    fn csr_bounds() {
+        let key = DeviceKey::generate(&mut CountingRng(1));
+        let mut out = [0u8; MAX_CSR_DER_LEN];
+        let long = "x".repeat(MAX_COMMON_NAME);
+        let n = key.csr_der(&long, &mut out).unwrap();
+        assert!(n <= MAX_CSR_DER_LEN);
+        assert_eq!(key.csr_der("", &mut out), Err(CloudError::InvalidInput));
+        let too_long = "x".repeat(MAX_COMMON_NAME + 1);
+        assert_eq!(
+            key.csr_der(&too_long, &mut out),
+            Err(CloudError::InvalidInput)
+        );
+        for len in 0..n {
+            assert_eq!(
+                key.csr_der(&long, &mut out[..len]),
+                Err(CloudError::RequestTooLarge),
+                "{len}"
+            );
+        }
+        let mut pem = [0u8; MAX_CSR_PEM_LEN];
+        let p = key.csr_pem(&long, &mut pem).unwrap();
+        assert!(pem[..p].starts_with(b"-----BEGIN CERTIFICATE REQUEST-----\n"));
+        assert!(pem[..p].ends_with(b"-----END CERTIFICATE REQUEST-----\n"));
+    }
+
+    #[test]
+    fn pem_known_answer() {
+        let mut out = [0u8; 128];
+        let n = pem_encode("X", b"foobar", &mut out).unwrap();
+        assert_eq!(&out[..n], b"-----BEGIN X-----\nZm9vYmFy\n-----END X-----\n");
+        let n = pem_encode("X", b"fo", &mut out).unwrap();
+        assert_eq!(&out[..n], b"-----BEGIN X-----\nZm8=\n-----END X-----\n");
+        let n = pem_encode("X", &[0xffu8; 48], &mut out).unwrap();
+        // 48 bytes = exactly 64 base64 characters: one full line, no empty line after it.
+        assert_eq!(n, pem_len("X", 48));
+        assert_eq!(core::str::from_utf8(&out[..n]).unwrap().lines().count(), 3);
+        assert_eq!(
+            pem_encode("X", b"foobar", &mut out[..10]),
+            Err(CloudError::RequestTooLarge)
+        );
+        let mut der = [0u8; 8];
+        assert_eq!(
+            pem_decode(
+                "X",
+                b"-----BEGIN X-----\nZm9vYmFy\n-----END X-----\n",
+                &mut der
+            ),
+            Ok(6)
+        );
+        assert_eq!(&der[..6], b"foobar");
+        assert!(matches!(
+            pem_decode(
+                "X",
+                b"-----BEGIN X-----\nZm9vYmFy\n-----END X-----\n",
+                &mut der[..3]
+            ),
+            Err(CloudError::ResponseTooLarge { .. })
+        ));
+        assert_eq!(
+            pem_decode("Y", b"-----BEGIN X-----\nZm9v\n-----END X-----\n", &mut der),
+            Err(CloudError::InvalidInput)
+        );
+        assert_eq!(
+            pem_decode(
+                "X",
+                b"-----BEGIN X-----\nZm9v*\n-----END X-----\n",
+                &mut der
+            ),
+            Err(CloudError::InvalidInput)
+        );
+    }
+
+    #[test]
+    fn debug_hides_the_key() {
+        let key = DeviceKey::generate(&mut CountingRng(3));
+        let mut s = heapless::String::<64>::new();
+        core::fmt::write(&mut s, format_args!("{key:?}")).unwrap();
+        assert_eq!(s.as_str(), "DeviceKey(P-256, ***)");
+    }
+}

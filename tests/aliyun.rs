@@ -1,0 +1,375 @@
+//! Aliyun IoT end to end, through the mock modem whose sockets reach real peers on 127.0.0.1:
+//!
+//! - one product, one secret (`register`): a Mosquitto stand-in (TLS, server authentication only,
+//!   `password_file`, no anonymous clients) and `tests/responders/aliyun.py` (paho-mqtt, a
+//!   separate process that computes every password with Python's hmac) play the platform. The
+//!   device registers over the modem's TLS socket, stores the DeviceSecret, connects with it
+//!   (MQTT 5, one device one secret) and publishes; a second boot reuses the store without
+//!   registering; a device whose store was wiped after activation gets
+//!   `CloudError::AlreadyActivated`;
+//! - `regnwl`: the same with a client id and device token (`connwl`);
+//! - a fake Aliyun (a raw TCP peer in this process) checks the wire exchange as the platform
+//!   does it (answer published without any SUBSCRIBE, QoS 1 acknowledged) and CONNACK 4 vs 5.
+//!
+//! Needs `mosquitto`, `mosquitto_passwd` and `/usr/bin/python3` with `python3-paho-mqtt`.
+
+#[path = "support/aliyun_broker.rs"]
+mod aliyun_broker;
+mod support;
+
+use std::time::Duration as StdDuration;
+
+use aliyun_broker::{AliyunCloud, CloudOptions};
+use embassy_time::{Duration, Timer, with_timeout};
+use mock_modem::{MockModem, Model as MockModel};
+use quectel::Error;
+use quectel::asynch::{Apn, Config, Modem, Remote, Resources, TlsConfig};
+use quectel::cloud::CloudError;
+use quectel::cloud::aliyun::{
+    Device, DeviceCredentials, MqttCredentials, Provisioned, RamStore, Random, Registration,
+    RegistrationKind, RegistrationLink, provision, register,
+};
+use quectel::mqtt::{Mqtt, QoS, Transport};
+use support::broker::Pki;
+use support::with_modem_in;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const PK: &str = "a1TestPk01";
+const PS: &str = "ProdSecret7jluWm1z";
+const RANDOM: &str = "8Ygb7ULYh53B6OA";
+
+type TestModem = Modem<'static, mock_modem::HostTx, 2048>;
+
+fn config() -> Config {
+    Config {
+        command_gap: Duration::from_millis(1),
+        ..support::config()
+    }
+}
+
+fn mock() -> MockModem {
+    MockModem::new(MockModel::Bg96).search_time(StdDuration::from_millis(20))
+}
+
+fn resources() -> &'static mut Resources<2048, 2, 4096> {
+    Box::leak(Box::new(Resources::new()))
+}
+
+fn cloud(pki: &Pki, devices: &[&str]) -> AliyunCloud {
+    AliyunCloud::start(&CloudOptions {
+        product_key: PK.into(),
+        product_secret: PS.into(),
+        devices: devices.iter().map(|d| d.to_string()).collect(),
+        flashed: Vec::new(),
+        random: RANDOM.into(),
+        sign_method: "hmacsha256".into(),
+        ca_pem: pki.ca_pem.clone(),
+        server_cert_pem: pki.server_cert_pem.clone(),
+        server_key_pem: pki.server_key_pem.clone(),
+    })
+    .unwrap_or_else(|e| panic!("{e}"))
+}
+
+async fn data_call(m: &TestModem) {
+    m.init().await.unwrap();
+    m.data_call()
+        .configure(1, &Apn::new("internet"))
+        .await
+        .unwrap();
+    m.network()
+        .wait_network_ready(1, Duration::from_secs(30))
+        .await
+        .unwrap();
+}
+
+/// Polls the responder's output without blocking the runtime (the modem runner shares it).
+async fn wait_for(cloud: &AliyunCloud, line: &str, timeout: StdDuration) {
+    let deadline = std::time::Instant::now() + timeout;
+    while !cloud.lines().iter().any(|l| l == line) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no '{line}' from the responder within {timeout:?}"
+        );
+        Timer::after(Duration::from_millis(50)).await;
+    }
+}
+
+/// Connects with `creds` (MQTT 5 through minimq, TLS in the modem) and publishes `payload` to
+/// `topic` with QoS 1, waiting for the PUBACK.
+async fn connect_and_publish(
+    m: &TestModem,
+    creds: &MqttCredentials,
+    ca: &str,
+    port: u16,
+    topic: &str,
+    payload: &[u8],
+) {
+    let tls = TlsConfig::new(ca.as_bytes());
+    let transport = Transport::ModemTls { ssl_ctx: 2, tls };
+    let cfg = creds.mqtt_config("localhost", port, transport, Apn::new("internet"));
+    let mut buf = [0u8; 2048];
+    let mut mqtt = Mqtt::new(cfg, &mut buf, 1024).unwrap();
+    let mut conn = mqtt.connect(m).await.unwrap();
+    conn.publish(topic, payload, QoS::AtLeastOnce)
+        .await
+        .unwrap();
+    while !conn.all_acknowledged() {
+        with_timeout(Duration::from_secs(10), conn.poll())
+            .await
+            .expect("PUBACK within 10 s")
+            .unwrap();
+    }
+    conn.disconnect().await.unwrap();
+}
+
+#[test]
+fn register_store_connect_second_boot_and_already_activated() {
+    const DN: &str = "dev-0001";
+    let pki = Pki::generate();
+    let cloud = cloud(&pki, &[DN]);
+    let port = cloud.port();
+    let ca = pki.ca_pem.clone();
+    let device = Device::new(PK, DN).unwrap();
+    let topic = device.user_topic("update").unwrap();
+    with_modem_in(resources(), config(), mock(), async |m, _| {
+        data_call(m).await;
+        let link = RegistrationLink {
+            cid: 1,
+            ssl_ctx: 1,
+            tls: TlsConfig::new(ca.as_bytes()),
+            host: "localhost",
+            port,
+        };
+        // Mosquitto routes by subscription only: the stand-in needs the SUBSCRIBE that Aliyun
+        // does not (docs/aliyun.md). The fake-peer test below covers the exchange without it.
+        let reg = Registration::new(
+            device,
+            PS,
+            RegistrationKind::Register,
+            Random::new(RANDOM).unwrap(),
+        )
+        .subscribe_to_result(true);
+        let mut buf = [0u8; 512];
+
+        // First boot: empty store -> register, save once.
+        let mut store = RamStore::new();
+        let p = provision(m, &link, &reg, &mut store, &mut buf)
+            .await
+            .unwrap();
+        assert!(matches!(
+            p,
+            Provisioned::Registered(DeviceCredentials::DeviceSecret(_))
+        ));
+        assert_eq!(store.saves(), 1);
+        assert_eq!(store.credentials(), Some(p.credentials()));
+        wait_for(
+            &cloud,
+            &format!("activated {DN}"),
+            StdDuration::from_secs(15),
+        )
+        .await;
+
+        // Connect with the stored DeviceSecret (one device, one secret) and publish.
+        let creds = p.credentials().mqtt_credentials(device).unwrap();
+        assert_eq!(
+            creds.client_id(),
+            format!("{PK}.{DN}|securemode=2,signmethod=hmacsha256|")
+        );
+        connect_and_publish(m, &creds, &ca, port, &topic, b"{\"boot\":1}").await;
+
+        // Second boot, same store: no registration.
+        let p2 = provision(m, &link, &reg, &mut store, &mut buf)
+            .await
+            .unwrap();
+        assert_eq!(p2, Provisioned::Stored(p.credentials().clone()));
+        assert_eq!(store.saves(), 1);
+        let creds = p2.credentials().mqtt_credentials(device).unwrap();
+        connect_and_publish(m, &creds, &ca, port, &topic, b"{\"boot\":2}").await;
+
+        // The flash was wiped after activation: the platform refuses (CONNACK 5).
+        let mut wiped = RamStore::new();
+        let e = provision(m, &link, &reg, &mut wiped, &mut buf)
+            .await
+            .unwrap_err();
+        assert_eq!(e, Error::Cloud(CloudError::AlreadyActivated));
+        assert_eq!(wiped.saves(), 0);
+        let text = e.to_string();
+        assert!(
+            text.contains("only once") && text.contains("reset"),
+            "{text}"
+        );
+    });
+    let first = cloud.wait_message(&topic, StdDuration::from_secs(10));
+    assert_eq!(first.as_deref(), Some(&b"{\"boot\":1}"[..]));
+    assert!(
+        cloud.wait_line(
+            |l| l == format!("message {topic} {}", hex(b"{\"boot\":2}")),
+            StdDuration::from_secs(10)
+        ),
+        "{:?}",
+        cloud.lines()
+    );
+    assert_eq!(cloud.count("registered "), 1, "{:?}", cloud.lines());
+    assert_eq!(cloud.count("error"), 0, "{:?}", cloud.lines());
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[test]
+fn regnwl_then_connwl() {
+    const DN: &str = "dev-nwl-01";
+    let pki = Pki::generate();
+    let cloud = cloud(&pki, &[DN]);
+    let port = cloud.port();
+    let ca = pki.ca_pem.clone();
+    let device = Device::new(PK, DN).unwrap();
+    let topic = device.property_post().unwrap();
+    with_modem_in(resources(), config(), mock(), async |m, _| {
+        data_call(m).await;
+        let link = RegistrationLink {
+            cid: 1,
+            ssl_ctx: 1,
+            tls: TlsConfig::new(ca.as_bytes()),
+            host: "localhost",
+            port,
+        };
+        let reg = Registration::new(
+            device,
+            PS,
+            RegistrationKind::Regnwl,
+            Random::new(RANDOM).unwrap(),
+        )
+        .subscribe_to_result(true);
+        let mut buf = [0u8; 512];
+        let mut store = RamStore::new();
+        let p = provision(m, &link, &reg, &mut store, &mut buf)
+            .await
+            .unwrap();
+        let DeviceCredentials::Token { client_id, .. } = p.credentials() else {
+            panic!("expected a token, got {p:?}");
+        };
+        assert!(client_id.starts_with("nwl"), "{client_id}");
+        wait_for(
+            &cloud,
+            &format!("activated {DN}"),
+            StdDuration::from_secs(15),
+        )
+        .await;
+        let creds = p.credentials().mqtt_credentials(device).unwrap();
+        assert_eq!(
+            creds.client_id(),
+            format!("{client_id}|securemode=-2,authType=connwl|")
+        );
+        let post = br#"{"id":"1","version":"1.0","params":{"Power":{"value":"on"}},"method":"thing.event.property.post"}"#;
+        connect_and_publish(m, &creds, &ca, port, &topic, post).await;
+    });
+    let got = cloud.wait_message(&topic, StdDuration::from_secs(10));
+    assert!(got.is_some_and(|p| p.starts_with(b"{\"id\":\"1\"")));
+    assert_eq!(cloud.count("error"), 0, "{:?}", cloud.lines());
+}
+
+/// Reads one MQTT packet from the fake peer's socket: (first byte, body).
+async fn read_packet(s: &mut tokio::net::TcpStream) -> (u8, Vec<u8>) {
+    let first = s.read_u8().await.unwrap();
+    let (mut len, mut shift) = (0usize, 0);
+    loop {
+        let b = s.read_u8().await.unwrap();
+        len |= usize::from(b & 0x7f) << shift;
+        shift += 7;
+        if b & 0x80 == 0 {
+            break;
+        }
+    }
+    let mut body = vec![0; len];
+    s.read_exact(&mut body).await.unwrap();
+    (first, body)
+}
+
+/// A fake Aliyun on plain TCP: the exchange exactly as the platform runs it, through the modem's
+/// socket. Connection 1: CONNACK 0 then the answer, unsolicited, QoS 1. Connection 2: CONNACK 4.
+/// Connection 3: CONNACK 5.
+#[test]
+fn fake_aliyun_wire_exchange_and_connack_codes() {
+    const DN: &str = "dev-fake";
+    let device = Device::new(PK, DN).unwrap();
+    with_modem_in(resources(), config(), mock(), async |m, _| {
+        data_call(m).await;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let peer = tokio::spawn(async move {
+            let mut seen = Vec::new();
+            for code in [0u8, 4, 5] {
+                let (mut s, _) = listener.accept().await.unwrap();
+                let (first, connect) = read_packet(&mut s).await;
+                assert_eq!(first, 0x10);
+                seen.push(connect);
+                s.write_all(&[0x20, 0x02, 0x00, code]).await.unwrap();
+                if code != 0 {
+                    continue;
+                }
+                let body = format!(
+                    r#"{{"productKey":"{PK}","deviceName":"{DN}","deviceSecret":"FromFakeCloud"}}"#
+                );
+                let mut publish = vec![0x32];
+                let rem = 2 + 13 + 2 + body.len();
+                assert!(rem < 128);
+                publish.push(rem as u8);
+                publish.extend_from_slice(&[0, 13]);
+                publish.extend_from_slice(b"/ext/register");
+                publish.extend_from_slice(&[0x00, 0x07]);
+                publish.extend_from_slice(body.as_bytes());
+                s.write_all(&publish).await.unwrap();
+                // The device must acknowledge, then disconnect, and send nothing else (no
+                // SUBSCRIBE: the platform does not need one).
+                assert_eq!(read_packet(&mut s).await, (0x40, vec![0x00, 0x07]));
+                assert_eq!(read_packet(&mut s).await, (0xE0, vec![]));
+            }
+            seen
+        });
+        let reg = Registration::new(
+            device,
+            PS,
+            RegistrationKind::Register,
+            Random::new(RANDOM).unwrap(),
+        );
+        let mut buf = [0u8; 512];
+        let mut results = Vec::new();
+        for _ in 0..3 {
+            let remote = Remote::Tcp {
+                host: "127.0.0.1",
+                port,
+            };
+            let mut socket = m.connect(1, remote).await.unwrap();
+            results.push(register(&mut socket, &reg, &mut buf).await);
+            let _ = socket.close().await;
+        }
+        let seen = peer.await.unwrap();
+        assert_eq!(
+            results[0]
+                .as_ref()
+                .ok()
+                .and_then(|c| c.device_secret())
+                .map(|s| s.expose()),
+            Some("FromFakeCloud")
+        );
+        assert_eq!(
+            results[1].clone().unwrap_err(),
+            Error::Cloud(CloudError::BadCredentials)
+        );
+        assert_eq!(
+            results[2].clone().unwrap_err(),
+            Error::Cloud(CloudError::AlreadyActivated)
+        );
+        // The CONNECT carries the registration client id, user name and the sign (computed
+        // here independently of the crate: see KAT-ALI-3 for the HMAC itself).
+        let connect = &seen[0];
+        let text = String::from_utf8_lossy(connect);
+        assert!(text.contains(&format!(
+            "{DN}.{PK}|securemode=2,authType=register,random={RANDOM},signmethod=hmacsha256|"
+        )));
+        assert!(text.contains(&format!("{DN}&{PK}")));
+        assert_eq!(&connect[..8], b"\x00\x04MQTT\x04\xC2");
+    });
+}

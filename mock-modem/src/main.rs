@@ -1,8 +1,11 @@
 //! `mock-modem` binary: serve the behavioural simulator on TCP or a PTY.
 //!
 //! ```text
-//! mock-modem [--model bg96] [--pin 1234] [--chunk N] [--no-echo] [--baud 115200] (--tcp 127.0.0.1:5555 | --pty)
+//! mock-modem [--model bg96] [--pin 1234] [--chunk N] [--no-echo] [--baud 115200] (--tcp 127.0.0.1:5555 | --unix PATH | --pty)
 //! ```
+//!
+//! `--unix PATH` listens on a Unix socket (e.g. for `qemu-system-arm -serial unix:PATH`); a
+//! stale socket file at `PATH` is replaced. TCP connections get `TCP_NODELAY`.
 //!
 //! Sockets opened with `AT+QIOPEN`/`AT+QSSLOPEN` connect to loopback only.
 
@@ -13,7 +16,7 @@ use mock_modem::{MockModem, Model, StreamLink};
 fn usage() -> ! {
     eprintln!(
         "usage: mock-modem [--model bg96|bg95|bg77|ec21|ec25|eg91|ec600n] [--pin PIN] \
-         [--chunk N] [--no-echo] [--search-ms MS] [--baud RATE] (--tcp ADDR | --pty)"
+         [--chunk N] [--no-echo] [--search-ms MS] [--baud RATE] (--tcp ADDR | --unix PATH | --pty)"
     );
     std::process::exit(2)
 }
@@ -26,6 +29,7 @@ fn main() {
     let mut search = Duration::from_millis(100);
     let mut tcp: Option<String> = None;
     let mut pty = false;
+    let mut unix: Option<String> = None;
     let mut baud: Option<u32> = None;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -46,6 +50,7 @@ fn main() {
             "--baud" => baud = Some(val().parse().unwrap_or_else(|_| usage())),
             "--tcp" => tcp = Some(val()),
             "--pty" => pty = true,
+            "--unix" => unix = Some(val()),
             _ => usage(),
         }
     }
@@ -67,6 +72,8 @@ fn main() {
         eprintln!("mock-modem ({model}) listening on {bound}");
         for stream in listener.incoming() {
             let Ok(stream) = stream else { continue };
+            // Command/response traffic: no Nagle delay on the modem's answers.
+            let _ = stream.set_nodelay(true);
             let Ok(reader) = stream.try_clone() else {
                 continue;
             };
@@ -75,11 +82,47 @@ fn main() {
             build().serve(StreamLink::new(reader, stream));
             eprintln!("client disconnected");
         }
+    } else if let Some(path) = unix {
+        serve_unix(&path, build);
     } else if pty {
         serve_pty(build());
     } else {
         usage();
     }
+}
+
+#[cfg(unix)]
+fn serve_unix(path: &str, build: impl Fn() -> MockModem) {
+    use std::os::unix::net::UnixListener;
+
+    // A socket file left over by an earlier run would make `bind` fail.
+    if std::fs::symlink_metadata(path).is_ok_and(|m| {
+        use std::os::unix::fs::FileTypeExt;
+        m.file_type().is_socket()
+    }) {
+        let _ = std::fs::remove_file(path);
+    }
+    let listener = UnixListener::bind(path).unwrap_or_else(|e| {
+        eprintln!("bind {path}: {e}");
+        std::process::exit(1)
+    });
+    eprintln!("mock-modem listening on unix:{path}");
+    for stream in listener.incoming() {
+        let Ok(stream) = stream else { continue };
+        let Ok(reader) = stream.try_clone() else {
+            continue;
+        };
+        eprintln!("client connected");
+        // One fresh modem (booting) per connection.
+        build().serve(StreamLink::new(reader, stream));
+        eprintln!("client disconnected");
+    }
+}
+
+#[cfg(not(unix))]
+fn serve_unix(_path: &str, _build: impl Fn() -> MockModem) {
+    eprintln!("--unix is only supported on unix");
+    std::process::exit(1);
 }
 
 #[cfg(unix)]

@@ -1,0 +1,131 @@
+#!/usr/bin/env bash
+# Cross-build the board examples (release, both binaries each) and print their sizes:
+#
+#   examples/nrf52840-dk     embassy-nrf 0.11, nRF52840     bins: modem_tls, mcu_tls
+#   examples/nucleo-f429zi   embassy-stm32 0.6, STM32F429ZI  bins: modem_tls, mcu_tls
+#
+#   scripts/build-boards.sh                 # both crates
+#   scripts/build-boards.sh nrf52840-dk     # one crate (folder name under examples/)
+#
+# Compile check only: flashing needs the board and probe-rs (`cargo run --release --bin ...`
+# in the crate; see its README). The credentials are the crates' placeholders unless
+# QUECTEL_CA_PEM / QUECTEL_CERT_PEM / QUECTEL_KEY_PEM are set.
+#
+# Route 1: thumbv7em-none-eabihf is installed in rustup -> plain `cargo build --release`
+#   in each crate (its .cargo/config.toml sets the target, linker scripts and runner).
+# Route 2 (this project's machines/CI: rustup cannot add targets): Debian's toolchain
+#   (apt: rustc-web cargo-web rust-web-src lld-22) with `core` built from source:
+#     RUSTC=/usr/bin/rustc RUSTC_BOOTSTRAP=1 /usr/bin/cargo build --release \
+#       --target thumbv7em-none-eabihf -Zbuild-std=core
+#   /usr/bin/cargo must be called explicitly (rustup's cargo is first in PATH), and lld-22
+#   must be installed (Debian's rust-lld is a symlink to it).
+#
+# Both crates share one target dir (same triple: `core`, embassy-*, quectel are built once).
+# Both crates name their binaries modem_tls and mcu_tls, so each crate's ELFs are copied to
+# $CARGO_TARGET_DIR/boards/<crate>/ right after its build; the sizes printed are of those.
+#
+# Env:
+#   CARGO_TARGET_DIR  default: target/firmware (Debian route, shared with the QEMU firmware),
+#                     target/boards (rustup route), so the two compilers never mix artifacts
+#   CROSS_ROUTE       force `rustup` or `debian` (default: auto)
+#   NICE              prefix for the build command (default: `nice -n 10`)
+#
+# Fails on any build error or missing ELF. Cargo.lock files are used as committed (--locked).
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+TARGET=thumbv7em-none-eabihf
+NICE="${NICE-nice -n 10}"
+BINS=(modem_tls mcu_tls)
+DEBIAN_RUSTC=/usr/bin/rustc
+DEBIAN_CARGO=/usr/bin/cargo
+
+if [[ $# -gt 0 ]]; then
+    CRATES=("$@")
+else
+    CRATES=(nrf52840-dk nucleo-f429zi)
+fi
+
+route="${CROSS_ROUTE:-auto}"
+if [[ "$route" == auto ]]; then
+    if command -v rustup >/dev/null 2>&1 \
+        && rustup target list --installed 2>/dev/null | grep -qx "$TARGET"; then
+        route=rustup
+    else
+        route=debian
+    fi
+fi
+
+case "$route" in
+rustup)
+    export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target/boards}"
+    build=(cargo build --release --locked --bins)
+    echo "build-boards: rustup target $TARGET ($(rustc --version)), out: $CARGO_TARGET_DIR"
+    ;;
+debian)
+    for f in "$DEBIAN_RUSTC" "$DEBIAN_CARGO"; do
+        if [[ ! -x "$f" ]]; then
+            echo "build-boards: $f missing; run: apt-get install -y rustc-web cargo-web rust-web-src lld-22" >&2
+            exit 1
+        fi
+    done
+    sysroot="$("$DEBIAN_RUSTC" --print sysroot)"
+    if [[ ! -d "$sysroot/lib/rustlib/src/rust/library/core" ]]; then
+        echo "build-boards: core sources missing under $sysroot/lib/rustlib/src; run: apt-get install -y rust-web-src" >&2
+        exit 1
+    fi
+    if ! /usr/bin/rust-lld -flavor gnu --version >/dev/null 2>&1; then
+        echo "build-boards: /usr/bin/rust-lld does not run (it links to lld-22); run: apt-get install -y lld-22" >&2
+        exit 1
+    fi
+    export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target/firmware}"
+    export RUSTC="$DEBIAN_RUSTC" RUSTDOC=/usr/bin/rustdoc RUSTC_BOOTSTRAP=1
+    build=("$DEBIAN_CARGO" build --release --locked --bins --target "$TARGET" -Zbuild-std=core)
+    echo "build-boards: Debian toolchain, -Zbuild-std=core ($("$DEBIAN_RUSTC" --version)), out: $CARGO_TARGET_DIR"
+    ;;
+*)
+    echo "build-boards: CROSS_ROUTE must be auto, rustup or debian (got '$route')" >&2
+    exit 2
+    ;;
+esac
+
+SIZE=""
+for s in arm-none-eabi-size llvm-size-22 llvm-size; do
+    if command -v "$s" >/dev/null 2>&1; then
+        SIZE="$s"
+        break
+    fi
+done
+if [[ -z "$SIZE" ]]; then
+    echo "build-boards: no arm-none-eabi-size; run: apt-get install -y binutils-arm-none-eabi" >&2
+    exit 1
+fi
+
+elves=()
+for crate in "${CRATES[@]}"; do
+    dir="$ROOT/examples/$crate"
+    if [[ ! -f "$dir/Cargo.toml" ]]; then
+        echo "build-boards: no crate at examples/$crate" >&2
+        exit 2
+    fi
+    echo "build-boards: === $crate ==="
+    start=$SECONDS
+    # cd: cargo reads .cargo/config.toml from the working directory, not --manifest-path.
+    # shellcheck disable=SC2086
+    (cd "$dir" && $NICE "${build[@]}")
+    echo "build-boards: $crate built in $((SECONDS - start)) s"
+    out="$CARGO_TARGET_DIR/boards/$crate"
+    mkdir -p "$out"
+    for bin in "${BINS[@]}"; do
+        elf="$CARGO_TARGET_DIR/$TARGET/release/$bin"
+        if [[ ! -f "$elf" ]]; then
+            echo "build-boards: $crate: missing ELF $elf" >&2
+            exit 1
+        fi
+        cp "$elf" "$out/$bin"
+        elves+=("$out/$bin")
+    done
+done
+
+echo "build-boards: sizes ($SIZE)"
+"$SIZE" "${elves[@]}"

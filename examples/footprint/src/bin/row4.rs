@@ -1,0 +1,80 @@
+//! Row 4: row 2 + MQTT 5 (`quectel::mqtt`, minimq) over TLS 1.3 on the MCU
+//! (`Mqtt::connect_mcu_tls`, embedded-tls, P-256 client certificate) on a plain modem TCP
+//! socket. No TLS in the modem.
+#![no_std]
+#![no_main]
+
+use core::hint::black_box;
+
+use embassy_executor::Spawner;
+use embassy_time::{Duration, with_timeout};
+use footprint::{self as fw, certs};
+use quectel::asynch::Apn;
+use quectel::mqtt::{Mqtt, MqttConfig, QoS, Transport};
+use quectel::tls::{McuTlsConfig, TlsBuffers};
+use static_cell::{ConstStaticCell, StaticCell};
+
+static MQTT_BUFFER: ConstStaticCell<[u8; fw::MQTT_BUFFER]> =
+    ConstStaticCell::new([0; fw::MQTT_BUFFER]);
+/// `TlsBuffers`' defaults: 16 640-byte records in and out of the aligner, 4 KiB write buffer.
+static TLS_BUFFERS: StaticCell<TlsBuffers> = StaticCell::new();
+
+#[embassy_executor::main]
+async fn main(spawner: Spawner) {
+    let modem = fw::start(&spawner);
+    let r = fw::at_sim_datacall(modem).await;
+    fw::report(&r);
+    fw::report(&fw::tcp_echo(modem).await);
+
+    let tls = McuTlsConfig::new(fw::HOST, certs::CA_DER)
+        .with_client_identity(certs::DEVICE_DER, certs::KEY_DER);
+    let config = MqttConfig::new(
+        fw::HOST,
+        8883,
+        fw::CLIENT_ID,
+        Transport::Tcp,
+        Apn::new("internet"),
+    );
+    let buffers = TLS_BUFFERS.init_with(TlsBuffers::new);
+    let Ok(mut mqtt) = Mqtt::new(config, MQTT_BUFFER.take(), fw::MQTT_RX) else {
+        loop {
+            fw::pause().await;
+        }
+    };
+    let _ = mqtt.subscribe_on_connect("devices/861234567890123/down", QoS::AtLeastOnce);
+    loop {
+        let mut conn = match mqtt
+            .connect_mcu_tls(modem, buffers, &tls, fw::HwRng::new())
+            .await
+        {
+            Ok(c) => c,
+            Err(e) => {
+                fw::report::<(), _>(&Err(e));
+                continue;
+            }
+        };
+        fw::report(
+            &conn
+                .subscribe("devices/861234567890123/cmd", QoS::AtMostOnce)
+                .await,
+        );
+        fw::report(
+            &conn
+                .publish(
+                    "devices/861234567890123/up",
+                    b"Hello, AWS Cloud!",
+                    QoS::AtLeastOnce,
+                )
+                .await,
+        );
+        if let Ok(Ok(msg)) = with_timeout(Duration::from_secs(30), conn.recv()).await {
+            black_box((msg.topic(), msg.payload()));
+        }
+        let why = conn
+            .run(|topic, payload| {
+                black_box((topic, payload));
+            })
+            .await;
+        fw::report::<(), _>(&Err(why));
+    }
+}

@@ -1,0 +1,318 @@
+#!/usr/bin/env bash
+# Flash and static-RAM footprint of the `quectel` driver in size-optimised Cortex-M4F firmware.
+#
+#   scripts/footprint.sh              # build the four rows, print the table, check the budget
+#   scripts/footprint.sh --write      # also rewrite the table in docs/footprint.md
+#   scripts/footprint.sh --breakdown  # also list the largest symbols of each row
+#
+# Builds examples/footprint (its own workspace and Cargo.lock; profile: opt-level "z", fat LTO,
+# codegen-units 1, panic abort) for thumbv7em-none-eabihf, one binary per row:
+#   1. AT + SIM + data call   2. + TCP socket   3. + MQTT over modem TLS   4. + MQTT over MCU TLS
+# and reads the section headers:
+#   flash      = .vector_table + .text + .rodata + .data   (.data's initial image is in flash)
+#   static RAM = .data + .bss + .uninit                    (stack and heap not included)
+# The largest stack frame comes from `-Z emit-stack-sizes` and `llvm-readobj --stack-sizes`
+# ("not available" without an llvm-readobj).
+#
+# Exits non-zero when row 3 (MQTT over modem TLS) exceeds FLASH_LIMIT or RAM_LIMIT, or when a
+# build fails.
+#
+# Toolchain routes (as in scripts/cross-build.sh): rustup when the target is installed there,
+# otherwise Debian's rustc-web/cargo-web with -Zbuild-std=core (apt: rustc-web cargo-web
+# rust-web-src rust-web-llvm lld-22; binutils-arm-none-eabi is optional: llvm-22's llvm-size,
+# llvm-nm and llvm-readobj, which rust-web-llvm pulls in, do as well).
+#
+# Env:
+#   CARGO_TARGET_DIR  output dir (default target/footprint)
+#   CROSS_ROUTE       force `rustup` or `debian` (default: auto)
+#   NICE              prefix for the build commands (default: `nice -n 10`)
+#   STACK_SIZES       0: skip the stack-frame report (no -Z emit-stack-sizes)
+set -euo pipefail
+
+# Budget for row 3 (MQTT over modem TLS), bytes.
+FLASH_LIMIT=98304 # 96 KiB
+RAM_LIMIT=32768   # 32 KiB
+
+TARGET=thumbv7em-none-eabihf
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+CRATE="$ROOT/examples/footprint"
+DOC="$ROOT/docs/footprint.md"
+NICE="${NICE-nice -n 10}"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target/footprint}"
+
+write_doc=0
+breakdown=0
+for arg in "$@"; do
+    case "$arg" in
+    --write) write_doc=1 ;;
+    --breakdown) breakdown=1 ;;
+    -h | --help)
+        sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'
+        exit 0
+        ;;
+    *)
+        echo "footprint: unknown argument '$arg' (try --help)" >&2
+        exit 2
+        ;;
+    esac
+done
+
+# Rows: binary name, cargo features, label.
+ROW_BINS=(row1-at-sim-datacall row2-sockets row3-mqtt-modem-tls row4-mqtt-mcu-tls)
+ROW_FEATURES=("" "" "mqtt" "mqtt,mcu-tls")
+ROW_LABELS=(
+    "1. AT + SIM + data call"
+    "2. + TCP socket"
+    "3. + MQTT over modem TLS"
+    "4. + MQTT over MCU TLS (instead of 3)"
+)
+BUDGET_ROW=2 # index of row 3
+
+# --- tools -----------------------------------------------------------------------------------
+
+first_tool() {
+    local t
+    for t in "$@"; do
+        if command -v "$t" >/dev/null 2>&1; then
+            command -v "$t"
+            return 0
+        fi
+    done
+    return 1
+}
+
+# The newest llvm-readobj / llvm-cxxfilt on the machine (rust-web-llvm pulls in llvm-22).
+llvm_tool() {
+    local name="$1" d
+    for d in $(ls -d /usr/lib/llvm-*/bin 2>/dev/null | sort -t- -k2 -n -r); do
+        if [[ -x "$d/$name" ]]; then
+            echo "$d/$name"
+            return 0
+        fi
+    done
+    first_tool "$name"
+}
+
+# binutils-arm-none-eabi, or LLVM's equivalents (same `-A` / `-S -C` output).
+SIZE_TOOL="$(first_tool arm-none-eabi-size || llvm_tool llvm-size || true)"
+NM_TOOL="$(first_tool arm-none-eabi-nm || llvm_tool llvm-nm || true)"
+READOBJ="$(llvm_tool llvm-readobj || true)"
+if [[ "${STACK_SIZES:-1}" == 0 ]]; then
+    READOBJ=""
+fi
+CXXFILT="$(llvm_tool llvm-cxxfilt || first_tool c++filt || true)"
+if [[ -z "$SIZE_TOOL" ]]; then
+    echo "footprint: no arm-none-eabi-size / llvm-size; run: apt-get install -y binutils-arm-none-eabi (or rust-web-llvm)" >&2
+    exit 1
+fi
+
+# --- toolchain route -------------------------------------------------------------------------
+
+route="${CROSS_ROUTE:-auto}"
+if [[ "$route" == auto ]]; then
+    if command -v rustup >/dev/null 2>&1 &&
+        rustup target list --installed 2>/dev/null | grep -qx "$TARGET"; then
+        route=rustup
+    else
+        route=debian
+    fi
+fi
+
+BUILD_STD=()
+case "$route" in
+rustup)
+    CARGO=(cargo)
+    RUSTC_BIN="$(rustup which rustc 2>/dev/null || command -v rustc)"
+    ;;
+debian)
+    for f in /usr/bin/rustc /usr/bin/cargo; do
+        if [[ ! -x "$f" ]]; then
+            echo "footprint: $f missing; run: apt-get install -y rustc-web cargo-web rust-web-src rust-web-llvm lld-22" >&2
+            exit 1
+        fi
+    done
+    CARGO=(/usr/bin/cargo)
+    RUSTC_BIN=/usr/bin/rustc
+    export RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc
+    BUILD_STD=(-Zbuild-std=core)
+    ;;
+*)
+    echo "footprint: CROSS_ROUTE must be auto, rustup or debian (got '$route')" >&2
+    exit 2
+    ;;
+esac
+
+# RUSTFLAGS replaces the crate's .cargo/config.toml rustflags, so the linker script is repeated.
+# `-Z emit-stack-sizes` adds a non-allocated section; flash and RAM stay the same within a few
+# bytes of alignment (rows 1-3 identical, row 4 +4 B when measured). It needs RUSTC_BOOTSTRAP
+# on a stable compiler, as -Zbuild-std does.
+RUSTFLAGS_FW="-C link-arg=-Tlink.x"
+if [[ -n "$READOBJ" ]]; then
+    RUSTFLAGS_FW+=" -Z emit-stack-sizes"
+fi
+export RUSTFLAGS="$RUSTFLAGS_FW" RUSTC_BOOTSTRAP=1
+
+echo "footprint: route $route, $("$RUSTC_BIN" --version), target $TARGET, out $CARGO_TARGET_DIR"
+echo "footprint: size tool $SIZE_TOOL; stack sizes: ${READOBJ:-not available (no llvm-readobj, or STACK_SIZES=0)}"
+
+# --- build -----------------------------------------------------------------------------------
+
+cd "$CRATE"
+build_start=$SECONDS
+# One cargo call per feature set; rows 1 and 2 share one (no library feature).
+build() {
+    local features="$1"
+    shift
+    local bins=() b
+    for b in "$@"; do bins+=(--bin "$b"); done
+    echo "footprint: building ${*} (features: ${features:-none})"
+    # shellcheck disable=SC2086
+    $NICE "${CARGO[@]}" build --locked --release --target "$TARGET" "${BUILD_STD[@]}" \
+        ${features:+--features "$features"} "${bins[@]}"
+}
+build "" "${ROW_BINS[0]}" "${ROW_BINS[1]}"
+build "${ROW_FEATURES[2]}" "${ROW_BINS[2]}"
+build "${ROW_FEATURES[3]}" "${ROW_BINS[3]}"
+echo "footprint: builds done in $((SECONDS - build_start))s"
+cd "$ROOT"
+
+OUT="$CARGO_TARGET_DIR/$TARGET/release"
+
+# --- measure ---------------------------------------------------------------------------------
+
+# section_size ELF NAME: size in bytes of section NAME (0 if absent), from `size -A`.
+section_size() {
+    "$SIZE_TOOL" -A "$1" | awk -v s="$2" '$1 == s { print $2; found = 1 } END { if (!found) print 0 }'
+}
+
+# largest_frame ELF: "BYTES NAME" of the function with the largest stack frame.
+largest_frame() {
+    local elf="$1" line size name
+    if [[ -z "$READOBJ" ]]; then
+        echo "n/a not available (no llvm-readobj, or STACK_SIZES=0)"
+        return
+    fi
+    line="$("$READOBJ" --stack-sizes "$elf" 2>/dev/null | awk '
+        /^ *Functions:/ { f = $0; sub(/^[^[]*\[/, "", f); sub(/\].*$/, "", f) }
+        /^ *Size:/      { s = $2; v = 0
+                          for (i = 3; i <= length(s); i++) v = v * 16 + index("0123456789abcdef", tolower(substr(s, i, 1))) - 1
+                          if (v > best) { best = v; name = f } }
+        END { if (best) print best, name }')"
+    if [[ -z "$line" ]]; then
+        echo "n/a not available (no .stack_sizes section)"
+        return
+    fi
+    size="${line%% *}"
+    name="${line#* }"
+    name="${name%%,*}"
+    if [[ -n "$CXXFILT" ]]; then
+        name="$(echo "$name" | "$CXXFILT")"
+    fi
+    echo "$size $name"
+}
+
+# Short form of a demangled symbol: an embassy task's poll is named after the task, generic
+# arguments are dropped, `<T>::f` becomes `T::f`.
+short_name() {
+    echo "$1" | sed -E '
+        s/^<embassy_executor::raw::TaskStorage<(.*)>>::poll$/\1/
+        s/::_*([a-z_]+)_task::_*[a-z_]+_task_inner_function::\{closure#0\}$/::\1 task/
+        :a
+        s/([A-Za-z0-9_])<[^<>]*>/\1/g
+        ta
+        :b
+        s/<([^<>]*)>/\1/g
+        tb
+        s/\{closure#[0-9]+\}/{closure}/g' | cut -c1-100
+}
+
+kib() { awk -v b="$1" 'BEGIN { printf "%.1f", b / 1024 }'; }
+
+TABLE="| row | flash (B) | flash (KiB) | static RAM (B) | static RAM (KiB) | largest stack frame (B) |
+|---|---:|---:|---:|---:|---|"
+status=0
+details=""
+for i in "${!ROW_BINS[@]}"; do
+    elf="$OUT/${ROW_BINS[$i]}"
+    if [[ ! -f "$elf" ]]; then
+        echo "footprint: $elf missing after the build" >&2
+        exit 1
+    fi
+    vt=$(section_size "$elf" .vector_table)
+    text=$(section_size "$elf" .text)
+    ro=$(section_size "$elf" .rodata)
+    data=$(section_size "$elf" .data)
+    bss=$(section_size "$elf" .bss)
+    uninit=$(section_size "$elf" .uninit)
+    flash=$((vt + text + ro + data))
+    ram=$((data + bss + uninit))
+    frame="$(largest_frame "$elf")"
+    fsize="${frame%% *}"
+    fname="$(short_name "${frame#* }")"
+    if [[ "$fsize" == n/a ]]; then
+        fcell="${frame#* }"
+    else
+        fcell="$fsize (\`$fname\`)"
+    fi
+    TABLE+="
+| ${ROW_LABELS[$i]} | $flash | $(kib "$flash") | $ram | $(kib "$ram") | $fcell |"
+    details+="
+${ROW_LABELS[$i]}: .vector_table $vt, .text $text, .rodata $ro, .data $data, .bss $bss, .uninit $uninit"
+    if ((i == BUDGET_ROW)); then
+        if ((flash > FLASH_LIMIT)); then
+            echo "footprint: FAIL: row 3 (MQTT over modem TLS) flash $flash B > $FLASH_LIMIT B ($(kib "$FLASH_LIMIT") KiB)" >&2
+            status=1
+        fi
+        if ((ram > RAM_LIMIT)); then
+            echo "footprint: FAIL: row 3 (MQTT over modem TLS) static RAM $ram B > $RAM_LIMIT B ($(kib "$RAM_LIMIT") KiB)" >&2
+            status=1
+        fi
+    fi
+done
+
+echo
+echo "$TABLE"
+echo
+echo "sections (bytes):$details"
+
+if ((breakdown || status)); then
+    if [[ -n "$NM_TOOL" ]]; then
+        for i in "${!ROW_BINS[@]}"; do
+            ((breakdown || i == BUDGET_ROW)) || continue
+            echo
+            echo "largest symbols, ${ROW_LABELS[$i]} (bytes, type, name):"
+            syms="$("$NM_TOOL" --size-sort -S -r -C "$OUT/${ROW_BINS[$i]}")"
+            while read -r _addr size type name; do
+                printf '  %6d %s %s\n' "$((16#$size))" "$type" "$(short_name "$name")"
+            done < <(head -15 <<<"$syms")
+        done
+    else
+        echo "footprint: no arm-none-eabi-nm for the symbol breakdown" >&2
+    fi
+fi
+
+if ((write_doc)); then
+    begin='<!-- footprint-table:begin -->'
+    end='<!-- footprint-table:end -->'
+    if ! grep -qF "$begin" "$DOC" || ! grep -qF "$end" "$DOC"; then
+        echo "footprint: $DOC lacks the $begin / $end markers" >&2
+        exit 1
+    fi
+    tmp="$(mktemp)"
+    awk -v b="$begin" -v e="$end" -v table="$TABLE" '
+        $0 == b { print; print table; skip = 1; next }
+        $0 == e { skip = 0 }
+        !skip { print }' "$DOC" >"$tmp"
+    cat "$tmp" >"$DOC"
+    rm -f "$tmp"
+    echo
+    echo "footprint: table written to ${DOC#"$ROOT"/}"
+fi
+
+echo
+if ((status)); then
+    echo "footprint: row 3 is over its budget (flash <= $FLASH_LIMIT B, static RAM <= $RAM_LIMIT B)"
+else
+    echo "footprint: row 3 within budget (flash <= $FLASH_LIMIT B, static RAM <= $RAM_LIMIT B)"
+fi
+exit "$status"

@@ -89,6 +89,10 @@ debian)
     ;;
 esac
 
+# Each crate is built from its own directory, so a relative target dir must be made absolute.
+CARGO_TARGET_DIR="$(realpath -m "$CARGO_TARGET_DIR")"
+export CARGO_TARGET_DIR
+
 SIZE=""
 for s in arm-none-eabi-size llvm-size-22 llvm-size; do
     if command -v "$s" >/dev/null 2>&1; then

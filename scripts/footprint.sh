@@ -38,7 +38,8 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 CRATE="$ROOT/examples/footprint"
 DOC="$ROOT/docs/footprint.md"
 NICE="${NICE-nice -n 10}"
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target/footprint}"
+CARGO_TARGET_DIR="$(realpath -m "${CARGO_TARGET_DIR:-$ROOT/target/footprint}")"
+export CARGO_TARGET_DIR
 
 write_doc=0
 breakdown=0

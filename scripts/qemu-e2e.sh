@@ -39,6 +39,9 @@ FW_DIR="$ROOT/examples/qemu-mps2"
 TARGET=thumbv7em-none-eabihf
 FW_TARGET_DIR="${FW_TARGET_DIR:-$ROOT/target/firmware}"
 HOST_TARGET_DIR="${HOST_TARGET_DIR:-${CARGO_TARGET_DIR:-$ROOT/target}}"
+# The builds run from other directories: make relative target dirs absolute.
+FW_TARGET_DIR="$(realpath -m "$FW_TARGET_DIR")"
+HOST_TARGET_DIR="$(realpath -m "$HOST_TARGET_DIR")"
 QEMU_TIMEOUT="${QEMU_E2E_TIMEOUT:-120}"
 TLS_MODE="${QEMU_E2E_TLS:-modem}"
 case "$TLS_MODE" in

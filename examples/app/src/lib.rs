@@ -69,6 +69,8 @@ use quectel::mqtt::{Mqtt, MqttConfig, QoS, Transport};
 
 pub use quectel;
 
+pub mod build_env;
+
 /// Bytes of MQTT client buffer (minimq) inside the flow's future.
 pub const MQTT_BUFFER: usize = 2048;
 /// Of [`MQTT_BUFFER`], the bytes for one inbound packet (topic + payload + ~10 bytes).
@@ -957,5 +959,91 @@ impl<P: OutputPin> ResetN<P> {
     /// The pin back.
     pub fn release(self) -> P {
         self.pin
+    }
+}
+
+// --- power-up sequence for boards ------------------------------------------------------------
+
+/// Sends `AT` up to three times and reports whether `OK` came back (500 ms each). Used before
+/// touching PWRKEY, which is a toggle.
+pub async fn modem_answers<R: Read, W: Write>(rx: &mut R, tx: &mut W) -> bool {
+    for _ in 0..3 {
+        if tx.write_all(b"AT\r").await.is_err() || tx.flush().await.is_err() {
+            return false;
+        }
+        let deadline = Instant::now() + Duration::from_millis(500);
+        let mut buf = [0u8; 64];
+        let mut n = 0;
+        while let Ok(Ok(k)) = embassy_time::with_deadline(deadline, rx.read(&mut buf[n..])).await {
+            n += k;
+            if buf[..n].windows(2).any(|w| w == b"OK") {
+                // Let the rest of the answer arrive and drop it, so the driver starts clean.
+                Timer::after_millis(50).await;
+                return true;
+            }
+            if n == buf.len() {
+                buf.copy_within(n - 1.., 0);
+                n = 1;
+            }
+        }
+    }
+    false
+}
+
+/// Brings the module to a freshly booted state before the flow, with `timing`
+/// ([`PowerTiming::BG96`] for BG96/EC2x, [`PowerTiming::BG95`] for BG95/BG77).
+///
+/// PWRKEY is a *toggle* on Quectel modules: held low ≥ 500 ms it switches an off module on, but
+/// held ≥ 650 ms it switches a running module **off**. The MCU may have been reset (reflashed)
+/// while the modem kept running, so the module is asked first ([`modem_answers`]):
+///
+/// * it answers → it is on: pulse RESET_N ([`PowerTiming::reset_pulse`]) for a clean boot (no
+///   sockets or TLS state left over from the previous run). Modules without RESET_N (some BG95
+///   variants) just keep running, which the driver's start-up also handles;
+/// * silence → it is off: pulse PWRKEY ([`PowerTiming::on_pulse`]). The module answers
+///   [`PowerTiming::uart_ready`] later; the flow's start-up step waits for `RDY` or an answer
+///   to `AT`.
+///
+/// `inverted`: the lines are driven through a transistor (MCU pin high pulls the line low), as
+/// on Quectel's EVBs and most shields. A GPIO error is logged and otherwise ignored: the flow's
+/// start-up step then reports a silent modem.
+pub async fn power_up<R, W, P, Q>(
+    rx: &mut R,
+    tx: &mut W,
+    pwrkey: P,
+    reset_n: Q,
+    inverted: bool,
+    timing: PowerTiming,
+) where
+    R: Read,
+    W: Write,
+    P: OutputPin,
+    Q: OutputPin,
+{
+    // VBAT must be stable ≥ 30 ms before PWRKEY is pressed.
+    Timer::after_millis(100).await;
+    let mut pwrkey = PwrKey::new(pwrkey, inverted, timing);
+    let mut reset_n = ResetN::new(reset_n, inverted, timing);
+    if modem_answers(rx, tx).await {
+        #[cfg(feature = "defmt")]
+        defmt::info!(
+            "modem is on: resetting it (RESET_N {} ms)",
+            timing.reset_pulse.as_millis()
+        );
+        if reset_n.reset().await.is_err() {
+            #[cfg(feature = "defmt")]
+            defmt::warn!("RESET_N: GPIO error");
+        }
+    } else {
+        #[cfg(feature = "defmt")]
+        defmt::info!(
+            "modem is off: pressing PWRKEY for {} ms; it answers after ~{} ms",
+            timing.on_pulse.as_millis(),
+            timing.uart_ready.as_millis()
+        );
+        if pwrkey.power_on().await.is_err() {
+            #[cfg(feature = "defmt")]
+            defmt::warn!("PWRKEY: GPIO error");
+        }
     }
 }

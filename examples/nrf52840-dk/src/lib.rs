@@ -5,7 +5,6 @@
 #![no_std]
 
 pub mod config;
-pub mod power;
 
 use embassy_nrf::buffered_uarte::{self, BufferedUarte, BufferedUarteRx, BufferedUarteTx};
 use embassy_nrf::gpio::{Level, Output, OutputDrive};
@@ -27,6 +26,10 @@ use static_cell::StaticCell;
 /// modem's line *low* (asserted). Set to `false` if the MCU pins drive the (level-shifted)
 /// modem lines directly.
 pub const CONTROL_INVERTED: bool = true;
+
+/// PWRKEY/RESET_N timings of the fitted module (`PowerTiming::BG95` for BG95/BG77); used by
+/// `quectel_example_app::power_up` before the flow.
+pub const MODEM_TIMING: quectel_example_app::PowerTiming = quectel_example_app::PowerTiming::BG96;
 
 /// Modem UART baud rate (Quectel's default, with auto-baud on most models).
 pub const BAUD: uarte::Baudrate = uarte::Baudrate::Baud115200;

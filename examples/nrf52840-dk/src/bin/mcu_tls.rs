@@ -14,7 +14,7 @@ use embassy_time::Timer;
 use quectel_example_app::quectel::asynch::Resources;
 use quectel_example_app::quectel::tls::TlsBuffers;
 use quectel_example_app::run_mcu_tls;
-use quectel_nrf52840_dk::{Board, CONTROL_INVERTED, config, power};
+use quectel_nrf52840_dk::{Board, CONTROL_INVERTED, MODEM_TIMING, config};
 use static_cell::ConstStaticCell;
 use {defmt_rtt as _, panic_probe as _};
 
@@ -40,7 +40,15 @@ async fn main(_spawner: Spawner) {
     let rng = Rng::new_blocking(rng);
     rng.set_bias_correction(true);
 
-    power::power_up(&mut rx, &mut tx, pwrkey, reset_n, CONTROL_INVERTED).await;
+    quectel_example_app::power_up(
+        &mut rx,
+        &mut tx,
+        pwrkey,
+        reset_n,
+        CONTROL_INVERTED,
+        MODEM_TIMING,
+    )
+    .await;
 
     let cfg = config::app_config();
     let result = run_mcu_tls(

@@ -12,7 +12,7 @@ use embassy_executor::Spawner;
 use embassy_time::Timer;
 use quectel_example_app::quectel::asynch::Resources;
 use quectel_example_app::run_modem_tls;
-use quectel_nucleo_f429zi::{Board, CONTROL_INVERTED, config, power};
+use quectel_nucleo_f429zi::{Board, CONTROL_INVERTED, MODEM_TIMING, config};
 use static_cell::ConstStaticCell;
 use {defmt_rtt as _, panic_probe as _};
 
@@ -30,7 +30,15 @@ async fn main(_spawner: Spawner) {
         ..
     } = Board::init();
     config::log();
-    power::power_up(&mut rx, &mut tx, pwrkey, reset_n, CONTROL_INVERTED).await;
+    quectel_example_app::power_up(
+        &mut rx,
+        &mut tx,
+        pwrkey,
+        reset_n,
+        CONTROL_INVERTED,
+        MODEM_TIMING,
+    )
+    .await;
 
     let cfg = config::app_config();
     let result = run_modem_tls(rx, tx, RESOURCES.take(), &cfg, |topic, payload| {

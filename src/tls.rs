@@ -324,75 +324,11 @@ impl fmt::Debug for McuTlsConfig<'_> {
 /// needs at most 3/4 of its base64 length). Runs in time linear in `pem.len()`, allocates
 /// nothing.
 pub fn pem_to_der<'o>(pem: &[u8], out: &'o mut [u8]) -> Result<&'o [u8], Error> {
-    const BEGIN: &[u8] = b"-----BEGIN ";
-    const END: &[u8] = b"-----END ";
-    const DASHES: &[u8] = b"-----";
-    let start = find(pem, BEGIN).ok_or(Error::InvalidArgument)? + BEGIN.len();
-    // The label ends with "-----" on the same line.
-    let label_end = find(&pem[start..], DASHES).ok_or(Error::InvalidArgument)? + start;
-    if pem[start..label_end]
-        .iter()
-        .any(|&b| b == b'\n' || b == b'\r')
-    {
-        return Err(Error::InvalidArgument);
+    match crate::pem::decode(pem, None, out) {
+        Ok(n) => Ok(&out[..n]),
+        Err(crate::pem::PemError::Invalid) => Err(Error::InvalidArgument),
+        Err(crate::pem::PemError::TooSmall { .. }) => Err(Error::Overflow),
     }
-    let body_start = label_end + DASHES.len();
-    let body_len = find(&pem[body_start..], END).ok_or(Error::InvalidArgument)?;
-    let body = &pem[body_start..body_start + body_len];
-
-    let mut acc: u32 = 0;
-    let mut symbols = 0usize; // base64 symbols in the current quantum (0..4)
-    let mut pads = 0usize;
-    let mut n = 0usize;
-    for &c in body {
-        let v = match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'+' => 62,
-            b'/' => 63,
-            b'=' => {
-                pads += 1;
-                continue;
-            }
-            b' ' | b'\t' | b'\r' | b'\n' => continue,
-            // ':' (RFC 1421 headers such as `Proc-Type: 4,ENCRYPTED`) or anything else.
-            _ => return Err(Error::InvalidArgument),
-        };
-        if pads > 0 {
-            // Data after padding.
-            return Err(Error::InvalidArgument);
-        }
-        acc = (acc << 6) | u32::from(v);
-        symbols += 1;
-        if symbols == 4 {
-            let bytes = [(acc >> 16) as u8, (acc >> 8) as u8, acc as u8];
-            put(out, &mut n, &bytes)?;
-            acc = 0;
-            symbols = 0;
-        }
-    }
-    match (symbols, pads) {
-        (0, 0) => {}
-        (2, 2) | (2, 0) => put(out, &mut n, &[(acc >> 4) as u8])?,
-        (3, 1) | (3, 0) => put(out, &mut n, &[(acc >> 10) as u8, (acc >> 2) as u8])?,
-        _ => return Err(Error::InvalidArgument),
-    }
-    if n == 0 {
-        return Err(Error::InvalidArgument);
-    }
-    Ok(&out[..n])
-}
-
-fn put(out: &mut [u8], n: &mut usize, bytes: &[u8]) -> Result<(), Error> {
-    let dst = out.get_mut(*n..*n + bytes.len()).ok_or(Error::Overflow)?;
-    dst.copy_from_slice(bytes);
-    *n += bytes.len();
-    Ok(())
-}
-
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).position(|w| w == needle)
 }
 
 // --- keys ------------------------------------------------------------------------------------

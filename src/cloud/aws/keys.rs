@@ -425,69 +425,13 @@ pub fn pem_encode(label: &str, der: &[u8], out: &mut [u8]) -> Result<usize, Clou
 /// length. Whitespace inside the body is skipped. [`CloudError::InvalidInput`] if the block
 /// is missing or not base64; [`CloudError::ResponseTooLarge`] if `out` is too short.
 pub fn pem_decode(label: &str, pem: &[u8], out: &mut [u8]) -> Result<usize, CloudError> {
-    let bad = CloudError::InvalidInput;
-    let begin = find_marker(pem, b"-----BEGIN ", label).ok_or(bad)?;
-    let body = &pem[begin..];
-    let end = find(body, b"-----END ").ok_or(bad)?;
-    let body = &body[..end];
-    let mut n = 0usize;
-    let mut acc = 0u32;
-    let mut bits = 0u32;
-    let mut padding = 0;
-    for &c in body {
-        let v = match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'+' => 62,
-            b'/' => 63,
-            b'=' => {
-                padding += 1;
-                continue;
-            }
-            b' ' | b'\t' | b'\r' | b'\n' => continue,
-            _ => return Err(bad),
-        };
-        if padding > 0 {
-            return Err(bad);
-        }
-        acc = (acc << 6) | u32::from(v);
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            let Some(slot) = out.get_mut(n) else {
-                let digits = body
-                    .iter()
-                    .filter(|c| c.is_ascii_alphanumeric() || **c == b'+' || **c == b'/')
-                    .count();
-                return Err(CloudError::ResponseTooLarge {
-                    needed: digits * 6 / 8,
-                    capacity: out.len(),
-                });
-            };
-            *slot = (acc >> bits) as u8;
-            n += 1;
-        }
-    }
-    Ok(n)
-}
-
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).position(|w| w == needle)
-}
-
-/// Position just after `<prefix><label>-----` in `pem`.
-fn find_marker(pem: &[u8], prefix: &[u8], label: &str) -> Option<usize> {
-    let mut from = 0;
-    while let Some(i) = find(&pem[from..], prefix) {
-        let start = from + i + prefix.len();
-        let rest = &pem[start..];
-        if rest.starts_with(label.as_bytes()) && rest[label.len()..].starts_with(b"-----") {
-            return Some(start + label.len() + 5);
-        }
-        from = start;
-    }
-    None
+    crate::pem::decode(pem, Some(label), out).map_err(|e| match e {
+        crate::pem::PemError::Invalid => CloudError::InvalidInput,
+        crate::pem::PemError::TooSmall { needed } => CloudError::ResponseTooLarge {
+            needed,
+            capacity: out.len(),
+        },
+    })
 }
 
 #[cfg(test)]

@@ -210,7 +210,9 @@ impl<'a, W: Write, const N: usize> Channel<'a, W, N> {
             .await
     }
 
-    /// The command-type-independent part of [`Self::exchange`]: writes the line (or `data`),
+    /// The command-type-independent part of [`Self::send`] and [`Self::send_data`] (both stay
+    /// thin on purpose: one more generic layer costs about 1 KB of flash in firmware; measured
+    /// with `scripts/footprint.sh`): writes the line (or `data`),
     /// waits for the answer within `timeout_ms` plus the write allowance, and hands the answer
     /// to `parse`.
     async fn exchange_erased(

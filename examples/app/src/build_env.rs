@@ -44,6 +44,9 @@ pub const MESSAGE: &str = env_or!("QUECTEL_MESSAGE", "Hello, AWS Cloud!");
 /// Downlinks to wait for after the publish.
 pub const DOWNLINKS: usize = parse_u32(env_or!("QUECTEL_DOWNLINKS", "1")) as usize;
 
+/// How the placeholder credential files in `examples/app/certs/` begin.
+pub const PLACEHOLDER: &[u8] = b"QUECTEL-EXAMPLE-PLACEHOLDER";
+
 /// True when the endpoint is the default placeholder (the run stops at the DNS lookup).
 pub fn endpoint_is_placeholder() -> bool {
     ENDPOINT.ends_with(".invalid")
@@ -81,7 +84,7 @@ pub fn log(placeholder: bool) {
     );
     if placeholder {
         defmt::warn!(
-            "PLACEHOLDER endpoint or credentials (certs/placeholder-*): the run will stop at \
+            "PLACEHOLDER endpoint or credentials (examples/app/certs/placeholder-*): the run will stop at \
              DNS or the TLS handshake. Rebuild with QUECTEL_ENDPOINT, QUECTEL_CA_PEM, \
              QUECTEL_CERT_PEM and QUECTEL_KEY_PEM set (see the board's README.md)."
         );
@@ -110,4 +113,40 @@ const fn parse_u32(s: &str) -> u32 {
         i += 1;
     }
     v
+}
+
+/// Defines, in the calling board crate, its credentials and configuration: `CA_PEM`,
+/// `CERT_PEM`, `KEY_PEM` (embedded from the files its build script chose with
+/// `examples/app/build_credentials.rs`, which sets `QUECTEL_*_PEM_PATH`), `is_placeholder()`,
+/// `app_config()` and `log()`. The credentials must be embedded by the board crate itself: the
+/// build script's `rustc-env` values reach only that crate.
+#[macro_export]
+macro_rules! board_config {
+    () => {
+        /// CA certificate (PEM) that signed the broker's certificate.
+        pub static CA_PEM: &[u8] = include_bytes!(env!("QUECTEL_CA_PEM_PATH"));
+        /// Device certificate (PEM).
+        pub static CERT_PEM: &[u8] = include_bytes!(env!("QUECTEL_CERT_PEM_PATH"));
+        /// Device private key (PEM).
+        pub static KEY_PEM: &[u8] = include_bytes!(env!("QUECTEL_KEY_PEM_PATH"));
+
+        /// True when any credential is one of the placeholder files or the endpoint is the
+        /// default: the run will end at the TLS handshake (or the DNS lookup).
+        pub fn is_placeholder() -> bool {
+            [CA_PEM, CERT_PEM, KEY_PEM]
+                .iter()
+                .any(|f| f.starts_with($crate::build_env::PLACEHOLDER))
+                || $crate::build_env::endpoint_is_placeholder()
+        }
+
+        /// The flow's configuration.
+        pub fn app_config() -> $crate::AppConfig<'static> {
+            $crate::build_env::app_config(CA_PEM, CERT_PEM, KEY_PEM)
+        }
+
+        /// Logs the configuration (never the key) and warns about placeholders.
+        pub fn log() {
+            $crate::build_env::log(is_placeholder());
+        }
+    };
 }

@@ -857,56 +857,68 @@ impl PowerTiming {
     };
 }
 
-/// Drives the module's PWRKEY line.
-///
-/// Most boards drive PWRKEY through an NPN transistor (MCU pin high = PWRKEY low): pass
-/// `inverted = true` there; `false` when the MCU pin drives PWRKEY directly (open drain).
-/// The pin should idle at "PWRKEY released" from reset on ([`PwrKey::new`] releases it).
-pub struct PwrKey<P: OutputPin> {
+/// An active-low control line of the module (PWRKEY, RESET_N), driven directly
+/// (`inverted = false`: MCU low = line low) or through an NPN transistor (`inverted = true`:
+/// MCU high = line low).
+struct ControlLine<P: OutputPin> {
     pin: P,
     inverted: bool,
-    timing: PowerTiming,
 }
 
-impl<P: OutputPin> PwrKey<P> {
-    /// Takes the pin and releases PWRKEY (high at the module).
-    pub fn new(mut pin: P, inverted: bool, timing: PowerTiming) -> Self {
-        let _ = if inverted {
-            pin.set_low()
-        } else {
-            pin.set_high()
-        };
-        Self {
-            pin,
-            inverted,
-            timing,
-        }
+impl<P: OutputPin> ControlLine<P> {
+    /// Takes the pin and releases the line (high at the module).
+    fn new(pin: P, inverted: bool) -> Self {
+        let mut line = Self { pin, inverted };
+        let _ = line.assert(false);
+        line
     }
 
-    fn press(&mut self, pressed: bool) -> Result<(), P::Error> {
-        if pressed != self.inverted {
+    /// Pulls the line low (`true`) or releases it (`false`).
+    fn assert(&mut self, low: bool) -> Result<(), P::Error> {
+        if low != self.inverted {
             self.pin.set_low()
         } else {
             self.pin.set_high()
         }
     }
 
+    /// Pulls the line low for `length`, then releases it.
     async fn pulse(&mut self, length: Duration) -> Result<(), P::Error> {
-        self.press(true)?;
+        self.assert(true)?;
         Timer::after(length).await;
-        self.press(false)
+        self.assert(false)
+    }
+}
+
+/// Drives the module's PWRKEY line.
+///
+/// Most boards drive PWRKEY through an NPN transistor (MCU pin high = PWRKEY low): pass
+/// `inverted = true` there; `false` when the MCU pin drives PWRKEY directly (open drain).
+/// The pin should idle at "PWRKEY released" from reset on ([`PwrKey::new`] releases it).
+pub struct PwrKey<P: OutputPin> {
+    line: ControlLine<P>,
+    timing: PowerTiming,
+}
+
+impl<P: OutputPin> PwrKey<P> {
+    /// Takes the pin and releases PWRKEY (high at the module).
+    pub fn new(pin: P, inverted: bool, timing: PowerTiming) -> Self {
+        Self {
+            line: ControlLine::new(pin, inverted),
+            timing,
+        }
     }
 
     /// Powers the module off by PWRKEY (prefer `AT+QPOWD`), waiting until it is down.
     pub async fn power_off(&mut self) -> Result<(), P::Error> {
-        self.pulse(self.timing.off_pulse).await?;
+        self.line.pulse(self.timing.off_pulse).await?;
         Timer::after(self.timing.power_down).await;
         Ok(())
     }
 
     /// The pin back.
     pub fn release(self) -> P {
-        self.pin
+        self.line.pin
     }
 }
 
@@ -914,28 +926,21 @@ impl<P: OutputPin> ModemPower for PwrKey<P> {
     type Error = P::Error;
     /// Pulls PWRKEY low for [`PowerTiming::on_pulse`], then releases it.
     async fn power_on(&mut self) -> Result<(), P::Error> {
-        self.pulse(self.timing.on_pulse).await
+        self.line.pulse(self.timing.on_pulse).await
     }
 }
 
 /// Drives the module's RESET_N line (same polarity convention as [`PwrKey`]).
 pub struct ResetN<P: OutputPin> {
-    pin: P,
-    inverted: bool,
+    line: ControlLine<P>,
     timing: PowerTiming,
 }
 
 impl<P: OutputPin> ResetN<P> {
     /// Takes the pin and releases RESET_N.
-    pub fn new(mut pin: P, inverted: bool, timing: PowerTiming) -> Self {
-        let _ = if inverted {
-            pin.set_low()
-        } else {
-            pin.set_high()
-        };
+    pub fn new(pin: P, inverted: bool, timing: PowerTiming) -> Self {
         Self {
-            pin,
-            inverted,
+            line: ControlLine::new(pin, inverted),
             timing,
         }
     }
@@ -943,22 +948,12 @@ impl<P: OutputPin> ResetN<P> {
     /// Resets the module: RESET_N low for [`PowerTiming::reset_pulse`]. The module then boots
     /// (`RDY`) like after a power-on.
     pub async fn reset(&mut self) -> Result<(), P::Error> {
-        if self.inverted {
-            self.pin.set_high()?;
-        } else {
-            self.pin.set_low()?;
-        }
-        Timer::after(self.timing.reset_pulse).await;
-        if self.inverted {
-            self.pin.set_low()
-        } else {
-            self.pin.set_high()
-        }
+        self.line.pulse(self.timing.reset_pulse).await
     }
 
     /// The pin back.
     pub fn release(self) -> P {
-        self.pin
+        self.line.pin
     }
 }
 

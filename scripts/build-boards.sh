@@ -37,8 +37,6 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 TARGET=thumbv7em-none-eabihf
 NICE="${NICE-nice -n 10}"
 BINS=(modem_tls mcu_tls)
-DEBIAN_RUSTC=/usr/bin/rustc
-DEBIAN_CARGO=/usr/bin/cargo
 
 if [[ $# -gt 0 ]]; then
     CRATES=("$@")
@@ -46,48 +44,18 @@ else
     CRATES=(nrf52840-dk nucleo-f429zi)
 fi
 
-route="${CROSS_ROUTE:-auto}"
-if [[ "$route" == auto ]]; then
-    if command -v rustup >/dev/null 2>&1 \
-        && rustup target list --installed 2>/dev/null | grep -qx "$TARGET"; then
-        route=rustup
-    else
-        route=debian
-    fi
-fi
-
-case "$route" in
-rustup)
+# shellcheck source=lib/thumb.sh
+source "$ROOT/scripts/lib/thumb.sh"
+thumb_toolchain build-boards "$TARGET"
+if [[ $THUMB_ROUTE == rustup ]]; then
     export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target/boards}"
     build=(cargo build --release --locked --bins)
     echo "build-boards: rustup target $TARGET ($(rustc --version)), out: $CARGO_TARGET_DIR"
-    ;;
-debian)
-    for f in "$DEBIAN_RUSTC" "$DEBIAN_CARGO"; do
-        if [[ ! -x "$f" ]]; then
-            echo "build-boards: $f missing; run: apt-get install -y rustc-web cargo-web rust-web-src lld-22" >&2
-            exit 1
-        fi
-    done
-    sysroot="$("$DEBIAN_RUSTC" --print sysroot)"
-    if [[ ! -d "$sysroot/lib/rustlib/src/rust/library/core" ]]; then
-        echo "build-boards: core sources missing under $sysroot/lib/rustlib/src; run: apt-get install -y rust-web-src" >&2
-        exit 1
-    fi
-    if ! /usr/bin/rust-lld -flavor gnu --version >/dev/null 2>&1; then
-        echo "build-boards: /usr/bin/rust-lld does not run (it links to lld-22); run: apt-get install -y lld-22" >&2
-        exit 1
-    fi
+else
     export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target/firmware}"
-    export RUSTC="$DEBIAN_RUSTC" RUSTDOC=/usr/bin/rustdoc RUSTC_BOOTSTRAP=1
-    build=("$DEBIAN_CARGO" build --release --locked --bins --target "$TARGET" -Zbuild-std=core)
-    echo "build-boards: Debian toolchain, -Zbuild-std=core ($("$DEBIAN_RUSTC" --version)), out: $CARGO_TARGET_DIR"
-    ;;
-*)
-    echo "build-boards: CROSS_ROUTE must be auto, rustup or debian (got '$route')" >&2
-    exit 2
-    ;;
-esac
+    build=("${THUMB_CARGO[@]}" build --release --locked --bins --target "$TARGET" "${THUMB_STD[@]}")
+    echo "build-boards: Debian toolchain, -Zbuild-std=core ($("$THUMB_RUSTC" --version)), out: $CARGO_TARGET_DIR"
+fi
 
 # Each crate is built from its own directory, so a relative target dir must be made absolute.
 CARGO_TARGET_DIR="$(realpath -m "$CARGO_TARGET_DIR")"

@@ -32,72 +32,43 @@ cd "$ROOT"
 
 TARGET="${TARGET:-thumbv7em-none-eabihf}"
 NICE="${NICE-nice -n 10}"
-DEBIAN_RUSTC=/usr/bin/rustc
-DEBIAN_CARGO=/usr/bin/cargo
+# shellcheck source=lib/thumb.sh
+source "$ROOT/scripts/lib/thumb.sh"
+thumb_toolchain cross-build "$TARGET" --no-link # an rlib: nothing is linked
 
-route="${CROSS_ROUTE:-auto}"
-if [[ "$route" == auto ]]; then
-    if command -v rustup >/dev/null 2>&1 \
-        && rustup target list --installed 2>/dev/null | grep -qx "$TARGET"; then
-        route=rustup
-    else
-        route=debian
-    fi
-fi
-
-case "$route" in
-rustup)
+if [[ $THUMB_ROUTE == rustup ]]; then
     echo "cross-build: rustup target $TARGET ($(rustc --version))"
     # shellcheck disable=SC2086
     exec $NICE cargo build --release --target "$TARGET" -p quectel "$@"
-    ;;
-debian)
-    for f in "$DEBIAN_RUSTC" "$DEBIAN_CARGO"; do
-        if [[ ! -x "$f" ]]; then
-            echo "cross-build: $f missing; run: apt-get install -y rustc-web cargo-web rust-web-src rust-web-llvm lld-22" >&2
-            exit 1
-        fi
-    done
-    sysroot="$("$DEBIAN_RUSTC" --print sysroot)"
-    if [[ ! -d "$sysroot/lib/rustlib/src/rust/library/core" ]]; then
-        echo "cross-build: core sources missing under $sysroot/lib/rustlib/src; run: apt-get install -y rust-web-src" >&2
-        exit 1
-    fi
-    export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target/debian-cross}"
-    echo "cross-build: Debian toolchain, -Zbuild-std=core, target $TARGET ($("$DEBIAN_RUSTC" --version)), out: $CARGO_TARGET_DIR"
+fi
 
-    # Debian's cargo (1.96 here) is a different version from rustup's (1.95).
-    # Both read lock-file format v4 and resolve the same, so normally the lock
-    # is left untouched (checked). Should Debian's cargo ever rewrite the lock
-    # into another format, put the committed one back so the host build keeps
-    # working. Ordinary updates (a new dependency) are kept: restoring those
-    # could undo a concurrent host `cargo` run.
-    lock_backup=""
-    lock_version() { grep -m1 -E '^version = [0-9]+' Cargo.lock 2>/dev/null || true; }
-    lock_v0=""
-    if [[ -f Cargo.lock ]]; then
-        lock_backup="$(mktemp)"
-        cp Cargo.lock "$lock_backup"
-        lock_v0="$(lock_version)"
-    fi
-    restore_lock() {
-        if [[ -n "$lock_backup" ]]; then
-            if [[ "$(lock_version)" != "$lock_v0" ]]; then
-                echo "cross-build: Debian cargo changed the Cargo.lock format ($lock_v0 -> $(lock_version)); restoring the original" >&2
-                cp "$lock_backup" Cargo.lock
-            fi
-            rm -f "$lock_backup"
-        fi
-    }
-    trap restore_lock EXIT
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target/debian-cross}"
+echo "cross-build: Debian toolchain, -Zbuild-std=core, target $TARGET ($("$THUMB_RUSTC" --version)), out: $CARGO_TARGET_DIR"
 
-    # shellcheck disable=SC2086
-    RUSTC="$DEBIAN_RUSTC" RUSTC_BOOTSTRAP=1 RUSTDOC=/usr/bin/rustdoc \
-        $NICE "$DEBIAN_CARGO" build --release --target "$TARGET" \
-        -Zbuild-std=core -p quectel "$@"
-    ;;
-*)
-    echo "cross-build: CROSS_ROUTE must be auto, rustup or debian (got '$route')" >&2
-    exit 2
-    ;;
-esac
+# Debian's cargo (1.96 here) is a different version from rustup's (1.95).
+# Both read lock-file format v4 and resolve the same, so normally the lock
+# is left untouched (checked). Should Debian's cargo ever rewrite the lock
+# into another format, put the committed one back so the host build keeps
+# working. Ordinary updates (a new dependency) are kept: restoring those
+# could undo a concurrent host `cargo` run.
+lock_backup=""
+lock_version() { grep -m1 -E '^version = [0-9]+' Cargo.lock 2>/dev/null || true; }
+lock_v0=""
+if [[ -f Cargo.lock ]]; then
+    lock_backup="$(mktemp)"
+    cp Cargo.lock "$lock_backup"
+    lock_v0="$(lock_version)"
+fi
+restore_lock() {
+    if [[ -n "$lock_backup" ]]; then
+        if [[ "$(lock_version)" != "$lock_v0" ]]; then
+            echo "cross-build: Debian cargo changed the Cargo.lock format ($lock_v0 -> $(lock_version)); restoring the original" >&2
+            cp "$lock_backup" Cargo.lock
+        fi
+        rm -f "$lock_backup"
+    fi
+}
+trap restore_lock EXIT
+
+# shellcheck disable=SC2086
+$NICE "${THUMB_CARGO[@]}" build --release --target "$TARGET" "${THUMB_STD[@]}" -p quectel "$@"

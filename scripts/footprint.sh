@@ -109,39 +109,13 @@ fi
 
 # --- toolchain route -------------------------------------------------------------------------
 
-route="${CROSS_ROUTE:-auto}"
-if [[ "$route" == auto ]]; then
-    if command -v rustup >/dev/null 2>&1 &&
-        rustup target list --installed 2>/dev/null | grep -qx "$TARGET"; then
-        route=rustup
-    else
-        route=debian
-    fi
-fi
-
-BUILD_STD=()
-case "$route" in
-rustup)
-    CARGO=(cargo)
-    RUSTC_BIN="$(rustup which rustc 2>/dev/null || command -v rustc)"
-    ;;
-debian)
-    for f in /usr/bin/rustc /usr/bin/cargo; do
-        if [[ ! -x "$f" ]]; then
-            echo "footprint: $f missing; run: apt-get install -y rustc-web cargo-web rust-web-src rust-web-llvm lld-22" >&2
-            exit 1
-        fi
-    done
-    CARGO=(/usr/bin/cargo)
-    RUSTC_BIN=/usr/bin/rustc
-    export RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc
-    BUILD_STD=(-Zbuild-std=core)
-    ;;
-*)
-    echo "footprint: CROSS_ROUTE must be auto, rustup or debian (got '$route')" >&2
-    exit 2
-    ;;
-esac
+# shellcheck source=lib/thumb.sh
+source "$ROOT/scripts/lib/thumb.sh"
+thumb_toolchain footprint "$TARGET"
+route="$THUMB_ROUTE"
+CARGO=("${THUMB_CARGO[@]}")
+BUILD_STD=("${THUMB_STD[@]}")
+RUSTC_BIN="$THUMB_RUSTC"
 
 # RUSTFLAGS replaces the crate's .cargo/config.toml rustflags, so the linker script is repeated.
 # `-Z emit-stack-sizes` adds a non-allocated section; flash and RAM stay the same within a few

@@ -68,10 +68,10 @@ for tool in qemu-system-arm:qemu-system-arm mosquitto:mosquitto mosquitto_sub:mo
             mosquitto_pub:mosquitto-clients openssl:openssl timeout:coreutils; do
     command -v "${tool%%:*}" >/dev/null 2>&1 || need_pkgs+=("${tool#*:}")
 done
-route=debian
-if command -v rustup >/dev/null 2>&1 && rustup target list --installed 2>/dev/null | grep -qx "$TARGET"; then
-    route=rustup
-else
+# shellcheck source=lib/thumb.sh
+source "$ROOT/scripts/lib/thumb.sh"
+route="$(thumb_route "$TARGET")" || exit 2
+if [[ $route == debian ]]; then
     [[ -x /usr/bin/rustc && -x /usr/bin/cargo && -d /usr/lib/rustlib/src/rust/library ]] \
         || need_pkgs+=(rustc-web cargo-web rust-web-src)
     # The thumb targets link with rust-lld: Debian's /usr/bin/rust-lld (rust-web-llvm) is a

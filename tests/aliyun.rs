@@ -31,7 +31,7 @@ use quectel::cloud::aliyun::{
 };
 use quectel::mqtt::{Mqtt, QoS, Transport};
 use support::broker::Pki;
-use support::with_modem_in;
+use support::{bring_up, with_modem_in};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const PK: &str = "a1TestPk01";
@@ -70,16 +70,22 @@ fn cloud(pki: &Pki, devices: &[&str]) -> AliyunCloud {
     .unwrap_or_else(|e| panic!("{e}"))
 }
 
-async fn data_call(m: &TestModem) {
-    m.init().await.unwrap();
-    m.data_call()
-        .configure(1, &Apn::new("internet"))
-        .await
-        .unwrap();
-    m.network()
-        .wait_network_ready(1, Duration::from_secs(30))
-        .await
-        .unwrap();
+/// The registration link to the stand-in on `port` (TLS server authentication, SSL context 1).
+fn link(ca: &str, port: u16) -> RegistrationLink<'_> {
+    RegistrationLink {
+        cid: 1,
+        ssl_ctx: 1,
+        tls: TlsConfig::new(ca.as_bytes()),
+        host: "localhost",
+        port,
+    }
+}
+
+/// A registration with the product secret and the fixed random. Mosquitto routes by
+/// subscription only, so the stand-in needs the SUBSCRIBE that Aliyun does not
+/// (docs/aliyun.md); the fake-peer test covers the exchange without it.
+fn registration(device: Device<'_>, kind: RegistrationKind) -> Registration<'_> {
+    Registration::new(device, PS, kind, Random::new(RANDOM).unwrap()).subscribe_to_result(true)
 }
 
 /// Polls the responder's output without blocking the runtime (the modem runner shares it).
@@ -132,23 +138,9 @@ fn register_store_connect_second_boot_and_already_activated() {
     let device = Device::new(PK, DN).unwrap();
     let topic = device.user_topic("update").unwrap();
     with_modem_in(resources(), config(), mock(), async |m, _| {
-        data_call(m).await;
-        let link = RegistrationLink {
-            cid: 1,
-            ssl_ctx: 1,
-            tls: TlsConfig::new(ca.as_bytes()),
-            host: "localhost",
-            port,
-        };
-        // Mosquitto routes by subscription only: the stand-in needs the SUBSCRIBE that Aliyun
-        // does not (docs/aliyun.md). The fake-peer test below covers the exchange without it.
-        let reg = Registration::new(
-            device,
-            PS,
-            RegistrationKind::Register,
-            Random::new(RANDOM).unwrap(),
-        )
-        .subscribe_to_result(true);
+        bring_up(m).await;
+        let link = link(&ca, port);
+        let reg = registration(device, RegistrationKind::Register);
         let mut buf = [0u8; 512];
 
         // First boot: empty store -> register, save once.
@@ -227,21 +219,9 @@ fn regnwl_then_connwl() {
     let device = Device::new(PK, DN).unwrap();
     let topic = device.property_post().unwrap();
     with_modem_in(resources(), config(), mock(), async |m, _| {
-        data_call(m).await;
-        let link = RegistrationLink {
-            cid: 1,
-            ssl_ctx: 1,
-            tls: TlsConfig::new(ca.as_bytes()),
-            host: "localhost",
-            port,
-        };
-        let reg = Registration::new(
-            device,
-            PS,
-            RegistrationKind::Regnwl,
-            Random::new(RANDOM).unwrap(),
-        )
-        .subscribe_to_result(true);
+        bring_up(m).await;
+        let link = link(&ca, port);
+        let reg = registration(device, RegistrationKind::Regnwl);
         let mut buf = [0u8; 512];
         let mut store = RamStore::new();
         let p = provision(m, &link, &reg, &mut store, &mut buf)
@@ -295,7 +275,7 @@ fn fake_aliyun_wire_exchange_and_connack_codes() {
     const DN: &str = "dev-fake";
     let device = Device::new(PK, DN).unwrap();
     with_modem_in(resources(), config(), mock(), async |m, _| {
-        data_call(m).await;
+        bring_up(m).await;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let peer = tokio::spawn(async move {

@@ -65,6 +65,26 @@ fn cloud() -> (Broker, FleetResponder) {
 }
 
 /// A host-side identity (for `mosquitto_pub`) from what the device obtained.
+/// MQTT settings for a connection with the claim certificate, as `client_id`, to the broker on
+/// `port` (modem TLS, SSL context 1).
+fn claim_config<'a>(
+    port: u16,
+    ca: &'a str,
+    claim: &'a ClientId,
+    client_id: &'a str,
+) -> quectel::mqtt::MqttConfig<'a> {
+    let endpoint = Endpoint::new("localhost").unwrap().with_port(port);
+    let tls = TlsConfig::new(ca.as_bytes())
+        .with_client_identity(claim.cert_pem.as_bytes(), claim.key_pem.as_bytes());
+    endpoint
+        .mqtt_config(
+            client_id,
+            endpoint.modem_transport(1, tls).unwrap(),
+            Apn::new("internet"),
+        )
+        .unwrap()
+}
+
 fn host_identity(cn: &str, cert_pem: &str, key_pem: &str) -> ClientId {
     let mut der = vec![0u8; cert_pem.len()];
     let n = pem_decode("CERTIFICATE", cert_pem.as_bytes(), &mut der).unwrap();
@@ -216,16 +236,7 @@ fn claim_then_csr_then_register_then_publish_as_the_thing() {
     let mut store = RamIdentityStore::<4096>::new();
     let (thing, cert_id) = with_modem_in(res, config(), mock(), async |m, _| {
         m.init().await.unwrap();
-        let endpoint = Endpoint::new("localhost").unwrap().with_port(port);
-        let tls = TlsConfig::new(ca.as_bytes())
-            .with_client_identity(claim.cert_pem.as_bytes(), claim.key_pem.as_bytes());
-        let cfg = endpoint
-            .mqtt_config(
-                "claim-SN0001",
-                endpoint.modem_transport(1, tls).unwrap(),
-                Apn::new("internet"),
-            )
-            .unwrap();
+        let cfg = claim_config(port, &ca, &claim, "claim-SN0001");
         let mut mqtt_buf = vec![0u8; 2 * RX];
         let mut mqtt = Mqtt::new(cfg, &mut mqtt_buf, RX).unwrap();
         let mut conn = mqtt.connect(m).await.expect("claim connection");
@@ -330,16 +341,7 @@ fn create_keys_and_certificate_then_register_in_one_call() {
     let mut store = RamIdentityStore::<6144>::new();
     let key_kind = with_modem_in(res, config(), mock(), async |m, _| {
         m.init().await.unwrap();
-        let endpoint = Endpoint::new("localhost").unwrap().with_port(port);
-        let tls = TlsConfig::new(ca.as_bytes())
-            .with_client_identity(claim.cert_pem.as_bytes(), claim.key_pem.as_bytes());
-        let cfg = endpoint
-            .mqtt_config(
-                "claim-SN0002",
-                endpoint.modem_transport(1, tls).unwrap(),
-                Apn::new("internet"),
-            )
-            .unwrap();
+        let cfg = claim_config(port, &ca, &claim, "claim-SN0002");
         let mut mqtt_buf = vec![0u8; 2 * RX];
         let mut mqtt = Mqtt::new(cfg, &mut mqtt_buf, RX).unwrap();
         let mut conn = mqtt.connect(m).await.expect("claim connection");
@@ -399,13 +401,7 @@ fn rejected_too_large_and_dropped_answers_are_typed_errors() {
     let res: &'static mut Res = Box::leak(Box::new(Resources::new()));
     with_modem_in(res, config(), mock(), async |m, _| {
         m.init().await.unwrap();
-        let endpoint = Endpoint::new("localhost").unwrap().with_port(port);
-        let tls = TlsConfig::new(ca.as_bytes())
-            .with_client_identity(claim.cert_pem.as_bytes(), claim.key_pem.as_bytes());
-        let transport = endpoint.modem_transport(1, tls).unwrap();
-        let cfg = endpoint
-            .mqtt_config("claim-SN0003", transport, Apn::new("internet"))
-            .unwrap();
+        let cfg = claim_config(port, &ca, &claim, "claim-SN0003");
         let mut mqtt_buf = vec![0u8; 2 * RX];
         let mut mqtt = Mqtt::new(cfg, &mut mqtt_buf, RX).unwrap();
         let mut conn = mqtt.connect(m).await.expect("claim connection");
@@ -479,15 +475,7 @@ fn rejected_too_large_and_dropped_answers_are_typed_errors() {
 
         // A receive buffer too small for the answer: the broker drops the packet (minimq
         // announced the buffer as Maximum Packet Size), so it ends in NoResponse.
-        let tls = TlsConfig::new(ca.as_bytes())
-            .with_client_identity(claim.cert_pem.as_bytes(), claim.key_pem.as_bytes());
-        let cfg = endpoint
-            .mqtt_config(
-                "claim-SN0004",
-                endpoint.modem_transport(1, tls).unwrap(),
-                Apn::new("internet"),
-            )
-            .unwrap();
+        let cfg = claim_config(port, &ca, &claim, "claim-SN0004");
         let mut mqtt_buf = vec![0u8; 4096];
         let mut mqtt = Mqtt::new(cfg, &mut mqtt_buf, 512).unwrap();
         let mut conn = mqtt.connect(m).await.expect("claim connection");

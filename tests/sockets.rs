@@ -11,7 +11,7 @@ use mock_modem::peers::{TcpEchoServer, TestPki, TlsEchoServer};
 use mock_modem::{MockModem, Model as MockModel};
 use quectel::Error;
 use quectel::asynch::{Apn, Config, Remote, Resources, TlsConfig};
-use support::with_modem_in;
+use support::{bring_up, with_modem_in};
 
 /// Pseudo-random bytes (xorshift), with the sequences a text parser would trip over planted
 /// throughout.
@@ -59,18 +59,6 @@ fn fast_config() -> Config {
 
 fn mock() -> MockModem {
     MockModem::new(MockModel::Bg96).search_time(StdDuration::from_millis(20))
-}
-
-async fn bring_up<const N: usize>(m: &quectel::asynch::Modem<'static, mock_modem::HostTx, N>) {
-    m.init().await.unwrap();
-    m.data_call()
-        .configure(1, &Apn::new("internet"))
-        .await
-        .unwrap();
-    m.network()
-        .wait_network_ready(1, Duration::from_secs(10))
-        .await
-        .unwrap();
 }
 
 /// A blocking modem on the mock, initialised, with data call 1 up.

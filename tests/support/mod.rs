@@ -69,3 +69,16 @@ pub fn with_endpoints_in<T, const N: usize, const S: usize, const R: usize>(
     })
 }
 pub mod broker;
+
+/// Initialises the modem and brings data call 1 (APN `internet`) up.
+pub async fn bring_up<const N: usize>(m: &Modem<'static, HostTx, N>) {
+    m.init().await.unwrap();
+    m.data_call()
+        .configure(1, &quectel::asynch::Apn::new("internet"))
+        .await
+        .unwrap();
+    m.network()
+        .wait_network_ready(1, embassy_time::Duration::from_secs(30))
+        .await
+        .unwrap();
+}

@@ -19,6 +19,8 @@
 
 #[path = "../tests/support/aliyun_broker.rs"]
 mod aliyun_broker;
+#[path = "../tests/support/broker.rs"]
+mod broker;
 
 use std::path::PathBuf;
 use std::process::exit;
@@ -27,7 +29,6 @@ use std::time::Duration as StdDuration;
 use aliyun_broker::{AliyunCloud, CloudOptions};
 use embassy_futures::select::{Either, select};
 use embassy_time::{Duration, Timer, with_timeout};
-use mock_modem::peers::TestPki;
 use mock_modem::{MockModem, Model};
 use quectel::asynch::{self, Apn, Config, Modem, Resources, TlsConfig};
 use quectel::cloud::aliyun::{
@@ -73,7 +74,6 @@ fn main() {
 }
 
 fn run() -> Result<(), String> {
-    let pki = TestPki::generate();
     // A fresh random per registration; here the stand-in is told the value in advance.
     let random = Random::from_u64(std::process::id().into());
     let cloud = AliyunCloud::start(&CloudOptions {
@@ -83,9 +83,6 @@ fn run() -> Result<(), String> {
         flashed: Vec::new(),
         random: random.as_str().into(),
         sign_method: "hmacsha256".into(),
-        ca_pem: pki.ca_pem.clone(),
-        server_cert_pem: pki.server_cert_pem.clone(),
-        server_key_pem: pki.server_key_pem.clone(),
     })?;
     println!("[cloud] Aliyun stand-in on 127.0.0.1:{}", cloud.port());
     let store_path =
@@ -101,7 +98,7 @@ fn run() -> Result<(), String> {
         .build()
         .map_err(|e| e.to_string())?;
     let resources: &'static mut Resources<2048, 2, 4096> = Box::leak(Box::new(Resources::new()));
-    let ca = pki.ca_pem.clone();
+    let ca = cloud.ca_pem();
     let result = rt.block_on(async {
         let (runner, modem) = asynch::new(resources, tx, Config::default());
         let flow = async {

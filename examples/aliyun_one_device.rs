@@ -18,6 +18,8 @@
 
 #[path = "../tests/support/aliyun_broker.rs"]
 mod aliyun_broker;
+#[path = "../tests/support/broker.rs"]
+mod broker;
 
 use std::process::exit;
 use std::time::Duration as StdDuration;
@@ -25,7 +27,6 @@ use std::time::Duration as StdDuration;
 use aliyun_broker::{AliyunCloud, CloudOptions};
 use embassy_futures::select::{Either, select};
 use embassy_time::{Duration, with_timeout};
-use mock_modem::peers::TestPki;
 use mock_modem::{MockModem, Model};
 use quectel::asynch::{self, Apn, Config, Modem, Resources, TlsConfig};
 use quectel::cloud::aliyun::{self, Device, MqttCredentials, SignMethod};
@@ -48,7 +49,6 @@ fn main() {
 }
 
 fn run() -> Result<(), String> {
-    let pki = TestPki::generate();
     let cloud = AliyunCloud::start(&CloudOptions {
         product_key: PRODUCT_KEY.into(),
         product_secret: "unused-here".into(),
@@ -61,9 +61,6 @@ fn run() -> Result<(), String> {
         )],
         random: "0".into(),
         sign_method: "hmacsha256".into(),
-        ca_pem: pki.ca_pem.clone(),
-        server_cert_pem: pki.server_cert_pem.clone(),
-        server_key_pem: pki.server_key_pem.clone(),
     })?;
     println!(
         "[cloud] Aliyun stand-in: mosquitto on 127.0.0.1:{} (TLS, user name + password)",
@@ -94,7 +91,7 @@ fn run() -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     let resources: &'static mut Resources<2048, 2, 4096> = Box::leak(Box::new(Resources::new()));
     let port = cloud.port();
-    let ca = pki.ca_pem.clone();
+    let ca = cloud.ca_pem();
     let result = rt.block_on(async {
         let (runner, modem) = asynch::new(resources, tx, Config::default());
         let flow = flow(&modem, &creds, &ca, port, &topic, payload);

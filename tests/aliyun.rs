@@ -16,6 +16,8 @@
 #[path = "support/aliyun_broker.rs"]
 mod aliyun_broker;
 mod support;
+// `aliyun_broker` builds on the test broker as `crate::broker`.
+use support::broker;
 
 use std::time::Duration as StdDuration;
 
@@ -30,7 +32,6 @@ use quectel::cloud::aliyun::{
     RegistrationKind, RegistrationLink, provision, register,
 };
 use quectel::mqtt::{Mqtt, QoS, Transport};
-use support::broker::Pki;
 use support::{bring_up, with_modem_in};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -55,7 +56,7 @@ fn resources() -> &'static mut Resources<2048, 2, 4096> {
     Box::leak(Box::new(Resources::new()))
 }
 
-fn cloud(pki: &Pki, devices: &[&str]) -> AliyunCloud {
+fn cloud(devices: &[&str]) -> AliyunCloud {
     AliyunCloud::start(&CloudOptions {
         product_key: PK.into(),
         product_secret: PS.into(),
@@ -63,9 +64,6 @@ fn cloud(pki: &Pki, devices: &[&str]) -> AliyunCloud {
         flashed: Vec::new(),
         random: RANDOM.into(),
         sign_method: "hmacsha256".into(),
-        ca_pem: pki.ca_pem.clone(),
-        server_cert_pem: pki.server_cert_pem.clone(),
-        server_key_pem: pki.server_key_pem.clone(),
     })
     .unwrap_or_else(|e| panic!("{e}"))
 }
@@ -131,10 +129,9 @@ async fn connect_and_publish(
 #[test]
 fn register_store_connect_second_boot_and_already_activated() {
     const DN: &str = "dev-0001";
-    let pki = Pki::generate();
-    let cloud = cloud(&pki, &[DN]);
+    let cloud = cloud(&[DN]);
     let port = cloud.port();
-    let ca = pki.ca_pem.clone();
+    let ca = cloud.ca_pem();
     let device = Device::new(PK, DN).unwrap();
     let topic = device.user_topic("update").unwrap();
     with_modem_in(resources(), config(), mock(), async |m, _| {
@@ -212,10 +209,9 @@ fn hex(b: &[u8]) -> String {
 #[test]
 fn regnwl_then_connwl() {
     const DN: &str = "dev-nwl-01";
-    let pki = Pki::generate();
-    let cloud = cloud(&pki, &[DN]);
+    let cloud = cloud(&[DN]);
     let port = cloud.port();
-    let ca = pki.ca_pem.clone();
+    let ca = cloud.ca_pem();
     let device = Device::new(PK, DN).unwrap();
     let topic = device.property_post().unwrap();
     with_modem_in(resources(), config(), mock(), async |m, _| {

@@ -1,5 +1,6 @@
-//! An MQTT broker configured like AWS IoT Core, for end-to-end tests, and
-//! independent command-line MQTT clients to make assertions with.
+//! An MQTT broker configured like AWS IoT Core (or, with [`BrokerOptions::passwords`], like
+//! Aliyun IoT), for end-to-end tests, independent command-line MQTT clients to make assertions
+//! with, and the cloud stand-ins in their own processes ([`Responder`]).
 //!
 //! The broker is Mosquitto (Debian package `mosquitto`, 2.0.x) started by the
 //! test itself on `127.0.0.1` and a free port, with:
@@ -450,6 +451,12 @@ pub struct BrokerOptions {
     pub pki: Option<Arc<Pki>>,
     /// Extra lines appended to the listener section of the config.
     pub extra_config: Vec<String>,
+    /// User names and passwords instead of client certificates (an Aliyun-like broker):
+    /// server authentication only, a `password_file` ([`Broker::passwords_path`]) holding
+    /// these entries, and no ACL. `None` (the default): mutual TLS, CN as user name, the ACL.
+    pub passwords: Option<Vec<(String, String)>>,
+    /// Also publish the broker's log on `$SYS/broker/log/#` (`log_dest topic`).
+    pub log_topic: bool,
 }
 
 impl Default for BrokerOptions {
@@ -462,6 +469,8 @@ impl Default for BrokerOptions {
             max_keepalive: 1200,
             pki: None,
             extra_config: Vec::new(),
+            passwords: None,
+            log_topic: false,
         }
     }
 }
@@ -580,6 +589,24 @@ impl Broker {
         write_file(&dir.join("server.crt"), pki.server_cert_pem.as_bytes());
         write_file(&dir.join("server.key"), pki.server_key_pem.as_bytes());
         write_file(&dir.join("acl"), options.acl.render().as_bytes());
+        if let Some(users) = &options.passwords {
+            let file = dir.join("passwords");
+            write_file(&file, b"");
+            for (user, password) in users {
+                let status = Command::new("mosquitto_passwd")
+                    .arg("-b")
+                    .arg(&file)
+                    .args([user, password])
+                    .stdout(Stdio::null())
+                    .status()
+                    .unwrap_or_else(|e| {
+                        panic!(
+                            "cannot run `mosquitto_passwd` ({e}); install the `mosquitto` package"
+                        )
+                    });
+                assert!(status.success(), "mosquitto_passwd failed: {status}");
+            }
+        }
         let broker = Broker {
             conf: dir.join("mosquitto.conf"),
             log: dir.join("mosquitto.log"),
@@ -634,6 +661,9 @@ impl Broker {
         );
         c.push_str("user root\n");
         c.push_str("log_dest stderr\nlog_type all\nlog_timestamp_format %H:%M:%S\n");
+        if o.log_topic {
+            c.push_str("log_dest topic\n");
+        }
         c.push_str("connection_messages true\n");
         if o.persistence {
             let _ = writeln!(
@@ -653,14 +683,20 @@ impl Broker {
             c,
             "cafile {d}/ca.crt\ncertfile {d}/server.crt\nkeyfile {d}/server.key"
         );
-        c.push_str("require_certificate true\nuse_identity_as_username true\n");
+        if o.passwords.is_some() {
+            let _ = writeln!(c, "require_certificate false\npassword_file {d}/passwords");
+        } else {
+            c.push_str("require_certificate true\nuse_identity_as_username true\n");
+        }
         c.push_str("tls_version tlsv1.3\n");
         c.push_str(
             "ciphers_tls1.3 TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256\n",
         );
         let _ = writeln!(c, "max_qos {}", o.max_qos);
         c.push_str("max_topic_alias 8\nallow_anonymous false\n");
-        let _ = writeln!(c, "acl_file {d}/acl");
+        if o.passwords.is_none() {
+            let _ = writeln!(c, "acl_file {d}/acl");
+        }
         for line in &o.extra_config {
             let _ = writeln!(c, "{line}");
         }
@@ -817,6 +853,11 @@ impl Broker {
             }
             None => false,
         }
+    }
+
+    /// The `password_file` of a broker started with [`BrokerOptions::passwords`].
+    pub fn passwords_path(&self) -> PathBuf {
+        self.dir.join("passwords")
     }
 
     /// The process id, if running.
@@ -1470,134 +1511,117 @@ impl Broker {
     }
 }
 
-/// The AWS IoT fleet provisioning stand-in `tests/responders/aws_fleet.py`, a
-/// separate Python process (paho-mqtt + cryptography, run with `/usr/bin/python3`)
-/// connected to the broker with a full-access service certificate. It signs CSRs
-/// with the broker's CA, makes keys for `CreateKeysAndCertificate`, and on
-/// `RegisterThing` grants the new certificate (CN = certificate id)
-/// `dt/<thing>/#` in the ACL file and makes the broker reload it (SIGHUP). See the
-/// script's docstring. Killed on drop (it also exits when its stdin closes).
-pub struct FleetResponder {
+/// The interpreter of the responders: Debian's, which has `python3-paho-mqtt` and
+/// `python3-cryptography`.
+pub const PYTHON: &str = "/usr/bin/python3";
+
+/// A cloud stand-in in its own process (a script in `tests/responders/`, run with
+/// [`PYTHON`]): its output lines are collected, and it is killed on drop (it also exits when
+/// its stdin closes).
+pub struct Responder {
+    name: &'static str,
     child: Option<Child>,
     lines: Arc<(Mutex<Vec<String>>, Condvar)>,
     stderr: Arc<Mutex<String>>,
     readers: Vec<JoinHandle<()>>,
 }
 
-impl std::fmt::Debug for FleetResponder {
+impl std::fmt::Debug for Responder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FleetResponder")
+        f.debug_struct("Responder")
+            .field("name", &self.name)
             .field("pid", &self.child.as_ref().map(|c| c.id()))
             .finish_non_exhaustive()
     }
 }
 
-impl FleetResponder {
-    /// The interpreter: Debian's, which has `python3-paho-mqtt` and `python3-cryptography`.
-    pub const PYTHON: &'static str = "/usr/bin/python3";
-    /// The script.
-    pub const SCRIPT: &'static str =
-        concat!(env!("CARGO_MANIFEST_DIR"), "/tests/responders/aws_fleet.py");
-
-    /// Checks that the interpreter and its packages are there; the error says what to install.
-    pub fn check_python() -> Result<(), String> {
-        let out = Command::new(Self::PYTHON)
-            .args(["-c", "import paho.mqtt.client, cryptography.x509"])
+impl Responder {
+    /// Checks that [`PYTHON`] can `import` what the responder needs; the error names the
+    /// Debian `packages` to install.
+    pub fn check_python(imports: &str, packages: &str) -> Result<(), String> {
+        let out = Command::new(PYTHON)
+            .args(["-c", &format!("import {imports}")])
             .stdin(Stdio::null())
             .output()
-            .map_err(|e| {
-                format!(
-                    "cannot run {} ({e}): install python3, python3-paho-mqtt and python3-cryptography",
-                    Self::PYTHON
-                )
-            })?;
+            .map_err(|e| format!("cannot run {PYTHON} ({e}): install python3 and {packages}"))?;
         if !out.status.success() {
             return Err(format!(
-                "{} lacks a package ({}): apt-get install python3-paho-mqtt python3-cryptography",
-                Self::PYTHON,
+                "{PYTHON} lacks a package ({}): apt-get install {packages}",
                 String::from_utf8_lossy(&out.stderr).trim()
             ));
         }
         Ok(())
     }
 
-    /// Starts the responder for `template` with `service` (an identity the ACL gives
-    /// full access) and waits (at most [`START_TIMEOUT`]) until it has subscribed.
-    /// Thing names are `thing-<SerialNumber>`.
+    /// Runs `script` (under `tests/responders/`) with `args` and waits (at most `timeout`) for
+    /// a stdout line for which `ready` holds. Its stdout lines are [`lines`](Self::lines), and
+    /// with `stderr_in_lines` its stderr lines too; stderr is also kept as text.
     pub fn start(
-        broker: &Broker,
-        service: &ClientId,
-        template: &str,
-    ) -> Result<FleetResponder, String> {
-        Self::check_python()?;
-        let pid = broker.pid().ok_or("the broker is not running")?;
-        let ca_key = broker.dir().join("fleet-ca.key");
-        write_file(&ca_key, broker.pki().ca_key_pem().as_bytes());
-        let (cert, key) = broker.client_files(service);
-        let mut child = Command::new(Self::PYTHON)
-            .arg(Self::SCRIPT)
-            .args(["--host", HOST, "--port", &broker.port().to_string()])
-            .arg("--ca")
-            .arg(broker.ca_file())
-            .arg("--ca-key")
-            .arg(&ca_key)
-            .arg("--cert")
-            .arg(&cert)
-            .arg("--key")
-            .arg(&key)
-            .args(["--template", template])
-            .arg("--acl")
-            .arg(broker.acl_path())
-            .args(["--broker-pid", &pid.to_string()])
-            .arg("--broker-log")
-            .arg(broker.log_path())
+        name: &'static str,
+        script: &str,
+        args: &[std::ffi::OsString],
+        stderr_in_lines: bool,
+        ready: impl Fn(&str) -> bool,
+        timeout: Duration,
+    ) -> Result<Responder, String> {
+        let path = format!("{}/tests/responders/{script}", env!("CARGO_MANIFEST_DIR"));
+        let mut child = Command::new(PYTHON)
+            .arg(&path)
+            .args(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .map_err(|e| format!("cannot run {} {}: {e}", Self::PYTHON, Self::SCRIPT))?;
+            .map_err(|e| format!("cannot run {PYTHON} {path}: {e}"))?;
         let lines = Arc::new((Mutex::new(Vec::new()), Condvar::new()));
         let stderr = Arc::new(Mutex::new(String::new()));
-        let l = lines.clone();
-        let out = spawn_reader(child.stdout.take().expect("piped stdout"), move |line| {
-            let (v, c) = &*l;
+        let push = |lines: &Arc<(Mutex<Vec<String>>, Condvar)>, line: &[u8]| {
+            let (v, c) = &**lines;
             v.lock()
                 .unwrap()
-                .push(String::from_utf8_lossy(&line).trim_end().to_string());
+                .push(String::from_utf8_lossy(line).trim_end().to_string());
             c.notify_all();
+        };
+        let l = lines.clone();
+        let out = spawn_reader(child.stdout.take().expect("piped stdout"), move |line| {
+            push(&l, &line)
         });
-        let e = stderr.clone();
+        let (l, e) = (lines.clone(), stderr.clone());
         let err = spawn_reader(child.stderr.take().expect("piped stderr"), move |line| {
             e.lock().unwrap().push_str(&String::from_utf8_lossy(&line));
+            if stderr_in_lines {
+                push(&l, &line);
+            }
         });
-        let r = FleetResponder {
+        let r = Responder {
+            name,
             child: Some(child),
             lines,
             stderr,
             readers: vec![out, err],
         };
-        match r.wait_line("READY", START_TIMEOUT) {
+        match r.wait_line(ready, timeout) {
             Some(_) => Ok(r),
             None => Err(format!(
-                "the fleet responder did not subscribe within {START_TIMEOUT:?}:\n{}",
+                "the {name} responder did not get ready within {timeout:?} (needs {PYTHON} with \
+                 paho-mqtt):\n{}",
                 r.stderr()
             )),
         }
     }
 
-    /// The stdout lines so far (`READY`, `ISSUED <id> csr|keys`,
-    /// `REGISTERED <thing> <id>`, `REJECTED <operation> <status> <code>`).
+    /// The output lines so far.
     pub fn lines(&self) -> Vec<String> {
         self.lines.0.lock().unwrap().clone()
     }
 
-    /// Waits for a stdout line starting with `prefix`; returns it.
-    pub fn wait_line(&self, prefix: &str, timeout: Duration) -> Option<String> {
+    /// Waits for a line for which `pred` holds; returns it (`None` after `timeout`).
+    pub fn wait_line(&self, pred: impl Fn(&str) -> bool, timeout: Duration) -> Option<String> {
         let (v, c) = &*self.lines;
         let deadline = Instant::now() + timeout;
         let mut guard = v.lock().unwrap();
         loop {
-            if let Some(l) = guard.iter().find(|l| l.starts_with(prefix)) {
+            if let Some(l) = guard.iter().find(|l| pred(l)) {
                 return Some(l.clone());
             }
             let now = Instant::now();
@@ -1614,7 +1638,7 @@ impl FleetResponder {
     }
 }
 
-impl Drop for FleetResponder {
+impl Drop for Responder {
     fn drop(&mut self) {
         if let Some(mut child) = self.child.take() {
             drop(child.stdin.take());
@@ -1625,7 +1649,81 @@ impl Drop for FleetResponder {
             let _ = t.join();
         }
         if thread::panicking() {
-            eprintln!("--- fleet responder stderr ---\n{}\n---", self.stderr());
+            eprintln!(
+                "--- {} responder stderr ---\n{}\n---",
+                self.name,
+                self.stderr()
+            );
         }
+    }
+}
+
+/// The AWS IoT fleet provisioning stand-in `tests/responders/aws_fleet.py` (paho-mqtt +
+/// cryptography), connected to the broker with a full-access service certificate. It signs
+/// CSRs with the broker's CA, makes keys for `CreateKeysAndCertificate`, and on
+/// `RegisterThing` grants the new certificate (CN = certificate id) `dt/<thing>/#` in the ACL
+/// file and makes the broker reload it (SIGHUP). See the script's docstring.
+#[derive(Debug)]
+pub struct FleetResponder(Responder);
+
+impl FleetResponder {
+    /// Checks that the interpreter and its packages are there; the error says what to install.
+    pub fn check_python() -> Result<(), String> {
+        Responder::check_python(
+            "paho.mqtt.client, cryptography.x509",
+            "python3-paho-mqtt python3-cryptography",
+        )
+    }
+
+    /// Starts the responder for `template` with `service` (an identity the ACL gives
+    /// full access) and waits (at most [`START_TIMEOUT`]) until it has subscribed.
+    /// Thing names are `thing-<SerialNumber>`.
+    pub fn start(
+        broker: &Broker,
+        service: &ClientId,
+        template: &str,
+    ) -> Result<FleetResponder, String> {
+        Self::check_python()?;
+        let pid = broker.pid().ok_or("the broker is not running")?;
+        let ca_key = broker.dir().join("fleet-ca.key");
+        write_file(&ca_key, broker.pki().ca_key_pem().as_bytes());
+        let (cert, key) = broker.client_files(service);
+        let args: Vec<std::ffi::OsString> = vec![
+            "--host".into(),
+            HOST.into(),
+            "--port".into(),
+            broker.port().to_string().into(),
+            "--ca".into(),
+            broker.ca_file().into(),
+            "--ca-key".into(),
+            ca_key.into(),
+            "--cert".into(),
+            cert.into(),
+            "--key".into(),
+            key.into(),
+            "--template".into(),
+            template.into(),
+            "--acl".into(),
+            broker.acl_path().into(),
+            "--broker-pid".into(),
+            pid.to_string().into(),
+            "--broker-log".into(),
+            broker.log_path().into(),
+        ];
+        Responder::start(
+            "fleet",
+            "aws_fleet.py",
+            &args,
+            false,
+            |l| l.starts_with("READY"),
+            START_TIMEOUT,
+        )
+        .map(FleetResponder)
+    }
+
+    /// The stdout lines so far (`READY`, `ISSUED <id> csr|keys`,
+    /// `REGISTERED <thing> <id>`, `REJECTED <operation> <status> <code>`).
+    pub fn lines(&self) -> Vec<String> {
+        self.0.lines()
     }
 }

@@ -610,6 +610,8 @@ fn str_len(s: &str) -> usize {
     2 + s.len()
 }
 
+/// Writes and flushes `bytes`. (`Write::write_all` panics when a write returns 0; a closed
+/// stream is [`Error::ConnectionClosed`] here.)
 async fn write_all<IO>(io: &mut IO, bytes: &[u8]) -> Result<(), Error>
 where
     IO: Write,
@@ -627,20 +629,16 @@ where
     Ok(())
 }
 
+/// `Read::read_exact`, with the end of the stream as [`Error::ConnectionClosed`].
 async fn read_exact<IO>(io: &mut IO, buf: &mut [u8]) -> Result<(), Error>
 where
     IO: Read,
     Error: From<IO::Error>,
 {
-    let mut done = 0;
-    while done < buf.len() {
-        let n = io.read(&mut buf[done..]).await?;
-        if n == 0 {
-            return Err(Error::ConnectionClosed);
-        }
-        done += n;
-    }
-    Ok(())
+    io.read_exact(buf).await.map_err(|e| match e {
+        embedded_io_async::ReadExactError::UnexpectedEof => Error::ConnectionClosed,
+        embedded_io_async::ReadExactError::Other(e) => e.into(),
+    })
 }
 
 /// Reads one packet into `buf`: returns its first byte and the length of its body.

@@ -188,45 +188,11 @@ impl DeviceKey {
     /// writes it (the curve parameters, if present, must be `prime256v1`; a public key, if
     /// present, must match).
     pub fn from_sec1_der(der: &[u8]) -> Result<Self, CloudError> {
-        let bad = CloudError::InvalidInput;
-        let (tag, body, rest) = der_next(der).ok_or(bad)?;
-        if tag != TAG_SEQUENCE || !rest.is_empty() {
-            return Err(bad);
-        }
-        let (tag, version, rest) = der_next(body).ok_or(bad)?;
-        if tag != TAG_INTEGER || version != [1] {
-            return Err(bad);
-        }
-        let (tag, scalar, mut rest) = der_next(rest).ok_or(bad)?;
-        if tag != TAG_OCTET_STRING {
-            return Err(bad);
-        }
-        let key = Self::from_scalar_bytes(scalar)?;
-        while !rest.is_empty() {
-            let (tag, content, r) = der_next(rest).ok_or(bad)?;
-            match tag {
-                0xa0 => {
-                    let (t, oid, r2) = der_next(content).ok_or(bad)?;
-                    if t != TAG_OID || oid != OID_PRIME256V1 || !r2.is_empty() {
-                        return Err(bad);
-                    }
-                }
-                0xa1 => {
-                    let (t, bits, r2) = der_next(content).ok_or(bad)?;
-                    let public = key.public_key_uncompressed();
-                    if t != TAG_BIT_STRING
-                        || !r2.is_empty()
-                        || bits.first() != Some(&0)
-                        || bits[1..] != public[..]
-                    {
-                        return Err(bad);
-                    }
-                }
-                _ => return Err(bad),
-            }
-            rest = r;
-        }
-        Ok(key)
+        p256::SecretKey::from_sec1_der(der)
+            .map(|k| Self {
+                key: SigningKey::from(&k),
+            })
+            .map_err(|_| CloudError::InvalidInput)
     }
 
     /// The public key as an uncompressed SEC1 point (`04 || X || Y`).
@@ -358,27 +324,6 @@ impl DeviceKey {
         let n = self.csr_der(common_name, &mut der)?;
         pem_encode("CERTIFICATE REQUEST", &der[..n], out)
     }
-}
-
-/// Minimal DER reader: (tag, content, rest). Lengths up to 3 bytes.
-pub(crate) fn der_next(d: &[u8]) -> Option<(u8, &[u8], &[u8])> {
-    let tag = *d.first()?;
-    let l0 = usize::from(*d.get(1)?);
-    let (len, hdr) = if l0 < 0x80 {
-        (l0, 2)
-    } else {
-        let n = l0 & 0x7f;
-        if n == 0 || n > 3 {
-            return None;
-        }
-        let mut len = 0usize;
-        for i in 0..n {
-            len = (len << 8) | usize::from(*d.get(2 + i)?);
-        }
-        (len, 2 + n)
-    };
-    let end = hdr.checked_add(len)?;
-    Some((tag, d.get(hdr..end)?, d.get(end..)?))
 }
 
 const BASE64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";

@@ -12,8 +12,8 @@
 //! use quectel::asynch::{Apn, Modem, TlsConfig};
 //! use quectel::mqtt::{Mqtt, MqttConfig, QoS, Transport};
 //!
-//! async fn customer_flow<W: embedded_io_async::Write>(
-//!     modem: &Modem<'_, W>,
+//! async fn customer_flow(
+//!     modem: &Modem<'_>,
 //!     endpoint: &str,
 //!     (ca, cert, key): (&[u8], &[u8], &[u8]),
 //!     imei: &str,
@@ -42,7 +42,6 @@
 use core::fmt;
 
 use embassy_time::{Duration, Instant, Timer};
-use embedded_io_async::Write;
 pub use minimq::{ConnectEvent, InboundPublish, QoS};
 
 use crate::Error;
@@ -285,10 +284,7 @@ impl<'c: 'buf, 'buf> Mqtt<'c, 'buf> {
 
     /// Brings up what the link needs: the modem after a reboot (start-up, TLS context), and
     /// the data call.
-    async fn prepare<W: Write, const N: usize>(
-        &mut self,
-        modem: &Modem<'_, W, N>,
-    ) -> Result<(), Error> {
+    async fn prepare(&mut self, modem: &Modem<'_>) -> Result<(), Error> {
         let boots = modem.boots();
         if self.prepared_boot != Some(boots) {
             if self.prepared_boot.is_some() {
@@ -318,10 +314,10 @@ impl<'c: 'buf, 'buf> Mqtt<'c, 'buf> {
     /// modem and the data call, open the socket, `CONNECT`, and subscribe again if the broker
     /// started a fresh session. Call it in a loop and use the connection inside the loop's body
     /// (see the module example).
-    pub async fn connect<'s, 'm, 'a, W: Write, const N: usize>(
+    pub async fn connect<'s, 'm, 'a>(
         &'s mut self,
-        modem: &'m Modem<'a, W, N>,
-    ) -> Result<MqttConnection<'s, 'buf, Socket<'m, 'a, W, N>>, Error> {
+        modem: &'m Modem<'a>,
+    ) -> Result<MqttConnection<'s, 'buf, Socket<'a>>, Error> {
         let wait = self.next_backoff();
         if wait.as_ticks() > 0 {
             Timer::after(wait).await;
@@ -342,25 +338,14 @@ impl<'c: 'buf, 'buf> Mqtt<'c, 'buf> {
     /// [`Mqtt::connect`].
     #[cfg(feature = "mcu-tls")]
     #[allow(clippy::type_complexity)]
-    pub async fn connect_mcu_tls<
-        's,
-        'm,
-        'a,
-        'b,
-        W,
-        const N: usize,
-        R,
-        const RB: usize,
-        const WB: usize,
-    >(
+    pub async fn connect_mcu_tls<'s, 'm, 'a, 'b, R, const RB: usize, const WB: usize>(
         &'s mut self,
-        modem: &'m Modem<'a, W, N>,
+        modem: &'m Modem<'a>,
         buffers: &'b mut crate::tls::TlsBuffers<RB, WB>,
         tls: &crate::tls::McuTlsConfig<'_>,
         rng: R,
-    ) -> Result<MqttConnection<'s, 'buf, crate::tls::TlsStream<'b, Socket<'m, 'a, W, N>>>, Error>
+    ) -> Result<MqttConnection<'s, 'buf, crate::tls::TlsStream<'b, Socket<'a>>>, Error>
     where
-        W: Write,
         R: rand_core::CryptoRngCore,
         'm: 'b,
         'a: 'b,
@@ -419,10 +404,7 @@ impl<'c: 'buf, 'buf> Mqtt<'c, 'buf> {
         })
     }
 
-    async fn open<'m, 'a, W: Write, const N: usize>(
-        &mut self,
-        modem: &'m Modem<'a, W, N>,
-    ) -> Result<Socket<'m, 'a, W, N>, Error> {
+    async fn open<'a>(&mut self, modem: &Modem<'a>) -> Result<Socket<'a>, Error> {
         self.prepare(modem).await?;
         let remote = match self.config.transport {
             Transport::ModemTls { ssl_ctx, .. } => Remote::Tls {

@@ -11,8 +11,8 @@
 //! use quectel::asynch::{Modem, Remote};
 //! use quectel::tls::{McuTls, McuTlsConfig, TlsBuffers, pem_to_der};
 //!
-//! async fn hello<W: embedded_io_async::Write>(
-//!     modem: &Modem<'_, W>,
+//! async fn hello(
+//!     modem: &Modem<'_>,
 //!     buffers: &mut TlsBuffers,                       // ~37 KiB: put it in a StaticCell
 //!     rng: impl rand_core::CryptoRngCore,             // the MCU's hardware RNG (rand_core 0.6)
 //!     ca_pem: &[u8],

@@ -1,56 +1,61 @@
 //! The AT channel: one command in flight, typed results, stale responses never delivered to the
 //! wrong command, and socket sends that survive cancellation.
+//!
+//! The channel does not own the UART: it renders a command into the transmit mailbox and the
+//! runner writes it (see [`super::tx`]). Responses come from atat's `ResponseSlot`, which the
+//! runner's ingress fills; the channel reads it through [`ResponseSource`], so that nothing here
+//! is generic over the UART or the ingress size.
 
-use atat::AtatCmd;
-use atat::asynch::AtatClient as _;
+use core::future::poll_fn;
+use core::pin::pin;
+use core::task::{Context, Poll};
+
 use embassy_futures::select::{Either, select};
-use embassy_time::{Duration, Instant, with_timeout};
-use embedded_io_async::Write;
+use embassy_sync::blocking_mutex::raw::CriticalSectionRawMutex;
+use embassy_sync::mutex::MutexGuard;
+use embassy_time::{Duration, Instant, Timer, with_timeout};
 
+use super::Modem;
+use super::tx::{MAX_SEND, Source};
 use crate::Error;
-use crate::at::{Expect, ExpectCell, Final};
+use crate::at::{Expect, Final};
 use crate::command::{CmdWriter, Command, complete};
-use crate::socket::{Kind, SocketPool};
-use crate::state::StateCell;
+use crate::socket::Kind;
 
 /// Extra time allowed for writing a command on top of its response time.
 const WRITE_ALLOWANCE_MS: u64 = 1_000;
 /// How long a send may wait for the `> ` prompt and for `SEND OK`.
 const SEND_STEP_MS: u64 = 10_000;
-/// Largest payload of one send (`AT+QISEND` takes 1460 at most on every model).
-pub const MAX_SEND: usize = 1460;
-
-/// Longest wait atat's client applies on its own; the channel's own (per command) deadline is
-/// always shorter, so this only has to be "long enough".
-const ATAT_WAIT_MS: u32 = 3_600_000;
 
 /// A command's response parser with its type erased: it stores the typed result itself.
 type ErasedParse<'c> = &'c dyn Fn(Result<&[u8], atat::InternalError<'_>>);
+/// What [`ResponseSource::poll_take`] hands the response to.
+type Take<'c> = &'c mut dyn FnMut(Result<&[u8], atat::InternalError<'_>>);
 
-/// The one command type atat's client ever sees. The typed command is erased behind `parse`,
-/// so that the client's send path (and the channel's exchange around it) is compiled once, not
-/// once per command type: on firmware that is tens of KiB of flash.
-struct Erased<'c> {
-    parse: ErasedParse<'c>,
+/// Where responses come from: atat's `ResponseSlot<N>` with its size erased.
+pub(crate) trait ResponseSource {
+    /// Forgets a response signalled before the next command was written.
+    fn reset(&self);
+    /// Hands the signalled response to `f` (and consumes it), or registers the waker.
+    fn poll_take(&self, cx: &mut Context<'_>, f: Take<'_>) -> Poll<()>;
 }
 
-/// What atat hands back: the typed result went to the closure already.
-struct Parsed;
-
-impl atat::AtatResp for Parsed {}
-
-impl AtatCmd for Erased<'_> {
-    type Response = Parsed;
-    const MAX_TIMEOUT_MS: u32 = ATAT_WAIT_MS;
-
-    fn write(&self, _buf: &mut [u8]) -> usize {
-        // The line is written by `send_with` from the channel's own buffer.
-        0
+impl<const N: usize> ResponseSource for atat::ResponseSlot<N> {
+    fn reset(&self) {
+        atat::ResponseSlot::reset(self)
     }
 
-    fn parse(&self, resp: Result<&[u8], atat::InternalError>) -> Result<Parsed, atat::Error> {
-        (self.parse)(resp);
-        Ok(Parsed)
+    fn poll_take(&self, cx: &mut Context<'_>, f: Take<'_>) -> Poll<()> {
+        // `get` waits on the slot's signal (registering `cx`'s waker) and then locks the
+        // response, which is never locked while signalled.
+        let get = pin!(self.get());
+        match core::future::Future::poll(get, cx) {
+            Poll::Ready(guard) => {
+                f((&*guard).into());
+                Poll::Ready(())
+            }
+            Poll::Pending => Poll::Pending,
+        }
     }
 }
 
@@ -60,10 +65,10 @@ impl AtatCmd for Erased<'_> {
 enum TxPhase {
     /// Nothing written yet.
     Command,
-    /// `AT+QISEND=<id>,<n>` written; waiting for `> `.
+    /// `AT+QISEND=<id>,<n>` posted; waiting for `> `.
     Prompt,
-    /// This many payload bytes written.
-    Payload(usize),
+    /// Prompt seen; the payload is to be written.
+    Payload,
     /// Payload written; waiting for `SEND OK`/`SEND FAIL`.
     Result,
 }
@@ -77,70 +82,62 @@ struct TxOp {
     deadline: Instant,
 }
 
-/// Sends typed commands over atat's client.
-pub struct Channel<'a, W: Write, const N: usize> {
-    client: atat::asynch::Client<'a, W, N>,
-    shared: &'a ExpectCell,
-    state: &'a StateCell,
-    pool: &'a dyn SocketPool,
-    line: &'a mut [u8],
-    staging: &'a mut [u8],
+/// What the channel remembers between commands (kept in [`Resources`](super::Resources), behind
+/// the channel lock).
+pub(crate) struct ChannelState {
     tx: Option<TxOp>,
     /// When the last command sent will certainly not be answered any more.
     last_deadline: Instant,
-    /// A command line was being written when its future was dropped.
-    partial: bool,
+    /// When the next command may be written (the configured gap after the last one).
+    next_write: Instant,
 }
 
-impl<'a, W: Write, const N: usize> Channel<'a, W, N> {
-    pub(crate) fn new(
-        client: atat::asynch::Client<'a, W, N>,
-        shared: &'a ExpectCell,
-        state: &'a StateCell,
-        pool: &'a dyn SocketPool,
-        line: &'a mut [u8],
-        staging: &'a mut [u8],
-    ) -> Self {
+impl ChannelState {
+    pub(crate) const fn new() -> Self {
         Self {
-            client,
-            shared,
-            state,
-            pool,
-            line,
-            staging,
             tx: None,
             last_deadline: Instant::from_ticks(0),
-            partial: false,
+            next_write: Instant::from_ticks(0),
+        }
+    }
+}
+
+/// The AT channel, locked: one command in flight.
+pub(crate) struct Channel<'c> {
+    st: MutexGuard<'c, CriticalSectionRawMutex, ChannelState>,
+    m: Modem<'c>,
+}
+
+impl<'c> Channel<'c> {
+    /// Locks the channel of `m`.
+    pub(crate) async fn lock(m: Modem<'c>) -> Channel<'c> {
+        Channel {
+            st: m.core.channel.lock().await,
+            m,
         }
     }
 
-    /// Brings the channel back to "nothing in flight": ends a command line cut off mid-write,
-    /// finishes an abandoned socket send, then waits until an abandoned command's final result
-    /// code arrives (its deadline passes, or the modem reboots), so that it cannot be taken
-    /// for the answer to the next command.
+    /// Brings the channel back to "nothing in flight": finishes an abandoned socket send, then
+    /// waits until an abandoned command's final result code arrives (its deadline passes, or the
+    /// modem reboots), so that it cannot be taken for the answer to the next command.
     async fn settle(&mut self) {
-        if self.partial {
-            // End the cut-off line so that the modem answers it (with ERROR, most likely) and
-            // the next command starts on a fresh line.
-            self.shared.begin(Expect::NONE);
-            self.last_deadline = Instant::now() + Duration::from_millis(WRITE_ALLOWANCE_MS + 300);
-            let w = self.client.inner();
-            if w.write_all(b"\r").await.is_ok() && w.flush().await.is_ok() {
-                self.partial = false;
-            }
-        }
-        if self.tx.is_some() {
+        let core = self.m.core;
+        // A request posted by an abandoned command is still written whole.
+        core.tx.idle().await;
+        let _ = core.tx.outcome().await;
+        if self.st.tx.is_some() {
             // Its outcome is recorded in its slot (sent bytes, failure count or error).
             let _ = self.drive_tx().await;
         }
-        if self.shared.current().is_some() {
-            let boots = self.state.get().boots;
-            let done = self.shared.wait_until(|e, _| e.is_none());
-            let rebooted = self.state.wait_for(|s| (s.boots != boots).then_some(()));
-            let r = embassy_time::with_deadline(self.last_deadline, select(done, rebooted)).await;
+        if core.shared.current().is_some() {
+            let boots = core.state.get().boots;
+            let done = core.shared.wait_until(|e, _| e.is_none());
+            let rebooted = core.state.wait_for(|s| (s.boots != boots).then_some(()));
+            let r =
+                embassy_time::with_deadline(self.st.last_deadline, select(done, rebooted)).await;
             if !matches!(r, Ok(Either::First(()))) {
                 debug!("abandoning the answer of an earlier command");
-                self.shared.complete();
+                core.shared.complete();
             }
         }
     }
@@ -153,8 +150,9 @@ impl<'a, W: Write, const N: usize> Channel<'a, W, N> {
         boots: u32,
         done: impl FnMut(Option<Expect>, bool) -> bool,
     ) {
-        let cond = self.shared.wait_until(done);
-        let rebooted = self.state.wait_for(|s| (s.boots != boots).then_some(()));
+        let core = self.m.core;
+        let cond = core.shared.wait_until(done);
+        let rebooted = core.state.wait_for(|s| (s.boots != boots).then_some(()));
         let _ = embassy_time::with_deadline(deadline, select(cond, rebooted)).await;
     }
 
@@ -162,9 +160,11 @@ impl<'a, W: Write, const N: usize> Channel<'a, W, N> {
     ///
     /// Cancel-safe: dropping the future at any point leaves the channel usable; the next command
     /// first waits out the abandoned one's answer.
-    pub async fn send<C: Command>(&mut self, cmd: &C) -> Result<C::Response, Error> {
+    pub(crate) async fn send<C: Command>(&mut self, cmd: &C) -> Result<C::Response, Error> {
+        self.settle().await;
         let len = {
-            let mut w = CmdWriter::new(self.line);
+            let mut bufs = self.m.core.tx.buffers().await;
+            let mut w = CmdWriter::new(&mut bufs.line);
             cmd.write(&mut w)?;
             w.raw(b"\r")?;
             w.len()
@@ -174,7 +174,7 @@ impl<'a, W: Write, const N: usize> Channel<'a, W, N> {
         let parse = |resp: Result<&[u8], atat::InternalError<'_>>| {
             out.set(Some(complete(cmd, resp)));
         };
-        self.settle_and_exchange(cmd.expect(), C::TIMEOUT_MS, None, len, &parse)
+        self.exchange_erased(cmd.expect(), C::TIMEOUT_MS, Source::Line(len), &parse)
             .await?;
         // `parse` ran if and only if the exchange succeeded.
         out.into_inner().unwrap_or(Err(Error::Parse))
@@ -182,97 +182,92 @@ impl<'a, W: Write, const N: usize> Channel<'a, W, N> {
 
     /// Writes `data` (the data phase of a command that answered `CONNECT`, e.g. a file upload)
     /// and waits for `cmd`'s answer to it.
-    pub async fn send_data<C: Command>(
+    pub(crate) async fn send_data<C: Command>(
         &mut self,
         cmd: &C,
         data: &[u8],
     ) -> Result<C::Response, Error> {
+        self.settle().await;
         let out = core::cell::Cell::new(None);
         let parse = |resp: Result<&[u8], atat::InternalError<'_>>| {
             out.set(Some(complete(cmd, resp)));
         };
-        self.settle_and_exchange(cmd.expect(), C::TIMEOUT_MS, Some(data), 0, &parse)
-            .await?;
+        // All but the last piece are written without waiting for an answer; the last one is
+        // the exchange.
+        let mut rest = data;
+        while rest.len() > MAX_SEND {
+            let (piece, tail) = rest.split_at(MAX_SEND);
+            self.stage(piece).await;
+            self.m.core.tx.write(Source::Staging(piece.len())).await?;
+            rest = tail;
+        }
+        self.stage(rest).await;
+        self.exchange_erased(
+            cmd.expect(),
+            C::TIMEOUT_MS,
+            Source::Staging(rest.len()),
+            &parse,
+        )
+        .await?;
         out.into_inner().unwrap_or(Err(Error::Parse))
     }
 
-    /// [`Self::settle`], then [`Self::exchange_erased`].
-    async fn settle_and_exchange(
-        &mut self,
-        expect: Expect,
-        timeout_ms: u32,
-        data: Option<&[u8]>,
-        len: usize,
-        parse: ErasedParse<'_>,
-    ) -> Result<(), Error> {
-        self.settle().await;
-        self.exchange_erased(expect, timeout_ms, data, len, parse)
-            .await
+    /// Copies `piece` (at most [`MAX_SEND`] bytes) into the staging buffer.
+    async fn stage(&self, piece: &[u8]) {
+        let mut bufs = self.m.core.tx.buffers().await;
+        if let Some(dst) = bufs.staging.get_mut(..piece.len()) {
+            dst.copy_from_slice(piece);
+        }
+    }
+
+    /// Waits out the configured pause between two commands.
+    async fn cooldown(&mut self) {
+        Timer::at(self.st.next_write).await;
     }
 
     /// The command-type-independent part of [`Self::send`] and [`Self::send_data`] (both stay
     /// thin on purpose: one more generic layer costs about 1 KB of flash in firmware; measured
-    /// with `scripts/footprint.sh`): writes the line (or `data`),
-    /// waits for the answer within `timeout_ms` plus the write allowance, and hands the answer
-    /// to `parse`.
+    /// with `scripts/footprint.sh`): has the runner write `src`, waits for the answer within
+    /// `timeout_ms` plus the write allowance, and hands the answer to `parse`.
     async fn exchange_erased(
         &mut self,
         expect: Expect,
         timeout_ms: u32,
-        data: Option<&[u8]>,
-        len: usize,
+        src: Source,
         parse: ErasedParse<'_>,
     ) -> Result<(), Error> {
-        let boots = self.state.get().boots;
+        self.cooldown().await;
+        let core = self.m.core;
+        let slot = self.m.slot;
+        let boots = core.state.get().boots;
         let timeout = u64::from(timeout_ms) + WRITE_ALLOWANCE_MS;
-        self.last_deadline = Instant::now() + Duration::from_millis(timeout);
-        let Self {
-            client,
-            shared,
-            line,
-            partial,
-            ..
-        } = self;
-        let shared: &ExpectCell = shared;
-        let (bytes, is_line) = match data {
-            Some(d) => (d, false),
-            None => (&line[..len], true),
-        };
-        let erased = Erased { parse };
-        // The command counts as in flight from its first written byte: dropped before that
-        // (e.g. during the pause between commands), nothing is left to wait for.
-        let exchange = with_timeout(
-            Duration::from_millis(timeout),
-            client.send_with(&erased, async |w: &mut W| {
-                shared.begin(expect);
-                *partial = is_line;
-                let r = w.write_all(bytes).await;
-                *partial = false;
-                r
-            }),
-        );
-        let rebooted = self.state.wait_for(|s| (s.boots != boots).then_some(()));
-        match select(exchange, rebooted).await {
-            Either::First(Ok(Ok(Parsed))) => Ok(()),
+        self.st.last_deadline = Instant::now() + Duration::from_millis(timeout);
+        slot.reset();
+        // The command counts as in flight from the moment it is posted: the runner writes it
+        // whole even if this future is dropped.
+        core.shared.begin(expect);
+        let exchange = with_timeout(Duration::from_millis(timeout), async {
+            core.tx.write(src).await?;
+            poll_fn(|cx| slot.poll_take(cx, &mut |resp| parse(resp))).await;
+            Ok::<(), Error>(())
+        });
+        let rebooted = core.state.wait_for(|s| (s.boots != boots).then_some(()));
+        let r = match select(exchange, rebooted).await {
+            Either::First(Ok(Ok(()))) => Ok(()),
             Either::First(Ok(Err(e))) => {
-                let err = match e {
-                    atat::Error::Timeout => Error::Timeout,
-                    atat::Error::Write => Error::Write,
-                    atat::Error::Read => Error::Read,
-                    _ => Error::Parse,
-                };
-                if err == Error::Write {
-                    self.shared.complete();
-                }
-                Err(err)
+                // Not written: nothing to wait for.
+                core.shared.complete();
+                Err(e)
             }
             Either::First(Err(_)) => Err(Error::Timeout),
             Either::Second(()) => {
                 // The modem lost the command with its reboot.
-                self.shared.complete();
+                core.shared.complete();
                 Err(Error::Rebooted)
             }
-        }
+        };
+        self.st.next_write = Instant::now() + self.m.core.config.command_gap;
+        r
     }
 
     /// Reads what the modem holds for socket `slot` into its ring: at most `max` bytes and no
@@ -288,11 +283,12 @@ impl<'a, W: Write, const N: usize> Channel<'a, W, N> {
         // The whole response (header, payload, result code, maybe a URC) must fit the ingress
         // buffer: cap the read below its size.
         let room = self
+            .m
             .pool
             .rx_free(usize::from(slot))
             .min(max)
             .min(1500)
-            .min(N.saturating_sub(96));
+            .min(self.m.core.ingress_size().saturating_sub(96));
         if room == 0 {
             return Ok(None);
         }
@@ -313,13 +309,18 @@ impl<'a, W: Write, const N: usize> Channel<'a, W, N> {
         max: usize,
     ) -> Result<usize, Error> {
         self.settle().await;
-        let n = self
-            .pool
-            .tx_peek(usize::from(slot), &mut self.staging[..max.min(MAX_SEND)]);
+        let n = {
+            let mut bufs = self.m.core.tx.buffers().await;
+            let staging = &mut bufs.staging;
+            let max = max.min(staging.len());
+            self.m
+                .pool
+                .tx_peek(usize::from(slot), staging.get_mut(..max).unwrap_or(&mut []))
+        };
         if n == 0 {
             return Ok(0);
         }
-        self.tx = Some(TxOp {
+        self.st.tx = Some(TxOp {
             slot,
             kind,
             len: n,
@@ -331,25 +332,28 @@ impl<'a, W: Write, const N: usize> Channel<'a, W, N> {
 
     /// Runs the send in `self.tx` to its end, from whatever phase it is in.
     async fn drive_tx(&mut self) -> Result<usize, Error> {
-        let boots = self.state.get().boots;
+        let core = self.m.core;
+        let pool = self.m.pool;
+        let boots = core.state.get().boots;
         loop {
-            let Some(mut op) = self.tx else {
+            let Some(mut op) = self.st.tx else {
                 return Ok(0);
             };
             let slot = usize::from(op.slot);
-            if self.state.get().boots != boots {
-                self.tx = None;
+            if core.state.get().boots != boots {
+                self.st.tx = None;
                 return Err(Error::Rebooted);
             }
             match op.phase {
                 TxPhase::Command => {
                     // Wait out anything still in flight (without recursing into settle).
-                    self.wait_shared(self.last_deadline, boots, |e, _| e.is_none())
+                    self.wait_shared(self.st.last_deadline, boots, |e, _| e.is_none())
                         .await;
-                    self.shared.complete();
-                    let mut line = [0u8; 24];
+                    core.shared.complete();
+                    self.cooldown().await;
                     let len = {
-                        let mut w = CmdWriter::new(&mut line);
+                        let mut bufs = core.tx.buffers().await;
+                        let mut w = CmdWriter::new(&mut bufs.line);
                         w.str(match op.kind {
                             Kind::Tcp => "AT+QISEND=",
                             Kind::Tls => "AT+QSSLSEND=",
@@ -360,97 +364,79 @@ impl<'a, W: Write, const N: usize> Channel<'a, W, N> {
                         w.raw(b"\r")?;
                         w.len()
                     };
-                    self.shared.begin(Expect::PROMPT);
-                    self.partial = true;
-                    let w = self.client.inner();
-                    w.write_all(&line[..len]).await.map_err(|_| Error::Write)?;
-                    w.flush().await.map_err(|_| Error::Write)?;
-                    self.partial = false;
+                    core.shared.begin(Expect::PROMPT);
                     op.phase = TxPhase::Prompt;
                     op.deadline = Instant::now() + Duration::from_millis(SEND_STEP_MS);
-                    self.last_deadline = op.deadline;
-                    self.tx = Some(op);
+                    self.st.last_deadline = op.deadline;
+                    self.st.tx = Some(op);
+                    if let Err(e) = core.tx.write(Source::Line(len)).await {
+                        core.shared.complete();
+                        self.st.tx = None;
+                        return Err(e);
+                    }
                 }
                 TxPhase::Prompt => {
                     self.wait_shared(op.deadline, boots, |e, prompt| prompt || e.is_none())
                         .await;
-                    if self.shared.prompt_seen() {
-                        op.phase = TxPhase::Payload(0);
-                        self.tx = Some(op);
+                    if core.shared.prompt_seen() {
+                        op.phase = TxPhase::Payload;
+                        self.st.tx = Some(op);
                     } else {
                         // ERROR instead of the prompt: the socket is not connected.
-                        self.tx = None;
-                        let err = if self.shared.current().is_some() {
-                            self.shared.complete();
+                        self.st.tx = None;
+                        let err = if core.shared.current().is_some() {
+                            core.shared.complete();
                             Error::Timeout
                         } else {
                             Error::ConnectionClosed
                         };
-                        self.pool.update(slot, &mut |s| s.tx_error = Some(err));
+                        pool.update(slot, &mut |s| s.tx_error = Some(err));
                         return Err(err);
                     }
                 }
-                TxPhase::Payload(done) => {
-                    if done < op.len {
-                        let w = self.client.inner();
-                        let n = w
-                            .write(&self.staging[done..op.len])
-                            .await
-                            .map_err(|_| Error::Write)?;
-                        op.phase = TxPhase::Payload(done + n);
-                        self.tx = Some(op);
-                    } else {
-                        self.client
-                            .inner()
-                            .flush()
-                            .await
-                            .map_err(|_| Error::Write)?;
-                        op.phase = TxPhase::Result;
-                        op.deadline = Instant::now() + Duration::from_millis(SEND_STEP_MS);
-                        self.last_deadline = op.deadline;
-                        self.tx = Some(op);
+                TxPhase::Payload => {
+                    // The staged bytes are still in the staging buffer: nothing else is
+                    // written while a send is in progress.
+                    op.phase = TxPhase::Result;
+                    op.deadline = Instant::now() + Duration::from_millis(SEND_STEP_MS);
+                    self.st.last_deadline = op.deadline;
+                    self.st.tx = Some(op);
+                    if let Err(e) = core.tx.write(Source::Staging(op.len)).await {
+                        core.shared.complete();
+                        self.st.tx = None;
+                        return Err(e);
                     }
                 }
                 TxPhase::Result => {
                     self.wait_shared(op.deadline, boots, |e, _| e.is_none())
                         .await;
-                    self.tx = None;
-                    if self.shared.current().is_some() {
-                        self.shared.complete();
-                        self.pool
-                            .update(slot, &mut |s| s.tx_error = Some(Error::Timeout));
+                    self.st.tx = None;
+                    self.st.next_write = Instant::now() + core.config.command_gap;
+                    if core.shared.current().is_some() {
+                        core.shared.complete();
+                        pool.update(slot, &mut |s| s.tx_error = Some(Error::Timeout));
                         return Err(Error::Timeout);
                     }
-                    return match self.shared.last_final() {
+                    return match core.shared.last_final() {
                         Some(Final::SendOk) => {
-                            self.pool.tx_consume(slot, op.len);
+                            pool.tx_consume(slot, op.len);
                             Ok(op.len)
                         }
                         Some(Final::SendFail) => {
                             // The modem's send buffer is full: keep the bytes, try again later.
-                            self.pool.update(slot, &mut |s| {
+                            pool.update(slot, &mut |s| {
                                 s.send_failures = s.send_failures.saturating_add(1)
                             });
                             Err(Error::SendFail)
                         }
                         other => {
                             let err = other.and_then(Final::into_error).unwrap_or(Error::Error);
-                            self.pool.update(slot, &mut |s| s.tx_error = Some(err));
+                            pool.update(slot, &mut |s| s.tx_error = Some(err));
                             Err(err)
                         }
                     };
                 }
             }
         }
-    }
-
-    /// The shared state.
-    pub fn state(&self) -> &'a StateCell {
-        self.state
-    }
-
-    /// The command bookkeeping shared with the digester.
-    pub fn shared(&self) -> &'a ExpectCell {
-        self.shared
     }
 }

@@ -2,8 +2,6 @@
 
 use core::fmt;
 
-use embedded_io_async::Write;
-
 use super::Modem;
 use crate::Error;
 use crate::command::pdp::{
@@ -74,18 +72,19 @@ pub struct DataCallInfo {
 }
 
 /// Data-call operations. Get one with [`Modem::data_call`].
-pub struct DataCall<'m, 'a, W: Write, const N: usize> {
-    modem: &'m Modem<'a, W, N>,
+#[derive(Clone, Copy, Debug)]
+pub struct DataCall<'a> {
+    modem: Modem<'a>,
 }
 
-impl<'a, W: Write, const N: usize> Modem<'a, W, N> {
+impl<'a> Modem<'a> {
     /// The data-call handle.
-    pub fn data_call(&self) -> DataCall<'_, 'a, W, N> {
-        DataCall { modem: self }
+    pub fn data_call(&self) -> DataCall<'a> {
+        DataCall { modem: *self }
     }
 }
 
-impl<W: Write, const N: usize> DataCall<'_, '_, W, N> {
+impl DataCall<'_> {
     async fn check_cid(&self, cid: u8) -> Result<(), Error> {
         if self.modem.params().await.context_ids.contains(&cid) {
             Ok(())
@@ -113,7 +112,7 @@ impl<W: Write, const N: usize> DataCall<'_, '_, W, N> {
     /// `pdpdeact` from the network it first cleans up with `AT+QIDEACT`, as Quectel requires.
     pub async fn activate(&self, cid: u8) -> Result<(), Error> {
         self.check_cid(cid).await?;
-        let deactivated = self.modem.state.get().pdp_deactivated & (1 << cid) != 0;
+        let deactivated = self.modem.core.state.get().pdp_deactivated & (1 << cid) != 0;
         if deactivated {
             // Quectel requires this clean-up after "pdpdeact"; an ERROR here (the context is
             // already gone) does not matter.
@@ -123,6 +122,7 @@ impl<W: Write, const N: usize> DataCall<'_, '_, W, N> {
         }
         self.modem.send(&ActivateContext { cid }).await?;
         self.modem
+            .core
             .state
             .update(|s| s.pdp_deactivated &= !(1 << cid));
         Ok(())
@@ -144,7 +144,7 @@ impl<W: Write, const N: usize> DataCall<'_, '_, W, N> {
     pub async fn info(&self, cid: u8) -> Result<DataCallInfo, Error> {
         self.check_cid(cid).await?;
         let list = self.modem.send(&GetActiveContexts).await?;
-        let deactivated_by_network = self.modem.state.get().pdp_deactivated & (1 << cid) != 0;
+        let deactivated_by_network = self.modem.core.state.get().pdp_deactivated & (1 << cid) != 0;
         let mut info = DataCallInfo {
             cid,
             active: false,

@@ -1,5 +1,6 @@
-//! The async API: [`new`] gives a [`Runner`] (owns the UART receive side) and a [`Modem`]
-//! whose handles ([`Sim`], [`Network`], [`DataCall`]) share one AT channel.
+//! The async API: [`new`] gives a [`Runner`] (owns the UART, both halves) and a [`Modem`]
+//! (no UART type, `Copy`) whose handles ([`Sim`], [`Network`], [`DataCall`], [`Socket`]) share
+//! one AT channel.
 
 mod channel;
 mod data_call;
@@ -9,12 +10,15 @@ mod runner;
 mod sim;
 mod socket;
 mod tls;
+mod tx;
 
-pub use channel::Channel;
 pub use data_call::{Apn, DataCall, DataCallInfo};
-pub use modem::{CMD_BUF, Config, Identity, Modem, Resources, new};
+pub(crate) use modem::split;
+pub use modem::{Config, Identity, Modem, Resources, new};
 pub use network::{Network, NotReady};
 pub use runner::Runner;
+pub(crate) use runner::RunnerParts;
 pub use sim::{Sim, SimStatus};
 pub use socket::{Remote, Socket, SocketReader, SocketWriter, TcpStack};
 pub use tls::{ServerAuth, TlsConfig, TlsVersion};
+pub use tx::{CMD_BUF, MAX_SEND};

@@ -1,13 +1,17 @@
 //! The modem handle, its resources, and start-up.
 
+use core::cell::Cell;
+
 use atat::{Ingress, ResponseSlot, UrcChannel};
+use embassy_sync::blocking_mutex::Mutex as BlockingMutex;
 use embassy_sync::blocking_mutex::raw::CriticalSectionRawMutex;
 use embassy_sync::mutex::Mutex;
 use embassy_time::{Duration, Instant, Timer};
-use embedded_io_async::Write;
+use embedded_io_async::{Read, Write};
 
-use super::channel::{Channel, MAX_SEND};
-use super::runner::{Runner, URC_CAPACITY};
+use super::channel::{Channel, ChannelState, ResponseSource};
+use super::runner::{Runner, RunnerParts, URC_CAPACITY};
+use super::tx::TxMailbox;
 use crate::Error;
 use crate::at::urc::RegDomain;
 use crate::at::{Digester, ExpectCell, Urc};
@@ -18,27 +22,21 @@ use crate::model::{Model, ModelParams};
 use crate::socket::{SocketPool, Sockets};
 use crate::state::StateCell;
 
-/// Size of the command-line buffer (the longest command is a `AT+QICSGP` with a 127-byte user
-/// name and password, or a long host name in `AT+QIOPEN`).
-pub const CMD_BUF: usize = 512;
-
-/// Everything the driver needs, owned by the caller (put it in a `StaticCell` on firmware).
+/// Everything the driver needs, owned by the caller: put it in one `static` (a `StaticCell` on
+/// firmware). [`Resources::new`] is `const`.
 ///
 /// * `N`: the ingress buffer; it must hold the largest response, i.e. a 1500-byte `AT+QIRD`
 ///   payload plus its header and URCs around it. The default (2048) does.
 /// * `S`: socket slots (at most 12, the modems' limit). Default 2.
 /// * `R`: size of each socket's receive ring and of its transmit ring. Default 2048.
 ///
-/// RAM: about `2·N + S·2·R + 2 KiB`.
+/// RAM: about `2·N + S·2·R + 2.5 KiB`.
 pub struct Resources<const N: usize = 2048, const S: usize = 2, const R: usize = 2048> {
-    shared: ExpectCell,
-    state: StateCell,
+    core: Core,
     slot: ResponseSlot<N>,
     urcs: UrcChannel<Urc, URC_CAPACITY, 1>,
     sockets: Sockets<S, R>,
     ingress: [u8; N],
-    line: [u8; CMD_BUF],
-    staging: [u8; MAX_SEND],
 }
 
 impl<const N: usize, const S: usize, const R: usize> Default for Resources<N, S, R> {
@@ -51,15 +49,53 @@ impl<const N: usize, const S: usize, const R: usize> Resources<N, S, R> {
     /// Fresh resources.
     pub const fn new() -> Self {
         Self {
-            shared: ExpectCell::new(),
-            state: StateCell::new(),
+            core: Core::new(),
             slot: ResponseSlot::new(),
             urcs: UrcChannel::new(),
             sockets: Sockets::new(),
             ingress: [0; N],
-            line: [0; CMD_BUF],
-            staging: [0; MAX_SEND],
         }
+    }
+}
+
+impl<const N: usize, const S: usize, const R: usize> core::fmt::Debug for Resources<N, S, R> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Resources")
+            .field("ingress", &N)
+            .field("sockets", &S)
+            .field("ring", &R)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The part of [`Resources`] every handle reaches: the AT channel, the transmit mailbox, what
+/// the digester and the URCs said, the model and the configuration.
+pub(crate) struct Core {
+    pub(crate) channel: Mutex<CriticalSectionRawMutex, ChannelState>,
+    pub(crate) tx: TxMailbox,
+    pub(crate) shared: ExpectCell,
+    pub(crate) state: StateCell,
+    model: BlockingMutex<CriticalSectionRawMutex, Cell<Model>>,
+    pub(crate) config: Config,
+    ingress_size: usize,
+}
+
+impl Core {
+    const fn new() -> Self {
+        Self {
+            channel: Mutex::new(ChannelState::new()),
+            tx: TxMailbox::new(),
+            shared: ExpectCell::new(),
+            state: StateCell::new(),
+            model: BlockingMutex::new(Cell::new(Model::Unknown)),
+            config: Config::DEFAULT,
+            ingress_size: 0,
+        }
+    }
+
+    /// Size of the ingress buffer (the largest response the runner can take).
+    pub(crate) fn ingress_size(&self) -> usize {
+        self.ingress_size
     }
 }
 
@@ -78,14 +114,19 @@ pub struct Config {
     pub recv_poll: Option<Duration>,
 }
 
+impl Config {
+    /// The defaults (a `const` for [`Resources::new`]).
+    pub const DEFAULT: Config = Config {
+        command_gap: Duration::from_millis(5),
+        startup_timeout: Duration::from_secs(30),
+        registration_urcs: true,
+        recv_poll: Some(Duration::from_secs(5)),
+    };
+}
+
 impl Default for Config {
     fn default() -> Self {
-        Self {
-            command_gap: Duration::from_millis(5),
-            startup_timeout: Duration::from_secs(30),
-            registration_urcs: true,
-            recv_poll: Some(Duration::from_secs(5)),
-        }
+        Self::DEFAULT
     }
 }
 
@@ -103,42 +144,66 @@ pub struct Identity {
     pub imei: heapless::String<20>,
 }
 
-/// The modem: shares one AT channel between the handles ([`Sim`](super::Sim),
-/// [`Network`](super::Network), [`DataCall`](super::DataCall)).
-pub struct Modem<'a, W: Write, const N: usize = 2048> {
-    pub(crate) channel: Mutex<CriticalSectionRawMutex, Channel<'a, W, N>>,
-    pub(crate) state: &'a StateCell,
-    pub(crate) shared: &'a ExpectCell,
-    pub(crate) params: Mutex<CriticalSectionRawMutex, ModelParams>,
-    pub(crate) config: Config,
+/// The modem: the handle every other handle ([`Sim`](super::Sim), [`Network`](super::Network),
+/// [`DataCall`](super::DataCall), [`Socket`](super::Socket), …) comes from.
+///
+/// It carries no UART type and is `Copy`: hand a copy to every task that needs the modem. The
+/// handles reach the [`Runner`], which owns the UART, through the [`Resources`] they share.
+#[derive(Clone, Copy)]
+pub struct Modem<'a> {
+    pub(crate) core: &'a Core,
     pub(crate) pool: &'a dyn SocketPool,
+    pub(crate) slot: &'a dyn ResponseSource,
 }
 
-/// Creates the modem handle and its runner. Run [`Runner::run`] concurrently (it owns the UART
-/// receive side), then call [`Modem::init`].
-pub fn new<'a, W: Write, const N: usize, const S: usize, const R: usize>(
-    resources: &'a mut Resources<N, S, R>,
+impl core::fmt::Debug for Modem<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Modem")
+            .field("model", &self.core.model.lock(Cell::get))
+            .field("boots", &self.core.state.get().boots)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Creates the runner, which owns both halves of the UART, and the modem handle. Run
+/// [`Runner::run`] concurrently (its own task on embassy), then call [`Modem::init`].
+///
+/// ```text
+/// static RESOURCES: StaticCell<Resources> = StaticCell::new();
+/// let (runner, modem) = quectel::asynch::new(RESOURCES.init(Resources::new()), rx, tx, Config::default());
+/// spawner.spawn(modem_task(runner))?;   // async fn modem_task(r: Runner<'static, Rx, Tx>) -> ! { r.run().await }
+/// ```
+pub fn new<'a, R: Read, W: Write, const N: usize, const S: usize, const RB: usize>(
+    resources: &'a mut Resources<N, S, RB>,
+    rx: R,
     tx: W,
     config: Config,
-) -> (Runner<'a, N>, Modem<'a, W, N>) {
+) -> (Runner<'a, R, W, N>, Modem<'a>) {
+    let (parts, modem) = split(resources, config);
+    (Runner::new(parts, rx, tx, modem), modem)
+}
+
+/// The runner's share of [`Resources`] (no I/O), for [`new`] and the blocking facade.
+pub(crate) fn split<'a, const N: usize, const S: usize, const RB: usize>(
+    resources: &'a mut Resources<N, S, RB>,
+    config: Config,
+) -> (RunnerParts<'a, N>, Modem<'a>) {
     let Resources {
-        shared,
-        state,
+        core,
         slot,
         urcs,
         sockets,
         ingress,
-        line,
-        staging,
     } = resources;
-    let shared: &'a ExpectCell = shared;
-    let state: &'a StateCell = state;
+    core.config = config;
+    core.ingress_size = N;
+    let core: &'a Core = core;
     let slot: &'a ResponseSlot<N> = slot;
     let urcs: &'a UrcChannel<Urc, URC_CAPACITY, 1> = urcs;
-    let pool: &'a Sockets<S, R> = sockets;
+    let pool: &'a Sockets<S, RB> = sockets;
     let pool: &'a dyn SocketPool = pool;
     let ingress = Ingress::new(
-        Digester::new(shared, N).with_sink(pool),
+        Digester::new(&core.shared, N).with_sink(pool),
         ingress,
         slot,
         urcs,
@@ -146,52 +211,55 @@ pub fn new<'a, W: Write, const N: usize, const S: usize, const R: usize>(
     let subscription = urcs
         .subscribe()
         .unwrap_or_else(|_| unreachable!("the URC channel has exactly one subscriber"));
-    let runner = Runner::new(ingress, subscription, state, pool);
-    let client = atat::asynch::Client::new(
-        tx,
-        slot,
-        &mut [],
-        atat::Config::new().cmd_cooldown(config.command_gap),
-    );
-    let channel = Channel::new(client, shared, state, pool, line, staging);
-    let modem = Modem {
-        channel: Mutex::new(channel),
-        state,
-        shared,
-        params: Mutex::new(Model::Unknown.params()),
-        config,
-        pool,
-    };
-    (runner, modem)
+    let modem = Modem { core, pool, slot };
+    (
+        RunnerParts {
+            ingress,
+            urcs: subscription,
+            state: &core.state,
+            pool,
+        },
+        modem,
+    )
 }
 
-impl<'a, W: Write, const N: usize> Modem<'a, W, N> {
+impl<'a> Modem<'a> {
     /// Sends one typed command. The handles use this; it is public for commands they do not
     /// wrap.
     pub async fn send<C: Command>(&self, cmd: &C) -> Result<C::Response, Error> {
-        self.channel.lock().await.send(cmd).await
+        Channel::lock(*self).await.send(cmd).await
+    }
+
+    /// Locks the AT channel (for an exchange of several commands, e.g. a file upload).
+    pub(crate) async fn channel(&self) -> Channel<'a> {
+        Channel::lock(*self).await
     }
 
     /// A snapshot of what the driver knows from URCs.
     pub fn state(&self) -> crate::state::State {
-        self.state.get()
+        self.core.state.get()
     }
 
     /// Digester counters (noise, unknown URCs, overflows...).
     pub fn stats(&self) -> crate::at::DigestStats {
-        self.shared.stats()
+        self.core.shared.stats()
     }
 
     /// Parameters of the detected model ([`Model::Unknown`]'s before [`Modem::init`]).
     pub async fn params(&self) -> ModelParams {
-        self.params.lock().await.clone()
+        self.model().params()
+    }
+
+    /// The detected model ([`Model::Unknown`] before [`Modem::init`]).
+    pub fn model(&self) -> Model {
+        self.core.model.lock(Cell::get)
     }
 
     /// Waits for the modem to boot (`RDY`), or, if it is already running, for it to answer
     /// `AT`; then switches echo off (`ATE0`), selects verbose errors (`AT+CMEE=2`), identifies
     /// the model (`ATI`, `AT+CGSN`) and enables registration URCs.
     pub async fn init(&self) -> Result<Identity, Error> {
-        let deadline = Instant::now() + self.config.startup_timeout;
+        let deadline = Instant::now() + self.core.config.startup_timeout;
         loop {
             match self.send(&general::At).await {
                 Ok(()) => break,
@@ -212,9 +280,9 @@ impl<'a, W: Write, const N: usize> Modem<'a, W, N> {
         self.send(&general::SetCmee(2)).await?;
         let ati = self.send(&general::Identify).await?;
         let model = Model::from_ati(&ati.model);
-        *self.params.lock().await = model.params();
+        self.core.model.lock(|m| m.set(model));
         let imei = self.send(&general::Imei).await?;
-        if self.config.registration_urcs {
+        if self.core.config.registration_urcs {
             for domain in [RegDomain::Cs, RegDomain::Ps, RegDomain::Eps] {
                 // Not every model has every domain (e.g. no CS on NB-IoT-only firmware).
                 let _ = self.send(&SetRegistrationUrc { domain, mode: 2 }).await;
@@ -238,14 +306,14 @@ impl<'a, W: Write, const N: usize> Modem<'a, W, N> {
         timeout: Duration,
         f: impl FnMut(&crate::state::State) -> Option<T>,
     ) -> Result<T, Error> {
-        embassy_time::with_timeout(timeout, self.state.wait_for(f))
+        embassy_time::with_timeout(timeout, self.core.state.wait_for(f))
             .await
             .map_err(|_| Error::Timeout)
     }
 
     /// How many times the modem has booted (`RDY`) since the driver started.
     pub fn boots(&self) -> u32 {
-        self.state.get().boots
+        self.core.state.get().boots
     }
 
     /// Waits until the modem boots again (`RDY`), up to `timeout`, then re-runs the
@@ -254,7 +322,9 @@ impl<'a, W: Write, const N: usize> Modem<'a, W, N> {
         let boots = self.boots();
         embassy_time::with_timeout(
             timeout,
-            self.state.wait_for(|s| (s.boots != boots).then_some(())),
+            self.core
+                .state
+                .wait_for(|s| (s.boots != boots).then_some(())),
         )
         .await
         .map_err(|_| Error::Timeout)?;

@@ -1,7 +1,6 @@
 //! The network handle: registration, signal, operator, and `wait_network_ready`.
 
 use embassy_time::{Duration, Instant, with_timeout};
-use embedded_io_async::Write;
 
 use super::{Modem, SimStatus};
 use crate::Error;
@@ -40,18 +39,19 @@ impl NotReady {
 }
 
 /// Network operations. Get one with [`Modem::network`].
-pub struct Network<'m, 'a, W: Write, const N: usize> {
-    modem: &'m Modem<'a, W, N>,
+#[derive(Clone, Copy, Debug)]
+pub struct Network<'a> {
+    modem: Modem<'a>,
 }
 
-impl<'a, W: Write, const N: usize> Modem<'a, W, N> {
+impl<'a> Modem<'a> {
     /// The network handle.
-    pub fn network(&self) -> Network<'_, 'a, W, N> {
-        Network { modem: self }
+    pub fn network(&self) -> Network<'a> {
+        Network { modem: *self }
     }
 }
 
-impl<W: Write, const N: usize> Network<'_, '_, W, N> {
+impl Network<'_> {
     /// Queries the registration of one domain (`AT+CREG?`, `AT+CGREG?`, `AT+CEREG?`) and records
     /// it in the state.
     pub async fn registration_of(&self, domain: RegDomain) -> Result<RegStatus, Error> {
@@ -61,6 +61,7 @@ impl<W: Write, const N: usize> Network<'_, '_, W, N> {
             RegDomain::Eps => self.modem.send(&GetCereg).await?,
         };
         self.modem
+            .core
             .state
             .update(|s| s.set_registration(domain, r.registration));
         Ok(r.registration.status)
@@ -80,6 +81,7 @@ impl<W: Write, const N: usize> Network<'_, '_, W, N> {
         any.ok_or(Error::Error)?;
         Ok(self
             .modem
+            .core
             .state
             .get()
             .best_registration()
@@ -119,11 +121,12 @@ impl<W: Write, const N: usize> Network<'_, '_, W, N> {
             if status == RegStatus::Denied || Instant::now() >= deadline {
                 return Err(NotReady::Registration(status));
             }
-            let generation = self.modem.state.get().generation;
+            let generation = self.modem.core.state.get().generation;
             let wait = (deadline - Instant::now()).min(Duration::from_secs(1));
             let _ = with_timeout(
                 wait,
                 self.modem
+                    .core
                     .state
                     .wait_for(|s| (s.generation != generation).then_some(())),
             )

@@ -1,6 +1,7 @@
-//! The runner: the only owner of the UART's receive side.
+//! The runner: the only owner of the UART, both halves.
 
 use atat::{AtatIngress as _, Ingress, UrcSubscription};
+use embassy_futures::select::{Either3, select3};
 use embedded_io_async::{Read, Write};
 
 use super::Modem;
@@ -15,29 +16,16 @@ pub(crate) const URC_CAPACITY: usize = 24;
 /// the channel holds.
 const FEED_CHUNK: usize = 8;
 
-/// Feeds received bytes through the digester and applies URCs to the state.
-pub struct Runner<'a, const N: usize> {
-    ingress: Ingress<'a, Digester<'a>, Urc, N, URC_CAPACITY, 1>,
-    urcs: UrcSubscription<'a, Urc, URC_CAPACITY, 1>,
-    state: &'a StateCell,
-    pool: &'a dyn SocketPool,
+/// The receive path: the ingress (our digester inside atat's ingress), the URC subscription and
+/// what URCs update. No I/O type, so that the blocking facade shares it.
+pub(crate) struct RunnerParts<'a, const N: usize> {
+    pub(crate) ingress: Ingress<'a, Digester<'a>, Urc, N, URC_CAPACITY, 1>,
+    pub(crate) urcs: UrcSubscription<'a, Urc, URC_CAPACITY, 1>,
+    pub(crate) state: &'a StateCell,
+    pub(crate) pool: &'a dyn SocketPool,
 }
 
-impl<'a, const N: usize> Runner<'a, N> {
-    pub(crate) fn new(
-        ingress: Ingress<'a, Digester<'a>, Urc, N, URC_CAPACITY, 1>,
-        urcs: UrcSubscription<'a, Urc, URC_CAPACITY, 1>,
-        state: &'a StateCell,
-        pool: &'a dyn SocketPool,
-    ) -> Self {
-        Self {
-            ingress,
-            urcs,
-            state,
-            pool,
-        }
-    }
-
+impl<const N: usize> RunnerParts<'_, N> {
     fn drain_urcs(&mut self) {
         while let Some(urc) = self.urcs.try_next_message_pure() {
             match &urc {
@@ -50,8 +38,8 @@ impl<'a, const N: usize> Runner<'a, N> {
         }
     }
 
-    /// Processes bytes received from the modem (from a read loop, an interrupt or DMA).
-    pub fn ingest(&mut self, bytes: &[u8]) {
+    /// Processes bytes received from the modem.
+    pub(crate) fn ingest(&mut self, bytes: &[u8]) {
         for chunk in bytes.chunks(FEED_CHUNK) {
             let mut rest = chunk;
             while !rest.is_empty() {
@@ -61,7 +49,7 @@ impl<'a, const N: usize> Runner<'a, N> {
                         error!("ingress buffer full; {} bytes dropped", rest.len());
                         rest = &[];
                     }
-                    Ok(n) => rest = &rest[n..],
+                    Ok(n) => rest = rest.get(n..).unwrap_or(&[]),
                     Err(_) => {
                         // Cannot happen with the chunk size above (the bytes were committed).
                         error!("URC channel full");
@@ -72,29 +60,76 @@ impl<'a, const N: usize> Runner<'a, N> {
             }
         }
     }
+}
 
-    /// Runs the driver forever: reads the UART (everything received goes through here), and
-    /// moves socket data between the modem and the sockets' rings (`AT+QIRD` when data is
-    /// announced, `AT+QISEND` when data is queued). Run it concurrently with the handles, e.g.
-    /// as its own task, with the same `modem`.
-    pub async fn run<R: Read, W: Write>(self, rx: R, modem: &Modem<'a, W, N>) -> ! {
-        match embassy_futures::select::select(self.read_loop(rx), modem.service()).await {
-            embassy_futures::select::Either::First(never) => never,
-            embassy_futures::select::Either::Second(never) => never,
+/// Owns the UART (both halves): feeds received bytes through the digester, applies URCs to the
+/// state, writes what the handles post, and moves socket data. Run it concurrently with the
+/// handles, e.g. as its own task:
+///
+/// ```text
+/// #[embassy_executor::task]
+/// async fn modem_task(runner: quectel::asynch::Runner<'static, UartRx, UartTx>) -> ! {
+///     runner.run().await
+/// }
+/// ```
+pub struct Runner<'a, R, W, const N: usize = 2048> {
+    parts: RunnerParts<'a, N>,
+    rx: R,
+    tx: W,
+    modem: Modem<'a>,
+}
+
+impl<R, W, const N: usize> core::fmt::Debug for Runner<'_, R, W, N> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Runner")
+            .field("modem", &self.modem)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a, R: Read, W: Write, const N: usize> Runner<'a, R, W, N> {
+    pub(crate) fn new(parts: RunnerParts<'a, N>, rx: R, tx: W, modem: Modem<'a>) -> Self {
+        Self {
+            parts,
+            rx,
+            tx,
+            modem,
         }
     }
 
-    async fn read_loop<R: Read>(mut self, mut rx: R) -> ! {
-        let mut buf = [0u8; 64];
-        loop {
-            match rx.read(&mut buf).await {
-                Ok(0) => embassy_time::Timer::after_millis(10).await,
-                Ok(n) => self.ingest(&buf[..n]),
-                Err(_) => {
-                    warn!("UART read error");
-                    embassy_time::Timer::after_millis(10).await
+    /// Processes bytes received from the modem, for firmware that reads the UART itself (from
+    /// an interrupt or DMA) instead of letting [`Runner::run`] read `rx`.
+    pub fn ingest(&mut self, bytes: &[u8]) {
+        self.parts.ingest(bytes)
+    }
+
+    /// Runs the driver forever: reads the UART (everything received goes through here), writes
+    /// the commands the handles post, and moves socket data between the modem and the sockets'
+    /// rings (`AT+QIRD` when data is announced, `AT+QISEND` when data is queued).
+    pub async fn run(self) -> ! {
+        let Self {
+            mut parts,
+            mut rx,
+            mut tx,
+            modem,
+        } = self;
+        let reader = async {
+            let mut buf = [0u8; 64];
+            loop {
+                match rx.read(&mut buf).await {
+                    Ok(0) => embassy_time::Timer::after_millis(10).await,
+                    Ok(n) => parts.ingest(buf.get(..n).unwrap_or(&[])),
+                    Err(_) => {
+                        warn!("UART read error");
+                        embassy_time::Timer::after_millis(10).await
+                    }
                 }
             }
+        };
+        match select3(reader, modem.core.tx.serve(&mut tx), modem.service()).await {
+            Either3::First(never) => never,
+            Either3::Second(never) => never,
+            Either3::Third(never) => never,
         }
     }
 }

@@ -1,7 +1,6 @@
 //! The SIM handle.
 
 use embassy_time::{Duration, with_timeout};
-use embedded_io_async::Write;
 
 use super::Modem;
 use crate::at::urc::PinCode;
@@ -44,14 +43,15 @@ impl SimStatus {
 }
 
 /// SIM operations. Get one with [`Modem::sim`].
-pub struct Sim<'m, 'a, W: Write, const N: usize> {
-    modem: &'m Modem<'a, W, N>,
+#[derive(Clone, Copy, Debug)]
+pub struct Sim<'a> {
+    modem: Modem<'a>,
 }
 
-impl<'a, W: Write, const N: usize> Modem<'a, W, N> {
+impl<'a> Modem<'a> {
     /// The SIM handle.
-    pub fn sim(&self) -> Sim<'_, 'a, W, N> {
-        Sim { modem: self }
+    pub fn sim(&self) -> Sim<'a> {
+        Sim { modem: *self }
     }
 }
 
@@ -65,13 +65,13 @@ fn status_of(code: PinCode) -> SimStatus {
     }
 }
 
-impl<W: Write, const N: usize> Sim<'_, '_, W, N> {
+impl Sim<'_> {
     /// Reads the SIM state (`AT+CPIN?`). Errors that describe the SIM (not inserted, busy,
     /// failure) are states, not errors.
     pub async fn status(&self) -> Result<SimStatus, Error> {
         match self.modem.send(&GetPinStatus).await {
             Ok(code) => {
-                self.modem.state.update(|s| s.pin = Some(code));
+                self.modem.core.state.update(|s| s.pin = Some(code));
                 Ok(status_of(code))
             }
             Err(Error::Cme(e)) => Ok(match e {
@@ -124,6 +124,7 @@ impl<W: Write, const N: usize> Sim<'_, '_, W, N> {
                 let _ = with_timeout(
                     Duration::from_millis(500),
                     self.modem
+                        .core
                         .state
                         .wait_for(|s| (s.pin == Some(PinCode::Ready)).then_some(())),
                 )

@@ -12,7 +12,6 @@ use core::future::poll_fn;
 use core::task::Poll;
 
 use embassy_time::{Duration, Instant, Timer, with_timeout};
-use embedded_io_async::Write;
 
 use super::Modem;
 use crate::Error;
@@ -43,8 +42,9 @@ pub enum Remote<'h> {
 
 /// An open socket. Implements `embedded_io_async::{Read, Write}`. Close it with
 /// [`Socket::close`]; a socket that is dropped is closed in the modem by the runner.
-pub struct Socket<'m, 'a, W: Write, const N: usize> {
-    modem: &'m Modem<'a, W, N>,
+#[derive(Debug)]
+pub struct Socket<'a> {
+    modem: Modem<'a>,
     slot: usize,
     kind: Kind,
 }
@@ -65,16 +65,12 @@ impl Drop for OpenGuard<'_> {
     }
 }
 
-impl<'a, W: Write, const N: usize> Modem<'a, W, N> {
+impl<'a> Modem<'a> {
     /// Opens a socket on PDP context `cid` (which must be active). Waits for the module's open
     /// result up to the model's open timeout (150 s); a refused connection is
     /// `Err(Error::Ip(566))`, a DNS failure `Err(Error::Ip(565))`, a failed TLS handshake
     /// (wrong CA, rejected client certificate…) `Err(Error::Tls(code))`.
-    pub async fn connect(
-        &self,
-        cid: u8,
-        remote: Remote<'_>,
-    ) -> Result<Socket<'_, 'a, W, N>, Error> {
+    pub async fn connect(&self, cid: u8, remote: Remote<'_>) -> Result<Socket<'a>, Error> {
         let params = self.params().await;
         let kind = match remote {
             Remote::Tcp { .. } => Kind::Tcp,
@@ -144,7 +140,7 @@ impl<'a, W: Write, const N: usize> Modem<'a, W, N> {
                 self.pool.update(slot, &mut |s| s.phase = Phase::Open);
                 debug!("socket {} open", slot);
                 Ok(Socket {
-                    modem: self,
+                    modem: *self,
                     slot,
                     kind,
                 })
@@ -176,8 +172,8 @@ impl<'a, W: Write, const N: usize> Modem<'a, W, N> {
     }
 
     /// An `embedded_nal_async::TcpConnect` over this modem's sockets on context `cid`.
-    pub fn tcp(&self, cid: u8) -> TcpStack<'_, 'a, W, N> {
-        TcpStack { modem: self, cid }
+    pub fn tcp(&self, cid: u8) -> TcpStack<'a> {
+        TcpStack { modem: *self, cid }
     }
 
     /// The runner's socket work, forever: see [`Runner::run`](super::Runner::run).
@@ -186,6 +182,7 @@ impl<'a, W: Write, const N: usize> Modem<'a, W, N> {
         loop {
             let work = self.pool.work();
             let poll_due = self
+                .core
                 .config
                 .recv_poll
                 .is_some_and(|p| Instant::now() >= last_poll + p);
@@ -202,7 +199,7 @@ impl<'a, W: Write, const N: usize> Modem<'a, W, N> {
                     Poll::Pending
                 }
             });
-            let tick = match self.config.recv_poll {
+            let tick = match self.core.config.recv_poll {
                 Some(p) => (last_poll + p).saturating_duration_since(Instant::now()),
                 None => Duration::from_secs(3600),
             };
@@ -230,8 +227,7 @@ impl<'a, W: Write, const N: usize> Modem<'a, W, N> {
         let mut pending = s.recv_pending || (poll_due && s.phase == Phase::Open);
         while pending {
             let r = self
-                .channel
-                .lock()
+                .channel()
                 .await
                 .read_into_ring(slot as u8, s.kind, max_read)
                 .await;
@@ -294,8 +290,7 @@ impl<'a, W: Write, const N: usize> Modem<'a, W, N> {
             }
             let max_send = usize::from(self.params().await.max_send);
             let r = self
-                .channel
-                .lock()
+                .channel()
                 .await
                 .send_queued(slot as u8, s.kind, max_send)
                 .await;
@@ -324,7 +319,7 @@ impl<'a, W: Write, const N: usize> Modem<'a, W, N> {
     }
 }
 
-impl<'a, W: Write, const N: usize> Modem<'a, W, N> {
+impl<'a> Modem<'a> {
     pub(crate) async fn socket_read(&self, slot: usize, buf: &mut [u8]) -> Result<usize, Error> {
         if buf.is_empty() {
             return Ok(0);
@@ -432,7 +427,7 @@ impl<'a, W: Write, const N: usize> Modem<'a, W, N> {
     }
 }
 
-impl<'m, 'a, W: Write, const N: usize> Socket<'m, 'a, W, N> {
+impl<'a> Socket<'a> {
     /// The modem's id of this socket (`<connectID>`/`<clientID>`).
     pub fn id(&self) -> u8 {
         self.slot as u8
@@ -477,15 +472,17 @@ impl<'m, 'a, W: Write, const N: usize> Socket<'m, 'a, W, N> {
 
     /// Splits the socket into a reading half and a writing half that can be used from two
     /// futures at once (both borrow the socket).
-    pub fn split(&mut self) -> (SocketReader<'_, 'a, W, N>, SocketWriter<'_, 'a, W, N>) {
+    pub fn split(&mut self) -> (SocketReader<'_, 'a>, SocketWriter<'_, 'a>) {
         (
             SocketReader {
                 modem: self.modem,
                 slot: self.slot,
+                _socket: core::marker::PhantomData,
             },
             SocketWriter {
                 modem: self.modem,
                 slot: self.slot,
+                _socket: core::marker::PhantomData,
             },
         )
     }
@@ -498,23 +495,23 @@ impl<'m, 'a, W: Write, const N: usize> Socket<'m, 'a, W, N> {
     }
 }
 
-impl<W: Write, const N: usize> Drop for Socket<'_, '_, W, N> {
+impl Drop for Socket<'_> {
     fn drop(&mut self) {
         self.modem.socket_abandon(self.slot);
     }
 }
 
-impl<W: Write, const N: usize> embedded_io_async::ErrorType for Socket<'_, '_, W, N> {
+impl embedded_io_async::ErrorType for Socket<'_> {
     type Error = Error;
 }
 
-impl<W: Write, const N: usize> embedded_io_async::Read for Socket<'_, '_, W, N> {
+impl embedded_io_async::Read for Socket<'_> {
     async fn read(&mut self, buf: &mut [u8]) -> Result<usize, Error> {
         Socket::read(self, buf).await
     }
 }
 
-impl<W: Write, const N: usize> embedded_io_async::Write for Socket<'_, '_, W, N> {
+impl embedded_io_async::Write for Socket<'_> {
     async fn write(&mut self, buf: &[u8]) -> Result<usize, Error> {
         Socket::write(self, buf).await
     }
@@ -524,32 +521,36 @@ impl<W: Write, const N: usize> embedded_io_async::Write for Socket<'_, '_, W, N>
 }
 
 /// The reading half of a [`Socket`] (see [`Socket::split`]).
-pub struct SocketReader<'s, 'a, W: Write, const N: usize> {
-    modem: &'s Modem<'a, W, N>,
+#[derive(Debug)]
+pub struct SocketReader<'s, 'a> {
+    modem: Modem<'a>,
     slot: usize,
+    _socket: core::marker::PhantomData<&'s mut Socket<'a>>,
 }
 
 /// The writing half of a [`Socket`] (see [`Socket::split`]).
-pub struct SocketWriter<'s, 'a, W: Write, const N: usize> {
-    modem: &'s Modem<'a, W, N>,
+#[derive(Debug)]
+pub struct SocketWriter<'s, 'a> {
+    modem: Modem<'a>,
     slot: usize,
+    _socket: core::marker::PhantomData<&'s mut Socket<'a>>,
 }
 
-impl<W: Write, const N: usize> embedded_io_async::ErrorType for SocketReader<'_, '_, W, N> {
+impl embedded_io_async::ErrorType for SocketReader<'_, '_> {
     type Error = Error;
 }
 
-impl<W: Write, const N: usize> embedded_io_async::Read for SocketReader<'_, '_, W, N> {
+impl embedded_io_async::Read for SocketReader<'_, '_> {
     async fn read(&mut self, buf: &mut [u8]) -> Result<usize, Error> {
         self.modem.socket_read(self.slot, buf).await
     }
 }
 
-impl<W: Write, const N: usize> embedded_io_async::ErrorType for SocketWriter<'_, '_, W, N> {
+impl embedded_io_async::ErrorType for SocketWriter<'_, '_> {
     type Error = Error;
 }
 
-impl<W: Write, const N: usize> embedded_io_async::Write for SocketWriter<'_, '_, W, N> {
+impl embedded_io_async::Write for SocketWriter<'_, '_> {
     async fn write(&mut self, buf: &[u8]) -> Result<usize, Error> {
         self.modem.socket_write(self.slot, buf).await
     }
@@ -560,15 +561,16 @@ impl<W: Write, const N: usize> embedded_io_async::Write for SocketWriter<'_, '_,
 
 /// `embedded_nal_async::TcpConnect` over the modem (plain TCP on one PDP context), so that
 /// other clients (HTTP, MQTT libraries) can use the modem's sockets.
-pub struct TcpStack<'m, 'a, W: Write, const N: usize> {
-    modem: &'m Modem<'a, W, N>,
+#[derive(Clone, Copy, Debug)]
+pub struct TcpStack<'a> {
+    modem: Modem<'a>,
     cid: u8,
 }
 
-impl<'m, 'a, W: Write, const N: usize> embedded_nal_async::TcpConnect for TcpStack<'m, 'a, W, N> {
+impl<'a> embedded_nal_async::TcpConnect for TcpStack<'a> {
     type Error = Error;
     type Connection<'c>
-        = Socket<'m, 'a, W, N>
+        = Socket<'a>
     where
         Self: 'c;
 

@@ -3,8 +3,6 @@
 
 use core::fmt;
 
-use embedded_io_async::Write;
-
 use super::Modem;
 use crate::Error;
 use crate::command::file::{Delete, FileEntry, List, Upload, UploadData, checksum};
@@ -103,7 +101,7 @@ fn file_name(prefix: &str, base: &str, ctx: u8) -> Result<heapless::String<24>, 
     Ok(s)
 }
 
-impl<'a, W: Write, const N: usize> Modem<'a, W, N> {
+impl<'a> Modem<'a> {
     /// The drive prefix file names need on this model (`UFS:` on EC2x/EC600N, none on BG9x).
     pub async fn file_prefix(&self) -> &'static str {
         if self.params().await.quirks.ufs_prefix {
@@ -125,7 +123,7 @@ impl<'a, W: Write, const N: usize> Modem<'a, W, N> {
         }
         // Give slow links time: the modem gives up after this many idle seconds.
         let timeout_s = 10;
-        let mut channel = self.channel.lock().await;
+        let mut channel = self.channel().await;
         channel
             .send(&Upload {
                 name,

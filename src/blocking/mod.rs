@@ -20,69 +20,119 @@ use crate::command::Command;
 use crate::socket::Kind;
 use embassy_time::Duration;
 
-/// Adapts a blocking writer to `embedded_io_async::Write` (writes complete immediately).
-pub struct BlockingTx<W>(W);
-
-impl<W: Write> embedded_io::ErrorType for BlockingTx<W> {
-    type Error = W::Error;
+/// The UART as the blocking facade uses it: one object-safe trait, so that the blocking
+/// handles carry no UART type.
+///
+/// Implemented for every `embedded_io::{Read, ReadReady, Write}` type (one serial port) and for
+/// [`Halves`] (a HAL's separate receive and transmit halves).
+pub trait Uart {
+    /// Whether [`Uart::read`] would return bytes without blocking.
+    fn read_ready(&mut self) -> bool;
+    /// Reads what was received (0 on an error).
+    fn read(&mut self, buf: &mut [u8]) -> usize;
+    /// Writes and flushes all of `bytes`.
+    fn write_all(&mut self, bytes: &[u8]) -> Result<(), Error>;
 }
 
-impl<W: Write> embedded_io_async::Write for BlockingTx<W> {
-    async fn write(&mut self, buf: &[u8]) -> Result<usize, Self::Error> {
-        self.0.write(buf)
+impl<T: Read + ReadReady + Write> Uart for T {
+    fn read_ready(&mut self) -> bool {
+        ReadReady::read_ready(self).unwrap_or(false)
     }
-    async fn flush(&mut self) -> Result<(), Self::Error> {
-        self.0.flush()
+    fn read(&mut self, buf: &mut [u8]) -> usize {
+        Read::read(self, buf).unwrap_or(0)
+    }
+    fn write_all(&mut self, bytes: &[u8]) -> Result<(), Error> {
+        Write::write_all(self, bytes).map_err(|_| Error::Write)?;
+        Write::flush(self).map_err(|_| Error::Write)
     }
 }
 
-/// The async modem type the blocking one drives.
-pub type AsyncModem<'a, W, const N: usize> = asynch::Modem<'a, BlockingTx<W>, N>;
+/// A UART given as its two halves (receive, transmit).
+#[derive(Debug)]
+pub struct Halves<R, W> {
+    /// The receive half.
+    pub rx: R,
+    /// The transmit half.
+    pub tx: W,
+}
+
+impl<R, W> Halves<R, W> {
+    /// Pairs `rx` and `tx`.
+    pub fn new(rx: R, tx: W) -> Self {
+        Self { rx, tx }
+    }
+}
+
+impl<R: Read + ReadReady, W: Write> Uart for Halves<R, W> {
+    fn read_ready(&mut self) -> bool {
+        self.rx.read_ready().unwrap_or(false)
+    }
+    fn read(&mut self, buf: &mut [u8]) -> usize {
+        self.rx.read(buf).unwrap_or(0)
+    }
+    fn write_all(&mut self, bytes: &[u8]) -> Result<(), Error> {
+        self.tx.write_all(bytes).map_err(|_| Error::Write)?;
+        self.tx.flush().map_err(|_| Error::Write)
+    }
+}
 
 /// A blocking modem. Get the handles with [`Modem::sim`], [`Modem::network`],
-/// [`Modem::data_call`], or run any async operation with [`Modem::run`].
-pub struct Modem<'a, R, W: Write, const N: usize = 2048> {
-    modem: AsyncModem<'a, W, N>,
-    runner: asynch::Runner<'a, N>,
-    rx: R,
+/// [`Modem::data_call`], or run any async operation with [`Modem::run`]. `N` is the ingress
+/// size of the [`Resources`] it was made from.
+pub struct Modem<'a, const N: usize = 2048> {
+    modem: asynch::Modem<'a>,
+    parts: asynch::RunnerParts<'a, N>,
+    uart: &'a mut dyn Uart,
 }
 
-/// Creates a blocking modem over a UART's two halves.
-pub fn new<'a, R: Read + ReadReady, W: Write, const N: usize, const S: usize, const RB: usize>(
+impl<const N: usize> core::fmt::Debug for Modem<'_, N> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Modem")
+            .field("modem", &self.modem)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Creates a blocking modem over a UART (one serial port, or [`Halves`]).
+pub fn new<'a, const N: usize, const S: usize, const RB: usize>(
     resources: &'a mut Resources<N, S, RB>,
-    rx: R,
-    tx: W,
+    uart: &'a mut dyn Uart,
     config: Config,
-) -> Modem<'a, R, W, N> {
-    let (runner, modem) = asynch::new(resources, BlockingTx(tx), config);
-    Modem { modem, runner, rx }
+) -> Modem<'a, N> {
+    let (parts, modem) = asynch::split(resources, config);
+    Modem { modem, parts, uart }
 }
 
-async fn pump<R: Read + ReadReady, const N: usize>(
-    runner: &mut asynch::Runner<'_, N>,
-    rx: &mut R,
+async fn pump<const N: usize>(
+    parts: &mut asynch::RunnerParts<'_, N>,
+    uart: &mut dyn Uart,
+    modem: asynch::Modem<'_>,
 ) -> core::convert::Infallible {
     let mut buf = [0u8; 64];
     loop {
-        if let Ok(true) = rx.read_ready()
-            && let Ok(n) = rx.read(&mut buf)
-            && n > 0
-        {
-            runner.ingest(&buf[..n]);
-            continue;
+        modem
+            .core
+            .tx
+            .serve_blocking(&mut |bytes| uart.write_all(bytes));
+        if uart.read_ready() {
+            let n = uart.read(&mut buf);
+            if n > 0 {
+                parts.ingest(buf.get(..n).unwrap_or(&[]));
+                continue;
+            }
         }
         yield_now().await;
     }
 }
 
-impl<'a, R: Read + ReadReady, W: Write, const N: usize> Modem<'a, R, W, N> {
-    /// Runs an async operation on the modem to completion, feeding received bytes and doing
-    /// the runner's socket work meanwhile.
-    pub fn run<T>(&mut self, f: impl AsyncFnOnce(&AsyncModem<'a, W, N>) -> T) -> T {
-        let Self { modem, runner, rx } = self;
-        let modem: &AsyncModem<'a, W, N> = modem;
+impl<'a, const N: usize> Modem<'a, N> {
+    /// Runs an async operation on the modem to completion, feeding received bytes, writing
+    /// commands and doing the runner's socket work meanwhile.
+    pub fn run<T>(&mut self, f: impl AsyncFnOnce(&asynch::Modem<'a>) -> T) -> T {
+        let Self { modem, parts, uart } = self;
+        let modem: asynch::Modem<'a> = *modem;
         embassy_futures::block_on(async move {
-            match select3(pump(runner, rx), modem.service(), f(modem)).await {
+            match select3(pump(parts, *uart, modem), modem.service(), f(&modem)).await {
                 Either3::First(never) => match never {},
                 Either3::Second(never) => never,
                 Either3::Third(t) => t,
@@ -94,10 +144,10 @@ impl<'a, R: Read + ReadReady, W: Write, const N: usize> Modem<'a, R, W, N> {
     /// calls).
     pub fn poll(&mut self) {
         let mut buf = [0u8; 64];
-        while let Ok(true) = self.rx.read_ready() {
-            match self.rx.read(&mut buf) {
-                Ok(n) if n > 0 => self.runner.ingest(&buf[..n]),
-                _ => break,
+        while self.uart.read_ready() {
+            match self.uart.read(&mut buf) {
+                0 => break,
+                n => self.parts.ingest(buf.get(..n).unwrap_or(&[])),
             }
         }
     }
@@ -126,17 +176,17 @@ impl<'a, R: Read + ReadReady, W: Write, const N: usize> Modem<'a, R, W, N> {
     }
 
     /// The SIM handle.
-    pub fn sim(&mut self) -> Sim<'_, 'a, R, W, N> {
+    pub fn sim(&mut self) -> Sim<'_, 'a, N> {
         Sim { m: self }
     }
 
     /// The network handle.
-    pub fn network(&mut self) -> Network<'_, 'a, R, W, N> {
+    pub fn network(&mut self) -> Network<'_, 'a, N> {
         Network { m: self }
     }
 
     /// The data-call handle.
-    pub fn data_call(&mut self) -> DataCall<'_, 'a, R, W, N> {
+    pub fn data_call(&mut self) -> DataCall<'_, 'a, N> {
         DataCall { m: self }
     }
 
@@ -152,11 +202,7 @@ impl<'a, R: Read + ReadReady, W: Write, const N: usize> Modem<'a, R, W, N> {
 
     /// Opens a socket; see [`asynch::Modem::connect`]. The socket borrows the modem: use it,
     /// then close it (or drop it) before using the other handles.
-    pub fn connect(
-        &mut self,
-        cid: u8,
-        remote: Remote<'_>,
-    ) -> Result<Socket<'_, 'a, R, W, N>, Error> {
+    pub fn connect(&mut self, cid: u8, remote: Remote<'_>) -> Result<Socket<'_, 'a, N>, Error> {
         let (slot, kind) =
             self.run(async |m| m.connect(cid, remote).await.map(|s| s.into_slot()))?;
         Ok(Socket {
@@ -168,13 +214,13 @@ impl<'a, R: Read + ReadReady, W: Write, const N: usize> Modem<'a, R, W, N> {
 }
 
 /// A blocking socket; implements `embedded_io::{Read, Write}`. See [`asynch::Socket`].
-pub struct Socket<'m, 'a, R: Read + ReadReady, W: Write, const N: usize> {
-    m: &'m mut Modem<'a, R, W, N>,
+pub struct Socket<'m, 'a, const N: usize = 2048> {
+    m: &'m mut Modem<'a, N>,
     slot: usize,
     kind: Kind,
 }
 
-impl<R: Read + ReadReady, W: Write, const N: usize> Socket<'_, '_, R, W, N> {
+impl<const N: usize> Socket<'_, '_, N> {
     /// The modem's id of this socket.
     pub fn id(&self) -> u8 {
         self.slot as u8
@@ -193,26 +239,24 @@ impl<R: Read + ReadReady, W: Write, const N: usize> Socket<'_, '_, R, W, N> {
     }
 }
 
-impl<R: Read + ReadReady, W: Write, const N: usize> Drop for Socket<'_, '_, R, W, N> {
+impl<const N: usize> Drop for Socket<'_, '_, N> {
     fn drop(&mut self) {
         self.m.modem.socket_abandon(self.slot);
     }
 }
 
-impl<R: Read + ReadReady, W: Write, const N: usize> embedded_io::ErrorType
-    for Socket<'_, '_, R, W, N>
-{
+impl<const N: usize> embedded_io::ErrorType for Socket<'_, '_, N> {
     type Error = Error;
 }
 
-impl<R: Read + ReadReady, W: Write, const N: usize> embedded_io::Read for Socket<'_, '_, R, W, N> {
+impl<const N: usize> embedded_io::Read for Socket<'_, '_, N> {
     fn read(&mut self, buf: &mut [u8]) -> Result<usize, Error> {
         let slot = self.slot;
         self.m.run(async |m| m.socket_read(slot, buf).await)
     }
 }
 
-impl<R: Read + ReadReady, W: Write, const N: usize> embedded_io::Write for Socket<'_, '_, R, W, N> {
+impl<const N: usize> embedded_io::Write for Socket<'_, '_, N> {
     fn write(&mut self, buf: &[u8]) -> Result<usize, Error> {
         let slot = self.slot;
         // A blocking write returns once the bytes are queued; they go out while later calls
@@ -226,11 +270,12 @@ impl<R: Read + ReadReady, W: Write, const N: usize> embedded_io::Write for Socke
 }
 
 /// Blocking SIM handle; see [`asynch::Sim`].
-pub struct Sim<'m, 'a, R, W: Write, const N: usize> {
-    m: &'m mut Modem<'a, R, W, N>,
+#[derive(Debug)]
+pub struct Sim<'m, 'a, const N: usize = 2048> {
+    m: &'m mut Modem<'a, N>,
 }
 
-impl<R: Read + ReadReady, W: Write, const N: usize> Sim<'_, '_, R, W, N> {
+impl<const N: usize> Sim<'_, '_, N> {
     /// See [`asynch::Sim::status`].
     pub fn status(&mut self) -> Result<SimStatus, Error> {
         self.m.run(async |m| m.sim().status().await)
@@ -254,11 +299,12 @@ impl<R: Read + ReadReady, W: Write, const N: usize> Sim<'_, '_, R, W, N> {
 }
 
 /// Blocking network handle; see [`asynch::Network`].
-pub struct Network<'m, 'a, R, W: Write, const N: usize> {
-    m: &'m mut Modem<'a, R, W, N>,
+#[derive(Debug)]
+pub struct Network<'m, 'a, const N: usize = 2048> {
+    m: &'m mut Modem<'a, N>,
 }
 
-impl<R: Read + ReadReady, W: Write, const N: usize> Network<'_, '_, R, W, N> {
+impl<const N: usize> Network<'_, '_, N> {
     /// See [`asynch::Network::registration`].
     pub fn registration(&mut self) -> Result<RegStatus, Error> {
         self.m.run(async |m| m.network().registration().await)
@@ -284,11 +330,12 @@ impl<R: Read + ReadReady, W: Write, const N: usize> Network<'_, '_, R, W, N> {
 }
 
 /// Blocking data-call handle; see [`asynch::DataCall`].
-pub struct DataCall<'m, 'a, R, W: Write, const N: usize> {
-    m: &'m mut Modem<'a, R, W, N>,
+#[derive(Debug)]
+pub struct DataCall<'m, 'a, const N: usize = 2048> {
+    m: &'m mut Modem<'a, N>,
 }
 
-impl<R: Read + ReadReady, W: Write, const N: usize> DataCall<'_, '_, R, W, N> {
+impl<const N: usize> DataCall<'_, '_, N> {
     /// See [`asynch::DataCall::configure`].
     pub fn configure(&mut self, cid: u8, apn: &Apn<'_>) -> Result<(), Error> {
         self.m

@@ -26,8 +26,8 @@
 //! use quectel::cloud::aws::{Endpoint, FleetProvisioning, IdentityStore, RamIdentityStore};
 //! use quectel::mqtt::Mqtt;
 //!
-//! async fn first_boot<W: embedded_io_async::Write>(
-//!     modem: &Modem<'_, W>,
+//! async fn first_boot(
+//!     modem: &Modem<'_>,
 //!     (ca, claim_cert, claim_key): (&[u8], &[u8], &[u8]),
 //!     serial: &str,
 //!     rng: &mut impl rand_core::CryptoRngCore,

@@ -487,8 +487,8 @@ pub struct RegistrationLink<'a> {
 /// [`ensure_credentials`] through the modem: if `store` is empty, sets up SSL context
 /// `link.ssl_ctx`, opens a TLS socket to `link.host`, runs [`register`] with `buf`, closes the
 /// socket, and saves the result. The data call on `link.cid` must be active.
-pub async fn provision<S, W, const N: usize>(
-    modem: &crate::asynch::Modem<'_, W, N>,
+pub async fn provision<S>(
+    modem: &crate::asynch::Modem<'_>,
     link: &RegistrationLink<'_>,
     registration: &Registration<'_>,
     store: &mut S,
@@ -496,7 +496,6 @@ pub async fn provision<S, W, const N: usize>(
 ) -> Result<Provisioned, Error>
 where
     S: CredentialStore,
-    W: Write,
 {
     ensure_credentials(store, async || {
         modem.configure_tls(link.ssl_ctx, &link.tls).await?;

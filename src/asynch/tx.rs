@@ -1,0 +1,180 @@
+//! The transmit mailbox: how handles get bytes onto the UART without owning it.
+//!
+//! The runner owns the UART's transmit half (as embassy-net-ppp and cyw43 own their I/O). The
+//! AT channel renders a command line (or stages a payload) into the mailbox's buffers and posts a
+//! request; the runner writes those bytes and posts the outcome. Handles therefore carry no UART
+//! type, and a request, once posted, is always written whole: a command future dropped while
+//! its line is being written can no longer leave half a line on the wire.
+
+use core::cell::Cell;
+use core::future::poll_fn;
+use core::task::Poll;
+
+use embassy_sync::blocking_mutex::Mutex as BlockingMutex;
+use embassy_sync::blocking_mutex::raw::CriticalSectionRawMutex;
+use embassy_sync::mutex::{Mutex, MutexGuard};
+use embassy_sync::waitqueue::AtomicWaker;
+
+use crate::Error;
+
+/// Size of the command-line buffer (the longest command is a `AT+QICSGP` with a 127-byte user
+/// name and password, or a long host name in `AT+QIOPEN`).
+pub const CMD_BUF: usize = 512;
+/// Largest payload of one send (`AT+QISEND` takes 1460 at most on every model).
+pub const MAX_SEND: usize = 1460;
+
+/// The bytes a request writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Source {
+    /// `line[..n]`.
+    Line(usize),
+    /// `staging[..n]`.
+    Staging(usize),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Request {
+    Idle,
+    Posted(Source),
+    Done(Result<(), Error>),
+}
+
+/// The buffers a request is written from.
+pub(crate) struct TxBuffers {
+    pub(crate) line: [u8; CMD_BUF],
+    pub(crate) staging: [u8; MAX_SEND],
+}
+
+impl TxBuffers {
+    fn bytes(&self, src: Source) -> &[u8] {
+        match src {
+            Source::Line(n) => self.line.get(..n).unwrap_or(&[]),
+            Source::Staging(n) => self.staging.get(..n).unwrap_or(&[]),
+        }
+    }
+}
+
+/// One write request at a time between the AT channel (which holds the channel lock while it
+/// posts) and the runner.
+pub(crate) struct TxMailbox {
+    buffers: Mutex<CriticalSectionRawMutex, TxBuffers>,
+    request: BlockingMutex<CriticalSectionRawMutex, Cell<Request>>,
+    runner: AtomicWaker,
+    poster: AtomicWaker,
+}
+
+impl TxMailbox {
+    pub(crate) const fn new() -> Self {
+        Self {
+            buffers: Mutex::new(TxBuffers {
+                line: [0; CMD_BUF],
+                staging: [0; MAX_SEND],
+            }),
+            request: BlockingMutex::new(Cell::new(Request::Idle)),
+            runner: AtomicWaker::new(),
+            poster: AtomicWaker::new(),
+        }
+    }
+
+    fn get(&self) -> Request {
+        self.request.lock(Cell::get)
+    }
+
+    fn set(&self, r: Request) {
+        self.request.lock(|c| c.set(r));
+    }
+
+    /// Waits until no request is being written (an abandoned one finishes first), then gives
+    /// access to the buffers to fill them.
+    pub(crate) async fn buffers(&self) -> MutexGuard<'_, CriticalSectionRawMutex, TxBuffers> {
+        self.idle().await;
+        self.buffers.lock().await
+    }
+
+    /// Waits until the runner has written the last posted request (whoever posted it).
+    pub(crate) async fn idle(&self) {
+        poll_fn(|cx| {
+            if let Request::Posted(_) = self.get() {
+                self.poster.register(cx.waker());
+                Poll::Pending
+            } else {
+                Poll::Ready(())
+            }
+        })
+        .await
+    }
+
+    /// Posts `src` (the caller filled the buffers and dropped its guard). The runner writes it
+    /// even if the caller stops waiting.
+    pub(crate) fn post(&self, src: Source) {
+        self.set(Request::Posted(src));
+        self.runner.wake();
+    }
+
+    /// Waits for the outcome of the request posted last.
+    pub(crate) async fn outcome(&self) -> Result<(), Error> {
+        poll_fn(|cx| match self.get() {
+            Request::Posted(_) => {
+                self.poster.register(cx.waker());
+                Poll::Pending
+            }
+            Request::Done(r) => {
+                self.set(Request::Idle);
+                Poll::Ready(r)
+            }
+            Request::Idle => Poll::Ready(Ok(())),
+        })
+        .await
+    }
+
+    /// Posts `src` and waits until it is written.
+    pub(crate) async fn write(&self, src: Source) -> Result<(), Error> {
+        self.post(src);
+        self.outcome().await
+    }
+
+    /// Runner side: waits for a request, writes it with `write`, posts the outcome. Never
+    /// returns.
+    pub(crate) async fn serve<W: embedded_io_async::Write>(&self, tx: &mut W) -> ! {
+        loop {
+            let src = poll_fn(|cx| {
+                self.runner.register(cx.waker());
+                match self.get() {
+                    Request::Posted(src) => Poll::Ready(src),
+                    _ => Poll::Pending,
+                }
+            })
+            .await;
+            let result = {
+                let buffers = self.buffers.lock().await;
+                let bytes = buffers.bytes(src);
+                match tx.write_all(bytes).await {
+                    Ok(()) => tx.flush().await.map_err(|_| Error::Write),
+                    Err(_) => Err(Error::Write),
+                }
+            };
+            if result.is_err() {
+                warn!("UART write failed");
+            }
+            self.set(Request::Done(result));
+            self.poster.wake();
+        }
+    }
+
+    /// Runner side, for the blocking facade: writes a posted request with `write` right away,
+    /// if there is one.
+    pub(crate) fn serve_blocking(&self, write: &mut dyn FnMut(&[u8]) -> Result<(), Error>) {
+        let Request::Posted(src) = self.get() else {
+            return;
+        };
+        let Ok(buffers) = self.buffers.try_lock() else {
+            // The poster still holds the buffers: it posted before releasing them; try again
+            // on the next poll.
+            return;
+        };
+        let result = write(buffers.bytes(src));
+        drop(buffers);
+        self.set(Request::Done(result));
+        self.poster.wake();
+    }
+}

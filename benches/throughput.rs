@@ -66,7 +66,7 @@ fn run_kind(kind: &'static str, baud: u32, sizes: &[usize], rows: &mut Vec<Row>)
         recv_poll: None,
         ..Config::default()
     };
-    let (runner, modem) = asynch::new(resources, tx, config);
+    let (runner, modem) = asynch::new(resources, rx, tx, config);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -139,7 +139,7 @@ fn run_kind(kind: &'static str, baud: u32, sizes: &[usize], rows: &mut Vec<Row>)
             }
             sock.close().await.unwrap();
         };
-        match select(runner.run(rx, &modem), app).await {
+        match select(runner.run(), app).await {
             Either::First(never) => never,
             Either::Second(()) => {}
         }

@@ -100,7 +100,7 @@ fn run() -> Result<(), String> {
     let resources: &'static mut Resources<2048, 2, 4096> = Box::leak(Box::new(Resources::new()));
     let ca = cloud.ca_pem();
     let result = rt.block_on(async {
-        let (runner, modem) = asynch::new(resources, tx, Config::default());
+        let (runner, modem) = asynch::new(resources, rx, tx, Config::default());
         let flow = async {
             let step = |what: &'static str| move |e: quectel::Error| format!("{what}: {e}");
             modem.init().await.map_err(step("modem start-up"))?;
@@ -121,7 +121,7 @@ fn run() -> Result<(), String> {
             Ok::<(), String>(())
         };
         let timed = tokio::time::timeout(StdDuration::from_secs(90), async {
-            match select(runner.run(rx, &modem), flow).await {
+            match select(runner.run(), flow).await {
                 Either::First(never) => never,
                 Either::Second(r) => r,
             }
@@ -140,8 +140,8 @@ fn run() -> Result<(), String> {
     Ok(())
 }
 
-async fn boot_once<W: embedded_io_async::Write>(
-    modem: &Modem<'_, W>,
+async fn boot_once(
+    modem: &Modem<'_>,
     cloud: &AliyunCloud,
     store: &mut FileStore,
     random: &Random,

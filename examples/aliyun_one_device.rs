@@ -93,10 +93,10 @@ fn run() -> Result<(), String> {
     let port = cloud.port();
     let ca = cloud.ca_pem();
     let result = rt.block_on(async {
-        let (runner, modem) = asynch::new(resources, tx, Config::default());
+        let (runner, modem) = asynch::new(resources, rx, tx, Config::default());
         let flow = flow(&modem, &creds, &ca, port, &topic, payload);
         let timed = tokio::time::timeout(StdDuration::from_secs(60), async {
-            match select(runner.run(rx, &modem), flow).await {
+            match select(runner.run(), flow).await {
                 Either::First(never) => never,
                 Either::Second(r) => r,
             }
@@ -116,8 +116,8 @@ fn run() -> Result<(), String> {
     Ok(())
 }
 
-async fn flow<W: embedded_io_async::Write>(
-    modem: &Modem<'_, W>,
+async fn flow(
+    modem: &Modem<'_>,
     creds: &MqttCredentials,
     ca: &str,
     port: u16,

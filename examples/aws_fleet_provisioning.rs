@@ -263,14 +263,14 @@ fn hardware(
 
 async fn device<R: Read, W: Write>(rx: R, tx: W, target: Target) -> Result<(), String> {
     let resources: &'static mut Resources<2048, 2, 8192> = Box::leak(Box::new(Resources::new()));
-    let (runner, modem) = asynch::new(resources, tx, Config::default());
-    match select(runner.run(rx, &modem), flow(&modem, &target)).await {
+    let (runner, modem) = asynch::new(resources, rx, tx, Config::default());
+    match select(runner.run(), flow(&modem, &target)).await {
         Either::First(never) => never,
         Either::Second(result) => result,
     }
 }
 
-async fn flow<W: Write>(modem: &Modem<'_, W, 2048>, t: &Target) -> Result<(), String> {
+async fn flow(modem: &Modem<'_>, t: &Target) -> Result<(), String> {
     let e = |what: &str| {
         let what = what.to_string();
         move |err: quectel::Error| format!("{what}: {err:?}")

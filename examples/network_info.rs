@@ -37,7 +37,7 @@ fn main() {
         .search_time(StdDuration::from_millis(300))
         .spawn();
     let resources: &'static mut Resources = Box::leak(Box::new(Resources::new()));
-    let (runner, modem) = asynch::new(resources, tx, Config::default());
+    let (runner, modem) = asynch::new(resources, rx, tx, Config::default());
 
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -93,7 +93,7 @@ fn main() {
         Ok::<(), quectel::Error>(())
     };
     let result = rt.block_on(async {
-        match select(runner.run(rx, &modem), app).await {
+        match select(runner.run(), app).await {
             Either::First(never) => never,
             Either::Second(r) => r,
         }

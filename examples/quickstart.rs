@@ -321,14 +321,14 @@ fn start_broker(
 /// The customer's flow, on any UART.
 async fn device<R: Read, W: Write>(rx: R, tx: W, target: Target) -> Result<(), String> {
     let resources: &'static mut Resources<2048, 2, 4096> = Box::leak(Box::new(Resources::new()));
-    let (runner, modem) = asynch::new(resources, tx, Config::default());
-    match select(runner.run(rx, &modem), flow(&modem, target)).await {
+    let (runner, modem) = asynch::new(resources, rx, tx, Config::default());
+    match select(runner.run(), flow(&modem, target)).await {
         Either::First(never) => never,
         Either::Second(result) => result,
     }
 }
 
-async fn flow<W: Write>(modem: &Modem<'_, W>, mut target: Target) -> Result<(), String> {
+async fn flow(modem: &Modem<'_>, mut target: Target) -> Result<(), String> {
     let step = |what: &'static str| move |e: quectel::Error| format!("{what}: {e}");
     let id = modem.init().await.map_err(step("modem start-up"))?;
     println!(

@@ -39,7 +39,7 @@ const PK: &str = "a1TestPk01";
 const PS: &str = "ProdSecret7jluWm1z";
 const RANDOM: &str = "8Ygb7ULYh53B6OA";
 
-type TestModem = Modem<'static, mock_modem::HostTx, 2048>;
+type TestModem = Modem<'static>;
 
 fn config() -> Config {
     Config {

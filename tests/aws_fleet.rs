@@ -120,7 +120,7 @@ impl rand_core::CryptoRng for Rng {}
 /// Reconnects with `identity` (TLS context 2, client id = thing name), publishes `payload` to
 /// `dt/<thing>/telemetry` with QoS 1 and waits for the PUBACK.
 async fn publish_as_thing(
-    m: &Modem<'static, mock_modem::HostTx, 2048>,
+    m: &Modem<'static>,
     port: u16,
     ca: &[u8],
     identity: &DeviceIdentity<'_>,

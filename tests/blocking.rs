@@ -9,15 +9,17 @@ use quectel::at::urc::RegStatus;
 use quectel::blocking;
 use quectel::model::Model;
 
-fn modem(
-    mock: MockModem,
-) -> (
-    blocking::Modem<'static, mock_modem::HostRx, mock_modem::HostTx>,
-    mock_modem::ModemHandle,
-) {
+fn modem(mock: MockModem) -> (blocking::Modem<'static>, mock_modem::ModemHandle) {
     let (rx, tx, h) = mock.search_time(StdDuration::from_millis(50)).spawn();
     let res: &'static mut Resources = Box::leak(Box::new(Resources::new()));
-    (blocking::new(res, rx, tx, Config::default()), h)
+    (
+        blocking::new(
+            res,
+            Box::leak(Box::new(quectel::blocking::Halves::new(rx, tx))),
+            Config::default(),
+        ),
+        h,
+    )
 }
 
 #[test]

@@ -86,7 +86,12 @@ fn driver_over_tcp_to_the_cli_server() {
         let stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
         let (rx, tx) = stream.into_split();
         let resources: &'static mut Resources = Box::leak(Box::new(Resources::new()));
-        let (runner, modem) = asynch::new(resources, FromTokio::new(tx), support::config());
+        let (runner, modem) = asynch::new(
+            resources,
+            FromTokio::new(rx),
+            FromTokio::new(tx),
+            support::config(),
+        );
         let app = async {
             let id = modem.init().await.unwrap();
             assert_eq!(id.model, Model::Ec25);
@@ -125,7 +130,7 @@ fn driver_over_tcp_to_the_cli_server() {
             assert_eq!(back, msg);
             sock.close().await.unwrap();
         };
-        match select(runner.run(FromTokio::new(rx), &modem), app).await {
+        match select(runner.run(), app).await {
             Either::First(never) => never,
             Either::Second(()) => {}
         }

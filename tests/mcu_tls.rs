@@ -12,8 +12,8 @@ use quectel::asynch::{self, Apn, Config, Modem, Remote, Resources, Socket};
 use quectel::tls::{McuTls, McuTlsConfig, TlsBuffers, TlsFailure, TlsStream, pem_to_der};
 use rand_core::{OsRng, RngCore};
 
-type TestModem = Modem<'static, HostTx>;
-type Tls<'b> = TlsStream<'b, Socket<'b, 'static, HostTx, 2048>>;
+type TestModem = Modem<'static>;
+type Tls<'b> = TlsStream<'b, Socket<'static>>;
 
 // --- harness (a few lines after tests/support, kept here so this file stands alone) ---------
 
@@ -38,10 +38,10 @@ fn with_modem<T>(mock: MockModem, body: impl AsyncFnOnce(&TestModem, &ModemHandl
         .build()
         .unwrap();
     rt.block_on(async move {
-        let (runner, modem) = asynch::new(res, tx, config());
+        let (runner, modem) = asynch::new(res, rx, tx, config());
         let out = tokio::time::timeout(
             StdDuration::from_secs(120),
-            select(runner.run(rx, &modem), body(&modem, &handle)),
+            select(runner.run(), body(&modem, &handle)),
         )
         .await
         .expect("test body took more than 120 s");

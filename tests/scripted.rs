@@ -161,7 +161,11 @@ frag 1
     .unwrap();
     let (rx, tx, handle) = script.spawn();
     let res: &'static mut Resources = Box::leak(Box::new(Resources::new()));
-    let mut m = quectel::blocking::new(res, rx, tx, Config::default());
+    let mut m = quectel::blocking::new(
+        res,
+        Box::leak(Box::new(quectel::blocking::Halves::new(rx, tx))),
+        Config::default(),
+    );
     m.sim().unlock("1234").unwrap();
     assert_eq!(m.sim().iccid().unwrap().as_str(), "89860025128306012474");
     handle.finish().unwrap();

@@ -62,12 +62,14 @@ fn mock() -> MockModem {
 }
 
 /// A blocking modem on the mock, initialised, with data call 1 up.
-fn blocking_up<const R: usize>(
-    mock: MockModem,
-) -> quectel::blocking::Modem<'static, mock_modem::HostRx, mock_modem::HostTx> {
+fn blocking_up<const R: usize>(mock: MockModem) -> quectel::blocking::Modem<'static> {
     let (rx, tx, _h) = mock.spawn();
     let res: &'static mut Resources<2048, 2, R> = Box::leak(Box::new(Resources::new()));
-    let mut m = quectel::blocking::new(res, rx, tx, fast_config());
+    let mut m = quectel::blocking::new(
+        res,
+        Box::leak(Box::new(quectel::blocking::Halves::new(rx, tx))),
+        fast_config(),
+    );
     m.init().unwrap();
     m.data_call().configure(1, &Apn::new("internet")).unwrap();
     m.network()
@@ -77,10 +79,7 @@ fn blocking_up<const R: usize>(
 }
 
 /// Writes `data` and reads the echo back concurrently; returns what came back.
-async fn echo_through(
-    sock: &mut quectel::asynch::Socket<'_, '_, mock_modem::HostTx, 2048>,
-    data: &[u8],
-) -> Vec<u8> {
+async fn echo_through(sock: &mut quectel::asynch::Socket<'_>, data: &[u8]) -> Vec<u8> {
     use embedded_io_async::{Read, Write};
     let (mut rx, mut tx) = sock.split();
     let writer = async {

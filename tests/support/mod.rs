@@ -7,7 +7,7 @@ use embassy_futures::select::{Either, select};
 use mock_modem::{HostRx, HostTx, MockModem, ModemHandle};
 use quectel::asynch::{self, Config, Modem, Resources};
 
-pub type TestModem = Modem<'static, HostTx>;
+pub type TestModem = Modem<'static>;
 
 pub fn config() -> Config {
     Config {
@@ -36,7 +36,7 @@ pub fn with_modem_in<T, const N: usize, const S: usize, const R: usize>(
     resources: &'static mut Resources<N, S, R>,
     config: Config,
     mock: MockModem,
-    body: impl AsyncFnOnce(&Modem<'static, HostTx, N>, &ModemHandle) -> T,
+    body: impl AsyncFnOnce(&Modem<'static>, &ModemHandle) -> T,
 ) -> T {
     let (rx, tx, handle) = mock.spawn();
     with_endpoints_in(resources, config, rx, tx, async |m| body(m, &handle).await)
@@ -48,17 +48,17 @@ pub fn with_endpoints_in<T, const N: usize, const S: usize, const R: usize>(
     config: Config,
     rx: HostRx,
     tx: HostTx,
-    body: impl AsyncFnOnce(&Modem<'static, HostTx, N>) -> T,
+    body: impl AsyncFnOnce(&Modem<'static>) -> T,
 ) -> T {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
     rt.block_on(async move {
-        let (runner, modem) = asynch::new(resources, tx, config);
+        let (runner, modem) = asynch::new(resources, rx, tx, config);
         let out = tokio::time::timeout(
             StdDuration::from_secs(120),
-            select(runner.run(rx, &modem), body(&modem)),
+            select(runner.run(), body(&modem)),
         )
         .await
         .expect("test body took more than 120 s");
@@ -71,7 +71,7 @@ pub fn with_endpoints_in<T, const N: usize, const S: usize, const R: usize>(
 pub mod broker;
 
 /// Initialises the modem and brings data call 1 (APN `internet`) up.
-pub async fn bring_up<const N: usize>(m: &Modem<'static, HostTx, N>) {
+pub async fn bring_up(m: &Modem<'static>) {
     m.init().await.unwrap();
     m.data_call()
         .configure(1, &quectel::asynch::Apn::new("internet"))

@@ -430,8 +430,8 @@ fn driver(step: Step) -> impl FnOnce(quectel::Error) -> AppError {
 }
 
 /// Start-up, SIM, data call: the part of the flow before MQTT.
-async fn bring_up<W: Write, const N: usize>(
-    modem: &Modem<'_, W, N>,
+async fn bring_up(
+    modem: &Modem<'_>,
     cfg: &AppConfig<'_>,
     report: &mut Report,
 ) -> Result<(), AppError> {
@@ -615,14 +615,12 @@ fn empty_report() -> Report {
     }
 }
 
-/// Runs the driver's runner on `rx` next to `flow`; returns when `flow` does.
-async fn with_runner<'a, R: Read, W: Write, const N: usize, T>(
-    runner: asynch::Runner<'a, N>,
-    rx: R,
-    modem: &Modem<'a, W, N>,
+/// Runs the driver's runner (it owns the UART) next to `flow`; returns when `flow` does.
+async fn with_runner<R: Read, W: Write, const N: usize, T>(
+    runner: asynch::Runner<'_, R, W, N>,
     flow: impl Future<Output = T>,
 ) -> T {
-    match select(runner.run(rx, modem), flow).await {
+    match select(runner.run(), flow).await {
         Either::First(never) => never,
         Either::Second(result) => result,
     }
@@ -652,7 +650,7 @@ where
         startup_timeout: cfg.timeouts.startup,
         ..Config::default()
     };
-    let (runner, modem) = asynch::new(resources, tx, config);
+    let (runner, modem) = asynch::new(resources, rx, tx, config);
     let flow = async {
         let mut report = empty_report();
         bring_up(&modem, cfg, &mut report).await?;
@@ -701,7 +699,7 @@ where
             give_up_or_retry(cfg, attempt, error)?;
         }
     };
-    with_runner(runner, rx, &modem, flow).await
+    with_runner(runner, flow).await
 }
 
 /// The same flow as [`run_modem_tls`], with TLS 1.3 on the MCU (embedded-tls, feature
@@ -739,7 +737,7 @@ where
         startup_timeout: cfg.timeouts.startup,
         ..Config::default()
     };
-    let (runner, modem) = asynch::new(resources, tx, config);
+    let (runner, modem) = asynch::new(resources, rx, tx, config);
     let flow = async {
         let mut ca_buf = [0u8; DER_MAX];
         let mut cert_buf = [0u8; DER_MAX];
@@ -792,7 +790,7 @@ where
             give_up_or_retry(cfg, attempt, error)?;
         }
     };
-    with_runner(runner, rx, &modem, flow).await
+    with_runner(runner, flow).await
 }
 
 // --- power ---------------------------------------------------------------------------------

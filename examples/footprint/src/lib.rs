@@ -37,9 +37,9 @@ use static_cell::StaticCell;
 /// Ingress buffer size (`Resources`' default).
 pub const N: usize = 2048;
 /// The modem handle of this firmware.
-pub type Modem = asynch::Modem<'static, UartTx, N>;
+pub type Modem = asynch::Modem<'static>;
 /// The runner of this firmware.
-pub type Runner = asynch::Runner<'static, N>;
+pub type Runner = asynch::Runner<'static, UartRx, UartTx, N>;
 
 /// Size of the MQTT (minimq) buffer: receive part plus transmit/in-flight part.
 pub const MQTT_BUFFER: usize = 4096;
@@ -352,21 +352,24 @@ fn panic(_: &core::panic::PanicInfo<'_>) -> ! {
 /// says (`.bss`, initialised at start-up). A `ConstStaticCell` would put it in `.data`, i.e.
 /// in flash too, because `Resources::new()` is not all zeros.
 static RESOURCES: StaticCell<Resources> = StaticCell::new();
-static MODEM: StaticCell<Modem> = StaticCell::new();
 
 #[embassy_executor::task]
-async fn runner_task(runner: Runner, rx: UartRx, modem: &'static Modem) -> ! {
-    runner.run(rx, modem).await
+async fn runner_task(runner: Runner) -> ! {
+    runner.run().await
 }
 
 /// Brings up the board (clock, UART) and the driver; spawns the runner task.
-pub fn start(spawner: &Spawner) -> &'static Modem {
+pub fn start(spawner: &Spawner) -> Modem {
     let cp = cortex_m::Peripherals::take().unwrap_or_else(|| unreachable!());
     time_init(cp.SYST);
     let (rx, tx) = uart_init();
-    let (runner, modem) = asynch::new(RESOURCES.init_with(Resources::new), tx, Config::default());
-    let modem: &'static Modem = MODEM.init(modem);
-    spawner.spawn(runner_task(runner, rx, modem).unwrap_or_else(|_| unreachable!()));
+    let (runner, modem) = asynch::new(
+        RESOURCES.init_with(Resources::new),
+        rx,
+        tx,
+        Config::default(),
+    );
+    spawner.spawn(runner_task(runner).unwrap_or_else(|_| unreachable!()));
     modem
 }
 

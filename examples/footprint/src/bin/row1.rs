@@ -10,7 +10,7 @@ use footprint as fw;
 async fn main(spawner: Spawner) {
     let modem = fw::start(&spawner);
     loop {
-        let r = fw::at_sim_datacall(modem).await;
+        let r = fw::at_sim_datacall(&modem).await;
         fw::report(&r);
         fw::pause().await;
     }

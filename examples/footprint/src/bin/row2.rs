@@ -9,10 +9,10 @@ use footprint as fw;
 async fn main(spawner: Spawner) {
     let modem = fw::start(&spawner);
     loop {
-        let r = fw::at_sim_datacall(modem).await;
+        let r = fw::at_sim_datacall(&modem).await;
         fw::report(&r);
         if r.is_ok() {
-            fw::report(&fw::tcp_echo(modem).await);
+            fw::report(&fw::tcp_echo(&modem).await);
         }
         fw::pause().await;
     }

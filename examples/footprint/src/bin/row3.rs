@@ -18,9 +18,9 @@ static MQTT_BUFFER: ConstStaticCell<[u8; fw::MQTT_BUFFER]> =
 #[embassy_executor::main]
 async fn main(spawner: Spawner) {
     let modem = fw::start(&spawner);
-    let r = fw::at_sim_datacall(modem).await;
+    let r = fw::at_sim_datacall(&modem).await;
     fw::report(&r);
-    fw::report(&fw::tcp_echo(modem).await);
+    fw::report(&fw::tcp_echo(&modem).await);
 
     let tls = TlsConfig::new(certs::CA_PEM).with_client_identity(certs::DEVICE_PEM, certs::KEY_PEM);
     let transport = Transport::ModemTls { ssl_ctx: 1, tls };
@@ -38,7 +38,7 @@ async fn main(spawner: Spawner) {
     };
     let _ = mqtt.subscribe_on_connect("devices/861234567890123/down", QoS::AtLeastOnce);
     loop {
-        let mut conn = match mqtt.connect(modem).await {
+        let mut conn = match mqtt.connect(&modem).await {
             Ok(c) => c,
             Err(e) => {
                 fw::report::<(), _>(&Err(e));

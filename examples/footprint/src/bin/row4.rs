@@ -22,9 +22,9 @@ static TLS_BUFFERS: StaticCell<TlsBuffers> = StaticCell::new();
 #[embassy_executor::main]
 async fn main(spawner: Spawner) {
     let modem = fw::start(&spawner);
-    let r = fw::at_sim_datacall(modem).await;
+    let r = fw::at_sim_datacall(&modem).await;
     fw::report(&r);
-    fw::report(&fw::tcp_echo(modem).await);
+    fw::report(&fw::tcp_echo(&modem).await);
 
     let tls = McuTlsConfig::new(fw::HOST, certs::CA_DER)
         .with_client_identity(certs::DEVICE_DER, certs::KEY_DER);
@@ -44,7 +44,7 @@ async fn main(spawner: Spawner) {
     let _ = mqtt.subscribe_on_connect("devices/861234567890123/down", QoS::AtLeastOnce);
     loop {
         let mut conn = match mqtt
-            .connect_mcu_tls(modem, buffers, &tls, fw::HwRng::new())
+            .connect_mcu_tls(&modem, buffers, &tls, fw::HwRng::new())
             .await
         {
             Ok(c) => c,

@@ -81,6 +81,50 @@ pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(15);
 
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
+/// The external programs the tests run, and the Debian package of each. `cargo xtask test`
+/// installs the packages that are missing before it runs the tests.
+pub const TOOLS: [(&str, &str); 5] = [
+    ("mosquitto", "mosquitto"),
+    ("mosquitto_passwd", "mosquitto"),
+    ("mosquitto_pub", "mosquitto-clients"),
+    ("mosquitto_sub", "mosquitto-clients"),
+    ("openssl", "openssl"),
+];
+
+/// Whether `tool` is an executable file in a directory of `PATH`.
+pub fn on_path(tool: &str) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::env::var_os("PATH").is_some_and(|path| {
+        std::env::split_paths(&path).any(|dir| {
+            fs::metadata(dir.join(tool))
+                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
+    })
+}
+
+/// Panics, naming the install line, if one of `tools` (from [`TOOLS`]) is not on `PATH`: a
+/// test that needs the broker fails loudly instead of skipping.
+pub fn require(tools: &[&str]) {
+    let missing: Vec<&str> = tools.iter().copied().filter(|t| !on_path(t)).collect();
+    if missing.is_empty() {
+        return;
+    }
+    let mut packages: Vec<&str> = TOOLS
+        .iter()
+        .filter(|(t, _)| missing.contains(t))
+        .map(|(_, p)| *p)
+        .collect();
+    packages.dedup();
+    panic!(
+        "{} not found on PATH ({}). Install with `apt-get install -y {}` (as root), or run \
+         `cargo xtask test`, which installs what is missing and then runs the tests. \
+         (Debian puts `mosquitto` in /usr/sbin: add it to PATH if you are not root.)",
+        missing.join(", "),
+        std::env::var("PATH").unwrap_or_default(),
+        packages.join(" ")
+    );
+}
+
 fn next_id() -> usize {
     COUNTER.fetch_add(1, Ordering::Relaxed)
 }
@@ -560,6 +604,12 @@ impl Broker {
     /// waits (at most [`START_TIMEOUT`]) until it accepts TCP connections.
     /// Panics with the log tail if it does not.
     pub fn start(options: BrokerOptions) -> Broker {
+        require(&[
+            "mosquitto",
+            "mosquitto_passwd",
+            "mosquitto_pub",
+            "mosquitto_sub",
+        ]);
         let nanos = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.subsec_nanos())
@@ -1173,6 +1223,7 @@ pub fn publish_with(
 /// (e.g. `-tls1_2`), presenting `client`'s certificate if given; stdin is
 /// empty so it ends after the handshake.
 pub fn s_client(broker: &Broker, client: Option<&ClientId>, args: &[&str]) -> Run {
+    require(&["openssl"]);
     let mut cmd = Command::new("openssl");
     cmd.args([
         "s_client",

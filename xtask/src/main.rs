@@ -88,6 +88,14 @@ fn test(extra: Vec<OsString>) -> ExitCode {
     cmd.args(["test", "--workspace", "--features", TEST_FEATURES])
         .args(&extra)
         .env("PATH", path);
+    // `cargo run` gave this process the variables of the xtask package (CARGO_MANIFEST_DIR,
+    // CARGO_PKG_NAME, ...). Build scripts that read them (ring's) would see a change and run
+    // again, so that `cargo test` and `cargo xtask test` would rebuild each other's crates.
+    for (name, _) in std::env::vars_os() {
+        if name.to_str().is_some_and(is_cargo_run_variable) {
+            cmd.env_remove(name);
+        }
+    }
     println!(
         "xtask: running cargo test --workspace --features {TEST_FEATURES}{}",
         extra
@@ -111,6 +119,22 @@ fn test(extra: Vec<OsString>) -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// Whether `name` is one of the variables `cargo run` sets for the package it runs (not
+/// `CARGO`, `CARGO_HOME`, `CARGO_TARGET_DIR` or other settings of the user's).
+fn is_cargo_run_variable(name: &str) -> bool {
+    name.starts_with("CARGO_PKG_")
+        || matches!(
+            name,
+            "CARGO_MANIFEST_DIR"
+                | "CARGO_MANIFEST_PATH"
+                | "CARGO_MANIFEST_LINKS"
+                | "CARGO_CRATE_NAME"
+                | "CARGO_BIN_NAME"
+                | "CARGO_PRIMARY_PACKAGE"
+                | "CARGO_RUSTC_CURRENT_DIR"
+        )
 }
 
 /// Makes every tool of [`TOOLS`] reachable through `dirs` (the `PATH` the tests get): adds an
@@ -276,6 +300,27 @@ mod tests {
             install_line(&packages_for(&["mosquitto", "mosquitto_sub"])),
             "apt-get update && apt-get install -y mosquitto mosquitto-clients"
         );
+    }
+
+    #[test]
+    fn only_the_variables_of_cargo_run_are_dropped() {
+        for name in [
+            "CARGO_MANIFEST_DIR",
+            "CARGO_PKG_NAME",
+            "CARGO_PKG_VERSION",
+            "CARGO_BIN_NAME",
+        ] {
+            assert!(is_cargo_run_variable(name), "{name}");
+        }
+        for name in [
+            "CARGO",
+            "CARGO_HOME",
+            "CARGO_TARGET_DIR",
+            "CARGO_TERM_COLOR",
+            "PATH",
+        ] {
+            assert!(!is_cargo_run_variable(name), "{name}");
+        }
     }
 
     #[test]

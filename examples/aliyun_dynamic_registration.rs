@@ -8,10 +8,10 @@
 //! ```
 //!
 //! Self-contained on this machine: a local Aliyun stand-in (Mosquitto with a TLS listener and a
-//! password file, plus `tests/responders/aliyun.py`, which answers registrations and then
-//! "activates" the device) and a simulated BG96 whose TLS sockets reach it. The store is a file
-//! in the temp directory, written with [`DeviceCredentials::encode`]. Needs the Debian packages
-//! `mosquitto` and `python3-paho-mqtt`.
+//! password file, plus the responder of `tests/support/aliyun_broker.rs`, which answers
+//! registrations and then "activates" the device) and a simulated BG96 whose TLS sockets reach
+//! it. The store is a file in the temp directory, written with [`DeviceCredentials::encode`].
+//! Needs the Debian package `mosquitto` (`cargo xtask test` installs it).
 //!
 //! Mosquitto only delivers to subscribers, so against it the registration sends a SUBSCRIBE
 //! ([`Registration::subscribe_to_result`]); Aliyun publishes the answer without one, and on the

@@ -8,9 +8,10 @@
 //!
 //! Self-contained on this machine: it starts a local Aliyun stand-in — Mosquitto with a TLS
 //! listener on 127.0.0.1 (server authentication only) and a password file, and the responder
-//! `tests/responders/aliyun.py` (Python, paho-mqtt), which writes the device's password entry
-//! computed with Python's own HMAC and prints what the device publishes — and a simulated BG96
-//! whose TLS sockets reach it. Needs the Debian packages `mosquitto` and `python3-paho-mqtt`.
+//! (`tests/support/aliyun_broker.rs`: an MQTT client thread of this program, rumqttc, sharing no
+//! code with the crate), which writes the device's password entry computed with its own HMAC and
+//! reports what the device publishes — and a simulated BG96 whose TLS sockets reach it. Needs the
+//! Debian package `mosquitto` (`cargo xtask test` installs it).
 //!
 //! On the real platform the endpoint is `{ProductKey}.iot-as-mqtt.{region}.aliyuncs.com` (old
 //! public instances, MQTT 3.1.1 only) or the instance endpoint; [`Mqtt`] speaks MQTT 5, which

@@ -12,9 +12,10 @@
 //!
 //! runs everything on this machine: a private mosquitto on 127.0.0.1 set up like AWS IoT Core
 //! (mutual TLS, TLS 1.3, certificate CN = user, an ACL that gives the claim certificate only
-//! the provisioning topics), the provisioning "service" `tests/responders/aws_fleet.py` (Python,
-//! paho-mqtt) and a simulated BG96 whose TLS sockets reach that broker. It needs the Debian
-//! packages `mosquitto`, `mosquitto-clients`, `python3-paho-mqtt` and `python3-cryptography`.
+//! the provisioning topics), the provisioning "service" (`FleetResponder` in
+//! `tests/support/broker.rs`: an MQTT client thread of this program, rumqttc + rcgen, that shares
+//! no code with the crate) and a simulated BG96 whose TLS sockets reach that broker. It needs the
+//! Debian packages `mosquitto` and `mosquitto-clients` (`cargo xtask test` installs them).
 //!
 //! With a real modem and AWS (create the template, the claim certificate and its policy as
 //! `docs/aws-fleet-provisioning.md` says):
@@ -50,7 +51,7 @@ use broker::{Acl, Broker, BrokerOptions, FleetResponder, Subscriber};
 const USAGE: &str = "\
 usage: cargo run --example aws_fleet_provisioning --features aws [-- OPTIONS]
 
-without options: a local mosquitto set up like AWS IoT, the Python provisioning responder,
+without options: a local mosquitto set up like AWS IoT, the provisioning responder,
 and a simulated modem, all started here
   --serial <device>        a real modem on this serial port (e.g. /dev/ttyUSB2)
   --baud <n>               its baud rate (default 115200)
@@ -165,7 +166,6 @@ fn simulated(args: &Args, rt: &tokio::runtime::Runtime) -> Result<(), String> {
         return Err("--ca, --claim-cert and --claim-key go with --endpoint".into());
     }
     have_mosquitto()?;
-    FleetResponder::check_python()?;
     let template = args
         .template
         .clone()
@@ -182,7 +182,7 @@ fn simulated(args: &Args, rt: &tokio::runtime::Runtime) -> Result<(), String> {
     );
     let responder = FleetResponder::start(&broker, &broker.client(SERVICE_CN), &template)?;
     println!(
-        "[cloud] provisioning responder (tests/responders/aws_fleet.py) is serving template {template}"
+        "[cloud] provisioning responder (tests/support/broker.rs, rumqttc) is serving template {template}"
     );
     let watcher = Subscriber::start(&broker, &broker.observer(), "dt/#");
     watcher.wait_subscriptions(1, StdDuration::from_secs(10));

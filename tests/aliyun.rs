@@ -1,8 +1,9 @@
 //! Aliyun IoT end to end, through the mock modem whose sockets reach real peers on 127.0.0.1:
 //!
 //! - one product, one secret (`register`): a Mosquitto stand-in (TLS, server authentication only,
-//!   `password_file`, no anonymous clients) and `tests/responders/aliyun.py` (paho-mqtt, a
-//!   separate process that computes every password with Python's hmac) play the platform. The
+//!   `password_file`, no anonymous clients) and the responder of `support/aliyun_broker.rs` (an
+//!   MQTT client thread, rumqttc, that computes every password with the RustCrypto `hmac`
+//!   crates, not this crate's code) play the platform. The
 //!   device registers over the modem's TLS socket, stores the DeviceSecret, connects with it
 //!   (MQTT 5, one device one secret) and publishes; a second boot reuses the store without
 //!   registering; a device whose store was wiped after activation gets
@@ -11,7 +12,7 @@
 //! - a fake Aliyun (a raw TCP peer in this process) checks the wire exchange as the platform
 //!   does it (answer published without any SUBSCRIBE, QoS 1 acknowledged) and CONNACK 4 vs 5.
 //!
-//! Needs `mosquitto`, `mosquitto_passwd` and `/usr/bin/python3` with `python3-paho-mqtt`.
+//! Needs `mosquitto` and `mosquitto_passwd` (Debian `mosquitto`; `cargo xtask test` installs it).
 
 #[path = "support/aliyun_broker.rs"]
 mod aliyun_broker;

@@ -1,15 +1,14 @@
 //! AWS IoT fleet provisioning by claim, end to end: the device (this crate over the mock
 //! modem, TLS in the modem) against mosquitto set up like AWS IoT Core, with the provisioning
-//! "service" played by `tests/responders/aws_fleet.py` — a separate Python process using
-//! paho-mqtt, not this crate.
+//! "service" played by `FleetResponder` of `support/broker.rs` — an MQTT client thread (rumqttc)
+//! that issues certificates with rcgen, not this crate.
 //!
 //! The broker's ACL gives the claim certificate only the provisioning topics, like AWS's claim
 //! policy. Certificates the responder issues have the certificate id as CN and get
 //! `dt/<thing>/#` in the ACL only when `RegisterThing` succeeds (the broker reloads its ACL),
 //! so a new certificate can publish only after registration, as on AWS.
 //!
-//! Needs `mosquitto`, `mosquitto-clients`, `openssl`, and Debian's `/usr/bin/python3` with
-//! `python3-paho-mqtt` and `python3-cryptography`.
+//! Needs `mosquitto`, `mosquitto-clients` and `openssl` (`cargo xtask test` installs them).
 
 mod support;
 
@@ -152,6 +151,7 @@ async fn publish_as_thing(
 
 #[test]
 fn csr_is_a_valid_pkcs10_request_and_the_key_round_trips() {
+    support::broker::require(&["openssl"]);
     let dir = std::env::temp_dir().join(format!("quectel-aws-csr-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     for cn in ["d", "device-SN0001", &"x".repeat(64)] {

@@ -1,19 +1,55 @@
 //! A local stand-in for Aliyun IoT: the test broker of `broker.rs` in its password mode (TLS,
 //! server authentication only, user name and password from a `password_file`, no anonymous
-//! clients, its log also on `$SYS/broker/log/#`) plus `tests/responders/aliyun.py`, a
-//! separate Python process (paho-mqtt) that plays the platform's side of dynamic registration
-//! and "activates" devices by rewriting their password entries.
+//! clients, its log also on `$SYS/broker/log/#`) plus a responder (an MQTT client of this
+//! process, rumqttc, sharing no code with the `quectel` crate) that plays the platform's side of
+//! one-product-one-secret (一型一密) dynamic registration and "activates" devices by rewriting
+//! their password entries.
+//!
+//! What the responder does:
+//!
+//! * Start-up: for every device in [`CloudOptions::devices`] it writes the password entry
+//!   `{dn}&{pk}` = the registration sign HMAC(ProductSecret,
+//!   "deviceName{dn}productKey{pk}random{random}") (upper-case hex), so that the broker accepts
+//!   the device's registration CONNECT; then SIGHUPs the broker and waits until it reloaded.
+//!   Says `ready`.
+//! * It follows the broker's log through `$SYS/broker/log/#` (`log_dest topic`). When a client
+//!   whose id carries `authType=register|regnwl` subscribes to `/ext/register` or
+//!   `/ext/regnwl` (Mosquitto only delivers to subscribers: see docs/aliyun.md), it checks the
+//!   client id, then publishes the answer with QoS 1 — for `register`
+//!   `{"productKey","deviceName","deviceSecret"}` (a fresh DeviceSecret), for `regnwl`
+//!   `{"clientId","productKey","deviceName","deviceToken"}` — and says
+//!   `registered <dn> <kind>`.
+//! * Activation: once the device disconnected (or after 5 s), the entry `{dn}&{pk}` becomes the
+//!   one-device-one-secret password HMAC-SHA256(DeviceSecret,
+//!   "clientId{pk}.{dn}deviceName{dn}productKey{pk}") (client id `{pk}.{dn}`, no timestamp:
+//!   the defaults of `MqttCredentials`) or, for regnwl, the device token. The registration sign
+//!   no longer matches, so registering again gets CONNACK 5 (not authorised), as on Aliyun.
+//!   Says `activated <dn>`.
+//! * [`CloudOptions::flashed`]: one-device-one-secret devices flashed in the factory; their
+//!   entries are HMAC-METHOD(SECRET, "clientId{CLIENTID}deviceName{DN}productKey{pk}") at start.
+//! * Every message on `/+/+/user/#` and `/sys/#` is said as `message <topic> <hex payload>`.
+//! * Problems are said as `error ...` lines.
+//!
+//! Signatures are computed here with the `hmac`, `md-5`, `sha1` and `sha2` crates, password
+//! entries are written with `mosquitto_passwd` (Debian package `mosquitto`).
 //!
 //! Used by `tests/aliyun.rs` and, through `#[path]`, by the `aliyun_*` examples; both must
 //! also have `broker.rs` as `crate::broker`. Tools that are missing are reported as errors that
 //! name the Debian package, not as panics.
 #![allow(dead_code)]
 
-use std::ffi::OsString;
+use std::collections::HashMap;
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
-use crate::broker::{Broker, BrokerOptions, Responder, START_TIMEOUT};
+use hmac::{Hmac, Mac};
+
+use crate::broker::{
+    Broker, BrokerOptions, Ctx, Lines, Responder, START_TIMEOUT, hex, json_str, random_bytes,
+    sighup,
+};
 
 /// What the stand-in serves.
 #[derive(Clone, Debug)]
@@ -46,15 +82,202 @@ fn tool_missing(tool: &str, package: &str) -> Option<String> {
         .stderr(Stdio::null())
         .status()
         .is_ok();
-    (!found).then(|| format!("cannot run `{tool}`: install the Debian package `{package}`"))
+    (!found).then(|| {
+        format!(
+            "cannot run `{tool}`: install the Debian package `{package}` \
+             (apt-get install -y mosquitto mosquitto-clients), or run `cargo xtask test`"
+        )
+    })
 }
 
-fn rand_u64() -> u64 {
-    let mut b = [0u8; 8];
-    if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
-        let _ = std::io::Read::read_exact(&mut f, &mut b);
+/// HMAC-`method` of the concatenated name/value `pairs` with `key`, upper-case hex (Aliyun's
+/// signing rule). `None` for an unknown method.
+fn sign(method: &str, key: &str, pairs: &[(&str, &str)]) -> Option<String> {
+    let content: String = pairs.iter().map(|(n, v)| format!("{n}{v}")).collect();
+    fn mac<M: Mac + hmac::digest::KeyInit>(key: &str, content: &str) -> Vec<u8> {
+        let mut m = <M as hmac::digest::KeyInit>::new_from_slice(key.as_bytes())
+            .expect("HMAC takes any key length");
+        m.update(content.as_bytes());
+        m.finalize().into_bytes().to_vec()
     }
-    u64::from_le_bytes(b) ^ u64::from(std::process::id())
+    let bytes = match method {
+        "hmacmd5" => mac::<Hmac<md5::Md5>>(key, &content),
+        "hmacsha1" => mac::<Hmac<sha1::Sha1>>(key, &content),
+        "hmacsha256" => mac::<Hmac<sha2::Sha256>>(key, &content),
+        _ => return None,
+    };
+    Some(hex(&bytes).to_uppercase())
+}
+
+/// `{id}|k=v,k=v|` -> (id, {k: v}).
+fn parse_client_id(client_id: &str) -> Option<(&str, HashMap<&str, &str>)> {
+    if client_id.matches('|').count() != 2 || !client_id.ends_with('|') {
+        return None;
+    }
+    let mut parts = client_id.split('|');
+    let base = parts.next()?;
+    let params = parts.next()?;
+    let mut out = HashMap::new();
+    for kv in params.split(',') {
+        let (k, v) = kv.split_once('=')?;
+        out.insert(k, v);
+    }
+    Some((base, out))
+}
+
+/// The platform's state, shared by the event loop and the answer threads.
+struct Platform {
+    options: CloudOptions,
+    pwfile: PathBuf,
+    broker_pid: u32,
+    lines: Lines,
+    /// Whether the broker logged "Reloading config" since the last [`Platform::reload`].
+    reloaded: (Mutex<bool>, Condvar),
+    /// Client id -> disconnected (from the broker log).
+    disconnected: (Mutex<HashMap<String, bool>>, Condvar),
+}
+
+impl Platform {
+    fn set_password(&self, user: &str, password: &str) -> Result<(), String> {
+        let status = Command::new("mosquitto_passwd")
+            .arg("-b")
+            .arg(&self.pwfile)
+            .args([user, password])
+            .stdout(Stdio::null())
+            .status()
+            .map_err(|e| format!("cannot run `mosquitto_passwd` ({e}): install `mosquitto`"))?;
+        if status.success() {
+            Ok(())
+        } else {
+            Err(format!("mosquitto_passwd failed: {status}"))
+        }
+    }
+
+    fn reload(&self) {
+        let (flag, cv) = &self.reloaded;
+        *flag.lock().unwrap() = false;
+        sighup(self.broker_pid);
+        let (guard, _) = cv
+            .wait_timeout_while(flag.lock().unwrap(), Duration::from_secs(10), |r| !*r)
+            .unwrap();
+        if !*guard {
+            self.lines.say("error broker did not reload");
+        }
+    }
+
+    fn on_message(self: &Arc<Self>, ctx: &Ctx<'_>, topic: &str, payload: &[u8]) {
+        if topic.starts_with("$SYS/broker/log/") {
+            self.on_log(ctx, &String::from_utf8_lossy(payload));
+        } else {
+            self.lines.say(format!("message {topic} {}", hex(payload)));
+        }
+    }
+
+    fn on_log(self: &Arc<Self>, ctx: &Ctx<'_>, line: &str) {
+        // "<timestamp>: <text>"
+        let text = line.split_once(": ").map_or(line, |(_, t)| t);
+        if text.starts_with("Reloading config") {
+            let (flag, cv) = &self.reloaded;
+            *flag.lock().unwrap() = true;
+            cv.notify_all();
+            return;
+        }
+        if let Some(rest) = text.strip_prefix("Client ")
+            && let Some((cid, _)) = rest.split_once(" disconnected")
+        {
+            let (map, cv) = &self.disconnected;
+            map.lock().unwrap().insert(cid.to_string(), true);
+            cv.notify_all();
+            return;
+        }
+        // log_type subscribe: "<client id> <qos> <topic>"
+        for topic in ["/ext/register", "/ext/regnwl"] {
+            if let Some(head) = text.strip_suffix(topic).and_then(|h| h.strip_suffix(' '))
+                && let Some((client_id, qos)) = head.rsplit_once(' ')
+                && !qos.is_empty()
+                && qos.chars().all(|c| c.is_ascii_digit())
+            {
+                let (me, client_id) = (self.clone(), client_id.to_string());
+                let client = ctx.client.clone();
+                std::thread::spawn(move || me.answer(&client, &client_id, topic));
+            }
+        }
+    }
+
+    fn answer(&self, client: &rumqttc::Client, client_id: &str, topic: &str) {
+        let o = &self.options;
+        let Some((_, params)) = parse_client_id(client_id) else {
+            return self.lines.say("error unparsable client id");
+        };
+        let kind = params.get("authType").copied().unwrap_or("");
+        if !["register", "regnwl"].contains(&kind) || format!("/ext/{kind}") != topic {
+            return self.lines.say(format!("error unexpected authType {kind}"));
+        }
+        if !matches!(params.get("securemode").copied(), Some("2" | "-2"))
+            || params.get("random").copied() != Some(o.random.as_str())
+        {
+            return self.lines.say("error unexpected securemode/random");
+        }
+        if params.get("signmethod").copied() != Some(o.sign_method.as_str()) {
+            return self.lines.say("error unexpected signmethod");
+        }
+        // The user name is "{dn}&{pk}"; the client id base is "{dn}.{pk}" by default, but the
+        // device name is what the broker authenticated: find it among ours.
+        let Some(dn) = o.devices.iter().find(|d| {
+            client_id.starts_with(&format!("{d}.")) || client_id.starts_with(&format!("{d}|"))
+        }) else {
+            return self.lines.say("error unknown device in client id");
+        };
+        self.disconnected
+            .0
+            .lock()
+            .unwrap()
+            .insert(client_id.to_string(), false);
+        let pk = o.product_key.as_str();
+        let (body, password) = if kind == "register" {
+            let secret = hex(&random_bytes(16));
+            let cid = format!("{pk}.{dn}");
+            let body = format!(
+                "{{\"productKey\":{},\"deviceName\":{},\"deviceSecret\":{}}}",
+                json_str(pk),
+                json_str(dn),
+                json_str(&secret)
+            );
+            let password = sign(
+                "hmacsha256",
+                &secret,
+                &[("clientId", &cid), ("deviceName", dn), ("productKey", pk)],
+            );
+            (body, password.expect("hmacsha256 is known"))
+        } else {
+            let token = hex(&random_bytes(24));
+            let body = format!(
+                "{{\"clientId\":{},\"productKey\":{},\"deviceName\":{},\"deviceToken\":{}}}",
+                json_str(&format!("nwl{}", hex(&random_bytes(6)))),
+                json_str(pk),
+                json_str(dn),
+                json_str(&token)
+            );
+            (body, token)
+        };
+        if let Err(e) = client.publish(topic, rumqttc::QoS::AtLeastOnce, false, body) {
+            return self.lines.say(format!("error publish: {e}"));
+        }
+        self.lines.say(format!("registered {dn} {kind}"));
+        {
+            let (map, cv) = &self.disconnected;
+            let _ = cv
+                .wait_timeout_while(map.lock().unwrap(), Duration::from_secs(5), |m| {
+                    m.get(client_id) != Some(&true)
+                })
+                .unwrap();
+        }
+        if let Err(e) = self.set_password(&format!("{dn}&{pk}"), &password) {
+            return self.lines.say(format!("error {e}"));
+        }
+        self.reload();
+        self.lines.say(format!("activated {dn}"));
+    }
 }
 
 impl AliyunCloud {
@@ -69,56 +292,76 @@ impl AliyunCloud {
                 return Err(e);
             }
         }
-        Responder::check_python("paho.mqtt.client", "python3-paho-mqtt")?;
-        let cloud_password = format!("cloud-{:x}", rand_u64());
+        let pk = o.product_key.as_str();
+        // Check the options before anything starts.
+        let registration = o
+            .devices
+            .iter()
+            .map(|dn| {
+                let pw = sign(
+                    &o.sign_method,
+                    &o.product_secret,
+                    &[
+                        ("deviceName", dn),
+                        ("productKey", pk),
+                        ("random", &o.random),
+                    ],
+                )
+                .ok_or_else(|| format!("unknown sign method {}", o.sign_method))?;
+                Ok((format!("{dn}&{pk}"), pw))
+            })
+            .chain(o.flashed.iter().map(|(dn, secret, cid, method)| {
+                let pw = sign(
+                    method,
+                    secret,
+                    &[("clientId", cid), ("deviceName", dn), ("productKey", pk)],
+                )
+                .ok_or_else(|| format!("unknown sign method {method}"))?;
+                Ok((format!("{dn}&{pk}"), pw))
+            }))
+            .collect::<Result<Vec<_>, String>>()?;
+
+        let cloud_password = format!("cloud-{}", hex(&random_bytes(8)));
         let broker = Broker::start(BrokerOptions {
             passwords: Some(vec![("aliyun-cloud".into(), cloud_password.clone())]),
             log_topic: true,
             ..BrokerOptions::default()
         });
-        let pid = broker.pid().ok_or("the broker is not running")?;
-        let mut args: Vec<OsString> = vec![
-            "--host".into(),
-            "127.0.0.1".into(),
-            "--port".into(),
-            broker.port().to_string().into(),
-            "--cafile".into(),
-            broker.ca_file().into(),
-            "--user".into(),
-            "aliyun-cloud".into(),
-            "--password".into(),
-            cloud_password.into(),
-            "--pwfile".into(),
-            broker.passwords_path().into(),
-            "--broker-pid".into(),
-            pid.to_string().into(),
-            "--product-key".into(),
-            o.product_key.clone().into(),
-            "--product-secret".into(),
-            o.product_secret.clone().into(),
-            "--random".into(),
-            o.random.clone().into(),
-            "--sign-method".into(),
-            o.sign_method.clone().into(),
-        ];
-        for dn in &o.devices {
-            args.extend(["--device".into(), dn.into()]);
-        }
-        for (dn, secret, client_id, method) in &o.flashed {
-            args.extend([
-                "--flashed".into(),
-                format!("{dn},{secret},{client_id},{method}").into(),
-            ]);
-        }
-        // Its stderr goes into the lines too, so that a traceback shows in assertion output.
+        let lines = Lines::default();
+        let platform = Arc::new(Platform {
+            options: o.clone(),
+            pwfile: broker.passwords_path(),
+            broker_pid: broker.pid().ok_or("the broker is not running")?,
+            lines: lines.clone(),
+            reloaded: (Mutex::new(false), Condvar::new()),
+            disconnected: (Mutex::new(HashMap::new()), Condvar::new()),
+        });
+        let topics = [
+            ("$SYS/broker/log/#", rumqttc::QoS::AtMostOnce),
+            ("/+/+/user/#", rumqttc::QoS::AtLeastOnce),
+            ("/sys/#", rumqttc::QoS::AtLeastOnce),
+        ]
+        .into_iter()
+        .map(|(t, q)| (t.to_string(), q))
+        .collect();
+        let p = platform.clone();
         let responder = Responder::start(
             "aliyun",
-            "aliyun.py",
-            &args,
-            true,
-            |l| l == "ready",
-            2 * START_TIMEOUT,
+            broker.port(),
+            format!("aliyun-cloud-{}", hex(&random_bytes(4))),
+            Responder::tls(&broker.pki().ca_pem, None),
+            Some(("aliyun-cloud".into(), cloud_password)),
+            topics,
+            lines.clone(),
+            None,
+            move |ctx, msg| p.on_message(ctx, &msg.topic, &msg.payload),
+            START_TIMEOUT,
         )?;
+        for (user, password) in &registration {
+            platform.set_password(user, password)?;
+        }
+        platform.reload();
+        lines.say("ready");
         Ok(AliyunCloud { responder, broker })
     }
 
@@ -132,7 +375,7 @@ impl AliyunCloud {
         self.broker.pki().ca_pem.clone()
     }
 
-    /// Everything the responder printed so far.
+    /// Everything the responder said so far.
     pub fn lines(&self) -> Vec<String> {
         self.responder.lines()
     }
@@ -150,7 +393,7 @@ impl AliyunCloud {
         self.responder.wait_line(pred, timeout).is_some()
     }
 
-    /// Waits for a message on `topic` (printed by the responder) and returns its payload.
+    /// Waits for a message on `topic` (said by the responder) and returns its payload.
     pub fn wait_message(&self, topic: &str, timeout: Duration) -> Option<Vec<u8>> {
         let prefix = format!("message {topic} ");
         let line = self

@@ -1,9 +1,11 @@
 //! An MQTT broker configured like AWS IoT Core (or, with [`BrokerOptions::passwords`], like
 //! Aliyun IoT), for end-to-end tests, independent command-line MQTT clients to make assertions
-//! with, and the cloud stand-ins in their own processes ([`Responder`]).
+//! with, and the cloud stand-ins ([`Responder`]: MQTT clients of the test process, rumqttc,
+//! that share no code with the `quectel` crate).
 //!
 //! The broker is Mosquitto (Debian package `mosquitto`, 2.0.x) started by the
-//! test itself on `127.0.0.1` and a free port, with:
+//! test itself on `127.0.0.1` and a free port (`cargo xtask test` installs the package when
+//! it is missing; without it every broker test fails, naming the install line), with:
 //!
 //! - mutual TLS, **TLS 1.3 only** (`tls_version tlsv1.3` is the *minimum* in 2.0),
 //!   a client certificate from the test CA is required;
@@ -78,6 +80,50 @@ pub const START_TIMEOUT: Duration = Duration::from_secs(10);
 pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(15);
 
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+/// The external programs the tests run, and the Debian package of each. `cargo xtask test`
+/// installs the packages that are missing before it runs the tests.
+pub const TOOLS: [(&str, &str); 5] = [
+    ("mosquitto", "mosquitto"),
+    ("mosquitto_passwd", "mosquitto"),
+    ("mosquitto_pub", "mosquitto-clients"),
+    ("mosquitto_sub", "mosquitto-clients"),
+    ("openssl", "openssl"),
+];
+
+/// Whether `tool` is an executable file in a directory of `PATH`.
+pub fn on_path(tool: &str) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::env::var_os("PATH").is_some_and(|path| {
+        std::env::split_paths(&path).any(|dir| {
+            fs::metadata(dir.join(tool))
+                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
+    })
+}
+
+/// Panics, naming the install line, if one of `tools` (from [`TOOLS`]) is not on `PATH`: a
+/// test that needs the broker fails loudly instead of skipping.
+pub fn require(tools: &[&str]) {
+    let missing: Vec<&str> = tools.iter().copied().filter(|t| !on_path(t)).collect();
+    if missing.is_empty() {
+        return;
+    }
+    let mut packages: Vec<&str> = TOOLS
+        .iter()
+        .filter(|(t, _)| missing.contains(t))
+        .map(|(_, p)| *p)
+        .collect();
+    packages.dedup();
+    panic!(
+        "{} not found on PATH ({}). Install with `apt-get install -y {}` (as root), or run \
+         `cargo xtask test`, which installs what is missing and then runs the tests. \
+         (Debian puts `mosquitto` in /usr/sbin: add it to PATH if you are not root.)",
+        missing.join(", "),
+        std::env::var("PATH").unwrap_or_default(),
+        packages.join(" ")
+    );
+}
 
 fn next_id() -> usize {
     COUNTER.fetch_add(1, Ordering::Relaxed)
@@ -558,6 +604,12 @@ impl Broker {
     /// waits (at most [`START_TIMEOUT`]) until it accepts TCP connections.
     /// Panics with the log tail if it does not.
     pub fn start(options: BrokerOptions) -> Broker {
+        require(&[
+            "mosquitto",
+            "mosquitto_passwd",
+            "mosquitto_pub",
+            "mosquitto_sub",
+        ]);
         let nanos = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.subsec_nanos())
@@ -1171,6 +1223,7 @@ pub fn publish_with(
 /// (e.g. `-tls1_2`), presenting `client`'s certificate if given; stdin is
 /// empty so it ends after the handshake.
 pub fn s_client(broker: &Broker, client: Option<&ClientId>, args: &[&str]) -> Run {
+    require(&["openssl"]);
     let mut cmd = Command::new("openssl");
     cmd.args([
         "s_client",
@@ -1488,136 +1541,35 @@ impl Drop for Subscriber {
 }
 
 // ------------------------------------------------------------------------------------------------
-// AWS fleet provisioning stand-in (tests/aws_fleet.rs, examples/aws_fleet_provisioning.rs)
+// Cloud stand-ins: in-process MQTT services (rumqttc), used by the AWS and Aliyun stand-ins
 // ------------------------------------------------------------------------------------------------
 
-impl Pki {
-    /// The CA's private key (PKCS#8 PEM), for a test "cloud" that issues device
-    /// certificates (see [`FleetResponder`]).
-    pub fn ca_key_pem(&self) -> String {
-        self.ca.key().serialize_pem()
-    }
-}
+/// The lines a cloud stand-in "says" (what it did, for tests to assert on), with waiting.
+#[derive(Clone, Default)]
+pub struct Lines(Arc<(Mutex<Vec<String>>, Condvar)>);
 
-impl Broker {
-    /// Path of the broker's ACL file (mosquitto reads it again on SIGHUP).
-    pub fn acl_path(&self) -> PathBuf {
-        self.dir.join("acl")
-    }
-
-    /// Path of the broker's log file.
-    pub fn log_path(&self) -> PathBuf {
-        self.log.clone()
-    }
-}
-
-/// The interpreter of the responders: Debian's, which has `python3-paho-mqtt` and
-/// `python3-cryptography`.
-pub const PYTHON: &str = "/usr/bin/python3";
-
-/// A cloud stand-in in its own process (a script in `tests/responders/`, run with
-/// [`PYTHON`]): its output lines are collected, and it is killed on drop (it also exits when
-/// its stdin closes).
-pub struct Responder {
-    name: &'static str,
-    child: Option<Child>,
-    lines: Arc<(Mutex<Vec<String>>, Condvar)>,
-    stderr: Arc<Mutex<String>>,
-    readers: Vec<JoinHandle<()>>,
-}
-
-impl std::fmt::Debug for Responder {
+impl std::fmt::Debug for Lines {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Responder")
-            .field("name", &self.name)
-            .field("pid", &self.child.as_ref().map(|c| c.id()))
-            .finish_non_exhaustive()
+        f.debug_list().entries(self.all()).finish()
     }
 }
 
-impl Responder {
-    /// Checks that [`PYTHON`] can `import` what the responder needs; the error names the
-    /// Debian `packages` to install.
-    pub fn check_python(imports: &str, packages: &str) -> Result<(), String> {
-        let out = Command::new(PYTHON)
-            .args(["-c", &format!("import {imports}")])
-            .stdin(Stdio::null())
-            .output()
-            .map_err(|e| format!("cannot run {PYTHON} ({e}): install python3 and {packages}"))?;
-        if !out.status.success() {
-            return Err(format!(
-                "{PYTHON} lacks a package ({}): apt-get install {packages}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            ));
-        }
-        Ok(())
+impl Lines {
+    /// Adds a line and wakes the waiters.
+    pub fn say(&self, line: impl Into<String>) {
+        let (v, c) = &*self.0;
+        v.lock().unwrap().push(line.into());
+        c.notify_all();
     }
 
-    /// Runs `script` (under `tests/responders/`) with `args` and waits (at most `timeout`) for
-    /// a stdout line for which `ready` holds. Its stdout lines are [`lines`](Self::lines), and
-    /// with `stderr_in_lines` its stderr lines too; stderr is also kept as text.
-    pub fn start(
-        name: &'static str,
-        script: &str,
-        args: &[std::ffi::OsString],
-        stderr_in_lines: bool,
-        ready: impl Fn(&str) -> bool,
-        timeout: Duration,
-    ) -> Result<Responder, String> {
-        let path = format!("{}/tests/responders/{script}", env!("CARGO_MANIFEST_DIR"));
-        let mut child = Command::new(PYTHON)
-            .arg(&path)
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|e| format!("cannot run {PYTHON} {path}: {e}"))?;
-        let lines = Arc::new((Mutex::new(Vec::new()), Condvar::new()));
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let push = |lines: &Arc<(Mutex<Vec<String>>, Condvar)>, line: &[u8]| {
-            let (v, c) = &**lines;
-            v.lock()
-                .unwrap()
-                .push(String::from_utf8_lossy(line).trim_end().to_string());
-            c.notify_all();
-        };
-        let l = lines.clone();
-        let out = spawn_reader(child.stdout.take().expect("piped stdout"), move |line| {
-            push(&l, &line)
-        });
-        let (l, e) = (lines.clone(), stderr.clone());
-        let err = spawn_reader(child.stderr.take().expect("piped stderr"), move |line| {
-            e.lock().unwrap().push_str(&String::from_utf8_lossy(&line));
-            if stderr_in_lines {
-                push(&l, &line);
-            }
-        });
-        let r = Responder {
-            name,
-            child: Some(child),
-            lines,
-            stderr,
-            readers: vec![out, err],
-        };
-        match r.wait_line(ready, timeout) {
-            Some(_) => Ok(r),
-            None => Err(format!(
-                "the {name} responder did not get ready within {timeout:?} (needs {PYTHON} with \
-                 paho-mqtt):\n{}",
-                r.stderr()
-            )),
-        }
-    }
-
-    /// The output lines so far.
-    pub fn lines(&self) -> Vec<String> {
-        self.lines.0.lock().unwrap().clone()
+    /// The lines so far.
+    pub fn all(&self) -> Vec<String> {
+        self.0.0.lock().unwrap().clone()
     }
 
     /// Waits for a line for which `pred` holds; returns it (`None` after `timeout`).
-    pub fn wait_line(&self, pred: impl Fn(&str) -> bool, timeout: Duration) -> Option<String> {
-        let (v, c) = &*self.lines;
+    pub fn wait(&self, pred: impl Fn(&str) -> bool, timeout: Duration) -> Option<String> {
+        let (v, c) = &*self.0;
         let deadline = Instant::now() + timeout;
         let mut guard = v.lock().unwrap();
         loop {
@@ -1631,99 +1583,652 @@ impl Responder {
             guard = c.wait_timeout(guard, deadline - now).unwrap().0;
         }
     }
+}
 
-    /// What it wrote to stderr so far.
-    pub fn stderr(&self) -> String {
-        self.stderr.lock().unwrap().clone()
+/// What a stand-in's MQTT connection hands to its handler.
+pub struct Ctx<'a> {
+    /// Publishes (a clone can be moved to another thread).
+    pub client: &'a rumqttc::Client,
+    /// The stand-in's output lines.
+    pub lines: &'a Lines,
+    /// Diagnostics (printed if a test panics while the stand-in runs).
+    pub diag: &'a Lines,
+}
+
+/// A cloud stand-in: one MQTT connection (rumqttc, MQTT 3.1.1) of the test process to the
+/// broker, its event loop on a thread that calls a handler for every message; nothing of the
+/// `quectel` crate is involved. It subscribes (again after every CONNACK) to its topics, says
+/// `ready_line` after the first SUBACK, and is disconnected and joined on drop.
+pub struct Responder {
+    name: &'static str,
+    client: rumqttc::Client,
+    lines: Lines,
+    diag: Lines,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for Responder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Responder")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The largest packet a stand-in sends or accepts (the broker's own limit is 131200).
+const RESPONDER_MAX_PACKET: usize = 131_200;
+
+impl Responder {
+    /// Connects to the broker on [`HOST`]`:port` with `tls`, subscribes to `topics`, and
+    /// returns once subscribed (at most `timeout`), having said `ready_line` if given;
+    /// `handler` gets every PUBLISH. What it says goes to `lines`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn start(
+        name: &'static str,
+        port: u16,
+        client_id: String,
+        tls: rumqttc::TlsConfiguration,
+        credentials: Option<(String, String)>,
+        topics: Vec<(String, rumqttc::QoS)>,
+        lines: Lines,
+        ready_line: Option<&'static str>,
+        mut handler: impl FnMut(&Ctx<'_>, rumqttc::Publish) + Send + 'static,
+        timeout: Duration,
+    ) -> Result<Responder, String> {
+        use rumqttc::{Event, Packet};
+        let mut options = rumqttc::MqttOptions::new(client_id, HOST, port);
+        options
+            .set_keep_alive(Duration::from_secs(60))
+            .set_max_packet_size(RESPONDER_MAX_PACKET, RESPONDER_MAX_PACKET)
+            .set_transport(rumqttc::Transport::Tls(tls));
+        if let Some((user, password)) = credentials {
+            options.set_credentials(user, password);
+        }
+        let (client, mut connection) = rumqttc::Client::new(options, 64);
+        let diag = Lines::default();
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let thread = {
+            let (client, lines, diag, stop) =
+                (client.clone(), lines.clone(), diag.clone(), stop.clone());
+            thread::Builder::new()
+                .name(format!("{name}-responder"))
+                .spawn(move || {
+                    let ctx = Ctx {
+                        client: &client,
+                        lines: &lines,
+                        diag: &diag,
+                    };
+                    let mut subscribed = false;
+                    while !stop.load(Ordering::Relaxed) {
+                        match connection.recv_timeout(Duration::from_millis(100)) {
+                            Ok(Ok(Event::Incoming(Packet::ConnAck(ack)))) => {
+                                diag.say(format!("connected: {:?}", ack.code));
+                                let filters = topics
+                                    .iter()
+                                    .map(|(t, q)| rumqttc::SubscribeFilter::new(t.clone(), *q));
+                                if let Err(e) = client.try_subscribe_many(filters) {
+                                    diag.say(format!("subscribe failed: {e}"));
+                                }
+                            }
+                            Ok(Ok(Event::Incoming(Packet::SubAck(ack)))) => {
+                                diag.say(format!("subscribed: {:?}", ack.return_codes));
+                                if !subscribed {
+                                    subscribed = true;
+                                    if let Some(line) = ready_line {
+                                        lines.say(line);
+                                    }
+                                }
+                            }
+                            Ok(Ok(Event::Incoming(Packet::Publish(p)))) => handler(&ctx, p),
+                            Ok(Ok(_)) => {}
+                            Ok(Err(e)) => {
+                                if stop.load(Ordering::Relaxed) {
+                                    break;
+                                }
+                                if let rumqttc::ConnectionError::ConnectionRefused(code) = &e {
+                                    lines.say(format!("error responder CONNACK {code:?}"));
+                                }
+                                diag.say(format!("connection error: {e}"));
+                                thread::sleep(Duration::from_millis(200));
+                            }
+                            Err(rumqttc::RecvTimeoutError::Timeout) => {}
+                            Err(rumqttc::RecvTimeoutError::Disconnected) => break,
+                        }
+                    }
+                })
+                .expect("spawn the responder thread")
+        };
+        let r = Responder {
+            name,
+            client,
+            lines,
+            diag,
+            stop,
+            thread: Some(thread),
+        };
+        match r.diag.wait(|l| l.starts_with("subscribed: "), timeout) {
+            Some(_) => Ok(r),
+            None => Err(format!(
+                "the {name} responder did not subscribe within {timeout:?}:\n{}",
+                r.diag.all().join("\n")
+            )),
+        }
+    }
+
+    /// A TLS configuration that trusts `ca_pem`, with a client certificate if given.
+    pub fn tls(ca_pem: &str, client: Option<&ClientId>) -> rumqttc::TlsConfiguration {
+        rumqttc::TlsConfiguration::Simple {
+            ca: ca_pem.as_bytes().to_vec(),
+            alpn: None,
+            client_auth: client.map(|c| {
+                (
+                    c.cert_pem.as_bytes().to_vec(),
+                    c.key_pem.as_bytes().to_vec(),
+                )
+            }),
+        }
+    }
+
+    /// The output lines so far.
+    pub fn lines(&self) -> Vec<String> {
+        self.lines.all()
+    }
+
+    /// Waits for a line for which `pred` holds; returns it (`None` after `timeout`).
+    pub fn wait_line(&self, pred: impl Fn(&str) -> bool, timeout: Duration) -> Option<String> {
+        self.lines.wait(pred, timeout)
+    }
+
+    /// Its MQTT client (publishing from another thread).
+    pub fn client(&self) -> &rumqttc::Client {
+        &self.client
+    }
+
+    /// Its diagnostics so far (connection events, handler failures).
+    pub fn diagnostics(&self) -> String {
+        self.diag.all().join("\n")
     }
 }
 
 impl Drop for Responder {
     fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            drop(child.stdin.take());
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        for t in self.readers.drain(..) {
+        self.stop.store(true, Ordering::Relaxed);
+        let _ = self.client.try_disconnect();
+        if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
         if thread::panicking() {
             eprintln!(
-                "--- {} responder stderr ---\n{}\n---",
+                "--- {} responder diagnostics ---\n{}\n---",
                 self.name,
-                self.stderr()
+                self.diagnostics()
             );
         }
     }
 }
 
-/// The AWS IoT fleet provisioning stand-in `tests/responders/aws_fleet.py` (paho-mqtt +
-/// cryptography), connected to the broker with a full-access service certificate. It signs
-/// CSRs with the broker's CA, makes keys for `CreateKeysAndCertificate`, and on
-/// `RegisterThing` grants the new certificate (CN = certificate id) `dt/<thing>/#` in the ACL
-/// file and makes the broker reload it (SIGHUP). See the script's docstring.
+/// `n` random bytes from the OS.
+pub fn random_bytes(n: usize) -> Vec<u8> {
+    let mut b = vec![0u8; n];
+    rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut b);
+    b
+}
+
+/// Lower-case hex.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().fold(String::new(), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
+}
+
+/// A JSON string literal.
+pub fn json_str(s: &str) -> String {
+    serde_json::to_string(s).expect("a string serialises")
+}
+
+/// Sends SIGHUP to the broker `pid` (mosquitto then reloads its configuration, ACL and
+/// password file).
+pub fn sighup(pid: u32) {
+    // SAFETY: plain kill(2) on the pid of a broker this process started.
+    unsafe {
+        libc::kill(pid as libc::pid_t, libc::SIGHUP);
+    }
+}
+
+// ------------------------------------------------------------------------------------------------
+// AWS fleet provisioning stand-in (tests/aws_fleet.rs, examples/aws_fleet_provisioning.rs)
+// ------------------------------------------------------------------------------------------------
+
+impl Broker {
+    /// Path of the broker's ACL file (mosquitto reads it again on SIGHUP).
+    pub fn acl_path(&self) -> PathBuf {
+        self.dir.join("acl")
+    }
+
+    /// Path of the broker's log file.
+    pub fn log_path(&self) -> PathBuf {
+        self.log.clone()
+    }
+}
+
+const FLEET_CREATE: &str = "$aws/certificates/create/json";
+const FLEET_CREATE_FROM_CSR: &str = "$aws/certificates/create-from-csr/json";
+const FLEET_PROVISION_PREFIX: &str = "$aws/provisioning-templates/";
+const FLEET_PROVISION_SUFFIX: &str = "/provision/json";
+const FLEET_TOKEN_LIFETIME: Duration = Duration::from_secs(3600);
+
+/// A stand-in for AWS IoT fleet provisioning: the MQTT API of `CreateCertificateFromCsr`,
+/// `CreateKeysAndCertificate` and `RegisterThing` (JSON payloads), connected to the broker with
+/// a service certificate that may use every topic. It answers:
+///
+/// - `$aws/certificates/create-from-csr/json`: checks the CSR's signature and key (P-256, P-384
+///   or RSA >= 2048), issues a certificate signed by the broker's CA whose CN is the new
+///   certificate id (64 hex digits), and a one-hour `certificateOwnershipToken`;
+/// - `$aws/certificates/create/json`: makes an RSA 2048 key and certificate (like AWS) and
+///   also returns `privateKey` (PKCS#1 PEM);
+/// - `$aws/provisioning-templates/<template>/provision/json`: checks the ownership token
+///   (unknown, used or expired: 400 `InvalidCertificateOwnershipToken`, an error code of this
+///   stand-in's choosing) and the `SerialNumber` parameter (missing or not `[A-Za-z0-9_-]+`:
+///   400 `InvalidParameters`), names the thing `thing-<SerialNumber>`, and *activates* the
+///   certificate: it appends `user <certificateId>` / `topic readwrite dt/<thing>/#` to the
+///   broker's ACL file and sends the broker SIGHUP, so that the new certificate may publish
+///   only after `RegisterThing`, as on AWS. It answers once the broker logged the reload.
+///   Another template: 404 `ResourceNotFoundException`.
+///
+/// Answers go to `<request topic>/accepted` or `/rejected` with QoS 1; a request that is not
+/// JSON (or lacks its field) gets 400 `InvalidPayload`. Its [`lines`](Self::lines): `READY`
+/// once subscribed, then `ISSUED <id> csr|keys`, `REGISTERED <thing> <id>`,
+/// `REJECTED <operation> <status> <errorCode>`.
 #[derive(Debug)]
 pub struct FleetResponder(Responder);
 
-impl FleetResponder {
-    /// Checks that the interpreter and its packages are there; the error says what to install.
-    pub fn check_python() -> Result<(), String> {
-        Responder::check_python(
-            "paho.mqtt.client, cryptography.x509",
-            "python3-paho-mqtt python3-cryptography",
-        )
-    }
+struct Fleet {
+    pki: Arc<Pki>,
+    template: String,
+    thing_prefix: String,
+    acl: PathBuf,
+    broker_pid: u32,
+    broker_log: PathBuf,
+    /// Ownership token -> (certificate id, issued at).
+    tokens: HashMap<String, (String, Instant)>,
+}
 
-    /// Starts the responder for `template` with `service` (an identity the ACL gives
-    /// full access) and waits (at most [`START_TIMEOUT`]) until it has subscribed.
-    /// Thing names are `thing-<SerialNumber>`.
+impl FleetResponder {
+    /// Starts the stand-in for `template` with `service` (an identity the ACL gives full
+    /// access) and waits (at most [`START_TIMEOUT`]) until it has subscribed. Thing names are
+    /// `thing-<SerialNumber>`.
     pub fn start(
         broker: &Broker,
         service: &ClientId,
         template: &str,
     ) -> Result<FleetResponder, String> {
-        Self::check_python()?;
-        let pid = broker.pid().ok_or("the broker is not running")?;
-        let ca_key = broker.dir().join("fleet-ca.key");
-        write_file(&ca_key, broker.pki().ca_key_pem().as_bytes());
-        let (cert, key) = broker.client_files(service);
-        let args: Vec<std::ffi::OsString> = vec![
-            "--host".into(),
-            HOST.into(),
-            "--port".into(),
-            broker.port().to_string().into(),
-            "--ca".into(),
-            broker.ca_file().into(),
-            "--ca-key".into(),
-            ca_key.into(),
-            "--cert".into(),
-            cert.into(),
-            "--key".into(),
-            key.into(),
-            "--template".into(),
-            template.into(),
-            "--acl".into(),
-            broker.acl_path().into(),
-            "--broker-pid".into(),
-            pid.to_string().into(),
-            "--broker-log".into(),
-            broker.log_path().into(),
-        ];
+        let broker_pid = broker.pid().ok_or("the broker is not running")?;
+        let mut fleet = Fleet {
+            pki: broker.pki().clone(),
+            template: template.to_string(),
+            thing_prefix: "thing-".to_string(),
+            acl: broker.acl_path(),
+            broker_pid,
+            broker_log: broker.log_path(),
+            tokens: HashMap::new(),
+        };
+        let topics = [
+            FLEET_CREATE.to_string(),
+            FLEET_CREATE_FROM_CSR.to_string(),
+            format!("{FLEET_PROVISION_PREFIX}+{FLEET_PROVISION_SUFFIX}"),
+        ]
+        .into_iter()
+        .map(|t| (t, rumqttc::QoS::AtLeastOnce))
+        .collect();
         Responder::start(
             "fleet",
-            "aws_fleet.py",
-            &args,
-            false,
-            |l| l.starts_with("READY"),
+            broker.port(),
+            format!("aws-fleet-responder-{}", next_id()),
+            Responder::tls(&broker.pki().ca_pem, Some(service)),
+            None,
+            topics,
+            Lines::default(),
+            Some("READY"),
+            move |ctx, p| fleet.handle(ctx, &p.topic, &p.payload),
             START_TIMEOUT,
         )
         .map(FleetResponder)
     }
 
-    /// The stdout lines so far (`READY`, `ISSUED <id> csr|keys`,
-    /// `REGISTERED <thing> <id>`, `REJECTED <operation> <status> <code>`).
+    /// The lines so far (`READY`, `ISSUED <id> csr|keys`, `REGISTERED <thing> <id>`,
+    /// `REJECTED <operation> <status> <code>`).
     pub fn lines(&self) -> Vec<String> {
         self.0.lines()
     }
+}
+
+impl Fleet {
+    fn handle(&mut self, ctx: &Ctx<'_>, topic: &str, payload: &[u8]) {
+        if topic == FLEET_CREATE_FROM_CSR {
+            self.create_from_csr(ctx, topic, payload);
+        } else if topic == FLEET_CREATE {
+            self.create_keys(ctx, topic);
+        } else if let Some(template) = topic
+            .strip_prefix(FLEET_PROVISION_PREFIX)
+            .and_then(|t| t.strip_suffix(FLEET_PROVISION_SUFFIX))
+        {
+            self.register_thing(ctx, topic, template, payload);
+        } else {
+            ctx.diag.say(format!("ignoring {topic}"));
+        }
+    }
+
+    fn answer(&self, ctx: &Ctx<'_>, request_topic: &str, accepted: bool, body: String) {
+        let topic = format!(
+            "{request_topic}/{}",
+            if accepted { "accepted" } else { "rejected" }
+        );
+        if let Err(e) = ctx
+            .client
+            .try_publish(topic, rumqttc::QoS::AtLeastOnce, false, body)
+        {
+            ctx.diag.say(format!("publish failed: {e}"));
+        }
+    }
+
+    fn reject(
+        &self,
+        ctx: &Ctx<'_>,
+        topic: &str,
+        operation: &str,
+        status: u16,
+        code: &str,
+        message: &str,
+    ) {
+        ctx.lines
+            .say(format!("REJECTED {operation} {status} {code}"));
+        self.answer(
+            ctx,
+            topic,
+            false,
+            format!(
+                "{{\"statusCode\": {status}, \"errorCode\": {}, \"errorMessage\": {}}}",
+                json_str(code),
+                json_str(message)
+            ),
+        );
+    }
+
+    /// Issues a certificate for `public_key` (SubjectPublicKeyInfo DER) and an ownership
+    /// token: (certificate id, certificate PEM, token).
+    fn issue(
+        &mut self,
+        ctx: &Ctx<'_>,
+        public_key: &[u8],
+        how: &str,
+    ) -> Result<(String, String, String), String> {
+        let spki = rcgen::SubjectPublicKeyInfo::from_der(public_key).map_err(|e| e.to_string())?;
+        let cert_id = hex(&random_bytes(32));
+        let now = time::OffsetDateTime::now_utc();
+        let mut p = CertificateParams::default();
+        p.distinguished_name = rcgen::DistinguishedName::new();
+        p.distinguished_name
+            .push(DnType::CommonName, cert_id.as_str());
+        let mut serial = random_bytes(20);
+        serial[0] &= 0x7f;
+        p.serial_number = Some(rcgen::SerialNumber::from_slice(&serial));
+        p.not_before = now - time::Duration::hours(1);
+        p.not_after = now + time::Duration::days(365);
+        p.is_ca = IsCa::ExplicitNoCa;
+        p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        let cert = p
+            .signed_by(&spki, &self.pki.ca)
+            .map_err(|e| e.to_string())?;
+        // 48 random bytes, URL-safe base64 without padding: 64 characters.
+        let token = base64url(&random_bytes(48));
+        self.tokens
+            .insert(token.clone(), (cert_id.clone(), Instant::now()));
+        ctx.lines.say(format!("ISSUED {cert_id} {how}"));
+        Ok((cert_id, cert.pem(), token))
+    }
+
+    fn create_from_csr(&mut self, ctx: &Ctx<'_>, topic: &str, payload: &[u8]) {
+        use x509_parser::prelude::FromDer;
+        use x509_parser::public_key::PublicKey;
+        const OP: &str = "CreateCertificateFromCsr";
+        let request: serde_json::Value = match serde_json::from_slice(payload) {
+            Ok(v) => v,
+            Err(e) => {
+                return self.reject(
+                    ctx,
+                    topic,
+                    OP,
+                    400,
+                    "InvalidPayload",
+                    &format!("bad request: {e}"),
+                );
+            }
+        };
+        let Some(pem) = request
+            .get("certificateSigningRequest")
+            .and_then(|v| v.as_str())
+        else {
+            return self.reject(
+                ctx,
+                topic,
+                OP,
+                400,
+                "InvalidPayload",
+                "bad request: no certificateSigningRequest string",
+            );
+        };
+        let der = match x509_parser::pem::parse_x509_pem(pem.as_bytes()) {
+            Ok((_, p)) if p.label.ends_with("CERTIFICATE REQUEST") => p.contents,
+            Ok((_, p)) => {
+                let m = format!("bad request: a PEM {} block, not a CSR", p.label);
+                return self.reject(ctx, topic, OP, 400, "InvalidPayload", &m);
+            }
+            Err(e) => {
+                let m = format!("bad request: {e}");
+                return self.reject(ctx, topic, OP, 400, "InvalidPayload", &m);
+            }
+        };
+        let csr = match x509_parser::certification_request::X509CertificationRequest::from_der(&der)
+        {
+            Ok((_, csr)) => csr,
+            Err(e) => {
+                let m = format!("bad request: {e}");
+                return self.reject(ctx, topic, OP, 400, "InvalidPayload", &m);
+            }
+        };
+        if csr.verify_signature().is_err() {
+            return self.reject(
+                ctx,
+                topic,
+                OP,
+                400,
+                "InvalidCsr",
+                "CSR signature does not verify",
+            );
+        }
+        let spki = &csr.certification_request_info.subject_pki;
+        const P256: &str = "1.2.840.10045.3.1.7";
+        const P384: &str = "1.3.132.0.34";
+        let ok = match spki.parsed() {
+            Ok(PublicKey::EC(_)) => spki
+                .algorithm
+                .parameters
+                .as_ref()
+                .and_then(|p| p.as_oid().ok())
+                .is_some_and(|oid| [P256, P384].contains(&oid.to_id_string().as_str())),
+            Ok(PublicKey::RSA(k)) => k.key_size() >= 2048,
+            _ => false,
+        };
+        if !ok {
+            return self.reject(ctx, topic, OP, 400, "InvalidCsr", "key type not accepted");
+        }
+        match self.issue(ctx, spki.raw, "csr") {
+            Ok((cert_id, pem, token)) => self.answer(
+                ctx,
+                topic,
+                true,
+                format!(
+                    "{{\"certificateOwnershipToken\": {}, \"certificateId\": {}, \"certificatePem\": {}}}",
+                    json_str(&token),
+                    json_str(&cert_id),
+                    json_str(&pem)
+                ),
+            ),
+            Err(e) => ctx.diag.say(format!("CreateCertificateFromCsr failed: {e}")),
+        }
+    }
+
+    fn create_keys(&mut self, ctx: &Ctx<'_>, topic: &str) {
+        use rsa::pkcs1::EncodeRsaPrivateKey;
+        use rsa::pkcs8::EncodePublicKey;
+        let made = rsa::RsaPrivateKey::new(&mut rand_core::OsRng, 2048)
+            .map_err(|e| e.to_string())
+            .and_then(|key| {
+                let public = key
+                    .to_public_key()
+                    .to_public_key_der()
+                    .map_err(|e| e.to_string())?;
+                let private = key
+                    .to_pkcs1_pem(rsa::pkcs8::LineEnding::LF)
+                    .map_err(|e| e.to_string())?;
+                Ok((public, private))
+            });
+        let (public, private) = match made {
+            Ok(k) => k,
+            Err(e) => return ctx.diag.say(format!("RSA key generation failed: {e}")),
+        };
+        match self.issue(ctx, public.as_bytes(), "keys") {
+            Ok((cert_id, pem, token)) => self.answer(
+                ctx,
+                topic,
+                true,
+                format!(
+                    "{{\"certificateId\": {}, \"certificatePem\": {}, \"privateKey\": {}, \
+                     \"certificateOwnershipToken\": {}}}",
+                    json_str(&cert_id),
+                    json_str(&pem),
+                    json_str(private.as_str()),
+                    json_str(&token)
+                ),
+            ),
+            Err(e) => ctx
+                .diag
+                .say(format!("CreateKeysAndCertificate failed: {e}")),
+        }
+    }
+
+    fn register_thing(&mut self, ctx: &Ctx<'_>, topic: &str, template: &str, payload: &[u8]) {
+        const OP: &str = "RegisterThing";
+        if template != self.template {
+            let m = format!("no template {template}");
+            return self.reject(ctx, topic, OP, 404, "ResourceNotFoundException", &m);
+        }
+        let request: serde_json::Value = match serde_json::from_slice(payload) {
+            Ok(v) => v,
+            Err(e) => {
+                let m = format!("bad request: {e}");
+                return self.reject(ctx, topic, OP, 400, "InvalidPayload", &m);
+            }
+        };
+        let Some(token) = request.get("certificateOwnershipToken") else {
+            let m = "bad request: no certificateOwnershipToken";
+            return self.reject(ctx, topic, OP, 400, "InvalidPayload", m);
+        };
+        let entry = token.as_str().and_then(|t| self.tokens.remove(t));
+        let Some((cert_id, issued)) = entry.filter(|(_, at)| at.elapsed() <= FLEET_TOKEN_LIFETIME)
+        else {
+            return self.reject(
+                ctx,
+                topic,
+                OP,
+                400,
+                "InvalidCertificateOwnershipToken",
+                "unknown, used or expired ownership token",
+            );
+        };
+        let _ = issued;
+        let serial = request
+            .get("parameters")
+            .and_then(|p| p.get("SerialNumber"))
+            .and_then(|s| s.as_str())
+            .unwrap_or("");
+        if serial.is_empty()
+            || !serial
+                .chars()
+                .all(|c| c.is_alphanumeric() || c == '_' || c == '-')
+        {
+            return self.reject(
+                ctx,
+                topic,
+                OP,
+                400,
+                "InvalidParameters",
+                "SerialNumber missing or invalid",
+            );
+        }
+        let thing = format!("{}{serial}", self.thing_prefix);
+        self.activate(ctx, &cert_id, &thing);
+        ctx.lines.say(format!("REGISTERED {thing} {cert_id}"));
+        self.answer(
+            ctx,
+            topic,
+            true,
+            format!(
+                "{{\"deviceConfiguration\": {{\"telemetryTopic\": {}}}, \"thingName\": {}}}",
+                json_str(&format!("dt/{thing}/telemetry")),
+                json_str(&thing)
+            ),
+        );
+    }
+
+    /// Grants the new certificate its thing's topics, then makes mosquitto reload the ACL and
+    /// waits (at most 10 s) until it logged the reload.
+    fn activate(&self, ctx: &Ctx<'_>, cert_id: &str, thing: &str) {
+        let appended = OpenOptions::new()
+            .append(true)
+            .open(&self.acl)
+            .and_then(|mut f| {
+                write!(
+                    f,
+                    "\n# activated by the fleet responder\nuser {cert_id}\ntopic readwrite dt/{thing}/#\n"
+                )
+            });
+        if let Err(e) = appended {
+            return ctx
+                .diag
+                .say(format!("cannot append to {}: {e}", self.acl.display()));
+        }
+        let start = fs::metadata(&self.broker_log).map(|m| m.len()).unwrap_or(0);
+        sighup(self.broker_pid);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            let log = fs::read(&self.broker_log).unwrap_or_default();
+            let new = log.get(start as usize..).unwrap_or_default();
+            if new.windows(16).any(|w| w == b"Reloading config") {
+                // The reload runs right after that line, in the broker's only thread, before
+                // it reads our next packet.
+                return;
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+        ctx.diag.say("the broker did not log a reload within 10 s");
+    }
+}
+
+/// URL-safe base64 without padding (as Python's `secrets.token_urlsafe`).
+fn base64url(bytes: &[u8]) -> String {
+    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut s = String::new();
+    for ch in bytes.chunks(3) {
+        let n = (u32::from(ch[0]) << 16)
+            | (u32::from(*ch.get(1).unwrap_or(&0)) << 8)
+            | u32::from(*ch.get(2).unwrap_or(&0));
+        for i in 0..=ch.len() {
+            s.push(A[((n >> (18 - 6 * i)) & 63) as usize] as char);
+        }
+    }
+    s
 }

@@ -15,8 +15,7 @@ mod error;
 pub mod model;
 #[cfg(feature = "mqtt")]
 pub mod mqtt;
-#[cfg(any(feature = "mcu-tls", feature = "aws"))]
-mod pem;
+pub mod pem;
 pub mod socket;
 pub mod state;
 #[cfg(feature = "mcu-tls")]

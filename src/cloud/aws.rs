@@ -82,7 +82,7 @@ pub use fleet::{
 pub use identity::{DeviceIdentity, IdentityStore, RamIdentityStore};
 pub use keys::{
     DeviceKey, MAX_COMMON_NAME, MAX_CSR_DER_LEN, MAX_CSR_PEM_LEN, SEC1_DER_LEN, SEC1_PEM_LEN,
-    pem_decode, pem_encode, pem_len,
+    pem_encode, pem_len,
 };
 
 use crate::asynch::{Apn, TlsConfig};

@@ -158,9 +158,12 @@ pub fn decode<'o>(
     Ok(&out[..n])
 }
 
-/// The next block of `pem`: (label, base64 body, text after the `END` line). `Ok(None)` when
-/// no `-----BEGIN ` follows; [`PemError::Malformed`] for a `BEGIN` without its `END`.
-fn next_block(pem: &[u8]) -> Result<Option<(&[u8], &[u8], &[u8])>, PemError> {
+/// A block found by [`next_block`]: label, base64 body, text after the `END` line.
+type Block<'p> = (&'p [u8], &'p [u8], &'p [u8]);
+
+/// The next block of `pem`. `Ok(None)` when no `-----BEGIN ` follows;
+/// [`PemError::Malformed`] for a `BEGIN` without its `END`.
+fn next_block(pem: &[u8]) -> Result<Option<Block<'_>>, PemError> {
     const BEGIN: &[u8] = b"-----BEGIN ";
     const END: &[u8] = b"-----END ";
     const DASHES: &[u8] = b"-----";

@@ -129,7 +129,7 @@ struct Inner {
 }
 
 /// Shared modem state with change notification. Lives in `Resources`.
-pub struct StateCell {
+pub(crate) struct StateCell {
     inner: Mutex<CriticalSectionRawMutex, RefCell<Inner>>,
 }
 

@@ -443,14 +443,4 @@ impl<'a, W: Write, const N: usize> Channel<'a, W, N> {
             }
         }
     }
-
-    /// The shared state.
-    pub fn state(&self) -> &'a StateCell {
-        self.state
-    }
-
-    /// The command bookkeeping shared with the digester.
-    pub fn shared(&self) -> &'a ExpectCell {
-        self.shared
-    }
 }

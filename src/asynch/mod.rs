@@ -10,7 +10,6 @@ mod sim;
 mod socket;
 mod tls;
 
-pub use channel::Channel;
 pub use data_call::{Apn, DataCall, DataCallInfo};
 pub use modem::{CMD_BUF, Config, Identity, Modem, Resources, new};
 pub use network::{Network, NotReady};

@@ -11,7 +11,7 @@ use crate::at::response::Response;
 pub mod file;
 pub mod general;
 pub mod network;
-pub mod parse;
+pub(crate) mod parse;
 pub mod pdp;
 pub mod sim;
 pub mod socket;
@@ -40,6 +40,17 @@ pub trait Command {
 pub struct CmdWriter<'a> {
     buf: &'a mut [u8],
     len: usize,
+}
+
+/// Shows the length only: a command line can hold a PIN (`AT+CPIN`) or a password
+/// (`AT+QICSGP`).
+impl core::fmt::Debug for CmdWriter<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("CmdWriter")
+            .field("len", &self.len)
+            .field("capacity", &self.buf.len())
+            .finish()
+    }
 }
 
 impl<'a> CmdWriter<'a> {
@@ -112,7 +123,7 @@ impl<'a> CmdWriter<'a> {
 }
 
 /// Turns what the digester delivered for `cmd` into its typed result.
-pub fn complete<C: Command>(
+pub(crate) fn complete<C: Command>(
     cmd: &C,
     delivered: Result<&[u8], atat::InternalError<'_>>,
 ) -> Result<C::Response, Error> {

@@ -249,7 +249,7 @@ impl embedded_io::Error for Error {
             Error::ConnectionClosed => ErrorKind::BrokenPipe,
             Error::Ip(566) | Error::Tls(_) => ErrorKind::ConnectionRefused,
             Error::NoSocket => ErrorKind::AddrInUse,
-            Error::Pem(crate::pem::PemError::BufferTooSmall { .. }) => ErrorKind::OutOfMemory,
+            Error::Pem(crate::pem::PemError::BufferTooSmall) => ErrorKind::OutOfMemory,
             Error::Pem(_) => ErrorKind::InvalidData,
             #[cfg(feature = "mcu-tls")]
             Error::McuTls(e) => e.kind(),

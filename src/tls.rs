@@ -321,7 +321,7 @@ impl fmt::Debug for McuTlsConfig<'_> {
 ///
 /// Errors: [`Error::Pem`]: [`PemError::Malformed`](crate::pem::PemError::Malformed) if there
 /// is no complete PEM block, the base64 is invalid, the block has headers (an encrypted key) or
-/// does not hold one DER `SEQUENCE`; [`PemError::BufferTooSmall`](crate::pem::PemError) if
+/// does not hold one DER `SEQUENCE`; [`PemError::BufferTooSmall`](crate::pem::PemError::BufferTooSmall) if
 /// `out` is too small (a DER needs at most 3/4 of its base64 length). To also check the kind of
 /// object (certificate or key), use [`crate::pem::check`] first.
 pub fn pem_to_der<'o>(pem: &[u8], out: &'o mut [u8]) -> Result<&'o [u8], Error> {
@@ -957,9 +957,7 @@ mod tests {
         let mut small = [0u8; 4];
         assert!(matches!(
             pem_to_der(pem, &mut small),
-            Err(Error::Pem(crate::pem::PemError::BufferTooSmall {
-                needed: 5..
-            }))
+            Err(Error::Pem(crate::pem::PemError::BufferTooSmall))
         ));
         assert_eq!(
             pem_to_der(b"no pem here", &mut out),

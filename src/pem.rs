@@ -17,8 +17,10 @@
 //! opt-level "z", fat LTO) with the same checks on top, they cost 4 668 B more flash in the
 //! MQTT-over-modem-TLS row than this decoder, which would take that row over its 96 KiB budget;
 //! and their strict grammar refuses files the modems take (lines not 64 characters wide, several
-//! certificates in one CA file), so a block scanner of our own would be needed anyway. Constant
-//! time does not matter here: the text is uploaded to the modem as it is.
+//! certificates in one CA file), so a block scanner of our own would be needed anyway. What
+//! base64ct adds, constant-time decoding, guards a private key against a timing observer while
+//! it is decoded; here a key is decoded at most once, at start-up (MCU TLS), or only checked
+//! before the modem gets its text (modem TLS).
 //!
 //! [`asynch::Modem::configure_tls`]: crate::asynch::Modem::configure_tls
 //! [`Error`]: crate::Error

@@ -1,4 +1,9 @@
 //! The sans-IO AT protocol layer: digester, line classification, responses and URCs.
+//!
+//! Low level. Public here is what a [`Command`](crate::command::Command) implementation sees
+//! ([`Response`], [`Expect`], [`Final`], [`Info`], [`Payload`]), the digester's counters
+//! ([`DigestStats`], from `modem.stats()`) and the typed URCs ([`urc`]) that
+//! [`State`](crate::state::State) is made of. The digester itself is internal.
 
 pub(crate) mod digester;
 pub(crate) mod expect;

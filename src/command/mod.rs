@@ -3,6 +3,9 @@
 //! Every command is a value implementing [`Command`]: it writes its own command line into a
 //! bounded buffer ([`CmdWriter`]) and parses its own response ([`Response`]) with `nom`. The
 //! maximum response times are Quectel's (see `docs/architecture.md` for where they come from).
+//!
+//! This is the low-level layer under the handles: use it through `modem.send(&cmd)` for a
+//! command no handle wraps, or implement [`Command`] for one the crate does not have.
 
 use crate::Error;
 use crate::at::expect::Expect;

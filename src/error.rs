@@ -178,6 +178,9 @@ pub enum Error {
     ContextDeactivated,
     /// Every socket slot is in use.
     NoSocket,
+    /// A certificate or key in PEM was refused before use: not PEM, or not the kind of object
+    /// its place needs (see [`crate::pem`]). Nothing was uploaded to the modem.
+    Pem(crate::pem::PemError),
     /// MCU-side TLS failed (feature `mcu-tls`, [`crate::tls`]): handshake, certificate, alert,
     /// truncated stream, record too long, protocol or transport error.
     #[cfg(feature = "mcu-tls")]
@@ -214,6 +217,7 @@ impl fmt::Display for Error {
             Error::ConnectionClosed => f.write_str("connection closed by the peer"),
             Error::ContextDeactivated => f.write_str("PDP context deactivated by the network"),
             Error::NoSocket => f.write_str("no free socket"),
+            Error::Pem(e) => write!(f, "{e}"),
             #[cfg(feature = "mcu-tls")]
             Error::McuTls(e) => write!(f, "MCU TLS: {e}"),
             #[cfg(feature = "mqtt")]
@@ -225,6 +229,12 @@ impl fmt::Display for Error {
 }
 
 impl core::error::Error for Error {}
+
+impl From<crate::pem::PemError> for Error {
+    fn from(e: crate::pem::PemError) -> Self {
+        Error::Pem(e)
+    }
+}
 
 impl embedded_io::Error for Error {
     fn kind(&self) -> embedded_io::ErrorKind {
@@ -239,6 +249,8 @@ impl embedded_io::Error for Error {
             Error::ConnectionClosed => ErrorKind::BrokenPipe,
             Error::Ip(566) | Error::Tls(_) => ErrorKind::ConnectionRefused,
             Error::NoSocket => ErrorKind::AddrInUse,
+            Error::Pem(crate::pem::PemError::BufferTooSmall) => ErrorKind::OutOfMemory,
+            Error::Pem(_) => ErrorKind::InvalidData,
             #[cfg(feature = "mcu-tls")]
             Error::McuTls(e) => e.kind(),
             _ => ErrorKind::Other,

@@ -1,6 +1,7 @@
 #![no_std]
 #![doc = include_str!("../README.md")]
 #![warn(missing_docs)]
+#![warn(missing_debug_implementations)]
 
 #[macro_use]
 mod fmt;
@@ -11,12 +12,12 @@ pub mod blocking;
 #[cfg(any(feature = "aws", feature = "aliyun"))]
 pub mod cloud;
 pub mod command;
+mod debug_impls;
 mod error;
 pub mod model;
 #[cfg(feature = "mqtt")]
 pub mod mqtt;
-#[cfg(any(feature = "mcu-tls", feature = "aws"))]
-mod pem;
+pub mod pem;
 pub mod socket;
 pub mod state;
 #[cfg(feature = "mcu-tls")]
@@ -24,6 +25,21 @@ pub mod tls;
 mod util;
 
 pub use error::{CmeError, Error};
+
+// Foreign crates and types that appear in the public API, at the versions this crate uses.
+/// Timeouts and intervals.
+pub use embassy_time::Duration;
+/// The blocking UART traits (`Read`, `ReadReady`, `Write`) the [`blocking`] facade takes.
+pub use embedded_io;
+/// The async UART and stream traits (`Read`, `Write`) the [`asynch`] handles and sockets use.
+pub use embedded_io_async;
+/// Bounded strings and vectors (`heapless::String<N>`, `heapless::Vec<T, N>`) returned by the
+/// handles.
+pub use heapless;
+/// The random-number trait (`rand_core::CryptoRngCore`, rand_core 0.6) that MCU TLS and the AWS
+/// key generation take.
+#[cfg(any(feature = "mcu-tls", feature = "aws"))]
+pub use rand_core;
 
 #[doc(hidden)]
 #[path = "fuzz_api.rs"]

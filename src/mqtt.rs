@@ -42,7 +42,9 @@
 use core::fmt;
 
 use embassy_time::{Duration, Instant, Timer};
-pub use minimq::{ConnectEvent, InboundPublish, QoS};
+/// minimq's types in this API, and its transport trait (`Io`: what an [`MqttConnection`] runs
+/// over).
+pub use minimq::{ConnectEvent, InboundPublish, Io, QoS};
 
 use crate::Error;
 use crate::asynch::{Apn, Modem, Remote, Socket, TlsConfig};

@@ -151,7 +151,7 @@ struct Inner<const S: usize, const R: usize> {
 
 /// The slots and their rings: `S` sockets with `R`-byte receive and transmit rings each.
 /// Lives in [`Resources`](crate::asynch::Resources).
-pub struct Sockets<const S: usize, const R: usize> {
+pub(crate) struct Sockets<const S: usize, const R: usize> {
     inner: Mutex<CriticalSectionRawMutex, RefCell<Inner<S, R>>>,
 }
 
@@ -187,11 +187,9 @@ impl<const S: usize, const R: usize> Sockets<S, R> {
 }
 
 /// Object-safe access to [`Sockets`], so that handles do not carry its sizes in their types.
-pub trait SocketPool: PayloadSink {
+pub(crate) trait SocketPool: PayloadSink {
     /// Number of slots.
     fn slots(&self) -> usize;
-    /// Size of each ring.
-    fn ring_size(&self) -> usize;
     /// A snapshot of slot `i`.
     fn state(&self, i: usize) -> SlotState;
     /// Changes slot `i`'s state, waking its waiters and the runner.
@@ -202,8 +200,6 @@ pub trait SocketPool: PayloadSink {
     fn release(&self, i: usize);
     /// Moves received bytes of slot `i` into `out`.
     fn read(&self, i: usize, out: &mut [u8]) -> usize;
-    /// Received bytes waiting in slot `i`'s ring.
-    fn rx_len(&self, i: usize) -> usize;
     /// Room in slot `i`'s receive ring.
     fn rx_free(&self, i: usize) -> usize;
     /// Queues bytes to send on slot `i`; returns how many fit.
@@ -222,7 +218,9 @@ pub trait SocketPool: PayloadSink {
     fn work(&self) -> u32;
     /// Tells the runner there is something to do.
     fn kick(&self);
-    /// Received bytes dropped because a ring was full (a driver bug if ever non-zero).
+    /// Received bytes dropped because a ring was full (a driver bug if ever non-zero; the
+    /// socket fails with [`Error::Overflow`], which is what users see).
+    #[cfg(test)]
     fn overflowed(&self) -> u32;
 }
 
@@ -256,9 +254,6 @@ impl<const S: usize, const R: usize> PayloadSink for Sockets<S, R> {
 impl<const S: usize, const R: usize> SocketPool for Sockets<S, R> {
     fn slots(&self) -> usize {
         S
-    }
-    fn ring_size(&self) -> usize {
-        R
     }
     fn state(&self, i: usize) -> SlotState {
         self.with(|inner| {
@@ -320,9 +315,6 @@ impl<const S: usize, const R: usize> SocketPool for Sockets<S, R> {
             n
         })
     }
-    fn rx_len(&self, i: usize) -> usize {
-        self.with(|inner| inner.slots.get(i).map_or(0, |s| s.rx.len))
-    }
     fn rx_free(&self, i: usize) -> usize {
         self.with(|inner| inner.slots.get(i).map_or(0, |s| s.rx.free()))
     }
@@ -373,6 +365,7 @@ impl<const S: usize, const R: usize> SocketPool for Sockets<S, R> {
     fn kick(&self) {
         self.with(|inner| inner.kick())
     }
+    #[cfg(test)]
     fn overflowed(&self) -> u32 {
         self.with(|inner| inner.overflowed)
     }

@@ -82,12 +82,12 @@ impl State {
     }
 
     /// Records an answer or URC for one registration domain.
-    pub fn set_registration(&mut self, d: RegDomain, r: Registration) {
+    pub(crate) fn set_registration(&mut self, d: RegDomain, r: Registration) {
         self.registration[Self::domain_index(d)] = Some(r);
     }
 
     /// Applies a URC.
-    pub fn apply(&mut self, urc: &Urc) {
+    pub(crate) fn apply(&mut self, urc: &Urc) {
         match urc {
             Urc::Ready => {
                 let boots = self.boots.wrapping_add(1);
@@ -129,7 +129,7 @@ struct Inner {
 }
 
 /// Shared modem state with change notification. Lives in `Resources`.
-pub struct StateCell {
+pub(crate) struct StateCell {
     inner: Mutex<CriticalSectionRawMutex, RefCell<Inner>>,
 }
 

@@ -317,18 +317,15 @@ impl fmt::Debug for McuTlsConfig<'_> {
 // --- PEM -------------------------------------------------------------------------------------
 
 /// Decodes the first PEM block of `pem` (`-----BEGIN …-----`, base64, `-----END …-----`) into
-/// `out` and returns the DER bytes.
+/// `out` and returns the DER: [`crate::pem::decode`] with the crate's error.
 ///
-/// Errors: [`Error::InvalidArgument`] if there is no complete PEM block, the base64 is invalid,
-/// or the block has headers (an encrypted key); [`Error::Overflow`] if `out` is too small (a DER
-/// needs at most 3/4 of its base64 length). Runs in time linear in `pem.len()`, allocates
-/// nothing.
+/// Errors: [`Error::Pem`]: [`PemError::Malformed`](crate::pem::PemError::Malformed) if there
+/// is no complete PEM block, the base64 is invalid, the block has headers (an encrypted key) or
+/// does not hold one DER `SEQUENCE`; [`PemError::BufferTooSmall`](crate::pem::PemError::BufferTooSmall) if
+/// `out` is too small (a DER needs at most 3/4 of its base64 length). To also check the kind of
+/// object (certificate or key), use [`crate::pem::check`] first.
 pub fn pem_to_der<'o>(pem: &[u8], out: &'o mut [u8]) -> Result<&'o [u8], Error> {
-    match crate::pem::decode(pem, None, out) {
-        Ok(n) => Ok(&out[..n]),
-        Err(crate::pem::PemError::Invalid) => Err(Error::InvalidArgument),
-        Err(crate::pem::PemError::TooSmall { .. }) => Err(Error::Overflow),
-    }
+    Ok(crate::pem::decode(pem, None, out)?)
 }
 
 // --- keys ------------------------------------------------------------------------------------
@@ -952,23 +949,20 @@ mod tests {
     use std::vec;
 
     #[test]
-    fn pem_round_trip_and_errors() {
-        let pem = b"junk\n-----BEGIN TEST-----\nAAEC\r\nAwQ=\n-----END TEST-----\n";
+    fn pem_to_der_reports_pem_errors() {
+        // DER 30 03 02 01 05 (SEQUENCE { INTEGER 5 }).
+        let pem = b"junk\n-----BEGIN TEST-----\nMAMC\r\nAQU=\n-----END TEST-----\n";
         let mut out = [0u8; 8];
-        assert_eq!(pem_to_der(pem, &mut out).unwrap(), &[0, 1, 2, 3, 4]);
+        assert_eq!(pem_to_der(pem, &mut out).unwrap(), &[0x30, 3, 2, 1, 5]);
         let mut small = [0u8; 4];
-        assert_eq!(pem_to_der(pem, &mut small), Err(Error::Overflow));
-        for bad in [
-            &b"-----BEGIN X-----\nAA*C\n-----END X-----"[..],
-            b"-----BEGIN X-----\nA\n-----END X-----",
-            b"-----BEGIN X-----\nAA==AA\n-----END X-----",
-            b"-----BEGIN X-----\n\n-----END X-----",
-            b"-----BEGIN X-----\nProc-Type: 4,ENCRYPTED\nAAAA\n-----END X-----",
-            b"-----BEGIN X-----\nAAAA\n",
-            b"no pem here",
-        ] {
-            assert_eq!(pem_to_der(bad, &mut out), Err(Error::InvalidArgument));
-        }
+        assert!(matches!(
+            pem_to_der(pem, &mut small),
+            Err(Error::Pem(crate::pem::PemError::BufferTooSmall))
+        ));
+        assert_eq!(
+            pem_to_der(b"no pem here", &mut out),
+            Err(Error::Pem(crate::pem::PemError::Malformed))
+        );
     }
 
     #[test]

@@ -21,7 +21,7 @@ use quectel::asynch::{Apn, Config, Modem, Resources, TlsConfig};
 use quectel::cloud::CloudError;
 use quectel::cloud::aws::{
     DeviceIdentity, DeviceKey, Endpoint, FleetProvisioning, IdentityStore, Operation,
-    RamIdentityStore, pem_decode,
+    RamIdentityStore,
 };
 use quectel::mqtt::{Mqtt, QoS};
 use support::broker::{Acl, Broker, BrokerOptions, ClientId, FleetResponder, Subscriber};
@@ -86,7 +86,9 @@ fn claim_config<'a>(
 
 fn host_identity(cn: &str, cert_pem: &str, key_pem: &str) -> ClientId {
     let mut der = vec![0u8; cert_pem.len()];
-    let n = pem_decode("CERTIFICATE", cert_pem.as_bytes(), &mut der).unwrap();
+    let n = quectel::pem::decode(cert_pem.as_bytes(), Some("CERTIFICATE"), &mut der)
+        .unwrap()
+        .len();
     der.truncate(n);
     ClientId {
         cn: cn.to_string(),
@@ -182,7 +184,9 @@ fn csr_is_a_valid_pkcs10_request_and_the_key_round_trips() {
             .output()
             .unwrap();
         let mut spki = [0u8; 128];
-        let m = pem_decode("PUBLIC KEY", &out.stdout, &mut spki).unwrap();
+        let m = quectel::pem::decode(&out.stdout, Some("PUBLIC KEY"), &mut spki)
+            .unwrap()
+            .len();
         assert_eq!(&spki[m - 65..m], &key.public_key_uncompressed()[..]);
 
         // SEC1: p256 reads it back, and so does OpenSSL.

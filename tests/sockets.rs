@@ -221,6 +221,62 @@ fn tls_mock() -> MockModem {
     mock()
 }
 
+/// Bad PEM is refused with a typed error before anything reaches the modem's file system:
+/// a truncated CA (which the modem would take, and fail later with `Tls(566)` at connect), a
+/// key where the CA belongs, a CA where the client key belongs.
+#[test]
+fn modem_tls_refuses_bad_pem_before_uploading() {
+    use quectel::pem::{PemError, PemKind};
+    let pki = TestPki::generate();
+    let res: &'static mut Resources<2048, 2, 4096> = Box::leak(Box::new(Resources::new()));
+    with_modem_in(res, fast_config(), tls_mock(), async |m, h| {
+        bring_up(m).await;
+        // The CA with one base64 line lost in transit (BEGIN and END lines intact).
+        let mut lines: Vec<&str> = pki.ca_pem.lines().collect();
+        lines.remove(3);
+        let truncated_ca = lines.join("\n");
+        let cert = pki.client_cert_pem.as_bytes();
+        let key = pki.client_key_pem.as_bytes();
+        let cases = [
+            (TlsConfig::new(truncated_ca.as_bytes()), PemError::Malformed),
+            (TlsConfig::new(b"not a certificate"), PemError::Malformed),
+            (
+                TlsConfig::new(key).with_client_identity(cert, key),
+                PemError::WrongKind {
+                    expected: PemKind::Certificate,
+                },
+            ),
+            (
+                TlsConfig::new(pki.ca_pem.as_bytes()).with_client_identity(cert, cert),
+                PemError::WrongKind {
+                    expected: PemKind::PrivateKey,
+                },
+            ),
+        ];
+        for (config, want) in cases {
+            assert_eq!(config.validate(), Err(Error::Pem(want)));
+            assert_eq!(m.configure_tls(1, &config).await, Err(Error::Pem(want)));
+        }
+        assert_eq!(
+            h.files(),
+            Vec::<(String, usize)>::new(),
+            "something was uploaded"
+        );
+        let uploads: Vec<String> = h
+            .commands()
+            .into_iter()
+            .filter(|c| c.contains("QFUPL") || c.contains("QSSLCFG"))
+            .collect();
+        assert!(uploads.is_empty(), "{uploads:?}");
+
+        // The same inputs, intact, are uploaded.
+        let good = TlsConfig::new(pki.ca_pem.as_bytes()).with_client_identity(cert, key);
+        m.configure_tls(1, &good).await.unwrap();
+        assert_eq!(h.file("qca1.pem").as_deref(), Some(pki.ca_pem.as_bytes()));
+        assert_eq!(h.file("qkey1.pem").as_deref(), Some(key));
+    });
+}
+
 #[test]
 fn modem_tls_with_client_certificate() {
     let pki = TestPki::generate();

@@ -72,7 +72,7 @@ pub struct DataCallInfo {
 }
 
 /// Data-call operations. Get one with [`Modem::data_call`].
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy)]
 pub struct DataCall<'a> {
     modem: Modem<'a>,
 }

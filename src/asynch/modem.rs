@@ -58,16 +58,6 @@ impl<const N: usize, const S: usize, const R: usize> Resources<N, S, R> {
     }
 }
 
-impl<const N: usize, const S: usize, const R: usize> core::fmt::Debug for Resources<N, S, R> {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("Resources")
-            .field("ingress", &N)
-            .field("sockets", &S)
-            .field("ring", &R)
-            .finish_non_exhaustive()
-    }
-}
-
 /// The part of [`Resources`] every handle reaches: the AT channel, the transmit mailbox, what
 /// the digester and the URCs said, the model and the configuration.
 pub(crate) struct Core {
@@ -154,15 +144,6 @@ pub struct Modem<'a> {
     pub(crate) core: &'a Core,
     pub(crate) pool: &'a dyn SocketPool,
     pub(crate) slot: &'a dyn ResponseSource,
-}
-
-impl core::fmt::Debug for Modem<'_> {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("Modem")
-            .field("model", &self.core.model.lock(Cell::get))
-            .field("boots", &self.core.state.get().boots)
-            .finish_non_exhaustive()
-    }
 }
 
 /// Creates the runner, which owns both halves of the UART, and the modem handle. Run

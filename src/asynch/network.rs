@@ -39,7 +39,7 @@ impl NotReady {
 }
 
 /// Network operations. Get one with [`Modem::network`].
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy)]
 pub struct Network<'a> {
     modem: Modem<'a>,
 }

@@ -79,14 +79,6 @@ pub struct Runner<'a, R, W, const N: usize = 2048> {
     modem: Modem<'a>,
 }
 
-impl<R, W, const N: usize> core::fmt::Debug for Runner<'_, R, W, N> {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("Runner")
-            .field("modem", &self.modem)
-            .finish_non_exhaustive()
-    }
-}
-
 impl<'a, R: Read, W: Write, const N: usize> Runner<'a, R, W, N> {
     pub(crate) fn new(parts: RunnerParts<'a, N>, rx: R, tx: W, modem: Modem<'a>) -> Self {
         Self {

@@ -43,7 +43,7 @@ impl SimStatus {
 }
 
 /// SIM operations. Get one with [`Modem::sim`].
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy)]
 pub struct Sim<'a> {
     modem: Modem<'a>,
 }

@@ -42,7 +42,6 @@ pub enum Remote<'h> {
 
 /// An open socket. Implements `embedded_io_async::{Read, Write}`. Close it with
 /// [`Socket::close`]; a socket that is dropped is closed in the modem by the runner.
-#[derive(Debug)]
 pub struct Socket<'a> {
     modem: Modem<'a>,
     slot: usize,
@@ -521,7 +520,6 @@ impl embedded_io_async::Write for Socket<'_> {
 }
 
 /// The reading half of a [`Socket`] (see [`Socket::split`]).
-#[derive(Debug)]
 pub struct SocketReader<'s, 'a> {
     modem: Modem<'a>,
     slot: usize,
@@ -529,7 +527,6 @@ pub struct SocketReader<'s, 'a> {
 }
 
 /// The writing half of a [`Socket`] (see [`Socket::split`]).
-#[derive(Debug)]
 pub struct SocketWriter<'s, 'a> {
     modem: Modem<'a>,
     slot: usize,
@@ -561,7 +558,7 @@ impl embedded_io_async::Write for SocketWriter<'_, '_> {
 
 /// `embedded_nal_async::TcpConnect` over the modem (plain TCP on one PDP context), so that
 /// other clients (HTTP, MQTT libraries) can use the modem's sockets.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy)]
 pub struct TcpStack<'a> {
     modem: Modem<'a>,
     cid: u8,

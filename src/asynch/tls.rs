@@ -7,6 +7,7 @@ use super::Modem;
 use crate::Error;
 use crate::command::file::{Delete, FileEntry, List, Upload, UploadData, checksum};
 use crate::command::socket::{SslConfigure, SslOption};
+use crate::pem::{self, PemKind};
 
 /// TLS versions the modem may negotiate.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -18,7 +19,7 @@ pub enum TlsVersion {
     Any,
 }
 
-/// How the modem authenticates the server.
+/// How the modem authenticates the server. `Debug` shows the CA's length, not its text.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum ServerAuth<'c> {
     /// Verify the server's chain against this CA (PEM). The default, and what you want.
@@ -26,6 +27,15 @@ pub enum ServerAuth<'c> {
     /// Accept any server certificate. Only for tests: anyone on the path can read and change
     /// the traffic.
     InsecureNoVerify,
+}
+
+impl fmt::Debug for ServerAuth<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ServerAuth::Verify(ca) => write!(f, "Verify(<{} bytes of CA PEM>)", ca.len()),
+            ServerAuth::InsecureNoVerify => f.write_str("InsecureNoVerify"),
+        }
+    }
 }
 
 /// A TLS client configuration for an SSL context. `Debug` never shows the client key.
@@ -67,6 +77,29 @@ impl<'c> TlsConfig<'c> {
         self.client_cert = Some(cert_pem);
         self.client_key = Some(key_pem);
         self
+    }
+
+    /// Checks the PEM inputs without a modem ([`Modem::configure_tls`] does this before it
+    /// uploads anything): the CA and the client certificate must be `CERTIFICATE` blocks, the
+    /// client key one unencrypted private key (`PRIVATE KEY`, `EC PRIVATE KEY` or
+    /// `RSA PRIVATE KEY`), and each must decode ([`crate::pem::check`]).
+    ///
+    /// Errors, checked in this order: [`Error::Pem`] for the CA, the client certificate, then
+    /// the key; [`Error::InvalidArgument`] for a certificate without its key or the reverse.
+    pub fn validate(&self) -> Result<(), Error> {
+        if self.client_cert.is_some() != self.client_key.is_some() {
+            return Err(Error::InvalidArgument);
+        }
+        if let ServerAuth::Verify(ca) = self.server {
+            pem::check(ca, PemKind::Certificate)?;
+        }
+        if let Some(cert) = self.client_cert {
+            pem::check(cert, PemKind::Certificate)?;
+        }
+        if let Some(key) = self.client_key {
+            pem::check(key, PemKind::PrivateKey)?;
+        }
+        Ok(())
     }
 }
 
@@ -157,13 +190,15 @@ impl<'a> Modem<'a> {
     /// [`Remote::Tls`](super::Remote::Tls) sockets: files `qca<ctx>.pem`, `qcrt<ctx>.pem`,
     /// `qkey<ctx>.pem` (with the model's drive prefix), security level 1 (verify the server) or
     /// 2 (mutual TLS), all cipher suites, SNI, and the options in `config`.
+    ///
+    /// The PEM inputs are checked first ([`TlsConfig::validate`]): a file that does not parse,
+    /// or holds the wrong kind of object, is refused with [`Error::Pem`] before anything is
+    /// uploaded (instead of a `Tls(566)` at the first connection).
     pub async fn configure_tls(&self, ssl_ctx: u8, config: &TlsConfig<'_>) -> Result<(), Error> {
         if ssl_ctx > 5 || !(10..=300).contains(&config.negotiate_timeout_s) {
             return Err(Error::InvalidArgument);
         }
-        if config.client_cert.is_some() != config.client_key.is_some() {
-            return Err(Error::InvalidArgument);
-        }
+        config.validate()?;
         let prefix = self.file_prefix().await;
         let ca = file_name(prefix, "qca", ssl_ctx)?;
         let cert = file_name(prefix, "qcrt", ssl_ctx)?;

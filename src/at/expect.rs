@@ -255,11 +255,6 @@ impl ExpectCell {
         self.inner.lock(|c| c.get().prompt_seen)
     }
 
-    /// How many commands have completed so far (wraps).
-    pub fn completed(&self) -> u32 {
-        self.inner.lock(|c| c.get().completed)
-    }
-
     /// A snapshot of the digester's counters.
     pub fn stats(&self) -> DigestStats {
         self.inner.lock(|c| c.get().stats)

@@ -41,11 +41,6 @@ impl<'a, const N: usize> Feeder<'a, N> {
         }
     }
 
-    /// Bytes waiting in the buffer.
-    pub fn buffered(&self) -> usize {
-        self.len
-    }
-
     /// Feeds `bytes`, calling `on` for every event. Returns an error if the digester left the
     /// buffer full without consuming anything (a digester bug; never expected).
     pub fn feed(&mut self, mut bytes: &[u8], mut on: impl FnMut(Event<'_>)) -> Result<(), Stalled> {

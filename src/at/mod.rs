@@ -1,14 +1,20 @@
 //! The sans-IO AT protocol layer: digester, line classification, responses and URCs.
+//!
+//! Low level. Public here is what a [`Command`](crate::command::Command) implementation sees
+//! ([`Response`], [`Expect`], [`Final`], [`Info`], [`Payload`]), the digester's counters
+//! ([`DigestStats`], from `modem.stats()`) and the typed URCs ([`urc`]) that
+//! [`State`](crate::state::State) is made of. The digester itself is internal.
 
-pub mod digester;
-pub mod expect;
-pub mod feed;
-pub mod line;
-pub mod response;
+pub(crate) mod digester;
+pub(crate) mod expect;
+pub(crate) mod feed;
+pub(crate) mod line;
+pub(crate) mod response;
 pub mod urc;
 
-pub use digester::Digester;
-pub use expect::{DigestStats, Expect, ExpectCell, Info, Payload};
+pub(crate) use digester::Digester;
+pub(crate) use expect::ExpectCell;
+pub use expect::{DigestStats, Expect, Info, Payload};
 pub use line::Final;
 pub use response::Response;
 pub use urc::Urc;

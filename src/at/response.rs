@@ -54,6 +54,17 @@ impl<'a> Iterator for Items<'a> {
     }
 }
 
+/// Shows the size and the final result code, not the text: a response can hold credentials
+/// (`AT+QICSGP` reads back the APN password).
+impl core::fmt::Debug for Response<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Response")
+            .field("len", &self.body.len())
+            .field("final_code", &self.final_code())
+            .finish_non_exhaustive()
+    }
+}
+
 impl<'a> Response<'a> {
     /// Wraps a body delivered by the digester for a command that expects `expect`.
     pub fn new(body: &'a [u8], expect: Expect) -> Self {

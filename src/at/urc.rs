@@ -135,7 +135,7 @@ fn hex_quoted(i: &[u8]) -> IResult<&[u8], Option<u32>> {
 
 /// Parses `<stat>[,"<lac>","<ci>"[,<AcT>[,...]]]` (URC form, without the leading `<n>`).
 /// Trailing fields (reject cause, PSM timers) are accepted and ignored.
-pub fn registration_fields(i: &[u8]) -> IResult<&[u8], Registration> {
+pub(crate) fn registration_fields(i: &[u8]) -> IResult<&[u8], Registration> {
     let (i, stat) = uint(i)?;
     let (i, loc) = opt((next(hex_quoted), next(hex_quoted))).parse(i)?;
     let (i, act) = opt(next(uint)).parse(i)?;
@@ -264,7 +264,7 @@ const KNOWN: &[&[u8]] = &[
 ];
 
 /// Whether a `+XXX:` line has a prefix this driver knows.
-pub fn is_known(line: &[u8]) -> bool {
+pub(crate) fn is_known(line: &[u8]) -> bool {
     match super::line::prefix_of(line) {
         Some(p) => {
             let name = trim_ascii(&p[..p.len() - 1]);
@@ -341,7 +341,7 @@ fn id_err(i: &[u8]) -> Result<(u8, u16), crate::Error> {
 impl Urc {
     /// Parses one URC line (trimmed, without CR LF). Returns `None` for a line that is not a
     /// well-formed URC (the caller counts it as noise).
-    pub fn parse_line(line: &[u8]) -> Option<Urc> {
+    pub(crate) fn parse_line(line: &[u8]) -> Option<Urc> {
         let line = trim_ascii(line);
         match line {
             b"RDY" => return Some(Urc::Ready),

@@ -48,7 +48,6 @@ impl<T: Read + ReadReady + Write> Uart for T {
 }
 
 /// A UART given as its two halves (receive, transmit).
-#[derive(Debug)]
 pub struct Halves<R, W> {
     /// The receive half.
     pub rx: R,
@@ -83,14 +82,6 @@ pub struct Modem<'a, const N: usize = 2048> {
     modem: asynch::Modem<'a>,
     parts: asynch::RunnerParts<'a, N>,
     uart: &'a mut dyn Uart,
-}
-
-impl<const N: usize> core::fmt::Debug for Modem<'_, N> {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("Modem")
-            .field("modem", &self.modem)
-            .finish_non_exhaustive()
-    }
 }
 
 /// Creates a blocking modem over a UART (one serial port, or [`Halves`]).
@@ -270,7 +261,6 @@ impl<const N: usize> embedded_io::Write for Socket<'_, '_, N> {
 }
 
 /// Blocking SIM handle; see [`asynch::Sim`].
-#[derive(Debug)]
 pub struct Sim<'m, 'a, const N: usize = 2048> {
     m: &'m mut Modem<'a, N>,
 }
@@ -299,7 +289,6 @@ impl<const N: usize> Sim<'_, '_, N> {
 }
 
 /// Blocking network handle; see [`asynch::Network`].
-#[derive(Debug)]
 pub struct Network<'m, 'a, const N: usize = 2048> {
     m: &'m mut Modem<'a, N>,
 }
@@ -330,7 +319,6 @@ impl<const N: usize> Network<'_, '_, N> {
 }
 
 /// Blocking data-call handle; see [`asynch::DataCall`].
-#[derive(Debug)]
 pub struct DataCall<'m, 'a, const N: usize = 2048> {
     m: &'m mut Modem<'a, N>,
 }

@@ -82,8 +82,10 @@ pub use fleet::{
 pub use identity::{DeviceIdentity, IdentityStore, RamIdentityStore};
 pub use keys::{
     DeviceKey, MAX_COMMON_NAME, MAX_CSR_DER_LEN, MAX_CSR_PEM_LEN, SEC1_DER_LEN, SEC1_PEM_LEN,
-    pem_decode, pem_encode, pem_len,
+    pem_encode, pem_len,
 };
+/// The P-256 crate, at the version [`DeviceKey::verifying_key`] returns a type of.
+pub use p256;
 
 use crate::asynch::{Apn, TlsConfig};
 use crate::cloud::CloudError;

@@ -3,6 +3,9 @@
 //! Every command is a value implementing [`Command`]: it writes its own command line into a
 //! bounded buffer ([`CmdWriter`]) and parses its own response ([`Response`]) with `nom`. The
 //! maximum response times are Quectel's (see `docs/architecture.md` for where they come from).
+//!
+//! This is the low-level layer under the handles: use it through `modem.send(&cmd)` for a
+//! command no handle wraps, or implement [`Command`] for one the crate does not have.
 
 use crate::Error;
 use crate::at::expect::Expect;
@@ -11,7 +14,7 @@ use crate::at::response::Response;
 pub mod file;
 pub mod general;
 pub mod network;
-pub mod parse;
+pub(crate) mod parse;
 pub mod pdp;
 pub mod sim;
 pub mod socket;
@@ -40,6 +43,17 @@ pub trait Command {
 pub struct CmdWriter<'a> {
     buf: &'a mut [u8],
     len: usize,
+}
+
+/// Shows the length only: a command line can hold a PIN (`AT+CPIN`) or a password
+/// (`AT+QICSGP`).
+impl core::fmt::Debug for CmdWriter<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("CmdWriter")
+            .field("len", &self.len)
+            .field("capacity", &self.buf.len())
+            .finish()
+    }
 }
 
 impl<'a> CmdWriter<'a> {
@@ -112,7 +126,7 @@ impl<'a> CmdWriter<'a> {
 }
 
 /// Turns what the digester delivered for `cmd` into its typed result.
-pub fn complete<C: Command>(
+pub(crate) fn complete<C: Command>(
     cmd: &C,
     delivered: Result<&[u8], atat::InternalError<'_>>,
 ) -> Result<C::Response, Error> {

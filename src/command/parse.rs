@@ -5,8 +5,7 @@
 
 use nom::{
     IResult, Parser,
-    branch::alt,
-    bytes::complete::{tag, take_while, take_while1},
+    bytes::complete::take_while,
     character::complete::{char, digit1, space0},
     combinator::{map_res, opt, recognize},
     sequence::{delimited, preceded},
@@ -17,11 +16,6 @@ use crate::Error;
 /// A double-quoted string without escapes (Quectel has none); returns the text between quotes.
 pub fn quoted(i: &[u8]) -> IResult<&[u8], &[u8]> {
     delimited(char('"'), take_while(|b| b != b'"'), char('"')).parse(i)
-}
-
-/// A quoted string as `&str` (ASCII/UTF-8 checked).
-pub fn quoted_str(i: &[u8]) -> IResult<&[u8], &str> {
-    map_res(quoted, core::str::from_utf8).parse(i)
 }
 
 /// An unsigned decimal integer fitting `u32`.
@@ -60,16 +54,6 @@ where
     preceded(comma, p)
 }
 
-/// An unquoted token up to the next comma (e.g. an unquoted operator code).
-pub fn bare(i: &[u8]) -> IResult<&[u8], &[u8]> {
-    take_while1(|b| b != b',' && b != b'"').parse(i)
-}
-
-/// A field that may be quoted or not (`"46011"` or `46011`).
-pub fn maybe_quoted(i: &[u8]) -> IResult<&[u8], &[u8]> {
-    alt((quoted, bare)).parse(i)
-}
-
 /// Runs `p` over the whole input (trailing spaces allowed); anything left over is
 /// [`Error::Parse`].
 pub fn all<'a, O, P>(mut p: P, input: &'a [u8]) -> Result<O, Error>
@@ -90,13 +74,6 @@ where
     }
 }
 
-/// Matches an exact tag (re-exported for command modules).
-pub fn lit<'a>(
-    t: &'static [u8],
-) -> impl Parser<&'a [u8], Output = &'a [u8], Error = nom::error::Error<&'a [u8]>> {
-    tag(t)
-}
-
 /// Copies text into a bounded `heapless::String`; too long is [`Error::Overflow`].
 pub fn to_string<const N: usize>(s: &[u8]) -> Result<heapless::String<N>, Error> {
     let s = core::str::from_utf8(s).map_err(|_| Error::Parse)?;
@@ -109,12 +86,10 @@ mod tests {
 
     #[test]
     fn fields() {
-        let r = all((uint, next(quoted_str), next(int)), b"1,\"IP\",-52").unwrap();
-        assert_eq!(r, (1, "IP", -52));
+        let r = all((uint, next(quoted), next(int)), b"1,\"IP\",-52").unwrap();
+        assert_eq!(r, (1, &b"IP"[..], -52));
         assert_eq!(all(uint, b"1x"), Err(Error::Parse));
         assert_eq!(all(uint, b"99999999999"), Err(Error::Parse));
-        assert_eq!(all(maybe_quoted, b"46011").unwrap(), b"46011");
-        assert_eq!(all(maybe_quoted, b"\"46011\"").unwrap(), b"46011");
         assert_eq!(all(quoted, b"\"unterminated"), Err(Error::Parse));
     }
 }

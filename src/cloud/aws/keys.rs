@@ -366,19 +366,6 @@ pub fn pem_encode(label: &str, der: &[u8], out: &mut [u8]) -> Result<usize, Clou
     Ok(w.pos)
 }
 
-/// Decodes the body of a PEM block labelled `label` from `pem` into `out`; returns the DER
-/// length. Whitespace inside the body is skipped. [`CloudError::InvalidInput`] if the block
-/// is missing or not base64; [`CloudError::ResponseTooLarge`] if `out` is too short.
-pub fn pem_decode(label: &str, pem: &[u8], out: &mut [u8]) -> Result<usize, CloudError> {
-    crate::pem::decode(pem, Some(label), out).map_err(|e| match e {
-        crate::pem::PemError::Invalid => CloudError::InvalidInput,
-        crate::pem::PemError::TooSmall { needed } => CloudError::ResponseTooLarge {
-            needed,
-            capacity: out.len(),
-        },
-    })
-}
-
 #[cfg(test)]
 mod tests {
     extern crate std;
@@ -423,8 +410,9 @@ mod tests {
         let p = key.to_sec1_pem(&mut pem).unwrap();
         assert_eq!(p, SEC1_PEM_LEN);
         let mut der2 = [0u8; 200];
-        let m = pem_decode("EC PRIVATE KEY", &pem[..p], &mut der2).unwrap();
-        assert_eq!(&der2[..m], &der[..n]);
+        let back = crate::pem::decode(&pem[..p], Some("EC PRIVATE KEY"), &mut der2).unwrap();
+        assert_eq!(back, &der[..n]);
+        crate::pem::check(&pem[..p], crate::pem::PemKind::PrivateKey).unwrap();
         // Too small: typed error, not a panic.
         assert_eq!(
             key.to_sec1_der(&mut der[..SEC1_DER_LEN - 1]),
@@ -480,36 +468,6 @@ mod tests {
         assert_eq!(
             pem_encode("X", b"foobar", &mut out[..10]),
             Err(CloudError::RequestTooLarge)
-        );
-        let mut der = [0u8; 8];
-        assert_eq!(
-            pem_decode(
-                "X",
-                b"-----BEGIN X-----\nZm9vYmFy\n-----END X-----\n",
-                &mut der
-            ),
-            Ok(6)
-        );
-        assert_eq!(&der[..6], b"foobar");
-        assert!(matches!(
-            pem_decode(
-                "X",
-                b"-----BEGIN X-----\nZm9vYmFy\n-----END X-----\n",
-                &mut der[..3]
-            ),
-            Err(CloudError::ResponseTooLarge { .. })
-        ));
-        assert_eq!(
-            pem_decode("Y", b"-----BEGIN X-----\nZm9v\n-----END X-----\n", &mut der),
-            Err(CloudError::InvalidInput)
-        );
-        assert_eq!(
-            pem_decode(
-                "X",
-                b"-----BEGIN X-----\nZm9v*\n-----END X-----\n",
-                &mut der
-            ),
-            Err(CloudError::InvalidInput)
         );
     }
 

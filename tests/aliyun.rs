@@ -23,7 +23,6 @@ use std::time::Duration as StdDuration;
 
 use aliyun_broker::{AliyunCloud, CloudOptions};
 use embassy_time::{Duration, Timer, with_timeout};
-use mock_modem::{MockModem, Model as MockModel};
 use quectel::Error;
 use quectel::asynch::{Apn, Config, Modem, Remote, Resources, TlsConfig};
 use quectel::cloud::CloudError;
@@ -32,6 +31,7 @@ use quectel::cloud::aliyun::{
     RegistrationKind, RegistrationLink, provision, register,
 };
 use quectel::mqtt::{Mqtt, QoS, Transport};
+use quectel_mock::{MockModem, Model as MockModel};
 use support::{bring_up, with_modem_in};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -39,7 +39,7 @@ const PK: &str = "a1TestPk01";
 const PS: &str = "ProdSecret7jluWm1z";
 const RANDOM: &str = "8Ygb7ULYh53B6OA";
 
-type TestModem = Modem<'static, mock_modem::HostTx, 2048>;
+type TestModem = Modem<'static, quectel_mock::HostTx, 2048>;
 
 fn config() -> Config {
     Config {

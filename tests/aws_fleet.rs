@@ -16,7 +16,6 @@ mod support;
 use std::time::Duration as StdDuration;
 
 use embassy_time::Duration;
-use mock_modem::{MockModem, Model as MockModel};
 use quectel::Error;
 use quectel::asynch::{Apn, Config, Modem, Resources, TlsConfig};
 use quectel::cloud::CloudError;
@@ -25,6 +24,7 @@ use quectel::cloud::aws::{
     RamIdentityStore, pem_decode,
 };
 use quectel::mqtt::{Mqtt, QoS};
+use quectel_mock::{MockModem, Model as MockModel};
 use support::broker::{Acl, Broker, BrokerOptions, ClientId, FleetResponder, Subscriber};
 use support::with_modem_in;
 
@@ -120,7 +120,7 @@ impl rand_core::CryptoRng for Rng {}
 /// Reconnects with `identity` (TLS context 2, client id = thing name), publishes `payload` to
 /// `dt/<thing>/telemetry` with QoS 1 and waits for the PUBACK.
 async fn publish_as_thing(
-    m: &Modem<'static, mock_modem::HostTx, 2048>,
+    m: &Modem<'static, quectel_mock::HostTx, 2048>,
     port: u16,
     ca: &[u8],
     identity: &DeviceIdentity<'_>,

@@ -7,10 +7,10 @@ use std::time::Duration as StdDuration;
 
 use embassy_futures::join::join;
 use embassy_time::Duration;
-use mock_modem::peers::{TcpEchoServer, TestPki, TlsEchoServer};
-use mock_modem::{MockModem, Model as MockModel};
 use quectel::Error;
 use quectel::asynch::{Apn, Config, Remote, Resources, TlsConfig};
+use quectel_mock::peers::{TcpEchoServer, TestPki, TlsEchoServer};
+use quectel_mock::{MockModem, Model as MockModel};
 use support::{bring_up, with_modem_in};
 
 /// Pseudo-random bytes (xorshift), with the sequences a text parser would trip over planted
@@ -64,7 +64,7 @@ fn mock() -> MockModem {
 /// A blocking modem on the mock, initialised, with data call 1 up.
 fn blocking_up<const R: usize>(
     mock: MockModem,
-) -> quectel::blocking::Modem<'static, mock_modem::HostRx, mock_modem::HostTx> {
+) -> quectel::blocking::Modem<'static, quectel_mock::HostRx, quectel_mock::HostTx> {
     let (rx, tx, _h) = mock.spawn();
     let res: &'static mut Resources<2048, 2, R> = Box::leak(Box::new(Resources::new()));
     let mut m = quectel::blocking::new(res, rx, tx, fast_config());
@@ -78,7 +78,7 @@ fn blocking_up<const R: usize>(
 
 /// Writes `data` and reads the echo back concurrently; returns what came back.
 async fn echo_through(
-    sock: &mut quectel::asynch::Socket<'_, '_, mock_modem::HostTx, 2048>,
+    sock: &mut quectel::asynch::Socket<'_, '_, quectel_mock::HostTx, 2048>,
     data: &[u8],
 ) -> Vec<u8> {
     use embedded_io_async::{Read, Write};

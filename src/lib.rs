@@ -25,6 +25,10 @@ mod util;
 
 pub use error::{CmeError, Error};
 
+// The guides in docs/ (English and Chinese): their Rust code blocks are doctests.
+#[cfg(doctest)]
+mod doc_guides;
+
 #[doc(hidden)]
 #[path = "fuzz_api.rs"]
 pub mod __fuzz;

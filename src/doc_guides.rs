@@ -1,6 +1,7 @@
 //! The guides' code blocks, compiled (and, where they need no real modem, run) as doctests:
 //! `cargo test --doc` checks every ` ```rust ` block of `docs/` against the current API.
-//! Only built by rustdoc's doctest pass (`#[cfg(doctest)]` in `lib.rs`).
+//! Only built by rustdoc's doctest pass (`#[cfg(doctest)]` in `lib.rs`). `docs/zh/firmware.md`
+//! shows `examples/app`'s API: that crate compiles its block (`examples/app/src/lib.rs`).
 
 /// `docs/getting-started.md`
 #[doc = include_str!("../docs/getting-started.md")]
@@ -9,10 +10,6 @@ pub struct GettingStarted;
 /// `docs/zh/getting-started.md`
 #[doc = include_str!("../docs/zh/getting-started.md")]
 pub struct GettingStartedZh;
-
-/// `docs/zh/firmware.md`
-#[doc = include_str!("../docs/zh/firmware.md")]
-pub struct FirmwareZh;
 
 /// `docs/aws-iot.md`
 #[cfg(all(feature = "mqtt", feature = "mcu-tls"))]

@@ -21,9 +21,9 @@ use embassy_futures::join::join;
 use embassy_futures::select::{Either, select};
 use embassy_time::Duration;
 use embedded_io_async::{Read, Write};
-use mock_modem::peers::{TcpEchoServer, TestPki, TlsEchoServer};
-use mock_modem::{MockModem, Model};
 use quectel::asynch::{self, Apn, Config, Remote, Resources, TlsConfig};
+use quectel_mock::peers::{TcpEchoServer, TestPki, TlsEchoServer};
+use quectel_mock::{MockModem, Model};
 
 struct Row {
     kind: &'static str,

@@ -29,13 +29,13 @@ use std::time::Duration as StdDuration;
 use aliyun_broker::{AliyunCloud, CloudOptions};
 use embassy_futures::select::{Either, select};
 use embassy_time::{Duration, Timer, with_timeout};
-use mock_modem::{MockModem, Model};
 use quectel::asynch::{self, Apn, Config, Modem, Resources, TlsConfig};
 use quectel::cloud::aliyun::{
     CredentialStore, Device, DeviceCredentials, ENCODED_MAX, Provisioned, Random, Registration,
     RegistrationKind, RegistrationLink, provision,
 };
 use quectel::mqtt::{Mqtt, QoS, Transport};
+use quectel_mock::{MockModem, Model};
 
 const PRODUCT_KEY: &str = "a1X2bEnP82z";
 /// Shared by every unit of the product; in a product it lives in protected flash.

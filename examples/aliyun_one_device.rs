@@ -28,10 +28,10 @@ use std::time::Duration as StdDuration;
 use aliyun_broker::{AliyunCloud, CloudOptions};
 use embassy_futures::select::{Either, select};
 use embassy_time::{Duration, with_timeout};
-use mock_modem::{MockModem, Model};
 use quectel::asynch::{self, Apn, Config, Modem, Resources, TlsConfig};
 use quectel::cloud::aliyun::{self, Device, MqttCredentials, SignMethod};
 use quectel::mqtt::{Mqtt, QoS, Transport};
+use quectel_mock::{MockModem, Model};
 
 const PRODUCT_KEY: &str = "a1X2bEnP82z";
 const DEVICE_NAME: &str = "example1";

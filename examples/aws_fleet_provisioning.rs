@@ -38,13 +38,13 @@ use embassy_futures::select::{Either, select};
 use embassy_time::{Duration, with_timeout};
 use embedded_io_adapters::tokio_1::FromTokio;
 use embedded_io_async::{Read, Write};
-use mock_modem::{MockModem, Model};
 use quectel::asynch::{self, Apn, Config, Modem, Resources, TlsConfig};
 use quectel::cloud::aws::{
     DeviceKey, Endpoint, FleetProvisioning, IdentityStore, Operation, RECOMMENDED_CSR_BUFFER,
     RamIdentityStore,
 };
 use quectel::mqtt::{Mqtt, QoS};
+use quectel_mock::{MockModem, Model};
 
 use broker::{Acl, Broker, BrokerOptions, FleetResponder, Subscriber};
 

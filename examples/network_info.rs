@@ -10,8 +10,8 @@ use std::time::Duration as StdDuration;
 
 use embassy_futures::select::{Either, select};
 use embassy_time::Duration;
-use mock_modem::{MockModem, Model as MockModel};
 use quectel::asynch::{self, Apn, Config, Resources};
+use quectel_mock::{MockModem, Model as MockModel};
 
 fn mock_model(name: &str) -> Option<MockModel> {
     Some(match name.to_ascii_lowercase().as_str() {

@@ -34,10 +34,10 @@ use embassy_futures::select::{Either, select};
 use embassy_time::{Duration, with_timeout};
 use embedded_io_adapters::tokio_1::FromTokio;
 use embedded_io_async::{Read, Write};
-use mock_modem::peers::TestPki;
-use mock_modem::{MockModem, Model};
 use quectel::asynch::{self, Apn, Config, Modem, Resources, SimStatus, TlsConfig};
 use quectel::mqtt::{Mqtt, MqttConfig, QoS, Transport};
+use quectel_mock::peers::TestPki;
+use quectel_mock::{MockModem, Model};
 
 const USAGE: &str = "\
 usage: cargo run --example quickstart --features mqtt [-- OPTIONS]

@@ -226,9 +226,9 @@ log "mosquitto $(mosquitto -h 2>/dev/null | head -n1 | awk '{print $3}') on 127.
 
 T=$(date +%s%N)
 log "building the mock modem ($host_cargo, target dir $HOST_TARGET_DIR)"
-(cd "$ROOT" && CARGO_TARGET_DIR="$HOST_TARGET_DIR" $NICE "$host_cargo" build --release -q -p mock-modem) \
+(cd "$ROOT" && CARGO_TARGET_DIR="$HOST_TARGET_DIR" $NICE "$host_cargo" build --release -q -p quectel-mock) \
     || die "mock modem build failed"
-MOCK="$HOST_TARGET_DIR/release/mock-modem"
+MOCK="$HOST_TARGET_DIR/release/quectel-mock"
 log "mock modem built in $(ms_since "$T") ms"
 
 T=$(date +%s%N)

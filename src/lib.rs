@@ -41,6 +41,10 @@ pub use heapless;
 #[cfg(any(feature = "mcu-tls", feature = "aws"))]
 pub use rand_core;
 
+// The guides in docs/ (English and Chinese): their Rust code blocks are doctests.
+#[cfg(doctest)]
+mod doc_guides;
+
 #[doc(hidden)]
 #[path = "fuzz_api.rs"]
 pub mod __fuzz;

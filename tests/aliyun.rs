@@ -24,7 +24,6 @@ use std::time::Duration as StdDuration;
 
 use aliyun_broker::{AliyunCloud, CloudOptions};
 use embassy_time::{Duration, Timer, with_timeout};
-use mock_modem::{MockModem, Model as MockModel};
 use quectel::Error;
 use quectel::asynch::{Apn, Config, Modem, Remote, Resources, TlsConfig};
 use quectel::cloud::CloudError;
@@ -33,6 +32,7 @@ use quectel::cloud::aliyun::{
     RegistrationKind, RegistrationLink, provision, register,
 };
 use quectel::mqtt::{Mqtt, QoS, Transport};
+use quectel_mock::{MockModem, Model as MockModel};
 use support::{bring_up, with_modem_in};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 

@@ -15,7 +15,6 @@ mod support;
 use std::time::Duration as StdDuration;
 
 use embassy_time::Duration;
-use mock_modem::{MockModem, Model as MockModel};
 use quectel::Error;
 use quectel::asynch::{Apn, Config, Modem, Resources, TlsConfig};
 use quectel::cloud::CloudError;
@@ -24,6 +23,7 @@ use quectel::cloud::aws::{
     RamIdentityStore,
 };
 use quectel::mqtt::{Mqtt, QoS};
+use quectel_mock::{MockModem, Model as MockModel};
 use support::broker::{Acl, Broker, BrokerOptions, ClientId, FleetResponder, Subscriber};
 use support::with_modem_in;
 

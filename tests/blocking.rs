@@ -3,13 +3,13 @@
 use std::time::Duration as StdDuration;
 
 use embassy_time::Duration;
-use mock_modem::{MockModem, Model as MockModel, SimState, reg};
 use quectel::asynch::{Apn, Config, NotReady, Resources, SimStatus};
 use quectel::at::urc::RegStatus;
 use quectel::blocking;
 use quectel::model::Model;
+use quectel_mock::{MockModem, Model as MockModel, SimState, reg};
 
-fn modem(mock: MockModem) -> (blocking::Modem<'static>, mock_modem::ModemHandle) {
+fn modem(mock: MockModem) -> (blocking::Modem<'static>, quectel_mock::ModemHandle) {
     let (rx, tx, h) = mock.search_time(StdDuration::from_millis(50)).spawn();
     let res: &'static mut Resources = Box::leak(Box::new(Resources::new()));
     (

@@ -1,4 +1,4 @@
-//! The `mock-modem` command-line server, driven by the driver over a real TCP connection: what
+//! The `quectel-mock` command-line server, driven by the driver over a real TCP connection: what
 //! QEMU-run firmware and host tools use.
 
 mod support;
@@ -9,23 +9,23 @@ use std::process::{Child, Command, Stdio};
 use embassy_futures::select::{Either, select};
 use embassy_time::Duration;
 use embedded_io_adapters::tokio_1::FromTokio;
-use mock_modem::peers::TcpEchoServer;
 use quectel::asynch::{self, Apn, Remote, Resources, SimStatus};
 use quectel::model::Model;
+use quectel_mock::peers::TcpEchoServer;
 
-/// Builds the `mock-modem` binary (a no-op when `cargo test --workspace` already did) and
+/// Builds the `quectel-mock` binary (a no-op when `cargo test --workspace` already did) and
 /// returns its path.
 fn mock_modem_binary() -> std::path::PathBuf {
     let status = Command::new(env!("CARGO"))
-        .args(["build", "-q", "-p", "mock-modem", "--bin", "mock-modem"])
+        .args(["build", "-q", "-p", "quectel-mock", "--bin", "quectel-mock"])
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .status()
         .expect("cargo runs");
-    assert!(status.success(), "building mock-modem failed");
-    // target/<profile>/deps/cli-<hash> -> target/<profile>/mock-modem
+    assert!(status.success(), "building quectel-mock failed");
+    // target/<profile>/deps/cli-<hash> -> target/<profile>/quectel-mock
     let exe = std::env::current_exe().unwrap();
     let dir = exe.parent().and_then(|d| d.parent()).unwrap();
-    let bin = dir.join("mock-modem");
+    let bin = dir.join("quectel-mock");
     assert!(bin.exists(), "{} not found", bin.display());
     bin
 }
@@ -44,7 +44,7 @@ fn start(args: &[&str]) -> (Server, String) {
         .args(args)
         .stderr(Stdio::piped())
         .spawn()
-        .expect("mock-modem starts");
+        .expect("quectel-mock starts");
     let stderr = child.stderr.take().unwrap();
     let mut reader = BufReader::new(stderr);
     let mut line = String::new();
@@ -145,7 +145,7 @@ fn cli_serves_a_pty() {
         .args(["--pty", "--model", "bg96"])
         .stderr(Stdio::piped())
         .spawn()
-        .expect("mock-modem starts");
+        .expect("quectel-mock starts");
     let stderr = child.stderr.take().unwrap();
     let mut reader = BufReader::new(stderr);
     let mut path = None;

@@ -5,11 +5,11 @@ mod support;
 use std::time::Duration as StdDuration;
 
 use embassy_time::Duration;
-use mock_modem::{MockModem, Model as MockModel, SimState, reg};
 use quectel::asynch::{Apn, NotReady, SimStatus};
 use quectel::at::urc::RegStatus;
 use quectel::model::Model;
 use quectel::{CmeError, Error};
+use quectel_mock::{MockModem, Model as MockModel, SimState, reg};
 use support::with_modem;
 
 fn fast(model: MockModel) -> MockModem {

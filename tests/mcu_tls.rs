@@ -5,11 +5,11 @@ use std::time::{Duration as StdDuration, Instant as StdInstant};
 
 use embassy_futures::select::{Either, select};
 use embassy_time::{Duration, with_timeout};
-use mock_modem::peers::{EchoHandle, TestPki, TlsEchoServer};
-use mock_modem::{HostRx, HostTx, MockModem, Model as MockModel, ModemHandle};
 use quectel::Error;
 use quectel::asynch::{self, Apn, Config, Modem, Remote, Resources, Socket};
 use quectel::tls::{McuTls, McuTlsConfig, TlsBuffers, TlsFailure, TlsStream, pem_to_der};
+use quectel_mock::peers::{EchoHandle, TestPki, TlsEchoServer};
+use quectel_mock::{HostRx, HostTx, MockModem, Model as MockModel, ModemHandle};
 use rand_core::{OsRng, RngCore};
 
 type TestModem = Modem<'static>;

@@ -7,10 +7,10 @@ mod support;
 use std::time::Duration as StdDuration;
 
 use embassy_time::Duration;
-use mock_modem::{MockModem, Model as MockModel};
 use quectel::Error;
 use quectel::asynch::{Apn, Config, Resources, SimStatus, TlsConfig};
 use quectel::mqtt::{Mqtt, MqttConfig, QoS, Transport};
+use quectel_mock::{MockModem, Model as MockModel};
 use support::broker::{Access, Broker, BrokerOptions, Subscriber};
 use support::with_modem_in;
 

@@ -3,9 +3,9 @@
 
 mod support;
 
-use mock_modem::Script;
 use quectel::asynch::SimStatus;
 use quectel::model::Model;
+use quectel_mock::Script;
 
 const INIT: &str = r#"
 # The modem boots with echo on.

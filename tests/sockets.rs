@@ -7,10 +7,10 @@ use std::time::Duration as StdDuration;
 
 use embassy_futures::join::join;
 use embassy_time::Duration;
-use mock_modem::peers::{TcpEchoServer, TestPki, TlsEchoServer};
-use mock_modem::{MockModem, Model as MockModel};
 use quectel::Error;
 use quectel::asynch::{Apn, Config, Remote, Resources, TlsConfig};
+use quectel_mock::peers::{TcpEchoServer, TestPki, TlsEchoServer};
+use quectel_mock::{MockModem, Model as MockModel};
 use support::{bring_up, with_modem_in};
 
 /// Pseudo-random bytes (xorshift), with the sequences a text parser would trip over planted

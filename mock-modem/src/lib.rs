@@ -34,13 +34,13 @@
 //!
 //! The simulators run on any [`Link`]; [`StreamLink`] adapts a
 //! `std::io::Read + Write` pair (TCP stream, PTY), which is what the
-//! `mock-modem` binary uses.
+//! `quectel-mock` binary uses.
 //!
 //! # Behavioural mode
 //!
 //! ```
 //! use std::time::Duration;
-//! use mock_modem::{MockModem, Model};
+//! use quectel_mock::{MockModem, Model};
 //!
 //! let (mut rx, mut tx, modem) = MockModem::new(Model::Bg96).boot(None).spawn();
 //! tx.send("AT\r");
@@ -203,7 +203,7 @@
 //!
 //! ```
 //! use std::time::Duration;
-//! use mock_modem::Script;
+//! use quectel_mock::Script;
 //!
 //! let script = Script::parse(r#"
 //!     echo on
@@ -219,6 +219,11 @@
 //! assert_eq!(handle.finish(), Ok(()));
 //! ```
 #![warn(missing_docs)]
+
+/// The README's examples, compiled and run as doctests (the README is in the package).
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
 
 mod link;
 mod model;

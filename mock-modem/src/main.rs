@@ -1,7 +1,7 @@
-//! `mock-modem` binary: serve the behavioural simulator on TCP or a PTY.
+//! `quectel-mock` binary: serve the behavioural simulator on TCP or a PTY.
 //!
 //! ```text
-//! mock-modem [--model bg96] [--pin 1234] [--chunk N] [--no-echo] [--baud 115200] (--tcp 127.0.0.1:5555 | --unix PATH | --pty)
+//! quectel-mock [--model bg96] [--pin 1234] [--chunk N] [--no-echo] [--baud 115200] (--tcp 127.0.0.1:5555 | --unix PATH | --pty)
 //! ```
 //!
 //! `--unix PATH` listens on a Unix socket (e.g. for `qemu-system-arm -serial unix:PATH`); a
@@ -11,11 +11,11 @@
 
 use std::time::Duration;
 
-use mock_modem::{MockModem, Model, StreamLink};
+use quectel_mock::{MockModem, Model, StreamLink};
 
 fn usage() -> ! {
     eprintln!(
-        "usage: mock-modem [--model bg96|bg95|bg77|ec21|ec25|eg91|ec600n] [--pin PIN] \
+        "usage: quectel-mock [--model bg96|bg95|bg77|ec21|ec25|eg91|ec600n] [--pin PIN] \
          [--chunk N] [--no-echo] [--search-ms MS] [--baud RATE] (--tcp ADDR | --unix PATH | --pty)"
     );
     std::process::exit(2)
@@ -69,7 +69,7 @@ fn main() {
         });
         // Print the bound address (with `:0` the system picks the port).
         let bound = listener.local_addr().map(|a| a.to_string()).unwrap_or(addr);
-        eprintln!("mock-modem ({model}) listening on {bound}");
+        eprintln!("quectel-mock ({model}) listening on {bound}");
         for stream in listener.incoming() {
             let Ok(stream) = stream else { continue };
             // Command/response traffic: no Nagle delay on the modem's answers.
@@ -106,7 +106,7 @@ fn serve_unix(path: &str, build: impl Fn() -> MockModem) {
         eprintln!("bind {path}: {e}");
         std::process::exit(1)
     });
-    eprintln!("mock-modem listening on unix:{path}");
+    eprintln!("quectel-mock listening on unix:{path}");
     for stream in listener.incoming() {
         let Ok(stream) = stream else { continue };
         let Ok(reader) = stream.try_clone() else {
@@ -159,7 +159,7 @@ fn serve_pty(modem: MockModem) {
     // SAFETY: name was NUL-terminated by openpty.
     let path = unsafe { std::ffi::CStr::from_ptr(name.as_ptr()) };
     println!("{}", path.to_string_lossy());
-    eprintln!("mock-modem serving on PTY {}", path.to_string_lossy());
+    eprintln!("quectel-mock serving on PTY {}", path.to_string_lossy());
     // Keep the slave fd open (never closed) so the master does not see EIO when
     // a client closes its end.
     // SAFETY: dup returns a new fd owned by the File.

@@ -58,7 +58,7 @@ pub mod reg {
 /// Configuration / builder of a behavioural mock modem.
 ///
 /// ```
-/// use mock_modem::{MockModem, Model};
+/// use quectel_mock::{MockModem, Model};
 /// let (_rx, _tx, handle) = MockModem::new(Model::Bg96).pin(Some("1234")).spawn();
 /// handle.shutdown();
 /// ```

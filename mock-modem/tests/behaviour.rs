@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use mock_modem::{HostRx, HostTx, MockModem, Model, ModemHandle, Pacing, SimState, reg};
+use quectel_mock::{HostRx, HostTx, MockModem, Model, ModemHandle, Pacing, SimState, reg};
 
 const T: Duration = Duration::from_secs(3);
 

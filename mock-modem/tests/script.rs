@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use mock_modem::{Script, Step};
+use quectel_mock::{Script, Step};
 
 const T: Duration = Duration::from_secs(3);
 

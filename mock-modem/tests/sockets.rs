@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use mock_modem::{
+use quectel_mock::{
     HostRx, HostTx, MockModem, Model, ModemHandle, TcpEchoServer, TestPki, TlsEchoServer,
 };
 
@@ -443,7 +443,7 @@ fn ssl_setup(
         &format!(
             "+QFUPL: {},{:x}",
             ca.len(),
-            mock_modem::qfupl_checksum(ca.as_bytes())
+            quectel_mock::qfupl_checksum(ca.as_bytes())
         ),
     );
     let level = if let Some((c, k)) = cert {

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use embedded_io::{Read as _, ReadReady as _, Write as _};
-use mock_modem::{MockModem, Model, PipeError, Script};
+use quectel_mock::{MockModem, Model, PipeError, Script};
 
 #[test]
 fn blocking_read_and_ready() {

@@ -4,8 +4,8 @@
 use std::time::Duration as StdDuration;
 
 use embassy_futures::select::{Either, select};
-use mock_modem::{HostRx, HostTx, MockModem, ModemHandle};
 use quectel::asynch::{self, Config, Modem, Resources};
+use quectel_mock::{HostRx, HostTx, MockModem, ModemHandle};
 
 pub type TestModem = Modem<'static>;
 

@@ -1040,3 +1040,9 @@ pub async fn power_up<R, W, P, Q>(
         }
     }
 }
+
+/// `docs/zh/firmware.md` (the firmware guide): its code block, written against this crate's
+/// API, compiled as a doctest on the host (`cargo test --doc` in `examples/app`; CI runs it).
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/zh/firmware.md")]
+pub struct FirmwareGuideZh;

@@ -6,9 +6,6 @@
 //! runner's ingress fills; the channel reads it through [`ResponseSource`], so that nothing here
 //! is generic over the UART or the ingress size.
 
-use core::future::poll_fn;
-use core::pin::pin;
-use core::task::{Context, Poll};
 
 use embassy_futures::select::{Either, select};
 use embassy_sync::blocking_mutex::raw::CriticalSectionRawMutex;
@@ -36,8 +33,11 @@ type Take<'c> = &'c mut dyn FnMut(Result<&[u8], atat::InternalError<'_>>);
 pub(crate) trait ResponseSource {
     /// Forgets a response signalled before the next command was written.
     fn reset(&self);
-    /// Hands the signalled response to `f` (and consumes it), or registers the waker.
-    fn poll_take(&self, cx: &mut Context<'_>, f: Take<'_>) -> Poll<()>;
+    /// Hands the signalled response to `f`, if there is one. The digester signals it in the
+    /// same ingress step in which it completes the command in the `ExpectCell`, so a waiter
+    /// waits on the `ExpectCell` (which has wakers) and then takes the response here; this is
+    /// much smaller on firmware than polling the slot's own `get` future.
+    fn take(&self, f: Take<'_>) -> bool;
 }
 
 impl<const N: usize> ResponseSource for atat::ResponseSlot<N> {
@@ -45,16 +45,13 @@ impl<const N: usize> ResponseSource for atat::ResponseSlot<N> {
         atat::ResponseSlot::reset(self)
     }
 
-    fn poll_take(&self, cx: &mut Context<'_>, f: Take<'_>) -> Poll<()> {
-        // `get` waits on the slot's signal (registering `cx`'s waker) and then locks the
-        // response, which is never locked while signalled.
-        let get = pin!(self.get());
-        match core::future::Future::poll(get, cx) {
-            Poll::Ready(guard) => {
+    fn take(&self, f: Take<'_>) -> bool {
+        match self.try_get() {
+            Some(guard) => {
                 f((&*guard).into());
-                Poll::Ready(())
+                true
             }
-            Poll::Pending => Poll::Pending,
+            None => false,
         }
     }
 }
@@ -248,8 +245,14 @@ impl<'c> Channel<'c> {
         core.shared.begin(expect);
         let exchange = with_timeout(Duration::from_millis(timeout), async {
             core.tx.write(src).await?;
-            poll_fn(|cx| slot.poll_take(cx, &mut |resp| parse(resp))).await;
-            Ok::<(), Error>(())
+            core.shared.wait_until(|e, _| e.is_none()).await;
+            if slot.take(&mut |resp| parse(resp)) {
+                Ok(())
+            } else {
+                // Completed without a response (cannot happen: the digester signals the slot
+                // whenever it completes a command).
+                Err(Error::Parse)
+            }
         });
         let rebooted = core.state.wait_for(|s| (s.boots != boots).then_some(()));
         let r = match select(exchange, rebooted).await {

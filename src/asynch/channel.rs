@@ -46,13 +46,23 @@ impl<const N: usize> ResponseSource for atat::ResponseSlot<N> {
     }
 
     fn take(&self, f: Take<'_>) -> bool {
-        match self.try_get() {
-            Some(guard) => {
-                f((&*guard).into());
-                true
-            }
-            None => false,
-        }
+        use atat::{InternalError as E, Response as R};
+        let Some(guard) = self.try_get() else {
+            return false;
+        };
+        // Our digester delivers `Ok`, `CustomError` (every error result, `+CME ERROR` included:
+        // `command::complete` reads its text) and `CapacityError` only. atat's own conversion
+        // would also map `CmeError(u16)` through its table of CME texts: kilobytes of flash for
+        // a variant that never occurs here.
+        f(match &*guard {
+            R::Ok(body) => Ok(body),
+            R::Prompt(_) => Ok(&[]),
+            R::CustomError(body) => Err(E::Custom(body)),
+            R::CapacityError => Err(E::Capacity),
+            R::ParseError => Err(E::Parse),
+            _ => Err(E::Error),
+        });
+        true
     }
 }
 

@@ -184,8 +184,19 @@ pub enum QiUrc {
     PdpDeact(u8),
     /// `"incoming full"`: an incoming connection was refused.
     IncomingFull,
-    /// `"dnsgip",...`: DNS lookup results.
-    Dns,
+    /// `"dnsgip",<err>,<IP_count>,<DNS_ttl>`: the outcome of an `AT+QIDNSGIP` lookup. On success
+    /// (`err` 0) `count` address lines follow ([`QiUrc::DnsAddress`]); on failure (e.g. 565 DNS
+    /// parse failed) none do, and some firmware sends `<err>` alone.
+    DnsResult {
+        /// 0 on success, else a TCP/IP error code of the module (e.g. 565).
+        err: u16,
+        /// How many address lines follow (at most 255 counted).
+        count: u8,
+    },
+    /// `"dnsgip","<hostIPaddr>"`: one address of the lookup announced by
+    /// [`QiUrc::DnsResult`]. `None` when the modem sent something that is not an IP address (the
+    /// line still counts towards `count`).
+    DnsAddress(Option<core::net::IpAddr>),
     /// Another `+QIURC` report.
     Other,
 }
@@ -296,10 +307,27 @@ fn qiurc(i: &[u8]) -> Result<QiUrc, crate::Error> {
     if i == b"\"incoming full\"" {
         return Ok(QiUrc::IncomingFull);
     }
-    if i.starts_with(b"\"dnsgip\"") {
-        return Ok(QiUrc::Dns);
+    if let Some(rest) = i.strip_prefix(b"\"dnsgip\"") {
+        return dnsgip(rest);
     }
     Ok(QiUrc::Other)
+}
+
+/// The part of a `+QIURC: "dnsgip"` line after `"dnsgip"`.
+fn dnsgip(i: &[u8]) -> Result<QiUrc, crate::Error> {
+    if let Ok(text) = all(next(quoted), i) {
+        let addr = core::str::from_utf8(text)
+            .ok()
+            .and_then(|t| t.trim().parse::<core::net::IpAddr>().ok());
+        return Ok(QiUrc::DnsAddress(addr));
+    }
+    let (err, rest) = all((next(uint), opt((next(uint), next(uint)))), i)?;
+    let err = u16::try_from(err).map_err(|_| crate::Error::Parse)?;
+    let count = match rest {
+        Some((count, _ttl)) if err == 0 => u8::try_from(count).unwrap_or(u8::MAX),
+        _ => 0,
+    };
+    Ok(QiUrc::DnsResult { err, count })
 }
 
 fn qsslurc(i: &[u8]) -> Result<QsslUrc, crate::Error> {
@@ -482,6 +510,35 @@ mod tests {
             p(b"+QIURC: \"incoming full\""),
             Urc::QiUrc(QiUrc::IncomingFull)
         );
+        let dns = |err, count| Urc::QiUrc(QiUrc::DnsResult { err, count });
+        assert_eq!(p(b"+QIURC: \"dnsgip\",0,2,600"), dns(0, 2));
+        assert_eq!(p(b"+QIURC: \"dnsgip\",0,1,0"), dns(0, 1));
+        assert_eq!(p(b"+QIURC: \"dnsgip\",565"), dns(565, 0));
+        // A failure announces no address lines, whatever count it shows.
+        assert_eq!(p(b"+QIURC: \"dnsgip\",565,3,0"), dns(565, 0));
+        assert_eq!(p(b"+QIURC: \"dnsgip\",0,300,60"), dns(0, 255));
+        assert_eq!(
+            p(b"+QIURC: \"dnsgip\",\"172.188.83.251\""),
+            Urc::QiUrc(QiUrc::DnsAddress(Some("172.188.83.251".parse().unwrap())))
+        );
+        assert_eq!(
+            p(b"+QIURC: \"dnsgip\",\"2001:DB8::1\""),
+            Urc::QiUrc(QiUrc::DnsAddress(Some("2001:db8::1".parse().unwrap())))
+        );
+        assert_eq!(
+            p(b"+QIURC: \"dnsgip\",\"not-an-address\""),
+            Urc::QiUrc(QiUrc::DnsAddress(None))
+        );
+        // Malformed headers are reported as unknown, not taken for a result.
+        for bad in [
+            &b"+QIURC: \"dnsgip\""[..],
+            b"+QIURC: \"dnsgip\",",
+            b"+QIURC: \"dnsgip\",0,2",
+            b"+QIURC: \"dnsgip\",70000,0,0",
+            b"+QIURC: \"dnsgip\",x,1,1",
+        ] {
+            assert_eq!(p(bad), Urc::Unknown("+QIURC".try_into().unwrap()), "{bad:?}");
+        }
         assert_eq!(p(b"+QIOPEN: 0,0"), Urc::QiOpen { id: 0, err: 0 });
         assert_eq!(p(b"+QIOPEN: 0,566"), Urc::QiOpen { id: 0, err: 566 });
         assert_eq!(p(b"+QSSLOPEN: 4,0"), Urc::QsslOpen { id: 4, err: 0 });

@@ -9,6 +9,7 @@ use crate::at::expect::Expect;
 use crate::at::response::Response;
 
 pub mod file;
+pub mod dns;
 pub mod general;
 pub mod network;
 pub mod parse;

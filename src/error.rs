@@ -178,6 +178,12 @@ pub enum Error {
     ContextDeactivated,
     /// Every socket slot is in use.
     NoSocket,
+    /// A host name resolved (`+QIURC: "dnsgip",0,...`), but to no address of the requested type
+    /// (e.g. only IPv6 addresses when IPv4 was asked for). A failed lookup is
+    /// [`Error::Ip`] with the module's code (565 DNS parse failed, ...).
+    NoAddress,
+    /// The modem has no command for this operation (e.g. reverse DNS lookups).
+    Unsupported,
     /// MCU-side TLS failed (feature `mcu-tls`, [`crate::tls`]): handshake, certificate, alert,
     /// truncated stream, record too long, protocol or transport error.
     #[cfg(feature = "mcu-tls")]
@@ -214,6 +220,8 @@ impl fmt::Display for Error {
             Error::ConnectionClosed => f.write_str("connection closed by the peer"),
             Error::ContextDeactivated => f.write_str("PDP context deactivated by the network"),
             Error::NoSocket => f.write_str("no free socket"),
+            Error::NoAddress => f.write_str("the host name has no address of the requested type"),
+            Error::Unsupported => f.write_str("not supported by the modem"),
             #[cfg(feature = "mcu-tls")]
             Error::McuTls(e) => write!(f, "MCU TLS: {e}"),
             #[cfg(feature = "mqtt")]
@@ -239,6 +247,8 @@ impl embedded_io::Error for Error {
             Error::ConnectionClosed => ErrorKind::BrokenPipe,
             Error::Ip(566) | Error::Tls(_) => ErrorKind::ConnectionRefused,
             Error::NoSocket => ErrorKind::AddrInUse,
+            Error::NoAddress => ErrorKind::NotFound,
+            Error::Unsupported => ErrorKind::Unsupported,
             #[cfg(feature = "mcu-tls")]
             Error::McuTls(e) => e.kind(),
             _ => ErrorKind::Other,

@@ -7,7 +7,154 @@ use core::task::Poll;
 use embassy_sync::blocking_mutex::{Mutex, raw::CriticalSectionRawMutex};
 use embassy_sync::waitqueue::MultiWakerRegistration;
 
+use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use embassy_time::Instant;
+
 use crate::at::urc::{PinCode, QInd, QiUrc, RegDomain, RegStatus, Registration, Urc};
+
+/// The result of one host-name lookup (`AT+QIDNSGIP`), as its `+QIURC: "dnsgip"` URCs reported
+/// it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct DnsAnswer {
+    /// 0 on success, else the module's error code (e.g. 565 DNS parse failed).
+    pub err: u16,
+    /// How many addresses the modem announced.
+    pub count: u8,
+    /// How many address lines arrived (fewer than `count` if some were lost).
+    pub received: u8,
+    /// The first address reported.
+    pub first: Option<IpAddr>,
+    /// The first IPv4 address reported.
+    pub ipv4: Option<Ipv4Addr>,
+    /// The first IPv6 address reported.
+    pub ipv6: Option<Ipv6Addr>,
+}
+
+impl DnsAnswer {
+    const fn new(err: u16, count: u8) -> Self {
+        Self {
+            err,
+            count,
+            received: 0,
+            first: None,
+            ipv4: None,
+            ipv6: None,
+        }
+    }
+
+    fn add(&mut self, addr: Option<IpAddr>) {
+        self.received = self.received.saturating_add(1);
+        let Some(addr) = addr else { return };
+        self.first.get_or_insert(addr);
+        match addr {
+            IpAddr::V4(a) => {
+                self.ipv4.get_or_insert(a);
+            }
+            IpAddr::V6(a) => {
+                self.ipv6.get_or_insert(a);
+            }
+        }
+    }
+}
+
+/// Host-name lookup bookkeeping: which `+QIURC: "dnsgip"` results belong to which lookup.
+///
+/// The modem's results carry no host name, so they are matched by order: a lookup is only sent
+/// when every earlier one has its result (or can no longer get one), and it takes the next
+/// result that completes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct DnsState {
+    /// Results completed since start-up (a failure, or a success with all its address lines).
+    pub completed: u32,
+    /// Results the driver waits for: lookups it sent (or may have sent, when cut off while
+    /// sending) since start-up, kept at least `completed`.
+    pub(crate) issued: u32,
+    /// Until when a result still owed (`issued > completed`) may arrive.
+    pub(crate) pending_until: Option<Instant>,
+    /// A result whose header arrived and whose address lines have not all arrived yet.
+    pub(crate) collecting: Option<DnsAnswer>,
+    /// The last completed result.
+    pub last: Option<DnsAnswer>,
+    /// A lookup holds the resolver (one at a time).
+    pub(crate) busy: bool,
+}
+
+impl DnsState {
+    const fn new() -> Self {
+        Self {
+            completed: 0,
+            issued: 0,
+            pending_until: None,
+            collecting: None,
+            last: None,
+            busy: false,
+        }
+    }
+
+    /// Results owed (negative after a result nobody waited for; counters wrap).
+    fn owed(&self) -> i32 {
+        self.issued.wrapping_sub(self.completed) as i32
+    }
+
+    /// Whether every result owed has come.
+    pub(crate) fn settled(&self) -> bool {
+        self.owed() <= 0
+    }
+
+    /// Gives up on results still owed (their time is over, or the modem rebooted).
+    pub(crate) fn resync(&mut self) {
+        self.issued = self.completed;
+        self.collecting = None;
+        self.pending_until = None;
+    }
+
+    fn complete(&mut self, answer: DnsAnswer) {
+        self.last = Some(answer);
+        self.completed = self.completed.wrapping_add(1);
+        // A result nobody waited for any more (it came after its time): nothing is owed now.
+        if self.owed() < 0 {
+            self.issued = self.completed;
+        }
+        if self.settled() {
+            self.pending_until = None;
+        }
+    }
+
+    fn apply(&mut self, urc: &QiUrc) -> bool {
+        match *urc {
+            QiUrc::DnsResult { err, count } => {
+                if let Some(partial) = self.collecting.take() {
+                    // Address lines were lost: the earlier result ends with what it got.
+                    self.complete(partial);
+                }
+                let answer = DnsAnswer::new(err, count);
+                if err != 0 || count == 0 {
+                    self.complete(answer);
+                } else {
+                    self.collecting = Some(answer);
+                }
+                true
+            }
+            QiUrc::DnsAddress(addr) => match self.collecting.as_mut() {
+                Some(c) => {
+                    c.add(addr);
+                    if c.received >= c.count {
+                        let done = *c;
+                        self.collecting = None;
+                        self.complete(done);
+                    }
+                    true
+                }
+                // No header before it: nothing to attach it to.
+                None => false,
+            },
+            _ => false,
+        }
+    }
+}
 
 /// What the driver knows about the modem from URCs and from the answers it has seen.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -32,6 +179,8 @@ pub struct State {
     pub functionality: Option<u8>,
     /// Unknown URCs seen.
     pub unknown_urcs: u32,
+    /// Host-name lookups (`+QIURC: "dnsgip"`).
+    pub dns: DnsState,
     /// Bumped on every change.
     pub generation: u32,
 }
@@ -48,6 +197,7 @@ impl State {
             pdp_deact_events: 0,
             functionality: None,
             unknown_urcs: 0,
+            dns: DnsState::new(),
             generation: 0,
         }
     }
@@ -93,10 +243,15 @@ impl State {
                 let boots = self.boots.wrapping_add(1);
                 let unknown = self.unknown_urcs;
                 let events = self.pdp_deact_events;
+                let mut dns = self.dns;
+                // No lookup result comes after a reboot (the lookup holding the resolver keeps
+                // it; it sees the reboot).
+                dns.resync();
                 *self = State::new();
                 self.boots = boots;
                 self.unknown_urcs = unknown;
                 self.pdp_deact_events = events;
+                self.dns = dns;
                 // Every context is gone after a reboot, but none needs the `AT+QIDEACT` clean-up
                 // a network deactivation asks for.
                 self.pdp_deactivated = 0;
@@ -115,6 +270,11 @@ impl State {
                     self.pdp_deactivated |= 1 << cid;
                 }
                 self.pdp_deact_events = self.pdp_deact_events.wrapping_add(1);
+            }
+            Urc::QiUrc(q @ (QiUrc::DnsResult { .. } | QiUrc::DnsAddress(_))) => {
+                if !self.dns.apply(q) {
+                    return;
+                }
             }
             Urc::Unknown(_) => self.unknown_urcs = self.unknown_urcs.wrapping_add(1),
             _ => return,
@@ -186,5 +346,81 @@ impl StateCell {
             })
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dns(s: &mut State, line: &[u8]) {
+        s.apply(&Urc::parse_line(line).unwrap());
+    }
+
+    #[test]
+    fn dns_results_are_collected_in_order() {
+        let mut s = State::new();
+        s.dns.issued = 1;
+        dns(&mut s, b"+QIURC: \"dnsgip\",0,3,600");
+        assert_eq!(s.dns.completed, 0);
+        assert!(!s.dns.settled());
+        dns(&mut s, b"+QIURC: \"dnsgip\",\"2001:db8::1\"");
+        dns(&mut s, b"+QIURC: \"dnsgip\",\"10.0.0.1\"");
+        assert_eq!(s.dns.completed, 0, "one address line still missing");
+        dns(&mut s, b"+QIURC: \"dnsgip\",\"10.0.0.2\"");
+        assert_eq!(s.dns.completed, 1);
+        assert!(s.dns.settled());
+        let a = s.dns.last.unwrap();
+        assert_eq!((a.err, a.count, a.received), (0, 3, 3));
+        assert_eq!(a.first, Some("2001:db8::1".parse().unwrap()));
+        assert_eq!(a.ipv4, Some("10.0.0.1".parse().unwrap()));
+        assert_eq!(a.ipv6, Some("2001:db8::1".parse().unwrap()));
+
+        // A failure completes at once, with no address.
+        s.dns.issued = 2;
+        dns(&mut s, b"+QIURC: \"dnsgip\",565");
+        assert_eq!(s.dns.completed, 2);
+        assert_eq!(s.dns.last.unwrap().err, 565);
+        assert_eq!(s.dns.last.unwrap().first, None);
+
+        // An address line without a header is not taken for anything.
+        let generation = s.generation;
+        dns(&mut s, b"+QIURC: \"dnsgip\",\"10.9.9.9\"");
+        assert_eq!(s.dns.completed, 2);
+        assert_eq!(s.generation, generation);
+    }
+
+    #[test]
+    fn lost_address_lines_and_unowed_results() {
+        let mut s = State::new();
+        s.dns.issued = 2;
+        dns(&mut s, b"+QIURC: \"dnsgip\",0,2,600");
+        dns(&mut s, b"+QIURC: \"dnsgip\",\"10.0.0.1\"");
+        // The next header ends the first result with the one address it got.
+        dns(&mut s, b"+QIURC: \"dnsgip\",0,1,600");
+        assert_eq!(s.dns.completed, 1);
+        assert_eq!(s.dns.last.unwrap().received, 1);
+        dns(&mut s, b"+QIURC: \"dnsgip\",\"10.0.0.2\"");
+        assert_eq!(s.dns.completed, 2);
+        assert_eq!(s.dns.last.unwrap().ipv4, Some("10.0.0.2".parse().unwrap()));
+        // A result nobody waits for leaves nothing owed.
+        dns(&mut s, b"+QIURC: \"dnsgip\",565,0,0");
+        assert_eq!((s.dns.completed, s.dns.issued), (3, 3));
+        assert!(s.dns.settled());
+    }
+
+    #[test]
+    fn a_reboot_ends_every_lookup_but_keeps_the_resolver_holder() {
+        let mut s = State::new();
+        s.dns.busy = true;
+        s.dns.issued = 1;
+        dns(&mut s, b"+QIURC: \"dnsgip\",0,1,600");
+        s.apply(&Urc::Ready);
+        assert!(s.dns.settled());
+        assert!(s.dns.busy);
+        assert_eq!(s.dns.collecting, None);
+        // The address line of the lost lookup is ignored.
+        dns(&mut s, b"+QIURC: \"dnsgip\",\"10.0.0.1\"");
+        assert_eq!(s.dns.completed, 0);
     }
 }

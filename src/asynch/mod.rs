@@ -3,6 +3,7 @@
 
 mod channel;
 mod data_call;
+mod dns;
 mod modem;
 mod network;
 mod runner;
@@ -12,6 +13,9 @@ mod tls;
 
 pub use channel::Channel;
 pub use data_call::{Apn, DataCall, DataCallInfo};
+pub use dns::Resolver;
+/// The address type asked of [`Modem::resolve`] (from `embedded-nal`).
+pub use embedded_nal_async::AddrType;
 pub use modem::{CMD_BUF, Config, Identity, Modem, Resources, new};
 pub use network::{Network, NotReady};
 pub use runner::Runner;

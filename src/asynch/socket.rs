@@ -559,10 +559,12 @@ impl<W: Write, const N: usize> embedded_io_async::Write for SocketWriter<'_, '_,
 }
 
 /// `embedded_nal_async::TcpConnect` over the modem (plain TCP on one PDP context), so that
-/// other clients (HTTP, MQTT libraries) can use the modem's sockets.
+/// other clients (HTTP, MQTT libraries) can use the modem's sockets. It is also an
+/// `embedded_nal_async::Dns` over the modem's resolver on the same context (see
+/// [`Modem::resolve`]), so that such clients connect by host name.
 pub struct TcpStack<'m, 'a, W: Write, const N: usize> {
-    modem: &'m Modem<'a, W, N>,
-    cid: u8,
+    pub(super) modem: &'m Modem<'a, W, N>,
+    pub(super) cid: u8,
 }
 
 impl<'m, 'a, W: Write, const N: usize> embedded_nal_async::TcpConnect for TcpStack<'m, 'a, W, N> {

@@ -537,7 +537,11 @@ mod tests {
             b"+QIURC: \"dnsgip\",70000,0,0",
             b"+QIURC: \"dnsgip\",x,1,1",
         ] {
-            assert_eq!(p(bad), Urc::Unknown("+QIURC".try_into().unwrap()), "{bad:?}");
+            assert_eq!(
+                p(bad),
+                Urc::Unknown("+QIURC".try_into().unwrap()),
+                "{bad:?}"
+            );
         }
         assert_eq!(p(b"+QIOPEN: 0,0"), Urc::QiOpen { id: 0, err: 0 });
         assert_eq!(p(b"+QIOPEN: 0,566"), Urc::QiOpen { id: 0, err: 566 });

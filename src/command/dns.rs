@@ -30,6 +30,24 @@ pub struct ResolveHost<'a> {
     pub host: &'a str,
 }
 
+impl ResolveHost<'_> {
+    /// Checks the arguments as [`Command::write`] does, without writing anything.
+    pub fn check(&self) -> Result<(), Error> {
+        let printable = self
+            .host
+            .bytes()
+            .all(|b| b != b'"' && (0x20..0x7f).contains(&b));
+        if !(1..=16).contains(&self.cid)
+            || self.host.is_empty()
+            || self.host.len() > MAX_HOST_NAME
+            || !printable
+        {
+            return Err(Error::InvalidArgument);
+        }
+        Ok(())
+    }
+}
+
 impl Command for ResolveHost<'_> {
     type Response = ();
     const EXPECT: Expect = Expect::NONE;
@@ -37,12 +55,7 @@ impl Command for ResolveHost<'_> {
     // command 60 s and a module still busy with an earlier lookup may take that long.
     const TIMEOUT_MS: u32 = LOOKUP_TIMEOUT_MS;
     fn write(&self, w: &mut CmdWriter<'_>) -> Result<(), Error> {
-        if !(1..=16).contains(&self.cid)
-            || self.host.is_empty()
-            || self.host.len() > MAX_HOST_NAME
-        {
-            return Err(Error::InvalidArgument);
-        }
+        self.check()?;
         w.str("AT+QIDNSGIP=")?;
         w.uint(u32::from(self.cid))?;
         w.comma()?;

@@ -8,8 +8,8 @@ use crate::Error;
 use crate::at::expect::Expect;
 use crate::at::response::Response;
 
-pub mod file;
 pub mod dns;
+pub mod file;
 pub mod general;
 pub mod network;
 pub mod parse;

@@ -152,7 +152,8 @@ impl<W: Write, const N: usize> DataCall<'_, '_, W, N> {
 
     /// Sets the DNS servers of context `cid` (`AT+QIDNSCFG=<cid>,"<primary>"[,"<secondary>"]`),
     /// used by [`Modem::resolve`](super::Modem::resolve) and by connections opened by name. Set
-    /// them after [`DataCall::activate`]: activation takes the network's servers again.
+    /// them after [`DataCall::activate`]: a (re)activation may bring the network's servers
+    /// back.
     pub async fn set_dns_servers(
         &self,
         cid: u8,

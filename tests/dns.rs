@@ -288,3 +288,32 @@ fn dns_servers_are_reported_and_can_be_set() {
         );
     });
 }
+
+#[test]
+fn blocking_facade_resolves_and_sets_dns_servers() {
+    let (rx, tx, _h) = mock().host("device-api.test", &["127.0.0.1"]).spawn();
+    let mut m = quectel::blocking::new(resources(), rx, tx, fast_config());
+    m.init().unwrap();
+    m.data_call()
+        .configure(1, &quectel::asynch::Apn::new("internet"))
+        .unwrap();
+    m.network()
+        .wait_network_ready(1, Duration::from_secs(10))
+        .unwrap();
+    assert_eq!(
+        m.resolve(1, "device-api.test", AddrType::Either),
+        Ok(ip("127.0.0.1"))
+    );
+    assert_eq!(
+        m.resolve(1, "nowhere.test", AddrType::Either),
+        Err(Error::Ip(565))
+    );
+    m.data_call()
+        .set_dns_servers(1, ip("1.0.0.1"), Some(ip("8.8.8.8")))
+        .unwrap();
+    let servers = m.data_call().dns_servers(1).unwrap();
+    assert_eq!(
+        (servers.primary.as_str(), servers.secondary.as_str()),
+        ("1.0.0.1", "8.8.8.8")
+    );
+}

@@ -166,8 +166,9 @@ pub enum Error {
     InvalidState,
     /// The caller gave a value outside the range the modem model accepts.
     OutOfRange,
-    /// A TCP/IP error code of the module (`+QIOPEN: <id>,<err>`, `AT+QIGETERROR`), e.g. 565
-    /// DNS parse failed, 566 socket connect failed, 563 socket identity in use.
+    /// A TCP/IP error code of the module (`+QIOPEN: <id>,<err>`, `+QIURC: "dnsgip",<err>`,
+    /// `AT+QIGETERROR`), e.g. 565 DNS parse failed, 566 socket connect failed, 563 socket
+    /// identity in use.
     Ip(u16),
     /// The TLS connection could not be set up in the modem (`+QSSLOPEN: <id>,<err>`): handshake
     /// or certificate verification failed (usually 566), or another module error code.

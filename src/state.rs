@@ -16,20 +16,19 @@ use crate::at::urc::{PinCode, QInd, QiUrc, RegDomain, RegStatus, Registration, U
 /// The result of one host-name lookup (`AT+QIDNSGIP`), as its `+QIURC: "dnsgip"` URCs reported
 /// it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub struct DnsAnswer {
+pub(crate) struct DnsAnswer {
     /// 0 on success, else the module's error code (e.g. 565 DNS parse failed).
-    pub err: u16,
+    pub(crate) err: u16,
     /// How many addresses the modem announced.
-    pub count: u8,
+    pub(crate) count: u8,
     /// How many address lines arrived (fewer than `count` if some were lost).
-    pub received: u8,
+    pub(crate) received: u8,
     /// The first address reported.
-    pub first: Option<IpAddr>,
+    pub(crate) first: Option<IpAddr>,
     /// The first IPv4 address reported.
-    pub ipv4: Option<Ipv4Addr>,
+    pub(crate) ipv4: Option<Ipv4Addr>,
     /// The first IPv6 address reported.
-    pub ipv6: Option<Ipv6Addr>,
+    pub(crate) ipv6: Option<Ipv6Addr>,
 }
 
 impl DnsAnswer {
@@ -63,12 +62,12 @@ impl DnsAnswer {
 ///
 /// The modem's results carry no host name, so they are matched by order: a lookup is only sent
 /// when every earlier one has its result (or can no longer get one), and it takes the next
-/// result that completes.
+/// result that completes. Kept in the [`StateCell`] next to the [`State`], not in it: it is the
+/// driver's bookkeeping, not something the modem reported.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub struct DnsState {
+pub(crate) struct DnsState {
     /// Results completed since start-up (a failure, or a success with all its address lines).
-    pub completed: u32,
+    pub(crate) completed: u32,
     /// Results the driver waits for: lookups it sent (or may have sent, when cut off while
     /// sending) since start-up, kept at least `completed`.
     pub(crate) issued: u32,
@@ -77,7 +76,7 @@ pub struct DnsState {
     /// A result whose header arrived and whose address lines have not all arrived yet.
     pub(crate) collecting: Option<DnsAnswer>,
     /// The last completed result.
-    pub last: Option<DnsAnswer>,
+    pub(crate) last: Option<DnsAnswer>,
     /// A lookup holds the resolver (one at a time).
     pub(crate) busy: bool,
 }
@@ -123,7 +122,8 @@ impl DnsState {
         }
     }
 
-    fn apply(&mut self, urc: &QiUrc) -> bool {
+    /// Takes a `"dnsgip"` URC into account.
+    fn apply(&mut self, urc: &QiUrc) {
         match *urc {
             QiUrc::DnsResult { err, count } => {
                 if let Some(partial) = self.collecting.take() {
@@ -136,22 +136,19 @@ impl DnsState {
                 } else {
                     self.collecting = Some(answer);
                 }
-                true
             }
-            QiUrc::DnsAddress(addr) => match self.collecting.as_mut() {
-                Some(c) => {
+            // An address line without a header before it has nothing to attach to.
+            QiUrc::DnsAddress(addr) => {
+                if let Some(c) = self.collecting.as_mut() {
                     c.add(addr);
                     if c.received >= c.count {
                         let done = *c;
                         self.collecting = None;
                         self.complete(done);
                     }
-                    true
                 }
-                // No header before it: nothing to attach it to.
-                None => false,
-            },
-            _ => false,
+            }
+            _ => {}
         }
     }
 }
@@ -179,8 +176,6 @@ pub struct State {
     pub functionality: Option<u8>,
     /// Unknown URCs seen.
     pub unknown_urcs: u32,
-    /// Host-name lookups (`+QIURC: "dnsgip"`).
-    pub dns: DnsState,
     /// Bumped on every change.
     pub generation: u32,
 }
@@ -197,7 +192,6 @@ impl State {
             pdp_deact_events: 0,
             functionality: None,
             unknown_urcs: 0,
-            dns: DnsState::new(),
             generation: 0,
         }
     }
@@ -243,15 +237,10 @@ impl State {
                 let boots = self.boots.wrapping_add(1);
                 let unknown = self.unknown_urcs;
                 let events = self.pdp_deact_events;
-                let mut dns = self.dns;
-                // No lookup result comes after a reboot (the lookup holding the resolver keeps
-                // it; it sees the reboot).
-                dns.resync();
                 *self = State::new();
                 self.boots = boots;
                 self.unknown_urcs = unknown;
                 self.pdp_deact_events = events;
-                self.dns = dns;
                 // Every context is gone after a reboot, but none needs the `AT+QIDEACT` clean-up
                 // a network deactivation asks for.
                 self.pdp_deactivated = 0;
@@ -271,11 +260,6 @@ impl State {
                 }
                 self.pdp_deact_events = self.pdp_deact_events.wrapping_add(1);
             }
-            Urc::QiUrc(q @ (QiUrc::DnsResult { .. } | QiUrc::DnsAddress(_))) => {
-                if !self.dns.apply(q) {
-                    return;
-                }
-            }
             Urc::Unknown(_) => self.unknown_urcs = self.unknown_urcs.wrapping_add(1),
             _ => return,
         }
@@ -285,6 +269,7 @@ impl State {
 
 struct Inner {
     state: State,
+    dns: DnsState,
     wakers: MultiWakerRegistration<8>,
 }
 
@@ -305,6 +290,7 @@ impl StateCell {
         Self {
             inner: Mutex::new(RefCell::new(Inner {
                 state: State::new(),
+                dns: DnsState::new(),
                 wakers: MultiWakerRegistration::new(),
             })),
         }
@@ -328,7 +314,53 @@ impl StateCell {
 
     /// Applies a URC and wakes waiters.
     pub fn apply(&self, urc: &Urc) {
-        self.update(|s| s.apply(urc));
+        self.inner.lock(|i| {
+            let mut i = i.borrow_mut();
+            let i = &mut *i;
+            i.state.apply(urc);
+            match urc {
+                // No lookup result comes after a reboot (the lookup holding the resolver keeps
+                // it; it sees the reboot).
+                Urc::Ready => i.dns.resync(),
+                Urc::QiUrc(q) => i.dns.apply(q),
+                _ => {}
+            }
+            i.state.generation = i.state.generation.wrapping_add(1);
+            i.wakers.wake();
+        })
+    }
+
+    /// The host-name lookup bookkeeping.
+    pub(crate) fn dns(&self) -> DnsState {
+        self.inner.lock(|i| i.borrow().dns)
+    }
+
+    /// Changes the host-name lookup bookkeeping and wakes everyone waiting.
+    pub(crate) fn update_dns<R>(&self, f: impl FnOnce(&mut DnsState) -> R) -> R {
+        self.inner.lock(|i| {
+            let mut i = i.borrow_mut();
+            let r = f(&mut i.dns);
+            i.state.generation = i.state.generation.wrapping_add(1);
+            i.wakers.wake();
+            r
+        })
+    }
+
+    /// [`StateCell::wait_for`] over the state and the host-name lookup bookkeeping.
+    pub(crate) async fn wait_dns<T>(&self, mut f: impl FnMut(&State, &DnsState) -> Option<T>) -> T {
+        poll_fn(|cx| {
+            self.inner.lock(|i| {
+                let mut i = i.borrow_mut();
+                match f(&i.state, &i.dns) {
+                    Some(t) => Poll::Ready(t),
+                    None => {
+                        i.wakers.register(cx.waker());
+                        Poll::Pending
+                    }
+                }
+            })
+        })
+        .await
     }
 
     /// Waits until `f` returns `Some`, re-checking after every change. Cancel-safe.
@@ -353,74 +385,79 @@ impl StateCell {
 mod tests {
     use super::*;
 
-    fn dns(s: &mut State, line: &[u8]) {
-        s.apply(&Urc::parse_line(line).unwrap());
+    fn dns(d: &mut DnsState, line: &[u8]) {
+        if let Some(Urc::QiUrc(q)) = Urc::parse_line(line) {
+            d.apply(&q);
+        }
     }
 
     #[test]
     fn dns_results_are_collected_in_order() {
-        let mut s = State::new();
-        s.dns.issued = 1;
-        dns(&mut s, b"+QIURC: \"dnsgip\",0,3,600");
-        assert_eq!(s.dns.completed, 0);
-        assert!(!s.dns.settled());
-        dns(&mut s, b"+QIURC: \"dnsgip\",\"2001:db8::1\"");
-        dns(&mut s, b"+QIURC: \"dnsgip\",\"10.0.0.1\"");
-        assert_eq!(s.dns.completed, 0, "one address line still missing");
-        dns(&mut s, b"+QIURC: \"dnsgip\",\"10.0.0.2\"");
-        assert_eq!(s.dns.completed, 1);
-        assert!(s.dns.settled());
-        let a = s.dns.last.unwrap();
+        let mut d = DnsState::new();
+        d.issued = 1;
+        dns(&mut d, b"+QIURC: \"dnsgip\",0,3,600");
+        assert_eq!(d.completed, 0);
+        assert!(!d.settled());
+        dns(&mut d, b"+QIURC: \"dnsgip\",\"2001:db8::1\"");
+        dns(&mut d, b"+QIURC: \"dnsgip\",\"10.0.0.1\"");
+        assert_eq!(d.completed, 0, "one address line still missing");
+        dns(&mut d, b"+QIURC: \"dnsgip\",\"10.0.0.2\"");
+        assert_eq!(d.completed, 1);
+        assert!(d.settled());
+        let a = d.last.unwrap();
         assert_eq!((a.err, a.count, a.received), (0, 3, 3));
         assert_eq!(a.first, Some("2001:db8::1".parse().unwrap()));
         assert_eq!(a.ipv4, Some("10.0.0.1".parse().unwrap()));
         assert_eq!(a.ipv6, Some("2001:db8::1".parse().unwrap()));
 
         // A failure completes at once, with no address.
-        s.dns.issued = 2;
-        dns(&mut s, b"+QIURC: \"dnsgip\",565");
-        assert_eq!(s.dns.completed, 2);
-        assert_eq!(s.dns.last.unwrap().err, 565);
-        assert_eq!(s.dns.last.unwrap().first, None);
+        d.issued = 2;
+        dns(&mut d, b"+QIURC: \"dnsgip\",565");
+        assert_eq!(d.completed, 2);
+        assert_eq!(d.last.unwrap().err, 565);
+        assert_eq!(d.last.unwrap().first, None);
 
         // An address line without a header is not taken for anything.
-        let generation = s.generation;
-        dns(&mut s, b"+QIURC: \"dnsgip\",\"10.9.9.9\"");
-        assert_eq!(s.dns.completed, 2);
-        assert_eq!(s.generation, generation);
+        let before = d;
+        dns(&mut d, b"+QIURC: \"dnsgip\",\"10.9.9.9\"");
+        assert_eq!(d, before);
     }
 
     #[test]
     fn lost_address_lines_and_unowed_results() {
-        let mut s = State::new();
-        s.dns.issued = 2;
-        dns(&mut s, b"+QIURC: \"dnsgip\",0,2,600");
-        dns(&mut s, b"+QIURC: \"dnsgip\",\"10.0.0.1\"");
+        let mut d = DnsState::new();
+        d.issued = 2;
+        dns(&mut d, b"+QIURC: \"dnsgip\",0,2,600");
+        dns(&mut d, b"+QIURC: \"dnsgip\",\"10.0.0.1\"");
         // The next header ends the first result with the one address it got.
-        dns(&mut s, b"+QIURC: \"dnsgip\",0,1,600");
-        assert_eq!(s.dns.completed, 1);
-        assert_eq!(s.dns.last.unwrap().received, 1);
-        dns(&mut s, b"+QIURC: \"dnsgip\",\"10.0.0.2\"");
-        assert_eq!(s.dns.completed, 2);
-        assert_eq!(s.dns.last.unwrap().ipv4, Some("10.0.0.2".parse().unwrap()));
+        dns(&mut d, b"+QIURC: \"dnsgip\",0,1,600");
+        assert_eq!(d.completed, 1);
+        assert_eq!(d.last.unwrap().received, 1);
+        dns(&mut d, b"+QIURC: \"dnsgip\",\"10.0.0.2\"");
+        assert_eq!(d.completed, 2);
+        assert_eq!(d.last.unwrap().ipv4, Some("10.0.0.2".parse().unwrap()));
         // A result nobody waits for leaves nothing owed.
-        dns(&mut s, b"+QIURC: \"dnsgip\",565,0,0");
-        assert_eq!((s.dns.completed, s.dns.issued), (3, 3));
-        assert!(s.dns.settled());
+        dns(&mut d, b"+QIURC: \"dnsgip\",565,0,0");
+        assert_eq!((d.completed, d.issued), (3, 3));
+        assert!(d.settled());
     }
 
     #[test]
     fn a_reboot_ends_every_lookup_but_keeps_the_resolver_holder() {
-        let mut s = State::new();
-        s.dns.busy = true;
-        s.dns.issued = 1;
-        dns(&mut s, b"+QIURC: \"dnsgip\",0,1,600");
-        s.apply(&Urc::Ready);
-        assert!(s.dns.settled());
-        assert!(s.dns.busy);
-        assert_eq!(s.dns.collecting, None);
+        let cell = StateCell::new();
+        let urc = |line: &[u8]| cell.apply(&Urc::parse_line(line).unwrap());
+        cell.update_dns(|d| {
+            d.busy = true;
+            d.issued = 1;
+        });
+        urc(b"+QIURC: \"dnsgip\",0,1,600");
+        urc(b"RDY");
+        let d = cell.dns();
+        assert!(d.settled());
+        assert!(d.busy);
+        assert_eq!(d.collecting, None);
         // The address line of the lost lookup is ignored.
-        dns(&mut s, b"+QIURC: \"dnsgip\",\"10.0.0.1\"");
-        assert_eq!(s.dns.completed, 0);
+        urc(b"+QIURC: \"dnsgip\",\"10.0.0.1\"");
+        assert_eq!(cell.dns().completed, 0);
     }
 }

@@ -10,7 +10,7 @@ use embedded_nal_async::AddrType;
 use super::{Modem, TcpStack};
 use crate::Error;
 use crate::command::dns::{LOOKUP_TIMEOUT_MS, ResolveHost};
-use crate::state::{DnsAnswer, StateCell};
+use crate::state::{DnsAnswer, DnsState, StateCell};
 
 /// How long a lookup's result may take after its `OK` (Quectel's 60 s and a margin).
 const RESULT_WAIT: Duration = Duration::from_millis(LOOKUP_TIMEOUT_MS as u64 + 2_000);
@@ -20,14 +20,14 @@ struct Holder<'s>(&'s StateCell);
 
 impl Drop for Holder<'_> {
     fn drop(&mut self) {
-        self.0.update(|s| s.dns.busy = false);
+        self.0.update_dns(|d| d.busy = false);
     }
 }
 
 async fn hold(state: &StateCell) -> Holder<'_> {
     loop {
-        state.wait_for(|s| (!s.dns.busy).then_some(())).await;
-        if state.update(|s| !core::mem::replace(&mut s.dns.busy, true)) {
+        state.wait_dns(|_, d| (!d.busy).then_some(())).await;
+        if state.update_dns(|d| !core::mem::replace(&mut d.busy, true)) {
             return Holder(state);
         }
     }
@@ -71,23 +71,12 @@ impl<'a, W: Write, const N: usize> Modem<'a, W, N> {
     /// was being sent, 60 s for the `OK` and 60 s for the result).
     pub async fn resolve(&self, cid: u8, host: &str, addr_type: AddrType) -> Result<IpAddr, Error> {
         if let Ok(ip) = host.parse::<IpAddr>() {
-            return pick(
-                DnsAnswer {
-                    err: 0,
-                    count: 1,
-                    received: 1,
-                    first: Some(ip),
-                    ipv4: match ip {
-                        IpAddr::V4(a) => Some(a),
-                        IpAddr::V6(_) => None,
-                    },
-                    ipv6: match ip {
-                        IpAddr::V4(_) => None,
-                        IpAddr::V6(a) => Some(a),
-                    },
-                },
-                addr_type,
-            );
+            return match (addr_type, ip) {
+                (AddrType::IPv4, IpAddr::V6(_)) | (AddrType::IPv6, IpAddr::V4(_)) => {
+                    Err(Error::NoAddress)
+                }
+                _ => Ok(ip),
+            };
         }
         let cmd = ResolveHost { cid, host };
         cmd.check()?;
@@ -98,44 +87,43 @@ impl<'a, W: Write, const N: usize> Modem<'a, W, N> {
         let boots = self.state.get().boots;
 
         // Results still owed to earlier (dropped) lookups come first.
-        let earlier = self.state.get().dns;
+        let earlier = self.state.dns();
         if !earlier.settled() {
             let settled = match earlier.pending_until {
-                Some(until) => with_deadline(
-                    until,
-                    self.state.wait_for(|s| s.dns.settled().then_some(())),
-                )
-                .await
-                .is_ok(),
+                Some(until) => {
+                    with_deadline(until, self.state.wait_dns(|_, d| d.settled().then_some(())))
+                        .await
+                        .is_ok()
+                }
                 None => false,
             };
             if !settled {
                 debug!("DNS: giving up on an earlier lookup's result");
-                self.state.update(|s| s.dns.resync());
+                self.state.update_dns(DnsState::resync);
             }
         }
 
-        // From the first byte written this lookup owes a result: if it is dropped while being
-        // sent, the modem may still have taken it.
+        // Once the channel is ours this lookup owes a result: if it is dropped while its command
+        // is being sent, the modem may still have taken it.
         let before = {
             let mut channel = self.channel.lock().await;
-            let before = self.state.update(|s| {
+            let before = self.state.update_dns(|d| {
                 // A header without its address lines from before cannot be this lookup's.
-                s.dns.collecting = None;
-                s.dns.issued = s.dns.issued.wrapping_add(1);
-                s.dns.pending_until = Some(
+                d.collecting = None;
+                d.issued = d.issued.wrapping_add(1);
+                d.pending_until = Some(
                     Instant::now()
                         + Duration::from_millis(u64::from(LOOKUP_TIMEOUT_MS))
                         + RESULT_WAIT,
                 );
-                s.dns.completed
+                d.completed
             });
             if let Err(e) = channel.send(&cmd).await {
                 if refused(e) {
-                    self.state.update(|s| {
-                        s.dns.issued = s.dns.issued.wrapping_sub(1);
-                        if s.dns.settled() {
-                            s.dns.pending_until = None;
+                    self.state.update_dns(|d| {
+                        d.issued = d.issued.wrapping_sub(1);
+                        if d.settled() {
+                            d.pending_until = None;
                         }
                     });
                 }
@@ -144,15 +132,15 @@ impl<'a, W: Write, const N: usize> Modem<'a, W, N> {
             before
         };
         self.state
-            .update(|s| s.dns.pending_until = Some(Instant::now() + RESULT_WAIT));
+            .update_dns(|d| d.pending_until = Some(Instant::now() + RESULT_WAIT));
 
         let answer = with_timeout(
             RESULT_WAIT,
-            self.state.wait_for(|s| {
+            self.state.wait_dns(|s, d| {
                 if s.boots != boots {
                     Some(Err(Error::Rebooted))
-                } else if s.dns.completed != before {
-                    Some(s.dns.last.ok_or(Error::Parse))
+                } else if d.completed != before {
+                    Some(d.last.ok_or(Error::Parse))
                 } else {
                     None
                 }

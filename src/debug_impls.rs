@@ -80,6 +80,12 @@ impl fmt::Debug for asynch::SocketWriter<'_, '_> {
     }
 }
 
+impl fmt::Debug for asynch::Resolver<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        opaque(f, "Resolver")
+    }
+}
+
 impl fmt::Debug for asynch::TcpStack<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         opaque(f, "TcpStack")

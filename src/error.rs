@@ -166,8 +166,9 @@ pub enum Error {
     InvalidState,
     /// The caller gave a value outside the range the modem model accepts.
     OutOfRange,
-    /// A TCP/IP error code of the module (`+QIOPEN: <id>,<err>`, `AT+QIGETERROR`), e.g. 565
-    /// DNS parse failed, 566 socket connect failed, 563 socket identity in use.
+    /// A TCP/IP error code of the module (`+QIOPEN: <id>,<err>`, `+QIURC: "dnsgip",<err>`,
+    /// `AT+QIGETERROR`), e.g. 565 DNS parse failed, 566 socket connect failed, 563 socket
+    /// identity in use.
     Ip(u16),
     /// The TLS connection could not be set up in the modem (`+QSSLOPEN: <id>,<err>`): handshake
     /// or certificate verification failed (usually 566), or another module error code.
@@ -181,6 +182,12 @@ pub enum Error {
     /// A certificate or key in PEM was refused before use: not PEM, or not the kind of object
     /// its place needs (see [`crate::pem`]). Nothing was uploaded to the modem.
     Pem(crate::pem::PemError),
+    /// A host name resolved (`+QIURC: "dnsgip",0,...`), but to no address of the requested type
+    /// (e.g. only IPv6 addresses when IPv4 was asked for). A failed lookup is
+    /// [`Error::Ip`] with the module's code (565 DNS parse failed, ...).
+    NoAddress,
+    /// The modem has no command for this operation (e.g. reverse DNS lookups).
+    Unsupported,
     /// MCU-side TLS failed (feature `mcu-tls`, [`crate::tls`]): handshake, certificate, alert,
     /// truncated stream, record too long, protocol or transport error.
     #[cfg(feature = "mcu-tls")]
@@ -218,6 +225,8 @@ impl fmt::Display for Error {
             Error::ContextDeactivated => f.write_str("PDP context deactivated by the network"),
             Error::NoSocket => f.write_str("no free socket"),
             Error::Pem(e) => write!(f, "{e}"),
+            Error::NoAddress => f.write_str("the host name has no address of the requested type"),
+            Error::Unsupported => f.write_str("not supported by the modem"),
             #[cfg(feature = "mcu-tls")]
             Error::McuTls(e) => write!(f, "MCU TLS: {e}"),
             #[cfg(feature = "mqtt")]
@@ -251,6 +260,8 @@ impl embedded_io::Error for Error {
             Error::NoSocket => ErrorKind::AddrInUse,
             Error::Pem(crate::pem::PemError::BufferTooSmall) => ErrorKind::OutOfMemory,
             Error::Pem(_) => ErrorKind::InvalidData,
+            Error::NoAddress => ErrorKind::NotFound,
+            Error::Unsupported => ErrorKind::Unsupported,
             #[cfg(feature = "mcu-tls")]
             Error::McuTls(e) => e.kind(),
             _ => ErrorKind::Other,

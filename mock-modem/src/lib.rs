@@ -59,7 +59,7 @@
 //! `ATI`, `+CMEE`, `+CGMR`, `+QGMR`, `+CGSN`/`+GSN`, `+QCCID`, `+CIMI`, `+CPIN`,
 //! `+CFUN`, `+QPOWD`, `+CREG`/`+CGREG`/`+CEREG`, `+COPS`, `+CSQ`, `+QCSQ`,
 //! `+QNWINFO`, `+CGATT`, `+CGDCONT`, `+QICSGP`, `+QIACT`, `+QIDEACT`, `+CGACT`,
-//! `+CGPADDR`, `+QIDNSCFG`, `+QIGETERROR`, `+QINISTAT`, `+QPINC`, `&W`, the
+//! `+CGPADDR`, `+QIDNSCFG`, `+QIDNSGIP`, `+QIGETERROR`, `+QINISTAT`, `+QPINC`, `&W`, the
 //! socket, SSL and file commands below, and a few configuration commands
 //! accepted with `OK`); anything else answers `ERROR`.
 //! Lines that do not start with `AT` are echoed (if echo is on) and ignored;
@@ -70,8 +70,10 @@
 //! `AT+QIOPEN=<cid>,<id>,"TCP","<host>",<port>[,<local_port>[,0]]` answers `OK`
 //! and later `+QIOPEN: <id>,<err>` after a real [`std::net::TcpStream`]
 //! connect. Only loopback is ever contacted: `<host>` may be a 127.x/`::1`
-//! literal or `localhost`; any other name gives 565 (DNS) and any other IP
-//! literal gives 566, both without touching the network. Other codes: 563 id in
+//! literal, `localhost`, or a name of the mock's name table
+//! ([`MockModem::host`]) that stands for a loopback address; any other name
+//! gives 565 (DNS) and any other IP literal gives 566, both without touching
+//! the network. Other codes: 563 id in
 //! use (by a TCP *or* SSL socket), 561 context not active, 566 connection
 //! refused. Access modes 1/2, `"UDP"` and listeners answer `ERROR`. The error
 //! (and a descriptive text) is kept for `AT+QIGETERROR`.
@@ -99,6 +101,30 @@
 //! readable, no `closed` URC) until `AT+QICLOSE` or `AT+QIDEACT`.
 //! `AT+QIDEACT`, `AT+CGACT=0` free the context's sockets at once; `AT+CFUN=0/4`,
 //! reboots, `AT+QPOWD` and shutdown free all sockets (no URCs).
+//!
+//! ## Host names (`AT+QIDNSGIP`, `AT+QIDNSCFG`)
+//!
+//! The mock resolves names from a table the test sets, never through the
+//! network:
+//!
+//! ```
+//! use quectel_mock::{MockModem, Model};
+//! let mock = MockModem::new(Model::Bg96)
+//!     .host("device-api.test", &["127.0.0.1"])
+//!     .host("dual.test", &["::1", "127.0.0.1"]);
+//! # let _ = mock;
+//! ```
+//!
+//! | Command | Answer |
+//! |---|---|
+//! | `AT+QIDNSGIP=<cid>,"<name>"` (name in the table, `localhost` or an IP literal) | `OK`, then `+QIURC: "dnsgip",0,<n>,600` and `n` lines `+QIURC: "dnsgip","<ip>"` |
+//! | `AT+QIDNSGIP=<cid>,"<other name>"` | `OK`, then `+QIURC: "dnsgip",565,0,0` (565 kept for `AT+QIGETERROR`) |
+//! | `AT+QIDNSGIP` on an inactive context / with bad arguments | `ERROR` (561 / 552) |
+//! | `AT+QIDNSCFG=<cid>,"<pri>"[,"<sec>"]` | `OK`; stored for the context |
+//! | `AT+QIDNSCFG=<cid>` (context active) | `+QIDNSCFG: <cid>,"<pri>","<sec>"`: the stored servers, else [`MockModem::dns`] |
+//!
+//! [`MockModem::dns_delay`] holds the results back for a while (to test
+//! timeouts and cancelled lookups); a reboot drops results not yet sent.
 //!
 //! ## SSL sockets (real TLS with rustls)
 //!

@@ -15,6 +15,7 @@ use crate::model::{Model, cme_text, ip_error_text};
 use crate::pipe::{HostRx, HostTx, Wire, duplex};
 use crate::sockets::{DEFAULT_SOCKET_BUFFER, Socket, SslCfg};
 
+mod dns;
 mod net;
 
 pub use net::{MAX_FILE_SIZE, MAX_FS_SIZE, qfupl_checksum};
@@ -82,6 +83,8 @@ pub struct MockModem {
     pdp_time: Duration,
     pdp_fail: Option<u16>,
     dns: (String, String),
+    hosts: Vec<(String, Vec<std::net::IpAddr>)>,
+    dns_delay: Duration,
     pacing: Pacing,
     boot: Option<Duration>,
     reboot_pause: Duration,
@@ -122,6 +125,8 @@ impl MockModem {
             pdp_time: Duration::ZERO,
             pdp_fail: None,
             dns: ("8.8.8.8".into(), "8.8.4.4".into()),
+            hosts: Vec::new(),
+            dns_delay: Duration::ZERO,
             pacing: Pacing::default(),
             boot: Some(Duration::ZERO),
             reboot_pause: Duration::from_millis(100),
@@ -225,6 +230,28 @@ impl MockModem {
     /// DNS servers reported by `AT+QIDNSCFG=<cid>`.
     pub fn dns(mut self, primary: &str, secondary: &str) -> Self {
         self.dns = (primary.into(), secondary.into());
+        self
+    }
+    /// Adds `name` to the modem's name table: `AT+QIDNSGIP` resolves it to
+    /// `addrs` (in this order) and `AT+QIOPEN`/`AT+QSSLOPEN` connect to its
+    /// first address. Names are matched without regard to case. Any name not
+    /// in the table (other than `localhost`) fails with 565, DNS parse failed.
+    ///
+    /// # Panics
+    /// If an address is not an IP address literal.
+    pub fn host(mut self, name: &str, addrs: &[&str]) -> Self {
+        let addrs = addrs
+            .iter()
+            .map(|a| a.parse().expect("MockModem::host: not an IP address"))
+            .collect();
+        self.hosts.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
+        self.hosts.push((name.to_string(), addrs));
+        self
+    }
+    /// How long after `OK` the `+QIURC: "dnsgip"` results of `AT+QIDNSGIP`
+    /// come (default: at once).
+    pub fn dns_delay(mut self, d: Duration) -> Self {
+        self.dns_delay = d;
         self
     }
     /// Output pacing (chunk size, delay between chunks).
@@ -661,7 +688,12 @@ enum Timer {
     SimBusyEnd,
     RegStart,
     RegDone,
-    PdpDone { cid: u8, reply_cgact: bool },
+    PdpDone {
+        cid: u8,
+        reply_cgact: bool,
+    },
+    /// URCs to send (e.g. a delayed DNS result).
+    Urcs(Vec<String>),
 }
 
 const MAX_LOG: usize = 10_000;
@@ -1016,6 +1048,11 @@ impl Engine {
                     self.busy = false;
                     let r = self.finish_activation(cid, reply_cgact);
                     self.reply(link, r);
+                }
+                Timer::Urcs(lines) => {
+                    for l in &lines {
+                        self.urc(link, l);
+                    }
                 }
             }
         }

@@ -6,7 +6,6 @@
 //! runner's ingress fills; the channel reads it through [`ResponseSource`], so that nothing here
 //! is generic over the UART or the ingress size.
 
-
 use embassy_futures::select::{Either, select};
 use embassy_sync::blocking_mutex::raw::CriticalSectionRawMutex;
 use embassy_sync::mutex::MutexGuard;

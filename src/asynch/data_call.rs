@@ -1,12 +1,14 @@
 //! The data-call handle: PDP context configuration, activation and information.
 
 use core::fmt;
+use core::fmt::Write as _;
+use core::net::IpAddr;
 
 use super::Modem;
 use crate::Error;
 use crate::command::pdp::{
-    ActivateContext, Auth, ConfigureContext, ContextType, DeactivateContext, GetActiveContexts,
-    GetDnsConfig,
+    ActivateContext, Auth, ConfigureContext, ContextType, DeactivateContext, DnsConfig,
+    GetActiveContexts, GetDnsConfig, SetDnsConfig,
 };
 
 /// APN settings of a data call. `Debug` never shows the password.
@@ -63,9 +65,9 @@ pub struct DataCallInfo {
     pub ipv4: Option<heapless::String<16>>,
     /// IPv6 address, if any.
     pub ipv6: Option<heapless::String<40>>,
-    /// Primary DNS server.
+    /// Primary DNS server (`AT+QIDNSCFG`), when the context is active.
     pub dns_primary: Option<heapless::String<40>>,
-    /// Secondary DNS server.
+    /// Secondary DNS server, when the context is active and the modem reports one.
     pub dns_secondary: Option<heapless::String<40>>,
     /// The network deactivated this context (`+QIURC: "pdpdeact"`) since it was last activated.
     pub deactivated_by_network: bool,
@@ -140,7 +142,43 @@ impl DataCall<'_> {
         Ok(list.iter().any(|c| c.cid == cid && c.state))
     }
 
-    /// State, addresses and DNS servers of context `cid` (`AT+QIACT?`, `AT+QIDNSCFG`).
+    /// The DNS servers context `cid` uses, as the modem reports them (`AT+QIDNSCFG=<cid>`):
+    /// the network's, or those set with [`DataCall::set_dns_servers`]. The context must be
+    /// active on some models (others answer `ERROR`).
+    pub async fn dns_servers(&self, cid: u8) -> Result<DnsConfig, Error> {
+        self.check_cid(cid).await?;
+        self.modem.send(&GetDnsConfig { cid }).await
+    }
+
+    /// Sets the DNS servers of context `cid` (`AT+QIDNSCFG=<cid>,"<primary>"[,"<secondary>"]`),
+    /// used by [`Modem::resolve`](super::Modem::resolve) and by connections opened by name. Set
+    /// them after [`DataCall::activate`]: a (re)activation may bring the network's servers
+    /// back.
+    pub async fn set_dns_servers(
+        &self,
+        cid: u8,
+        primary: IpAddr,
+        secondary: Option<IpAddr>,
+    ) -> Result<(), Error> {
+        self.check_cid(cid).await?;
+        let text = |ip: IpAddr| -> Result<heapless::String<40>, Error> {
+            let mut s = heapless::String::new();
+            write!(s, "{ip}").map_err(|_| Error::Overflow)?;
+            Ok(s)
+        };
+        let primary = text(primary)?;
+        let secondary = secondary.map(text).transpose()?;
+        self.modem
+            .send(&SetDnsConfig {
+                cid,
+                primary: &primary,
+                secondary: secondary.as_deref(),
+            })
+            .await
+    }
+
+    /// State, addresses and DNS servers of context `cid` (`AT+QIACT?`, then `AT+QIDNSCFG` when
+    /// the context is active; a failure of either is returned, not hidden).
     pub async fn info(&self, cid: u8) -> Result<DataCallInfo, Error> {
         self.check_cid(cid).await?;
         let list = self.modem.send(&GetActiveContexts).await?;
@@ -161,11 +199,11 @@ impl DataCall<'_> {
             info.ipv4 = c.ipv4.clone();
             info.ipv6 = c.ipv6.clone();
         }
-        if info.active
-            && let Ok(dns) = self.modem.send(&GetDnsConfig { cid }).await
-        {
+        if info.active {
+            let dns = self.modem.send(&GetDnsConfig { cid }).await?;
             info.dns_primary = Some(dns.primary);
-            info.dns_secondary = Some(dns.secondary);
+            // The modem reports a missing secondary server as an empty string.
+            info.dns_secondary = (!dns.secondary.is_empty()).then_some(dns.secondary);
         }
         Ok(info)
     }

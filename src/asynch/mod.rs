@@ -4,6 +4,7 @@
 
 mod channel;
 mod data_call;
+mod dns;
 mod modem;
 mod network;
 mod runner;
@@ -13,6 +14,9 @@ mod tls;
 mod tx;
 
 pub use data_call::{Apn, DataCall, DataCallInfo};
+pub use dns::Resolver;
+/// The address type asked of [`Modem::resolve`] (from `embedded-nal`).
+pub use embedded_nal_async::AddrType;
 pub(crate) use modem::split;
 pub use modem::{Config, Identity, Modem, Resources, new};
 pub use network::{Network, NotReady};

@@ -557,11 +557,13 @@ impl embedded_io_async::Write for SocketWriter<'_, '_> {
 }
 
 /// `embedded_nal_async::TcpConnect` over the modem (plain TCP on one PDP context), so that
-/// other clients (HTTP, MQTT libraries) can use the modem's sockets.
+/// other clients (HTTP, MQTT libraries) can use the modem's sockets. It is also an
+/// `embedded_nal_async::Dns` over the modem's resolver on the same context (see
+/// [`Modem::resolve`]), so that such clients connect by host name.
 #[derive(Clone, Copy)]
 pub struct TcpStack<'a> {
-    modem: Modem<'a>,
-    cid: u8,
+    pub(super) modem: Modem<'a>,
+    pub(super) cid: u8,
 }
 
 impl<'a> embedded_nal_async::TcpConnect for TcpStack<'a> {

@@ -8,6 +8,8 @@ use nom::{
     sequence::preceded,
 };
 
+use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
 use crate::command::parse::{all, comma, next, quoted, uint};
 use crate::error::trim_ascii;
 
@@ -184,8 +186,19 @@ pub enum QiUrc {
     PdpDeact(u8),
     /// `"incoming full"`: an incoming connection was refused.
     IncomingFull,
-    /// `"dnsgip",...`: DNS lookup results.
-    Dns,
+    /// `"dnsgip",<err>,<IP_count>,<DNS_ttl>`: the outcome of an `AT+QIDNSGIP` lookup. On success
+    /// (`err` 0) `count` address lines follow ([`QiUrc::DnsAddress`]); on failure (e.g. 565 DNS
+    /// parse failed) none do, and some firmware sends `<err>` alone.
+    DnsResult {
+        /// 0 on success, else a TCP/IP error code of the module (e.g. 565).
+        err: u16,
+        /// How many address lines follow (at most 255 counted).
+        count: u8,
+    },
+    /// `"dnsgip","<hostIPaddr>"`: one address of the lookup announced by
+    /// [`QiUrc::DnsResult`]. `None` when the modem sent something that is not an IP address (the
+    /// line still counts towards `count`).
+    DnsAddress(Option<IpAddr>),
     /// Another `+QIURC` report.
     Other,
 }
@@ -296,10 +309,116 @@ fn qiurc(i: &[u8]) -> Result<QiUrc, crate::Error> {
     if i == b"\"incoming full\"" {
         return Ok(QiUrc::IncomingFull);
     }
-    if i.starts_with(b"\"dnsgip\"") {
-        return Ok(QiUrc::Dns);
+    if let Some(rest) = i.strip_prefix(b"\"dnsgip\"") {
+        return dnsgip(rest);
     }
     Ok(QiUrc::Other)
+}
+
+/// An IPv4 address in dotted-decimal form.
+fn ipv4(t: &[u8]) -> Option<Ipv4Addr> {
+    let (mut octets, mut n, mut v, mut digits) = ([0u8; 4], 0, 0u16, 0);
+    // A '.' after the last octet ends it like the others.
+    for i in 0..=t.len() {
+        match t.get(i).copied().unwrap_or(b'.') {
+            b'.' if digits > 0 && n < 4 => {
+                octets[n] = u8::try_from(v).ok()?;
+                (n, v, digits) = (n + 1, 0, 0);
+            }
+            c @ b'0'..=b'9' if digits < 3 => {
+                v = v * 10 + u16::from(c - b'0');
+                digits += 1;
+            }
+            _ => return None,
+        }
+    }
+    (n == 4).then_some(Ipv4Addr::from(octets))
+}
+
+/// An IPv6 address in its text forms (eight groups, or fewer around one `::`); the forms with an
+/// IPv4 tail or a zone are not accepted.
+fn ipv6(t: &[u8]) -> Option<Ipv6Addr> {
+    let (mut groups, mut n, mut gap) = ([0u16; 8], 0, None);
+    let mut i = 0;
+    if t.starts_with(b"::") {
+        (gap, i) = (Some(0), 2);
+    }
+    while i < t.len() {
+        let (mut v, mut digits) = (0u16, 0);
+        while let Some(d) = t.get(i).and_then(|&c| (c as char).to_digit(16)) {
+            if digits == 4 {
+                return None;
+            }
+            (v, digits, i) = (v << 4 | d as u16, digits + 1, i + 1);
+        }
+        if digits == 0 || n == 8 {
+            return None;
+        }
+        groups[n] = v;
+        n += 1;
+        match (t.get(i), t.get(i + 1)) {
+            (None, _) => break,
+            (Some(b':'), Some(b':')) if gap.is_none() => (gap, i) = (Some(n), i + 2),
+            (Some(b':'), Some(_)) => i += 1,
+            _ => return None,
+        }
+    }
+    match gap {
+        None if n == 8 => {}
+        Some(at) if n < 8 => {
+            groups.copy_within(at..n, at + 8 - n);
+            groups[at..at + 8 - n].fill(0);
+        }
+        _ => return None,
+    }
+    Some(Ipv6Addr::from(groups))
+}
+
+/// An IP address as the modem writes it. (Smaller on firmware than `core::net`'s parser, which
+/// would be linked into every build through the URC parser.)
+pub(crate) fn ip_addr(t: &[u8]) -> Option<IpAddr> {
+    if t.contains(&b':') {
+        ipv6(t).map(IpAddr::V6)
+    } else {
+        ipv4(t).map(IpAddr::V4)
+    }
+}
+
+/// A decimal number of at most 9 digits (spaces around allowed).
+fn decimal(t: &[u8]) -> Option<u32> {
+    let t = trim_ascii(t);
+    if t.is_empty() || t.len() > 9 {
+        return None;
+    }
+    t.iter().try_fold(0u32, |a, &d| {
+        d.is_ascii_digit().then(|| a * 10 + u32::from(d - b'0'))
+    })
+}
+
+/// The part of a `+QIURC: "dnsgip"` line after `"dnsgip"`: `,"<ip>"`, `,<err>,<count>,<ttl>` or
+/// `,<err>`. (Written by hand rather than with nom: this runs in every firmware's URC parser,
+/// and the hand-written form is several hundred bytes smaller.)
+fn dnsgip(i: &[u8]) -> Result<QiUrc, crate::Error> {
+    let i = trim_ascii(i)
+        .strip_prefix(b",")
+        .ok_or(crate::Error::Parse)?;
+    if let [b'"', addr @ .., b'"'] = trim_ascii(i) {
+        return Ok(QiUrc::DnsAddress(ip_addr(addr)));
+    }
+    let mut fields = i.split(|&b| b == b',');
+    let mut next = || fields.next().map(decimal);
+    let (err, count) = match (next(), next(), next(), next()) {
+        (Some(Some(err)), None, None, None) => (err, 0),
+        (Some(Some(err)), Some(Some(count)), Some(Some(_ttl)), None) => (err, count),
+        _ => return Err(crate::Error::Parse),
+    };
+    let err = u16::try_from(err).map_err(|_| crate::Error::Parse)?;
+    let count = if err == 0 {
+        u8::try_from(count).unwrap_or(u8::MAX)
+    } else {
+        0
+    };
+    Ok(QiUrc::DnsResult { err, count })
 }
 
 fn qsslurc(i: &[u8]) -> Result<QsslUrc, crate::Error> {
@@ -482,6 +601,39 @@ mod tests {
             p(b"+QIURC: \"incoming full\""),
             Urc::QiUrc(QiUrc::IncomingFull)
         );
+        let dns = |err, count| Urc::QiUrc(QiUrc::DnsResult { err, count });
+        assert_eq!(p(b"+QIURC: \"dnsgip\",0,2,600"), dns(0, 2));
+        assert_eq!(p(b"+QIURC: \"dnsgip\",0,1,0"), dns(0, 1));
+        assert_eq!(p(b"+QIURC: \"dnsgip\",565"), dns(565, 0));
+        // A failure announces no address lines, whatever count it shows.
+        assert_eq!(p(b"+QIURC: \"dnsgip\",565,3,0"), dns(565, 0));
+        assert_eq!(p(b"+QIURC: \"dnsgip\",0,300,60"), dns(0, 255));
+        assert_eq!(
+            p(b"+QIURC: \"dnsgip\",\"172.188.83.251\""),
+            Urc::QiUrc(QiUrc::DnsAddress(Some("172.188.83.251".parse().unwrap())))
+        );
+        assert_eq!(
+            p(b"+QIURC: \"dnsgip\",\"2001:DB8::1\""),
+            Urc::QiUrc(QiUrc::DnsAddress(Some("2001:db8::1".parse().unwrap())))
+        );
+        assert_eq!(
+            p(b"+QIURC: \"dnsgip\",\"not-an-address\""),
+            Urc::QiUrc(QiUrc::DnsAddress(None))
+        );
+        // Malformed headers are reported as unknown, not taken for a result.
+        for bad in [
+            &b"+QIURC: \"dnsgip\""[..],
+            b"+QIURC: \"dnsgip\",",
+            b"+QIURC: \"dnsgip\",0,2",
+            b"+QIURC: \"dnsgip\",70000,0,0",
+            b"+QIURC: \"dnsgip\",x,1,1",
+        ] {
+            assert_eq!(
+                p(bad),
+                Urc::Unknown("+QIURC".try_into().unwrap()),
+                "{bad:?}"
+            );
+        }
         assert_eq!(p(b"+QIOPEN: 0,0"), Urc::QiOpen { id: 0, err: 0 });
         assert_eq!(p(b"+QIOPEN: 0,566"), Urc::QiOpen { id: 0, err: 566 });
         assert_eq!(p(b"+QSSLOPEN: 4,0"), Urc::QsslOpen { id: 4, err: 0 });
@@ -496,5 +648,72 @@ mod tests {
             Urc::Unknown("+QIOPEN".try_into().unwrap())
         );
         assert_eq!(Urc::parse_line(b"hello"), None);
+    }
+
+    #[test]
+    fn ip_address_forms() {
+        let ok = [
+            "0.0.0.0",
+            "255.255.255.255",
+            "172.188.83.251",
+            "::",
+            "::1",
+            "1::",
+            "2001:db8::1",
+            "2001:DB8:0:0:8:800:200C:417A",
+            "2001:0db8:0000:0000:0000:ff00:0042:8329",
+            "fe80::1:2:3:4:5:6",
+            "1:2:3:4:5:6:7::",
+        ];
+        for t in ok {
+            assert_eq!(ip_addr(t.as_bytes()), Some(t.parse().unwrap()), "{t}");
+        }
+        let bad = [
+            "",
+            ".",
+            "1.2.3",
+            "1.2.3.4.5",
+            "256.0.0.1",
+            "1.2.3.x",
+            "01234.1.1.1",
+            "1..2.3",
+            ":",
+            ":::",
+            "1:2",
+            "1::2::3",
+            "1:2:3:4:5:6:7:8:9",
+            "12345::",
+            "g::",
+            ":1::",
+            "1:2:3:4:5:6:7:8::",
+            "::ffff:1.2.3.4",
+            "fe80::1%1",
+            " 1.2.3.4",
+        ];
+        for t in bad {
+            assert_eq!(ip_addr(t.as_bytes()), None, "{t}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn ip_addresses_round_trip(v4: [u8; 4], v6: [u16; 8]) {
+            extern crate std;
+            use std::string::ToString;
+            let a = IpAddr::from(v4);
+            proptest::prop_assert_eq!(ip_addr(a.to_string().as_bytes()), Some(a));
+            let b = IpAddr::from(v6);
+            // Both the shortest form and all eight groups written out (Rust writes an
+            // IPv4-mapped address with an IPv4 tail, a form the modem does not use).
+            let short = b.to_string();
+            if !short.contains('.') {
+                proptest::prop_assert_eq!(ip_addr(short.as_bytes()), Some(b));
+            }
+            let full = std::format!(
+                "{:x}:{:x}:{:x}:{:x}:{:x}:{:x}:{:x}:{:X}",
+                v6[0], v6[1], v6[2], v6[3], v6[4], v6[5], v6[6], v6[7]
+            );
+            proptest::prop_assert_eq!(ip_addr(full.as_bytes()), Some(b));
+        }
     }
 }

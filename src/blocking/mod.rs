@@ -342,3 +342,33 @@ impl<const N: usize> DataCall<'_, '_, N> {
         self.m.run(async |m| m.data_call().info(cid).await)
     }
 }
+
+/// Host names and DNS servers (kept apart from the other handles' methods).
+impl<const N: usize> Modem<'_, N> {
+    /// Resolves a host name with the modem's resolver; see [`asynch::Modem::resolve`].
+    pub fn resolve(
+        &mut self,
+        cid: u8,
+        host: &str,
+        addr_type: asynch::AddrType,
+    ) -> Result<core::net::IpAddr, Error> {
+        self.run(async |m| m.resolve(cid, host, addr_type).await)
+    }
+}
+
+impl<const N: usize> DataCall<'_, '_, N> {
+    /// See [`asynch::DataCall::dns_servers`].
+    pub fn dns_servers(&mut self, cid: u8) -> Result<crate::command::pdp::DnsConfig, Error> {
+        self.m.run(async |m| m.data_call().dns_servers(cid).await)
+    }
+    /// See [`asynch::DataCall::set_dns_servers`].
+    pub fn set_dns_servers(
+        &mut self,
+        cid: u8,
+        primary: core::net::IpAddr,
+        secondary: Option<core::net::IpAddr>,
+    ) -> Result<(), Error> {
+        self.m
+            .run(async |m| m.data_call().set_dns_servers(cid, primary, secondary).await)
+    }
+}

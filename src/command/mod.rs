@@ -11,6 +11,7 @@ use crate::Error;
 use crate::at::expect::Expect;
 use crate::at::response::Response;
 
+pub mod dns;
 pub mod file;
 pub mod general;
 pub mod network;

@@ -7,6 +7,8 @@ use super::{Engine, Reply, SocketInfo};
 use crate::link::Link;
 use crate::sockets::{Socket, client_config, resolve};
 
+use super::dns::lookup;
+
 pub(crate) const MAX_SOCKETS: usize = 12;
 pub(crate) const MAX_SSL_CTX: usize = 6;
 /// Largest file `AT+QFUPL` accepts (`+CME ERROR: 423` above).
@@ -373,7 +375,11 @@ impl Engine {
                 Some(format!("{} (injected)", crate::ip_error_text(code))),
             ))
         } else {
-            match resolve(host, port) {
+            // A name in the table stands for its first address.
+            let target = lookup(&self.cfg.hosts, host)
+                .and_then(|a| a.first().map(ToString::to_string))
+                .unwrap_or_else(|| host.to_string());
+            match resolve(&target, port) {
                 Err(code) => Some((code, None)),
                 Ok(addr) => {
                     let cap = self.cfg.socket_buffer;
@@ -727,6 +733,7 @@ impl Engine {
                     }
                 }
             }
+            ("+QIDNSGIP", '=') => self.qidnsgip(args),
             ("+QISEND", '=') => return Some(self.send_cmd(link, args, false)),
             ("+QSSLSEND", '=') => return Some(self.send_cmd(link, args, true)),
             ("+QIRD", '=') => return Some(self.read_cmd(link, args, false)),
@@ -795,9 +802,9 @@ impl Engine {
                 }
             }
             (
-                "+QIOPEN" | "+QSSLOPEN" | "+QISEND" | "+QSSLSEND" | "+QIRD" | "+QSSLRECV"
-                | "+QICLOSE" | "+QSSLCLOSE" | "+QISTATE" | "+QSSLSTATE" | "+QSSLCFG" | "+QFUPL"
-                | "+QFDEL" | "+QFLST" | "+QFLDS",
+                "+QIOPEN" | "+QIDNSGIP" | "+QSSLOPEN" | "+QISEND" | "+QSSLSEND" | "+QIRD"
+                | "+QSSLRECV" | "+QICLOSE" | "+QSSLCLOSE" | "+QISTATE" | "+QSSLSTATE" | "+QSSLCFG"
+                | "+QFUPL" | "+QFDEL" | "+QFLST" | "+QFLDS",
                 't',
             ) => Reply::ok(),
             _ => return None,

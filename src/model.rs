@@ -64,7 +64,7 @@ pub struct ModelParams {
 impl Model {
     /// Recognises the model from the second line of `ATI` (e.g. `BG96`, `BG95-M3`, `EC25`).
     pub fn from_ati(model_line: &str) -> Model {
-        let m = model_line.trim();
+        let m = model_line.trim_ascii();
         let starts = |p: &str| {
             m.len() >= p.len() && m.as_bytes()[..p.len()].eq_ignore_ascii_case(p.as_bytes())
         };

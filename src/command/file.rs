@@ -81,7 +81,7 @@ impl Command for UploadData {
         let comma = text.iter().position(|&b| b == b',').ok_or(Error::Parse)?;
         let size = all(uint, &text[..comma])?;
         let hex = core::str::from_utf8(&text[comma + 1..]).map_err(|_| Error::Parse)?;
-        let sum = u16::from_str_radix(hex.trim(), 16).map_err(|_| Error::Parse)?;
+        let sum = u16::from_str_radix(hex.trim_ascii(), 16).map_err(|_| Error::Parse)?;
         if size != self.size {
             // The modem stopped early (its input timeout) and kept a truncated file.
             return Err(Error::Overflow);

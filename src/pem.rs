@@ -1,4 +1,4 @@
-//! PEM decoding shared by MCU TLS ([`crate::tls::pem_to_der`]) and the AWS helpers
+//! PEM decoding shared by MCU TLS (`tls::pem_to_der`) and the AWS helpers
 //! (`cloud::aws::pem_decode`): one base64 decoder, two error vocabularies.
 
 /// Why a PEM block could not be decoded.

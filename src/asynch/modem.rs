@@ -227,7 +227,7 @@ impl<'a, W: Write, const N: usize> Modem<'a, W, N> {
             model,
             model_name,
             revision,
-            imei: crate::command::parse::to_string(imei.as_bytes())?,
+            imei: crate::at::parse::to_string(imei.as_bytes())?,
         })
     }
 

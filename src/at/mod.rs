@@ -4,6 +4,7 @@ pub mod digester;
 pub mod expect;
 pub mod feed;
 pub mod line;
+pub mod parse;
 pub mod response;
 pub mod urc;
 

@@ -8,7 +8,7 @@ use nom::{
     sequence::preceded,
 };
 
-use crate::command::parse::{all, comma, next, quoted, uint};
+use super::parse::{all, comma, next, quoted, uint};
 use crate::error::trim_ascii;
 
 /// The SIM's answer to `AT+CPIN?` / the `+CPIN:` URC.

@@ -11,7 +11,6 @@ use crate::at::response::Response;
 pub mod file;
 pub mod general;
 pub mod network;
-pub mod parse;
 pub mod pdp;
 pub mod sim;
 pub mod socket;

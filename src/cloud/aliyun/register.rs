@@ -448,8 +448,8 @@ impl Provisioned {
 ///   valid and must not be thrown away).
 pub async fn ensure_credentials<S: CredentialStore>(
     store: &mut S,
-    register: impl AsyncFnOnce() -> Result<DeviceCredentials, Error>,
-) -> Result<Provisioned, Error> {
+    register: impl AsyncFnOnce() -> Result<DeviceCredentials, CloudError>,
+) -> Result<Provisioned, CloudError> {
     match store.load().await {
         Ok(Some(c)) => return Ok(Provisioned::Stored(c)),
         Ok(None) => {}
@@ -493,7 +493,7 @@ pub async fn provision<S, W, const N: usize>(
     registration: &Registration<'_>,
     store: &mut S,
     buf: &mut [u8],
-) -> Result<Provisioned, Error>
+) -> Result<Provisioned, CloudError>
 where
     S: CredentialStore,
     W: Write,
@@ -532,10 +532,10 @@ pub async fn register<IO>(
     io: &mut IO,
     registration: &Registration<'_>,
     buf: &mut [u8],
-) -> Result<DeviceCredentials, Error>
+) -> Result<DeviceCredentials, CloudError>
 where
     IO: Read + Write,
-    Error: From<IO::Error>,
+    CloudError: From<IO::Error>,
 {
     match with_timeout(registration.timeout, exchange(io, registration, buf)).await {
         Ok(r) => r,
@@ -612,16 +612,16 @@ fn str_len(s: &str) -> usize {
 
 /// Writes and flushes `bytes`. (`Write::write_all` panics when a write returns 0; a closed
 /// stream is [`Error::ConnectionClosed`] here.)
-async fn write_all<IO>(io: &mut IO, bytes: &[u8]) -> Result<(), Error>
+async fn write_all<IO>(io: &mut IO, bytes: &[u8]) -> Result<(), CloudError>
 where
     IO: Write,
-    Error: From<IO::Error>,
+    CloudError: From<IO::Error>,
 {
     let mut rest = bytes;
     while !rest.is_empty() {
         let n = io.write(rest).await?;
         if n == 0 {
-            return Err(Error::ConnectionClosed);
+            return Err(Error::ConnectionClosed.into());
         }
         rest = &rest[n..];
     }
@@ -630,22 +630,22 @@ where
 }
 
 /// `Read::read_exact`, with the end of the stream as [`Error::ConnectionClosed`].
-async fn read_exact<IO>(io: &mut IO, buf: &mut [u8]) -> Result<(), Error>
+async fn read_exact<IO>(io: &mut IO, buf: &mut [u8]) -> Result<(), CloudError>
 where
     IO: Read,
-    Error: From<IO::Error>,
+    CloudError: From<IO::Error>,
 {
     io.read_exact(buf).await.map_err(|e| match e {
-        embedded_io_async::ReadExactError::UnexpectedEof => Error::ConnectionClosed,
+        embedded_io_async::ReadExactError::UnexpectedEof => Error::ConnectionClosed.into(),
         embedded_io_async::ReadExactError::Other(e) => e.into(),
     })
 }
 
 /// Reads one packet into `buf`: returns its first byte and the length of its body.
-async fn read_packet<IO>(io: &mut IO, buf: &mut [u8]) -> Result<(u8, usize), Error>
+async fn read_packet<IO>(io: &mut IO, buf: &mut [u8]) -> Result<(u8, usize), CloudError>
 where
     IO: Read,
-    Error: From<IO::Error>,
+    CloudError: From<IO::Error>,
 {
     let mut byte = [0u8; 1];
     read_exact(io, &mut byte).await?;
@@ -748,10 +748,10 @@ async fn exchange<IO>(
     io: &mut IO,
     reg: &Registration<'_>,
     buf: &mut [u8],
-) -> Result<DeviceCredentials, Error>
+) -> Result<DeviceCredentials, CloudError>
 where
     IO: Read + Write,
-    Error: From<IO::Error>,
+    CloudError: From<IO::Error>,
 {
     let client_id = reg.mqtt_client_id()?;
     if reg.product_secret.is_empty() || reg.product_secret.len() > SECRET_MAX {
@@ -898,7 +898,7 @@ mod tests {
     }
 
     impl Read for Peer {
-        async fn read(&mut self, buf: &mut [u8]) -> Result<usize, Error> {
+        async fn read(&mut self, buf: &mut [u8]) -> Result<usize, CloudError> {
             if self.pos >= self.input.len() {
                 // Like a peer that keeps the connection open and says nothing.
                 core::future::pending::<()>().await;
@@ -911,11 +911,11 @@ mod tests {
     }
 
     impl Write for Peer {
-        async fn write(&mut self, buf: &[u8]) -> Result<usize, Error> {
+        async fn write(&mut self, buf: &[u8]) -> Result<usize, CloudError> {
             self.written.extend_from_slice(buf);
             Ok(buf.len())
         }
-        async fn flush(&mut self) -> Result<(), Error> {
+        async fn flush(&mut self) -> Result<(), CloudError> {
             Ok(())
         }
     }
@@ -965,7 +965,7 @@ mod tests {
         reg: &Registration<'_>,
         input: &[u8],
         buf_len: usize,
-    ) -> (Result<DeviceCredentials, Error>, Vec<u8>) {
+    ) -> (Result<DeviceCredentials, CloudError>, Vec<u8>) {
         let mut peer = Peer::new(input);
         let mut buf = std::vec![0u8; buf_len];
         let r = embassy_futures::block_on(register(&mut peer, reg, &mut buf));
@@ -1168,15 +1168,15 @@ mod tests {
             type Error = Error;
         }
         impl Read for Eof {
-            async fn read(&mut self, _: &mut [u8]) -> Result<usize, Error> {
+            async fn read(&mut self, _: &mut [u8]) -> Result<usize, CloudError> {
                 Ok(0)
             }
         }
         impl Write for Eof {
-            async fn write(&mut self, b: &[u8]) -> Result<usize, Error> {
+            async fn write(&mut self, b: &[u8]) -> Result<usize, CloudError> {
                 Ok(b.len())
             }
-            async fn flush(&mut self) -> Result<(), Error> {
+            async fn flush(&mut self) -> Result<(), CloudError> {
                 Ok(())
             }
         }

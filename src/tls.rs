@@ -1174,7 +1174,7 @@ mod tests {
             chunk: 7,
             ready: false,
         };
-        let mut a = Aligned::new(transport, &mut body, &sh, |e| e);
+        let mut a = Aligned::new(transport, &mut body, &sh, TlsError::Transport);
         let mut out = std::vec::Vec::new();
         let mut dropped = 0;
         // Every read is polled once and dropped if pending (a timeout at the worst moment).
@@ -1215,7 +1215,7 @@ mod tests {
             chunk: 100,
             ready: false,
         };
-        let mut a = Aligned::new(long, &mut body, &sh, |e| e);
+        let mut a = Aligned::new(long, &mut body, &sh, TlsError::Transport);
         let too_long = Err(TlsError::Failure(TlsFailure::RecordTooLong));
         assert_eq!(embassy_futures::block_on(a.read(&mut [0u8; 5])), too_long);
         assert_eq!(embassy_futures::block_on(a.read(&mut [0u8; 5])), too_long);
@@ -1229,7 +1229,7 @@ mod tests {
             chunk: 5,
             ready: false,
         };
-        let mut a = Aligned::new(t, &mut body, &sh, |e| e);
+        let mut a = Aligned::new(t, &mut body, &sh, TlsError::Transport);
         assert_eq!(embassy_futures::block_on(a.read(&mut [0u8; 5])), too_long);
 
         let mut body = vec![0u8; 1000];
@@ -1241,7 +1241,7 @@ mod tests {
             chunk: 64,
             ready: false,
         };
-        let mut a = Aligned::new(t, &mut body, &sh, |e| e);
+        let mut a = Aligned::new(t, &mut body, &sh, TlsError::Transport);
         assert_eq!(
             embassy_futures::block_on(a.read(&mut [0u8; 5])),
             Err(TlsError::Failure(TlsFailure::PeerClosed))

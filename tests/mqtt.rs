@@ -10,7 +10,7 @@ use embassy_time::Duration;
 use mock_modem::{MockModem, Model as MockModel};
 use quectel::Error;
 use quectel::asynch::{Apn, Config, Resources, SimStatus, TlsConfig};
-use quectel::mqtt::{Mqtt, MqttConfig, QoS, Transport};
+use quectel::mqtt::{Mqtt, MqttConfig, MqttError, QoS, Transport};
 use support::broker::{Access, Broker, BrokerOptions, Subscriber};
 use support::with_modem_in;
 
@@ -119,7 +119,10 @@ fn wrong_ca_and_missing_client_certificate_are_typed_errors() {
             Apn::new("internet"),
         );
         let mut mqtt = Mqtt::new(cfg, &mut buf, 1024).unwrap();
-        assert!(matches!(mqtt.connect(m).await.err(), Some(Error::Tls(_))));
+        assert!(matches!(
+            mqtt.connect(m).await.err(),
+            Some(MqttError::Modem(Error::Tls(_)))
+        ));
         drop(mqtt);
         let anonymous = TlsConfig::new(ca.as_bytes());
         let mut buf = [0u8; 2048];
@@ -136,7 +139,7 @@ fn wrong_ca_and_missing_client_certificate_are_typed_errors() {
         let mut mqtt = Mqtt::new(cfg, &mut buf, 1024).unwrap();
         let err = mqtt.connect(m).await.err();
         assert!(
-            matches!(err, Some(Error::Tls(_))),
+            matches!(err, Some(MqttError::Modem(Error::Tls(_)))),
             "a client without certificate got {err:?}"
         );
     });
@@ -470,7 +473,7 @@ fn throttled_link_delivers_a_large_message_over_mcu_tls_across_keepalive_deadlin
 #[cfg(feature = "mcu-tls")]
 #[test]
 fn mcu_tls_wrong_ca_and_missing_client_certificate_are_typed_errors() {
-    use quectel::tls::{McuTlsConfig, TlsBuffers, TlsFailure, pem_to_der};
+    use quectel::tls::{McuTlsConfig, TlsBuffers, TlsError, TlsFailure, pem_to_der};
     let broker = Broker::start(BrokerOptions::default().grant(THING, Access::ReadWrite, IMEI));
     let device = broker.client(THING);
     let mut other_der = vec![0u8; 4096];
@@ -498,7 +501,10 @@ fn mcu_tls_wrong_ca_and_missing_client_certificate_are_typed_errors() {
             .connect_mcu_tls(m, tls_buffers, &wrong, rand_core::OsRng)
             .await
             .err();
-        assert_eq!(err, Some(Error::McuTls(TlsFailure::Certificate)));
+        assert_eq!(
+            err,
+            Some(MqttError::Tls(TlsError::Failure(TlsFailure::Certificate)))
+        );
         let anonymous = McuTlsConfig::new("localhost", &ca_der);
         let err = mqtt
             .connect_mcu_tls(m, tls_buffers, &anonymous, rand_core::OsRng)
@@ -506,7 +512,7 @@ fn mcu_tls_wrong_ca_and_missing_client_certificate_are_typed_errors() {
             .err();
         assert_eq!(
             err,
-            Some(Error::McuTls(TlsFailure::Alert)),
+            Some(MqttError::Tls(TlsError::Failure(TlsFailure::Alert))),
             "a client without certificate"
         );
     });

@@ -898,7 +898,7 @@ mod tests {
     }
 
     impl Read for Peer {
-        async fn read(&mut self, buf: &mut [u8]) -> Result<usize, CloudError> {
+        async fn read(&mut self, buf: &mut [u8]) -> Result<usize, Error> {
             if self.pos >= self.input.len() {
                 // Like a peer that keeps the connection open and says nothing.
                 core::future::pending::<()>().await;
@@ -911,11 +911,11 @@ mod tests {
     }
 
     impl Write for Peer {
-        async fn write(&mut self, buf: &[u8]) -> Result<usize, CloudError> {
+        async fn write(&mut self, buf: &[u8]) -> Result<usize, Error> {
             self.written.extend_from_slice(buf);
             Ok(buf.len())
         }
-        async fn flush(&mut self) -> Result<(), CloudError> {
+        async fn flush(&mut self) -> Result<(), Error> {
             Ok(())
         }
     }
@@ -1066,35 +1066,17 @@ mod tests {
     fn connack_codes() {
         let refuse = |code: u8, kind| run(&reg(kind), &[0x20, 2, 0, code], 512).0.unwrap_err();
         use RegistrationKind::*;
-        assert_eq!(
-            refuse(4, Register),
-            Error::Cloud(CloudError::BadCredentials)
-        );
-        assert_eq!(
-            refuse(5, Register),
-            Error::Cloud(CloudError::AlreadyActivated)
-        );
-        assert_eq!(
-            refuse(5, Regnwl),
-            Error::Cloud(CloudError::Rejected { status: 5 })
-        );
-        assert_eq!(
-            refuse(2, Register),
-            Error::Cloud(CloudError::Rejected { status: 2 })
-        );
-        assert_eq!(
-            refuse(3, Register),
-            Error::Cloud(CloudError::Rejected { status: 3 })
-        );
-        assert_eq!(
-            refuse(9, Register),
-            Error::Cloud(CloudError::InvalidResponse)
-        );
+        assert_eq!(refuse(4, Register), (CloudError::BadCredentials));
+        assert_eq!(refuse(5, Register), (CloudError::AlreadyActivated));
+        assert_eq!(refuse(5, Regnwl), (CloudError::Rejected { status: 5 }));
+        assert_eq!(refuse(2, Register), (CloudError::Rejected { status: 2 }));
+        assert_eq!(refuse(3, Register), (CloudError::Rejected { status: 3 }));
+        assert_eq!(refuse(9, Register), (CloudError::InvalidResponse));
     }
 
     #[test]
     fn malformed_packets_are_typed_errors() {
-        let inv = Error::Cloud(CloudError::InvalidResponse);
+        let inv = CloudError::InvalidResponse;
         let register = reg(RegistrationKind::Register);
         let go = |input: &[u8], buf| run(&register, input, buf).0.unwrap_err();
         // Not a CONNACK first; a CONNACK of the wrong length.
@@ -1107,7 +1089,7 @@ mod tests {
         big.extend(publish(0, "/ext/register", &[b' '; 600]));
         assert_eq!(
             go(&big, 512),
-            Error::Cloud(CloudError::ResponseTooLarge {
+            (CloudError::ResponseTooLarge {
                 needed: 600 + 2 + 13,
                 capacity: 512
             })
@@ -1144,16 +1126,13 @@ mod tests {
         input.extend(publish(0, "/ext/register", long.as_bytes()));
         assert_eq!(
             go(&input, 512),
-            Error::Cloud(CloudError::ResponseTooLarge {
+            (CloudError::ResponseTooLarge {
                 needed: 65,
                 capacity: 64
             })
         );
         // CONNECT does not fit the buffer.
-        assert_eq!(
-            go(&CONNACK_OK, 64),
-            Error::Cloud(CloudError::RequestTooLarge)
-        );
+        assert_eq!(go(&CONNACK_OK, 64), (CloudError::RequestTooLarge));
     }
 
     #[test]
@@ -1161,28 +1140,28 @@ mod tests {
         let register = reg(RegistrationKind::Register);
         // Accepted, then nothing: bounded by the timeout.
         let (r, _) = run(&register, &CONNACK_OK, 512);
-        assert_eq!(r.unwrap_err(), Error::Cloud(CloudError::NoResponse));
+        assert_eq!(r.unwrap_err(), (CloudError::NoResponse));
         // Closed mid-packet.
         struct Eof;
         impl embedded_io_async::ErrorType for Eof {
             type Error = Error;
         }
         impl Read for Eof {
-            async fn read(&mut self, _: &mut [u8]) -> Result<usize, CloudError> {
+            async fn read(&mut self, _: &mut [u8]) -> Result<usize, Error> {
                 Ok(0)
             }
         }
         impl Write for Eof {
-            async fn write(&mut self, b: &[u8]) -> Result<usize, CloudError> {
+            async fn write(&mut self, b: &[u8]) -> Result<usize, Error> {
                 Ok(b.len())
             }
-            async fn flush(&mut self) -> Result<(), CloudError> {
+            async fn flush(&mut self) -> Result<(), Error> {
                 Ok(())
             }
         }
         let mut buf = [0u8; 512];
         let r = embassy_futures::block_on(super::register(&mut Eof, &register, &mut buf));
-        assert_eq!(r.unwrap_err(), Error::ConnectionClosed);
+        assert_eq!(r.unwrap_err(), CloudError::Modem(Error::ConnectionClosed));
     }
 
     #[test]
@@ -1207,10 +1186,7 @@ mod tests {
     fn bad_registration_input() {
         let d = Device::new(PK, DN).unwrap();
         let r = Registration::new(d, "", RegistrationKind::Register, Random::from_u64(7));
-        assert_eq!(
-            run(&r, &[], 512).0.unwrap_err(),
-            Error::Cloud(CloudError::InvalidInput)
-        );
+        assert_eq!(run(&r, &[], 512).0.unwrap_err(), (CloudError::InvalidInput));
         let r = reg(RegistrationKind::Register).secure_mode(3);
         assert_eq!(r.mqtt_client_id().unwrap_err(), CloudError::InvalidInput);
         let r = reg(RegistrationKind::Register).client_id("a|b");
@@ -1306,7 +1282,7 @@ mod tests {
             Err(CloudError::AlreadyActivated.into())
         }))
         .unwrap_err();
-        assert_eq!(e, Error::Cloud(CloudError::AlreadyActivated));
+        assert_eq!(e, (CloudError::AlreadyActivated));
         assert_eq!(empty.saves(), 0);
         // A store that cannot load: no registration.
         let mut broken = FailingStore {
@@ -1319,7 +1295,7 @@ mod tests {
             Ok(secret.clone())
         }))
         .unwrap_err();
-        assert_eq!(e, Error::Cloud(CloudError::Storage));
+        assert_eq!(e, (CloudError::Storage));
         assert!(!called);
         // A store that cannot save: the credentials are still returned.
         let mut unsaved = FailingStore {

@@ -1263,3 +1263,288 @@ impl<'s, 'buf, IO: MqttIo> MqttConnection<'s, 'buf, IO> {
         self.conn.disconnect().await.map_err(map_err)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+
+    use std::vec;
+    use std::vec::Vec;
+
+    use embedded_io_async::{ErrorType, Read};
+
+    use super::*;
+
+    #[test]
+    fn publish_topics_are_checked_before_sending() {
+        assert_eq!(check_topic("devices/1/up"), Ok(()));
+        assert_eq!(check_topic("$aws/things/t/shadow/update"), Ok(()));
+        assert_eq!(check_topic(""), Err(MqttError::EmptyTopic));
+        assert_eq!(check_topic("a/#"), Err(MqttError::WildcardInTopic));
+        assert_eq!(check_topic("a/+/b"), Err(MqttError::WildcardInTopic));
+        assert_eq!(check_topic("a+b"), Err(MqttError::WildcardInTopic));
+        assert_eq!(check_topic("a\0b"), Err(MqttError::InvalidTopic));
+        let long = "a".repeat(MAX_TOPIC_LEN + 1);
+        assert_eq!(
+            check_topic(&long),
+            Err(MqttError::TopicTooLong {
+                len: MAX_TOPIC_LEN + 1,
+                max: MAX_TOPIC_LEN
+            })
+        );
+        assert_eq!(check_topic(&long[..MAX_TOPIC_LEN]), Ok(()));
+    }
+
+    #[test]
+    fn subscribe_filters_are_checked_before_sending() {
+        for good in [
+            "a/b",
+            "a/+/c",
+            "+",
+            "#",
+            "a/#",
+            "+/+",
+            "/",
+            "a//b",
+            "$share/g/a/#",
+        ] {
+            assert_eq!(check_filter(good), Ok(()), "{good}");
+        }
+        for bad in ["a/#/b", "a#", "#/a", "a/b#", "a+", "+a/b", "a/+b/c", "a/b+"] {
+            assert_eq!(check_filter(bad), Err(MqttError::InvalidFilter), "{bad}");
+        }
+        assert_eq!(check_filter(""), Err(MqttError::EmptyTopic));
+        assert_eq!(check_filter("a\0"), Err(MqttError::InvalidTopic));
+    }
+
+    fn config(client_id: &str) -> MqttConfig<'_> {
+        MqttConfig::new(
+            "broker",
+            1883,
+            client_id,
+            Transport::Tcp,
+            Apn::new("internet"),
+        )
+    }
+
+    #[test]
+    fn client_id_over_minimqs_limit_is_refused() {
+        let mut buf = [0u8; 1024];
+        let id = "d".repeat(MAX_CLIENT_ID_LEN);
+        assert!(Mqtt::new(config(&id), &mut buf, 512).is_ok());
+        let id = "d".repeat(MAX_CLIENT_ID_LEN + 1);
+        assert_eq!(
+            Mqtt::new(config(&id), &mut buf, 512).err(),
+            Some(MqttError::ClientIdTooLong {
+                len: 65,
+                max: MAX_CLIENT_ID_LEN
+            })
+        );
+        let mut cfg = config("d");
+        cfg.will = Some(("status/#", b"gone", QoS::AtMostOnce, false));
+        assert_eq!(
+            Mqtt::new(cfg, &mut buf, 512).err(),
+            Some(MqttError::WildcardInTopic)
+        );
+    }
+
+    #[test]
+    fn subscriptions_on_connect_are_checked() {
+        let mut buf = [0u8; 1024];
+        let mut mqtt = Mqtt::new(config("d"), &mut buf, 512).unwrap();
+        assert_eq!(
+            mqtt.subscribe_on_connect("a/#/b", QoS::AtMostOnce),
+            Err(MqttError::InvalidFilter)
+        );
+        let long = "a".repeat(MAX_STORED_TOPIC_LEN + 1);
+        assert_eq!(
+            mqtt.subscribe_on_connect(&long, QoS::AtMostOnce),
+            Err(MqttError::TopicTooLong {
+                len: MAX_STORED_TOPIC_LEN + 1,
+                max: MAX_STORED_TOPIC_LEN
+            })
+        );
+        for i in 0..MAX_SUBSCRIPTIONS {
+            let t = std::format!("t/{i}/#");
+            mqtt.subscribe_on_connect(&t, QoS::AtMostOnce).unwrap();
+        }
+        assert_eq!(
+            mqtt.subscribe_on_connect("one/more", QoS::AtMostOnce),
+            Err(MqttError::TooManySubscriptions)
+        );
+        assert_eq!(mqtt.dropped_messages(), 0);
+        assert_eq!(mqtt.last_dropped(), None);
+    }
+
+    #[test]
+    fn outbox_refuses_bad_messages_up_front() {
+        let outbox: Outbox<1, 8> = Outbox::new();
+        assert_eq!(
+            outbox.try_publish("a/#", b"x", QoS::AtMostOnce),
+            Err(MqttError::WildcardInTopic)
+        );
+        assert_eq!(
+            outbox.try_publish("", b"x", QoS::AtMostOnce),
+            Err(MqttError::EmptyTopic)
+        );
+        assert_eq!(
+            outbox.try_publish("a", b"123456789", QoS::AtMostOnce),
+            Err(MqttError::PayloadTooLarge { len: 9, max: 8 })
+        );
+        let long = "a".repeat(MAX_STORED_TOPIC_LEN + 1);
+        assert!(matches!(
+            outbox.try_publish(&long, b"x", QoS::AtMostOnce),
+            Err(MqttError::TopicTooLong { .. })
+        ));
+        assert!(outbox.is_empty(), "a refused message was queued");
+        outbox.try_publish("a", b"x", QoS::AtMostOnce).unwrap();
+        assert_eq!(
+            outbox.try_publish("a", b"y", QoS::AtMostOnce),
+            Err(MqttError::OutboxFull)
+        );
+    }
+
+    #[test]
+    fn errors_wrap_the_layer_below() {
+        let e: MqttError = Error::ContextDeactivated.into();
+        assert_eq!(e, MqttError::Modem(Error::ContextDeactivated));
+        let source = core::error::Error::source(&e).map(std::string::ToString::to_string);
+        assert_eq!(
+            source.as_deref(),
+            Some("PDP context deactivated by the network")
+        );
+        assert_eq!(
+            std::format!("{}", MqttError::ClientIdTooLong { len: 65, max: 64 }),
+            "MQTT client id of 65 bytes, the limit is 64"
+        );
+    }
+
+    // --- the receive guard ---------------------------------------------------------------
+
+    /// A transport that hands out `chunk` bytes at a time and is pending every other poll.
+    struct Trickle {
+        data: Vec<u8>,
+        pos: usize,
+        chunk: usize,
+        ready: bool,
+    }
+
+    impl ErrorType for Trickle {
+        type Error = Error;
+    }
+
+    impl Read for Trickle {
+        async fn read(&mut self, buf: &mut [u8]) -> Result<usize, Error> {
+            core::future::poll_fn(|cx| {
+                self.ready = !self.ready;
+                if !self.ready {
+                    cx.waker().wake_by_ref();
+                    return core::task::Poll::Pending;
+                }
+                let n = buf.len().min(self.chunk).min(self.data.len() - self.pos);
+                buf[..n].copy_from_slice(&self.data[self.pos..self.pos + n]);
+                self.pos += n;
+                core::task::Poll::Ready(Ok(n))
+            })
+            .await
+        }
+    }
+
+    impl embedded_io_async::Write for Trickle {
+        async fn write(&mut self, buf: &[u8]) -> Result<usize, Error> {
+            Ok(buf.len())
+        }
+        async fn flush(&mut self) -> Result<(), Error> {
+            Ok(())
+        }
+    }
+
+    fn poll_once<F: core::future::Future>(fut: F) -> Option<F::Output> {
+        let mut fut = core::pin::pin!(fut);
+        let mut cx = core::task::Context::from_waker(core::task::Waker::noop());
+        match fut.as_mut().poll(&mut cx) {
+            core::task::Poll::Ready(v) => Some(v),
+            core::task::Poll::Pending => None,
+        }
+    }
+
+    /// An MQTT 5 PUBLISH (QoS 0, no properties) with a multi-byte remaining length if needed.
+    fn publish(topic: &str, payload_len: usize) -> Vec<u8> {
+        let mut body = Vec::new();
+        body.extend_from_slice(&(topic.len() as u16).to_be_bytes());
+        body.extend_from_slice(topic.as_bytes());
+        body.push(0); // properties length
+        body.extend(core::iter::repeat_n(0x5a, payload_len));
+        let mut p = vec![0x30];
+        let mut len = body.len();
+        loop {
+            let mut b = (len % 128) as u8;
+            len /= 128;
+            if len > 0 {
+                b |= 0x80;
+            }
+            p.push(b);
+            if len == 0 {
+                break;
+            }
+        }
+        p.extend_from_slice(&body);
+        p
+    }
+
+    #[test]
+    fn guard_skips_packets_larger_than_the_buffer_and_survives_dropped_reads() {
+        let small = publish("a/ok", 10);
+        let big = publish("a/big", 600);
+        let ping = vec![0xd0, 0x00]; // PINGRESP
+        let long_topic = "t".repeat(MAX_STORED_TOPIC_LEN + 5);
+        let big_unnamed = publish(&long_topic, 400);
+        let exact = publish("a/exact", 100 - 2 - 2 - 7 - 1);
+        assert_eq!(exact.len(), 100);
+        let stream = [
+            small.clone(),
+            big.clone(),
+            ping.clone(),
+            big_unnamed.clone(),
+            exact.clone(),
+        ]
+        .concat();
+        let passed = [small, ping, exact].concat();
+        let log = DropCell::new(core::cell::RefCell::new(DropLog::default()));
+        let transport = Trickle {
+            data: stream,
+            pos: 0,
+            chunk: 7,
+            ready: false,
+        };
+        let mut guard = Guard::new(transport, 100, &log);
+        let mut out = Vec::new();
+        let mut dropped_reads = 0;
+        let mut seen_first = None;
+        loop {
+            let mut buf = [0u8; 5];
+            match poll_once(guard.read(&mut buf)) {
+                Some(Ok(0)) => break,
+                Some(Ok(n)) => out.extend_from_slice(&buf[..n]),
+                Some(Err(e)) => panic!("{e:?}"),
+                None => dropped_reads += 1,
+            }
+            if seen_first.is_none() && log.lock(|l| l.borrow().count) == 1 {
+                seen_first = log.lock(|l| l.borrow().last.clone());
+            }
+        }
+        assert!(out == passed, "the packets that fit must pass unchanged");
+        assert!(dropped_reads > 100, "{dropped_reads}");
+        let first = seen_first.expect("the first large packet was not recorded");
+        assert_eq!(first.topic.as_deref(), Some("a/big"));
+        assert_eq!(first.size, big.len());
+        assert_eq!(first.capacity, 100);
+        log.lock(|l| {
+            let l = l.borrow();
+            assert_eq!(l.count, 2);
+            let last = l.last.as_ref().unwrap();
+            assert_eq!(last.topic, None, "a topic longer than the kept one");
+            assert_eq!(last.size, big_unnamed.len());
+        });
+    }
+}

@@ -517,3 +517,51 @@ fn mcu_tls_wrong_ca_and_missing_client_certificate_are_typed_errors() {
         );
     });
 }
+
+/// What `docs/aws-iot.md` says about an inbound message larger than `rx_size`, against a broker
+/// that honours the Maximum Packet Size minimq announces (mosquitto, like AWS IoT Core): the
+/// broker drops it, the device sees nothing of it (no error, no count) and keeps receiving.
+#[test]
+fn a_broker_that_honours_maximum_packet_size_drops_a_message_larger_than_rx_size() {
+    let broker = Broker::start(BrokerOptions::default().grant(THING, Access::ReadWrite, IMEI));
+    let device = broker.client(THING);
+    let observer = broker.observer();
+    let ca = broker.pki().ca_pem.clone();
+    let port = broker.port();
+    let res: &'static mut Resources<2048, 2, 4096> = Box::leak(Box::new(Resources::new()));
+    with_modem_in(res, config(), mock(), async |m, _| {
+        m.init().await.unwrap();
+        let tls = TlsConfig::new(ca.as_bytes())
+            .with_client_identity(device.cert_pem.as_bytes(), device.key_pem.as_bytes());
+        let cfg = MqttConfig::new(
+            "localhost",
+            port,
+            THING,
+            Transport::ModemTls { ssl_ctx: 1, tls },
+            Apn::new("internet"),
+        );
+        let mut buf = [0u8; 4096];
+        let mut mqtt = Mqtt::new(cfg, &mut buf, 1024).unwrap();
+        mqtt.subscribe_on_connect(IMEI, QoS::AtLeastOnce).unwrap();
+        let mut conn = mqtt.connect(m).await.unwrap();
+        while !conn.all_acknowledged() {
+            embassy_time::with_timeout(Duration::from_secs(10), conn.poll())
+                .await
+                .expect("SUBACK")
+                .unwrap();
+        }
+        let big = vec![b'x'; 2000];
+        assert!(broker.publish(&observer, IMEI, &big, 1).ok());
+        assert!(broker.publish(&observer, IMEI, b"small", 1).ok());
+        let msg = embassy_time::with_timeout(Duration::from_secs(10), conn.recv())
+            .await
+            .expect("the small message")
+            .expect("the connection is alive");
+        assert_eq!(msg.payload(), b"small", "the large message was dropped");
+        assert_eq!(
+            conn.dropped_messages(),
+            0,
+            "the broker dropped it, not the device"
+        );
+    });
+}

@@ -51,7 +51,9 @@
 //! * QoS 1 for the subscription and the publish; the flow waits for the SUBACK and the PUBACK,
 //!   then for `downlinks_wanted` downlinks (0: none), then sends `DISCONNECT`.
 //! * MQTT buffers: [`MQTT_BUFFER`] bytes inside the returned future, of which [`MQTT_RX`] for one
-//!   inbound packet (a larger downlink ends the connection with `BufferTooSmall`).
+//!   inbound packet (a larger downlink is dropped by a broker that honours the Maximum Packet
+//!   Size minimq announces, or skipped and counted by the client otherwise: see
+//!   `quectel::mqtt::DroppedMessage`).
 //! * With `mcu-tls`, the PEM certificates are converted to DER inside the future (buffers of
 //!   [`DER_MAX`] bytes each) and the caller provides the 37 KiB [`quectel::tls::TlsBuffers`].
 #![no_std]

@@ -455,7 +455,7 @@ pub async fn ensure_credentials<S: CredentialStore>(
         Ok(None) => {}
         Err(_e) => {
             warn!("aliyun: the credential store failed to load");
-            return Err(CloudError::Storage.into());
+            return Err(CloudError::Storage);
         }
     }
     let credentials = register().await?;
@@ -541,7 +541,7 @@ where
         Ok(r) => r,
         Err(_) => {
             warn!("aliyun: no registration answer in time");
-            Err(CloudError::NoResponse.into())
+            Err(CloudError::NoResponse)
         }
     }
 }
@@ -661,15 +661,14 @@ where
         shift += 7;
         if shift > 21 {
             // More than four length bytes.
-            return Err(CloudError::InvalidResponse.into());
+            return Err(CloudError::InvalidResponse);
         }
     }
     if len > buf.len() {
         return Err(CloudError::ResponseTooLarge {
             needed: len,
             capacity: buf.len(),
-        }
-        .into());
+        });
     }
     read_exact(io, &mut buf[..len]).await?;
     Ok((first, len))
@@ -755,7 +754,7 @@ where
 {
     let client_id = reg.mqtt_client_id()?;
     if reg.product_secret.is_empty() || reg.product_secret.len() > SECRET_MAX {
-        return Err(CloudError::InvalidInput.into());
+        return Err(CloudError::InvalidInput);
     }
     let username: heapless::String<USERNAME_MAX> = reg.device.username()?;
     let password = sign_registration(
@@ -783,21 +782,20 @@ where
 
     let (first, n) = read_packet(io, buf).await?;
     if first != CONNACK << 4 || n != 2 {
-        return Err(CloudError::InvalidResponse.into());
+        return Err(CloudError::InvalidResponse);
     }
     match buf[1] {
         0 => {}
-        4 => return Err(CloudError::BadCredentials.into()),
+        4 => return Err(CloudError::BadCredentials),
         5 if reg.kind == RegistrationKind::Register => {
-            return Err(CloudError::AlreadyActivated.into());
+            return Err(CloudError::AlreadyActivated);
         }
         code @ 1..=5 => {
             return Err(CloudError::Rejected {
                 status: u16::from(code),
-            }
-            .into());
+            });
         }
-        _ => return Err(CloudError::InvalidResponse.into()),
+        _ => return Err(CloudError::InvalidResponse),
     }
     debug!("aliyun: registration accepted, waiting for the answer");
 
@@ -820,7 +818,7 @@ where
                 let qos = (first >> 1) & 3;
                 if qos > 1 {
                     // Aliyun publishes with QoS 0 or 1 only; 3 is not valid MQTT.
-                    return Err(CloudError::InvalidResponse.into());
+                    return Err(CloudError::InvalidResponse);
                 }
                 let (&[hi, lo], rest) = body
                     .split_first_chunk::<2>()
@@ -861,7 +859,7 @@ where
             }
             SUBACK if first == 0x90 => {}
             PINGRESP if first == 0xD0 => {}
-            _ => return Err(CloudError::InvalidResponse.into()),
+            _ => return Err(CloudError::InvalidResponse),
         }
     }
 }
@@ -1270,7 +1268,7 @@ mod tests {
         // Second boot: no registration.
         let p = embassy_futures::block_on(ensure_credentials(&mut store, async || {
             calls += 1;
-            Err(CloudError::AlreadyActivated.into())
+            Err(CloudError::AlreadyActivated)
         }))
         .unwrap();
         assert_eq!(p, Provisioned::Stored(secret.clone()));
@@ -1279,7 +1277,7 @@ mod tests {
         // Registration refusal passes through, nothing saved.
         let mut empty = RamStore::new();
         let e = embassy_futures::block_on(ensure_credentials(&mut empty, async || {
-            Err(CloudError::AlreadyActivated.into())
+            Err(CloudError::AlreadyActivated)
         }))
         .unwrap_err();
         assert_eq!(e, (CloudError::AlreadyActivated));

@@ -379,8 +379,7 @@ impl<'t> FleetProvisioning<'t> {
             return Err(CloudError::ResponseTooLarge {
                 needed: SEC1_PEM_LEN,
                 capacity: rest.len(),
-            }
-            .into());
+            });
         }
         let (key_buf, rest) = rest.split_at_mut(SEC1_PEM_LEN);
         let n = key.to_sec1_pem(key_buf)?;
@@ -452,8 +451,7 @@ impl<'t> FleetProvisioning<'t> {
             return Err(CloudError::ResponseTooLarge {
                 needed: op.recommended_rx_size(),
                 capacity: rx,
-            }
-            .into());
+            });
         }
         let accepted = topic(&[base, "/accepted"])?;
         let rejected = topic(&[base, "/rejected"])?;
@@ -482,14 +480,14 @@ impl<'t> FleetProvisioning<'t> {
             };
             if msg.topic() == accepted.as_str() {
                 let (buf, parse) = pending.take().ok_or(Error::InvalidState)?;
-                return parse(msg.payload(), buf).map_err(CloudError::from);
+                return parse(msg.payload(), buf);
             }
             if msg.topic() == rejected.as_str() {
                 let rejection = parse_rejection(op, msg.payload())?;
                 let status = rejection.status;
                 warn!("{} rejected with status {}", op.name(), status);
                 self.rejection = Some(rejection);
-                return Err(CloudError::Rejected { status }.into());
+                return Err(CloudError::Rejected { status });
             }
             debug!("dropping a message on another topic while waiting");
         }
@@ -510,11 +508,11 @@ async fn bounded<F: core::future::Future>(
 ) -> Result<F::Output, CloudError> {
     let now = Instant::now();
     if now >= deadline {
-        return Err(CloudError::NoResponse.into());
+        return Err(CloudError::NoResponse);
     }
     with_timeout(deadline - now, fut)
         .await
-        .map_err(|_| CloudError::NoResponse.into())
+        .map_err(|_| CloudError::NoResponse)
 }
 
 /// Lets acknowledgements come in so that minimq has room to send again.

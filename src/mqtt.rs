@@ -58,13 +58,12 @@ pub const MAX_STORED_TOPIC_LEN: usize = 128;
 pub const MAX_CLIENT_ID_LEN: usize = 64;
 
 /// The MQTT layer's error: the MQTT session failed, an input was refused before anything was
-/// sent, or the layer below failed ([`MqttError::Modem`], [`MqttError::Tls`]).
+/// sent, or the layer below failed ([`MqttError::Modem`], `MqttError::Tls`).
 ///
 /// `From<Error>` wraps a core error as [`MqttError::Modem`]; `From<TlsError>` (feature
-/// `mcu-tls`) wraps a TLS error as [`MqttError::Tls`], except a failure of the socket under the
-/// TLS ([`TlsError::Transport`](crate::tls::TlsError::Transport)), which becomes
-/// [`MqttError::Modem`]: a lost link reads the same over modem TLS and over MCU TLS. Holds no
-/// secret (no password, no payload).
+/// `mcu-tls`) wraps a TLS error as `MqttError::Tls`, except a failure of the socket under the
+/// TLS (`TlsError::Transport`), which becomes [`MqttError::Modem`]: a lost link reads the same
+/// over modem TLS and over MCU TLS. Holds no secret (no password, no payload).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[non_exhaustive]
@@ -195,7 +194,7 @@ impl core::error::Error for MqttError {
 }
 
 /// A byte stream MQTT runs over: a modem [`Socket`] (its error is the core [`Error`]), a
-/// [`TlsStream`](crate::tls::TlsStream) (feature `mcu-tls`), or any
+/// `tls::TlsStream` (feature `mcu-tls`), or any
 /// `embedded_io_async::{Read, Write}` stream whose error converts into [`MqttError`].
 pub trait MqttIo: minimq::Io<Error: Into<MqttError>> {}
 

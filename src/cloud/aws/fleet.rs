@@ -190,7 +190,7 @@ pub struct Provisioned<'b> {
 /// [`CloudError::InvalidResponse`], [`CloudError::NoResponse`] — **most often the answer was
 /// larger than the MQTT receive buffer**, which the broker then drops (see
 /// [`Operation::recommended_rx_size`]); otherwise the claim policy does not allow the topics,
-/// or the template name is wrong — and [`Error::Mqtt`] or a link error if the connection failed.
+/// or the template name is wrong — and [`CloudError::Mqtt`] or [`CloudError::Modem`] if the connection failed.
 #[derive(Debug)]
 pub struct FleetProvisioning<'t> {
     template: &'t str,

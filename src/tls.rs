@@ -1248,6 +1248,45 @@ mod tests {
         );
     }
 
+    #[test]
+    fn an_unusable_server_name_is_refused_before_any_io() {
+        let mut buffers: std::boxed::Box<TlsBuffers> = std::boxed::Box::new(TlsBuffers::new());
+        let long = "a".repeat(MAX_SERVER_NAME + 1);
+        for name in ["", long.as_str()] {
+            let transport = Trickle {
+                data: vec![],
+                pos: 0,
+                chunk: 1,
+                ready: false,
+            };
+            let config = McuTlsConfig::insecure_no_verify(name);
+            let r = embassy_futures::block_on(McuTls::connect(
+                transport,
+                &mut buffers,
+                &config,
+                rand_core::OsRng,
+            ));
+            assert_eq!(r.err(), Some(TlsError::InvalidServerName), "{name:?}");
+        }
+    }
+
+    #[test]
+    fn the_transport_error_is_kept_and_its_kind_shows_through() {
+        use embedded_io::Error as _;
+        let e = TlsError::from(Error::ContextDeactivated);
+        assert_eq!(e, TlsError::Transport(Error::ContextDeactivated));
+        assert_eq!(e.kind(), embedded_io::ErrorKind::ConnectionAborted);
+        assert_eq!(
+            TlsError::Failure(TlsFailure::Certificate).kind(),
+            embedded_io::ErrorKind::ConnectionRefused
+        );
+        let source = core::error::Error::source(&e).map(std::string::ToString::to_string);
+        assert_eq!(
+            source.as_deref(),
+            Some("PDP context deactivated by the network")
+        );
+    }
+
     /// RAM figures quoted in the module docs (host, 64-bit; guards against regressions).
     #[test]
     fn sizes() {

@@ -143,3 +143,48 @@ impl From<crate::tls::TlsError> for CloudError {
         MqttError::from(e).into()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+
+    use super::*;
+
+    #[test]
+    fn a_link_failure_reads_the_same_at_every_layer() {
+        let link = Error::ConnectionClosed;
+        assert_eq!(CloudError::from(link), CloudError::Modem(link));
+        assert_eq!(
+            CloudError::from(MqttError::Modem(link)),
+            CloudError::Modem(link)
+        );
+        assert_eq!(
+            CloudError::from(MqttError::Rejected(0x87)),
+            CloudError::Mqtt(MqttError::Rejected(0x87))
+        );
+        let e = CloudError::Mqtt(MqttError::Rejected(0x87));
+        let source = core::error::Error::source(&e).map(std::string::ToString::to_string);
+        assert_eq!(source.as_deref(), Some("MQTT broker refused (reason 0x87)"));
+    }
+
+    #[cfg(feature = "mcu-tls")]
+    #[test]
+    fn tls_errors_keep_their_layer_and_a_socket_failure_is_the_modem() {
+        use crate::tls::{TlsError, TlsFailure};
+        let link = Error::ContextDeactivated;
+        assert_eq!(
+            CloudError::from(TlsError::Transport(link)),
+            CloudError::Modem(link)
+        );
+        assert_eq!(
+            MqttError::from(TlsError::Transport(link)),
+            MqttError::Modem(link)
+        );
+        let cert = TlsError::Failure(TlsFailure::Certificate);
+        assert_eq!(MqttError::from(cert), MqttError::Tls(cert));
+        assert_eq!(
+            CloudError::from(cert),
+            CloudError::Mqtt(MqttError::Tls(cert))
+        );
+    }
+}

@@ -1250,7 +1250,7 @@ mod tests {
 
     #[test]
     fn an_unusable_server_name_is_refused_before_any_io() {
-        let mut buffers: std::boxed::Box<TlsBuffers> = std::boxed::Box::new(TlsBuffers::new());
+        let mut buffers: std::boxed::Box<TlsBuffers> = std::boxed::Box::default();
         let long = "a".repeat(MAX_SERVER_NAME + 1);
         for name in ["", long.as_str()] {
             let transport = Trickle {

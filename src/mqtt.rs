@@ -229,11 +229,13 @@ pub fn check_topic(topic: &str) -> Result<(), MqttError> {
             max: MAX_TOPIC_LEN,
         });
     }
-    if topic.bytes().any(|b| b == b'+' || b == b'#') {
-        return Err(MqttError::WildcardInTopic);
-    }
-    if topic.bytes().any(|b| b == 0) {
-        return Err(MqttError::InvalidTopic);
+    // One pass, no iterator adaptors: this runs in size-constrained firmware.
+    for &c in topic.as_bytes() {
+        match c {
+            b'+' | b'#' => return Err(MqttError::WildcardInTopic),
+            0 => return Err(MqttError::InvalidTopic),
+            _ => {}
+        }
     }
     Ok(())
 }
@@ -251,17 +253,15 @@ pub fn check_filter(filter: &str) -> Result<(), MqttError> {
             max: MAX_TOPIC_LEN,
         });
     }
-    if filter.bytes().any(|b| b == 0) {
-        return Err(MqttError::InvalidTopic);
-    }
-    let mut levels = filter.split('/').peekable();
-    while let Some(level) = levels.next() {
-        let last = levels.peek().is_none();
-        if level.contains('#') && (level != "#" || !last) {
-            return Err(MqttError::InvalidFilter);
-        }
-        if level.contains('+') && level != "+" {
-            return Err(MqttError::InvalidFilter);
+    let b = filter.as_bytes();
+    for (i, &c) in b.iter().enumerate() {
+        let level_starts = i == 0 || b[i - 1] == b'/';
+        let level_ends = i + 1 == b.len() || b[i + 1] == b'/';
+        match c {
+            0 => return Err(MqttError::InvalidTopic),
+            b'#' if !level_starts || i + 1 != b.len() => return Err(MqttError::InvalidFilter),
+            b'+' if !level_starts || !level_ends => return Err(MqttError::InvalidFilter),
+            _ => {}
         }
     }
     Ok(())

@@ -37,7 +37,13 @@
 //! Limits inherited from minimq 0.13 (see `docs/architecture.md`): it waits a fixed 5 s for
 //! `PINGRESP`, so an inbound message that takes longer than that to cross the link at the
 //! moment a ping is due drops the connection (at 115200 baud that is above 50 KiB); at most 8
-//! QoS 1 messages in flight; one inbound packet must fit the receive buffer.
+//! QoS 1 messages in flight; one inbound packet must fit the receive buffer (a larger one is
+//! dropped by the broker, or skipped and counted here: see [`DroppedMessage`]).
+//!
+//! Errors are this layer's own, [`MqttError`]; a modem error inside is
+//! [`MqttError::Modem`]. Topics, topic filters and the client id are checked before anything is
+//! sent ([`check_topic`], [`check_filter`], [`MAX_CLIENT_ID_LEN`]): a broker answers a wildcard
+//! in a publish topic by closing the connection, minimq checks none of these.
 
 use core::fmt;
 

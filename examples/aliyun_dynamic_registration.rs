@@ -102,7 +102,9 @@ fn run() -> Result<(), String> {
     let result = rt.block_on(async {
         let (runner, modem) = asynch::new(resources, rx, tx, Config::default());
         let flow = async {
-            let step = |what: &'static str| move |e: quectel::Error| format!("{what}: {e}");
+            fn step<E: std::fmt::Display>(what: &'static str) -> impl Fn(E) -> String {
+                move |e| format!("{what}: {e}")
+            }
             modem.init().await.map_err(step("modem start-up"))?;
             modem
                 .data_call()
@@ -147,7 +149,9 @@ async fn boot_once(
     random: &Random,
     ca: &str,
 ) -> Result<(), String> {
-    let step = |what: &'static str| move |e: quectel::Error| format!("{what}: {e}");
+    fn step<E: std::fmt::Display>(what: &'static str) -> impl Fn(E) -> String {
+        move |e| format!("{what}: {e}")
+    }
     let device = Device::new(PRODUCT_KEY, DEVICE_NAME).map_err(|e| e.to_string())?;
     let link = RegistrationLink {
         cid: 1,

@@ -125,7 +125,9 @@ async fn flow(
     topic: &str,
     payload: &[u8],
 ) -> Result<(), String> {
-    let step = |what: &'static str| move |e: quectel::Error| format!("{what}: {e}");
+    fn step<E: std::fmt::Display>(what: &'static str) -> impl Fn(E) -> String {
+        move |e| format!("{what}: {e}")
+    }
     let id = modem.init().await.map_err(step("modem start-up"))?;
     println!("[device] Quectel {} ({})", id.model_name, id.revision);
     let tls = TlsConfig::new(ca.as_bytes());

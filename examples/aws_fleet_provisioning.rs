@@ -271,10 +271,11 @@ async fn device<R: Read, W: Write>(rx: R, tx: W, target: Target) -> Result<(), S
 }
 
 async fn flow(modem: &Modem<'_>, t: &Target) -> Result<(), String> {
-    let e = |what: &str| {
+    // Every layer's error (quectel::Error, MqttError, CloudError) implements Debug.
+    fn e<E: std::fmt::Debug>(what: &str) -> impl Fn(E) -> String + use<E> {
         let what = what.to_string();
-        move |err: quectel::Error| format!("{what}: {err:?}")
-    };
+        move |err| format!("{what}: {err:?}")
+    }
     let id = modem.init().await.map_err(e("modem start-up"))?;
     println!("[device] modem ready, IMEI {}", id.imei);
     let endpoint = Endpoint::new(&t.host)

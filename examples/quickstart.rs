@@ -329,7 +329,10 @@ async fn device<R: Read, W: Write>(rx: R, tx: W, target: Target) -> Result<(), S
 }
 
 async fn flow(modem: &Modem<'_>, mut target: Target) -> Result<(), String> {
-    let step = |what: &'static str| move |e: quectel::Error| format!("{what}: {e}");
+    // Every layer's error (quectel::Error, quectel::mqtt::MqttError) prints with Display.
+    fn step<E: std::fmt::Display>(what: &'static str) -> impl Fn(E) -> String {
+        move |e| format!("{what}: {e}")
+    }
     let id = modem.init().await.map_err(step("modem start-up"))?;
     println!(
         "modem: Quectel {} ({}), IMEI {}",

@@ -1,4 +1,9 @@
-//! Errors returned by the driver.
+//! The core error: what can go wrong in the AT, SIM, network, data-call and socket layers.
+//!
+//! The layers above have their own error types, each wrapping the one below it with `From`:
+//! `tls::TlsError` (feature `mcu-tls`), `mqtt::MqttError` (feature `mqtt`) and
+//! `cloud::CloudError` (features `aws`, `aliyun`). This file names none of them: the core does
+//! not depend on the layers built on it.
 
 use core::fmt;
 
@@ -130,7 +135,8 @@ impl fmt::Debug for CmeError {
     }
 }
 
-/// Everything that can go wrong talking to the modem.
+/// Everything that can go wrong talking to the modem: AT commands, SIM, network registration,
+/// the data call and sockets.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[non_exhaustive]
@@ -188,17 +194,6 @@ pub enum Error {
     NoAddress,
     /// The modem has no command for this operation (e.g. reverse DNS lookups).
     Unsupported,
-    /// MCU-side TLS failed (feature `mcu-tls`, [`crate::tls`]): handshake, certificate, alert,
-    /// truncated stream, record too long, protocol or transport error.
-    #[cfg(feature = "mcu-tls")]
-    McuTls(crate::tls::TlsFailure),
-    /// An MQTT-level failure (feature `mqtt`).
-    #[cfg(feature = "mqtt")]
-    Mqtt(crate::mqtt::MqttError),
-    /// A cloud-helper failure (features `aws`, `aliyun`): the platform rejected a request, a
-    /// response does not fit its buffer, credential storage failed, …
-    #[cfg(any(feature = "aws", feature = "aliyun"))]
-    Cloud(crate::cloud::CloudError),
 }
 
 impl fmt::Display for Error {
@@ -227,12 +222,6 @@ impl fmt::Display for Error {
             Error::Pem(e) => write!(f, "{e}"),
             Error::NoAddress => f.write_str("the host name has no address of the requested type"),
             Error::Unsupported => f.write_str("not supported by the modem"),
-            #[cfg(feature = "mcu-tls")]
-            Error::McuTls(e) => write!(f, "MCU TLS: {e}"),
-            #[cfg(feature = "mqtt")]
-            Error::Mqtt(e) => write!(f, "MQTT: {e:?}"),
-            #[cfg(any(feature = "aws", feature = "aliyun"))]
-            Error::Cloud(e) => write!(f, "cloud: {e}"),
         }
     }
 }
@@ -262,8 +251,6 @@ impl embedded_io::Error for Error {
             Error::Pem(_) => ErrorKind::InvalidData,
             Error::NoAddress => ErrorKind::NotFound,
             Error::Unsupported => ErrorKind::Unsupported,
-            #[cfg(feature = "mcu-tls")]
-            Error::McuTls(e) => e.kind(),
             _ => ErrorKind::Other,
         }
     }

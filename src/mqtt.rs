@@ -37,7 +37,13 @@
 //! Limits inherited from minimq 0.13 (see `docs/architecture.md`): it waits a fixed 5 s for
 //! `PINGRESP`, so an inbound message that takes longer than that to cross the link at the
 //! moment a ping is due drops the connection (at 115200 baud that is above 50 KiB); at most 8
-//! QoS 1 messages in flight; one inbound packet must fit the receive buffer.
+//! QoS 1 messages in flight; one inbound packet must fit the receive buffer (a larger one is
+//! dropped by the broker, or skipped and counted here: see [`DroppedMessage`]).
+//!
+//! Errors are this layer's own, [`MqttError`]; a modem error inside is
+//! [`MqttError::Modem`]. Topics, topic filters and the client id are checked before anything is
+//! sent ([`check_topic`], [`check_filter`], [`MAX_CLIENT_ID_LEN`]): a broker answers a wildcard
+//! in a publish topic by closing the connection, minimq checks none of these.
 
 use core::fmt;
 
@@ -49,12 +55,70 @@ pub use minimq::{ConnectEvent, InboundPublish, Io, QoS};
 use crate::Error;
 use crate::asynch::{Apn, Modem, Remote, Socket, TlsConfig};
 
-/// What went wrong at the MQTT level.
+/// The longest topic or topic filter MQTT allows (a UTF-8 string with a 16-bit length).
+pub const MAX_TOPIC_LEN: usize = 65_535;
+/// The longest topic this client stores: topics registered with
+/// [`Mqtt::subscribe_on_connect`], topics queued in an [`Outbox`], the topic kept in a
+/// [`DroppedMessage`].
+pub const MAX_STORED_TOPIC_LEN: usize = 128;
+/// The longest client id minimq accepts.
+pub const MAX_CLIENT_ID_LEN: usize = 64;
+
+/// The MQTT layer's error: the MQTT session failed, an input was refused before anything was
+/// sent, or the layer below failed ([`MqttError::Modem`], `MqttError::Tls`).
+///
+/// `From<Error>` wraps a core error as [`MqttError::Modem`]; `From<TlsError>` (feature
+/// `mcu-tls`) wraps a TLS error as `MqttError::Tls`, except a failure of the socket under the
+/// TLS (`TlsError::Transport`), which becomes [`MqttError::Modem`]: a lost link reads the same
+/// over modem TLS and over MCU TLS. Holds no secret (no password, no payload).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
 pub enum MqttError {
-    /// The client id, a topic or a buffer split does not fit minimq's limits.
+    /// The modem, the data call or the socket failed (e.g. [`Error::ConnectionClosed`],
+    /// [`Error::ContextDeactivated`], [`Error::Tls`] for the modem's own TLS).
+    Modem(Error),
+    /// MCU-side TLS failed (feature `mcu-tls`): handshake, certificate, alert, …
+    #[cfg(feature = "mcu-tls")]
+    Tls(crate::tls::TlsError),
+    /// The buffer split, the user name, the password or the will does not fit minimq's
+    /// limits.
     Config,
+    /// The client id is longer than minimq's limit ([`MAX_CLIENT_ID_LEN`]).
+    ClientIdTooLong {
+        /// Its length in bytes.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// An empty topic (publish), or an empty topic filter (subscribe).
+    EmptyTopic,
+    /// A topic to publish to contains a wildcard (`+` or `#`): those are for subscriptions.
+    WildcardInTopic,
+    /// A topic or topic filter contains the character U+0000, which MQTT forbids.
+    InvalidTopic,
+    /// A topic or topic filter is longer than its limit: [`MAX_TOPIC_LEN`] for MQTT, or
+    /// [`MAX_STORED_TOPIC_LEN`] where this client stores it.
+    TopicTooLong {
+        /// Its length in bytes.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// A malformed topic filter: `#` not alone in the last level (`a/#/b`, `a#`), or `+` not
+    /// alone in its level (`a+`, `+a/b`).
+    InvalidFilter,
+    /// More than 8 topics registered with [`Mqtt::subscribe_on_connect`].
+    TooManySubscriptions,
+    /// A payload larger than the [`Outbox`]'s `L`.
+    PayloadTooLarge {
+        /// Its length in bytes.
+        len: usize,
+        /// The limit (`L`).
+        max: usize,
+    },
+    /// The [`Outbox`] holds `Q` messages already ([`Outbox::try_publish`]).
+    OutboxFull,
     /// Local buffers or in-flight slots are busy: try again after `poll`.
     NotReady,
     /// The session is disconnected.
@@ -65,7 +129,7 @@ pub enum MqttError {
     Rejected(u8),
     /// The broker sent an invalid packet.
     InvalidPacket,
-    /// A buffer is too small (e.g. an inbound message larger than the receive buffer).
+    /// An outbound packet does not fit the transmit part of the `Mqtt::new` buffer.
     BufferTooSmall,
     /// A packet exceeds the negotiated maximum packet size.
     PacketTooLarge,
@@ -73,25 +137,148 @@ pub enum MqttError {
     InflightExhausted,
 }
 
-fn map_err(e: minimq::Error<Error>) -> Error {
+impl From<Error> for MqttError {
+    fn from(e: Error) -> Self {
+        MqttError::Modem(e)
+    }
+}
+
+#[cfg(feature = "mcu-tls")]
+impl From<crate::tls::TlsError> for MqttError {
+    fn from(e: crate::tls::TlsError) -> Self {
+        match e {
+            crate::tls::TlsError::Transport(e) => MqttError::Modem(e),
+            e => MqttError::Tls(e),
+        }
+    }
+}
+
+impl fmt::Display for MqttError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            MqttError::Modem(e) => write!(f, "{e}"),
+            #[cfg(feature = "mcu-tls")]
+            MqttError::Tls(e) => write!(f, "{e}"),
+            MqttError::Config => f.write_str("MQTT configuration does not fit minimq's limits"),
+            MqttError::ClientIdTooLong { len, max } => {
+                write!(f, "MQTT client id of {len} bytes, the limit is {max}")
+            }
+            MqttError::EmptyTopic => f.write_str("empty MQTT topic"),
+            MqttError::WildcardInTopic => {
+                f.write_str("MQTT topic to publish to contains a wildcard (+ or #)")
+            }
+            MqttError::InvalidTopic => f.write_str("MQTT topic contains U+0000"),
+            MqttError::TopicTooLong { len, max } => {
+                write!(f, "MQTT topic of {len} bytes, the limit is {max}")
+            }
+            MqttError::InvalidFilter => f.write_str("malformed MQTT topic filter"),
+            MqttError::TooManySubscriptions => f.write_str("too many MQTT subscriptions"),
+            MqttError::PayloadTooLarge { len, max } => {
+                write!(f, "MQTT payload of {len} bytes, the outbox holds {max}")
+            }
+            MqttError::OutboxFull => f.write_str("MQTT outbox full"),
+            MqttError::NotReady => f.write_str("MQTT session busy"),
+            MqttError::Disconnected => f.write_str("MQTT session disconnected"),
+            MqttError::InvalidRequest => f.write_str("invalid MQTT request"),
+            MqttError::Rejected(code) => write!(f, "MQTT broker refused (reason 0x{code:02x})"),
+            MqttError::InvalidPacket => f.write_str("invalid MQTT packet from the broker"),
+            MqttError::BufferTooSmall => f.write_str("MQTT transmit buffer too small"),
+            MqttError::PacketTooLarge => f.write_str("MQTT packet exceeds the maximum size"),
+            MqttError::InflightExhausted => f.write_str("too many MQTT operations in flight"),
+        }
+    }
+}
+
+impl core::error::Error for MqttError {
+    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
+        match self {
+            MqttError::Modem(e) => Some(e),
+            #[cfg(feature = "mcu-tls")]
+            MqttError::Tls(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+/// A byte stream MQTT runs over: a modem [`Socket`] (its error is the core [`Error`]), a
+/// `tls::TlsStream` (feature `mcu-tls`), or any
+/// `embedded_io_async::{Read, Write}` stream whose error converts into [`MqttError`].
+pub trait MqttIo: minimq::Io<Error: Into<MqttError>> {}
+
+impl<T: minimq::Io<Error: Into<MqttError>>> MqttIo for T {}
+
+fn map_err<E: Into<MqttError>>(e: minimq::Error<E>) -> MqttError {
     use minimq::Error as M;
     match e {
-        M::Transport(e) => e,
-        M::NotReady => Error::Mqtt(MqttError::NotReady),
-        M::Disconnected => Error::Mqtt(MqttError::Disconnected),
-        M::InvalidRequest => Error::Mqtt(MqttError::InvalidRequest),
-        M::Peer(minimq::PeerError::Rejected(code)) => Error::Mqtt(MqttError::Rejected(code.into())),
-        M::Peer(_) => Error::Mqtt(MqttError::InvalidPacket),
-        M::Resource(minimq::ResourceError::PacketTooLarge) => {
-            Error::Mqtt(MqttError::PacketTooLarge)
-        }
-        M::Resource(minimq::ResourceError::InflightExhausted) => {
-            Error::Mqtt(MqttError::InflightExhausted)
-        }
-        M::Resource(_) => Error::Mqtt(MqttError::BufferTooSmall),
-        M::WriteZero => Error::Write,
-        _ => Error::Mqtt(MqttError::InvalidPacket),
+        M::Transport(e) => e.into(),
+        M::NotReady => MqttError::NotReady,
+        M::Disconnected => MqttError::Disconnected,
+        M::InvalidRequest => MqttError::InvalidRequest,
+        M::Peer(minimq::PeerError::Rejected(code)) => MqttError::Rejected(code.into()),
+        M::Peer(_) => MqttError::InvalidPacket,
+        M::Resource(minimq::ResourceError::PacketTooLarge) => MqttError::PacketTooLarge,
+        M::Resource(minimq::ResourceError::InflightExhausted) => MqttError::InflightExhausted,
+        M::Resource(_) => MqttError::BufferTooSmall,
+        M::WriteZero => MqttError::Modem(Error::Write),
+        _ => MqttError::InvalidPacket,
     }
+}
+
+/// Checks a topic to publish to, before anything is sent: not empty, at most
+/// [`MAX_TOPIC_LEN`] bytes, no wildcard (`+`, `#`), no U+0000.
+pub fn check_topic(topic: &str) -> Result<(), MqttError> {
+    if topic.is_empty() {
+        return Err(MqttError::EmptyTopic);
+    }
+    if topic.len() > MAX_TOPIC_LEN {
+        return Err(MqttError::TopicTooLong {
+            len: topic.len(),
+            max: MAX_TOPIC_LEN,
+        });
+    }
+    // One pass, no iterator adaptors: this runs in size-constrained firmware.
+    for &c in topic.as_bytes() {
+        match c {
+            b'+' | b'#' => return Err(MqttError::WildcardInTopic),
+            0 => return Err(MqttError::InvalidTopic),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Checks a topic filter to subscribe to, before anything is sent: not empty, at most
+/// [`MAX_TOPIC_LEN`] bytes, no U+0000, `+` only as a whole level, `#` only as the whole last
+/// level (`a/+/c` and `a/#` are fine; `a/#/b`, `a#`, `a+` are [`MqttError::InvalidFilter`]).
+pub fn check_filter(filter: &str) -> Result<(), MqttError> {
+    if filter.is_empty() {
+        return Err(MqttError::EmptyTopic);
+    }
+    if filter.len() > MAX_TOPIC_LEN {
+        return Err(MqttError::TopicTooLong {
+            len: filter.len(),
+            max: MAX_TOPIC_LEN,
+        });
+    }
+    let b = filter.as_bytes();
+    for (i, &c) in b.iter().enumerate() {
+        let level_starts = i == 0 || b[i - 1] == b'/';
+        let level_ends = i + 1 == b.len() || b[i + 1] == b'/';
+        match c {
+            0 => return Err(MqttError::InvalidTopic),
+            b'#' if !level_starts || i + 1 != b.len() => return Err(MqttError::InvalidFilter),
+            b'+' if !level_starts || !level_ends => return Err(MqttError::InvalidFilter),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+fn stored_topic(topic: &str) -> Result<heapless::String<MAX_STORED_TOPIC_LEN>, MqttError> {
+    heapless::String::try_from(topic).map_err(|_| MqttError::TopicTooLong {
+        len: topic.len(),
+        max: MAX_STORED_TOPIC_LEN,
+    })
 }
 
 /// How the MQTT connection reaches the broker.
@@ -182,6 +369,256 @@ impl fmt::Debug for MqttConfig<'_> {
     }
 }
 
+/// An inbound message that did not fit the receive buffer (`rx_size` of [`Mqtt::new`]) and
+/// was dropped on the device, without stopping the connection.
+///
+/// minimq announces `rx_size` to the broker as MQTT 5 *Maximum Packet Size*, so a broker that
+/// follows the specification (mosquitto, AWS IoT Core) never sends such a message: it drops it
+/// itself, and the device cannot know. A broker that ignores the announcement sends it; then
+/// this client skips it (minimq would otherwise fail the connection on it), counts it
+/// ([`Mqtt::dropped_messages`]) and keeps the last one here
+/// ([`MqttConnection::take_dropped`]). A dropped QoS 1 message is not acknowledged, so the
+/// broker may send it again after a reconnect (it is counted again).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct DroppedMessage {
+    /// The topic, if it is a PUBLISH whose topic is valid UTF-8 of at most
+    /// [`MAX_STORED_TOPIC_LEN`] bytes.
+    pub topic: Option<heapless::String<MAX_STORED_TOPIC_LEN>>,
+    /// Size of the whole MQTT packet, in bytes.
+    pub size: usize,
+    /// The receive buffer's size (`rx_size`).
+    pub capacity: usize,
+}
+
+#[derive(Default)]
+struct DropLog {
+    count: u32,
+    last: Option<DroppedMessage>,
+}
+
+type DropCell = embassy_sync::blocking_mutex::Mutex<
+    embassy_sync::blocking_mutex::raw::CriticalSectionRawMutex,
+    core::cell::RefCell<DropLog>,
+>;
+
+/// Where the [`Guard`] is in the inbound byte stream.
+#[derive(Clone, Copy)]
+enum GuardState {
+    /// Reading a fixed header (first byte and remaining-length varint) into `hdr`.
+    Header,
+    /// Handing the header in `hdr` to minimq from `pos`; then `body` bytes pass through.
+    Replay { pos: usize, body: usize },
+    /// Passing `left` bytes of the current packet through.
+    Pass { left: usize },
+    /// Skipping a packet too large for the receive buffer: `left` bytes to go.
+    Skip {
+        left: usize,
+        size: usize,
+        publish: bool,
+    },
+}
+
+/// Sits between minimq and the transport and keeps inbound packets larger than minimq's
+/// receive buffer away from it (minimq fails the connection on them): it reads each fixed
+/// header itself, passes packets that fit, and skips the others, recording their topic and
+/// size. Every await is one read of the transport, with the state saved after it, so a read
+/// dropped at any point loses nothing (when the transport's read is cancel-safe).
+struct Guard<'g, IO> {
+    inner: IO,
+    /// minimq's receive buffer size: the largest packet that passes.
+    limit: usize,
+    state: GuardState,
+    hdr: [u8; 5],
+    hdr_len: usize,
+    /// The start of a skipped PUBLISH: the topic length (2 bytes) and the topic.
+    topic: [u8; 2 + MAX_STORED_TOPIC_LEN],
+    topic_got: usize,
+    log: &'g DropCell,
+}
+
+impl<'g, IO: minimq::Io> Guard<'g, IO> {
+    fn new(inner: IO, limit: usize, log: &'g DropCell) -> Self {
+        Self {
+            inner,
+            limit,
+            state: GuardState::Header,
+            hdr: [0; 5],
+            hdr_len: 0,
+            topic: [0; 2 + MAX_STORED_TOPIC_LEN],
+            topic_got: 0,
+            log,
+        }
+    }
+
+    /// The remaining length, once the varint in `hdr[1..hdr_len]` is complete.
+    fn remaining(&self) -> Option<Result<usize, ()>> {
+        let mut value = 0usize;
+        for (i, b) in self.hdr[1..self.hdr_len].iter().enumerate() {
+            value |= usize::from(b & 0x7f) << (7 * i);
+            if b & 0x80 == 0 {
+                return Some(Ok(value));
+            }
+            if i == 3 {
+                return Some(Err(()));
+            }
+        }
+        None
+    }
+
+    /// How many topic bytes of a skipped PUBLISH are still wanted (0: done or not kept).
+    fn topic_wanted(&self, publish: bool) -> usize {
+        if !publish {
+            return 0;
+        }
+        if self.topic_got < 2 {
+            return 2 - self.topic_got;
+        }
+        let len = usize::from(u16::from_be_bytes([self.topic[0], self.topic[1]]));
+        if len > MAX_STORED_TOPIC_LEN {
+            return 0;
+        }
+        (2 + len).saturating_sub(self.topic_got)
+    }
+
+    fn record(&mut self, size: usize, publish: bool) {
+        let topic = if publish && self.topic_got >= 2 {
+            let len = usize::from(u16::from_be_bytes([self.topic[0], self.topic[1]]));
+            (self.topic_got == 2 + len && len <= MAX_STORED_TOPIC_LEN)
+                .then(|| core::str::from_utf8(&self.topic[2..2 + len]).ok())
+                .flatten()
+                .and_then(|t| heapless::String::try_from(t).ok())
+        } else {
+            None
+        };
+        warn!(
+            "dropped an inbound MQTT packet of {} bytes (receive buffer {})",
+            size, self.limit
+        );
+        let capacity = self.limit;
+        self.log.lock(|l| {
+            let mut l = l.borrow_mut();
+            l.count = l.count.saturating_add(1);
+            l.last = Some(DroppedMessage {
+                topic,
+                size,
+                capacity,
+            });
+        });
+    }
+}
+
+impl<IO: minimq::Io> embedded_io_async::ErrorType for Guard<'_, IO> {
+    type Error = IO::Error;
+}
+
+impl<IO: minimq::Io> embedded_io_async::Read for Guard<'_, IO> {
+    async fn read(&mut self, out: &mut [u8]) -> Result<usize, IO::Error> {
+        if out.is_empty() {
+            return Ok(0);
+        }
+        loop {
+            match self.state {
+                GuardState::Pass { left: 0 } => self.state = GuardState::Header,
+                GuardState::Pass { left } => {
+                    let n = out.len().min(left);
+                    let n = self.inner.read(&mut out[..n]).await?;
+                    if n > 0 {
+                        self.state = GuardState::Pass { left: left - n };
+                    }
+                    return Ok(n);
+                }
+                GuardState::Replay { pos, body } => {
+                    let k = (self.hdr_len - pos).min(out.len());
+                    out[..k].copy_from_slice(&self.hdr[pos..pos + k]);
+                    self.state = if pos + k < self.hdr_len {
+                        GuardState::Replay { pos: pos + k, body }
+                    } else {
+                        self.hdr_len = 0;
+                        GuardState::Pass { left: body }
+                    };
+                    return Ok(k);
+                }
+                GuardState::Header => {
+                    let at = self.hdr_len;
+                    let n = self.inner.read(&mut self.hdr[at..at + 1]).await?;
+                    if n == 0 {
+                        if self.hdr_len == 0 {
+                            return Ok(0);
+                        }
+                        // The stream ended inside a header: let minimq see what there is.
+                        self.state = GuardState::Replay { pos: 0, body: 0 };
+                        continue;
+                    }
+                    self.hdr_len += 1;
+                    if self.hdr_len < 2 {
+                        continue;
+                    }
+                    match self.remaining() {
+                        None => {}
+                        // Not a valid length: minimq reports the malformed packet.
+                        Some(Err(())) => self.state = GuardState::Replay { pos: 0, body: 0 },
+                        Some(Ok(body)) if self.hdr_len + body <= self.limit => {
+                            self.state = GuardState::Replay { pos: 0, body };
+                        }
+                        Some(Ok(body)) => {
+                            self.topic_got = 0;
+                            self.state = GuardState::Skip {
+                                left: body,
+                                size: self.hdr_len + body,
+                                publish: self.hdr[0] >> 4 == 3,
+                            };
+                            self.hdr_len = 0;
+                        }
+                    }
+                }
+                GuardState::Skip {
+                    left: 0,
+                    size,
+                    publish,
+                } => {
+                    self.record(size, publish);
+                    self.state = GuardState::Header;
+                }
+                GuardState::Skip {
+                    left,
+                    size,
+                    publish,
+                } => {
+                    let want = self.topic_wanted(publish).min(left);
+                    let n = if want > 0 {
+                        let at = self.topic_got;
+                        let n = self.inner.read(&mut self.topic[at..at + want]).await?;
+                        self.topic_got += n;
+                        n
+                    } else {
+                        let n = out.len().min(left);
+                        self.inner.read(&mut out[..n]).await?
+                    };
+                    if n == 0 {
+                        return Ok(0);
+                    }
+                    self.state = GuardState::Skip {
+                        left: left - n,
+                        size,
+                        publish,
+                    };
+                }
+            }
+        }
+    }
+}
+
+impl<IO: minimq::Io> embedded_io_async::Write for Guard<'_, IO> {
+    async fn write(&mut self, buf: &[u8]) -> Result<usize, IO::Error> {
+        self.inner.write(buf).await
+    }
+
+    async fn flush(&mut self) -> Result<(), IO::Error> {
+        self.inner.flush().await
+    }
+}
+
 /// Topics subscribed again whenever the broker starts a fresh session.
 const MAX_SUBSCRIPTIONS: usize = 8;
 
@@ -189,7 +626,10 @@ const MAX_SUBSCRIPTIONS: usize = 8;
 pub struct Mqtt<'c, 'buf> {
     config: MqttConfig<'c>,
     session: minimq::Session<'buf>,
-    subscriptions: heapless::Vec<(heapless::String<128>, QoS), MAX_SUBSCRIPTIONS>,
+    subscriptions: heapless::Vec<(heapless::String<MAX_STORED_TOPIC_LEN>, QoS), MAX_SUBSCRIPTIONS>,
+    /// Inbound packets too large for the receive buffer (see [`DroppedMessage`]).
+    dropped: DropCell,
+    rx_size: usize,
     /// Consecutive failed attempts.
     failures: u32,
     /// Modem boots at the last successful link preparation.
@@ -200,12 +640,26 @@ pub struct Mqtt<'c, 'buf> {
 impl<'c: 'buf, 'buf> Mqtt<'c, 'buf> {
     /// A client whose minimq buffers live in `buffer`: `rx_size` bytes for one inbound packet,
     /// the rest for outbound packets and the QoS 1 messages kept until acknowledged.
+    ///
+    /// Refuses, before anything is sent: a client id longer than [`MAX_CLIENT_ID_LEN`]
+    /// ([`MqttError::ClientIdTooLong`]), a will topic that [`check_topic`] refuses, and a
+    /// buffer split, user name, password or will that does not fit minimq
+    /// ([`MqttError::Config`]).
     pub fn new(
         config: MqttConfig<'c>,
         buffer: &'buf mut [u8],
         rx_size: usize,
-    ) -> Result<Self, Error> {
-        let cfg = |_| Error::Mqtt(MqttError::Config);
+    ) -> Result<Self, MqttError> {
+        if config.client_id.len() > MAX_CLIENT_ID_LEN {
+            return Err(MqttError::ClientIdTooLong {
+                len: config.client_id.len(),
+                max: MAX_CLIENT_ID_LEN,
+            });
+        }
+        if let Some((topic, ..)) = config.will {
+            check_topic(topic)?;
+        }
+        let cfg = |_| MqttError::Config;
         let mut builder = minimq::ConfigBuilder::from_buffer(buffer, rx_size)
             .map_err(cfg)?
             .client_id(config.client_id)
@@ -232,19 +686,39 @@ impl<'c: 'buf, 'buf> Mqtt<'c, 'buf> {
             config,
             session: minimq::Session::new(builder),
             subscriptions: heapless::Vec::new(),
+            dropped: DropCell::new(core::cell::RefCell::new(DropLog {
+                count: 0,
+                last: None,
+            })),
+            rx_size,
             failures: 0,
             prepared_boot: None,
             jitter,
         })
     }
 
-    /// Registers a topic to subscribe to after every connection on which the broker did not
-    /// keep the session (the first one included).
-    pub fn subscribe_on_connect(&mut self, topic: &str, qos: QoS) -> Result<(), Error> {
-        let topic = heapless::String::try_from(topic).map_err(|_| Error::Overflow)?;
+    /// Registers a topic filter to subscribe to after every connection on which the broker
+    /// did not keep the session (the first one included). Refused up front: a filter that
+    /// [`check_filter`] refuses, one longer than [`MAX_STORED_TOPIC_LEN`], a ninth one
+    /// ([`MqttError::TooManySubscriptions`]).
+    pub fn subscribe_on_connect(&mut self, topic: &str, qos: QoS) -> Result<(), MqttError> {
+        check_filter(topic)?;
+        let topic = stored_topic(topic)?;
         self.subscriptions
             .push((topic, qos))
-            .map_err(|_| Error::Overflow)
+            .map_err(|_| MqttError::TooManySubscriptions)
+    }
+
+    /// Inbound messages dropped so far because they did not fit the receive buffer (see
+    /// [`DroppedMessage`]), over the life of this client.
+    pub fn dropped_messages(&self) -> u32 {
+        self.dropped.lock(|l| l.borrow().count)
+    }
+
+    /// The last inbound message dropped because it did not fit the receive buffer, if any
+    /// (left in place; [`MqttConnection::take_dropped`] takes it).
+    pub fn last_dropped(&self) -> Option<DroppedMessage> {
+        self.dropped.lock(|l| l.borrow().last.clone())
     }
 
     /// Stops subscribing to `topic` after future connections.
@@ -286,7 +760,7 @@ impl<'c: 'buf, 'buf> Mqtt<'c, 'buf> {
 
     /// Brings up what the link needs: the modem after a reboot (start-up, TLS context), and
     /// the data call.
-    async fn prepare(&mut self, modem: &Modem<'_>) -> Result<(), Error> {
+    async fn prepare(&mut self, modem: &Modem<'_>) -> Result<(), MqttError> {
         let boots = modem.boots();
         if self.prepared_boot != Some(boots) {
             if self.prepared_boot.is_some() {
@@ -309,7 +783,8 @@ impl<'c: 'buf, 'buf> Mqtt<'c, 'buf> {
             .map_err(|e| match e {
                 crate::asynch::NotReady::Modem(e) | crate::asynch::NotReady::DataCall(e) => e,
                 _ => Error::InvalidState,
-            })
+            })?;
+        Ok(())
     }
 
     /// One connection attempt (after the back-off its previous failures call for): prepare the
@@ -319,7 +794,7 @@ impl<'c: 'buf, 'buf> Mqtt<'c, 'buf> {
     pub async fn connect<'s, 'm, 'a>(
         &'s mut self,
         modem: &'m Modem<'a>,
-    ) -> Result<MqttConnection<'s, 'buf, Socket<'a>>, Error> {
+    ) -> Result<MqttConnection<'s, 'buf, Socket<'a>>, MqttError> {
         let wait = self.next_backoff();
         if wait.as_ticks() > 0 {
             Timer::after(wait).await;
@@ -346,7 +821,7 @@ impl<'c: 'buf, 'buf> Mqtt<'c, 'buf> {
         buffers: &'b mut crate::tls::TlsBuffers<RB, WB>,
         tls: &crate::tls::McuTlsConfig<'_>,
         rng: R,
-    ) -> Result<MqttConnection<'s, 'buf, crate::tls::TlsStream<'b, Socket<'a>>>, Error>
+    ) -> Result<MqttConnection<'s, 'buf, crate::tls::TlsStream<'b, Socket<'a>>>, MqttError>
     where
         R: rand_core::CryptoRngCore,
         'm: 'b,
@@ -357,7 +832,9 @@ impl<'c: 'buf, 'buf> Mqtt<'c, 'buf> {
             Timer::after(wait).await;
         }
         let stream = match self.open(modem).await {
-            Ok(socket) => crate::tls::McuTls::connect(socket, buffers, tls, rng).await,
+            Ok(socket) => crate::tls::McuTls::connect(socket, buffers, tls, rng)
+                .await
+                .map_err(MqttError::from),
             Err(e) => Err(e),
         };
         match stream {
@@ -370,12 +847,14 @@ impl<'c: 'buf, 'buf> Mqtt<'c, 'buf> {
     }
 
     /// `CONNECT` over `io`, then subscribe again if the broker started a fresh session.
-    async fn establish<'s, IO: minimq::Io<Error = Error>>(
+    async fn establish<'s, IO: MqttIo>(
         &'s mut self,
         io: IO,
-    ) -> Result<MqttConnection<'s, 'buf, IO>, Error> {
+    ) -> Result<MqttConnection<'s, 'buf, IO>, MqttError> {
         let subscriptions = self.subscriptions.clone();
         let failures = &mut self.failures;
+        let dropped = &self.dropped;
+        let io = Guard::new(io, self.rx_size, dropped);
         let mut conn = match self.session.connect(io).await {
             Ok(c) => c,
             Err(e) => {
@@ -401,12 +880,13 @@ impl<'c: 'buf, 'buf> Mqtt<'c, 'buf> {
         info!("MQTT connected");
         Ok(MqttConnection {
             conn,
+            dropped,
             resumed,
             outbox_synced: false,
         })
     }
 
-    async fn open<'a>(&mut self, modem: &Modem<'a>) -> Result<Socket<'a>, Error> {
+    async fn open<'a>(&mut self, modem: &Modem<'a>) -> Result<Socket<'a>, MqttError> {
         self.prepare(modem).await?;
         let remote = match self.config.transport {
             Transport::ModemTls { ssl_ctx, .. } => Remote::Tls {
@@ -419,7 +899,7 @@ impl<'c: 'buf, 'buf> Mqtt<'c, 'buf> {
                 port: self.config.port,
             },
         };
-        modem.connect(self.config.cid, remote).await
+        Ok(modem.connect(self.config.cid, remote).await?)
     }
 }
 
@@ -427,7 +907,7 @@ impl<'c: 'buf, 'buf> Mqtt<'c, 'buf> {
 #[derive(Clone, Debug)]
 pub struct Outgoing<const L: usize> {
     /// Topic.
-    pub topic: heapless::String<128>,
+    pub topic: heapless::String<MAX_STORED_TOPIC_LEN>,
     /// Payload.
     pub payload: heapless::Vec<u8, L>,
     /// QoS.
@@ -487,23 +967,33 @@ impl<const Q: usize, const L: usize> Outbox<Q, L> {
         }
     }
 
-    fn message(topic: &str, payload: &[u8], qos: QoS) -> Result<Outgoing<L>, Error> {
+    fn message(topic: &str, payload: &[u8], qos: QoS) -> Result<Outgoing<L>, MqttError> {
+        check_topic(topic)?;
         Ok(Outgoing {
-            topic: heapless::String::try_from(topic).map_err(|_| Error::Overflow)?,
-            payload: heapless::Vec::from_slice(payload).map_err(|_| Error::Overflow)?,
+            topic: stored_topic(topic)?,
+            payload: heapless::Vec::from_slice(payload).map_err(|_| {
+                MqttError::PayloadTooLarge {
+                    len: payload.len(),
+                    max: L,
+                }
+            })?,
             qos,
         })
     }
 
-    /// Queues a message; [`Error::Overflow`] if the outbox is full or the message too long.
-    pub fn try_publish(&self, topic: &str, payload: &[u8], qos: QoS) -> Result<(), Error> {
+    /// Queues a message. Refused up front: a topic that [`check_topic`] refuses or longer than
+    /// [`MAX_STORED_TOPIC_LEN`], a payload longer than `L`
+    /// ([`MqttError::PayloadTooLarge`]); [`MqttError::OutboxFull`] if `Q` messages wait
+    /// already.
+    pub fn try_publish(&self, topic: &str, payload: &[u8], qos: QoS) -> Result<(), MqttError> {
         self.queue
             .try_send(Self::message(topic, payload, qos)?)
-            .map_err(|_| Error::Overflow)
+            .map_err(|_| MqttError::OutboxFull)
     }
 
-    /// Queues a message, waiting for room.
-    pub async fn publish(&self, topic: &str, payload: &[u8], qos: QoS) -> Result<(), Error> {
+    /// Queues a message, waiting for room. Refuses what [`try_publish`](Self::try_publish)
+    /// refuses, but a full outbox.
+    pub async fn publish(&self, topic: &str, payload: &[u8], qos: QoS) -> Result<(), MqttError> {
         self.queue.send(Self::message(topic, payload, qos)?).await;
         Ok(())
     }
@@ -554,7 +1044,7 @@ impl<const Q: usize, const L: usize> Outbox<Q, L> {
     }
 
     /// Drops acknowledged messages; returns the first one to send again, if any.
-    fn settle<IO: minimq::Io<Error = Error>>(&self, conn: &minimq::Connection<'_, '_, IO>) {
+    fn settle<IO: minimq::Io>(&self, conn: &minimq::Connection<'_, '_, IO>) {
         self.with(|t| {
             let mut keep: heapless::Deque<(minimq::Op, Outgoing<L>), IN_FLIGHT> =
                 heapless::Deque::new();
@@ -580,22 +1070,37 @@ impl<const Q: usize, const L: usize> Outbox<Q, L> {
     }
 }
 
-/// A live MQTT connection (borrowing its [`Mqtt`]).
-pub struct MqttConnection<'s, 'buf, IO: minimq::Io<Error = Error>> {
-    conn: minimq::Connection<'s, 'buf, IO>,
+/// A live MQTT connection (borrowing its [`Mqtt`]) over the stream `IO` (see [`MqttIo`]).
+pub struct MqttConnection<'s, 'buf, IO: MqttIo> {
+    conn: minimq::Connection<'s, 'buf, Guard<'s, IO>>,
+    dropped: &'s DropCell,
     resumed: bool,
     outbox_synced: bool,
 }
 
-impl<'s, 'buf, IO: minimq::Io<Error = Error>> MqttConnection<'s, 'buf, IO> {
+impl<'s, 'buf, IO: MqttIo> MqttConnection<'s, 'buf, IO> {
+    /// Inbound messages dropped so far because they did not fit the receive buffer (see
+    /// [`DroppedMessage`]), over the life of the [`Mqtt`] client.
+    pub fn dropped_messages(&self) -> u32 {
+        self.dropped.lock(|l| l.borrow().count)
+    }
+
+    /// Takes the last inbound message dropped because it did not fit the receive buffer (the
+    /// count stays).
+    pub fn take_dropped(&mut self) -> Option<DroppedMessage> {
+        self.dropped.lock(|l| l.borrow_mut().last.take())
+    }
+
     /// Whether the broker resumed the previous session (subscriptions kept, in-flight QoS 1
     /// messages replayed).
     pub fn resumed_session(&self) -> bool {
         self.resumed
     }
 
-    /// Subscribes to `topic` on this connection.
-    pub async fn subscribe(&mut self, topic: &str, qos: QoS) -> Result<(), Error> {
+    /// Subscribes to the topic filter `topic` on this connection. A filter that
+    /// [`check_filter`] refuses is refused before anything is sent.
+    pub async fn subscribe(&mut self, topic: &str, qos: QoS) -> Result<(), MqttError> {
+        check_filter(topic)?;
         let f = minimq::TopicFilter::new(topic)
             .options(minimq::SubscriptionOptions::default().maximum_qos(qos));
         self.conn
@@ -607,7 +1112,8 @@ impl<'s, 'buf, IO: minimq::Io<Error = Error>> MqttConnection<'s, 'buf, IO> {
 
     /// Unsubscribes from `topic` on this connection (remove it from
     /// [`Mqtt::subscribe_on_connect`] too, or it comes back after a fresh session).
-    pub async fn unsubscribe(&mut self, topic: &str) -> Result<(), Error> {
+    pub async fn unsubscribe(&mut self, topic: &str) -> Result<(), MqttError> {
+        check_filter(topic)?;
         self.conn
             .unsubscribe(&[topic], &[])
             .await
@@ -616,30 +1122,38 @@ impl<'s, 'buf, IO: minimq::Io<Error = Error>> MqttConnection<'s, 'buf, IO> {
     }
 
     /// Publishes `payload` on `topic`. With QoS 1 the message is kept until the broker
-    /// acknowledges it, across reconnects when the session is resumed.
-    pub async fn publish(&mut self, topic: &str, payload: &[u8], qos: QoS) -> Result<(), Error> {
+    /// acknowledges it, across reconnects when the session is resumed. A topic that
+    /// [`check_topic`] refuses (empty, a wildcard, too long) is refused before anything is
+    /// sent.
+    pub async fn publish(
+        &mut self,
+        topic: &str,
+        payload: &[u8],
+        qos: QoS,
+    ) -> Result<(), MqttError> {
+        check_topic(topic)?;
         let p = minimq::Publication::bytes(topic, payload).qos(qos);
         match self.conn.publish(p).await {
             Ok(_) => Ok(()),
             Err(minimq::PubError::Session(e)) => Err(map_err(e)),
-            Err(minimq::PubError::Payload(_)) => Err(Error::Mqtt(MqttError::InvalidRequest)),
+            Err(minimq::PubError::Payload(_)) => Err(MqttError::InvalidRequest),
         }
     }
 
     /// Waits for progress: `Ok(Some(message))` when a message arrived, `Ok(None)` after
     /// internal progress (acknowledgements, keep-alive). An error means the connection is
     /// gone: drop this and connect again. Cancel-safe.
-    pub async fn poll(&mut self) -> Result<Option<InboundPublish<'_>>, Error> {
+    pub async fn poll(&mut self) -> Result<Option<InboundPublish<'_>>, MqttError> {
         self.conn.poll().await.map_err(map_err)
     }
 
     /// Waits for the next message.
-    pub async fn recv(&mut self) -> Result<InboundPublish<'_>, Error> {
+    pub async fn recv(&mut self) -> Result<InboundPublish<'_>, MqttError> {
         self.conn.recv().await.map_err(map_err)
     }
 
     /// Calls `on_message` for every message until the connection fails (returns that error).
-    pub async fn run(&mut self, mut on_message: impl FnMut(&str, &[u8])) -> Error {
+    pub async fn run(&mut self, mut on_message: impl FnMut(&str, &[u8])) -> MqttError {
         loop {
             match self.conn.poll().await {
                 Ok(Some(msg)) => on_message(msg.topic(), msg.payload()),
@@ -656,7 +1170,7 @@ impl<'s, 'buf, IO: minimq::Io<Error = Error>> MqttConnection<'s, 'buf, IO> {
         &mut self,
         outbox: &Outbox<Q, L>,
         mut on_message: impl FnMut(&str, &[u8]),
-    ) -> Error {
+    ) -> MqttError {
         use embassy_futures::select::{Either, select};
         if !self.outbox_synced {
             outbox.connected(self.resumed);
@@ -687,11 +1201,9 @@ impl<'s, 'buf, IO: minimq::Io<Error = Error>> MqttConnection<'s, 'buf, IO> {
                     match e {
                         // Not taken (no room in flight yet): keep it first in line and let
                         // acknowledgements come in.
-                        Error::Mqtt(
-                            MqttError::NotReady
-                            | MqttError::InflightExhausted
-                            | MqttError::BufferTooSmall,
-                        ) => {
+                        MqttError::NotReady
+                        | MqttError::InflightExhausted
+                        | MqttError::BufferTooSmall => {
                             outbox.with(|t| {
                                 let _ = t.retry.push_front(next);
                             });
@@ -701,19 +1213,26 @@ impl<'s, 'buf, IO: minimq::Io<Error = Error>> MqttConnection<'s, 'buf, IO> {
                                 Err(e) => return map_err(e),
                             }
                         }
-                        // Refused before it was taken: it waits for the next connection.
-                        Error::Mqtt(_) => {
-                            outbox.with(|t| {
-                                let _ = t.retry.push_front(next);
-                            });
-                            return e;
-                        }
                         // The link broke while it was written: the session kept a QoS 1
                         // message; whether it needs sending again depends on the next session.
-                        _ => {
+                        MqttError::Modem(_) => {
                             if next.qos != QoS::AtMostOnce {
                                 outbox.with(|t| t.uncertain = Some(next));
                             }
+                            return e;
+                        }
+                        #[cfg(feature = "mcu-tls")]
+                        MqttError::Tls(_) => {
+                            if next.qos != QoS::AtMostOnce {
+                                outbox.with(|t| t.uncertain = Some(next));
+                            }
+                            return e;
+                        }
+                        // Refused before it was taken: it waits for the next connection.
+                        _ => {
+                            outbox.with(|t| {
+                                let _ = t.retry.push_front(next);
+                            });
                             return e;
                         }
                     }
@@ -729,7 +1248,292 @@ impl<'s, 'buf, IO: minimq::Io<Error = Error>> MqttConnection<'s, 'buf, IO> {
     }
 
     /// Sends `DISCONNECT` (the broker then drops the will).
-    pub async fn disconnect(mut self) -> Result<(), Error> {
+    pub async fn disconnect(mut self) -> Result<(), MqttError> {
         self.conn.disconnect().await.map_err(map_err)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+
+    use std::vec;
+    use std::vec::Vec;
+
+    use embedded_io_async::{ErrorType, Read};
+
+    use super::*;
+
+    #[test]
+    fn publish_topics_are_checked_before_sending() {
+        assert_eq!(check_topic("devices/1/up"), Ok(()));
+        assert_eq!(check_topic("$aws/things/t/shadow/update"), Ok(()));
+        assert_eq!(check_topic(""), Err(MqttError::EmptyTopic));
+        assert_eq!(check_topic("a/#"), Err(MqttError::WildcardInTopic));
+        assert_eq!(check_topic("a/+/b"), Err(MqttError::WildcardInTopic));
+        assert_eq!(check_topic("a+b"), Err(MqttError::WildcardInTopic));
+        assert_eq!(check_topic("a\0b"), Err(MqttError::InvalidTopic));
+        let long = "a".repeat(MAX_TOPIC_LEN + 1);
+        assert_eq!(
+            check_topic(&long),
+            Err(MqttError::TopicTooLong {
+                len: MAX_TOPIC_LEN + 1,
+                max: MAX_TOPIC_LEN
+            })
+        );
+        assert_eq!(check_topic(&long[..MAX_TOPIC_LEN]), Ok(()));
+    }
+
+    #[test]
+    fn subscribe_filters_are_checked_before_sending() {
+        for good in [
+            "a/b",
+            "a/+/c",
+            "+",
+            "#",
+            "a/#",
+            "+/+",
+            "/",
+            "a//b",
+            "$share/g/a/#",
+        ] {
+            assert_eq!(check_filter(good), Ok(()), "{good}");
+        }
+        for bad in ["a/#/b", "a#", "#/a", "a/b#", "a+", "+a/b", "a/+b/c", "a/b+"] {
+            assert_eq!(check_filter(bad), Err(MqttError::InvalidFilter), "{bad}");
+        }
+        assert_eq!(check_filter(""), Err(MqttError::EmptyTopic));
+        assert_eq!(check_filter("a\0"), Err(MqttError::InvalidTopic));
+    }
+
+    fn config(client_id: &str) -> MqttConfig<'_> {
+        MqttConfig::new(
+            "broker",
+            1883,
+            client_id,
+            Transport::Tcp,
+            Apn::new("internet"),
+        )
+    }
+
+    #[test]
+    fn client_id_over_minimqs_limit_is_refused() {
+        let mut buf = [0u8; 1024];
+        let id = "d".repeat(MAX_CLIENT_ID_LEN);
+        assert!(Mqtt::new(config(&id), &mut buf, 512).is_ok());
+        let id = "d".repeat(MAX_CLIENT_ID_LEN + 1);
+        assert_eq!(
+            Mqtt::new(config(&id), &mut buf, 512).err(),
+            Some(MqttError::ClientIdTooLong {
+                len: 65,
+                max: MAX_CLIENT_ID_LEN
+            })
+        );
+        let mut cfg = config("d");
+        cfg.will = Some(("status/#", b"gone", QoS::AtMostOnce, false));
+        assert_eq!(
+            Mqtt::new(cfg, &mut buf, 512).err(),
+            Some(MqttError::WildcardInTopic)
+        );
+    }
+
+    #[test]
+    fn subscriptions_on_connect_are_checked() {
+        let mut buf = [0u8; 1024];
+        let mut mqtt = Mqtt::new(config("d"), &mut buf, 512).unwrap();
+        assert_eq!(
+            mqtt.subscribe_on_connect("a/#/b", QoS::AtMostOnce),
+            Err(MqttError::InvalidFilter)
+        );
+        let long = "a".repeat(MAX_STORED_TOPIC_LEN + 1);
+        assert_eq!(
+            mqtt.subscribe_on_connect(&long, QoS::AtMostOnce),
+            Err(MqttError::TopicTooLong {
+                len: MAX_STORED_TOPIC_LEN + 1,
+                max: MAX_STORED_TOPIC_LEN
+            })
+        );
+        for i in 0..MAX_SUBSCRIPTIONS {
+            let t = std::format!("t/{i}/#");
+            mqtt.subscribe_on_connect(&t, QoS::AtMostOnce).unwrap();
+        }
+        assert_eq!(
+            mqtt.subscribe_on_connect("one/more", QoS::AtMostOnce),
+            Err(MqttError::TooManySubscriptions)
+        );
+        assert_eq!(mqtt.dropped_messages(), 0);
+        assert_eq!(mqtt.last_dropped(), None);
+    }
+
+    #[test]
+    fn outbox_refuses_bad_messages_up_front() {
+        let outbox: Outbox<1, 8> = Outbox::new();
+        assert_eq!(
+            outbox.try_publish("a/#", b"x", QoS::AtMostOnce),
+            Err(MqttError::WildcardInTopic)
+        );
+        assert_eq!(
+            outbox.try_publish("", b"x", QoS::AtMostOnce),
+            Err(MqttError::EmptyTopic)
+        );
+        assert_eq!(
+            outbox.try_publish("a", b"123456789", QoS::AtMostOnce),
+            Err(MqttError::PayloadTooLarge { len: 9, max: 8 })
+        );
+        let long = "a".repeat(MAX_STORED_TOPIC_LEN + 1);
+        assert!(matches!(
+            outbox.try_publish(&long, b"x", QoS::AtMostOnce),
+            Err(MqttError::TopicTooLong { .. })
+        ));
+        assert!(outbox.is_empty(), "a refused message was queued");
+        outbox.try_publish("a", b"x", QoS::AtMostOnce).unwrap();
+        assert_eq!(
+            outbox.try_publish("a", b"y", QoS::AtMostOnce),
+            Err(MqttError::OutboxFull)
+        );
+    }
+
+    #[test]
+    fn errors_wrap_the_layer_below() {
+        let e: MqttError = Error::ContextDeactivated.into();
+        assert_eq!(e, MqttError::Modem(Error::ContextDeactivated));
+        let source = core::error::Error::source(&e).map(std::string::ToString::to_string);
+        assert_eq!(
+            source.as_deref(),
+            Some("PDP context deactivated by the network")
+        );
+        assert_eq!(
+            std::format!("{}", MqttError::ClientIdTooLong { len: 65, max: 64 }),
+            "MQTT client id of 65 bytes, the limit is 64"
+        );
+    }
+
+    // --- the receive guard ---------------------------------------------------------------
+
+    /// A transport that hands out `chunk` bytes at a time and is pending every other poll.
+    struct Trickle {
+        data: Vec<u8>,
+        pos: usize,
+        chunk: usize,
+        ready: bool,
+    }
+
+    impl ErrorType for Trickle {
+        type Error = Error;
+    }
+
+    impl Read for Trickle {
+        async fn read(&mut self, buf: &mut [u8]) -> Result<usize, Error> {
+            core::future::poll_fn(|cx| {
+                self.ready = !self.ready;
+                if !self.ready {
+                    cx.waker().wake_by_ref();
+                    return core::task::Poll::Pending;
+                }
+                let n = buf.len().min(self.chunk).min(self.data.len() - self.pos);
+                buf[..n].copy_from_slice(&self.data[self.pos..self.pos + n]);
+                self.pos += n;
+                core::task::Poll::Ready(Ok(n))
+            })
+            .await
+        }
+    }
+
+    impl embedded_io_async::Write for Trickle {
+        async fn write(&mut self, buf: &[u8]) -> Result<usize, Error> {
+            Ok(buf.len())
+        }
+        async fn flush(&mut self) -> Result<(), Error> {
+            Ok(())
+        }
+    }
+
+    fn poll_once<F: core::future::Future>(fut: F) -> Option<F::Output> {
+        let mut fut = core::pin::pin!(fut);
+        let mut cx = core::task::Context::from_waker(core::task::Waker::noop());
+        match fut.as_mut().poll(&mut cx) {
+            core::task::Poll::Ready(v) => Some(v),
+            core::task::Poll::Pending => None,
+        }
+    }
+
+    /// An MQTT 5 PUBLISH (QoS 0, no properties) with a multi-byte remaining length if needed.
+    fn publish(topic: &str, payload_len: usize) -> Vec<u8> {
+        let mut body = Vec::new();
+        body.extend_from_slice(&(topic.len() as u16).to_be_bytes());
+        body.extend_from_slice(topic.as_bytes());
+        body.push(0); // properties length
+        body.extend(core::iter::repeat_n(0x5a, payload_len));
+        let mut p = vec![0x30];
+        let mut len = body.len();
+        loop {
+            let mut b = (len % 128) as u8;
+            len /= 128;
+            if len > 0 {
+                b |= 0x80;
+            }
+            p.push(b);
+            if len == 0 {
+                break;
+            }
+        }
+        p.extend_from_slice(&body);
+        p
+    }
+
+    #[test]
+    fn guard_skips_packets_larger_than_the_buffer_and_survives_dropped_reads() {
+        let small = publish("a/ok", 10);
+        let big = publish("a/big", 600);
+        let ping = vec![0xd0, 0x00]; // PINGRESP
+        let long_topic = "t".repeat(MAX_STORED_TOPIC_LEN + 5);
+        let big_unnamed = publish(&long_topic, 400);
+        let exact = publish("a/exact", 100 - 2 - 2 - 7 - 1);
+        assert_eq!(exact.len(), 100);
+        let stream = [
+            small.clone(),
+            big.clone(),
+            ping.clone(),
+            big_unnamed.clone(),
+            exact.clone(),
+        ]
+        .concat();
+        let passed = [small, ping, exact].concat();
+        let log = DropCell::new(core::cell::RefCell::new(DropLog::default()));
+        let transport = Trickle {
+            data: stream,
+            pos: 0,
+            chunk: 7,
+            ready: false,
+        };
+        let mut guard = Guard::new(transport, 100, &log);
+        let mut out = Vec::new();
+        let mut dropped_reads = 0;
+        let mut seen_first = None;
+        loop {
+            let mut buf = [0u8; 5];
+            match poll_once(guard.read(&mut buf)) {
+                Some(Ok(0)) => break,
+                Some(Ok(n)) => out.extend_from_slice(&buf[..n]),
+                Some(Err(e)) => panic!("{e:?}"),
+                None => dropped_reads += 1,
+            }
+            if seen_first.is_none() && log.lock(|l| l.borrow().count) == 1 {
+                seen_first = log.lock(|l| l.borrow().last.clone());
+            }
+        }
+        assert!(out == passed, "the packets that fit must pass unchanged");
+        assert!(dropped_reads > 100, "{dropped_reads}");
+        let first = seen_first.expect("the first large packet was not recorded");
+        assert_eq!(first.topic.as_deref(), Some("a/big"));
+        assert_eq!(first.size, big.len());
+        assert_eq!(first.capacity, 100);
+        log.lock(|l| {
+            let l = l.borrow();
+            assert_eq!(l.count, 2);
+            let last = l.last.as_ref().unwrap();
+            assert_eq!(last.topic, None, "a topic longer than the kept one");
+            assert_eq!(last.size, big_unnamed.len());
+        });
     }
 }

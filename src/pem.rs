@@ -1,9 +1,9 @@
 //! PEM (RFC 7468 text form of certificates and keys): the crate's one decoder.
 //!
-//! [`check`] validates what is handed to the modem ([`asynch::Modem::configure_tls`]
+//! [`check`] validates what is handed to the modem (`asynch::Modem::configure_tls`
 //! runs it on every file before uploading anything); [`decode`] turns a block into DER (MCU
 //! TLS takes DER: `tls::pem_to_der`, feature `mcu-tls`, is this decoder with the crate's
-//! [`Error`]).
+//! `Error`).
 //!
 //! The decoder is lenient where real files differ and strict where it matters: text before,
 //! between and after blocks is skipped (RFC 7468 §2 allows explanatory text), lines of any
@@ -22,8 +22,6 @@
 //! it is decoded; here a key is decoded at most once, at start-up (MCU TLS), or only checked
 //! before the modem gets its text (modem TLS).
 //!
-//! [`asynch::Modem::configure_tls`]: crate::asynch::Modem::configure_tls
-//! [`Error`]: crate::Error
 
 use core::fmt;
 

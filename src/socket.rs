@@ -1,6 +1,6 @@
 //! Socket slots: per-socket receive and transmit rings and state, shared by the digester (which
 //! delivers received payloads), the runner (which moves data between the rings and the modem)
-//! and the [`Socket`](crate::asynch::Socket) handles (which only touch the rings).
+//! and the async `Socket` handles of the layer above (which only touch the rings).
 //!
 //! Slot `i` is the modem's `<connectID>`/`<clientID>` `i`.
 
@@ -150,7 +150,7 @@ struct Inner<const S: usize, const R: usize> {
 }
 
 /// The slots and their rings: `S` sockets with `R`-byte receive and transmit rings each.
-/// Lives in [`Resources`](crate::asynch::Resources).
+/// Lives in the async layer's `Resources`.
 pub(crate) struct Sockets<const S: usize, const R: usize> {
     inner: Mutex<CriticalSectionRawMutex, RefCell<Inner<S, R>>>,
 }

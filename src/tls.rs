@@ -18,7 +18,7 @@
 //!     ca_pem: &[u8],
 //!     cert_der: &[u8],
 //!     key_der: &[u8],                                 // P-256, SEC1 or PKCS#8 DER
-//! ) -> Result<(), quectel::Error> {
+//! ) -> Result<(), quectel::tls::TlsError> {
 //!     let mut ca = [0u8; 1024];
 //!     let ca_der = pem_to_der(ca_pem, &mut ca)?;
 //!     let config = McuTlsConfig::new("broker.example.com", ca_der)
@@ -33,7 +33,8 @@
 //!     let mut buf = [0u8; 64];
 //!     let n = tls.read(&mut buf).await?;              // cancel-safe
 //!     let _reply = &buf[..n];
-//!     tls.close().await?.close().await                // close_notify, then AT+QICLOSE
+//!     tls.close().await?.close().await?;              // close_notify, then AT+QICLOSE
+//!     Ok(())
 //! }
 //! ```
 //!
@@ -57,10 +58,12 @@
 //!   the record over, so embedded-tls never waits in the middle of a record, and a read dropped
 //!   at any point loses nothing (provided the transport's own `read` is cancel-safe, as
 //!   [`Socket`](crate::asynch::Socket)'s is).
-//! * **Typed errors**: failures map into [`Error`]: [`Error::McuTls`] with a [`TlsFailure`]
-//!   (a wrong CA or name is [`TlsFailure::Certificate`]), the transport's own error when the
-//!   transport is a modem socket ([`Error::ConnectionClosed`], [`Error::ContextDeactivated`], …),
-//!   [`Error::InvalidArgument`] for an unusable key or name, [`Error::Overflow`] for a server
+//! * **Typed errors**: this layer has its own error, [`TlsError`]: [`TlsError::Failure`] with a
+//!   [`TlsFailure`] (a wrong CA or name is [`TlsFailure::Certificate`]), [`TlsError::Transport`]
+//!   with the socket's own core [`Error`] when the transport is a modem socket
+//!   ([`Error::ConnectionClosed`], [`Error::ContextDeactivated`], …),
+//!   [`TlsError::InvalidKey`] / [`TlsError::InvalidServerName`] for an unusable key or name,
+//!   [`TlsError::BufferTooSmall`] for a server
 //!   chain larger than [`MAX_SERVER_CHAIN`].
 //!
 //! # Limits
@@ -109,7 +112,8 @@ use embassy_time::{Duration, with_timeout};
 use embedded_io_async::{ErrorType, Read, Write};
 use embedded_tls::pki::CertVerifier;
 use embedded_tls::{
-    Aes128GcmSha256, Certificate, SignatureScheme, TlsConnection, TlsContext, TlsError, TlsVerifier,
+    Aes128GcmSha256, Certificate, SignatureScheme, TlsConnection, TlsContext,
+    TlsError as EtlsError, TlsVerifier,
 };
 use p256::ecdsa::signature::{self, Signer};
 use p256::ecdsa::{DerSignature, SigningKey};
@@ -127,14 +131,14 @@ pub const MAX_RECORD_BODY: usize = 16_384 + 256;
 /// Size of a TLS record header.
 const HEADER: usize = 5;
 /// Largest server certificate chain (sum of the DER certificates with their TLS framing) the
-/// verifier accepts; a larger one fails with [`Error::Overflow`].
+/// verifier accepts; a larger one fails with [`TlsError::BufferTooSmall`].
 pub const MAX_SERVER_CHAIN: usize = 4096;
 /// How long a failed write waits for the alert that may explain the peer's close.
 const ALERT_GRACE: Duration = Duration::from_millis(200);
 /// Longest server name embedded-tls can check.
 const MAX_SERVER_NAME: usize = 64;
 
-/// What went wrong in MCU-side TLS (in [`Error::McuTls`]).
+/// What went wrong in the TLS protocol itself (in [`TlsError::Failure`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[non_exhaustive]
@@ -164,7 +168,7 @@ pub enum TlsFailure {
 }
 
 impl TlsFailure {
-    pub(crate) fn kind(self) -> embedded_io::ErrorKind {
+    fn kind(self) -> embedded_io::ErrorKind {
         use embedded_io::ErrorKind;
         match self {
             TlsFailure::Handshake | TlsFailure::Certificate => ErrorKind::ConnectionRefused,
@@ -188,6 +192,97 @@ impl fmt::Display for TlsFailure {
             TlsFailure::Interrupted => "a write was interrupted",
             TlsFailure::Io => "transport error",
         })
+    }
+}
+
+impl core::error::Error for TlsFailure {}
+
+/// The error of the MCU TLS layer: the TLS protocol failed, the configuration or input is not
+/// usable, or the transport under it failed (a modem socket's [`Error`], kept as it is).
+///
+/// It is the `embedded_io::Error` of [`TlsStream`], so an MQTT client or an HTTP client over
+/// the stream sees it. `From<Error>` wraps a core error as [`TlsError::Transport`]. Holds no
+/// secret (no key material, no plaintext).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum TlsError {
+    /// The transport failed. For a modem [`Socket`](crate::asynch::Socket) this is its own
+    /// error ([`Error::ConnectionClosed`], [`Error::ContextDeactivated`], [`Error::Timeout`], …);
+    /// for another transport, the nearest core error for its `ErrorKind` (timed out, closed),
+    /// else [`TlsFailure::Io`] in [`TlsError::Failure`].
+    Transport(Error),
+    /// The TLS protocol failed: handshake, certificate, alert, truncated stream, record too
+    /// long, bad record, interrupted write.
+    Failure(TlsFailure),
+    /// The peer closed the connection with `close_notify`; writes after that fail with this.
+    Closed,
+    /// The client key is not a P-256 key in SEC1 or PKCS#8 DER.
+    InvalidKey,
+    /// The server name is empty or longer than the 64 bytes embedded-tls can check.
+    InvalidServerName,
+    /// [`pem_to_der`]: no complete PEM block, invalid base64, or a block with headers (an
+    /// encrypted key).
+    InvalidPem,
+    /// A buffer is too small: the output of [`pem_to_der`], embedded-tls's buffers during the
+    /// handshake, or a server chain larger than [`MAX_SERVER_CHAIN`].
+    BufferTooSmall,
+    /// The stream was used in a state that does not allow it (e.g. before the handshake).
+    InvalidState,
+}
+
+impl From<Error> for TlsError {
+    fn from(e: Error) -> Self {
+        TlsError::Transport(e)
+    }
+}
+
+impl From<TlsFailure> for TlsError {
+    fn from(e: TlsFailure) -> Self {
+        TlsError::Failure(e)
+    }
+}
+
+impl fmt::Display for TlsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TlsError::Transport(e) => write!(f, "MCU TLS transport: {e}"),
+            TlsError::Failure(e) => write!(f, "MCU TLS: {e}"),
+            TlsError::Closed => f.write_str("MCU TLS: the peer closed the connection"),
+            TlsError::InvalidKey => f.write_str("MCU TLS: the client key is not a P-256 DER key"),
+            TlsError::InvalidServerName => {
+                f.write_str("MCU TLS: the server name is empty or longer than 64 bytes")
+            }
+            TlsError::InvalidPem => f.write_str("not a valid PEM block"),
+            TlsError::BufferTooSmall => f.write_str("MCU TLS: buffer too small"),
+            TlsError::InvalidState => f.write_str("MCU TLS: not in a state that allows this"),
+        }
+    }
+}
+
+impl core::error::Error for TlsError {
+    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
+        match self {
+            TlsError::Transport(e) => Some(e),
+            TlsError::Failure(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl embedded_io::Error for TlsError {
+    fn kind(&self) -> embedded_io::ErrorKind {
+        use embedded_io::ErrorKind;
+        match self {
+            TlsError::Transport(e) => e.kind(),
+            TlsError::Failure(e) => e.kind(),
+            TlsError::Closed => ErrorKind::BrokenPipe,
+            TlsError::InvalidKey | TlsError::InvalidServerName | TlsError::InvalidPem => {
+                ErrorKind::InvalidInput
+            }
+            TlsError::BufferTooSmall => ErrorKind::OutOfMemory,
+            TlsError::InvalidState => ErrorKind::Other,
+        }
     }
 }
 
@@ -319,13 +414,16 @@ impl fmt::Debug for McuTlsConfig<'_> {
 /// Decodes the first PEM block of `pem` (`-----BEGIN …-----`, base64, `-----END …-----`) into
 /// `out` and returns the DER: [`crate::pem::decode`] with the crate's error.
 ///
-/// Errors: [`Error::Pem`]: [`PemError::Malformed`](crate::pem::PemError::Malformed) if there
-/// is no complete PEM block, the base64 is invalid, the block has headers (an encrypted key) or
-/// does not hold one DER `SEQUENCE`; [`PemError::BufferTooSmall`](crate::pem::PemError::BufferTooSmall) if
-/// `out` is too small (a DER needs at most 3/4 of its base64 length). To also check the kind of
-/// object (certificate or key), use [`crate::pem::check`] first.
-pub fn pem_to_der<'o>(pem: &[u8], out: &'o mut [u8]) -> Result<&'o [u8], Error> {
-    Ok(crate::pem::decode(pem, None, out)?)
+/// Errors: [`TlsError::InvalidPem`] if there is no complete PEM block, the base64 is invalid,
+/// the block has headers (an encrypted key) or does not hold one DER `SEQUENCE`;
+/// [`TlsError::BufferTooSmall`] if `out` is too small (a DER needs at most 3/4 of its base64
+/// length). To also check the kind of object (certificate or key), use `quectel::pem::check`
+/// first. Runs in time linear in `pem.len()`, allocates nothing.
+pub fn pem_to_der<'o>(pem: &[u8], out: &'o mut [u8]) -> Result<&'o [u8], TlsError> {
+    crate::pem::decode(pem, None, out).map_err(|e| match e {
+        crate::pem::PemError::BufferTooSmall => TlsError::BufferTooSmall,
+        _ => TlsError::InvalidPem,
+    })
 }
 
 // --- keys ------------------------------------------------------------------------------------
@@ -381,14 +479,14 @@ fn pkcs8_p256_inner(der: &[u8]) -> Option<&[u8]> {
 }
 
 /// Parses a P-256 private key, SEC1 or PKCS#8 DER.
-fn signing_key(der: &[u8]) -> Result<SigningKey, Error> {
+fn signing_key(der: &[u8]) -> Result<SigningKey, TlsError> {
     let sec1 = match p256::SecretKey::from_sec1_der(der) {
         Ok(k) => return Ok(SigningKey::from(&k)),
-        Err(_) => pkcs8_p256_inner(der).ok_or(Error::InvalidArgument)?,
+        Err(_) => pkcs8_p256_inner(der).ok_or(TlsError::InvalidKey)?,
     };
     p256::SecretKey::from_sec1_der(sec1)
         .map(|k| SigningKey::from(&k))
-        .map_err(|_| Error::InvalidArgument)
+        .map_err(|_| TlsError::InvalidKey)
 }
 
 // --- crypto provider -------------------------------------------------------------------------
@@ -408,8 +506,8 @@ pub struct McuTlsProvider<'a, R, C: TlsClock = NoClock> {
 
 impl<'a, R: CryptoRngCore> McuTlsProvider<'a, R, NoClock> {
     /// A provider for `config` (no clock: certificate dates are not checked). Parses the client
-    /// key now: [`Error::InvalidArgument`] if it is not a P-256 SEC1 or PKCS#8 DER key.
-    pub fn new(config: &McuTlsConfig<'a>, rng: R) -> Result<Self, Error> {
+    /// key now: [`TlsError::InvalidKey`] if it is not a P-256 SEC1 or PKCS#8 DER key.
+    pub fn new(config: &McuTlsConfig<'a>, rng: R) -> Result<Self, TlsError> {
         Self::with_clock(config, rng, NoClock)
     }
 }
@@ -417,7 +515,7 @@ impl<'a, R: CryptoRngCore> McuTlsProvider<'a, R, NoClock> {
 impl<'a, R: CryptoRngCore, C: TlsClock> McuTlsProvider<'a, R, C> {
     /// Like [`new`](McuTlsProvider::new), and checks the validity dates of the server's chain
     /// against `C::now()` (seconds since the Unix epoch; `None` skips the check).
-    pub fn with_clock(config: &McuTlsConfig<'a>, rng: R, _clock: C) -> Result<Self, Error> {
+    pub fn with_clock(config: &McuTlsConfig<'a>, rng: R, _clock: C) -> Result<Self, TlsError> {
         let identity = match config.identity {
             Some(id) => Some((id.cert_der, signing_key(id.key_der)?)),
             None => None,
@@ -451,17 +549,17 @@ impl<R: CryptoRngCore, C: TlsClock> CryptoProvider for McuTlsProvider<'_, R, C> 
         &mut self.rng
     }
 
-    fn verifier(&mut self) -> Result<&mut impl TlsVerifier<CipherSuite>, TlsError> {
+    fn verifier(&mut self) -> Result<&mut impl TlsVerifier<CipherSuite>, EtlsError> {
         // `Err` makes embedded-tls skip verification: only for `insecure_no_verify`.
-        self.verifier.as_mut().ok_or(TlsError::Unimplemented)
+        self.verifier.as_mut().ok_or(EtlsError::Unimplemented)
     }
 
     fn signer(
         &mut self,
-    ) -> Result<(impl signature::SignerMut<DerSignature>, SignatureScheme), TlsError> {
+    ) -> Result<(impl signature::SignerMut<DerSignature>, SignatureScheme), EtlsError> {
         match &self.identity {
             Some((_, key)) => Ok((KeyRef(key), SignatureScheme::EcdsaSecp256r1Sha256)),
-            None => Err(TlsError::InvalidPrivateKey),
+            None => Err(EtlsError::InvalidPrivateKey),
         }
     }
 
@@ -492,7 +590,7 @@ pub struct TlsBuffers<const R: usize = MAX_RECORD_BODY, const W: usize = 4096> {
 struct Shared {
     /// The last error of the transport or the record layer, in full (embedded-tls keeps only
     /// an `ErrorKind`).
-    fault: Cell<Option<Error>>,
+    fault: Cell<Option<TlsError>>,
     /// While set, the aligner's `flush` does not wait for the transport.
     handshaking: Cell<bool>,
 }
@@ -520,19 +618,20 @@ impl<const R: usize, const W: usize> Default for TlsBuffers<R, W> {
 
 // --- record aligner --------------------------------------------------------------------------
 
-/// Converts a transport error: a modem socket's [`Error`] is kept as it is.
-fn transport_error<E: embedded_io::Error + 'static>(e: E) -> Error {
+/// Converts a transport error: a modem socket's [`Error`] is kept as it is, in
+/// [`TlsError::Transport`].
+fn transport_error<E: embedded_io::Error + 'static>(e: E) -> TlsError {
     use embedded_io::ErrorKind;
     if let Some(e) = (&e as &dyn core::any::Any).downcast_ref::<Error>() {
-        return *e;
+        return TlsError::Transport(*e);
     }
     match e.kind() {
-        ErrorKind::TimedOut => Error::Timeout,
+        ErrorKind::TimedOut => TlsError::Transport(Error::Timeout),
         ErrorKind::BrokenPipe
         | ErrorKind::ConnectionReset
         | ErrorKind::ConnectionAborted
-        | ErrorKind::NotConnected => Error::ConnectionClosed,
-        _ => Error::McuTls(TlsFailure::Io),
+        | ErrorKind::NotConnected => TlsError::Transport(Error::ConnectionClosed),
+        _ => TlsError::Failure(TlsFailure::Io),
     }
 }
 
@@ -547,7 +646,7 @@ fn transport_error<E: embedded_io::Error + 'static>(e: E) -> Error {
 struct Aligned<'b, T: ErrorType> {
     inner: T,
     /// Turns the transport's errors into ours (keeps a modem socket's [`Error`]).
-    convert: fn(T::Error) -> Error,
+    convert: fn(T::Error) -> TlsError,
     header: [u8; HEADER],
     body: &'b mut [u8],
     /// Bytes of the current record received (header included).
@@ -555,7 +654,7 @@ struct Aligned<'b, T: ErrorType> {
     /// Bytes of the current record handed to embedded-tls.
     served: usize,
     /// A fatal error of the record layer (sticky).
-    broken: Option<Error>,
+    broken: Option<TlsError>,
     shared: &'b Shared,
 }
 
@@ -564,7 +663,7 @@ impl<'b, T: Read + Write> Aligned<'b, T> {
         inner: T,
         body: &'b mut [u8],
         shared: &'b Shared,
-        convert: fn(T::Error) -> Error,
+        convert: fn(T::Error) -> TlsError,
     ) -> Self {
         Self {
             inner,
@@ -582,14 +681,14 @@ impl<'b, T: Read + Write> Aligned<'b, T> {
         usize::from(u16::from_be_bytes([self.header[3], self.header[4]]))
     }
 
-    fn fail(&self, e: Error) -> Error {
+    fn fail(&self, e: TlsError) -> TlsError {
         self.shared.fault.set(Some(e));
         e
     }
 
     /// Waits until the current record is complete. `Ok(false)`: the transport ended before
     /// the first byte of a record.
-    async fn fill(&mut self) -> Result<bool, Error> {
+    async fn fill(&mut self) -> Result<bool, TlsError> {
         loop {
             let n = if self.have < HEADER {
                 self.inner.read(&mut self.header[self.have..]).await
@@ -608,7 +707,7 @@ impl<'b, T: Read + Write> Aligned<'b, T> {
                     return Ok(false);
                 }
                 // Truncated in the middle of a record.
-                let e = Error::McuTls(TlsFailure::PeerClosed);
+                let e = TlsError::Failure(TlsFailure::PeerClosed);
                 self.broken = Some(e);
                 return Err(self.fail(e));
             }
@@ -617,7 +716,7 @@ impl<'b, T: Read + Write> Aligned<'b, T> {
                 let len = self.body_len();
                 if len > MAX_RECORD_BODY || len > self.body.len() {
                     warn!("TLS record of {} bytes is too long", len);
-                    let e = Error::McuTls(TlsFailure::RecordTooLong);
+                    let e = TlsError::Failure(TlsFailure::RecordTooLong);
                     self.broken = Some(e);
                     return Err(self.fail(e));
                 }
@@ -627,11 +726,11 @@ impl<'b, T: Read + Write> Aligned<'b, T> {
 }
 
 impl<T: ErrorType> ErrorType for Aligned<'_, T> {
-    type Error = Error;
+    type Error = TlsError;
 }
 
 impl<T: Read + Write> Read for Aligned<'_, T> {
-    async fn read(&mut self, out: &mut [u8]) -> Result<usize, Error> {
+    async fn read(&mut self, out: &mut [u8]) -> Result<usize, TlsError> {
         if let Some(e) = self.broken {
             return Err(self.fail(e));
         }
@@ -642,7 +741,7 @@ impl<T: Read + Write> Read for Aligned<'_, T> {
             // Clean end of the transport between records (embedded-tls sees an I/O error).
             self.shared
                 .fault
-                .set(Some(Error::McuTls(TlsFailure::PeerClosed)));
+                .set(Some(TlsError::Failure(TlsFailure::PeerClosed)));
             return Ok(0);
         }
         let total = HEADER + self.body_len();
@@ -667,12 +766,12 @@ impl<T: Read + Write> Read for Aligned<'_, T> {
 }
 
 impl<T: Read + Write> Write for Aligned<'_, T> {
-    async fn write(&mut self, buf: &[u8]) -> Result<usize, Error> {
+    async fn write(&mut self, buf: &[u8]) -> Result<usize, TlsError> {
         let r = self.inner.write(buf).await;
         r.map_err(|e| self.fail((self.convert)(e)))
     }
 
-    async fn flush(&mut self) -> Result<(), Error> {
+    async fn flush(&mut self) -> Result<(), TlsError> {
         if self.shared.handshaking.get() {
             return Ok(());
         }
@@ -684,22 +783,26 @@ impl<T: Read + Write> Write for Aligned<'_, T> {
 // --- connection ------------------------------------------------------------------------------
 
 /// Maps an embedded-tls error, preferring the detailed error the aligner recorded.
-fn map_error(e: TlsError, fault: &Cell<Option<Error>>, handshake: bool) -> Error {
-    let tls = Error::McuTls;
+fn map_error(e: EtlsError, fault: &Cell<Option<TlsError>>, handshake: bool) -> TlsError {
+    let tls = TlsError::Failure;
     match e {
-        TlsError::Io(_) | TlsError::IoError => fault.take().unwrap_or(tls(TlsFailure::PeerClosed)),
-        TlsError::InvalidCertificate
-        | TlsError::InvalidCertificateEntry
-        | TlsError::InvalidSignature
-        | TlsError::InvalidSignatureScheme => tls(TlsFailure::Certificate),
-        TlsError::HandshakeAborted(..) | TlsError::AbortHandshake(..) => tls(TlsFailure::Handshake),
-        TlsError::InsufficientSpace | TlsError::OutOfMemory => Error::Overflow,
-        TlsError::InvalidPrivateKey => Error::InvalidArgument,
-        TlsError::MissingHandshake => Error::InvalidState,
-        TlsError::ConnectionClosed => Error::ConnectionClosed,
+        EtlsError::Io(_) | EtlsError::IoError => {
+            fault.take().unwrap_or(tls(TlsFailure::PeerClosed))
+        }
+        EtlsError::InvalidCertificate
+        | EtlsError::InvalidCertificateEntry
+        | EtlsError::InvalidSignature
+        | EtlsError::InvalidSignatureScheme => tls(TlsFailure::Certificate),
+        EtlsError::HandshakeAborted(..) | EtlsError::AbortHandshake(..) => {
+            tls(TlsFailure::Handshake)
+        }
+        EtlsError::InsufficientSpace | EtlsError::OutOfMemory => TlsError::BufferTooSmall,
+        EtlsError::InvalidPrivateKey => TlsError::InvalidKey,
+        EtlsError::MissingHandshake => TlsError::InvalidState,
+        EtlsError::ConnectionClosed => TlsError::Closed,
         _ if handshake => tls(TlsFailure::Handshake),
         // After the handshake, embedded-tls reports a peer's alert as `InternalError`.
-        TlsError::InternalError => tls(TlsFailure::Alert),
+        EtlsError::InternalError => tls(TlsFailure::Alert),
         _ => tls(TlsFailure::Protocol),
     }
 }
@@ -723,7 +826,7 @@ impl McuTls {
         buffers: &'b mut TlsBuffers<RB, WB>,
         config: &McuTlsConfig<'_>,
         rng: R,
-    ) -> Result<TlsStream<'b, T>, Error>
+    ) -> Result<TlsStream<'b, T>, TlsError>
     where
         T: Read + Write + 'b,
         T::Error: 'static,
@@ -741,7 +844,7 @@ impl McuTls {
         buffers: &'b mut TlsBuffers<RB, WB>,
         config: &McuTlsConfig<'_>,
         mut provider: P,
-    ) -> Result<TlsStream<'b, T>, Error>
+    ) -> Result<TlsStream<'b, T>, TlsError>
     where
         T: Read + Write + 'b,
         T::Error: 'static,
@@ -749,7 +852,7 @@ impl McuTls {
     {
         let name = config.server_name;
         if name.is_empty() || name.len() > MAX_SERVER_NAME {
-            return Err(Error::InvalidArgument);
+            return Err(TlsError::InvalidServerName);
         }
         let TlsBuffers {
             read,
@@ -803,7 +906,7 @@ impl McuTls {
 }
 
 /// An open MCU-side TLS connection over the transport `T`. Implements
-/// `embedded_io_async::{Read, Write}` with [`Error`].
+/// `embedded_io_async::{Read, Write}` with [`TlsError`].
 ///
 /// * `read` is **cancel-safe** (if `T`'s is): drop it at any point, nothing is lost.
 ///   `Ok(0)` means the server closed the connection with `close_notify`.
@@ -814,14 +917,14 @@ impl McuTls {
 /// * Every error is final (returned again by later calls).
 pub struct TlsStream<'b, T: Read + Write + 'b> {
     conn: TlsConnection<'b, Aligned<'b, T>, CipherSuite>,
-    fault: &'b Cell<Option<Error>>,
-    failed: Option<Error>,
+    fault: &'b Cell<Option<TlsError>>,
+    failed: Option<TlsError>,
     eof: bool,
     writing: bool,
 }
 
 impl<'b, T: Read + Write + 'b> TlsStream<'b, T> {
-    fn fail(&mut self, e: TlsError) -> Error {
+    fn fail(&mut self, e: EtlsError) -> TlsError {
         let e = map_error(e, self.fault, false);
         self.failed = Some(e);
         e
@@ -829,7 +932,7 @@ impl<'b, T: Read + Write + 'b> TlsStream<'b, T> {
 
     /// Reads decrypted bytes; waits for a record. `Ok(0)`: the server sent `close_notify`.
     /// Cancel-safe.
-    pub async fn read(&mut self, buf: &mut [u8]) -> Result<usize, Error> {
+    pub async fn read(&mut self, buf: &mut [u8]) -> Result<usize, TlsError> {
         if let Some(e) = self.failed {
             return Err(e);
         }
@@ -838,7 +941,7 @@ impl<'b, T: Read + Write + 'b> TlsStream<'b, T> {
         }
         match self.conn.read(buf).await {
             Ok(n) => Ok(n),
-            Err(TlsError::ConnectionClosed) => {
+            Err(EtlsError::ConnectionClosed) => {
                 self.eof = true;
                 Ok(0)
             }
@@ -846,22 +949,22 @@ impl<'b, T: Read + Write + 'b> TlsStream<'b, T> {
         }
     }
 
-    fn check_write(&mut self) -> Result<(), Error> {
+    fn check_write(&mut self) -> Result<(), TlsError> {
         if self.writing {
-            self.failed = Some(Error::McuTls(TlsFailure::Interrupted));
+            self.failed = Some(TlsError::Failure(TlsFailure::Interrupted));
         }
         if let Some(e) = self.failed {
             return Err(e);
         }
         if self.eof {
-            return Err(Error::ConnectionClosed);
+            return Err(TlsError::Closed);
         }
         Ok(())
     }
 
     /// Buffers `buf` into the current record (sending it when full); returns how many bytes
     /// were taken. Call [`flush`](Self::flush) to send a partial record.
-    pub async fn write(&mut self, buf: &[u8]) -> Result<usize, Error> {
+    pub async fn write(&mut self, buf: &[u8]) -> Result<usize, TlsError> {
         self.check_write()?;
         self.writing = true;
         let r = self.conn.write(buf).await;
@@ -874,7 +977,7 @@ impl<'b, T: Read + Write + 'b> TlsStream<'b, T> {
 
     /// Sends the current record and waits until the transport has taken it (for a modem
     /// socket: until the modem accepted every byte).
-    pub async fn flush(&mut self) -> Result<(), Error> {
+    pub async fn flush(&mut self) -> Result<(), TlsError> {
         self.check_write()?;
         self.writing = true;
         let r = self.conn.flush().await;
@@ -888,13 +991,17 @@ impl<'b, T: Read + Write + 'b> TlsStream<'b, T> {
     /// A write failed. If the peer closed the connection, it may have said why first (in
     /// TLS 1.3 a server refuses our client certificate after our `Finished`, with an alert,
     /// then closes): read what it sent, briefly, and report the alert rather than the close.
-    async fn write_failed(&mut self, e: TlsError) -> Error {
+    async fn write_failed(&mut self, e: EtlsError) -> TlsError {
         let mut err = self.fail(e);
-        if err == Error::ConnectionClosed && !self.eof {
+        let closed = matches!(
+            err,
+            TlsError::Closed | TlsError::Transport(Error::ConnectionClosed)
+        );
+        if closed && !self.eof {
             let mut scratch = [0u8; 1];
             let why = with_timeout(ALERT_GRACE, self.conn.read(&mut scratch)).await;
-            if let Ok(Err(TlsError::InternalError)) = why {
-                err = Error::McuTls(TlsFailure::Alert);
+            if let Ok(Err(EtlsError::InternalError)) = why {
+                err = TlsError::Failure(TlsFailure::Alert);
                 self.failed = Some(err);
             }
         }
@@ -904,7 +1011,7 @@ impl<'b, T: Read + Write + 'b> TlsStream<'b, T> {
     /// Sends what is buffered and a `close_notify`, and gives the transport back (close it
     /// too, e.g. [`Socket::close`](crate::asynch::Socket::close)). On error the transport is
     /// dropped (a dropped modem socket is closed by the runner).
-    pub async fn close(self) -> Result<T, Error> {
+    pub async fn close(self) -> Result<T, TlsError> {
         let fault = self.fault;
         match self.conn.close().await {
             Ok(aligned) => Ok(aligned.inner),
@@ -923,21 +1030,21 @@ impl<'b, T: Read + Write + 'b> fmt::Debug for TlsStream<'b, T> {
 }
 
 impl<'b, T: Read + Write + 'b> ErrorType for TlsStream<'b, T> {
-    type Error = Error;
+    type Error = TlsError;
 }
 
 impl<'b, T: Read + Write + 'b> Read for TlsStream<'b, T> {
-    async fn read(&mut self, buf: &mut [u8]) -> Result<usize, Error> {
+    async fn read(&mut self, buf: &mut [u8]) -> Result<usize, TlsError> {
         TlsStream::read(self, buf).await
     }
 }
 
 impl<'b, T: Read + Write + 'b> Write for TlsStream<'b, T> {
-    async fn write(&mut self, buf: &[u8]) -> Result<usize, Error> {
+    async fn write(&mut self, buf: &[u8]) -> Result<usize, TlsError> {
         TlsStream::write(self, buf).await
     }
 
-    async fn flush(&mut self) -> Result<(), Error> {
+    async fn flush(&mut self) -> Result<(), TlsError> {
         TlsStream::flush(self).await
     }
 }
@@ -955,14 +1062,18 @@ mod tests {
         let mut out = [0u8; 8];
         assert_eq!(pem_to_der(pem, &mut out).unwrap(), &[0x30, 3, 2, 1, 5]);
         let mut small = [0u8; 4];
-        assert!(matches!(
-            pem_to_der(pem, &mut small),
-            Err(Error::Pem(crate::pem::PemError::BufferTooSmall))
-        ));
-        assert_eq!(
-            pem_to_der(b"no pem here", &mut out),
-            Err(Error::Pem(crate::pem::PemError::Malformed))
-        );
+        assert_eq!(pem_to_der(pem, &mut small), Err(TlsError::BufferTooSmall));
+        for bad in [
+            &b"-----BEGIN X-----\nAA*C\n-----END X-----"[..],
+            b"-----BEGIN X-----\nA\n-----END X-----",
+            b"-----BEGIN X-----\nAA==AA\n-----END X-----",
+            b"-----BEGIN X-----\n\n-----END X-----",
+            b"-----BEGIN X-----\nProc-Type: 4,ENCRYPTED\nAAAA\n-----END X-----",
+            b"-----BEGIN X-----\nAAAA\n",
+            b"no pem here",
+        ] {
+            assert_eq!(pem_to_der(bad, &mut out), Err(TlsError::InvalidPem));
+        }
     }
 
     #[test]
@@ -975,7 +1086,7 @@ mod tests {
         v.extend_from_slice(&sec1);
         v[1] = (v.len() - 2) as u8;
         assert_eq!(pkcs8_p256_inner(&v), Some(&sec1[..]));
-        assert_eq!(signing_key(&v).err(), Some(Error::InvalidArgument));
+        assert_eq!(signing_key(&v).err(), Some(TlsError::InvalidKey));
         assert_eq!(pkcs8_p256_inner(&v[..10]), None);
     }
 
@@ -1064,7 +1175,7 @@ mod tests {
             chunk: 7,
             ready: false,
         };
-        let mut a = Aligned::new(transport, &mut body, &sh, |e| e);
+        let mut a = Aligned::new(transport, &mut body, &sh, TlsError::Transport);
         let mut out = std::vec::Vec::new();
         let mut dropped = 0;
         // Every read is polled once and dropped if pending (a timeout at the worst moment).
@@ -1089,7 +1200,10 @@ mod tests {
         assert!(dropped > 1000, "{dropped}");
         // The transport ends at a record boundary: end of stream.
         assert_eq!(embassy_futures::block_on(a.read(&mut [0u8; 5])), Ok(0));
-        assert_eq!(sh.fault.get(), Some(Error::McuTls(TlsFailure::PeerClosed)));
+        assert_eq!(
+            sh.fault.get(),
+            Some(TlsError::Failure(TlsFailure::PeerClosed))
+        );
     }
 
     #[test]
@@ -1102,8 +1216,8 @@ mod tests {
             chunk: 100,
             ready: false,
         };
-        let mut a = Aligned::new(long, &mut body, &sh, |e| e);
-        let too_long = Err(Error::McuTls(TlsFailure::RecordTooLong));
+        let mut a = Aligned::new(long, &mut body, &sh, TlsError::Transport);
+        let too_long = Err(TlsError::Failure(TlsFailure::RecordTooLong));
         assert_eq!(embassy_futures::block_on(a.read(&mut [0u8; 5])), too_long);
         assert_eq!(embassy_futures::block_on(a.read(&mut [0u8; 5])), too_long);
 
@@ -1116,7 +1230,7 @@ mod tests {
             chunk: 5,
             ready: false,
         };
-        let mut a = Aligned::new(t, &mut body, &sh, |e| e);
+        let mut a = Aligned::new(t, &mut body, &sh, TlsError::Transport);
         assert_eq!(embassy_futures::block_on(a.read(&mut [0u8; 5])), too_long);
 
         let mut body = vec![0u8; 1000];
@@ -1128,10 +1242,49 @@ mod tests {
             chunk: 64,
             ready: false,
         };
-        let mut a = Aligned::new(t, &mut body, &sh, |e| e);
+        let mut a = Aligned::new(t, &mut body, &sh, TlsError::Transport);
         assert_eq!(
             embassy_futures::block_on(a.read(&mut [0u8; 5])),
-            Err(Error::McuTls(TlsFailure::PeerClosed))
+            Err(TlsError::Failure(TlsFailure::PeerClosed))
+        );
+    }
+
+    #[test]
+    fn an_unusable_server_name_is_refused_before_any_io() {
+        let mut buffers: std::boxed::Box<TlsBuffers> = std::boxed::Box::default();
+        let long = "a".repeat(MAX_SERVER_NAME + 1);
+        for name in ["", long.as_str()] {
+            let transport = Trickle {
+                data: vec![],
+                pos: 0,
+                chunk: 1,
+                ready: false,
+            };
+            let config = McuTlsConfig::insecure_no_verify(name);
+            let r = embassy_futures::block_on(McuTls::connect(
+                transport,
+                &mut buffers,
+                &config,
+                rand_core::OsRng,
+            ));
+            assert_eq!(r.err(), Some(TlsError::InvalidServerName), "{name:?}");
+        }
+    }
+
+    #[test]
+    fn the_transport_error_is_kept_and_its_kind_shows_through() {
+        use embedded_io::Error as _;
+        let e = TlsError::from(Error::ContextDeactivated);
+        assert_eq!(e, TlsError::Transport(Error::ContextDeactivated));
+        assert_eq!(e.kind(), embedded_io::ErrorKind::ConnectionAborted);
+        assert_eq!(
+            TlsError::Failure(TlsFailure::Certificate).kind(),
+            embedded_io::ErrorKind::ConnectionRefused
+        );
+        let source = core::error::Error::source(&e).map(std::string::ToString::to_string);
+        assert_eq!(
+            source.as_deref(),
+            Some("PDP context deactivated by the network")
         );
     }
 

@@ -24,7 +24,6 @@ use std::time::Duration as StdDuration;
 
 use aliyun_broker::{AliyunCloud, CloudOptions};
 use embassy_time::{Duration, Timer, with_timeout};
-use quectel::Error;
 use quectel::asynch::{Apn, Config, Modem, Remote, Resources, TlsConfig};
 use quectel::cloud::CloudError;
 use quectel::cloud::aliyun::{
@@ -181,7 +180,7 @@ fn register_store_connect_second_boot_and_already_activated() {
         let e = provision(m, &link, &reg, &mut wiped, &mut buf)
             .await
             .unwrap_err();
-        assert_eq!(e, Error::Cloud(CloudError::AlreadyActivated));
+        assert_eq!(e, CloudError::AlreadyActivated);
         assert_eq!(wiped.saves(), 0);
         let text = e.to_string();
         assert!(
@@ -331,13 +330,10 @@ fn fake_aliyun_wire_exchange_and_connack_codes() {
                 .map(|s| s.expose()),
             Some("FromFakeCloud")
         );
-        assert_eq!(
-            results[1].clone().unwrap_err(),
-            Error::Cloud(CloudError::BadCredentials)
-        );
+        assert_eq!(results[1].clone().unwrap_err(), CloudError::BadCredentials);
         assert_eq!(
             results[2].clone().unwrap_err(),
-            Error::Cloud(CloudError::AlreadyActivated)
+            CloudError::AlreadyActivated
         );
         // The CONNECT carries the registration client id, user name and the sign (computed
         // here independently of the crate: see KAT-ALI-3 for the HMAC itself).

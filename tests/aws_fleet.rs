@@ -15,7 +15,6 @@ mod support;
 use std::time::Duration as StdDuration;
 
 use embassy_time::Duration;
-use quectel::Error;
 use quectel::asynch::{Apn, Config, Modem, Resources, TlsConfig};
 use quectel::cloud::CloudError;
 use quectel::cloud::aws::{
@@ -424,10 +423,7 @@ fn rejected_too_large_and_dropped_answers_are_typed_errors() {
             )
             .await
             .err();
-        assert_eq!(
-            err,
-            Some(Error::Cloud(CloudError::Rejected { status: 400 }))
-        );
+        assert_eq!(err, Some(CloudError::Rejected { status: 400 }));
         let r = fleet.last_rejection().expect("rejection details");
         assert_eq!(r.operation, Operation::RegisterThing);
         assert_eq!(r.error_code, "InvalidCertificateOwnershipToken");
@@ -440,7 +436,7 @@ fn rejected_too_large_and_dropped_answers_are_typed_errors() {
             .create_certificate_from_csr(&mut conn, &key, "device-SN0003", &mut small)
             .await
             .err();
-        let Some(Error::Cloud(CloudError::ResponseTooLarge { needed, capacity })) = err else {
+        let Some(CloudError::ResponseTooLarge { needed, capacity }) = err else {
             panic!("expected ResponseTooLarge, got {err:?}");
         };
         assert_eq!(capacity, 512);
@@ -469,10 +465,10 @@ fn rejected_too_large_and_dropped_answers_are_typed_errors() {
             .err();
         assert_eq!(
             err,
-            Some(Error::Cloud(CloudError::ResponseTooLarge {
+            Some(CloudError::ResponseTooLarge {
                 needed: Operation::CreateKeysAndCertificate.recommended_rx_size(),
                 capacity: 1024
-            }))
+            })
         );
         conn.disconnect().await.unwrap();
         drop(mqtt);
@@ -491,7 +487,7 @@ fn rejected_too_large_and_dropped_answers_are_typed_errors() {
             .create_certificate_from_csr(&mut conn, &key, "device-SN0004", &mut big)
             .await
             .err();
-        assert_eq!(err, Some(Error::Cloud(CloudError::NoResponse)));
+        assert_eq!(err, Some(CloudError::NoResponse));
         assert!(started.elapsed() < StdDuration::from_secs(10));
     });
     let lines = responder.lines();

@@ -5,9 +5,8 @@ use std::time::{Duration as StdDuration, Instant as StdInstant};
 
 use embassy_futures::select::{Either, select};
 use embassy_time::{Duration, with_timeout};
-use quectel::Error;
 use quectel::asynch::{self, Apn, Config, Modem, Remote, Resources, Socket};
-use quectel::tls::{McuTls, McuTlsConfig, TlsBuffers, TlsFailure, TlsStream, pem_to_der};
+use quectel::tls::{McuTls, McuTlsConfig, TlsBuffers, TlsError, TlsFailure, TlsStream, pem_to_der};
 use quectel_mock::peers::{EchoHandle, TestPki, TlsEchoServer};
 use quectel_mock::{HostRx, HostTx, MockModem, Model as MockModel, ModemHandle};
 use rand_core::{OsRng, RngCore};
@@ -70,7 +69,7 @@ async fn open<'b>(
     echo: &EchoHandle,
     buffers: &'b mut TlsBuffers,
     config: &McuTlsConfig<'_>,
-) -> Result<Tls<'b>, Error> {
+) -> Result<Tls<'b>, TlsError> {
     let sock = m
         .connect(
             1,
@@ -174,7 +173,7 @@ fn wrong_ca_is_a_certificate_error() {
         bring_up(m).await;
         open(m, &echo, &mut bufs, &config).await.map(|_| ())
     });
-    assert_eq!(r, Err(Error::McuTls(TlsFailure::Certificate)));
+    assert_eq!(r, Err(TlsError::Failure(TlsFailure::Certificate)));
 }
 
 #[test]
@@ -187,7 +186,7 @@ fn server_name_mismatch_is_a_certificate_error() {
         bring_up(m).await;
         open(m, &echo, &mut bufs, &config).await.map(|_| ())
     });
-    assert_eq!(r, Err(Error::McuTls(TlsFailure::Certificate)));
+    assert_eq!(r, Err(TlsError::Failure(TlsFailure::Certificate)));
 }
 
 #[test]
@@ -236,7 +235,7 @@ fn missing_client_certificate_is_a_typed_error() {
     // may see the close first), the error is the alert.
     assert_eq!(
         outcome.1,
-        Error::McuTls(TlsFailure::Alert),
+        TlsError::Failure(TlsFailure::Alert),
         "at {}",
         outcome.0
     );
@@ -250,7 +249,7 @@ fn missing_client_certificate_is_a_typed_error() {
 /// Without the aligner — measured once with a throw-away switch that made the aligner pass
 /// reads straight through, so embedded-tls 0.19's `TlsConnection` read the same socket under the
 /// same 300 ms timeouts: 3 runs out of 3 failed after 9 abandoned reads with 0 of the 2500 bytes
-/// delivered, `TlsError::InvalidRecord` (here `Error::McuTls(TlsFailure::Protocol)`): a read
+/// delivered, `TlsError::InvalidRecord` (here `TlsError::Failure(TlsFailure::Protocol)`): a read
 /// dropped after embedded-tls had taken the record header lost it, and the next read parsed body
 /// bytes as a header. With the aligner: 3 runs out of 3 intact, 9 abandoned reads, 2.78 s.
 #[test]
@@ -338,6 +337,6 @@ fn bad_client_key_fails_before_any_io() {
     let config = McuTlsConfig::new("localhost", &pki.ca_der).with_client_identity(cert, cert);
     assert_eq!(
         quectel::tls::McuTlsProvider::new(&config, OsRng).err(),
-        Some(Error::InvalidArgument)
+        Some(TlsError::InvalidKey)
     );
 }

@@ -9,7 +9,7 @@ use std::time::Duration as StdDuration;
 use embassy_time::Duration;
 use quectel::Error;
 use quectel::asynch::{Apn, Config, Resources, SimStatus, TlsConfig};
-use quectel::mqtt::{Mqtt, MqttConfig, QoS, Transport};
+use quectel::mqtt::{Mqtt, MqttConfig, MqttError, QoS, Transport};
 use quectel_mock::{MockModem, Model as MockModel};
 use support::broker::{Access, Broker, BrokerOptions, Subscriber};
 use support::with_modem_in;
@@ -119,7 +119,10 @@ fn wrong_ca_and_missing_client_certificate_are_typed_errors() {
             Apn::new("internet"),
         );
         let mut mqtt = Mqtt::new(cfg, &mut buf, 1024).unwrap();
-        assert!(matches!(mqtt.connect(m).await.err(), Some(Error::Tls(_))));
+        assert!(matches!(
+            mqtt.connect(m).await.err(),
+            Some(MqttError::Modem(Error::Tls(_)))
+        ));
         drop(mqtt);
         let anonymous = TlsConfig::new(ca.as_bytes());
         let mut buf = [0u8; 2048];
@@ -136,7 +139,7 @@ fn wrong_ca_and_missing_client_certificate_are_typed_errors() {
         let mut mqtt = Mqtt::new(cfg, &mut buf, 1024).unwrap();
         let err = mqtt.connect(m).await.err();
         assert!(
-            matches!(err, Some(Error::Tls(_))),
+            matches!(err, Some(MqttError::Modem(Error::Tls(_)))),
             "a client without certificate got {err:?}"
         );
     });
@@ -470,7 +473,7 @@ fn throttled_link_delivers_a_large_message_over_mcu_tls_across_keepalive_deadlin
 #[cfg(feature = "mcu-tls")]
 #[test]
 fn mcu_tls_wrong_ca_and_missing_client_certificate_are_typed_errors() {
-    use quectel::tls::{McuTlsConfig, TlsBuffers, TlsFailure, pem_to_der};
+    use quectel::tls::{McuTlsConfig, TlsBuffers, TlsError, TlsFailure, pem_to_der};
     let broker = Broker::start(BrokerOptions::default().grant(THING, Access::ReadWrite, IMEI));
     let device = broker.client(THING);
     let mut other_der = vec![0u8; 4096];
@@ -498,7 +501,10 @@ fn mcu_tls_wrong_ca_and_missing_client_certificate_are_typed_errors() {
             .connect_mcu_tls(m, tls_buffers, &wrong, rand_core::OsRng)
             .await
             .err();
-        assert_eq!(err, Some(Error::McuTls(TlsFailure::Certificate)));
+        assert_eq!(
+            err,
+            Some(MqttError::Tls(TlsError::Failure(TlsFailure::Certificate)))
+        );
         let anonymous = McuTlsConfig::new("localhost", &ca_der);
         let err = mqtt
             .connect_mcu_tls(m, tls_buffers, &anonymous, rand_core::OsRng)
@@ -506,8 +512,56 @@ fn mcu_tls_wrong_ca_and_missing_client_certificate_are_typed_errors() {
             .err();
         assert_eq!(
             err,
-            Some(Error::McuTls(TlsFailure::Alert)),
+            Some(MqttError::Tls(TlsError::Failure(TlsFailure::Alert))),
             "a client without certificate"
+        );
+    });
+}
+
+/// What `docs/aws-iot.md` says about an inbound message larger than `rx_size`, against a broker
+/// that honours the Maximum Packet Size minimq announces (mosquitto, like AWS IoT Core): the
+/// broker drops it, the device sees nothing of it (no error, no count) and keeps receiving.
+#[test]
+fn a_broker_that_honours_maximum_packet_size_drops_a_message_larger_than_rx_size() {
+    let broker = Broker::start(BrokerOptions::default().grant(THING, Access::ReadWrite, IMEI));
+    let device = broker.client(THING);
+    let observer = broker.observer();
+    let ca = broker.pki().ca_pem.clone();
+    let port = broker.port();
+    let res: &'static mut Resources<2048, 2, 4096> = Box::leak(Box::new(Resources::new()));
+    with_modem_in(res, config(), mock(), async |m, _| {
+        m.init().await.unwrap();
+        let tls = TlsConfig::new(ca.as_bytes())
+            .with_client_identity(device.cert_pem.as_bytes(), device.key_pem.as_bytes());
+        let cfg = MqttConfig::new(
+            "localhost",
+            port,
+            THING,
+            Transport::ModemTls { ssl_ctx: 1, tls },
+            Apn::new("internet"),
+        );
+        let mut buf = [0u8; 4096];
+        let mut mqtt = Mqtt::new(cfg, &mut buf, 1024).unwrap();
+        mqtt.subscribe_on_connect(IMEI, QoS::AtLeastOnce).unwrap();
+        let mut conn = mqtt.connect(m).await.unwrap();
+        while !conn.all_acknowledged() {
+            embassy_time::with_timeout(Duration::from_secs(10), conn.poll())
+                .await
+                .expect("SUBACK")
+                .unwrap();
+        }
+        let big = vec![b'x'; 2000];
+        assert!(broker.publish(&observer, IMEI, &big, 1).ok());
+        assert!(broker.publish(&observer, IMEI, b"small", 1).ok());
+        let msg = embassy_time::with_timeout(Duration::from_secs(10), conn.recv())
+            .await
+            .expect("the small message")
+            .expect("the connection is alive");
+        assert_eq!(msg.payload(), b"small", "the large message was dropped");
+        assert_eq!(
+            conn.dropped_messages(),
+            0,
+            "the broker dropped it, not the device"
         );
     });
 }

@@ -276,7 +276,7 @@ impl<'a> Modem<'a> {
             model,
             model_name,
             revision,
-            imei: crate::command::parse::to_string(imei.as_bytes())?,
+            imei: crate::at::parse::to_string(imei.as_bytes())?,
         })
     }
 

@@ -1,14 +1,15 @@
 //! The sans-IO AT protocol layer: digester, line classification, responses and URCs.
 //!
-//! Low level. Public here is what a [`Command`](crate::command::Command) implementation sees
+//! Low level. Public here is what a `Command` implementation (module `command`) sees
 //! ([`Response`], [`Expect`], [`Final`], [`Info`], [`Payload`]), the digester's counters
-//! ([`DigestStats`], from `modem.stats()`) and the typed URCs ([`urc`]) that
-//! [`State`](crate::state::State) is made of. The digester itself is internal.
+//! ([`DigestStats`], from `modem.stats()`) and the typed URCs ([`urc`]) that the driver's
+//! `State` is made of. The digester itself is internal.
 
 pub(crate) mod digester;
 pub(crate) mod expect;
 pub(crate) mod feed;
 pub(crate) mod line;
+pub(crate) mod parse;
 pub(crate) mod response;
 pub mod urc;
 

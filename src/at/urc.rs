@@ -10,7 +10,7 @@ use nom::{
 
 use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use crate::command::parse::{all, comma, next, quoted, uint};
+use super::parse::{all, comma, next, quoted, uint};
 use crate::error::trim_ascii;
 
 /// The SIM's answer to `AT+CPIN?` / the `+CPIN:` URC.

@@ -31,7 +31,7 @@
 //!     (ca, claim_cert, claim_key): (&[u8], &[u8], &[u8]),
 //!     serial: &str,
 //!     rng: &mut impl rand_core::CryptoRngCore,
-//! ) -> Result<(), quectel::Error> {
+//! ) -> Result<(), quectel::cloud::CloudError> {
 //!     let endpoint = Endpoint::new("a1b2c3d4e5f6g7-ats.iot.eu-west-1.amazonaws.com")?;
 //!     let mut store = RamIdentityStore::<4096>::new();
 //!     // Claim connection: TLS context 1, any client id the claim policy allows.

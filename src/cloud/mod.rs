@@ -25,16 +25,30 @@
 
 use core::fmt;
 
+use crate::Error;
+use crate::mqtt::MqttError;
+
 #[cfg(feature = "aliyun")]
 pub mod aliyun;
 #[cfg(feature = "aws")]
 pub mod aws;
 
-/// What went wrong in a cloud helper (inside [`Error::Cloud`](crate::Error::Cloud)).
+/// The cloud layer's error: the platform refused or answered badly, a buffer is too small, the
+/// credential store failed, or the layer below failed ([`CloudError::Mqtt`],
+/// [`CloudError::Modem`]).
+///
+/// `From<MqttError>` wraps an MQTT error as [`CloudError::Mqtt`], except a modem error inside
+/// it ([`MqttError::Modem`]), which becomes [`CloudError::Modem`]; `From<Error>` (core) is
+/// [`CloudError::Modem`]. So a lost link is `CloudError::Modem(_)` whichever layer saw it.
+/// Holds no secret.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[non_exhaustive]
 pub enum CloudError {
+    /// The modem, the data call or the socket failed (a core [`Error`]).
+    Modem(Error),
+    /// The MQTT session failed or refused a request (e.g. the broker rejected `CONNECT`).
+    Mqtt(MqttError),
     /// A response (or a field of it) is larger than the buffer configured for it: `needed`
     /// bytes (or at least that many, when the size is only known to exceed the buffer) did not
     /// fit `capacity`. Nothing was truncated.
@@ -72,6 +86,8 @@ pub enum CloudError {
 impl fmt::Display for CloudError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            CloudError::Modem(e) => write!(f, "{e}"),
+            CloudError::Mqtt(e) => write!(f, "{e}"),
             CloudError::ResponseTooLarge { needed, capacity } => write!(
                 f,
                 "response needs {needed} bytes but the configured buffer holds {capacity}"
@@ -96,8 +112,79 @@ impl fmt::Display for CloudError {
     }
 }
 
-impl From<CloudError> for crate::Error {
-    fn from(e: CloudError) -> Self {
-        crate::Error::Cloud(e)
+impl core::error::Error for CloudError {
+    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
+        match self {
+            CloudError::Modem(e) => Some(e),
+            CloudError::Mqtt(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl From<Error> for CloudError {
+    fn from(e: Error) -> Self {
+        CloudError::Modem(e)
+    }
+}
+
+impl From<MqttError> for CloudError {
+    fn from(e: MqttError) -> Self {
+        match e {
+            MqttError::Modem(e) => CloudError::Modem(e),
+            e => CloudError::Mqtt(e),
+        }
+    }
+}
+
+#[cfg(feature = "mcu-tls")]
+impl From<crate::tls::TlsError> for CloudError {
+    fn from(e: crate::tls::TlsError) -> Self {
+        MqttError::from(e).into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+
+    use super::*;
+
+    #[test]
+    fn a_link_failure_reads_the_same_at_every_layer() {
+        let link = Error::ConnectionClosed;
+        assert_eq!(CloudError::from(link), CloudError::Modem(link));
+        assert_eq!(
+            CloudError::from(MqttError::Modem(link)),
+            CloudError::Modem(link)
+        );
+        assert_eq!(
+            CloudError::from(MqttError::Rejected(0x87)),
+            CloudError::Mqtt(MqttError::Rejected(0x87))
+        );
+        let e = CloudError::Mqtt(MqttError::Rejected(0x87));
+        let source = core::error::Error::source(&e).map(std::string::ToString::to_string);
+        assert_eq!(source.as_deref(), Some("MQTT broker refused (reason 0x87)"));
+    }
+
+    #[cfg(feature = "mcu-tls")]
+    #[test]
+    fn tls_errors_keep_their_layer_and_a_socket_failure_is_the_modem() {
+        use crate::tls::{TlsError, TlsFailure};
+        let link = Error::ContextDeactivated;
+        assert_eq!(
+            CloudError::from(TlsError::Transport(link)),
+            CloudError::Modem(link)
+        );
+        assert_eq!(
+            MqttError::from(TlsError::Transport(link)),
+            MqttError::Modem(link)
+        );
+        let cert = TlsError::Failure(TlsFailure::Certificate);
+        assert_eq!(MqttError::from(cert), MqttError::Tls(cert));
+        assert_eq!(
+            CloudError::from(cert),
+            CloudError::Mqtt(MqttError::Tls(cert))
+        );
     }
 }

@@ -1,9 +1,9 @@
 //! File commands (`AT+QF…`): certificates and keys live in the module's file system.
 
-use super::parse::{all, next, quoted, uint};
 use super::{CmdWriter, Command};
 use crate::Error;
 use crate::at::expect::Expect;
+use crate::at::parse::{all, next, quoted, uint};
 use crate::at::response::Response;
 
 /// The module's upload checksum: XOR of the data taken as big-endian 16-bit words (an odd last
@@ -143,7 +143,7 @@ impl Command for List<'_> {
         for line in resp.prefixed(b"+QFLST:") {
             let (name, size) = all((quoted, next(uint)), line)?;
             out.push(FileEntry {
-                name: super::parse::to_string(name)?,
+                name: crate::at::parse::to_string(name)?,
                 size,
             })
             .map_err(|_| Error::Overflow)?;

@@ -5,10 +5,10 @@
 use heapless::String;
 use nom::{combinator::opt, combinator::rest, sequence::preceded};
 
-use super::parse::{all, comma, to_string, uint};
 use super::{CmdWriter, Command};
 use crate::Error;
 use crate::at::expect::Expect;
+use crate::at::parse::{all, comma, to_string, uint};
 use crate::at::response::Response;
 use crate::error::trim_ascii;
 

@@ -15,7 +15,6 @@ pub mod dns;
 pub mod file;
 pub mod general;
 pub mod network;
-pub(crate) mod parse;
 pub mod pdp;
 pub mod sim;
 pub mod socket;

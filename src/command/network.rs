@@ -10,10 +10,10 @@ use nom::{
     sequence::terminated,
 };
 
-use super::parse::{all, comma, int, next, quoted, to_string, uint};
 use super::{CmdWriter, Command};
 use crate::Error;
 use crate::at::expect::Expect;
+use crate::at::parse::{all, comma, int, next, quoted, to_string, uint};
 use crate::at::response::Response;
 use crate::at::urc::{RegDomain, Registration, registration_fields};
 use crate::error::trim_ascii;

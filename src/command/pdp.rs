@@ -18,10 +18,10 @@ use nom::{
     sequence::preceded,
 };
 
-use super::parse::{all, comma, next, quoted, to_string, uint};
 use super::{CmdWriter, Command};
 use crate::Error;
 use crate::at::expect::Expect;
+use crate::at::parse::{all, comma, next, quoted, to_string, uint};
 use crate::at::response::Response;
 use crate::error::trim_ascii;
 

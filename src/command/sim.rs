@@ -7,10 +7,10 @@ use core::fmt;
 
 use heapless::String;
 
-use super::parse::{all, next, quoted, to_string, uint};
 use super::{CmdWriter, Command};
 use crate::Error;
 use crate::at::expect::Expect;
+use crate::at::parse::{all, next, quoted, to_string, uint};
 use crate::at::response::Response;
 use crate::at::urc::PinCode;
 

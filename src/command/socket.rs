@@ -4,10 +4,10 @@
 //! resumable exchange (command, `> ` prompt, payload, `SEND OK`) so that it survives
 //! cancellation; see `asynch::channel`.
 
-use super::parse::{all, next, uint};
 use super::{CmdWriter, Command};
 use crate::Error;
 use crate::at::expect::Expect;
+use crate::at::parse::{all, next, uint};
 use crate::at::response::Response;
 
 /// Time allowed for the immediate `OK` of an open command (the result comes later as a URC).

@@ -51,7 +51,9 @@
 //! * QoS 1 for the subscription and the publish; the flow waits for the SUBACK and the PUBACK,
 //!   then for `downlinks_wanted` downlinks (0: none), then sends `DISCONNECT`.
 //! * MQTT buffers: [`MQTT_BUFFER`] bytes inside the returned future, of which [`MQTT_RX`] for one
-//!   inbound packet (a larger downlink ends the connection with `BufferTooSmall`).
+//!   inbound packet (a larger downlink is dropped by a broker that honours the Maximum Packet
+//!   Size minimq announces, or skipped and counted by the client otherwise: see
+//!   `quectel::mqtt::DroppedMessage`).
 //! * With `mcu-tls`, the PEM certificates are converted to DER inside the future (buffers of
 //!   [`DER_MAX`] bytes each) and the caller provides the 37 KiB [`quectel::tls::TlsBuffers`].
 #![no_std]
@@ -65,7 +67,7 @@ use embassy_time::{Duration, Instant, Timer, with_timeout};
 use embedded_hal::digital::OutputPin;
 use embedded_io_async::{Read, Write};
 use quectel::asynch::{self, Apn, Config, Modem, Resources, SimStatus, TlsConfig};
-use quectel::mqtt::{Mqtt, MqttConfig, QoS, Transport};
+use quectel::mqtt::{Mqtt, MqttConfig, MqttError, MqttIo, QoS, Transport};
 
 pub use quectel;
 
@@ -261,8 +263,9 @@ pub enum Step {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum AppError {
-    /// The driver reported an error during this step.
-    Driver(Step, quectel::Error),
+    /// The driver reported an error during this step: a modem error
+    /// ([`MqttError::Modem`]), or an MQTT or (feature `mcu-tls`) TLS error.
+    Driver(Step, MqttError),
     /// This step did not finish within its [`Timeouts`] bound.
     Timeout(Step),
     /// The SIM is not ready (PIN, PUK, absent, ...).
@@ -367,7 +370,7 @@ pub enum Progress<'p> {
         /// Attempt number (1-based).
         attempt: u8,
         /// What went wrong (`None`: timed out).
-        error: Option<quectel::Error>,
+        error: Option<MqttError>,
     },
     /// The broker acknowledged the subscription and the publish (SUBACK, PUBACK).
     Published {
@@ -425,8 +428,8 @@ async fn bounded<T>(
         .unwrap_or(Err(AppError::Timeout(step)))
 }
 
-fn driver(step: Step) -> impl FnOnce(quectel::Error) -> AppError {
-    move |e| AppError::Driver(step, e)
+fn driver<E: Into<MqttError>>(step: Step) -> impl FnOnce(E) -> AppError {
+    move |e| AppError::Driver(step, e.into())
 }
 
 /// Start-up, SIM, data call: the part of the flow before MQTT.
@@ -460,7 +463,7 @@ async fn bring_up(
                     Timer::after_millis(500).await
                 }
                 Ok(other) => return Err(AppError::Sim(other)),
-                Err(e) => return Err(AppError::Driver(Step::Sim, e)),
+                Err(e) => return Err(AppError::Driver(Step::Sim, e.into())),
             }
         }
     })
@@ -493,7 +496,7 @@ async fn bring_up(
 fn give_up_or_retry(
     cfg: &AppConfig<'_>,
     attempt: u8,
-    error: Option<quectel::Error>,
+    error: Option<MqttError>,
 ) -> Result<(), AppError> {
     if attempt >= cfg.timeouts.connect_attempts.max(1) {
         return Err(match error {
@@ -507,7 +510,7 @@ fn give_up_or_retry(
 
 /// After `CONNECT`: publish, wait for the acknowledgements, then for the downlinks, then
 /// disconnect.
-async fn connected<IO: minimq::Io<Error = quectel::Error>>(
+async fn connected<IO: MqttIo>(
     mut conn: quectel::mqtt::MqttConnection<'_, '_, IO>,
     cfg: &AppConfig<'_>,
     (client_id, topic): (&str, &str),

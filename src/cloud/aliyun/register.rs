@@ -448,14 +448,14 @@ impl Provisioned {
 ///   valid and must not be thrown away).
 pub async fn ensure_credentials<S: CredentialStore>(
     store: &mut S,
-    register: impl AsyncFnOnce() -> Result<DeviceCredentials, Error>,
-) -> Result<Provisioned, Error> {
+    register: impl AsyncFnOnce() -> Result<DeviceCredentials, CloudError>,
+) -> Result<Provisioned, CloudError> {
     match store.load().await {
         Ok(Some(c)) => return Ok(Provisioned::Stored(c)),
         Ok(None) => {}
         Err(_e) => {
             warn!("aliyun: the credential store failed to load");
-            return Err(CloudError::Storage.into());
+            return Err(CloudError::Storage);
         }
     }
     let credentials = register().await?;
@@ -493,7 +493,7 @@ pub async fn provision<S>(
     registration: &Registration<'_>,
     store: &mut S,
     buf: &mut [u8],
-) -> Result<Provisioned, Error>
+) -> Result<Provisioned, CloudError>
 where
     S: CredentialStore,
 {
@@ -531,16 +531,16 @@ pub async fn register<IO>(
     io: &mut IO,
     registration: &Registration<'_>,
     buf: &mut [u8],
-) -> Result<DeviceCredentials, Error>
+) -> Result<DeviceCredentials, CloudError>
 where
     IO: Read + Write,
-    Error: From<IO::Error>,
+    CloudError: From<IO::Error>,
 {
     match with_timeout(registration.timeout, exchange(io, registration, buf)).await {
         Ok(r) => r,
         Err(_) => {
             warn!("aliyun: no registration answer in time");
-            Err(CloudError::NoResponse.into())
+            Err(CloudError::NoResponse)
         }
     }
 }
@@ -611,16 +611,16 @@ fn str_len(s: &str) -> usize {
 
 /// Writes and flushes `bytes`. (`Write::write_all` panics when a write returns 0; a closed
 /// stream is [`Error::ConnectionClosed`] here.)
-async fn write_all<IO>(io: &mut IO, bytes: &[u8]) -> Result<(), Error>
+async fn write_all<IO>(io: &mut IO, bytes: &[u8]) -> Result<(), CloudError>
 where
     IO: Write,
-    Error: From<IO::Error>,
+    CloudError: From<IO::Error>,
 {
     let mut rest = bytes;
     while !rest.is_empty() {
         let n = io.write(rest).await?;
         if n == 0 {
-            return Err(Error::ConnectionClosed);
+            return Err(Error::ConnectionClosed.into());
         }
         rest = &rest[n..];
     }
@@ -629,22 +629,22 @@ where
 }
 
 /// `Read::read_exact`, with the end of the stream as [`Error::ConnectionClosed`].
-async fn read_exact<IO>(io: &mut IO, buf: &mut [u8]) -> Result<(), Error>
+async fn read_exact<IO>(io: &mut IO, buf: &mut [u8]) -> Result<(), CloudError>
 where
     IO: Read,
-    Error: From<IO::Error>,
+    CloudError: From<IO::Error>,
 {
     io.read_exact(buf).await.map_err(|e| match e {
-        embedded_io_async::ReadExactError::UnexpectedEof => Error::ConnectionClosed,
+        embedded_io_async::ReadExactError::UnexpectedEof => Error::ConnectionClosed.into(),
         embedded_io_async::ReadExactError::Other(e) => e.into(),
     })
 }
 
 /// Reads one packet into `buf`: returns its first byte and the length of its body.
-async fn read_packet<IO>(io: &mut IO, buf: &mut [u8]) -> Result<(u8, usize), Error>
+async fn read_packet<IO>(io: &mut IO, buf: &mut [u8]) -> Result<(u8, usize), CloudError>
 where
     IO: Read,
-    Error: From<IO::Error>,
+    CloudError: From<IO::Error>,
 {
     let mut byte = [0u8; 1];
     read_exact(io, &mut byte).await?;
@@ -660,15 +660,14 @@ where
         shift += 7;
         if shift > 21 {
             // More than four length bytes.
-            return Err(CloudError::InvalidResponse.into());
+            return Err(CloudError::InvalidResponse);
         }
     }
     if len > buf.len() {
         return Err(CloudError::ResponseTooLarge {
             needed: len,
             capacity: buf.len(),
-        }
-        .into());
+        });
     }
     read_exact(io, &mut buf[..len]).await?;
     Ok((first, len))
@@ -747,14 +746,14 @@ async fn exchange<IO>(
     io: &mut IO,
     reg: &Registration<'_>,
     buf: &mut [u8],
-) -> Result<DeviceCredentials, Error>
+) -> Result<DeviceCredentials, CloudError>
 where
     IO: Read + Write,
-    Error: From<IO::Error>,
+    CloudError: From<IO::Error>,
 {
     let client_id = reg.mqtt_client_id()?;
     if reg.product_secret.is_empty() || reg.product_secret.len() > SECRET_MAX {
-        return Err(CloudError::InvalidInput.into());
+        return Err(CloudError::InvalidInput);
     }
     let username: heapless::String<USERNAME_MAX> = reg.device.username()?;
     let password = sign_registration(
@@ -782,21 +781,20 @@ where
 
     let (first, n) = read_packet(io, buf).await?;
     if first != CONNACK << 4 || n != 2 {
-        return Err(CloudError::InvalidResponse.into());
+        return Err(CloudError::InvalidResponse);
     }
     match buf[1] {
         0 => {}
-        4 => return Err(CloudError::BadCredentials.into()),
+        4 => return Err(CloudError::BadCredentials),
         5 if reg.kind == RegistrationKind::Register => {
-            return Err(CloudError::AlreadyActivated.into());
+            return Err(CloudError::AlreadyActivated);
         }
         code @ 1..=5 => {
             return Err(CloudError::Rejected {
                 status: u16::from(code),
-            }
-            .into());
+            });
         }
-        _ => return Err(CloudError::InvalidResponse.into()),
+        _ => return Err(CloudError::InvalidResponse),
     }
     debug!("aliyun: registration accepted, waiting for the answer");
 
@@ -819,7 +817,7 @@ where
                 let qos = (first >> 1) & 3;
                 if qos > 1 {
                     // Aliyun publishes with QoS 0 or 1 only; 3 is not valid MQTT.
-                    return Err(CloudError::InvalidResponse.into());
+                    return Err(CloudError::InvalidResponse);
                 }
                 let (&[hi, lo], rest) = body
                     .split_first_chunk::<2>()
@@ -860,7 +858,7 @@ where
             }
             SUBACK if first == 0x90 => {}
             PINGRESP if first == 0xD0 => {}
-            _ => return Err(CloudError::InvalidResponse.into()),
+            _ => return Err(CloudError::InvalidResponse),
         }
     }
 }
@@ -964,7 +962,7 @@ mod tests {
         reg: &Registration<'_>,
         input: &[u8],
         buf_len: usize,
-    ) -> (Result<DeviceCredentials, Error>, Vec<u8>) {
+    ) -> (Result<DeviceCredentials, CloudError>, Vec<u8>) {
         let mut peer = Peer::new(input);
         let mut buf = std::vec![0u8; buf_len];
         let r = embassy_futures::block_on(register(&mut peer, reg, &mut buf));
@@ -1065,35 +1063,17 @@ mod tests {
     fn connack_codes() {
         let refuse = |code: u8, kind| run(&reg(kind), &[0x20, 2, 0, code], 512).0.unwrap_err();
         use RegistrationKind::*;
-        assert_eq!(
-            refuse(4, Register),
-            Error::Cloud(CloudError::BadCredentials)
-        );
-        assert_eq!(
-            refuse(5, Register),
-            Error::Cloud(CloudError::AlreadyActivated)
-        );
-        assert_eq!(
-            refuse(5, Regnwl),
-            Error::Cloud(CloudError::Rejected { status: 5 })
-        );
-        assert_eq!(
-            refuse(2, Register),
-            Error::Cloud(CloudError::Rejected { status: 2 })
-        );
-        assert_eq!(
-            refuse(3, Register),
-            Error::Cloud(CloudError::Rejected { status: 3 })
-        );
-        assert_eq!(
-            refuse(9, Register),
-            Error::Cloud(CloudError::InvalidResponse)
-        );
+        assert_eq!(refuse(4, Register), (CloudError::BadCredentials));
+        assert_eq!(refuse(5, Register), (CloudError::AlreadyActivated));
+        assert_eq!(refuse(5, Regnwl), (CloudError::Rejected { status: 5 }));
+        assert_eq!(refuse(2, Register), (CloudError::Rejected { status: 2 }));
+        assert_eq!(refuse(3, Register), (CloudError::Rejected { status: 3 }));
+        assert_eq!(refuse(9, Register), (CloudError::InvalidResponse));
     }
 
     #[test]
     fn malformed_packets_are_typed_errors() {
-        let inv = Error::Cloud(CloudError::InvalidResponse);
+        let inv = CloudError::InvalidResponse;
         let register = reg(RegistrationKind::Register);
         let go = |input: &[u8], buf| run(&register, input, buf).0.unwrap_err();
         // Not a CONNACK first; a CONNACK of the wrong length.
@@ -1106,7 +1086,7 @@ mod tests {
         big.extend(publish(0, "/ext/register", &[b' '; 600]));
         assert_eq!(
             go(&big, 512),
-            Error::Cloud(CloudError::ResponseTooLarge {
+            (CloudError::ResponseTooLarge {
                 needed: 600 + 2 + 13,
                 capacity: 512
             })
@@ -1143,16 +1123,13 @@ mod tests {
         input.extend(publish(0, "/ext/register", long.as_bytes()));
         assert_eq!(
             go(&input, 512),
-            Error::Cloud(CloudError::ResponseTooLarge {
+            (CloudError::ResponseTooLarge {
                 needed: 65,
                 capacity: 64
             })
         );
         // CONNECT does not fit the buffer.
-        assert_eq!(
-            go(&CONNACK_OK, 64),
-            Error::Cloud(CloudError::RequestTooLarge)
-        );
+        assert_eq!(go(&CONNACK_OK, 64), (CloudError::RequestTooLarge));
     }
 
     #[test]
@@ -1160,7 +1137,7 @@ mod tests {
         let register = reg(RegistrationKind::Register);
         // Accepted, then nothing: bounded by the timeout.
         let (r, _) = run(&register, &CONNACK_OK, 512);
-        assert_eq!(r.unwrap_err(), Error::Cloud(CloudError::NoResponse));
+        assert_eq!(r.unwrap_err(), (CloudError::NoResponse));
         // Closed mid-packet.
         struct Eof;
         impl embedded_io_async::ErrorType for Eof {
@@ -1181,7 +1158,7 @@ mod tests {
         }
         let mut buf = [0u8; 512];
         let r = embassy_futures::block_on(super::register(&mut Eof, &register, &mut buf));
-        assert_eq!(r.unwrap_err(), Error::ConnectionClosed);
+        assert_eq!(r.unwrap_err(), CloudError::Modem(Error::ConnectionClosed));
     }
 
     #[test]
@@ -1206,10 +1183,7 @@ mod tests {
     fn bad_registration_input() {
         let d = Device::new(PK, DN).unwrap();
         let r = Registration::new(d, "", RegistrationKind::Register, Random::from_u64(7));
-        assert_eq!(
-            run(&r, &[], 512).0.unwrap_err(),
-            Error::Cloud(CloudError::InvalidInput)
-        );
+        assert_eq!(run(&r, &[], 512).0.unwrap_err(), (CloudError::InvalidInput));
         let r = reg(RegistrationKind::Register).secure_mode(3);
         assert_eq!(r.mqtt_client_id().unwrap_err(), CloudError::InvalidInput);
         let r = reg(RegistrationKind::Register).client_id("a|b");
@@ -1293,7 +1267,7 @@ mod tests {
         // Second boot: no registration.
         let p = embassy_futures::block_on(ensure_credentials(&mut store, async || {
             calls += 1;
-            Err(CloudError::AlreadyActivated.into())
+            Err(CloudError::AlreadyActivated)
         }))
         .unwrap();
         assert_eq!(p, Provisioned::Stored(secret.clone()));
@@ -1302,10 +1276,10 @@ mod tests {
         // Registration refusal passes through, nothing saved.
         let mut empty = RamStore::new();
         let e = embassy_futures::block_on(ensure_credentials(&mut empty, async || {
-            Err(CloudError::AlreadyActivated.into())
+            Err(CloudError::AlreadyActivated)
         }))
         .unwrap_err();
-        assert_eq!(e, Error::Cloud(CloudError::AlreadyActivated));
+        assert_eq!(e, (CloudError::AlreadyActivated));
         assert_eq!(empty.saves(), 0);
         // A store that cannot load: no registration.
         let mut broken = FailingStore {
@@ -1318,7 +1292,7 @@ mod tests {
             Ok(secret.clone())
         }))
         .unwrap_err();
-        assert_eq!(e, Error::Cloud(CloudError::Storage));
+        assert_eq!(e, (CloudError::Storage));
         assert!(!called);
         // A store that cannot save: the credentials are still returned.
         let mut unsaved = FailingStore {

@@ -13,7 +13,7 @@ use super::identity::{DeviceIdentity, IdentityStore};
 use super::keys::{DeviceKey, MAX_CSR_PEM_LEN, SEC1_PEM_LEN};
 use crate::Error;
 use crate::cloud::CloudError;
-use crate::mqtt::{MqttConnection, MqttError, QoS};
+use crate::mqtt::{MqttConnection, MqttError, MqttIo, QoS};
 
 /// How long each wait (for room to send, for the answer) may take by default.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -190,7 +190,7 @@ pub struct Provisioned<'b> {
 /// [`CloudError::InvalidResponse`], [`CloudError::NoResponse`] — **most often the answer was
 /// larger than the MQTT receive buffer**, which the broker then drops (see
 /// [`Operation::recommended_rx_size`]); otherwise the claim policy does not allow the topics,
-/// or the template name is wrong — and [`Error::Mqtt`] or a link error if the connection failed.
+/// or the template name is wrong — and [`CloudError::Mqtt`] or [`CloudError::Modem`] if the connection failed.
 #[derive(Debug)]
 pub struct FleetProvisioning<'t> {
     template: &'t str,
@@ -269,25 +269,25 @@ impl<'t> FleetProvisioning<'t> {
     /// `CreateCertificateFromCsr`: sends a CSR for `key` (subject `CN=<common_name>`, which AWS
     /// ignores) and returns the certificate AWS signed, copied into `buf` (which also holds the
     /// request while it is sent). The private key never leaves the device.
-    pub async fn create_certificate_from_csr<'b, IO: minimq::Io<Error = Error>>(
+    pub async fn create_certificate_from_csr<'b, IO: MqttIo>(
         &mut self,
         conn: &mut MqttConnection<'_, '_, IO>,
         key: &DeviceKey,
         common_name: &str,
         buf: &'b mut [u8],
-    ) -> Result<IssuedCertificate<'b>, Error> {
+    ) -> Result<IssuedCertificate<'b>, CloudError> {
         self.csr_inner(conn, key, common_name, buf)
             .await
             .map(|(c, _)| c)
     }
 
-    async fn csr_inner<'b, IO: minimq::Io<Error = Error>>(
+    async fn csr_inner<'b, IO: MqttIo>(
         &mut self,
         conn: &mut MqttConnection<'_, '_, IO>,
         key: &DeviceKey,
         common_name: &str,
         buf: &'b mut [u8],
-    ) -> Result<(IssuedCertificate<'b>, &'b mut [u8]), Error> {
+    ) -> Result<(IssuedCertificate<'b>, &'b mut [u8]), CloudError> {
         let mut pem = [0u8; MAX_CSR_PEM_LEN];
         let n = key.csr_pem(common_name, &mut pem)?;
         let pem = core::str::from_utf8(&pem[..n]).map_err(|_| CloudError::InvalidInput)?;
@@ -304,19 +304,19 @@ impl<'t> FleetProvisioning<'t> {
     /// both; copied into `buf`. The private key crosses the network (inside TLS): prefer
     /// [`create_certificate_from_csr`](Self::create_certificate_from_csr) where the module
     /// accepts P-256 keys.
-    pub async fn create_keys_and_certificate<'b, IO: minimq::Io<Error = Error>>(
+    pub async fn create_keys_and_certificate<'b, IO: MqttIo>(
         &mut self,
         conn: &mut MqttConnection<'_, '_, IO>,
         buf: &'b mut [u8],
-    ) -> Result<IssuedCertificate<'b>, Error> {
+    ) -> Result<IssuedCertificate<'b>, CloudError> {
         self.keys_inner(conn, buf).await.map(|(c, _)| c)
     }
 
-    async fn keys_inner<'b, IO: minimq::Io<Error = Error>>(
+    async fn keys_inner<'b, IO: MqttIo>(
         &mut self,
         conn: &mut MqttConnection<'_, '_, IO>,
         buf: &'b mut [u8],
-    ) -> Result<(IssuedCertificate<'b>, &'b mut [u8]), Error> {
+    ) -> Result<(IssuedCertificate<'b>, &'b mut [u8]), CloudError> {
         let op = Operation::CreateKeysAndCertificate;
         self.exchange(conn, op, "$aws/certificates/create/json", 0, buf, |p, b| {
             parse_certificate(p, b, true)
@@ -327,25 +327,25 @@ impl<'t> FleetProvisioning<'t> {
     /// `RegisterThing` with the template: `ownership_token` from the issued certificate and
     /// the template `parameters` (e.g. `[("SerialNumber", "SN0001")]`). Returns the thing name
     /// and the device configuration, copied into `buf` (which also holds the request).
-    pub async fn register_thing<'b, IO: minimq::Io<Error = Error>>(
+    pub async fn register_thing<'b, IO: MqttIo>(
         &mut self,
         conn: &mut MqttConnection<'_, '_, IO>,
         ownership_token: &str,
         parameters: &[(&str, &str)],
         buf: &'b mut [u8],
-    ) -> Result<RegisteredThing<'b>, Error> {
+    ) -> Result<RegisteredThing<'b>, CloudError> {
         self.register_inner(conn, ownership_token, parameters, buf)
             .await
             .map(|(t, _)| t)
     }
 
-    async fn register_inner<'b, IO: minimq::Io<Error = Error>>(
+    async fn register_inner<'b, IO: MqttIo>(
         &mut self,
         conn: &mut MqttConnection<'_, '_, IO>,
         ownership_token: &str,
         parameters: &[(&str, &str)],
         buf: &'b mut [u8],
-    ) -> Result<(RegisteredThing<'b>, &'b mut [u8]), Error> {
+    ) -> Result<(RegisteredThing<'b>, &'b mut [u8]), CloudError> {
         let len = register_request(ownership_token, parameters, buf)?;
         let base = topic(&[
             "$aws/provisioning-templates/",
@@ -364,7 +364,7 @@ impl<'t> FleetProvisioning<'t> {
     /// Nothing is saved unless `RegisterThing` succeeded. If it fails, run the whole flow again
     /// (a new key and certificate; AWS deletes certificates whose token was not used within an
     /// hour).
-    pub async fn provision_with_csr<'b, IO: minimq::Io<Error = Error>>(
+    pub async fn provision_with_csr<'b, IO: MqttIo>(
         &mut self,
         conn: &mut MqttConnection<'_, '_, IO>,
         rng: &mut impl rand_core::CryptoRngCore,
@@ -372,15 +372,14 @@ impl<'t> FleetProvisioning<'t> {
         parameters: &[(&str, &str)],
         store: &mut impl IdentityStore,
         buf: &'b mut [u8],
-    ) -> Result<Provisioned<'b>, Error> {
+    ) -> Result<Provisioned<'b>, CloudError> {
         let key = DeviceKey::generate(rng);
         let (cert, rest) = self.csr_inner(conn, &key, csr_common_name, buf).await?;
         if rest.len() < SEC1_PEM_LEN {
             return Err(CloudError::ResponseTooLarge {
                 needed: SEC1_PEM_LEN,
                 capacity: rest.len(),
-            }
-            .into());
+            });
         }
         let (key_buf, rest) = rest.split_at_mut(SEC1_PEM_LEN);
         let n = key.to_sec1_pem(key_buf)?;
@@ -392,20 +391,20 @@ impl<'t> FleetProvisioning<'t> {
     /// The whole claim flow with `CreateKeysAndCertificate` (AWS makes the RSA key), then
     /// `RegisterThing` and one [`IdentityStore::save`]. Everything returned lives in `buf`
     /// ([`RECOMMENDED_KEYS_BUFFER`]).
-    pub async fn provision_with_new_keys<'b, IO: minimq::Io<Error = Error>>(
+    pub async fn provision_with_new_keys<'b, IO: MqttIo>(
         &mut self,
         conn: &mut MqttConnection<'_, '_, IO>,
         parameters: &[(&str, &str)],
         store: &mut impl IdentityStore,
         buf: &'b mut [u8],
-    ) -> Result<Provisioned<'b>, Error> {
+    ) -> Result<Provisioned<'b>, CloudError> {
         let (cert, rest) = self.keys_inner(conn, buf).await?;
         let key_pem = cert.private_key_pem.ok_or(CloudError::InvalidResponse)?;
         self.finish(conn, cert, key_pem, parameters, store, rest)
             .await
     }
 
-    async fn finish<'b, IO: minimq::Io<Error = Error>>(
+    async fn finish<'b, IO: MqttIo>(
         &mut self,
         conn: &mut MqttConnection<'_, '_, IO>,
         cert: IssuedCertificate<'b>,
@@ -413,7 +412,7 @@ impl<'t> FleetProvisioning<'t> {
         parameters: &[(&str, &str)],
         store: &mut impl IdentityStore,
         rest: &'b mut [u8],
-    ) -> Result<Provisioned<'b>, Error> {
+    ) -> Result<Provisioned<'b>, CloudError> {
         let (thing, _) = self
             .register_inner(conn, cert.ownership_token, parameters, rest)
             .await?;
@@ -441,9 +440,9 @@ impl<'t> FleetProvisioning<'t> {
         len: usize,
         buf: &'b mut [u8],
         parse: F,
-    ) -> Result<(T, &'b mut [u8]), Error>
+    ) -> Result<(T, &'b mut [u8]), CloudError>
     where
-        IO: minimq::Io<Error = Error>,
+        IO: MqttIo,
         F: FnOnce(&[u8], &'b mut [u8]) -> Result<(T, &'b mut [u8]), CloudError>,
     {
         if let Some(rx) = self.rx_size
@@ -452,8 +451,7 @@ impl<'t> FleetProvisioning<'t> {
             return Err(CloudError::ResponseTooLarge {
                 needed: op.recommended_rx_size(),
                 capacity: rx,
-            }
-            .into());
+            });
         }
         let accepted = topic(&[base, "/accepted"])?;
         let rejected = topic(&[base, "/rejected"])?;
@@ -482,43 +480,46 @@ impl<'t> FleetProvisioning<'t> {
             };
             if msg.topic() == accepted.as_str() {
                 let (buf, parse) = pending.take().ok_or(Error::InvalidState)?;
-                return parse(msg.payload(), buf).map_err(Error::from);
+                return parse(msg.payload(), buf);
             }
             if msg.topic() == rejected.as_str() {
                 let rejection = parse_rejection(op, msg.payload())?;
                 let status = rejection.status;
                 warn!("{} rejected with status {}", op.name(), status);
                 self.rejection = Some(rejection);
-                return Err(CloudError::Rejected { status }.into());
+                return Err(CloudError::Rejected { status });
             }
             debug!("dropping a message on another topic while waiting");
         }
     }
 }
 
-fn busy(e: &Error) -> bool {
+fn busy(e: &MqttError) -> bool {
     matches!(
         e,
-        Error::Mqtt(MqttError::NotReady | MqttError::InflightExhausted | MqttError::BufferTooSmall)
+        MqttError::NotReady | MqttError::InflightExhausted | MqttError::BufferTooSmall
     )
 }
 
 /// `fut`, unless `deadline` passes first ([`CloudError::NoResponse`]).
-async fn bounded<F: core::future::Future>(deadline: Instant, fut: F) -> Result<F::Output, Error> {
+async fn bounded<F: core::future::Future>(
+    deadline: Instant,
+    fut: F,
+) -> Result<F::Output, CloudError> {
     let now = Instant::now();
     if now >= deadline {
-        return Err(CloudError::NoResponse.into());
+        return Err(CloudError::NoResponse);
     }
     with_timeout(deadline - now, fut)
         .await
-        .map_err(|_| CloudError::NoResponse.into())
+        .map_err(|_| CloudError::NoResponse)
 }
 
 /// Lets acknowledgements come in so that minimq has room to send again.
-async fn make_progress<IO: minimq::Io<Error = Error>>(
+async fn make_progress<IO: MqttIo>(
     conn: &mut MqttConnection<'_, '_, IO>,
     deadline: Instant,
-) -> Result<(), Error> {
+) -> Result<(), CloudError> {
     bounded(deadline, conn.poll()).await??;
     Ok(())
 }

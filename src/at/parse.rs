@@ -1,4 +1,5 @@
-//! nom 8 building blocks for Quectel parameter lists (`1,"IP","internet",0`).
+//! nom 8 building blocks for Quectel parameter lists (`1,"IP","internet",0`), used by the URC
+//! parsers here and by the typed commands of the layer above.
 //!
 //! All parsers work on complete lines (`nom::*::complete`), never panic, and reject trailing
 //! garbage when used through [`all`].

@@ -24,8 +24,10 @@ const WRITE_ALLOWANCE_MS: u64 = 1_000;
 const SEND_STEP_MS: u64 = 10_000;
 
 /// A command's response parser with its type erased: it stores the typed result itself.
-type ErasedParse<'c> = &'c dyn Fn(Result<&[u8], atat::InternalError<'_>>);
-/// What [`ResponseSource::poll_take`] hands the response to.
+pub(crate) type ErasedParse<'c> = &'c dyn Fn(Result<&[u8], atat::InternalError<'_>>);
+/// A command's line writer with its type erased.
+pub(crate) type WriteLine<'c> = &'c dyn Fn(&mut CmdWriter<'_>) -> Result<(), Error>;
+/// What [`ResponseSource::take`] hands the response to.
 type Take<'c> = &'c mut dyn FnMut(Result<&[u8], atat::InternalError<'_>>);
 
 /// Where responses come from: atat's `ResponseSlot<N>` with its size erased.
@@ -167,23 +169,37 @@ impl<'c> Channel<'c> {
     /// Cancel-safe: dropping the future at any point leaves the channel usable; the next command
     /// first waits out the abandoned one's answer.
     pub(crate) async fn send<C: Command>(&mut self, cmd: &C) -> Result<C::Response, Error> {
-        self.settle().await;
-        let len = {
-            let mut bufs = self.m.core.tx.buffers().await;
-            let mut w = CmdWriter::new(&mut bufs.line);
-            cmd.write(&mut w)?;
-            w.raw(b"\r")?;
-            w.len()
-        };
-        // Only this thin shell is compiled per command type; the exchange is type-erased.
+        // Only this thin shell is compiled per command type: writing the line, settling, the
+        // exchange and the wait are type-erased (one copy instead of one per command).
         let out = core::cell::Cell::new(None);
         let parse = |resp: Result<&[u8], atat::InternalError<'_>>| {
             out.set(Some(complete(cmd, resp)));
         };
-        self.exchange_erased(cmd.expect(), C::TIMEOUT_MS, Source::Line(len), &parse)
+        self.send_erased(&|w| cmd.write(w), cmd.expect(), C::TIMEOUT_MS, &parse)
             .await?;
         // `parse` ran if and only if the exchange succeeded.
         out.into_inner().unwrap_or(Err(Error::Parse))
+    }
+
+    /// [`Self::send`] without the command type: settles, renders the line with `write`, then
+    /// [`Self::exchange_erased`].
+    pub(crate) async fn send_erased(
+        &mut self,
+        write: WriteLine<'_>,
+        expect: Expect,
+        timeout_ms: u32,
+        parse: ErasedParse<'_>,
+    ) -> Result<(), Error> {
+        self.settle().await;
+        let len = {
+            let mut bufs = self.m.core.tx.buffers().await;
+            let mut w = CmdWriter::new(&mut bufs.line);
+            write(&mut w)?;
+            w.raw(b"\r")?;
+            w.len()
+        };
+        self.exchange_erased(expect, timeout_ms, Source::Line(len), parse)
+            .await
     }
 
     /// Writes `data` (the data phase of a command that answered `CONNECT`, e.g. a file upload)

@@ -9,7 +9,7 @@ use embassy_sync::mutex::Mutex;
 use embassy_time::{Duration, Instant, Timer};
 use embedded_io_async::{Read, Write};
 
-use super::channel::{Channel, ChannelState, ResponseSource};
+use super::channel::{Channel, ChannelState, ErasedParse, ResponseSource, WriteLine};
 use super::runner::{Runner, RunnerParts, URC_CAPACITY};
 use super::tx::TxMailbox;
 use crate::Error;
@@ -208,7 +208,28 @@ impl<'a> Modem<'a> {
     /// Sends one typed command. The handles use this; it is public for commands they do not
     /// wrap.
     pub async fn send<C: Command>(&self, cmd: &C) -> Result<C::Response, Error> {
-        Channel::lock(*self).await.send(cmd).await
+        // The per-command shell stays thin; locking and the exchange are compiled once.
+        let out = Cell::new(None);
+        let parse = |resp: Result<&[u8], atat::InternalError<'_>>| {
+            out.set(Some(crate::command::complete(cmd, resp)));
+        };
+        self.send_erased(&|w| cmd.write(w), cmd.expect(), C::TIMEOUT_MS, &parse)
+            .await?;
+        out.into_inner().unwrap_or(Err(Error::Parse))
+    }
+
+    /// [`Modem::send`] without the command type.
+    async fn send_erased(
+        &self,
+        write: WriteLine<'_>,
+        expect: crate::at::Expect,
+        timeout_ms: u32,
+        parse: ErasedParse<'_>,
+    ) -> Result<(), Error> {
+        Channel::lock(*self)
+            .await
+            .send_erased(write, expect, timeout_ms, parse)
+            .await
     }
 
     /// Locks the AT channel (for an exchange of several commands, e.g. a file upload).

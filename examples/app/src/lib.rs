@@ -25,7 +25,10 @@
 //! task (`embassy_futures::select`), so no extra task needs spawning, and return when the flow
 //! ends (the runner stops with it).
 //!
-//! ```rust,ignore
+//! A sketch (board pins and the UART come from the board crate; the same calls compile as a
+//! doctest in `docs/zh/firmware.md`, and the board crates' binaries use them for real):
+//!
+//! ```text
 //! use quectel_example_app::{AppConfig, ModemPower, PwrKey, PowerTiming, run_modem_tls};
 //!
 //! static RESOURCES: ConstStaticCell<Resources> = ConstStaticCell::new(Resources::new());

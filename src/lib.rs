@@ -20,6 +20,8 @@ pub mod mqtt;
 pub mod pem;
 pub mod socket;
 pub mod state;
+#[cfg(all(test, any(feature = "mqtt", feature = "mcu-tls")))]
+mod test_util;
 #[cfg(feature = "mcu-tls")]
 pub mod tls;
 mod util;

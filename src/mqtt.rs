@@ -1260,7 +1260,7 @@ mod tests {
     use std::vec;
     use std::vec::Vec;
 
-    use embedded_io_async::{ErrorType, Read};
+    use embedded_io_async::Read;
 
     use super::*;
 
@@ -1410,43 +1410,7 @@ mod tests {
 
     // --- the receive guard ---------------------------------------------------------------
 
-    /// A transport that hands out `chunk` bytes at a time and is pending every other poll.
-    struct Trickle {
-        data: Vec<u8>,
-        pos: usize,
-        chunk: usize,
-        ready: bool,
-    }
-
-    impl ErrorType for Trickle {
-        type Error = Error;
-    }
-
-    impl Read for Trickle {
-        async fn read(&mut self, buf: &mut [u8]) -> Result<usize, Error> {
-            core::future::poll_fn(|cx| {
-                self.ready = !self.ready;
-                if !self.ready {
-                    cx.waker().wake_by_ref();
-                    return core::task::Poll::Pending;
-                }
-                let n = buf.len().min(self.chunk).min(self.data.len() - self.pos);
-                buf[..n].copy_from_slice(&self.data[self.pos..self.pos + n]);
-                self.pos += n;
-                core::task::Poll::Ready(Ok(n))
-            })
-            .await
-        }
-    }
-
-    impl embedded_io_async::Write for Trickle {
-        async fn write(&mut self, buf: &[u8]) -> Result<usize, Error> {
-            Ok(buf.len())
-        }
-        async fn flush(&mut self) -> Result<(), Error> {
-            Ok(())
-        }
-    }
+    use crate::test_util::Trickle;
 
     fn poll_once<F: core::future::Future>(fut: F) -> Option<F::Output> {
         let mut fut = core::pin::pin!(fut);
@@ -1500,12 +1464,7 @@ mod tests {
         .concat();
         let passed = [small, ping, exact].concat();
         let log = DropCell::new(core::cell::RefCell::new(DropLog::default()));
-        let transport = Trickle {
-            data: stream,
-            pos: 0,
-            chunk: 7,
-            ready: false,
-        };
+        let transport = Trickle::new(stream, 7);
         let mut guard = Guard::new(transport, 100, &log);
         let mut out = Vec::new();
         let mut dropped_reads = 0;

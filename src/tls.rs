@@ -1090,43 +1090,7 @@ mod tests {
         assert_eq!(pkcs8_p256_inner(&v[..10]), None);
     }
 
-    /// A transport that hands out `chunk` bytes at a time and is pending every other poll.
-    struct Trickle {
-        data: std::vec::Vec<u8>,
-        pos: usize,
-        chunk: usize,
-        ready: bool,
-    }
-
-    impl ErrorType for Trickle {
-        type Error = Error;
-    }
-
-    impl Read for Trickle {
-        async fn read(&mut self, buf: &mut [u8]) -> Result<usize, Error> {
-            core::future::poll_fn(|cx| {
-                self.ready = !self.ready;
-                if !self.ready {
-                    cx.waker().wake_by_ref();
-                    return core::task::Poll::Pending;
-                }
-                let n = buf.len().min(self.chunk).min(self.data.len() - self.pos);
-                buf[..n].copy_from_slice(&self.data[self.pos..self.pos + n]);
-                self.pos += n;
-                core::task::Poll::Ready(Ok(n))
-            })
-            .await
-        }
-    }
-
-    impl Write for Trickle {
-        async fn write(&mut self, buf: &[u8]) -> Result<usize, Error> {
-            Ok(buf.len())
-        }
-        async fn flush(&mut self) -> Result<(), Error> {
-            Ok(())
-        }
-    }
+    use crate::test_util::Trickle;
 
     fn shared() -> Shared {
         Shared {
@@ -1169,12 +1133,7 @@ mod tests {
             .collect();
         let sh = shared();
         let mut body = vec![0u8; MAX_RECORD_BODY];
-        let transport = Trickle {
-            data: stream.clone(),
-            pos: 0,
-            chunk: 7,
-            ready: false,
-        };
+        let transport = Trickle::new(stream.clone(), 7);
         let mut a = Aligned::new(transport, &mut body, &sh, TlsError::Transport);
         let mut out = std::vec::Vec::new();
         let mut dropped = 0;
@@ -1210,12 +1169,7 @@ mod tests {
     fn aligner_rejects_long_and_truncated_records() {
         let sh = shared();
         let mut body = vec![0u8; 1000];
-        let long = Trickle {
-            data: record(1001, 0),
-            pos: 0,
-            chunk: 100,
-            ready: false,
-        };
+        let long = Trickle::new(record(1001, 0), 100);
         let mut a = Aligned::new(long, &mut body, &sh, TlsError::Transport);
         let too_long = Err(TlsError::Failure(TlsFailure::RecordTooLong));
         assert_eq!(embassy_futures::block_on(a.read(&mut [0u8; 5])), too_long);
@@ -1224,24 +1178,14 @@ mod tests {
         let mut body = vec![0u8; MAX_RECORD_BODY + 100];
         let mut over_tls_limit = record(MAX_RECORD_BODY + 1, 0);
         over_tls_limit.truncate(5);
-        let t = Trickle {
-            data: over_tls_limit,
-            pos: 0,
-            chunk: 5,
-            ready: false,
-        };
+        let t = Trickle::new(over_tls_limit, 5);
         let mut a = Aligned::new(t, &mut body, &sh, TlsError::Transport);
         assert_eq!(embassy_futures::block_on(a.read(&mut [0u8; 5])), too_long);
 
         let mut body = vec![0u8; 1000];
         let mut cut = record(500, 0);
         cut.truncate(300);
-        let t = Trickle {
-            data: cut,
-            pos: 0,
-            chunk: 64,
-            ready: false,
-        };
+        let t = Trickle::new(cut, 64);
         let mut a = Aligned::new(t, &mut body, &sh, TlsError::Transport);
         assert_eq!(
             embassy_futures::block_on(a.read(&mut [0u8; 5])),
@@ -1254,12 +1198,7 @@ mod tests {
         let mut buffers: std::boxed::Box<TlsBuffers> = std::boxed::Box::default();
         let long = "a".repeat(MAX_SERVER_NAME + 1);
         for name in ["", long.as_str()] {
-            let transport = Trickle {
-                data: vec![],
-                pos: 0,
-                chunk: 1,
-                ready: false,
-            };
+            let transport = Trickle::new(vec![], 1);
             let config = McuTlsConfig::insecure_no_verify(name);
             let r = embassy_futures::block_on(McuTls::connect(
                 transport,
@@ -1291,12 +1230,7 @@ mod tests {
     /// RAM figures quoted in the module docs (host, 64-bit; guards against regressions).
     #[test]
     fn sizes() {
-        let t = || Trickle {
-            data: vec![],
-            pos: 0,
-            chunk: 1,
-            ready: false,
-        };
+        let t = || Trickle::new(vec![], 1);
         let config = McuTlsConfig::new("localhost", &[]);
         let mut bufs: TlsBuffers = TlsBuffers::new();
         let fut = McuTls::connect(t(), &mut bufs, &config, rand_core::OsRng);

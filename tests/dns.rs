@@ -13,23 +13,10 @@ use embassy_futures::join::join;
 use embassy_time::Duration;
 use embedded_nal_async::Dns;
 use quectel::Error;
-use quectel::asynch::{AddrType, Config, Resources};
-use quectel_mock::{MockModem, Model as MockModel};
+use quectel::asynch::{AddrType, Resources};
 use reqwless::client::HttpClient;
 use reqwless::request::Method;
-use support::{bring_up, with_modem_in};
-
-fn fast_config() -> Config {
-    Config {
-        startup_timeout: Duration::from_secs(10),
-        command_gap: Duration::from_millis(1),
-        ..Config::default()
-    }
-}
-
-fn mock() -> MockModem {
-    MockModem::new(MockModel::Bg96).search_time(StdDuration::from_millis(20))
-}
+use support::{bg96 as mock, bring_up, fast_config, with_modem_in};
 
 fn resources() -> &'static mut Resources<2048, 2, 2048> {
     Box::leak(Box::new(Resources::new()))

@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 const LAYERS: &[(&str, u8)] = &[
     ("error", 0),
     ("util", 0),
+    ("test_util", 0),
     ("fmt", 0),
     ("pem", 0),
     ("at", 1),

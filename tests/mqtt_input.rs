@@ -11,22 +11,13 @@ use std::thread;
 use std::time::Duration as StdDuration;
 
 use embassy_time::Duration;
-use quectel::asynch::{Apn, Config, Resources};
+use quectel::asynch::{Apn, Resources};
 use quectel::mqtt::{Mqtt, MqttConfig, MqttError, QoS, Transport};
-use quectel_mock::{MockModem, Model as MockModel};
-use support::with_modem_in;
-
-fn config() -> Config {
-    Config {
-        command_gap: Duration::from_millis(1),
-        ..support::config()
-    }
-}
+use quectel_mock::MockModem;
+use support::{fast_config as config, with_modem_in};
 
 fn mock() -> MockModem {
-    MockModem::new(MockModel::Bg96)
-        .imei("861234567890123")
-        .search_time(StdDuration::from_millis(20))
+    support::bg96().imei("861234567890123")
 }
 
 /// One MQTT packet as the broker received it: type (high nibble of the first byte) and body.

@@ -16,6 +16,19 @@ pub fn config() -> Config {
     }
 }
 
+/// [`config`] with a 1 ms gap between commands (the mock answers at once).
+pub fn fast_config() -> Config {
+    Config {
+        command_gap: embassy_time::Duration::from_millis(1),
+        ..config()
+    }
+}
+
+/// A simulated BG96 that registers after 20 ms.
+pub fn bg96() -> MockModem {
+    MockModem::new(quectel_mock::Model::Bg96).search_time(StdDuration::from_millis(20))
+}
+
 pub fn resources() -> &'static mut Resources {
     Box::leak(Box::new(Resources::new()))
 }

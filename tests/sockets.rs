@@ -740,3 +740,23 @@ fn small_buffers_cap_reads_instead_of_overflowing() {
     });
     assert!(back == data);
 }
+
+#[test]
+fn delete_tls_files_removes_the_uploaded_identity() {
+    let pki = TestPki::generate();
+    let res: &'static mut Resources<2048, 2, 4096> = Box::leak(Box::new(Resources::new()));
+    with_modem_in(res, fast_config(), tls_mock(), async |m, h| {
+        bring_up(m).await;
+        let tls = TlsConfig::new(pki.ca_pem.as_bytes()).with_client_identity(
+            pki.client_cert_pem.as_bytes(),
+            pki.client_key_pem.as_bytes(),
+        );
+        m.configure_tls(2, &tls).await.unwrap();
+        assert_eq!(h.files().len(), 3, "{:?}", h.files());
+        m.delete_tls_files(2).await.unwrap();
+        assert_eq!(h.files(), Vec::<(String, usize)>::new());
+        // Nothing left to delete is not an error; a context the modems do not have is.
+        m.delete_tls_files(2).await.unwrap();
+        assert_eq!(m.delete_tls_files(6).await, Err(Error::InvalidArgument));
+    });
+}

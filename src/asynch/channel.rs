@@ -10,6 +10,7 @@ use embassy_futures::select::{Either, select};
 use embassy_sync::blocking_mutex::raw::CriticalSectionRawMutex;
 use embassy_sync::mutex::MutexGuard;
 use embassy_time::{Duration, Instant, Timer, with_timeout};
+use zeroize::Zeroize;
 
 use super::Modem;
 use super::tx::{MAX_SEND, Source};
@@ -25,6 +26,15 @@ const SEND_STEP_MS: u64 = 10_000;
 
 /// A command's response parser with its type erased: it stores the typed result itself.
 pub(crate) type ErasedParse<'c> = &'c dyn Fn(Result<&[u8], atat::InternalError<'_>>);
+/// What a type-erased command line expects back, how long it may take, and whether it holds a
+/// secret.
+#[derive(Clone, Copy)]
+pub(crate) struct LineSpec {
+    pub(crate) expect: Expect,
+    pub(crate) timeout_ms: u32,
+    pub(crate) secret: bool,
+}
+
 /// A command's line writer with its type erased.
 pub(crate) type WriteLine<'c> = &'c dyn Fn(&mut CmdWriter<'_>) -> Result<(), Error>;
 /// What [`ResponseSource::take`] hands the response to.
@@ -98,6 +108,8 @@ pub(crate) struct ChannelState {
     last_deadline: Instant,
     /// When the next command may be written (the configured gap after the last one).
     next_write: Instant,
+    /// The line buffer holds (or held, for an abandoned command) a secret to wipe.
+    wipe_line: bool,
 }
 
 impl ChannelState {
@@ -106,6 +118,7 @@ impl ChannelState {
             tx: None,
             last_deadline: Instant::from_ticks(0),
             next_write: Instant::from_ticks(0),
+            wipe_line: false,
         }
     }
 }
@@ -133,6 +146,8 @@ impl<'c> Channel<'c> {
         // A request posted by an abandoned command is still written whole.
         core.tx.idle().await;
         let _ = core.tx.outcome().await;
+        // An abandoned command's line may have held a PIN or a password.
+        self.wipe_secret_line().await;
         if self.st.tx.is_some() {
             // Its outcome is recorded in its slot (sent bytes, failure count or error).
             let _ = self.drive_tx().await;
@@ -175,8 +190,12 @@ impl<'c> Channel<'c> {
         let parse = |resp: Result<&[u8], atat::InternalError<'_>>| {
             out.set(Some(complete(cmd, resp)));
         };
-        self.send_erased(&|w| cmd.write(w), cmd.expect(), C::TIMEOUT_MS, &parse)
-            .await?;
+        let spec = LineSpec {
+            expect: cmd.expect(),
+            timeout_ms: C::TIMEOUT_MS,
+            secret: C::SECRET,
+        };
+        self.send_erased(&|w| cmd.write(w), spec, &parse).await?;
         // `parse` ran if and only if the exchange succeeded.
         out.into_inner().unwrap_or(Err(Error::Parse))
     }
@@ -186,20 +205,35 @@ impl<'c> Channel<'c> {
     pub(crate) async fn send_erased(
         &mut self,
         write: WriteLine<'_>,
-        expect: Expect,
-        timeout_ms: u32,
+        spec: LineSpec,
         parse: ErasedParse<'_>,
     ) -> Result<(), Error> {
         self.settle().await;
         let len = {
             let mut bufs = self.m.core.tx.buffers().await;
+            // Set before rendering: a secret half-written into the buffer is wiped as well.
+            self.st.wipe_line |= spec.secret;
             let mut w = CmdWriter::new(&mut bufs.line);
-            write(&mut w)?;
-            w.raw(b"\r")?;
-            w.len()
+            let rendered = write(&mut w).and_then(|()| w.raw(b"\r")).map(|()| w.len());
+            if rendered.is_err() && self.st.wipe_line {
+                bufs.line.zeroize();
+                self.st.wipe_line = false;
+            }
+            rendered?
         };
-        self.exchange_erased(expect, timeout_ms, Source::Line(len), parse)
-            .await
+        let r = self
+            .exchange_erased(spec.expect, spec.timeout_ms, Source::Line(len), parse)
+            .await;
+        self.wipe_secret_line().await;
+        r
+    }
+
+    /// Wipes the line buffer if it held a secret (once the runner has written it).
+    async fn wipe_secret_line(&mut self) {
+        if self.st.wipe_line {
+            self.m.core.tx.buffers().await.line.zeroize();
+            self.st.wipe_line = false;
+        }
     }
 
     /// Writes `data` (the data phase of a command that answered `CONNECT`, e.g. a file upload)
@@ -466,5 +500,54 @@ impl<'c> Channel<'c> {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+
+    use embassy_futures::select::{Either, select};
+
+    use crate::asynch::{Apn, Config, Resources, new};
+    use crate::command::general::Imei;
+    use crate::command::pdp::Auth;
+
+    fn holds(haystack: &[u8], needle: &[u8]) -> bool {
+        haystack.windows(needle.len()).any(|w| w == needle)
+    }
+
+    #[test]
+    fn a_pin_or_an_apn_password_is_wiped_once_written() {
+        let (rx, tx, handle) = quectel_mock::MockModem::new(quectel_mock::Model::Bg96)
+            .pin(Some("8642"))
+            .spawn();
+        let res: &'static mut Resources = std::boxed::Box::leak(std::boxed::Box::default());
+        let (runner, modem) = new(res, rx, tx, Config::default());
+        let core = modem.core;
+        let flow = async {
+            modem.init().await.unwrap();
+            modem.sim().unlock("8642").await.unwrap();
+            assert!(!holds(&core.tx.buffers().await.line, b"8642"));
+            let apn = Apn {
+                username: "user",
+                password: "pw-5678",
+                auth: Auth::Chap,
+                ..Apn::new("internet")
+            };
+            modem.data_call().configure(1, &apn).await.unwrap();
+            assert!(!holds(&core.tx.buffers().await.line, b"pw-5678"));
+            // The check can fail: an ordinary command line stays in the buffer.
+            modem.send(&Imei).await.unwrap();
+            assert!(holds(&core.tx.buffers().await.line, b"AT+CGSN"));
+        };
+        match embassy_futures::block_on(select(runner.run(), flow)) {
+            Either::First(never) => never,
+            Either::Second(()) => {}
+        }
+        // The secrets did reach the modem.
+        let sent = handle.commands();
+        assert!(sent.iter().any(|c| c.contains("8642")), "{sent:?}");
+        assert!(sent.iter().any(|c| c.contains("pw-5678")), "{sent:?}");
     }
 }

@@ -9,7 +9,7 @@ use embassy_sync::mutex::Mutex;
 use embassy_time::{Duration, Instant, Timer};
 use embedded_io_async::{Read, Write};
 
-use super::channel::{Channel, ChannelState, ErasedParse, ResponseSource, WriteLine};
+use super::channel::{Channel, ChannelState, ErasedParse, LineSpec, ResponseSource, WriteLine};
 use super::runner::{Runner, RunnerParts, URC_CAPACITY};
 use super::tx::TxMailbox;
 use crate::Error;
@@ -213,8 +213,12 @@ impl<'a> Modem<'a> {
         let parse = |resp: Result<&[u8], atat::InternalError<'_>>| {
             out.set(Some(crate::command::complete(cmd, resp)));
         };
-        self.send_erased(&|w| cmd.write(w), cmd.expect(), C::TIMEOUT_MS, &parse)
-            .await?;
+        let spec = LineSpec {
+            expect: cmd.expect(),
+            timeout_ms: C::TIMEOUT_MS,
+            secret: C::SECRET,
+        };
+        self.send_erased(&|w| cmd.write(w), spec, &parse).await?;
         out.into_inner().unwrap_or(Err(Error::Parse))
     }
 
@@ -222,13 +226,12 @@ impl<'a> Modem<'a> {
     async fn send_erased(
         &self,
         write: WriteLine<'_>,
-        expect: crate::at::Expect,
-        timeout_ms: u32,
+        spec: LineSpec,
         parse: ErasedParse<'_>,
     ) -> Result<(), Error> {
         Channel::lock(*self)
             .await
-            .send_erased(write, expect, timeout_ms, parse)
+            .send_erased(write, spec, parse)
             .await
     }
 

@@ -181,6 +181,25 @@ impl<'a> Modem<'a> {
         self.send(&Delete { name }).await
     }
 
+    /// Deletes the CA, client certificate and key files [`Modem::configure_tls`] uploaded for
+    /// SSL context `ssl_ctx` (0–5) from the modem's file system (`AT+QFDEL`), e.g. before the
+    /// device is decommissioned or handed on. A file that is not there is not an error. The SSL
+    /// context keeps naming the files: call `configure_tls` again before the next TLS socket.
+    pub async fn delete_tls_files(&self, ssl_ctx: u8) -> Result<(), Error> {
+        if ssl_ctx > 5 {
+            return Err(Error::InvalidArgument);
+        }
+        let prefix = self.file_prefix().await;
+        for base in ["qca", "qcrt", "qkey"] {
+            let name = file_name(prefix, base, ssl_ctx)?;
+            match self.send(&Delete { name: &name }).await {
+                Ok(()) | Err(Error::Cme(crate::CmeError::FILE_NOT_FOUND)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
     /// Lists files matching `pattern` (`AT+QFLST`; e.g. `"*"`, or `"UFS:*"` on EC2x).
     pub async fn list_files(&self, pattern: &str) -> Result<heapless::Vec<FileEntry, 16>, Error> {
         self.send(&List { pattern }).await

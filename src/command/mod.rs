@@ -27,6 +27,9 @@ pub trait Command {
     const EXPECT: Expect;
     /// Maximum response time in milliseconds, from the manual.
     const TIMEOUT_MS: u32;
+    /// The command line carries a secret (a PIN, a PUK, a password): the driver wipes the
+    /// buffer it was written from as soon as it is on the wire.
+    const SECRET: bool = false;
     /// What this particular command value expects (defaults to [`Command::EXPECT`]; a read
     /// into a socket slot adds its target).
     fn expect(&self) -> Expect {

@@ -302,6 +302,7 @@ impl Command for ConfigureContext<'_> {
     type Response = ();
     const EXPECT: Expect = Expect::NONE;
     const TIMEOUT_MS: u32 = LOCAL_MS;
+    const SECRET: bool = true;
     fn write(&self, w: &mut CmdWriter<'_>) -> Result<(), Error> {
         check_cid(self.cid)?;
         w.str("AT+QICSGP=")?;

@@ -70,6 +70,7 @@ impl Command for EnterPin<'_> {
     type Response = ();
     const EXPECT: Expect = Expect::NONE;
     const TIMEOUT_MS: u32 = CPIN_MS;
+    const SECRET: bool = true;
     fn write(&self, w: &mut CmdWriter<'_>) -> Result<(), Error> {
         check_digits(self.pin, 4, 8)?;
         w.str("AT+CPIN=")?;
@@ -103,6 +104,7 @@ impl Command for EnterPuk<'_> {
     type Response = ();
     const EXPECT: Expect = Expect::NONE;
     const TIMEOUT_MS: u32 = CPIN_MS;
+    const SECRET: bool = true;
     fn write(&self, w: &mut CmdWriter<'_>) -> Result<(), Error> {
         check_digits(self.puk, 8, 8)?;
         check_digits(self.new_pin, 4, 8)?;

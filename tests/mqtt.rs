@@ -11,7 +11,7 @@ use quectel::Error;
 use quectel::asynch::{Apn, Config, Resources, SimStatus, TlsConfig};
 use quectel::mqtt::{Mqtt, MqttConfig, MqttError, QoS, Transport};
 use quectel_mock::{MockModem, Model as MockModel};
-use support::broker::{Access, Broker, BrokerOptions, Subscriber};
+use support::broker::{Access, Broker, BrokerOptions, ClientId, Subscriber};
 use support::with_modem_in;
 
 const IMEI: &str = "861234567890123";
@@ -22,6 +22,19 @@ fn config() -> Config {
         command_gap: Duration::from_millis(1),
         ..support::config()
     }
+}
+
+/// The thing's MQTT configuration over modem TLS: the broker's CA, the thing's certificate.
+fn thing_over_modem_tls<'a>(ca: &'a str, device: &'a ClientId, port: u16) -> MqttConfig<'a> {
+    let tls = TlsConfig::new(ca.as_bytes())
+        .with_client_identity(device.cert_pem.as_bytes(), device.key_pem.as_bytes());
+    MqttConfig::new(
+        "localhost",
+        port,
+        THING,
+        Transport::ModemTls { ssl_ctx: 1, tls },
+        Apn::new("internet"),
+    )
 }
 
 fn mock() -> MockModem {
@@ -43,15 +56,7 @@ fn customer_flow_over_modem_tls() {
         // sim.getStatus(), dataCall.getInfo(1, 2)
         let id = m.init().await.unwrap();
         assert_eq!(m.sim().status().await.unwrap(), SimStatus::Ready);
-        let tls = TlsConfig::new(ca.as_bytes())
-            .with_client_identity(device.cert_pem.as_bytes(), device.key_pem.as_bytes());
-        let cfg = MqttConfig::new(
-            "localhost",
-            port,
-            THING,
-            Transport::ModemTls { ssl_ctx: 1, tls },
-            Apn::new("internet"),
-        );
+        let cfg = thing_over_modem_tls(&ca, &device, port);
         let mut buf = [0u8; 4096];
         let mut mqtt = Mqtt::new(cfg, &mut buf, 2048).unwrap();
         mqtt.subscribe_on_connect(&id.imei, QoS::AtLeastOnce)
@@ -248,15 +253,7 @@ fn broker_restart_every_qos1_message_arrives_exactly_once() {
     let total = 12;
     with_modem_in(res, config(), mock(), async |m, _| {
         m.init().await.unwrap();
-        let tls = TlsConfig::new(ca.as_bytes())
-            .with_client_identity(device.cert_pem.as_bytes(), device.key_pem.as_bytes());
-        let mut cfg = MqttConfig::new(
-            "localhost",
-            port,
-            THING,
-            Transport::ModemTls { ssl_ctx: 1, tls },
-            Apn::new("internet"),
-        );
+        let mut cfg = thing_over_modem_tls(&ca, &device, port);
         cfg.backoff_min = Duration::from_millis(200);
         cfg.backoff_max = Duration::from_secs(2);
         let mut buf = [0u8; 4096];
@@ -342,15 +339,7 @@ fn pdpdeact_and_modem_reboot_are_recovered_without_user_code() {
     let outbox: &'static Outbox<8, 64> = Box::leak(Box::new(Outbox::new()));
     with_modem_in(res, config(), mock(), async |m, h| {
         m.init().await.unwrap();
-        let tls = TlsConfig::new(ca.as_bytes())
-            .with_client_identity(device.cert_pem.as_bytes(), device.key_pem.as_bytes());
-        let mut cfg = MqttConfig::new(
-            "localhost",
-            port,
-            THING,
-            Transport::ModemTls { ssl_ctx: 1, tls },
-            Apn::new("internet"),
-        );
+        let mut cfg = thing_over_modem_tls(&ca, &device, port);
         cfg.backoff_min = Duration::from_millis(100);
         cfg.backoff_max = Duration::from_secs(1);
         let mut buf = [0u8; 4096];
@@ -531,15 +520,7 @@ fn a_broker_that_honours_maximum_packet_size_drops_a_message_larger_than_rx_size
     let res: &'static mut Resources<2048, 2, 4096> = Box::leak(Box::new(Resources::new()));
     with_modem_in(res, config(), mock(), async |m, _| {
         m.init().await.unwrap();
-        let tls = TlsConfig::new(ca.as_bytes())
-            .with_client_identity(device.cert_pem.as_bytes(), device.key_pem.as_bytes());
-        let cfg = MqttConfig::new(
-            "localhost",
-            port,
-            THING,
-            Transport::ModemTls { ssl_ctx: 1, tls },
-            Apn::new("internet"),
-        );
+        let cfg = thing_over_modem_tls(&ca, &device, port);
         let mut buf = [0u8; 4096];
         let mut mqtt = Mqtt::new(cfg, &mut buf, 1024).unwrap();
         mqtt.subscribe_on_connect(IMEI, QoS::AtLeastOnce).unwrap();

@@ -108,8 +108,9 @@ pub(crate) struct ChannelState {
     last_deadline: Instant,
     /// When the next command may be written (the configured gap after the last one).
     next_write: Instant,
-    /// The line buffer holds (or held, for an abandoned command) a secret to wipe.
-    wipe_line: bool,
+    /// The line or staging buffer holds (or held, for an abandoned command) a secret to wipe:
+    /// a PIN, a password, or a file upload (which may be a private key).
+    wipe: bool,
 }
 
 impl ChannelState {
@@ -118,7 +119,7 @@ impl ChannelState {
             tx: None,
             last_deadline: Instant::from_ticks(0),
             next_write: Instant::from_ticks(0),
-            wipe_line: false,
+            wipe: false,
         }
     }
 }
@@ -147,7 +148,7 @@ impl<'c> Channel<'c> {
         core.tx.idle().await;
         let _ = core.tx.outcome().await;
         // An abandoned command's line may have held a PIN or a password.
-        self.wipe_secret_line().await;
+        self.wipe_secrets().await;
         if self.st.tx.is_some() {
             // Its outcome is recorded in its slot (sent bytes, failure count or error).
             let _ = self.drive_tx().await;
@@ -212,27 +213,30 @@ impl<'c> Channel<'c> {
         let len = {
             let mut bufs = self.m.core.tx.buffers().await;
             // Set before rendering: a secret half-written into the buffer is wiped as well.
-            self.st.wipe_line |= spec.secret;
+            self.st.wipe |= spec.secret;
             let mut w = CmdWriter::new(&mut bufs.line);
             let rendered = write(&mut w).and_then(|()| w.raw(b"\r")).map(|()| w.len());
-            if rendered.is_err() && self.st.wipe_line {
+            if rendered.is_err() && self.st.wipe {
                 bufs.line.zeroize();
-                self.st.wipe_line = false;
+                self.st.wipe = false;
             }
             rendered?
         };
         let r = self
             .exchange_erased(spec.expect, spec.timeout_ms, Source::Line(len), parse)
             .await;
-        self.wipe_secret_line().await;
+        self.wipe_secrets().await;
         r
     }
 
-    /// Wipes the line buffer if it held a secret (once the runner has written it).
-    async fn wipe_secret_line(&mut self) {
-        if self.st.wipe_line {
-            self.m.core.tx.buffers().await.line.zeroize();
-            self.st.wipe_line = false;
+    /// Wipes the line and staging buffers if they held a secret (once the runner has written
+    /// it).
+    async fn wipe_secrets(&mut self) {
+        if self.st.wipe {
+            let mut bufs = self.m.core.tx.buffers().await;
+            bufs.line.zeroize();
+            bufs.staging.zeroize();
+            self.st.wipe = false;
         }
     }
 
@@ -248,6 +252,8 @@ impl<'c> Channel<'c> {
         let parse = |resp: Result<&[u8], atat::InternalError<'_>>| {
             out.set(Some(complete(cmd, resp)));
         };
+        // A file may be a private key: wiped from the staging buffer once written.
+        self.st.wipe = true;
         // All but the last piece are written without waiting for an answer; the last one is
         // the exchange.
         let mut rest = data;
@@ -258,13 +264,16 @@ impl<'c> Channel<'c> {
             rest = tail;
         }
         self.stage(rest).await;
-        self.exchange_erased(
-            cmd.expect(),
-            C::TIMEOUT_MS,
-            Source::Staging(rest.len()),
-            &parse,
-        )
-        .await?;
+        let r = self
+            .exchange_erased(
+                cmd.expect(),
+                C::TIMEOUT_MS,
+                Source::Staging(rest.len()),
+                &parse,
+            )
+            .await;
+        self.wipe_secrets().await;
+        r?;
         out.into_inner().unwrap_or(Err(Error::Parse))
     }
 
@@ -537,6 +546,12 @@ mod tests {
             };
             modem.data_call().configure(1, &apn).await.unwrap();
             assert!(!holds(&core.tx.buffers().await.line, b"pw-5678"));
+            // A file upload (a private key, say) leaves the staging buffer too.
+            modem
+                .upload_file("k.pem", b"-----BEGIN PRIVATE KEY-----secret-9753")
+                .await
+                .unwrap();
+            assert!(!holds(&core.tx.buffers().await.staging, b"secret-9753"));
             // The check can fail: an ordinary command line stays in the buffer.
             modem.send(&Imei).await.unwrap();
             assert!(holds(&core.tx.buffers().await.line, b"AT+CGSN"));

@@ -1410,16 +1410,7 @@ mod tests {
 
     // --- the receive guard ---------------------------------------------------------------
 
-    use crate::test_util::Trickle;
-
-    fn poll_once<F: core::future::Future>(fut: F) -> Option<F::Output> {
-        let mut fut = core::pin::pin!(fut);
-        let mut cx = core::task::Context::from_waker(core::task::Waker::noop());
-        match fut.as_mut().poll(&mut cx) {
-            core::task::Poll::Ready(v) => Some(v),
-            core::task::Poll::Pending => None,
-        }
-    }
+    use crate::test_util::{Trickle, poll_once};
 
     /// An MQTT 5 PUBLISH (QoS 0, no properties) with a multi-byte remaining length if needed.
     fn publish(topic: &str, payload_len: usize) -> Vec<u8> {

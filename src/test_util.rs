@@ -59,3 +59,13 @@ impl Write for Trickle {
         Ok(())
     }
 }
+
+/// Polls `fut` once with a no-op waker.
+pub(crate) fn poll_once<F: core::future::Future>(fut: F) -> Option<F::Output> {
+    let mut fut = core::pin::pin!(fut);
+    let mut cx = core::task::Context::from_waker(core::task::Waker::noop());
+    match fut.as_mut().poll(&mut cx) {
+        core::task::Poll::Ready(v) => Some(v),
+        core::task::Poll::Pending => None,
+    }
+}

@@ -1090,7 +1090,7 @@ mod tests {
         assert_eq!(pkcs8_p256_inner(&v[..10]), None);
     }
 
-    use crate::test_util::Trickle;
+    use crate::test_util::{Trickle, poll_once};
 
     fn shared() -> Shared {
         Shared {
@@ -1103,16 +1103,6 @@ mod tests {
         let mut r = vec![23, 3, 3, (len >> 8) as u8, len as u8];
         r.extend((0..len).map(|i| fill ^ i as u8));
         r
-    }
-
-    /// Polls `fut` once with a no-op waker.
-    fn poll_once<F: core::future::Future>(fut: F) -> Option<F::Output> {
-        let mut fut = core::pin::pin!(fut);
-        let mut cx = core::task::Context::from_waker(core::task::Waker::noop());
-        match fut.as_mut().poll(&mut cx) {
-            core::task::Poll::Ready(v) => Some(v),
-            core::task::Poll::Pending => None,
-        }
     }
 
     #[test]

@@ -575,6 +575,120 @@ fn a_lost_recv_urc_is_caught_by_the_periodic_check() {
     });
 }
 
+/// The driver's defaults (no periodic read check), with the tests' short command gap.
+fn default_poll_config() -> Config {
+    let c = fast_config();
+    assert_eq!(
+        c.recv_poll, None,
+        "the default must not poll; this test relies on it"
+    );
+    c
+}
+
+fn count(h: &quectel_mock::ModemHandle, prefix: &str) -> usize {
+    h.commands().iter().filter(|c| c.starts_with(prefix)).count()
+}
+
+#[test]
+fn a_short_read_drains_the_socket_without_a_confirming_read() {
+    let (addr, _echo) = TcpEchoServer::start();
+    let res: &'static mut Resources<2048, 2, 2048> = Box::leak(Box::new(Resources::new()));
+    with_modem_in(res, default_poll_config(), mock(), async |m, h| {
+        bring_up(m).await;
+        let mut s = m
+            .connect(
+                1,
+                Remote::Tcp {
+                    host: "127.0.0.1",
+                    port: addr.port(),
+                },
+            )
+            .await
+            .unwrap();
+        for (i, msg) in [&b"one"[..], b"second message", b"3"].iter().enumerate() {
+            let reads_before = count(h, "AT+QIRD");
+            s.write(msg).await.unwrap();
+            s.flush().await.unwrap();
+            let mut buf = [0u8; 32];
+            let n = embassy_time::with_timeout(Duration::from_secs(3), s.read(&mut buf))
+                .await
+                .expect("echo not read")
+                .unwrap();
+            assert_eq!(&buf[..n], *msg);
+            // Let a confirming read, if the driver made one, reach the modem.
+            embassy_time::Timer::after_millis(200).await;
+            assert_eq!(
+                count(h, "AT+QIRD") - reads_before,
+                1,
+                "message {i}: one AT+QIRD per announced message: {:?}",
+                h.commands()
+            );
+        }
+        s.close().await.unwrap();
+    });
+}
+
+#[test]
+fn no_at_traffic_while_nothing_happens() {
+    let (addr, _echo) = TcpEchoServer::start();
+    let res: &'static mut Resources<2048, 2, 2048> = Box::leak(Box::new(Resources::new()));
+    with_modem_in(res, default_poll_config(), mock(), async |m, h| {
+        bring_up(m).await;
+        let _s = m
+            .connect(
+                1,
+                Remote::Tcp {
+                    host: "127.0.0.1",
+                    port: addr.port(),
+                },
+            )
+            .await
+            .unwrap();
+        let before = h.commands().len();
+        // Longer than the 5 s the driver used to poll every open socket at.
+        embassy_time::Timer::after_secs(6).await;
+        let after = h.commands();
+        assert_eq!(
+            after.len(),
+            before,
+            "commands sent while idle: {:?}",
+            &after[before..]
+        );
+    });
+}
+
+#[test]
+fn a_recv_urc_garbled_by_line_noise_is_caught_without_polling() {
+    let (addr, _echo) = TcpEchoServer::start();
+    let res: &'static mut Resources<2048, 2, 2048> = Box::leak(Box::new(Resources::new()));
+    with_modem_in(res, default_poll_config(), mock(), async |m, h| {
+        bring_up(m).await;
+        let mut s = m
+            .connect(
+                1,
+                Remote::Tcp {
+                    host: "127.0.0.1",
+                    port: addr.port(),
+                },
+            )
+            .await
+            .unwrap();
+        // A UART overrun: the `recv` URC arrives as a corrupted line.
+        h.drop_next_recv_urcs(1);
+        s.write(b"hello?").await.unwrap();
+        s.flush().await.unwrap();
+        // The echo is back in the modem's buffer (unannounced) well within this.
+        embassy_time::Timer::after_millis(500).await;
+        h.inject_raw(b"\r\n+QIU\xfeC: \"re\x8dv\",0\r\n");
+        let mut buf = [0u8; 16];
+        let n = embassy_time::with_timeout(Duration::from_secs(3), s.read(&mut buf))
+            .await
+            .expect("data announced by a garbled URC was never read")
+            .unwrap();
+        assert_eq!(&buf[..n], b"hello?");
+    });
+}
+
 #[test]
 fn dropping_read_and_write_futures_loses_and_duplicates_nothing() {
     let (addr, _echo) = TcpEchoServer::start();

@@ -343,13 +343,13 @@ impl<'c> Channel<'c> {
 
     /// Reads what the modem holds for socket `slot` into its ring: at most `max` bytes and no
     /// more than the ring has room for *after* any abandoned read has delivered its bytes.
-    /// `Ok(None)`: no room.
+    /// `Ok(None)`: no room; `Ok(Some((got, asked)))`: `got` bytes arrived of the `asked`.
     pub(crate) async fn read_into_ring(
         &mut self,
         slot: u8,
         kind: Kind,
         max: usize,
-    ) -> Result<Option<usize>, Error> {
+    ) -> Result<Option<(usize, usize)>, Error> {
         self.settle().await;
         // The whole response (header, payload, result code, maybe a URC) must fit the ingress
         // buffer: cap the read below its size.
@@ -368,7 +368,7 @@ impl<'c> Channel<'c> {
             tls: kind == Kind::Tls,
             len: room as u16,
         };
-        self.send(&read).await.map(Some)
+        self.send(&read).await.map(|got| Some((got, room)))
     }
 
     /// Sends up to [`MAX_SEND`] queued bytes of socket `slot` (`AT+QISEND`/`AT+QSSLSEND`).

@@ -7,7 +7,8 @@ use embedded_io_async::{Read, Write};
 use super::Modem;
 use crate::socket::SocketPool;
 
-use crate::at::{Digester, Urc};
+use crate::at::{Digester, ExpectCell, Urc};
+use crate::socket::Phase;
 use crate::state::StateCell;
 
 /// URCs buffered between the ingress and the state (never more than this many per chunk).
@@ -23,6 +24,10 @@ pub(crate) struct RunnerParts<'a, const N: usize> {
     pub(crate) urcs: UrcSubscription<'a, Urc, URC_CAPACITY, 1>,
     pub(crate) state: &'a StateCell,
     pub(crate) pool: &'a dyn SocketPool,
+    /// The digester's counters (for [`RunnerParts::recheck_after_noise`]).
+    pub(crate) shared: &'a ExpectCell,
+    /// Corrupted lines seen so far (garbage, unknown URCs, discarded bytes).
+    pub(crate) noise: u32,
 }
 
 impl<const N: usize> RunnerParts<'_, N> {
@@ -57,6 +62,28 @@ impl<const N: usize> RunnerParts<'_, N> {
                     }
                 }
                 self.drain_urcs();
+            }
+        }
+        self.recheck_after_noise();
+    }
+
+    /// A `recv` URC hit by a UART fault arrives as a corrupted line, and the modem announces
+    /// nothing more until its buffer is read: when the digester saw corrupted input, mark every
+    /// open socket for one read (a round trip each, only after a fault; no periodic traffic).
+    fn recheck_after_noise(&mut self) {
+        let s = self.shared.stats();
+        let noise = s
+            .garbage_lines
+            .wrapping_add(s.unknown_urcs)
+            .wrapping_add(s.discarded_bytes);
+        if noise == self.noise {
+            return;
+        }
+        self.noise = noise;
+        for i in 0..self.pool.slots() {
+            if self.pool.state(i).phase == Phase::Open {
+                debug!("corrupted input: checking socket {} for unannounced data", i);
+                self.pool.update(i, &mut |s| s.recv_pending = true);
             }
         }
     }

@@ -233,12 +233,18 @@ impl<'a> Modem<'a> {
             match r {
                 // No room: the reader frees some and kicks us.
                 Ok(None) => return,
-                Ok(Some(0)) => {
+                Ok(Some((got, asked))) if got < asked => {
+                    // Fewer bytes than asked: the modem's buffer is empty now. Quectel's TCP/IP
+                    // manuals: after a `recv` URC "no further URC is reported until the buffer
+                    // has been drained completely", and an empty buffer is a drained one, so
+                    // the next data is announced again. No confirming empty read (it cost a
+                    // round trip and ~39 UART bytes per inbound message or PUBACK); see
+                    // docs/architecture.md for the evidence.
                     pending = false;
                     self.pool.update(slot, &mut |s| s.recv_pending = false);
                 }
                 Ok(Some(_)) => {
-                    // Maybe more: the modem announces new data only once it was drained.
+                    // As many as asked: the modem may hold more, and will not announce it.
                     self.pool.update(slot, &mut |s| s.recv_pending = true);
                 }
                 Err(Error::Rebooted) => return,

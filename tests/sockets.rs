@@ -586,7 +586,10 @@ fn default_poll_config() -> Config {
 }
 
 fn count(h: &quectel_mock::ModemHandle, prefix: &str) -> usize {
-    h.commands().iter().filter(|c| c.starts_with(prefix)).count()
+    h.commands()
+        .iter()
+        .filter(|c| c.starts_with(prefix))
+        .count()
 }
 
 #[test]

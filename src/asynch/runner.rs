@@ -82,7 +82,10 @@ impl<const N: usize> RunnerParts<'_, N> {
         self.noise = noise;
         for i in 0..self.pool.slots() {
             if self.pool.state(i).phase == Phase::Open {
-                debug!("corrupted input: checking socket {} for unannounced data", i);
+                debug!(
+                    "corrupted input: checking socket {} for unannounced data",
+                    i
+                );
                 self.pool.update(i, &mut |s| s.recv_pending = true);
             }
         }

@@ -166,6 +166,26 @@ fn run_kind(kind: &'static str, baud: u32, sizes: &[usize], rows: &mut Vec<Row>)
     });
 }
 
+const BEGIN: &str = "<!-- throughput:begin (written by benches/throughput.rs) -->";
+const END: &str = "<!-- throughput:end -->";
+
+/// `doc` with the text between [`BEGIN`] and [`END`] replaced by `section` (other sections of
+/// docs/perf.md, written by other commands, stay); a file without the markers gets them.
+fn replace_section(doc: &str, section: &str) -> String {
+    let block = format!("{BEGIN}\n{section}{END}\n");
+    match (doc.find(BEGIN), doc.find(END)) {
+        (Some(b), Some(e)) if b < e => {
+            format!(
+                "{}{block}{}",
+                &doc[..b],
+                doc[e + END.len()..].trim_start_matches('\n')
+            )
+        }
+        _ if doc.is_empty() => format!("# Performance\n\n{block}"),
+        _ => format!("{}\n{block}", doc.trim_end()),
+    }
+}
+
 /// Efficiency floors for MQTT over modem TLS (1 KiB message, 16-byte topic), held in CI.
 const MQTT_FLOORS: &[(&str, f64)] = &[
     ("publish QoS 0", 0.945),
@@ -192,7 +212,7 @@ fn main() {
     }
     let mqtt_rows = wire_mqtt::run();
     let mut out = String::new();
-    writeln!(out, "# Performance\n").unwrap();
+    writeln!(out, "## Socket throughput\n").unwrap();
     writeln!(
         out,
         "Socket throughput through the mock modem at {baud} baud (10 bits a byte, both \
@@ -273,7 +293,8 @@ fn main() {
     if full {
         let path = std::env::var("PERF_OUT")
             .unwrap_or_else(|_| format!("{}/docs/perf.md", env!("CARGO_MANIFEST_DIR")));
-        std::fs::write(&path, &out).unwrap();
+        let old = std::fs::read_to_string(&path).unwrap_or_default();
+        std::fs::write(&path, replace_section(&old, &out)).unwrap();
         eprintln!("wrote {path}");
     }
     // The floors CI holds (quick mode too), for MQTT over modem TLS: see docs/perf.md.

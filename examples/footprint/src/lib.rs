@@ -373,6 +373,27 @@ pub fn start(spawner: &Spawner) -> Modem {
     modem
 }
 
+/// The bare image's "driver": a task that reads the UART into a buffer and nothing else.
+#[embassy_executor::task]
+async fn bare_rx_task(mut rx: UartRx) -> ! {
+    let mut buf = [0u8; 64];
+    loop {
+        let n = rx.read(&mut buf).await.unwrap_or(0);
+        black_box(buf.get(..n));
+    }
+}
+
+/// The bare image (`row0-bare`): the same board, clock, UART, time driver and executor with two
+/// tasks as every row, and no driver. `scripts/footprint.sh` subtracts it from each row to get
+/// what the crate adds.
+pub fn start_bare(spawner: &Spawner) -> UartTx {
+    let cp = cortex_m::Peripherals::take().unwrap_or_else(|| unreachable!());
+    time_init(cp.SYST);
+    let (rx, tx) = uart_init();
+    spawner.spawn(bare_rx_task(rx).unwrap_or_else(|_| unreachable!()));
+    tx
+}
+
 /// Reports a step's outcome on a GPIO (P0.13: ok, P0.14: failed).
 pub fn report<T, E>(r: &Result<T, E>) {
     match r {

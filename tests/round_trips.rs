@@ -132,7 +132,10 @@ fn modem_tls_first_boot_second_boot_and_reconnect() {
         (first, reconnect, files)
     });
     show("first boot (certificates uploaded)", &first);
-    show("reconnect after the broker dropped the connection", &reconnect);
+    show(
+        "reconnect after the broker dropped the connection",
+        &reconnect,
+    );
 
     // Second boot: a new driver, a freshly booted modem that kept its files.
     let mut again = mock();

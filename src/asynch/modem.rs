@@ -108,9 +108,7 @@ impl Core {
     pub(crate) fn known_active(&self, cid: u8) -> bool {
         let state = self.state.get();
         let (boots, mask) = self.pdp_active.lock(Cell::get);
-        boots == state.boots
-            && mask & (1 << cid) != 0
-            && state.pdp_deactivated & (1 << cid) == 0
+        boots == state.boots && mask & (1 << cid) != 0 && state.pdp_deactivated & (1 << cid) == 0
     }
 
     /// Records that context `cid` is active (`true`) or not.

@@ -311,11 +311,7 @@ impl<'a> Modem<'a> {
 
     /// Lists the modem's files (one `AT+QFLST`) and reads which TLS files of context `ctx`
     /// are there. A module that answers `+CME ERROR: 405` (nothing matches) has none.
-    async fn tls_listing(
-        &self,
-        ctx: u8,
-        wanted: [Option<(&str, u32)>; 3],
-    ) -> Result<Found, Error> {
+    async fn tls_listing(&self, ctx: u8, wanted: [Option<(&str, u32)>; 3]) -> Result<Found, Error> {
         let pattern = if self.file_prefix().await.is_empty() {
             "*"
         } else {
@@ -361,7 +357,11 @@ impl<'a> Modem<'a> {
         }
     }
 
-    async fn delete_all(&self, prefix: &str, names: &[heapless::String<NAME_LEN>]) -> Result<(), Error> {
+    async fn delete_all(
+        &self,
+        prefix: &str,
+        names: &[heapless::String<NAME_LEN>],
+    ) -> Result<(), Error> {
         for name in names {
             let mut full: heapless::String<{ NAME_LEN + 4 }> = heapless::String::new();
             full.push_str(prefix).map_err(|_| Error::Overflow)?;
@@ -430,6 +430,11 @@ impl<'a> Modem<'a> {
         names: &[heapless::String<NAME_LEN>; 3],
         data: &[Option<&[u8]>; 3],
     ) -> Result<(), Error> {
+        if data.iter().all(Option::is_none) {
+            // Nothing to store (no verification, no client identity): the file system is
+            // left alone ([`Modem::delete_tls_files`] clears it).
+            return Ok(());
+        }
         let mut wanted: [Option<(&str, u32)>; 3] = [None; 3];
         for ((w, name), d) in wanted.iter_mut().zip(names).zip(data) {
             if let Some(d) = d {
@@ -548,7 +553,10 @@ mod tests {
     fn crc32_vectors() {
         assert_eq!(crc32(b""), 0);
         assert_eq!(crc32(b"123456789"), 0xCBF4_3926);
-        assert_eq!(crc32(b"The quick brown fox jumps over the lazy dog"), 0x414F_A339);
+        assert_eq!(
+            crc32(b"The quick brown fox jumps over the lazy dog"),
+            0x414F_A339
+        );
     }
 
     #[test]

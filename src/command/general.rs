@@ -596,6 +596,42 @@ mod tests {
     }
 
     #[test]
+    fn concatenated_lines() {
+        use crate::at::urc::RegDomain;
+        use crate::command::network::SetRegistrationUrc;
+        let cmee = SetCmee(2);
+        let creg = SetRegistrationUrc {
+            domain: RegDomain::Cs,
+            mode: 2,
+        };
+        assert_eq!(
+            wrote(&Concat {
+                parts: &[&cmee, &creg, &cmee]
+            })
+            .unwrap(),
+            b"AT+CMEE=2;+CREG=2;+CMEE=2"
+        );
+        assert_eq!(wrote(&Concat { parts: &[&cmee] }).unwrap(), b"AT+CMEE=2");
+        assert_eq!(wrote(&Concat { parts: &[] }), Err(Error::InvalidArgument));
+        // A basic command (`ATE0`) cannot follow.
+        assert_eq!(
+            wrote(&Concat {
+                parts: &[&cmee, &Echo(false)]
+            }),
+            Err(Error::InvalidArgument)
+        );
+        // One answer for the line.
+        let c = Concat {
+            parts: &[&cmee, &creg],
+        };
+        let rows: &[Row<()>] = &[
+            (b"\r\nOK\r\n", Ok(())),
+            (b"\r\nERROR\r\n", Err(Error::Error)),
+        ];
+        table(&c, rows);
+    }
+
+    #[test]
     fn cfun() {
         let rows: &[Row<u8>] = &[
             (b"\r\n+CFUN: 1\r\n\r\nOK\r\n", Ok(1)),

@@ -125,7 +125,10 @@ impl<'a> CmdWriter<'a> {
     /// Removes the `AT` at `start` of what was written since (a command about to be appended
     /// to a concatenated line); what follows it must be an extended command (`+…`).
     pub(crate) fn cut_at_prefix(&mut self, start: usize) -> Result<(), Error> {
-        let part = self.buf.get(start..self.len).ok_or(Error::InvalidArgument)?;
+        let part = self
+            .buf
+            .get(start..self.len)
+            .ok_or(Error::InvalidArgument)?;
         if part.len() < 3 || !part[..2].eq_ignore_ascii_case(b"AT") || part[2] != b'+' {
             return Err(Error::InvalidArgument);
         }

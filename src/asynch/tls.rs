@@ -344,17 +344,17 @@ impl<'a> Modem<'a> {
             return Err(Error::InvalidArgument);
         }
         let prefix = self.file_prefix().await;
-        loop {
+        // A listing names at most 6 files of the context; a few rounds clear any number a
+        // context can have gathered (bounded, should a file refuse to go).
+        for _ in 0..4 {
             let found = self.tls_listing(ssl_ctx, [None; 3]).await?;
-            if found.stale.is_empty() {
-                return Ok(());
-            }
             let full = found.stale.is_full();
             self.delete_all(prefix, &found.stale).await?;
             if !full {
-                return Ok(());
+                break;
             }
         }
+        Ok(())
     }
 
     async fn delete_all(

@@ -162,18 +162,16 @@ impl Network<'_> {
 
     /// Asks EPS, GPRS and CS registration in that order, stopping at the first registered one;
     /// returns the best status seen. When the registration URCs were switched on right after
-    /// this boot's `RDY`, only `AT+CEREG?` is asked (it covers the moments before the URCs
-    /// were on): a later change of any domain comes as a URC, and the periodic poll asks them
-    /// all.
+    /// this boot's `RDY` and `AT+CEREG?` says the modem is still searching, the other domains
+    /// are not asked: a later change of any of them comes as a URC (and the periodic poll asks
+    /// them all). A denial on LTE still asks the others (GPRS may be fine).
     async fn query_until_registered(&self, first: bool) -> Result<RegStatus, NotReady> {
         let mut any = false;
         let urcs = first && self.modem.core.registration_urcs_since_boot();
         for domain in [RegDomain::Eps, RegDomain::Ps, RegDomain::Cs] {
-            if urcs && any {
-                break;
-            }
             match self.registration_of(domain).await {
                 Ok(s) if s.is_registered() => return Ok(s),
+                Ok(RegStatus::Searching) if urcs => return Ok(RegStatus::Searching),
                 Ok(_) => any = true,
                 Err(Error::Cme(_)) | Err(Error::Error) => {}
                 Err(e) => return Err(NotReady::Modem(e)),

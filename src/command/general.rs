@@ -363,8 +363,8 @@ impl core::fmt::Debug for Concat<'_> {
 impl Command for Concat<'_> {
     type Response = ();
     const EXPECT: Expect = Expect::NONE;
-    /// Local settings answer within 300 ms each; a line holds a few of them.
-    const TIMEOUT_MS: u32 = 2_000;
+    /// Local settings answer within 300 ms each; a line holds up to a dozen of them.
+    const TIMEOUT_MS: u32 = 5_000;
     fn write(&self, w: &mut CmdWriter<'_>) -> Result<(), Error> {
         let Some((first, rest)) = self.parts.split_first() else {
             return Err(Error::InvalidArgument);

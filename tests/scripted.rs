@@ -207,9 +207,10 @@ fn already_active_context_and_firmware_without_sni() {
 > AT+QFDEL="qca0.pem"
 < OK
 # Firmware without "sni" refuses the line; without it, it passes.
-> AT+QSSLCFG="cacert",0,"{name}";+QSSLCFG="seclevel",0,1;+QSSLCFG="sni",0,1
+# (negotiatetime 300 is the documented default of a fresh context: left out.)
+> AT+QSSLCFG="cacert",0,"{name}";+QSSLCFG="seclevel",0,1;+QSSLCFG="sslversion",0,4;+QSSLCFG="ciphersuite",0,0XFFFF;+QSSLCFG="ignorelocaltime",0,1;+QSSLCFG="sni",0,1
 < ERROR
-> AT+QSSLCFG="cacert",0,"{name}";+QSSLCFG="seclevel",0,1
+> AT+QSSLCFG="cacert",0,"{name}";+QSSLCFG="seclevel",0,1;+QSSLCFG="sslversion",0,4;+QSSLCFG="ciphersuite",0,0XFFFF;+QSSLCFG="ignorelocaltime",0,1
 < OK
 "#,
         len = ca.len()

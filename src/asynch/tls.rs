@@ -392,9 +392,8 @@ impl<'a> Modem<'a> {
     /// place (every boot after the first) no file is written: no upload time, no flash wear.
     ///
     /// The SSL context itself does not survive a reboot, so its options are set at every boot,
-    /// in one command line (`AT+QSSLCFG=…;+QSSLCFG=…`); an option at the module's default
-    /// (`sslversion` 4, `ciphersuite` 0XFFFF, `ignorelocaltime` 1, `negotiatetime` 300,
-    /// `seclevel` 0) is left out while the context is untouched since the boot.
+    /// in one command line (`AT+QSSLCFG=…;+QSSLCFG=…`); `negotiatetime` at its documented
+    /// default (300) is left out while the context is untouched since the boot.
     ///
     /// The PEM inputs are checked first ([`TlsConfig::validate`]): a file that does not parse,
     /// or holds the wrong kind of object, is refused with [`Error::Pem`] before anything is
@@ -497,18 +496,13 @@ impl<'a> Modem<'a> {
             push(set(SslOption::ClientCert(&names[1])))?;
             push(set(SslOption::ClientKey(&names[2])))?;
         }
-        if !fresh || seclevel != 0 {
-            push(set(SslOption::SecLevel(seclevel)))?;
-        }
-        if !fresh || version != 4 {
-            push(set(SslOption::Version(version)))?;
-        }
-        if !fresh {
-            push(set(SslOption::CipherSuite(0xffff)))?;
-        }
-        if !fresh || !config.ignore_local_time {
-            push(set(SslOption::IgnoreLocalTime(config.ignore_local_time)))?;
-        }
+        // The defaults of these are not documented for every family (`ignorelocaltime` 1 is
+        // only seen on the EG800K): they are set, at no extra round trip in this line.
+        push(set(SslOption::SecLevel(seclevel)))?;
+        push(set(SslOption::Version(version)))?;
+        push(set(SslOption::CipherSuite(0xffff)))?;
+        push(set(SslOption::IgnoreLocalTime(config.ignore_local_time)))?;
+        // 300 s is the documented default (BG96 SSL manual).
         if !fresh || config.negotiate_timeout_s != 300 {
             push(set(SslOption::NegotiateTime(config.negotiate_timeout_s)))?;
         }

@@ -77,6 +77,8 @@ pub(crate) struct Core {
     /// on by [`Modem::init`] after the driver saw that boot's `RDY`: from then on every change
     /// of registration comes as a URC.
     pub(crate) urcs_on: BlockingMutex<CriticalSectionRawMutex, Cell<u32>>,
+    /// The IMEI, read once (`AT+CGSN`): a reboot of the module does not change it.
+    imei: BlockingMutex<CriticalSectionRawMutex, core::cell::RefCell<heapless::String<20>>>,
     pub(crate) config: Config,
     ingress_size: usize,
 }
@@ -92,6 +94,7 @@ impl Core {
             pdp_active: BlockingMutex::new(Cell::new((0, 0))),
             ssl_touched: BlockingMutex::new(Cell::new((0, 0))),
             urcs_on: BlockingMutex::new(Cell::new(0)),
+            imei: BlockingMutex::new(core::cell::RefCell::new(heapless::String::new())),
             config: Config::DEFAULT,
             ingress_size: 0,
         }
@@ -313,7 +316,8 @@ impl<'a> Modem<'a> {
     /// Waits for the modem to boot (`RDY`), or, if it is already running, for it to answer;
     /// switches echo off (`ATE0`, which is also the probe), selects verbose errors and enables
     /// registration URCs (`AT+CMEE=2;+CREG=2;+CGREG=2;+CEREG=2`, one command line), and
-    /// identifies the model (`ATI`) and the IMEI (`AT+CGSN`).
+    /// identifies the model (`ATI`) and the IMEI (`AT+CGSN`, at the first call only: after a
+    /// reboot of the module the IMEI read before is returned).
     pub async fn init(&self) -> Result<Identity, Error> {
         let deadline = Instant::now() + self.core.config.startup_timeout;
         loop {
@@ -359,7 +363,14 @@ impl<'a> Modem<'a> {
         let ati = self.send(&general::Identify).await?;
         let model = Model::from_ati(&ati.model);
         self.core.model.lock(|m| m.set(model));
-        let imei = self.send(&general::Imei).await?;
+        // The revision may change with a firmware update (which reboots the module), so `ATI`
+        // is sent again; the IMEI cannot, so `AT+CGSN` is sent once per driver start.
+        let mut imei = self.core.imei.lock(|i| i.borrow().clone());
+        if imei.is_empty() {
+            let read = self.send(&general::Imei).await?;
+            imei = crate::at::parse::to_string(read.as_bytes())?;
+            self.core.imei.lock(|i| i.borrow_mut().clone_from(&imei));
+        }
         let model_name = crate::util::truncated(&ati.model);
         let revision = crate::util::truncated(&ati.revision);
         info!("modem identified");
@@ -367,7 +378,7 @@ impl<'a> Modem<'a> {
             model,
             model_name,
             revision,
-            imei: crate::at::parse::to_string(imei.as_bytes())?,
+            imei,
         })
     }
 

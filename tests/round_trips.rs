@@ -10,6 +10,8 @@
 //!   the first boot (what a device sees at every power-up after the first);
 //! * reconnect: the broker drops the connection, the client connects again (no modem
 //!   re-configuration, just close, open, CONNECT and CONNACK);
+//! * module reboot: the module restarts under a running driver; the next connection sets it up
+//!   again (the files are still there, the IMEI is known);
 //! * MCU TLS: the same flow with TLS on the MCU over a plain TCP socket of the modem.
 
 mod support;
@@ -99,43 +101,61 @@ fn modem_tls_first_boot_second_boot_and_reconnect() {
     let port = broker.port();
 
     // First boot: empty file system.
-    let (first, reconnect, files) = with_modem_in(resources(), config(), mock(), async |m, h| {
-        let first = customer_flow(m, h, modem_tls(&ca, &device, port)).await;
-        // The broker drops the connection; the client connects again.
-        let mut buf = [0u8; 4096];
-        let mut mqtt = Mqtt::new(modem_tls(&ca, &device, port), &mut buf, 2048).unwrap();
-        let mut conn = mqtt.connect(m).await.unwrap();
-        broker.restart();
-        let err = embassy_time::with_timeout(Duration::from_secs(20), async {
-            loop {
-                if let Err(e) = conn.poll().await {
-                    break e;
+    let (first, reconnect, reboot, files) =
+        with_modem_in(resources(), config(), mock(), async |m, h| {
+            let first = customer_flow(m, h, modem_tls(&ca, &device, port)).await;
+            // The broker drops the connection; the client connects again.
+            let mut buf = [0u8; 4096];
+            let mut mqtt = Mqtt::new(modem_tls(&ca, &device, port), &mut buf, 2048).unwrap();
+            let mut conn = mqtt.connect(m).await.unwrap();
+            broker.restart();
+            let err = embassy_time::with_timeout(Duration::from_secs(20), async {
+                loop {
+                    if let Err(e) = conn.poll().await {
+                        break e;
+                    }
                 }
-            }
-        })
-        .await
-        .expect("the dropped connection is noticed");
-        println!("connection dropped: {err:?}");
-        drop(conn);
-        let mark = h.commands().len();
-        let conn = mqtt.connect(m).await.unwrap();
-        drop(conn);
-        let reconnect = h.commands()[mark..].to_vec();
-        let files: Vec<(String, Vec<u8>)> = h
-            .files()
-            .into_iter()
-            .map(|(name, _)| {
-                let bytes = h.file(&name).unwrap();
-                (name, bytes)
             })
-            .collect();
-        (first, reconnect, files)
-    });
+            .await
+            .expect("the dropped connection is noticed");
+            println!("connection dropped: {err:?}");
+            drop(conn);
+            let mark = h.commands().len();
+            let conn = mqtt.connect(m).await.unwrap();
+            drop(conn);
+            let reconnect = h.commands()[mark..].to_vec();
+            // The module reboots; the client notices at its next connection and sets it up again.
+            let boots = m.boots();
+            let mark = h.commands().len();
+            h.reboot();
+            embassy_time::with_timeout(
+                Duration::from_secs(10),
+                m.wait_for_state(Duration::from_secs(10), |s| {
+                    (s.boots > boots && s.pin.is_some()).then_some(())
+                }),
+            )
+            .await
+            .expect("reboot seen")
+            .unwrap();
+            let conn = mqtt.connect(m).await.unwrap();
+            drop(conn);
+            let reboot = h.commands()[mark..].to_vec();
+            let files: Vec<(String, Vec<u8>)> = h
+                .files()
+                .into_iter()
+                .map(|(name, _)| {
+                    let bytes = h.file(&name).unwrap();
+                    (name, bytes)
+                })
+                .collect();
+            (first, reconnect, reboot, files)
+        });
     show("first boot (certificates uploaded)", &first);
     show(
         "reconnect after the broker dropped the connection",
         &reconnect,
     );
+    show("reconnect after a reboot of the module", &reboot);
 
     // Second boot: a new driver, a freshly booted modem that kept its files.
     let mut again = mock();
@@ -167,6 +187,13 @@ fn modem_tls_first_boot_second_boot_and_reconnect() {
         "reconnect: {}",
         reconnect.len()
     );
+    assert!(
+        reboot.len() < SECOND_BOOT_MAX,
+        "after a module reboot: {}",
+        reboot.len()
+    );
+    assert_eq!(count(&reboot, "AT+QFUPL"), 0, "{reboot:#?}");
+    assert_eq!(count(&reboot, "AT+CGSN"), 0, "{reboot:#?}");
     for c in &reconnect {
         assert!(
             c.starts_with("AT+QSSLCLOSE")

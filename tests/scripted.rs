@@ -191,6 +191,8 @@ fn already_active_context_and_firmware_without_sni() {
     let name = format!("qca0_{:08x}.pem", crc32(ca));
     let script = Script::parse(&format!(
         r#"
+# The driver sees the boot: the SSL contexts hold the module's defaults.
+! RDY
 # Someone else activated the context: the module refuses, and only then is it asked.
 > AT+QIACT=1
 < ERROR
@@ -218,6 +220,11 @@ fn already_active_context_and_firmware_without_sni() {
     .unwrap();
     let (rx, tx, handle) = script.spawn();
     support::with_endpoints(rx, tx, async |m| {
+        m.wait_for_state(embassy_time::Duration::from_secs(2), |s| {
+            (s.boots == 1).then_some(())
+        })
+        .await
+        .unwrap();
         m.data_call().activate(1).await.unwrap();
         // Known active now: nothing is sent.
         m.data_call().activate(1).await.unwrap();

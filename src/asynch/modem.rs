@@ -125,14 +125,17 @@ impl Core {
         });
     }
 
-    /// Marks SSL context `ctx` as configured in this boot; returns whether it already was.
+    /// Marks SSL context `ctx` as configured in this boot; returns whether it holds the
+    /// module's defaults until now: the driver saw this boot's `RDY` (a module that was running
+    /// before the driver started may keep what an earlier run set) and has not configured the
+    /// context since.
     pub(crate) fn touch_ssl(&self, ctx: u8) -> bool {
         let now = self.state.get().boots;
         self.ssl_touched.lock(|c| {
             let (boots, mask) = c.get();
             let mask = if boots == now { mask } else { 0 };
             c.set((now, mask | (1 << ctx)));
-            mask & (1 << ctx) != 0
+            now > 0 && mask & (1 << ctx) == 0
         })
     }
 

@@ -393,7 +393,7 @@ impl<'a> Modem<'a> {
     ///
     /// The SSL context itself does not survive a reboot, so its options are set at every boot,
     /// in one command line (`AT+QSSLCFG=…;+QSSLCFG=…`); `negotiatetime` at its documented
-    /// default (300) is left out while the context is untouched since the boot.
+    /// default (300) is left out while the context is untouched since a boot the driver saw.
     ///
     /// The PEM inputs are checked first ([`TlsConfig::validate`]): a file that does not parse,
     /// or holds the wrong kind of object, is refused with [`Error::Pem`] before anything is
@@ -416,7 +416,7 @@ impl<'a> Modem<'a> {
             }
         }
         self.ensure_files(prefix, ssl_ctx, &names, &data).await?;
-        let fresh = !self.core.touch_ssl(ssl_ctx);
+        let fresh = self.core.touch_ssl(ssl_ctx);
         self.configure_ssl_context(ssl_ctx, config, &names, fresh)
             .await
     }

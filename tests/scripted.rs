@@ -12,19 +12,13 @@ const INIT: &str = r#"
 frag 1
 ! RDY
 echo on
-> AT
-< OK
 > ATE0
 < OK
 echo off
+# A firmware without one of the domains refuses the combined line: one by one then.
+> AT+CMEE=2;+CREG=2;+CGREG=2;+CEREG=2
+< ERROR
 > AT+CMEE=2
-< OK
-> ATI
-< Quectel
-! +QIURC: "pdpdeact",1
-<raw "\r\nBG96\r\nRevision: BG96MAR02A07M1G\r\n\r\nOK\r\n"
-> AT+CGSN
-< 866425030000001
 < OK
 > AT+CREG=2
 < OK
@@ -32,6 +26,13 @@ echo off
 < OK
 > AT+CEREG=2
 < ERROR
+> ATI
+< Quectel
+! +QIURC: "pdpdeact",1
+<raw "\r\nBG96\r\nRevision: BG96MAR02A07M1G\r\n\r\nOK\r\n"
+> AT+CGSN
+< 866425030000001
+< OK
 > AT+CPIN?
 ! +QIND: "csq",20,99
 < +CPIN: SIM PIN
@@ -79,8 +80,7 @@ frag 2
 < OK
 > AT+QICSGP=1,1,"cmnet","","",0
 < OK
-> AT+QIACT?
-< OK
+# Activated at once, without asking first.
 > AT+QIACT=1
 ~ 100ms
 < OK
@@ -168,5 +168,69 @@ frag 1
     );
     m.sim().unlock("1234").unwrap();
     assert_eq!(m.sim().iccid().unwrap().as_str(), "89860025128306012474");
+    handle.finish().unwrap();
+}
+
+/// CRC-32 (IEEE), as in the names `configure_tls` gives its files.
+fn crc32(data: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &b in data {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = (crc >> 1) ^ (0xEDB8_8320 & (crc & 1).wrapping_neg());
+        }
+    }
+    !crc
+}
+
+#[test]
+fn already_active_context_and_firmware_without_sni() {
+    use quectel::asynch::TlsConfig;
+    let pki = quectel_mock::TestPki::generate();
+    let ca = pki.ca_pem.as_bytes();
+    let name = format!("qca0_{:08x}.pem", crc32(ca));
+    let script = Script::parse(&format!(
+        r#"
+# The driver sees the boot: the SSL contexts hold the module's defaults.
+! RDY
+# Someone else activated the context: the module refuses, and only then is it asked.
+> AT+QIACT=1
+< ERROR
+> AT+QIACT?
+< +QIACT: 1,1,1,"10.7.157.1"
+< OK
+# The CA is there under its digest name and size: nothing is written. An older file of the
+# context goes.
+> AT+QFLST="*"
+< +QFLST: "qca0.pem",1220
+< +QFLST: "{name}",{len}
+< +QFLST: "security/",2
+< OK
+> AT+QFDEL="qca0.pem"
+< OK
+# Firmware without "sni" refuses the line; without it, it passes.
+# (negotiatetime 300 is the documented default of a fresh context: left out.)
+> AT+QSSLCFG="cacert",0,"{name}";+QSSLCFG="seclevel",0,1;+QSSLCFG="sslversion",0,4;+QSSLCFG="ciphersuite",0,0XFFFF;+QSSLCFG="ignorelocaltime",0,1;+QSSLCFG="sni",0,1
+< ERROR
+> AT+QSSLCFG="cacert",0,"{name}";+QSSLCFG="seclevel",0,1;+QSSLCFG="sslversion",0,4;+QSSLCFG="ciphersuite",0,0XFFFF;+QSSLCFG="ignorelocaltime",0,1
+< OK
+"#,
+        len = ca.len()
+    ))
+    .unwrap();
+    let (rx, tx, handle) = script.spawn();
+    support::with_endpoints(rx, tx, async |m| {
+        m.wait_for_state(embassy_time::Duration::from_secs(2), |s| {
+            (s.boots == 1).then_some(())
+        })
+        .await
+        .unwrap();
+        m.data_call().activate(1).await.unwrap();
+        // Known active now: nothing is sent.
+        m.data_call().activate(1).await.unwrap();
+        let mut tls = TlsConfig::new(ca);
+        tls.negotiate_timeout_s = 300;
+        m.configure_tls(0, &tls).await.unwrap();
+    });
     handle.finish().unwrap();
 }

@@ -62,6 +62,10 @@
 //! `+CGPADDR`, `+QIDNSCFG`, `+QIDNSGIP`, `+QIGETERROR`, `+QINISTAT`, `+QPINC`, `&W`, the
 //! socket, SSL and file commands below, and a few configuration commands
 //! accepted with `OK`); anything else answers `ERROR`.
+//! A line may hold several commands, `AT+A=1;+B?;+C=2` (V.250 concatenation): they run
+//! in order, their information lines come out in order, then one final result code, `OK`
+//! or the error of the first command that failed (the ones after it are not run); such a
+//! line is one entry of [`ModemHandle::commands`].
 //! Lines that do not start with `AT` are echoed (if echo is on) and ignored;
 //! over-long lines (> [`MAX_LINE`] bytes) answer `ERROR`.
 //!

@@ -740,6 +740,38 @@ struct Engine {
     drop_recv: u32,
 }
 
+/// Splits the body of a command line (after `AT`) at the `;` that separate concatenated
+/// commands (not inside quotes). A trailing `;` ends the line.
+fn split_concatenated(body: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut in_q = false;
+    for c in body.chars() {
+        match c {
+            '"' => {
+                in_q = !in_q;
+                cur.push(c);
+            }
+            ';' if !in_q => out.push(std::mem::take(&mut cur).trim().to_string()),
+            _ => cur.push(c),
+        }
+    }
+    if !cur.trim().is_empty() || out.is_empty() {
+        out.push(cur.trim().to_string());
+    }
+    out
+}
+
+/// Information lines framed like the start of a response (`\r\n<line>\r\n` …).
+fn frame_lines(lines: &[String]) -> Vec<u8> {
+    let mut v = b"\r\n".to_vec();
+    for l in lines {
+        v.extend_from_slice(l.as_bytes());
+        v.extend_from_slice(b"\r\n");
+    }
+    v
+}
+
 fn split_args(s: &str) -> Vec<String> {
     let mut out = Vec::new();
     let mut cur = String::new();
@@ -1197,9 +1229,75 @@ impl Engine {
             let g = self.garbage.clone();
             self.out(link, &g);
         }
-        if let Some(r) = self.command(link, &text[2..]) {
+        let parts = split_concatenated(&text[2..]);
+        if parts.len() > 1 {
+            self.concatenated(link, &parts);
+        } else if let Some(r) = self.command(link, &text[2..]) {
             self.reply(link, r);
         }
+    }
+
+    /// A command line of several commands (`AT+A=1;+B=2`, V.250 §5.4.1; Quectel's manuals
+    /// show `AT+IPR=921600;&W`): run in order; the information lines of each come out in
+    /// order, then one final result code: `OK` when all succeeded, else the error of the first
+    /// that failed, and the commands after it are not run. A command that answers later (an
+    /// activation, an open) or enters a data mode must be the last one.
+    fn concatenated(&mut self, link: &mut dyn Link, parts: &[String]) {
+        let mut lines = Vec::new();
+        let mut after = Vec::new();
+        for (i, part) in parts.iter().enumerate() {
+            let last = i + 1 == parts.len();
+            // Every command after the first is an extended one (`+…`) or an `&` one.
+            let ok_form = i == 0 || part.starts_with('+') || part.starts_with('&');
+            let r = if ok_form {
+                self.command(link, part)
+            } else {
+                Some(Reply::error())
+            };
+            match r {
+                Some(r) => {
+                    lines.extend(r.lines);
+                    after.extend(r.after);
+                    if !matches!(r.fin, Final::Ok) {
+                        self.reply(
+                            link,
+                            Reply {
+                                lines,
+                                fin: r.fin,
+                                after,
+                            },
+                        );
+                        return;
+                    }
+                }
+                None if last => {
+                    if !lines.is_empty() {
+                        let bytes = frame_lines(&lines);
+                        self.out(link, &bytes);
+                    }
+                    return;
+                }
+                None => {
+                    self.reply(
+                        link,
+                        Reply {
+                            lines,
+                            fin: Final::Error,
+                            after,
+                        },
+                    );
+                    return;
+                }
+            }
+        }
+        self.reply(
+            link,
+            Reply {
+                lines,
+                fin: Final::Ok,
+                after,
+            },
+        );
     }
 
     fn reply(&mut self, link: &mut dyn Link, r: Reply) {

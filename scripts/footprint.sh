@@ -19,8 +19,8 @@
 # adds. With --write (or --breakdown) the script also attributes row 3's flash to its origins
 # (quectel, atat, minimq, nom, heapless, core::fmt, ...; scripts/lib/attribute.py).
 #
-# Exits non-zero when row 3 (MQTT over modem TLS) exceeds FLASH_LIMIT, ADDED_FLASH_LIMIT or
-# RAM_LIMIT, or when a build fails.
+# Exits non-zero when row 3 (MQTT over modem TLS) exceeds FLASH_LIMIT, ADDED_FLASH_LIMIT,
+# RAM_LIMIT or FRAME_LIMIT, when any row's `Resources` is not in .bss, or when a build fails.
 #
 # Toolchain routes (as in scripts/cross-build.sh): rustup when the target is installed there,
 # otherwise Debian's rustc-web/cargo-web with -Zbuild-std=core (apt: rustc-web cargo-web
@@ -40,6 +40,7 @@ set -euo pipefail
 FLASH_LIMIT=98304       # 96 KiB, whole image
 ADDED_FLASH_LIMIT=94208 # 92 KiB, image minus the bare image
 RAM_LIMIT=32768         # 32 KiB
+FRAME_LIMIT=8192        # largest stack frame (issue 15's target: 4 KiB)
 
 TARGET=thumbv7em-none-eabihf
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -255,6 +256,11 @@ for i in "${!ROW_BINS[@]}"; do
 | ${ROW_LABELS[$i]} | $flash | $(kib "$flash") | $added_flash | $ram | $(kib "$ram") | $added_ram | $fcell |"
     details+="
 ${ROW_LABELS[$i]}: .vector_table $vt, .text $text, .rodata $ro, .data $data, .bss $bss, .uninit $uninit"
+    # Resources::new() is all zero bytes: the driver's static must be in .bss, not .data.
+    if [[ -n "$NM_TOOL" ]] && "$NM_TOOL" -C "$elf" | grep -qE ' [dD] footprint::RESOURCES$'; then
+        echo "footprint: FAIL: ${ROW_BINS[$i]}: the driver's Resources are in .data (Resources::new() is not all zero bytes)" >&2
+        status=1
+    fi
     if ((i == BUDGET_ROW)); then
         if ((flash > FLASH_LIMIT)); then
             echo "footprint: FAIL: row 3 (MQTT over modem TLS) flash $flash B > $FLASH_LIMIT B ($(kib "$FLASH_LIMIT") KiB)" >&2
@@ -262,6 +268,10 @@ ${ROW_LABELS[$i]}: .vector_table $vt, .text $text, .rodata $ro, .data $data, .bs
         fi
         if ((added_flash > ADDED_FLASH_LIMIT)); then
             echo "footprint: FAIL: row 3 (MQTT over modem TLS) adds $added_flash B of flash > $ADDED_FLASH_LIMIT B" >&2
+            status=1
+        fi
+        if [[ "$fsize" != n/a ]] && ((fsize > FRAME_LIMIT)); then
+            echo "footprint: FAIL: row 3 (MQTT over modem TLS) largest stack frame $fsize B > $FRAME_LIMIT B" >&2
             status=1
         fi
         if ((ram > RAM_LIMIT)); then

@@ -8,7 +8,7 @@ use super::Modem;
 use crate::Error;
 use crate::command::pdp::{
     ActivateContext, Auth, ConfigureContext, ContextType, DeactivateContext, DnsConfig,
-    GetActiveContexts, GetDnsConfig, SetDnsConfig,
+    GetActiveContext, GetDnsConfig, SetDnsConfig,
 };
 
 /// APN settings of a data call. `Debug` never shows the password.
@@ -153,8 +153,11 @@ impl DataCall<'_> {
 
     /// Whether context `cid` is active (`AT+QIACT?`).
     pub async fn is_active(&self, cid: u8) -> Result<bool, Error> {
-        let list = self.modem.send(&GetActiveContexts).await?;
-        let active = list.iter().any(|c| c.cid == cid && c.state);
+        let active = self
+            .modem
+            .send(&GetActiveContext { cid })
+            .await?
+            .is_some_and(|c| c.state);
         self.modem.core.set_active(cid, active);
         Ok(active)
     }
@@ -198,7 +201,7 @@ impl DataCall<'_> {
     /// the context is active; a failure of either is returned, not hidden).
     pub async fn info(&self, cid: u8) -> Result<DataCallInfo, Error> {
         self.check_cid(cid).await?;
-        let list = self.modem.send(&GetActiveContexts).await?;
+        let listed = self.modem.send(&GetActiveContext { cid }).await?;
         let deactivated_by_network = self.modem.core.state.get().pdp_deactivated & (1 << cid) != 0;
         let mut info = DataCallInfo {
             cid,
@@ -210,7 +213,7 @@ impl DataCall<'_> {
             dns_secondary: None,
             deactivated_by_network,
         };
-        if let Some(c) = list.iter().find(|c| c.cid == cid) {
+        if let Some(c) = listed {
             info.active = c.state && !deactivated_by_network;
             info.ip_type = Some(c.context_type);
             info.ipv4 = c.ipv4.clone();

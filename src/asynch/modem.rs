@@ -18,12 +18,15 @@ use crate::at::{Digester, ExpectCell, Urc};
 use crate::command::Command;
 use crate::command::general;
 use crate::command::network::SetRegistrationUrc;
+use core::mem::MaybeUninit;
+
 use crate::model::{Model, ModelParams};
 use crate::socket::{SocketPool, Sockets};
 use crate::state::StateCell;
 
-/// Everything the driver needs, owned by the caller: put it in one `static` (a `StaticCell` on
-/// firmware). [`Resources::new`] is `const`.
+/// Everything the driver needs, owned by the caller: put it in one `static` (a
+/// `ConstStaticCell` on firmware). [`Resources::new`] is `const` and all zero bytes, so the
+/// static lands in `.bss`.
 ///
 /// * `N`: the ingress buffer; it must hold the largest response, i.e. a 1500-byte `AT+QIRD`
 ///   payload plus its header and URCs around it. The default (2048) does.
@@ -32,9 +35,14 @@ use crate::state::StateCell;
 ///
 /// RAM: about `2·N + S·2·R + 2.5 KiB`.
 pub struct Resources<const N: usize = 2048, const S: usize = 2, const R: usize = 2048> {
-    core: Core,
-    slot: ResponseSlot<N>,
-    urcs: UrcChannel<Urc, URC_CAPACITY, 1>,
+    // The driver state and atat's response slot and URC channel are written when the driver
+    // starts ([`new`], `blocking::new`): `Resources::new()` is then all zero bytes, so a
+    // `static` of it lands in `.bss` (no flash image) and placing it needs no stack frame of
+    // its size.
+    core: MaybeUninit<Core>,
+    slot: MaybeUninit<ResponseSlot<N>>,
+    urcs: MaybeUninit<UrcChannel<Urc, URC_CAPACITY, 1>>,
+    /// Zero bytes are its initial state (checked on firmware by `scripts/footprint.sh`).
     sockets: Sockets<S, R>,
     ingress: [u8; N],
 }
@@ -46,12 +54,15 @@ impl<const N: usize, const S: usize, const R: usize> Default for Resources<N, S,
 }
 
 impl<const N: usize, const S: usize, const R: usize> Resources<N, S, R> {
-    /// Fresh resources.
+    /// Fresh resources: all zero bytes, for a `static` in `.bss` (e.g.
+    /// `static_cell::ConstStaticCell::new(Resources::new())`, which needs no stack frame of
+    /// the size of `Resources` to place it). The driver initialises what it needs when it
+    /// starts ([`new`]).
     pub const fn new() -> Self {
         Self {
-            core: Core::new(),
-            slot: ResponseSlot::new(),
-            urcs: UrcChannel::new(),
+            core: MaybeUninit::zeroed(),
+            slot: MaybeUninit::zeroed(),
+            urcs: MaybeUninit::zeroed(),
             sockets: Sockets::new(),
             ingress: [0; N],
         }
@@ -236,11 +247,14 @@ pub(crate) fn split<'a, const N: usize, const S: usize, const RB: usize>(
         sockets,
         ingress,
     } = resources;
+    // Written before any reference to them exists, at every start (a second start on the same
+    // resources begins afresh; the old values hold nothing that needs dropping).
+    let core: &'a mut Core = core.write(Core::new());
     core.config = config;
     core.ingress_size = N;
     let core: &'a Core = core;
-    let slot: &'a ResponseSlot<N> = slot;
-    let urcs: &'a UrcChannel<Urc, URC_CAPACITY, 1> = urcs;
+    let slot: &'a ResponseSlot<N> = slot.write(ResponseSlot::new());
+    let urcs: &'a UrcChannel<Urc, URC_CAPACITY, 1> = urcs.write(UrcChannel::new());
     let pool: &'a Sockets<S, RB> = sockets;
     let pool: &'a dyn SocketPool = pool;
     let ingress = Ingress::new(

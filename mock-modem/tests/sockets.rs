@@ -230,11 +230,11 @@ fn open_failures_and_qigeterror() {
         format!("AT+QIOPEN=2,0,\"TCP\",\"127.0.0.1\",{},0,0\r", addr.port()),
         b"\r\nOK\r\n\r\n+QIOPEN: 0,561\r\n",
     );
-    // Push / transparent modes and UDP are not simulated.
+    // Transparent mode and UDP are not simulated (push mode is: see its own test).
     exact(
         &mut rx,
         &mut tx,
-        format!("AT+QIOPEN=1,0,\"TCP\",\"127.0.0.1\",{},0,1\r", addr.port()),
+        format!("AT+QIOPEN=1,0,\"TCP\",\"127.0.0.1\",{},0,2\r", addr.port()),
         b"\r\nERROR\r\n",
     );
     exact(

@@ -1399,7 +1399,8 @@ impl Engine {
             }
             (
                 "+QURCCFG" | "+IFC" | "+CTZR" | "+QINDCFG" | "+CGEREP" | "+QCFG" | "+QISDE"
-                | "+QICFG" | "+IPR" | "+QSCLK" | "+CPSMS" | "+CEDRXS" | "+QSIMSTAT" | "+QSIMDET",
+                | "+QICFG" | "+IPR" | "+QSCLK" | "+CPSMS" | "+CEDRXS" | "+QPTWEDRXS" | "+QSIMSTAT"
+                | "+QSIMDET",
                 '=' | '?' | 't',
             ) => Reply::ok(),
             ("+CMEE", '=') => match num(0) {

@@ -16,6 +16,7 @@ pub mod file;
 pub mod general;
 pub mod network;
 pub mod pdp;
+pub mod power;
 pub mod sim;
 pub mod socket;
 

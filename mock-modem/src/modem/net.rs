@@ -837,6 +837,16 @@ impl Engine {
     }
 }
 
+/// The `<access_mode>` argument of `AT+QIOPEN`/`AT+QSSLOPEN`: `Some(false)` buffer (0),
+/// `Some(true)` direct push (1), `None` transparent (2, not simulated) or invalid.
+fn push_mode(arg: &str) -> Option<bool> {
+    match arg {
+        "0" => Some(false),
+        "1" => Some(true),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -859,15 +869,5 @@ mod tests {
         assert!(!glob("*.pem", "a.der"));
         assert!(glob("a*c*e", "abcde"));
         assert!(!glob("abc", "abcd"));
-    }
-}
-
-/// The `<access_mode>` argument of `AT+QIOPEN`/`AT+QSSLOPEN`: `Some(false)` buffer (0),
-/// `Some(true)` direct push (1), `None` transparent (2, not simulated) or invalid.
-fn push_mode(arg: &str) -> Option<bool> {
-    match arg {
-        "0" => Some(false),
-        "1" => Some(true),
-        _ => None,
     }
 }

@@ -1,5 +1,5 @@
-//! PSM and eDRX requests through the power handle: the command lines the module receives, and
-//! the typed refusal on models without the feature (nothing sent).
+//! PSM and eDRX requests through the power handle (the command lines the module receives, and
+//! the typed refusal on models without the feature, nothing sent), and the network time.
 
 mod support;
 
@@ -128,4 +128,31 @@ fn cat1_modules_refuse_psm_without_sending_anything() {
             assert_eq!(h.commands().len(), before);
         },
     );
+}
+
+#[test]
+fn network_time_is_utc_whatever_the_time_zone() {
+    let now = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64
+    };
+    for quarters in [32i8, -20, 0] {
+        let m = mock(MockModel::Bg96).time_zone(Some(quarters));
+        with_modem_in(resources(), fast_config(), m, async |m, _| {
+            m.init().await.unwrap();
+            let clock = m.network().time().await.unwrap();
+            assert!(clock.is_set());
+            assert_eq!(clock.offset_quarters, quarters);
+            let utc = clock.unix_utc();
+            assert!((utc - now()).abs() <= 5, "{clock:?}: {utc} vs {}", now());
+        });
+    }
+    // A module that never got the time from the network says so.
+    let m = mock(MockModel::Bg96).time_zone(None);
+    with_modem_in(resources(), fast_config(), m, async |m, _| {
+        m.init().await.unwrap();
+        assert!(!m.network().time().await.unwrap().is_set());
+    });
 }

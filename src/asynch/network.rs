@@ -9,6 +9,7 @@ use crate::command::network::{
     ExtendedSignal, ExtendedSignalQuality, GetCereg, GetCgreg, GetCreg, GetOperator, NetworkInfo,
     NetworkInfoResponse, Operator, Signal, SignalQuality,
 };
+use crate::command::time::{Clock, GetClock};
 
 /// Why [`Network::wait_network_ready`] gave up, by stage (QuecPython's `checkNet` stages).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -42,6 +43,15 @@ impl NotReady {
 #[derive(Clone, Copy)]
 pub struct Network<'a> {
     modem: Modem<'a>,
+}
+
+impl Network<'_> {
+    /// The module's clock (`AT+CCLK?`): local time and UTC offset as the network last sent
+    /// them (NITZ). [`Clock::unix_utc`] gives UTC seconds; [`Clock::is_set`] is `false` while
+    /// the module still shows its power-on default (the network never sent the time).
+    pub async fn time(&self) -> Result<Clock, Error> {
+        self.modem.send(&GetClock).await
+    }
 }
 
 impl<'a> Modem<'a> {

@@ -19,6 +19,7 @@ pub mod pdp;
 pub mod power;
 pub mod sim;
 pub mod socket;
+pub mod time;
 
 /// A typed AT command.
 pub trait Command {

@@ -32,6 +32,8 @@ enum Mangle {
     Flip { at: usize, mask: u8 },
     /// Remove `len` bytes from offset `at` (from the start of `needle`).
     Drop { at: usize, len: usize },
+    /// Insert `bytes` at offset `at` (from the start of `needle`).
+    Insert { at: usize, bytes: Vec<u8> },
 }
 
 #[derive(Default)]
@@ -155,10 +157,13 @@ impl Link for Faulty {
             && let Some(pos) = data.windows(needle.len()).position(|w| w == &needle[..])
         {
             let mut out = data.to_vec();
-            match *m {
+            match m {
                 Mangle::Flip { at, mask } => out[pos + at] ^= mask,
                 Mangle::Drop { at, len } => {
                     out.drain(pos + at..pos + at + len);
+                }
+                Mangle::Insert { at, bytes } => {
+                    out.splice(pos + at..pos + at, bytes.iter().copied());
                 }
             }
             plan.mangle = None;
@@ -628,6 +633,41 @@ fn modem_reboot_mid_send() {
     });
 }
 
+/// Twenty URCs inside one reply (between its information line and its `OK`): every one is
+/// applied (the `pdpdeact` last among them too), the command gets its answer, and the next
+/// command its own. (With 25 or more, see "not yet" in `docs/reliability.md`.)
+#[test]
+fn twenty_urcs_inside_a_reply_are_all_delivered() {
+    with_faulty(mock(), async |m, _h, f| {
+        bring_up(m).await;
+        let before = m.state();
+        let mut urcs = Vec::new();
+        for i in 0..19 {
+            urcs.extend_from_slice(format!("+QIND: \"csq\",{},99\r\n", i % 31).as_bytes());
+        }
+        urcs.extend_from_slice(b"+QIURC: \"pdpdeact\",1\r\n");
+        f.mangle(
+            b"+CSQ: 20,99\r\n",
+            Mangle::Insert {
+                at: 13,
+                bytes: urcs,
+            },
+        );
+        assert_eq!(m.network().signal().await.unwrap().rssi, 20);
+        assert_eq!(f.mangled(), 1);
+        m.wait_for_state(Duration::from_secs(5), |s| {
+            (s.pdp_deact_events > before.pdp_deact_events).then_some(())
+        })
+        .await
+        .expect("the pdpdeact inside the reply was lost");
+        assert_eq!(m.state().unknown_urcs, before.unknown_urcs);
+        assert_eq!(
+            m.sim().iccid().await.unwrap().as_str(),
+            "89860025128306012474"
+        );
+    });
+}
+
 #[cfg(feature = "mqtt")]
 mod mqtt {
     use std::cell::Cell;
@@ -770,5 +810,214 @@ mod mqtt {
         }
         eprintln!("broker SIGKILL: 16 QoS 1 messages, 0 lost, {duplicates} duplicates");
         assert!(duplicates <= 8, "{duplicates} duplicates");
+    }
+
+    /// The network drops the MQTT connection (`+QSSLURC: "closed"`) while QoS 1 messages are
+    /// being published: the device's loop connects again without user code and every message
+    /// reaches the cloud side; duplicates are counted (at most one in-flight window).
+    #[test]
+    fn connection_dropped_by_the_network_mid_publish_loses_none() {
+        let broker = Broker::start(BrokerOptions::default().grant(THING, Access::ReadWrite, IMEI));
+        let device = broker.client(THING);
+        let observer = broker.observer();
+        let watcher = Subscriber::start(&broker, &observer, IMEI);
+        let ca = broker.pki().ca_pem.clone();
+        let port = broker.port();
+        let res: &'static mut Resources<2048, 2, 4096> = Box::leak(Box::new(Resources::new()));
+        let outbox: &'static Outbox<16, 64> = Box::leak(Box::new(Outbox::new()));
+        let total = 16;
+        let connections = with_modem_in(res, fast_config(), mock().imei(IMEI), async |m, h| {
+            m.init().await.unwrap();
+            let mut buf = [0u8; 4096];
+            let mut mqtt =
+                Mqtt::new(thing_over_modem_tls(&ca, &device, port), &mut buf, 2048).unwrap();
+            let connections = Cell::new(0u32);
+            let device_loop = async {
+                loop {
+                    let Ok(mut conn) = mqtt.connect(m).await else {
+                        continue;
+                    };
+                    connections.set(connections.get() + 1);
+                    let _why = conn.serve(outbox, |_, _| {}).await;
+                }
+            };
+            let scenario = async {
+                assert!(eventually(20, || connections.get() == 1).await);
+                for i in 0..total {
+                    outbox
+                        .try_publish(IMEI, format!("msg-{i}").as_bytes(), QoS::AtLeastOnce)
+                        .unwrap();
+                    if i == 5 {
+                        let id = h.state().sockets.first().expect("the MQTT socket").id;
+                        h.drop_socket(id);
+                    }
+                }
+                assert!(
+                    eventually(30, || (0..total).all(|i| {
+                        let p = format!("msg-{i}");
+                        watcher.messages().iter().any(|(_, q)| q == p.as_bytes())
+                    }))
+                    .await,
+                    "lost: {:?}",
+                    watcher.messages()
+                );
+                embassy_time::Timer::after_millis(1000).await;
+            };
+            match select(device_loop, scenario).await {
+                Either::First(never) => never,
+                Either::Second(()) => connections.get(),
+            }
+        });
+        assert!(connections >= 2, "the device never reconnected");
+        let seen = watcher.stop();
+        let duplicates = seen.len() - total as usize;
+        eprintln!("network drop: {total} QoS 1 messages, 0 lost, {duplicates} duplicates");
+        assert!(duplicates <= 8, "{duplicates} duplicates: {seen:?}");
+    }
+
+    /// A minimal MQTT 5 server over plain TCP for faults mosquitto does not produce: it
+    /// accepts one client, answers CONNECT, SUBSCRIBE and PINGREQ, then sends `publishes`
+    /// (raw packets) and records the packet ids of the PUBACKs it gets.
+    struct FakeBroker {
+        port: u16,
+        pubacks: Arc<Mutex<Vec<u16>>>,
+        thread: Option<std::thread::JoinHandle<()>>,
+    }
+
+    impl FakeBroker {
+        fn start(publishes: Vec<Vec<u8>>) -> FakeBroker {
+            use std::io::{Read, Write};
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let port = listener.local_addr().unwrap().port();
+            let pubacks = Arc::new(Mutex::new(Vec::new()));
+            let acks = pubacks.clone();
+            let thread = std::thread::spawn(move || {
+                let (mut c, _) = listener.accept().unwrap();
+                c.set_read_timeout(Some(StdDuration::from_secs(30)))
+                    .unwrap();
+                let read_packet = |c: &mut std::net::TcpStream| -> Option<(u8, Vec<u8>)> {
+                    let mut h = [0u8; 1];
+                    c.read_exact(&mut h).ok()?;
+                    let (mut len, mut shift) = (0usize, 0);
+                    loop {
+                        let mut b = [0u8; 1];
+                        c.read_exact(&mut b).ok()?;
+                        len |= usize::from(b[0] & 0x7f) << shift;
+                        shift += 7;
+                        if b[0] & 0x80 == 0 {
+                            break;
+                        }
+                    }
+                    let mut body = vec![0u8; len];
+                    c.read_exact(&mut body).ok()?;
+                    Some((h[0], body))
+                };
+                let mut sent = false;
+                while let Some((h, body)) = read_packet(&mut c) {
+                    match h >> 4 {
+                        // CONNECT -> CONNACK (no session, success, no properties).
+                        1 => c.write_all(&[0x20, 3, 0, 0, 0]).unwrap(),
+                        // SUBSCRIBE -> SUBACK granting QoS 1.
+                        8 => c.write_all(&[0x90, 4, body[0], body[1], 0, 1]).unwrap(),
+                        // PUBACK
+                        4 => acks
+                            .lock()
+                            .unwrap()
+                            .push(u16::from_be_bytes([body[0], body[1]])),
+                        // PINGREQ -> PINGRESP
+                        12 => c.write_all(&[0xd0, 0]).unwrap(),
+                        // DISCONNECT
+                        14 => break,
+                        _ => {}
+                    }
+                    if !sent && h >> 4 == 8 {
+                        sent = true;
+                        for p in &publishes {
+                            c.write_all(p).unwrap();
+                        }
+                    }
+                }
+            });
+            FakeBroker {
+                port,
+                pubacks,
+                thread: Some(thread),
+            }
+        }
+    }
+
+    impl Drop for FakeBroker {
+        fn drop(&mut self) {
+            if let Some(t) = self.thread.take()
+                && !std::thread::panicking()
+            {
+                let _ = t.join();
+            }
+        }
+    }
+
+    /// An MQTT 5 QoS 1 PUBLISH (`dup` sets the DUP flag).
+    fn publish_packet(topic: &str, id: u16, payload: &[u8], dup: bool) -> Vec<u8> {
+        let mut body = Vec::new();
+        body.extend_from_slice(&(topic.len() as u16).to_be_bytes());
+        body.extend_from_slice(topic.as_bytes());
+        body.extend_from_slice(&id.to_be_bytes());
+        body.push(0); // no properties
+        body.extend_from_slice(payload);
+        assert!(body.len() < 128);
+        let mut p = vec![if dup { 0x3a } else { 0x32 }, body.len() as u8];
+        p.extend_from_slice(&body);
+        p
+    }
+
+    /// The broker sends the same QoS 1 PUBLISH twice (the second with DUP set, as after a
+    /// lost PUBACK): the application gets the message twice (QoS 1 is "at least once"; the
+    /// driver does not deduplicate), each copy is acknowledged, and the next message is
+    /// delivered normally.
+    #[test]
+    fn duplicate_publish_from_the_broker_is_acknowledged_and_delivered_again() {
+        let broker = FakeBroker::start(vec![
+            publish_packet("down", 7, b"once", false),
+            publish_packet("down", 7, b"once", true),
+            publish_packet("down", 8, b"next", false),
+        ]);
+        let port = broker.port;
+        let got = with_modem_in(support::resources(), fast_config(), mock(), async |m, _| {
+            m.init().await.unwrap();
+            let cfg = MqttConfig::new(
+                "127.0.0.1",
+                port,
+                "dev-1",
+                Transport::Tcp,
+                Apn::new("internet"),
+            );
+            let mut buf = [0u8; 2048];
+            let mut mqtt = Mqtt::new(cfg, &mut buf, 1024).unwrap();
+            mqtt.subscribe_on_connect("down", QoS::AtLeastOnce).unwrap();
+            let mut conn = mqtt.connect(m).await.unwrap();
+            let mut got = Vec::new();
+            for _ in 0..3 {
+                let msg = embassy_time::with_timeout(Duration::from_secs(10), conn.recv())
+                    .await
+                    .expect("message within 10 s")
+                    .unwrap();
+                got.push((msg.topic().to_string(), msg.payload().to_vec()));
+            }
+            // Let the last PUBACK go out.
+            let _ = embassy_time::with_timeout(Duration::from_millis(500), conn.poll()).await;
+            conn.disconnect().await.unwrap();
+            got
+        });
+        let acks = broker.pubacks.lock().unwrap().clone();
+        drop(broker);
+        assert_eq!(
+            got,
+            [
+                ("down".to_string(), b"once".to_vec()),
+                ("down".to_string(), b"once".to_vec()),
+                ("down".to_string(), b"next".to_vec()),
+            ]
+        );
+        assert_eq!(acks, [7, 7, 8]);
     }
 }

@@ -9,8 +9,8 @@
 //! that the device never asks for less than the caller wanted; the network may grant other
 //! values anyway (read them back with [`GetPsm`], or from `+CEREG` with `<n>` = 4).
 //!
-//! Which models have which command is in the model table
-//! ([`ModelParams::power`](crate::model::ModelParams::power)).
+//! Which models have which command is in the model table (`ModelParams::power`); the power
+//! handle of the async layer checks it before sending.
 
 use embassy_time::Duration;
 use nom::combinator::opt;

@@ -305,7 +305,7 @@ fn cme_error_on_each_sim_and_data_call_command_is_typed_and_recovered() {
 #[test]
 fn cme_error_on_each_socket_and_tls_command_is_typed_and_recovered() {
     let (addr, _echo) = TcpEchoServer::start();
-    with_faulty(mock(), async |m, _h, f| {
+    with_faulty(mock(), async |m, h, f| {
         bring_up(m).await;
 
         f.cme_on("AT+QIOPEN=1,", 552);
@@ -346,12 +346,19 @@ fn cme_error_on_each_socket_and_tls_command_is_typed_and_recovered() {
         let tls = TlsConfig::new(pki.ca_pem.as_bytes());
         f.cme_on("AT+QFUPL=", 403);
         assert_eq!(m.configure_tls(1, &tls).await, Err(cme(403)));
-        // One error on the combined `AT+QSSLCFG` line is taken for a firmware without the
-        // SNI option: the line is sent again without it, and the context is configured.
+        // One error on the combined `AT+QSSLCFG` line: the line is sent again without the SNI
+        // option (a firmware without it refuses the whole line), then SNI on its own line, so
+        // that a transient error does not silently leave SNI off.
         f.cme_on("AT+QSSLCFG=", 3);
         assert_eq!(m.configure_tls(1, &tls).await, Ok(()));
         let last = f.intercepted().pop().unwrap();
         assert!(last.ends_with("+QSSLCFG=\"sni\",1,1"), "{last}");
+        let cmds = h.commands();
+        assert_eq!(
+            cmds.last().map(String::as_str),
+            Some("AT+QSSLCFG=\"sni\",1,1"),
+            "{cmds:?}"
+        );
         // Two (the combined line and the line without SNI): each option is then sent alone,
         // and they all pass.
         f.cme_on_n("AT+QSSLCFG=", 3, 2);

@@ -519,14 +519,15 @@ impl<'a> Modem<'a> {
         if !matches!(e, Error::Error | Error::Cme(_)) {
             return Err(e);
         }
-        // Refused: without "sni", then (to find the one that fails) one by one.
+        // Refused: without "sni", then (to find the one that fails) one by one. The SNI
+        // option is then sent on its own line in any case: a refusal of the combined line
+        // may have been a transient error, and AWS IoT (among others) needs SNI.
         parts.pop();
-        if !parts.is_empty() && self.send(&Concat { parts: &parts }).await.is_ok() {
-            debug!("sni option not accepted");
-            return Ok(());
-        }
-        for o in &options {
-            self.send(o).await?;
+        let rest_ok = !parts.is_empty() && self.send(&Concat { parts: &parts }).await.is_ok();
+        if !rest_ok {
+            for o in &options {
+                self.send(o).await?;
+            }
         }
         // Only an explicit refusal to turn SNI on matters, and then the handshake will tell.
         if let Err(e) = self.send(&sni).await {

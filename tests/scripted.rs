@@ -214,6 +214,9 @@ fn already_active_context_and_firmware_without_sni() {
 < ERROR
 > AT+QSSLCFG="cacert",0,"{name}";+QSSLCFG="seclevel",0,1;+QSSLCFG="sslversion",0,4;+QSSLCFG="ciphersuite",0,0XFFFF;+QSSLCFG="ignorelocaltime",0,1
 < OK
+# SNI alone (the combined line may have failed for another reason): refused, and ignored.
+> AT+QSSLCFG="sni",0,1
+< ERROR
 "#,
         len = ca.len()
     ))

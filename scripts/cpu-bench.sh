@@ -110,8 +110,8 @@ END='<!-- cpu:end -->'
     echo
     echo "Limits held by CI (\`--check\`): digester ≤ 50 at 1-byte chunks and ≤ 20 at 64 and 1 024; runner intake ≤ 60 and ≤ 20."
     echo
-    echo "* **QIRD-heavy**: \`+QIURC: \"recv\",0\`, then the \`AT+QIRD\` reply: \`+QIRD: <n>\` with 64–1 460 binary bytes (CR, LF, \`OK\`, NUL and \`>\` among them), \`OK\`; other URCs now and then, before and inside the reply."
-    echo "* **Control-only**: zero to two URCs (\`recv\`, \`closed\`, \`+QIND: \"csq\"\`, \`+CEREG\`, \`+CPIN\`, \`+QIOPEN\`, \`SMS Ready\`, …), then the reply of a control command (\`+CSQ\`, \`+CEREG?\`, \`+QIACT?\`, \`AT+CGSN\`, \`+QISTATE\`, a bare \`OK\`, now and then \`+CME ERROR\`), sometimes with a URC inside it. No payload reads."
+    echo "* **QIRD-heavy**: \`+QIURC: \"recv\",0\`, then the \`AT+QIRD\` reply: \`+QIRD: <n>\` with 64–1 460 random bytes (a \`\\r\\nOK\\r\\n\` and a \`> \` planted among them), \`OK\`; other URCs now and then, before and inside the reply."
+    echo "* **Control-only**: zero to two URCs (\`recv\`, \`closed\`, \`+QIND: \"csq\"\`, \`+CEREG\`, \`+CPIN\`, \`+QIOPEN\`, \`+QIND: SMS DONE\`, …), then the reply of a control command (\`+CSQ\`, \`+CEREG?\`, \`+QIACT?\`, \`AT+CGSN\`, \`+QISTATE\`, a bare \`OK\`, now and then \`+CME ERROR\`), sometimes with a URC inside it. No payload reads."
     echo "* The counts are x86-64 instructions of the host release build, counted only inside the feeding function: the digester's feeder for *digester alone*; for *runner intake*, everything \`Runner::ingest\` does (URCs parsed and applied to the state and the socket slots, payloads copied into the socket ring, the response stored for its command). The command side around it (publishing what a command expects, taking its response, the application reading the ring) is not counted."
     echo "* A chunk never runs past the end of a reply (the modem cannot answer the next command before it is sent), so replies shorter than the chunk size are fed whole."
     echo "$END"

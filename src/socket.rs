@@ -104,19 +104,23 @@ impl<const R: usize> Ring<R> {
     fn free(&self) -> usize {
         R - self.len
     }
+    /// Appends as much of `data` as fits (at most two block copies: up to the end of the
+    /// buffer, then from its start).
     fn push(&mut self, data: &[u8]) -> usize {
         let n = data.len().min(self.free());
-        for (k, &b) in data[..n].iter().enumerate() {
-            self.buf[(self.head + self.len + k) % R] = b;
-        }
+        let tail = (self.head + self.len) % R;
+        let first = n.min(R - tail);
+        self.buf[tail..tail + first].copy_from_slice(&data[..first]);
+        self.buf[..n - first].copy_from_slice(&data[first..n]);
         self.len += n;
         n
     }
+    /// Copies the oldest bytes into `out` (at most two block copies).
     fn peek(&self, out: &mut [u8]) -> usize {
         let n = out.len().min(self.len);
-        for (k, o) in out[..n].iter_mut().enumerate() {
-            *o = self.buf[(self.head + k) % R];
-        }
+        let first = n.min(R - self.head);
+        out[..first].copy_from_slice(&self.buf[self.head..self.head + first]);
+        out[first..n].copy_from_slice(&self.buf[..n - first]);
         n
     }
     fn consume(&mut self, n: usize) {
@@ -231,21 +235,36 @@ impl<const S: usize, const R: usize> Inner<S, R> {
     }
 }
 
+/// The most bytes copied into a ring inside one critical section: interrupts stay masked for at
+/// most this many byte copies, less than one byte time of a fast UART without FIFO.
+pub(crate) const CS_COPY_MAX: usize = 64;
+
 impl<const S: usize, const R: usize> PayloadSink for Sockets<S, R> {
     fn deliver(&self, slot: u8, data: &[u8]) {
-        self.with(|inner| {
-            let Some(s) = inner.slots.get_mut(usize::from(slot)) else {
-                return;
-            };
-            let n = s.rx.push(data);
-            s.state.received += n as u64;
-            let lost = data.len() - n;
-            s.wakers.wake();
+        for piece in data.chunks(CS_COPY_MAX) {
+            let lost = self.with(|inner| {
+                let Some(s) = inner.slots.get_mut(usize::from(slot)) else {
+                    return 0;
+                };
+                let n = s.rx.push(piece);
+                s.state.received += n as u64;
+                piece.len() - n
+            });
             if lost > 0 {
-                inner.overflowed = inner.overflowed.saturating_add(lost as u32);
-                if let Some(s) = inner.slots.get_mut(usize::from(slot)) {
-                    s.state.phase = Phase::Failed(Error::Overflow);
-                }
+                self.with(|inner| {
+                    inner.overflowed = inner.overflowed.saturating_add(lost as u32);
+                    if let Some(s) = inner.slots.get_mut(usize::from(slot)) {
+                        s.state.phase = Phase::Failed(Error::Overflow);
+                    }
+                });
+                // The rest would land after a gap: drop it too (the socket has failed).
+                break;
+            }
+        }
+        // Readers are woken once, after the whole payload is in.
+        self.with(|inner| {
+            if let Some(s) = inner.slots.get_mut(usize::from(slot)) {
+                s.wakers.wake();
             }
         });
     }
@@ -319,16 +338,18 @@ impl<const S: usize, const R: usize> SocketPool for Sockets<S, R> {
         self.with(|inner| inner.slots.get(i).map_or(0, |s| s.rx.free()))
     }
     fn write(&self, i: usize, data: &[u8]) -> usize {
-        self.with(|inner| {
-            let Some(s) = inner.slots.get_mut(i) else {
-                return 0;
-            };
-            let n = s.tx.push(data);
-            if n > 0 {
-                inner.kick();
+        let mut written = 0;
+        for piece in data.chunks(CS_COPY_MAX) {
+            let n = self.with(|inner| inner.slots.get_mut(i).map_or(0, |s| s.tx.push(piece)));
+            written += n;
+            if n < piece.len() {
+                break;
             }
-            n
-        })
+        }
+        if written > 0 {
+            self.kick();
+        }
+        written
     }
     fn tx_peek(&self, i: usize, out: &mut [u8]) -> usize {
         self.with(|inner| inner.slots.get(i).map_or(0, |s| s.tx.peek(out)))

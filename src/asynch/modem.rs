@@ -2,7 +2,7 @@
 
 use core::cell::Cell;
 
-use atat::{Ingress, ResponseSlot, UrcChannel};
+use atat::{Ingress, ResponseSlot};
 use embassy_sync::blocking_mutex::Mutex as BlockingMutex;
 use embassy_sync::blocking_mutex::raw::CriticalSectionRawMutex;
 use embassy_sync::mutex::Mutex;
@@ -10,11 +10,11 @@ use embassy_time::{Duration, Instant, Timer};
 use embedded_io_async::{Read, Write};
 
 use super::channel::{Channel, ChannelState, ErasedParse, LineSpec, ResponseSource, WriteLine};
-use super::runner::{Runner, RunnerParts, URC_CAPACITY};
+use super::runner::{ApplyUrcs, NoUrcChannel, Runner, RunnerParts};
 use super::tx::TxMailbox;
 use crate::Error;
 use crate::at::urc::RegDomain;
-use crate::at::{Digester, ExpectCell, Urc};
+use crate::at::{Digester, ExpectCell};
 use crate::command::Command;
 use crate::command::general;
 use crate::command::network::SetRegistrationUrc;
@@ -34,7 +34,7 @@ use crate::state::StateCell;
 pub struct Resources<const N: usize = 2048, const S: usize = 2, const R: usize = 2048> {
     core: Core,
     slot: ResponseSlot<N>,
-    urcs: UrcChannel<Urc, URC_CAPACITY, 1>,
+    urcs: NoUrcChannel,
     sockets: Sockets<S, R>,
     ingress: [u8; N],
 }
@@ -51,7 +51,7 @@ impl<const N: usize, const S: usize, const R: usize> Resources<N, S, R> {
         Self {
             core: Core::new(),
             slot: ResponseSlot::new(),
-            urcs: UrcChannel::new(),
+            urcs: NoUrcChannel::new(),
             sockets: Sockets::new(),
             ingress: [0; N],
         }
@@ -184,27 +184,27 @@ pub(crate) fn split<'a, const N: usize, const S: usize, const RB: usize>(
     core.ingress_size = N;
     let core: &'a Core = core;
     let slot: &'a ResponseSlot<N> = slot;
-    let urcs: &'a UrcChannel<Urc, URC_CAPACITY, 1> = urcs;
+    let urcs: &'a NoUrcChannel = urcs;
     let pool: &'a Sockets<S, RB> = sockets;
     let pool: &'a dyn SocketPool = pool;
+    let apply = ApplyUrcs {
+        state: &core.state,
+        pool,
+    };
     let ingress = Ingress::new(
-        Digester::new(&core.shared, N).with_sink(pool),
+        Digester::with_urc_sink(&core.shared, N, apply).with_sink(pool),
         ingress,
         slot,
         urcs,
     );
-    let subscription = urcs
-        .subscribe()
-        .unwrap_or_else(|_| unreachable!("the URC channel has exactly one subscriber"));
     let modem = Modem { core, pool, slot };
     (
         RunnerParts {
             ingress,
-            urcs: subscription,
-            state: &core.state,
             pool,
             shared: &core.shared,
             noise: 0,
+            pending: 0,
         },
         modem,
     )

@@ -14,7 +14,7 @@ pub(crate) mod response;
 pub mod urc;
 
 pub(crate) use digester::Digester;
-pub(crate) use expect::ExpectCell;
+pub(crate) use expect::{ExpectCell, UrcSink};
 pub use expect::{DigestStats, Expect, Info, Payload};
 pub use line::Final;
 pub use response::Response;

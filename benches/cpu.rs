@@ -197,7 +197,10 @@ fn run(path: &str, stream: &Stream, chunk: usize) -> Outcome {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
     if let [path, kind, chunk, size] = args.as_slice() {
         let chunk: usize = chunk.parse().expect("chunk size");
         let size: usize = size.parse().expect("stream size");

@@ -3,7 +3,7 @@
 
 mod support;
 
-use quectel::asynch::SimStatus;
+use quectel::asynch::{Resources, SimStatus};
 use quectel::model::Model;
 use quectel_mock::Script;
 
@@ -169,4 +169,58 @@ frag 1
     m.sim().unlock("1234").unwrap();
     assert_eq!(m.sim().iccid().unwrap().as_str(), "89860025128306012474");
     handle.finish().unwrap();
+}
+
+/// Issue 11's URC storm: 100 URCs arrive inside one reply (between `ATI`'s information lines and
+/// its `OK`), with the bytes in 1-, 7- and 64-byte pieces. None is lost (each one counts in the
+/// state), and the next command (`AT+CGSN`) gets its own answer, not a leftover of the storm.
+/// (The URCs used to wait in a 24-slot channel: the 25th was dropped with the rest of its read,
+/// and the next command took the storm's `OK`. The reply, URCs included, must still fit the
+/// ingress buffer, hence 4 KiB here.)
+#[test]
+fn a_reply_with_100_urcs_inside_loses_none_and_the_next_command_gets_its_own_answer() {
+    for frag in [1, 7, 64] {
+        let mut storm = String::new();
+        for _ in 0..100 {
+            storm.push_str(r#"\r\n+QIURC: \"pdpdeact\",1\r\n"#);
+        }
+        let script = format!(
+            r#"
+frag {frag}
+! RDY
+> AT
+< OK
+> ATE0
+< OK
+> AT+CMEE=2
+< OK
+> ATI
+<raw "\r\nQuectel\r\nBG96\r\n{storm}Revision: BG96MAR02A07M1G\r\n\r\nOK\r\n"
+> AT+CGSN
+< 866425030000001
+< OK
+> AT+CREG=2
+< OK
+> AT+CGREG=2
+< OK
+> AT+CEREG=2
+< OK
+"#
+        );
+        let script = Script::parse(&script).unwrap();
+        let (rx, tx, handle) = script.spawn();
+        let resources = Box::leak(Box::new(Resources::<4096, 2, 2048>::new()));
+        let (id, state) =
+            support::with_endpoints_in(resources, support::config(), rx, tx, async |m| {
+                let id = m.init().await.unwrap();
+                (id, m.state())
+            });
+        assert_eq!(id.model, Model::Bg96, "frag {frag}");
+        assert_eq!(id.imei.as_str(), "866425030000001", "frag {frag}");
+        assert_eq!(
+            state.pdp_deact_events, 100,
+            "frag {frag}: URCs inside the reply were lost"
+        );
+        handle.finish().unwrap();
+    }
 }

@@ -76,6 +76,19 @@ impl<const N: usize> RunnerParts<'_, N> {
     /// them to the digester once they can complete a line or the prompt (a byte arriving alone
     /// costs a copy and a comparison).
     pub(crate) fn ingest(&mut self, mut bytes: &[u8]) {
+        // A byte arriving alone that completes nothing: append it, nothing else. (The last free
+        // byte is left to the loop below, which hands a full buffer over.)
+        if let [b] = bytes
+            && *b != b'\n'
+            && *b != b'>'
+        {
+            let pending = self.pending;
+            if let Some(slot) = self.ingress.write_buf().get_mut(pending..pending + 2) {
+                slot[0] = *b;
+                self.pending = pending + 1;
+                return;
+            }
+        }
         while !bytes.is_empty() {
             let pending = self.pending;
             let buf = self.ingress.write_buf();

@@ -55,7 +55,19 @@ impl<'a, const N: usize> Feeder<'a, N> {
 
     /// Feeds `bytes`, calling `on` for every event. Returns an error if the digester left the
     /// buffer full without consuming anything (a digester bug; never expected).
+    #[inline]
     pub fn feed(&mut self, mut bytes: &[u8], mut on: impl FnMut(Event<'_>)) -> Result<(), Stalled> {
+        // A byte arriving alone that completes nothing: append it, nothing else.
+        // (The last free byte is left to the loop below, which hands a full buffer over.)
+        if let [b] = bytes
+            && *b != b'\n'
+            && *b != b'>'
+            && self.len + self.pending + 1 < N
+        {
+            self.buf[self.len + self.pending] = *b;
+            self.pending += 1;
+            return Ok(());
+        }
         while !bytes.is_empty() {
             let at = self.len + self.pending;
             let room = N - at;

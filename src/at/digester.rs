@@ -214,6 +214,11 @@ impl<'a, U: UrcSink> Digester<'a, U> {
     }
 
     fn digest_line_mode<'b>(&mut self, buf: &'b [u8]) -> Option<(DigestResult<'b>, usize)> {
+        // Blank lines (the `\r\n` that frames every line) need no search.
+        while self.scan == self.line_start && buf.get(self.scan..self.scan + 2) == Some(b"\r\n") {
+            self.scan += 2;
+            self.line_start = self.scan;
+        }
         // The data prompt is a partial line: `>` (usually followed by a space) at a line start.
         // (The command in flight is read only when it matters: a critical section on firmware.)
         if self.scan == self.line_start

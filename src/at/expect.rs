@@ -235,17 +235,18 @@ impl ExpectCell {
     }
 
     fn update<R>(&self, f: impl FnOnce(&mut Pending) -> R) -> R {
-        let r = self.inner.lock(|c| {
+        // One critical section: the wake runs nested inside it (a nested one costs nothing
+        // more than a flag).
+        self.inner.lock(|c| {
             let mut p = c.get();
             let r = f(&mut p);
             c.set(p);
             // Load and store: every target has them, and the critical section orders writers.
             let n = self.changes.load(Ordering::Relaxed).wrapping_add(1);
             self.changes.store(n, Ordering::Release);
+            self.wakers.lock(|w| w.borrow_mut().wake());
             r
-        });
-        self.wakers.lock(|w| w.borrow_mut().wake());
-        r
+        })
     }
 
     /// Marks a command as in flight (called just before it is written).

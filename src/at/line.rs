@@ -152,20 +152,20 @@ pub enum LineClass {
 /// The `+XXX:` prefix of a line, with the colon, if it has one. A space before the colon is
 /// tolerated (`+QSIMSTAT : 1,0` in one manual) and not part of the returned prefix.
 pub fn prefix_of(line: &[u8]) -> Option<&[u8]> {
-    if line.first() != Some(&b'+') {
+    // One pass: `+`, at least one alphanumeric, spaces, `:`.
+    let (&b'+', rest) = line.split_first()? else {
+        return None;
+    };
+    let name = rest.iter().take_while(|b| b.is_ascii_alphanumeric()).count();
+    if name == 0 {
         return None;
     }
-    let colon = line.iter().position(|&b| b == b':')?;
-    let name = &line[1..colon];
-    let name_end = name
-        .iter()
-        .rposition(|&b| b != b' ')
-        .map(|i| i + 1)
-        .unwrap_or(0);
-    if name_end == 0 || !name[..name_end].iter().all(|b| b.is_ascii_alphanumeric()) {
-        return None;
+    let spaces = rest.get(name..)?.iter().take_while(|&&b| b == b' ').count();
+    let colon = 1 + name + spaces;
+    match line.get(colon) {
+        Some(b':') => line.get(..colon + 1),
+        _ => None,
     }
-    Some(&line[..colon + 1])
 }
 
 /// Compares a line's prefix with an expected one (`+CSQ:`), tolerating a space before the colon.

@@ -204,7 +204,8 @@ pub(crate) fn split<'a, const N: usize, const S: usize, const RB: usize>(
             pool,
             shared: &core.shared,
             noise: 0,
-            pending: 0,
+            stage: [0; super::runner::STAGE],
+            staged: 0,
         },
         modem,
     )

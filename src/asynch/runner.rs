@@ -66,79 +66,105 @@ pub(crate) struct RunnerParts<'a, const N: usize> {
     pub(crate) shared: &'a ExpectCell,
     /// Corrupted lines seen so far (garbage, unknown URCs, discarded bytes).
     pub(crate) noise: u32,
-    /// Received bytes in the ingress buffer not yet handed to the digester (they cannot
-    /// complete anything yet; see `at::feed::completes`).
-    pub(crate) pending: usize,
+    /// Received bytes not yet handed to the digester (they cannot complete anything yet; see
+    /// [`RunnerParts::ingest`]).
+    pub(crate) stage: [u8; STAGE],
+    /// How many bytes of `stage` are used.
+    pub(crate) staged: u8,
 }
 
+/// Bytes [`RunnerParts::ingest`] may stage before it hands them to the digester.
+pub(crate) const STAGE: usize = 16;
+
 impl<const N: usize> RunnerParts<'_, N> {
-    /// Processes bytes received from the modem: appends them to the ingress buffer, and hands
-    /// them to the digester once they can complete a line or the prompt (a byte arriving alone
-    /// costs a copy and a comparison).
-    pub(crate) fn ingest(&mut self, mut bytes: &[u8]) {
-        // A byte arriving alone that completes nothing: append it, nothing else. (The last free
-        // byte is left to the loop below, which hands a full buffer over.)
+    /// Processes bytes received from the modem. A piece that cannot complete a line or the
+    /// prompt (see `at::feed::completes`), e.g. a byte arriving alone from an interrupt, is
+    /// only staged: it costs a copy and a comparison, and goes to the digester with the next
+    /// piece that can.
+    #[inline]
+    pub(crate) fn ingest(&mut self, bytes: &[u8]) {
+        let staged = usize::from(self.staged);
         if let [b] = bytes
             && *b != b'\n'
             && *b != b'>'
+            && let Some(slot) = self.stage.get_mut(staged)
         {
-            let pending = self.pending;
-            if let Some(slot) = self.ingress.write_buf().get_mut(pending..pending + 2) {
-                slot[0] = *b;
-                self.pending = pending + 1;
-                return;
-            }
+            *slot = *b;
+            self.staged += 1;
+            return;
         }
-        while !bytes.is_empty() {
-            let pending = self.pending;
-            let buf = self.ingress.write_buf();
-            let room = buf.len().saturating_sub(pending);
-            if room == 0 {
-                self.commit();
-                continue;
-            }
-            let n = room.min(bytes.len());
-            let (now, rest) = bytes.split_at(n);
-            let full = n == room;
-            if let (Some(slot), [b]) = (buf.get_mut(pending), now) {
-                *slot = *b;
-            } else if let Some(dst) = buf.get_mut(pending..pending + n) {
-                dst.copy_from_slice(now);
-            }
-            self.pending = pending + n;
-            bytes = rest;
-            if full || crate::at::feed::completes(now) {
-                self.commit();
-            }
-        }
+        self.ingest_slow(bytes);
     }
 
-    /// Hands the pending bytes to the digester (atat's ingress digests them: responses go to the
-    /// response slot, URCs and payloads are applied by the digester).
-    fn commit(&mut self) {
-        let n = core::mem::take(&mut self.pending);
-        if n > 0 && self.ingress.try_advance(n).is_err() {
-            // The digester hands no URC to the ingress, whose channel could be full.
-            error!("ingress refused {} bytes", n);
+    #[inline(never)]
+    fn ingest_slow(&mut self, bytes: &[u8]) {
+        let staged = usize::from(self.staged);
+        if staged + bytes.len() <= STAGE && !crate::at::feed::completes(bytes) {
+            if let Some(dst) = self.stage.get_mut(staged..staged + bytes.len()) {
+                dst.copy_from_slice(bytes);
+                self.staged += bytes.len() as u8;
+            }
+            return;
         }
-        if self.ingress.write_buf().is_empty() {
-            // Cannot happen: the digester frees a full buffer.
-            self.ingress.clear();
+        self.hand_over(bytes);
+    }
+
+    /// Hands the staged bytes, then `bytes`, to the digester.
+    fn hand_over(&mut self, bytes: &[u8]) {
+        let staged = usize::from(self.staged);
+        // The staged bytes, then `bytes`, into the ingress buffer, as much as it has room for
+        // at a time; the digester runs once per batch.
+        let mut stage_from = 0;
+        let mut rest = bytes;
+        loop {
+            let stage = self.stage.get(stage_from..staged).unwrap_or(&[]);
+            if stage.is_empty() && rest.is_empty() {
+                break;
+            }
+            let buf = self.ingress.write_buf();
+            if buf.is_empty() {
+                // Cannot happen: the digester frees a full buffer.
+                self.ingress.clear();
+                continue;
+            }
+            let a = stage.len().min(buf.len());
+            let b = rest.len().min(buf.len() - a);
+            if let (Some(d1), Some(s1)) = (buf.get_mut(..a), stage.get(..a)) {
+                d1.copy_from_slice(s1);
+            }
+            if let (Some(d2), Some(s2)) = (buf.get_mut(a..a + b), rest.get(..b)) {
+                d2.copy_from_slice(s2);
+            }
+            stage_from += a;
+            rest = rest.get(b..).unwrap_or(&[]);
+            if self.ingress.try_advance(a + b).is_err() {
+                // The digester hands no URC to the ingress, whose channel could be full.
+                error!("ingress refused {} bytes", a + b);
+            }
         }
+        self.staged = 0;
         self.recheck_after_noise();
     }
 
     /// Reads once from `rx` straight into the ingress buffer (no copy) and processes what came.
     async fn read_from<R: Read>(&mut self, rx: &mut R) {
-        let pending = self.pending;
-        let Some(buf) = self.ingress.write_buf().get_mut(pending..) else {
+        if self.staged > 0 {
+            // Bytes `Runner::ingest` staged (never both ways in practice): hand them over first.
+            self.hand_over(&[]);
+        }
+        let buf = self.ingress.write_buf();
+        if buf.is_empty() {
+            // Cannot happen: the digester frees a full buffer.
+            self.ingress.clear();
             return;
-        };
+        }
         match rx.read(buf).await {
             Ok(0) => embassy_time::Timer::after_millis(10).await,
             Ok(n) => {
-                self.pending = pending + n;
-                self.commit();
+                if self.ingress.try_advance(n).is_err() {
+                    error!("ingress refused {} bytes", n);
+                }
+                self.recheck_after_noise();
             }
             Err(_) => {
                 warn!("UART read error");

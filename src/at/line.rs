@@ -96,6 +96,7 @@ pub fn parse_final(line: &[u8]) -> Option<Final> {
 
 /// Whether `line` is a URC without a `+XXX:` prefix (a `match`: the compiler dispatches on
 /// the length).
+#[inline]
 pub fn is_bare_urc(line: &[u8]) -> bool {
     matches!(
         line,
@@ -104,6 +105,7 @@ pub fn is_bare_urc(line: &[u8]) -> bool {
 }
 
 /// The position of the first `\n` in `buf`, a machine word at a time.
+#[inline]
 pub fn find_lf(buf: &[u8]) -> Option<usize> {
     const W: usize = core::mem::size_of::<usize>();
     const ONES: usize = usize::MAX / 0xff;
@@ -128,9 +130,6 @@ pub fn find_lf(buf: &[u8]) -> Option<usize> {
         .map(|k| i + k)
 }
 
-/// Prefixes that are both URCs and answers to a read command; the shape decides.
-const REGISTRATION_PREFIXES: &[&[u8]] = &[b"+CREG:", b"+CGREG:", b"+CEREG:"];
-
 /// What a (trimmed) line is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
@@ -151,12 +150,16 @@ pub enum LineClass {
 
 /// The `+XXX:` prefix of a line, with the colon, if it has one. A space before the colon is
 /// tolerated (`+QSIMSTAT : 1,0` in one manual) and not part of the returned prefix.
+#[inline]
 pub fn prefix_of(line: &[u8]) -> Option<&[u8]> {
     // One pass: `+`, at least one alphanumeric, spaces, `:`.
     let (&b'+', rest) = line.split_first()? else {
         return None;
     };
-    let name = rest.iter().take_while(|b| b.is_ascii_alphanumeric()).count();
+    let name = rest
+        .iter()
+        .take_while(|b| b.is_ascii_alphanumeric())
+        .count();
     if name == 0 {
         return None;
     }
@@ -174,6 +177,7 @@ pub fn has_prefix(line: &[u8], prefix: &[u8]) -> bool {
 }
 
 /// Compares a prefix found by [`prefix_of`] (`+CSQ :` or `+CSQ:`) with an expected one (`+CSQ:`).
+#[inline]
 fn prefix_matches(found: &[u8], prefix: &[u8]) -> bool {
     if found == prefix {
         return true;
@@ -190,6 +194,7 @@ pub fn after_prefix(line: &[u8]) -> &[u8] {
     }
 }
 
+#[inline]
 fn is_printable(line: &[u8]) -> bool {
     const W: usize = core::mem::size_of::<usize>();
     const ONES: usize = usize::MAX / 0xff;
@@ -244,7 +249,7 @@ pub fn classify(line: &[u8], expect: Option<&Expect>, in_response: bool) -> Line
     }
     if first == b'+' {
         // `+CME ERROR:`/`+CMS ERROR:` are the only finals with a `+`.
-        if line.starts_with(b"+CM")
+        if line.get(1..3) == Some(b"CM")
             && let Some(f) = parse_final(line)
         {
             return LineClass::Final(f);
@@ -256,7 +261,8 @@ pub fn classify(line: &[u8], expect: Option<&Expect>, in_response: bool) -> Line
             && expect.info == Info::Prefixed
             && prefix_matches(prefix, expect.prefix)
         {
-            if REGISTRATION_PREFIXES.contains(&expect.prefix) && !looks_like_registration_read(line)
+            if matches!(expect.prefix, b"+CREG:" | b"+CGREG:" | b"+CEREG:")
+                && !looks_like_registration_read(line)
             {
                 return LineClass::Urc;
             }

@@ -287,7 +287,29 @@ fn u8_of(v: u32) -> Option<u8> {
     u8::try_from(v).ok()
 }
 
+/// `"<kind>",<id>` exactly (at most three digits), read by hand: the form of nearly every
+/// `+QIURC`/`+QSSLURC` line, which the nom parsers below also accept (they handle the rest).
+fn kind_and_id(i: &[u8]) -> Option<(&[u8], u8)> {
+    let rest = i.strip_prefix(b"\"")?;
+    let q = rest.iter().position(|&b| b == b'"')?;
+    let (kind, rest) = rest.split_at(q);
+    let digits = rest.strip_prefix(b"\",")?;
+    if digits.is_empty() || digits.len() > 3 || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let id = digits
+        .iter()
+        .fold(0u16, |a, &d| a * 10 + u16::from(d - b'0'));
+    Some((kind, u8::try_from(id).ok()?))
+}
+
 fn qiurc(i: &[u8]) -> Result<QiUrc, crate::Error> {
+    match kind_and_id(i) {
+        Some((b"recv", id)) => return Ok(QiUrc::Recv(id)),
+        Some((b"closed", id)) => return Ok(QiUrc::Closed(id)),
+        Some((b"pdpdeact", id)) => return Ok(QiUrc::PdpDeact(id)),
+        _ => {}
+    }
     let kind = |k: &'static [u8]| preceded((tag(&b"\""[..]), tag(k), tag(&b"\""[..])), next(uint));
     if let Ok(id) = all(kind(b"recv"), i) {
         // Push mode would append a length; buffer mode is what this driver configures.
@@ -418,6 +440,11 @@ fn dnsgip(i: &[u8]) -> Result<QiUrc, crate::Error> {
 }
 
 fn qsslurc(i: &[u8]) -> Result<QsslUrc, crate::Error> {
+    match kind_and_id(i) {
+        Some((b"recv", id)) => return Ok(QsslUrc::Recv(id)),
+        Some((b"closed", id)) => return Ok(QsslUrc::Closed(id)),
+        _ => {}
+    }
     let kind = |k: &'static [u8]| preceded((tag(&b"\""[..]), tag(k), tag(&b"\""[..])), next(uint));
     if let Ok(id) = all(kind(b"recv"), i) {
         return u8_of(id).map(QsslUrc::Recv).ok_or(crate::Error::Parse);
@@ -644,6 +671,30 @@ mod tests {
             Urc::Unknown("+QIOPEN".try_into().unwrap())
         );
         assert_eq!(Urc::parse_line(b"hello"), None);
+    }
+
+    #[test]
+    fn hand_read_kind_and_id_agrees_with_the_general_parser() {
+        assert_eq!(kind_and_id(b"\"recv\",0"), Some((&b"recv"[..], 0)));
+        assert_eq!(kind_and_id(b"\"closed\",255"), Some((&b"closed"[..], 255)));
+        // Anything else is left to the nom parsers, which decide as before.
+        for odd in [
+            &b"\"recv\",256"[..],
+            b"\"recv\", 1",
+            b"\"recv\",1,100",
+            b"\"recv\",",
+            b"\"recv\",1x",
+            b"\"recv\"",
+            b"recv,1",
+        ] {
+            assert_eq!(kind_and_id(odd), None, "{odd:?}");
+        }
+        assert_eq!(p(b"+QIURC: \"recv\",1,100"), Urc::QiUrc(QiUrc::Recv(1)));
+        assert_eq!(p(b"+QIURC: \"recv\", 1"), Urc::QiUrc(QiUrc::Recv(1)));
+        assert_eq!(
+            p(b"+QIURC: \"recv\",256"),
+            Urc::Unknown("+QIURC".try_into().unwrap())
+        );
     }
 
     #[test]

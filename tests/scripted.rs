@@ -187,7 +187,6 @@ fn a_reply_with_100_urcs_inside_loses_none_and_the_next_command_gets_its_own_ans
         let script = format!(
             r#"
 frag {frag}
-! RDY
 > AT
 < OK
 > ATE0

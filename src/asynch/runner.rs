@@ -222,7 +222,11 @@ impl<'a, R: Read, W: Write, const N: usize> Runner<'a, R, W, N> {
     }
 
     /// Processes bytes received from the modem, for firmware that reads the UART itself (from
-    /// an interrupt or DMA) instead of letting [`Runner::run`] read `rx`.
+    /// an interrupt or DMA) instead of letting [`Runner::run`] read `rx`. Any piece size works,
+    /// one byte included: a piece that cannot complete a line or the `> ` prompt (no `\n`, no
+    /// `>`) is only staged (up to 16 bytes) and digested with the next piece, so a byte costs a
+    /// copy and a comparison; what a piece completes (responses, URCs into the state, payloads
+    /// into the socket rings) is dealt with before this returns.
     pub fn ingest(&mut self, bytes: &[u8]) {
         self.parts.ingest(bytes)
     }

@@ -241,23 +241,26 @@ pub(crate) const CS_COPY_MAX: usize = 64;
 
 impl<const S: usize, const R: usize> PayloadSink for Sockets<S, R> {
     fn deliver(&self, slot: u8, data: &[u8]) {
+        let mut delivered = 0;
         for piece in data.chunks(CS_COPY_MAX) {
-            let lost = self.with(|inner| {
+            let n = self.with(|inner| {
                 let Some(s) = inner.slots.get_mut(usize::from(slot)) else {
-                    return 0;
+                    return piece.len();
                 };
                 let n = s.rx.push(piece);
                 s.state.received += n as u64;
-                piece.len() - n
+                n
             });
-            if lost > 0 {
+            delivered += n;
+            if n < piece.len() {
+                // The rest would land after a gap: drop all of it (the socket has failed).
+                let lost = data.len() - delivered;
                 self.with(|inner| {
                     inner.overflowed = inner.overflowed.saturating_add(lost as u32);
                     if let Some(s) = inner.slots.get_mut(usize::from(slot)) {
                         s.state.phase = Phase::Failed(Error::Overflow);
                     }
                 });
-                // The rest would land after a gap: drop it too (the socket has failed).
                 break;
             }
         }
@@ -469,6 +472,37 @@ mod tests {
         let mut out = [0u8; 8];
         assert_eq!(r.peek(&mut out), 8);
         assert_eq!(&out, b"efghijkl");
+    }
+
+    #[test]
+    fn payloads_longer_than_one_copy_piece_arrive_whole_across_the_ring_edge() {
+        extern crate std;
+        let pool = Sockets::<1, 2048>::new();
+        let i = pool.claim(Kind::Tcp, 1).unwrap();
+        pool.update(i, &mut |s| s.phase = Phase::Open);
+        // Move the ring's head so that the next payload wraps around its end.
+        pool.deliver(0, &[0u8; 1000]);
+        let mut sink = [0u8; 1000];
+        assert_eq!(pool.read(i, &mut sink), 1000);
+        let payload: std::vec::Vec<u8> = (0..1500u32).map(|k| (k * 7 + k / 256) as u8).collect();
+        pool.deliver(0, &payload);
+        assert_eq!(pool.state(i).received, 2500);
+        let mut out = std::vec![0u8; 2048];
+        assert_eq!(pool.read(i, &mut out), 1500);
+        assert_eq!(&out[..1500], &payload[..]);
+        // An overflow keeps what fitted and drops everything after it, not bytes in the middle.
+        pool.deliver(0, &payload);
+        pool.deliver(0, &payload);
+        assert_eq!(pool.state(i).phase, Phase::Failed(Error::Overflow));
+        assert_eq!(pool.overflowed(), 952);
+        let n = pool.read(i, &mut out);
+        assert_eq!(n, 2048);
+        assert_eq!(&out[..1500], &payload[..]);
+        assert_eq!(&out[1500..2048], &payload[..548]);
+        // Writes are copied in pieces too, and take only what fits.
+        assert_eq!(pool.write(i, &payload), 1500);
+        assert_eq!(pool.write(i, &payload), 548);
+        assert_eq!(pool.tx_len(i), 2048);
     }
 
     #[test]

@@ -8,14 +8,19 @@
 # Builds examples/footprint (its own workspace and Cargo.lock; profile: opt-level "z", fat LTO,
 # codegen-units 1, panic abort) for thumbv7em-none-eabihf, one binary per row:
 #   1. AT + SIM + data call   2. + TCP socket   3. + MQTT over modem TLS   4. + MQTT over MCU TLS
-# and reads the section headers:
+# and a bare image (row0-bare: the same board, clock, UART, time driver and two-task executor,
+# no driver), and reads the section headers:
 #   flash      = .vector_table + .text + .rodata + .data   (.data's initial image is in flash)
 #   static RAM = .data + .bss + .uninit                    (stack and heap not included)
 # The largest stack frame comes from `-Z emit-stack-sizes` and `llvm-readobj --stack-sizes`
 # ("not available" without an llvm-readobj).
 #
-# Exits non-zero when row 3 (MQTT over modem TLS) exceeds FLASH_LIMIT or RAM_LIMIT, or when a
-# build fails.
+# "Added" = the row minus the bare image: what the crate (and the row's application steps)
+# adds. With --write (or --breakdown) the script also attributes row 3's flash to its origins
+# (quectel, atat, minimq, nom, heapless, core::fmt, ...; scripts/lib/attribute.py).
+#
+# Exits non-zero when row 3 (MQTT over modem TLS) exceeds FLASH_LIMIT, ADDED_FLASH_LIMIT,
+# RAM_LIMIT or FRAME_LIMIT, when any row's `Resources` is not in .bss, or when a build fails.
 #
 # Toolchain routes (as in scripts/cross-build.sh): rustup when the target is installed there,
 # otherwise Debian's rustc-web/cargo-web with -Zbuild-std=core (apt: rustc-web cargo-web
@@ -29,9 +34,13 @@
 #   STACK_SIZES       0: skip the stack-frame report (no -Z emit-stack-sizes)
 set -euo pipefail
 
-# Budget for row 3 (MQTT over modem TLS), bytes.
-FLASH_LIMIT=98304 # 96 KiB
-RAM_LIMIT=32768   # 32 KiB
+# Budget for row 3 (MQTT over modem TLS), bytes. ADDED_FLASH_LIMIT holds the line where the
+# crate is today (issue 15's target is 40 KiB added; see docs/footprint.md for the way there):
+# lower it with every cut.
+FLASH_LIMIT=98304       # 96 KiB, whole image
+ADDED_FLASH_LIMIT=94208 # 92 KiB, image minus the bare image
+RAM_LIMIT=32768         # 32 KiB
+FRAME_LIMIT=8192        # largest stack frame (issue 15's target: 4 KiB)
 
 TARGET=thumbv7em-none-eabihf
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -60,6 +69,7 @@ done
 
 # Rows: binary name, cargo features, label.
 ROW_BINS=(row1-at-sim-datacall row2-sockets row3-mqtt-modem-tls row4-mqtt-mcu-tls)
+BARE_BIN=row0-bare
 ROW_FEATURES=("" "" "mqtt" "mqtt,mcu-tls")
 ROW_LABELS=(
     "1. AT + SIM + data call"
@@ -145,7 +155,7 @@ build() {
     $NICE "${CARGO[@]}" build --locked --release --target "$TARGET" "${BUILD_STD[@]}" \
         ${features:+--features "$features"} "${bins[@]}"
 }
-build "" "${ROW_BINS[0]}" "${ROW_BINS[1]}"
+build "" "$BARE_BIN" "${ROW_BINS[0]}" "${ROW_BINS[1]}"
 build "${ROW_FEATURES[2]}" "${ROW_BINS[2]}"
 build "${ROW_FEATURES[3]}" "${ROW_BINS[3]}"
 echo "footprint: builds done in $((SECONDS - build_start))s"
@@ -203,12 +213,9 @@ short_name() {
 
 kib() { awk -v b="$1" 'BEGIN { printf "%.1f", b / 1024 }'; }
 
-TABLE="| row | flash (B) | flash (KiB) | static RAM (B) | static RAM (KiB) | largest stack frame (B) |
-|---|---:|---:|---:|---:|---|"
-status=0
-details=""
-for i in "${!ROW_BINS[@]}"; do
-    elf="$OUT/${ROW_BINS[$i]}"
+# measure ELF: sets vt text ro data bss uninit flash ram.
+measure() {
+    local elf="$1"
     if [[ ! -f "$elf" ]]; then
         echo "footprint: $elf missing after the build" >&2
         exit 1
@@ -221,6 +228,22 @@ for i in "${!ROW_BINS[@]}"; do
     uninit=$(section_size "$elf" .uninit)
     flash=$((vt + text + ro + data))
     ram=$((data + bss + uninit))
+}
+
+measure "$OUT/$BARE_BIN"
+bare_flash=$flash
+bare_ram=$ram
+
+TABLE="| row | flash (B) | flash (KiB) | added flash (B) | static RAM (B) | static RAM (KiB) | added static RAM (B) | largest stack frame (B) |
+|---|---:|---:|---:|---:|---:|---:|---|
+| 0. bare image (board, executor, timer; no driver) | $bare_flash | $(kib "$bare_flash") | 0 | $bare_ram | $(kib "$bare_ram") | 0 | |"
+status=0
+details=""
+for i in "${!ROW_BINS[@]}"; do
+    elf="$OUT/${ROW_BINS[$i]}"
+    measure "$elf"
+    added_flash=$((flash - bare_flash))
+    added_ram=$((ram - bare_ram))
     frame="$(largest_frame "$elf")"
     fsize="${frame%% *}"
     fname="$(short_name "${frame#* }")"
@@ -230,12 +253,25 @@ for i in "${!ROW_BINS[@]}"; do
         fcell="$fsize (\`$fname\`)"
     fi
     TABLE+="
-| ${ROW_LABELS[$i]} | $flash | $(kib "$flash") | $ram | $(kib "$ram") | $fcell |"
+| ${ROW_LABELS[$i]} | $flash | $(kib "$flash") | $added_flash | $ram | $(kib "$ram") | $added_ram | $fcell |"
     details+="
 ${ROW_LABELS[$i]}: .vector_table $vt, .text $text, .rodata $ro, .data $data, .bss $bss, .uninit $uninit"
+    # Resources::new() is all zero bytes: the driver's static must be in .bss, not .data.
+    if [[ -n "$NM_TOOL" ]] && "$NM_TOOL" -C "$elf" | grep -qE ' [dD] footprint::RESOURCES$'; then
+        echo "footprint: FAIL: ${ROW_BINS[$i]}: the driver's Resources are in .data (Resources::new() is not all zero bytes)" >&2
+        status=1
+    fi
     if ((i == BUDGET_ROW)); then
         if ((flash > FLASH_LIMIT)); then
             echo "footprint: FAIL: row 3 (MQTT over modem TLS) flash $flash B > $FLASH_LIMIT B ($(kib "$FLASH_LIMIT") KiB)" >&2
+            status=1
+        fi
+        if ((added_flash > ADDED_FLASH_LIMIT)); then
+            echo "footprint: FAIL: row 3 (MQTT over modem TLS) adds $added_flash B of flash > $ADDED_FLASH_LIMIT B" >&2
+            status=1
+        fi
+        if [[ "$fsize" != n/a ]] && ((fsize > FRAME_LIMIT)); then
+            echo "footprint: FAIL: row 3 (MQTT over modem TLS) largest stack frame $fsize B > $FRAME_LIMIT B" >&2
             status=1
         fi
         if ((ram > RAM_LIMIT)); then
@@ -249,6 +285,7 @@ echo
 echo "$TABLE"
 echo
 echo "sections (bytes):$details"
+echo "bare image ($BARE_BIN): flash $bare_flash B, static RAM $bare_ram B"
 
 if ((breakdown || status)); then
     if [[ -n "$NM_TOOL" ]]; then
@@ -266,23 +303,39 @@ if ((breakdown || status)); then
     fi
 fi
 
-if ((write_doc)); then
-    begin='<!-- footprint-table:begin -->'
-    end='<!-- footprint-table:end -->'
+ORIGIN=""
+if ((write_doc || breakdown)) && [[ -n "$NM_TOOL" ]]; then
+    ORIGIN="$(python3 "$ROOT/scripts/lib/attribute.py" "$NM_TOOL" "$OUT/${ROW_BINS[$BUDGET_ROW]}" "$OUT/$BARE_BIN")"
+    echo
+    echo "flash by origin, ${ROW_LABELS[$BUDGET_ROW]} (named symbols):"
+    echo "$ORIGIN"
+fi
+
+# replace_block BEGIN END TEXT: rewrites the lines between two marker lines of $DOC.
+replace_block() {
+    local begin="$1" end="$2" text="$3" tmp
     if ! grep -qF "$begin" "$DOC" || ! grep -qF "$end" "$DOC"; then
         echo "footprint: $DOC lacks the $begin / $end markers" >&2
         exit 1
     fi
     tmp="$(mktemp)"
-    awk -v b="$begin" -v e="$end" -v table="$TABLE" '
+    awk -v b="$begin" -v e="$end" -v table="$text" '
         $0 == b { print; print table; skip = 1; next }
         $0 == e { skip = 0 }
         !skip { print }' "$DOC" >"$tmp"
     cat "$tmp" >"$DOC"
     rm -f "$tmp"
+}
+
+if ((write_doc)); then
+    replace_block '<!-- footprint-table:begin -->' '<!-- footprint-table:end -->' "$TABLE"
+    if [[ -n "$ORIGIN" ]]; then
+        replace_block '<!-- footprint-origin:begin -->' '<!-- footprint-origin:end -->' "$ORIGIN"
+    fi
     echo
-    echo "footprint: table written to ${DOC#"$ROOT"/}"
+    echo "footprint: tables written to ${DOC#"$ROOT"/}"
 fi
+
 
 echo
 if ((status)); then

@@ -11,6 +11,14 @@ pub struct GettingStarted;
 #[doc = include_str!("../docs/zh/getting-started.md")]
 pub struct GettingStartedZh;
 
+/// `docs/power-saving.md`
+#[doc = include_str!("../docs/power-saving.md")]
+pub struct PowerSaving;
+
+/// `docs/zh/power-saving.md`
+#[doc = include_str!("../docs/zh/power-saving.md")]
+pub struct PowerSavingZh;
+
 /// `docs/aws-iot.md`
 #[cfg(all(feature = "mqtt", feature = "mcu-tls"))]
 #[doc = include_str!("../docs/aws-iot.md")]

@@ -140,9 +140,12 @@ impl fmt::Debug for CmeError {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[non_exhaustive]
+// Tags start at 1, so that `None::<Error>` is a zero byte: a free socket slot, which holds an
+// `Option<Error>`, is then all zero bytes and `Resources::new()` lands in `.bss`.
+#[repr(u8)]
 pub enum Error {
     /// No final result code arrived within the command's maximum response time.
-    Timeout,
+    Timeout = 1,
     /// Writing to the UART failed or timed out.
     Write,
     /// Reading from the UART failed.

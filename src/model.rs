@@ -39,6 +39,21 @@ pub struct Quirks {
     pub lte_act_name: &'static str,
 }
 
+/// Which power-saving features a model has (issue 12's model table). Calls for one it lacks
+/// are refused with [`Error::Unsupported`](crate::Error::Unsupported) before anything is sent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct PowerSupport {
+    /// PSM, `AT+CPSMS` (the LTE-M/NB-IoT modules: BG96, BG95, BG77).
+    pub psm: bool,
+    /// eDRX, `AT+CEDRXS`/`AT+CEDRXRDP` (BG96, BG95, BG77).
+    pub edrx: bool,
+    /// eDRX with a requested paging time window, `AT+QPTWEDRXS` (BG95, BG77).
+    pub paging_window: bool,
+    /// UART sleep with DTR, `AT+QSCLK=1` (every supported model).
+    pub uart_sleep: bool,
+}
+
 /// Parameters that differ between models.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
@@ -59,6 +74,8 @@ pub struct ModelParams {
     pub open_timeout_ms: u32,
     /// Known quirks.
     pub quirks: Quirks,
+    /// Power-saving features.
+    pub power: PowerSupport,
 }
 
 impl Model {
@@ -99,6 +116,20 @@ impl Model {
             ufs_prefix: true,
             lte_act_name: "FDD LTE",
         };
+        // LTE-M/NB-IoT modules have PSM and eDRX; the Cat 1/Cat 4 ones (EC2x, EG91, EC600N)
+        // only UART sleep in this table (their manuals do not list AT+CPSMS for our firmware).
+        let lpwa = PowerSupport {
+            psm: true,
+            edrx: true,
+            paging_window: true,
+            uart_sleep: true,
+        };
+        let sleep_only = PowerSupport {
+            psm: false,
+            edrx: false,
+            paging_window: false,
+            uart_sleep: true,
+        };
         let base = ModelParams {
             sockets: 12,
             max_send: 1460,
@@ -108,6 +139,7 @@ impl Model {
             activate_timeout_ms: 150_000,
             open_timeout_ms: 150_000,
             quirks: bg,
+            power: lpwa,
         };
         match self {
             Model::Bg96 | Model::Unknown => ModelParams {
@@ -115,13 +147,23 @@ impl Model {
                     lte_act_name: "CAT-M1",
                     ..bg
                 },
+                // AT+QPTWEDRXS is a BG95/BG77 command.
+                power: PowerSupport {
+                    paging_window: false,
+                    ..lpwa
+                },
                 ..base
             },
             Model::Bg95 | Model::Bg77 => base,
-            Model::Ec21 | Model::Ec25 | Model::Eg91 => ModelParams { quirks: ec, ..base },
+            Model::Ec21 | Model::Ec25 | Model::Eg91 => ModelParams {
+                quirks: ec,
+                power: sleep_only,
+                ..base
+            },
             Model::Ec600n => ModelParams {
                 context_ids: 1..=7,
                 quirks: ec,
+                power: sleep_only,
                 ..base
             },
         }
@@ -144,5 +186,10 @@ mod tests {
         assert_eq!(Model::from_ati("SIM7000"), Model::Unknown);
         assert_eq!(Model::Ec600n.params().context_ids, 1..=7);
         assert_eq!(Model::Bg96.params().max_send, 1460);
+        assert!(Model::Bg95.params().power.paging_window);
+        assert!(!Model::Bg96.params().power.paging_window);
+        assert!(Model::Bg96.params().power.psm);
+        assert!(!Model::Ec25.params().power.psm);
+        assert!(Model::Ec600n.params().power.uart_sleep);
     }
 }

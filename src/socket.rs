@@ -17,9 +17,10 @@ use crate::at::urc::{QiUrc, QsslUrc, Urc};
 /// TCP or TLS (terminated in the modem).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[repr(u8)]
 pub enum Kind {
-    /// `AT+QIOPEN` … `"TCP"`.
-    Tcp,
+    /// `AT+QIOPEN` … `"TCP"` (0: the kind of a free slot, all zero bytes).
+    Tcp = 0,
     /// `AT+QSSLOPEN`.
     Tls,
 }
@@ -27,9 +28,12 @@ pub enum Kind {
 /// Where a slot is in its life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+// An explicit tag with `Free` = 0, so that a free slot is all zero bytes (`Resources::new()`
+// lands in `.bss`); without it the compiler may encode `Free` in `Error`'s spare tag values.
+#[repr(u8)]
 pub enum Phase {
     /// Unused.
-    Free,
+    Free = 0,
     /// `AT+QIOPEN`/`AT+QSSLOPEN` sent, waiting for its URC.
     Opening,
     /// Connected.

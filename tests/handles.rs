@@ -237,12 +237,16 @@ fn pdpdeact_is_reflected_and_recovered() {
 #[test]
 fn modem_reboot_is_noticed() {
     with_modem(fast(MockModel::Bg96), async |m, h| {
-        m.init().await.unwrap();
+        let first = m.init().await.unwrap();
         let boots = m.boots();
         h.reboot();
         let id = m.wait_reboot(Duration::from_secs(5)).await.unwrap();
         assert_eq!(id.model, Model::Bg96);
         assert!(m.boots() > boots);
+        // The IMEI does not change with a reboot: it is not asked again.
+        assert_eq!(id.imei, first.imei);
+        let cgsn = h.commands().iter().filter(|c| *c == "AT+CGSN").count();
+        assert_eq!(cgsn, 1, "{:?}", h.commands());
         // Echo came back on with the reboot; init switched it off again and commands work.
         assert_eq!(m.sim().status().await.unwrap(), SimStatus::Ready);
     });

@@ -3,7 +3,7 @@
 
 mod support;
 
-use quectel::asynch::{Resources, SimStatus};
+use quectel::asynch::SimStatus;
 use quectel::model::Model;
 use quectel_mock::Script;
 
@@ -12,19 +12,13 @@ const INIT: &str = r#"
 frag 1
 ! RDY
 echo on
-> AT
-< OK
 > ATE0
 < OK
 echo off
+# A firmware without one of the domains refuses the combined line: one by one then.
+> AT+CMEE=2;+CREG=2;+CGREG=2;+CEREG=2
+< ERROR
 > AT+CMEE=2
-< OK
-> ATI
-< Quectel
-! +QIURC: "pdpdeact",1
-<raw "\r\nBG96\r\nRevision: BG96MAR02A07M1G\r\n\r\nOK\r\n"
-> AT+CGSN
-< 866425030000001
 < OK
 > AT+CREG=2
 < OK
@@ -32,6 +26,13 @@ echo off
 < OK
 > AT+CEREG=2
 < ERROR
+> ATI
+< Quectel
+! +QIURC: "pdpdeact",1
+<raw "\r\nBG96\r\nRevision: BG96MAR02A07M1G\r\n\r\nOK\r\n"
+> AT+CGSN
+< 866425030000001
+< OK
 > AT+CPIN?
 ! +QIND: "csq",20,99
 < +CPIN: SIM PIN
@@ -79,8 +80,7 @@ frag 2
 < OK
 > AT+QICSGP=1,1,"cmnet","","",0
 < OK
-> AT+QIACT?
-< OK
+# Activated at once, without asking first.
 > AT+QIACT=1
 ~ 100ms
 < OK
@@ -171,6 +171,70 @@ frag 1
     handle.finish().unwrap();
 }
 
+/// CRC-32 (IEEE), as in the names `configure_tls` gives its files.
+fn crc32(data: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &b in data {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = (crc >> 1) ^ (0xEDB8_8320 & (crc & 1).wrapping_neg());
+        }
+    }
+    !crc
+}
+
+#[test]
+fn already_active_context_and_firmware_without_sni() {
+    use quectel::asynch::TlsConfig;
+    let pki = quectel_mock::TestPki::generate();
+    let ca = pki.ca_pem.as_bytes();
+    let name = format!("qca0_{:08x}.pem", crc32(ca));
+    let script = Script::parse(&format!(
+        r#"
+# The driver sees the boot: the SSL contexts hold the module's defaults.
+! RDY
+# Someone else activated the context: the module refuses, and only then is it asked.
+> AT+QIACT=1
+< ERROR
+> AT+QIACT?
+< +QIACT: 1,1,1,"10.7.157.1"
+< OK
+# The CA is there under its digest name and size: nothing is written. An older file of the
+# context goes.
+> AT+QFLST="*"
+< +QFLST: "qca0.pem",1220
+< +QFLST: "{name}",{len}
+< +QFLST: "security/",2
+< OK
+> AT+QFDEL="qca0.pem"
+< OK
+# Firmware without "sni" refuses the line; without it, it passes.
+# (negotiatetime 300 is the documented default of a fresh context: left out.)
+> AT+QSSLCFG="cacert",0,"{name}";+QSSLCFG="seclevel",0,1;+QSSLCFG="sslversion",0,4;+QSSLCFG="ciphersuite",0,0XFFFF;+QSSLCFG="ignorelocaltime",0,1;+QSSLCFG="sni",0,1
+< ERROR
+> AT+QSSLCFG="cacert",0,"{name}";+QSSLCFG="seclevel",0,1;+QSSLCFG="sslversion",0,4;+QSSLCFG="ciphersuite",0,0XFFFF;+QSSLCFG="ignorelocaltime",0,1
+< OK
+"#,
+        len = ca.len()
+    ))
+    .unwrap();
+    let (rx, tx, handle) = script.spawn();
+    support::with_endpoints(rx, tx, async |m| {
+        m.wait_for_state(embassy_time::Duration::from_secs(2), |s| {
+            (s.boots == 1).then_some(())
+        })
+        .await
+        .unwrap();
+        m.data_call().activate(1).await.unwrap();
+        // Known active now: nothing is sent.
+        m.data_call().activate(1).await.unwrap();
+        let mut tls = TlsConfig::new(ca);
+        tls.negotiate_timeout_s = 300;
+        m.configure_tls(0, &tls).await.unwrap();
+    });
+    handle.finish().unwrap();
+}
+
 /// Issue 11's URC storm: 100 URCs arrive inside one reply (between `ATI`'s information lines and
 /// its `OK`), with the bytes in 1-, 7- and 64-byte pieces. None is lost (each one counts in the
 /// state), and the next command (`AT+CGSN`) gets its own answer, not a leftover of the storm.
@@ -179,6 +243,7 @@ frag 1
 /// ingress buffer, hence 4 KiB here.)
 #[test]
 fn a_reply_with_100_urcs_inside_loses_none_and_the_next_command_gets_its_own_answer() {
+    use quectel::command::general::{Identify, Imei};
     for frag in [1, 7, 64] {
         let mut storm = String::new();
         for _ in 0..100 {
@@ -187,35 +252,24 @@ fn a_reply_with_100_urcs_inside_loses_none_and_the_next_command_gets_its_own_ans
         let script = format!(
             r#"
 frag {frag}
-> AT
-< OK
-> ATE0
-< OK
-> AT+CMEE=2
-< OK
 > ATI
 <raw "\r\nQuectel\r\nBG96\r\n{storm}Revision: BG96MAR02A07M1G\r\n\r\nOK\r\n"
 > AT+CGSN
 < 866425030000001
 < OK
-> AT+CREG=2
-< OK
-> AT+CGREG=2
-< OK
-> AT+CEREG=2
-< OK
 "#
         );
         let script = Script::parse(&script).unwrap();
         let (rx, tx, handle) = script.spawn();
-        let resources = Box::leak(Box::new(Resources::<4096, 2, 2048>::new()));
-        let (id, state) =
+        let resources = Box::leak(Box::new(quectel::asynch::Resources::<4096, 2, 2048>::new()));
+        let (ati, imei, state) =
             support::with_endpoints_in(resources, support::config(), rx, tx, async |m| {
-                let id = m.init().await.unwrap();
-                (id, m.state())
+                let ati = m.send(&Identify).await.unwrap();
+                let imei = m.send(&Imei).await.unwrap();
+                (ati, imei, m.state())
             });
-        assert_eq!(id.model, Model::Bg96, "frag {frag}");
-        assert_eq!(id.imei.as_str(), "866425030000001", "frag {frag}");
+        assert_eq!(ati.model.as_str(), "BG96", "frag {frag}");
+        assert_eq!(imei.as_str(), "866425030000001", "frag {frag}");
         assert_eq!(
             state.pdp_deact_events, 100,
             "frag {frag}: URCs inside the reply were lost"

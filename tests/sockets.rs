@@ -272,8 +272,8 @@ fn modem_tls_refuses_bad_pem_before_uploading() {
         // The same inputs, intact, are uploaded.
         let good = TlsConfig::new(pki.ca_pem.as_bytes()).with_client_identity(cert, key);
         m.configure_tls(1, &good).await.unwrap();
-        assert_eq!(h.file("qca1.pem").as_deref(), Some(pki.ca_pem.as_bytes()));
-        assert_eq!(h.file("qkey1.pem").as_deref(), Some(key));
+        assert_eq!(tls_file(h, "qca1_").as_deref(), Some(pki.ca_pem.as_bytes()));
+        assert_eq!(tls_file(h, "qkey1_").as_deref(), Some(key));
     });
 }
 
@@ -290,7 +290,7 @@ fn modem_tls_with_client_certificate() {
         );
         m.configure_tls(1, &tls).await.unwrap();
         // The files reached the modem intact.
-        let ca = h.file("qca1.pem").expect("CA uploaded");
+        let ca = tls_file(h, "qca1_").expect("CA uploaded");
         assert_eq!(ca, pki.ca_pem.as_bytes());
         let mut sock = m
             .connect(
@@ -870,10 +870,46 @@ fn delete_tls_files_removes_the_uploaded_identity() {
         );
         m.configure_tls(2, &tls).await.unwrap();
         assert_eq!(h.files().len(), 3, "{:?}", h.files());
+        // Another identity replaces the files (the old ones do not pile up in flash); the
+        // same one again writes nothing.
+        let other = TlsConfig::new(pki.other_ca_pem.as_bytes()).with_client_identity(
+            pki.other_client_cert_pem.as_bytes(),
+            pki.other_client_key_pem.as_bytes(),
+        );
+        m.configure_tls(2, &other).await.unwrap();
+        assert_eq!(h.files().len(), 3, "{:?}", h.files());
+        assert_eq!(
+            tls_file(h, "qca2_").as_deref(),
+            Some(pki.other_ca_pem.as_bytes())
+        );
+        let before = h.commands().len();
+        m.configure_tls(2, &other).await.unwrap();
+        let again = h.commands()[before..].to_vec();
+        assert!(
+            !again
+                .iter()
+                .any(|c| c.starts_with("AT+QFUPL") || c.starts_with("AT+QFDEL")),
+            "{again:?}"
+        );
+        // A file of the naming before digests is the context's too.
+        h.put_file("qca2.pem", b"old");
         m.delete_tls_files(2).await.unwrap();
         assert_eq!(h.files(), Vec::<(String, usize)>::new());
         // Nothing left to delete is not an error; a context the modems do not have is.
         m.delete_tls_files(2).await.unwrap();
         assert_eq!(m.delete_tls_files(6).await, Err(Error::InvalidArgument));
     });
+}
+
+/// The content of the file `configure_tls` stored under a name starting with `stem` (its
+/// names carry a digest of the content: `qca1_<crc32>.pem`).
+fn tls_file(h: &quectel_mock::ModemHandle, stem: &str) -> Option<Vec<u8>> {
+    let names: Vec<String> = h
+        .files()
+        .into_iter()
+        .map(|(n, _)| n)
+        .filter(|n| n.starts_with(stem))
+        .collect();
+    assert!(names.len() <= 1, "{names:?}");
+    h.file(names.first()?)
 }

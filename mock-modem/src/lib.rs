@@ -62,12 +62,16 @@
 //! `+CGPADDR`, `+QIDNSCFG`, `+QIDNSGIP`, `+QIGETERROR`, `+QINISTAT`, `+QPINC`, `&W`, the
 //! socket, SSL and file commands below, and a few configuration commands
 //! accepted with `OK`); anything else answers `ERROR`.
+//! A line may hold several commands, `AT+A=1;+B?;+C=2` (V.250 concatenation): they run
+//! in order, their information lines come out in order, then one final result code, `OK`
+//! or the error of the first command that failed (the ones after it are not run); such a
+//! line is one entry of [`ModemHandle::commands`].
 //! Lines that do not start with `AT` are echoed (if echo is on) and ignored;
 //! over-long lines (> [`MAX_LINE`] bytes) answer `ERROR`.
 //!
 //! ## TCP sockets (buffer access mode)
 //!
-//! `AT+QIOPEN=<cid>,<id>,"TCP","<host>",<port>[,<local_port>[,0]]` answers `OK`
+//! `AT+QIOPEN=<cid>,<id>,"TCP","<host>",<port>[,<local_port>[,<0|1>]]` answers `OK`
 //! and later `+QIOPEN: <id>,<err>` after a real [`std::net::TcpStream`]
 //! connect. Only loopback is ever contacted: `<host>` may be a 127.x/`::1`
 //! literal, `localhost`, or a name of the mock's name table
@@ -75,7 +79,7 @@
 //! gives 565 (DNS) and any other IP literal gives 566, both without touching
 //! the network. Other codes: 563 id in
 //! use (by a TCP *or* SSL socket), 561 context not active, 566 connection
-//! refused. Access modes 1/2, `"UDP"` and listeners answer `ERROR`. The error
+//! refused. Access mode 2 (transparent), `"UDP"` and listeners answer `ERROR`. The error
 //! (and a descriptive text) is kept for `AT+QIGETERROR`.
 //!
 //! Each socket has a reader thread filling a bounded receive buffer
@@ -86,6 +90,12 @@
 //! `+QIURC: "recv",<id>` once and disarms. Peer close (EOF) gives
 //! `+QIURC: "closed",<id>` after any buffered data has been announced; the
 //! socket then stays in state 4, its data readable, until `AT+QICLOSE`.
+//!
+//! With access mode 1 (direct push; also for `AT+QSSLOPEN`) the data goes out inside the
+//! URC as it arrives, at most 1500 bytes each: `\r\n+QIURC: "recv",<id>,<n>\r\n<n bytes>\r\n`
+//! (`+QSSLURC` for SSL; the trailing CR LF is what FreeRTOS's BG96 port expects), never inside
+//! a response, and nothing is left for `AT+QIRD`. There is no flow control: the reader
+//! thread keeps reading the connection, as a real module keeps receiving.
 //!
 //! | Command | Answer |
 //! |---|---|
@@ -144,7 +154,7 @@
 //! default 0 on EC600N as seen on the LTE-Standard EG800K, 1 elsewhere; rustls
 //! never sends SNI for IP addresses).
 //!
-//! `AT+QSSLOPEN=<cid>,<ctx>,<id>,"<host>",<port>[,0]` answers `OK`, then a
+//! `AT+QSSLOPEN=<cid>,<ctx>,<id>,"<host>",<port>[,<0|1>]` answers `OK`, then a
 //! worker thread connects and handshakes, and the modem reports
 //! `+QSSLOPEN: <id>,0` or `+QSSLOPEN: <id>,<err>`. Any TLS failure — handshake
 //! error, verification failure, missing or unparsable certificate/key file —

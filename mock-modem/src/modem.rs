@@ -85,6 +85,9 @@ pub struct MockModem {
     dns: (String, String),
     hosts: Vec<(String, Vec<std::net::IpAddr>)>,
     dns_delay: Duration,
+    /// Offset of the local time `AT+CCLK?` reports from UTC, in quarter hours; `None`: the
+    /// network never sent the time (the clock counts from `80/01/06,00:00:00`).
+    time_zone: Option<i8>,
     pacing: Pacing,
     boot: Option<Duration>,
     reboot_pause: Duration,
@@ -127,6 +130,7 @@ impl MockModem {
             dns: ("8.8.8.8".into(), "8.8.4.4".into()),
             hosts: Vec::new(),
             dns_delay: Duration::ZERO,
+            time_zone: Some(0),
             pacing: Pacing::default(),
             boot: Some(Duration::ZERO),
             reboot_pause: Duration::from_millis(100),
@@ -252,6 +256,13 @@ impl MockModem {
     /// come (default: at once).
     pub fn dns_delay(mut self, d: Duration) -> Self {
         self.dns_delay = d;
+        self
+    }
+    /// The time zone of the network time `AT+CCLK?` reports (local = UTC + `quarters` × 15
+    /// min; default 0), or `None`: the network never sent the time, and the clock shows the
+    /// power-on default `80/01/06,00:00:00` plus the seconds since boot.
+    pub fn time_zone(mut self, quarters: Option<i8>) -> Self {
+        self.time_zone = quarters;
         self
     }
     /// Output pacing (chunk size, delay between chunks).
@@ -740,6 +751,38 @@ struct Engine {
     drop_recv: u32,
 }
 
+/// Splits the body of a command line (after `AT`) at the `;` that separate concatenated
+/// commands (not inside quotes). A trailing `;` ends the line.
+fn split_concatenated(body: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut in_q = false;
+    for c in body.chars() {
+        match c {
+            '"' => {
+                in_q = !in_q;
+                cur.push(c);
+            }
+            ';' if !in_q => out.push(std::mem::take(&mut cur).trim().to_string()),
+            _ => cur.push(c),
+        }
+    }
+    if !cur.trim().is_empty() || out.is_empty() {
+        out.push(cur.trim().to_string());
+    }
+    out
+}
+
+/// Information lines framed like the start of a response (`\r\n<line>\r\n` …).
+fn frame_lines(lines: &[String]) -> Vec<u8> {
+    let mut v = b"\r\n".to_vec();
+    for l in lines {
+        v.extend_from_slice(l.as_bytes());
+        v.extend_from_slice(b"\r\n");
+    }
+    v
+}
+
 fn split_args(s: &str) -> Vec<String> {
     let mut out = Vec::new();
     let mut cur = String::new();
@@ -1197,9 +1240,75 @@ impl Engine {
             let g = self.garbage.clone();
             self.out(link, &g);
         }
-        if let Some(r) = self.command(link, &text[2..]) {
+        let parts = split_concatenated(&text[2..]);
+        if parts.len() > 1 {
+            self.concatenated(link, &parts);
+        } else if let Some(r) = self.command(link, &text[2..]) {
             self.reply(link, r);
         }
+    }
+
+    /// A command line of several commands (`AT+A=1;+B=2`, V.250 §5.4.1; Quectel's manuals
+    /// show `AT+IPR=921600;&W`): run in order; the information lines of each come out in
+    /// order, then one final result code: `OK` when all succeeded, else the error of the first
+    /// that failed, and the commands after it are not run. A command that answers later (an
+    /// activation, an open) or enters a data mode must be the last one.
+    fn concatenated(&mut self, link: &mut dyn Link, parts: &[String]) {
+        let mut lines = Vec::new();
+        let mut after = Vec::new();
+        for (i, part) in parts.iter().enumerate() {
+            let last = i + 1 == parts.len();
+            // Every command after the first is an extended one (`+…`) or an `&` one.
+            let ok_form = i == 0 || part.starts_with('+') || part.starts_with('&');
+            let r = if ok_form {
+                self.command(link, part)
+            } else {
+                Some(Reply::error())
+            };
+            match r {
+                Some(r) => {
+                    lines.extend(r.lines);
+                    after.extend(r.after);
+                    if !matches!(r.fin, Final::Ok) {
+                        self.reply(
+                            link,
+                            Reply {
+                                lines,
+                                fin: r.fin,
+                                after,
+                            },
+                        );
+                        return;
+                    }
+                }
+                None if last => {
+                    if !lines.is_empty() {
+                        let bytes = frame_lines(&lines);
+                        self.out(link, &bytes);
+                    }
+                    return;
+                }
+                None => {
+                    self.reply(
+                        link,
+                        Reply {
+                            lines,
+                            fin: Final::Error,
+                            after,
+                        },
+                    );
+                    return;
+                }
+            }
+        }
+        self.reply(
+            link,
+            Reply {
+                lines,
+                fin: Final::Ok,
+                after,
+            },
+        );
     }
 
     fn reply(&mut self, link: &mut dyn Link, r: Reply) {
@@ -1301,7 +1410,8 @@ impl Engine {
             }
             (
                 "+QURCCFG" | "+IFC" | "+CTZR" | "+QINDCFG" | "+CGEREP" | "+QCFG" | "+QISDE"
-                | "+QICFG" | "+IPR" | "+QSCLK" | "+CPSMS" | "+CEDRXS" | "+QSIMSTAT" | "+QSIMDET",
+                | "+QICFG" | "+IPR" | "+QSCLK" | "+CPSMS" | "+CEDRXS" | "+QPTWEDRXS" | "+QSIMSTAT"
+                | "+QSIMDET",
                 '=' | '?' | 't',
             ) => Reply::ok(),
             ("+CMEE", '=') => match num(0) {
@@ -1344,6 +1454,7 @@ impl Engine {
             ("+CPIN", 't') => Reply::ok(),
             ("+CPIN", '=') => self.cpin(link, &args),
             ("+CFUN", '?') => Reply::line(format!("+CFUN: {}", self.cfun)),
+            ("+CCLK", '?') => Reply::line(format!("+CCLK: \"{}\"", clock_text(self.cfg.time_zone))),
             ("+CFUN", 't') => Reply::line("+CFUN: (0,1,4),(0-1)"),
             ("+CFUN", '=') => {
                 let fun = num(0);
@@ -1813,4 +1924,47 @@ impl Engine {
         self.set_ip_error(0, None);
         Reply::ok()
     }
+}
+
+/// `AT+CCLK?`'s text, `yy/MM/dd,hh:mm:ss±zz`: the host's current time shown in the time zone
+/// `quarters` (local = UTC + quarters × 15 min), or the power-on default of a module that never
+/// got the time from the network (`80/01/06,00:00:00` plus the host clock's seconds of the day).
+fn clock_text(quarters: Option<i8>) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    let Some(q) = quarters else {
+        let t = now.rem_euclid(86_400);
+        return format!(
+            "80/01/06,{:02}:{:02}:{:02}+00",
+            t / 3600,
+            t / 60 % 60,
+            t % 60
+        );
+    };
+    let local = now + i64::from(q) * 900;
+    let days = local.div_euclid(86_400);
+    let t = local.rem_euclid(86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    let sign = if q < 0 { '-' } else { '+' };
+    format!(
+        "{:02}/{:02}/{:02},{:02}:{:02}:{:02}{sign}{:02}",
+        year % 100,
+        month,
+        day,
+        t / 3600,
+        t / 60 % 60,
+        t % 60,
+        q.unsigned_abs()
+    )
 }

@@ -136,6 +136,8 @@ pub(crate) struct Socket {
     pub(crate) state: u8,
     /// A recv URC may be emitted when data is buffered.
     pub(crate) armed: bool,
+    /// Access mode 1 (direct push): data goes out inside `recv` URCs.
+    pub(crate) push: bool,
     /// `closed` URC already emitted (or not wanted).
     pub(crate) closed_announced: bool,
     pub(crate) sent_total: u64,
@@ -155,6 +157,7 @@ impl Socket {
             local_port: 0,
             state: 1,
             armed: true,
+            push: false,
             closed_announced: false,
             sent_total: 0,
             read_total: 0,

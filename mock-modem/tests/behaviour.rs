@@ -647,3 +647,46 @@ fn wire_counters_and_transcript() {
     assert_eq!(w.modem_bytes(), 9);
     h.shutdown();
 }
+
+#[test]
+fn concatenated_command_lines_run_in_order_and_stop_at_the_first_error() {
+    let (mut rx, mut tx, h) = booted(MockModem::new(Model::Bg96).search_time(Duration::ZERO));
+    // Information lines of each command in order, one final result code.
+    assert_eq!(
+        s(&xfer(
+            &mut rx,
+            &mut tx,
+            "AT+CMEE=1;+CMEE?;+CEREG?\r",
+            b"OK\r\n"
+        )),
+        "\r\n+CMEE: 1\r\n+CEREG: 0,1\r\n\r\nOK\r\n"
+    );
+    // A `;` inside quotes is part of the argument, not a separator.
+    assert_eq!(
+        s(&xfer(
+            &mut rx,
+            &mut tx,
+            "AT+QSSLCFG=\"cacert\",1,\"a;b.pem\";+QSSLCFG=\"cacert\",1\r",
+            b"OK\r\n"
+        )),
+        "\r\n+QSSLCFG: \"cacert\",1,\"a;b.pem\"\r\n\r\nOK\r\n"
+    );
+    // The first failure ends the line: CMEE=0 after it is not run.
+    assert_eq!(
+        s(&xfer(
+            &mut rx,
+            &mut tx,
+            "AT+CMEE=2;+FOOBAR;+CMEE=0\r",
+            b"\r\n"
+        )),
+        "\r\nERROR\r\n"
+    );
+    assert_eq!(
+        s(&xfer(&mut rx, &mut tx, "AT+CMEE?\r", b"OK\r\n")),
+        "\r\n+CMEE: 2\r\n\r\nOK\r\n"
+    );
+    // One command line, one log entry.
+    assert_eq!(h.commands().last().map(String::as_str), Some("AT+CMEE?"));
+    assert_eq!(h.commands().len(), 5);
+    h.shutdown();
+}

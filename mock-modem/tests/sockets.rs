@@ -230,11 +230,11 @@ fn open_failures_and_qigeterror() {
         format!("AT+QIOPEN=2,0,\"TCP\",\"127.0.0.1\",{},0,0\r", addr.port()),
         b"\r\nOK\r\n\r\n+QIOPEN: 0,561\r\n",
     );
-    // Push / transparent modes and UDP are not simulated.
+    // Transparent mode and UDP are not simulated (push mode is: see its own test).
     exact(
         &mut rx,
         &mut tx,
-        format!("AT+QIOPEN=1,0,\"TCP\",\"127.0.0.1\",{},0,1\r", addr.port()),
+        format!("AT+QIOPEN=1,0,\"TCP\",\"127.0.0.1\",{},0,2\r", addr.port()),
         b"\r\nERROR\r\n",
     );
     exact(
@@ -843,4 +843,32 @@ fn shutdown_with_open_sockets_joins_cleanly() {
     drop((rx, tx));
     echo.stop();
     tls.stop();
+}
+
+#[test]
+fn direct_push_mode_delivers_data_inside_the_urc() {
+    let (addr, _echo) = TcpEchoServer::start();
+    let (mut rx, mut tx, _h) = online(MockModem::new(Model::Bg96));
+    exact(
+        &mut rx,
+        &mut tx,
+        format!("AT+QIOPEN=1,2,\"TCP\",\"127.0.0.1\",{},0,1\r", addr.port()),
+        b"\r\nOK\r\n\r\n+QIOPEN: 2,0\r\n",
+    );
+    let payload: &[u8] = b"A\r\nOK\r\n\x00> ";
+    qisend(&mut rx, &mut tx, 2, payload);
+    let mut want = b"\r\n+QIURC: \"recv\",2,10\r\n".to_vec();
+    want.extend_from_slice(payload);
+    want.extend_from_slice(b"\r\n");
+    assert_eq!(s(&rx.read_until(&want, T)), s(&want));
+    // Nothing is left to read, and no buffer-mode URC follows.
+    exact(&mut rx, &mut tx, "AT+QIRD=2,1500\r", &qird_frame(b""));
+    assert!(quiet(&mut rx).is_empty());
+    // Transparent mode is not simulated.
+    exact(
+        &mut rx,
+        &mut tx,
+        format!("AT+QIOPEN=1,3,\"TCP\",\"127.0.0.1\",{},0,2\r", addr.port()),
+        b"\r\nERROR\r\n",
+    );
 }

@@ -8,7 +8,7 @@ use super::Modem;
 use crate::Error;
 use crate::command::pdp::{
     ActivateContext, Auth, ConfigureContext, ContextType, DeactivateContext, DnsConfig,
-    GetActiveContexts, GetDnsConfig, SetDnsConfig,
+    GetActiveContext, GetDnsConfig, SetDnsConfig,
 };
 
 /// APN settings of a data call. `Debug` never shows the password.
@@ -112,34 +112,54 @@ impl DataCall<'_> {
 
     /// Activates context `cid` (`AT+QIACT`, up to 150 s) unless it is already active. After a
     /// `pdpdeact` from the network it first cleans up with `AT+QIDEACT`, as Quectel requires.
+    ///
+    /// A context this driver activated in the current boot, and that neither it nor the
+    /// network has deactivated since, is known active: nothing is sent. Otherwise `AT+QIACT` is
+    /// sent at once; the module refuses to activate an active context with `ERROR`, and only
+    /// then does `AT+QIACT?` tell whether that was the reason.
     pub async fn activate(&self, cid: u8) -> Result<(), Error> {
         self.check_cid(cid).await?;
-        let deactivated = self.modem.core.state.get().pdp_deactivated & (1 << cid) != 0;
+        let core = self.modem.core;
+        let deactivated = core.state.get().pdp_deactivated & (1 << cid) != 0;
         if deactivated {
             // Quectel requires this clean-up after "pdpdeact"; an ERROR here (the context is
             // already gone) does not matter.
             let _ = self.modem.send(&DeactivateContext { cid }).await;
-        } else if self.is_active(cid).await? {
+            core.set_active(cid, false);
+        } else if core.known_active(cid) {
             return Ok(());
         }
-        self.modem.send(&ActivateContext { cid }).await?;
-        self.modem
-            .core
-            .state
-            .update(|s| s.pdp_deactivated &= !(1 << cid));
+        match self.modem.send(&ActivateContext { cid }).await {
+            Ok(()) => {}
+            Err(e @ (Error::Error | Error::Cme(_))) => {
+                // Already active (activated by someone else, or before the driver started)?
+                if !self.is_active(cid).await? {
+                    return Err(e);
+                }
+            }
+            Err(e) => return Err(e),
+        }
+        core.state.update(|s| s.pdp_deactivated &= !(1 << cid));
+        core.set_active(cid, true);
         Ok(())
     }
 
     /// Deactivates context `cid` (`AT+QIDEACT`, up to 40 s); all its sockets close.
     pub async fn deactivate(&self, cid: u8) -> Result<(), Error> {
         self.check_cid(cid).await?;
+        self.modem.core.set_active(cid, false);
         self.modem.send(&DeactivateContext { cid }).await
     }
 
     /// Whether context `cid` is active (`AT+QIACT?`).
     pub async fn is_active(&self, cid: u8) -> Result<bool, Error> {
-        let list = self.modem.send(&GetActiveContexts).await?;
-        Ok(list.iter().any(|c| c.cid == cid && c.state))
+        let active = self
+            .modem
+            .send(&GetActiveContext { cid })
+            .await?
+            .is_some_and(|c| c.state);
+        self.modem.core.set_active(cid, active);
+        Ok(active)
     }
 
     /// The DNS servers context `cid` uses, as the modem reports them (`AT+QIDNSCFG=<cid>`):
@@ -181,7 +201,7 @@ impl DataCall<'_> {
     /// the context is active; a failure of either is returned, not hidden).
     pub async fn info(&self, cid: u8) -> Result<DataCallInfo, Error> {
         self.check_cid(cid).await?;
-        let list = self.modem.send(&GetActiveContexts).await?;
+        let listed = self.modem.send(&GetActiveContext { cid }).await?;
         let deactivated_by_network = self.modem.core.state.get().pdp_deactivated & (1 << cid) != 0;
         let mut info = DataCallInfo {
             cid,
@@ -193,7 +213,7 @@ impl DataCall<'_> {
             dns_secondary: None,
             deactivated_by_network,
         };
-        if let Some(c) = list.iter().find(|c| c.cid == cid) {
+        if let Some(c) = listed {
             info.active = c.state && !deactivated_by_network;
             info.ip_type = Some(c.context_type);
             info.ipv4 = c.ipv4.clone();

@@ -18,12 +18,15 @@ use crate::at::{Digester, ExpectCell};
 use crate::command::Command;
 use crate::command::general;
 use crate::command::network::SetRegistrationUrc;
+use core::mem::MaybeUninit;
+
 use crate::model::{Model, ModelParams};
 use crate::socket::{SocketPool, Sockets};
 use crate::state::StateCell;
 
-/// Everything the driver needs, owned by the caller: put it in one `static` (a `StaticCell` on
-/// firmware). [`Resources::new`] is `const`.
+/// Everything the driver needs, owned by the caller: put it in one `static` (a
+/// `ConstStaticCell` on firmware). [`Resources::new`] is `const` and all zero bytes, so the
+/// static lands in `.bss`.
 ///
 /// * `N`: the ingress buffer; it must hold the largest response, i.e. a 1500-byte `AT+QIRD`
 ///   payload plus its header and URCs around it. The default (2048) does.
@@ -32,9 +35,14 @@ use crate::state::StateCell;
 ///
 /// RAM: about `2·N + S·2·R + 2.5 KiB`.
 pub struct Resources<const N: usize = 2048, const S: usize = 2, const R: usize = 2048> {
-    core: Core,
-    slot: ResponseSlot<N>,
-    urcs: NoUrcChannel,
+    // The driver state, atat's response slot and the (unused) URC channel atat's ingress is
+    // built with are written when the driver starts ([`new`], `blocking::new`):
+    // `Resources::new()` is then all zero bytes, so a `static` of it lands in `.bss` (no flash
+    // image) and placing it needs no stack frame of its size.
+    core: MaybeUninit<Core>,
+    slot: MaybeUninit<ResponseSlot<N>>,
+    urcs: MaybeUninit<NoUrcChannel>,
+    /// Zero bytes are its initial state (checked on firmware by `scripts/footprint.sh`).
     sockets: Sockets<S, R>,
     ingress: [u8; N],
 }
@@ -46,12 +54,15 @@ impl<const N: usize, const S: usize, const R: usize> Default for Resources<N, S,
 }
 
 impl<const N: usize, const S: usize, const R: usize> Resources<N, S, R> {
-    /// Fresh resources.
+    /// Fresh resources: all zero bytes, for a `static` in `.bss` (e.g.
+    /// `static_cell::ConstStaticCell::new(Resources::new())`, which needs no stack frame of
+    /// the size of `Resources` to place it). The driver initialises what it needs when it
+    /// starts ([`new`]).
     pub const fn new() -> Self {
         Self {
-            core: Core::new(),
-            slot: ResponseSlot::new(),
-            urcs: NoUrcChannel::new(),
+            core: MaybeUninit::zeroed(),
+            slot: MaybeUninit::zeroed(),
+            urcs: MaybeUninit::zeroed(),
             sockets: Sockets::new(),
             ingress: [0; N],
         }
@@ -66,6 +77,19 @@ pub(crate) struct Core {
     pub(crate) shared: ExpectCell,
     pub(crate) state: StateCell,
     model: BlockingMutex<CriticalSectionRawMutex, Cell<Model>>,
+    /// Contexts (bit `cid`) this driver activated, and the boot (`RDY` count) it did so in: a
+    /// context known to be active needs no `AT+QIACT?`. Cleared by a deactivation; a
+    /// `pdpdeact` shows in [`State::pdp_deactivated`](crate::state::State::pdp_deactivated).
+    pub(crate) pdp_active: BlockingMutex<CriticalSectionRawMutex, Cell<(u32, u32)>>,
+    /// SSL contexts (bit `ctx`) configured since the boot given: an option at the module's
+    /// default is only left out when the context has not been touched since the boot.
+    pub(crate) ssl_touched: BlockingMutex<CriticalSectionRawMutex, Cell<(u32, u8)>>,
+    /// The boot (`RDY` count, > 0) in which the registration URCs of every domain were switched
+    /// on by [`Modem::init`] after the driver saw that boot's `RDY`: from then on every change
+    /// of registration comes as a URC.
+    pub(crate) urcs_on: BlockingMutex<CriticalSectionRawMutex, Cell<u32>>,
+    /// The IMEI, read once (`AT+CGSN`): a reboot of the module does not change it.
+    imei: BlockingMutex<CriticalSectionRawMutex, core::cell::RefCell<heapless::String<20>>>,
     pub(crate) config: Config,
     ingress_size: usize,
 }
@@ -78,9 +102,52 @@ impl Core {
             shared: ExpectCell::new(),
             state: StateCell::new(),
             model: BlockingMutex::new(Cell::new(Model::Unknown)),
+            pdp_active: BlockingMutex::new(Cell::new((0, 0))),
+            ssl_touched: BlockingMutex::new(Cell::new((0, 0))),
+            urcs_on: BlockingMutex::new(Cell::new(0)),
+            imei: BlockingMutex::new(core::cell::RefCell::new(heapless::String::new())),
             config: Config::DEFAULT,
             ingress_size: 0,
         }
+    }
+
+    /// Whether every registration change of the current boot comes as a URC (see `urcs_on`).
+    pub(crate) fn registration_urcs_since_boot(&self) -> bool {
+        let boots = self.state.get().boots;
+        boots > 0 && self.urcs_on.lock(Cell::get) == boots
+    }
+
+    /// Whether context `cid` is known active: this driver activated it since the last boot and
+    /// neither it nor the network deactivated it since.
+    pub(crate) fn known_active(&self, cid: u8) -> bool {
+        let state = self.state.get();
+        let (boots, mask) = self.pdp_active.lock(Cell::get);
+        boots == state.boots && mask & (1 << cid) != 0 && state.pdp_deactivated & (1 << cid) == 0
+    }
+
+    /// Records that context `cid` is active (`true`) or not.
+    pub(crate) fn set_active(&self, cid: u8, active: bool) {
+        let now = self.state.get().boots;
+        self.pdp_active.lock(|c| {
+            let (boots, mask) = c.get();
+            let mask = if boots == now { mask } else { 0 };
+            let bit = 1u32 << cid;
+            c.set((now, if active { mask | bit } else { mask & !bit }));
+        });
+    }
+
+    /// Marks SSL context `ctx` as configured in this boot; returns whether it holds the
+    /// module's defaults until now: the driver saw this boot's `RDY` (a module that was running
+    /// before the driver started may keep what an earlier run set) and has not configured the
+    /// context since.
+    pub(crate) fn touch_ssl(&self, ctx: u8) -> bool {
+        let now = self.state.get().boots;
+        self.ssl_touched.lock(|c| {
+            let (boots, mask) = c.get();
+            let mask = if boots == now { mask } else { 0 };
+            c.set((now, mask | (1 << ctx)));
+            now > 0 && mask & (1 << ctx) == 0
+        })
     }
 
     /// Size of the ingress buffer (the largest response the runner can take).
@@ -180,11 +247,14 @@ pub(crate) fn split<'a, const N: usize, const S: usize, const RB: usize>(
         sockets,
         ingress,
     } = resources;
+    // Written before any reference to them exists, at every start (a second start on the same
+    // resources begins afresh; the old values hold nothing that needs dropping).
+    let core: &'a mut Core = core.write(Core::new());
     core.config = config;
     core.ingress_size = N;
     let core: &'a Core = core;
-    let slot: &'a ResponseSlot<N> = slot;
-    let urcs: &'a NoUrcChannel = urcs;
+    let slot: &'a ResponseSlot<N> = slot.write(ResponseSlot::new());
+    let urcs: &'a NoUrcChannel = urcs.write(NoUrcChannel::new());
     let pool: &'a Sockets<S, RB> = sockets;
     let pool: &'a dyn SocketPool = pool;
     let apply = ApplyUrcs {
@@ -267,13 +337,16 @@ impl<'a> Modem<'a> {
         self.core.model.lock(Cell::get)
     }
 
-    /// Waits for the modem to boot (`RDY`), or, if it is already running, for it to answer
-    /// `AT`; then switches echo off (`ATE0`), selects verbose errors (`AT+CMEE=2`), identifies
-    /// the model (`ATI`, `AT+CGSN`) and enables registration URCs.
+    /// Waits for the modem to boot (`RDY`), or, if it is already running, for it to answer;
+    /// switches echo off (`ATE0`, which is also the probe), selects verbose errors and enables
+    /// registration URCs (`AT+CMEE=2;+CREG=2;+CGREG=2;+CEREG=2`, one command line), and
+    /// identifies the model (`ATI`) and the IMEI (`AT+CGSN`, at the first call only: after a
+    /// reboot of the module the IMEI read before is returned).
     pub async fn init(&self) -> Result<Identity, Error> {
         let deadline = Instant::now() + self.core.config.startup_timeout;
         loop {
-            match self.send(&general::At).await {
+            // `ATE0` is as harmless as `AT` and saves the round trip of a separate probe.
+            match self.send(&general::Echo(false)).await {
                 Ok(()) => break,
                 Err(Error::Timeout) | Err(Error::Rebooted) | Err(Error::Parse) => {}
                 Err(e) => return Err(e),
@@ -286,19 +359,41 @@ impl<'a> Modem<'a> {
         self.configure().await
     }
 
-    /// After a reboot: echo off, verbose errors, identity, URCs.
+    /// After a reboot (echo already off): verbose errors, URCs, identity.
     pub(crate) async fn configure(&self) -> Result<Identity, Error> {
-        self.send(&general::Echo(false)).await?;
-        self.send(&general::SetCmee(2)).await?;
+        let cmee = general::SetCmee(2);
+        let urcs = [RegDomain::Cs, RegDomain::Ps, RegDomain::Eps]
+            .map(|domain| SetRegistrationUrc { domain, mode: 2 });
+        let boots = self.core.state.get().boots;
+        let together = self.core.config.registration_urcs
+            && self
+                .send(&general::Concat {
+                    parts: &[&cmee, &urcs[0], &urcs[1], &urcs[2]],
+                })
+                .await
+                .is_ok();
+        if together {
+            self.core.urcs_on.lock(|c| c.set(boots));
+        } else {
+            // One by one: registration URCs off, or a domain the model lacks (no CS on an
+            // NB-IoT-only firmware, say) refused the line.
+            self.send(&cmee).await?;
+            if self.core.config.registration_urcs {
+                for urc in &urcs {
+                    let _ = self.send(urc).await;
+                }
+            }
+        }
         let ati = self.send(&general::Identify).await?;
         let model = Model::from_ati(&ati.model);
         self.core.model.lock(|m| m.set(model));
-        let imei = self.send(&general::Imei).await?;
-        if self.core.config.registration_urcs {
-            for domain in [RegDomain::Cs, RegDomain::Ps, RegDomain::Eps] {
-                // Not every model has every domain (e.g. no CS on NB-IoT-only firmware).
-                let _ = self.send(&SetRegistrationUrc { domain, mode: 2 }).await;
-            }
+        // The revision may change with a firmware update (which reboots the module), so `ATI`
+        // is sent again; the IMEI cannot, so `AT+CGSN` is sent once per driver start.
+        let mut imei = self.core.imei.lock(|i| i.borrow().clone());
+        if imei.is_empty() {
+            let read = self.send(&general::Imei).await?;
+            imei = crate::at::parse::to_string(read.as_bytes())?;
+            self.core.imei.lock(|i| i.borrow_mut().clone_from(&imei));
         }
         let model_name = crate::util::truncated(&ati.model);
         let revision = crate::util::truncated(&ati.revision);
@@ -307,7 +402,7 @@ impl<'a> Modem<'a> {
             model,
             model_name,
             revision,
-            imei: crate::at::parse::to_string(imei.as_bytes())?,
+            imei,
         })
     }
 

@@ -4,11 +4,12 @@ use embassy_time::{Duration, Instant, with_timeout};
 
 use super::{Modem, SimStatus};
 use crate::Error;
-use crate::at::urc::{RegDomain, RegStatus};
+use crate::at::urc::{PinCode, RegDomain, RegStatus};
 use crate::command::network::{
     ExtendedSignal, ExtendedSignalQuality, GetCereg, GetCgreg, GetCreg, GetOperator, NetworkInfo,
     NetworkInfoResponse, Operator, Signal, SignalQuality,
 };
+use crate::command::time::{Clock, GetClock};
 
 /// Why [`Network::wait_network_ready`] gave up, by stage (QuecPython's `checkNet` stages).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -42,6 +43,15 @@ impl NotReady {
 #[derive(Clone, Copy)]
 pub struct Network<'a> {
     modem: Modem<'a>,
+}
+
+impl Network<'_> {
+    /// The module's clock (`AT+CCLK?`): local time and UTC offset as the network last sent
+    /// them (NITZ). [`Clock::unix_utc`] gives UTC seconds; [`Clock::is_set`] is `false` while
+    /// the module still shows its power-on default (the network never sent the time).
+    pub async fn time(&self) -> Result<Clock, Error> {
+        self.modem.send(&GetClock).await
+    }
 }
 
 impl<'a> Modem<'a> {
@@ -111,10 +121,34 @@ impl Network<'_> {
     /// Waits until the modem is registered (home or roaming), up to `timeout`. Returns the
     /// status it gave up in: `Err(RegStatus::Denied)` as soon as the network denies
     /// registration, otherwise the last status at the deadline.
+    ///
+    /// What the registration URCs (enabled by [`Modem::init`]) or an earlier answer already
+    /// reported is not asked again: registered is registered. Otherwise it asks `AT+CEREG?`,
+    /// then `AT+CGREG?` and `AT+CREG?` only while none says registered, and then waits for the
+    /// URCs, asking again every 5 s (every second without registration URCs) in case one was
+    /// lost.
     pub async fn wait_registered(&self, timeout: Duration) -> Result<RegStatus, NotReady> {
         let deadline = Instant::now() + timeout;
+        let poll = if self.modem.core.config.registration_urcs {
+            Duration::from_secs(5)
+        } else {
+            Duration::from_secs(1)
+        };
+        let mut ask = true;
+        let mut first = true;
         loop {
-            let status = self.registration().await.map_err(NotReady::Modem)?;
+            let state = self.modem.core.state.get();
+            let known = state.best_registration();
+            let status = match known {
+                Some(s) if s.is_registered() => return Ok(s),
+                _ if ask => {
+                    let s = self.query_until_registered(first).await?;
+                    first = false;
+                    s
+                }
+                Some(s) => s,
+                None => RegStatus::Unknown,
+            };
             if status.is_registered() {
                 return Ok(status);
             }
@@ -122,16 +156,47 @@ impl Network<'_> {
                 return Err(NotReady::Registration(status));
             }
             let generation = self.modem.core.state.get().generation;
-            let wait = (deadline - Instant::now()).min(Duration::from_secs(1));
-            let _ = with_timeout(
+            let wait = (deadline - Instant::now()).min(poll);
+            // A URC (any state change) ends the wait early; the state then says what it said.
+            ask = with_timeout(
                 wait,
                 self.modem
                     .core
                     .state
                     .wait_for(|s| (s.generation != generation).then_some(())),
             )
-            .await;
+            .await
+            .is_err();
         }
+    }
+
+    /// Asks EPS, GPRS and CS registration in that order, stopping at the first registered one;
+    /// returns the best status seen. When the registration URCs were switched on right after
+    /// this boot's `RDY` and `AT+CEREG?` says the modem is still searching, the other domains
+    /// are not asked: a later change of any of them comes as a URC (and the periodic poll asks
+    /// them all). A denial on LTE still asks the others (GPRS may be fine).
+    async fn query_until_registered(&self, first: bool) -> Result<RegStatus, NotReady> {
+        let mut any = false;
+        let urcs = first && self.modem.core.registration_urcs_since_boot();
+        for domain in [RegDomain::Eps, RegDomain::Ps, RegDomain::Cs] {
+            match self.registration_of(domain).await {
+                Ok(s) if s.is_registered() => return Ok(s),
+                Ok(RegStatus::Searching) if urcs => return Ok(RegStatus::Searching),
+                Ok(_) => any = true,
+                Err(Error::Cme(_)) | Err(Error::Error) => {}
+                Err(e) => return Err(NotReady::Modem(e)),
+            }
+        }
+        if !any {
+            return Err(NotReady::Modem(Error::Error));
+        }
+        Ok(self
+            .modem
+            .core
+            .state
+            .get()
+            .best_registration()
+            .unwrap_or(RegStatus::Unknown))
     }
 
     /// Waits until the modem can carry data, like QuecPython's `checkNet.waitNetworkReady`:
@@ -140,8 +205,12 @@ impl Network<'_> {
     /// stage failed and in what state.
     pub async fn wait_network_ready(&self, cid: u8, timeout: Duration) -> Result<(), NotReady> {
         let deadline = Instant::now() + timeout;
-        // Stage 1: SIM.
+        // Stage 1: SIM. `+CPIN: READY` (the boot URC, or an earlier answer in this boot) is
+        // not asked again.
         loop {
+            if self.modem.core.state.get().pin == Some(PinCode::Ready) {
+                break;
+            }
             let status = self.modem.sim().status().await.map_err(NotReady::Modem)?;
             match status {
                 SimStatus::Ready => break,

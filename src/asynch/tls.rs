@@ -5,8 +5,13 @@ use core::fmt;
 
 use super::Modem;
 use crate::Error;
+use crate::at::expect::Expect;
+use crate::at::parse::{all, next, quoted, uint};
+use crate::at::response::Response;
 use crate::command::file::{Delete, FileEntry, List, Upload, UploadData, checksum};
+use crate::command::general::{Concat, LinePart};
 use crate::command::socket::{SslConfigure, SslOption};
+use crate::command::{CmdWriter, Command};
 use crate::pem::{self, PemKind};
 
 /// TLS versions the modem may negotiate.
@@ -123,15 +128,122 @@ impl fmt::Debug for TlsConfig<'_> {
     }
 }
 
-/// Writes `<prefix><base><ctx>.pem` (e.g. `UFS:qca1.pem`).
-fn file_name(prefix: &str, base: &str, ctx: u8) -> Result<heapless::String<24>, Error> {
+/// The file kinds [`Modem::configure_tls`] stores, by name stem.
+const STEMS: [&str; 3] = ["qca", "qcrt", "qkey"];
+
+/// The longest name [`tls_file_name`] makes (`UFS:qkey5_0123abcd.pem`).
+const NAME_LEN: usize = 24;
+
+/// CRC-32 (IEEE 802.3, the one of zip and `crc32(1)`) of `data`.
+fn crc32(data: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &b in data {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = (crc >> 1) ^ (0xEDB8_8320 & (crc & 1).wrapping_neg());
+        }
+    }
+    !crc
+}
+
+/// The name under which [`Modem::configure_tls`] stores `data` as file kind `stem` (`qca`,
+/// `qcrt`, `qkey`) of SSL context `ctx`: `<prefix><stem><ctx>_<crc32 of data, 8 hex>.pem`, e.g.
+/// `qca1_5d3c0a1f.pem` (`UFS:qca1_5d3c0a1f.pem` on EC2x).
+fn tls_file_name(
+    prefix: &str,
+    stem: &str,
+    ctx: u8,
+    data: &[u8],
+) -> Result<heapless::String<NAME_LEN>, Error> {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut s = heapless::String::new();
+    let digest = crc32(data);
+    let mut tail = *b"_00000000.pem";
+    for k in 0..8 {
+        tail[8 - k] = HEX[((digest >> (4 * k)) & 0xf) as usize];
+    }
     s.push_str(prefix).map_err(|_| Error::Overflow)?;
-    s.push_str(base).map_err(|_| Error::Overflow)?;
+    s.push_str(stem).map_err(|_| Error::Overflow)?;
     s.push(char::from(b'0' + ctx))
         .map_err(|_| Error::Overflow)?;
-    s.push_str(".pem").map_err(|_| Error::Overflow)?;
+    // The tail is ASCII.
+    for &b in &tail {
+        s.push(char::from(b)).map_err(|_| Error::Overflow)?;
+    }
     Ok(s)
+}
+
+/// Strips the drive prefix the listing may show (`UFS:`).
+fn bare(name: &str) -> &str {
+    name.strip_prefix("UFS:").unwrap_or(name)
+}
+
+/// Whether `name` (bare) is a file [`Modem::configure_tls`] stored for context `ctx`, now
+/// (`qca1_<hex>.pem`) or before file names carried a digest (`qca1.pem`).
+fn is_ours(name: &str, ctx: u8) -> bool {
+    STEMS.iter().any(|stem| {
+        name.strip_prefix(stem)
+            .and_then(|r| r.strip_prefix(char::from(b'0' + ctx)))
+            .is_some_and(|r| r == ".pem" || (r.starts_with('_') && r.ends_with(".pem")))
+    })
+}
+
+/// `AT+QFLST="<pattern>"`, read for the TLS files of one context: which of the wanted files
+/// are there with the right size, and which other files of the context are there (stale: an
+/// older certificate, a truncated upload).
+struct TlsListing<'n> {
+    pattern: &'n str,
+    ctx: u8,
+    /// Bare name and size of each wanted file.
+    wanted: [Option<(&'n str, u32)>; 3],
+}
+
+/// What [`TlsListing`] found.
+struct Found {
+    present: [bool; 3],
+    /// Bare names of the context's other files (more are left for the next call).
+    stale: heapless::Vec<heapless::String<NAME_LEN>, 6>,
+}
+
+impl Command for TlsListing<'_> {
+    type Response = Found;
+    const EXPECT: Expect = Expect::prefixed(b"+QFLST:");
+    const TIMEOUT_MS: u32 = 5_000;
+    fn write(&self, w: &mut CmdWriter<'_>) -> Result<(), Error> {
+        List {
+            pattern: self.pattern,
+        }
+        .write(w)
+    }
+    fn parse(&self, resp: &Response<'_>) -> Result<Found, Error> {
+        let mut found = Found {
+            present: [false; 3],
+            stale: heapless::Vec::new(),
+        };
+        for line in resp.prefixed(b"+QFLST:") {
+            let (name, size) = all((quoted, next(uint)), line)?;
+            let Ok(name) = core::str::from_utf8(name) else {
+                continue;
+            };
+            let name = bare(name);
+            if !is_ours(name, self.ctx) {
+                continue;
+            }
+            let wanted = self
+                .wanted
+                .iter()
+                .position(|w| matches!(w, Some((n, s)) if *n == name && *s == size));
+            match wanted {
+                Some(i) => found.present[i] = true,
+                None => {
+                    if let Ok(n) = heapless::String::try_from(name) {
+                        let _ = found.stale.push(n);
+                    }
+                }
+            }
+        }
+        Ok(found)
+    }
 }
 
 impl<'a> Modem<'a> {
@@ -147,13 +259,29 @@ impl<'a> Modem<'a> {
     /// Uploads `data` as file `name` (replacing a file of that name) and checks the module's
     /// checksum of what it received (`AT+QFDEL`, `AT+QFUPL`).
     pub async fn upload_file(&self, name: &str, data: &[u8]) -> Result<(), Error> {
-        let size = u32::try_from(data.len()).map_err(|_| Error::Overflow)?;
         match self.send(&Delete { name }).await {
             // Not there (405), or refused for a reason the upload will report more precisely
             // (e.g. 407 "file already exists").
             Ok(()) | Err(Error::Cme(_)) | Err(Error::Error) => {}
             Err(e) => return Err(e),
         }
+        self.upload_new(name, data).await
+    }
+
+    /// Uploads `data` as file `name`, which is not expected to exist (`AT+QFUPL`); if it does
+    /// after all (407), deletes it and uploads again.
+    async fn upload_new(&self, name: &str, data: &[u8]) -> Result<(), Error> {
+        match self.upload_only(name, data).await {
+            Err(Error::Cme(crate::CmeError(407))) => {
+                self.send(&Delete { name }).await?;
+                self.upload_only(name, data).await
+            }
+            other => other,
+        }
+    }
+
+    async fn upload_only(&self, name: &str, data: &[u8]) -> Result<(), Error> {
+        let size = u32::try_from(data.len()).map_err(|_| Error::Overflow)?;
         // Give slow links time: the modem gives up after this many idle seconds.
         let timeout_s = 10;
         let mut channel = self.channel().await;
@@ -181,18 +309,64 @@ impl<'a> Modem<'a> {
         self.send(&Delete { name }).await
     }
 
+    /// Lists the modem's files (one `AT+QFLST`) and reads which TLS files of context `ctx`
+    /// are there. A module that answers `+CME ERROR: 405` (nothing matches) has none.
+    async fn tls_listing(&self, ctx: u8, wanted: [Option<(&str, u32)>; 3]) -> Result<Found, Error> {
+        let pattern = if self.file_prefix().await.is_empty() {
+            "*"
+        } else {
+            "UFS:*"
+        };
+        match self
+            .send(&TlsListing {
+                pattern,
+                ctx,
+                wanted,
+            })
+            .await
+        {
+            Err(Error::Cme(crate::CmeError::FILE_NOT_FOUND)) => Ok(Found {
+                present: [false; 3],
+                stale: heapless::Vec::new(),
+            }),
+            other => other,
+        }
+    }
+
     /// Deletes the CA, client certificate and key files [`Modem::configure_tls`] uploaded for
-    /// SSL context `ssl_ctx` (0–5) from the modem's file system (`AT+QFDEL`), e.g. before the
-    /// device is decommissioned or handed on. A file that is not there is not an error. The SSL
-    /// context keeps naming the files: call `configure_tls` again before the next TLS socket.
+    /// SSL context `ssl_ctx` (0–5) from the modem's file system (`AT+QFLST`, then `AT+QFDEL`
+    /// for each), e.g. before the device is decommissioned or handed on. Files of the naming
+    /// of earlier versions (`qca<ctx>.pem`…) go too. A file that is not there is not an error.
+    /// The SSL context keeps naming the files: call `configure_tls` again before the next TLS
+    /// socket.
     pub async fn delete_tls_files(&self, ssl_ctx: u8) -> Result<(), Error> {
         if ssl_ctx > 5 {
             return Err(Error::InvalidArgument);
         }
         let prefix = self.file_prefix().await;
-        for base in ["qca", "qcrt", "qkey"] {
-            let name = file_name(prefix, base, ssl_ctx)?;
-            match self.send(&Delete { name: &name }).await {
+        // A listing names at most 6 files of the context; a few rounds clear any number a
+        // context can have gathered (bounded, should a file refuse to go).
+        for _ in 0..4 {
+            let found = self.tls_listing(ssl_ctx, [None; 3]).await?;
+            let full = found.stale.is_full();
+            self.delete_all(prefix, &found.stale).await?;
+            if !full {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    async fn delete_all(
+        &self,
+        prefix: &str,
+        names: &[heapless::String<NAME_LEN>],
+    ) -> Result<(), Error> {
+        for name in names {
+            let mut full: heapless::String<{ NAME_LEN + 4 }> = heapless::String::new();
+            full.push_str(prefix).map_err(|_| Error::Overflow)?;
+            full.push_str(name).map_err(|_| Error::Overflow)?;
+            match self.send(&Delete { name: &full }).await {
                 Ok(()) | Err(Error::Cme(crate::CmeError::FILE_NOT_FOUND)) => {}
                 Err(e) => return Err(e),
             }
@@ -205,10 +379,21 @@ impl<'a> Modem<'a> {
         self.send(&List { pattern }).await
     }
 
-    /// Uploads the certificates and key of `config` and sets up SSL context `ssl_ctx` (0–5) for
-    /// [`Remote::Tls`](super::Remote::Tls) sockets: files `qca<ctx>.pem`, `qcrt<ctx>.pem`,
-    /// `qkey<ctx>.pem` (with the model's drive prefix), security level 1 (verify the server) or
-    /// 2 (mutual TLS), all cipher suites, SNI, and the options in `config`.
+    /// Makes sure the certificates and key of `config` are on the modem and sets up SSL
+    /// context `ssl_ctx` (0–5) for [`Remote::Tls`](super::Remote::Tls) sockets: security level
+    /// 1 (verify the server) or 2 (mutual TLS), all cipher suites, SNI, and the options in
+    /// `config`.
+    ///
+    /// Files are named after their content: `qca<ctx>_<crc>.pem`, `qcrt<ctx>_<crc>.pem`,
+    /// `qkey<ctx>_<crc>.pem` (with the model's drive prefix), `<crc>` being the CRC-32 of the
+    /// PEM in 8 hex digits. One `AT+QFLST` shows which are there with the right size; only the
+    /// missing ones are uploaded (`AT+QFUPL`), and the context's other files (an older
+    /// certificate, names of earlier versions) are deleted (`AT+QFDEL`). With the files in
+    /// place (every boot after the first) no file is written: no upload time, no flash wear.
+    ///
+    /// The SSL context itself does not survive a reboot, so its options are set at every boot,
+    /// in one command line (`AT+QSSLCFG=…;+QSSLCFG=…`); `negotiatetime` at its documented
+    /// default (300) is left out while the context is untouched since a boot the driver saw.
     ///
     /// The PEM inputs are checked first ([`TlsConfig::validate`]): a file that does not parse,
     /// or holds the wrong kind of object, is refused with [`Error::Pem`] before anything is
@@ -219,47 +404,166 @@ impl<'a> Modem<'a> {
         }
         config.validate()?;
         let prefix = self.file_prefix().await;
-        let ca = file_name(prefix, "qca", ssl_ctx)?;
-        let cert = file_name(prefix, "qcrt", ssl_ctx)?;
-        let key = file_name(prefix, "qkey", ssl_ctx)?;
-        let set = |option| SslConfigure {
-            ctx: ssl_ctx,
-            option,
+        let ca = match config.server {
+            ServerAuth::Verify(pem) => Some(pem),
+            ServerAuth::InsecureNoVerify => None,
         };
+        let data: [Option<&[u8]>; 3] = [ca, config.client_cert, config.client_key];
+        let mut names: [heapless::String<NAME_LEN>; 3] = Default::default();
+        for ((name, stem), d) in names.iter_mut().zip(STEMS).zip(data) {
+            if let Some(d) = d {
+                *name = tls_file_name(prefix, stem, ssl_ctx, d)?;
+            }
+        }
+        self.ensure_files(prefix, ssl_ctx, &names, &data).await?;
+        let fresh = self.core.touch_ssl(ssl_ctx);
+        self.configure_ssl_context(ssl_ctx, config, &names, fresh)
+            .await
+    }
+
+    /// Uploads the files of `data` that the modem lacks, and deletes the context's others.
+    async fn ensure_files(
+        &self,
+        prefix: &str,
+        ctx: u8,
+        names: &[heapless::String<NAME_LEN>; 3],
+        data: &[Option<&[u8]>; 3],
+    ) -> Result<(), Error> {
+        if data.iter().all(Option::is_none) {
+            // Nothing to store (no verification, no client identity): the file system is
+            // left alone ([`Modem::delete_tls_files`] clears it).
+            return Ok(());
+        }
+        let mut wanted: [Option<(&str, u32)>; 3] = [None; 3];
+        for ((w, name), d) in wanted.iter_mut().zip(names).zip(data) {
+            if let Some(d) = d {
+                let size = u32::try_from(d.len()).map_err(|_| Error::Overflow)?;
+                *w = Some((bare(name), size));
+            }
+        }
+        let found = match self.tls_listing(ctx, wanted).await {
+            Ok(found) => found,
+            Err(e @ (Error::Timeout | Error::Rebooted | Error::Write | Error::Read)) => {
+                return Err(e);
+            }
+            // A listing the driver cannot read (too many files for the buffer, say): upload
+            // everything, replacing what may be there.
+            Err(_) => {
+                debug!("file listing not readable: uploading");
+                for (name, d) in names.iter().zip(data) {
+                    if let Some(d) = d {
+                        self.upload_file(name, d).await?;
+                    }
+                }
+                return Ok(());
+            }
+        };
+        // Stale files first: the flash then has room for the new ones.
+        self.delete_all(prefix, &found.stale).await?;
+        for ((name, d), present) in names.iter().zip(data).zip(found.present) {
+            if let (Some(d), false) = (d, present) {
+                self.upload_new(name, d).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Sets the options of SSL context `ctx` in one command line; `fresh`: untouched since the
+    /// boot, so options at their defaults can be left out.
+    async fn configure_ssl_context(
+        &self,
+        ctx: u8,
+        config: &TlsConfig<'_>,
+        names: &[heapless::String<NAME_LEN>; 3],
+        fresh: bool,
+    ) -> Result<(), Error> {
+        let set = |option| SslConfigure { ctx, option };
         let seclevel = match (config.server, config.client_cert) {
             (ServerAuth::InsecureNoVerify, _) => 0,
             (ServerAuth::Verify(_), None) => 1,
             (ServerAuth::Verify(_), Some(_)) => 2,
         };
-        if let ServerAuth::Verify(pem) = config.server {
-            self.upload_file(&ca, pem).await?;
-            self.send(&set(SslOption::CaCert(&ca))).await?;
-        }
-        if let (Some(c), Some(k)) = (config.client_cert, config.client_key) {
-            self.upload_file(&cert, c).await?;
-            self.upload_file(&key, k).await?;
-            self.send(&set(SslOption::ClientCert(&cert))).await?;
-            self.send(&set(SslOption::ClientKey(&key))).await?;
-        }
         let version = match config.version {
             TlsVersion::Tls12 => 3,
             TlsVersion::Any => 4,
         };
-        self.send(&set(SslOption::Version(version))).await?;
-        self.send(&set(SslOption::CipherSuite(0xffff))).await?;
-        self.send(&set(SslOption::SecLevel(seclevel))).await?;
-        self.send(&set(SslOption::IgnoreLocalTime(config.ignore_local_time)))
-            .await?;
-        self.send(&set(SslOption::NegotiateTime(config.negotiate_timeout_s)))
-            .await?;
-        // Not every firmware knows "sni" (BG96 V1.0 does not): only an explicit refusal to turn
-        // it on matters, and then the handshake itself will tell.
-        if let Err(e) = self.send(&set(SslOption::Sni(config.sni))).await {
+        let mut options: heapless::Vec<SslConfigure<'_>, 9> = heapless::Vec::new();
+        let mut push = |o| options.push(o).map_err(|_| Error::Overflow);
+        if !names[0].is_empty() {
+            push(set(SslOption::CaCert(&names[0])))?;
+        }
+        if !names[1].is_empty() && !names[2].is_empty() {
+            push(set(SslOption::ClientCert(&names[1])))?;
+            push(set(SslOption::ClientKey(&names[2])))?;
+        }
+        // The defaults of these are not documented for every family (`ignorelocaltime` 1 is
+        // only seen on the EG800K): they are set, at no extra round trip in this line.
+        push(set(SslOption::SecLevel(seclevel)))?;
+        push(set(SslOption::Version(version)))?;
+        push(set(SslOption::CipherSuite(0xffff)))?;
+        push(set(SslOption::IgnoreLocalTime(config.ignore_local_time)))?;
+        // 300 s is the documented default (BG96 SSL manual).
+        if !fresh || config.negotiate_timeout_s != 300 {
+            push(set(SslOption::NegotiateTime(config.negotiate_timeout_s)))?;
+        }
+        // The "sni" default differs between models (0 on LTE-Standard Cat-1 modules), so it is
+        // always set; last, because not every firmware knows it (BG96 V1.0 does not).
+        let sni = set(SslOption::Sni(config.sni));
+        let mut parts: heapless::Vec<&dyn LinePart, 10> = heapless::Vec::new();
+        for o in &options {
+            let _ = parts.push(o);
+        }
+        let _ = parts.push(&sni);
+        let with_sni = self.send(&Concat { parts: &parts }).await;
+        let Err(e) = with_sni else { return Ok(()) };
+        if !matches!(e, Error::Error | Error::Cme(_)) {
+            return Err(e);
+        }
+        // Refused: without "sni", then (to find the one that fails) one by one. The SNI
+        // option is then sent on its own line in any case: a refusal of the combined line
+        // may have been a transient error, and AWS IoT (among others) needs SNI.
+        parts.pop();
+        let rest_ok = !parts.is_empty() && self.send(&Concat { parts: &parts }).await.is_ok();
+        if !rest_ok {
+            for o in &options {
+                self.send(o).await?;
+            }
+        }
+        // Only an explicit refusal to turn SNI on matters, and then the handshake will tell.
+        if let Err(e) = self.send(&sni).await {
             debug!("sni option not accepted");
             if !matches!(e, Error::Error | Error::Cme(_)) {
                 return Err(e);
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn crc32_vectors() {
+        assert_eq!(crc32(b""), 0);
+        assert_eq!(crc32(b"123456789"), 0xCBF4_3926);
+        assert_eq!(
+            crc32(b"The quick brown fox jumps over the lazy dog"),
+            0x414F_A339
+        );
+    }
+
+    #[test]
+    fn names() {
+        let n = tls_file_name("UFS:", "qkey", 5, b"123456789").unwrap();
+        assert_eq!(n.as_str(), "UFS:qkey5_cbf43926.pem");
+        assert!(is_ours("qkey5_cbf43926.pem", 5));
+        assert!(is_ours("qca1.pem", 1));
+        assert!(!is_ours("qca1.pem", 2));
+        assert!(!is_ours("qca12.pem", 1));
+        assert!(!is_ours("qca1_x.txt", 1));
+        assert!(!is_ours("rootCA.pem", 1));
+        assert_eq!(bare("UFS:qca1.pem"), "qca1.pem");
     }
 }

@@ -1,7 +1,9 @@
 //! The digester: turns the modem's byte stream into responses, URCs and prompts.
 //!
-//! It implements [`atat::digest::Digester`], so atat's `Ingress` feeds it and delivers what it
-//! finds to atat's `ResponseSlot` and `UrcChannel`. Unlike atat's default digester it
+//! It implements [`atat::digest::Digester`], so atat's `Ingress` feeds it and delivers the
+//! responses it finds to atat's `ResponseSlot`; URCs go to its [`UrcSink`] (the runner applies
+//! them to its state at once) or, without one, back to its caller. Unlike atat's default
+//! digester it
 //!
 //! * is **incremental**: it remembers how far it has scanned, so a byte arriving alone costs the
 //!   same as a byte arriving in a 1 KiB chunk;

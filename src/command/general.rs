@@ -325,6 +325,65 @@ impl Command for PowerDown {
     }
 }
 
+/// One command of a [`Concat`] line: any [`Command`] that answers only `OK`.
+pub trait LinePart {
+    /// Writes the command as [`Command::write`] does (with its `AT` prefix).
+    fn write_part(&self, w: &mut CmdWriter<'_>) -> Result<(), Error>;
+}
+
+impl<C: Command<Response = ()>> LinePart for C {
+    fn write_part(&self, w: &mut CmdWriter<'_>) -> Result<(), Error> {
+        self.write(w)
+    }
+}
+
+/// Several set commands on one command line, `AT+A=1;+B=2;+C=3` (concatenation as V.250 §5.4.1
+/// defines it; Quectel's manuals use it, e.g. `AT+IPR=921600;&W`): one round trip instead of
+/// one per command. Every command after the first must be an extended one (`AT+…`), and none
+/// may answer with information lines, enter a data mode or answer later.
+///
+/// The module runs them in order and answers one final result code: `OK` when all of them
+/// succeeded; otherwise it stops at the first that failed and answers that one's error, and
+/// which one failed is not known: send them one by one then (the ones that ran already are
+/// settings, so running them again does no harm).
+#[derive(Clone, Copy)]
+pub struct Concat<'c> {
+    /// The commands, in order.
+    pub parts: &'c [&'c dyn LinePart],
+}
+
+impl core::fmt::Debug for Concat<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Concat")
+            .field("parts", &self.parts.len())
+            .finish()
+    }
+}
+
+impl Command for Concat<'_> {
+    type Response = ();
+    const EXPECT: Expect = Expect::NONE;
+    /// Local settings answer within 300 ms each; a line holds up to a dozen of them.
+    const TIMEOUT_MS: u32 = 5_000;
+    fn write(&self, w: &mut CmdWriter<'_>) -> Result<(), Error> {
+        let Some((first, rest)) = self.parts.split_first() else {
+            return Err(Error::InvalidArgument);
+        };
+        first.write_part(w)?;
+        for part in rest {
+            w.raw(b";")?;
+            let start = w.len();
+            part.write_part(w)?;
+            // `AT+X…` becomes `+X…`.
+            w.cut_at_prefix(start)?;
+        }
+        Ok(())
+    }
+    fn parse(&self, _resp: &Response<'_>) -> Result<(), Error> {
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     extern crate std;
@@ -534,6 +593,42 @@ mod tests {
             (b"\r\nERROR\r\n", Err(Error::Error)),
         ];
         table(&Imei, rows);
+    }
+
+    #[test]
+    fn concatenated_lines() {
+        use crate::at::urc::RegDomain;
+        use crate::command::network::SetRegistrationUrc;
+        let cmee = SetCmee(2);
+        let creg = SetRegistrationUrc {
+            domain: RegDomain::Cs,
+            mode: 2,
+        };
+        assert_eq!(
+            wrote(&Concat {
+                parts: &[&cmee, &creg, &cmee]
+            })
+            .unwrap(),
+            b"AT+CMEE=2;+CREG=2;+CMEE=2"
+        );
+        assert_eq!(wrote(&Concat { parts: &[&cmee] }).unwrap(), b"AT+CMEE=2");
+        assert_eq!(wrote(&Concat { parts: &[] }), Err(Error::InvalidArgument));
+        // A basic command (`ATE0`) cannot follow.
+        assert_eq!(
+            wrote(&Concat {
+                parts: &[&cmee, &Echo(false)]
+            }),
+            Err(Error::InvalidArgument)
+        );
+        // One answer for the line.
+        let c = Concat {
+            parts: &[&cmee, &creg],
+        };
+        let rows: &[Row<()>] = &[
+            (b"\r\nOK\r\n", Ok(())),
+            (b"\r\nERROR\r\n", Err(Error::Error)),
+        ];
+        table(&c, rows);
     }
 
     #[test]

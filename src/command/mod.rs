@@ -16,8 +16,10 @@ pub mod file;
 pub mod general;
 pub mod network;
 pub mod pdp;
+pub mod power;
 pub mod sim;
 pub mod socket;
+pub mod time;
 
 /// A typed AT command.
 pub trait Command {
@@ -120,6 +122,21 @@ impl<'a> CmdWriter<'a> {
             }
         }
         self.raw(&digits[i..])
+    }
+
+    /// Removes the `AT` at `start` of what was written since (a command about to be appended
+    /// to a concatenated line); what follows it must be an extended command (`+…`).
+    pub(crate) fn cut_at_prefix(&mut self, start: usize) -> Result<(), Error> {
+        let part = self
+            .buf
+            .get(start..self.len)
+            .ok_or(Error::InvalidArgument)?;
+        if part.len() < 3 || !part[..2].eq_ignore_ascii_case(b"AT") || part[2] != b'+' {
+            return Err(Error::InvalidArgument);
+        }
+        self.buf.copy_within(start + 2..self.len, start);
+        self.len -= 2;
+        Ok(())
     }
 
     /// Appends a comma.

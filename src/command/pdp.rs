@@ -454,27 +454,62 @@ impl Command for GetActiveContexts {
     fn parse(&self, resp: &Response<'_>) -> Result<Vec<ActiveContext, 16>, Error> {
         let mut out = Vec::new();
         for line in resp.prefixed(b"+QIACT:") {
-            let (cid, state, context_type, a1, a2) = all(
-                (
-                    uint,
-                    next(uint),
-                    next(uint),
-                    opt(next(field)),
-                    opt(next(field)),
-                ),
-                line,
-            )?;
-            let (ipv4, ipv6) = sort_addresses(&[a1, a2])?;
-            let ctx = ActiveContext {
-                cid: u8_of(cid)?,
-                state: bool_of(state)?,
-                context_type: ContextType::from_code(context_type).ok_or(Error::Parse)?,
-                ipv4,
-                ipv6,
-            };
-            out.push(ctx).map_err(|_| Error::Overflow)?;
+            out.push(active_context(line)?)
+                .map_err(|_| Error::Overflow)?;
         }
         Ok(out)
+    }
+}
+
+/// One `+QIACT: <cid>,<state>,<type>[,<addr>[,<addr>]]` line.
+fn active_context(line: &[u8]) -> Result<ActiveContext, Error> {
+    let (cid, state, context_type, a1, a2) = all(
+        (
+            uint,
+            next(uint),
+            next(uint),
+            opt(next(field)),
+            opt(next(field)),
+        ),
+        line,
+    )?;
+    let (ipv4, ipv6) = sort_addresses(&[a1, a2])?;
+    Ok(ActiveContext {
+        cid: u8_of(cid)?,
+        state: bool_of(state)?,
+        context_type: ContextType::from_code(context_type).ok_or(Error::Parse)?,
+        ipv4,
+        ipv6,
+    })
+}
+
+/// `AT+QIACT?` read for one context: its line, or `None` when it is not listed (not active).
+/// The same command as [`GetActiveContexts`], without keeping the other contexts (the list of
+/// all 16 is over 1 KiB on the stack).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct GetActiveContext {
+    /// Context id, 1–16.
+    pub cid: u8,
+}
+
+impl Command for GetActiveContext {
+    type Response = Option<ActiveContext>;
+    const EXPECT: Expect = Expect::prefixed(b"+QIACT:");
+    const TIMEOUT_MS: u32 = ACTIVATE_MS;
+    fn write(&self, w: &mut CmdWriter<'_>) -> Result<(), Error> {
+        check_cid(self.cid)?;
+        w.str("AT+QIACT?")
+    }
+    fn parse(&self, resp: &Response<'_>) -> Result<Option<ActiveContext>, Error> {
+        let mut found = None;
+        for line in resp.prefixed(b"+QIACT:") {
+            let c = active_context(line)?;
+            if c.cid == self.cid {
+                found = Some(c);
+            }
+        }
+        Ok(found)
     }
 }
 
@@ -1096,6 +1131,32 @@ mod tests {
             (b"\r\n+CME ERROR: 3\r\n", Err(Error::Cme(CmeError(3)))),
         ];
         table(&GetActiveContexts, rows);
+        // One context of the list: the others are parsed (bad lines are still refused), not kept.
+        let two = b"\r\n+QIACT: 1,1,1,\"10.7.157.1\"\r\n+QIACT: 2,0,1\r\n\r\nOK\r\n";
+        let one: &[Row<Option<ActiveContext>>] = &[
+            (
+                two,
+                Ok(Some(a(
+                    1,
+                    true,
+                    ContextType::Ipv4,
+                    Some("10.7.157.1"),
+                    None,
+                ))),
+            ),
+            (b"\r\nOK\r\n", Ok(None)),
+            (b"\r\n+QIACT: 1,2,1\r\n\r\nOK\r\n", Err(Error::Parse)),
+        ];
+        table(&GetActiveContext { cid: 1 }, one);
+        let one: &[Row<Option<ActiveContext>>] = &[
+            (two, Ok(Some(a(2, false, ContextType::Ipv4, None, None)))),
+            (b"\r\n+QIACT: 1,1,1,\"10.7.157.1\"\r\n\r\nOK\r\n", Ok(None)),
+        ];
+        table(&GetActiveContext { cid: 2 }, one);
+        assert_eq!(
+            wrote(&GetActiveContext { cid: 17 }),
+            Err(Error::InvalidArgument)
+        );
     }
 
     #[test]

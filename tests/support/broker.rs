@@ -943,6 +943,19 @@ impl Broker {
         }
     }
 
+    /// Freezes the broker (SIGSTOP): its connections stay open, what clients send waits
+    /// unread in the kernel. [`kill`](Self::kill) then loses it all, deterministically.
+    /// No-op if stopped.
+    pub fn freeze(&self) {
+        let p = self.proc.lock().unwrap();
+        if let Some(child) = p.child.as_ref() {
+            // SAFETY: plain kill(2) on the pid of our own child, not yet reaped.
+            unsafe {
+                libc::kill(child.id() as libc::pid_t, libc::SIGSTOP);
+            }
+        }
+    }
+
     /// Kills the broker (SIGKILL, like a crash). No-op if stopped.
     pub fn kill(&self) {
         let mut p = self.proc.lock().unwrap();

@@ -32,7 +32,7 @@ use embassy_sync::waitqueue::AtomicWaker;
 use embassy_time::{Duration, Timer, with_timeout};
 use embedded_io_async::{Read, Write};
 use quectel::asynch::{self, Apn, Config, Remote, Resources, SimStatus};
-use static_cell::StaticCell;
+use static_cell::{ConstStaticCell, StaticCell};
 
 /// Ingress buffer size (`Resources`' default).
 pub const N: usize = 2048;
@@ -348,10 +348,10 @@ fn panic(_: &core::panic::PanicInfo<'_>) -> ! {
 
 // --- start-up --------------------------------------------------------------------------------
 
-/// The driver's buffers: `Resources` with the crate's defaults, in a `StaticCell` as the README
-/// says (`.bss`, initialised at start-up). A `ConstStaticCell` would put it in `.data`, i.e.
-/// in flash too, because `Resources::new()` is not all zeros.
-static RESOURCES: StaticCell<Resources> = StaticCell::new();
+/// The driver's buffers: `Resources` with the crate's defaults, in a `ConstStaticCell`.
+/// `Resources::new()` is all zero bytes, so this lands in `.bss` (no flash image) and taking
+/// it needs no stack frame of its size (`scripts/footprint.sh` checks both).
+static RESOURCES: ConstStaticCell<Resources> = ConstStaticCell::new(Resources::new());
 
 #[embassy_executor::task]
 async fn runner_task(runner: Runner) -> ! {
@@ -364,13 +364,34 @@ pub fn start(spawner: &Spawner) -> Modem {
     time_init(cp.SYST);
     let (rx, tx) = uart_init();
     let (runner, modem) = asynch::new(
-        RESOURCES.init_with(Resources::new),
+        RESOURCES.take(),
         rx,
         tx,
         Config::default(),
     );
     spawner.spawn(runner_task(runner).unwrap_or_else(|_| unreachable!()));
     modem
+}
+
+/// The bare image's "driver": a task that reads the UART into a buffer and nothing else.
+#[embassy_executor::task]
+async fn bare_rx_task(mut rx: UartRx) -> ! {
+    let mut buf = [0u8; 64];
+    loop {
+        let n = rx.read(&mut buf).await.unwrap_or(0);
+        black_box(buf.get(..n));
+    }
+}
+
+/// The bare image (`row0-bare`): the same board, clock, UART, time driver and executor with two
+/// tasks as every row, and no driver. `scripts/footprint.sh` subtracts it from each row to get
+/// what the crate adds.
+pub fn start_bare(spawner: &Spawner) -> UartTx {
+    let cp = cortex_m::Peripherals::take().unwrap_or_else(|| unreachable!());
+    time_init(cp.SYST);
+    let (rx, tx) = uart_init();
+    spawner.spawn(bare_rx_task(rx).unwrap_or_else(|_| unreachable!()));
+    tx
 }
 
 /// Reports a step's outcome on a GPIO (P0.13: ok, P0.14: failed).

@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use super::{Engine, Reply, SocketInfo};
-use crate::link::Link;
+use crate::link::{Link, frame};
 use crate::sockets::{Socket, client_config, resolve};
 
 use super::dns::lookup;
@@ -186,6 +186,7 @@ impl Engine {
             return;
         }
         let mut urcs = Vec::new();
+        let mut pushes: Vec<(String, Vec<u8>)> = Vec::new();
         for id in 0..self.sockets.len() {
             let Some(s) = self.sockets[id].as_mut() else {
                 continue;
@@ -214,7 +215,13 @@ impl Engine {
                 continue;
             }
             let (unread, eof) = s.status();
-            if s.armed && unread > 0 {
+            if s.push && unread > 0 {
+                // Direct push (access mode 1): the data goes out inside the URC, up to 1500
+                // bytes each, followed by CR LF (BG96 TCP(IP) manual; FreeRTOS's BG96 port
+                // expects the trailing CR LF). Nothing is left for AT+QIRD.
+                let data = s.read(MAX_READ);
+                pushes.push((format!("{urc}: \"recv\",{id},{}", data.len()), data));
+            } else if s.armed && unread > 0 {
                 s.armed = false;
                 if self.drop_recv > 0 {
                     self.drop_recv -= 1;
@@ -227,6 +234,12 @@ impl Engine {
                 s.state = 4;
                 urcs.push(format!("{urc}: \"closed\",{id}"));
             }
+        }
+        for (header, data) in pushes {
+            let mut bytes = frame(&header);
+            bytes.extend_from_slice(&data);
+            bytes.extend_from_slice(b"\r\n");
+            self.out(link, &bytes);
         }
         for u in urcs {
             self.urc(link, &u);
@@ -358,6 +371,7 @@ impl Engine {
         host: &str,
         port: u16,
         ssl: Option<u8>,
+        push: bool,
     ) -> Reply {
         let tag = if ssl.is_some() {
             "+QSSLOPEN"
@@ -407,6 +421,8 @@ impl Engine {
                             )
                         }
                     };
+                    let mut sock = sock;
+                    sock.push = push;
                     self.sockets[id] = Some(sock);
                     None
                 }
@@ -694,16 +710,20 @@ impl Engine {
                 let id = arg(1).parse::<usize>().ok().filter(|&i| i < MAX_SOCKETS);
                 let port = arg(4).parse::<u16>().ok();
                 let local_ok = args.len() < 6 || arg(5).parse::<u16>().is_ok();
-                let mode_ok = args.len() < 7 || arg(6) == "0";
-                match (cid, id, port) {
-                    (Some(cid), Some(id), Some(port))
+                // Access mode 0 (buffer) or 1 (direct push); 2 (transparent) is not simulated.
+                let mode = if args.len() < 7 {
+                    Some(false)
+                } else {
+                    push_mode(arg(6))
+                };
+                match (cid, id, port, mode) {
+                    (Some(cid), Some(id), Some(port), Some(push))
                         if arg(2).eq_ignore_ascii_case("TCP")
                             && local_ok
-                            && mode_ok
                             && (5..=7).contains(&args.len()) =>
                     {
                         let host = arg(3).to_string();
-                        self.begin_open(id, cid, &host, port, None)
+                        self.begin_open(id, cid, &host, port, None, push)
                     }
                     _ => {
                         self.set_ip_error(552, None);
@@ -719,13 +739,17 @@ impl Engine {
                     .filter(|&c| (c as usize) < MAX_SSL_CTX);
                 let id = arg(2).parse::<usize>().ok().filter(|&i| i < MAX_SOCKETS);
                 let port = arg(4).parse::<u16>().ok();
-                let mode_ok = args.len() < 6 || arg(5) == "0";
-                match (cid, ctx, id, port) {
-                    (Some(cid), Some(ctx), Some(id), Some(port))
-                        if mode_ok && (5..=6).contains(&args.len()) =>
+                let mode = if args.len() < 6 {
+                    Some(false)
+                } else {
+                    push_mode(arg(5))
+                };
+                match (cid, ctx, id, port, mode) {
+                    (Some(cid), Some(ctx), Some(id), Some(port), Some(push))
+                        if (5..=6).contains(&args.len()) =>
                     {
                         let host = arg(3).to_string();
-                        self.begin_open(id, cid, &host, port, Some(ctx))
+                        self.begin_open(id, cid, &host, port, Some(ctx), push)
                     }
                     _ => {
                         self.set_ip_error(552, None);
@@ -810,6 +834,16 @@ impl Engine {
             _ => return None,
         };
         Some(Some(r))
+    }
+}
+
+/// The `<access_mode>` argument of `AT+QIOPEN`/`AT+QSSLOPEN`: `Some(false)` buffer (0),
+/// `Some(true)` direct push (1), `None` transparent (2, not simulated) or invalid.
+fn push_mode(arg: &str) -> Option<bool> {
+    match arg {
+        "0" => Some(false),
+        "1" => Some(true),
+        _ => None,
     }
 }
 

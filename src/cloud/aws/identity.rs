@@ -70,8 +70,9 @@ impl<'a> DeviceIdentity<'a> {
     /// context `ssl_ctx` with this certificate and key, client id = the thing name.
     ///
     /// [`Mqtt::connect`](crate::mqtt::Mqtt::connect) uploads the certificate and key to the
-    /// module's file system (`AT+QFUPL`) as `qcrt<ctx>.pem` / `qkey<ctx>.pem` before it opens
-    /// the socket (and again after a modem reboot). Use a different `ssl_ctx` from the claim
+    /// module's file system (`AT+QFUPL`) as `qcrt<ctx>_<crc>.pem` / `qkey<ctx>_<crc>.pem` before
+    /// it opens the socket, unless the module has them already (checked after every modem
+    /// reboot; see [`Modem::configure_tls`](crate::asynch::Modem::configure_tls)). Use a different `ssl_ctx` from the claim
     /// connection's: the files then get new names and the claim certificate stays in place for
     /// a later re-provisioning.
     pub fn mqtt_config(

@@ -1,0 +1,125 @@
+//! The power handle: PSM and eDRX requests (`AT+CPSMS`, `AT+CEDRXS`, `AT+QPTWEDRXS`) and what
+//! the network granted, refused up front on models without them.
+
+use embassy_time::Duration;
+
+use super::Modem;
+use crate::Error;
+use crate::command::power::{
+    DisablePsm, EdrxAct, EdrxGrant, GetEdrxGrant, GetPsm, PsmSettings, SetEdrx, SetEdrxWithWindow,
+    SetPsm,
+};
+use crate::model::PowerSupport;
+
+/// PSM and eDRX. Get one with [`Modem::power`]. Timers are given as durations and rounded
+/// up to the nearest value the 3GPP encodings hold (see [`crate::command::power`]); the
+/// network may grant other values, which [`Power::psm`] and [`Power::edrx_grant`] read back.
+/// A call the model does not support (see [`PowerSupport`]) is [`Error::Unsupported`], with
+/// nothing sent.
+#[derive(Clone, Copy, Debug)]
+pub struct Power<'a> {
+    modem: Modem<'a>,
+}
+
+impl<'a> Modem<'a> {
+    /// The power-saving handle.
+    pub fn power(&self) -> Power<'a> {
+        Power { modem: *self }
+    }
+}
+
+impl Power<'_> {
+    async fn require(&self, has: impl Fn(&PowerSupport) -> bool) -> Result<(), Error> {
+        if has(&self.modem.params().await.power) {
+            Ok(())
+        } else {
+            Err(Error::Unsupported)
+        }
+    }
+
+    /// Asks for PSM with this periodic TAU (T3412 extended, up to 9 920 h) and active time
+    /// (T3324, up to 186 min) (`AT+CPSMS=1,,,"<tau>","<active>"`). An out-of-range timer is
+    /// [`Error::InvalidArgument`].
+    pub async fn set_psm(
+        &self,
+        periodic_tau: Duration,
+        active_time: Duration,
+    ) -> Result<(), Error> {
+        self.require(|p| p.psm).await?;
+        self.modem
+            .send(&SetPsm {
+                periodic_tau,
+                active_time,
+            })
+            .await
+    }
+
+    /// Turns PSM off (`AT+CPSMS=0`).
+    pub async fn disable_psm(&self) -> Result<(), Error> {
+        self.require(|p| p.psm).await?;
+        self.modem.send(&DisablePsm).await
+    }
+
+    /// The PSM settings requested from the network (`AT+CPSMS?`).
+    pub async fn psm(&self) -> Result<PsmSettings, Error> {
+        self.require(|p| p.psm).await?;
+        self.modem.send(&GetPsm).await
+    }
+
+    /// Asks for eDRX on `act` with the shortest cycle of at least `cycle`
+    /// (`AT+CEDRXS=1,<act>,"<value>"`); a cycle longer than 10 485.76 s is
+    /// [`Error::InvalidArgument`].
+    pub async fn set_edrx(&self, act: EdrxAct, cycle: Duration) -> Result<(), Error> {
+        self.require(|p| p.edrx).await?;
+        let value = act.value_for(cycle).ok_or(Error::InvalidArgument)?;
+        self.modem
+            .send(&SetEdrx {
+                enable: true,
+                act,
+                value,
+            })
+            .await
+    }
+
+    /// As [`Power::set_edrx`], with a requested paging time window of at least `window`
+    /// (`AT+QPTWEDRXS`, BG95/BG77: 1.28 s steps up to 20.48 s on LTE-M, 2.56 s steps up to
+    /// 40.96 s on NB-IoT).
+    pub async fn set_edrx_with_window(
+        &self,
+        act: EdrxAct,
+        cycle: Duration,
+        window: Duration,
+    ) -> Result<(), Error> {
+        self.require(|p| p.paging_window).await?;
+        let value = act.value_for(cycle).ok_or(Error::InvalidArgument)?;
+        let paging_window = (0u8..16)
+            .find(|&v| act.paging_window(v) >= window)
+            .ok_or(Error::InvalidArgument)?;
+        self.modem
+            .send(&SetEdrxWithWindow {
+                enable: true,
+                act,
+                paging_window,
+                value,
+            })
+            .await
+    }
+
+    /// Turns eDRX off on `act` (`AT+CEDRXS=0,<act>,"0000"`).
+    pub async fn disable_edrx(&self, act: EdrxAct) -> Result<(), Error> {
+        self.require(|p| p.edrx).await?;
+        self.modem
+            .send(&SetEdrx {
+                enable: false,
+                act,
+                value: 0,
+            })
+            .await
+    }
+
+    /// The eDRX parameters the network granted in the serving cell (`AT+CEDRXRDP`).
+    pub async fn edrx_grant(&self) -> Result<EdrxGrant, Error> {
+        self.require(|p| p.edrx).await?;
+        self.modem.send(&GetEdrxGrant).await
+    }
+}

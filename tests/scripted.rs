@@ -237,3 +237,46 @@ fn already_active_context_and_firmware_without_sni() {
     });
     handle.finish().unwrap();
 }
+
+/// Issue 11's URC storm: 100 URCs arrive inside one reply (between `ATI`'s information lines and
+/// its `OK`), with the bytes in 1-, 7- and 64-byte pieces. None is lost (each one counts in the
+/// state), and the next command (`AT+CGSN`) gets its own answer, not a leftover of the storm.
+/// (The URCs used to wait in a 24-slot channel: the 25th was dropped with the rest of its read,
+/// and the next command took the storm's `OK`. The reply, URCs included, must still fit the
+/// ingress buffer, hence 4 KiB here.)
+#[test]
+fn a_reply_with_100_urcs_inside_loses_none_and_the_next_command_gets_its_own_answer() {
+    use quectel::command::general::{Identify, Imei};
+    for frag in [1, 7, 64] {
+        let mut storm = String::new();
+        for _ in 0..100 {
+            storm.push_str(r#"\r\n+QIURC: \"pdpdeact\",1\r\n"#);
+        }
+        let script = format!(
+            r#"
+frag {frag}
+> ATI
+<raw "\r\nQuectel\r\nBG96\r\n{storm}Revision: BG96MAR02A07M1G\r\n\r\nOK\r\n"
+> AT+CGSN
+< 866425030000001
+< OK
+"#
+        );
+        let script = Script::parse(&script).unwrap();
+        let (rx, tx, handle) = script.spawn();
+        let resources = Box::leak(Box::new(quectel::asynch::Resources::<4096, 2, 2048>::new()));
+        let (ati, imei, state) =
+            support::with_endpoints_in(resources, support::config(), rx, tx, async |m| {
+                let ati = m.send(&Identify).await.unwrap();
+                let imei = m.send(&Imei).await.unwrap();
+                (ati, imei, m.state())
+            });
+        assert_eq!(ati.model.as_str(), "BG96", "frag {frag}");
+        assert_eq!(imei.as_str(), "866425030000001", "frag {frag}");
+        assert_eq!(
+            state.pdp_deact_events, 100,
+            "frag {frag}: URCs inside the reply were lost"
+        );
+        handle.finish().unwrap();
+    }
+}

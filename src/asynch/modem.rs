@@ -2,7 +2,7 @@
 
 use core::cell::Cell;
 
-use atat::{Ingress, ResponseSlot, UrcChannel};
+use atat::{Ingress, ResponseSlot};
 use embassy_sync::blocking_mutex::Mutex as BlockingMutex;
 use embassy_sync::blocking_mutex::raw::CriticalSectionRawMutex;
 use embassy_sync::mutex::Mutex;
@@ -10,11 +10,11 @@ use embassy_time::{Duration, Instant, Timer};
 use embedded_io_async::{Read, Write};
 
 use super::channel::{Channel, ChannelState, ErasedParse, LineSpec, ResponseSource, WriteLine};
-use super::runner::{Runner, RunnerParts, URC_CAPACITY};
+use super::runner::{ApplyUrcs, NoUrcChannel, Runner, RunnerParts};
 use super::tx::TxMailbox;
 use crate::Error;
 use crate::at::urc::RegDomain;
-use crate::at::{Digester, ExpectCell, Urc};
+use crate::at::{Digester, ExpectCell};
 use crate::command::Command;
 use crate::command::general;
 use crate::command::network::SetRegistrationUrc;
@@ -35,13 +35,13 @@ use crate::state::StateCell;
 ///
 /// RAM: about `2·N + S·2·R + 2.5 KiB`.
 pub struct Resources<const N: usize = 2048, const S: usize = 2, const R: usize = 2048> {
-    // The driver state and atat's response slot and URC channel are written when the driver
-    // starts ([`new`], `blocking::new`): `Resources::new()` is then all zero bytes, so a
-    // `static` of it lands in `.bss` (no flash image) and placing it needs no stack frame of
-    // its size.
+    // The driver state, atat's response slot and the (unused) URC channel atat's ingress is
+    // built with are written when the driver starts ([`new`], `blocking::new`):
+    // `Resources::new()` is then all zero bytes, so a `static` of it lands in `.bss` (no flash
+    // image) and placing it needs no stack frame of its size.
     core: MaybeUninit<Core>,
     slot: MaybeUninit<ResponseSlot<N>>,
-    urcs: MaybeUninit<UrcChannel<Urc, URC_CAPACITY, 1>>,
+    urcs: MaybeUninit<NoUrcChannel>,
     /// Zero bytes are its initial state (checked on firmware by `scripts/footprint.sh`).
     sockets: Sockets<S, R>,
     ingress: [u8; N],
@@ -254,27 +254,28 @@ pub(crate) fn split<'a, const N: usize, const S: usize, const RB: usize>(
     core.ingress_size = N;
     let core: &'a Core = core;
     let slot: &'a ResponseSlot<N> = slot.write(ResponseSlot::new());
-    let urcs: &'a UrcChannel<Urc, URC_CAPACITY, 1> = urcs.write(UrcChannel::new());
+    let urcs: &'a NoUrcChannel = urcs.write(NoUrcChannel::new());
     let pool: &'a Sockets<S, RB> = sockets;
     let pool: &'a dyn SocketPool = pool;
+    let apply = ApplyUrcs {
+        state: &core.state,
+        pool,
+    };
     let ingress = Ingress::new(
-        Digester::new(&core.shared, N).with_sink(pool),
+        Digester::with_urc_sink(&core.shared, N, apply).with_sink(pool),
         ingress,
         slot,
         urcs,
     );
-    let subscription = urcs
-        .subscribe()
-        .unwrap_or_else(|_| unreachable!("the URC channel has exactly one subscriber"));
     let modem = Modem { core, pool, slot };
     (
         RunnerParts {
             ingress,
-            urcs: subscription,
-            state: &core.state,
             pool,
             shared: &core.shared,
             noise: 0,
+            stage: [0; super::runner::STAGE],
+            staged: 0,
         },
         modem,
     )

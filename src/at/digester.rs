@@ -1,7 +1,9 @@
 //! The digester: turns the modem's byte stream into responses, URCs and prompts.
 //!
-//! It implements [`atat::digest::Digester`], so atat's `Ingress` feeds it and delivers what it
-//! finds to atat's `ResponseSlot` and `UrcChannel`. Unlike atat's default digester it
+//! It implements [`atat::digest::Digester`], so atat's `Ingress` feeds it and delivers the
+//! responses it finds to atat's `ResponseSlot`; URCs go to its [`UrcSink`] (the runner applies
+//! them to its state at once) or, without one, back to its caller. Unlike atat's default
+//! digester it
 //!
 //! * is **incremental**: it remembers how far it has scanned, so a byte arriving alone costs the
 //!   same as a byte arriving in a 1 KiB chunk;
@@ -21,7 +23,7 @@
 use atat::InternalError;
 use atat::digest::DigestResult;
 
-use super::expect::{Expect, ExpectCell, PayloadSink};
+use super::expect::{Expect, ExpectCell, NoUrcSink, PayloadSink, UrcSink};
 use super::line::{self, LineClass};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -41,9 +43,13 @@ enum Mode {
 }
 
 /// Quectel digester. See the [module documentation](self).
-pub struct Digester<'a> {
+///
+/// `U` receives the URCs when it applies them ([`UrcSink::APPLIES`]); otherwise the digester
+/// returns them to its caller.
+pub struct Digester<'a, U: UrcSink = NoUrcSink> {
     shared: &'a ExpectCell,
     sink: Option<&'a dyn PayloadSink>,
+    urcs: U,
     capacity: usize,
     mode: Mode,
     /// Bytes of the buffer already examined.
@@ -58,6 +64,8 @@ pub struct Digester<'a> {
     deferred: Option<usize>,
     /// Payload of the response being collected or drained, as buffer offsets.
     payload: Option<(usize, usize)>,
+    /// The command in flight as last read, and [`ExpectCell::changes`] when it was read.
+    expect_cache: Option<(u32, Option<Expect>)>,
 }
 
 impl<'a> Digester<'a> {
@@ -67,9 +75,17 @@ impl<'a> Digester<'a> {
     /// `capacity` must equal the ingress buffer's size: when the buffer is full and nothing in it
     /// can be delivered, the digester reports an overflow instead of stalling.
     pub fn new(shared: &'a ExpectCell, capacity: usize) -> Self {
+        Self::with_urc_sink(shared, capacity, NoUrcSink)
+    }
+}
+
+impl<'a, U: UrcSink> Digester<'a, U> {
+    /// [`Digester::new`], handing every URC to `urcs`.
+    pub fn with_urc_sink(shared: &'a ExpectCell, capacity: usize, urcs: U) -> Self {
         Self {
             shared,
             sink: None,
+            urcs,
             capacity,
             mode: Mode::Line,
             scan: 0,
@@ -78,7 +94,21 @@ impl<'a> Digester<'a> {
             resp_expect: None,
             deferred: None,
             payload: None,
+            expect_cache: None,
         }
+    }
+
+    /// The command in flight; the critical section is taken only after it changed.
+    fn current(&mut self) -> Option<Expect> {
+        let changes = self.shared.changes();
+        if let Some((seen, expect)) = self.expect_cache
+            && seen == changes
+        {
+            return expect;
+        }
+        let expect = self.shared.current();
+        self.expect_cache = Some((changes, expect));
+        expect
     }
 
     /// Copies payloads of commands with a socket target ([`Expect::target`]) into `sink` when
@@ -151,10 +181,25 @@ impl<'a> Digester<'a> {
     }
 
     fn find_newline(buf: &[u8], from: usize, to: usize) -> Option<usize> {
-        buf[from..to]
-            .iter()
-            .position(|&b| b == b'\n')
+        buf.get(from..to)
+            .and_then(super::line::find_lf)
             .map(|i| from + i)
+    }
+
+    /// A URC line (trimmed, not empty) was read: apply it through the sink, or hand it out.
+    /// `consumed` bytes end with it.
+    fn urc<'b>(&mut self, text: &'b [u8], consumed: usize) -> (DigestResult<'b>, usize) {
+        if U::APPLIES {
+            if self.urcs.urc(text) {
+                self.shared.count(|s| s.unknown_urcs += 1);
+            }
+            (DigestResult::None, consumed)
+        } else {
+            if super::urc::is_unknown(text) {
+                self.shared.count(|s| s.unknown_urcs += 1);
+            }
+            (DigestResult::Urc(text), consumed)
+        }
     }
 
     /// Trims a raw line; returns the text and its offsets in the buffer.
@@ -171,12 +216,17 @@ impl<'a> Digester<'a> {
     }
 
     fn digest_line_mode<'b>(&mut self, buf: &'b [u8]) -> Option<(DigestResult<'b>, usize)> {
-        let expect = self.shared.current();
+        // Blank lines (the `\r\n` that frames every line) need no search.
+        while self.scan == self.line_start && buf.get(self.scan..self.scan + 2) == Some(b"\r\n") {
+            self.scan += 2;
+            self.line_start = self.scan;
+        }
         // The data prompt is a partial line: `>` (usually followed by a space) at a line start.
+        // (The command in flight is read only when it matters: a critical section on firmware.)
         if self.scan == self.line_start
             && self.resp_start.is_none()
-            && expect.is_some_and(|e| e.prompt)
             && buf.get(self.line_start) == Some(&b'>')
+            && self.current().is_some_and(|e| e.prompt)
         {
             let mut end = self.line_start + 1;
             if buf.get(end) == Some(&b' ') {
@@ -194,6 +244,11 @@ impl<'a> Digester<'a> {
         let (ts, te) = Self::text_of(buf, self.line_start, nl);
         let text = &buf[ts..te];
         self.scan = next_line;
+        if text.is_empty() {
+            self.line_start = next_line;
+            return None;
+        }
+        let expect = self.current();
         let in_response = self.resp_start.is_some();
         let class = line::classify(text, expect.as_ref(), in_response);
         match class {
@@ -204,9 +259,6 @@ impl<'a> Digester<'a> {
                 self.shared.count(|s| s.garbage_lines += 1);
             }
             LineClass::Urc => {
-                if line::prefix_of(text).is_some() && !super::urc::is_known(text) {
-                    self.shared.count(|s| s.unknown_urcs += 1);
-                }
                 if in_response {
                     if self.deferred.is_none() {
                         self.deferred = Some(self.line_start);
@@ -214,7 +266,7 @@ impl<'a> Digester<'a> {
                     self.shared.count(|s| s.deferred_urcs += 1);
                 } else {
                     self.reset_positions();
-                    return Some((DigestResult::Urc(text), next_line));
+                    return Some(self.urc(text, next_line));
                 }
             }
             LineClass::Info => {
@@ -300,7 +352,7 @@ impl<'a> Digester<'a> {
                 let n = nl + 1;
                 self.consumed(n);
                 self.mode = Mode::Drain { end: end - n };
-                return Some((DigestResult::Urc(text), n));
+                return Some(self.urc(text, n));
             }
         }
     }
@@ -328,9 +380,12 @@ impl<'a> Digester<'a> {
         };
         let (ts, te) = Self::text_of(buf, 0, nl);
         let text = &buf[ts..te];
-        let expect = self.resp_expect.or_else(|| self.shared.current());
+        let expect = match self.resp_expect {
+            Some(e) => Some(e),
+            None => self.current(),
+        };
         match line::classify(text, expect.as_ref(), true) {
-            LineClass::Urc => return Some((DigestResult::Urc(text), nl + 1)),
+            LineClass::Urc => return Some(self.urc(text, nl + 1)),
             LineClass::Final(f) => {
                 self.shared.complete_with(f);
                 self.mode = Mode::Line;
@@ -348,7 +403,7 @@ impl<'a> Digester<'a> {
     }
 }
 
-impl atat::digest::Digester for Digester<'_> {
+impl<U: UrcSink> atat::digest::Digester for Digester<'_, U> {
     fn digest<'b>(&mut self, buf: &'b [u8]) -> (DigestResult<'b>, usize) {
         if buf.len() < self.scan {
             // The ingress dropped bytes under us (its buffer was cleared): start over.

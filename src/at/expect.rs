@@ -6,6 +6,7 @@
 //! publishes an [`Expect`] before it writes a command; the digester reads it.
 
 use core::cell::{Cell, RefCell};
+use core::sync::atomic::{AtomicU32, Ordering};
 
 use embassy_sync::blocking_mutex::{Mutex, raw::CriticalSectionRawMutex};
 use embassy_sync::waitqueue::MultiWakerRegistration;
@@ -138,13 +139,57 @@ struct Pending {
     completed: u32,
     last_final: Option<Final>,
     prompt_seen: bool,
-    stats: DigestStats,
+}
+
+/// The digester's counters, one word each. Only the digester writes them (a load and a store,
+/// which every target has, even without compare-and-swap), and nobody waits on them, so
+/// counting costs no critical section.
+struct Counters([AtomicU32; 7]);
+
+impl Counters {
+    const fn new() -> Self {
+        Self([const { AtomicU32::new(0) }; 7])
+    }
+
+    fn get(&self) -> DigestStats {
+        let [a, b, c, d, e, f, g] = &self.0;
+        let l = |x: &AtomicU32| x.load(Ordering::Relaxed);
+        DigestStats {
+            garbage_lines: l(a),
+            unknown_urcs: l(b),
+            echo_lines: l(c),
+            overflows: l(d),
+            unsolicited_finals: l(e),
+            deferred_urcs: l(f),
+            discarded_bytes: l(g),
+        }
+    }
+
+    fn set(&self, s: DigestStats) {
+        let [a, b, c, d, e, f, g] = &self.0;
+        let st = |x: &AtomicU32, v: u32| {
+            if x.load(Ordering::Relaxed) != v {
+                x.store(v, Ordering::Relaxed)
+            }
+        };
+        st(a, s.garbage_lines);
+        st(b, s.unknown_urcs);
+        st(c, s.echo_lines);
+        st(d, s.overflows);
+        st(e, s.unsolicited_finals);
+        st(f, s.deferred_urcs);
+        st(g, s.discarded_bytes);
+    }
 }
 
 /// Shared between the command side (writer) and the digester (reader). Lives in `Resources`.
 pub struct ExpectCell {
     inner: Mutex<CriticalSectionRawMutex, Cell<Pending>>,
     wakers: Mutex<CriticalSectionRawMutex, RefCell<MultiWakerRegistration<2>>>,
+    stats: Counters,
+    /// Bumped (inside the critical section) on every change of the command bookkeeping, so
+    /// that the digester re-reads the command in flight only when it changed.
+    changes: AtomicU32,
 }
 
 impl Default for ExpectCell {
@@ -162,17 +207,10 @@ impl ExpectCell {
                 completed: 0,
                 last_final: None,
                 prompt_seen: false,
-                stats: DigestStats {
-                    garbage_lines: 0,
-                    unknown_urcs: 0,
-                    echo_lines: 0,
-                    overflows: 0,
-                    unsolicited_finals: 0,
-                    deferred_urcs: 0,
-                    discarded_bytes: 0,
-                },
             })),
             wakers: Mutex::new(RefCell::new(MultiWakerRegistration::new())),
+            stats: Counters::new(),
+            changes: AtomicU32::new(0),
         }
     }
 
@@ -197,14 +235,18 @@ impl ExpectCell {
     }
 
     fn update<R>(&self, f: impl FnOnce(&mut Pending) -> R) -> R {
-        let r = self.inner.lock(|c| {
+        // One critical section: the wake runs nested inside it (a nested one costs nothing
+        // more than a flag).
+        self.inner.lock(|c| {
             let mut p = c.get();
             let r = f(&mut p);
             c.set(p);
+            // Load and store: every target has them, and the critical section orders writers.
+            let n = self.changes.load(Ordering::Relaxed).wrapping_add(1);
+            self.changes.store(n, Ordering::Release);
+            self.wakers.lock(|w| w.borrow_mut().wake());
             r
-        });
-        self.wakers.lock(|w| w.borrow_mut().wake());
-        r
+        })
     }
 
     /// Marks a command as in flight (called just before it is written).
@@ -218,6 +260,12 @@ impl ExpectCell {
     /// The command in flight, if any.
     pub fn current(&self) -> Option<Expect> {
         self.inner.lock(|c| c.get().expect)
+    }
+
+    /// A number that changes whenever the command in flight may have changed (read it before
+    /// [`ExpectCell::current`] to cache the latter).
+    pub fn changes(&self) -> u32 {
+        self.changes.load(Ordering::Acquire)
     }
 
     /// Marks the command in flight as finished (called by the digester on a final result code,
@@ -257,11 +305,22 @@ impl ExpectCell {
 
     /// A snapshot of the digester's counters.
     pub fn stats(&self) -> DigestStats {
-        self.inner.lock(|c| c.get().stats)
+        self.stats.get()
     }
 
+    /// Changes the digester's counters (only the digester calls this).
     pub(crate) fn count(&self, f: impl FnOnce(&mut DigestStats)) {
-        self.update(|p| f(&mut p.stats));
+        let mut s = self.stats.get();
+        f(&mut s);
+        self.stats.set(s);
+    }
+
+    /// Corrupted input seen so far: garbage lines, unknown URCs and discarded bytes (a sum
+    /// that changes whenever one of them does; three loads, no critical section).
+    pub fn noise(&self) -> u32 {
+        let [a, b, _, _, _, _, g] = &self.stats.0;
+        let l = |x: &AtomicU32| x.load(Ordering::Relaxed);
+        l(a).wrapping_add(l(b)).wrapping_add(l(g))
     }
 }
 
@@ -269,4 +328,25 @@ impl ExpectCell {
 pub trait PayloadSink {
     /// `data` arrived for socket slot `slot` (a complete `+QIRD`/`+QSSLRECV` payload).
     fn deliver(&self, slot: u8, data: &[u8]);
+}
+
+/// Receives URCs straight from the digester, so that no bounded channel stands between the
+/// ingress and what the URCs update (the runner applies them to its state and socket slots).
+pub trait UrcSink {
+    /// Whether URCs go to [`UrcSink::urc`] (`false`: the digester hands them to its caller).
+    const APPLIES: bool;
+    /// `line` (trimmed, never empty) is a URC. Returns `true` if it is a `+XXX:` URC the driver
+    /// does not know or cannot read (the digester counts it as noise).
+    fn urc(&self, line: &[u8]) -> bool;
+}
+
+/// No sink: the digester delivers URCs to its caller ([`DigestResult::Urc`](atat::digest::DigestResult)).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NoUrcSink;
+
+impl UrcSink for NoUrcSink {
+    const APPLIES: bool = false;
+    fn urc(&self, _line: &[u8]) -> bool {
+        false
+    }
 }

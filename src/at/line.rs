@@ -94,18 +94,41 @@ pub fn parse_final(line: &[u8]) -> Option<Final> {
     })
 }
 
-/// URCs without a `+XXX:` prefix.
-pub const BARE_URCS: &[&[u8]] = &[
-    b"RDY",
-    b"APP RDY",
-    b"POWERED DOWN",
-    b"NORMAL POWER DOWN",
-    b"PSM POWER DOWN",
-    b"RING",
-];
+/// Whether `line` is a URC without a `+XXX:` prefix (a `match`: the compiler dispatches on
+/// the length).
+#[inline]
+pub fn is_bare_urc(line: &[u8]) -> bool {
+    matches!(
+        line,
+        b"RDY" | b"APP RDY" | b"POWERED DOWN" | b"NORMAL POWER DOWN" | b"PSM POWER DOWN" | b"RING"
+    )
+}
 
-/// Prefixes that are both URCs and answers to a read command; the shape decides.
-const REGISTRATION_PREFIXES: &[&[u8]] = &[b"+CREG:", b"+CGREG:", b"+CEREG:"];
+/// The position of the first `\n` in `buf`, a machine word at a time.
+#[inline]
+pub fn find_lf(buf: &[u8]) -> Option<usize> {
+    const W: usize = core::mem::size_of::<usize>();
+    const ONES: usize = usize::MAX / 0xff;
+    const HIGHS: usize = ONES << 7;
+    const LFS: usize = ONES * (b'\n' as usize);
+    let mut i = 0;
+    let mut words = buf.chunks_exact(W);
+    for w in &mut words {
+        let mut b = [0u8; W];
+        b.copy_from_slice(w);
+        let x = usize::from_ne_bytes(b) ^ LFS;
+        // A zero byte in `x` (a `\n` in the word) sets its high bit here (exact for the first
+        // zero byte, which is all the search needs).
+        if x.wrapping_sub(ONES) & !x & HIGHS != 0 {
+            break;
+        }
+        i += W;
+    }
+    buf.get(i..)?
+        .iter()
+        .position(|&c| c == b'\n')
+        .map(|k| i + k)
+}
 
 /// What a (trimmed) line is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -127,33 +150,40 @@ pub enum LineClass {
 
 /// The `+XXX:` prefix of a line, with the colon, if it has one. A space before the colon is
 /// tolerated (`+QSIMSTAT : 1,0` in one manual) and not part of the returned prefix.
+#[inline]
 pub fn prefix_of(line: &[u8]) -> Option<&[u8]> {
-    if line.first() != Some(&b'+') {
+    // One pass: `+`, at least one alphanumeric, spaces, `:`.
+    let (&b'+', rest) = line.split_first()? else {
         return None;
-    }
-    let colon = line.iter().position(|&b| b == b':')?;
-    let name = &line[1..colon];
-    let name_end = name
+    };
+    let name = rest
         .iter()
-        .rposition(|&b| b != b' ')
-        .map(|i| i + 1)
-        .unwrap_or(0);
-    if name_end == 0 || !name[..name_end].iter().all(|b| b.is_ascii_alphanumeric()) {
+        .take_while(|b| b.is_ascii_alphanumeric())
+        .count();
+    if name == 0 {
         return None;
     }
-    Some(&line[..colon + 1])
+    let spaces = rest.get(name..)?.iter().take_while(|&&b| b == b' ').count();
+    let colon = 1 + name + spaces;
+    match line.get(colon) {
+        Some(b':') => line.get(..colon + 1),
+        _ => None,
+    }
 }
 
 /// Compares a line's prefix with an expected one (`+CSQ:`), tolerating a space before the colon.
 pub fn has_prefix(line: &[u8], prefix: &[u8]) -> bool {
-    match prefix_of(line) {
-        Some(p) => {
-            let name = &p[..p.len() - 1];
-            let name = trim_ascii(name);
-            prefix.len() > 1 && name == &prefix[..prefix.len() - 1]
-        }
-        None => false,
+    prefix_of(line).is_some_and(|p| prefix_matches(p, prefix))
+}
+
+/// Compares a prefix found by [`prefix_of`] (`+CSQ :` or `+CSQ:`) with an expected one (`+CSQ:`).
+#[inline]
+fn prefix_matches(found: &[u8], prefix: &[u8]) -> bool {
+    if found == prefix {
+        return true;
     }
+    let name = trim_ascii(&found[..found.len() - 1]);
+    prefix.len() > 1 && name == &prefix[..prefix.len() - 1]
 }
 
 /// The text after a line's prefix, without leading spaces.
@@ -164,8 +194,28 @@ pub fn after_prefix(line: &[u8]) -> &[u8] {
     }
 }
 
+#[inline]
 fn is_printable(line: &[u8]) -> bool {
-    line.iter().all(|&b| b == b'\t' || (b >= 0x20 && b != 0x7f))
+    const W: usize = core::mem::size_of::<usize>();
+    const ONES: usize = usize::MAX / 0xff;
+    const HIGHS: usize = ONES << 7;
+    let byte_ok = |b: &u8| *b == b'\t' || (*b >= 0x20 && *b != 0x7f);
+    let mut words = line.chunks_exact(W);
+    for w in &mut words {
+        let mut b = [0u8; W];
+        b.copy_from_slice(w);
+        let x = usize::from_ne_bytes(b);
+        let del = x ^ (ONES * 0x7f);
+        // High bit set for a byte below 0x20 or equal to 0x7f (a byte of 0x80 and above sets
+        // none here; the exact check below runs on such words).
+        let below = x.wrapping_sub(ONES * 0x20) & !x;
+        let is_del = del.wrapping_sub(ONES) & !del;
+        let suspicious = (below | is_del) & HIGHS;
+        if suspicious != 0 && !w.iter().all(byte_ok) {
+            return false;
+        }
+    }
+    words.remainder().iter().all(byte_ok)
 }
 
 /// A `+CxREG:` line is a read response when its second field is a bare integer (`<n>,<stat>`);
@@ -191,11 +241,34 @@ fn looks_like_registration_read(line: &[u8]) -> bool {
 /// `expect` is the command in flight (if any); `in_response` tells whether information lines of
 /// that command have already been seen (an echo can only come before them).
 pub fn classify(line: &[u8], expect: Option<&Expect>, in_response: bool) -> LineClass {
-    if line.is_empty() {
+    let Some(&first) = line.first() else {
         return LineClass::Blank;
-    }
+    };
     if !is_printable(line) {
         return LineClass::Garbage;
+    }
+    if first == b'+' {
+        // `+CME ERROR:`/`+CMS ERROR:` are the only finals with a `+`.
+        if line.get(1..3) == Some(b"CM")
+            && let Some(f) = parse_final(line)
+        {
+            return LineClass::Final(f);
+        }
+        let Some(prefix) = prefix_of(line) else {
+            return LineClass::Garbage;
+        };
+        if let Some(expect) = expect
+            && expect.info == Info::Prefixed
+            && prefix_matches(prefix, expect.prefix)
+        {
+            if matches!(expect.prefix, b"+CREG:" | b"+CGREG:" | b"+CEREG:")
+                && !looks_like_registration_read(line)
+            {
+                return LineClass::Urc;
+            }
+            return LineClass::Info;
+        }
+        return LineClass::Urc;
     }
     if let Some(f) = parse_final(line) {
         return LineClass::Final(f);
@@ -203,24 +276,8 @@ pub fn classify(line: &[u8], expect: Option<&Expect>, in_response: bool) -> Line
     if !in_response && line.len() >= 2 && line[..2].eq_ignore_ascii_case(b"AT") {
         return LineClass::Echo;
     }
-    if BARE_URCS.contains(&line) {
+    if is_bare_urc(line) {
         return LineClass::Urc;
-    }
-    if let Some(expect) = expect
-        && expect.info == Info::Prefixed
-        && has_prefix(line, expect.prefix)
-    {
-        if REGISTRATION_PREFIXES.contains(&expect.prefix) && !looks_like_registration_read(line) {
-            return LineClass::Urc;
-        }
-        return LineClass::Info;
-    }
-    if line[0] == b'+' {
-        return if prefix_of(line).is_some() {
-            LineClass::Urc
-        } else {
-            LineClass::Garbage
-        };
     }
     match expect {
         Some(e) if e.info == Info::Bare => LineClass::Info,
@@ -312,6 +369,35 @@ mod tests {
         assert_eq!(classify(b"+QSIMSTAT : 1,0", None, false), LineClass::Urc);
         assert_eq!(classify(b"+FOO: 1", None, false), LineClass::Urc);
         assert_eq!(classify(b"+ +", None, false), LineClass::Garbage);
+    }
+
+    #[test]
+    fn word_at_a_time_scans_agree_with_byte_loops() {
+        let mut x: u32 = 0x1234_5679;
+        for len in 0..64 {
+            for _ in 0..200 {
+                extern crate std;
+                let line: std::vec::Vec<u8> = (0..len)
+                    .map(|_| {
+                        x ^= x << 13;
+                        x ^= x >> 17;
+                        x ^= x << 5;
+                        // Mostly printable, now and then a control byte, DEL, LF or high byte.
+                        match x % 23 {
+                            0 => (x >> 8) as u8 % 0x20,
+                            1 => 0x7f,
+                            2 => b'\n',
+                            3 => 0x80 | (x >> 8) as u8,
+                            _ => 0x20 + ((x >> 8) as u8 % 0x5f),
+                        }
+                    })
+                    .collect();
+                let printable = line.iter().all(|&b| b == b'\t' || (b >= 0x20 && b != 0x7f));
+                assert_eq!(is_printable(&line), printable, "{line:?}");
+                let lf = line.iter().position(|&b| b == b'\n');
+                assert_eq!(find_lf(&line), lf, "{line:?}");
+            }
+        }
     }
 
     #[test]

@@ -14,8 +14,8 @@ pub(crate) mod response;
 pub mod urc;
 
 pub(crate) use digester::Digester;
-pub(crate) use expect::ExpectCell;
 pub use expect::{DigestStats, Expect, Info, Payload};
+pub(crate) use expect::{ExpectCell, UrcSink};
 pub use line::Final;
 pub use response::Response;
 pub use urc::Urc;

@@ -19,14 +19,21 @@ pub fn quoted(i: &[u8]) -> IResult<&[u8], &[u8]> {
     delimited(char('"'), take_while(|b| b != b'"'), char('"')).parse(i)
 }
 
-/// An unsigned decimal integer fitting `u32`.
+/// An unsigned decimal integer fitting `u32` (read by hand: no UTF-8 check and `str::parse`
+/// for what are ASCII digits already).
 pub fn uint(i: &[u8]) -> IResult<&[u8], u32> {
-    map_res(digit1, |d: &[u8]| {
-        core::str::from_utf8(d)
-            .map_err(|_| ())
-            .and_then(|s| s.parse::<u32>().map_err(|_| ()))
-    })
-    .parse(i)
+    let n = i.iter().take_while(|b| b.is_ascii_digit()).count();
+    let fail = |kind| Err(nom::Err::Error(nom::error::Error::new(i, kind)));
+    if n == 0 {
+        return fail(nom::error::ErrorKind::Digit);
+    }
+    let (digits, rest) = i.split_at(n);
+    match digits.iter().try_fold(0u32, |a, &d| {
+        a.checked_mul(10)?.checked_add(u32::from(d - b'0'))
+    }) {
+        Some(v) => Ok((rest, v)),
+        None => fail(nom::error::ErrorKind::MapRes),
+    }
 }
 
 /// A signed decimal integer fitting `i32`.
@@ -91,6 +98,11 @@ mod tests {
         assert_eq!(r, (1, &b"IP"[..], -52));
         assert_eq!(all(uint, b"1x"), Err(Error::Parse));
         assert_eq!(all(uint, b"99999999999"), Err(Error::Parse));
+        assert_eq!(all(uint, b"4294967295"), Ok(u32::MAX));
+        assert_eq!(all(uint, b"4294967296"), Err(Error::Parse));
+        assert_eq!(all(uint, b"007"), Ok(7));
+        assert_eq!(all(uint, b""), Err(Error::Parse));
+        assert_eq!(all(uint, b"-1"), Err(Error::Parse));
         assert_eq!(all(quoted, b"\"unterminated"), Err(Error::Parse));
     }
 }

@@ -261,29 +261,25 @@ pub enum Urc {
     Unknown(heapless::String<16>),
 }
 
-/// Prefixes the driver parses into typed URCs.
-const KNOWN: &[&[u8]] = &[
-    b"+CFUN",
-    b"+CPIN",
-    b"+QUSIM",
-    b"+QIND",
-    b"+CREG",
-    b"+CGREG",
-    b"+CEREG",
-    b"+QIURC",
-    b"+QIOPEN",
-    b"+QSSLOPEN",
-    b"+QSSLURC",
-];
-
-/// Whether a `+XXX:` line has a prefix this driver knows.
-pub(crate) fn is_known(line: &[u8]) -> bool {
+/// Whether a URC line is a `+XXX:` URC whose prefix this driver does not parse into a typed
+/// URC (a `match` on the name: the compiler dispatches on its length).
+pub(crate) fn is_unknown(line: &[u8]) -> bool {
     match super::line::prefix_of(line) {
-        Some(p) => {
-            let name = trim_ascii(&p[..p.len() - 1]);
-            KNOWN.contains(&name)
-        }
-        None => super::line::BARE_URCS.contains(&line),
+        Some(p) => !matches!(
+            trim_ascii(&p[..p.len() - 1]),
+            b"+CFUN"
+                | b"+CPIN"
+                | b"+QUSIM"
+                | b"+QIND"
+                | b"+CREG"
+                | b"+CGREG"
+                | b"+CEREG"
+                | b"+QIURC"
+                | b"+QIOPEN"
+                | b"+QSSLOPEN"
+                | b"+QSSLURC"
+        ),
+        None => false,
     }
 }
 
@@ -291,7 +287,29 @@ fn u8_of(v: u32) -> Option<u8> {
     u8::try_from(v).ok()
 }
 
+/// `"<kind>",<id>` exactly (at most three digits), read by hand: the form of nearly every
+/// `+QIURC`/`+QSSLURC` line, which the nom parsers below also accept (they handle the rest).
+fn kind_and_id(i: &[u8]) -> Option<(&[u8], u8)> {
+    let rest = i.strip_prefix(b"\"")?;
+    let q = rest.iter().position(|&b| b == b'"')?;
+    let (kind, rest) = rest.split_at(q);
+    let digits = rest.strip_prefix(b"\",")?;
+    if digits.is_empty() || digits.len() > 3 || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let id = digits
+        .iter()
+        .fold(0u16, |a, &d| a * 10 + u16::from(d - b'0'));
+    Some((kind, u8::try_from(id).ok()?))
+}
+
 fn qiurc(i: &[u8]) -> Result<QiUrc, crate::Error> {
+    match kind_and_id(i) {
+        Some((b"recv", id)) => return Ok(QiUrc::Recv(id)),
+        Some((b"closed", id)) => return Ok(QiUrc::Closed(id)),
+        Some((b"pdpdeact", id)) => return Ok(QiUrc::PdpDeact(id)),
+        _ => {}
+    }
     let kind = |k: &'static [u8]| preceded((tag(&b"\""[..]), tag(k), tag(&b"\""[..])), next(uint));
     if let Ok(id) = all(kind(b"recv"), i) {
         // Push mode would append a length; buffer mode is what this driver configures.
@@ -422,6 +440,11 @@ fn dnsgip(i: &[u8]) -> Result<QiUrc, crate::Error> {
 }
 
 fn qsslurc(i: &[u8]) -> Result<QsslUrc, crate::Error> {
+    match kind_and_id(i) {
+        Some((b"recv", id)) => return Ok(QsslUrc::Recv(id)),
+        Some((b"closed", id)) => return Ok(QsslUrc::Closed(id)),
+        _ => {}
+    }
     let kind = |k: &'static [u8]| preceded((tag(&b"\""[..]), tag(k), tag(&b"\""[..])), next(uint));
     if let Ok(id) = all(kind(b"recv"), i) {
         return u8_of(id).map(QsslUrc::Recv).ok_or(crate::Error::Parse);
@@ -648,6 +671,30 @@ mod tests {
             Urc::Unknown("+QIOPEN".try_into().unwrap())
         );
         assert_eq!(Urc::parse_line(b"hello"), None);
+    }
+
+    #[test]
+    fn hand_read_kind_and_id_agrees_with_the_general_parser() {
+        assert_eq!(kind_and_id(b"\"recv\",0"), Some((&b"recv"[..], 0)));
+        assert_eq!(kind_and_id(b"\"closed\",255"), Some((&b"closed"[..], 255)));
+        // Anything else is left to the nom parsers, which decide as before.
+        for odd in [
+            &b"\"recv\",256"[..],
+            b"\"recv\", 1",
+            b"\"recv\",1,100",
+            b"\"recv\",",
+            b"\"recv\",1x",
+            b"\"recv\"",
+            b"recv,1",
+        ] {
+            assert_eq!(kind_and_id(odd), None, "{odd:?}");
+        }
+        assert_eq!(p(b"+QIURC: \"recv\",1,100"), Urc::QiUrc(QiUrc::Recv(1)));
+        assert_eq!(p(b"+QIURC: \"recv\", 1"), Urc::QiUrc(QiUrc::Recv(1)));
+        assert_eq!(
+            p(b"+QIURC: \"recv\",256"),
+            Urc::Unknown("+QIURC".try_into().unwrap())
+        );
     }
 
     #[test]

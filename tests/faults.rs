@@ -685,7 +685,7 @@ mod mqtt {
     use std::cell::Cell;
 
     use embassy_futures::select::{Either, select};
-    use quectel::mqtt::{Mqtt, MqttConfig, Outbox, QoS, Transport};
+    use quectel::mqtt::{Mqtt, MqttConfig, MqttError, Outbox, QoS, Transport};
     use support::broker::{Access, Broker, BrokerOptions, ClientId, Subscriber};
 
     use super::*;
@@ -889,7 +889,8 @@ mod mqtt {
 
     /// A minimal MQTT 5 server over plain TCP for faults mosquitto does not produce: it
     /// accepts one client, answers CONNECT, SUBSCRIBE and PINGREQ, then sends `publishes`
-    /// (raw packets) and records the packet ids of the PUBACKs it gets.
+    /// (raw packets) and records the packet ids of the PUBACKs it gets. A QoS 1 PUBLISH from
+    /// the client is answered with a PUBACK carrying `puback_reason` (`None`: no PUBACK).
     struct FakeBroker {
         port: u16,
         pubacks: Arc<Mutex<Vec<u16>>>,
@@ -898,6 +899,10 @@ mod mqtt {
 
     impl FakeBroker {
         fn start(publishes: Vec<Vec<u8>>) -> FakeBroker {
+            Self::start_with(publishes, Some(0))
+        }
+
+        fn start_with(publishes: Vec<Vec<u8>>, puback_reason: Option<u8>) -> FakeBroker {
             use std::io::{Read, Write};
             let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
             let port = listener.local_addr().unwrap().port();
@@ -938,6 +943,14 @@ mod mqtt {
                             .push(u16::from_be_bytes([body[0], body[1]])),
                         // PINGREQ -> PINGRESP
                         12 => c.write_all(&[0xd0, 0]).unwrap(),
+                        // A QoS 1 PUBLISH from the client -> PUBACK with the chosen reason.
+                        3 if h & 0x06 == 0x02 => {
+                            let tlen = usize::from(u16::from_be_bytes([body[0], body[1]]));
+                            let id = [body[2 + tlen], body[3 + tlen]];
+                            if let Some(reason) = puback_reason {
+                                c.write_all(&[0x40, 3, id[0], id[1], reason]).unwrap();
+                            }
+                        }
                         // DISCONNECT
                         14 => break,
                         _ => {}
@@ -980,6 +993,48 @@ mod mqtt {
         let mut p = vec![if dup { 0x3a } else { 0x32 }, body.len() as u8];
         p.extend_from_slice(&body);
         p
+    }
+
+    /// The broker answers a QoS 1 PUBLISH with PUBACK reason 0x87 (not authorised, as AWS IoT
+    /// does for a topic the policy denies): the caller gets a typed error naming the reason,
+    /// the message is settled (nothing stays in flight, publishing does not stall), and the
+    /// session goes on.
+    #[test]
+    fn puback_not_authorised_is_a_typed_error_and_publishing_goes_on() {
+        let broker = FakeBroker::start_with(Vec::new(), Some(0x87));
+        let port = broker.port;
+        with_modem_in(support::resources(), fast_config(), mock(), async |m, _| {
+            m.init().await.unwrap();
+            let cfg = MqttConfig::new(
+                "127.0.0.1",
+                port,
+                "dev-1",
+                Transport::Tcp,
+                Apn::new("internet"),
+            );
+            let mut buf = [0u8; 2048];
+            let mut mqtt = Mqtt::new(cfg, &mut buf, 1024).unwrap();
+            let mut conn = mqtt.connect(m).await.unwrap();
+            conn.publish("denied/topic", b"x", QoS::AtLeastOnce)
+                .await
+                .unwrap();
+            let r = embassy_time::with_timeout(Duration::from_secs(10), async {
+                loop {
+                    match conn.poll().await {
+                        Ok(_) => continue,
+                        Err(e) => return e,
+                    }
+                }
+            })
+            .await
+            .expect("an answer within 10 s");
+            assert_eq!(r, MqttError::Rejected(0x87));
+            assert!(
+                conn.all_acknowledged(),
+                "the refused message stays in flight"
+            );
+        });
+        drop(broker);
     }
 
     /// The broker sends the same QoS 1 PUBLISH twice (the second with DUP set, as after a

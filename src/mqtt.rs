@@ -135,6 +135,9 @@ pub enum MqttError {
     PacketTooLarge,
     /// Too many operations in flight.
     InflightExhausted,
+    /// A QoS 1 message waited longer than [`MqttConfig::ack_timeout`] for its PUBACK: the
+    /// connection is given up; connect again (a resumed session resends the message).
+    AckTimeout,
 }
 
 impl From<Error> for MqttError {
@@ -185,6 +188,7 @@ impl fmt::Display for MqttError {
             MqttError::BufferTooSmall => f.write_str("MQTT transmit buffer too small"),
             MqttError::PacketTooLarge => f.write_str("MQTT packet exceeds the maximum size"),
             MqttError::InflightExhausted => f.write_str("too many MQTT operations in flight"),
+            MqttError::AckTimeout => f.write_str("no PUBACK within the acknowledgement timeout"),
         }
     }
 }
@@ -324,6 +328,10 @@ pub struct MqttConfig<'c> {
     pub backoff_min: Duration,
     /// Longest wait between attempts.
     pub backoff_max: Duration,
+    /// How long a QoS 1 message may wait for its PUBACK before the connection is given up
+    /// with [`MqttError::AckTimeout`] (MQTT 5 resends only on a new connection: connect again
+    /// and a resumed session resends it with DUP set). Default 30 s.
+    pub ack_timeout: Duration,
 }
 
 impl<'c> MqttConfig<'c> {
@@ -349,6 +357,7 @@ impl<'c> MqttConfig<'c> {
             will: None,
             backoff_min: Duration::from_secs(1),
             backoff_max: Duration::from_secs(60),
+            ack_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -363,6 +372,7 @@ impl fmt::Debug for MqttConfig<'_> {
             .field("client_id", &self.client_id)
             .field("keepalive_s", &self.keepalive_s)
             .field("session_expiry_s", &self.session_expiry_s)
+            .field("ack_timeout", &self.ack_timeout)
             .field("auth", &self.auth.map(|(user, _)| (user, "***")))
             .field("will", &self.will.map(|(t, p, q, r)| (t, p.len(), q, r)))
             .finish()
@@ -852,6 +862,7 @@ impl<'c: 'buf, 'buf> Mqtt<'c, 'buf> {
         io: IO,
     ) -> Result<MqttConnection<'s, 'buf, IO>, MqttError> {
         let subscriptions = self.subscriptions.clone();
+        let ack_timeout = self.config.ack_timeout;
         let failures = &mut self.failures;
         let dropped = &self.dropped;
         let io = Guard::new(io, self.rx_size, dropped);
@@ -878,11 +889,15 @@ impl<'c: 'buf, 'buf> Mqtt<'c, 'buf> {
         }
         *failures = 0;
         info!("MQTT connected");
+        let resent_since = (!conn.session().is_publish_quiescent()).then(Instant::now);
         Ok(MqttConnection {
             conn,
             dropped,
             resumed,
             outbox_synced: false,
+            ack_timeout,
+            waiting: heapless::Deque::new(),
+            resent_since,
         })
     }
 
@@ -1076,6 +1091,12 @@ pub struct MqttConnection<'s, 'buf, IO: MqttIo> {
     dropped: &'s DropCell,
     resumed: bool,
     outbox_synced: bool,
+    /// [`MqttConfig::ack_timeout`].
+    ack_timeout: Duration,
+    /// QoS 1 messages published on this connection and when, oldest first.
+    waiting: heapless::Deque<(minimq::Op, Instant), IN_FLIGHT>,
+    /// Messages minimq resent when the session resumed, pending since the connection.
+    resent_since: Option<Instant>,
 }
 
 impl<'s, 'buf, IO: MqttIo> MqttConnection<'s, 'buf, IO> {
@@ -1134,31 +1155,88 @@ impl<'s, 'buf, IO: MqttIo> MqttConnection<'s, 'buf, IO> {
         check_topic(topic)?;
         let p = minimq::Publication::bytes(topic, payload).qos(qos);
         match self.conn.publish(p).await {
-            Ok(_) => Ok(()),
+            Ok(op) => {
+                self.track(op);
+                Ok(())
+            }
             Err(minimq::PubError::Session(e)) => Err(map_err(e)),
             Err(minimq::PubError::Payload(_)) => Err(MqttError::InvalidRequest),
         }
     }
 
     /// Waits for progress: `Ok(Some(message))` when a message arrived, `Ok(None)` after
-    /// internal progress (acknowledgements, keep-alive). An error means the connection is
-    /// gone: drop this and connect again. Cancel-safe.
+    /// internal progress (acknowledgements, keep-alive, an acknowledgement deadline passing).
+    /// An error means the connection is gone: drop this and connect again. Cancel-safe.
+    ///
+    /// A QoS 1 message without its PUBACK after [`MqttConfig::ack_timeout`] ends the
+    /// connection with [`MqttError::AckTimeout`] (checked while waiting here, in
+    /// [`MqttConnection::run`] and in [`MqttConnection::serve`]). Connect again: when the
+    /// broker resumes the session, the message is resent with DUP set; when it does not, the
+    /// message is gone from the session ([`Outbox`] messages are published again).
     pub async fn poll(&mut self) -> Result<Option<InboundPublish<'_>>, MqttError> {
-        self.conn.poll().await.map_err(map_err)
+        let Some(deadline) = self.ack_deadline() else {
+            return self.conn.poll().await.map_err(map_err);
+        };
+        if Instant::now() >= deadline {
+            return Err(MqttError::AckTimeout);
+        }
+        match embassy_time::with_deadline(deadline, self.conn.poll()).await {
+            Ok(r) => r.map_err(map_err),
+            // The deadline passed: report it as progress; the next call (after dropping
+            // messages acknowledged meanwhile) decides whether one still waits too long.
+            Err(_) => Ok(None),
+        }
     }
 
-    /// Waits for the next message.
+    /// Remembers a QoS 1 message minimq took, for [`MqttConfig::ack_timeout`].
+    fn track(&mut self, op: Option<minimq::Op>) {
+        if let Some(op) = op {
+            if self.waiting.is_full() {
+                self.waiting.pop_front();
+            }
+            let _ = self.waiting.push_back((op, Instant::now()));
+        }
+    }
+
+    /// When the oldest QoS 1 message still waiting for its PUBACK times out, if any.
+    fn ack_deadline(&mut self) -> Option<Instant> {
+        let session = self.conn.session();
+        while self
+            .waiting
+            .front()
+            .is_some_and(|(op, _)| !session.is_pending(op))
+        {
+            self.waiting.pop_front();
+        }
+        if session.is_publish_quiescent() {
+            self.waiting.clear();
+            self.resent_since = None;
+            return None;
+        }
+        let oldest = match (self.waiting.front().map(|(_, t)| *t), self.resent_since) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        oldest.map(|t| t + self.ack_timeout)
+    }
+
+    /// Waits for the next message. The acknowledgement timeout ([`MqttConfig::ack_timeout`])
+    /// is checked when it is called, not while it waits: when QoS 1 messages may be waiting
+    /// for their PUBACK, wait with [`MqttConnection::poll`], `run` or `serve`.
     pub async fn recv(&mut self) -> Result<InboundPublish<'_>, MqttError> {
+        if self.ack_deadline().is_some_and(|d| Instant::now() >= d) {
+            return Err(MqttError::AckTimeout);
+        }
         self.conn.recv().await.map_err(map_err)
     }
 
     /// Calls `on_message` for every message until the connection fails (returns that error).
     pub async fn run(&mut self, mut on_message: impl FnMut(&str, &[u8])) -> MqttError {
         loop {
-            match self.conn.poll().await {
+            match self.poll().await {
                 Ok(Some(msg)) => on_message(msg.topic(), msg.payload()),
                 Ok(None) => {}
-                Err(e) => return map_err(e),
+                Err(e) => return e,
             }
         }
     }
@@ -1178,23 +1256,26 @@ impl<'s, 'buf, IO: MqttIo> MqttConnection<'s, 'buf, IO> {
         }
         loop {
             outbox.settle(&self.conn);
-            let next = match select(self.conn.poll(), outbox.next()).await {
+            let next = match select(self.poll(), outbox.next()).await {
                 Either::First(Ok(Some(msg))) => {
                     on_message(msg.topic(), msg.payload());
                     continue;
                 }
                 Either::First(Ok(None)) => continue,
-                Either::First(Err(e)) => return map_err(e),
+                Either::First(Err(e)) => return e,
                 Either::Second(next) => next,
             };
             let p = minimq::Publication::bytes(&next.topic, &next.payload).qos(next.qos);
             match self.conn.publish(p).await {
-                Ok(Some(op)) => outbox.with(|t| {
-                    if let Err((_, m)) = t.in_flight.push_back((op, next)) {
-                        // minimq refuses a ninth in-flight message before this point.
-                        let _ = t.retry.push_front(m);
-                    }
-                }),
+                Ok(Some(op)) => {
+                    self.track(Some(op));
+                    outbox.with(|t| {
+                        if let Err((_, m)) = t.in_flight.push_back((op, next)) {
+                            // minimq refuses a ninth in-flight message before this point.
+                            let _ = t.retry.push_front(m);
+                        }
+                    })
+                }
                 Ok(None) => {}
                 Err(minimq::PubError::Session(e)) => {
                     let e = map_err(e);
@@ -1207,10 +1288,10 @@ impl<'s, 'buf, IO: MqttIo> MqttConnection<'s, 'buf, IO> {
                             outbox.with(|t| {
                                 let _ = t.retry.push_front(next);
                             });
-                            match self.conn.poll().await {
+                            match self.poll().await {
                                 Ok(Some(msg)) => on_message(msg.topic(), msg.payload()),
                                 Ok(None) => {}
-                                Err(e) => return map_err(e),
+                                Err(e) => return e,
                             }
                         }
                         // The link broke while it was written: the session kept a QoS 1

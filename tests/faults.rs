@@ -1037,6 +1037,61 @@ mod mqtt {
         drop(broker);
     }
 
+    /// A broker that never sends the PUBACK: after `ack_timeout` the connection ends with
+    /// `MqttError::AckTimeout` (publishing does not stall on a full in-flight window; the
+    /// caller connects again, and a resumed session resends the message). A broker that does
+    /// acknowledge is never timed out, however long the connection idles.
+    #[test]
+    fn a_puback_that_never_comes_ends_the_connection_after_the_ack_timeout() {
+        for (reason, name) in [(None, "silent"), (Some(0u8), "acknowledging")] {
+            let broker = FakeBroker::start_with(Vec::new(), reason);
+            let port = broker.port;
+            with_modem_in(support::resources(), fast_config(), mock(), async |m, _| {
+                m.init().await.unwrap();
+                let mut cfg = MqttConfig::new(
+                    "127.0.0.1",
+                    port,
+                    "dev-1",
+                    Transport::Tcp,
+                    Apn::new("internet"),
+                );
+                cfg.ack_timeout = Duration::from_secs(2);
+                let mut buf = [0u8; 2048];
+                let mut mqtt = Mqtt::new(cfg, &mut buf, 1024).unwrap();
+                let mut conn = mqtt.connect(m).await.unwrap();
+                let t0 = embassy_time::Instant::now();
+                conn.publish("up/topic", b"x", QoS::AtLeastOnce)
+                    .await
+                    .unwrap();
+                let r = embassy_time::with_timeout(Duration::from_secs(6), async {
+                    loop {
+                        if let Err(e) = conn.poll().await {
+                            return e;
+                        }
+                    }
+                })
+                .await;
+                match reason {
+                    None => {
+                        assert_eq!(r, Ok(MqttError::AckTimeout), "{name}");
+                        let waited = t0.elapsed();
+                        assert!(
+                            waited >= Duration::from_secs(2) && waited < Duration::from_secs(5),
+                            "{name}: {waited:?}"
+                        );
+                        assert!(!conn.all_acknowledged());
+                    }
+                    Some(_) => {
+                        // `with_timeout` ran out: six seconds of polling, no error.
+                        assert!(r.is_err(), "{name}: the connection ended: {r:?}");
+                        assert!(conn.all_acknowledged());
+                    }
+                }
+            });
+            drop(broker);
+        }
+    }
+
     /// The broker sends the same QoS 1 PUBLISH twice (the second with DUP set, as after a
     /// lost PUBACK): the application gets the message twice (QoS 1 is "at least once"; the
     /// driver does not deduplicate), each copy is acknowledged, and the next message is

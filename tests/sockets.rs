@@ -409,16 +409,7 @@ fn pdpdeact_fails_every_socket_on_the_context() {
     let res: &'static mut Resources<2048, 2, 2048> = Box::leak(Box::new(Resources::new()));
     with_modem_in(res, fast_config(), mock(), async |m, h| {
         bring_up(m).await;
-        let mut s = m
-            .connect(
-                1,
-                Remote::Tcp {
-                    host: "127.0.0.1",
-                    port: addr.port(),
-                },
-            )
-            .await
-            .unwrap();
+        let mut s = open_tcp(m, addr.port()).await;
         h.inject_urc("+QIURC: \"pdpdeact\",1");
         let mut buf = [0u8; 8];
         let r = embassy_time::with_timeout(Duration::from_secs(5), s.read(&mut buf)).await;
@@ -427,16 +418,7 @@ fn pdpdeact_fails_every_socket_on_the_context() {
         drop(s);
         // The data call comes back and new sockets work.
         m.data_call().activate(1).await.unwrap();
-        let mut s = m
-            .connect(
-                1,
-                Remote::Tcp {
-                    host: "127.0.0.1",
-                    port: addr.port(),
-                },
-            )
-            .await
-            .unwrap();
+        let mut s = open_tcp(m, addr.port()).await;
         let back = echo_through(&mut s, b"again").await;
         assert_eq!(back, b"again");
     });
@@ -448,16 +430,7 @@ fn send_fail_is_retried_then_reported() {
     let res: &'static mut Resources<2048, 2, 2048> = Box::leak(Box::new(Resources::new()));
     with_modem_in(res, fast_config(), mock(), async |m, h| {
         bring_up(m).await;
-        let mut s = m
-            .connect(
-                1,
-                Remote::Tcp {
-                    host: "127.0.0.1",
-                    port: addr.port(),
-                },
-            )
-            .await
-            .unwrap();
+        let mut s = open_tcp(m, addr.port()).await;
         // Two SEND FAILs: retried, nothing lost or duplicated.
         h.fail_next_sends(2);
         let back = echo_through(&mut s, b"survives two SEND FAILs").await;
@@ -518,26 +491,8 @@ fn module_error_codes_are_typed() {
         h.set_open_fail(None);
         // Every slot was given back.
         let (addr, _echo) = TcpEchoServer::start();
-        let a = m
-            .connect(
-                1,
-                Remote::Tcp {
-                    host: "127.0.0.1",
-                    port: addr.port(),
-                },
-            )
-            .await
-            .unwrap();
-        let b = m
-            .connect(
-                1,
-                Remote::Tcp {
-                    host: "127.0.0.1",
-                    port: addr.port(),
-                },
-            )
-            .await
-            .unwrap();
+        let a = open_tcp(m, addr.port()).await;
+        let b = open_tcp(m, addr.port()).await;
         a.close().await.unwrap();
         b.close().await.unwrap();
     });
@@ -553,16 +508,7 @@ fn a_lost_recv_urc_is_caught_by_the_periodic_check() {
     };
     with_modem_in(res, config, mock(), async |m, h| {
         bring_up(m).await;
-        let mut s = m
-            .connect(
-                1,
-                Remote::Tcp {
-                    host: "127.0.0.1",
-                    port: addr.port(),
-                },
-            )
-            .await
-            .unwrap();
+        let mut s = open_tcp(m, addr.port()).await;
         h.drop_next_recv_urcs(1);
         s.write(b"hello?").await.unwrap();
         s.flush().await.unwrap();
@@ -573,6 +519,19 @@ fn a_lost_recv_urc_is_caught_by_the_periodic_check() {
             .unwrap();
         assert_eq!(&buf[..n], b"hello?");
     });
+}
+
+/// A TCP socket on context 1 to `port` on 127.0.0.1.
+async fn open_tcp<'a>(m: &quectel::asynch::Modem<'a>, port: u16) -> quectel::asynch::Socket<'a> {
+    m.connect(
+        1,
+        Remote::Tcp {
+            host: "127.0.0.1",
+            port,
+        },
+    )
+    .await
+    .unwrap()
 }
 
 /// The driver's defaults (no periodic read check), with the tests' short command gap.
@@ -598,16 +557,7 @@ fn a_short_read_drains_the_socket_without_a_confirming_read() {
     let res: &'static mut Resources<2048, 2, 2048> = Box::leak(Box::new(Resources::new()));
     with_modem_in(res, default_poll_config(), mock(), async |m, h| {
         bring_up(m).await;
-        let mut s = m
-            .connect(
-                1,
-                Remote::Tcp {
-                    host: "127.0.0.1",
-                    port: addr.port(),
-                },
-            )
-            .await
-            .unwrap();
+        let mut s = open_tcp(m, addr.port()).await;
         for (i, msg) in [&b"one"[..], b"second message", b"3"].iter().enumerate() {
             let reads_before = count(h, "AT+QIRD");
             s.write(msg).await.unwrap();
@@ -637,16 +587,7 @@ fn no_at_traffic_while_nothing_happens() {
     let res: &'static mut Resources<2048, 2, 2048> = Box::leak(Box::new(Resources::new()));
     with_modem_in(res, default_poll_config(), mock(), async |m, h| {
         bring_up(m).await;
-        let _s = m
-            .connect(
-                1,
-                Remote::Tcp {
-                    host: "127.0.0.1",
-                    port: addr.port(),
-                },
-            )
-            .await
-            .unwrap();
+        let _s = open_tcp(m, addr.port()).await;
         let before = h.commands().len();
         // Longer than the 5 s the driver used to poll every open socket at.
         embassy_time::Timer::after_secs(6).await;
@@ -666,16 +607,7 @@ fn a_recv_urc_garbled_by_line_noise_is_caught_without_polling() {
     let res: &'static mut Resources<2048, 2, 2048> = Box::leak(Box::new(Resources::new()));
     with_modem_in(res, default_poll_config(), mock(), async |m, h| {
         bring_up(m).await;
-        let mut s = m
-            .connect(
-                1,
-                Remote::Tcp {
-                    host: "127.0.0.1",
-                    port: addr.port(),
-                },
-            )
-            .await
-            .unwrap();
+        let mut s = open_tcp(m, addr.port()).await;
         // A UART overrun: the `recv` URC arrives as a corrupted line.
         h.drop_next_recv_urcs(1);
         s.write(b"hello?").await.unwrap();
@@ -825,16 +757,7 @@ fn small_buffers_cap_reads_instead_of_overflowing() {
     let data = nasty_payload(20_000, 7);
     let back = with_modem_in(res, fast_config(), mock(), async |m, _| {
         bring_up(m).await;
-        let mut s = m
-            .connect(
-                1,
-                Remote::Tcp {
-                    host: "127.0.0.1",
-                    port: addr.port(),
-                },
-            )
-            .await
-            .unwrap();
+        let mut s = open_tcp(m, addr.port()).await;
         let (mut rx, mut tx) = s.split();
         let writer = async {
             embedded_io_async::Write::write_all(&mut tx, &data)

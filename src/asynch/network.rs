@@ -54,6 +54,18 @@ impl Network<'_> {
     }
 }
 
+impl Network<'_> {
+    /// The best registration the URCs and answers have reported so far.
+    fn known_registration(&self) -> RegStatus {
+        self.modem
+            .core
+            .state
+            .get()
+            .best_registration()
+            .unwrap_or(RegStatus::Unknown)
+    }
+}
+
 impl<'a> Modem<'a> {
     /// The network handle.
     pub fn network(&self) -> Network<'a> {
@@ -89,13 +101,7 @@ impl Network<'_> {
             }
         }
         any.ok_or(Error::Error)?;
-        Ok(self
-            .modem
-            .core
-            .state
-            .get()
-            .best_registration()
-            .unwrap_or(RegStatus::Unknown))
+        Ok(self.known_registration())
     }
 
     /// Signal quality (`AT+CSQ`).
@@ -190,13 +196,7 @@ impl Network<'_> {
         if !any {
             return Err(NotReady::Modem(Error::Error));
         }
-        Ok(self
-            .modem
-            .core
-            .state
-            .get()
-            .best_registration()
-            .unwrap_or(RegStatus::Unknown))
+        Ok(self.known_registration())
     }
 
     /// Waits until the modem can carry data, like QuecPython's `checkNet.waitNetworkReady`:

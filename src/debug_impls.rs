@@ -35,7 +35,7 @@ impl<const N: usize, const S: usize, const R: usize> fmt::Debug for asynch::Reso
     }
 }
 
-impl<R, W, const N: usize> fmt::Debug for asynch::Runner<'_, R, W, N> {
+impl<R, W> fmt::Debug for asynch::Runner<'_, R, W> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         opaque(f, "Runner")
     }
@@ -98,31 +98,31 @@ impl<R, W> fmt::Debug for blocking::Halves<R, W> {
     }
 }
 
-impl<const N: usize> fmt::Debug for blocking::Modem<'_, N> {
+impl fmt::Debug for blocking::Modem<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         opaque(f, "Modem")
     }
 }
 
-impl<const N: usize> fmt::Debug for blocking::Sim<'_, '_, N> {
+impl fmt::Debug for blocking::Sim<'_, '_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         opaque(f, "Sim")
     }
 }
 
-impl<const N: usize> fmt::Debug for blocking::Network<'_, '_, N> {
+impl fmt::Debug for blocking::Network<'_, '_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         opaque(f, "Network")
     }
 }
 
-impl<const N: usize> fmt::Debug for blocking::DataCall<'_, '_, N> {
+impl fmt::Debug for blocking::DataCall<'_, '_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         opaque(f, "DataCall")
     }
 }
 
-impl<const N: usize> fmt::Debug for blocking::Socket<'_, '_, N> {
+impl fmt::Debug for blocking::Socket<'_, '_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Socket")
             .field("id", &self.id())

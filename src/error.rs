@@ -162,8 +162,8 @@ pub enum Error {
     SendFail,
     /// The response did not have the shape the command expects.
     Parse,
-    /// A bounded buffer was too small: a command line longer than the command buffer, or a
-    /// response longer than the ingress buffer. Nothing was truncated silently.
+    /// A bounded buffer was too small: a command line longer than the command buffer, or an
+    /// information line longer than the ingress (line) buffer. Nothing was truncated silently.
     Overflow,
     /// An argument cannot be sent (e.g. a string containing `"` or a control character).
     InvalidArgument,

@@ -1,7 +1,9 @@
 //! Entry points for the cargo-fuzz targets in `fuzz/` (not part of the public API).
 
+use crate::at::Digester;
+use crate::at::expect::Event;
 use crate::at::expect::{Expect, ExpectCell};
-use crate::at::feed::{Event, Feeder};
+use crate::at::feed::UrcFn;
 use crate::command::{self, Command};
 
 const EXPECTS: [Expect; 6] = [
@@ -15,7 +17,8 @@ const EXPECTS: [Expect; 6] = [
 
 /// Feeds arbitrary bytes through the digester in arbitrary chunks with an arbitrary command in
 /// flight. The first byte picks the command, the second the chunk size. Panics only if the
-/// digester breaks its contract (stalls on a full buffer or hands out bytes it was not given).
+/// digester breaks its contract (hands out a line it was not given, a line with a line break,
+/// or a payload piece longer than announced).
 pub fn digest_bytes(data: &[u8]) {
     let (sel, rest) = match data {
         [a, b, rest @ ..] => ((*a, *b), rest),
@@ -23,31 +26,46 @@ pub fn digest_bytes(data: &[u8]) {
     };
     let shared = ExpectCell::new();
     let expect = EXPECTS[usize::from(sel.0) % EXPECTS.len()];
+    let total = core::cell::Cell::new(0usize);
+    let on = |ev: Event<'_>| match ev {
+        Event::Line(l) => {
+            assert!(!l.contains(&b'\n'), "a line with a line break");
+            total.set(total.get() + l.len());
+            // Every line must parse as a view without panicking.
+            let r = crate::at::Response::new(l, expect);
+            let _ = r.lines().count();
+            let _ = r.first();
+        }
+        Event::Payload(p) => total.set(total.get() + p.len()),
+        Event::End(_) => {}
+    };
+    let _guard = shared.listen(&on);
     shared.begin(expect);
-    let mut feeder = Feeder::<'_, 512>::new(&shared);
+    let mut buf = [0u8; 256];
+    let mut d = Digester::new(
+        &shared,
+        &mut buf,
+        UrcFn(|line: &[u8]| {
+            assert!(!line.contains(&b'\n'), "a URC with a line break");
+            total.set(total.get() + line.len());
+            let _ = crate::at::Urc::parse_line(line);
+        }),
+    );
     let chunk = usize::from(sel.1 % 64) + 1;
     for piece in rest.chunks(chunk) {
-        let fed = feeder.feed(piece, |ev| {
-            // Every response body must parse as a view without panicking.
-            if let Event::Response(Ok(body)) = ev {
-                let r = crate::at::Response::new(body, expect);
-                let _ = r.final_code();
-                let _ = r.lines().count();
-                let _ = r.payload();
-            }
-            if let Event::Urc(line) = ev {
-                let _ = crate::at::Urc::parse_line(line);
-            }
-        });
-        assert!(fed.is_ok(), "digester stalled with a full buffer");
+        d.feed(piece);
         if expect != EXPECTS[0] && shared.current().is_none() {
             shared.begin(expect);
         }
     }
+    assert!(
+        total.get() <= rest.len(),
+        "the digester handed out more bytes than it was given"
+    );
 }
 
 fn parse_as<C: Command>(cmd: &C, body: &[u8]) {
-    let _ = command::complete(cmd, Ok(body));
+    let _ = command::run_wire_in::<C, 256>(cmd, body, 64);
 }
 
 /// Parses arbitrary bytes as the response of every command that takes no arguments (the first
@@ -76,23 +94,31 @@ pub fn parse_responses(data: &[u8]) {
     let _ = crate::at::Urc::parse_line(body);
 }
 
-/// The digester alone behind its feeder, for the instruction-count benchmark
-/// (`benches/cpu.rs`): the same loop tests and fuzz targets drive.
+/// The URC counter of [`DigestBench`].
+type CountUrc<'a> = &'a dyn Fn(&[u8]);
+
+/// The digester alone, for the instruction-count benchmark (`benches/cpu.rs`): the same
+/// digester the runner runs, with a 2 KiB line buffer, and a listener that counts events.
 #[allow(missing_debug_implementations)] // a benchmark harness, never logged
 pub struct DigestBench<'a> {
     shared: &'a ExpectCell,
-    feeder: Feeder<'a, 2048>,
-    events: usize,
+    digester: Digester<'a, UrcFn<CountUrc<'a>>>,
+    events: &'a core::cell::Cell<usize>,
 }
 
 impl DigestBench<'_> {
-    /// Runs `f` with a fresh digester (2 KiB ingress buffer, no command in flight).
+    /// Runs `f` with a fresh digester (2 KiB line buffer, no command in flight).
     pub fn with<R>(f: impl FnOnce(&mut DigestBench<'_>) -> R) -> R {
         let shared = ExpectCell::new();
+        let events = core::cell::Cell::new(0usize);
+        let on = |_: Event<'_>| events.set(events.get() + 1);
+        let urc = |_: &[u8]| events.set(events.get() + 1);
+        let _guard = shared.listen(&on);
+        let mut buf = [0u8; 2048];
         let mut bench = DigestBench {
             shared: &shared,
-            feeder: Feeder::new(&shared),
-            events: 0,
+            digester: Digester::new(&shared, &mut buf, UrcFn(&urc)),
+            events: &events,
         };
         f(&mut bench)
     }
@@ -105,29 +131,28 @@ impl DigestBench<'_> {
     /// Feeds `bytes` (events are counted, nothing else is done with them).
     #[inline(never)]
     pub fn feed(&mut self, bytes: &[u8]) {
-        let events = &mut self.events;
-        let fed = self.feeder.feed(bytes, |_| *events += 1);
-        assert!(fed.is_ok(), "digester stalled with a full buffer");
+        self.digester.feed(bytes);
     }
 
-    /// Events delivered so far (URCs, responses, prompts).
+    /// Events delivered so far (URCs, lines, payload pieces, ends).
     pub fn events(&self) -> usize {
-        self.events
+        self.events.get()
     }
 }
 
 /// The runner's intake path (what `Runner::ingest` runs: digester, URCs into the state and the
-/// socket slots, payloads into the socket ring, responses into the response slot), with the
+/// socket slots, payloads into the socket ring, lines to the command's listener), with the
 /// command side emulated around it, for the instruction-count benchmark (`benches/cpu.rs`).
 #[allow(missing_debug_implementations)] // a benchmark harness, never logged
 pub struct IntakeBench<'a> {
-    parts: crate::asynch::RunnerParts<'a, 2048>,
+    parts: crate::asynch::RunnerParts<'a>,
     modem: crate::asynch::Modem<'a>,
     responses: usize,
 }
 
-/// The resources [`IntakeBench`] runs on (defaults: 2 KiB ingress, 2 sockets, 2 KiB rings).
-pub type BenchResources = crate::asynch::Resources<2048, 2, 2048>;
+/// The resources [`IntakeBench`] runs on (the defaults: 256-byte ingress, 2 sockets, 2 KiB
+/// rings).
+pub type BenchResources = crate::asynch::Resources;
 
 impl<'a> IntakeBench<'a> {
     /// An intake over `resources`, with socket slot 0 open (its payloads land in its ring).
@@ -144,10 +169,9 @@ impl<'a> IntakeBench<'a> {
         }
     }
 
-    /// The command side before a command is written: forget an old response, publish what
-    /// the command expects (payloads go to socket slot 0).
+    /// The command side before a command is written: publish what the command expects
+    /// (payloads go to socket slot 0).
     pub fn begin(&mut self, expect: Expect) {
-        self.modem.slot.reset();
         self.modem.core.shared.begin(expect.to_slot(0));
     }
 
@@ -157,10 +181,10 @@ impl<'a> IntakeBench<'a> {
         self.parts.ingest(bytes);
     }
 
-    /// The command side after the reply: take the response, and the application reads what
-    /// arrived in socket slot 0's ring.
+    /// The command side after the reply: count the completed response, and the application
+    /// reads what arrived in socket slot 0's ring.
     pub fn finish(&mut self) {
-        if self.modem.slot.take(&mut |_| {}) {
+        if self.modem.core.shared.current().is_none() {
             self.responses += 1;
         }
         let mut buf = [0u8; 512];

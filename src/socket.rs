@@ -251,6 +251,10 @@ impl<const S: usize, const R: usize> PayloadSink for Sockets<S, R> {
                 let Some(s) = inner.slots.get_mut(usize::from(slot)) else {
                     return piece.len();
                 };
+                if s.state.phase == Phase::Failed(Error::Overflow) {
+                    // An earlier piece did not fit: the rest would land after a gap.
+                    return 0;
+                }
                 let n = s.rx.push(piece);
                 s.state.received += n as u64;
                 n
@@ -268,6 +272,9 @@ impl<const S: usize, const R: usize> PayloadSink for Sockets<S, R> {
                 break;
             }
         }
+    }
+
+    fn delivered(&self, slot: u8) {
         // Readers are woken once, after the whole payload is in.
         self.with(|inner| {
             if let Some(s) = inner.slots.get_mut(usize::from(slot)) {

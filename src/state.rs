@@ -246,13 +246,20 @@ impl State {
                 self.pdp_deactivated = 0;
             }
             Urc::AppReady => self.app_ready = true,
-            Urc::PoweredDown | Urc::PsmPowerDown => {
+            Urc::PoweredDown
+            | Urc::PsmPowerDown
+            | Urc::Notice(
+                crate::at::urc::Notice::UnderVoltagePowerDown
+                | crate::at::urc::Notice::OverVoltagePowerDown,
+            ) => {
                 self.app_ready = false;
                 self.registration = [None; 3];
             }
             Urc::Cfun(f) => self.functionality = Some(*f),
             Urc::Cpin(code) => self.pin = Some(*code),
-            Urc::QInd(QInd::SmsDone) => self.sms_ready = true,
+            Urc::QInd(QInd::SmsDone) | Urc::Notice(crate::at::urc::Notice::SmsReady) => {
+                self.sms_ready = true
+            }
             Urc::Registration(d, r) => self.set_registration(*d, *r),
             Urc::QiUrc(QiUrc::PdpDeact(cid)) => {
                 if *cid < 32 {

@@ -264,7 +264,9 @@ frag {frag}
         );
         let script = Script::parse(&script).unwrap();
         let (rx, tx, handle) = script.spawn();
-        let resources = Box::leak(Box::new(quectel::asynch::Resources::<4096, 2, 2048>::new()));
+        // The reply (about 2.9 KB) is eleven times the 256-byte line buffer: it is parsed line
+        // by line as it streams in.
+        let resources = Box::leak(Box::new(quectel::asynch::Resources::<256, 2, 2048>::new()));
         let (ati, imei, state) =
             support::with_endpoints_in(resources, support::config(), rx, tx, async |m| {
                 let ati = m.send(&Identify).await.unwrap();

@@ -2,9 +2,10 @@
 //! wrong command, and socket sends that survive cancellation.
 //!
 //! The channel does not own the UART: it renders a command into the transmit mailbox and the
-//! runner writes it (see [`super::tx`]). Responses come from atat's `ResponseSlot`, which the
-//! runner's ingress fills; the channel reads it through [`ResponseSource`], so that nothing here
-//! is generic over the UART or the ingress size.
+//! runner writes it (see [`super::tx`]). The response streams back through the runner's
+//! digester, which hands each line to the listener the command registered
+//! ([`ExpectCell::listen`](crate::at::ExpectCell::listen)), so that nothing here is generic over
+//! the UART or the ingress size and no response is ever buffered whole.
 
 use embassy_futures::select::{Either, select};
 use embassy_sync::blocking_mutex::raw::CriticalSectionRawMutex;
@@ -15,8 +16,9 @@ use zeroize::Zeroize;
 use super::Modem;
 use super::tx::{MAX_SEND, Source};
 use crate::Error;
+use crate::at::expect::Listener;
 use crate::at::{Expect, Final};
-use crate::command::{CmdWriter, Command, complete};
+use crate::command::{CmdWriter, Command, Fold};
 use crate::socket::Kind;
 
 /// Extra time allowed for writing a command on top of its response time.
@@ -24,8 +26,9 @@ const WRITE_ALLOWANCE_MS: u64 = 1_000;
 /// How long a send may wait for the `> ` prompt and for `SEND OK`.
 const SEND_STEP_MS: u64 = 10_000;
 
-/// A command's response parser with its type erased: it stores the typed result itself.
-pub(crate) type ErasedParse<'c> = &'c dyn Fn(Result<&[u8], atat::InternalError<'_>>);
+/// A command's response listener with its type erased: it folds the lines into the typed
+/// result itself.
+pub(crate) type ErasedParse<'c> = &'c Listener<'c>;
 /// What a type-erased command line expects back, how long it may take, and whether it holds a
 /// secret.
 #[derive(Clone, Copy)]
@@ -37,46 +40,6 @@ pub(crate) struct LineSpec {
 
 /// A command's line writer with its type erased.
 pub(crate) type WriteLine<'c> = &'c dyn Fn(&mut CmdWriter<'_>) -> Result<(), Error>;
-/// What [`ResponseSource::take`] hands the response to.
-type Take<'c> = &'c mut dyn FnMut(Result<&[u8], atat::InternalError<'_>>);
-
-/// Where responses come from: atat's `ResponseSlot<N>` with its size erased.
-pub(crate) trait ResponseSource {
-    /// Forgets a response signalled before the next command was written.
-    fn reset(&self);
-    /// Hands the signalled response to `f`, if there is one. The digester signals it in the
-    /// same ingress step in which it completes the command in the `ExpectCell`, so a waiter
-    /// waits on the `ExpectCell` (which has wakers) and then takes the response here; this is
-    /// much smaller on firmware than polling the slot's own `get` future.
-    fn take(&self, f: Take<'_>) -> bool;
-}
-
-impl<const N: usize> ResponseSource for atat::ResponseSlot<N> {
-    fn reset(&self) {
-        atat::ResponseSlot::reset(self)
-    }
-
-    fn take(&self, f: Take<'_>) -> bool {
-        use atat::{InternalError as E, Response as R};
-        let Some(guard) = self.try_get() else {
-            return false;
-        };
-        // Our digester delivers `Ok`, `CustomError` (every error result, `+CME ERROR` included:
-        // `command::complete` reads its text) and `CapacityError` only. atat's own conversion
-        // would also map `CmeError(u16)` through its table of CME texts: kilobytes of flash for
-        // a variant that never occurs here.
-        f(match &*guard {
-            R::Ok(body) => Ok(body),
-            R::Prompt(_) => Ok(&[]),
-            R::CustomError(body) => Err(E::Custom(body)),
-            R::CapacityError => Err(E::Capacity),
-            R::ParseError => Err(E::Parse),
-            _ => Err(E::Error),
-        });
-        true
-    }
-}
-
 /// Where a socket send is. Kept in the channel so that an abandoned send is finished by the
 /// next user of the channel instead of leaving the modem waiting for payload bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -187,18 +150,16 @@ impl<'c> Channel<'c> {
     pub(crate) async fn send<C: Command>(&mut self, cmd: &C) -> Result<C::Response, Error> {
         // Only this thin shell is compiled per command type: writing the line, settling, the
         // exchange and the wait are type-erased (one copy instead of one per command).
-        let out = core::cell::Cell::new(None);
-        let parse = |resp: Result<&[u8], atat::InternalError<'_>>| {
-            out.set(Some(complete(cmd, resp)));
-        };
+        let fold = Fold::new(cmd);
         let spec = LineSpec {
             expect: cmd.expect(),
             timeout_ms: C::TIMEOUT_MS,
             secret: C::SECRET,
         };
-        self.send_erased(&|w| cmd.write(w), spec, &parse).await?;
-        // `parse` ran if and only if the exchange succeeded.
-        out.into_inner().unwrap_or(Err(Error::Parse))
+        self.send_erased(&|w| cmd.write(w), spec, &|ev| fold.on(ev))
+            .await?;
+        // The response ended if and only if the exchange succeeded.
+        fold.result().unwrap_or(Err(Error::Parse))
     }
 
     /// [`Self::send`] without the command type: settles, renders the line with `write`, then
@@ -248,10 +209,8 @@ impl<'c> Channel<'c> {
         data: &[u8],
     ) -> Result<C::Response, Error> {
         self.settle().await;
-        let out = core::cell::Cell::new(None);
-        let parse = |resp: Result<&[u8], atat::InternalError<'_>>| {
-            out.set(Some(complete(cmd, resp)));
-        };
+        let fold = Fold::new(cmd);
+        let parse = |ev: crate::at::expect::Event<'_>| fold.on(ev);
         // A file may be a private key: wiped from the staging buffer once written.
         self.st.wipe = true;
         // All but the last piece are written without waiting for an answer; the last one is
@@ -274,7 +233,7 @@ impl<'c> Channel<'c> {
             .await;
         self.wipe_secrets().await;
         r?;
-        out.into_inner().unwrap_or(Err(Error::Parse))
+        fold.result().unwrap_or(Err(Error::Parse))
     }
 
     /// Copies `piece` (at most [`MAX_SEND`] bytes) into the staging buffer.
@@ -303,24 +262,19 @@ impl<'c> Channel<'c> {
     ) -> Result<(), Error> {
         self.cooldown().await;
         let core = self.m.core;
-        let slot = self.m.slot;
         let boots = core.state.get().boots;
         let timeout = u64::from(timeout_ms) + WRITE_ALLOWANCE_MS;
         self.st.last_deadline = Instant::now() + Duration::from_millis(timeout);
-        slot.reset();
+        // The lines of the response go to `parse` as they arrive, until this future ends
+        // (the guard unregisters it, also when the future is dropped).
+        let _listening = core.shared.listen(parse);
         // The command counts as in flight from the moment it is posted: the runner writes it
         // whole even if this future is dropped.
         core.shared.begin(expect);
         let exchange = with_timeout(Duration::from_millis(timeout), async {
             core.tx.write(src).await?;
             core.shared.wait_until(|e, _| e.is_none()).await;
-            if slot.take(&mut |resp| parse(resp)) {
-                Ok(())
-            } else {
-                // Completed without a response (cannot happen: the digester signals the slot
-                // whenever it completes a command).
-                Err(Error::Parse)
-            }
+            Ok(())
         });
         let rebooted = core.state.wait_for(|s| (s.boots != boots).then_some(()));
         let r = match select(exchange, rebooted).await {
@@ -351,15 +305,9 @@ impl<'c> Channel<'c> {
         max: usize,
     ) -> Result<Option<(usize, usize)>, Error> {
         self.settle().await;
-        // The whole response (header, payload, result code, maybe a URC) must fit the ingress
-        // buffer: cap the read below its size.
-        let room = self
-            .m
-            .pool
-            .rx_free(usize::from(slot))
-            .min(max)
-            .min(1500)
-            .min(self.m.core.ingress_size().saturating_sub(96));
+        // The payload streams into the ring: any size up to the modem's 1500 works with any
+        // ingress buffer.
+        let room = self.m.pool.rx_free(usize::from(slot)).min(max).min(1500);
         if room == 0 {
             return Ok(None);
         }

@@ -2,17 +2,17 @@
 
 use core::cell::Cell;
 
-use atat::{Ingress, ResponseSlot};
 use embassy_sync::blocking_mutex::Mutex as BlockingMutex;
 use embassy_sync::blocking_mutex::raw::CriticalSectionRawMutex;
 use embassy_sync::mutex::Mutex;
 use embassy_time::{Duration, Instant, Timer};
 use embedded_io_async::{Read, Write};
 
-use super::channel::{Channel, ChannelState, ErasedParse, LineSpec, ResponseSource, WriteLine};
-use super::runner::{ApplyUrcs, NoUrcChannel, Runner, RunnerParts};
+use super::channel::{Channel, ChannelState, LineSpec, WriteLine};
+use super::runner::{ApplyUrcs, Runner, RunnerParts};
 use super::tx::TxMailbox;
 use crate::Error;
+use crate::at::expect::Listener;
 use crate::at::urc::RegDomain;
 use crate::at::{Digester, ExpectCell};
 use crate::command::Command;
@@ -28,20 +28,21 @@ use crate::state::StateCell;
 /// `ConstStaticCell` on firmware). [`Resources::new`] is `const` and all zero bytes, so the
 /// static lands in `.bss`.
 ///
-/// * `N`: the ingress buffer; it must hold the largest response, i.e. a 1500-byte `AT+QIRD`
-///   payload plus its header and URCs around it. The default (2048) does.
+/// * `N`: the ingress (line) buffer. Responses are parsed line by line as they arrive and
+///   socket payloads pass through it in pieces, so it must hold the longest single line the
+///   modem sends (a longer one is dropped, counted in
+///   [`DigestStats::long_lines`](crate::at::DigestStats), and fails its command with
+///   [`Error::Overflow`]). The default (256) holds every line of the commands and URCs the
+///   driver uses; raise it for commands with long single-line answers (`AT+COPS=?`).
 /// * `S`: socket slots (at most 12, the modems' limit). Default 2.
 /// * `R`: size of each socket's receive ring and of its transmit ring. Default 2048.
 ///
-/// RAM: about `2·N + S·2·R + 2.5 KiB`.
-pub struct Resources<const N: usize = 2048, const S: usize = 2, const R: usize = 2048> {
-    // The driver state, atat's response slot and the (unused) URC channel atat's ingress is
-    // built with are written when the driver starts ([`new`], `blocking::new`):
+/// RAM: about `N + S·2·R + 2.5 KiB`.
+pub struct Resources<const N: usize = 256, const S: usize = 2, const R: usize = 2048> {
+    // The driver state is written when the driver starts ([`new`], `blocking::new`):
     // `Resources::new()` is then all zero bytes, so a `static` of it lands in `.bss` (no flash
     // image) and placing it needs no stack frame of its size.
     core: MaybeUninit<Core>,
-    slot: MaybeUninit<ResponseSlot<N>>,
-    urcs: MaybeUninit<NoUrcChannel>,
     /// Zero bytes are its initial state (checked on firmware by `scripts/footprint.sh`).
     sockets: Sockets<S, R>,
     ingress: [u8; N],
@@ -61,8 +62,6 @@ impl<const N: usize, const S: usize, const R: usize> Resources<N, S, R> {
     pub const fn new() -> Self {
         Self {
             core: MaybeUninit::zeroed(),
-            slot: MaybeUninit::zeroed(),
-            urcs: MaybeUninit::zeroed(),
             sockets: Sockets::new(),
             ingress: [0; N],
         }
@@ -91,7 +90,6 @@ pub(crate) struct Core {
     /// The IMEI, read once (`AT+CGSN`): a reboot of the module does not change it.
     imei: BlockingMutex<CriticalSectionRawMutex, core::cell::RefCell<heapless::String<20>>>,
     pub(crate) config: Config,
-    ingress_size: usize,
 }
 
 impl Core {
@@ -107,7 +105,6 @@ impl Core {
             urcs_on: BlockingMutex::new(Cell::new(0)),
             imei: BlockingMutex::new(core::cell::RefCell::new(heapless::String::new())),
             config: Config::DEFAULT,
-            ingress_size: 0,
         }
     }
 
@@ -148,11 +145,6 @@ impl Core {
             c.set((now, mask | (1 << ctx)));
             now > 0 && mask & (1 << ctx) == 0
         })
-    }
-
-    /// Size of the ingress buffer (the largest response the runner can take).
-    pub(crate) fn ingress_size(&self) -> usize {
-        self.ingress_size
     }
 }
 
@@ -214,7 +206,6 @@ pub struct Identity {
 pub struct Modem<'a> {
     pub(crate) core: &'a Core,
     pub(crate) pool: &'a dyn SocketPool,
-    pub(crate) slot: &'a dyn ResponseSource,
 }
 
 /// Creates the runner, which owns both halves of the UART, and the modem handle. Run
@@ -230,7 +221,7 @@ pub fn new<'a, R: Read, W: Write, const N: usize, const S: usize, const RB: usiz
     rx: R,
     tx: W,
     config: Config,
-) -> (Runner<'a, R, W, N>, Modem<'a>) {
+) -> (Runner<'a, R, W>, Modem<'a>) {
     let (parts, modem) = split(resources, config);
     (Runner::new(parts, rx, tx, modem), modem)
 }
@@ -239,11 +230,9 @@ pub fn new<'a, R: Read, W: Write, const N: usize, const S: usize, const RB: usiz
 pub(crate) fn split<'a, const N: usize, const S: usize, const RB: usize>(
     resources: &'a mut Resources<N, S, RB>,
     config: Config,
-) -> (RunnerParts<'a, N>, Modem<'a>) {
+) -> (RunnerParts<'a>, Modem<'a>) {
     let Resources {
         core,
-        slot,
-        urcs,
         sockets,
         ingress,
     } = resources;
@@ -251,31 +240,21 @@ pub(crate) fn split<'a, const N: usize, const S: usize, const RB: usize>(
     // resources begins afresh; the old values hold nothing that needs dropping).
     let core: &'a mut Core = core.write(Core::new());
     core.config = config;
-    core.ingress_size = N;
     let core: &'a Core = core;
-    let slot: &'a ResponseSlot<N> = slot.write(ResponseSlot::new());
-    let urcs: &'a NoUrcChannel = urcs.write(NoUrcChannel::new());
     let pool: &'a Sockets<S, RB> = sockets;
     let pool: &'a dyn SocketPool = pool;
     let apply = ApplyUrcs {
         state: &core.state,
         pool,
     };
-    let ingress = Ingress::new(
-        Digester::with_urc_sink(&core.shared, N, apply).with_sink(pool),
-        ingress,
-        slot,
-        urcs,
-    );
-    let modem = Modem { core, pool, slot };
+    let digester = Digester::new(&core.shared, ingress, apply).with_payloads(pool);
+    let modem = Modem { core, pool };
     (
         RunnerParts {
-            ingress,
+            digester,
             pool,
             shared: &core.shared,
             noise: 0,
-            stage: [0; super::runner::STAGE],
-            staged: 0,
         },
         modem,
     )
@@ -286,17 +265,15 @@ impl<'a> Modem<'a> {
     /// wrap.
     pub async fn send<C: Command>(&self, cmd: &C) -> Result<C::Response, Error> {
         // The per-command shell stays thin; locking and the exchange are compiled once.
-        let out = Cell::new(None);
-        let parse = |resp: Result<&[u8], atat::InternalError<'_>>| {
-            out.set(Some(crate::command::complete(cmd, resp)));
-        };
+        let fold = crate::command::Fold::new(cmd);
         let spec = LineSpec {
             expect: cmd.expect(),
             timeout_ms: C::TIMEOUT_MS,
             secret: C::SECRET,
         };
-        self.send_erased(&|w| cmd.write(w), spec, &parse).await?;
-        out.into_inner().unwrap_or(Err(Error::Parse))
+        self.send_erased(&|w| cmd.write(w), spec, &|ev| fold.on(ev))
+            .await?;
+        fold.result().unwrap_or(Err(Error::Parse))
     }
 
     /// [`Modem::send`] without the command type.
@@ -304,7 +281,7 @@ impl<'a> Modem<'a> {
         &self,
         write: WriteLine<'_>,
         spec: LineSpec,
-        parse: ErasedParse<'_>,
+        parse: &Listener<'_>,
     ) -> Result<(), Error> {
         Channel::lock(*self)
             .await

@@ -244,6 +244,21 @@ impl Command for TlsListing<'_> {
         }
         Ok(found)
     }
+    fn fold(&self, acc: &mut Option<Result<Found, Error>>, line: &Response<'_>) {
+        let more = self.parse(line);
+        match (acc.as_mut(), more) {
+            (Some(Err(_)), _) => {}
+            (Some(Ok(found)), Ok(more)) => {
+                for (p, m) in found.present.iter_mut().zip(more.present) {
+                    *p |= m;
+                }
+                for name in more.stale {
+                    let _ = found.stale.push(name);
+                }
+            }
+            (_, r) => *acc = Some(r),
+        }
+    }
 }
 
 impl<'a> Modem<'a> {

@@ -1,101 +1,89 @@
-//! The digester: turns the modem's byte stream into responses, URCs and prompts.
+//! The digester: turns the modem's byte stream into information lines, payloads, final result
+//! codes, prompts and URCs, **as they stream in**.
 //!
-//! It implements [`atat::digest::Digester`], so atat's `Ingress` feeds it and delivers the
-//! responses it finds to atat's `ResponseSlot`; URCs go to its [`UrcSink`] (the runner applies
-//! them to its state at once) or, without one, back to its caller. Unlike atat's default
-//! digester it
+//! Nothing buffers a whole response. The digester owns one line buffer (the ingress buffer of
+//! the driver's `Resources`); each line is dealt with the moment its `\n`
+//! arrives:
 //!
-//! * is **incremental**: it remembers how far it has scanned, so a byte arriving alone costs the
-//!   same as a byte arriving in a 1 KiB chunk;
-//! * is **binary-safe**: after a `+QIRD: <n>` / `+QSSLRECV: <n>` header it takes exactly `n` raw
-//!   bytes, whatever they contain (`\r\nOK\r\n`, NUL, `> `);
-//! * delivers **URCs anywhere**, also between a command's information lines and its final result
-//!   code (those are delivered right after the response, in the same ingress pass);
-//! * **never panics** and **never accepts noise** as a result code (`ERrOR` is not `ERROR`): noise
-//!   lines are skipped, counted in [`DigestStats`](super::expect::DigestStats), and parsing
-//!   resumes at the next line;
-//! * is **bounded**: a response that cannot fit the ingress buffer is delivered as an overflow
-//!   error and the rest of it is discarded up to its final result code.
+//! * an **information line** of the command in flight goes to the command's listener
+//!   ([`ExpectCell::notify`], [`Event::Line`]), which parses it into the command's result;
+//! * a **URC** goes to the [`UrcSink`] at once, also between two lines of a long response, so
+//!   URCs are delivered in the order they arrived and none waits for a final result code;
+//! * after a `+QIRD: <n>` / `+QSSLRECV: <n>` header, exactly `n` raw bytes (whatever they
+//!   contain: `\r\nOK\r\n`, NUL, `> `) go straight from the received bytes to the socket's
+//!   receive ring ([`PayloadSink`]), in pieces, without passing through the line buffer;
+//! * the **final result code** ends the command ([`Event::End`], then
+//!   [`ExpectCell::complete_with`]).
 //!
-//! What each response contains: the bytes from its first information line up to and including
-//! its final result code (see [`Response`](super::response::Response)).
+//! So any response length works with a buffer that holds one line, and how the UART chunked
+//! the bytes changes nothing. A line longer than the buffer is dropped and counted
+//! ([`DigestStats::long_lines`](super::DigestStats)); if it was an information line of the
+//! command in flight, the command ends with [`Error::Overflow`](crate::Error::Overflow) when
+//! its final result code arrives. The digester **never panics** and **never accepts noise** as
+//! a result code (`ERrOR` is not `ERROR`): noise lines are counted and skipped.
+//!
+//! It is **incremental**: bytes already scanned for a `\n` are not scanned again, so a byte
+//! arriving alone costs about what a byte in a 1 KiB chunk costs.
 
-use atat::InternalError;
-use atat::digest::DigestResult;
-
-use super::expect::{Expect, ExpectCell, NoUrcSink, PayloadSink, UrcSink};
+use super::expect::{Event, Expect, ExpectCell, PayloadSink, UrcSink};
 use super::line::{self, LineClass};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Mode {
     /// Reading lines.
     Line,
-    /// Inside a binary payload: this many bytes still belong to it.
-    Raw(usize),
-    /// Skipping the rest of an over-long noise line.
-    SkipLine,
-    /// A response was delivered while URCs were deferred inside it: the first `end` bytes of the
-    /// buffer are the rest of that response; deliver its URCs and drop the rest.
-    Drain { end: usize },
-    /// A response overflowed: drop its lines (delivering URCs) up to its final result code;
-    /// `raw` bytes of payload are still to be skipped first.
-    Discard { raw: usize },
+    /// Inside a binary payload: this many bytes still belong to it, and where they go.
+    Raw { left: usize, target: u8 },
+    /// Skipping the rest of a line that did not fit the buffer.
+    Skip,
 }
 
 /// Quectel digester. See the [module documentation](self).
-///
-/// `U` receives the URCs when it applies them ([`UrcSink::APPLIES`]); otherwise the digester
-/// returns them to its caller.
-pub struct Digester<'a, U: UrcSink = NoUrcSink> {
+pub(crate) struct Digester<'a, U: UrcSink> {
     shared: &'a ExpectCell,
-    sink: Option<&'a dyn PayloadSink>,
+    payloads: Option<&'a dyn PayloadSink>,
     urcs: U,
-    capacity: usize,
-    mode: Mode,
-    /// Bytes of the buffer already examined.
+    /// The line buffer.
+    buf: &'a mut [u8],
+    /// Bytes in `buf` not yet dealt with (the start of the next line).
+    len: usize,
+    /// Bytes of `buf` already searched for a `\n`.
     scan: usize,
-    /// Start of the line being read.
-    line_start: usize,
-    /// Start of the response being collected.
-    resp_start: Option<usize>,
-    /// What the response being collected (or drained) was for.
-    resp_expect: Option<Expect>,
-    /// Start of the first URC line that arrived inside the response being collected.
-    deferred: Option<usize>,
-    /// Payload of the response being collected or drained, as buffer offsets.
-    payload: Option<(usize, usize)>,
+    mode: Mode,
+    /// Information lines of the command in flight were seen (an echo can only come before).
+    in_response: bool,
+    /// A line of the command in flight was dropped (longer than the buffer).
+    lost_line: bool,
     /// The command in flight as last read, and [`ExpectCell::changes`] when it was read.
     expect_cache: Option<(u32, Option<Expect>)>,
-}
-
-impl<'a> Digester<'a> {
-    /// A digester for an ingress buffer of `capacity` bytes, reading the command in flight from
-    /// `shared`.
-    ///
-    /// `capacity` must equal the ingress buffer's size: when the buffer is full and nothing in it
-    /// can be delivered, the digester reports an overflow instead of stalling.
-    pub fn new(shared: &'a ExpectCell, capacity: usize) -> Self {
-        Self::with_urc_sink(shared, capacity, NoUrcSink)
-    }
+    /// Which command (the count of [`ExpectCell::begin`] calls) `in_response` and `lost_line`
+    /// are about.
+    generation: u32,
 }
 
 impl<'a, U: UrcSink> Digester<'a, U> {
-    /// [`Digester::new`], handing every URC to `urcs`.
-    pub fn with_urc_sink(shared: &'a ExpectCell, capacity: usize, urcs: U) -> Self {
+    /// A digester over the line buffer `buf`, reading the command in flight from `shared` and
+    /// handing every URC to `urcs`.
+    pub(crate) fn new(shared: &'a ExpectCell, buf: &'a mut [u8], urcs: U) -> Self {
         Self {
             shared,
-            sink: None,
+            payloads: None,
             urcs,
-            capacity,
-            mode: Mode::Line,
+            buf,
+            len: 0,
             scan: 0,
-            line_start: 0,
-            resp_start: None,
-            resp_expect: None,
-            deferred: None,
-            payload: None,
+            mode: Mode::Line,
+            in_response: false,
+            lost_line: false,
             expect_cache: None,
+            generation: 0,
         }
+    }
+
+    /// Copies payloads of commands with a socket target ([`Expect::target`]) into `sink`.
+    pub(crate) fn with_payloads(mut self, sink: &'a dyn PayloadSink) -> Self {
+        self.payloads = Some(sink);
+        self
     }
 
     /// The command in flight; the critical section is taken only after it changed.
@@ -106,152 +94,185 @@ impl<'a, U: UrcSink> Digester<'a, U> {
         {
             return expect;
         }
-        let expect = self.shared.current();
+        let (expect, generation) = self.shared.current_with_generation();
+        if generation != self.generation {
+            // Another command: it starts afresh.
+            self.generation = generation;
+            self.in_response = false;
+            self.lost_line = false;
+        }
         self.expect_cache = Some((changes, expect));
         expect
     }
 
-    /// Copies payloads of commands with a socket target ([`Expect::target`]) into `sink` when
-    /// their response completes successfully.
-    pub fn with_sink(mut self, sink: &'a dyn PayloadSink) -> Self {
-        self.sink = Some(sink);
-        self
+    /// Where the next received bytes may be written (then call [`Digester::advance`]). Never
+    /// empty: a full buffer is resolved by `advance`.
+    pub(crate) fn write_buf(&mut self) -> &mut [u8] {
+        self.buf.get_mut(self.len..).unwrap_or(&mut [])
     }
 
-    fn reset_positions(&mut self) {
-        self.scan = 0;
-        self.line_start = 0;
-        self.resp_start = None;
-        self.deferred = None;
-        self.payload = None;
+    /// Deals with `n` bytes written into [`Digester::write_buf`].
+    pub(crate) fn advance(&mut self, n: usize) {
+        let end = self.len.saturating_add(n).min(self.buf.len());
+        let pos = self.process(end);
+        // Keep the unfinished line at the front of the buffer.
+        if pos > 0 {
+            self.buf.copy_within(pos..end, 0);
+        }
+        self.len = end - pos;
+        self.scan = self.scan.saturating_sub(pos);
+        if self.len == self.buf.len() {
+            self.overlong();
+        }
     }
 
-    /// Forgets everything and starts over (e.g. after the ingress buffer was cleared).
-    pub fn reset(&mut self) {
-        self.mode = Mode::Line;
-        self.resp_expect = None;
-        self.reset_positions();
-    }
-
-    /// Removes `n` consumed bytes from the front of the tracked positions.
-    fn consumed(&mut self, n: usize) {
-        self.scan = self.scan.saturating_sub(n);
-        self.line_start = self.line_start.saturating_sub(n);
-        self.resp_start = self.resp_start.map(|s| s.saturating_sub(n));
-        self.deferred = self.deferred.map(|s| s.saturating_sub(n));
-        self.payload = self
-            .payload
-            .map(|(s, e)| (s.saturating_sub(n), e.saturating_sub(n)));
-    }
-
-    /// Nothing to deliver: consume what is already dealt with, or resolve a full buffer.
-    fn idle<'b>(&mut self, buf: &'b [u8]) -> (DigestResult<'b>, usize) {
-        if self.resp_start.is_none() && self.mode == Mode::Line {
-            let n = self.line_start;
-            if n > 0 {
-                self.consumed(n);
-                return (DigestResult::None, n);
+    /// Feeds `bytes` (copied into the line buffer piece by piece; payload bytes only pass
+    /// through it).
+    pub(crate) fn feed(&mut self, mut bytes: &[u8]) {
+        while !bytes.is_empty() {
+            let room = self.write_buf();
+            if room.is_empty() {
+                // Only with a zero-sized buffer: nothing can be read.
+                self.shared
+                    .count(|s| s.long_lines = s.long_lines.saturating_add(1));
+                return;
             }
+            let n = room.len().min(bytes.len());
+            let (now, rest) = bytes.split_at(n);
+            if let Some(dst) = room.get_mut(..n) {
+                dst.copy_from_slice(now);
+            }
+            bytes = rest;
+            self.advance(n);
         }
-        if buf.len() < self.capacity {
-            return (DigestResult::None, 0);
-        }
-        // The buffer is full and nothing in it can be delivered.
-        let n = buf.len();
-        self.shared
-            .count(|s| s.discarded_bytes = s.discarded_bytes.saturating_add(n as u32));
-        if self.resp_start.is_some() {
-            warn!("response larger than the ingress buffer ({} bytes)", n);
-            let raw = match self.mode {
-                Mode::Raw(r) => r,
-                _ => 0,
-            };
-            self.shared.count(|s| s.overflows += 1);
-            // The partial line being read belongs to the response and is dropped with it.
-            self.mode = Mode::Discard { raw };
-            self.reset_positions();
-            (DigestResult::Response(Err(InternalError::Capacity)), n)
+    }
+
+    /// The buffer is full and holds no `\n`: the line is longer than the buffer. Drop it, and
+    /// skip the rest of it.
+    #[cold]
+    fn overlong(&mut self) {
+        let n = self.len;
+        let expect = self.current();
+        let head = self.buf.get(..n).unwrap_or(&[]);
+        let head = crate::error::trim_ascii(head);
+        // Whose line was it? The start of it tells (an information line carries the command's
+        // prefix; a bare command takes any printable line).
+        let class = line::classify(head, expect.as_ref(), self.in_response);
+        if class == LineClass::Info {
+            warn!(
+                "information line longer than the ingress buffer ({} bytes)",
+                n
+            );
+            self.lost_line = true;
+            self.in_response = true;
         } else {
             warn!("line longer than the ingress buffer; skipping it");
-            self.shared.count(|s| s.garbage_lines += 1);
-            self.mode = Mode::SkipLine;
-            self.reset_positions();
-            (DigestResult::None, n)
         }
+        self.shared.count(|s| {
+            s.long_lines = s.long_lines.saturating_add(1);
+            s.discarded_bytes = s.discarded_bytes.saturating_add(n as u32);
+        });
+        self.len = 0;
+        self.scan = 0;
+        self.mode = Mode::Skip;
     }
 
-    fn find_newline(buf: &[u8], from: usize, to: usize) -> Option<usize> {
-        buf.get(from..to)
-            .and_then(super::line::find_lf)
-            .map(|i| from + i)
-    }
-
-    /// A URC line (trimmed, not empty) was read: apply it through the sink, or hand it out.
-    /// `consumed` bytes end with it.
-    fn urc<'b>(&mut self, text: &'b [u8], consumed: usize) -> (DigestResult<'b>, usize) {
-        if U::APPLIES {
-            if self.urcs.urc(text) {
-                self.shared.count(|s| s.unknown_urcs += 1);
+    /// Deals with `buf[..end]`; returns how much of it is done with (the rest is an
+    /// unfinished line).
+    fn process(&mut self, end: usize) -> usize {
+        let mut pos = 0;
+        loop {
+            match self.mode {
+                Mode::Raw { left, target } => {
+                    let k = left.min(end - pos);
+                    if k > 0 {
+                        let data = self.buf.get(pos..pos + k).unwrap_or(&[]);
+                        match self.payloads {
+                            Some(sink) if target != Expect::NO_TARGET => sink.deliver(target, data),
+                            _ => self.shared.notify(Event::Payload(data)),
+                        }
+                    }
+                    pos += k;
+                    self.scan = pos;
+                    if k < left {
+                        self.mode = Mode::Raw {
+                            left: left - k,
+                            target,
+                        };
+                        return pos;
+                    }
+                    if let Some(sink) = self.payloads
+                        && target != Expect::NO_TARGET
+                    {
+                        sink.delivered(target);
+                    }
+                    self.mode = Mode::Line;
+                }
+                Mode::Skip => {
+                    let Some(nl) = find_newline(self.buf, pos, end) else {
+                        let n = end - pos;
+                        self.shared.count(|s| {
+                            s.discarded_bytes = s.discarded_bytes.saturating_add(n as u32)
+                        });
+                        self.scan = end;
+                        return end;
+                    };
+                    let n = nl + 1 - pos;
+                    self.shared
+                        .count(|s| s.discarded_bytes = s.discarded_bytes.saturating_add(n as u32));
+                    pos = nl + 1;
+                    self.scan = pos;
+                    self.mode = Mode::Line;
+                }
+                Mode::Line => {
+                    // Blank lines (the `\r\n` that frames every line) need no search.
+                    while self.scan == pos
+                        && pos + 2 <= end
+                        && self.buf.get(pos..pos + 2) == Some(b"\r\n")
+                    {
+                        pos += 2;
+                        self.scan = pos;
+                    }
+                    if pos >= end {
+                        return pos;
+                    }
+                    // The data prompt is a partial line: `>` (usually followed by a space) at
+                    // a line start, while a command that asked for it is in flight.
+                    if self.scan == pos
+                        && self.buf.get(pos) == Some(&b'>')
+                        && !self.in_response
+                        && self.current().is_some_and(|e| e.prompt)
+                    {
+                        pos += 1;
+                        if pos < end && self.buf.get(pos) == Some(&b' ') {
+                            pos += 1;
+                        }
+                        self.scan = pos;
+                        self.shared.prompt();
+                        continue;
+                    }
+                    let from = self.scan.max(pos);
+                    let Some(nl) = find_newline(self.buf, from, end) else {
+                        self.scan = end;
+                        return pos;
+                    };
+                    self.scan = nl + 1;
+                    self.line(pos, nl);
+                    pos = nl + 1;
+                }
             }
-            (DigestResult::None, consumed)
-        } else {
-            if super::urc::is_unknown(text) {
-                self.shared.count(|s| s.unknown_urcs += 1);
-            }
-            (DigestResult::Urc(text), consumed)
         }
     }
 
-    /// Trims a raw line; returns the text and its offsets in the buffer.
-    fn text_of(buf: &[u8], start: usize, end: usize) -> (usize, usize) {
-        let mut s = start;
-        let mut e = end;
-        while s < e && buf[s].is_ascii_whitespace() {
-            s += 1;
-        }
-        while e > s && buf[e - 1].is_ascii_whitespace() {
-            e -= 1;
-        }
-        (s, e)
-    }
-
-    fn digest_line_mode<'b>(&mut self, buf: &'b [u8]) -> Option<(DigestResult<'b>, usize)> {
-        // Blank lines (the `\r\n` that frames every line) need no search.
-        while self.scan == self.line_start && buf.get(self.scan..self.scan + 2) == Some(b"\r\n") {
-            self.scan += 2;
-            self.line_start = self.scan;
-        }
-        // The data prompt is a partial line: `>` (usually followed by a space) at a line start.
-        // (The command in flight is read only when it matters: a critical section on firmware.)
-        if self.scan == self.line_start
-            && self.resp_start.is_none()
-            && buf.get(self.line_start) == Some(&b'>')
-            && self.current().is_some_and(|e| e.prompt)
-        {
-            let mut end = self.line_start + 1;
-            if buf.get(end) == Some(&b' ') {
-                end += 1;
-            }
-            self.reset_positions();
-            self.shared.prompt();
-            return Some((DigestResult::Prompt(b'>'), end));
-        }
-        let Some(nl) = Self::find_newline(buf, self.scan, buf.len()) else {
-            self.scan = buf.len();
-            return Some(self.idle(buf));
-        };
-        let next_line = nl + 1;
-        let (ts, te) = Self::text_of(buf, self.line_start, nl);
-        let text = &buf[ts..te];
-        self.scan = next_line;
-        if text.is_empty() {
-            self.line_start = next_line;
-            return None;
-        }
+    /// A complete line `buf[start..nl]` (without its `\n`).
+    fn line(&mut self, start: usize, nl: usize) {
         let expect = self.current();
-        let in_response = self.resp_start.is_some();
-        let class = line::classify(text, expect.as_ref(), in_response);
-        match class {
+        let raw = self.buf.get(start..nl).unwrap_or(&[]);
+        let text = crate::error::trim_ascii(raw);
+        if text.is_empty() {
+            return;
+        }
+        match line::classify(text, expect.as_ref(), self.in_response) {
             LineClass::Blank => {}
             LineClass::Echo => self.shared.count(|s| s.echo_lines += 1),
             LineClass::Garbage => {
@@ -259,195 +280,48 @@ impl<'a, U: UrcSink> Digester<'a, U> {
                 self.shared.count(|s| s.garbage_lines += 1);
             }
             LineClass::Urc => {
-                if in_response {
-                    if self.deferred.is_none() {
-                        self.deferred = Some(self.line_start);
-                    }
+                if self.in_response {
                     self.shared.count(|s| s.deferred_urcs += 1);
-                } else {
-                    self.reset_positions();
-                    return Some(self.urc(text, next_line));
+                }
+                if self.urcs.urc(text) {
+                    self.shared.count(|s| s.unknown_urcs += 1);
                 }
             }
             LineClass::Info => {
-                if self.resp_start.is_none() {
-                    self.resp_start = Some(ts);
-                    self.resp_expect = expect;
-                }
-                if let Some(n) = expect.and_then(|e| line::payload_len(text, &e))
+                self.in_response = true;
+                let payload = expect.and_then(|e| line::payload_len(text, &e).map(|n| (n, e)));
+                self.shared.notify(Event::Line(text));
+                if let Some((n, e)) = payload
                     && n > 0
                 {
-                    self.payload = Some((next_line, next_line + n));
-                    self.line_start = next_line;
-                    self.mode = Mode::Raw(n);
-                    return None;
+                    self.mode = Mode::Raw {
+                        left: n,
+                        target: e.target,
+                    };
                 }
             }
             LineClass::Final(f) => {
-                let start = self.resp_start.unwrap_or(ts);
-                let body = &buf[start..te];
                 if expect.is_none() {
                     self.shared.count(|s| s.unsolicited_finals += 1);
+                    return;
                 }
-                if f.is_success()
-                    && let (Some(sink), Some(e), Some((ps, pe))) =
-                        (self.sink, self.resp_expect, self.payload)
-                    && e.target != Expect::NO_TARGET
-                    && pe <= buf.len()
-                {
-                    sink.deliver(e.target, &buf[ps..pe]);
-                }
-                self.shared.complete_with(f);
-                let result = if f.is_success() {
-                    Ok(body)
+                let outcome = if self.lost_line {
+                    self.shared.count(|s| s.overflows += 1);
+                    Err(crate::Error::Overflow)
                 } else {
-                    Err(InternalError::Custom(body))
+                    Ok(f)
                 };
-                if let Some(d) = self.deferred {
-                    let payload = self.payload;
-                    self.reset_positions();
-                    self.payload = payload;
-                    self.consumed(d);
-                    self.mode = Mode::Drain { end: next_line - d };
-                    return Some((DigestResult::Response(result), d));
-                }
-                self.resp_expect = None;
-                self.reset_positions();
-                return Some((DigestResult::Response(result), next_line));
-            }
-        }
-        self.line_start = next_line;
-        None
-    }
-
-    fn digest_drain<'b>(&mut self, buf: &'b [u8], end: usize) -> Option<(DigestResult<'b>, usize)> {
-        let end = end.min(buf.len());
-        loop {
-            if let Some((ps, pe)) = self.payload
-                && self.line_start >= ps
-                && self.line_start < pe
-            {
-                self.line_start = pe.min(end);
-                self.scan = self.line_start;
-                continue;
-            }
-            if self.line_start >= end {
-                self.mode = Mode::Line;
-                self.resp_expect = None;
-                self.reset_positions();
-                return Some((DigestResult::None, end));
-            }
-            let Some(nl) = Self::find_newline(buf, self.line_start, end) else {
-                // Cannot happen (the drained region ends with a newline); drop it all.
-                self.mode = Mode::Line;
-                self.resp_expect = None;
-                self.reset_positions();
-                return Some((DigestResult::None, end));
-            };
-            let (ts, te) = Self::text_of(buf, self.line_start, nl);
-            let text = &buf[ts..te];
-            self.line_start = nl + 1;
-            self.scan = self.line_start;
-            if line::classify(text, self.resp_expect.as_ref(), true) == LineClass::Urc {
-                let n = nl + 1;
-                self.consumed(n);
-                self.mode = Mode::Drain { end: end - n };
-                return Some(self.urc(text, n));
-            }
-        }
-    }
-
-    fn digest_discard<'b>(
-        &mut self,
-        buf: &'b [u8],
-        raw: usize,
-    ) -> Option<(DigestResult<'b>, usize)> {
-        if raw > 0 {
-            let n = raw.min(buf.len());
-            self.mode = Mode::Discard { raw: raw - n };
-            self.shared
-                .count(|s| s.discarded_bytes = s.discarded_bytes.saturating_add(n as u32));
-            return Some((DigestResult::None, n));
-        }
-        let Some(nl) = Self::find_newline(buf, 0, buf.len()) else {
-            if buf.len() >= self.capacity {
-                let n = buf.len();
-                self.shared
-                    .count(|s| s.discarded_bytes = s.discarded_bytes.saturating_add(n as u32));
-                return Some((DigestResult::None, n));
-            }
-            return Some((DigestResult::None, 0));
-        };
-        let (ts, te) = Self::text_of(buf, 0, nl);
-        let text = &buf[ts..te];
-        let expect = match self.resp_expect {
-            Some(e) => Some(e),
-            None => self.current(),
-        };
-        match line::classify(text, expect.as_ref(), true) {
-            LineClass::Urc => return Some(self.urc(text, nl + 1)),
-            LineClass::Final(f) => {
+                self.shared.notify(Event::End(outcome));
                 self.shared.complete_with(f);
-                self.mode = Mode::Line;
-                self.resp_expect = None;
-            }
-            _ => {
-                if let Some(n) = expect.and_then(|e| line::payload_len(text, &e)) {
-                    self.mode = Mode::Discard { raw: n };
-                }
+                self.in_response = false;
+                self.lost_line = false;
             }
         }
-        self.shared
-            .count(|s| s.discarded_bytes = s.discarded_bytes.saturating_add((nl + 1) as u32));
-        Some((DigestResult::None, nl + 1))
     }
 }
 
-impl<U: UrcSink> atat::digest::Digester for Digester<'_, U> {
-    fn digest<'b>(&mut self, buf: &'b [u8]) -> (DigestResult<'b>, usize) {
-        if buf.len() < self.scan {
-            // The ingress dropped bytes under us (its buffer was cleared): start over.
-            warn!("ingress buffer was cleared; resynchronising");
-            self.reset();
-        }
-        loop {
-            let step = match self.mode {
-                Mode::Line => self.digest_line_mode(buf),
-                Mode::Raw(remaining) => {
-                    let avail = buf.len() - self.scan;
-                    let k = remaining.min(avail);
-                    self.scan += k;
-                    if k < remaining {
-                        self.mode = Mode::Raw(remaining - k);
-                        Some(self.idle(buf))
-                    } else {
-                        self.mode = Mode::Line;
-                        self.line_start = self.scan;
-                        None
-                    }
-                }
-                Mode::SkipLine => match Self::find_newline(buf, 0, buf.len()) {
-                    Some(nl) => {
-                        self.mode = Mode::Line;
-                        self.shared.count(|s| {
-                            s.discarded_bytes = s.discarded_bytes.saturating_add((nl + 1) as u32)
-                        });
-                        Some((DigestResult::None, nl + 1))
-                    }
-                    None => {
-                        let n = buf.len();
-                        self.shared.count(|s| {
-                            s.discarded_bytes = s.discarded_bytes.saturating_add(n as u32)
-                        });
-                        Some((DigestResult::None, n))
-                    }
-                },
-                Mode::Drain { end } => self.digest_drain(buf, end),
-                Mode::Discard { raw } => self.digest_discard(buf, raw),
-            };
-            if let Some(result) = step {
-                return result;
-            }
-        }
-    }
+fn find_newline(buf: &[u8], from: usize, to: usize) -> Option<usize> {
+    buf.get(from..to)
+        .and_then(super::line::find_lf)
+        .map(|i| from + i)
 }

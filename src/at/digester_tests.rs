@@ -1,44 +1,84 @@
-//! Byte-level tests of the digester: real-log quirks, binary payloads, noise, fragmentation.
+//! Byte-level tests of the digester: real-log quirks, binary payloads, noise, fragmentation,
+//! replies longer than the line buffer.
 
 extern crate std;
+use std::cell::RefCell;
 use std::string::String;
 use std::vec::Vec;
 
-use super::expect::{Expect, ExpectCell};
-use super::feed::{Event, Feeder};
+use super::expect::{Event, Expect, ExpectCell};
+use super::feed::UrcFn;
+use super::{Digester, Final};
+use crate::{CmeError, Error};
 
-/// An event with owned bytes, for comparisons.
+/// What the digester delivered, with owned bytes, in the order it was delivered.
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum Ev {
     Urc(String),
-    Ok(Vec<u8>),
-    Err(Vec<u8>),
-    Overflow,
+    Line(String),
+    /// Payload pieces of one payload, joined (how they were cut depends on the chunking).
+    Payload(Vec<u8>),
+    End(Result<Final, Error>),
     Prompt,
 }
 
-fn own(e: Event<'_>) -> Ev {
-    match e {
-        Event::Urc(u) => Ev::Urc(String::from_utf8_lossy(u).into_owned()),
-        Event::Response(Ok(b)) => Ev::Ok(b.to_vec()),
-        Event::Response(Err(atat::InternalError::Custom(b))) => Ev::Err(b.to_vec()),
-        Event::Response(Err(_)) => Ev::Overflow,
-        Event::Prompt => Ev::Prompt,
+fn push(evs: &RefCell<Vec<Ev>>, ev: Ev) {
+    let mut v = evs.borrow_mut();
+    if let (Some(Ev::Payload(p)), Ev::Payload(more)) = (v.last_mut(), &ev) {
+        p.extend_from_slice(more);
+        return;
     }
+    v.push(ev);
+}
+
+/// Feeds `wire` cut at `cuts` (the rest in one piece) through a digester with an `N`-byte
+/// line buffer, with `expect` in flight (until its final result code).
+fn run_cuts<const N: usize>(
+    expect: Option<Expect>,
+    wire: &[u8],
+    cuts: &mut dyn Iterator<Item = usize>,
+) -> (Vec<Ev>, super::DigestStats) {
+    let shared = ExpectCell::new();
+    let evs = RefCell::new(Vec::new());
+    let on = |ev: Event<'_>| {
+        push(
+            &evs,
+            match ev {
+                Event::Line(l) => Ev::Line(String::from_utf8_lossy(l).into_owned()),
+                Event::Payload(p) => Ev::Payload(p.to_vec()),
+                Event::End(r) => Ev::End(r),
+            },
+        )
+    };
+    let _guard = shared.listen(&on);
+    if let Some(e) = expect {
+        shared.begin(e);
+    }
+    let mut buf = [0u8; N];
+    let mut d = Digester::new(
+        &shared,
+        &mut buf,
+        UrcFn(|l: &[u8]| push(&evs, Ev::Urc(String::from_utf8_lossy(l).into_owned()))),
+    );
+    let mut rest = wire;
+    let mut prompted = false;
+    while !rest.is_empty() {
+        let n = cuts.next().unwrap_or(rest.len()).clamp(1, rest.len());
+        d.feed(&rest[..n]);
+        rest = &rest[n..];
+        if shared.prompt_seen() && !prompted {
+            prompted = true;
+            push(&evs, Ev::Prompt);
+        }
+    }
+    drop(_guard);
+    let out = evs.borrow().clone();
+    (out, shared.stats())
 }
 
 /// Feeds `wire` in chunks of `chunk` bytes with `expect` in flight; returns the events.
 fn run(expect: Option<Expect>, wire: &[u8], chunk: usize) -> (Vec<Ev>, super::DigestStats) {
-    let shared = ExpectCell::new();
-    if let Some(e) = expect {
-        shared.begin(e);
-    }
-    let mut f = Feeder::<'_, 2048>::new(&shared);
-    let mut evs = Vec::new();
-    for piece in wire.chunks(chunk.max(1)) {
-        f.feed(piece, |e| evs.push(own(e))).unwrap();
-    }
-    (evs, shared.stats())
+    run_cuts::<2048>(expect, wire, &mut core::iter::repeat(chunk))
 }
 
 fn all_chunkings(expect: Option<Expect>, wire: &[u8]) -> Vec<Ev> {
@@ -54,18 +94,24 @@ fn urc(s: &str) -> Ev {
     Ev::Urc(s.into())
 }
 
+fn line(s: &str) -> Ev {
+    Ev::Line(s.into())
+}
+
+const OK: Ev = Ev::End(Ok(Final::Ok));
+
 #[test]
 fn echo_on() {
     let evs = all_chunkings(Some(Expect::NONE), b"AT\r\r\nOK\r\n");
-    assert_eq!(evs, [Ev::Ok(b"OK".to_vec())]);
+    assert_eq!(evs, [OK]);
     let evs = all_chunkings(
         Some(Expect::prefixed(b"+CPIN:")),
         b"AT+CPIN?\r\r\n+CPIN: READY\r\n\r\nOK\r\n",
     );
-    assert_eq!(evs, [Ev::Ok(b"+CPIN: READY\r\n\r\nOK".to_vec())]);
+    assert_eq!(evs, [line("+CPIN: READY"), OK]);
     // ATE0's own echo is still emitted.
     let evs = all_chunkings(Some(Expect::NONE), b"ATE0\r\r\nOK\r\n");
-    assert_eq!(evs, [Ev::Ok(b"OK".to_vec())]);
+    assert_eq!(evs, [OK]);
 }
 
 #[test]
@@ -76,52 +122,51 @@ fn echo_off_and_blank_lines() {
     );
     assert_eq!(
         evs,
-        [Ev::Ok(
-            b"Quectel\r\nBG96\r\nRevision: BG96MAR02A07M1G\r\n\r\nOK".to_vec()
-        )]
+        [
+            line("Quectel"),
+            line("BG96"),
+            line("Revision: BG96MAR02A07M1G"),
+            OK
+        ]
     );
     // Without the blank line before OK (BG770A quirk), and with extra blank lines.
     let evs = all_chunkings(
         Some(Expect::prefixed(b"+CSQ:")),
         b"\r\n\r\n+CSQ: 15,3\r\nOK\r\n",
     );
-    assert_eq!(evs, [Ev::Ok(b"+CSQ: 15,3\r\nOK".to_vec())]);
+    assert_eq!(evs, [line("+CSQ: 15,3"), OK]);
 }
 
 #[test]
-fn urc_before_and_inside_a_response() {
+fn urc_before_and_inside_a_response_in_order() {
     let wire = b"\r\n+QIURC: \"recv\",0\r\n\r\n+CSQ: 15,3\r\n\r\n+QIURC: \"closed\",1\r\n\r\nOK\r\n\r\nRDY\r\n";
     let evs = all_chunkings(Some(Expect::prefixed(b"+CSQ:")), wire);
     assert_eq!(
         evs,
         [
             urc("+QIURC: \"recv\",0"),
-            Ev::Ok(b"+CSQ: 15,3\r\n\r\n+QIURC: \"closed\",1\r\n\r\nOK".to_vec()),
+            line("+CSQ: 15,3"),
             urc("+QIURC: \"closed\",1"),
+            OK,
             urc("RDY"),
         ]
     );
-    // The response view skips the URC that stayed inside it.
-    let Ev::Ok(body) = &evs[1] else {
-        unreachable!()
-    };
-    let r = super::Response::new(body, Expect::prefixed(b"+CSQ:"));
-    assert_eq!(r.first().unwrap(), b"15,3");
 }
 
 #[test]
 fn several_urcs_inside_a_multi_line_response() {
     let wire = b"\r\n+CGACT: 1,1\r\n+QIURC: \"recv\",2\r\n+CGACT: 2,0\r\n+CREG: 5\r\n\r\nOK\r\n";
     let evs = all_chunkings(Some(Expect::prefixed(b"+CGACT:")), wire);
-    assert_eq!(evs.len(), 3);
-    assert_eq!(evs[1], urc("+QIURC: \"recv\",2"));
-    assert_eq!(evs[2], urc("+CREG: 5"));
-    let Ev::Ok(body) = &evs[0] else {
-        panic!("{evs:?}")
-    };
-    let r = super::Response::new(body, Expect::prefixed(b"+CGACT:"));
-    let lines: Vec<&[u8]> = r.prefixed(b"+CGACT:").collect();
-    assert_eq!(lines, [&b"1,1"[..], &b"2,0"[..]]);
+    assert_eq!(
+        evs,
+        [
+            line("+CGACT: 1,1"),
+            urc("+QIURC: \"recv\",2"),
+            line("+CGACT: 2,0"),
+            urc("+CREG: 5"),
+            OK
+        ]
+    );
 }
 
 fn qird_wire(payload: &[u8]) -> Vec<u8> {
@@ -142,23 +187,42 @@ fn qird_payload_with_ok_and_nul_inside() {
     wire.extend_from_slice(b"\r\n+QIURC: \"recv\",0\r\n");
     let expect = Expect::payload(b"+QIRD:");
     let evs = all_chunkings(Some(expect), &wire);
-    assert_eq!(evs.len(), 3, "{evs:?}");
-    assert_eq!(evs[0], urc("+QIURC: \"recv\",0"));
-    assert_eq!(evs[2], urc("+QIURC: \"recv\",0"));
-    let Ev::Ok(body) = &evs[1] else { panic!() };
-    let r = super::Response::new(body, expect);
-    assert_eq!(r.payload().unwrap(), payload);
-    assert_eq!(r.final_code(), Some(super::Final::Ok));
+    assert_eq!(
+        evs,
+        [
+            urc("+QIURC: \"recv\",0"),
+            line(&format!("+QIRD: {}", payload.len())),
+            Ev::Payload(payload.to_vec()),
+            OK,
+            urc("+QIURC: \"recv\",0"),
+        ]
+    );
+}
+
+#[test]
+fn qird_payload_longer_than_the_line_buffer() {
+    // 1500 bytes through a 64-byte buffer: the payload passes through in pieces.
+    let payload: Vec<u8> = (0u32..1500).map(|i| (i * 31 % 251) as u8).collect();
+    let expect = Expect::payload(b"+QIRD:");
+    let wire = qird_wire(&payload);
+    for chunk in [1, 7, 64, 1000] {
+        let (evs, stats) = run_cuts::<64>(Some(expect), &wire, &mut core::iter::repeat(chunk));
+        assert_eq!(
+            evs,
+            [line("+QIRD: 1500"), Ev::Payload(payload.clone()), OK],
+            "chunk {chunk}"
+        );
+        assert_eq!(stats.long_lines, 0);
+    }
 }
 
 #[test]
 fn qird_zero_and_query_form() {
     let expect = Expect::payload(b"+QIRD:");
     let evs = all_chunkings(Some(expect), b"\r\n+QIRD: 0\r\n\r\nOK\r\n");
-    let Ev::Ok(body) = &evs[0] else { panic!() };
-    assert_eq!(super::Response::new(body, expect).payload(), Some(&b""[..]));
+    assert_eq!(evs, [line("+QIRD: 0"), OK]);
     let evs = all_chunkings(Some(expect), b"\r\n+QIRD: 3615,3529,86\r\n\r\nOK\r\n");
-    assert_eq!(evs, [Ev::Ok(b"+QIRD: 3615,3529,86\r\n\r\nOK".to_vec())]);
+    assert_eq!(evs, [line("+QIRD: 3615,3529,86"), OK]);
 }
 
 #[test]
@@ -187,32 +251,25 @@ fn garbage_is_not_error() {
         b"\r\nERrOR\r\n\x01\x7f\xfe\r\n+CSQ: 20,99\r\n\r\nOK\r\n",
         1,
     );
-    assert_eq!(evs.len(), 1);
-    let Ev::Ok(body) = &evs[0] else {
-        panic!("{evs:?}")
-    };
-    assert_eq!(
-        super::Response::new(body, expect).first().unwrap(),
-        b"20,99"
-    );
+    assert_eq!(evs, [line("+CSQ: 20,99"), OK]);
     assert_eq!(stats.garbage_lines, 2);
-    // Garbage with no command in flight, then a real error.
+    // Garbage with a command in flight, then a real error.
     let (evs, stats) = run(Some(Expect::NONE), b"ERrOR\r\n0K\r\nERROR\r\n", 3);
-    assert_eq!(evs, [Ev::Err(b"ERROR".to_vec())]);
+    assert_eq!(evs, [Ev::End(Ok(Final::Error))]);
     assert_eq!(stats.garbage_lines, 2);
 }
 
 #[test]
 fn cme_errors_numeric_and_verbose() {
     let evs = all_chunkings(Some(Expect::prefixed(b"+CPIN:")), b"\r\n+CME ERROR: 10\r\n");
-    assert_eq!(evs, [Ev::Err(b"+CME ERROR: 10".to_vec())]);
+    assert_eq!(evs, [Ev::End(Ok(Final::Cme(CmeError(10))))]);
     let evs = all_chunkings(
         Some(Expect::prefixed(b"+CPIN:")),
         b"\r\n+CME ERROR: SIM not inserted\r\n",
     );
-    assert_eq!(evs, [Ev::Err(b"+CME ERROR: SIM not inserted".to_vec())]);
+    assert_eq!(evs, [Ev::End(Ok(Final::Cme(CmeError(10))))]);
     let evs = all_chunkings(Some(Expect::NONE), b"\r\n+CMS ERROR: 302\r\n");
-    assert_eq!(evs, [Ev::Err(b"+CMS ERROR: 302".to_vec())]);
+    assert_eq!(evs, [Ev::End(Ok(Final::Cms(302)))]);
 }
 
 #[test]
@@ -236,15 +293,7 @@ fn reboot_while_a_command_waits() {
     // The command was sent; the modem reboots instead of answering; echo is back on afterwards.
     let wire = b"\r\nRDY\r\n\r\n+CFUN: 1\r\n\r\nAPP RDY\r\nAT\r\r\nOK\r\n";
     let evs = all_chunkings(Some(Expect::prefixed(b"+CSQ:")), wire);
-    assert_eq!(
-        evs,
-        [
-            urc("RDY"),
-            urc("+CFUN: 1"),
-            urc("APP RDY"),
-            Ev::Ok(b"OK".to_vec())
-        ]
-    );
+    assert_eq!(evs, [urc("RDY"), urc("+CFUN: 1"), urc("APP RDY"), OK]);
 }
 
 #[test]
@@ -256,7 +305,8 @@ fn registration_urc_vs_read_response() {
         evs,
         [
             urc("+CEREG: 5,\"1A2B\",\"01A2D102\",8"),
-            Ev::Ok(b"+CEREG: 2,1,\"1A2B\",\"01A2D101\",8\r\n\r\nOK".to_vec())
+            line("+CEREG: 2,1,\"1A2B\",\"01A2D101\",8"),
+            OK
         ]
     );
 }
@@ -275,54 +325,188 @@ fn prompt_only_when_asked() {
 #[test]
 fn send_results() {
     let evs = all_chunkings(Some(Expect::NONE), b"\r\nSEND OK\r\n");
-    assert_eq!(evs, [Ev::Ok(b"SEND OK".to_vec())]);
+    assert_eq!(evs, [Ev::End(Ok(Final::SendOk))]);
     let evs = all_chunkings(Some(Expect::NONE), b"\r\nSEND FAIL\r\n");
-    assert_eq!(evs, [Ev::Err(b"SEND FAIL".to_vec())]);
+    assert_eq!(evs, [Ev::End(Ok(Final::SendFail))]);
     let evs = all_chunkings(Some(Expect::NONE), b"\r\nCONNECT\r\n");
-    assert_eq!(evs, [Ev::Ok(b"CONNECT".to_vec())]);
+    assert_eq!(evs, [Ev::End(Ok(Final::Connect))]);
 }
 
 #[test]
-fn overflowing_response_is_an_error_and_resyncs() {
-    let shared = ExpectCell::new();
-    shared.begin(Expect::prefixed(b"+QFLST:"));
-    let mut f = Feeder::<'_, 256>::new(&shared);
+fn a_long_reply_streams_through_a_small_buffer() {
+    // 40 lines of a file listing (1.2 KB) through a 64-byte buffer, a URC in the middle.
     let mut wire = Vec::new();
+    let mut want = Vec::new();
     for i in 0..40 {
         wire.extend_from_slice(format!("\r\n+QFLST: \"file{i}.pem\",1220").as_bytes());
+        want.push(line(&format!("+QFLST: \"file{i}.pem\",1220")));
+        if i == 20 {
+            wire.extend_from_slice(b"\r\n+QIURC: \"recv\",3");
+            want.push(urc("+QIURC: \"recv\",3"));
+        }
     }
-    wire.extend_from_slice(b"\r\n\r\n+QIURC: \"recv\",3\r\n\r\nOK\r\n");
-    let mut evs = Vec::new();
-    for piece in wire.chunks(7) {
-        f.feed(piece, |e| evs.push(own(e))).unwrap();
+    wire.extend_from_slice(b"\r\n\r\nOK\r\n");
+    want.push(OK);
+    for chunk in [1, 7, 64, 2000] {
+        let (evs, stats) = run_cuts::<64>(
+            Some(Expect::prefixed(b"+QFLST:")),
+            &wire,
+            &mut core::iter::repeat(chunk),
+        );
+        assert_eq!(evs, want, "chunk {chunk}");
+        assert_eq!(stats.overflows, 0);
     }
-    assert_eq!(evs, [Ev::Overflow, urc("+QIURC: \"recv\",3")]);
-    assert_eq!(shared.current(), None, "the overflowed command is complete");
-    assert_eq!(shared.stats().overflows, 1);
-    // The next command works.
+}
+
+#[test]
+fn a_line_longer_than_the_buffer_fails_its_command_and_resyncs() {
+    let shared = ExpectCell::new();
+    let evs = RefCell::new(Vec::new());
+    let on = |ev: Event<'_>| {
+        if let Event::End(r) = ev {
+            evs.borrow_mut().push(Ev::End(r))
+        }
+    };
+    let _guard = shared.listen(&on);
+    shared.begin(Expect::prefixed(b"+QFLST:"));
+    let mut buf = [0u8; 64];
+    let mut d = Digester::new(
+        &shared,
+        &mut buf,
+        UrcFn(|l: &[u8]| evs.borrow_mut().push(urc(core::str::from_utf8(l).unwrap()))),
+    );
+    let long = format!("\r\n+QFLST: \"{}.pem\",1220\r\n", "x".repeat(200));
+    for piece in long.as_bytes().chunks(7) {
+        d.feed(piece);
+    }
+    d.feed(b"\r\n+QIURC: \"recv\",3\r\n\r\nOK\r\n");
+    assert_eq!(shared.current(), None, "the command is complete");
     shared.begin(Expect::prefixed(b"+CSQ:"));
-    f.feed(b"\r\n+CSQ: 9,99\r\n\r\nOK\r\n", |e| evs.push(own(e)))
-        .unwrap();
-    assert_eq!(evs[2], Ev::Ok(b"+CSQ: 9,99\r\n\r\nOK".to_vec()));
+    d.feed(b"\r\n+CSQ: 9,99\r\n\r\nOK\r\n");
+    assert_eq!(
+        *evs.borrow(),
+        [urc("+QIURC: \"recv\",3"), Ev::End(Err(Error::Overflow)), OK]
+    );
+    assert_eq!(shared.stats().overflows, 1);
+    assert_eq!(shared.stats().long_lines, 1);
 }
 
 #[test]
 fn overlong_noise_line_is_skipped() {
-    let shared = ExpectCell::new();
-    let mut f = Feeder::<'_, 128>::new(&shared);
-    let mut evs = Vec::new();
     let noise = [b'x'; 1000];
-    f.feed(&noise, |e| evs.push(own(e))).unwrap();
-    f.feed(b"\r\n\r\nRDY\r\n", |e| evs.push(own(e))).unwrap();
+    let mut wire = noise.to_vec();
+    wire.extend_from_slice(b"\r\n\r\nRDY\r\n");
+    let (evs, stats) = run_cuts::<128>(None, &wire, &mut core::iter::repeat(100));
     assert_eq!(evs, [urc("RDY")]);
-    assert!(shared.stats().discarded_bytes >= 1000);
+    assert!(stats.discarded_bytes >= 1000);
+    assert_eq!(stats.long_lines, 1);
 }
 
 #[test]
 fn unsolicited_final_is_counted() {
     let (evs, stats) = run(None, b"\r\nOK\r\n", 1);
-    assert_eq!(evs, [Ev::Ok(b"OK".to_vec())]);
+    assert_eq!(evs, []);
     assert_eq!(stats.unsolicited_finals, 1);
+}
+
+/// A 5 KiB multi-line reply with URCs between its lines, through a 256-byte line buffer, in
+/// 1-byte, 7-byte and random chunks: every line reaches the parser, every URC is delivered, in
+/// order, the same for every chunking (issue 11).
+#[test]
+fn five_kib_reply_with_urcs_between_lines_any_chunking() {
+    let mut wire = Vec::new();
+    let mut want = Vec::new();
+    let mut i = 0;
+    while wire.len() < 5 * 1024 {
+        let l = format!(
+            "+QCFG: \"band\",{i},\"0x{:08x}\",\"0x{:016x}\"",
+            i * 977,
+            i * 131
+        );
+        wire.extend_from_slice(b"\r\n");
+        wire.extend_from_slice(l.as_bytes());
+        want.push(line(&l));
+        if i % 5 == 2 {
+            let u = format!("+QIURC: \"recv\",{}", i % 12);
+            wire.extend_from_slice(b"\r\n");
+            wire.extend_from_slice(u.as_bytes());
+            want.push(urc(&u));
+        }
+        i += 1;
+    }
+    wire.extend_from_slice(b"\r\n\r\nOK\r\n");
+    want.push(OK);
+    assert!(wire.len() >= 5 * 1024);
+    let expect = Some(Expect::prefixed(b"+QCFG:"));
+    let mut seed = 0x2545_f491_u32;
+    let mut random = core::iter::from_fn(move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 17;
+        seed ^= seed << 5;
+        Some((seed % 300) as usize + 1)
+    });
+    let runs: [(&str, &mut dyn Iterator<Item = usize>); 3] = [
+        ("1-byte", &mut core::iter::repeat(1)),
+        ("7-byte", &mut core::iter::repeat(7)),
+        ("random", &mut random),
+    ];
+    for (name, cuts) in runs {
+        let (evs, stats) = run_cuts::<256>(expect, &wire, cuts);
+        assert_eq!(evs.len(), want.len(), "{name}");
+        assert_eq!(evs, want, "{name} chunks");
+        assert_eq!(
+            stats.long_lines + stats.overflows + stats.garbage_lines,
+            0,
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn no_carrier_ends_only_a_call_command() {
+    // Inside an ordinary reply it is a URC (a call ended): the command keeps its own answer.
+    let wire = b"\r\n+CSQ: 15,3\r\n\r\nNO CARRIER\r\n\r\nOK\r\n";
+    let evs = all_chunkings(Some(Expect::prefixed(b"+CSQ:")), wire);
+    assert_eq!(evs, [line("+CSQ: 15,3"), urc("NO CARRIER"), OK]);
+    for text in ["BUSY", "NO ANSWER", "NO DIALTONE"] {
+        let wire = format!("\r\n{text}\r\n\r\nOK\r\n");
+        let evs = all_chunkings(Some(Expect::NONE), wire.as_bytes());
+        assert_eq!(evs, [urc(text), OK]);
+    }
+    // For a command that can produce it, it is the final result code.
+    let evs = all_chunkings(Some(Expect::NONE.with_call()), b"\r\nNO CARRIER\r\n");
+    assert_eq!(evs, [Ev::End(Ok(Final::NoCarrier))]);
+    assert_eq!(
+        super::Urc::parse_line(b"NO CARRIER"),
+        Some(super::Urc::Notice(super::urc::Notice::CallEnded))
+    );
+}
+
+#[test]
+fn bare_notices_and_unknown_bare_lines() {
+    // Known bare notices are URCs anywhere, also inside a bare answer.
+    let wire = b"\r\nQuectel\r\nCall Ready\r\nBG96\r\nSMS Ready\r\nRevision: BG96MAR02A07M1G\r\n\r\nOK\r\n";
+    let evs = all_chunkings(Some(Expect::BARE), wire);
+    assert_eq!(
+        evs,
+        [
+            line("Quectel"),
+            urc("Call Ready"),
+            line("BG96"),
+            urc("SMS Ready"),
+            line("Revision: BG96MAR02A07M1G"),
+            OK
+        ]
+    );
+    // Outside a command, an unknown bare line is an unknown URC, not merged into the next
+    // answer.
+    let (evs, stats) = run(None, b"\r\nSome Notice\r\n\r\nRDY\r\n", 1);
+    assert_eq!(evs, [urc("Some Notice"), urc("RDY")]);
+    assert_eq!(stats.unknown_urcs, 1);
+    assert!(matches!(
+        super::Urc::parse_line(b"Some Notice"),
+        Some(super::Urc::Unknown(s)) if s.as_str() == "Some Notice"
+    ));
 }
 
 mod prop {
@@ -344,31 +528,20 @@ mod prop {
             let wire = recorded_exchange();
             let expect = Some(Expect::payload(b"+QIRD:"));
             let (reference, ref_stats) = run(expect, &wire, wire.len());
-            let shared = ExpectCell::new();
-            shared.begin(Expect::payload(b"+QIRD:"));
-            let mut f = Feeder::<'_, 2048>::new(&shared);
-            let mut evs = Vec::new();
-            let mut rest = &wire[..];
-            for c in cuts {
-                if rest.is_empty() { break; }
-                let n = c.min(rest.len());
-                f.feed(&rest[..n], |e| evs.push(own(e))).unwrap();
-                rest = &rest[n..];
-            }
-            f.feed(rest, |e| evs.push(own(e))).unwrap();
+            let (evs, stats) = run_cuts::<256>(expect, &wire, &mut cuts.into_iter());
             prop_assert_eq!(&evs, &reference);
-            prop_assert_eq!(shared.stats(), ref_stats);
+            prop_assert_eq!(stats, ref_stats);
         }
 
         #[test]
-        fn arbitrary_bytes_never_panic_or_stall(data in proptest::collection::vec(any::<u8>(), 0..4000), chunk in 1usize..300) {
-            let shared = ExpectCell::new();
-            shared.begin(Expect::payload(b"+QIRD:"));
-            let mut f = Feeder::<'_, 512>::new(&shared);
-            for piece in data.chunks(chunk) {
-                let fed = f.feed(piece, |_| {});
-                prop_assert!(fed.is_ok());
-            }
+        fn arbitrary_bytes_never_panic(data in proptest::collection::vec(any::<u8>(), 0..4000), chunk in 1usize..300) {
+            let (evs, _) = run_cuts::<128>(Some(Expect::payload(b"+QIRD:")), &data, &mut core::iter::repeat(chunk));
+            let delivered: usize = evs.iter().map(|e| match e {
+                Ev::Urc(s) | Ev::Line(s) => s.len(),
+                Ev::Payload(p) => p.len(),
+                _ => 0,
+            }).sum();
+            prop_assert!(delivered <= data.len());
         }
     }
 }

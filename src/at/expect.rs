@@ -49,13 +49,24 @@ pub struct Expect {
     /// Whether the command answers with the `> ` data prompt before its final result.
     pub prompt: bool,
     /// Where a payload goes: the socket slot whose receive ring the digester copies it into
-    /// when the response completes ([`Expect::NO_TARGET`]: nowhere, the command parses it).
+    /// ([`Expect::NO_TARGET`]: nowhere; the pieces go to the command's listener).
     pub target: u8,
+    /// The command can end with `NO CARRIER`, `BUSY`, `NO ANSWER` or `NO DIALTONE` (a dial or
+    /// data-mode command). For every other command these lines are URCs (a call or data
+    /// connection ended), never its final result code.
+    pub call: bool,
 }
 
 impl Expect {
     /// No payload target.
     pub const NO_TARGET: u8 = 0xff;
+
+    /// The same expectation, for a command that can end with `NO CARRIER`, `BUSY`,
+    /// `NO ANSWER` or `NO DIALTONE` (see [`Expect::call`]).
+    pub const fn with_call(mut self) -> Expect {
+        self.call = true;
+        self
+    }
 
     /// The same expectation, with payloads delivered to socket slot `slot`.
     pub const fn to_slot(mut self, slot: u8) -> Expect {
@@ -70,6 +81,7 @@ impl Expect {
         payload: Payload::None,
         prompt: false,
         target: Expect::NO_TARGET,
+        call: false,
     };
 
     /// A command whose information lines carry `prefix` (with the colon, e.g. `b"+CSQ:"`).
@@ -80,6 +92,7 @@ impl Expect {
             payload: Payload::None,
             prompt: false,
             target: Expect::NO_TARGET,
+            call: false,
         }
     }
 
@@ -90,6 +103,7 @@ impl Expect {
         payload: Payload::None,
         prompt: false,
         target: Expect::NO_TARGET,
+        call: false,
     };
 
     /// A command answering `<prefix> <n>\r\n<n bytes>` (e.g. `b"+QIRD:"`).
@@ -100,6 +114,7 @@ impl Expect {
             payload: Payload::LengthPrefixed,
             prompt: false,
             target: Expect::NO_TARGET,
+            call: false,
         }
     }
 
@@ -110,6 +125,7 @@ impl Expect {
         payload: Payload::None,
         prompt: true,
         target: Expect::NO_TARGET,
+        call: false,
     };
 }
 
@@ -123,14 +139,17 @@ pub struct DigestStats {
     pub unknown_urcs: u32,
     /// Command echo lines skipped.
     pub echo_lines: u32,
-    /// Responses larger than the ingress buffer (delivered as [`Error::Overflow`](crate::Error::Overflow)).
+    /// Responses that lost an information line longer than the ingress buffer (the command
+    /// ended with [`Error::Overflow`](crate::Error::Overflow)).
     pub overflows: u32,
     /// Final result codes that arrived with no command in flight.
     pub unsolicited_finals: u32,
-    /// URCs that arrived inside a response and were delivered after it.
+    /// URCs that arrived inside a response (between its lines; delivered at once, in order).
     pub deferred_urcs: u32,
-    /// Bytes discarded while resynchronising (over-long lines, overflowed responses).
+    /// Bytes discarded while resynchronising (over-long lines).
     pub discarded_bytes: u32,
+    /// Lines longer than the ingress buffer (dropped; parsing resumed at the next line).
+    pub long_lines: u32,
 }
 
 #[derive(Clone, Copy)]
@@ -139,22 +158,67 @@ struct Pending {
     completed: u32,
     last_final: Option<Final>,
     prompt_seen: bool,
+    listener: Option<ListenerPtr>,
+    /// Commands begun so far.
+    generation: u32,
+}
+
+/// What the digester hands the command in flight while its response streams in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Event<'b> {
+    /// One information line, trimmed.
+    Line(&'b [u8]),
+    /// A piece of a binary payload that has no socket target (see [`Expect::target`]).
+    Payload(&'b [u8]),
+    /// The response ended: its final result code, or [`Error::Overflow`](crate::Error::Overflow)
+    /// when one of its lines did not fit the ingress buffer (the line was dropped and the
+    /// digester resynchronised at the next one).
+    End(Result<Final, crate::Error>),
+}
+
+/// The listener of the command in flight: a closure that lives in the command's future.
+pub(crate) type Listener<'c> = dyn Fn(Event<'_>) + 'c;
+
+/// A registered listener with its lifetime erased (see [`ExpectCell::listen`] for why this is
+/// sound).
+#[derive(Clone, Copy)]
+struct ListenerPtr(core::ptr::NonNull<Listener<'static>>);
+
+// SAFETY: the pointer is only dereferenced inside the cell's critical section, and the guard
+// that registered it unregisters it (inside the same critical section) before the closure it
+// points to can go away; see `ExpectCell::listen`.
+unsafe impl Send for ListenerPtr {}
+
+/// Unregisters a listener when dropped (see [`ExpectCell::listen`]).
+pub(crate) struct ListenGuard<'c> {
+    cell: &'c ExpectCell,
+}
+
+impl Drop for ListenGuard<'_> {
+    fn drop(&mut self) {
+        self.cell.inner.lock(|c| {
+            let mut p = c.get();
+            p.listener = None;
+            c.set(p);
+        });
+    }
 }
 
 /// The digester's counters, one word each. Only the digester writes them (a load and a store,
 /// which every target has, even without compare-and-swap), and nobody waits on them, so
 /// counting costs no critical section.
-struct Counters([AtomicU32; 7]);
+struct Counters([AtomicU32; 8]);
 
 impl Counters {
     const fn new() -> Self {
-        Self([const { AtomicU32::new(0) }; 7])
+        Self([const { AtomicU32::new(0) }; 8])
     }
 
     fn get(&self) -> DigestStats {
-        let [a, b, c, d, e, f, g] = &self.0;
+        let [a, b, c, d, e, f, g, h] = &self.0;
         let l = |x: &AtomicU32| x.load(Ordering::Relaxed);
         DigestStats {
+            long_lines: l(h),
             garbage_lines: l(a),
             unknown_urcs: l(b),
             echo_lines: l(c),
@@ -166,7 +230,7 @@ impl Counters {
     }
 
     fn set(&self, s: DigestStats) {
-        let [a, b, c, d, e, f, g] = &self.0;
+        let [a, b, c, d, e, f, g, h] = &self.0;
         let st = |x: &AtomicU32, v: u32| {
             if x.load(Ordering::Relaxed) != v {
                 x.store(v, Ordering::Relaxed)
@@ -179,6 +243,7 @@ impl Counters {
         st(e, s.unsolicited_finals);
         st(f, s.deferred_urcs);
         st(g, s.discarded_bytes);
+        st(h, s.long_lines);
     }
 }
 
@@ -207,6 +272,8 @@ impl ExpectCell {
                 completed: 0,
                 last_final: None,
                 prompt_seen: false,
+                listener: None,
+                generation: 0,
             })),
             wakers: Mutex::new(RefCell::new(MultiWakerRegistration::new())),
             stats: Counters::new(),
@@ -254,12 +321,57 @@ impl ExpectCell {
         self.update(|p| {
             p.expect = Some(expect);
             p.prompt_seen = false;
+            p.generation = p.generation.wrapping_add(1);
         });
+    }
+
+    /// Registers `listener` for the lines, payload pieces and end of the next command's
+    /// response, until the returned guard is dropped.
+    ///
+    /// The digester calls the listener from the runner (another task, or an interrupt that
+    /// feeds `Runner::ingest`) while the command's future
+    /// waits. This is sound because the listener is only called inside this cell's critical
+    /// section, and the guard, which borrows the listener, clears the registration inside the
+    /// same critical section when it is dropped: a future is pinned while it is polled, so it
+    /// is dropped (running the guard's `Drop`) before the memory of the closure is reused,
+    /// even if the future is cancelled. (Leaking the future leaks the closure too, which then
+    /// stays valid.)
+    pub(crate) fn listen<'c>(&'c self, listener: &'c Listener<'c>) -> ListenGuard<'c> {
+        let ptr: core::ptr::NonNull<Listener<'c>> = core::ptr::NonNull::from(listener);
+        // SAFETY: only the lifetime is erased; see above for why the pointer never outlives
+        // the closure.
+        let ptr: core::ptr::NonNull<Listener<'static>> = unsafe { core::mem::transmute(ptr) };
+        self.inner.lock(|c| {
+            let mut p = c.get();
+            p.listener = Some(ListenerPtr(ptr));
+            c.set(p);
+        });
+        ListenGuard { cell: self }
+    }
+
+    /// Hands `ev` to the registered listener, if there is one.
+    pub(crate) fn notify(&self, ev: Event<'_>) {
+        self.inner.lock(|c| {
+            if let Some(ListenerPtr(ptr)) = c.get().listener {
+                // SAFETY: registered by `listen` and not yet unregistered, so the closure is
+                // alive; we are inside the critical section that unregistering takes.
+                let f: &Listener<'static> = unsafe { ptr.as_ref() };
+                f(ev);
+            }
+        })
     }
 
     /// The command in flight, if any.
     pub fn current(&self) -> Option<Expect> {
         self.inner.lock(|c| c.get().expect)
+    }
+
+    /// The command in flight and how many commands were begun so far.
+    pub(crate) fn current_with_generation(&self) -> (Option<Expect>, u32) {
+        self.inner.lock(|c| {
+            let p = c.get();
+            (p.expect, p.generation)
+        })
     }
 
     /// A number that changes whenever the command in flight may have changed (read it before
@@ -318,7 +430,7 @@ impl ExpectCell {
     /// Corrupted input seen so far: garbage lines, unknown URCs and discarded bytes (a sum
     /// that changes whenever one of them does; three loads, no critical section).
     pub fn noise(&self) -> u32 {
-        let [a, b, _, _, _, _, g] = &self.stats.0;
+        let [a, b, _, _, _, _, g, _] = &self.stats.0;
         let l = |x: &AtomicU32| x.load(Ordering::Relaxed);
         l(a).wrapping_add(l(b)).wrapping_add(l(g))
     }
@@ -326,27 +438,17 @@ impl ExpectCell {
 
 /// Receives binary payloads the digester extracted for a socket slot.
 pub trait PayloadSink {
-    /// `data` arrived for socket slot `slot` (a complete `+QIRD`/`+QSSLRECV` payload).
+    /// `data`, the next piece of a `+QIRD`/`+QSSLRECV` payload, arrived for socket slot
+    /// `slot`.
     fn deliver(&self, slot: u8, data: &[u8]);
+    /// The payload for `slot` is complete (wake its readers).
+    fn delivered(&self, slot: u8);
 }
 
 /// Receives URCs straight from the digester, so that no bounded channel stands between the
 /// ingress and what the URCs update (the runner applies them to its state and socket slots).
 pub trait UrcSink {
-    /// Whether URCs go to [`UrcSink::urc`] (`false`: the digester hands them to its caller).
-    const APPLIES: bool;
-    /// `line` (trimmed, never empty) is a URC. Returns `true` if it is a `+XXX:` URC the driver
-    /// does not know or cannot read (the digester counts it as noise).
-    fn urc(&self, line: &[u8]) -> bool;
-}
-
-/// No sink: the digester delivers URCs to its caller ([`DigestResult::Urc`](atat::digest::DigestResult)).
-#[derive(Clone, Copy, Debug, Default)]
-pub struct NoUrcSink;
-
-impl UrcSink for NoUrcSink {
-    const APPLIES: bool = false;
-    fn urc(&self, _line: &[u8]) -> bool {
-        false
-    }
+    /// `line` (trimmed, never empty) is a URC. Returns `true` if it is a URC the driver does
+    /// not know or cannot read (the digester counts it as noise).
+    fn urc(&mut self, line: &[u8]) -> bool;
 }

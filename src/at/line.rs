@@ -100,7 +100,18 @@ pub fn parse_final(line: &[u8]) -> Option<Final> {
 pub fn is_bare_urc(line: &[u8]) -> bool {
     matches!(
         line,
-        b"RDY" | b"APP RDY" | b"POWERED DOWN" | b"NORMAL POWER DOWN" | b"PSM POWER DOWN" | b"RING"
+        b"RDY"
+            | b"APP RDY"
+            | b"POWERED DOWN"
+            | b"NORMAL POWER DOWN"
+            | b"PSM POWER DOWN"
+            | b"RING"
+            | b"Call Ready"
+            | b"SMS Ready"
+            | b"UNDER-VOLTAGE WARNING"
+            | b"UNDER-VOLTAGE POWER DOWN"
+            | b"OVER-VOLTAGE WARNING"
+            | b"OVER-VOLTAGE POWER DOWN"
     )
 }
 
@@ -271,6 +282,11 @@ pub fn classify(line: &[u8], expect: Option<&Expect>, in_response: bool) -> Line
         return LineClass::Urc;
     }
     if let Some(f) = parse_final(line) {
+        // `NO CARRIER`, `BUSY`, `NO ANSWER`, `NO DIALTONE` end only a command that can
+        // produce them (dial, data mode); otherwise a call or data connection ended.
+        if f == Final::NoCarrier && !expect.is_some_and(|e| e.call) {
+            return LineClass::Urc;
+        }
         return LineClass::Final(f);
     }
     if !in_response && line.len() >= 2 && line[..2].eq_ignore_ascii_case(b"AT") {
@@ -281,7 +297,12 @@ pub fn classify(line: &[u8], expect: Option<&Expect>, in_response: bool) -> Line
     }
     match expect {
         Some(e) if e.info == Info::Bare => LineClass::Info,
-        _ => LineClass::Garbage,
+        // Outside a command, a bare line that starts like a word is a URC the driver does not
+        // know: reported as such (`Urc::Unknown`), never merged into the next answer.
+        None if first.is_ascii_alphabetic() => LineClass::Urc,
+        None => LineClass::Garbage,
+        // Inside a command that answers no bare lines: noise.
+        Some(_) => LineClass::Garbage,
     }
 }
 

@@ -229,6 +229,9 @@ pub enum Urc {
     PsmPowerDown,
     /// `RING`.
     Ring,
+    /// A bare notice the manuals list (`Call Ready`, `SMS Ready`, a voltage warning, a call
+    /// ending with `NO CARRIER` while no dial command is in flight, ...).
+    Notice(Notice),
     /// `+CFUN: <fun>`.
     Cfun(u8),
     /// `+CPIN: <code>`.
@@ -258,12 +261,55 @@ pub enum Urc {
     /// `+QSSLURC: ...`.
     QsslUrc(QsslUrc),
     /// A `+XXX:` URC this driver does not know; holds its prefix (`+XXX`, cut to 16 bytes).
+    /// Also a bare line that arrived while no command was in flight and is no known notice
+    /// (its first 16 bytes).
     Unknown(heapless::String<16>),
+}
+
+/// Bare notices (no `+XXX:` prefix) from the manuals of the supported modules.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Notice {
+    /// `Call Ready`: the voice/call stack is up (EC2x, EG91, BG96 with voice).
+    CallReady,
+    /// `SMS Ready`: SMS functions can be used.
+    SmsReady,
+    /// `UNDER-VOLTAGE WARNING`.
+    UnderVoltageWarning,
+    /// `UNDER-VOLTAGE POWER DOWN`: the module switches itself off.
+    UnderVoltagePowerDown,
+    /// `OVER-VOLTAGE WARNING`.
+    OverVoltageWarning,
+    /// `OVER-VOLTAGE POWER DOWN`: the module switches itself off.
+    OverVoltagePowerDown,
+    /// `NO CARRIER`, `BUSY`, `NO ANSWER` or `NO DIALTONE` while no dial or data-mode command was
+    /// in flight: a call or data connection ended (these are final result codes only for the
+    /// commands that can produce them).
+    CallEnded,
+}
+
+impl Notice {
+    /// Recognises a bare notice (a `match`: the compiler dispatches on the length).
+    pub(crate) fn parse(line: &[u8]) -> Option<Notice> {
+        Some(match line {
+            b"Call Ready" => Notice::CallReady,
+            b"SMS Ready" => Notice::SmsReady,
+            b"UNDER-VOLTAGE WARNING" => Notice::UnderVoltageWarning,
+            b"UNDER-VOLTAGE POWER DOWN" => Notice::UnderVoltagePowerDown,
+            b"OVER-VOLTAGE WARNING" => Notice::OverVoltageWarning,
+            b"OVER-VOLTAGE POWER DOWN" => Notice::OverVoltagePowerDown,
+            b"NO CARRIER" | b"BUSY" | b"NO ANSWER" | b"NO DIALTONE" => Notice::CallEnded,
+            _ => return None,
+        })
+    }
 }
 
 /// Whether a URC line is a `+XXX:` URC whose prefix this driver does not parse into a typed
 /// URC (a `match` on the name: the compiler dispatches on its length).
 pub(crate) fn is_unknown(line: &[u8]) -> bool {
+    if super::line::is_bare_urc(line) || Notice::parse(line).is_some() {
+        return false;
+    }
     match super::line::prefix_of(line) {
         Some(p) => !matches!(
             trim_ascii(&p[..p.len() - 1]),
@@ -279,7 +325,8 @@ pub(crate) fn is_unknown(line: &[u8]) -> bool {
                 | b"+QSSLOPEN"
                 | b"+QSSLURC"
         ),
-        None => false,
+        // A bare line that is no known notice.
+        None => line.first().is_some_and(u8::is_ascii_alphabetic),
     }
 }
 
@@ -493,7 +540,20 @@ impl Urc {
             b"RING" => return Some(Urc::Ring),
             _ => {}
         }
-        let prefix = super::line::prefix_of(line)?;
+        if let Some(n) = Notice::parse(line) {
+            return Some(Urc::Notice(n));
+        }
+        let Some(prefix) = super::line::prefix_of(line) else {
+            // A bare line the digester took for a URC (none was in flight): report it.
+            if !line.first().is_some_and(u8::is_ascii_alphabetic) {
+                return None;
+            }
+            let mut s = heapless::String::new();
+            for &b in line.iter().take(16) {
+                let _ = s.push(b as char);
+            }
+            return Some(Urc::Unknown(s));
+        };
         let name = trim_ascii(&prefix[..prefix.len() - 1]);
         let rest = super::line::after_prefix(line);
         let parsed = match name {
@@ -670,7 +730,9 @@ mod tests {
             p(b"+QIOPEN: x"),
             Urc::Unknown("+QIOPEN".try_into().unwrap())
         );
-        assert_eq!(Urc::parse_line(b"hello"), None);
+        // A bare line outside a command is reported, not dropped.
+        assert_eq!(p(b"hello"), Urc::Unknown("hello".try_into().unwrap()));
+        assert_eq!(Urc::parse_line(b"> "), None);
     }
 
     #[test]

@@ -76,11 +76,10 @@ impl<R: Read + ReadReady, W: Write> Uart for Halves<R, W> {
 }
 
 /// A blocking modem. Get the handles with [`Modem::sim`], [`Modem::network`],
-/// [`Modem::data_call`], or run any async operation with [`Modem::run`]. `N` is the ingress
-/// size of the [`Resources`] it was made from.
-pub struct Modem<'a, const N: usize = 2048> {
+/// [`Modem::data_call`], or run any async operation with [`Modem::run`].
+pub struct Modem<'a> {
     modem: asynch::Modem<'a>,
-    parts: asynch::RunnerParts<'a, N>,
+    parts: asynch::RunnerParts<'a>,
     uart: &'a mut dyn Uart,
 }
 
@@ -89,13 +88,13 @@ pub fn new<'a, const N: usize, const S: usize, const RB: usize>(
     resources: &'a mut Resources<N, S, RB>,
     uart: &'a mut dyn Uart,
     config: Config,
-) -> Modem<'a, N> {
+) -> Modem<'a> {
     let (parts, modem) = asynch::split(resources, config);
     Modem { modem, parts, uart }
 }
 
-async fn pump<const N: usize>(
-    parts: &mut asynch::RunnerParts<'_, N>,
+async fn pump(
+    parts: &mut asynch::RunnerParts<'_>,
     uart: &mut dyn Uart,
     modem: asynch::Modem<'_>,
 ) -> core::convert::Infallible {
@@ -116,7 +115,7 @@ async fn pump<const N: usize>(
     }
 }
 
-impl<'a, const N: usize> Modem<'a, N> {
+impl<'a> Modem<'a> {
     /// Runs an async operation on the modem to completion, feeding received bytes, writing
     /// commands and doing the runner's socket work meanwhile.
     pub fn run<T>(&mut self, f: impl AsyncFnOnce(&asynch::Modem<'a>) -> T) -> T {
@@ -167,17 +166,17 @@ impl<'a, const N: usize> Modem<'a, N> {
     }
 
     /// The SIM handle.
-    pub fn sim(&mut self) -> Sim<'_, 'a, N> {
+    pub fn sim(&mut self) -> Sim<'_, 'a> {
         Sim { m: self }
     }
 
     /// The network handle.
-    pub fn network(&mut self) -> Network<'_, 'a, N> {
+    pub fn network(&mut self) -> Network<'_, 'a> {
         Network { m: self }
     }
 
     /// The data-call handle.
-    pub fn data_call(&mut self) -> DataCall<'_, 'a, N> {
+    pub fn data_call(&mut self) -> DataCall<'_, 'a> {
         DataCall { m: self }
     }
 
@@ -193,7 +192,7 @@ impl<'a, const N: usize> Modem<'a, N> {
 
     /// Opens a socket; see [`asynch::Modem::connect`]. The socket borrows the modem: use it,
     /// then close it (or drop it) before using the other handles.
-    pub fn connect(&mut self, cid: u8, remote: Remote<'_>) -> Result<Socket<'_, 'a, N>, Error> {
+    pub fn connect(&mut self, cid: u8, remote: Remote<'_>) -> Result<Socket<'_, 'a>, Error> {
         let (slot, kind) =
             self.run(async |m| m.connect(cid, remote).await.map(|s| s.into_slot()))?;
         Ok(Socket {
@@ -205,13 +204,13 @@ impl<'a, const N: usize> Modem<'a, N> {
 }
 
 /// A blocking socket; implements `embedded_io::{Read, Write}`. See [`asynch::Socket`].
-pub struct Socket<'m, 'a, const N: usize = 2048> {
-    m: &'m mut Modem<'a, N>,
+pub struct Socket<'m, 'a> {
+    m: &'m mut Modem<'a>,
     slot: usize,
     kind: Kind,
 }
 
-impl<const N: usize> Socket<'_, '_, N> {
+impl Socket<'_, '_> {
     /// The modem's id of this socket.
     pub fn id(&self) -> u8 {
         self.slot as u8
@@ -230,24 +229,24 @@ impl<const N: usize> Socket<'_, '_, N> {
     }
 }
 
-impl<const N: usize> Drop for Socket<'_, '_, N> {
+impl Drop for Socket<'_, '_> {
     fn drop(&mut self) {
         self.m.modem.socket_abandon(self.slot);
     }
 }
 
-impl<const N: usize> embedded_io::ErrorType for Socket<'_, '_, N> {
+impl embedded_io::ErrorType for Socket<'_, '_> {
     type Error = Error;
 }
 
-impl<const N: usize> embedded_io::Read for Socket<'_, '_, N> {
+impl embedded_io::Read for Socket<'_, '_> {
     fn read(&mut self, buf: &mut [u8]) -> Result<usize, Error> {
         let slot = self.slot;
         self.m.run(async |m| m.socket_read(slot, buf).await)
     }
 }
 
-impl<const N: usize> embedded_io::Write for Socket<'_, '_, N> {
+impl embedded_io::Write for Socket<'_, '_> {
     fn write(&mut self, buf: &[u8]) -> Result<usize, Error> {
         let slot = self.slot;
         // A blocking write returns once the bytes are queued; they go out while later calls
@@ -261,11 +260,11 @@ impl<const N: usize> embedded_io::Write for Socket<'_, '_, N> {
 }
 
 /// Blocking SIM handle; see [`asynch::Sim`].
-pub struct Sim<'m, 'a, const N: usize = 2048> {
-    m: &'m mut Modem<'a, N>,
+pub struct Sim<'m, 'a> {
+    m: &'m mut Modem<'a>,
 }
 
-impl<const N: usize> Sim<'_, '_, N> {
+impl Sim<'_, '_> {
     /// See [`asynch::Sim::status`].
     pub fn status(&mut self) -> Result<SimStatus, Error> {
         self.m.run(async |m| m.sim().status().await)
@@ -289,11 +288,11 @@ impl<const N: usize> Sim<'_, '_, N> {
 }
 
 /// Blocking network handle; see [`asynch::Network`].
-pub struct Network<'m, 'a, const N: usize = 2048> {
-    m: &'m mut Modem<'a, N>,
+pub struct Network<'m, 'a> {
+    m: &'m mut Modem<'a>,
 }
 
-impl<const N: usize> Network<'_, '_, N> {
+impl Network<'_, '_> {
     /// See [`asynch::Network::registration`].
     pub fn registration(&mut self) -> Result<RegStatus, Error> {
         self.m.run(async |m| m.network().registration().await)
@@ -319,11 +318,11 @@ impl<const N: usize> Network<'_, '_, N> {
 }
 
 /// Blocking data-call handle; see [`asynch::DataCall`].
-pub struct DataCall<'m, 'a, const N: usize = 2048> {
-    m: &'m mut Modem<'a, N>,
+pub struct DataCall<'m, 'a> {
+    m: &'m mut Modem<'a>,
 }
 
-impl<const N: usize> DataCall<'_, '_, N> {
+impl DataCall<'_, '_> {
     /// See [`asynch::DataCall::configure`].
     pub fn configure(&mut self, cid: u8, apn: &Apn<'_>) -> Result<(), Error> {
         self.m
@@ -344,7 +343,7 @@ impl<const N: usize> DataCall<'_, '_, N> {
 }
 
 /// Host names and DNS servers (kept apart from the other handles' methods).
-impl<const N: usize> Modem<'_, N> {
+impl Modem<'_> {
     /// Resolves a host name with the modem's resolver; see [`asynch::Modem::resolve`].
     pub fn resolve(
         &mut self,
@@ -356,7 +355,7 @@ impl<const N: usize> Modem<'_, N> {
     }
 }
 
-impl<const N: usize> DataCall<'_, '_, N> {
+impl DataCall<'_, '_> {
     /// See [`asynch::DataCall::dns_servers`].
     pub fn dns_servers(&mut self, cid: u8) -> Result<crate::command::pdp::DnsConfig, Error> {
         self.m.run(async |m| m.data_call().dns_servers(cid).await)

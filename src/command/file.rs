@@ -150,6 +150,9 @@ impl Command for List<'_> {
         }
         Ok(out)
     }
+    fn fold(&self, acc: &mut Option<Result<Self::Response, Error>>, line: &Response<'_>) {
+        super::fold_list(acc, self.parse(line));
+    }
 }
 
 #[cfg(test)]

@@ -93,7 +93,7 @@ impl Command for SetCmee {
 }
 
 /// What `ATI` reports.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Identification {
     /// First line, `Quectel`.
@@ -155,6 +155,48 @@ impl Command for Identify {
             before1 = Some(line);
         }
         Err(Error::Parse)
+    }
+    /// The lines arrive one by one: the two lines before the `Revision:` line are kept in the
+    /// partial result (manufacturer, model; revision still empty).
+    fn fold(&self, acc: &mut Option<Result<Identification, Error>>, line: &Response<'_>) {
+        if matches!(acc, Some(Ok(id)) if !id.revision.is_empty()) {
+            return;
+        }
+        let mut id = match acc.take() {
+            Some(Ok(id)) => id,
+            _ => Identification::default(),
+        };
+        for text in line.lines() {
+            if let Some(rev) = strip_revision(text) {
+                *acc = Some(
+                    if !is_revision_text(rev) || id.manufacturer.is_empty() || id.model.is_empty() {
+                        Err(Error::Parse)
+                    } else {
+                        to_string(rev).map(|revision| Identification {
+                            revision,
+                            ..id.clone()
+                        })
+                    },
+                );
+                return;
+            }
+            // Shift: manufacturer <- model <- this line (a line too long for either field is
+            // noise, but it still pushes the earlier lines out).
+            id.manufacturer = to_string(id.model.as_bytes()).unwrap_or_default();
+            id.model = to_string(text).unwrap_or_default();
+        }
+        *acc = Some(Ok(id));
+    }
+    fn finish(
+        &self,
+        acc: Option<Result<Identification, Error>>,
+        _done: &Response<'_>,
+    ) -> Result<Identification, Error> {
+        match acc {
+            Some(Ok(id)) if !id.revision.is_empty() => Ok(id),
+            Some(Err(e)) => Err(e),
+            _ => Err(Error::Parse),
+        }
     }
 }
 

@@ -39,8 +39,55 @@ pub trait Command {
     }
     /// Writes the command line, without the `\r` terminator (the channel adds it).
     fn write(&self, w: &mut CmdWriter<'_>) -> Result<(), Error>;
-    /// Parses a successful response (its final result code was `OK`, `CONNECT` or `SEND OK`).
+    /// Parses a response. The driver calls it for each information line as the line arrives
+    /// (through [`Command::fold`]; `resp` then holds that one line), or, for a response without
+    /// information lines, once with `resp` holding only the final result code (`OK`,
+    /// `CONNECT` or `SEND OK`).
     fn parse(&self, resp: &Response<'_>) -> Result<Self::Response, Error>;
+    /// Folds one information line (`line` holds just that line) into the result so far. The
+    /// default keeps the first line that [`Command::parse`] accepts (and the error of the last
+    /// one that it refused, if none was accepted): right for commands that answer one line,
+    /// and for those whose answer is the first well-formed line among noise. Commands that
+    /// answer a list of lines override it (and append).
+    fn fold(&self, acc: &mut Option<Result<Self::Response, Error>>, line: &Response<'_>) {
+        if !matches!(acc, Some(Ok(_))) {
+            *acc = Some(self.parse(line));
+        }
+    }
+    /// The result once the final result code `done` (a success) arrived: what the lines
+    /// folded into, or, without information lines, [`Command::parse`] of the final result
+    /// code alone.
+    fn finish(
+        &self,
+        acc: Option<Result<Self::Response, Error>>,
+        done: &Response<'_>,
+    ) -> Result<Self::Response, Error> {
+        match acc {
+            Some(r) => r,
+            None => self.parse(done),
+        }
+    }
+}
+
+/// [`Command::fold`] for commands whose answer is a list of lines: appends what `parsed` (the
+/// command's [`Command::parse`] of one line) found to the list so far; the first error wins.
+pub(crate) fn fold_list<T, const K: usize>(
+    acc: &mut Option<Result<heapless::Vec<T, K>, Error>>,
+    parsed: Result<heapless::Vec<T, K>, Error>,
+) {
+    match (acc.as_mut(), parsed) {
+        (Some(Err(_)), _) => {}
+        (_, Err(e)) => *acc = Some(Err(e)),
+        (None, Ok(v)) => *acc = Some(Ok(v)),
+        (Some(Ok(list)), Ok(v)) => {
+            for item in v {
+                if list.push(item).is_err() {
+                    *acc = Some(Err(Error::Overflow));
+                    return;
+                }
+            }
+        }
+    }
 }
 
 /// A bounded writer for command lines: running out of room is [`Error::Overflow`], never a panic
@@ -145,75 +192,106 @@ impl<'a> CmdWriter<'a> {
     }
 }
 
-/// Turns what the digester delivered for `cmd` into its typed result.
-pub(crate) fn complete<C: Command>(
-    cmd: &C,
-    delivered: Result<&[u8], atat::InternalError<'_>>,
-) -> Result<C::Response, Error> {
-    match delivered {
-        Ok(body) => {
-            let resp = Response::new(body, cmd.expect());
-            match resp.final_code() {
-                Some(f) if f.is_success() => cmd.parse(&resp),
-                Some(f) => Err(f.into_error().unwrap_or(Error::Parse)),
-                // An empty body is the data prompt.
-                None if body.is_empty() && cmd.expect().prompt => cmd.parse(&resp),
-                None => Err(Error::Parse),
+/// What a command's response folds into while it streams in: the driver's side of
+/// [`Command::fold`] and [`Command::finish`], one per command type (the rest of the exchange is
+/// type-erased).
+pub(crate) struct Fold<'c, C: Command> {
+    cmd: &'c C,
+    expect: Expect,
+    acc: core::cell::RefCell<Option<Result<C::Response, Error>>>,
+    done: core::cell::Cell<bool>,
+}
+
+impl<'c, C: Command> Fold<'c, C> {
+    pub(crate) fn new(cmd: &'c C) -> Self {
+        Self {
+            cmd,
+            expect: cmd.expect(),
+            acc: core::cell::RefCell::new(None),
+            done: core::cell::Cell::new(false),
+        }
+    }
+
+    /// Takes one event of the response.
+    pub(crate) fn on(&self, ev: crate::at::expect::Event<'_>) {
+        use crate::at::expect::Event;
+        let Ok(mut acc) = self.acc.try_borrow_mut() else {
+            return;
+        };
+        match ev {
+            Event::Line(l) => {
+                if !self.done.get() {
+                    self.cmd.fold(&mut acc, &Response::new(l, self.expect));
+                }
+            }
+            // Payloads without a socket target are not kept (no command of the crate has one).
+            Event::Payload(_) => {}
+            Event::End(outcome) => {
+                if self.done.replace(true) {
+                    return;
+                }
+                let r = match outcome {
+                    Ok(f) if f.is_success() => {
+                        let text: &[u8] = match f {
+                            crate::at::Final::Connect => b"CONNECT",
+                            crate::at::Final::SendOk => b"SEND OK",
+                            _ => b"OK",
+                        };
+                        self.cmd
+                            .finish(acc.take(), &Response::new(text, self.expect))
+                    }
+                    Ok(f) => Err(f.into_error().unwrap_or(Error::Error)),
+                    Err(e) => Err(e),
+                };
+                *acc = Some(r);
             }
         }
-        Err(atat::InternalError::Custom(body)) => {
-            let resp = Response::new(body, cmd.expect());
-            Err(resp
-                .final_code()
-                .and_then(crate::at::Final::into_error)
-                .unwrap_or(Error::Error))
+    }
+
+    /// The result, if the response ended.
+    pub(crate) fn result(self) -> Option<Result<C::Response, Error>> {
+        if self.done.get() {
+            self.acc.into_inner()
+        } else {
+            None
         }
-        Err(atat::InternalError::Capacity) => Err(Error::Overflow),
-        Err(atat::InternalError::Timeout) => Err(Error::Timeout),
-        Err(atat::InternalError::Read) => Err(Error::Read),
-        Err(atat::InternalError::Write) => Err(Error::Write),
-        Err(_) => Err(Error::Error),
     }
 }
 
-/// Test helper: runs `wire` (what the modem sends) through a digester, fragmented into chunks
-/// of `chunk` bytes, and parses the first response as `cmd`'s.
+/// Runs `wire` (what the modem sends) through a digester with a line buffer of `N` bytes,
+/// fragmented into chunks of `chunk` bytes, and returns `cmd`'s result (or `None` if no final
+/// result code came). The same path the driver takes; tests and fuzz targets use it.
+pub(crate) fn run_wire_in<C: Command, const N: usize>(
+    cmd: &C,
+    wire: &[u8],
+    chunk: usize,
+) -> Option<Result<C::Response, Error>> {
+    let shared = crate::at::ExpectCell::new();
+    let fold = Fold::new(cmd);
+    let on = |ev: crate::at::expect::Event<'_>| fold.on(ev);
+    {
+        let _guard = shared.listen(&on);
+        shared.begin(cmd.expect());
+        let mut buf = [0u8; N];
+        let mut d = crate::at::Digester::new(&shared, &mut buf, crate::at::feed::UrcFn(|_| {}));
+        for piece in wire.chunks(chunk.max(1)) {
+            d.feed(piece);
+            if shared.current().is_none() {
+                break;
+            }
+        }
+    }
+    fold.result()
+}
+
+/// Test helper: [`run_wire_in`] with a 2 KiB buffer; no final result code is a timeout.
 #[cfg(test)]
 pub(crate) fn run_wire<C: Command>(
     cmd: &C,
     wire: &[u8],
     chunk: usize,
 ) -> Result<C::Response, Error> {
-    extern crate std;
-    use std::vec::Vec;
-    let shared = crate::at::ExpectCell::new();
-    shared.begin(cmd.expect());
-    let mut feeder = crate::at::feed::Feeder::<'_, 2048>::new(&shared);
-    let mut first: Option<Result<Vec<u8>, Vec<u8>>> = None;
-    let mut overflow = false;
-    for piece in wire.chunks(chunk.max(1)) {
-        feeder
-            .feed(piece, |ev| {
-                if let crate::at::feed::Event::Response(r) = ev
-                    && first.is_none()
-                {
-                    match r {
-                        Ok(b) => first = Some(Ok(b.to_vec())),
-                        Err(atat::InternalError::Custom(b)) => first = Some(Err(b.to_vec())),
-                        Err(_) => overflow = true,
-                    }
-                }
-            })
-            .expect("digester stalled");
-    }
-    if overflow {
-        return Err(Error::Overflow);
-    }
-    match first {
-        Some(Ok(b)) => complete(cmd, Ok(&b)),
-        Some(Err(b)) => complete(cmd, Err(atat::InternalError::Custom(&b))),
-        None => Err(Error::Timeout),
-    }
+    run_wire_in::<C, 2048>(cmd, wire, chunk).unwrap_or(Err(Error::Timeout))
 }
 
 #[cfg(test)]

@@ -199,6 +199,9 @@ impl Command for GetPdpContexts {
         }
         Ok(out)
     }
+    fn fold(&self, acc: &mut Option<Result<Self::Response, Error>>, line: &Response<'_>) {
+        super::fold_list(acc, self.parse(line));
+    }
 }
 
 /// `<context_type>` of `AT+QICSGP` / `AT+QIACT?`.
@@ -459,6 +462,9 @@ impl Command for GetActiveContexts {
         }
         Ok(out)
     }
+    fn fold(&self, acc: &mut Option<Result<Self::Response, Error>>, line: &Response<'_>) {
+        super::fold_list(acc, self.parse(line));
+    }
 }
 
 /// One `+QIACT: <cid>,<state>,<type>[,<addr>[,<addr>]]` line.
@@ -510,6 +516,16 @@ impl Command for GetActiveContext {
             }
         }
         Ok(found)
+    }
+    /// The matching line wins; a malformed line is an error.
+    fn fold(&self, acc: &mut Option<Result<Self::Response, Error>>, line: &Response<'_>) {
+        if matches!(acc, Some(Err(_))) {
+            return;
+        }
+        match self.parse(line) {
+            Ok(None) if acc.is_some() => {}
+            r => *acc = Some(r),
+        }
     }
 }
 
@@ -585,6 +601,9 @@ impl Command for GetPdpActive {
                 .map_err(|_| Error::Overflow)?;
         }
         Ok(out)
+    }
+    fn fold(&self, acc: &mut Option<Result<Self::Response, Error>>, line: &Response<'_>) {
+        super::fold_list(acc, self.parse(line));
     }
 }
 
@@ -946,7 +965,8 @@ mod tests {
                 b"\r\n+CME ERROR: no network service\r\n",
                 Err(Error::Cme(CmeError(30))),
             ),
-            (b"\r\nNO CARRIER\r\n", Err(Error::NoCarrier)),
+            // Not a final result code for a command that dials nothing: a URC.
+            (b"\r\nNO CARRIER\r\n\r\nOK\r\n", Ok(())),
         ];
         table(
             &DefinePdpContext {

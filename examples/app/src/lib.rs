@@ -622,8 +622,8 @@ fn empty_report() -> Report {
 }
 
 /// Runs the driver's runner (it owns the UART) next to `flow`; returns when `flow` does.
-async fn with_runner<R: Read, W: Write, const N: usize, T>(
-    runner: asynch::Runner<'_, R, W, N>,
+async fn with_runner<R: Read, W: Write, T>(
+    runner: asynch::Runner<'_, R, W>,
     flow: impl Future<Output = T>,
 ) -> T {
     match select(runner.run(), flow).await {

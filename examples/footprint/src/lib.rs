@@ -34,12 +34,12 @@ use embedded_io_async::{Read, Write};
 use quectel::asynch::{self, Apn, Config, Remote, Resources, SimStatus};
 use static_cell::{ConstStaticCell, StaticCell};
 
-/// Ingress buffer size (`Resources`' default).
-pub const N: usize = 2048;
+/// Ingress (line) buffer size (`Resources`' default).
+pub const N: usize = 256;
 /// The modem handle of this firmware.
 pub type Modem = asynch::Modem<'static>;
 /// The runner of this firmware.
-pub type Runner = asynch::Runner<'static, UartRx, UartTx, N>;
+pub type Runner = asynch::Runner<'static, UartRx, UartTx>;
 
 /// Size of the MQTT (minimq) buffer: receive part plus transmit/in-flight part.
 pub const MQTT_BUFFER: usize = 4096;

@@ -53,9 +53,11 @@ pub(crate) struct RunnerParts<'a> {
 impl RunnerParts<'_> {
     /// Processes bytes received from the modem: each line is dealt with when its `\n`
     /// arrives (a byte that completes nothing costs a copy and a comparison).
+    #[inline]
     pub(crate) fn ingest(&mut self, bytes: &[u8]) {
-        self.digester.feed(bytes);
-        self.recheck_after_noise();
+        if self.digester.feed(bytes) {
+            self.recheck_after_noise();
+        }
     }
 
     /// Reads once from `rx` straight into the digester's line buffer (no copy) and processes

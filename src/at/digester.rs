@@ -38,6 +38,10 @@ enum Mode {
     Skip,
 }
 
+/// Payload bytes that a byte-by-byte feed collects before it hands them on (the ring copies
+/// them in pieces of at most 64 bytes per critical section).
+const CS_PIECE: usize = 128;
+
 /// Quectel digester. See the [module documentation](self).
 pub(crate) struct Digester<'a, U: UrcSink> {
     shared: &'a ExpectCell,
@@ -128,7 +132,39 @@ impl<'a, U: UrcSink> Digester<'a, U> {
 
     /// Feeds `bytes` (copied into the line buffer piece by piece; payload bytes only pass
     /// through it).
-    pub(crate) fn feed(&mut self, mut bytes: &[u8]) {
+    /// Returns whether the bytes were processed (`false`: only appended, nothing completed).
+    #[inline]
+    pub(crate) fn feed(&mut self, bytes: &[u8]) -> bool {
+        // A short piece that completes nothing is only appended (a byte arriving alone from an
+        // interrupt, say): a copy and a comparison per byte. In a line, that is a piece without
+        // `\n` or `>`; in a payload, one that leaves it short of its end and of a 64-byte piece
+        // (payload bytes go to the ring in pieces, each copy in its own critical section).
+        let n = bytes.len();
+        let end = self.len + n;
+        let completes = match self.mode {
+            Mode::Line => bytes.iter().any(|&b| b == b'\n' || b == b'>'),
+            Mode::Raw { left, .. } => end >= left.min(CS_PIECE),
+            Mode::Skip => true,
+        };
+        if n <= 16
+            && !completes
+            && end < self.buf.len()
+            && let Some(dst) = self.buf.get_mut(self.len..end)
+        {
+            // A lone byte without a call to `memcpy`.
+            match (dst, bytes) {
+                ([d], [b]) => *d = *b,
+                (dst, bytes) => dst.copy_from_slice(bytes),
+            }
+            self.len = end;
+            return false;
+        }
+        self.feed_slow(bytes);
+        true
+    }
+
+    #[inline(never)]
+    fn feed_slow(&mut self, mut bytes: &[u8]) {
         while !bytes.is_empty() {
             let room = self.write_buf();
             if room.is_empty() {

@@ -64,7 +64,7 @@ fn run_cuts<const N: usize>(
     let mut prompted = false;
     while !rest.is_empty() {
         let n = cuts.next().unwrap_or(rest.len()).clamp(1, rest.len());
-        d.feed(&rest[..n]);
+        let _ = d.feed(&rest[..n]);
         rest = &rest[n..];
         if shared.prompt_seen() && !prompted {
             prompted = true;
@@ -377,12 +377,12 @@ fn a_line_longer_than_the_buffer_fails_its_command_and_resyncs() {
     );
     let long = format!("\r\n+QFLST: \"{}.pem\",1220\r\n", "x".repeat(200));
     for piece in long.as_bytes().chunks(7) {
-        d.feed(piece);
+        let _ = d.feed(piece);
     }
-    d.feed(b"\r\n+QIURC: \"recv\",3\r\n\r\nOK\r\n");
+    let _ = d.feed(b"\r\n+QIURC: \"recv\",3\r\n\r\nOK\r\n");
     assert_eq!(shared.current(), None, "the command is complete");
     shared.begin(Expect::prefixed(b"+CSQ:"));
-    d.feed(b"\r\n+CSQ: 9,99\r\n\r\nOK\r\n");
+    let _ = d.feed(b"\r\n+CSQ: 9,99\r\n\r\nOK\r\n");
     assert_eq!(
         *evs.borrow(),
         [urc("+QIURC: \"recv\",3"), Ev::End(Err(Error::Overflow)), OK]

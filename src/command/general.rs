@@ -172,9 +172,9 @@ impl Command for Identify {
                     if !is_revision_text(rev) || id.manufacturer.is_empty() || id.model.is_empty() {
                         Err(Error::Parse)
                     } else {
-                        to_string(rev).map(|revision| Identification {
-                            revision,
-                            ..id.clone()
+                        to_string(rev).map(|revision| {
+                            id.revision = revision;
+                            id
                         })
                     },
                 );
@@ -182,7 +182,8 @@ impl Command for Identify {
             }
             // Shift: manufacturer <- model <- this line (a line too long for either field is
             // noise, but it still pushes the earlier lines out).
-            id.manufacturer = to_string(id.model.as_bytes()).unwrap_or_default();
+            id.manufacturer.clear();
+            let _ = id.manufacturer.push_str(&id.model);
             id.model = to_string(text).unwrap_or_default();
         }
         *acc = Some(Ok(id));

@@ -214,37 +214,23 @@ impl<'c, C: Command> Fold<'c, C> {
 
     /// Takes one event of the response.
     pub(crate) fn on(&self, ev: crate::at::expect::Event<'_>) {
-        use crate::at::expect::Event;
+        // What does not depend on the command type is decided once, outside (less code per
+        // command type in firmware).
+        let Some(step) = step(ev, &self.done) else {
+            return;
+        };
         let Ok(mut acc) = self.acc.try_borrow_mut() else {
             return;
         };
-        match ev {
-            Event::Line(l) => {
-                if !self.done.get() {
-                    self.cmd.fold(&mut acc, &Response::new(l, self.expect));
-                }
-            }
-            // Payloads without a socket target are not kept (no command of the crate has one).
-            Event::Payload(_) => {}
-            Event::End(outcome) => {
-                if self.done.replace(true) {
-                    return;
-                }
-                let r = match outcome {
-                    Ok(f) if f.is_success() => {
-                        let text: &[u8] = match f {
-                            crate::at::Final::Connect => b"CONNECT",
-                            crate::at::Final::SendOk => b"SEND OK",
-                            _ => b"OK",
-                        };
-                        self.cmd
-                            .finish(acc.take(), &Response::new(text, self.expect))
-                    }
-                    Ok(f) => Err(f.into_error().unwrap_or(Error::Error)),
-                    Err(e) => Err(e),
-                };
+        match step {
+            Ok(Step::Line(l)) => self.cmd.fold(&mut acc, &Response::new(l, self.expect)),
+            Ok(Step::Done(text)) => {
+                let r = self
+                    .cmd
+                    .finish(acc.take(), &Response::new(text, self.expect));
                 *acc = Some(r);
             }
+            Err(e) => *acc = Some(Err(e)),
         }
     }
 
@@ -254,6 +240,42 @@ impl<'c, C: Command> Fold<'c, C> {
             self.acc.into_inner()
         } else {
             None
+        }
+    }
+}
+
+/// What a response event means for [`Fold`], independent of the command type.
+enum Step<'b> {
+    /// Fold this information line.
+    Line(&'b [u8]),
+    /// The command succeeded with this final result code.
+    Done(&'static [u8]),
+}
+
+/// Reads `ev` for [`Fold::on`]: `None` when there is nothing to do, `Err` for a failed command.
+#[inline(never)]
+fn step<'b>(
+    ev: crate::at::expect::Event<'b>,
+    done: &core::cell::Cell<bool>,
+) -> Option<Result<Step<'b>, Error>> {
+    use crate::at::expect::Event;
+    match ev {
+        Event::Line(l) if !done.get() => Some(Ok(Step::Line(l))),
+        // Payloads without a socket target are not kept (no command of the crate has one).
+        Event::Line(_) | Event::Payload(_) => None,
+        Event::End(outcome) => {
+            if done.replace(true) {
+                return None;
+            }
+            Some(match outcome {
+                Ok(f) if f.is_success() => Ok(Step::Done(match f {
+                    crate::at::Final::Connect => b"CONNECT",
+                    crate::at::Final::SendOk => b"SEND OK",
+                    _ => b"OK",
+                })),
+                Ok(f) => Err(f.into_error().unwrap_or(Error::Error)),
+                Err(e) => Err(e),
+            })
         }
     }
 }
@@ -275,7 +297,7 @@ pub(crate) fn run_wire_in<C: Command, const N: usize>(
         let mut buf = [0u8; N];
         let mut d = crate::at::Digester::new(&shared, &mut buf, crate::at::feed::UrcFn(|_| {}));
         for piece in wire.chunks(chunk.max(1)) {
-            d.feed(piece);
+            let _ = d.feed(piece);
             if shared.current().is_none() {
                 break;
             }

@@ -11,7 +11,7 @@
 //!   task storage, and every driver buffer is in a `static` cell, so `.bss` shows the real RAM;
 //! * results are consumed through `core::hint::black_box` and a GPIO write, never dropped.
 //!
-//! Buffers: `quectel::asynch::Resources` with its defaults (N = 2048, S = 2, R = 2048); MQTT
+//! Buffers: `quectel::asynch::Resources` with its defaults (N = 256, S = 2, R = 2048); MQTT
 //! uses [`MQTT_BUFFER`] bytes with [`MQTT_RX`] for receiving; MCU TLS uses `TlsBuffers`'
 //! defaults.
 #![no_std]

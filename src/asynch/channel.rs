@@ -74,6 +74,9 @@ pub(crate) struct ChannelState {
     /// The line or staging buffer holds (or held, for an abandoned command) a secret to wipe:
     /// a PIN, a password, or a file upload (which may be a private key).
     wipe: bool,
+    /// A command was abandoned without its final result code (its deadline passed): its
+    /// answer may still come, so the next command is preceded by a sequence marker.
+    resync: bool,
 }
 
 impl ChannelState {
@@ -83,6 +86,7 @@ impl ChannelState {
             last_deadline: Instant::from_ticks(0),
             next_write: Instant::from_ticks(0),
             wipe: false,
+            resync: false,
         }
     }
 }
@@ -122,10 +126,69 @@ impl<'c> Channel<'c> {
             let rebooted = core.state.wait_for(|s| (s.boots != boots).then_some(()));
             let r =
                 embassy_time::with_deadline(self.st.last_deadline, select(done, rebooted)).await;
-            if !matches!(r, Ok(Either::First(()))) {
-                debug!("abandoning the answer of an earlier command");
-                core.shared.complete();
+            match r {
+                Ok(Either::First(())) => {}
+                Ok(Either::Second(())) => {
+                    // The modem rebooted: the command is gone with everything it would answer.
+                    core.shared.complete();
+                }
+                Err(_) => {
+                    debug!("abandoning the answer of an earlier command");
+                    core.shared.complete();
+                    self.st.resync = true;
+                }
             }
+        }
+        if self.st.resync {
+            self.resync().await;
+        }
+    }
+
+    /// Makes sure that no final result code of an abandoned command is still on its way, so
+    /// that the next command cannot take it for its own: sends a sequence marker, `AT+CMEE?`,
+    /// whose answer has an information line (`+CMEE: <n>`) no stale answer can have. The
+    /// module answers commands in order, so once the marker's own answer arrived, anything
+    /// the abandoned command still had to say has arrived before it; an `OK` before the
+    /// `+CMEE:` line is that stale one, and the digester drops it
+    /// ([`Expect::answers_line`]). One round trip, only after a command was abandoned without
+    /// its final result code (a timeout, or a cancelled future whose deadline passed).
+    async fn resync(&mut self) {
+        const MARKER: &[u8] = b"AT+CMEE?\r";
+        const MARKER_EXPECT: Expect = Expect::prefixed(b"+CMEE:").with_line();
+        let core = self.m.core;
+        self.st.resync = false;
+        let len = {
+            let mut bufs = core.tx.buffers().await;
+            let mut w = CmdWriter::new(&mut bufs.line);
+            if w.raw(MARKER).is_err() {
+                return;
+            }
+            w.len()
+        };
+        let seen = core::cell::Cell::new(false);
+        let on = |ev: crate::at::expect::Event<'_>| {
+            if let crate::at::expect::Event::Line(_) = ev {
+                seen.set(true);
+            }
+        };
+        let _listening = core.shared.listen(&on);
+        let boots = core.state.get().boots;
+        self.cooldown().await;
+        core.shared.begin(MARKER_EXPECT);
+        let deadline = Instant::now() + Duration::from_millis(300 + WRITE_ALLOWANCE_MS);
+        self.st.last_deadline = deadline;
+        if core.tx.write(Source::Line(len)).await.is_err() {
+            core.shared.complete();
+            return;
+        }
+        self.wait_shared(deadline, boots, |e, _| e.is_none()).await;
+        self.st.next_write = Instant::now() + core.config.command_gap;
+        if core.shared.current().is_some() {
+            // No answer at all (or a reboot): nothing more to wait for.
+            core.shared.complete();
+        } else if !seen.get() {
+            // An error instead of the marker's answer; the module is in sync again anyway.
+            debug!("the sequence marker failed");
         }
     }
 

@@ -337,7 +337,13 @@ impl<'a, U: UrcSink> Digester<'a, U> {
                 }
             }
             LineClass::Final(f) => {
-                if expect.is_none() {
+                let stale = match expect {
+                    None => true,
+                    // A success before the line the command always answers: the late answer
+                    // of an abandoned command.
+                    Some(e) => e.answers_line && !self.in_response && f.is_success(),
+                };
+                if stale {
                     self.shared.count(|s| s.unsolicited_finals += 1);
                     return;
                 }

@@ -509,6 +509,17 @@ fn bare_notices_and_unknown_bare_lines() {
     ));
 }
 
+#[test]
+fn a_success_before_the_line_a_command_always_answers_is_stale() {
+    let marker = Expect::prefixed(b"+CMEE:").with_line();
+    let (evs, stats) = run(Some(marker), b"\r\nOK\r\n\r\n+CMEE: 2\r\n\r\nOK\r\n", 1);
+    assert_eq!(evs, [line("+CMEE: 2"), OK]);
+    assert_eq!(stats.unsolicited_finals, 1);
+    // An error still ends it.
+    let (evs, _) = run(Some(marker), b"\r\nERROR\r\n", 1);
+    assert_eq!(evs, [Ev::End(Ok(Final::Error))]);
+}
+
 mod prop {
     use super::*;
     use proptest::prelude::*;

@@ -55,6 +55,11 @@ pub struct Expect {
     /// data-mode command). For every other command these lines are URCs (a call or data
     /// connection ended), never its final result code.
     pub call: bool,
+    /// The command always answers an information line before a successful final result code
+    /// (a sequence marker such as `AT+CMEE?`): an `OK` before any line is a late answer of an
+    /// earlier, abandoned command, and is dropped (counted in
+    /// [`DigestStats::unsolicited_finals`]) instead of ending this one.
+    pub answers_line: bool,
 }
 
 impl Expect {
@@ -65,6 +70,13 @@ impl Expect {
     /// `NO ANSWER` or `NO DIALTONE` (see [`Expect::call`]).
     pub const fn with_call(mut self) -> Expect {
         self.call = true;
+        self
+    }
+
+    /// The same expectation, for a command that always answers an information line before a
+    /// successful final result code (see [`Expect::answers_line`]).
+    pub const fn with_line(mut self) -> Expect {
+        self.answers_line = true;
         self
     }
 
@@ -82,6 +94,7 @@ impl Expect {
         prompt: false,
         target: Expect::NO_TARGET,
         call: false,
+        answers_line: false,
     };
 
     /// A command whose information lines carry `prefix` (with the colon, e.g. `b"+CSQ:"`).
@@ -93,6 +106,7 @@ impl Expect {
             prompt: false,
             target: Expect::NO_TARGET,
             call: false,
+            answers_line: false,
         }
     }
 
@@ -104,6 +118,7 @@ impl Expect {
         prompt: false,
         target: Expect::NO_TARGET,
         call: false,
+        answers_line: false,
     };
 
     /// A command answering `<prefix> <n>\r\n<n bytes>` (e.g. `b"+QIRD:"`).
@@ -115,6 +130,7 @@ impl Expect {
             prompt: false,
             target: Expect::NO_TARGET,
             call: false,
+            answers_line: false,
         }
     }
 
@@ -126,6 +142,7 @@ impl Expect {
         prompt: true,
         target: Expect::NO_TARGET,
         call: false,
+        answers_line: false,
     };
 }
 

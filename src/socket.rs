@@ -274,6 +274,20 @@ impl<const S: usize, const R: usize> PayloadSink for Sockets<S, R> {
         }
     }
 
+    fn corrupted(&self, slot: u8) {
+        self.with(|inner| {
+            if let Some(s) = inner.slots.get_mut(usize::from(slot)) {
+                if matches!(s.state.phase, Phase::Open | Phase::PeerClosed) {
+                    s.state.phase = Phase::Failed(Error::Corrupted);
+                }
+                // What is buffered cannot be told apart from the bytes that took the lost
+                // ones' place: none of it is handed out.
+                s.rx.clear();
+                s.wakers.wake();
+            }
+        });
+    }
+
     fn delivered(&self, slot: u8) {
         // Readers are woken once, after the whole payload is in.
         self.with(|inner| {

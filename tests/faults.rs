@@ -1204,3 +1204,35 @@ mod mcu_tls {
         });
     }
 }
+
+/// UART overrun in the middle of a socket payload (bytes lost between the modem and the MCU):
+/// the payload no longer ends where its `+QIRD` header said, the socket fails with
+/// `Error::Corrupted` (nothing of the damaged stream is handed out), and a new connection
+/// works. Over plain TCP and modem TLS nothing else could notice (the UART carries the
+/// decrypted stream).
+#[test]
+fn bytes_lost_inside_a_socket_payload_fail_the_socket_with_corrupted() {
+    let (addr, _echo) = TcpEchoServer::start();
+    with_faulty(mock(), async |m, _h, f| {
+        bring_up(m).await;
+        let mut s = connect_tcp(m, addr.port()).await.unwrap();
+        assert_eq!(echo(&mut s, b"first").await, b"first");
+        f.mangle(b"overrun-test", Mangle::Drop { at: 3, len: 5 });
+        s.write(b"overrun-test-payload-0123456789").await.unwrap();
+        let mut buf = [0u8; 64];
+        let r = embassy_time::with_timeout(Duration::from_secs(10), s.read(&mut buf))
+            .await
+            .expect("read within 10 s");
+        assert_eq!(f.mangled(), 1);
+        assert_eq!(r, Err(Error::Corrupted));
+        assert_eq!(m.stats().corrupted_payloads, 1);
+        s.close().await.unwrap();
+        // The AT channel is in sync and a new connection carries data intact.
+        let mut s = connect_tcp(m, addr.port()).await.unwrap();
+        assert_eq!(
+            echo(&mut s, b"after the overrun").await,
+            b"after the overrun"
+        );
+        s.close().await.unwrap();
+    });
+}

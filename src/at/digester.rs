@@ -36,6 +36,8 @@ enum Mode {
     Raw { left: usize, target: u8 },
     /// Skipping the rest of a line that did not fit the buffer.
     Skip,
+    /// Right after a payload for `target`: its `\r\n` must follow (`seen` bytes of it so far).
+    Trailer { target: u8, seen: u8 },
 }
 
 /// Payload bytes that a byte-by-byte feed collects before it hands them on (the ring copies
@@ -144,7 +146,7 @@ impl<'a, U: UrcSink> Digester<'a, U> {
         let completes = match self.mode {
             Mode::Line => bytes.iter().any(|&b| b == b'\n' || b == b'>'),
             Mode::Raw { left, .. } => end >= left.min(CS_PIECE),
-            Mode::Skip => true,
+            Mode::Skip | Mode::Trailer { .. } => true,
         };
         if n <= 16
             && !completes
@@ -242,7 +244,26 @@ impl<'a, U: UrcSink> Digester<'a, U> {
                     {
                         sink.delivered(target);
                     }
-                    self.mode = Mode::Line;
+                    self.mode = Mode::Trailer { target, seen: 0 };
+                }
+                Mode::Trailer { target, seen } => {
+                    let Some(&b) = self.buf.get(pos).filter(|_| pos < end) else {
+                        return pos;
+                    };
+                    let want = if seen == 0 { b'\r' } else { b'\n' };
+                    if b == want {
+                        pos += 1;
+                        self.scan = pos;
+                        self.mode = if seen == 0 {
+                            Mode::Trailer { target, seen: 1 }
+                        } else {
+                            Mode::Line
+                        };
+                    } else {
+                        // The payload took bytes that were not its own: some were lost.
+                        self.payload_corrupted(target);
+                        self.mode = Mode::Line;
+                    }
                 }
                 Mode::Skip => {
                     let Some(nl) = find_newline(self.buf, pos, end) else {
@@ -297,6 +318,19 @@ impl<'a, U: UrcSink> Digester<'a, U> {
                     pos = nl + 1;
                 }
             }
+        }
+    }
+
+    /// A payload did not end where its header said (bytes were lost on the UART).
+    #[cold]
+    fn payload_corrupted(&mut self, target: u8) {
+        warn!("socket payload corrupted on the UART");
+        self.shared
+            .count(|s| s.corrupted_payloads = s.corrupted_payloads.saturating_add(1));
+        if let Some(sink) = self.payloads
+            && target != Expect::NO_TARGET
+        {
+            sink.corrupted(target);
         }
     }
 

@@ -902,6 +902,30 @@ impl<'c: 'buf, 'buf> Mqtt<'c, 'buf> {
     }
 
     async fn open<'a>(&mut self, modem: &Modem<'a>) -> Result<Socket<'a>, MqttError> {
+        // One call site of `open_once` (it is large once inlined), run at most twice.
+        let mut reset = false;
+        loop {
+            match self.open_once(modem).await {
+                Err(MqttError::Modem(e @ (Error::Timeout | Error::NotResponding)))
+                    if !reset && modem.can_hard_reset() =>
+                {
+                    // Something timed out. If the module still answers `AT` (probed for the
+                    // start-up timeout), the error stands; if not, it is hung, and it is reset
+                    // through its pins (a hung module answers nothing until power-cycled).
+                    if modem.responds().await {
+                        return Err(e.into());
+                    }
+                    modem.reset_and_wait_ready().await?;
+                    // From the start: initialise (a new boot), data call, TLS context.
+                    self.prepared_boot = Some(u32::MAX);
+                    reset = true;
+                }
+                r => return r,
+            }
+        }
+    }
+
+    async fn open_once<'a>(&mut self, modem: &Modem<'a>) -> Result<Socket<'a>, MqttError> {
         self.prepare(modem).await?;
         let remote = match self.config.transport {
             Transport::ModemTls { ssl_ctx, .. } => Remote::Tls {

@@ -165,29 +165,14 @@ impl<'c> Channel<'c> {
             }
             w.len()
         };
-        let seen = core::cell::Cell::new(false);
-        let on = |ev: crate::at::expect::Event<'_>| {
-            if let crate::at::expect::Event::Line(_) = ev {
-                seen.set(true);
-            }
-        };
-        let _listening = core.shared.listen(&on);
-        let boots = core.state.get().boots;
-        self.cooldown().await;
-        core.shared.begin(MARKER_EXPECT);
-        let deadline = Instant::now() + Duration::from_millis(300 + WRITE_ALLOWANCE_MS);
-        self.st.last_deadline = deadline;
-        if core.tx.write(Source::Line(len)).await.is_err() {
-            core.shared.complete();
-            return;
-        }
-        self.wait_shared(deadline, boots, |e, _| e.is_none()).await;
-        self.st.next_write = Instant::now() + core.config.command_gap;
-        if core.shared.current().is_some() {
-            // No answer at all (or a reboot): nothing more to wait for.
-            core.shared.complete();
-        } else if !seen.get() {
-            // An error instead of the marker's answer; the module is in sync again anyway.
+        // Its answer is not needed (an error means the module is in sync again too), only
+        // that the exchange ended.
+        let ignore = |_: crate::at::expect::Event<'_>| {};
+        if self
+            .exchange_erased(MARKER_EXPECT, 300, Source::Line(len), &ignore)
+            .await
+            .is_err()
+        {
             debug!("the sequence marker failed");
         }
     }

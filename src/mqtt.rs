@@ -47,7 +47,7 @@
 
 use core::fmt;
 
-use embassy_time::{Duration, Instant, Timer};
+use embassy_time::{Duration, Instant, Timer, with_timeout};
 /// minimq's types in this API, and its transport trait (`Io`: what an [`MqttConnection`] runs
 /// over).
 pub use minimq::{ConnectEvent, InboundPublish, Io, QoS};
@@ -136,7 +136,8 @@ pub enum MqttError {
     /// Too many operations in flight.
     InflightExhausted,
     /// A QoS 1 message waited longer than [`MqttConfig::ack_timeout`] for its PUBACK: the
-    /// connection is given up; connect again (a resumed session resends the message).
+    /// connection is given up; connect again (a resumed session resends the message). Also a
+    /// connection attempt whose CONNACK did not come within that time.
     AckTimeout,
 }
 
@@ -188,7 +189,9 @@ impl fmt::Display for MqttError {
             MqttError::BufferTooSmall => f.write_str("MQTT transmit buffer too small"),
             MqttError::PacketTooLarge => f.write_str("MQTT packet exceeds the maximum size"),
             MqttError::InflightExhausted => f.write_str("too many MQTT operations in flight"),
-            MqttError::AckTimeout => f.write_str("no PUBACK within the acknowledgement timeout"),
+            MqttError::AckTimeout => {
+                f.write_str("no PUBACK or CONNACK within the acknowledgement timeout")
+            }
         }
     }
 }
@@ -330,7 +333,8 @@ pub struct MqttConfig<'c> {
     pub backoff_max: Duration,
     /// How long a QoS 1 message may wait for its PUBACK before the connection is given up
     /// with [`MqttError::AckTimeout`] (MQTT 5 resends only on a new connection: connect again
-    /// and a resumed session resends it with DUP set). Default 30 s.
+    /// and a resumed session resends it with DUP set), and how long a connection attempt waits
+    /// for the broker's CONNACK (then [`MqttError::AckTimeout`] too). Default 30 s.
     pub ack_timeout: Duration,
 }
 
@@ -866,11 +870,18 @@ impl<'c: 'buf, 'buf> Mqtt<'c, 'buf> {
         let failures = &mut self.failures;
         let dropped = &self.dropped;
         let io = Guard::new(io, self.rx_size, dropped);
-        let mut conn = match self.session.connect(io).await {
-            Ok(c) => c,
-            Err(e) => {
+        // minimq waits for the CONNACK without a deadline: a broker that never answers (frozen,
+        // overloaded, or its CONNACK lost with a `recv` URC) would hold this attempt forever.
+        let mut conn = match with_timeout(ack_timeout, self.session.connect(io)).await {
+            Ok(Ok(c)) => c,
+            Ok(Err(e)) => {
                 *failures = failures.saturating_add(1);
                 return Err(map_err(e));
+            }
+            Err(_) => {
+                warn!("no CONNACK within the acknowledgement timeout");
+                *failures = failures.saturating_add(1);
+                return Err(MqttError::AckTimeout);
             }
         };
         let resumed = conn.connect_event() == ConnectEvent::Reconnected;

@@ -6,10 +6,11 @@
 //! * **Up**: the device publishes `up-<seq>` on `thing-0001/up` through an [`Outbox`] served by
 //!   the user's loop (`connect`, then `serve`, again on every error). The watcher is a
 //!   `mosquitto_sub` process with a persistent session (fixed client id, `-c`) on a broker with
-//!   persistence, so its session survives every broker restart; it counts by sequence number.
+//!   persistence, so its session survives every broker restart (the process is started again
+//!   when it exits); it counts by sequence number.
 //! * **Down**: a separate client (`mosquitto_pub`, one process per message, tried again until the
-//!   broker acknowledges it) publishes `down-<seq>` with QoS 1 on `thing-0001/down`; the device
-//!   counts what its `serve` hands it, by sequence number.
+//!   broker acknowledges it to a subscriber) publishes `down-<seq>` with QoS 1 on
+//!   `thing-0001/down`; the device counts what its `serve` hands it, by sequence number.
 //! * **Faults**, one thread, at uplink sequence numbers drawn from a seeded PRNG, kinds in
 //!   shuffled rounds (every kind once per round): broker SIGKILL, broker SIGTERM (restart),
 //!   connection closed by the network (`closed` URC), `pdpdeact`, garbage bytes on the UART,
@@ -28,6 +29,9 @@
 //! 1 000 down. `QUECTEL_SOAK_SEED=<n>` replays a schedule (the seed is printed; timing still
 //! varies). `QUECTEL_SOAK_REPORT=<file>` writes the result as Markdown (`scripts/soak.sh` puts it
 //! into `docs/reliability.md`).
+//!
+//! On a failure the last chunks that crossed the simulated UART are printed (all of them, up to
+//! 3000, go to a file in the temp directory); `BROKER_KEEP_DIR=1` keeps the broker's log.
 //!
 //! Memory: the driver allocates nothing (fixed-size `Resources`, `Outbox` and MQTT buffer,
 //! printed). The test counts the heap allocations made on the device's thread (driver, MQTT
@@ -362,7 +366,8 @@ fn size() -> Size {
             name: "smoke",
             up: 500,
             down: 50,
-            gap: (30, 50),
+            // At most 45: at least nine faults before message 450, every kind once.
+            gap: (25, 45),
             limit: StdDuration::from_secs(150),
             period_ms: 50,
         },
@@ -652,6 +657,7 @@ fn chaos(
     h: &ModemHandle,
     broker: &Broker,
     watcher: &Watcher<'_>,
+    up: usize,
 ) {
     // Warm-up, not a fault: mosquitto (2.0.11) saves a session only once its client has
     // connected with Clean Start 0, and the first connection of a device has Clean Start 1.
@@ -688,7 +694,9 @@ fn chaos(
     }
     let mut last = 0;
     for &(at, fault) in schedule {
-        while shared.produced.load(Ordering::Relaxed) < at.max(last + MIN_SPACING) {
+        // Never beyond the last twentieth: the producer stops at `up`.
+        let due = at.max(last + MIN_SPACING).min(up - up / 20);
+        while shared.produced.load(Ordering::Relaxed) < due {
             if shared.stop.load(Ordering::Relaxed) {
                 return;
             }
@@ -923,7 +931,7 @@ fn qos1_up_and_down_through_faults_loses_nothing() {
         let dev = s.spawn(move || device(shared, ends, mqtt_cfg, rx, tx, size.up, size.period_ms));
         let (h, b, w, p) = (&handle, &broker, &watcher, &plan);
         let f = &mut fault_rng;
-        let chaos_thread = s.spawn(move || chaos(shared, p, f, h, b, w));
+        let chaos_thread = s.spawn(move || chaos(shared, p, f, h, b, w, size.up));
         let obs = &observer;
         let down_thread = s.spawn(move || downlink(shared, b, obs, size.up));
 

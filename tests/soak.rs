@@ -429,9 +429,9 @@ fn thing_config<'a>(ca: &'a str, device: &'a ClientId, port: u16) -> MqttConfig<
     cfg.backoff_min = Duration::from_millis(100);
     cfg.backoff_max = Duration::from_secs(1);
     cfg.ack_timeout = Duration::from_secs(5);
-    // Never expires: mosquitto 2.0.11 does not restore, after a restart, the session of a
-    // client that was connected when it stopped unless its expiry is infinite (observed: a
-    // 1 h session came back empty, `CONNACK` without Session Present, after SIGTERM).
+    // Never expires, like the watcher's (`mosquitto_sub -c`): however long the broker is
+    // down, it must not end the session. (See `chaos` for what else mosquitto needs to keep
+    // a session across its restarts.)
     cfg.session_expiry_s = u32::MAX;
     cfg
 }

@@ -1158,6 +1158,58 @@ mod mqtt {
         }
     }
 
+    /// A broker that accepts the connection but never answers `CONNECT` (frozen, overloaded,
+    /// or its `CONNACK` lost with a `recv` URC): `connect` gives up after `ack_timeout` with
+    /// `MqttError::AckTimeout` instead of waiting forever, counts a failed attempt, and closes
+    /// the socket. (Found by the soak, `tests/soak.rs`: a lost `recv` URC during `connect` hung
+    /// the device's loop for good.)
+    #[test]
+    fn a_connack_that_never_comes_ends_the_attempt_after_the_ack_timeout() {
+        use std::io::Read;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (closed_tx, closed_rx) = std::sync::mpsc::channel();
+        let server = std::thread::spawn(move || {
+            let (mut s, _) = listener.accept().unwrap();
+            let mut got = 0;
+            let mut buf = [0u8; 256];
+            // Read (never answer) until the device closes the connection.
+            while let Ok(n @ 1..) = s.read(&mut buf) {
+                got += n;
+            }
+            let _ = closed_tx.send(got);
+        });
+        with_modem_in(support::resources(), fast_config(), mock(), async |m, _| {
+            m.init().await.unwrap();
+            let mut cfg = MqttConfig::new(
+                "127.0.0.1",
+                port,
+                "dev-1",
+                Transport::Tcp,
+                Apn::new("internet"),
+            );
+            cfg.ack_timeout = Duration::from_secs(2);
+            let mut buf = [0u8; 2048];
+            let mut mqtt = Mqtt::new(cfg, &mut buf, 1024).unwrap();
+            let t0 = embassy_time::Instant::now();
+            let r = embassy_time::with_timeout(Duration::from_secs(15), mqtt.connect(m))
+                .await
+                .expect("connect never returned");
+            let waited = t0.elapsed();
+            assert!(matches!(r, Err(MqttError::AckTimeout)), "{:?}", r.err());
+            assert!(
+                waited >= Duration::from_secs(2) && waited < Duration::from_secs(5),
+                "{waited:?}"
+            );
+            assert_eq!(mqtt.failures(), 1);
+        });
+        let got = closed_rx
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .expect("the device never closed the connection");
+        assert!(got > 0, "no CONNECT arrived");
+        server.join().unwrap();
+    }
+
     /// The broker sends the same QoS 1 PUBLISH twice (the second with DUP set, as after a
     /// lost PUBACK): the application gets the message twice (QoS 1 is "at least once"; the
     /// driver does not deduplicate), each copy is acknowledged, and the next message is

@@ -286,8 +286,9 @@ impl Command for SslConfigure<'_> {
                 // Unquoted `0X....`: a quoted suite is rejected by real BG96 firmware.
                 const HEX: &[u8; 16] = b"0123456789ABCDEF";
                 let mut text = *b"0X0000";
-                for k in 0..4 {
-                    text[5 - k] = HEX[usize::from((cs >> (4 * k)) & 0xf)];
+                let nibbles = cs.to_be_bytes().into_iter().flat_map(|b| [b >> 4, b & 0xf]);
+                for (c, nibble) in text.iter_mut().skip(2).zip(nibbles) {
+                    *c = HEX.get(usize::from(nibble)).copied().unwrap_or(b'0');
                 }
                 w.raw(&text)
             }

@@ -326,7 +326,7 @@ impl<'a> Modem<'a> {
     /// identifies the model (`ATI`) and the IMEI (`AT+CGSN`, at the first call only: after a
     /// reboot of the module the IMEI read before is returned).
     pub async fn init(&self) -> Result<Identity, Error> {
-        let deadline = Instant::now() + self.core.config.startup_timeout;
+        let deadline = Instant::now().saturating_add(self.core.config.startup_timeout);
         loop {
             // `ATE0` is as harmless as `AT` and saves the round trip of a separate probe.
             match self.send(&general::Echo(false)).await {

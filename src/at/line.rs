@@ -133,13 +133,14 @@ pub fn find_lf(buf: &[u8]) -> Option<usize> {
         if x.wrapping_sub(ONES) & !x & HIGHS != 0 {
             break;
         }
-        // `i` stays at most `buf.len()`.
-        i = i.saturating_add(W);
+        // `i` stays at most `buf.len()`: it cannot wrap (wrapping, as `+` is in release: this is
+        // the per-word loop of the receive path).
+        i = i.wrapping_add(W);
     }
     buf.get(i..)?
         .iter()
         .position(|&c| c == b'\n')
-        .map(|k| i.saturating_add(k))
+        .map(|k| i.wrapping_add(k))
 }
 
 /// What a (trimmed) line is.
@@ -176,8 +177,8 @@ pub fn prefix_of(line: &[u8]) -> Option<&[u8]> {
         return None;
     }
     let spaces = rest.get(name..)?.iter().take_while(|&&b| b == b' ').count();
-    // `name + spaces < line.len()`: the sums stay within the line's length.
-    let colon = name.saturating_add(spaces).saturating_add(1);
+    // `name + spaces < line.len()`: the sum cannot wrap (once per line on the receive path).
+    let colon = name.wrapping_add(spaces).wrapping_add(1);
     match line.get(colon) {
         Some(b':') => line.get(..=colon),
         _ => None,

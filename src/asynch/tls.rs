@@ -159,12 +159,13 @@ fn tls_file_name(
     let mut s = heapless::String::new();
     let digest = crc32(data);
     let mut tail = *b"_00000000.pem";
-    let nibbles = digest
-        .to_be_bytes()
-        .into_iter()
-        .flat_map(|b| [b >> 4, b & 0xf]);
-    for (c, nibble) in tail.iter_mut().skip(1).zip(nibbles) {
-        *c = HEX.get(usize::from(nibble)).copied().unwrap_or(b'0');
+    let [_, digits @ .., _, _, _, _] = &mut tail;
+    for (c, shift) in digits.iter_mut().zip([28, 24, 20, 16, 12, 8, 4, 0]) {
+        // A nibble: always in the table.
+        *c = HEX
+            .get((digest >> shift & 0xf) as usize)
+            .copied()
+            .unwrap_or(b'0');
     }
     s.push_str(prefix).map_err(|_| Error::Overflow)?;
     s.push_str(stem).map_err(|_| Error::Overflow)?;

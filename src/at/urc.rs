@@ -344,8 +344,10 @@ fn kind_and_id(i: &[u8]) -> Option<(&[u8], u8)> {
     if digits.is_empty() || digits.len() > 3 || !digits.iter().all(u8::is_ascii_digit) {
         return None;
     }
+    // At most three ASCII digits (checked above): nothing wraps or overflows.
     let id = digits.iter().try_fold(0u32, |a, &d| {
-        a.checked_mul(10)?.checked_add(char::from(d).to_digit(10)?)
+        a.checked_mul(10)?
+            .checked_add(u32::from(d.wrapping_sub(b'0')))
     })?;
     Some((kind, u8::try_from(id).ok()?))
 }

@@ -286,9 +286,13 @@ impl Command for SslConfigure<'_> {
                 // Unquoted `0X....`: a quoted suite is rejected by real BG96 firmware.
                 const HEX: &[u8; 16] = b"0123456789ABCDEF";
                 let mut text = *b"0X0000";
-                let nibbles = cs.to_be_bytes().into_iter().flat_map(|b| [b >> 4, b & 0xf]);
-                for (c, nibble) in text.iter_mut().skip(2).zip(nibbles) {
-                    *c = HEX.get(usize::from(nibble)).copied().unwrap_or(b'0');
+                let [_, _, digits @ ..] = &mut text;
+                for (c, shift) in digits.iter_mut().zip([12, 8, 4, 0]) {
+                    // A nibble: always in the table.
+                    *c = HEX
+                        .get(usize::from((cs >> shift) & 0xf))
+                        .copied()
+                        .unwrap_or(b'0');
                 }
                 w.raw(&text)
             }

@@ -2,6 +2,19 @@
 #![doc = include_str!("../README.md")]
 #![warn(missing_docs)]
 #![warn(missing_debug_implementations)]
+// The no-panic contract (docs/architecture.md, "No-panic contract"): outside tests, the crate
+// does not unwrap, index, slice or do unchecked arithmetic; an input that does not fit is a typed
+// error. `cargo clippy ... -D warnings` in `.ci/run` enforces it.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing,
+        clippy::arithmetic_side_effects
+    )
+)]
 
 #[macro_use]
 mod fmt;
@@ -11,6 +24,9 @@ pub mod at;
 pub mod blocking;
 #[cfg(any(feature = "aws", feature = "aliyun"))]
 pub mod cloud;
+// TODO(lead, issue 11 item 5): command/mod.rs still indexes and adds unchecked (listed in the
+// `lints` branch report); remove this allow once it is clean (its submodules are clean now).
+#[allow(clippy::indexing_slicing, clippy::arithmetic_side_effects)]
 pub mod command;
 mod debug_impls;
 mod error;
@@ -47,6 +63,9 @@ pub use rand_core;
 #[cfg(doctest)]
 mod doc_guides;
 
+// TODO(issue 11 item 5): fuzz_api.rs still indexes and adds unchecked (listed in the `lints`
+// branch report); remove this allow once it is clean.
+#[allow(clippy::indexing_slicing, clippy::arithmetic_side_effects)]
 #[doc(hidden)]
 #[path = "fuzz_api.rs"]
 pub mod __fuzz;

@@ -267,13 +267,16 @@ pub fn check_filter(filter: &str) -> Result<(), MqttError> {
             max: MAX_TOPIC_LEN,
         });
     }
-    let b = filter.as_bytes();
-    for (i, &c) in b.iter().enumerate() {
-        let level_starts = i == 0 || b[i - 1] == b'/';
-        let level_ends = i + 1 == b.len() || b[i + 1] == b'/';
+    let mut previous = None;
+    let mut bytes = filter.bytes().peekable();
+    while let Some(c) = bytes.next() {
+        let next = bytes.peek().copied();
+        let level_starts = previous.is_none_or(|p| p == b'/');
+        let level_ends = next.is_none_or(|n| n == b'/');
+        previous = Some(c);
         match c {
             0 => return Err(MqttError::InvalidTopic),
-            b'#' if !level_starts || i + 1 != b.len() => return Err(MqttError::InvalidFilter),
+            b'#' if !level_starts || next.is_some() => return Err(MqttError::InvalidFilter),
             b'+' if !level_starts || !level_ends => return Err(MqttError::InvalidFilter),
             _ => {}
         }
@@ -468,12 +471,14 @@ impl<'g, IO: minimq::Io> Guard<'g, IO> {
     /// The remaining length, once the varint in `hdr[1..hdr_len]` is complete.
     fn remaining(&self) -> Option<Result<usize, ()>> {
         let mut value = 0usize;
-        for (i, b) in self.hdr[1..self.hdr_len].iter().enumerate() {
-            value |= usize::from(b & 0x7f) << (7 * i);
+        let length = self.hdr.get(1..self.hdr_len).unwrap_or_default();
+        for (b, shift) in length.iter().zip([0, 7, 14, 21]) {
+            value |= usize::from(b & 0x7f) << shift;
             if b & 0x80 == 0 {
                 return Some(Ok(value));
             }
-            if i == 3 {
+            if shift == 21 {
+                // A fifth length byte would follow.
                 return Some(Err(()));
             }
         }
@@ -486,7 +491,7 @@ impl<'g, IO: minimq::Io> Guard<'g, IO> {
             return 0;
         }
         if self.topic_got < 2 {
-            return 2 - self.topic_got;
+            return 2usize.saturating_sub(self.topic_got);
         }
         let len = usize::from(u16::from_be_bytes([self.topic[0], self.topic[1]]));
         if len > MAX_STORED_TOPIC_LEN {
@@ -499,8 +504,9 @@ impl<'g, IO: minimq::Io> Guard<'g, IO> {
         let topic = if publish && self.topic_got >= 2 {
             let len = usize::from(u16::from_be_bytes([self.topic[0], self.topic[1]]));
             (self.topic_got == 2 + len && len <= MAX_STORED_TOPIC_LEN)
-                .then(|| core::str::from_utf8(&self.topic[2..2 + len]).ok())
+                .then(|| self.topic.get(2..).and_then(|t| t.get(..len)))
                 .flatten()
+                .and_then(|t| core::str::from_utf8(t).ok())
                 .and_then(|t| heapless::String::try_from(t).ok())
         } else {
             None
@@ -536,17 +542,28 @@ impl<IO: minimq::Io> embedded_io_async::Read for Guard<'_, IO> {
                 GuardState::Pass { left: 0 } => self.state = GuardState::Header,
                 GuardState::Pass { left } => {
                     let n = out.len().min(left);
-                    let n = self.inner.read(&mut out[..n]).await?;
+                    let n = self
+                        .inner
+                        .read(out.get_mut(..n).unwrap_or_default())
+                        .await?;
                     if n > 0 {
-                        self.state = GuardState::Pass { left: left - n };
+                        // A read returns at most `left` bytes here.
+                        self.state = GuardState::Pass {
+                            left: left.saturating_sub(n),
+                        };
                     }
                     return Ok(n);
                 }
                 GuardState::Replay { pos, body } => {
-                    let k = (self.hdr_len - pos).min(out.len());
-                    out[..k].copy_from_slice(&self.hdr[pos..pos + k]);
-                    self.state = if pos + k < self.hdr_len {
-                        GuardState::Replay { pos: pos + k, body }
+                    let pending = self.hdr.get(pos..self.hdr_len).unwrap_or_default();
+                    let k = pending.len().min(out.len());
+                    for (o, &h) in out.iter_mut().zip(pending) {
+                        *o = h;
+                    }
+                    // `pos + k` ≤ `hdr_len` ≤ 5.
+                    let pos = pos.saturating_add(k);
+                    self.state = if pos < self.hdr_len {
+                        GuardState::Replay { pos, body }
                     } else {
                         self.hdr_len = 0;
                         GuardState::Pass { left: body }
@@ -555,7 +572,12 @@ impl<IO: minimq::Io> embedded_io_async::Read for Guard<'_, IO> {
                 }
                 GuardState::Header => {
                     let at = self.hdr_len;
-                    let n = self.inner.read(&mut self.hdr[at..at + 1]).await?;
+                    let Some(next) = self.hdr.get_mut(at..=at) else {
+                        // Not reached: a fifth length byte ends the header (`remaining`).
+                        self.state = GuardState::Replay { pos: 0, body: 0 };
+                        continue;
+                    };
+                    let n = self.inner.read(next).await?;
                     if n == 0 {
                         if self.hdr_len == 0 {
                             return Ok(0);
@@ -564,7 +586,7 @@ impl<IO: minimq::Io> embedded_io_async::Read for Guard<'_, IO> {
                         self.state = GuardState::Replay { pos: 0, body: 0 };
                         continue;
                     }
-                    self.hdr_len += 1;
+                    self.hdr_len = self.hdr_len.saturating_add(1);
                     if self.hdr_len < 2 {
                         continue;
                     }
@@ -572,14 +594,14 @@ impl<IO: minimq::Io> embedded_io_async::Read for Guard<'_, IO> {
                         None => {}
                         // Not a valid length: minimq reports the malformed packet.
                         Some(Err(())) => self.state = GuardState::Replay { pos: 0, body: 0 },
-                        Some(Ok(body)) if self.hdr_len + body <= self.limit => {
+                        Some(Ok(body)) if self.hdr_len.saturating_add(body) <= self.limit => {
                             self.state = GuardState::Replay { pos: 0, body };
                         }
                         Some(Ok(body)) => {
                             self.topic_got = 0;
                             self.state = GuardState::Skip {
                                 left: body,
-                                size: self.hdr_len + body,
+                                size: self.hdr_len.saturating_add(body),
                                 publish: self.hdr[0] >> 4 == 3,
                             };
                             self.hdr_len = 0;
@@ -600,20 +622,27 @@ impl<IO: minimq::Io> embedded_io_async::Read for Guard<'_, IO> {
                     publish,
                 } => {
                     let want = self.topic_wanted(publish).min(left);
-                    let n = if want > 0 {
-                        let at = self.topic_got;
-                        let n = self.inner.read(&mut self.topic[at..at + want]).await?;
-                        self.topic_got += n;
+                    let topic = self
+                        .topic
+                        .get_mut(self.topic_got..)
+                        .and_then(|t| t.get_mut(..want))
+                        .filter(|t| !t.is_empty());
+                    let n = if let Some(topic) = topic {
+                        let n = self.inner.read(topic).await?;
+                        self.topic_got = self.topic_got.saturating_add(n);
                         n
                     } else {
                         let n = out.len().min(left);
-                        self.inner.read(&mut out[..n]).await?
+                        self.inner
+                            .read(out.get_mut(..n).unwrap_or_default())
+                            .await?
                     };
                     if n == 0 {
                         return Ok(0);
                     }
                     self.state = GuardState::Skip {
-                        left: left - n,
+                        // A read returns at most `left` bytes here.
+                        left: left.saturating_sub(n),
                         size,
                         publish,
                     };
@@ -751,7 +780,7 @@ impl<'c: 'buf, 'buf> Mqtt<'c, 'buf> {
         if self.failures == 0 {
             return Duration::from_ticks(0);
         }
-        let shift = (self.failures - 1).min(16);
+        let shift = self.failures.saturating_sub(1).min(16);
         let base = self
             .config
             .backoff_min
@@ -765,11 +794,12 @@ impl<'c: 'buf, 'buf> Mqtt<'c, 'buf> {
         x ^= x << 5;
         self.jitter = x;
         let cut = if base > 1 {
-            u64::from(x) % (base / 2)
+            u64::from(x).checked_rem(base / 2).unwrap_or(0)
         } else {
             0
         };
-        Duration::from_millis(base - cut)
+        // `cut` < `base / 2`.
+        Duration::from_millis(base.saturating_sub(cut))
     }
 
     /// Brings up what the link needs: the modem after a reboot (start-up, TLS context), and
@@ -1050,11 +1080,14 @@ impl<const Q: usize, const L: usize> Outbox<Q, L> {
 
     /// Messages not yet acknowledged (queued, waiting to be sent again, or in flight).
     pub fn len(&self) -> usize {
-        self.queue.len()
-            + self.track.lock(|t| {
-                let t = t.borrow();
-                t.retry.len() + t.in_flight.len() + usize::from(t.uncertain.is_some())
-            })
+        // Each count is bounded by a queue capacity: the sum cannot saturate.
+        self.queue.len().saturating_add(self.track.lock(|t| {
+            let t = t.borrow();
+            t.retry
+                .len()
+                .saturating_add(t.in_flight.len())
+                .saturating_add(usize::from(t.uncertain.is_some()))
+        }))
     }
 
     /// Whether every message was published and, for QoS 1, acknowledged.
@@ -1270,7 +1303,7 @@ impl<'s, 'buf, IO: MqttIo> MqttConnection<'s, 'buf, IO> {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
-        oldest.map(|t| t + self.ack_timeout)
+        oldest.map(|t| t.saturating_add(self.ack_timeout))
     }
 
     /// Waits for the next message. The acknowledgement timeout ([`MqttConfig::ack_timeout`])

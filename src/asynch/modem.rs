@@ -326,7 +326,7 @@ impl<'a> Modem<'a> {
     /// identifies the model (`ATI`) and the IMEI (`AT+CGSN`, at the first call only: after a
     /// reboot of the module the IMEI read before is returned).
     pub async fn init(&self) -> Result<Identity, Error> {
-        let deadline = Instant::now() + self.core.config.startup_timeout;
+        let deadline = Instant::now().saturating_add(self.core.config.startup_timeout);
         loop {
             // `ATE0` is as harmless as `AT` and saves the round trip of a separate probe.
             match self.send(&general::Echo(false)).await {
@@ -409,7 +409,7 @@ impl<'a> Modem<'a> {
     /// Whether the module answers `AT` within [`Config::startup_timeout`] (tried every 300 ms).
     #[cfg(feature = "mqtt")]
     pub(crate) async fn responds(&self) -> bool {
-        let deadline = Instant::now() + self.core.config.startup_timeout;
+        let deadline = Instant::now().saturating_add(self.core.config.startup_timeout);
         loop {
             if self.send(&general::At).await.is_ok() {
                 return true;
@@ -444,10 +444,13 @@ impl<'a> Modem<'a> {
         warn!("resetting the module through its pins");
         let boots = self.boots();
         self.core.reset.signal(());
-        let limit =
-            Duration::from_millis(super::pins::RESET_TAKES_MS) + self.core.config.startup_timeout;
-        embassy_time::with_timeout(
-            limit,
+        // A deadline, not a sum of durations: `with_timeout` adds to `now` and would panic on a
+        // too large timeout; a saturated deadline is "never".
+        let deadline = Instant::now()
+            .saturating_add(Duration::from_millis(super::pins::RESET_TAKES_MS))
+            .saturating_add(self.core.config.startup_timeout);
+        embassy_time::with_deadline(
+            deadline,
             self.core
                 .state
                 .wait_for(|s| (s.boots != boots).then_some(())),

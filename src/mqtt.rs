@@ -409,12 +409,12 @@ pub struct DroppedMessage {
 }
 
 #[derive(Default)]
-struct DropLog {
-    count: u32,
-    last: Option<DroppedMessage>,
+pub(crate) struct DropLog {
+    pub(crate) count: u32,
+    pub(crate) last: Option<DroppedMessage>,
 }
 
-type DropCell = embassy_sync::blocking_mutex::Mutex<
+pub(crate) type DropCell = embassy_sync::blocking_mutex::Mutex<
     embassy_sync::blocking_mutex::raw::CriticalSectionRawMutex,
     core::cell::RefCell<DropLog>,
 >;
@@ -441,7 +441,7 @@ enum GuardState {
 /// header itself, passes packets that fit, and skips the others, recording their topic and
 /// size. Every await is one read of the transport, with the state saved after it, so a read
 /// dropped at any point loses nothing (when the transport's read is cancel-safe).
-struct Guard<'g, IO> {
+pub(crate) struct Guard<'g, IO> {
     inner: IO,
     /// minimq's receive buffer size: the largest packet that passes.
     limit: usize,
@@ -455,7 +455,7 @@ struct Guard<'g, IO> {
 }
 
 impl<'g, IO: minimq::Io> Guard<'g, IO> {
-    fn new(inner: IO, limit: usize, log: &'g DropCell) -> Self {
+    pub(crate) fn new(inner: IO, limit: usize, log: &'g DropCell) -> Self {
         Self {
             inner,
             limit,
@@ -891,7 +891,7 @@ impl<'c: 'buf, 'buf> Mqtt<'c, 'buf> {
     }
 
     /// `CONNECT` over `io`, then subscribe again if the broker started a fresh session.
-    async fn establish<'s, IO: MqttIo>(
+    pub(crate) async fn establish<'s, IO: MqttIo>(
         &'s mut self,
         io: IO,
     ) -> Result<MqttConnection<'s, 'buf, IO>, MqttError> {

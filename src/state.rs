@@ -243,10 +243,14 @@ impl State {
                 let boots = self.boots.wrapping_add(1);
                 let unknown = self.unknown_urcs;
                 let events = self.pdp_deact_events;
+                // Kept (and bumped below): a waiter on a change of the generation must see the
+                // reboot.
+                let generation = self.generation;
                 *self = State::new();
                 self.boots = boots;
                 self.unknown_urcs = unknown;
                 self.pdp_deact_events = events;
+                self.generation = generation;
                 // Every context is gone after a reboot, but none needs the `AT+QIDEACT` clean-up
                 // a network deactivation asks for.
                 self.pdp_deactivated = 0;
@@ -397,6 +401,22 @@ impl StateCell {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Found by the `urc_state` fuzz target (`+CFUN: 1` then `RDY`): a reboot reset the
+    /// generation to what it was after one earlier URC, so `wait_registered`, which waits for
+    /// the generation to change, did not see the reboot until its next poll.
+    #[test]
+    fn a_reboot_changes_the_generation() {
+        let cell = StateCell::new();
+        cell.apply(&Urc::Cfun(1));
+        let before = cell.get().generation;
+        cell.apply(&Urc::Ready);
+        assert_ne!(cell.get().generation, before);
+        let before = cell.get().generation;
+        cell.apply(&Urc::Ready);
+        assert_ne!(cell.get().generation, before);
+        assert_eq!(cell.get().boots, 2);
+    }
 
     fn dns(d: &mut DnsState, line: &[u8]) {
         if let Some(Urc::QiUrc(q)) = Urc::parse_line(line) {

@@ -69,7 +69,7 @@
 //!   that does not fit is [`CloudError::ResponseTooLarge`] with the size it needs; nothing is
 //!   cut. See [`RECOMMENDED_CSR_BUFFER`] and [`RECOMMENDED_KEYS_BUFFER`].
 
-mod fleet;
+pub(crate) mod fleet;
 mod identity;
 mod keys;
 

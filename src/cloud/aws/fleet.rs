@@ -709,7 +709,7 @@ fn parse_json<'a, T: Deserialize<'a>>(payload: &'a [u8]) -> Result<T, CloudError
 
 /// Parses a `create`/`create-from-csr` `accepted` answer into `buf`; returns it and the unused
 /// rest of `buf`.
-fn parse_certificate<'b>(
+pub(crate) fn parse_certificate<'b>(
     payload: &[u8],
     buf: &'b mut [u8],
     with_key: bool,
@@ -752,7 +752,7 @@ fn parse_certificate<'b>(
 }
 
 /// Parses a `RegisterThing` `accepted` answer into `buf`.
-fn parse_thing<'b>(
+pub(crate) fn parse_thing<'b>(
     payload: &[u8],
     buf: &'b mut [u8],
 ) -> Result<(RegisteredThing<'b>, &'b mut [u8]), CloudError> {
@@ -819,7 +819,7 @@ fn bounded_copy<const N: usize>(
 }
 
 /// Parses a `/rejected` answer.
-fn parse_rejection(op: Operation, payload: &[u8]) -> Result<Rejection, CloudError> {
+pub(crate) fn parse_rejection(op: Operation, payload: &[u8]) -> Result<Rejection, CloudError> {
     let r: ErrorResponse<'_> = parse_json(payload)?;
     let mut rejection = Rejection {
         operation: op,

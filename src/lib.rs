@@ -24,9 +24,6 @@ pub mod at;
 pub mod blocking;
 #[cfg(any(feature = "aws", feature = "aliyun"))]
 pub mod cloud;
-// TODO(lead, issue 11 item 5): command/mod.rs still indexes and adds unchecked (listed in the
-// `lints` branch report); remove this allow once it is clean (its submodules are clean now).
-#[allow(clippy::indexing_slicing, clippy::arithmetic_side_effects)]
 pub mod command;
 mod debug_impls;
 mod error;
@@ -63,9 +60,6 @@ pub use rand_core;
 #[cfg(doctest)]
 mod doc_guides;
 
-// TODO(issue 11 item 5): fuzz_api.rs still indexes and adds unchecked (listed in the `lints`
-// branch report); remove this allow once it is clean.
-#[allow(clippy::indexing_slicing, clippy::arithmetic_side_effects)]
 #[doc(hidden)]
 #[path = "fuzz_api.rs"]
 pub mod __fuzz;

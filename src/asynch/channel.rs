@@ -312,7 +312,7 @@ impl<'c> Channel<'c> {
         let core = self.m.core;
         let boots = core.state.get().boots;
         let timeout = u64::from(timeout_ms) + WRITE_ALLOWANCE_MS;
-        self.st.last_deadline = Instant::now() + Duration::from_millis(timeout);
+        self.st.last_deadline = Instant::now().saturating_add(Duration::from_millis(timeout));
         // The lines of the response go to `parse` as they arrive, until this future ends
         // (the guard unregisters it, also when the future is dropped).
         let _listening = core.shared.listen(parse);
@@ -339,7 +339,7 @@ impl<'c> Channel<'c> {
                 Err(Error::Rebooted)
             }
         };
-        self.st.next_write = Instant::now() + self.m.core.config.command_gap;
+        self.st.next_write = Instant::now().saturating_add(self.m.core.config.command_gap);
         r
     }
 
@@ -433,7 +433,8 @@ impl<'c> Channel<'c> {
                     };
                     core.shared.begin(Expect::PROMPT);
                     op.phase = TxPhase::Prompt;
-                    op.deadline = Instant::now() + Duration::from_millis(SEND_STEP_MS);
+                    op.deadline =
+                        Instant::now().saturating_add(Duration::from_millis(SEND_STEP_MS));
                     self.st.last_deadline = op.deadline;
                     self.st.tx = Some(op);
                     if let Err(e) = core.tx.write(Source::Line(len)).await {
@@ -465,7 +466,8 @@ impl<'c> Channel<'c> {
                     // The staged bytes are still in the staging buffer: nothing else is
                     // written while a send is in progress.
                     op.phase = TxPhase::Result;
-                    op.deadline = Instant::now() + Duration::from_millis(SEND_STEP_MS);
+                    op.deadline =
+                        Instant::now().saturating_add(Duration::from_millis(SEND_STEP_MS));
                     self.st.last_deadline = op.deadline;
                     self.st.tx = Some(op);
                     if let Err(e) = core.tx.write(Source::Staging(op.len)).await {
@@ -478,7 +480,7 @@ impl<'c> Channel<'c> {
                     self.wait_shared(op.deadline, boots, |e, _| e.is_none())
                         .await;
                     self.st.tx = None;
-                    self.st.next_write = Instant::now() + core.config.command_gap;
+                    self.st.next_write = Instant::now().saturating_add(core.config.command_gap);
                     if core.shared.current().is_some() {
                         core.shared.complete();
                         pool.update(slot, &mut |s| s.tx_error = Some(Error::Timeout));

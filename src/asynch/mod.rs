@@ -2,9 +2,6 @@
 //! (no UART type, `Copy`) whose handles ([`Sim`], [`Network`], [`DataCall`], [`Socket`]) share
 //! one AT channel.
 
-// TODO(lead, issue 11 item 5): channel.rs still adds unchecked (listed in the `lints` branch
-// report); remove this allow once it is clean.
-#[allow(clippy::arithmetic_side_effects)]
 mod channel;
 mod data_call;
 mod dns;

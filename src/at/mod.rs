@@ -5,9 +5,6 @@
 //! ([`DigestStats`], from `modem.stats()`) and the typed URCs ([`urc`]) that the driver's
 //! `State` is made of. The digester itself is internal.
 
-// TODO(lead, issue 11 item 5): digester.rs still adds unchecked (listed in the `lints` branch
-// report); remove this allow once it is clean.
-#[allow(clippy::arithmetic_side_effects)]
 pub(crate) mod digester;
 pub(crate) mod expect;
 pub(crate) mod feed;

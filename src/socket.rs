@@ -67,6 +67,9 @@ pub struct SlotState {
     pub send_failures: u8,
     /// Bytes received from the modem into the ring, in total.
     pub received: u64,
+    /// Of those, bytes dropped from the ring unread because their payload lost bytes on the
+    /// UART (the socket failed with [`Error::Corrupted`]).
+    pub discarded: u64,
     /// Bytes the modem accepted (`SEND OK`), in total.
     pub sent: u64,
 }
@@ -81,6 +84,7 @@ impl SlotState {
         tx_error: None,
         send_failures: 0,
         received: 0,
+        discarded: 0,
         sent: 0,
     };
 
@@ -317,6 +321,7 @@ impl<const S: usize, const R: usize> PayloadSink for Sockets<S, R> {
                 }
                 // What is buffered cannot be told apart from the bytes that took the lost
                 // ones' place: none of it is handed out.
+                s.state.discarded = s.state.discarded.saturating_add(s.rx.len as u64);
                 s.rx.clear();
                 s.wakers.wake();
             }

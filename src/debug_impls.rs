@@ -35,7 +35,7 @@ impl<const N: usize, const S: usize, const R: usize> fmt::Debug for asynch::Reso
     }
 }
 
-impl<R, W> fmt::Debug for asynch::Runner<'_, R, W> {
+impl<R, W, P> fmt::Debug for asynch::Runner<'_, R, W, P> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         opaque(f, "Runner")
     }

@@ -197,6 +197,10 @@ pub enum Error {
     NoAddress,
     /// The modem has no command for this operation (e.g. reverse DNS lookups).
     Unsupported,
+    /// Bytes of a socket payload were lost on the UART (an overrun): the payload did not end
+    /// where its `+QIRD`/`+QSSLRECV` header said. The socket's stream can no longer be
+    /// trusted; connect again.
+    Corrupted,
 }
 
 impl fmt::Display for Error {
@@ -225,6 +229,7 @@ impl fmt::Display for Error {
             Error::Pem(e) => write!(f, "{e}"),
             Error::NoAddress => f.write_str("the host name has no address of the requested type"),
             Error::Unsupported => f.write_str("not supported by the modem"),
+            Error::Corrupted => f.write_str("socket data lost on the UART"),
         }
     }
 }
@@ -254,6 +259,7 @@ impl embedded_io::Error for Error {
             Error::Pem(_) => ErrorKind::InvalidData,
             Error::NoAddress => ErrorKind::NotFound,
             Error::Unsupported => ErrorKind::Unsupported,
+            Error::Corrupted => ErrorKind::InvalidData,
             _ => ErrorKind::Other,
         }
     }

@@ -2,6 +2,19 @@
 #![doc = include_str!("../README.md")]
 #![warn(missing_docs)]
 #![warn(missing_debug_implementations)]
+// The no-panic contract (docs/architecture.md, "No-panic contract"): outside tests, the crate
+// does not unwrap, index, slice or do unchecked arithmetic; an input that does not fit is a typed
+// error. `cargo clippy ... -D warnings` in `.ci/run` enforces it.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing,
+        clippy::arithmetic_side_effects
+    )
+)]
 
 #[macro_use]
 mod fmt;

@@ -83,7 +83,9 @@ impl Model {
     pub fn from_ati(model_line: &str) -> Model {
         let m = model_line.trim_ascii();
         let starts = |p: &str| {
-            m.len() >= p.len() && m.as_bytes()[..p.len()].eq_ignore_ascii_case(p.as_bytes())
+            m.as_bytes()
+                .get(..p.len())
+                .is_some_and(|s| s.eq_ignore_ascii_case(p.as_bytes()))
         };
         if starts("BG96") {
             Model::Bg96

@@ -101,7 +101,7 @@ pub fn check(pem: &[u8], kind: PemKind) -> Result<(), PemError> {
         if !kind.accepts(label) {
             return Err(PemError::WrongKind { expected: kind });
         }
-        blocks += 1;
+        blocks = blocks.saturating_add(1);
         if kind == PemKind::PrivateKey && blocks > 1 {
             return Err(PemError::WrongKind { expected: kind });
         }
@@ -144,11 +144,12 @@ pub fn decode<'o>(
     base64(body, |b| {
         der.push(b);
         *out.get_mut(n).ok_or(())? = b;
-        n += 1;
+        // `n` < `out.len()` here.
+        n = n.saturating_add(1);
         Ok(())
     })?;
     der.finish()?;
-    Ok(&out[..n])
+    out.get(..n).ok_or(PemError::BufferTooSmall)
 }
 
 /// A block found by [`next_block`]: label, base64 body, text after the `END` line.
@@ -163,17 +164,22 @@ fn next_block(pem: &[u8]) -> Result<Option<Block<'_>>, PemError> {
     let Some(at) = find(pem, BEGIN) else {
         return Ok(None);
     };
-    let rest = &pem[at + BEGIN.len()..];
+    let rest = pem
+        .get(at..)
+        .and_then(|r| r.strip_prefix(BEGIN))
+        .ok_or(PemError::Malformed)?;
     // The label ends with "-----" on the same line.
     let label_end = find(rest, DASHES).ok_or(PemError::Malformed)?;
-    let label = &rest[..label_end];
+    let (label, rest) = rest
+        .split_at_checked(label_end)
+        .ok_or(PemError::Malformed)?;
     if label.iter().any(|&b| b == b'\n' || b == b'\r') {
         return Err(PemError::Malformed);
     }
-    let rest = &rest[label_end + DASHES.len()..];
+    let rest = rest.strip_prefix(DASHES).ok_or(PemError::Malformed)?;
     let body_len = find(rest, END).ok_or(PemError::Malformed)?;
-    let body = &rest[..body_len];
-    let rest = &rest[body_len + END.len()..];
+    let (body, rest) = rest.split_at_checked(body_len).ok_or(PemError::Malformed)?;
+    let rest = rest.strip_prefix(END).ok_or(PemError::Malformed)?;
     // `-----END <same label>-----`.
     let after = rest
         .strip_prefix(label)
@@ -191,14 +197,15 @@ fn base64(body: &[u8], mut put: impl FnMut(u8) -> Result<(), ()>) -> Result<(), 
     let mut pads = 0usize;
     let mut any = false;
     for &c in body {
+        // Each subtraction stays within its matched range: no saturation happens.
         let v = match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
+            b'A'..=b'Z' => c.saturating_sub(b'A'),
+            b'a'..=b'z' => c.saturating_sub(b'a').saturating_add(26),
+            b'0'..=b'9' => c.saturating_sub(b'0').saturating_add(52),
             b'+' => 62,
             b'/' => 63,
             b'=' => {
-                pads += 1;
+                pads = pads.saturating_add(1);
                 continue;
             }
             b' ' | b'\t' | b'\r' | b'\n' => continue,
@@ -210,7 +217,7 @@ fn base64(body: &[u8], mut put: impl FnMut(u8) -> Result<(), ()>) -> Result<(), 
             return Err(PemError::Malformed);
         }
         acc = (acc << 6) | u32::from(v);
-        symbols += 1;
+        symbols = symbols.saturating_add(1);
         if symbols == 4 {
             for b in [(acc >> 16) as u8, (acc >> 8) as u8, acc as u8] {
                 put(b).map_err(|()| full)?;
@@ -265,7 +272,7 @@ impl DerCheck {
             i if i < self.header => self.len = (self.len << 8) | usize::from(b),
             _ => {}
         }
-        self.seen += 1;
+        self.seen = self.seen.saturating_add(1);
     }
 
     fn finish(&self) -> Result<(), PemError> {

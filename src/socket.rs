@@ -67,6 +67,9 @@ pub struct SlotState {
     pub send_failures: u8,
     /// Bytes received from the modem into the ring, in total.
     pub received: u64,
+    /// Of those, bytes dropped from the ring unread because their payload lost bytes on the
+    /// UART (the socket failed with [`Error::Corrupted`]).
+    pub discarded: u64,
     /// Bytes the modem accepted (`SEND OK`), in total.
     pub sent: u64,
 }
@@ -81,6 +84,7 @@ impl SlotState {
         tx_error: None,
         send_failures: 0,
         received: 0,
+        discarded: 0,
         sent: 0,
     };
 
@@ -105,32 +109,66 @@ impl<const R: usize> Ring<R> {
             len: 0,
         }
     }
+    // Invariants: `head < R` (0 when empty), `len <= R`; so `head + len < 2 R` does not
+    // overflow, and the `checked_rem` fallbacks are only for `R == 0`.
     fn free(&self) -> usize {
-        R - self.len
+        R.saturating_sub(self.len)
     }
     /// Appends as much of `data` as fits (at most two block copies: up to the end of the
     /// buffer, then from its start).
     fn push(&mut self, data: &[u8]) -> usize {
         let n = data.len().min(self.free());
-        let tail = (self.head + self.len) % R;
-        let first = n.min(R - tail);
-        self.buf[tail..tail + first].copy_from_slice(&data[..first]);
-        self.buf[..n - first].copy_from_slice(&data[first..n]);
-        self.len += n;
+        let tail = self
+            .head
+            .saturating_add(self.len)
+            .checked_rem(R)
+            .unwrap_or(0);
+        let Some((start, end)) = self.buf.split_at_mut_checked(tail) else {
+            return 0;
+        };
+        // Up to the end of the buffer, then the rest (at most `tail` bytes) from its start.
+        let Some((first, second)) = data
+            .get(..n)
+            .and_then(|d| d.split_at_checked(n.min(end.len())))
+        else {
+            return 0;
+        };
+        let (Some(to_end), Some(to_start)) =
+            (end.get_mut(..first.len()), start.get_mut(..second.len()))
+        else {
+            return 0;
+        };
+        to_end.copy_from_slice(first);
+        to_start.copy_from_slice(second);
+        self.len = self.len.saturating_add(n);
         n
     }
     /// Copies the oldest bytes into `out` (at most two block copies).
     fn peek(&self, out: &mut [u8]) -> usize {
         let n = out.len().min(self.len);
-        let first = n.min(R - self.head);
-        out[..first].copy_from_slice(&self.buf[self.head..self.head + first]);
-        out[first..n].copy_from_slice(&self.buf[..n - first]);
+        let Some((start, end)) = self.buf.split_at_checked(self.head) else {
+            return 0;
+        };
+        // From the head to the end of the buffer, then the wrapped part from its start.
+        let Some((first, second)) = out
+            .get_mut(..n)
+            .and_then(|o| o.split_at_mut_checked(n.min(end.len())))
+        else {
+            return 0;
+        };
+        let (Some(from_end), Some(from_start)) =
+            (end.get(..first.len()), start.get(..second.len()))
+        else {
+            return 0;
+        };
+        first.copy_from_slice(from_end);
+        second.copy_from_slice(from_start);
         n
     }
     fn consume(&mut self, n: usize) {
         let n = n.min(self.len);
-        self.head = (self.head + n) % R;
-        self.len -= n;
+        self.head = self.head.saturating_add(n).checked_rem(R).unwrap_or(0);
+        self.len = self.len.saturating_sub(n);
         if self.len == 0 {
             self.head = 0;
         }
@@ -245,7 +283,7 @@ pub(crate) const CS_COPY_MAX: usize = 64;
 
 impl<const S: usize, const R: usize> PayloadSink for Sockets<S, R> {
     fn deliver(&self, slot: u8, data: &[u8]) {
-        let mut delivered = 0;
+        let mut delivered: usize = 0;
         for piece in data.chunks(CS_COPY_MAX) {
             let n = self.with(|inner| {
                 let Some(s) = inner.slots.get_mut(usize::from(slot)) else {
@@ -256,13 +294,14 @@ impl<const S: usize, const R: usize> PayloadSink for Sockets<S, R> {
                     return 0;
                 }
                 let n = s.rx.push(piece);
-                s.state.received += n as u64;
+                s.state.received = s.state.received.saturating_add(n as u64);
                 n
             });
-            delivered += n;
+            // `delivered` ≤ `data.len()`.
+            delivered = delivered.saturating_add(n);
             if n < piece.len() {
                 // The rest would land after a gap: drop all of it (the socket has failed).
-                let lost = data.len() - delivered;
+                let lost = data.len().saturating_sub(delivered);
                 self.with(|inner| {
                     inner.overflowed = inner.overflowed.saturating_add(lost as u32);
                     if let Some(s) = inner.slots.get_mut(usize::from(slot)) {
@@ -272,6 +311,21 @@ impl<const S: usize, const R: usize> PayloadSink for Sockets<S, R> {
                 break;
             }
         }
+    }
+
+    fn corrupted(&self, slot: u8) {
+        self.with(|inner| {
+            if let Some(s) = inner.slots.get_mut(usize::from(slot)) {
+                if matches!(s.state.phase, Phase::Open | Phase::PeerClosed) {
+                    s.state.phase = Phase::Failed(Error::Corrupted);
+                }
+                // What is buffered cannot be told apart from the bytes that took the lost
+                // ones' place: none of it is handed out.
+                s.state.discarded = s.state.discarded.saturating_add(s.rx.len as u64);
+                s.rx.clear();
+                s.wakers.wake();
+            }
+        });
     }
 
     fn delivered(&self, slot: u8) {
@@ -312,7 +366,7 @@ impl<const S: usize, const R: usize> SocketPool for Sockets<S, R> {
                 .slots
                 .iter()
                 .position(|s| s.state.phase == Phase::Free)?;
-            let s = &mut inner.slots[i];
+            let s = inner.slots.get_mut(i)?;
             s.rx.clear();
             s.tx.clear();
             s.state = SlotState {
@@ -352,10 +406,11 @@ impl<const S: usize, const R: usize> SocketPool for Sockets<S, R> {
         self.with(|inner| inner.slots.get(i).map_or(0, |s| s.rx.free()))
     }
     fn write(&self, i: usize, data: &[u8]) -> usize {
-        let mut written = 0;
+        let mut written: usize = 0;
         for piece in data.chunks(CS_COPY_MAX) {
             let n = self.with(|inner| inner.slots.get_mut(i).map_or(0, |s| s.tx.push(piece)));
-            written += n;
+            // `written` ≤ `data.len()`.
+            written = written.saturating_add(n);
             if n < piece.len() {
                 break;
             }
@@ -372,7 +427,7 @@ impl<const S: usize, const R: usize> SocketPool for Sockets<S, R> {
         self.with(|inner| {
             if let Some(s) = inner.slots.get_mut(i) {
                 s.tx.consume(n);
-                s.state.sent += n as u64;
+                s.state.sent = s.state.sent.saturating_add(n as u64);
                 s.state.send_failures = 0;
                 s.wakers.wake();
             }

@@ -206,7 +206,10 @@ impl State {
 
     /// The registration of one domain.
     pub fn registration(&self, d: RegDomain) -> Option<Registration> {
-        self.registration[Self::domain_index(d)]
+        self.registration
+            .get(Self::domain_index(d))
+            .copied()
+            .flatten()
     }
 
     /// The best registration status over the packet domains (EPS, then GPRS), falling back to
@@ -221,13 +224,16 @@ impl State {
         };
         [2usize, 1, 0]
             .iter()
-            .filter_map(|&i| self.registration[i].map(|r| r.status))
+            .filter_map(|&i| self.registration.get(i).copied().flatten())
+            .map(|r| r.status)
             .max_by_key(|s| rank(*s))
     }
 
     /// Records an answer or URC for one registration domain.
     pub(crate) fn set_registration(&mut self, d: RegDomain, r: Registration) {
-        self.registration[Self::domain_index(d)] = Some(r);
+        if let Some(slot) = self.registration.get_mut(Self::domain_index(d)) {
+            *slot = Some(r);
+        }
     }
 
     /// Applies a URC.

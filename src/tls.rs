@@ -436,18 +436,15 @@ fn der_tlv(d: &[u8]) -> Option<(u8, &[u8], &[u8])> {
         (usize::from(l0), d)
     } else {
         let k = usize::from(l0 & 0x7f);
-        if k == 0 || k > 3 || d.len() < k {
+        if k == 0 || k > 3 {
             return None;
         }
-        let len = d[..k]
-            .iter()
-            .fold(0usize, |a, &b| (a << 8) | usize::from(b));
-        (len, &d[k..])
+        let (len, d) = d.split_at_checked(k)?;
+        let len = len.iter().fold(0usize, |a, &b| (a << 8) | usize::from(b));
+        (len, d)
     };
-    if d.len() < len {
-        return None;
-    }
-    Some((tag, &d[..len], &d[len..]))
+    let (content, rest) = d.split_at_checked(len)?;
+    Some((tag, content, rest))
 }
 
 /// The SEC1 `ECPrivateKey` inside a P-256 PKCS#8 `PrivateKeyInfo`.
@@ -691,15 +688,18 @@ impl<'b, T: Read + Write> Aligned<'b, T> {
     async fn fill(&mut self) -> Result<bool, TlsError> {
         loop {
             let n = if self.have < HEADER {
-                self.inner.read(&mut self.header[self.have..]).await
+                let rest = self.header.get_mut(self.have..).unwrap_or_default();
+                self.inner.read(rest).await
             } else {
-                let total = HEADER + self.body_len();
-                if self.have == total {
+                // `have` ≥ HEADER here; `body_len` ≤ `body.len()` was checked with the header
+                // (an empty slice would read 0 bytes: a truncated record).
+                let got = self.have.saturating_sub(HEADER);
+                let len = self.body_len();
+                if got == len {
                     return Ok(true);
                 }
-                self.inner
-                    .read(&mut self.body[self.have - HEADER..total - HEADER])
-                    .await
+                let rest = self.body.get_mut(got..len).unwrap_or_default();
+                self.inner.read(rest).await
             };
             let n = n.map_err(|e| self.fail((self.convert)(e)))?;
             if n == 0 {
@@ -711,7 +711,8 @@ impl<'b, T: Read + Write> Aligned<'b, T> {
                 self.broken = Some(e);
                 return Err(self.fail(e));
             }
-            self.have += n;
+            // At most one record: no saturation.
+            self.have = self.have.saturating_add(n);
             if self.have == HEADER {
                 let len = self.body_len();
                 if len > MAX_RECORD_BODY || len > self.body.len() {
@@ -744,18 +745,28 @@ impl<T: Read + Write> Read for Aligned<'_, T> {
                 .set(Some(TlsError::Failure(TlsFailure::PeerClosed)));
             return Ok(0);
         }
-        let total = HEADER + self.body_len();
-        let mut n = 0;
+        let len = self.body_len();
+        let total = len.saturating_add(HEADER);
+        let mut n = 0usize;
         while n < out.len() && self.served < total {
             let src = if self.served < HEADER {
-                &self.header[self.served..]
+                self.header.get(self.served..)
             } else {
-                &self.body[self.served - HEADER..total - HEADER]
+                self.body.get(self.served.saturating_sub(HEADER)..len)
             };
-            let k = src.len().min(out.len() - n);
-            out[n..n + k].copy_from_slice(&src[..k]);
-            n += k;
-            self.served += k;
+            let dst = out.get_mut(n..).unwrap_or_default();
+            let k = src.map_or(0, |s| s.len()).min(dst.len());
+            let (Some(src), Some(dst)) = (src.and_then(|s| s.get(..k)), dst.get_mut(..k)) else {
+                break;
+            };
+            if k == 0 {
+                // Not reached (`served < total` leaves bytes to serve): never spin.
+                break;
+            }
+            dst.copy_from_slice(src);
+            // `n` ≤ `out.len()`, `served` ≤ `total`.
+            n = n.saturating_add(k);
+            self.served = self.served.saturating_add(k);
         }
         if self.served == total {
             self.have = 0;

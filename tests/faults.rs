@@ -887,6 +887,72 @@ mod mqtt {
         assert!(duplicates <= 8, "{duplicates} duplicates: {seen:?}");
     }
 
+    /// The module goes silent mid-session and stays so until it is power-cycled, while QoS 1
+    /// messages are being published: the device loop's next `connect` finds the module
+    /// silent (`init` probes it for the start-up timeout), resets it through RESET_N (the
+    /// runner holds the pin), brings it up again and reconnects; no message is lost.
+    #[test]
+    fn a_module_silent_until_power_cycled_is_reset_and_mqtt_resumes() {
+        let broker = Broker::start(BrokerOptions::default().grant(THING, Access::ReadWrite, IMEI));
+        let device = broker.client(THING);
+        let observer = broker.observer();
+        let watcher = Subscriber::start(&broker, &observer, IMEI);
+        let ca = broker.pki().ca_pem.clone();
+        let port = broker.port();
+        let outbox: &'static Outbox<16, 64> = Box::leak(Box::new(Outbox::new()));
+        let total = 8;
+        let (connections, pulses) = with_reset_pin(mock().imei(IMEI), async |m, h, pulses| {
+            m.init().await.unwrap();
+            let mut buf = [0u8; 4096];
+            let mut mqtt =
+                Mqtt::new(thing_over_modem_tls(&ca, &device, port), &mut buf, 2048).unwrap();
+            let connections = Cell::new(0u32);
+            let device_loop = async {
+                loop {
+                    let Ok(mut conn) = mqtt.connect(m).await else {
+                        continue;
+                    };
+                    connections.set(connections.get() + 1);
+                    let _why = conn.serve(outbox, |_, _| {}).await;
+                }
+            };
+            let scenario = async {
+                assert!(eventually(20, || connections.get() == 1).await);
+                for i in 0..total {
+                    outbox
+                        .try_publish(IMEI, format!("msg-{i}").as_bytes(), QoS::AtLeastOnce)
+                        .unwrap();
+                    if i == 3 {
+                        h.set_silent(true);
+                    }
+                }
+                assert!(
+                    eventually(90, || (0..total).all(|i| {
+                        let p = format!("msg-{i}");
+                        watcher.messages().iter().any(|(_, q)| q == p.as_bytes())
+                    }))
+                    .await,
+                    "lost: {:?}",
+                    watcher.messages()
+                );
+            };
+            match select(device_loop, scenario).await {
+                Either::First(never) => never,
+                Either::Second(()) => (
+                    connections.get(),
+                    pulses.load(std::sync::atomic::Ordering::SeqCst),
+                ),
+            }
+        });
+        assert!(connections >= 2, "the device never reconnected");
+        assert_eq!(pulses, 1, "one reset through the pin");
+        let seen = watcher.stop();
+        eprintln!(
+            "silent module: {total} QoS 1 messages, 0 lost, {} duplicates",
+            seen.len() - total
+        );
+    }
+
     /// A minimal MQTT 5 server over plain TCP for faults mosquitto does not produce: it
     /// accepts one client, answers CONNECT, SUBSCRIBE and PINGREQ, then sends `publishes`
     /// (raw packets) and records the packet ids of the PUBACKs it gets. A QoS 1 PUBLISH from
@@ -1092,6 +1158,58 @@ mod mqtt {
         }
     }
 
+    /// A broker that accepts the connection but never answers `CONNECT` (frozen, overloaded,
+    /// or its `CONNACK` lost with a `recv` URC): `connect` gives up after `ack_timeout` with
+    /// `MqttError::AckTimeout` instead of waiting forever, counts a failed attempt, and closes
+    /// the socket. (Found by the soak, `tests/soak.rs`: a lost `recv` URC during `connect` hung
+    /// the device's loop for good.)
+    #[test]
+    fn a_connack_that_never_comes_ends_the_attempt_after_the_ack_timeout() {
+        use std::io::Read;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (closed_tx, closed_rx) = std::sync::mpsc::channel();
+        let server = std::thread::spawn(move || {
+            let (mut s, _) = listener.accept().unwrap();
+            let mut got = 0;
+            let mut buf = [0u8; 256];
+            // Read (never answer) until the device closes the connection.
+            while let Ok(n @ 1..) = s.read(&mut buf) {
+                got += n;
+            }
+            let _ = closed_tx.send(got);
+        });
+        with_modem_in(support::resources(), fast_config(), mock(), async |m, _| {
+            m.init().await.unwrap();
+            let mut cfg = MqttConfig::new(
+                "127.0.0.1",
+                port,
+                "dev-1",
+                Transport::Tcp,
+                Apn::new("internet"),
+            );
+            cfg.ack_timeout = Duration::from_secs(2);
+            let mut buf = [0u8; 2048];
+            let mut mqtt = Mqtt::new(cfg, &mut buf, 1024).unwrap();
+            let t0 = embassy_time::Instant::now();
+            let r = embassy_time::with_timeout(Duration::from_secs(15), mqtt.connect(m))
+                .await
+                .expect("connect never returned");
+            let waited = t0.elapsed();
+            assert!(matches!(r, Err(MqttError::AckTimeout)), "{:?}", r.err());
+            assert!(
+                waited >= Duration::from_secs(2) && waited < Duration::from_secs(5),
+                "{waited:?}"
+            );
+            assert_eq!(mqtt.failures(), 1);
+        });
+        let got = closed_rx
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .expect("the device never closed the connection");
+        assert!(got > 0, "no CONNECT arrived");
+        server.join().unwrap();
+    }
+
     /// The broker sends the same QoS 1 PUBLISH twice (the second with DUP set, as after a
     /// lost PUBACK): the application gets the message twice (QoS 1 is "at least once"; the
     /// driver does not deduplicate), each copy is acknowledged, and the next message is
@@ -1203,4 +1321,134 @@ mod mcu_tls {
             connect_tcp(m, port).await.unwrap().close().await.unwrap();
         });
     }
+}
+
+/// UART overrun in the middle of a socket payload (bytes lost between the modem and the MCU):
+/// the payload no longer ends where its `+QIRD` header said, the socket fails with
+/// `Error::Corrupted` (nothing of the damaged stream is handed out), and a new connection
+/// works. Over plain TCP and modem TLS nothing else could notice (the UART carries the
+/// decrypted stream).
+#[test]
+fn bytes_lost_inside_a_socket_payload_fail_the_socket_with_corrupted() {
+    let (addr, _echo) = TcpEchoServer::start();
+    with_faulty(mock(), async |m, _h, f| {
+        bring_up(m).await;
+        let mut s = connect_tcp(m, addr.port()).await.unwrap();
+        assert_eq!(echo(&mut s, b"first").await, b"first");
+        f.mangle(b"overrun-test", Mangle::Drop { at: 3, len: 5 });
+        s.write(b"overrun-test-payload-0123456789").await.unwrap();
+        let mut buf = [0u8; 64];
+        let r = embassy_time::with_timeout(Duration::from_secs(10), s.read(&mut buf))
+            .await
+            .expect("read within 10 s");
+        assert_eq!(f.mangled(), 1);
+        assert_eq!(r, Err(Error::Corrupted));
+        assert_eq!(m.stats().corrupted_payloads, 1);
+        s.close().await.unwrap();
+        // The AT channel is in sync and a new connection carries data intact.
+        let mut s = connect_tcp(m, addr.port()).await.unwrap();
+        assert_eq!(
+            echo(&mut s, b"after the overrun").await,
+            b"after the overrun"
+        );
+        s.close().await.unwrap();
+    });
+}
+
+/// An output pin that stands for the board's RESET_N driver: releasing it after a pulse
+/// power-cycles the mock module (which also ends its silence).
+struct ResetPin {
+    h: std::sync::Arc<ModemHandle>,
+    asserted: bool,
+    pulses: std::sync::Arc<std::sync::atomic::AtomicU32>,
+}
+
+impl embedded_hal::digital::ErrorType for ResetPin {
+    type Error = core::convert::Infallible;
+}
+
+impl embedded_hal::digital::OutputPin for ResetPin {
+    // Active high: the MCU pin high pulls RESET_N low.
+    fn set_high(&mut self) -> Result<(), Self::Error> {
+        self.asserted = true;
+        Ok(())
+    }
+    fn set_low(&mut self) -> Result<(), Self::Error> {
+        if self.asserted {
+            self.pulses
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            self.h.set_silent(false);
+            self.h.reboot();
+        }
+        self.asserted = false;
+        Ok(())
+    }
+}
+
+/// Runs `body` against the mock modem with a runner that holds a [`ResetPin`]; `body` also
+/// gets the number of pulses so far.
+fn with_reset_pin<T>(
+    mock: MockModem,
+    body: impl AsyncFnOnce(
+        &quectel::asynch::Modem<'static>,
+        &ModemHandle,
+        &std::sync::atomic::AtomicU32,
+    ) -> T,
+) -> T {
+    let (rx, tx, end) = quectel_mock::duplex();
+    let h = std::sync::Arc::new(mock.spawn_on(end));
+    let pulses = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let pin = ResetPin {
+        h: h.clone(),
+        asserted: false,
+        pulses: pulses.clone(),
+    };
+    let res: &'static mut Resources<256, 2, 4096> = Box::leak(Box::new(Resources::new()));
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async move {
+        let (runner, m) = quectel::asynch::new(res, rx, tx, fast_config());
+        let runner = runner.with_pins(quectel::asynch::PowerPins {
+            pwrkey: None,
+            reset: Some(pin),
+            active_high: true,
+        });
+        let body = tokio::time::timeout(StdDuration::from_secs(120), body(&m, &h, &pulses));
+        match embassy_futures::select::select(runner.run(), body).await {
+            embassy_futures::select::Either::First(never) => never,
+            embassy_futures::select::Either::Second(t) => t.expect("test body took over 120 s"),
+        }
+    })
+}
+
+/// A module that goes silent and stays so until it is power-cycled: every command times out;
+/// `Modem::hard_reset` pulses RESET_N through the user's pin (held by the runner), waits for
+/// `RDY` and initialises again, and the driver works afterwards. Without pins the call is
+/// `Unsupported`.
+#[test]
+fn a_module_silent_until_power_cycled_is_reset_through_its_pin() {
+    with_reset_pin(mock(), async |m, h, pulses| {
+        bring_up(m).await;
+        assert!(m.can_hard_reset());
+        let boots = m.state().boots;
+        h.set_silent(true);
+        assert_eq!(m.sim().iccid().await.err(), Some(Error::Timeout));
+        let id = m.hard_reset().await.expect("reset through RESET_N");
+        assert_eq!(id.imei.len(), 15);
+        assert_eq!(pulses.load(std::sync::atomic::Ordering::SeqCst), 1);
+        assert!(m.state().boots > boots);
+        bring_up(m).await;
+        assert_eq!(
+            m.sim().iccid().await.unwrap().as_str(),
+            "89860025128306012474"
+        );
+    });
+    // Without pins: a typed error, nothing pulsed.
+    with_faulty(mock(), async |m, _h, _f| {
+        bring_up(m).await;
+        assert!(!m.can_hard_reset());
+        assert_eq!(m.hard_reset().await.err(), Some(Error::Unsupported));
+    });
 }

@@ -340,3 +340,33 @@ fn bad_client_key_fails_before_any_io() {
         Some(TlsError::InvalidKey)
     );
 }
+
+/// A server that sends a TLS 1.3 `KeyUpdate` (a post-handshake message embedded-tls does not
+/// support) ends the connection with a typed error, not a panic, and the modem stays usable.
+/// (A post-handshake `CertificateRequest` reached `unimplemented!()` in embedded-tls 0.19.0;
+/// the repository carries a one-line fix, vendor/embedded-tls/PATCHES.md. No test peer can send
+/// one: rustls does not implement post-handshake authentication. `KeyUpdate` is rejected
+/// earlier, by the handshake parser, with or without the fix.)
+#[test]
+fn a_post_handshake_key_update_is_an_error_not_a_panic() {
+    use embedded_io_async::Write;
+    let pki = TestPki::generate();
+    let (_, echo) = TlsEchoServer::start_with_key_update(&pki);
+    let config = McuTlsConfig::new("localhost", &pki.ca_der);
+    let mut bufs = buffers();
+    let (read, iccid) = with_modem(mock(), async |m, _| {
+        bring_up(m).await;
+        let mut tls = open(m, &echo, &mut bufs, &config).await.unwrap();
+        tls.write_all(b"ping").await.unwrap();
+        tls.flush().await.unwrap();
+        let mut buf = [0u8; 64];
+        let read = embassy_time::with_timeout(Duration::from_secs(10), tls.read(&mut buf))
+            .await
+            .expect("an answer within 10 s");
+        let iccid = m.sim().iccid().await;
+        (read, iccid)
+    });
+    assert!(read.is_err(), "{read:?}");
+    assert!(iccid.is_ok(), "the modem is still usable: {iccid:?}");
+    assert_eq!(echo.handshakes(), 1);
+}

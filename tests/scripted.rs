@@ -282,3 +282,50 @@ frag {frag}
         handle.finish().unwrap();
     }
 }
+
+/// A final result code that arrives after its command's deadline is never taken by the next
+/// command (issue 11): the driver sends a sequence marker (`AT+CMEE?`, whose answer has a
+/// `+CMEE:` line no stale answer has) after a command was abandoned, and waits for the
+/// marker's own answer. Without the marker the late `OK` below would answer `AT+CGSN`, whose
+/// parse would then fail.
+#[test]
+fn a_late_final_result_code_is_not_taken_by_the_next_command() {
+    use quectel::command::general::Imei;
+    use quectel::command::network::SignalQuality;
+    for frag in [1, 64] {
+        let script = format!(
+            r#"
+frag {frag}
+> AT+CSQ
+~ 1500ms
+> AT+CMEE?
+< OK
+< +CMEE: 2
+< OK
+> AT+CGSN
+< 866425030000001
+< OK
+> AT+CGSN
+< 866425030000002
+< OK
+"#
+        );
+        let script = Script::parse(&script).unwrap();
+        let (rx, tx, handle) = script.spawn();
+        let resources = Box::leak(Box::new(quectel::asynch::Resources::<256, 2, 2048>::new()));
+        let (csq, imei, again, stats) =
+            support::with_endpoints_in(resources, support::fast_config(), rx, tx, async |m| {
+                let csq = m.send(&SignalQuality).await;
+                let imei = m.send(&Imei).await;
+                // The marker is sent only once, after the abandoned command.
+                let again = m.send(&Imei).await;
+                (csq, imei, again, m.stats())
+            });
+        assert_eq!(csq, Err(quectel::Error::Timeout), "frag {frag}");
+        assert_eq!(imei.unwrap().as_str(), "866425030000001", "frag {frag}");
+        assert_eq!(again.unwrap().as_str(), "866425030000002", "frag {frag}");
+        // The late `OK` was recognised as such.
+        assert_eq!(stats.unsolicited_finals, 1, "frag {frag}");
+        handle.finish().unwrap();
+    }
+}

@@ -378,6 +378,20 @@ impl TlsEchoServer {
     /// Start the server; with `require_client_cert` a client certificate
     /// signed by the PKI's CA is mandatory.
     pub fn start(pki: &TestPki, require_client_cert: bool) -> (SocketAddr, EchoHandle) {
+        Self::start_inner(pki, require_client_cert, false)
+    }
+
+    /// [`TlsEchoServer::start`], but with TLS 1.3 the server sends a `KeyUpdate` (a
+    /// post-handshake message, RFC 8446 §4.6.3) before every echo.
+    pub fn start_with_key_update(pki: &TestPki) -> (SocketAddr, EchoHandle) {
+        Self::start_inner(pki, false, true)
+    }
+
+    fn start_inner(
+        pki: &TestPki,
+        require_client_cert: bool,
+        key_update: bool,
+    ) -> (SocketAddr, EchoHandle) {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
             .with_protocol_versions(&[&rustls::version::TLS12, &rustls::version::TLS13])
@@ -409,7 +423,7 @@ impl TlsEchoServer {
         let addr = listener.local_addr().expect("local addr");
         let c = Arc::new(Counters::default());
         let accept = accept_loop(listener, c.clone(), move |s, c| {
-            tls_echo(s, config.clone(), &c)
+            tls_echo(s, config.clone(), &c, key_update)
         });
         (
             addr,
@@ -422,7 +436,7 @@ impl TlsEchoServer {
     }
 }
 
-fn tls_echo(mut s: TcpStream, config: Arc<rustls::ServerConfig>, c: &Counters) {
+fn tls_echo(mut s: TcpStream, config: Arc<rustls::ServerConfig>, c: &Counters, key_update: bool) {
     let Ok(mut conn) = rustls::ServerConnection::new(config) else {
         return;
     };
@@ -468,6 +482,9 @@ fn tls_echo(mut s: TcpStream, config: Arc<rustls::ServerConfig>, c: &Counters) {
                     break 'outer;
                 }
                 Ok(n) => {
+                    if key_update && conn.refresh_traffic_keys().is_err() {
+                        break 'outer;
+                    }
                     if conn.writer().write_all(&buf[..n]).is_err() {
                         break 'outer;
                     }

@@ -74,6 +74,9 @@ pub(crate) struct ChannelState {
     /// The line or staging buffer holds (or held, for an abandoned command) a secret to wipe:
     /// a PIN, a password, or a file upload (which may be a private key).
     wipe: bool,
+    /// A command was abandoned without its final result code (its deadline passed): its
+    /// answer may still come, so the next command is preceded by a sequence marker.
+    resync: bool,
 }
 
 impl ChannelState {
@@ -83,6 +86,7 @@ impl ChannelState {
             last_deadline: Instant::from_ticks(0),
             next_write: Instant::from_ticks(0),
             wipe: false,
+            resync: false,
         }
     }
 }
@@ -122,10 +126,54 @@ impl<'c> Channel<'c> {
             let rebooted = core.state.wait_for(|s| (s.boots != boots).then_some(()));
             let r =
                 embassy_time::with_deadline(self.st.last_deadline, select(done, rebooted)).await;
-            if !matches!(r, Ok(Either::First(()))) {
-                debug!("abandoning the answer of an earlier command");
-                core.shared.complete();
+            match r {
+                Ok(Either::First(())) => {}
+                Ok(Either::Second(())) => {
+                    // The modem rebooted: the command is gone with everything it would answer.
+                    core.shared.complete();
+                }
+                Err(_) => {
+                    debug!("abandoning the answer of an earlier command");
+                    core.shared.complete();
+                    self.st.resync = true;
+                }
             }
+        }
+        if self.st.resync {
+            self.resync().await;
+        }
+    }
+
+    /// Makes sure that no final result code of an abandoned command is still on its way, so
+    /// that the next command cannot take it for its own: sends a sequence marker, `AT+CMEE?`,
+    /// whose answer has an information line (`+CMEE: <n>`) no stale answer can have. The
+    /// module answers commands in order, so once the marker's own answer arrived, anything
+    /// the abandoned command still had to say has arrived before it; an `OK` before the
+    /// `+CMEE:` line is that stale one, and the digester drops it
+    /// ([`Expect::answers_line`]). One round trip, only after a command was abandoned without
+    /// its final result code (a timeout, or a cancelled future whose deadline passed).
+    async fn resync(&mut self) {
+        const MARKER: &[u8] = b"AT+CMEE?\r";
+        const MARKER_EXPECT: Expect = Expect::prefixed(b"+CMEE:").with_line();
+        let core = self.m.core;
+        self.st.resync = false;
+        let len = {
+            let mut bufs = core.tx.buffers().await;
+            let mut w = CmdWriter::new(&mut bufs.line);
+            if w.raw(MARKER).is_err() {
+                return;
+            }
+            w.len()
+        };
+        // Its answer is not needed (an error means the module is in sync again too), only
+        // that the exchange ended.
+        let ignore = |_: crate::at::expect::Event<'_>| {};
+        if self
+            .exchange_erased(MARKER_EXPECT, 300, Source::Line(len), &ignore)
+            .await
+            .is_err()
+        {
+            debug!("the sequence marker failed");
         }
     }
 
@@ -264,7 +312,7 @@ impl<'c> Channel<'c> {
         let core = self.m.core;
         let boots = core.state.get().boots;
         let timeout = u64::from(timeout_ms) + WRITE_ALLOWANCE_MS;
-        self.st.last_deadline = Instant::now() + Duration::from_millis(timeout);
+        self.st.last_deadline = Instant::now().saturating_add(Duration::from_millis(timeout));
         // The lines of the response go to `parse` as they arrive, until this future ends
         // (the guard unregisters it, also when the future is dropped).
         let _listening = core.shared.listen(parse);
@@ -291,7 +339,7 @@ impl<'c> Channel<'c> {
                 Err(Error::Rebooted)
             }
         };
-        self.st.next_write = Instant::now() + self.m.core.config.command_gap;
+        self.st.next_write = Instant::now().saturating_add(self.m.core.config.command_gap);
         r
     }
 
@@ -385,7 +433,8 @@ impl<'c> Channel<'c> {
                     };
                     core.shared.begin(Expect::PROMPT);
                     op.phase = TxPhase::Prompt;
-                    op.deadline = Instant::now() + Duration::from_millis(SEND_STEP_MS);
+                    op.deadline =
+                        Instant::now().saturating_add(Duration::from_millis(SEND_STEP_MS));
                     self.st.last_deadline = op.deadline;
                     self.st.tx = Some(op);
                     if let Err(e) = core.tx.write(Source::Line(len)).await {
@@ -417,7 +466,8 @@ impl<'c> Channel<'c> {
                     // The staged bytes are still in the staging buffer: nothing else is
                     // written while a send is in progress.
                     op.phase = TxPhase::Result;
-                    op.deadline = Instant::now() + Duration::from_millis(SEND_STEP_MS);
+                    op.deadline =
+                        Instant::now().saturating_add(Duration::from_millis(SEND_STEP_MS));
                     self.st.last_deadline = op.deadline;
                     self.st.tx = Some(op);
                     if let Err(e) = core.tx.write(Source::Staging(op.len)).await {
@@ -430,7 +480,7 @@ impl<'c> Channel<'c> {
                     self.wait_shared(op.deadline, boots, |e, _| e.is_none())
                         .await;
                     self.st.tx = None;
-                    self.st.next_write = Instant::now() + core.config.command_gap;
+                    self.st.next_write = Instant::now().saturating_add(core.config.command_gap);
                     if core.shared.current().is_some() {
                         core.shared.complete();
                         pool.update(slot, &mut |s| s.tx_error = Some(Error::Timeout));

@@ -113,8 +113,8 @@ impl<'a> Modem<'a> {
                 d.issued = d.issued.wrapping_add(1);
                 d.pending_until = Some(
                     Instant::now()
-                        + Duration::from_millis(u64::from(LOOKUP_TIMEOUT_MS))
-                        + RESULT_WAIT,
+                        .saturating_add(Duration::from_millis(u64::from(LOOKUP_TIMEOUT_MS)))
+                        .saturating_add(RESULT_WAIT),
                 );
                 d.completed
             });
@@ -133,7 +133,7 @@ impl<'a> Modem<'a> {
         };
         self.core
             .state
-            .update_dns(|d| d.pending_until = Some(Instant::now() + RESULT_WAIT));
+            .update_dns(|d| d.pending_until = Some(Instant::now().saturating_add(RESULT_WAIT)));
 
         let answer = with_timeout(
             RESULT_WAIT,

@@ -90,6 +90,10 @@ pub(crate) struct Core {
     /// The IMEI, read once (`AT+CGSN`): a reboot of the module does not change it.
     imei: BlockingMutex<CriticalSectionRawMutex, core::cell::RefCell<heapless::String<20>>>,
     pub(crate) config: Config,
+    /// The runner has control pins ([`Runner::with_pins`]).
+    pub(crate) pins: core::sync::atomic::AtomicBool,
+    /// A handle asks the runner to reset the module through its pins.
+    pub(crate) reset: embassy_sync::signal::Signal<CriticalSectionRawMutex, ()>,
 }
 
 impl Core {
@@ -105,6 +109,8 @@ impl Core {
             urcs_on: BlockingMutex::new(Cell::new(0)),
             imei: BlockingMutex::new(core::cell::RefCell::new(heapless::String::new())),
             config: Config::DEFAULT,
+            pins: core::sync::atomic::AtomicBool::new(false),
+            reset: embassy_sync::signal::Signal::new(),
         }
     }
 
@@ -320,7 +326,7 @@ impl<'a> Modem<'a> {
     /// identifies the model (`ATI`) and the IMEI (`AT+CGSN`, at the first call only: after a
     /// reboot of the module the IMEI read before is returned).
     pub async fn init(&self) -> Result<Identity, Error> {
-        let deadline = Instant::now() + self.core.config.startup_timeout;
+        let deadline = Instant::now().saturating_add(self.core.config.startup_timeout);
         loop {
             // `ATE0` is as harmless as `AT` and saves the round trip of a separate probe.
             match self.send(&general::Echo(false)).await {
@@ -398,6 +404,59 @@ impl<'a> Modem<'a> {
     /// How many times the modem has booted (`RDY`) since the driver started.
     pub fn boots(&self) -> u32 {
         self.core.state.get().boots
+    }
+
+    /// Whether the module answers `AT` within [`Config::startup_timeout`] (tried every 300 ms).
+    #[cfg(feature = "mqtt")]
+    pub(crate) async fn responds(&self) -> bool {
+        let deadline = Instant::now().saturating_add(self.core.config.startup_timeout);
+        loop {
+            if self.send(&general::At).await.is_ok() {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            Timer::after(Duration::from_millis(300)).await;
+        }
+    }
+
+    /// Whether the runner can reset the module through its pins ([`Runner::with_pins`]).
+    pub fn can_hard_reset(&self) -> bool {
+        self.core.pins.load(core::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Resets a module that no longer answers through its RESET_N or PWRKEY pin (the runner
+    /// drives them; see [`Runner::with_pins`]), waits for its `RDY` and runs [`Modem::init`]
+    /// again. The data call, sockets and TLS contexts are gone afterwards, as after any
+    /// reboot. [`Error::Unsupported`] without pins; [`Error::NotResponding`] if no `RDY`
+    /// comes within the pulse time plus [`Config::startup_timeout`].
+    pub async fn hard_reset(&self) -> Result<Identity, Error> {
+        self.reset_and_wait_ready().await?;
+        self.init().await
+    }
+
+    /// [`Modem::hard_reset`] without the start-up configuration.
+    pub(crate) async fn reset_and_wait_ready(&self) -> Result<(), Error> {
+        if !self.can_hard_reset() {
+            return Err(Error::Unsupported);
+        }
+        warn!("resetting the module through its pins");
+        let boots = self.boots();
+        self.core.reset.signal(());
+        // A deadline, not a sum of durations: `with_timeout` adds to `now` and would panic on a
+        // too large timeout; a saturated deadline is "never".
+        let deadline = Instant::now()
+            .saturating_add(Duration::from_millis(super::pins::RESET_TAKES_MS))
+            .saturating_add(self.core.config.startup_timeout);
+        embassy_time::with_deadline(
+            deadline,
+            self.core
+                .state
+                .wait_for(|s| (s.boots != boots).then_some(())),
+        )
+        .await
+        .map_err(|_| Error::NotResponding)
     }
 
     /// Waits until the modem boots again (`RDY`), up to `timeout`, then re-runs the

@@ -134,7 +134,7 @@ impl Network<'_> {
     /// URCs, asking again every 5 s (every second without registration URCs) in case one was
     /// lost.
     pub async fn wait_registered(&self, timeout: Duration) -> Result<RegStatus, NotReady> {
-        let deadline = Instant::now() + timeout;
+        let deadline = Instant::now().saturating_add(timeout);
         let poll = if self.modem.core.config.registration_urcs {
             Duration::from_secs(5)
         } else {
@@ -162,7 +162,7 @@ impl Network<'_> {
                 return Err(NotReady::Registration(status));
             }
             let generation = self.modem.core.state.get().generation;
-            let wait = (deadline - Instant::now()).min(poll);
+            let wait = deadline.saturating_duration_since(Instant::now()).min(poll);
             // A URC (any state change) ends the wait early; the state then says what it said.
             ask = with_timeout(
                 wait,
@@ -204,7 +204,7 @@ impl Network<'_> {
     /// (stage 3; it is activated with its configured APN if it is not). On failure, says which
     /// stage failed and in what state.
     pub async fn wait_network_ready(&self, cid: u8, timeout: Duration) -> Result<(), NotReady> {
-        let deadline = Instant::now() + timeout;
+        let deadline = Instant::now().saturating_add(timeout);
         // Stage 1: SIM. `+CPIN: READY` (the boot URC, or an earlier answer in this boot) is
         // not asked again.
         loop {

@@ -1,9 +1,10 @@
 //! The runner: the only owner of the UART, both halves.
 
-use embassy_futures::select::{Either3, select3};
+use embassy_futures::select::{Either4, select4};
 use embedded_io_async::{Read, Write};
 
 use super::Modem;
+use super::pins::{ControlPins, NoPins};
 use crate::socket::SocketPool;
 
 use crate::at::{Digester, ExpectCell, Urc, UrcSink};
@@ -108,11 +109,12 @@ impl RunnerParts<'_> {
 ///     runner.run().await
 /// }
 /// ```
-pub struct Runner<'a, R, W> {
+pub struct Runner<'a, R, W, P = NoPins> {
     parts: RunnerParts<'a>,
     rx: R,
     tx: W,
     modem: Modem<'a>,
+    pins: P,
 }
 
 impl<'a, R: Read, W: Write> Runner<'a, R, W> {
@@ -122,9 +124,29 @@ impl<'a, R: Read, W: Write> Runner<'a, R, W> {
             rx,
             tx,
             modem,
+            pins: NoPins,
         }
     }
 
+    /// Gives the runner the module's control pins (PWRKEY, RESET_N), so that
+    /// [`Modem::hard_reset`](super::Modem::hard_reset) (and the MQTT client's recovery, when the
+    /// module stops answering) can reset it. The runner releases them when it starts.
+    pub fn with_pins<P: ControlPins>(self, pins: P) -> Runner<'a, R, W, P> {
+        self.modem
+            .core
+            .pins
+            .store(pins.present(), core::sync::atomic::Ordering::Relaxed);
+        Runner {
+            parts: self.parts,
+            rx: self.rx,
+            tx: self.tx,
+            modem: self.modem,
+            pins,
+        }
+    }
+}
+
+impl<'a, R: Read, W: Write, P: ControlPins> Runner<'a, R, W, P> {
     /// Processes bytes received from the modem, for firmware that reads the UART itself (from
     /// an interrupt or DMA) instead of letting [`Runner::run`] read `rx`. Any piece size works,
     /// one byte included (a byte that completes nothing costs a copy and a comparison); what a
@@ -143,6 +165,7 @@ impl<'a, R: Read, W: Write> Runner<'a, R, W> {
             mut rx,
             mut tx,
             modem,
+            mut pins,
         } = self;
         // Each read lands straight in the line buffer, as much as it has room for.
         let reader = async {
@@ -150,10 +173,31 @@ impl<'a, R: Read, W: Write> Runner<'a, R, W> {
                 parts.read_from(&mut rx).await;
             }
         };
-        match select3(reader, modem.core.tx.serve(&mut tx), modem.service()).await {
-            Either3::First(never) => never,
-            Either3::Second(never) => never,
-            Either3::Third(never) => never,
+        // Resets through the control pins, when a handle asks for one. No pin is left
+        // asserted by an earlier run.
+        if !pins.release() {
+            warn!("a control pin refused to change");
+        }
+        let resets = async {
+            loop {
+                modem.core.reset.wait().await;
+                if !pins.reset().await {
+                    warn!("a control pin refused to change");
+                }
+            }
+        };
+        match select4(
+            reader,
+            modem.core.tx.serve(&mut tx),
+            modem.service(),
+            resets,
+        )
+        .await
+        {
+            Either4::First(never) => never,
+            Either4::Second(never) => never,
+            Either4::Third(never) => never,
+            Either4::Fourth(never) => never,
         }
     }
 }

@@ -184,7 +184,7 @@ impl<'a> Modem<'a> {
                 .core
                 .config
                 .recv_poll
-                .is_some_and(|p| Instant::now() >= last_poll + p);
+                .is_some_and(|p| Instant::now() >= last_poll.saturating_add(p));
             if poll_due {
                 last_poll = Instant::now();
             }
@@ -199,7 +199,9 @@ impl<'a> Modem<'a> {
                 }
             });
             let tick = match self.core.config.recv_poll {
-                Some(p) => (last_poll + p).saturating_duration_since(Instant::now()),
+                Some(p) => last_poll
+                    .saturating_add(p)
+                    .saturating_duration_since(Instant::now()),
                 None => Duration::from_secs(3600),
             };
             let _ = with_timeout(tick.max(Duration::from_millis(1)), changed).await;

@@ -159,13 +159,18 @@ fn tls_file_name(
     let mut s = heapless::String::new();
     let digest = crc32(data);
     let mut tail = *b"_00000000.pem";
-    for k in 0..8 {
-        tail[8 - k] = HEX[((digest >> (4 * k)) & 0xf) as usize];
+    let [_, digits @ .., _, _, _, _] = &mut tail;
+    for (c, shift) in digits.iter_mut().zip([28, 24, 20, 16, 12, 8, 4, 0]) {
+        // A nibble: always in the table.
+        *c = HEX
+            .get((digest >> shift & 0xf) as usize)
+            .copied()
+            .unwrap_or(b'0');
     }
     s.push_str(prefix).map_err(|_| Error::Overflow)?;
     s.push_str(stem).map_err(|_| Error::Overflow)?;
-    s.push(char::from(b'0' + ctx))
-        .map_err(|_| Error::Overflow)?;
+    let digit = char::from_digit(u32::from(ctx), 10).ok_or(Error::InvalidArgument)?;
+    s.push(digit).map_err(|_| Error::Overflow)?;
     // The tail is ASCII.
     for &b in &tail {
         s.push(char::from(b)).map_err(|_| Error::Overflow)?;
@@ -181,9 +186,12 @@ fn bare(name: &str) -> &str {
 /// Whether `name` (bare) is a file [`Modem::configure_tls`] stored for context `ctx`, now
 /// (`qca1_<hex>.pem`) or before file names carried a digest (`qca1.pem`).
 fn is_ours(name: &str, ctx: u8) -> bool {
+    let Some(digit) = char::from_digit(u32::from(ctx), 10) else {
+        return false;
+    };
     STEMS.iter().any(|stem| {
         name.strip_prefix(stem)
-            .and_then(|r| r.strip_prefix(char::from(b'0' + ctx)))
+            .and_then(|r| r.strip_prefix(digit))
             .is_some_and(|r| r == ".pem" || (r.starts_with('_') && r.ends_with(".pem")))
     })
 }
@@ -234,7 +242,11 @@ impl Command for TlsListing<'_> {
                 .iter()
                 .position(|w| matches!(w, Some((n, s)) if *n == name && *s == size));
             match wanted {
-                Some(i) => found.present[i] = true,
+                Some(i) => {
+                    if let Some(present) = found.present.get_mut(i) {
+                        *present = true;
+                    }
+                }
                 None => {
                     if let Ok(n) = heapless::String::try_from(name) {
                         let _ = found.stale.push(n);

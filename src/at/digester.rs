@@ -36,6 +36,8 @@ enum Mode {
     Raw { left: usize, target: u8 },
     /// Skipping the rest of a line that did not fit the buffer.
     Skip,
+    /// Right after a payload for `target`: its `\r\n` must follow (`seen` bytes of it so far).
+    Trailer { target: u8, seen: u8 },
 }
 
 /// Payload bytes that a byte-by-byte feed collects before it hands them on (the ring copies
@@ -123,7 +125,7 @@ impl<'a, U: UrcSink> Digester<'a, U> {
         if pos > 0 {
             self.buf.copy_within(pos..end, 0);
         }
-        self.len = end - pos;
+        self.len = end.saturating_sub(pos);
         self.scan = self.scan.saturating_sub(pos);
         if self.len == self.buf.len() {
             self.overlong();
@@ -140,11 +142,11 @@ impl<'a, U: UrcSink> Digester<'a, U> {
         // `\n` or `>`; in a payload, one that leaves it short of its end and of a 64-byte piece
         // (payload bytes go to the ring in pieces, each copy in its own critical section).
         let n = bytes.len();
-        let end = self.len + n;
+        let end = self.len.saturating_add(n);
         let completes = match self.mode {
             Mode::Line => bytes.iter().any(|&b| b == b'\n' || b == b'>'),
             Mode::Raw { left, .. } => end >= left.min(CS_PIECE),
-            Mode::Skip => true,
+            Mode::Skip | Mode::Trailer { .. } => true,
         };
         if n <= 16
             && !completes
@@ -220,19 +222,19 @@ impl<'a, U: UrcSink> Digester<'a, U> {
         loop {
             match self.mode {
                 Mode::Raw { left, target } => {
-                    let k = left.min(end - pos);
+                    let k = left.min(end.saturating_sub(pos));
                     if k > 0 {
-                        let data = self.buf.get(pos..pos + k).unwrap_or(&[]);
+                        let data = self.buf.get(pos..).and_then(|b| b.get(..k)).unwrap_or(&[]);
                         match self.payloads {
                             Some(sink) if target != Expect::NO_TARGET => sink.deliver(target, data),
                             _ => self.shared.notify(Event::Payload(data)),
                         }
                     }
-                    pos += k;
+                    pos = pos.saturating_add(k);
                     self.scan = pos;
                     if k < left {
                         self.mode = Mode::Raw {
-                            left: left - k,
+                            left: left.saturating_sub(k),
                             target,
                         };
                         return pos;
@@ -242,31 +244,50 @@ impl<'a, U: UrcSink> Digester<'a, U> {
                     {
                         sink.delivered(target);
                     }
-                    self.mode = Mode::Line;
+                    self.mode = Mode::Trailer { target, seen: 0 };
+                }
+                Mode::Trailer { target, seen } => {
+                    let Some(&b) = self.buf.get(pos).filter(|_| pos < end) else {
+                        return pos;
+                    };
+                    let want = if seen == 0 { b'\r' } else { b'\n' };
+                    if b == want {
+                        pos = pos.saturating_add(1);
+                        self.scan = pos;
+                        self.mode = if seen == 0 {
+                            Mode::Trailer { target, seen: 1 }
+                        } else {
+                            Mode::Line
+                        };
+                    } else {
+                        // The payload took bytes that were not its own: some were lost.
+                        self.payload_corrupted(target);
+                        self.mode = Mode::Line;
+                    }
                 }
                 Mode::Skip => {
                     let Some(nl) = find_newline(self.buf, pos, end) else {
-                        let n = end - pos;
+                        let n = end.saturating_sub(pos);
                         self.shared.count(|s| {
                             s.discarded_bytes = s.discarded_bytes.saturating_add(n as u32)
                         });
                         self.scan = end;
                         return end;
                     };
-                    let n = nl + 1 - pos;
+                    let n = nl.saturating_add(1).saturating_sub(pos);
                     self.shared
                         .count(|s| s.discarded_bytes = s.discarded_bytes.saturating_add(n as u32));
-                    pos = nl + 1;
+                    pos = nl.saturating_add(1);
                     self.scan = pos;
                     self.mode = Mode::Line;
                 }
                 Mode::Line => {
                     // Blank lines (the `\r\n` that frames every line) need no search.
                     while self.scan == pos
-                        && pos + 2 <= end
-                        && self.buf.get(pos..pos + 2) == Some(b"\r\n")
+                        && pos.saturating_add(2) <= end
+                        && self.buf.get(pos..).is_some_and(|r| r.starts_with(b"\r\n"))
                     {
-                        pos += 2;
+                        pos = pos.saturating_add(2);
                         self.scan = pos;
                     }
                     if pos >= end {
@@ -279,9 +300,9 @@ impl<'a, U: UrcSink> Digester<'a, U> {
                         && !self.in_response
                         && self.current().is_some_and(|e| e.prompt)
                     {
-                        pos += 1;
+                        pos = pos.saturating_add(1);
                         if pos < end && self.buf.get(pos) == Some(&b' ') {
-                            pos += 1;
+                            pos = pos.saturating_add(1);
                         }
                         self.scan = pos;
                         self.shared.prompt();
@@ -292,11 +313,24 @@ impl<'a, U: UrcSink> Digester<'a, U> {
                         self.scan = end;
                         return pos;
                     };
-                    self.scan = nl + 1;
+                    self.scan = nl.saturating_add(1);
                     self.line(pos, nl);
-                    pos = nl + 1;
+                    pos = nl.saturating_add(1);
                 }
             }
+        }
+    }
+
+    /// A payload did not end where its header said (bytes were lost on the UART).
+    #[cold]
+    fn payload_corrupted(&mut self, target: u8) {
+        warn!("socket payload corrupted on the UART");
+        self.shared
+            .count(|s| s.corrupted_payloads = s.corrupted_payloads.saturating_add(1));
+        if let Some(sink) = self.payloads
+            && target != Expect::NO_TARGET
+        {
+            sink.corrupted(target);
         }
     }
 
@@ -310,17 +344,22 @@ impl<'a, U: UrcSink> Digester<'a, U> {
         }
         match line::classify(text, expect.as_ref(), self.in_response) {
             LineClass::Blank => {}
-            LineClass::Echo => self.shared.count(|s| s.echo_lines += 1),
+            LineClass::Echo => self
+                .shared
+                .count(|s| s.echo_lines = s.echo_lines.saturating_add(1)),
             LineClass::Garbage => {
                 debug!("skipping a noise line ({} bytes)", text.len());
-                self.shared.count(|s| s.garbage_lines += 1);
+                self.shared
+                    .count(|s| s.garbage_lines = s.garbage_lines.saturating_add(1));
             }
             LineClass::Urc => {
                 if self.in_response {
-                    self.shared.count(|s| s.deferred_urcs += 1);
+                    self.shared
+                        .count(|s| s.deferred_urcs = s.deferred_urcs.saturating_add(1));
                 }
                 if self.urcs.urc(text) {
-                    self.shared.count(|s| s.unknown_urcs += 1);
+                    self.shared
+                        .count(|s| s.unknown_urcs = s.unknown_urcs.saturating_add(1));
                 }
             }
             LineClass::Info => {
@@ -337,12 +376,20 @@ impl<'a, U: UrcSink> Digester<'a, U> {
                 }
             }
             LineClass::Final(f) => {
-                if expect.is_none() {
-                    self.shared.count(|s| s.unsolicited_finals += 1);
+                let stale = match expect {
+                    None => true,
+                    // A success before the line the command always answers: the late answer
+                    // of an abandoned command.
+                    Some(e) => e.answers_line && !self.in_response && f.is_success(),
+                };
+                if stale {
+                    self.shared
+                        .count(|s| s.unsolicited_finals = s.unsolicited_finals.saturating_add(1));
                     return;
                 }
                 let outcome = if self.lost_line {
-                    self.shared.count(|s| s.overflows += 1);
+                    self.shared
+                        .count(|s| s.overflows = s.overflows.saturating_add(1));
                     Err(crate::Error::Overflow)
                 } else {
                     Ok(f)
@@ -359,5 +406,5 @@ impl<'a, U: UrcSink> Digester<'a, U> {
 fn find_newline(buf: &[u8], from: usize, to: usize) -> Option<usize> {
     buf.get(from..to)
         .and_then(super::line::find_lf)
-        .map(|i| from + i)
+        .map(|i| from.saturating_add(i))
 }

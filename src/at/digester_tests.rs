@@ -509,6 +509,58 @@ fn bare_notices_and_unknown_bare_lines() {
     ));
 }
 
+#[test]
+fn a_success_before_the_line_a_command_always_answers_is_stale() {
+    let marker = Expect::prefixed(b"+CMEE:").with_line();
+    let (evs, stats) = run(Some(marker), b"\r\nOK\r\n\r\n+CMEE: 2\r\n\r\nOK\r\n", 1);
+    assert_eq!(evs, [line("+CMEE: 2"), OK]);
+    assert_eq!(stats.unsolicited_finals, 1);
+    // An error still ends it.
+    let (evs, _) = run(Some(marker), b"\r\nERROR\r\n", 1);
+    assert_eq!(evs, [Ev::End(Ok(Final::Error))]);
+}
+
+/// Bytes lost on the UART inside a payload (an overrun): the payload takes bytes of its
+/// trailer, so its `\r\n` is not where the header said; counted, and the socket is told.
+#[test]
+fn a_payload_that_lost_bytes_is_reported_corrupted() {
+    struct Sink(RefCell<Vec<u8>>, core::cell::Cell<u32>);
+    impl super::expect::PayloadSink for Sink {
+        fn deliver(&self, _slot: u8, data: &[u8]) {
+            self.0.borrow_mut().extend_from_slice(data);
+        }
+        fn delivered(&self, _slot: u8) {}
+        fn corrupted(&self, slot: u8) {
+            assert_eq!(slot, 3);
+            self.1.set(self.1.get() + 1);
+        }
+    }
+    let payload = b"0123456789abcdefghij";
+    let expect = Expect::payload(b"+QIRD:").to_slot(3);
+    // Intact, then 1, 3, 4 and 5 bytes lost from the middle of the payload.
+    for (lost, detected) in [(0, 0), (1, 1), (3, 1), (4, 1), (5, 1)] {
+        let mut wire = qird_wire(payload);
+        let at = 16;
+        wire.drain(at..at + lost);
+        for chunk in [1, 7, 64] {
+            let shared = ExpectCell::new();
+            shared.begin(expect);
+            let sink = Sink(RefCell::new(Vec::new()), core::cell::Cell::new(0));
+            let mut buf = [0u8; 64];
+            let mut d = Digester::new(&shared, &mut buf, UrcFn(|_: &[u8]| {})).with_payloads(&sink);
+            for piece in wire.chunks(chunk) {
+                let _ = d.feed(piece);
+            }
+            let _ = d.feed(b"\r\nOK\r\n\r\nOK\r\n");
+            assert_eq!(sink.1.get(), detected, "lost {lost}, chunk {chunk}");
+            assert_eq!(shared.stats().corrupted_payloads, detected, "lost {lost}");
+            if lost == 0 {
+                assert_eq!(sink.0.borrow().as_slice(), payload);
+            }
+        }
+    }
+}
+
 mod prop {
     use super::*;
     use proptest::prelude::*;

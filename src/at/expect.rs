@@ -55,6 +55,11 @@ pub struct Expect {
     /// data-mode command). For every other command these lines are URCs (a call or data
     /// connection ended), never its final result code.
     pub call: bool,
+    /// The command always answers an information line before a successful final result code
+    /// (a sequence marker such as `AT+CMEE?`): an `OK` before any line is a late answer of an
+    /// earlier, abandoned command, and is dropped (counted in
+    /// [`DigestStats::unsolicited_finals`]) instead of ending this one.
+    pub answers_line: bool,
 }
 
 impl Expect {
@@ -65,6 +70,13 @@ impl Expect {
     /// `NO ANSWER` or `NO DIALTONE` (see [`Expect::call`]).
     pub const fn with_call(mut self) -> Expect {
         self.call = true;
+        self
+    }
+
+    /// The same expectation, for a command that always answers an information line before a
+    /// successful final result code (see [`Expect::answers_line`]).
+    pub const fn with_line(mut self) -> Expect {
+        self.answers_line = true;
         self
     }
 
@@ -82,6 +94,7 @@ impl Expect {
         prompt: false,
         target: Expect::NO_TARGET,
         call: false,
+        answers_line: false,
     };
 
     /// A command whose information lines carry `prefix` (with the colon, e.g. `b"+CSQ:"`).
@@ -93,6 +106,7 @@ impl Expect {
             prompt: false,
             target: Expect::NO_TARGET,
             call: false,
+            answers_line: false,
         }
     }
 
@@ -104,6 +118,7 @@ impl Expect {
         prompt: false,
         target: Expect::NO_TARGET,
         call: false,
+        answers_line: false,
     };
 
     /// A command answering `<prefix> <n>\r\n<n bytes>` (e.g. `b"+QIRD:"`).
@@ -115,6 +130,7 @@ impl Expect {
             prompt: false,
             target: Expect::NO_TARGET,
             call: false,
+            answers_line: false,
         }
     }
 
@@ -126,6 +142,7 @@ impl Expect {
         prompt: true,
         target: Expect::NO_TARGET,
         call: false,
+        answers_line: false,
     };
 }
 
@@ -150,6 +167,9 @@ pub struct DigestStats {
     pub discarded_bytes: u32,
     /// Lines longer than the ingress buffer (dropped; parsing resumed at the next line).
     pub long_lines: u32,
+    /// Socket payloads that did not end where their header said (bytes lost on the UART); the
+    /// socket failed with [`Error::Corrupted`](crate::Error::Corrupted).
+    pub corrupted_payloads: u32,
 }
 
 #[derive(Clone, Copy)]
@@ -207,18 +227,19 @@ impl Drop for ListenGuard<'_> {
 /// The digester's counters, one word each. Only the digester writes them (a load and a store,
 /// which every target has, even without compare-and-swap), and nobody waits on them, so
 /// counting costs no critical section.
-struct Counters([AtomicU32; 8]);
+struct Counters([AtomicU32; 9]);
 
 impl Counters {
     const fn new() -> Self {
-        Self([const { AtomicU32::new(0) }; 8])
+        Self([const { AtomicU32::new(0) }; 9])
     }
 
     fn get(&self) -> DigestStats {
-        let [a, b, c, d, e, f, g, h] = &self.0;
+        let [a, b, c, d, e, f, g, h, i] = &self.0;
         let l = |x: &AtomicU32| x.load(Ordering::Relaxed);
         DigestStats {
             long_lines: l(h),
+            corrupted_payloads: l(i),
             garbage_lines: l(a),
             unknown_urcs: l(b),
             echo_lines: l(c),
@@ -230,7 +251,7 @@ impl Counters {
     }
 
     fn set(&self, s: DigestStats) {
-        let [a, b, c, d, e, f, g, h] = &self.0;
+        let [a, b, c, d, e, f, g, h, i] = &self.0;
         let st = |x: &AtomicU32, v: u32| {
             if x.load(Ordering::Relaxed) != v {
                 x.store(v, Ordering::Relaxed)
@@ -244,6 +265,7 @@ impl Counters {
         st(f, s.deferred_urcs);
         st(g, s.discarded_bytes);
         st(h, s.long_lines);
+        st(i, s.corrupted_payloads);
     }
 }
 
@@ -430,7 +452,7 @@ impl ExpectCell {
     /// Corrupted input seen so far: garbage lines, unknown URCs and discarded bytes (a sum
     /// that changes whenever one of them does; three loads, no critical section).
     pub fn noise(&self) -> u32 {
-        let [a, b, _, _, _, _, g, _] = &self.stats.0;
+        let [a, b, _, _, _, _, g, _, _] = &self.stats.0;
         let l = |x: &AtomicU32| x.load(Ordering::Relaxed);
         l(a).wrapping_add(l(b)).wrapping_add(l(g))
     }
@@ -443,6 +465,9 @@ pub trait PayloadSink {
     fn deliver(&self, slot: u8, data: &[u8]);
     /// The payload for `slot` is complete (wake its readers).
     fn delivered(&self, slot: u8);
+    /// The payload for `slot` did not end where its header said (bytes were lost on the UART):
+    /// its stream is corrupted.
+    fn corrupted(&self, slot: u8);
 }
 
 /// Receives URCs straight from the digester, so that no bounded channel stands between the

@@ -53,10 +53,10 @@ fn parse_u16(s: &[u8]) -> Option<u16> {
     }
     let mut v: u32 = 0;
     for &b in s {
-        if !b.is_ascii_digit() {
-            return None;
-        }
-        v = v * 10 + u32::from(b - b'0');
+        // At most five digits: `v` stays below 100 000.
+        v = v
+            .checked_mul(10)?
+            .checked_add(char::from(b).to_digit(10)?)?;
     }
     u16::try_from(v).ok()
 }
@@ -79,7 +79,7 @@ pub fn parse_final(line: &[u8]) -> Option<Final> {
                 }
                 match parse_u16(rest) {
                     Some(code) => Final::Cme(CmeError(code)),
-                    None if rest[0].is_ascii_digit() => return None,
+                    None if rest.first().is_some_and(u8::is_ascii_digit) => return None,
                     None => Final::Cme(CmeError::from_verbose(rest)),
                 }
             } else if let Some(rest) = line.strip_prefix(b"+CMS ERROR:") {
@@ -122,7 +122,7 @@ pub fn find_lf(buf: &[u8]) -> Option<usize> {
     const ONES: usize = usize::MAX / 0xff;
     const HIGHS: usize = ONES << 7;
     const LFS: usize = ONES * (b'\n' as usize);
-    let mut i = 0;
+    let mut i: usize = 0;
     let mut words = buf.chunks_exact(W);
     for w in &mut words {
         let mut b = [0u8; W];
@@ -133,12 +133,14 @@ pub fn find_lf(buf: &[u8]) -> Option<usize> {
         if x.wrapping_sub(ONES) & !x & HIGHS != 0 {
             break;
         }
-        i += W;
+        // `i` stays at most `buf.len()`: it cannot wrap (wrapping, as `+` is in release: this is
+        // the per-word loop of the receive path).
+        i = i.wrapping_add(W);
     }
     buf.get(i..)?
         .iter()
         .position(|&c| c == b'\n')
-        .map(|k| i + k)
+        .map(|k| i.wrapping_add(k))
 }
 
 /// What a (trimmed) line is.
@@ -175,11 +177,18 @@ pub fn prefix_of(line: &[u8]) -> Option<&[u8]> {
         return None;
     }
     let spaces = rest.get(name..)?.iter().take_while(|&&b| b == b' ').count();
-    let colon = 1 + name + spaces;
+    // `name + spaces < line.len()`: the sum cannot wrap (once per line on the receive path).
+    let colon = name.wrapping_add(spaces).wrapping_add(1);
     match line.get(colon) {
-        Some(b':') => line.get(..colon + 1),
+        Some(b':') => line.get(..=colon),
         _ => None,
     }
+}
+
+/// The name in a prefix found by [`prefix_of`] (`+CSQ` for `+CSQ :` or `+CSQ:`).
+#[inline]
+pub fn prefix_name(found: &[u8]) -> &[u8] {
+    trim_ascii(found.split_last().map_or(found, |(_, name)| name))
 }
 
 /// Compares a line's prefix with an expected one (`+CSQ:`), tolerating a space before the colon.
@@ -193,14 +202,16 @@ fn prefix_matches(found: &[u8], prefix: &[u8]) -> bool {
     if found == prefix {
         return true;
     }
-    let name = trim_ascii(&found[..found.len() - 1]);
-    prefix.len() > 1 && name == &prefix[..prefix.len() - 1]
+    let Some((_, name)) = prefix.split_last() else {
+        return false;
+    };
+    !name.is_empty() && prefix_name(found) == name
 }
 
 /// The text after a line's prefix, without leading spaces.
 pub fn after_prefix(line: &[u8]) -> &[u8] {
     match line.iter().position(|&b| b == b':') {
-        Some(i) => trim_ascii(&line[i + 1..]),
+        Some(i) => trim_ascii(line.get(i.saturating_add(1)..).unwrap_or_default()),
         None => line,
     }
 }
@@ -289,7 +300,7 @@ pub fn classify(line: &[u8], expect: Option<&Expect>, in_response: bool) -> Line
         }
         return LineClass::Final(f);
     }
-    if !in_response && line.len() >= 2 && line[..2].eq_ignore_ascii_case(b"AT") {
+    if !in_response && line.get(..2).is_some_and(|s| s.eq_ignore_ascii_case(b"AT")) {
         return LineClass::Echo;
     }
     if is_bare_urc(line) {

@@ -29,7 +29,9 @@ pub fn uint(i: &[u8]) -> IResult<&[u8], u32> {
     }
     let (digits, rest) = i.split_at(n);
     match digits.iter().try_fold(0u32, |a, &d| {
-        a.checked_mul(10)?.checked_add(u32::from(d - b'0'))
+        // `d` is an ASCII digit (taken above): the subtraction cannot wrap.
+        a.checked_mul(10)?
+            .checked_add(u32::from(d.wrapping_sub(b'0')))
     }) {
         Some(v) => Ok((rest, v)),
         None => fail(nom::error::ErrorKind::MapRes),

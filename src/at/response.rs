@@ -42,7 +42,10 @@ impl<'a> Iterator for Items<'a> {
             return None;
         }
         let (raw, rest) = match self.rest.iter().position(|&b| b == b'\n') {
-            Some(i) => (&self.rest[..i], &self.rest[i + 1..]),
+            Some(i) => {
+                let (raw, rest) = self.rest.split_at(i);
+                (raw, rest.get(1..).unwrap_or_default())
+            }
             None => (self.rest, &b""[..]),
         };
         self.rest = rest;

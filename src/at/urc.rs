@@ -116,7 +116,7 @@ pub struct Registration {
 
 fn hex_quoted(i: &[u8]) -> IResult<&[u8], Option<u32>> {
     // An empty field (`,,`) is allowed where the location is unknown.
-    if i.is_empty() || i[0] == b',' {
+    if i.first().is_none_or(|&b| b == b',') {
         return Ok((i, None));
     }
     let (i, text) = quoted(i)?;
@@ -142,7 +142,7 @@ pub(crate) fn registration_fields(i: &[u8]) -> IResult<&[u8], Registration> {
     let (i, loc) = opt((next(hex_quoted), next(hex_quoted))).parse(i)?;
     let (i, act) = opt(next(uint)).parse(i)?;
     // Anything after is optional extra information.
-    let i = &i[i.len()..];
+    let i = i.get(i.len()..).unwrap_or_default();
     let (area, cell) = loc.unwrap_or((None, None));
     Ok((
         i,
@@ -312,7 +312,7 @@ pub(crate) fn is_unknown(line: &[u8]) -> bool {
     }
     match super::line::prefix_of(line) {
         Some(p) => !matches!(
-            trim_ascii(&p[..p.len() - 1]),
+            super::line::prefix_name(p),
             b"+CFUN"
                 | b"+CPIN"
                 | b"+QUSIM"
@@ -344,9 +344,11 @@ fn kind_and_id(i: &[u8]) -> Option<(&[u8], u8)> {
     if digits.is_empty() || digits.len() > 3 || !digits.iter().all(u8::is_ascii_digit) {
         return None;
     }
-    let id = digits
-        .iter()
-        .fold(0u16, |a, &d| a * 10 + u16::from(d - b'0'));
+    // At most three ASCII digits (checked above): nothing wraps or overflows.
+    let id = digits.iter().try_fold(0u32, |a, &d| {
+        a.checked_mul(10)?
+            .checked_add(u32::from(d.wrapping_sub(b'0')))
+    })?;
     Some((kind, u8::try_from(id).ok()?))
 }
 
@@ -382,22 +384,20 @@ fn qiurc(i: &[u8]) -> Result<QiUrc, crate::Error> {
 
 /// An IPv4 address in dotted-decimal form.
 fn ipv4(t: &[u8]) -> Option<Ipv4Addr> {
-    let (mut octets, mut n, mut v, mut digits) = ([0u8; 4], 0, 0u16, 0);
-    // A '.' after the last octet ends it like the others.
-    for i in 0..=t.len() {
-        match t.get(i).copied().unwrap_or(b'.') {
-            b'.' if digits > 0 && n < 4 => {
-                octets[n] = u8::try_from(v).ok()?;
-                (n, v, digits) = (n + 1, 0, 0);
-            }
-            c @ b'0'..=b'9' if digits < 3 => {
-                v = v * 10 + u16::from(c - b'0');
-                digits += 1;
-            }
-            _ => return None,
+    let mut octets = [0u8; 4];
+    let mut parts = t.split(|&b| b == b'.');
+    // Four parts of one to three decimal digits, each at most 255.
+    for octet in &mut octets {
+        let part = parts.next()?;
+        if part.is_empty() || part.len() > 3 {
+            return None;
         }
+        let v = part.iter().try_fold(0u32, |a, &d| {
+            a.checked_mul(10)?.checked_add(char::from(d).to_digit(10)?)
+        })?;
+        *octet = u8::try_from(v).ok()?;
     }
-    (n == 4).then_some(Ipv4Addr::from(octets))
+    parts.next().is_none().then_some(Ipv4Addr::from(octets))
 }
 
 /// An IPv6 address in its text forms (eight groups, or fewer around one `::`); the forms with an
@@ -409,30 +409,33 @@ fn ipv6(t: &[u8]) -> Option<Ipv6Addr> {
         (gap, i) = (Some(0), 2);
     }
     while i < t.len() {
-        let (mut v, mut digits) = (0u16, 0);
+        let (mut v, mut digits) = (0u16, 0u8);
         while let Some(d) = t.get(i).and_then(|&c| (c as char).to_digit(16)) {
             if digits == 4 {
                 return None;
             }
-            (v, digits, i) = (v << 4 | d as u16, digits + 1, i + 1);
+            // At most four hex digits: `v` fits 16 bits; `i < t.len()`.
+            (v, digits, i) = (v << 4 | d as u16, digits.checked_add(1)?, i.checked_add(1)?);
         }
-        if digits == 0 || n == 8 {
+        if digits == 0 {
             return None;
         }
-        groups[n] = v;
-        n += 1;
-        match (t.get(i), t.get(i + 1)) {
+        *groups.get_mut(n)? = v;
+        n = n.checked_add(1)?;
+        match (t.get(i), t.get(i.saturating_add(1))) {
             (None, _) => break,
-            (Some(b':'), Some(b':')) if gap.is_none() => (gap, i) = (Some(n), i + 2),
-            (Some(b':'), Some(_)) => i += 1,
+            (Some(b':'), Some(b':')) if gap.is_none() => (gap, i) = (Some(n), i.checked_add(2)?),
+            (Some(b':'), Some(_)) => i = i.checked_add(1)?,
             _ => return None,
         }
     }
     match gap {
         None if n == 8 => {}
         Some(at) if n < 8 => {
-            groups.copy_within(at..n, at + 8 - n);
-            groups[at..at + 8 - n].fill(0);
+            // `at <= n < 8`: the groups after the gap move to the end, the gap is zeros.
+            let end = at.checked_add(8usize.checked_sub(n)?)?;
+            groups.copy_within(at..n, end);
+            groups.get_mut(at..end)?.fill(0);
         }
         _ => return None,
     }
@@ -456,7 +459,7 @@ fn decimal(t: &[u8]) -> Option<u32> {
         return None;
     }
     t.iter().try_fold(0u32, |a, &d| {
-        d.is_ascii_digit().then(|| a * 10 + u32::from(d - b'0'))
+        a.checked_mul(10)?.checked_add(char::from(d).to_digit(10)?)
     })
 }
 
@@ -554,7 +557,7 @@ impl Urc {
             }
             return Some(Urc::Unknown(s));
         };
-        let name = trim_ascii(&prefix[..prefix.len() - 1]);
+        let name = super::line::prefix_name(prefix);
         let rest = super::line::after_prefix(line);
         let parsed = match name {
             b"+CFUN" => all(uint, rest).ok().and_then(u8_of).map(Urc::Cfun),

@@ -204,8 +204,11 @@ fn hmac_hex<M: Mac + hmac::digest::KeyInit>(
     let mut out = heapless::String::new();
     for b in digest.iter() {
         for nibble in [b >> 4, b & 0x0f] {
-            out.push(char::from(HEX[usize::from(nibble)]))
-                .map_err(|_| CloudError::RequestTooLarge)?;
+            // `nibble` ≤ 15.
+            out.push(char::from(
+                HEX.get(usize::from(nibble)).copied().unwrap_or(b'0'),
+            ))
+            .map_err(|_| CloudError::RequestTooLarge)?;
         }
     }
     Ok(Signature(out))
@@ -235,19 +238,24 @@ pub fn sign_device(
     timestamp: Option<&str>,
 ) -> Result<Signature, CloudError> {
     let mut pairs: [(&str, &str); 4] = [("", ""); 4];
-    let mut n = 0;
-    for (name, value) in [
+    let given = [
         ("clientId", client_id),
         ("deviceName", Some(device.device_name)),
         ("productKey", Some(device.product_key)),
         ("timestamp", timestamp),
-    ] {
-        if let Some(v) = value {
-            pairs[n] = (name, v);
-            n += 1;
-        }
-    }
-    sign(method, device_secret.as_bytes(), &pairs[..n])
+    ]
+    .into_iter()
+    .filter_map(|(name, value)| Some((name, value?)));
+    let n = pairs
+        .iter_mut()
+        .zip(given)
+        .map(|(slot, pair)| *slot = pair)
+        .count();
+    sign(
+        method,
+        device_secret.as_bytes(),
+        pairs.get(..n).unwrap_or_default(),
+    )
 }
 
 /// The dynamic-registration sign: HMAC(ProductSecret, `deviceName…productKey…random…`).

@@ -10,7 +10,9 @@ use crate::at::response::Response;
 /// byte is the high byte of a word whose low byte is 0).
 pub fn checksum(data: &[u8]) -> u16 {
     data.chunks(2).fold(0u16, |x, w| {
-        x ^ (u16::from(w[0]) << 8 | u16::from(*w.get(1).unwrap_or(&0)))
+        let high = w.first().copied().unwrap_or(0);
+        let low = w.get(1).copied().unwrap_or(0);
+        x ^ u16::from_be_bytes([high, low])
     })
 }
 
@@ -79,8 +81,10 @@ impl Command for UploadData {
     fn parse(&self, resp: &Response<'_>) -> Result<(), Error> {
         let text = resp.first()?;
         let comma = text.iter().position(|&b| b == b',').ok_or(Error::Parse)?;
-        let size = all(uint, &text[..comma])?;
-        let hex = core::str::from_utf8(&text[comma + 1..]).map_err(|_| Error::Parse)?;
+        let (size, hex) = text.split_at(comma);
+        let size = all(uint, size)?;
+        let hex =
+            core::str::from_utf8(hex.get(1..).unwrap_or_default()).map_err(|_| Error::Parse)?;
         let sum = u16::from_str_radix(hex.trim_ascii(), 16).map_err(|_| Error::Parse)?;
         if size != self.size {
             // The modem stopped early (its input timeout) and kept a truncated file.

@@ -107,10 +107,9 @@ pub struct Identification {
 /// Strips a case-insensitive `Revision:` label and the spaces after it.
 fn strip_revision(line: &[u8]) -> Option<&[u8]> {
     const LABEL: &[u8] = b"Revision:";
-    if line.len() >= LABEL.len() && line[..LABEL.len()].eq_ignore_ascii_case(LABEL) {
-        Some(trim_ascii(&line[LABEL.len()..]))
-    } else {
-        None
+    match line.split_at_checked(LABEL.len()) {
+        Some((label, rest)) if label.eq_ignore_ascii_case(LABEL) => Some(trim_ascii(rest)),
+        _ => None,
     }
 }
 

@@ -116,7 +116,7 @@ impl<'a> CmdWriter<'a> {
 
     /// The bytes written so far.
     pub fn as_bytes(&self) -> &[u8] {
-        &self.buf[..self.len]
+        self.buf.get(..self.len).unwrap_or_default()
     }
 
     /// How many bytes were written.
@@ -132,10 +132,10 @@ impl<'a> CmdWriter<'a> {
     /// Appends raw bytes.
     pub fn raw(&mut self, bytes: &[u8]) -> Result<(), Error> {
         let end = self.len.checked_add(bytes.len()).ok_or(Error::Overflow)?;
-        if end > self.buf.len() {
-            return Err(Error::Overflow);
-        }
-        self.buf[self.len..end].copy_from_slice(bytes);
+        self.buf
+            .get_mut(self.len..end)
+            .ok_or(Error::Overflow)?
+            .copy_from_slice(bytes);
         self.len = end;
         Ok(())
     }
@@ -158,17 +158,20 @@ impl<'a> CmdWriter<'a> {
 
     /// Appends an unsigned decimal number.
     pub fn uint(&mut self, mut v: u32) -> Result<(), Error> {
+        // At most 10 digits, written from the end.
         let mut digits = [0u8; 10];
-        let mut i = digits.len();
-        loop {
-            i -= 1;
-            digits[i] = b'0' + (v % 10) as u8;
+        let mut used: usize = 0;
+        for d in digits.iter_mut().rev() {
+            // `v % 10` < 10: the digit is an ASCII digit.
+            *d = b'0'.wrapping_add((v % 10) as u8);
             v /= 10;
+            used = used.saturating_add(1);
             if v == 0 {
                 break;
             }
         }
-        self.raw(&digits[i..])
+        let start = digits.len().saturating_sub(used);
+        self.raw(digits.get(start..).unwrap_or_default())
     }
 
     /// Removes the `AT` at `start` of what was written since (a command about to be appended
@@ -178,11 +181,16 @@ impl<'a> CmdWriter<'a> {
             .buf
             .get(start..self.len)
             .ok_or(Error::InvalidArgument)?;
-        if part.len() < 3 || !part[..2].eq_ignore_ascii_case(b"AT") || part[2] != b'+' {
+        let [a, t, b'+', ..] = part else {
+            return Err(Error::InvalidArgument);
+        };
+        if !a.eq_ignore_ascii_case(&b'A') || !t.eq_ignore_ascii_case(&b'T') {
             return Err(Error::InvalidArgument);
         }
-        self.buf.copy_within(start + 2..self.len, start);
-        self.len -= 2;
+        // `part` has at least 3 bytes, so `start + 2 < self.len`.
+        self.buf
+            .copy_within(start.saturating_add(2)..self.len, start);
+        self.len = self.len.saturating_sub(2);
         Ok(())
     }
 

@@ -82,10 +82,7 @@ pub struct RegistrationState {
 /// checked.
 fn check_registration_fields(i: &[u8]) -> Result<(), Error> {
     let small_number = |f: &[u8]| {
-        !f.is_empty()
-            && f.len() <= 3
-            && f.iter().all(u8::is_ascii_digit)
-            && f.iter().fold(0u32, |v, &b| v * 10 + u32::from(b - b'0')) <= 255
+        !f.is_empty() && f.len() <= 3 && crate::util::decimal(f).is_some_and(|v| v <= 255)
     };
     let mut fields = i.split(|&b| b == b',').map(trim_ascii);
     if !fields.next().is_some_and(small_number) {
@@ -94,13 +91,12 @@ fn check_registration_fields(i: &[u8]) -> Result<(), Error> {
     for (idx, f) in fields.take(3).enumerate() {
         let ok = f.is_empty()
             || match idx {
-                0 | 1 => {
-                    f.len() >= 2
-                        && f.len() <= 10
-                        && f[0] == b'"'
-                        && f[f.len() - 1] == b'"'
-                        && f[1..f.len() - 1].iter().all(u8::is_ascii_hexdigit)
-                }
+                0 | 1 => match f {
+                    [b'"', hex @ .., b'"'] => {
+                        hex.len() <= 8 && hex.iter().all(u8::is_ascii_hexdigit)
+                    }
+                    _ => false,
+                },
                 _ => small_number(f),
             };
         if !ok {
@@ -221,7 +217,8 @@ impl Signal {
     /// The received signal strength in dBm: `-113 + 2 * rssi` for `rssi` 0–31 (0 means −113 or
     /// less, 31 means −51 or more); `None` for 99 (unknown) and other values.
     pub fn rssi_dbm(&self) -> Option<i16> {
-        (self.rssi <= 31).then(|| -113 + 2 * i16::from(self.rssi))
+        // `rssi` ≤ 31: the result lies in −113…−51.
+        (self.rssi <= 31).then(|| i16::from(self.rssi).saturating_mul(2).saturating_sub(113))
     }
 }
 
@@ -268,7 +265,9 @@ impl ExtendedSignal {
     /// converted to dB (`sinr / 5 - 20`, rounded down).
     pub fn lte(&self) -> Option<(i16, i16, i16, i16)> {
         match self.values.as_slice() {
-            &[rssi, rsrp, sinr, rsrq] => Some((rssi, rsrp, sinr.div_euclid(5) - 20, rsrq)),
+            &[rssi, rsrp, sinr, rsrq] => {
+                Some((rssi, rsrp, sinr.div_euclid(5).saturating_sub(20), rsrq))
+            }
             _ => None,
         }
     }

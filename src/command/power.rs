@@ -90,7 +90,9 @@ fn encode(secs: u64, units: &[Unit]) -> Option<u8> {
         if value > MAX_VALUE {
             continue;
         }
-        let got = value * u.secs;
+        let Some(got) = value.checked_mul(u.secs) else {
+            continue;
+        };
         if best.is_none_or(|(b, _)| got < b) {
             // `value` ≤ 31 fits the five value bits.
             best = Some((got, (u.bits << 5) | value as u8));
@@ -117,7 +119,8 @@ pub fn decode_periodic_tau(octet: u8) -> Option<Duration> {
     TIMER3_UNITS
         .iter()
         .find(|u| u.bits == unit)
-        .map(|u| Duration::from_secs(value * u.secs))
+        // `value` ≤ 31 and a unit is at most 320 h: no saturation happens.
+        .map(|u| Duration::from_secs(value.saturating_mul(u.secs)))
 }
 
 /// Encodes an active time (T3324) as a GPRS Timer 2 octet, rounding up: 2 s steps up to
@@ -139,7 +142,8 @@ pub fn decode_active_time(octet: u8) -> Option<Duration> {
                 .iter()
                 .find(|u| u.bits == unit)
                 .map_or(60, |u| u.secs);
-            Some(Duration::from_secs(value * secs))
+            // `value` ≤ 31 and a unit is at most 6 min: no saturation happens.
+            Some(Duration::from_secs(value.saturating_mul(secs)))
         }
     }
 }
@@ -148,8 +152,9 @@ pub fn decode_active_time(octet: u8) -> Option<Duration> {
 fn write_bits(w: &mut CmdWriter<'_>, v: u8, n: u32) -> Result<(), Error> {
     let mut s = [b'0'; 8];
     let n = n.min(8) as usize;
-    for (i, c) in s.iter_mut().take(n).enumerate() {
-        if v >> (n - 1 - i) & 1 == 1 {
+    // The first character is bit `n - 1`, the last bit 0.
+    for (bit, c) in (0..n).rev().zip(s.iter_mut()) {
+        if v >> bit & 1 == 1 {
             *c = b'1';
         }
     }
@@ -302,7 +307,8 @@ impl EdrxAct {
             EdrxAct::NbIot if matches!(v, 0 | 1 | 4 | 6 | 7 | 8) => 2,
             _ => v,
         };
-        Duration::from_millis(WB.get(v).copied().unwrap_or(512) * 10)
+        // At most 1 048 576 × 10 ms.
+        Duration::from_millis(WB.get(v).copied().unwrap_or(512).saturating_mul(10))
     }
 
     /// The shortest eDRX value whose cycle is at least `cycle` on this radio; `None` if
@@ -317,10 +323,11 @@ impl EdrxAct {
     /// (value + 1) on LTE-M, 2.56 s × (value + 1) on NB-IoT.
     pub fn paging_window(self, value: u8) -> Duration {
         let step = match self {
-            EdrxAct::LteM => 1280,
+            EdrxAct::LteM => 1280u64,
             EdrxAct::NbIot => 2560,
         };
-        Duration::from_millis(step * (u64::from(value & 0x0f) + 1))
+        // `value & 0x0f` ≤ 15: at most 16 steps.
+        Duration::from_millis(step.saturating_mul(u64::from(value & 0x0f).saturating_add(1)))
     }
 }
 

@@ -286,8 +286,13 @@ impl Command for SslConfigure<'_> {
                 // Unquoted `0X....`: a quoted suite is rejected by real BG96 firmware.
                 const HEX: &[u8; 16] = b"0123456789ABCDEF";
                 let mut text = *b"0X0000";
-                for k in 0..4 {
-                    text[5 - k] = HEX[usize::from((cs >> (4 * k)) & 0xf)];
+                let [_, _, digits @ ..] = &mut text;
+                for (c, shift) in digits.iter_mut().zip([12, 8, 4, 0]) {
+                    // A nibble: always in the table.
+                    *c = HEX
+                        .get(usize::from((cs >> shift) & 0xf))
+                        .copied()
+                        .unwrap_or(b'0');
                 }
                 w.raw(&text)
             }

@@ -29,6 +29,8 @@ pub struct Clock {
 
 impl Clock {
     /// Seconds since 1970-01-01 00:00:00 UTC.
+    // Every field is 8 or 16 bits wide: each intermediate stays below 2^40, far from i64's limits.
+    #[allow(clippy::arithmetic_side_effects)]
     pub fn unix_utc(&self) -> i64 {
         // Days from the civil date (Howard Hinnant's algorithm), for the proleptic Gregorian
         // calendar.
@@ -55,7 +57,9 @@ impl Clock {
 
 fn two(s: &[u8]) -> Result<u8, Error> {
     match s {
-        [a @ b'0'..=b'9', b @ b'0'..=b'9'] => Ok((a - b'0') * 10 + (b - b'0')),
+        [b'0'..=b'9', b'0'..=b'9'] => crate::util::decimal(s)
+            .and_then(|v| u8::try_from(v).ok())
+            .ok_or(Error::Parse),
         _ => Err(Error::Parse),
     }
 }
@@ -94,12 +98,13 @@ pub(crate) fn parse_clock(s: &[u8]) -> Result<Clock, Error> {
     let zz = i8::try_from(zz).map_err(|_| Error::Parse)?;
     let offset_quarters = match sign {
         b'+' => zz,
-        b'-' => -zz,
+        b'-' => zz.checked_neg().ok_or(Error::Parse)?,
         _ => return Err(Error::Parse),
     };
     // A year 80-99 is the power-on default of some modules (1980): keep it recognisable.
     let yy = two(&[*y0, *y1])?;
-    let year = if yy >= 80 { 1900 } else { 2000 } + u16::from(yy);
+    // `yy` ≤ 99.
+    let year = if yy >= 80 { 1900u16 } else { 2000 }.saturating_add(u16::from(yy));
     let c = Clock {
         year,
         month: two(&[*m0, *m1])?,

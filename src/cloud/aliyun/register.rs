@@ -308,8 +308,8 @@ impl DeviceCredentials {
         fn field<'b>(rest: &mut &'b [u8]) -> Result<&'b str, CloudError> {
             let (&n, tail) = rest.split_first().ok_or(CloudError::Storage)?;
             let n = usize::from(n);
-            let value = tail.get(..n).ok_or(CloudError::Storage)?;
-            *rest = &tail[n..];
+            let (value, tail) = tail.split_at_checked(n).ok_or(CloudError::Storage)?;
+            *rest = tail;
             core::str::from_utf8(value).map_err(|_| CloudError::Storage)
         }
         let Some((&[version, kind], mut rest)) = bytes.split_first_chunk::<2>() else {
@@ -605,8 +605,9 @@ impl Out<'_> {
     }
 }
 
+/// The encoded size of an MQTT string (saturating: a size that large fails `put_header`).
 fn str_len(s: &str) -> usize {
-    2 + s.len()
+    s.len().saturating_add(2)
 }
 
 /// Writes and flushes `bytes`. (`Write::write_all` panics when a write returns 0; a closed
@@ -622,7 +623,8 @@ where
         if n == 0 {
             return Err(Error::ConnectionClosed.into());
         }
-        rest = &rest[n..];
+        // A writer returns at most `rest.len()`.
+        rest = rest.get(n..).unwrap_or_default();
     }
     io.flush().await?;
     Ok(())
@@ -650,26 +652,27 @@ where
     read_exact(io, &mut byte).await?;
     let first = byte[0];
     let mut len = 0usize;
-    let mut shift = 0;
+    let mut shift = 0u32;
     loop {
         read_exact(io, &mut byte).await?;
         len |= usize::from(byte[0] & 0x7f) << shift;
         if byte[0] & 0x80 == 0 {
             break;
         }
-        shift += 7;
+        shift = shift.saturating_add(7);
         if shift > 21 {
             // More than four length bytes.
             return Err(CloudError::InvalidResponse);
         }
     }
-    if len > buf.len() {
+    let capacity = buf.len();
+    let Some(body) = buf.get_mut(..len) else {
         return Err(CloudError::ResponseTooLarge {
             needed: len,
-            capacity: buf.len(),
+            capacity,
         });
-    }
-    read_exact(io, &mut buf[..len]).await?;
+    };
+    read_exact(io, body).await?;
     Ok((first, len))
 }
 
@@ -766,7 +769,10 @@ where
     let keepalive = (reg.timeout.as_secs().saturating_mul(2)).clamp(60, 1200) as u16;
 
     // CONNECT: protocol "MQTT" level 4, flags user name + password + clean session.
-    let remaining = 10 + str_len(&client_id) + str_len(&username) + str_len(password.as_str());
+    let remaining = str_len(&client_id)
+        .saturating_add(str_len(&username))
+        .saturating_add(str_len(password.as_str()))
+        .saturating_add(10);
     let mut out = Out { buf, len: 0 };
     out.put_header(0x10, remaining)?;
     out.put_str("MQTT")?;
@@ -777,19 +783,19 @@ where
     out.put_str(password.as_str())?;
     let len = out.len;
     debug!("aliyun: registration CONNECT ({} bytes)", len);
-    write_all(io, &buf[..len]).await?;
+    write_all(io, buf.get(..len).unwrap_or_default()).await?;
 
     let (first, n) = read_packet(io, buf).await?;
     if first != CONNACK << 4 || n != 2 {
         return Err(CloudError::InvalidResponse);
     }
-    match buf[1] {
-        0 => {}
-        4 => return Err(CloudError::BadCredentials),
-        5 if reg.kind == RegistrationKind::Register => {
+    match buf.get(1).copied() {
+        Some(0) => {}
+        Some(4) => return Err(CloudError::BadCredentials),
+        Some(5) if reg.kind == RegistrationKind::Register => {
             return Err(CloudError::AlreadyActivated);
         }
-        code @ 1..=5 => {
+        Some(code @ 1..=5) => {
             return Err(CloudError::Rejected {
                 status: u16::from(code),
             });
@@ -801,17 +807,17 @@ where
     let topic = reg.kind.result_topic();
     if reg.subscribe {
         let mut out = Out { buf, len: 0 };
-        out.put_header(0x82, 2 + str_len(topic) + 1)?;
+        out.put_header(0x82, str_len(topic).saturating_add(3))?;
         out.put(&1u16.to_be_bytes())?;
         out.put_str(topic)?;
         out.put(&[1])?;
         let len = out.len;
-        write_all(io, &buf[..len]).await?;
+        write_all(io, buf.get(..len).unwrap_or_default()).await?;
     }
 
     loop {
         let (first, n) = read_packet(io, buf).await?;
-        let body = &buf[..n];
+        let body = buf.get(..n).unwrap_or_default();
         match first >> 4 {
             PUBLISH => {
                 let qos = (first >> 1) & 3;
@@ -823,8 +829,9 @@ where
                     .split_first_chunk::<2>()
                     .ok_or(CloudError::InvalidResponse)?;
                 let topic_len = usize::from(u16::from_be_bytes([hi, lo]));
-                let name = rest.get(..topic_len).ok_or(CloudError::InvalidResponse)?;
-                let mut rest = &rest[topic_len..];
+                let (name, mut rest) = rest
+                    .split_at_checked(topic_len)
+                    .ok_or(CloudError::InvalidResponse)?;
                 let mut packet_id = None;
                 if qos == 1 {
                     let (id, tail) = rest

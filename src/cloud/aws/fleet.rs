@@ -290,7 +290,8 @@ impl<'t> FleetProvisioning<'t> {
     ) -> Result<(IssuedCertificate<'b>, &'b mut [u8]), CloudError> {
         let mut pem = [0u8; MAX_CSR_PEM_LEN];
         let n = key.csr_pem(common_name, &mut pem)?;
-        let pem = core::str::from_utf8(&pem[..n]).map_err(|_| CloudError::InvalidInput)?;
+        let pem = pem.get(..n).ok_or(CloudError::InvalidInput)?;
+        let pem = core::str::from_utf8(pem).map_err(|_| CloudError::InvalidInput)?;
         let len = csr_request(pem, buf)?;
         let op = Operation::CreateCertificateFromCsr;
         let base = "$aws/certificates/create-from-csr/json";
@@ -383,7 +384,8 @@ impl<'t> FleetProvisioning<'t> {
         }
         let (key_buf, rest) = rest.split_at_mut(SEC1_PEM_LEN);
         let n = key.to_sec1_pem(key_buf)?;
-        let key_pem = core::str::from_utf8(&key_buf[..n]).map_err(|_| CloudError::InvalidInput)?;
+        let key_pem = key_buf.get(..n).ok_or(CloudError::InvalidInput)?;
+        let key_pem = core::str::from_utf8(key_pem).map_err(|_| CloudError::InvalidInput)?;
         self.finish(conn, cert, key_pem, parameters, store, rest)
             .await
     }
@@ -455,7 +457,7 @@ impl<'t> FleetProvisioning<'t> {
         }
         let accepted = topic(&[base, "/accepted"])?;
         let rejected = topic(&[base, "/rejected"])?;
-        let deadline = Instant::now() + self.timeout;
+        let deadline = Instant::now().saturating_add(self.timeout);
         for t in [&accepted, &rejected] {
             loop {
                 match bounded(deadline, conn.subscribe(t, QoS::AtLeastOnce)).await? {
@@ -466,13 +468,14 @@ impl<'t> FleetProvisioning<'t> {
         }
         debug!("{}: publishing {} bytes", op.name(), len);
         loop {
-            match bounded(deadline, conn.publish(base, &buf[..len], QoS::AtLeastOnce)).await? {
+            let request = buf.get(..len).ok_or(CloudError::RequestTooLarge)?;
+            match bounded(deadline, conn.publish(base, request, QoS::AtLeastOnce)).await? {
                 Err(e) if busy(&e) => make_progress(conn, deadline).await?,
                 r => break r?,
             }
         }
         // The answer gets its own full timeout.
-        let deadline = Instant::now() + self.timeout;
+        let deadline = Instant::now().saturating_add(self.timeout);
         let mut pending = Some((buf, parse));
         loop {
             let Some(msg) = bounded(deadline, conn.poll()).await?? else {
@@ -510,7 +513,7 @@ async fn bounded<F: core::future::Future>(
     if now >= deadline {
         return Err(CloudError::NoResponse);
     }
-    with_timeout(deadline - now, fut)
+    with_timeout(deadline.saturating_duration_since(now), fut)
         .await
         .map_err(|_| CloudError::NoResponse)
 }
@@ -615,7 +618,7 @@ impl<'de: 'a, 'a> Deserialize<'de> for Pairs<'a> {
                 while let Some(k) = map.next_key::<&'de str>()? {
                     let k = EscapedStr(k);
                     let v = map.next_value::<EscapedStr<'de>>()?;
-                    out.total += 1;
+                    out.total = out.total.saturating_add(1);
                     let _ = out.pairs.push((k, v));
                 }
                 Ok(out)
@@ -647,10 +650,11 @@ struct ErrorResponse<'a> {
 fn unescaped_len(s: EscapedStr<'_>) -> Result<usize, CloudError> {
     let mut n = 0usize;
     for f in s.fragments() {
-        n += match f.map_err(|_| CloudError::InvalidResponse)? {
+        let len = match f.map_err(|_| CloudError::InvalidResponse)? {
             EscapedStringFragment::NotEscaped(t) => t.len(),
             EscapedStringFragment::Escaped(c) => c.len_utf8(),
         };
+        n = n.checked_add(len).ok_or(CloudError::InvalidResponse)?;
     }
     Ok(n)
 }
@@ -668,22 +672,29 @@ fn take_str<'b>(rest: &mut &'b mut [u8], s: EscapedStr<'_>) -> Result<&'b str, C
     }
     let (head, tail) = buf.split_at_mut(n);
     *rest = tail;
-    let mut pos = 0;
+    // The fragments add up to `n` bytes (measured above): each fits the rest of `head`.
+    let mut free = &mut *head;
     for f in s.fragments() {
         let mut utf8 = [0u8; 4];
         let bytes = match f.map_err(|_| CloudError::InvalidResponse)? {
             EscapedStringFragment::NotEscaped(t) => t.as_bytes(),
             EscapedStringFragment::Escaped(c) => c.encode_utf8(&mut utf8).as_bytes(),
         };
-        head[pos..pos + bytes.len()].copy_from_slice(bytes);
-        pos += bytes.len();
+        let (dst, after) = core::mem::take(&mut free)
+            .split_at_mut_checked(bytes.len())
+            .ok_or(CloudError::InvalidResponse)?;
+        dst.copy_from_slice(bytes);
+        free = after;
     }
     core::str::from_utf8(head).map_err(|_| CloudError::InvalidResponse)
 }
 
 /// Checks that strings of these unescaped lengths fit `capacity` together.
 fn check_fits(lens: &[usize], capacity: usize) -> Result<(), CloudError> {
-    let needed = lens.iter().sum();
+    let needed = lens
+        .iter()
+        .try_fold(0usize, |a, &l| a.checked_add(l))
+        .unwrap_or(usize::MAX);
     if needed > capacity {
         return Err(CloudError::ResponseTooLarge { needed, capacity });
     }
@@ -755,7 +766,9 @@ pub(crate) fn parse_thing<'b>(
     }
     let mut needed = unescaped_len(r.thing_name)?;
     for (k, v) in &pairs.pairs {
-        needed += unescaped_len(*k)? + unescaped_len(*v)?;
+        needed = needed
+            .saturating_add(unescaped_len(*k)?)
+            .saturating_add(unescaped_len(*v)?);
     }
     check_fits(&[needed], buf.len())?;
     let mut rest = buf;

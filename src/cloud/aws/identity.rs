@@ -88,11 +88,12 @@ impl<'a> DeviceIdentity<'a> {
 
     /// Bytes [`encode`](Self::encode) writes.
     pub fn encoded_len(&self) -> usize {
+        // Saturating: a sum that large fits no buffer, and `encode` refuses it.
         OVERHEAD
-            + self.thing_name.len()
-            + self.certificate_id.len()
-            + self.certificate_pem.len()
-            + self.private_key_pem.len()
+            .saturating_add(self.thing_name.len())
+            .saturating_add(self.certificate_id.len())
+            .saturating_add(self.certificate_pem.len())
+            .saturating_add(self.private_key_pem.len())
     }
 
     /// Writes the identity as one self-checking record (for flash, a file, EEPROM): a magic,
@@ -101,29 +102,36 @@ impl<'a> DeviceIdentity<'a> {
     /// [`CloudError::RequestTooLarge`] if `out` is too short or a field exceeds 65535 bytes.
     pub fn encode(&self, out: &mut [u8]) -> Result<usize, CloudError> {
         let n = self.encoded_len();
-        if out.len() < n {
-            return Err(CloudError::RequestTooLarge);
-        }
+        let record = out.get_mut(..n).ok_or(CloudError::RequestTooLarge)?;
+        let (body, crc) = record
+            .split_last_chunk_mut::<4>()
+            .ok_or(CloudError::RequestTooLarge)?;
         let fields = [
             self.thing_name,
             self.certificate_id,
             self.certificate_pem,
             self.private_key_pem,
         ];
-        out[..4].copy_from_slice(MAGIC);
-        let mut pos = 4;
+        // Appends `bytes` at the front of `rest` (the sizes add up to `body.len()`).
+        fn put(rest: &mut &mut [u8], bytes: &[u8]) -> Result<(), CloudError> {
+            let (dst, after) = core::mem::take(rest)
+                .split_at_mut_checked(bytes.len())
+                .ok_or(CloudError::RequestTooLarge)?;
+            dst.copy_from_slice(bytes);
+            *rest = after;
+            Ok(())
+        }
+        let mut rest = &mut *body;
+        put(&mut rest, MAGIC)?;
         for f in fields {
             let len = u16::try_from(f.len()).map_err(|_| CloudError::RequestTooLarge)?;
-            out[pos..pos + 2].copy_from_slice(&len.to_le_bytes());
-            pos += 2;
+            put(&mut rest, &len.to_le_bytes())?;
         }
         for f in fields {
-            out[pos..pos + f.len()].copy_from_slice(f.as_bytes());
-            pos += f.len();
+            put(&mut rest, f.as_bytes())?;
         }
-        let crc = crc32(&out[..pos]);
-        out[pos..pos + 4].copy_from_slice(&crc.to_le_bytes());
-        Ok(pos + 4)
+        *crc = crc32(body).to_le_bytes();
+        Ok(n)
     }
 
     /// Reads a record written by [`encode`](Self::encode) (trailing bytes after it are
@@ -131,30 +139,34 @@ impl<'a> DeviceIdentity<'a> {
     /// (wrong magic, lengths, CRC or text).
     pub fn decode(record: &'a [u8]) -> Result<Self, CloudError> {
         let bad = CloudError::Storage;
-        if record.len() < OVERHEAD || &record[..4] != MAGIC {
-            return Err(bad);
-        }
+        let header = record.strip_prefix(MAGIC).ok_or(bad)?;
+        let (len_bytes, _) = header.split_first_chunk::<8>().ok_or(bad)?;
+        let (len_pairs, _) = len_bytes.as_chunks::<2>();
         let mut lens = [0usize; 4];
-        for (i, l) in lens.iter_mut().enumerate() {
-            *l = usize::from(u16::from_le_bytes([record[4 + 2 * i], record[5 + 2 * i]]));
+        for (l, pair) in lens.iter_mut().zip(len_pairs) {
+            *l = usize::from(u16::from_le_bytes(*pair));
         }
-        let body: usize = lens.iter().sum();
-        let end = 12 + body;
-        let crc_bytes = record.get(end..end + 4).ok_or(bad)?;
-        if crc32(&record[..end]).to_le_bytes() != crc_bytes {
+        // Four 16-bit lengths: the sum cannot overflow.
+        let body = lens.iter().fold(0usize, |a, &l| a.saturating_add(l));
+        let (signed, after) = record
+            .split_at_checked(body.saturating_add(OVERHEAD - 4))
+            .ok_or(bad)?;
+        let crc_bytes = after.get(..4).ok_or(bad)?;
+        if crc32(signed).to_le_bytes() != crc_bytes {
             return Err(bad);
         }
-        let mut pos = 12;
+        let mut rest = signed.get(OVERHEAD - 4..).ok_or(bad)?;
         let mut field = |len: usize| {
-            let s = core::str::from_utf8(&record[pos..pos + len]).map_err(|_| bad);
-            pos += len;
-            s
+            let (s, after) = rest.split_at_checked(len).ok_or(bad)?;
+            rest = after;
+            core::str::from_utf8(s).map_err(|_| bad)
         };
+        let [thing_name, certificate_id, certificate_pem, private_key_pem] = lens;
         Ok(Self {
-            thing_name: field(lens[0])?,
-            certificate_id: field(lens[1])?,
-            certificate_pem: field(lens[2])?,
-            private_key_pem: field(lens[3])?,
+            thing_name: field(thing_name)?,
+            certificate_id: field(certificate_id)?,
+            certificate_pem: field(certificate_pem)?,
+            private_key_pem: field(private_key_pem)?,
         })
     }
 }

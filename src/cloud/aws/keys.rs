@@ -46,10 +46,15 @@ pub const SEC1_PEM_LEN: usize = pem_len("EC PRIVATE KEY", SEC1_DER_LEN);
 
 /// Length of the PEM text [`pem_encode`] writes for `der_len` bytes under `label`.
 pub const fn pem_len(label: &str, der_len: usize) -> usize {
-    let b64 = der_len.div_ceil(3) * 4;
+    // Saturating: a length that large fits no buffer, and `pem_encode` refuses it.
+    let b64 = der_len.div_ceil(3).saturating_mul(4);
     let lines = b64.div_ceil(64);
     // "-----BEGIN " label "-----\n" + body + newlines + "-----END " label "-----\n"
-    (11 + label.len() + 6) + b64 + lines + (9 + label.len() + 6)
+    let label = label.len().saturating_mul(2);
+    label
+        .saturating_add(11 + 6 + 9 + 6)
+        .saturating_add(b64)
+        .saturating_add(lines)
 }
 
 /// Bytes the DER length field of `len` content bytes takes.
@@ -65,7 +70,8 @@ const fn len_size(len: usize) -> usize {
 
 /// Bytes a whole TLV with `len` content bytes takes.
 const fn tlv_size(len: usize) -> usize {
-    1 + len_size(len) + len
+    // Saturating: a size that large fits no buffer, and `Der` refuses it.
+    len.saturating_add(len_size(len)).saturating_add(1)
 }
 
 /// A bounded forward DER writer: every write checks the room left.
@@ -118,18 +124,18 @@ fn der_uint(b: &[u8]) -> (bool, &[u8]) {
         .iter()
         .position(|&x| x != 0)
         .unwrap_or(b.len().saturating_sub(1));
-    let v = &b[first..];
+    let v = b.get(first..).unwrap_or_default();
     (v.first().is_some_and(|&x| x & 0x80 != 0), v)
 }
 
 fn der_uint_size(b: &[u8]) -> usize {
     let (pad, v) = der_uint(b);
-    tlv_size(usize::from(pad) + v.len())
+    tlv_size(v.len().saturating_add(usize::from(pad)))
 }
 
 fn write_der_uint(w: &mut Der<'_>, b: &[u8]) -> Result<(), CloudError> {
     let (pad, v) = der_uint(b);
-    w.header(TAG_INTEGER, usize::from(pad) + v.len())?;
+    w.header(TAG_INTEGER, v.len().saturating_add(usize::from(pad)))?;
     if pad {
         w.bytes(&[0])?;
     }
@@ -211,6 +217,8 @@ impl DeviceKey {
     /// Writes the key as a SEC1 `ECPrivateKey` (RFC 5915) in DER: version 1, the private
     /// scalar, the `prime256v1` parameters and the public key; [`SEC1_DER_LEN`] bytes.
     /// [`CloudError::RequestTooLarge`] if `out` is shorter.
+    // Sizes of fixed-size keys and OIDs: every sum is below SEC1_DER_LEN.
+    #[allow(clippy::arithmetic_side_effects)]
     pub fn to_sec1_der(&self, out: &mut [u8]) -> Result<usize, CloudError> {
         if out.len() < SEC1_DER_LEN {
             return Err(CloudError::RequestTooLarge);
@@ -242,7 +250,8 @@ impl DeviceKey {
         let mut der = [0u8; SEC1_DER_LEN];
         let r = self
             .to_sec1_der(&mut der)
-            .and_then(|n| pem_encode("EC PRIVATE KEY", &der[..n], out));
+            .and_then(|n| der.get(..n).ok_or(CloudError::RequestTooLarge))
+            .and_then(|der| pem_encode("EC PRIVATE KEY", der, out));
         wipe(&mut der);
         r
     }
@@ -255,6 +264,9 @@ impl DeviceKey {
     /// [`CloudError::InvalidInput`] if `common_name` is empty or longer than
     /// [`MAX_COMMON_NAME`]; [`CloudError::RequestTooLarge`] if `out` is too short
     /// ([`MAX_CSR_DER_LEN`] is always enough).
+    // Sizes of a fixed-size key, OIDs and a common name of at most MAX_COMMON_NAME bytes: every
+    // sum is below MAX_CSR_DER_LEN.
+    #[allow(clippy::arithmetic_side_effects)]
     pub fn csr_der(&self, common_name: &str, out: &mut [u8]) -> Result<usize, CloudError> {
         if common_name.is_empty() || common_name.len() > MAX_COMMON_NAME {
             return Err(CloudError::InvalidInput);
@@ -289,7 +301,8 @@ impl DeviceKey {
         w.header(0xa0, 0)?;
         debug_assert_eq!(w.pos, info_len);
 
-        let signature: Signature = self.key.sign(&w.out[..info_len]);
+        let info_der = w.out.get(..info_len).ok_or(CloudError::RequestTooLarge)?;
+        let signature: Signature = self.key.sign(info_der);
         let (r, s) = signature.split_bytes();
         let ecdsa_sig = der_uint_size(&r) + der_uint_size(&s);
         let sig_bits = 1 + tlv_size(ecdsa_sig);
@@ -322,7 +335,8 @@ impl DeviceKey {
     pub fn csr_pem(&self, common_name: &str, out: &mut [u8]) -> Result<usize, CloudError> {
         let mut der = [0u8; MAX_CSR_DER_LEN];
         let n = self.csr_der(common_name, &mut der)?;
-        pem_encode("CERTIFICATE REQUEST", &der[..n], out)
+        let der = der.get(..n).ok_or(CloudError::RequestTooLarge)?;
+        pem_encode("CERTIFICATE REQUEST", der, out)
     }
 }
 
@@ -340,17 +354,22 @@ pub fn pem_encode(label: &str, der: &[u8], out: &mut [u8]) -> Result<usize, Clou
     w.bytes(b"-----BEGIN ")?;
     w.bytes(label.as_bytes())?;
     w.bytes(b"-----\n")?;
-    let mut column = 0;
+    let mut column = 0u8;
     for chunk in der.chunks(3) {
-        let n = (u32::from(chunk[0]) << 16)
-            | (u32::from(chunk.get(1).copied().unwrap_or(0)) << 8)
-            | u32::from(chunk.get(2).copied().unwrap_or(0));
+        let byte = |i: usize| u32::from(chunk.get(i).copied().unwrap_or(0));
+        let n = (byte(0) << 16) | (byte(1) << 8) | byte(2);
         let mut quad = [b'='; 4];
-        for (i, q) in quad.iter_mut().enumerate().take(chunk.len() + 1) {
-            *q = BASE64[((n >> (18 - 6 * i)) & 63) as usize];
+        // One symbol more than the chunk has bytes (2, 3 or 4); `=` for the rest.
+        let symbols = chunk.len().saturating_add(1);
+        for (q, shift) in quad.iter_mut().zip([18, 12, 6, 0]).take(symbols) {
+            *q = BASE64
+                .get(((n >> shift) & 63) as usize)
+                .copied()
+                .unwrap_or(b'=');
         }
         w.bytes(&quad)?;
-        column += 4;
+        // `column` counts to 64, then restarts.
+        column = column.saturating_add(4);
         if column == 64 {
             w.bytes(b"\n")?;
             column = 0;

@@ -5,7 +5,7 @@
 # counted (`stat::number_of_executed_units`), its rate, the corpus size, and what it found.
 #
 #   scripts/fuzz-long.sh 3600          # one hour in total, split evenly between the targets
-#   FUZZ_SANITIZER=none scripts/fuzz-long.sh 3600   # without AddressSanitizer (about 2x faster)
+#   FUZZ_SANITIZER=none scripts/fuzz-long.sh 3600   # without AddressSanitizer (3-6x faster)
 #
 # Environment:
 #   FUZZ_TARGETS    the targets to run (default: all, `cargo fuzz list`)

@@ -789,7 +789,7 @@ fn intake_with<const N: usize, const S: usize, const R: usize>(data: &[u8]) {
     }
 }
 
-/// The runner's intake path with payloads into socket rings (see [`intake_with`]); the first
+/// The runner's intake path with payloads into socket rings (see `intake_with`); the first
 /// byte picks the resource sizes (the defaults, or small buffers that overflow often).
 pub fn intake(data: &[u8]) {
     let Some((sel, rest)) = data.split_first() else {

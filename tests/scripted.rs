@@ -44,6 +44,13 @@ fn init_sequence_is_byte_exact_and_survives_quirks() {
     let script = Script::parse(INIT).unwrap();
     let (rx, tx, handle) = script.spawn();
     let (id, status, state) = support::with_endpoints(rx, tx, async |m| {
+        // The script sends `RDY` first. Wait until the driver has read it: if `ATE0` were
+        // posted before, the `RDY` would end it as `Rebooted` and `init` would probe again
+        // (harmless on a module, which answers both, but this script expects one `ATE0`). Seen
+        // once on a heavily loaded CI machine.
+        while m.state().boots == 0 {
+            embassy_time::Timer::after_millis(5).await;
+        }
         let id = m.init().await.unwrap();
         let status = m.sim().status().await.unwrap();
         (id, status, m.state())

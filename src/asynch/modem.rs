@@ -449,6 +449,13 @@ impl<'a> Modem<'a> {
         let deadline = Instant::now()
             .saturating_add(Duration::from_millis(super::pins::RESET_TAKES_MS))
             .saturating_add(self.core.config.startup_timeout);
+        self.boot_after(boots, deadline)
+            .await
+            .map_err(|()| Error::NotResponding)
+    }
+
+    /// Waits until the modem has booted (`RDY`) since `boots` was read, or `deadline` passes.
+    async fn boot_after(&self, boots: u32, deadline: Instant) -> Result<(), ()> {
         embassy_time::with_deadline(
             deadline,
             self.core
@@ -456,21 +463,16 @@ impl<'a> Modem<'a> {
                 .wait_for(|s| (s.boots != boots).then_some(())),
         )
         .await
-        .map_err(|_| Error::NotResponding)
+        .map_err(|_| ())
     }
 
     /// Waits until the modem boots again (`RDY`), up to `timeout`, then re-runs the
     /// configuration of [`Modem::init`].
     pub async fn wait_reboot(&self, timeout: Duration) -> Result<Identity, Error> {
         let boots = self.boots();
-        embassy_time::with_timeout(
-            timeout,
-            self.core
-                .state
-                .wait_for(|s| (s.boots != boots).then_some(())),
-        )
-        .await
-        .map_err(|_| Error::Timeout)?;
+        self.boot_after(boots, Instant::now().saturating_add(timeout))
+            .await
+            .map_err(|()| Error::Timeout)?;
         self.init().await
     }
 }

@@ -55,6 +55,9 @@ pub use minimq::{ConnectEvent, InboundPublish, Io, QoS};
 use crate::Error;
 use crate::asynch::{Apn, Modem, Remote, Socket, TlsConfig};
 
+#[cfg(feature = "mqtt311")]
+pub mod v311;
+
 /// The longest topic or topic filter MQTT allows (a UTF-8 string with a 16-bit length).
 pub const MAX_TOPIC_LEN: usize = 65_535;
 /// The longest topic this client stores: topics registered with

@@ -197,7 +197,9 @@ async fn boot_once(
         ssl_ctx: 2,
         tls: TlsConfig::new(ca.as_bytes()),
     };
-    let config = creds.mqtt_config("localhost", cloud.port(), transport, Apn::new("internet"));
+    let config = creds
+        .mqtt_config("localhost", cloud.port(), transport, Apn::new("internet"))
+        .map_err(step("MQTT configuration"))?;
     let mut mem = [0u8; 2048];
     let mut mqtt = Mqtt::new(config, &mut mem, 1024).map_err(step("MQTT client"))?;
     let mut conn = mqtt.connect(modem).await.map_err(step("MQTT connect"))?;

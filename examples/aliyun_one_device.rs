@@ -133,7 +133,9 @@ async fn flow(
     let tls = TlsConfig::new(ca.as_bytes());
     let transport = Transport::ModemTls { ssl_ctx: 1, tls };
     // "localhost" here; on Aliyun, the endpoint above and port aliyun::PORT.
-    let config = creds.mqtt_config("localhost", port, transport, Apn::new("internet"));
+    let config = creds
+        .mqtt_config("localhost", port, transport, Apn::new("internet"))
+        .map_err(step("MQTT configuration"))?;
     let mut buffer = [0u8; 2048];
     let mut mqtt = Mqtt::new(config, &mut buffer, 1024).map_err(step("MQTT client"))?;
     let mut conn = mqtt.connect(modem).await.map_err(step("MQTT connect"))?;

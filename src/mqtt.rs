@@ -142,6 +142,9 @@ pub enum MqttError {
     /// connection is given up; connect again (a resumed session resends the message). Also a
     /// connection attempt whose CONNACK did not come within that time.
     AckTimeout,
+    /// The [`Version`] this client speaks lacks the feature named (e.g. MQTT 5 properties on
+    /// a 3.1.1 connection), or it was not built in (feature `mqtt311`).
+    Unsupported(&'static str),
 }
 
 impl From<Error> for MqttError {
@@ -195,6 +198,9 @@ impl fmt::Display for MqttError {
             MqttError::AckTimeout => {
                 f.write_str("no PUBACK or CONNACK within the acknowledgement timeout")
             }
+            MqttError::Unsupported(what) => {
+                write!(f, "not available in this MQTT version: {what}")
+            }
         }
     }
 }
@@ -231,6 +237,24 @@ fn map_err<E: Into<MqttError>>(e: minimq::Error<E>) -> MqttError {
         M::Resource(_) => MqttError::BufferTooSmall,
         M::WriteZero => MqttError::Modem(Error::Write),
         _ => MqttError::InvalidPacket,
+    }
+}
+
+#[cfg(feature = "mqtt311")]
+fn map_err311<E: Into<MqttError>>(e: v311::Error<E>) -> MqttError {
+    use v311::Error as V;
+    match e {
+        V::Transport(e) => e.into(),
+        V::NotReady => MqttError::NotReady,
+        V::Disconnected | V::PingTimeout => MqttError::Disconnected,
+        V::InvalidRequest => MqttError::InvalidRequest,
+        V::Refused(code) => MqttError::Rejected(code),
+        V::SubscribeRefused => MqttError::Rejected(0x80),
+        V::Protocol => MqttError::InvalidPacket,
+        V::PacketTooLarge => MqttError::PacketTooLarge,
+        V::BufferTooSmall => MqttError::BufferTooSmall,
+        V::InflightExhausted => MqttError::InflightExhausted,
+        V::WriteZero => MqttError::Modem(Error::Write),
     }
 }
 
@@ -309,9 +333,31 @@ pub enum Transport<'c> {
     Tcp,
 }
 
+/// The MQTT version a [`Mqtt`] client speaks: a configuration choice ([`MqttConfig::version`]);
+/// the application code (connect, subscribe, publish, receive, [`Outbox`]) is the same for both.
+///
+/// What one version has and the other lacks is reported as [`MqttError::Unsupported`] where the
+/// API exposes it (e.g. [`Message::response_topic`] on a 3.1.1 message).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Version {
+    /// MQTT 5 (minimq): AWS IoT Core, Aliyun Enterprise Edition instances, mosquitto, EMQX.
+    /// Client ids up to [`MAX_CLIENT_ID_LEN`] bytes.
+    #[default]
+    V5,
+    /// MQTT 3.1.1 (the crate's own client, [`v311`]; feature `mqtt311`): Aliyun IoT public
+    /// instances, which speak 3.1 and 3.1.1 only. Client ids of any length the protocol
+    /// allows; [`MqttConfig::session_expiry_s`] above 0 means *clean session = 0* (the broker
+    /// keeps the session for as long as it keeps sessions: 3.1.1 has no expiry interval).
+    #[cfg(feature = "mqtt311")]
+    V311,
+}
+
 /// Everything [`Mqtt`] needs to (re)connect. `Debug` never shows the password.
 #[derive(Clone, Copy)]
 pub struct MqttConfig<'c> {
+    /// MQTT 5 (the default) or 3.1.1.
+    pub version: Version,
     /// Broker host name (or address) and port (8883 for MQTT over TLS).
     pub host: &'c str,
     /// Broker port.
@@ -355,6 +401,7 @@ impl<'c> MqttConfig<'c> {
         apn: Apn<'c>,
     ) -> Self {
         Self {
+            version: Version::V5,
             host,
             port,
             cid: 1,
@@ -375,6 +422,7 @@ impl<'c> MqttConfig<'c> {
 impl fmt::Debug for MqttConfig<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("MqttConfig")
+            .field("version", &self.version)
             .field("host", &self.host)
             .field("port", &self.port)
             .field("cid", &self.cid)
@@ -668,11 +716,21 @@ impl<IO: minimq::Io> embedded_io_async::Write for Guard<'_, IO> {
 /// Topics subscribed again whenever the broker starts a fresh session.
 const MAX_SUBSCRIPTIONS: usize = 8;
 
+type Subscriptions =
+    heapless::Vec<(heapless::String<MAX_STORED_TOPIC_LEN>, QoS), MAX_SUBSCRIPTIONS>;
+
+/// The session of either version.
+enum Proto<'buf> {
+    V5(minimq::Session<'buf>),
+    #[cfg(feature = "mqtt311")]
+    V311(v311::Session<'buf>),
+}
+
 /// An MQTT client that survives link loss, `pdpdeact` and modem reboots.
 pub struct Mqtt<'c, 'buf> {
     config: MqttConfig<'c>,
-    session: minimq::Session<'buf>,
-    subscriptions: heapless::Vec<(heapless::String<MAX_STORED_TOPIC_LEN>, QoS), MAX_SUBSCRIPTIONS>,
+    session: Proto<'buf>,
+    subscriptions: Subscriptions,
     /// Inbound packets too large for the receive buffer (see [`DroppedMessage`]).
     dropped: DropCell,
     rx_size: usize,
@@ -684,26 +742,66 @@ pub struct Mqtt<'c, 'buf> {
 }
 
 impl<'c: 'buf, 'buf> Mqtt<'c, 'buf> {
-    /// A client whose minimq buffers live in `buffer`: `rx_size` bytes for one inbound packet,
-    /// the rest for outbound packets and the QoS 1 messages kept until acknowledged.
+    /// A client whose session buffers live in `buffer`: `rx_size` bytes for one inbound
+    /// packet, the rest for outbound packets and the QoS 1 messages kept until acknowledged.
     ///
-    /// Refuses, before anything is sent: a client id longer than [`MAX_CLIENT_ID_LEN`]
-    /// ([`MqttError::ClientIdTooLong`]), a will topic that [`check_topic`] refuses, and a
-    /// buffer split, user name, password or will that does not fit minimq
-    /// ([`MqttError::Config`]).
+    /// Refuses, before anything is sent: for MQTT 5 a client id longer than
+    /// [`MAX_CLIENT_ID_LEN`] ([`MqttError::ClientIdTooLong`]), a will topic that
+    /// [`check_topic`] refuses, and a buffer split, user name, password or will that does not
+    /// fit the session's buffer ([`MqttError::Config`]).
     pub fn new(
         config: MqttConfig<'c>,
         buffer: &'buf mut [u8],
         rx_size: usize,
     ) -> Result<Self, MqttError> {
+        if let Some((topic, ..)) = config.will {
+            check_topic(topic)?;
+        }
+        let session = match config.version {
+            Version::V5 => Proto::V5(Self::session_v5(&config, buffer, rx_size)?),
+            #[cfg(feature = "mqtt311")]
+            Version::V311 => {
+                let options = v311::Options {
+                    client_id: config.client_id,
+                    keepalive_s: config.keepalive_s,
+                    clean_session: config.session_expiry_s == 0,
+                    auth: config.auth,
+                    will: config.will,
+                };
+                Proto::V311(
+                    v311::Session::new(options, buffer, rx_size).map_err(|_| MqttError::Config)?,
+                )
+            }
+        };
+        // A per-device jitter seed: different devices must not retry in step.
+        let jitter = config.client_id.bytes().fold(0x811c_9dc5u32, |h, b| {
+            (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+        });
+        Ok(Self {
+            config,
+            session,
+            subscriptions: heapless::Vec::new(),
+            dropped: DropCell::new(core::cell::RefCell::new(DropLog {
+                count: 0,
+                last: None,
+            })),
+            rx_size,
+            failures: 0,
+            prepared_boot: None,
+            jitter,
+        })
+    }
+
+    fn session_v5(
+        config: &MqttConfig<'c>,
+        buffer: &'buf mut [u8],
+        rx_size: usize,
+    ) -> Result<minimq::Session<'buf>, MqttError> {
         if config.client_id.len() > MAX_CLIENT_ID_LEN {
             return Err(MqttError::ClientIdTooLong {
                 len: config.client_id.len(),
                 max: MAX_CLIENT_ID_LEN,
             });
-        }
-        if let Some((topic, ..)) = config.will {
-            check_topic(topic)?;
         }
         let cfg = |_| MqttError::Config;
         let mut builder = minimq::ConfigBuilder::from_buffer(buffer, rx_size)
@@ -724,23 +822,7 @@ impl<'c: 'buf, 'buf> Mqtt<'c, 'buf> {
             }
             builder = builder.will(will).map_err(cfg)?;
         }
-        // A per-device jitter seed: different devices must not retry in step.
-        let jitter = config.client_id.bytes().fold(0x811c_9dc5u32, |h, b| {
-            (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
-        });
-        Ok(Self {
-            config,
-            session: minimq::Session::new(builder),
-            subscriptions: heapless::Vec::new(),
-            dropped: DropCell::new(core::cell::RefCell::new(DropLog {
-                count: 0,
-                last: None,
-            })),
-            rx_size,
-            failures: 0,
-            prepared_boot: None,
-            jitter,
-        })
+        Ok(minimq::Session::new(builder))
     }
 
     /// Registers a topic filter to subscribe to after every connection on which the broker
@@ -898,42 +980,35 @@ impl<'c: 'buf, 'buf> Mqtt<'c, 'buf> {
         &'s mut self,
         io: IO,
     ) -> Result<MqttConnection<'s, 'buf, IO>, MqttError> {
-        let subscriptions = self.subscriptions.clone();
         let ack_timeout = self.config.ack_timeout;
-        let failures = &mut self.failures;
         let dropped = &self.dropped;
-        let io = Guard::new(io, self.rx_size, dropped);
-        // minimq waits for the CONNACK without a deadline: a broker that never answers (frozen,
-        // overloaded, or its CONNACK lost with a `recv` URC) would hold this attempt forever.
-        let mut conn = match with_timeout(ack_timeout, self.session.connect(io)).await {
-            Ok(Ok(c)) => c,
-            Ok(Err(e)) => {
-                *failures = failures.saturating_add(1);
-                return Err(map_err(e));
+        let r = match &mut self.session {
+            Proto::V5(session) => {
+                Self::establish_v5(
+                    session,
+                    &self.subscriptions,
+                    ack_timeout,
+                    self.rx_size,
+                    dropped,
+                    io,
+                )
+                .await
             }
-            Err(_) => {
-                warn!("no CONNACK within the acknowledgement timeout");
-                *failures = failures.saturating_add(1);
-                return Err(MqttError::AckTimeout);
+            #[cfg(feature = "mqtt311")]
+            Proto::V311(session) => {
+                Self::establish_v311(session, &self.subscriptions, ack_timeout, io).await
             }
         };
-        let resumed = conn.connect_event() == ConnectEvent::Reconnected;
-        if !resumed && !subscriptions.is_empty() {
-            let mut filters: heapless::Vec<minimq::TopicFilter<'_>, MAX_SUBSCRIPTIONS> =
-                heapless::Vec::new();
-            for (topic, qos) in &subscriptions {
-                let f = minimq::TopicFilter::new(topic)
-                    .options(minimq::SubscriptionOptions::default().maximum_qos(*qos));
-                let _ = filters.push(f);
+        let (conn, resumed) = match r {
+            Ok(c) => c,
+            Err(e) => {
+                self.failures = self.failures.saturating_add(1);
+                return Err(e);
             }
-            if let Err(e) = conn.subscribe(&filters, &[]).await {
-                *failures = failures.saturating_add(1);
-                return Err(map_err(e));
-            }
-        }
-        *failures = 0;
+        };
+        self.failures = 0;
         info!("MQTT connected");
-        let resent_since = (!conn.session().is_publish_quiescent()).then(Instant::now);
+        let resent_since = (!conn.is_publish_quiescent()).then(Instant::now);
         Ok(MqttConnection {
             conn,
             dropped,
@@ -943,6 +1018,65 @@ impl<'c: 'buf, 'buf> Mqtt<'c, 'buf> {
             waiting: heapless::Deque::new(),
             resent_since,
         })
+    }
+
+    async fn establish_v5<'s, IO: MqttIo>(
+        session: &'s mut minimq::Session<'buf>,
+        subscriptions: &Subscriptions,
+        ack_timeout: Duration,
+        rx_size: usize,
+        dropped: &'s DropCell,
+        io: IO,
+    ) -> Result<(Conn<'s, 'buf, IO>, bool), MqttError> {
+        let io = Guard::new(io, rx_size, dropped);
+        // minimq waits for the CONNACK without a deadline: a broker that never answers (frozen,
+        // overloaded, or its CONNACK lost with a `recv` URC) would hold this attempt forever.
+        let mut conn = match with_timeout(ack_timeout, session.connect(io)).await {
+            Ok(Ok(c)) => c,
+            Ok(Err(e)) => return Err(map_err(e)),
+            Err(_) => {
+                warn!("no CONNACK within the acknowledgement timeout");
+                return Err(MqttError::AckTimeout);
+            }
+        };
+        let resumed = conn.connect_event() == ConnectEvent::Reconnected;
+        if !resumed && !subscriptions.is_empty() {
+            let mut filters: heapless::Vec<minimq::TopicFilter<'_>, MAX_SUBSCRIPTIONS> =
+                heapless::Vec::new();
+            for (topic, qos) in subscriptions {
+                let f = minimq::TopicFilter::new(topic)
+                    .options(minimq::SubscriptionOptions::default().maximum_qos(*qos));
+                let _ = filters.push(f);
+            }
+            conn.subscribe(&filters, &[]).await.map_err(map_err)?;
+        }
+        Ok((Conn::V5(conn), resumed))
+    }
+
+    #[cfg(feature = "mqtt311")]
+    async fn establish_v311<'s, IO: MqttIo>(
+        session: &'s mut v311::Session<'buf>,
+        subscriptions: &Subscriptions,
+        ack_timeout: Duration,
+        io: IO,
+    ) -> Result<(Conn<'s, 'buf, IO>, bool), MqttError> {
+        let mut conn = match with_timeout(ack_timeout, session.connect(io)).await {
+            Ok(Ok(c)) => c,
+            Ok(Err(e)) => return Err(map_err311(e)),
+            Err(_) => {
+                warn!("no CONNACK within the acknowledgement timeout");
+                return Err(MqttError::AckTimeout);
+            }
+        };
+        let resumed = conn.connect_event() == ConnectEvent::Reconnected;
+        if !resumed && !subscriptions.is_empty() {
+            let mut filters: heapless::Vec<(&str, QoS), MAX_SUBSCRIPTIONS> = heapless::Vec::new();
+            for (topic, qos) in subscriptions {
+                let _ = filters.push((topic.as_str(), *qos));
+            }
+            conn.subscribe(&filters).await.map_err(map_err311)?;
+        }
+        Ok((Conn::V311(conn), resumed))
     }
 
     async fn open<'a>(&mut self, modem: &Modem<'a>) -> Result<Socket<'a>, MqttError> {
@@ -1025,7 +1159,7 @@ struct Tracking<const L: usize> {
     /// To publish before anything new (taken but not accepted, or to be sent again).
     retry: heapless::Deque<Outgoing<L>, { IN_FLIGHT + 2 }>,
     /// Accepted by the session, not yet acknowledged.
-    in_flight: heapless::Deque<(minimq::Op, Outgoing<L>), IN_FLIGHT>,
+    in_flight: heapless::Deque<(Op, Outgoing<L>), IN_FLIGHT>,
     /// The link broke while this QoS 1 message was being written: the session kept it, so it
     /// is retransmitted if the session is resumed, and must be published again if not.
     uncertain: Option<Outgoing<L>>,
@@ -1148,10 +1282,9 @@ impl<const Q: usize, const L: usize> Outbox<Q, L> {
     }
 
     /// Drops acknowledged messages; returns the first one to send again, if any.
-    fn settle<IO: minimq::Io>(&self, conn: &minimq::Connection<'_, '_, IO>) {
+    fn settle<IO: MqttIo>(&self, conn: &Conn<'_, '_, IO>) {
         self.with(|t| {
-            let mut keep: heapless::Deque<(minimq::Op, Outgoing<L>), IN_FLIGHT> =
-                heapless::Deque::new();
+            let mut keep: heapless::Deque<(Op, Outgoing<L>), IN_FLIGHT> = heapless::Deque::new();
             while let Some((op, m)) = t.in_flight.pop_front() {
                 if conn.is_complete(&op) {
                     continue;
@@ -1174,17 +1307,272 @@ impl<const Q: usize, const L: usize> Outbox<Q, L> {
     }
 }
 
+/// An operation of either version's session, to learn when it completes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Op {
+    V5(minimq::Op),
+    #[cfg(feature = "mqtt311")]
+    V311(v311::Op),
+}
+
+/// The connection of either version.
+enum Conn<'s, 'buf, IO: MqttIo> {
+    V5(minimq::Connection<'s, 'buf, Guard<'s, IO>>),
+    #[cfg(feature = "mqtt311")]
+    V311(v311::Connection<'s, 'buf, IO>),
+}
+
+/// Why a publish was not taken.
+enum PubFail {
+    /// The session refused it or failed.
+    Session(MqttError),
+    /// The payload could not be serialised (not reached with byte payloads).
+    Payload,
+}
+
+impl<IO: MqttIo> Conn<'_, '_, IO> {
+    fn is_publish_quiescent(&self) -> bool {
+        match self {
+            Conn::V5(c) => c.session().is_publish_quiescent(),
+            #[cfg(feature = "mqtt311")]
+            Conn::V311(c) => c.session().is_publish_quiescent(),
+        }
+    }
+
+    fn is_pending(&self, op: &Op) -> bool {
+        match (self, op) {
+            (Conn::V5(c), Op::V5(op)) => c.is_pending(op),
+            #[cfg(feature = "mqtt311")]
+            (Conn::V311(c), Op::V311(op)) => c.is_pending(op),
+            #[cfg(feature = "mqtt311")]
+            _ => false,
+        }
+    }
+
+    fn is_complete(&self, op: &Op) -> bool {
+        match (self, op) {
+            (Conn::V5(c), Op::V5(op)) => c.is_complete(op),
+            #[cfg(feature = "mqtt311")]
+            (Conn::V311(c), Op::V311(op)) => c.is_complete(op),
+            #[cfg(feature = "mqtt311")]
+            _ => false,
+        }
+    }
+
+    fn is_invalidated(&self, op: &Op) -> bool {
+        match (self, op) {
+            (Conn::V5(c), Op::V5(op)) => c.is_invalidated(op),
+            #[cfg(feature = "mqtt311")]
+            (Conn::V311(c), Op::V311(op)) => c.is_invalidated(op),
+            // An operation of the other version's session: nothing can complete it.
+            #[cfg(feature = "mqtt311")]
+            _ => true,
+        }
+    }
+
+    fn can_publish(&self, qos: QoS) -> bool {
+        match self {
+            Conn::V5(c) => c.can_publish(qos),
+            #[cfg(feature = "mqtt311")]
+            Conn::V311(c) => c.can_publish(qos),
+        }
+    }
+
+    async fn publish(
+        &mut self,
+        topic: &str,
+        payload: &[u8],
+        qos: QoS,
+    ) -> Result<Option<Op>, PubFail> {
+        match self {
+            Conn::V5(c) => {
+                let p = minimq::Publication::bytes(topic, payload).qos(qos);
+                match c.publish(p).await {
+                    Ok(op) => Ok(op.map(Op::V5)),
+                    Err(minimq::PubError::Session(e)) => Err(PubFail::Session(map_err(e))),
+                    Err(minimq::PubError::Payload(_)) => Err(PubFail::Payload),
+                }
+            }
+            #[cfg(feature = "mqtt311")]
+            Conn::V311(c) => match c.publish(topic, payload, qos).await {
+                Ok(op) => Ok(op.map(Op::V311)),
+                Err(e) => Err(PubFail::Session(map_err311(e))),
+            },
+        }
+    }
+
+    async fn subscribe(&mut self, topic: &str, qos: QoS) -> Result<(), MqttError> {
+        match self {
+            Conn::V5(c) => {
+                let f = minimq::TopicFilter::new(topic)
+                    .options(minimq::SubscriptionOptions::default().maximum_qos(qos));
+                c.subscribe(&[f], &[]).await.map(|_| ()).map_err(map_err)
+            }
+            #[cfg(feature = "mqtt311")]
+            Conn::V311(c) => c
+                .subscribe(&[(topic, qos)])
+                .await
+                .map(|_| ())
+                .map_err(map_err311),
+        }
+    }
+
+    async fn unsubscribe(&mut self, topic: &str) -> Result<(), MqttError> {
+        match self {
+            Conn::V5(c) => c
+                .unsubscribe(&[topic], &[])
+                .await
+                .map(|_| ())
+                .map_err(map_err),
+            #[cfg(feature = "mqtt311")]
+            Conn::V311(c) => c
+                .unsubscribe(&[topic])
+                .await
+                .map(|_| ())
+                .map_err(map_err311),
+        }
+    }
+
+    async fn poll(&mut self) -> Result<Option<Message<'_>>, MqttError> {
+        match self {
+            Conn::V5(c) => c
+                .poll()
+                .await
+                .map(|m| m.map(|m| Message(Inbound::V5(m))))
+                .map_err(map_err),
+            #[cfg(feature = "mqtt311")]
+            Conn::V311(c) => c
+                .poll()
+                .await
+                .map(|m| m.map(|m| Message(Inbound::V311(m))))
+                .map_err(map_err311),
+        }
+    }
+
+    async fn recv(&mut self) -> Result<Message<'_>, MqttError> {
+        match self {
+            Conn::V5(c) => c
+                .recv()
+                .await
+                .map(|m| Message(Inbound::V5(m)))
+                .map_err(map_err),
+            #[cfg(feature = "mqtt311")]
+            Conn::V311(c) => c
+                .recv()
+                .await
+                .map(|m| Message(Inbound::V311(m)))
+                .map_err(map_err311),
+        }
+    }
+
+    async fn disconnect(self) -> Result<(), MqttError> {
+        match self {
+            Conn::V5(mut c) => c.disconnect().await.map_err(map_err),
+            #[cfg(feature = "mqtt311")]
+            Conn::V311(c) => c.disconnect().await.map_err(map_err311),
+        }
+    }
+}
+
+/// An inbound message of either version.
+enum Inbound<'a> {
+    V5(InboundPublish<'a>),
+    #[cfg(feature = "mqtt311")]
+    V311(v311::Inbound<'a>),
+}
+
+/// A message the broker delivered, of either [`Version`]: its topic and payload (valid until
+/// the next call on the connection).
+pub struct Message<'a>(Inbound<'a>);
+
+impl<'a> Message<'a> {
+    /// The topic it was published to.
+    pub fn topic(&self) -> &str {
+        match &self.0 {
+            Inbound::V5(m) => m.topic(),
+            #[cfg(feature = "mqtt311")]
+            Inbound::V311(m) => m.topic(),
+        }
+    }
+
+    /// Its payload.
+    pub fn payload(&self) -> &[u8] {
+        match &self.0 {
+            Inbound::V5(m) => m.payload(),
+            #[cfg(feature = "mqtt311")]
+            Inbound::V311(m) => m.payload(),
+        }
+    }
+
+    /// The QoS it was delivered with.
+    pub fn qos(&self) -> QoS {
+        match &self.0 {
+            Inbound::V5(m) => m.qos(),
+            #[cfg(feature = "mqtt311")]
+            Inbound::V311(m) => m.qos(),
+        }
+    }
+
+    /// Whether the broker sent it as a retained message.
+    pub fn retained(&self) -> bool {
+        match &self.0 {
+            Inbound::V5(m) => m.retained(),
+            #[cfg(feature = "mqtt311")]
+            Inbound::V311(m) => m.retain(),
+        }
+    }
+
+    /// The MQTT 5 *response topic* of a request, if it has one;
+    /// [`MqttError::Unsupported`] on a 3.1.1 connection, which has no properties.
+    pub fn response_topic(&self) -> Result<Option<&str>, MqttError> {
+        match &self.0 {
+            Inbound::V5(m) => Ok(m.response_topic()),
+            #[cfg(feature = "mqtt311")]
+            Inbound::V311(_) => Err(MqttError::Unsupported("MQTT 5 response topic")),
+        }
+    }
+
+    /// The MQTT 5 *correlation data* of a request, if it has some;
+    /// [`MqttError::Unsupported`] on a 3.1.1 connection.
+    pub fn correlation_data(&self) -> Result<Option<&[u8]>, MqttError> {
+        match &self.0 {
+            Inbound::V5(m) => Ok(m.correlation_data()),
+            #[cfg(feature = "mqtt311")]
+            Inbound::V311(_) => Err(MqttError::Unsupported("MQTT 5 correlation data")),
+        }
+    }
+
+    /// The MQTT 5 message with its properties, or `None` on a 3.1.1 connection.
+    pub fn v5(&self) -> Option<&InboundPublish<'a>> {
+        match &self.0 {
+            Inbound::V5(m) => Some(m),
+            #[cfg(feature = "mqtt311")]
+            Inbound::V311(_) => None,
+        }
+    }
+}
+
+impl fmt::Debug for Message<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Message")
+            .field("topic", &self.topic())
+            .field("len", &self.payload().len())
+            .field("qos", &self.qos())
+            .finish()
+    }
+}
+
 /// A live MQTT connection (borrowing its [`Mqtt`]) over the stream `IO` (see [`MqttIo`]).
 pub struct MqttConnection<'s, 'buf, IO: MqttIo> {
-    conn: minimq::Connection<'s, 'buf, Guard<'s, IO>>,
+    conn: Conn<'s, 'buf, IO>,
     dropped: &'s DropCell,
     resumed: bool,
     outbox_synced: bool,
     /// [`MqttConfig::ack_timeout`].
     ack_timeout: Duration,
     /// QoS 1 messages published on this connection and when, oldest first.
-    waiting: heapless::Deque<(minimq::Op, Instant), IN_FLIGHT>,
-    /// Messages minimq resent when the session resumed, pending since the connection.
+    waiting: heapless::Deque<(Op, Instant), IN_FLIGHT>,
+    /// Messages resent when the session resumed, pending since the connection.
     resent_since: Option<Instant>,
 }
 
@@ -1211,24 +1599,14 @@ impl<'s, 'buf, IO: MqttIo> MqttConnection<'s, 'buf, IO> {
     /// [`check_filter`] refuses is refused before anything is sent.
     pub async fn subscribe(&mut self, topic: &str, qos: QoS) -> Result<(), MqttError> {
         check_filter(topic)?;
-        let f = minimq::TopicFilter::new(topic)
-            .options(minimq::SubscriptionOptions::default().maximum_qos(qos));
-        self.conn
-            .subscribe(&[f], &[])
-            .await
-            .map(|_| ())
-            .map_err(map_err)
+        self.conn.subscribe(topic, qos).await
     }
 
     /// Unsubscribes from `topic` on this connection (remove it from
     /// [`Mqtt::subscribe_on_connect`] too, or it comes back after a fresh session).
     pub async fn unsubscribe(&mut self, topic: &str) -> Result<(), MqttError> {
         check_filter(topic)?;
-        self.conn
-            .unsubscribe(&[topic], &[])
-            .await
-            .map(|_| ())
-            .map_err(map_err)
+        self.conn.unsubscribe(topic).await
     }
 
     /// Publishes `payload` on `topic`. With QoS 1 the message is kept until the broker
@@ -1242,14 +1620,13 @@ impl<'s, 'buf, IO: MqttIo> MqttConnection<'s, 'buf, IO> {
         qos: QoS,
     ) -> Result<(), MqttError> {
         check_topic(topic)?;
-        let p = minimq::Publication::bytes(topic, payload).qos(qos);
-        match self.conn.publish(p).await {
+        match self.conn.publish(topic, payload, qos).await {
             Ok(op) => {
                 self.track(op);
                 Ok(())
             }
-            Err(minimq::PubError::Session(e)) => Err(map_err(e)),
-            Err(minimq::PubError::Payload(_)) => Err(MqttError::InvalidRequest),
+            Err(PubFail::Session(e)) => Err(e),
+            Err(PubFail::Payload) => Err(MqttError::InvalidRequest),
         }
     }
 
@@ -1262,15 +1639,15 @@ impl<'s, 'buf, IO: MqttIo> MqttConnection<'s, 'buf, IO> {
     /// [`MqttConnection::run`] and in [`MqttConnection::serve`]). Connect again: when the
     /// broker resumes the session, the message is resent with DUP set; when it does not, the
     /// message is gone from the session ([`Outbox`] messages are published again).
-    pub async fn poll(&mut self) -> Result<Option<InboundPublish<'_>>, MqttError> {
+    pub async fn poll(&mut self) -> Result<Option<Message<'_>>, MqttError> {
         let Some(deadline) = self.ack_deadline() else {
-            return self.conn.poll().await.map_err(map_err);
+            return self.conn.poll().await;
         };
         if Instant::now() >= deadline {
             return Err(MqttError::AckTimeout);
         }
         match embassy_time::with_deadline(deadline, self.conn.poll()).await {
-            Ok(r) => r.map_err(map_err),
+            Ok(r) => r,
             // The deadline passed: report it as progress; the next call (after dropping
             // messages acknowledged meanwhile) decides whether one still waits too long.
             Err(_) => Ok(None),
@@ -1278,7 +1655,7 @@ impl<'s, 'buf, IO: MqttIo> MqttConnection<'s, 'buf, IO> {
     }
 
     /// Remembers a QoS 1 message minimq took, for [`MqttConfig::ack_timeout`].
-    fn track(&mut self, op: Option<minimq::Op>) {
+    fn track(&mut self, op: Option<Op>) {
         if let Some(op) = op {
             if self.waiting.is_full() {
                 self.waiting.pop_front();
@@ -1289,15 +1666,14 @@ impl<'s, 'buf, IO: MqttIo> MqttConnection<'s, 'buf, IO> {
 
     /// When the oldest QoS 1 message still waiting for its PUBACK times out, if any.
     fn ack_deadline(&mut self) -> Option<Instant> {
-        let session = self.conn.session();
         while self
             .waiting
             .front()
-            .is_some_and(|(op, _)| !session.is_pending(op))
+            .is_some_and(|(op, _)| !self.conn.is_pending(op))
         {
             self.waiting.pop_front();
         }
-        if session.is_publish_quiescent() {
+        if self.conn.is_publish_quiescent() {
             self.waiting.clear();
             self.resent_since = None;
             return None;
@@ -1312,11 +1688,11 @@ impl<'s, 'buf, IO: MqttIo> MqttConnection<'s, 'buf, IO> {
     /// Waits for the next message. The acknowledgement timeout ([`MqttConfig::ack_timeout`])
     /// is checked when it is called, not while it waits: when QoS 1 messages may be waiting
     /// for their PUBACK, wait with [`MqttConnection::poll`], `run` or `serve`.
-    pub async fn recv(&mut self) -> Result<InboundPublish<'_>, MqttError> {
+    pub async fn recv(&mut self) -> Result<Message<'_>, MqttError> {
         if self.ack_deadline().is_some_and(|d| Instant::now() >= d) {
             return Err(MqttError::AckTimeout);
         }
-        self.conn.recv().await.map_err(map_err)
+        self.conn.recv().await
     }
 
     /// Calls `on_message` for every message until the connection fails (returns that error).
@@ -1354,12 +1730,15 @@ impl<'s, 'buf, IO: MqttIo> MqttConnection<'s, 'buf, IO> {
                 Either::First(Err(e)) => return e,
                 Either::Second(next) => next,
             };
-            let p = minimq::Publication::bytes(&next.topic, &next.payload).qos(next.qos);
-            // Whether minimq has room to keep it. Without room it refuses the message, but
+            // Whether the session has room to keep it. Without room it refuses the message, but
             // first flushes what it has queued (a PUBACK, say), and that flush can fail on a
             // broken link: then the error is the link's, yet minimq kept nothing.
             let room = self.conn.can_publish(next.qos);
-            match self.conn.publish(p).await {
+            match self
+                .conn
+                .publish(&next.topic, &next.payload, next.qos)
+                .await
+            {
                 Ok(Some(op)) => {
                     self.track(Some(op));
                     outbox.with(|t| {
@@ -1370,8 +1749,7 @@ impl<'s, 'buf, IO: MqttIo> MqttConnection<'s, 'buf, IO> {
                     })
                 }
                 Ok(None) => {}
-                Err(minimq::PubError::Session(e)) => {
-                    let e = map_err(e);
+                Err(PubFail::Session(e)) => {
                     match e {
                         // Not taken (no room in flight yet): keep it first in line and let
                         // acknowledgements come in.
@@ -1409,19 +1787,19 @@ impl<'s, 'buf, IO: MqttIo> MqttConnection<'s, 'buf, IO> {
                         }
                     }
                 }
-                Err(minimq::PubError::Payload(_)) => {}
+                Err(PubFail::Payload) => {}
             }
         }
     }
 
     /// Whether every QoS 1 message published so far was acknowledged.
     pub fn all_acknowledged(&self) -> bool {
-        self.conn.session().is_publish_quiescent()
+        self.conn.is_publish_quiescent()
     }
 
     /// Sends `DISCONNECT` (the broker then drops the will).
-    pub async fn disconnect(mut self) -> Result<(), MqttError> {
-        self.conn.disconnect().await.map_err(map_err)
+    pub async fn disconnect(self) -> Result<(), MqttError> {
+        self.conn.disconnect().await
     }
 }
 

@@ -110,7 +110,9 @@ async fn connect_and_publish(
 ) {
     let tls = TlsConfig::new(ca.as_bytes());
     let transport = Transport::ModemTls { ssl_ctx: 2, tls };
-    let cfg = creds.mqtt_config("localhost", port, transport, Apn::new("internet"));
+    let cfg = creds
+        .mqtt_config("localhost", port, transport, Apn::new("internet"))
+        .unwrap();
     let mut buf = [0u8; 2048];
     let mut mqtt = Mqtt::new(cfg, &mut buf, 1024).unwrap();
     let mut conn = mqtt.connect(m).await.unwrap();

@@ -18,13 +18,20 @@
 //!
 //! Limits that shape the API:
 //!
-//! - [`Mqtt`](crate::mqtt::Mqtt) speaks MQTT 5 only (minimq), and Aliyun accepts MQTT 5 only on
-//!   **Enterprise Edition instances**; public instances speak MQTT 3.1.1. The dynamic
-//!   registration exchange is therefore a small MQTT 3.1.1 client of its own ([`register`]),
-//!   which works on every instance.
-//! - minimq holds at most [`MQTT_CLIENT_ID_MAX`] (64) bytes of client id, extension parameters
-//!   included. Keep the client id short and leave the timestamp out (it is optional); a client
-//!   id that does not fit is [`CloudError::RequestTooLarge`], never truncated.
+//! - Aliyun accepts MQTT 5 only on **Enterprise Edition instances**; public instances speak
+//!   MQTT 3.1.1. [`MqttCredentials::mqtt_config`] therefore selects
+//!   [`Version::V311`](crate::mqtt::Version) (the crate's own 3.1.1 client); set
+//!   `config.version = Version::V5` for an Enterprise instance that offers MQTT 5. The
+//!   application code is the same for both.
+//! - Client ids (extension parameters included) hold up to [`MQTT_CLIENT_ID_MAX`] bytes here;
+//!   MQTT 5 (minimq) takes at most 64 of them
+//!   ([`MAX_CLIENT_ID_LEN`](crate::mqtt::MAX_CLIENT_ID_LEN)), 3.1.1 all of them. A client id
+//!   that does not fit is [`CloudError::RequestTooLarge`] (or `MqttError::ClientIdTooLong`),
+//!   never truncated.
+//! - Public instances speak TLS 1.2 at most. TLS on the MCU (embedded-tls) speaks only 1.3:
+//!   `securemode=2` goes through the modem's TLS ([`Transport::ModemTls`](crate::mqtt::Transport));
+//!   [`MqttCredentials::mqtt_config`] refuses plain TCP under TLS credentials with
+//!   [`CloudError::TlsVersion`].
 //!
 //! ```rust
 //! use quectel::cloud::aliyun::{Device, MqttCredentials, SignMethod};
@@ -56,7 +63,7 @@ pub use register::{
 
 /// Longest MQTT client id [`Mqtt`](crate::mqtt::Mqtt) (minimq) accepts, in bytes, including
 /// Aliyun's `|…|` extension parameters.
-pub const MQTT_CLIENT_ID_MAX: usize = 64;
+pub const MQTT_CLIENT_ID_MAX: usize = 160;
 /// Capacity of an MQTT user name (`{deviceName}&{productKey}`).
 pub const USERNAME_MAX: usize = 128;
 /// Capacity of an MQTT password: a signature (at most 64 hex digits) or a device token.
@@ -445,6 +452,8 @@ pub struct MqttCredentials {
     client_id: heapless::String<MQTT_CLIENT_ID_MAX>,
     username: heapless::String<USERNAME_MAX>,
     password: Secret<PASSWORD_MAX>,
+    /// Whether the client id promises TLS (`securemode=2` or `-2`).
+    tls: bool,
 }
 
 impl fmt::Debug for MqttCredentials {
@@ -500,6 +509,7 @@ impl MqttCredentials {
             client_id: id,
             username: device.username()?,
             password: Secret::new(device_token)?,
+            tls: true,
         })
     }
 
@@ -519,21 +529,32 @@ impl MqttCredentials {
     }
 
     /// An [`MqttConfig`](crate::mqtt::MqttConfig) with these credentials and Aliyun-friendly
-    /// settings: keep-alive 60 s (Aliyun wants 30–1200 s), session expiry 0 (clean start; use
-    /// persistent sessions only on Enterprise instances that document them), no will.
-    #[cfg(feature = "mqtt")]
+    /// settings: MQTT 3.1.1 (what public instances speak; set `version` to
+    /// [`Version::V5`](crate::mqtt::Version) for an Enterprise instance offering MQTT 5),
+    /// keep-alive 60 s (Aliyun wants 30–1200 s), clean session (session expiry 0; Aliyun keeps
+    /// a 3.1.1 session with `cleanSession=0` too: set `session_expiry_s` above 0 for that),
+    /// no will (Aliyun supports none on 3.1.1).
+    ///
+    /// [`CloudError::TlsVersion`] for TLS credentials (`securemode=2`) over
+    /// [`Transport::Tcp`](crate::mqtt::Transport): that would mean TLS on the MCU, which speaks
+    /// only TLS 1.3, and Aliyun public instances speak at most TLS 1.2. Use
+    /// `Transport::ModemTls`, or credentials built with [`SecureMode::Tcp`].
     pub fn mqtt_config<'c>(
         &'c self,
         host: &'c str,
         port: u16,
         transport: crate::mqtt::Transport<'c>,
         apn: crate::asynch::Apn<'c>,
-    ) -> crate::mqtt::MqttConfig<'c> {
+    ) -> Result<crate::mqtt::MqttConfig<'c>, CloudError> {
+        if self.tls && matches!(transport, crate::mqtt::Transport::Tcp) {
+            return Err(CloudError::TlsVersion);
+        }
         let mut config = crate::mqtt::MqttConfig::new(host, port, self.client_id(), transport, apn);
+        config.version = crate::mqtt::Version::V311;
         config.keepalive_s = 60;
         config.session_expiry_s = 0;
         config.auth = Some((self.username(), self.password()));
-        config
+        Ok(config)
     }
 }
 
@@ -633,6 +654,7 @@ impl<'a> MqttCredentialsBuilder<'a> {
             client_id: id,
             username: self.device.username()?,
             password: Secret::new(password.as_str())?,
+            tls: self.secure_mode == SecureMode::Tls,
         })
     }
 }

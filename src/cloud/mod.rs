@@ -81,6 +81,10 @@ pub enum CloudError {
     /// The platform refused the credentials (MQTT CONNACK "bad user name or password"): a wrong
     /// ProductSecret, DeviceSecret or device token, or a signature over the wrong content.
     BadCredentials,
+    /// The server speaks at most TLS 1.2 (Aliyun IoT public instances) and the chosen TLS
+    /// speaks only TLS 1.3 (TLS on the MCU, embedded-tls): use the modem's TLS
+    /// (`Transport::ModemTls`) instead.
+    TlsVersion,
 }
 
 impl fmt::Display for CloudError {
@@ -107,6 +111,10 @@ impl fmt::Display for CloudError {
             CloudError::BadCredentials => f.write_str(
                 "the platform refused the user name or password \
                  (wrong ProductSecret, DeviceSecret or device token, or a bad signature)",
+            ),
+            CloudError::TlsVersion => f.write_str(
+                "the server speaks at most TLS 1.2 and TLS on the MCU only TLS 1.3: \
+                 use the modem's TLS",
             ),
         }
     }

@@ -433,6 +433,24 @@ impl Acl {
         self
     }
 
+    /// Grants an Aliyun device (user name `{dn}&{pk}`) what its product's default topic
+    /// classes allow: its own `/sys/{pk}/{dn}/#` (thing model, RRPC), `/{pk}/{dn}/user/#`
+    /// (custom topics), `/ota/device/+/{pk}/{dn}` (OTA), the registration topics
+    /// `/ext/register` and `/ext/regnwl`, and reading `/broadcast/{pk}/#`.
+    pub fn aliyun_device(self, pk: &str, dn: &str) -> Acl {
+        let user = format!("{dn}&{pk}");
+        self.grant(&user, Access::ReadWrite, &format!("/sys/{pk}/{dn}/#"))
+            .grant(&user, Access::ReadWrite, &format!("/{pk}/{dn}/user/#"))
+            .grant(
+                &user,
+                Access::ReadWrite,
+                &format!("/ota/device/+/{pk}/{dn}"),
+            )
+            .grant(&user, Access::ReadWrite, "/ext/register")
+            .grant(&user, Access::ReadWrite, "/ext/regnwl")
+            .grant(&user, Access::Read, &format!("/broadcast/{pk}/#"))
+    }
+
     /// Grants everything (`#` and `$aws/#`) to `cn`.
     pub fn full_access(self, cn: &str) -> Acl {
         self.grant(cn, Access::ReadWrite, "#")
@@ -503,6 +521,14 @@ pub struct BrokerOptions {
     pub passwords: Option<Vec<(String, String)>>,
     /// Also publish the broker's log on `$SYS/broker/log/#` (`log_dest topic`).
     pub log_topic: bool,
+    /// Speak TLS 1.2 at most, like an Aliyun IoT public instance (mosquitto has no maximum
+    /// version option: the broker runs with an `OPENSSL_CONF` whose `MaxProtocol` is
+    /// `TLSv1.2`, so a TLS 1.3-only client gets a `protocol_version` alert). Default `false`:
+    /// TLS 1.3 only.
+    pub tls_max_1_2: bool,
+    /// With [`passwords`](Self::passwords): apply [`acl`](Self::acl) too (user names are the
+    /// password file's). Default `false`: no ACL in password mode.
+    pub password_acl: bool,
 }
 
 impl Default for BrokerOptions {
@@ -517,6 +543,8 @@ impl Default for BrokerOptions {
             extra_config: Vec::new(),
             passwords: None,
             log_topic: false,
+            tls_max_1_2: false,
+            password_acl: false,
         }
     }
 }
@@ -641,6 +669,11 @@ impl Broker {
         write_file(&dir.join("server.crt"), pki.server_cert_pem.as_bytes());
         write_file(&dir.join("server.key"), pki.server_key_pem.as_bytes());
         write_file(&dir.join("acl"), options.acl.render().as_bytes());
+        write_file(
+            &dir.join("openssl.cnf"),
+            b"openssl_conf = default_conf\n[default_conf]\nssl_conf = ssl_sect\n[ssl_sect]\n\
+              system_default = system_default_sect\n[system_default_sect]\nMaxProtocol = TLSv1.2\n",
+        );
         if let Some(users) = &options.passwords {
             let file = dir.join("passwords");
             write_file(&file, b"");
@@ -740,13 +773,18 @@ impl Broker {
         } else {
             c.push_str("require_certificate true\nuse_identity_as_username true\n");
         }
-        c.push_str("tls_version tlsv1.3\n");
-        c.push_str(
-            "ciphers_tls1.3 TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256\n",
-        );
+        if o.tls_max_1_2 {
+            // The minimum; the maximum (1.2) comes from the OPENSSL_CONF the broker runs with.
+            c.push_str("tls_version tlsv1.2\n");
+        } else {
+            c.push_str("tls_version tlsv1.3\n");
+            c.push_str(
+                "ciphers_tls1.3 TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256\n",
+            );
+        }
         let _ = writeln!(c, "max_qos {}", o.max_qos);
         c.push_str("max_topic_alias 8\nallow_anonymous false\n");
-        if o.passwords.is_none() {
+        if o.passwords.is_none() || o.password_acl {
             let _ = writeln!(c, "acl_file {d}/acl");
         }
         for line in &o.extra_config {
@@ -768,7 +806,11 @@ impl Broker {
             .expect("open broker log");
         let log2 = log.try_clone().expect("dup broker log");
         // stdout and stderr go straight to a file: no pipe can fill up or close.
-        let mut child = Command::new("mosquitto")
+        let mut command = Command::new("mosquitto");
+        if self.options.tls_max_1_2 {
+            command.env("OPENSSL_CONF", self.dir.join("openssl.cnf"));
+        }
+        let mut child = command
             .arg("-c")
             .arg(&self.conf)
             .stdin(Stdio::null())

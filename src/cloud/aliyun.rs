@@ -48,10 +48,15 @@ use hmac::{Hmac, Mac};
 use super::CloudError;
 
 mod register;
+pub mod thing;
 
 pub use register::{
     CredentialStore, DeviceCredentials, ENCODED_MAX, Provisioned, RamStore, Random, Registration,
     RegistrationKind, RegistrationLink, ensure_credentials, provision, register,
+};
+pub use thing::{
+    Inbound, Message, PostReply, ReplyTarget, ReplyTo, Request, RrpcRequest, RrpcTicket, Thing,
+    ThingError,
 };
 
 /// Longest MQTT client id [`Mqtt`](crate::mqtt::Mqtt) (minimq) accepts, in bytes, including

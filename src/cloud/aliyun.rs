@@ -55,8 +55,8 @@ pub use register::{
     RegistrationKind, RegistrationLink, ensure_credentials, provision, register,
 };
 pub use thing::{
-    Inbound, Message, PostReply, ReplyTarget, ReplyTo, Request, RrpcRequest, RrpcTicket, Thing,
-    ThingError,
+    CODE_OK, Inbound, Message, PostKind, PostReply, RRPC_DEADLINE, ReplyTarget, ReplyTo, Request,
+    RrpcRequest, RrpcTicket, Thing, ThingError,
 };
 
 /// Longest MQTT client id [`Mqtt`](crate::mqtt::Mqtt) (minimq) accepts, in bytes, including

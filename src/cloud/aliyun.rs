@@ -16,6 +16,10 @@
 //!   reset in the console. [`ensure_credentials`] therefore loads from the application's
 //!   [`CredentialStore`] first and saves what a registration returns before anything else.
 //!
+//! Once connected, [`Thing`] (module [`thing`]) speaks the Alink thing model and RRPC: property
+//! and event posts with their replies matched by id, property sets and service calls answered,
+//! RRPC responses within the platform's 8 s deadline, broadcast and custom topics sorted.
+//!
 //! Limits that shape the API:
 //!
 //! - [`Mqtt`](crate::mqtt::Mqtt) speaks MQTT 5 only (minimq), and Aliyun accepts MQTT 5 only on

@@ -8,7 +8,8 @@
 //!   table of `N` outstanding posts until the platform's `…/post_reply` arrives.
 //! - **Downlink** (cloud → device): [`Thing::handle`] takes every received `(topic, payload)` and
 //!   says what it is ([`Inbound`]): the reply to a post (matched with its post by id), a property
-//!   set, a service call, an RRPC request, a broadcast or a custom (`/user/`) message. Requests
+//!   set, a service call (asynchronous, or synchronous over RRPC), an RRPC request (system or
+//!   custom topic), a broadcast or a custom (`/user/`) message. Requests
 //!   carry a [`ReplyTo`] ticket (owned: the answer may come later, from another task);
 //!   [`Thing::reply`] builds the `…_reply` message, [`Thing::rrpc_response`] the RRPC response
 //!   topic.
@@ -66,7 +67,7 @@ use embassy_sync::blocking_mutex::raw::CriticalSectionRawMutex;
 use embassy_time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
-use super::{Device, TOPIC_MAX, Topic};
+use super::{Device, Topic};
 use crate::cloud::CloudError;
 
 /// The longest the platform waits for an RRPC response: the `Timeout` of Aliyun's `RRpc` API is
@@ -253,8 +254,17 @@ pub struct PostReply<'p> {
 pub enum ReplyTarget {
     /// `…/thing/service/property/set_reply`.
     PropertySet,
-    /// `…/thing/service/{identifier}_reply`.
+    /// An asynchronous service call: `…/thing/service/{identifier}_reply`.
     Service(heapless::String<IDENTIFIER_MAX>),
+    /// A synchronous service call, which the platform sends over RRPC: the reply goes to the
+    /// request's own topic `/ext/rrpc/{rrpc_id}/sys/{pk}/{dn}/thing/service/{identifier}`,
+    /// within the RRPC deadline.
+    SyncService {
+        /// The RRPC message id.
+        rrpc_id: heapless::String<MESSAGE_ID_MAX>,
+        /// The service identifier.
+        identifier: heapless::String<IDENTIFIER_MAX>,
+    },
 }
 
 /// The ticket to answer a cloud request: its id and where the reply goes. Owned, so that the
@@ -266,6 +276,9 @@ pub struct ReplyTo {
     pub id: heapless::String<REQUEST_ID_MAX>,
     /// Property set or which service.
     pub target: ReplyTarget,
+    /// When [`Thing::handle`] saw the request (a synchronous service call must be answered
+    /// within [`Thing::rrpc_deadline`] of it).
+    pub received_at: Instant,
 }
 
 /// A request from the cloud: a property set or a service call.
@@ -279,12 +292,16 @@ pub struct Request<'p> {
     pub method: &'p str,
 }
 
-/// The ticket to answer an RRPC request: its message id and when it arrived. Owned.
+/// The ticket to answer an RRPC request: its message id, its topic and when it arrived. Owned.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct RrpcTicket {
-    /// `{messageId}` of `/sys/{pk}/{dn}/rrpc/request/{messageId}`.
+    /// `{messageId}` of `/sys/{pk}/{dn}/rrpc/request/{messageId}` or
+    /// `/ext/rrpc/{messageId}/{topic}`.
     pub message_id: heapless::String<MESSAGE_ID_MAX>,
+    /// For an RRPC on a custom topic, `/ext/rrpc/{messageId}/{topic}`: the `{topic}`; the
+    /// response goes to the request's own topic. `None` for the system RRPC topic.
+    pub custom_topic: Option<Topic>,
     /// When [`Thing::handle`] saw the request.
     pub received_at: Instant,
 }
@@ -312,13 +329,25 @@ pub enum Inbound<'p> {
         /// The call.
         request: Request<'p>,
     },
-    /// `/sys/{pk}/{dn}/rrpc/request/{messageId}`: publish the response on the topic
-    /// [`Thing::rrpc_response`] gives, before the deadline.
+    /// `/sys/{pk}/{dn}/rrpc/request/{messageId}` or, RRPC on a custom topic,
+    /// `/ext/rrpc/{messageId}/{topic}`: publish the response on the topic
+    /// [`Thing::rrpc_response`] gives, before the deadline. (A synchronous service call,
+    /// `/ext/rrpc/{messageId}/sys/{pk}/{dn}/thing/service/{identifier}`, is
+    /// [`Inbound::Service`] with a [`ReplyTarget::SyncService`] ticket.)
     Rrpc(RrpcRequest<'p>),
-    /// `/broadcast/{pk}/{name}`: a message to every device of the product.
+    /// `/broadcast/{pk}/{name}`: a broadcast to the devices of the product that subscribed to
+    /// this topic ([`Thing::broadcast_topic`]).
     Broadcast {
         /// The topic after `/broadcast/{pk}/`.
         name: &'p str,
+        /// The payload.
+        payload: &'p [u8],
+    },
+    /// `/sys/{pk}/{dn}/broadcast/request/{messageId}`: a broadcast to every online device of
+    /// the product (delivered without a subscription).
+    ProductBroadcast {
+        /// The platform's message id.
+        message_id: &'p str,
         /// The payload.
         payload: &'p [u8],
     },
@@ -413,22 +442,48 @@ impl<'a, const N: usize> Thing<'a, N> {
         self.device
     }
 
-    /// The topic filters to subscribe to (QoS 1 or 0, as the application likes):
+    /// The topic filters to subscribe to (QoS 1 or 0, as the application likes), those of
+    /// Aliyun's Link SDK:
     /// `/sys/{pk}/{dn}/thing/event/+/post_reply` (property and event replies),
-    /// `/sys/{pk}/{dn}/thing/service/#` (property set, service calls),
-    /// `/sys/{pk}/{dn}/rrpc/request/+` (RRPC) and `/broadcast/{pk}/#`. Custom topics are the
-    /// application's: [`Device::user_topic`]. (Aliyun delivers RRPC requests without a
-    /// subscription; subscribing does no harm and a plain broker needs it.)
-    pub fn subscriptions(&self) -> Result<[Topic; 4], ThingError> {
-        let mut broadcast = Topic::new();
-        write!(broadcast, "/broadcast/{}/#", self.device.product_key())
-            .map_err(|_| ThingError::BufferTooSmall)?;
+    /// `/sys/{pk}/{dn}/thing/service/property/set`, `/sys/{pk}/{dn}/thing/service/+`
+    /// (asynchronous service calls), `/ext/rrpc/+/sys/{pk}/{dn}/thing/service/+` (synchronous
+    /// service calls) and `/sys/{pk}/{dn}/rrpc/request/+` (RRPC). Aliyun delivers RRPC
+    /// requests without a subscription; subscribing does no harm and a plain broker needs it.
+    /// Broadcast topics ([`broadcast_topic`](Self::broadcast_topic)) and custom topics
+    /// ([`Device::user_topic`]) are the application's to choose.
+    pub fn subscriptions(&self) -> Result<[Topic; 5], ThingError> {
+        let mut sync = Topic::new();
+        write!(
+            sync,
+            "/ext/rrpc/+/sys/{}/{}/thing/service/+",
+            self.device.product_key(),
+            self.device.device_name()
+        )
+        .map_err(|_| ThingError::BufferTooSmall)?;
         Ok([
             self.device.sys_topic("thing/event/+/post_reply")?,
-            self.device.sys_topic("thing/service/#")?,
+            self.device.sys_topic("thing/service/property/set")?,
+            self.device.sys_topic("thing/service/+")?,
+            sync,
             self.device.sys_topic("rrpc/request/+")?,
-            broadcast,
         ])
+    }
+
+    /// A broadcast topic of the product, `/broadcast/{pk}/{name}`, to subscribe to (Aliyun:
+    /// at most 1 000 devices per broadcast topic; `name` is the application's, without
+    /// spaces or wildcards).
+    pub fn broadcast_topic(&self, name: &str) -> Result<Topic, ThingError> {
+        if name.is_empty()
+            || !name
+                .bytes()
+                .all(|b| b.is_ascii_graphic() && b != b'+' && b != b'#')
+        {
+            return Err(ThingError::InvalidInput);
+        }
+        let mut t = Topic::new();
+        write!(t, "/broadcast/{}/{name}", self.device.product_key())
+            .map_err(|_| ThingError::BufferTooSmall)?;
+        Ok(t)
     }
 
     /// The posts waiting for their reply, oldest first.
@@ -580,6 +635,10 @@ impl<'a, const N: usize> Thing<'a, N> {
     /// on `…/property/set_reply` or `…/service/{identifier}_reply`. `data` is raw JSON (an
     /// object for services with output parameters), `{}` when `None`. Use [`CODE_OK`] (200)
     /// for success.
+    ///
+    /// A synchronous service call ([`ReplyTarget::SyncService`]) travels over RRPC: after
+    /// [`rrpc_deadline`](Self::rrpc_deadline) from its arrival the reply is refused with
+    /// [`ThingError::RrpcLate`] (checked at the current time).
     pub fn reply<'b>(
         &self,
         to: &ReplyTo,
@@ -615,6 +674,21 @@ impl<'a, const N: usize> Thing<'a, N> {
         let topic = match &to.target {
             ReplyTarget::PropertySet => self.device.property_set_reply()?,
             ReplyTarget::Service(identifier) => self.device.service_reply(identifier)?,
+            ReplyTarget::SyncService {
+                rrpc_id,
+                identifier,
+            } => {
+                self.check_deadline(to.received_at, Instant::now())?;
+                let mut t = Topic::new();
+                write!(
+                    t,
+                    "/ext/rrpc/{rrpc_id}/sys/{}/{}/thing/service/{identifier}",
+                    self.device.product_key(),
+                    self.device.device_name()
+                )
+                .map_err(|_| ThingError::BufferTooSmall)?;
+                t
+            }
         };
         let mut w = Writer::new(buf);
         write!(w, r#"{{"id":"{}","code":{code},"data":"#, to.id)
@@ -634,9 +708,29 @@ impl<'a, const N: usize> Thing<'a, N> {
     /// if `now` is within [`rrpc_deadline`](Self::rrpc_deadline) of its arrival; publish the
     /// response bytes there. [`ThingError::RrpcLate`] after the deadline: the platform has
     /// already failed the call, do not publish.
+    ///
+    /// For an RRPC on a custom topic ([`RrpcTicket::custom_topic`]) the response topic is the
+    /// request's, `/ext/rrpc/{messageId}/{topic}`.
     pub fn rrpc_response(&self, ticket: &RrpcTicket, now: Instant) -> Result<Topic, ThingError> {
+        self.check_deadline(ticket.received_at, now)?;
+        let mut t = Topic::new();
+        match &ticket.custom_topic {
+            None => write!(
+                t,
+                "/sys/{}/{}/rrpc/response/{}",
+                self.device.product_key(),
+                self.device.device_name(),
+                ticket.message_id
+            ),
+            Some(topic) => write!(t, "/ext/rrpc/{}/{topic}", ticket.message_id),
+        }
+        .map_err(|_| ThingError::BufferTooSmall)?;
+        Ok(t)
+    }
+
+    fn check_deadline(&self, received_at: Instant, now: Instant) -> Result<(), ThingError> {
         let elapsed = now
-            .checked_duration_since(ticket.received_at)
+            .checked_duration_since(received_at)
             .unwrap_or(Duration::from_ticks(0));
         if elapsed > self.rrpc_deadline {
             return Err(ThingError::RrpcLate {
@@ -644,10 +738,7 @@ impl<'a, const N: usize> Thing<'a, N> {
                 deadline_ms: self.rrpc_deadline.as_millis(),
             });
         }
-        let mut suffix: heapless::String<TOPIC_MAX> = heapless::String::new();
-        write!(suffix, "rrpc/response/{}", ticket.message_id)
-            .map_err(|_| ThingError::BufferTooSmall)?;
-        Ok(self.device.sys_topic(&suffix)?)
+        Ok(())
     }
 
     /// Sorts a received message (see [`Inbound`]), at the current time. `Ok(None)` for a topic
@@ -693,22 +784,59 @@ impl<'a, const N: usize> Thing<'a, N> {
         {
             return Ok(Some(Inbound::Custom { name, payload }));
         }
-        let Some(suffix) = topic.strip_prefix("/sys/").and_then(own) else {
-            return Ok(None);
-        };
-        if let Some(message_id) = suffix.strip_prefix("rrpc/request/") {
-            if message_id.is_empty() || message_id.contains('/') {
+        if let Some(rest) = topic.strip_prefix("/ext/rrpc/") {
+            let (message_id, custom) = rest.split_once('/').ok_or(ThingError::Malformed)?;
+            let rrpc_id = rrpc_id(message_id)?;
+            // A synchronous service call of this device.
+            if let Some(identifier) = custom
+                .strip_prefix("sys/")
+                .and_then(own)
+                .and_then(|t| t.strip_prefix("thing/service/"))
+                && check_identifier(identifier).is_ok()
+            {
+                let target = ReplyTarget::SyncService {
+                    rrpc_id,
+                    identifier: heapless::String::try_from(identifier)
+                        .map_err(|_| ThingError::Malformed)?,
+                };
+                let request = parse_request(payload, target, now)?;
+                return Ok(Some(Inbound::Service {
+                    identifier,
+                    request,
+                }));
+            }
+            if custom.is_empty() {
                 return Err(ThingError::Malformed);
             }
-            let message_id =
-                heapless::String::try_from(message_id).map_err(|_| ThingError::Malformed)?;
             return Ok(Some(Inbound::Rrpc(RrpcRequest {
                 ticket: RrpcTicket {
-                    message_id,
+                    message_id: rrpc_id,
+                    custom_topic: Some(
+                        heapless::String::try_from(custom).map_err(|_| ThingError::Malformed)?,
+                    ),
                     received_at: now,
                 },
                 payload,
             })));
+        }
+        let Some(suffix) = topic.strip_prefix("/sys/").and_then(own) else {
+            return Ok(None);
+        };
+        if let Some(message_id) = suffix.strip_prefix("rrpc/request/") {
+            return Ok(Some(Inbound::Rrpc(RrpcRequest {
+                ticket: RrpcTicket {
+                    message_id: rrpc_id(message_id)?,
+                    custom_topic: None,
+                    received_at: now,
+                },
+                payload,
+            })));
+        }
+        if let Some(message_id) = suffix.strip_prefix("broadcast/request/") {
+            return Ok(Some(Inbound::ProductBroadcast {
+                message_id,
+                payload,
+            }));
         }
         if let Some(event) = suffix
             .strip_prefix("thing/event/")
@@ -730,7 +858,7 @@ impl<'a, const N: usize> Thing<'a, N> {
             } else {
                 return Ok(Some(Inbound::OtherSys { suffix, payload }));
             };
-            let request = parse_request(payload, target)?;
+            let request = parse_request(payload, target, now)?;
             return Ok(Some(if service == "property/set" {
                 Inbound::PropertySet(request)
             } else {
@@ -790,7 +918,19 @@ impl<'a, const N: usize> Thing<'a, N> {
     }
 }
 
-fn parse_request(payload: &[u8], target: ReplyTarget) -> Result<Request<'_>, ThingError> {
+/// An RRPC message id from a topic level: 1 to [`MESSAGE_ID_MAX`] characters, no `/`.
+fn rrpc_id(level: &str) -> Result<heapless::String<MESSAGE_ID_MAX>, ThingError> {
+    if level.is_empty() || level.contains('/') || !level.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(ThingError::Malformed);
+    }
+    heapless::String::try_from(level).map_err(|_| ThingError::Malformed)
+}
+
+fn parse_request(
+    payload: &[u8],
+    target: ReplyTarget,
+    received_at: Instant,
+) -> Result<Request<'_>, ThingError> {
     let (env, _) =
         serde_json_core::from_slice::<Envelope<'_>>(payload).map_err(|_| ThingError::Malformed)?;
     let id = env.id.ok_or(ThingError::Malformed)?;
@@ -808,6 +948,7 @@ fn parse_request(payload: &[u8], target: ReplyTarget) -> Result<Request<'_>, Thi
         reply_to: ReplyTo {
             id: heapless::String::try_from(id).map_err(|_| ThingError::Malformed)?,
             target,
+            received_at,
         },
         params,
         method: env.method.unwrap_or(""),
@@ -1411,15 +1552,36 @@ mod tests {
         ] {
             assert_eq!(thing.handle(foreign, b"{}").unwrap(), None, "{foreign}");
         }
+        assert_eq!(
+            thing
+                .handle(
+                    "/sys/a1X2bEnP82z/example1/broadcast/request/1234291569964771840",
+                    b"z"
+                )
+                .unwrap(),
+            Some(Inbound::ProductBroadcast {
+                message_id: "1234291569964771840",
+                payload: b"z"
+            })
+        );
         let subs = thing.subscriptions().unwrap();
         assert_eq!(
             subs.map(|t| t.as_str().to_owned()),
             [
                 "/sys/a1X2bEnP82z/example1/thing/event/+/post_reply",
-                "/sys/a1X2bEnP82z/example1/thing/service/#",
+                "/sys/a1X2bEnP82z/example1/thing/service/property/set",
+                "/sys/a1X2bEnP82z/example1/thing/service/+",
+                "/ext/rrpc/+/sys/a1X2bEnP82z/example1/thing/service/+",
                 "/sys/a1X2bEnP82z/example1/rrpc/request/+",
-                "/broadcast/a1X2bEnP82z/#",
             ]
+        );
+        assert_eq!(
+            thing.broadcast_topic("group1").unwrap(),
+            "/broadcast/a1X2bEnP82z/group1"
+        );
+        assert_eq!(
+            thing.broadcast_topic("#").unwrap_err(),
+            ThingError::InvalidInput
         );
     }
 
@@ -1435,5 +1597,137 @@ mod tests {
         assert!(check_value(deep.as_bytes()).is_err());
         let ok = "[".repeat(64) + &"]".repeat(64);
         assert!(check_value(ok.as_bytes()).is_ok());
+    }
+}
+
+#[cfg(test)]
+mod rrpc_topic_tests {
+    extern crate std;
+    use super::*;
+
+    fn thing() -> Thing<'static, 2> {
+        Thing::new(Device::new("a1X2bEnP82z", "example1").unwrap())
+    }
+
+    // A synchronous service call arrives over RRPC and is answered on its own topic, in time.
+    #[test]
+    fn sync_service_call() {
+        let thing = thing();
+        let topic =
+            "/ext/rrpc/1186432000921341440/sys/a1X2bEnP82z/example1/thing/service/SetWeight";
+        let r = thing
+            .handle(
+                topic,
+                br#"{"id":"125","version":"1.0","params":{"Weight":3},"method":"thing.service.SetWeight"}"#,
+            )
+            .unwrap();
+        let Some(Inbound::Service {
+            identifier,
+            request,
+        }) = r
+        else {
+            panic!("{r:?}")
+        };
+        assert_eq!(identifier, "SetWeight");
+        assert!(matches!(
+            &request.reply_to.target,
+            ReplyTarget::SyncService { rrpc_id, identifier }
+                if rrpc_id == "1186432000921341440" && identifier == "SetWeight"
+        ));
+        let mut buf = [0u8; 256];
+        let m = thing
+            .reply(
+                &request.reply_to,
+                CODE_OK,
+                Some(br#"{"OldWeight":1}"#),
+                &mut buf,
+            )
+            .unwrap();
+        assert_eq!(m.topic(), topic);
+        assert_eq!(
+            m.payload(),
+            br#"{"id":"125","code":200,"data":{"OldWeight":1}}"#
+        );
+        // Past the deadline the reply is refused.
+        let strict =
+            Thing::<'_, 1>::new(thing.device()).with_rrpc_deadline(Duration::from_ticks(0));
+        let mut late = request.reply_to.clone();
+        late.received_at = Instant::from_ticks(0);
+        assert!(matches!(
+            strict.reply(&late, CODE_OK, None, &mut buf),
+            Err(ThingError::RrpcLate { .. })
+        ));
+    }
+
+    // RRPC on a custom topic: the response goes to the request's topic.
+    #[test]
+    fn custom_topic_rrpc() {
+        let thing = thing();
+        let t0 = Instant::from_secs(50);
+        let r = thing
+            .handle_at("/ext/rrpc/42/a1X2bEnP82z/example1/user/get", b"q", t0)
+            .unwrap();
+        let Some(Inbound::Rrpc(req)) = r else {
+            panic!("{r:?}")
+        };
+        assert_eq!(
+            req.ticket.custom_topic.as_deref(),
+            Some("a1X2bEnP82z/example1/user/get")
+        );
+        assert_eq!(
+            thing.rrpc_response(&req.ticket, t0).unwrap(),
+            "/ext/rrpc/42/a1X2bEnP82z/example1/user/get"
+        );
+        for bad in ["/ext/rrpc/42", "/ext/rrpc//x", "/ext/rrpc/42/"] {
+            assert_eq!(
+                thing.handle(bad, b"").unwrap_err(),
+                ThingError::Malformed,
+                "{bad}"
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod prop_tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const TOPICS: [&str; 8] = [
+        "/sys/pk/dn/thing/event/property/post_reply",
+        "/sys/pk/dn/thing/event/Alarm/post_reply",
+        "/sys/pk/dn/thing/service/property/set",
+        "/sys/pk/dn/thing/service/Reboot",
+        "/sys/pk/dn/rrpc/request/7",
+        "/ext/rrpc/7/sys/pk/dn/thing/service/Reboot",
+        "/ext/rrpc/7/pk/dn/user/get",
+        "/broadcast/pk/x",
+    ];
+
+    proptest! {
+        // Network input never panics, and whatever `handle` accepts as a request can be
+        // answered with a well-formed reply.
+        #[test]
+        fn handle_never_panics(
+            topic in 0usize..TOPICS.len(),
+            payload in proptest::collection::vec(any::<u8>(), 0..200),
+            json in r#"\{"id":"[0-9]{1,12}","params":\{("[a-z]{1,5}":[0-9]{1,3},?){0,3}[ -~]{0,10}\}\}"#,
+        ) {
+            let thing: Thing<'_, 4> = Thing::new(Device::new("pk", "dn").unwrap());
+            let mut buf = [0u8; 512];
+            let _ = thing.property_post_json(b"{}", &mut buf);
+            for p in [&payload[..], json.as_bytes()] {
+                if let Ok(Some(Inbound::PropertySet(r) | Inbound::Service { request: r, .. })) =
+                    thing.handle(TOPICS[topic], p)
+                {
+                    let m = thing.reply(&r.reply_to, 200, Some(r.params), &mut buf);
+                    if let Ok(m) = m {
+                        prop_assert!(check_object(m.payload()).is_ok());
+                    }
+                }
+            }
+            let _ = check_value(&payload);
+            let _ = member(&payload, "params");
+        }
     }
 }

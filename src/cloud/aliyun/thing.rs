@@ -159,9 +159,11 @@ impl core::error::Error for ThingError {}
 
 impl From<ThingError> for CloudError {
     /// [`ThingError::Refused`] is [`CloudError::Rejected`] (the code saturated to `u16`),
-    /// [`ThingError::BufferTooSmall`] [`CloudError::RequestTooLarge`],
-    /// [`ThingError::InvalidInput`] [`CloudError::InvalidInput`], a late RRPC response
-    /// [`CloudError::NoResponse`], the others [`CloudError::InvalidResponse`].
+    /// [`ThingError::BufferTooSmall`] and [`ThingError::TooManyPending`]
+    /// [`CloudError::RequestTooLarge`], [`ThingError::InvalidInput`]
+    /// [`CloudError::InvalidInput`], [`ThingError::RrpcLate`] [`CloudError::NoResponse`],
+    /// [`ThingError::UnmatchedReply`] and [`ThingError::Malformed`]
+    /// [`CloudError::InvalidResponse`].
     fn from(e: ThingError) -> Self {
         match e {
             ThingError::Refused { code, .. } => CloudError::Rejected {
@@ -178,6 +180,9 @@ impl From<ThingError> for CloudError {
 }
 
 impl From<CloudError> for ThingError {
+    /// For the topic helpers of [`Device`]: [`CloudError::InvalidInput`] (a bad identifier) is
+    /// [`ThingError::InvalidInput`], anything else (a topic longer than its buffer)
+    /// [`ThingError::BufferTooSmall`].
     fn from(e: CloudError) -> Self {
         match e {
             CloudError::InvalidInput => ThingError::InvalidInput,

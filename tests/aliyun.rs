@@ -10,7 +10,11 @@
 //!   `CloudError::AlreadyActivated`;
 //! - `regnwl`: the same with a client id and device token (`connwl`);
 //! - a fake Aliyun (a raw TCP peer in this process) checks the wire exchange as the platform
-//!   does it (answer published without any SUBSCRIBE, QoS 1 acknowledged) and CONNACK 4 vs 5.
+//!   does it (answer published without any SUBSCRIBE, QoS 1 acknowledged) and CONNACK 4 vs 5;
+//! - the thing model (`cloud::aliyun::thing`) against the stand-in: a property post answered by
+//!   the platform's `post_reply` and matched with its id, a property set from the cloud
+//!   delivered and answered, an RRPC request answered within the deadline, and a late RRPC
+//!   response refused on the device with `ThingError::RrpcLate` while the cloud times out.
 //!
 //! Needs `mosquitto` and `mosquitto_passwd` (Debian `mosquitto`; `cargo xtask test` installs it).
 
@@ -347,4 +351,215 @@ fn fake_aliyun_wire_exchange_and_connack_codes() {
         assert!(text.contains(&format!("{DN}&{PK}")));
         assert_eq!(&connect[..8], b"\x00\x04MQTT\x04\xC2");
     });
+}
+
+/// Polls the responder's output for a line starting with `prefix`, without blocking the runtime;
+/// fails at once on an `error` line.
+async fn wait_prefix(cloud: &AliyunCloud, prefix: &str, timeout: StdDuration) -> String {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        let lines = cloud.lines();
+        if let Some(l) = lines.iter().find(|l| l.starts_with(prefix)) {
+            return l.clone();
+        }
+        assert!(
+            !lines.iter().any(|l| l.starts_with("error")),
+            "the stand-in saw an error while waiting for '{prefix}…': {lines:?}"
+        );
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no '{prefix}…' from the responder within {timeout:?}: {lines:?}"
+        );
+        Timer::after(Duration::from_millis(20)).await;
+    }
+}
+
+#[test]
+fn thing_model_post_set_and_rrpc() {
+    use quectel::cloud::aliyun::{Inbound, RrpcTicket, Thing, ThingError};
+    use quectel::mqtt::Outbox;
+    use std::cell::RefCell;
+
+    const DN: &str = "dev-thing";
+    const SECRET: &str = "ThingSecret0123456789";
+    // The cloud's RRPC timeout (the `Timeout` of `RRpc`), and the device's deadline set to it.
+    const RRPC_TIMEOUT: StdDuration = StdDuration::from_millis(3000);
+    let cloud = AliyunCloud::start(&CloudOptions {
+        product_key: PK.into(),
+        product_secret: PS.into(),
+        devices: Vec::new(),
+        flashed: vec![(
+            DN.into(),
+            SECRET.into(),
+            format!("{PK}.{DN}"),
+            "hmacsha256".into(),
+        )],
+        random: RANDOM.into(),
+        sign_method: "hmacsha256".into(),
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
+    let port = cloud.port();
+    let ca = cloud.ca_pem();
+    let device = Device::new(PK, DN).unwrap();
+    let thing: Thing<'_, 4> = Thing::new(device).with_rrpc_deadline(Duration::from_millis(3000));
+
+    #[derive(serde::Serialize)]
+    struct Props {
+        #[serde(rename = "Power")]
+        power: &'static str,
+        #[serde(rename = "Temperature")]
+        temperature: f32,
+    }
+
+    with_modem_in(resources(), config(), mock(), async |m, _| {
+        bring_up(m).await;
+        let creds = MqttCredentials::builder(device, SECRET).build().unwrap();
+        let tls = TlsConfig::new(ca.as_bytes());
+        let transport = Transport::ModemTls { ssl_ctx: 2, tls };
+        let cfg = creds.mqtt_config("localhost", port, transport, Apn::new("internet"));
+        let mut buf = [0u8; 4096];
+        let mut mqtt = Mqtt::new(cfg, &mut buf, 2048).unwrap();
+        let mut conn = mqtt.connect(m).await.unwrap();
+        for filter in thing.subscriptions().unwrap() {
+            conn.subscribe(&filter, QoS::AtLeastOnce).await.unwrap();
+        }
+        let outbox: Outbox<4, 512> = Outbox::new();
+        // What the application saw, and the RRPC it keeps for later.
+        let seen: RefCell<Vec<String>> = RefCell::new(Vec::new());
+        let kept: RefCell<Option<RrpcTicket>> = RefCell::new(None);
+        let on_message = |topic: &str, payload: &[u8]| {
+            let mut out = [0u8; 256];
+            let note = match thing.handle(topic, payload) {
+                Ok(Some(Inbound::PostReply(r))) => format!("post-reply {} {:?}", r.id, r.kind),
+                Ok(Some(Inbound::PropertySet(req))) => {
+                    let reply = thing.reply(&req.reply_to, 200, None, &mut out).unwrap();
+                    outbox
+                        .try_publish(reply.topic(), reply.payload(), QoS::AtLeastOnce)
+                        .unwrap();
+                    format!("set {}", String::from_utf8_lossy(req.params))
+                }
+                Ok(Some(Inbound::Rrpc(req))) if req.payload == b"ping" => {
+                    let topic = thing
+                        .rrpc_response(&req.ticket, embassy_time::Instant::now())
+                        .unwrap();
+                    outbox
+                        .try_publish(&topic, b"pong", QoS::AtMostOnce)
+                        .unwrap();
+                    "rrpc answered".to_string()
+                }
+                Ok(Some(Inbound::Rrpc(req))) => {
+                    *kept.borrow_mut() = Some(req.ticket);
+                    "rrpc kept".to_string()
+                }
+                Ok(None) => return,
+                Ok(Some(other)) => format!("other {other:?}"),
+                Err(e) => format!("error {e}"),
+            };
+            seen.borrow_mut().push(note);
+        };
+        let saw = |what: &str| seen.borrow().iter().any(|l| l == what);
+        let script = async {
+            // 1. Property post, answered by the platform and matched on the device.
+            let mut out = [0u8; 256];
+            let post = thing
+                .property_post(
+                    &Props {
+                        power: "on",
+                        temperature: 21.5,
+                    },
+                    &mut out,
+                )
+                .unwrap();
+            assert_eq!(post.id(), Some(1));
+            outbox
+                .publish(post.topic(), post.payload(), QoS::AtLeastOnce)
+                .await
+                .unwrap();
+            wait_prefix(
+                &cloud,
+                &format!("post-reply {DN} 1 200"),
+                StdDuration::from_secs(10),
+            )
+            .await;
+            for _ in 0..500 {
+                if saw("post-reply 1 Property") {
+                    break;
+                }
+                Timer::after(Duration::from_millis(20)).await;
+            }
+            assert!(saw("post-reply 1 Property"), "{:?}", seen.borrow());
+            assert!(thing.pending().is_empty());
+
+            // 2. Property set from the cloud, delivered and answered.
+            cloud.send_property_set(DN, serde_json::json!({"Power": "off"}));
+            wait_prefix(
+                &cloud,
+                &format!("property-set-ok {DN}"),
+                StdDuration::from_secs(10),
+            )
+            .await;
+            assert!(saw(r#"set {"Power":"off"}"#), "{:?}", seen.borrow());
+
+            // 3. RRPC answered within the deadline.
+            cloud.send_rrpc(DN, b"ping", Some(b"pong"), RRPC_TIMEOUT);
+            let ok = wait_prefix(
+                &cloud,
+                &format!("rrpc-ok {DN} "),
+                StdDuration::from_secs(10),
+            )
+            .await;
+            let ms: u64 = ok.rsplit(' ').next().unwrap().parse().unwrap();
+            assert!(ms <= 3000, "{ok}");
+
+            // 4. An RRPC the application answers too late: refused on the device, timed out
+            //    on the cloud, and nothing published.
+            cloud.send_rrpc(DN, b"slow", None, RRPC_TIMEOUT);
+            for _ in 0..500 {
+                if kept.borrow().is_some() {
+                    break;
+                }
+                Timer::after(Duration::from_millis(20)).await;
+            }
+            let ticket = kept.borrow_mut().take().expect("the slow RRPC arrived");
+            Timer::after(Duration::from_millis(3200)).await;
+            let e = thing
+                .rrpc_response(&ticket, embassy_time::Instant::now())
+                .unwrap_err();
+            assert!(
+                matches!(e, ThingError::RrpcLate { deadline_ms: 3000, elapsed_ms } if elapsed_ms >= 3200),
+                "{e:?}"
+            );
+            wait_prefix(
+                &cloud,
+                &format!("rrpc-timeout {DN} 3000"),
+                StdDuration::from_secs(10),
+            )
+            .await;
+            // Let the outbox drain.
+            while !outbox.is_empty() {
+                Timer::after(Duration::from_millis(20)).await;
+            }
+        };
+        match embassy_futures::select::select(conn.serve(&outbox, on_message), script).await {
+            embassy_futures::select::Either::First(e) => panic!("connection failed: {e:?}"),
+            embassy_futures::select::Either::Second(()) => {}
+        }
+        assert!(
+            !seen
+                .borrow()
+                .iter()
+                .any(|l| l.starts_with("error") || l.starts_with("other")),
+            "{:?}",
+            seen.borrow()
+        );
+    });
+    assert_eq!(cloud.count("error"), 0, "{:?}", cloud.lines());
+    assert_eq!(cloud.count("rrpc-ok "), 1, "{:?}", cloud.lines());
+    // The late response was never published: one response in all.
+    let responses = cloud
+        .lines()
+        .iter()
+        .filter(|l| l.starts_with(&format!("message /sys/{PK}/{DN}/rrpc/response/")))
+        .count();
+    assert_eq!(responses, 1, "{:?}", cloud.lines());
 }

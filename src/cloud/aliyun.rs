@@ -16,6 +16,10 @@
 //!   reset in the console. [`ensure_credentials`] therefore loads from the application's
 //!   [`CredentialStore`] first and saves what a registration returns before anything else.
 //!
+//! Once connected, [`Thing`] (module [`thing`]) speaks the Alink thing model and RRPC: property
+//! and event posts with their replies matched by id, property sets and service calls answered,
+//! RRPC responses within the platform's 8 s deadline, broadcast and custom topics sorted.
+//!
 //! Limits that shape the API:
 //!
 //! - Aliyun accepts MQTT 5 only on **Enterprise Edition instances**; public instances speak
@@ -55,10 +59,15 @@ use hmac::{Hmac, Mac};
 use super::CloudError;
 
 mod register;
+pub mod thing;
 
 pub use register::{
     CredentialStore, DeviceCredentials, ENCODED_MAX, Provisioned, RamStore, Random, Registration,
     RegistrationKind, RegistrationLink, ensure_credentials, provision, register,
+};
+pub use thing::{
+    CODE_OK, Inbound, Message, PostKind, PostReply, RRPC_DEADLINE, ReplyTarget, ReplyTo, Request,
+    RrpcRequest, RrpcTicket, Thing, ThingError,
 };
 
 /// Longest MQTT client id [`Mqtt`](crate::mqtt::Mqtt) (minimq) accepts, in bytes, including

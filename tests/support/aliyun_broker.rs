@@ -28,6 +28,21 @@
 //! * [`CloudOptions::flashed`]: one-device-one-secret devices flashed in the factory; their
 //!   entries are HMAC-METHOD(SECRET, "clientId{CLIENTID}deviceName{DN}productKey{pk}") at start.
 //! * Every message on `/+/+/user/#` and `/sys/#` is said as `message <topic> <hex payload>`.
+//! * Thing model, as the platform does it: a property or event post
+//!   (`/sys/{pk}/{dn}/thing/event/{identifier}/post`) is answered on `…/post_reply` with
+//!   `{"code","data":{},"id","message","method","version"}`: code 200 if it carries an `id`, the
+//!   matching `method` and a `params` object, 460 (request parameter error) if not; says
+//!   `post-reply <dn> <id> <code>`.
+//! * When asked ([`AliyunCloud::send_property_set`]): publishes a property set
+//!   `{"id","version":"1.0","params",…,"method":"thing.service.property.set"}` to
+//!   `/sys/{pk}/{dn}/thing/service/property/set` and waits for `…/set_reply` with the same id,
+//!   code 200 and a `data` object; says `property-set-ok <dn>`, or `error property-set …`.
+//! * When asked ([`AliyunCloud::send_rrpc`]): publishes the request to
+//!   `/sys/{pk}/{dn}/rrpc/request/{messageId}` (a fresh 19-digit id, like the platform's) and
+//!   waits for `/sys/{pk}/{dn}/rrpc/response/{messageId}` for the given timeout (the `Timeout` of
+//!   Aliyun's `RRpc` API: 1 000 to 8 000 ms). Says `rrpc-ok <dn> <ms>` when the response came in
+//!   time with the expected bytes, `rrpc-timeout <dn> <ms>` when none came in time (the
+//!   platform's `TIMEOUT`), `error rrpc …` for a wrong response.
 //! * Problems are said as `error ...` lines.
 //!
 //! Signatures are computed here with the `hmac`, `md-5`, `sha1` and `sha2` crates, password
@@ -41,8 +56,9 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
+use std::sync::mpsc;
 use std::sync::{Arc, Condvar, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use hmac::{Hmac, Mac};
 
@@ -73,6 +89,9 @@ pub struct CloudOptions {
 pub struct AliyunCloud {
     responder: Responder,
     broker: Broker,
+    platform: Arc<Platform>,
+    /// Ids of the property sets.
+    next_id: std::sync::atomic::AtomicU64,
 }
 
 fn tool_missing(tool: &str, package: &str) -> Option<String> {
@@ -135,6 +154,8 @@ struct Platform {
     reloaded: (Mutex<bool>, Condvar),
     /// Client id -> disconnected (from the broker log).
     disconnected: (Mutex<HashMap<String, bool>>, Condvar),
+    /// Topics a waiting exchange (property set, RRPC) expects an answer on.
+    awaited: Mutex<HashMap<String, mpsc::Sender<Vec<u8>>>>,
 }
 
 impl Platform {
@@ -170,6 +191,155 @@ impl Platform {
             self.on_log(ctx, &String::from_utf8_lossy(payload));
         } else {
             self.lines.say(format!("message {topic} {}", hex(payload)));
+            if let Some(tx) = self.awaited.lock().unwrap().remove(topic) {
+                let _ = tx.send(payload.to_vec());
+            }
+            self.on_thing_post(ctx, topic, payload);
+        }
+    }
+
+    /// Answers `/sys/{pk}/{dn}/thing/event/{identifier}/post` on `…/post_reply`, like the
+    /// platform.
+    fn on_thing_post(&self, ctx: &Ctx<'_>, topic: &str, payload: &[u8]) {
+        let pk = self.options.product_key.as_str();
+        let Some((dn, identifier)) = topic
+            .strip_prefix("/sys/")
+            .and_then(|t| t.strip_prefix(pk))
+            .and_then(|t| t.strip_prefix('/'))
+            .and_then(|t| t.split_once("/thing/event/"))
+            .and_then(|(dn, rest)| Some((dn, rest.strip_suffix("/post")?)))
+        else {
+            return;
+        };
+        let request: serde_json::Value = serde_json::from_slice(payload).unwrap_or_default();
+        let Some(id) = request.get("id").and_then(|v| v.as_str()) else {
+            return self
+                .lines
+                .say(format!("error post without a string id on {topic}"));
+        };
+        let method = format!("thing.event.{identifier}.post");
+        let ok = request.get("method").and_then(|m| m.as_str()) == Some(method.as_str())
+            && request.get("params").is_some_and(|p| p.is_object());
+        let (code, message) = if ok {
+            (200, "success")
+        } else {
+            (460, "request parameter error")
+        };
+        let reply = serde_json::json!({
+            "code": code,
+            "data": {},
+            "id": id,
+            "message": message,
+            "method": method,
+            "version": "1.0",
+        });
+        let reply_topic = format!("{topic}_reply");
+        match ctx.client.try_publish(
+            reply_topic,
+            rumqttc::QoS::AtMostOnce,
+            false,
+            reply.to_string(),
+        ) {
+            Ok(()) => self.lines.say(format!("post-reply {dn} {id} {code}")),
+            Err(e) => self.lines.say(format!("error post_reply publish: {e}")),
+        }
+    }
+
+    /// Registers `topic` as awaited, publishes `payload` to `request_topic`, and waits up to
+    /// `timeout` for the answer: (answer, time from the publish).
+    fn exchange(
+        &self,
+        client: &rumqttc::Client,
+        request_topic: &str,
+        payload: Vec<u8>,
+        topic: &str,
+        timeout: Duration,
+    ) -> Result<Option<(Vec<u8>, Duration)>, String> {
+        let (tx, rx) = mpsc::channel();
+        self.awaited.lock().unwrap().insert(topic.to_string(), tx);
+        let start = Instant::now();
+        if let Err(e) = client.publish(request_topic, rumqttc::QoS::AtLeastOnce, false, payload) {
+            self.awaited.lock().unwrap().remove(topic);
+            return Err(format!("publish: {e}"));
+        }
+        match rx.recv_timeout(timeout) {
+            Ok(answer) => Ok(Some((answer, start.elapsed()))),
+            Err(_) => {
+                self.awaited.lock().unwrap().remove(topic);
+                Ok(None)
+            }
+        }
+    }
+
+    fn property_set(&self, client: &rumqttc::Client, dn: &str, id: u64, params: serde_json::Value) {
+        let pk = self.options.product_key.as_str();
+        let topic = format!("/sys/{pk}/{dn}/thing/service/property/set");
+        let request = serde_json::json!({
+            "id": id.to_string(),
+            "version": "1.0",
+            "params": params,
+            "method": "thing.service.property.set",
+        });
+        let reply_topic = format!("{topic}_reply");
+        let answer = match self.exchange(
+            client,
+            &topic,
+            request.to_string().into_bytes(),
+            &reply_topic,
+            Duration::from_secs(10),
+        ) {
+            Err(e) => return self.lines.say(format!("error property-set {dn}: {e}")),
+            Ok(None) => return self.lines.say(format!("error property-set {dn}: no reply")),
+            Ok(Some((answer, _))) => answer,
+        };
+        let reply: serde_json::Value = serde_json::from_slice(&answer).unwrap_or_default();
+        let want_id = id.to_string();
+        if reply.get("id").and_then(|v| v.as_str()) != Some(want_id.as_str()) {
+            return self.lines.say(format!(
+                "error property-set {dn}: reply id is not {want_id}: {}",
+                String::from_utf8_lossy(&answer)
+            ));
+        }
+        if reply.get("code").and_then(|v| v.as_u64()) != Some(200)
+            || !reply.get("data").is_some_and(|d| d.is_object())
+        {
+            return self.lines.say(format!(
+                "error property-set {dn}: reply is not code 200 with a data object: {}",
+                String::from_utf8_lossy(&answer)
+            ));
+        }
+        self.lines.say(format!("property-set-ok {dn}"));
+    }
+
+    fn rrpc(
+        &self,
+        client: &rumqttc::Client,
+        dn: &str,
+        request: Vec<u8>,
+        expect: Option<Vec<u8>>,
+        timeout: Duration,
+    ) {
+        let pk = self.options.product_key.as_str();
+        // The platform's message ids are 64-bit decimal numbers (19 digits).
+        let message_id = 1_000_000_000_000_000_000
+            + u64::from_le_bytes(random_bytes(8).try_into().unwrap()) % 8_000_000_000_000_000_000;
+        let topic = format!("/sys/{pk}/{dn}/rrpc/request/{message_id}");
+        let response_topic = format!("/sys/{pk}/{dn}/rrpc/response/{message_id}");
+        match self.exchange(client, &topic, request, &response_topic, timeout) {
+            Err(e) => self.lines.say(format!("error rrpc {dn}: {e}")),
+            Ok(None) => self
+                .lines
+                .say(format!("rrpc-timeout {dn} {}", timeout.as_millis())),
+            Ok(Some((answer, took))) => {
+                if expect.as_ref().is_some_and(|e| *e != answer) {
+                    self.lines.say(format!(
+                        "error rrpc {dn}: unexpected response {:?}",
+                        String::from_utf8_lossy(&answer)
+                    ));
+                } else {
+                    self.lines.say(format!("rrpc-ok {dn} {}", took.as_millis()));
+                }
+            }
         }
     }
 
@@ -335,6 +505,7 @@ impl AliyunCloud {
             lines: lines.clone(),
             reloaded: (Mutex::new(false), Condvar::new()),
             disconnected: (Mutex::new(HashMap::new()), Condvar::new()),
+            awaited: Mutex::new(HashMap::new()),
         });
         let topics = [
             ("$SYS/broker/log/#", rumqttc::QoS::AtMostOnce),
@@ -362,7 +533,41 @@ impl AliyunCloud {
         }
         platform.reload();
         lines.say("ready");
-        Ok(AliyunCloud { responder, broker })
+        Ok(AliyunCloud {
+            responder,
+            broker,
+            platform,
+            next_id: std::sync::atomic::AtomicU64::new(1000),
+        })
+    }
+
+    /// Sends a property set with `params` (a JSON object) to device `dn` and checks its reply,
+    /// on a thread: returns at once; the outcome is said (`property-set-ok <dn>` or
+    /// `error property-set …`).
+    pub fn send_property_set(&self, dn: &str, params: serde_json::Value) {
+        let id = self
+            .next_id
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let (p, client, dn) = (
+            self.platform.clone(),
+            self.responder.client().clone(),
+            dn.to_string(),
+        );
+        std::thread::spawn(move || p.property_set(&client, &dn, id, params));
+    }
+
+    /// Sends an RRPC request to device `dn` and waits up to `timeout` (the `RRpc` API's
+    /// `Timeout`, 1 000 to 8 000 ms on Aliyun) for its response, on a thread: returns at once;
+    /// the outcome is said (`rrpc-ok <dn> <ms>`, `rrpc-timeout <dn> <ms>` or `error rrpc …`).
+    /// With `expect`, the response must be these bytes.
+    pub fn send_rrpc(&self, dn: &str, request: &[u8], expect: Option<&[u8]>, timeout: Duration) {
+        let (p, client, dn) = (
+            self.platform.clone(),
+            self.responder.client().clone(),
+            dn.to_string(),
+        );
+        let (request, expect) = (request.to_vec(), expect.map(<[u8]>::to_vec));
+        std::thread::spawn(move || p.rrpc(&client, &dn, request, expect, timeout));
     }
 
     /// The broker's port on 127.0.0.1.

@@ -238,6 +238,38 @@ impl<'a> Session<'a> {
         self.last_dropped.take()
     }
 
+    /// Whether the session's bookkeeping holds together (for the fuzz harness): the slots lie
+    /// back to back in the transmit buffer, none is written beyond its length, at most one is
+    /// written in part, at most [`MAX_INFLIGHT`] wait for an acknowledgement, packet ids are
+    /// unique and never 0.
+    pub(crate) fn is_consistent(&self) -> bool {
+        let mut at = 0usize;
+        let mut partial = 0;
+        for (i, s) in self.slots.iter().enumerate() {
+            if s.at != at || s.sent > s.len {
+                return false;
+            }
+            if s.sent > 0 && s.sent < s.len {
+                partial += 1;
+            }
+            if s.kind != Kind::Publish0
+                && (s.id == 0
+                    || self
+                        .slots
+                        .iter()
+                        .skip(i.saturating_add(1))
+                        .any(|o| o.id == s.id))
+            {
+                return false;
+            }
+            at = at.saturating_add(s.len);
+        }
+        at == self.used
+            && self.used <= self.tx.len()
+            && partial <= 1
+            && self.in_flight() <= MAX_INFLIGHT
+    }
+
     /// Operations waiting for their acknowledgement (QoS 0 messages not yet written aside).
     fn in_flight(&self) -> usize {
         self.slots

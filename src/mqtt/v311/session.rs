@@ -244,13 +244,13 @@ impl<'a> Session<'a> {
     /// unique and never 0.
     pub(crate) fn is_consistent(&self) -> bool {
         let mut at = 0usize;
-        let mut partial = 0;
+        let mut partial = 0u32;
         for (i, s) in self.slots.iter().enumerate() {
             if s.at != at || s.sent > s.len {
                 return false;
             }
             if s.sent > 0 && s.sent < s.len {
-                partial += 1;
+                partial = partial.saturating_add(1);
             }
             if s.kind != Kind::Publish0
                 && (s.id == 0

@@ -312,7 +312,7 @@ fn a_fresh_session_invalidates_what_was_in_flight() {
             .all(|op| !conn.is_pending(op) && !conn.is_complete(op))
     );
     assert!(conn.session().is_publish_quiescent());
-    assert!(matches!(drive(conn.poll(), 100), None));
+    assert!(drive(conn.poll(), 100).is_none());
     let p = packets(&io.take_written());
     assert_eq!(p.len(), 1, "only the CONNECT: nothing sent again");
 }

@@ -145,7 +145,7 @@ pub(crate) struct Connect<'a> {
     pub(crate) will: Option<(&'a str, &'a [u8], u8, bool)>,
 }
 
-impl Connect<'_> {
+impl<'a> Connect<'a> {
     fn remaining(&self) -> Result<usize, CodecError> {
         // Protocol name (6), level (1), flags (1), keep-alive (2).
         let mut n = add(10, field(self.client_id.len())?)?;
@@ -165,8 +165,7 @@ impl Connect<'_> {
         packet_size(self.remaining()?)
     }
 
-    /// Encodes the packet at the start of `buf`; returns its length.
-    pub(crate) fn encode(&self, buf: &mut [u8]) -> Result<usize, CodecError> {
+    fn flags(&self) -> u8 {
         let mut flags = 0u8;
         if self.clean_session {
             flags |= 0x02;
@@ -180,19 +179,44 @@ impl Connect<'_> {
         if self.auth.is_some() {
             flags |= 0xC0;
         }
-        let mut out = Out::new(buf);
+        flags
+    }
+
+    /// The fixed header and the variable header (protocol name and level, flags, keep-alive):
+    /// at most 15 bytes, and how many there are. The payload fields follow
+    /// ([`Connect::fields`]).
+    pub(crate) fn head(&self) -> Result<([u8; 15], usize), CodecError> {
+        let mut buf = [0u8; 15];
+        let mut out = Out::new(&mut buf);
         out.put_header(CONNECT << 4, self.remaining()?)?;
         out.put_field(b"MQTT")?;
-        out.put(&[4, flags])?;
+        out.put(&[4, self.flags()])?;
         out.put_u16(self.keepalive_s)?;
-        out.put_field(self.client_id.as_bytes())?;
-        if let Some((topic, payload, _, _)) = self.will {
-            out.put_field(topic.as_bytes())?;
-            out.put_field(payload)?;
-        }
-        if let Some((user, password)) = self.auth {
-            out.put_field(user.as_bytes())?;
-            out.put_field(password)?;
+        let n = out.len();
+        Ok((buf, n))
+    }
+
+    /// The payload fields in order (each goes on the wire as a 16-bit length, then the bytes):
+    /// client id, will topic and payload, user name, password.
+    pub(crate) fn fields(&self) -> [Option<&'a [u8]>; 5] {
+        let will = self.will;
+        let auth = self.auth;
+        [
+            Some(self.client_id.as_bytes()),
+            will.map(|(t, ..)| t.as_bytes()),
+            will.map(|(_, p, ..)| p),
+            auth.map(|(u, _)| u.as_bytes()),
+            auth.map(|(_, p)| p),
+        ]
+    }
+
+    /// Encodes the packet at the start of `buf`; returns its length.
+    pub(crate) fn encode(&self, buf: &mut [u8]) -> Result<usize, CodecError> {
+        let (head, n) = self.head()?;
+        let mut out = Out::new(buf);
+        out.put(head.get(..n).unwrap_or_default())?;
+        for f in self.fields().into_iter().flatten() {
+            out.put_field(f)?;
         }
         Ok(out.len())
     }

@@ -76,8 +76,7 @@ impl fmt::Debug for Options<'_> {
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[non_exhaustive]
 pub enum ConfigError {
-    /// `rx_size` is below 4 bytes (a CONNACK) or above the buffer, or the rest of the buffer
-    /// cannot hold the CONNECT packet.
+    /// `rx_size` is below 4 bytes (a CONNACK) or above the buffer.
     BufferTooSmall,
     /// The client id, user name, password, will topic or will payload is longer than 65 535
     /// bytes.

@@ -90,7 +90,8 @@ enum Rx {
 pub struct Op {
     id: u16,
     generation: u32,
-    subscribe: u8,
+    /// 0: QoS 1 publish, 1: subscribe, 2: unsubscribe.
+    kind: u8,
 }
 
 /// One long-lived MQTT 3.1.1 session: the options, the caller's buffer, and the operations
@@ -139,7 +140,8 @@ fn has_wildcard(topic: &str) -> bool {
 impl<'a> Session<'a> {
     /// A session over `buffer`: its first `rx_size` bytes hold one inbound packet (a larger one
     /// is skipped and counted), the rest the outbound packets and the QoS 1 messages kept until
-    /// acknowledged (and the CONNECT, which must fit there).
+    /// acknowledged (a packet larger than that part is [`Error::BufferTooSmall`]; the CONNECT
+    /// is written piece by piece and needs no room there).
     pub fn new(
         options: Options<'a>,
         buffer: &'a mut [u8],
@@ -171,12 +173,9 @@ impl<'a> Session<'a> {
         let (rx, tx) = buffer
             .split_at_mut_checked(rx_size)
             .ok_or(ConfigError::BufferTooSmall)?;
-        let connect = connect_packet(&options)
+        connect_packet(&options)
             .size()
             .map_err(|_| ConfigError::TooLong)?;
-        if connect > tx.len() {
-            return Err(ConfigError::BufferTooSmall);
-        }
         Ok(Self {
             options,
             rx,
@@ -203,7 +202,7 @@ impl<'a> Session<'a> {
     }
 
     fn find(&self, op: &Op) -> bool {
-        let kind = match op.subscribe {
+        let kind = match op.kind {
             0 => Kind::Publish1,
             1 => Kind::Subscribe,
             _ => Kind::Unsubscribe,
@@ -395,15 +394,21 @@ impl<'a> Session<'a> {
         mut io: IO,
     ) -> Result<Connection<'_, 'a, IO>, Error<IO::Error>> {
         self.reset_connection();
+        // Written piece by piece: it needs no room in the transmit buffer, which QoS 1
+        // messages waiting for their PUBACK may fill.
         let connect = connect_packet(&self.options);
-        let scratch = self.tx.get_mut(self.used..).unwrap_or_default();
-        let len = connect.encode(scratch)?;
-        let packet = scratch.get(..len).unwrap_or_default();
+        let (head, n) = connect.head()?;
         debug!(
             "MQTT 3.1.1 CONNECT: {} bytes, clean session {}",
-            len, self.options.clean_session
+            connect.size().unwrap_or(0),
+            self.options.clean_session
         );
-        write_all(&mut io, packet).await?;
+        write_all(&mut io, head.get(..n).unwrap_or_default()).await?;
+        for field in connect.fields().into_iter().flatten() {
+            let len = u16::try_from(field.len()).map_err(|_| Error::PacketTooLarge)?;
+            write_all(&mut io, &len.to_be_bytes()).await?;
+            write_all(&mut io, field).await?;
+        }
         io.flush().await.map_err(Error::Transport)?;
         let (first, len) = loop {
             read_step(self, &mut io).await?;
@@ -666,6 +671,13 @@ impl<'s, 'a, IO: Read + Write> Connection<'s, 'a, IO> {
             QoS::AtLeastOnce => s.in_flight() < MAX_INFLIGHT,
             QoS::ExactlyOnce => false,
         }
+    }
+
+    /// Whether the connection is still live: `false` once an operation saw the transport fail,
+    /// the broker close it, a malformed packet or a missing PINGRESP, or after `disconnect`.
+    /// Operations on a dead connection fail with [`Error::Disconnected`].
+    pub fn is_connected(&self) -> bool {
+        self.live
     }
 
     /// Whether `op` still waits for its acknowledgement.
@@ -952,7 +964,7 @@ impl<'s, 'a, IO: Read + Write> Connection<'s, 'a, IO> {
 
     fn new_op(&mut self, kind: Kind) -> (u16, Op) {
         let id = self.session.next_packet_id();
-        let subscribe = match kind {
+        let code = match kind {
             Kind::Subscribe => 1,
             Kind::Unsubscribe => 2,
             _ => 0,
@@ -962,7 +974,7 @@ impl<'s, 'a, IO: Read + Write> Connection<'s, 'a, IO> {
             Op {
                 id,
                 generation: self.session.generation,
-                subscribe,
+                kind: code,
             },
         )
     }

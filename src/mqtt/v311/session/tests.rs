@@ -194,12 +194,9 @@ fn config_is_checked() {
         Session::new(options("c", true), &mut buf, 2).err(),
         Some(ConfigError::BufferTooSmall)
     );
+    // The CONNECT needs no room in the transmit buffer.
     let id = "d".repeat(60);
-    assert_eq!(
-        Session::new(options(&id, true), &mut buf, 16).err(),
-        Some(ConfigError::BufferTooSmall),
-        "the CONNECT does not fit 48 bytes"
-    );
+    assert!(Session::new(options(&id, true), &mut buf, 16).is_ok());
     let mut o = options("c", true);
     o.will = Some(("a/#", b"x", QoS::AtMostOnce, false));
     assert_eq!(
@@ -431,6 +428,7 @@ fn malformed_packets_are_typed_errors_and_end_the_connection() {
         io.push(bad);
         let r = drive(conn.poll(), 100).unwrap();
         assert_eq!(r.err(), Some(Error::Protocol), "{bad:x?}");
+        assert!(!conn.is_connected());
         let r = drive(conn.poll(), 100).unwrap();
         assert_eq!(r.err(), Some(Error::Disconnected), "{bad:x?}");
     }
@@ -588,4 +586,32 @@ fn a_qos0_publish_cancelled_mid_write_is_finished_by_the_next_poll() {
     assert!(matches!(drive(conn.poll(), 100), Some(Ok(None))));
     let p = packets(&io.take_written());
     assert_eq!(p, [(0x30, [&[0, 4][..], b"up/x", &[1; 20]].concat())]);
+}
+
+#[test]
+fn a_transmit_buffer_full_of_unacknowledged_messages_still_connects_and_resends() {
+    let id = "i".repeat(150);
+    let mut buf = [0u8; 64 + 120];
+    let mut session = Session::new(options(&id, false), &mut buf, 64).unwrap();
+    let op = {
+        let mut conn = drive(session.connect(Script::new(&CONNACK_FRESH)), 100)
+            .unwrap()
+            .unwrap();
+        drive(conn.publish("up", &[3; 110], QoS::AtLeastOnce), 100)
+            .unwrap()
+            .unwrap()
+            .unwrap()
+    };
+    assert_eq!(session.used, 118, "the buffer is nearly full");
+    let io = Script::new(&CONNACK_RESUMED);
+    let mut conn = drive(session.connect(io.clone()), 1000).unwrap().unwrap();
+    assert!(matches!(drive(conn.poll(), 100), Some(Ok(None))));
+    let p = packets(&io.take_written());
+    assert_eq!(p.len(), 2);
+    assert_eq!(p[0].0, 0x10);
+    assert_eq!(&p[0].1[12..12 + 150], id.as_bytes());
+    assert_eq!(p[1].0, 0x3A, "resent with DUP");
+    io.push(&[0x40, 0x02, 0x00, 0x01]);
+    assert!(matches!(drive(conn.poll(), 100), Some(Ok(None))));
+    assert!(conn.is_complete(&op));
 }

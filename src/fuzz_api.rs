@@ -1223,6 +1223,133 @@ pub fn mqtt_session(data: &[u8]) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// MQTT 3.1.1: the codec and the session
+// ---------------------------------------------------------------------------------------------
+
+/// The MQTT 3.1.1 client against a broker that sends arbitrary bytes.
+///
+/// First the decoder alone: each packet framed in the input (fixed header by
+/// `codec::parse_header`) is decoded; a PUBLISH that decodes must encode back to the same body.
+/// Then a [`Session`](crate::mqtt::v311::Session) (receive buffer of arbitrary size, clean
+/// session on or off): CONNECT (the input often starts with a CONNACK), a subscribe and
+/// publishes of QoS 0 and 1, then `poll` until the input ends, with reads that wait and polls
+/// dropped half-way; then a second connection on the same session with the rest of the input.
+/// Inbound messages never exceed the receive buffer, the session's bookkeeping stays
+/// consistent, and every operation is exactly one of pending, complete or invalidated. Must
+/// never panic otherwise.
+#[cfg(feature = "mqtt311")]
+pub fn mqtt311(data: &[u8]) {
+    use crate::mqtt::v311::{Options, QoS, Session, codec};
+    // The decoder over the raw bytes.
+    let mut rest = data;
+    while let Ok(Some((first, len, h))) = codec::parse_header(rest) {
+        let Some(body) = rest.get(h..h + len) else {
+            break;
+        };
+        if let Ok(codec::Packet::Publish(p)) = codec::decode(first, body) {
+            assert!(p.qos <= 2 && !p.topic.is_empty());
+            let mut out = [0u8; 4096];
+            if let Ok(n) =
+                codec::encode_publish(&mut out, p.topic, p.payload, p.qos, p.retain, p.dup, p.id)
+            {
+                let (_, _, h2) = codec::parse_header(&out[..n]).unwrap().unwrap();
+                assert_eq!(
+                    &out[h2..n],
+                    body,
+                    "a PUBLISH does not encode back to itself"
+                );
+            }
+        }
+        rest = &rest[h + len..];
+    }
+
+    let mut s = Src(data);
+    let mode = s.u8();
+    let rx_size = [4, 16, 64, 200][usize::from(mode % 4)];
+    let clean_session = mode & 4 != 0;
+    let options = Options {
+        client_id: "fuzz-311",
+        keepalive_s: 60,
+        clean_session,
+        auth: Some(("user", b"password")),
+        will: None,
+    };
+    let mut buffer = [0u8; 1024];
+    let Ok(mut session) = Session::new(options, &mut buffer, rx_size) else {
+        return;
+    };
+    let first = usize::from(s.u16() % 2048);
+    let mut ops: heapless::Vec<crate::mqtt::v311::Op, 32> = heapless::Vec::new();
+    for round in 0..2 {
+        let seed = s.u8();
+        let max = usize::from(s.u8()) + 1;
+        let stall = s.u8();
+        let actions = s.u8();
+        let input = if round == 0 { s.bytes(first) } else { s.rest() };
+        let io = FuzzIo::new(input, seed, max, stall, round == 1);
+        let run = async {
+            let Ok(mut conn) = session.connect(io).await else {
+                return;
+            };
+            if actions & 1 != 0
+                && let Ok(op) = conn.subscribe(&[("down/+", QoS::AtLeastOnce)]).await
+            {
+                let _ = ops.push(op);
+            }
+            for k in 0..(actions >> 1) % 8 {
+                let qos = if k % 2 == 0 {
+                    QoS::AtLeastOnce
+                } else {
+                    QoS::AtMostOnce
+                };
+                match conn.publish("up/fuzz", &[k; 40], qos).await {
+                    Ok(Some(op)) => {
+                        let _ = ops.push(op);
+                    }
+                    Ok(None) => {}
+                    Err(_) => break,
+                }
+            }
+            let mut polls = 0;
+            loop {
+                polls += 1;
+                if polls > 2_000 {
+                    break;
+                }
+                // A poll that waits is dropped and started again (as `select` does).
+                match drive(conn.poll(), 3) {
+                    Some(Ok(Some(m))) => {
+                        assert!(
+                            m.payload().len() <= rx_size,
+                            "a message larger than the buffer"
+                        );
+                        assert!(m.topic().len() <= rx_size);
+                    }
+                    Some(Ok(None)) | None => {}
+                    Some(Err(crate::mqtt::v311::Error::SubscribeRefused)) => {}
+                    Some(Err(_)) => break,
+                }
+                assert!(conn.session().is_consistent());
+            }
+        };
+        let _ = drive(run, 50_000);
+        assert!(session.is_consistent(), "the session's bookkeeping broke");
+        for op in &ops {
+            let states = [
+                session.is_pending(op),
+                session.is_complete(op),
+                session.is_invalidated(op),
+            ];
+            assert_eq!(
+                states.iter().filter(|b| **b).count(),
+                1,
+                "an operation in {states:?}"
+            );
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 // Cloud answers
 // ---------------------------------------------------------------------------------------------
 
@@ -1482,6 +1609,8 @@ mod tests {
             ("mqtt_guard", super::mqtt_guard),
             #[cfg(feature = "mqtt")]
             ("mqtt_session", super::mqtt_session),
+            #[cfg(feature = "mqtt311")]
+            ("mqtt311", super::mqtt311),
             #[cfg(feature = "aliyun")]
             ("aliyun_register", super::aliyun_register),
             #[cfg(feature = "aws")]

@@ -10,7 +10,11 @@
 //! `openssl` (`openssl`) — and, if some are missing, installs their packages with
 //! `apt-get update && apt-get install -y ...` when it runs as root on a machine with
 //! `apt-get`. When it cannot, it stops before building or running anything, prints the exact
-//! install line and exits with status 2. Then it runs
+//! install line and exits with status 2. It also installs the MQTT 3.1.1 broker `amqtt` (from
+//! PyPI, pinned: [`AMQTT`]) into a Python virtual environment under the target directory
+//! (`<target>/amqtt-venv`, made with `python3 -m venv`; Debian's `python3-venv` is installed
+//! with apt-get when that is missing and it runs as root) and hands its path to the tests in
+//! `QUECTEL_AMQTT` (`tests/mqtt311.rs`). Then it runs
 //!
 //! ```text
 //! cargo test --workspace --features quectel/mqtt,quectel/mcu-tls,quectel/aws,quectel/aliyun [ARGS...]
@@ -36,6 +40,12 @@ const TOOLS: [(&str, &str); 5] = [
     ("openssl", "openssl"),
 ];
 
+/// The amqtt release the MQTT 3.1.1 tests run against (needs Python 3.10 or later).
+const AMQTT: &str = "amqtt==0.12.1";
+
+/// The variable that tells the tests where the `amqtt` program is.
+const AMQTT_VAR: &str = "QUECTEL_AMQTT";
+
 /// Directories that hold system programs but are not on every user's `PATH` (Debian installs
 /// `mosquitto` in `/usr/sbin`).
 const SBIN: [&str; 3] = ["/usr/sbin", "/sbin", "/usr/local/sbin"];
@@ -45,7 +55,7 @@ usage: cargo xtask <task>
 
 tasks:
   test [ARGS...]  install what the tests need if it is missing (mosquitto, mosquitto-clients,
-                  openssl; apt-get, as root), then run
+                  openssl; apt-get, as root; amqtt in <target>/amqtt-venv), then run
                   cargo test --workspace --features quectel/mqtt,quectel/mcu-tls,quectel/aws,quectel/aliyun [ARGS...]
   help            this text";
 
@@ -83,11 +93,19 @@ fn test(extra: Vec<OsString>) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let amqtt = match ensure_amqtt(&target_dir()) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("xtask: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut cmd = Command::new(cargo);
     cmd.args(["test", "--workspace", "--features", TEST_FEATURES])
         .args(&extra)
-        .env("PATH", path);
+        .env("PATH", path)
+        .env(AMQTT_VAR, &amqtt);
     // `cargo run` gave this process the variables of the xtask package (CARGO_MANIFEST_DIR,
     // CARGO_PKG_NAME, ...). Build scripts that read them (ring's) would see a change and run
     // again, so that `cargo test` and `cargo xtask test` would rebuild each other's crates.
@@ -204,6 +222,106 @@ fn ensure_tools(dirs: &mut Vec<PathBuf>) -> Result<(), String> {
     Ok(())
 }
 
+/// The workspace's target directory: `CARGO_TARGET_DIR`, or `target/` beside the workspace
+/// manifest.
+fn target_dir() -> PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(d) if !d.is_empty() => PathBuf::from(d),
+        _ => Path::new(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .unwrap_or(Path::new("."))
+            .join("target"),
+    }
+}
+
+/// The lines a person runs to install amqtt where [`ensure_amqtt`] would.
+fn amqtt_install_line(venv: &Path) -> String {
+    format!(
+        "python3 -m venv {v} && {v}/bin/pip install {AMQTT}",
+        v = venv.display()
+    )
+}
+
+/// Makes `<target>/amqtt-venv/bin/amqtt` the pinned amqtt ([`AMQTT`]): creates the virtual
+/// environment (installing Debian's `python3-venv` with apt-get if `venv` is missing and this
+/// runs as root) and installs amqtt with its pip. Returns the program's path; `Err` says why
+/// not, with the install line.
+fn ensure_amqtt(target: &Path) -> Result<PathBuf, String> {
+    let venv = target.join("amqtt-venv");
+    let program = venv.join("bin").join("amqtt");
+    // The pin that was installed: a new pin installs again.
+    let stamp = venv.join("quectel-installed");
+    if is_executable(&program) && std::fs::read_to_string(&stamp).is_ok_and(|s| s == AMQTT) {
+        println!("xtask: found {AMQTT} in {}", venv.display());
+        return Ok(program);
+    }
+    let line = amqtt_install_line(&venv);
+    let fail = |why: String| {
+        format!(
+            "cannot install {AMQTT} (the MQTT 3.1.1 broker of tests/mqtt311.rs): {why}. \
+             Install it, then run `cargo xtask test` again:\n\n    {line}\n"
+        )
+    };
+    let python = ["python3", "/usr/bin/python3"]
+        .into_iter()
+        .find(|p| {
+            Command::new(p)
+                .args([
+                    "-c",
+                    "import sys; sys.exit(0 if sys.version_info >= (3, 10) else 1)",
+                ])
+                .status()
+                .is_ok_and(|s| s.success())
+        })
+        .ok_or_else(|| fail("no python3 of version 3.10 or later".into()))?;
+    println!("xtask: installing {AMQTT} into {}", venv.display());
+    let make_venv = || {
+        Command::new(python)
+            .args(["-m", "venv", "--clear"])
+            .arg(&venv)
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if !make_venv() {
+        // Debian's python3 has venv in a package of its own.
+        let apt = find_in(
+            &std::env::split_paths("/usr/bin:/bin").collect::<Vec<_>>(),
+            "apt-get",
+        );
+        let Some(apt) = apt.filter(|_| is_root()) else {
+            return Err(fail(format!(
+                "`{python} -m venv` failed (Debian: apt-get install -y python3-venv, as root)"
+            )));
+        };
+        for args in [&["update"][..], &["install", "-y", "python3-venv"]] {
+            println!("xtask: $ {} {}", apt.display(), args.join(" "));
+            let ok = Command::new(&apt)
+                .args(args)
+                .env("DEBIAN_FRONTEND", "noninteractive")
+                .status()
+                .is_ok_and(|s| s.success());
+            if !ok {
+                return Err(fail(format!("`apt-get {}` failed", args.join(" "))));
+            }
+        }
+        if !make_venv() {
+            return Err(fail(format!("`{python} -m venv` failed")));
+        }
+    }
+    let pip = venv.join("bin").join("pip");
+    let ok = Command::new(&pip)
+        .args(["install", "--disable-pip-version-check", "--quiet", AMQTT])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok || !is_executable(&program) {
+        return Err(fail(format!("`{} install {AMQTT}` failed", pip.display())));
+    }
+    std::fs::write(&stamp, AMQTT)
+        .map_err(|e| fail(format!("cannot write {}: {e}", stamp.display())))?;
+    println!("xtask: installed {AMQTT}");
+    Ok(program)
+}
+
 /// The tools of [`TOOLS`] that neither `dirs` nor an sbin directory has. An sbin directory
 /// that has one is appended to `dirs`.
 fn find_tools(dirs: &mut Vec<PathBuf>) -> Vec<&'static str> {
@@ -292,6 +410,14 @@ mod tests {
         );
         assert_eq!(packages_for(&["openssl"]), ["openssl"]);
         assert!(packages_for(&[]).is_empty());
+    }
+
+    #[test]
+    fn the_amqtt_install_line_names_the_pin_and_the_venv() {
+        assert_eq!(
+            amqtt_install_line(Path::new("/t/amqtt-venv")),
+            "python3 -m venv /t/amqtt-venv && /t/amqtt-venv/bin/pip install amqtt==0.12.1"
+        );
     }
 
     #[test]

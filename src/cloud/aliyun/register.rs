@@ -13,6 +13,7 @@ use super::{
 };
 use crate::Error;
 use crate::cloud::CloudError;
+use crate::mqtt::v311::codec::{self, Packet};
 
 /// Which dynamic registration (`authType`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -545,12 +546,7 @@ where
     }
 }
 
-/// Packet types (high nibble of the first byte).
-const CONNACK: u8 = 2;
-const PUBLISH: u8 = 3;
-const SUBACK: u8 = 9;
-const PINGRESP: u8 = 13;
-
+/// Appends the storage format's fields to a buffer, refusing to overflow it.
 struct Out<'b> {
     buf: &'b mut [u8],
     len: usize,
@@ -570,44 +566,17 @@ impl Out<'_> {
         Ok(())
     }
 
-    /// An MQTT UTF-8 string: 16-bit length, then the bytes.
-    fn put_str(&mut self, s: &str) -> Result<(), CloudError> {
-        let n = u16::try_from(s.len()).map_err(|_| CloudError::RequestTooLarge)?;
-        self.put(&n.to_be_bytes())?;
-        self.put(s.as_bytes())
-    }
-
     /// A field of the storage format: 8-bit length, then the bytes.
     fn put_short(&mut self, s: &str) -> Result<(), CloudError> {
         let n = u8::try_from(s.len()).map_err(|_| CloudError::RequestTooLarge)?;
         self.put(&[n])?;
         self.put(s.as_bytes())
     }
-
-    /// A fixed header: type and flags, then the remaining length.
-    fn put_header(&mut self, first: u8, remaining: usize) -> Result<(), CloudError> {
-        self.put(&[first])?;
-        let mut n = remaining;
-        if n > 268_435_455 {
-            return Err(CloudError::RequestTooLarge);
-        }
-        loop {
-            let mut b = (n % 128) as u8;
-            n /= 128;
-            if n > 0 {
-                b |= 0x80;
-            }
-            self.put(&[b])?;
-            if n == 0 {
-                return Ok(());
-            }
-        }
-    }
 }
 
-/// The encoded size of an MQTT string (saturating: a size that large fails `put_header`).
-fn str_len(s: &str) -> usize {
-    s.len().saturating_add(2)
+/// An outbound packet that does not fit `buf`, or an MQTT field too long.
+fn request_error(_: codec::CodecError) -> CloudError {
+    CloudError::RequestTooLarge
 }
 
 /// Writes and flushes `bytes`. (`Write::write_all` panics when a write returns 0; a closed
@@ -642,29 +611,25 @@ where
     })
 }
 
-/// Reads one packet into `buf`: returns its first byte and the length of its body.
+/// Reads one packet into `buf` (its fixed header parsed by the MQTT 3.1.1 codec): returns its
+/// first byte and the length of its body.
 async fn read_packet<IO>(io: &mut IO, buf: &mut [u8]) -> Result<(u8, usize), CloudError>
 where
     IO: Read,
     CloudError: From<IO::Error>,
 {
-    let mut byte = [0u8; 1];
-    read_exact(io, &mut byte).await?;
-    let first = byte[0];
-    let mut len = 0usize;
-    let mut shift = 0u32;
-    loop {
-        read_exact(io, &mut byte).await?;
-        len |= usize::from(byte[0] & 0x7f) << shift;
-        if byte[0] & 0x80 == 0 {
-            break;
+    let mut hdr = [0u8; codec::MAX_HEADER];
+    let mut got = 0usize;
+    let (first, len) = loop {
+        let byte = hdr.get_mut(got..=got).ok_or(CloudError::InvalidResponse)?;
+        read_exact(io, byte).await?;
+        got = got.saturating_add(1);
+        match codec::parse_header(hdr.get(..got).unwrap_or_default()) {
+            Ok(Some((first, len, _))) => break (first, len),
+            Ok(None) => {}
+            Err(_) => return Err(CloudError::InvalidResponse),
         }
-        shift = shift.saturating_add(7);
-        if shift > 21 {
-            // More than four length bytes.
-            return Err(CloudError::InvalidResponse);
-        }
-    }
+    };
     let capacity = buf.len();
     let Some(body) = buf.get_mut(..len) else {
         return Err(CloudError::ResponseTooLarge {
@@ -768,34 +733,30 @@ where
     // The server drops a client silent for 1.5 × keep-alive: never before our own timeout.
     let keepalive = (reg.timeout.as_secs().saturating_mul(2)).clamp(60, 1200) as u16;
 
-    // CONNECT: protocol "MQTT" level 4, flags user name + password + clean session.
-    let remaining = str_len(&client_id)
-        .saturating_add(str_len(&username))
-        .saturating_add(str_len(password.as_str()))
-        .saturating_add(10);
-    let mut out = Out { buf, len: 0 };
-    out.put_header(0x10, remaining)?;
-    out.put_str("MQTT")?;
-    out.put(&[4, 0xC2])?;
-    out.put(&keepalive.to_be_bytes())?;
-    out.put_str(&client_id)?;
-    out.put_str(&username)?;
-    out.put_str(password.as_str())?;
-    let len = out.len;
+    // CONNECT: protocol level 4, user name + password + clean session.
+    let connect = codec::Connect {
+        client_id: &client_id,
+        keepalive_s: keepalive,
+        clean_session: true,
+        auth: Some((&username, password.as_str().as_bytes())),
+        will: None,
+    };
+    let len = connect.encode(buf).map_err(request_error)?;
     debug!("aliyun: registration CONNECT ({} bytes)", len);
     write_all(io, buf.get(..len).unwrap_or_default()).await?;
 
     let (first, n) = read_packet(io, buf).await?;
-    if first != CONNACK << 4 || n != 2 {
+    let body = buf.get(..n).unwrap_or_default();
+    let Ok(Packet::ConnAck { code, .. }) = codec::decode(first, body) else {
         return Err(CloudError::InvalidResponse);
-    }
-    match buf.get(1).copied() {
-        Some(0) => {}
-        Some(4) => return Err(CloudError::BadCredentials),
-        Some(5) if reg.kind == RegistrationKind::Register => {
+    };
+    match code {
+        0 => {}
+        4 => return Err(CloudError::BadCredentials),
+        5 if reg.kind == RegistrationKind::Register => {
             return Err(CloudError::AlreadyActivated);
         }
-        Some(code @ 1..=5) => {
+        1..=5 => {
             return Err(CloudError::Rejected {
                 status: u16::from(code),
             });
@@ -806,50 +767,25 @@ where
 
     let topic = reg.kind.result_topic();
     if reg.subscribe {
-        let mut out = Out { buf, len: 0 };
-        out.put_header(0x82, str_len(topic).saturating_add(3))?;
-        out.put(&1u16.to_be_bytes())?;
-        out.put_str(topic)?;
-        out.put(&[1])?;
-        let len = out.len;
+        let len = codec::encode_subscribe(buf, 1, &[(topic, 1)]).map_err(request_error)?;
         write_all(io, buf.get(..len).unwrap_or_default()).await?;
     }
 
     loop {
         let (first, n) = read_packet(io, buf).await?;
         let body = buf.get(..n).unwrap_or_default();
-        match first >> 4 {
-            PUBLISH => {
-                let qos = (first >> 1) & 3;
-                if qos > 1 {
-                    // Aliyun publishes with QoS 0 or 1 only; 3 is not valid MQTT.
-                    return Err(CloudError::InvalidResponse);
-                }
-                let (&[hi, lo], rest) = body
-                    .split_first_chunk::<2>()
-                    .ok_or(CloudError::InvalidResponse)?;
-                let topic_len = usize::from(u16::from_be_bytes([hi, lo]));
-                let (name, mut rest) = rest
-                    .split_at_checked(topic_len)
-                    .ok_or(CloudError::InvalidResponse)?;
-                let mut packet_id = None;
-                if qos == 1 {
-                    let (id, tail) = rest
-                        .split_first_chunk::<2>()
-                        .ok_or(CloudError::InvalidResponse)?;
-                    packet_id = Some(*id);
-                    rest = tail;
-                }
-                let answer = if name == topic.as_bytes() {
-                    Some(parse_answer(reg.kind, &reg.device, rest))
+        match codec::decode(first, body) {
+            // Aliyun publishes with QoS 0 or 1 only.
+            Ok(Packet::Publish(p)) if p.qos <= 1 => {
+                let answer = if p.topic == topic {
+                    Some(parse_answer(reg.kind, &reg.device, p.payload))
                 } else {
                     debug!("aliyun: ignoring a message on another topic");
                     None
                 };
-                if let Some([hi, lo]) = packet_id {
-                    let puback = [0x40, 0x02, hi, lo];
+                if let Some(id) = p.id {
                     // Once the answer is here, a failed PUBACK no longer matters.
-                    if let Err(e) = write_all(io, &puback).await
+                    if let Err(e) = write_all(io, &codec::puback(id)).await
                         && answer.is_none()
                     {
                         return Err(e);
@@ -858,13 +794,12 @@ where
                 if let Some(answer) = answer {
                     let credentials = answer?;
                     // Done: say goodbye; the answer is what counts, not whether this arrives.
-                    let _ = write_all(io, &[0xE0, 0x00]).await;
+                    let _ = write_all(io, &codec::DISCONNECT_PACKET).await;
                     info!("aliyun: dynamic registration answered");
                     return Ok(credentials);
                 }
             }
-            SUBACK if first == 0x90 => {}
-            PINGRESP if first == 0xD0 => {}
+            Ok(Packet::SubAck { .. } | Packet::PingResp) => {}
             _ => return Err(CloudError::InvalidResponse),
         }
     }

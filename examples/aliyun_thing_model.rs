@@ -220,7 +220,10 @@ async fn device_flow(
         ssl_ctx: 2,
         tls: TlsConfig::new(ca.as_bytes()),
     };
-    let config = creds.mqtt_config("localhost", cloud.port(), transport, Apn::new("internet"));
+    // MQTT 3.1.1, as on an Aliyun public instance (mqtt_config's choice).
+    let config = creds
+        .mqtt_config("localhost", cloud.port(), transport, Apn::new("internet"))
+        .map_err(step("MQTT configuration"))?;
     let mut mem = [0u8; 4096];
     let mut mqtt = Mqtt::new(config, &mut mem, 2048).map_err(step("MQTT client"))?;
     let mut conn = mqtt.connect(modem).await.map_err(step("MQTT connect"))?;

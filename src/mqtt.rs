@@ -720,6 +720,8 @@ type Subscriptions =
     heapless::Vec<(heapless::String<MAX_STORED_TOPIC_LEN>, QoS), MAX_SUBSCRIPTIONS>;
 
 /// The session of either version.
+// One per client, in place: without a heap there is nothing to box into.
+#[allow(clippy::large_enum_variant)]
 enum Proto<'buf> {
     V5(minimq::Session<'buf>),
     #[cfg(feature = "mqtt311")]

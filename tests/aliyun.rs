@@ -416,7 +416,9 @@ fn thing_model_post_set_and_rrpc() {
         let creds = MqttCredentials::builder(device, SECRET).build().unwrap();
         let tls = TlsConfig::new(ca.as_bytes());
         let transport = Transport::ModemTls { ssl_ctx: 2, tls };
-        let cfg = creds.mqtt_config("localhost", port, transport, Apn::new("internet"));
+        let cfg = creds
+            .mqtt_config("localhost", port, transport, Apn::new("internet"))
+            .unwrap();
         let mut buf = [0u8; 4096];
         let mut mqtt = Mqtt::new(cfg, &mut buf, 2048).unwrap();
         let mut conn = mqtt.connect(m).await.unwrap();

@@ -108,7 +108,10 @@ fn handshakes(port: u16, version: &str) -> bool {
 }
 
 /// The cloud side of the Aliyun stand-in: records what the device publishes.
-fn aliyun_cloud(broker: &Broker) -> (Responder, Arc<Mutex<Vec<(String, Vec<u8>)>>>) {
+/// What the cloud received: (topic, payload).
+type Seen = Arc<Mutex<Vec<(String, Vec<u8>)>>>;
+
+fn aliyun_cloud(broker: &Broker) -> (Responder, Seen) {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let s = seen.clone();
     let lines = support::broker::Lines::default();
@@ -118,7 +121,11 @@ fn aliyun_cloud(broker: &Broker) -> (Responder, Arc<Mutex<Vec<(String, Vec<u8>)>
         "aliyun-cloud-one-api".into(),
         Responder::tls(&broker.pki().ca_pem, None),
         Some((CLOUD_USER.into(), CLOUD_PASSWORD.into())),
-        vec![(format!("/sys/{PK}/{DN}/#"), rumqttc::QoS::AtLeastOnce)],
+        // Everything a device may send to the platform, whichever device.
+        vec![
+            ("/sys/#".into(), rumqttc::QoS::AtLeastOnce),
+            ("/+/+/user/#".into(), rumqttc::QoS::AtLeastOnce),
+        ],
         lines,
         None,
         move |_, msg| {

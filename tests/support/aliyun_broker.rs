@@ -63,8 +63,8 @@ use std::time::{Duration, Instant};
 use hmac::{Hmac, Mac};
 
 use crate::broker::{
-    Broker, BrokerOptions, Ctx, Lines, Responder, START_TIMEOUT, hex, json_str, random_bytes,
-    sighup,
+    Access, Acl, Broker, BrokerOptions, Ctx, Lines, Responder, START_TIMEOUT, hex, json_str,
+    random_bytes, sighup,
 };
 
 /// What the stand-in serves.
@@ -492,9 +492,22 @@ impl AliyunCloud {
             .collect::<Result<Vec<_>, String>>()?;
 
         let cloud_password = format!("cloud-{}", hex(&random_bytes(8)));
+        // What a public instance allows: TLS 1.2 at most, and each device only its own topics
+        // (the platform's side, `aliyun-cloud`, everything). `$SYS` stays readable for the
+        // log the responder follows.
+        let mut acl =
+            Acl::empty()
+                .full_access("aliyun-cloud")
+                .grant("aliyun-cloud", Access::Read, "$SYS/#");
+        for dn in o.devices.iter().chain(o.flashed.iter().map(|f| &f.0)) {
+            acl = acl.aliyun_device(pk, dn);
+        }
         let broker = Broker::start(BrokerOptions {
             passwords: Some(vec![("aliyun-cloud".into(), cloud_password.clone())]),
             log_topic: true,
+            tls_max_1_2: true,
+            password_acl: true,
+            acl,
             ..BrokerOptions::default()
         });
         let lines = Lines::default();

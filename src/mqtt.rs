@@ -842,13 +842,21 @@ impl<'c: 'buf, 'buf> Mqtt<'c, 'buf> {
     /// Inbound messages dropped so far because they did not fit the receive buffer (see
     /// [`DroppedMessage`]), over the life of this client.
     pub fn dropped_messages(&self) -> u32 {
-        self.dropped.lock(|l| l.borrow().count)
+        match &self.session {
+            Proto::V5(_) => self.dropped.lock(|l| l.borrow().count),
+            #[cfg(feature = "mqtt311")]
+            Proto::V311(s) => s.dropped(),
+        }
     }
 
     /// The last inbound message dropped because it did not fit the receive buffer, if any
     /// (left in place; [`MqttConnection::take_dropped`] takes it).
     pub fn last_dropped(&self) -> Option<DroppedMessage> {
-        self.dropped.lock(|l| l.borrow().last.clone())
+        match &self.session {
+            Proto::V5(_) => self.dropped.lock(|l| l.borrow().last.clone()),
+            #[cfg(feature = "mqtt311")]
+            Proto::V311(s) => s.last_dropped().cloned(),
+        }
     }
 
     /// Stops subscribing to `topic` after future connections.
@@ -1582,13 +1590,21 @@ impl<'s, 'buf, IO: MqttIo> MqttConnection<'s, 'buf, IO> {
     /// Inbound messages dropped so far because they did not fit the receive buffer (see
     /// [`DroppedMessage`]), over the life of the [`Mqtt`] client.
     pub fn dropped_messages(&self) -> u32 {
-        self.dropped.lock(|l| l.borrow().count)
+        match &self.conn {
+            Conn::V5(_) => self.dropped.lock(|l| l.borrow().count),
+            #[cfg(feature = "mqtt311")]
+            Conn::V311(c) => c.dropped(),
+        }
     }
 
     /// Takes the last inbound message dropped because it did not fit the receive buffer (the
     /// count stays).
     pub fn take_dropped(&mut self) -> Option<DroppedMessage> {
-        self.dropped.lock(|l| l.borrow_mut().last.take())
+        match &mut self.conn {
+            Conn::V5(_) => self.dropped.lock(|l| l.borrow_mut().last.take()),
+            #[cfg(feature = "mqtt311")]
+            Conn::V311(c) => c.take_dropped(),
+        }
     }
 
     /// Whether the broker resumed the previous session (subscriptions kept, in-flight QoS 1

@@ -237,6 +237,11 @@ impl<'a> Session<'a> {
         self.last_dropped.take()
     }
 
+    /// The last inbound packet skipped because it did not fit `rx_size`, left in place.
+    pub fn last_dropped(&self) -> Option<&DroppedMessage> {
+        self.last_dropped.as_ref()
+    }
+
     /// Whether the session's bookkeeping holds together (for the fuzz harness): the slots lie
     /// back to back in the transmit buffer, none is written beyond its length, at most one is
     /// written in part, at most [`MAX_INFLIGHT`] wait for an acknowledgement, packet ids are

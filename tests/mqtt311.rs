@@ -290,7 +290,9 @@ async fn v311_client_against_amqtt() {
     }
 
     // While the device is away, another client publishes on a topic its session subscribed to:
-    // the broker keeps the QoS 1 message for the session.
+    // the broker keeps the QoS 1 message for the session. (amqtt keeps it only once it has
+    // processed the DISCONNECT: give it a moment.)
+    tokio::time::sleep(StdDuration::from_millis(500)).await;
     {
         let mut other_buf = vec![0u8; 2048];
         let mut other = Session::new(

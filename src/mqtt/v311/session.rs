@@ -664,8 +664,11 @@ impl<'s, 'a, IO: Read + Write> Connection<'s, 'a, IO> {
         self.session
     }
 
-    /// Whether a message of `qos` can be taken now (the connection is live, and there is a
-    /// free slot; the transmit buffer's room is checked by `publish`).
+    /// Whether a message of `qos` can be taken now: the connection is live and there is a free
+    /// slot. Then `publish` takes the message before it writes anything (if it fits the free
+    /// transmit room; if not it is [`Error::NotReady`] with nothing written): a transport
+    /// error from that `publish` leaves a QoS 1 message in the session, sent again on a resumed
+    /// session. When it is `false`, a `publish` that fails took nothing.
     pub fn can_publish(&self, qos: QoS) -> bool {
         let s = &*self.session;
         if !self.live || s.slots.is_full() || s.used >= s.tx.len() {
@@ -1055,6 +1058,7 @@ impl<'s, 'a, IO: Read + Write> Connection<'s, 'a, IO> {
     /// buffer yet is [`Error::NotReady`], never is [`Error::BufferTooSmall`].
     ///
     /// Cancelled after the message was taken, it is still sent (by the next call or `poll`).
+    /// See [`Connection::can_publish`] for when a failed `publish` kept the message.
     pub async fn publish(
         &mut self,
         topic: &str,
@@ -1073,16 +1077,16 @@ impl<'s, 'a, IO: Read + Write> Connection<'s, 'a, IO> {
         if qos == QoS::AtLeastOnce {
             self.check_room()?;
         }
-        if !self.can_publish(qos) || size > self.session.tx.len().saturating_sub(self.session.used)
-        {
-            // Write what waits; acknowledgements may free room.
+        let fits = |c: &Self| size <= c.session.tx.len().saturating_sub(c.session.used);
+        if !self.can_publish(qos) {
+            // No free slot (QoS 0 messages waiting to be written): write them; the caller tries
+            // again (taking nothing here keeps `can_publish` a promise).
             self.flush_all().await?;
-            if qos == QoS::AtMostOnce && !self.can_publish(qos) {
-                return Err(Error::NotReady);
-            }
-            if size > self.session.tx.len().saturating_sub(self.session.used) {
-                return Err(Error::NotReady);
-            }
+            return Err(Error::NotReady);
+        }
+        if !fits(self) {
+            // The room comes with acknowledgements: `poll`. Nothing was written.
+            return Err(Error::NotReady);
         }
         let op = if qos == QoS::AtLeastOnce {
             let (id, op) = self.new_op(Kind::Publish1);

@@ -615,3 +615,30 @@ fn a_transmit_buffer_full_of_unacknowledged_messages_still_connects_and_resends(
     assert!(matches!(drive(conn.poll(), 100), Some(Ok(None))));
     assert!(conn.is_complete(&op));
 }
+
+#[test]
+fn can_publish_tells_whether_a_failed_publish_kept_the_message() {
+    let mut buf = [0u8; 64 + 200];
+    let mut session = Session::new(options("dev", false), &mut buf, 64).unwrap();
+    let io = Script::new(&CONNACK_FRESH);
+    let mut conn = drive(session.connect(io.clone()), 100).unwrap().unwrap();
+    // Room: the message is taken before the write that fails, and kept.
+    assert!(conn.can_publish(QoS::AtLeastOnce));
+    io.write_budget.set(Some(0));
+    assert!(drive(conn.publish("up", &[1; 50], QoS::AtLeastOnce), 10).is_none());
+    assert!(
+        !conn.session().is_publish_quiescent(),
+        "taken before the write"
+    );
+    // Not enough room for a second one: NotReady, and nothing written or taken.
+    io.write_budget.set(None);
+    let before = io.written.borrow().len();
+    let r = drive(conn.publish("up", &[2; 150], QoS::AtLeastOnce), 10).unwrap();
+    assert_eq!(r, Err(Error::NotReady));
+    assert_eq!(conn.session().slots.len(), 1);
+    assert_eq!(
+        io.written.borrow().len(),
+        before,
+        "NotReady wrote something"
+    );
+}

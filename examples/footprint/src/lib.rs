@@ -32,7 +32,7 @@ use embassy_sync::waitqueue::AtomicWaker;
 use embassy_time::{Duration, Timer, with_timeout};
 use embedded_io_async::{Read, Write};
 use quectel::asynch::{self, Apn, Config, Remote, Resources, SimStatus};
-use static_cell::{ConstStaticCell, StaticCell};
+use static_cell::ConstStaticCell;
 
 /// Ingress (line) buffer size (`Resources`' default).
 pub const N: usize = 256;

@@ -738,10 +738,16 @@ mod tests {
             "B2C9AF96273C92315CC9EB431ED90573A6850105"
         );
         assert_eq!(pw(SignMethod::HmacMd5), "7E2C52953F3DCFBBC313DE587AD83F74");
-        // The same password through the builder (default client id), and the 64-byte limit:
-        // with the timestamp the client id needs 82 bytes.
+        // The same password through the builder (default client id). With the timestamp the
+        // client id needs 80 bytes: above MQTT 5's 64 (`Mqtt::new` refuses it for
+        // `Version::V5`), fine for MQTT 3.1.1 and these credentials.
         let b = MqttCredentials::builder(device, secret).timestamp("2524608000000");
-        assert_eq!(b.build().unwrap_err(), CloudError::RequestTooLarge);
+        let long = b.build().unwrap();
+        assert_eq!(
+            long.client_id(),
+            "a1X2bEnP82z.example1|securemode=2,signmethod=hmacsha256,timestamp=2524608000000|"
+        );
+        assert_eq!(long.client_id().len(), 80);
         let creds = MqttCredentials::builder(device, secret).build().unwrap();
         assert_eq!(
             creds.client_id(),
@@ -797,26 +803,26 @@ mod tests {
     #[test]
     fn client_id_limit_is_an_error_not_a_truncation() {
         let device = Device::new("a1X2bEnP82z", "example1").unwrap();
-        // 28 + 36 = 64 bytes: fits exactly.
-        let id28 = "abcdefghijklmnopqrstuvwxyz01";
+        // 124 + 36 = 160 bytes: fits exactly.
+        let id124 = "a".repeat_into::<124>();
         let c = MqttCredentials::builder(device, "s")
-            .client_id(id28)
+            .client_id(&id124)
             .build()
             .unwrap();
         assert_eq!(c.client_id().len(), MQTT_CLIENT_ID_MAX);
-        let id29 = "abcdefghijklmnopqrstuvwxyz012";
+        let id125 = "a".repeat_into::<125>();
         let e = MqttCredentials::builder(device, "s")
-            .client_id(id29)
+            .client_id(&id125)
             .build()
             .unwrap_err();
         assert_eq!(e, CloudError::RequestTooLarge);
-        // connwl: 31 bytes of parameters leave 33 for the platform's client id.
-        let fits = "a".repeat_into::<33>();
+        // connwl: 31 bytes of parameters leave 129 for the platform's client id.
+        let fits = "a".repeat_into::<129>();
         let ok = MqttCredentials::connwl(device, &fits, "tok").unwrap();
         assert_eq!(ok.client_id().len(), MQTT_CLIENT_ID_MAX);
         assert!(ok.client_id().ends_with("|securemode=-2,authType=connwl|"));
         assert_eq!(ok.password(), b"tok");
-        let long = "a".repeat_into::<34>();
+        let long = "a".repeat_into::<130>();
         assert_eq!(
             MqttCredentials::connwl(device, &long, "tok").unwrap_err(),
             CloudError::RequestTooLarge

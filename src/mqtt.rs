@@ -740,6 +740,8 @@ pub struct Mqtt<'c, 'buf> {
     failures: u32,
     /// Modem boots at the last successful link preparation.
     prepared_boot: Option<u32>,
+    /// Modem starts (boots and PSM wakes) at the last successful link preparation.
+    prepared_start: Option<u32>,
     jitter: u32,
 }
 
@@ -790,6 +792,7 @@ impl<'c: 'buf, 'buf> Mqtt<'c, 'buf> {
             rx_size,
             failures: 0,
             prepared_boot: None,
+            prepared_start: None,
             jitter,
         })
     }
@@ -900,6 +903,12 @@ impl<'c: 'buf, 'buf> Mqtt<'c, 'buf> {
     /// Brings up what the link needs: the modem after a reboot (start-up, TLS context), and
     /// the data call.
     async fn prepare(&mut self, modem: &Modem<'_>) -> Result<(), MqttError> {
+        // A module in PSM takes no command: wake it through PWRKEY (with pins; without them,
+        // the application wakes it, e.g. through PON_TRIG, and the commands below wait).
+        if modem.state().psm_asleep && modem.can_hard_reset() {
+            info!("modem in PSM: waking it");
+            modem.power().wake().await?;
+        }
         let boots = modem.boots();
         if self.prepared_boot != Some(boots) {
             if self.prepared_boot.is_some() {
@@ -914,6 +923,17 @@ impl<'c: 'buf, 'buf> Mqtt<'c, 'buf> {
                 modem.configure_tls(*ssl_ctx, tls).await?;
             }
             self.prepared_boot = Some(modem.boots());
+            self.prepared_start = Some(modem.starts());
+        } else if self.prepared_start != Some(modem.starts()) {
+            // A PSM wake: the settings and TLS contexts are gone, the APN (saved by the
+            // module), the registration and normally the data call are not. Nothing the module
+            // still holds is sent again.
+            info!("modem woke from PSM since the last connection: resuming");
+            modem.resume().await?;
+            if let Transport::ModemTls { ssl_ctx, tls } = &self.config.transport {
+                modem.configure_tls(*ssl_ctx, tls).await?;
+            }
+            self.prepared_start = Some(modem.starts());
         }
         modem
             .network()

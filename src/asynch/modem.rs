@@ -94,6 +94,12 @@ pub(crate) struct Core {
     pub(crate) pins: core::sync::atomic::AtomicBool,
     /// A handle asks the runner to reset the module through its pins.
     pub(crate) reset: embassy_sync::signal::Signal<CriticalSectionRawMutex, ()>,
+    /// A handle asks the runner to wake the module from PSM (a PWRKEY pulse).
+    pub(crate) wake: embassy_sync::signal::Signal<CriticalSectionRawMutex, ()>,
+    /// The start (`State::starts`) whose forgotten settings were last applied.
+    pub(crate) settled: BlockingMutex<CriticalSectionRawMutex, Cell<u32>>,
+    /// `AT+QCFG="psm/urc",1` was sent: re-applied after every start.
+    pub(crate) psm_urc: core::sync::atomic::AtomicBool,
 }
 
 impl Core {
@@ -111,12 +117,16 @@ impl Core {
             config: Config::DEFAULT,
             pins: core::sync::atomic::AtomicBool::new(false),
             reset: embassy_sync::signal::Signal::new(),
+            wake: embassy_sync::signal::Signal::new(),
+            settled: BlockingMutex::new(Cell::new(0)),
+            psm_urc: core::sync::atomic::AtomicBool::new(false),
         }
     }
 
     /// Whether every registration change of the current boot comes as a URC (see `urcs_on`).
     pub(crate) fn registration_urcs_since_boot(&self) -> bool {
-        let boots = self.state.get().boots;
+        // Keyed on every `RDY`: a PSM wake forgets the URC settings as a boot does.
+        let boots = self.state.get().starts();
         boots > 0 && self.urcs_on.lock(Cell::get) == boots
     }
 
@@ -144,7 +154,8 @@ impl Core {
     /// before the driver started may keep what an earlier run set) and has not configured the
     /// context since.
     pub(crate) fn touch_ssl(&self, ctx: u8) -> bool {
-        let now = self.state.get().boots;
+        // SSL contexts are not kept through a PSM sleep either.
+        let now = self.state.get().starts();
         self.ssl_touched.lock(|c| {
             let (boots, mask) = c.get();
             let mask = if boots == now { mask } else { 0 };
@@ -344,29 +355,7 @@ impl<'a> Modem<'a> {
 
     /// After a reboot (echo already off): verbose errors, URCs, identity.
     pub(crate) async fn configure(&self) -> Result<Identity, Error> {
-        let cmee = general::SetCmee(2);
-        let urcs = [RegDomain::Cs, RegDomain::Ps, RegDomain::Eps]
-            .map(|domain| SetRegistrationUrc { domain, mode: 2 });
-        let boots = self.core.state.get().boots;
-        let together = self.core.config.registration_urcs
-            && self
-                .send(&general::Concat {
-                    parts: &[&cmee, &urcs[0], &urcs[1], &urcs[2]],
-                })
-                .await
-                .is_ok();
-        if together {
-            self.core.urcs_on.lock(|c| c.set(boots));
-        } else {
-            // One by one: registration URCs off, or a domain the model lacks (no CS on an
-            // NB-IoT-only firmware, say) refused the line.
-            self.send(&cmee).await?;
-            if self.core.config.registration_urcs {
-                for urc in &urcs {
-                    let _ = self.send(urc).await;
-                }
-            }
-        }
+        self.apply_settings().await?;
         let ati = self.send(&general::Identify).await?;
         let model = Model::from_ati(&ati.model);
         self.core.model.lock(|m| m.set(model));
@@ -389,6 +378,81 @@ impl<'a> Modem<'a> {
         })
     }
 
+    /// The settings a module forgets on every `RDY` (a boot or a PSM wake), echo already off:
+    /// verbose errors and registration URCs (`AT+CMEE=2;+CREG=2;+CGREG=2;+CEREG=2`, one line).
+    async fn apply_settings(&self) -> Result<(), Error> {
+        let cmee = general::SetCmee(2);
+        let urcs = [RegDomain::Cs, RegDomain::Ps, RegDomain::Eps]
+            .map(|domain| SetRegistrationUrc { domain, mode: 2 });
+        let starts = self.core.state.get().starts();
+        let together = self.core.config.registration_urcs
+            && self
+                .send(&general::Concat {
+                    parts: &[&cmee, &urcs[0], &urcs[1], &urcs[2]],
+                })
+                .await
+                .is_ok();
+        if together {
+            self.core.urcs_on.lock(|c| c.set(starts));
+        } else {
+            // One by one: registration URCs off, or a domain the model lacks (no CS on an
+            // NB-IoT-only firmware, say) refused the line.
+            self.send(&cmee).await?;
+            if self.core.config.registration_urcs {
+                for urc in &urcs {
+                    let _ = self.send(urc).await;
+                }
+            }
+        }
+        if self
+            .core
+            .psm_urc
+            .load(core::sync::atomic::Ordering::Relaxed)
+        {
+            // `AT+QCFG="psm/urc"` was switched on by this driver: keep it on.
+            let _ = self.send(&crate::command::power::SetPsmUrc(true)).await;
+        }
+        self.core.settled.lock(|c| c.set(starts));
+        Ok(())
+    }
+
+    /// After a PSM wake (`RDY` after `PSM POWER DOWN`, see [`Modem::wakes`]): re-applies what the
+    /// module forgot — echo off, `AT+CMEE`, the registration (and `+QPSMTIMER`) URCs — and asks
+    /// once (`AT+QIACT?`) which PDP contexts survived, so that only a context the network
+    /// dropped is activated again. Registration, the model and the IMEI are kept (no `ATI`, no
+    /// `AT+CGSN`). TLS contexts are configured again by the next
+    /// [`Modem::configure_tls`](Modem::configure_tls) (the MQTT client does it). Does nothing
+    /// when the settings of the current start are already applied. Returns whether it sent
+    /// anything.
+    pub async fn resume(&self) -> Result<bool, Error> {
+        let starts = self.core.state.get().starts();
+        if self.core.settled.lock(Cell::get) == starts {
+            return Ok(false);
+        }
+        let deadline = Instant::now().saturating_add(self.core.config.startup_timeout);
+        loop {
+            match self.send(&general::Echo(false)).await {
+                Ok(()) => break,
+                Err(Error::Timeout) | Err(Error::Rebooted) | Err(Error::Parse) => {}
+                Err(e) => return Err(e),
+            }
+            if Instant::now() >= deadline {
+                return Err(Error::NotResponding);
+            }
+            Timer::after(Duration::from_millis(300)).await;
+        }
+        self.apply_settings().await?;
+        // The one query: which contexts the module still holds.
+        let active = self.send(&crate::command::pdp::GetActiveContexts).await?;
+        for cid in 0u8..32 {
+            if self.core.known_active(cid) && !active.iter().any(|c| c.cid == cid && c.state) {
+                info!("PDP context {} did not survive the PSM sleep", cid);
+                self.core.set_active(cid, false);
+            }
+        }
+        Ok(true)
+    }
+
     /// Waits up to `timeout` until `f` returns `Some` for the driver's state (re-checked on
     /// every change). Cancel-safe.
     pub async fn wait_for_state<T>(
@@ -401,9 +465,22 @@ impl<'a> Modem<'a> {
             .map_err(|_| Error::Timeout)
     }
 
-    /// How many times the modem has booted (`RDY`) since the driver started.
+    /// How many times the modem has booted (`RDY` not after `PSM POWER DOWN`) since the driver
+    /// started.
     pub fn boots(&self) -> u32 {
         self.core.state.get().boots
+    }
+
+    /// How many times the modem woke from PSM (`RDY` after `PSM POWER DOWN`) since the driver
+    /// started: the settings are gone ([`Modem::resume`] re-applies them), registration and
+    /// PDP contexts normally are not.
+    pub fn wakes(&self) -> u32 {
+        self.core.state.get().wakes
+    }
+
+    /// Boots plus PSM wakes: every `RDY` since the driver started.
+    pub fn starts(&self) -> u32 {
+        self.core.state.get().starts()
     }
 
     /// Whether the module answers `AT` within [`Config::startup_timeout`] (tried every 300 ms).

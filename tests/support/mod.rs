@@ -95,3 +95,66 @@ pub async fn bring_up(m: &Modem<'static>) {
         .await
         .unwrap();
 }
+
+/// A PWRKEY pin for the runner ([`quectel::asynch::PowerPins`], active high) whose press
+/// reaches the mock modem ([`ModemHandle::pwrkey`]: wakes it from PSM).
+pub struct PwrkeyPin {
+    pub h: std::sync::Arc<ModemHandle>,
+    pub asserted: bool,
+    pub presses: std::sync::Arc<std::sync::atomic::AtomicU32>,
+}
+
+impl embedded_hal::digital::ErrorType for PwrkeyPin {
+    type Error = core::convert::Infallible;
+}
+
+impl embedded_hal::digital::OutputPin for PwrkeyPin {
+    fn set_high(&mut self) -> Result<(), Self::Error> {
+        self.asserted = true;
+        Ok(())
+    }
+    fn set_low(&mut self) -> Result<(), Self::Error> {
+        if self.asserted {
+            self.presses
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            self.h.pwrkey();
+        }
+        self.asserted = false;
+        Ok(())
+    }
+}
+
+/// [`with_modem_in`] with a runner that holds a [`PwrkeyPin`] on the mock; `body` also gets
+/// the number of presses so far.
+pub fn with_pwrkey_in<T, const N: usize, const S: usize, const R: usize>(
+    resources: &'static mut Resources<N, S, R>,
+    config: Config,
+    mock: MockModem,
+    body: impl AsyncFnOnce(&Modem<'static>, &ModemHandle, &std::sync::atomic::AtomicU32) -> T,
+) -> T {
+    let (rx, tx, end) = quectel_mock::duplex();
+    let h = std::sync::Arc::new(mock.spawn_on(end));
+    let presses = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let pin = PwrkeyPin {
+        h: h.clone(),
+        asserted: false,
+        presses: presses.clone(),
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async move {
+        let (runner, m) = asynch::new(resources, rx, tx, config);
+        let runner = runner.with_pins(asynch::PowerPins {
+            pwrkey: Some(pin),
+            reset: None,
+            active_high: true,
+        });
+        let body = tokio::time::timeout(StdDuration::from_secs(120), body(&m, &h, &presses));
+        match select(runner.run(), body).await {
+            Either::First(never) => never,
+            Either::Second(t) => t.expect("test body took over 120 s"),
+        }
+    })
+}

@@ -105,6 +105,7 @@ pub struct MockModem {
     drop_recv_urcs: u32,
     files: Vec<(String, Vec<u8>)>,
     psm_grant: Option<(Duration, Duration)>,
+    tls_alert_wait: Duration,
 }
 
 impl MockModem {
@@ -149,6 +150,7 @@ impl MockModem {
             drop_recv_urcs: 0,
             files: Vec::new(),
             psm_grant: None,
+            tls_alert_wait: crate::sockets::TLS_ALERT_WAIT,
         }
     }
 
@@ -356,6 +358,14 @@ impl MockModem {
     /// `AT+CPSMS` asks for (default: what was asked).
     pub fn psm_grant(mut self, tau: Duration, active: Duration) -> Self {
         self.psm_grant = Some((tau, active));
+        self
+    }
+
+    /// How long a TLS open waits after the handshake for a post-handshake alert before it
+    /// reports success (default [`TLS_ALERT_WAIT`](crate::TLS_ALERT_WAIT)). Shorter for tests
+    /// that open many connections to a broker that accepts the certificate.
+    pub fn tls_alert_wait(mut self, d: Duration) -> Self {
+        self.tls_alert_wait = d;
         self
     }
 

@@ -583,12 +583,14 @@ impl Urc {
                     .map(|(_, r)| Urc::Registration(domain, r))
             }
             b"+QIURC" => qiurc(rest).ok().map(Urc::QiUrc),
-            b"+QPSMTIMER" => all((uint, next(uint)), rest)
-                .ok()
-                .map(|(periodic_tau_s, active_time_s)| Urc::QPsmTimer {
-                    periodic_tau_s,
-                    active_time_s,
-                }),
+            b"+QPSMTIMER" => {
+                all((uint, next(uint)), rest)
+                    .ok()
+                    .map(|(periodic_tau_s, active_time_s)| Urc::QPsmTimer {
+                        periodic_tau_s,
+                        active_time_s,
+                    })
+            }
             b"+QIOPEN" => id_err(rest).ok().map(|(id, err)| Urc::QiOpen { id, err }),
             b"+QSSLOPEN" => id_err(rest).ok().map(|(id, err)| Urc::QsslOpen { id, err }),
             b"+QSSLURC" => qsslurc(rest).ok().map(Urc::QsslUrc),

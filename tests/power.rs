@@ -286,3 +286,46 @@ fn quectel_psm_knobs_follow_the_model_table() {
         },
     );
 }
+
+/// The periodic TAU wakes the module by itself (virtual time): `RDY` without PWRKEY, counted
+/// as a wake, and PSM again after the active time; the ledger books the day almost entirely
+/// as PSM.
+#[test]
+fn the_periodic_tau_wakes_the_module_without_pwrkey() {
+    support::with_pwrkey_in(
+        resources(),
+        fast_config(),
+        mock(MockModel::Bg96),
+        async |m, h, presses| {
+            support::bring_up(m).await;
+            m.power()
+                .set_psm(Duration::from_secs(3600), Duration::from_secs(2))
+                .await
+                .unwrap();
+            // 3.5 h: PSM after the radio tail and T3324, then three TAU wakes (each followed by
+            // PSM again).
+            h.advance(StdDuration::from_secs(3 * 3600 + 1800));
+            let p = h.state().power;
+            assert_eq!(p.tau_wakes, 3, "{p:?}");
+            assert_eq!(p.psm_entries, 4, "{p:?}");
+            assert!(p.asleep);
+            let s = m
+                .wait_for_state(Duration::from_secs(5), |s| {
+                    (s.wakes == 3 && s.psm_asleep).then_some(*s)
+                })
+                .await
+                .expect("the TAU wakes reach the driver as wakes");
+            assert_eq!(s.boots, 1);
+            assert_eq!(presses.load(std::sync::atomic::Ordering::SeqCst), 0);
+            assert!(p.ledger.psm.as_secs_f64() > 0.98 * p.ledger.total().as_secs_f64() - 60.0);
+            // Without PSM the same stretch is idle (always on).
+            let idle_before = h.state().power.ledger.idle;
+            m.power().wake().await.unwrap();
+            m.power().disable_psm().await.unwrap();
+            h.advance(StdDuration::from_secs(3600));
+            let p = h.state().power;
+            assert!(!p.asleep);
+            assert!(p.ledger.idle - idle_before >= StdDuration::from_secs(3600 - 20));
+        },
+    );
+}

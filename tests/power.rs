@@ -329,3 +329,38 @@ fn the_periodic_tau_wakes_the_module_without_pwrkey() {
         },
     );
 }
+
+/// `+CEREG` with `<n>` = 4 carries the granted Active-Time and Periodic-TAU: the runner decodes
+/// them into `State::psm_grant` (GPRS Timer 2 / Timer 3 octets, TS 24.008).
+#[test]
+fn granted_timers_from_cereg_with_n_4() {
+    with_modem_in(
+        resources(),
+        fast_config(),
+        mock(MockModel::Bg95).psm_grant(
+            StdDuration::from_secs(12 * 3600),
+            StdDuration::from_secs(20),
+        ),
+        async |m, h| {
+            support::bring_up(m).await;
+            m.power()
+                .set_psm(Duration::from_secs(3600), Duration::from_secs(10))
+                .await
+                .unwrap();
+            m.send(&quectel::command::network::SetRegistrationUrc {
+                domain: quectel::at::urc::RegDomain::Eps,
+                mode: 4,
+            })
+            .await
+            .unwrap();
+            h.set_registration(quectel_mock::reg::SEARCHING);
+            h.set_registration(quectel_mock::reg::HOME);
+            let g = m
+                .wait_for_state(Duration::from_secs(2), |s| s.psm_grant)
+                .await
+                .unwrap();
+            assert_eq!(g.periodic_tau_s, Some(12 * 3600));
+            assert_eq!(g.active_time_s, Some(20));
+        },
+    );
+}

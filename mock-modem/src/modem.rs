@@ -1104,6 +1104,11 @@ impl Engine {
                 _ if self.registered() => format!("+{name}: {loc}"),
                 _ => format!("+{name}: {stat}"),
             };
+            let text = if name == "CEREG" && n == 4 && self.registered() {
+                text + &self.psm_cereg_timers()
+            } else {
+                text
+            };
             self.urc(link, &text);
         }
     }

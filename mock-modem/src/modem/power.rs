@@ -293,6 +293,14 @@ fn timer2(octet: u8) -> Option<Duration> {
     Some(Duration::from_secs(u64::from(octet & 0x1f) * unit))
 }
 
+/// The timer octet holding exactly `secs` with the first unit that can (`111` + 0 if none).
+fn encode(secs: u64, units: &[(u8, u64)]) -> u8 {
+    units
+        .iter()
+        .find(|(_, u)| secs % u == 0 && secs / u <= 31)
+        .map_or(0b111_00000, |&(bits, u)| (bits << 5) | (secs / u) as u8)
+}
+
 impl Engine {
     /// Books the time since the last booking; awake wall time is `Active`, skipped time is
     /// split by [`Engine::psm_book_skip`].
@@ -513,6 +521,30 @@ impl Engine {
             ("+QPSMCFG", '=') if lpwa => Some(super::Reply::ok()),
             ("+CPSMS" | "+QPSMCFG", _) if !lpwa => Some(super::Reply::error()),
             _ => None,
+        }
+    }
+
+    /// The `,[<cause_type>],[<reject_cause>],"<Active-Time>","<Periodic-TAU>"` tail of a
+    /// `+CEREG` URC with `<n>` = 4 (empty without a PSM grant).
+    pub(super) fn psm_cereg_timers(&self) -> String {
+        match self.psm.grant {
+            Some((tau, active)) => format!(
+                ",,,\"{:08b}\",\"{:08b}\"",
+                encode(active.as_secs(), &[(0b000, 2), (0b001, 60), (0b010, 360)]),
+                encode(
+                    tau.as_secs(),
+                    &[
+                        (0b011, 2),
+                        (0b100, 30),
+                        (0b101, 60),
+                        (0b000, 600),
+                        (0b001, 3_600),
+                        (0b010, 36_000),
+                        (0b110, 1_152_000),
+                    ]
+                )
+            ),
+            None => String::new(),
         }
     }
 

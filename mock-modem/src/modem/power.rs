@@ -297,7 +297,7 @@ fn timer2(octet: u8) -> Option<Duration> {
 fn encode(secs: u64, units: &[(u8, u64)]) -> u8 {
     units
         .iter()
-        .find(|(_, u)| secs % u == 0 && secs / u <= 31)
+        .find(|(_, u)| secs.is_multiple_of(*u) && secs / u <= 31)
         .map_or(0b111_00000, |&(bits, u)| (bits << 5) | (secs / u) as u8)
 }
 

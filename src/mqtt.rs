@@ -1117,6 +1117,14 @@ impl<'c: 'buf, 'buf> Mqtt<'c, 'buf> {
                 Err(MqttError::Modem(e @ (Error::Timeout | Error::NotResponding)))
                     if !reset && modem.can_hard_reset() =>
                 {
+                    if modem.state().psm_asleep {
+                        // The module entered PSM during the attempt (its active time ran out):
+                        // wake it, not reset it, and try once more.
+                        info!("modem entered PSM during the connection attempt: waking it");
+                        modem.power().wake().await?;
+                        reset = true;
+                        continue;
+                    }
                     // Something timed out. If the module still answers `AT` (probed for the
                     // start-up timeout), the error stands; if not, it is hung, and it is reset
                     // through its pins (a hung module answers nothing until power-cycled).

@@ -519,16 +519,22 @@ impl<'a> Modem<'a> {
             return Err(Error::Unsupported);
         }
         warn!("resetting the module through its pins");
-        let boots = self.boots();
+        // Any `RDY` ends the wait: a module that was in PSM takes the PWRKEY pulse for a wake.
+        let starts = self.starts();
         self.core.reset.signal(());
         // A deadline, not a sum of durations: `with_timeout` adds to `now` and would panic on a
         // too large timeout; a saturated deadline is "never".
         let deadline = Instant::now()
             .saturating_add(Duration::from_millis(super::pins::RESET_TAKES_MS))
             .saturating_add(self.core.config.startup_timeout);
-        self.boot_after(boots, deadline)
-            .await
-            .map_err(|()| Error::NotResponding)
+        embassy_time::with_deadline(
+            deadline,
+            self.core
+                .state
+                .wait_for(|s| (s.starts() != starts).then_some(())),
+        )
+        .await
+        .map_err(|_| Error::NotResponding)
     }
 
     /// Waits until the modem has booted (`RDY`) since `boots` was read, or `deadline` passes.

@@ -907,7 +907,7 @@ impl<'c: 'buf, 'buf> Mqtt<'c, 'buf> {
         // the application wakes it, e.g. through PON_TRIG, and the commands below wait).
         if modem.state().psm_asleep && modem.can_hard_reset() {
             info!("modem in PSM: waking it");
-            modem.power().wake().await?;
+            modem.psm_wake_pulse().await?;
         }
         let boots = modem.boots();
         if self.prepared_boot != Some(boots) {
@@ -1119,9 +1119,7 @@ impl<'c: 'buf, 'buf> Mqtt<'c, 'buf> {
                 {
                     if modem.state().psm_asleep {
                         // The module entered PSM during the attempt (its active time ran out):
-                        // wake it, not reset it, and try once more.
-                        info!("modem entered PSM during the connection attempt: waking it");
-                        modem.power().wake().await?;
+                        // the next attempt wakes it (`prepare`) instead of resetting it.
                         reset = true;
                         continue;
                     }

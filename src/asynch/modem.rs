@@ -337,11 +337,17 @@ impl<'a> Modem<'a> {
     /// identifies the model (`ATI`) and the IMEI (`AT+CGSN`, at the first call only: after a
     /// reboot of the module the IMEI read before is returned).
     pub async fn init(&self) -> Result<Identity, Error> {
+        self.echo_off().await?;
+        self.configure().await
+    }
+
+    /// `ATE0` until the module answers, for up to [`Config::startup_timeout`] (every 300 ms).
+    async fn echo_off(&self) -> Result<(), Error> {
         let deadline = Instant::now().saturating_add(self.core.config.startup_timeout);
         loop {
             // `ATE0` is as harmless as `AT` and saves the round trip of a separate probe.
             match self.send(&general::Echo(false)).await {
-                Ok(()) => break,
+                Ok(()) => return Ok(()),
                 Err(Error::Timeout) | Err(Error::Rebooted) | Err(Error::Parse) => {}
                 Err(e) => return Err(e),
             }
@@ -350,7 +356,6 @@ impl<'a> Modem<'a> {
             }
             Timer::after(Duration::from_millis(300)).await;
         }
-        self.configure().await
     }
 
     /// After a reboot (echo already off): verbose errors, URCs, identity.
@@ -429,28 +434,44 @@ impl<'a> Modem<'a> {
         if self.core.settled.lock(Cell::get) == starts {
             return Ok(false);
         }
-        let deadline = Instant::now().saturating_add(self.core.config.startup_timeout);
-        loop {
-            match self.send(&general::Echo(false)).await {
-                Ok(()) => break,
-                Err(Error::Timeout) | Err(Error::Rebooted) | Err(Error::Parse) => {}
-                Err(e) => return Err(e),
-            }
-            if Instant::now() >= deadline {
-                return Err(Error::NotResponding);
-            }
-            Timer::after(Duration::from_millis(300)).await;
-        }
+        self.echo_off().await?;
         self.apply_settings().await?;
-        // The one query: which contexts the module still holds.
-        let active = self.send(&crate::command::pdp::GetActiveContexts).await?;
-        for cid in 0u8..32 {
-            if self.core.known_active(cid) && !active.iter().any(|c| c.cid == cid && c.state) {
-                info!("PDP context {} did not survive the PSM sleep", cid);
-                self.core.set_active(cid, false);
+        // The one query (per context the driver activated, normally one): does it still hold?
+        for cid in 1u8..=16 {
+            if self.core.known_active(cid) {
+                let kept = self
+                    .send(&crate::command::pdp::GetActiveContext { cid })
+                    .await?
+                    .is_some_and(|c| c.state);
+                if !kept {
+                    info!("PDP context {} did not survive the PSM sleep", cid);
+                    self.core.set_active(cid, false);
+                }
             }
         }
         Ok(true)
+    }
+
+    /// Wakes a module in PSM through the runner's pins (a PWRKEY pulse) and waits for its
+    /// `RDY`: [`Error::Unsupported`] without pins, [`Error::NotResponding`] when no `RDY` comes
+    /// within [`Config::startup_timeout`] plus the pulse. Does not [`Modem::resume`].
+    pub(crate) async fn psm_wake_pulse(&self) -> Result<(), Error> {
+        if !self.can_hard_reset() {
+            return Err(Error::Unsupported);
+        }
+        let starts = self.starts();
+        self.core.wake.signal(());
+        let deadline = Instant::now()
+            .saturating_add(Duration::from_millis(1_000))
+            .saturating_add(self.core.config.startup_timeout);
+        embassy_time::with_deadline(
+            deadline,
+            self.core
+                .state
+                .wait_for(|s| (s.starts() != starts).then_some(())),
+        )
+        .await
+        .map_err(|_| Error::NotResponding)
     }
 
     /// Waits up to `timeout` until `f` returns `Some` for the driver's state (re-checked on

@@ -154,30 +154,14 @@ impl Power<'_> {
     /// plus the pulse.
     pub async fn wake(&self) -> Result<bool, Error> {
         self.require(|p| p.psm).await?;
-        let state = self.modem.state();
-        if !state.psm_asleep {
-            self.modem.resume().await?;
-            return Ok(false);
-        }
-        if !self.modem.can_hard_reset() {
-            return Err(Error::Unsupported);
-        }
-        let starts = state.starts();
-        self.modem.core.wake.signal(());
-        let deadline = embassy_time::Instant::now()
-            .saturating_add(Duration::from_millis(1_000))
-            .saturating_add(self.modem.core.config.startup_timeout);
-        embassy_time::with_deadline(
-            deadline,
-            self.modem
-                .core
-                .state
-                .wait_for(|s| (s.starts() != starts).then_some(())),
-        )
-        .await
-        .map_err(|_| Error::NotResponding)?;
+        let woke = if self.modem.state().psm_asleep {
+            self.modem.psm_wake_pulse().await?;
+            true
+        } else {
+            false
+        };
         self.modem.resume().await?;
-        Ok(true)
+        Ok(woke)
     }
 
     /// The eDRX parameters the network granted in the serving cell (`AT+CEDRXRDP`).

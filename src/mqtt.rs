@@ -909,30 +909,28 @@ impl<'c: 'buf, 'buf> Mqtt<'c, 'buf> {
             info!("modem in PSM: waking it");
             modem.psm_wake_pulse().await?;
         }
-        let boots = modem.boots();
-        if self.prepared_boot != Some(boots) {
-            if self.prepared_boot.is_some() {
-                info!("modem rebooted since the last connection: re-initialising");
-                modem.init().await?;
+        let rebooted = self.prepared_boot != Some(modem.boots());
+        if rebooted || self.prepared_start != Some(modem.starts()) {
+            if !rebooted {
+                // A PSM wake: the settings and TLS contexts are gone, the APN (saved by the
+                // module), the registration and normally the data call are not. Nothing the
+                // module still holds is sent again.
+                info!("modem woke from PSM since the last connection: resuming");
+                modem.resume().await?;
+            } else {
+                if self.prepared_boot.is_some() {
+                    info!("modem rebooted since the last connection: re-initialising");
+                    modem.init().await?;
+                }
+                modem
+                    .data_call()
+                    .configure(self.config.cid, &self.config.apn)
+                    .await?;
             }
-            modem
-                .data_call()
-                .configure(self.config.cid, &self.config.apn)
-                .await?;
             if let Transport::ModemTls { ssl_ctx, tls } = &self.config.transport {
                 modem.configure_tls(*ssl_ctx, tls).await?;
             }
             self.prepared_boot = Some(modem.boots());
-            self.prepared_start = Some(modem.starts());
-        } else if self.prepared_start != Some(modem.starts()) {
-            // A PSM wake: the settings and TLS contexts are gone, the APN (saved by the
-            // module), the registration and normally the data call are not. Nothing the module
-            // still holds is sent again.
-            info!("modem woke from PSM since the last connection: resuming");
-            modem.resume().await?;
-            if let Transport::ModemTls { ssl_ctx, tls } = &self.config.transport {
-                modem.configure_tls(*ssl_ctx, tls).await?;
-            }
             self.prepared_start = Some(modem.starts());
         }
         modem

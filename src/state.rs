@@ -206,14 +206,31 @@ pub(crate) fn cereg_psm_grant(line: &[u8]) -> Option<PsmGrant> {
     if active.is_none() && tau.is_none() {
         return None;
     }
-    let secs = |d: embassy_time::Duration| u32::try_from(d.as_secs()).ok();
+    // TS 24.008 units in seconds (`None`: deactivated); Timer 2 units other than these count
+    // in minutes, as the standard says. Kept in `u32` (at most 31 × 320 h fits).
+    let timer = |octet: u8, units: &[(u8, u32)], other: Option<u32>| -> Option<u32> {
+        let unit = units
+            .iter()
+            .find(|(bits, _)| *bits == octet >> 5)
+            .map(|(_, secs)| *secs)
+            .or(other)?;
+        unit.checked_mul(u32::from(octet & 0x1f))
+    };
+    const TIMER2: [(u8, u32); 3] = [(0b000, 2), (0b001, 60), (0b010, 360)];
+    const TIMER3: [(u8, u32); 7] = [
+        (0b011, 2),
+        (0b100, 30),
+        (0b101, 60),
+        (0b000, 600),
+        (0b001, 3_600),
+        (0b010, 36_000),
+        (0b110, 1_152_000),
+    ];
     Some(PsmGrant {
         active_time_s: active
-            .and_then(crate::command::power::decode_active_time)
-            .and_then(secs),
-        periodic_tau_s: tau
-            .and_then(crate::command::power::decode_periodic_tau)
-            .and_then(secs),
+            .filter(|o| o >> 5 != 0b111)
+            .and_then(|o| timer(o, &TIMER2, Some(60))),
+        periodic_tau_s: tau.and_then(|o| timer(o, &TIMER3, None)),
     })
 }
 

@@ -92,10 +92,9 @@ pub(crate) struct Core {
     pub(crate) config: Config,
     /// The runner has control pins ([`Runner::with_pins`]).
     pub(crate) pins: core::sync::atomic::AtomicBool,
-    /// A handle asks the runner to reset the module through its pins.
-    pub(crate) reset: embassy_sync::signal::Signal<CriticalSectionRawMutex, ()>,
-    /// A handle asks the runner to wake the module from PSM (a PWRKEY pulse).
-    pub(crate) wake: embassy_sync::signal::Signal<CriticalSectionRawMutex, ()>,
+    /// A handle asks the runner to drive the pins: `true` a reset, `false` a PSM wake (a
+    /// PWRKEY pulse).
+    pub(crate) reset: embassy_sync::signal::Signal<CriticalSectionRawMutex, bool>,
     /// The start (`State::starts`) whose forgotten settings were last applied.
     pub(crate) settled: BlockingMutex<CriticalSectionRawMutex, Cell<u32>>,
     /// `AT+QCFG="psm/urc",1` was sent: re-applied after every start.
@@ -117,7 +116,6 @@ impl Core {
             config: Config::DEFAULT,
             pins: core::sync::atomic::AtomicBool::new(false),
             reset: embassy_sync::signal::Signal::new(),
-            wake: embassy_sync::signal::Signal::new(),
             settled: BlockingMutex::new(Cell::new(0)),
             psm_urc: core::sync::atomic::AtomicBool::new(false),
         }
@@ -460,7 +458,7 @@ impl<'a> Modem<'a> {
             return Err(Error::Unsupported);
         }
         let starts = self.starts();
-        self.core.wake.signal(());
+        self.core.reset.signal(false);
         let deadline = Instant::now()
             .saturating_add(Duration::from_millis(1_000))
             .saturating_add(self.core.config.startup_timeout);
@@ -542,7 +540,7 @@ impl<'a> Modem<'a> {
         warn!("resetting the module through its pins");
         // Any `RDY` ends the wait: a module that was in PSM takes the PWRKEY pulse for a wake.
         let starts = self.starts();
-        self.core.reset.signal(());
+        self.core.reset.signal(true);
         // A deadline, not a sum of durations: `with_timeout` adds to `now` and would panic on a
         // too large timeout; a saturated deadline is "never".
         let deadline = Instant::now()

@@ -186,15 +186,11 @@ impl<'a, R: Read, W: Write, P: ControlPins> Runner<'a, R, W, P> {
         }
         let resets = async {
             loop {
-                // A PSM wake is a PWRKEY pulse too; a reset wins when both are asked for.
-                let ok = match embassy_futures::select::select(
-                    modem.core.reset.wait(),
-                    modem.core.wake.wait(),
-                )
-                .await
-                {
-                    embassy_futures::select::Either::First(()) => pins.reset().await,
-                    embassy_futures::select::Either::Second(()) => pins.wake().await,
+                // A PSM wake is a PWRKEY pulse too (a later request replaces an earlier one).
+                let ok = if modem.core.reset.wait().await {
+                    pins.reset().await
+                } else {
+                    pins.wake().await
                 };
                 if !ok {
                     warn!("a control pin refused to change");

@@ -388,13 +388,21 @@ impl<'a> Modem<'a> {
         let urcs = [RegDomain::Cs, RegDomain::Ps, RegDomain::Eps]
             .map(|domain| SetRegistrationUrc { domain, mode: 2 });
         let starts = self.core.state.get().starts();
+        // `AT+QCFG="psm/urc",1`, when this driver switched it on, goes on the same line (and
+        // through the same code: no send of its own in every firmware).
+        let psm_urc = crate::command::power::SetPsmUrc(true);
+        let with_psm_urc = self
+            .core
+            .psm_urc
+            .load(core::sync::atomic::Ordering::Relaxed);
+        let all: [&dyn general::LinePart; 5] = [&cmee, &urcs[0], &urcs[1], &urcs[2], &psm_urc];
+        let parts = if with_psm_urc {
+            all.as_slice()
+        } else {
+            all.get(..4).unwrap_or(&[])
+        };
         let together = self.core.config.registration_urcs
-            && self
-                .send(&general::Concat {
-                    parts: &[&cmee, &urcs[0], &urcs[1], &urcs[2]],
-                })
-                .await
-                .is_ok();
+            && self.send(&general::Concat { parts }).await.is_ok();
         if together {
             self.core.urcs_on.lock(|c| c.set(starts));
         } else {
@@ -406,14 +414,9 @@ impl<'a> Modem<'a> {
                     let _ = self.send(urc).await;
                 }
             }
-        }
-        if self
-            .core
-            .psm_urc
-            .load(core::sync::atomic::Ordering::Relaxed)
-        {
-            // `AT+QCFG="psm/urc"` was switched on by this driver: keep it on.
-            let _ = self.send(&crate::command::power::SetPsmUrc(true)).await;
+            if with_psm_urc {
+                let _ = self.send(&general::Concat { parts: &[&psm_urc] }).await;
+            }
         }
         self.core.settled.lock(|c| c.set(starts));
         Ok(())

@@ -37,8 +37,10 @@ set -euo pipefail
 # Budget for row 3 (MQTT over modem TLS), bytes. ADDED_FLASH_LIMIT holds the line where the
 # crate is today (issue 15's target is 40 KiB added; see docs/footprint.md for the way there):
 # lower it with every cut.
-FLASH_LIMIT=104448       # 102 KiB, whole image
-ADDED_FLASH_LIMIT=100352 # 98 KiB, image minus the bare image
+# Raised by 2 KiB for issue 12 (PSM): telling a PSM wake from a reboot, resuming after it and the
+# granted-timer URCs cost about 2.3 KiB in row 3 (measured 104100 -> 106376 B).
+FLASH_LIMIT=106496       # 104 KiB, whole image
+ADDED_FLASH_LIMIT=102400 # 100 KiB, image minus the bare image
 RAM_LIMIT=22528         # 22 KiB
 FRAME_LIMIT=8192        # largest stack frame (issue 15's target: 4 KiB)
 

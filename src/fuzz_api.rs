@@ -867,8 +867,15 @@ pub fn urc_state(data: &[u8]) {
         };
         match &urc {
             crate::at::Urc::Ready => {
-                assert_eq!(after.boots, before.boots.wrapping_add(1));
-                assert_eq!(after.pdp_deactivated, 0);
+                assert_eq!(after.starts(), before.starts().wrapping_add(1));
+                if before.psm_asleep {
+                    // A PSM wake: registration and contexts kept.
+                    assert_eq!(after.wakes, before.wakes.wrapping_add(1));
+                    assert_eq!(after.registration, before.registration);
+                } else {
+                    assert_eq!(after.boots, before.boots.wrapping_add(1));
+                    assert_eq!(after.pdp_deactivated, 0);
+                }
                 for st in &new {
                     assert!(
                         !st.is_live() && st.phase != Phase::Opening,

@@ -52,6 +52,12 @@ pub struct PowerSupport {
     pub paging_window: bool,
     /// UART sleep with DTR, `AT+QSCLK=1` (every supported model).
     pub uart_sleep: bool,
+    /// The `+QPSMTIMER` URC switch, `AT+QCFG="psm/urc"` (BG96: BG96 AT manual §4.2; BG95/BG77:
+    /// assumed from the shared BG96-family command set, not confirmed in their manuals).
+    pub psm_urc: bool,
+    /// Quectel's PSM entry threshold and version, `AT+QPSMCFG` (BG96, BG95, BG77; per the
+    /// modules' PSM application notes, not confirmed on real firmware).
+    pub psm_threshold: bool,
 }
 
 /// Parameters that differ between models.
@@ -125,12 +131,16 @@ impl Model {
             edrx: true,
             paging_window: true,
             uart_sleep: true,
+            psm_urc: true,
+            psm_threshold: true,
         };
         let sleep_only = PowerSupport {
             psm: false,
             edrx: false,
             paging_window: false,
             uart_sleep: true,
+            psm_urc: false,
+            psm_threshold: false,
         };
         let base = ModelParams {
             sockets: 12,
@@ -193,5 +203,8 @@ mod tests {
         assert!(Model::Bg96.params().power.psm);
         assert!(!Model::Ec25.params().power.psm);
         assert!(Model::Ec600n.params().power.uart_sleep);
+        assert!(Model::Bg95.params().power.psm_urc);
+        assert!(!Model::Eg91.params().power.psm_urc);
+        assert!(!Model::Ec21.params().power.psm_threshold);
     }
 }

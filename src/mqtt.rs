@@ -740,6 +740,8 @@ pub struct Mqtt<'c, 'buf> {
     failures: u32,
     /// Modem boots at the last successful link preparation.
     prepared_boot: Option<u32>,
+    /// Modem starts (boots and PSM wakes) at the last successful link preparation.
+    prepared_start: Option<u32>,
     jitter: u32,
 }
 
@@ -790,6 +792,7 @@ impl<'c: 'buf, 'buf> Mqtt<'c, 'buf> {
             rx_size,
             failures: 0,
             prepared_boot: None,
+            prepared_start: None,
             jitter,
         })
     }
@@ -900,20 +903,35 @@ impl<'c: 'buf, 'buf> Mqtt<'c, 'buf> {
     /// Brings up what the link needs: the modem after a reboot (start-up, TLS context), and
     /// the data call.
     async fn prepare(&mut self, modem: &Modem<'_>) -> Result<(), MqttError> {
-        let boots = modem.boots();
-        if self.prepared_boot != Some(boots) {
-            if self.prepared_boot.is_some() {
-                info!("modem rebooted since the last connection: re-initialising");
-                modem.init().await?;
+        // A module in PSM takes no command: wake it through PWRKEY (with pins; without them,
+        // the application wakes it, e.g. through PON_TRIG, and the commands below wait).
+        if modem.state().psm_asleep && modem.can_hard_reset() {
+            info!("modem in PSM: waking it");
+            modem.psm_wake_pulse().await?;
+        }
+        let rebooted = self.prepared_boot != Some(modem.boots());
+        if rebooted || self.prepared_start != Some(modem.starts()) {
+            if !rebooted {
+                // A PSM wake: the settings and TLS contexts are gone, the APN (saved by the
+                // module), the registration and normally the data call are not. Nothing the
+                // module still holds is sent again.
+                info!("modem woke from PSM since the last connection: resuming");
+                modem.resume().await?;
+            } else {
+                if self.prepared_boot.is_some() {
+                    info!("modem rebooted since the last connection: re-initialising");
+                    modem.init().await?;
+                }
+                modem
+                    .data_call()
+                    .configure(self.config.cid, &self.config.apn)
+                    .await?;
             }
-            modem
-                .data_call()
-                .configure(self.config.cid, &self.config.apn)
-                .await?;
             if let Transport::ModemTls { ssl_ctx, tls } = &self.config.transport {
                 modem.configure_tls(*ssl_ctx, tls).await?;
             }
             self.prepared_boot = Some(modem.boots());
+            self.prepared_start = Some(modem.starts());
         }
         modem
             .network()
@@ -1097,6 +1115,12 @@ impl<'c: 'buf, 'buf> Mqtt<'c, 'buf> {
                 Err(MqttError::Modem(e @ (Error::Timeout | Error::NotResponding)))
                     if !reset && modem.can_hard_reset() =>
                 {
+                    if modem.state().psm_asleep {
+                        // The module entered PSM during the attempt (its active time ran out):
+                        // the next attempt wakes it (`prepare`) instead of resetting it.
+                        reset = true;
+                        continue;
+                    }
                     // Something timed out. If the module still answers `AT` (probed for the
                     // start-up timeout), the error stands; if not, it is hung, and it is reset
                     // through its pins (a hung module answers nothing until power-cycled).

@@ -153,12 +153,104 @@ impl DnsState {
     }
 }
 
+/// PSM timers granted by the network, in seconds; `None`: that timer is deactivated (or, from
+/// `+CEREG`, not given).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct PsmGrant {
+    /// Periodic TAU (T3412 extended): how long the module may sleep before it wakes to tell
+    /// the network it is still there.
+    pub periodic_tau_s: Option<u32>,
+    /// Active time (T3324): how long the module stays reachable after activity before it
+    /// enters PSM.
+    pub active_time_s: Option<u32>,
+}
+
+/// The PSM timers of a `+CEREG` line with `<n>` = 4 (URC form,
+/// `+CEREG: <stat>,[<tac>],[<ci>],[<AcT>],[<cause_type>],[<reject_cause>],"<Active-Time>","<Periodic-TAU>"`):
+/// the granted active time (GPRS Timer 2 octet) and periodic TAU (GPRS Timer 3 octet) decoded.
+/// `None` when the line is not such a `+CEREG` or carries no timer.
+pub(crate) fn cereg_psm_grant(line: &[u8]) -> Option<PsmGrant> {
+    let rest = crate::error::trim_ascii(line).strip_prefix(b"+CEREG:")?;
+    // Fields split at commas outside quotes; the timers are fields 6 and 7 (0-based).
+    let mut fields: [&[u8]; 8] = [&[]; 8];
+    let mut n = 0usize;
+    let mut start = 0usize;
+    let mut in_q = false;
+    for (i, &b) in rest.iter().enumerate() {
+        match b {
+            b'"' => in_q = !in_q,
+            b',' if !in_q => {
+                *fields.get_mut(n)? = rest.get(start..i)?;
+                n = n.checked_add(1)?;
+                start = i.checked_add(1)?;
+            }
+            _ => {}
+        }
+    }
+    *fields.get_mut(n)? = rest.get(start..)?;
+    let bits = |f: &[u8]| -> Option<u8> {
+        let f = crate::error::trim_ascii(f);
+        let f = f.strip_prefix(b"\"")?.strip_suffix(b"\"")?;
+        if f.len() != 8 {
+            return None;
+        }
+        f.iter().try_fold(0u8, |acc, &c| match c {
+            b'0' => Some(acc << 1),
+            b'1' => Some(acc << 1 | 1),
+            _ => None,
+        })
+    };
+    let active = bits(fields.get(6)?);
+    let tau = bits(fields.get(7)?);
+    if active.is_none() && tau.is_none() {
+        return None;
+    }
+    // TS 24.008 units in seconds (`None`: deactivated); Timer 2 units other than these count
+    // in minutes, as the standard says. Kept in `u32` (at most 31 × 320 h fits).
+    let timer = |octet: u8, units: &[(u8, u32)], other: Option<u32>| -> Option<u32> {
+        let unit = units
+            .iter()
+            .find(|(bits, _)| *bits == octet >> 5)
+            .map(|(_, secs)| *secs)
+            .or(other)?;
+        unit.checked_mul(u32::from(octet & 0x1f))
+    };
+    const TIMER2: [(u8, u32); 3] = [(0b000, 2), (0b001, 60), (0b010, 360)];
+    const TIMER3: [(u8, u32); 7] = [
+        (0b011, 2),
+        (0b100, 30),
+        (0b101, 60),
+        (0b000, 600),
+        (0b001, 3_600),
+        (0b010, 36_000),
+        (0b110, 1_152_000),
+    ];
+    Some(PsmGrant {
+        active_time_s: active
+            .filter(|o| o >> 5 != 0b111)
+            .and_then(|o| timer(o, &TIMER2, Some(60))),
+        periodic_tau_s: tau.and_then(|o| timer(o, &TIMER3, None)),
+    })
+}
+
 /// What the driver knows about the modem from URCs and from the answers it has seen.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct State {
-    /// How many times `RDY` was seen (each one is a modem (re)boot).
+    /// How many times the modem (re)booted: a `RDY` that did not end a PSM sleep.
     pub boots: u32,
+    /// How many times the modem woke from PSM: a `RDY` after `PSM POWER DOWN`. Echo, `AT+CMEE`,
+    /// URC and TLS settings are lost as after a boot; registration and PDP contexts are kept.
+    pub wakes: u32,
+    /// The modem announced `PSM POWER DOWN` and has not woken since (it takes no command until
+    /// PWRKEY/PON_TRIG or the periodic TAU wakes it).
+    pub psm_asleep: bool,
+    /// How many times the modem entered PSM (`PSM POWER DOWN`).
+    pub psm_entries: u32,
+    /// The PSM timers the network granted, as last reported by `+CEREG` with `<n>` = 4 or by
+    /// `+QPSMTIMER`; `None` until one is seen.
+    pub psm_grant: Option<PsmGrant>,
     /// `APP RDY` seen since the last boot.
     pub app_ready: bool,
     /// Last SIM state reported by `+CPIN:` (URC or answer).
@@ -184,6 +276,10 @@ impl State {
     const fn new() -> Self {
         Self {
             boots: 0,
+            wakes: 0,
+            psm_asleep: false,
+            psm_entries: 0,
+            psm_grant: None,
             app_ready: false,
             pin: None,
             sms_ready: false,
@@ -194,6 +290,12 @@ impl State {
             unknown_urcs: 0,
             generation: 0,
         }
+    }
+
+    /// Every `RDY` seen, boots and PSM wakes: what the module forgets (echo, `AT+CMEE`, URC
+    /// and TLS settings, sockets, lookups in flight) is keyed on this count.
+    pub fn starts(&self) -> u32 {
+        self.boots.wrapping_add(self.wakes)
     }
 
     fn domain_index(d: RegDomain) -> usize {
@@ -239,6 +341,13 @@ impl State {
     /// Applies a URC.
     pub(crate) fn apply(&mut self, urc: &Urc) {
         match urc {
+            Urc::Ready if self.psm_asleep => {
+                // A PSM wake: the module kept its registration (and PDP contexts), lost its
+                // AT settings; the SIM and SMS stay as they were.
+                self.wakes = self.wakes.wrapping_add(1);
+                self.psm_asleep = false;
+                self.app_ready = false;
+            }
             Urc::Ready => {
                 let boots = self.boots.wrapping_add(1);
                 let unknown = self.unknown_urcs;
@@ -246,8 +355,12 @@ impl State {
                 // Kept (and bumped below): a waiter on a change of the generation must see the
                 // reboot.
                 let generation = self.generation;
+                let (wakes, entries, grant) = (self.wakes, self.psm_entries, self.psm_grant);
                 *self = State::new();
                 self.boots = boots;
+                self.wakes = wakes;
+                self.psm_entries = entries;
+                self.psm_grant = grant;
                 self.unknown_urcs = unknown;
                 self.pdp_deact_events = events;
                 self.generation = generation;
@@ -256,13 +369,29 @@ impl State {
                 self.pdp_deactivated = 0;
             }
             Urc::AppReady => self.app_ready = true,
+            Urc::PsmPowerDown => {
+                // Registered still (the network keeps the UE attached through PSM), but
+                // unreachable until it wakes.
+                self.psm_asleep = true;
+                self.psm_entries = self.psm_entries.wrapping_add(1);
+                self.app_ready = false;
+            }
+            Urc::QPsmTimer {
+                periodic_tau_s,
+                active_time_s,
+            } => {
+                self.psm_grant = Some(PsmGrant {
+                    periodic_tau_s: Some(*periodic_tau_s),
+                    active_time_s: Some(*active_time_s),
+                })
+            }
             Urc::PoweredDown
-            | Urc::PsmPowerDown
             | Urc::Notice(
                 crate::at::urc::Notice::UnderVoltagePowerDown
                 | crate::at::urc::Notice::OverVoltagePowerDown,
             ) => {
                 self.app_ready = false;
+                self.psm_asleep = false;
                 self.registration = [None; 3];
             }
             Urc::Cfun(f) => self.functionality = Some(*f),
@@ -416,6 +545,63 @@ mod tests {
         cell.apply(&Urc::Ready);
         assert_ne!(cell.get().generation, before);
         assert_eq!(cell.get().boots, 2);
+    }
+
+    /// `+CEREG` with `<n>` = 4: the granted timers decoded (TS 24.008: Active-Time
+    /// `00100010` = 2 × 1 min, Periodic-TAU `00000110` = 6 × 10 min; `111` units: deactivated).
+    #[test]
+    fn granted_psm_timers_from_cereg_and_qpsmtimer() {
+        let g = cereg_psm_grant(b"+CEREG: 1,\"D509\",\"80D413D\",8,,,\"00100010\",\"00000110\"")
+            .unwrap();
+        assert_eq!(g.active_time_s, Some(120));
+        assert_eq!(g.periodic_tau_s, Some(3600));
+        let g = cereg_psm_grant(b"+CEREG: 5,\"1A2B\",\"01A2D101\",9,0,0,\"11100000\",\"01011111\"")
+            .unwrap();
+        assert_eq!(g.active_time_s, None, "deactivated");
+        assert_eq!(g.periodic_tau_s, Some(310 * 3600));
+        // n = 2 lines carry no timers; a garbled timer is not taken.
+        assert_eq!(cereg_psm_grant(b"+CEREG: 1,\"D509\",\"80D413D\",8"), None);
+        assert_eq!(
+            cereg_psm_grant(b"+CEREG: 1,\"D509\",\"80D413D\",8,,,\"0010001x\",\"0000011\""),
+            None
+        );
+        assert_eq!(cereg_psm_grant(b"+CGREG: 1"), None);
+
+        let mut s = State::new();
+        s.apply(&Urc::parse_line(b"+QPSMTIMER: 3600,60").unwrap());
+        assert_eq!(
+            s.psm_grant,
+            Some(PsmGrant {
+                periodic_tau_s: Some(3600),
+                active_time_s: Some(60)
+            })
+        );
+    }
+
+    /// `RDY` after `PSM POWER DOWN` is a wake (registration kept), any other `RDY` a boot.
+    #[test]
+    fn a_psm_wake_is_not_a_reboot() {
+        let cell = StateCell::new();
+        let urc = |line: &[u8]| cell.apply(&Urc::parse_line(line).unwrap());
+        urc(b"RDY");
+        urc(b"+CEREG: 1,\"D509\",\"80D413D\",8");
+        assert_eq!((cell.get().boots, cell.get().wakes), (1, 0));
+        urc(b"PSM POWER DOWN");
+        let s = cell.get();
+        assert!(s.psm_asleep);
+        assert_eq!(s.psm_entries, 1);
+        assert_eq!(s.best_registration(), Some(RegStatus::Home));
+        urc(b"RDY");
+        let s = cell.get();
+        assert_eq!((s.boots, s.wakes, s.starts()), (1, 1, 2));
+        assert!(!s.psm_asleep);
+        assert_eq!(s.best_registration(), Some(RegStatus::Home), "kept");
+        // A second RDY with no PSM before it is a reboot: registration forgotten.
+        urc(b"RDY");
+        let s = cell.get();
+        assert_eq!((s.boots, s.wakes, s.starts()), (2, 1, 3));
+        assert_eq!(s.best_registration(), None);
+        assert_eq!(s.psm_entries, 1, "counters survive the reboot");
     }
 
     fn dns(d: &mut DnsState, line: &[u8]) {

@@ -156,3 +156,211 @@ fn network_time_is_utc_whatever_the_time_zone() {
         assert!(!m.network().time().await.unwrap().is_set());
     });
 }
+
+/// After `PSM POWER DOWN`, the module is woken through PWRKEY and only what it forgot is sent
+/// again: echo off, `AT+CMEE` with the registration URCs, and one `AT+QIACT?` — no `ATI`, no
+/// `AT+CGSN`, no activation (the context survived). A reboot afterwards is a reboot: the full
+/// start-up and a new activation.
+#[test]
+fn a_psm_wake_re_sends_what_the_module_forgot_and_a_reboot_everything() {
+    let bring_up = support::bring_up;
+    support::with_pwrkey_in(
+        resources(),
+        fast_config(),
+        mock(MockModel::Bg95),
+        async |m, h, presses| {
+            bring_up(m).await;
+            m.power()
+                .set_psm(Duration::from_secs(3600), Duration::from_secs(10))
+                .await
+                .unwrap();
+            let before = h.commands().len();
+            // 15 minutes of virtual time: radio tail, T3324, PSM.
+            h.advance(StdDuration::from_secs(15 * 60));
+            let s = m
+                .wait_for_state(Duration::from_secs(5), |s| s.psm_asleep.then_some(*s))
+                .await
+                .expect("PSM POWER DOWN reaches the driver");
+            assert_eq!(s.psm_entries, 1);
+            assert!(s.best_registration().is_some(), "still registered in PSM");
+            let p = h.state().power;
+            assert!(p.asleep);
+            assert!(p.ledger.psm >= StdDuration::from_secs(14 * 60), "{p:?}");
+            // Asleep, the module takes nothing: the bytes are lost.
+            assert_eq!(m.sim().iccid().await.err(), Some(Error::Timeout));
+            assert!(h.state().power.lost_in > 0);
+            // Woken through PWRKEY: a wake, not a boot.
+            assert_eq!(m.power().wake().await, Ok(true));
+            assert_eq!(presses.load(std::sync::atomic::Ordering::SeqCst), 1);
+            assert_eq!((m.boots(), m.wakes()), (1, 1));
+            // The context is still there: network ready without an activation.
+            m.network()
+                .wait_network_ready(1, Duration::from_secs(5))
+                .await
+                .unwrap();
+            let after: Vec<String> = h.commands()[before..].to_vec();
+            let resent: Vec<&String> = after
+                .iter()
+                .filter(|c| !c.starts_with("AT+ICCID") && !c.starts_with("AT+QCCID"))
+                .collect();
+            assert!(resent.iter().any(|c| *c == "ATE0"), "{after:?}");
+            assert!(
+                resent.iter().any(|c| c.starts_with("AT+CMEE=2;")),
+                "{after:?}"
+            );
+            assert!(resent.iter().any(|c| *c == "AT+QIACT?"), "{after:?}");
+            for not in ["ATI", "AT+CGSN", "AT+QIACT=1", "AT+QICSGP"] {
+                assert!(
+                    !resent.iter().any(|c| c.starts_with(not)),
+                    "{not} re-sent after a wake: {after:?}"
+                );
+            }
+            // A second wake call while awake sends nothing and presses nothing.
+            let n = h.commands().len();
+            assert_eq!(m.power().wake().await, Ok(false));
+            assert_eq!(h.commands().len(), n);
+
+            // A reboot: everything again.
+            let before = h.commands().len();
+            h.reboot();
+            m.wait_for_state(Duration::from_secs(5), |s| (s.boots == 2).then_some(()))
+                .await
+                .unwrap();
+            assert_eq!(m.wakes(), 1);
+            bring_up(m).await;
+            let after: Vec<String> = h.commands()[before..].to_vec();
+            for must in ["ATI", "AT+QIACT=1"] {
+                assert!(
+                    after.iter().any(|c| c.starts_with(must)),
+                    "{must} not sent after a reboot: {after:?}"
+                );
+            }
+        },
+    );
+}
+
+/// `AT+QCFG="psm/urc"` and `AT+QPSMCFG` go out on a BG95 and are refused, unsent, on an EC25;
+/// the granted timers of `+QPSMTIMER` land in the state.
+#[test]
+fn quectel_psm_knobs_follow_the_model_table() {
+    with_modem_in(
+        resources(),
+        fast_config(),
+        mock(MockModel::Bg95).psm_grant(StdDuration::from_secs(7200), StdDuration::from_secs(4)),
+        async |m, h| {
+            m.init().await.unwrap();
+            let p = m.power();
+            p.set_psm_urc(true).await.unwrap();
+            p.set_psm_threshold(Duration::from_secs(60), 4)
+                .await
+                .unwrap();
+            p.set_psm(Duration::from_secs(3600), Duration::from_secs(10))
+                .await
+                .unwrap();
+            assert_eq!(sent(h, "AT+QCFG=\"psm/urc\""), ["AT+QCFG=\"psm/urc\",1"]);
+            assert_eq!(sent(h, "AT+QPSMCFG"), ["AT+QPSMCFG=60,4"]);
+            let g = m
+                .wait_for_state(Duration::from_secs(2), |s| s.psm_grant)
+                .await
+                .unwrap();
+            assert_eq!(g.periodic_tau_s, Some(7200));
+            assert_eq!(g.active_time_s, Some(4));
+        },
+    );
+    with_modem_in(
+        resources(),
+        fast_config(),
+        mock(MockModel::Ec25),
+        async |m, h| {
+            m.init().await.unwrap();
+            let before = h.commands().len();
+            assert_eq!(m.power().set_psm_urc(true).await, Err(Error::Unsupported));
+            assert_eq!(
+                m.power()
+                    .set_psm_threshold(Duration::from_secs(60), 4)
+                    .await,
+                Err(Error::Unsupported)
+            );
+            assert_eq!(m.power().wake().await, Err(Error::Unsupported));
+            assert_eq!(h.commands().len(), before);
+        },
+    );
+}
+
+/// The periodic TAU wakes the module by itself (virtual time): `RDY` without PWRKEY, counted
+/// as a wake, and PSM again after the active time; the ledger books the day almost entirely
+/// as PSM.
+#[test]
+fn the_periodic_tau_wakes_the_module_without_pwrkey() {
+    support::with_pwrkey_in(
+        resources(),
+        fast_config(),
+        mock(MockModel::Bg96),
+        async |m, h, presses| {
+            support::bring_up(m).await;
+            m.power()
+                .set_psm(Duration::from_secs(3600), Duration::from_secs(2))
+                .await
+                .unwrap();
+            // 3.5 h: PSM after the radio tail and T3324, then three TAU wakes (each followed by
+            // PSM again).
+            h.advance(StdDuration::from_secs(3 * 3600 + 1800));
+            let p = h.state().power;
+            assert_eq!(p.tau_wakes, 3, "{p:?}");
+            assert_eq!(p.psm_entries, 4, "{p:?}");
+            assert!(p.asleep);
+            let s = m
+                .wait_for_state(Duration::from_secs(5), |s| {
+                    (s.wakes == 3 && s.psm_asleep).then_some(*s)
+                })
+                .await
+                .expect("the TAU wakes reach the driver as wakes");
+            assert_eq!(s.boots, 1);
+            assert_eq!(presses.load(std::sync::atomic::Ordering::SeqCst), 0);
+            assert!(p.ledger.psm.as_secs_f64() > 0.98 * p.ledger.total().as_secs_f64() - 60.0);
+            // Without PSM the same stretch is idle (always on).
+            let idle_before = h.state().power.ledger.idle;
+            m.power().wake().await.unwrap();
+            m.power().disable_psm().await.unwrap();
+            h.advance(StdDuration::from_secs(3600));
+            let p = h.state().power;
+            assert!(!p.asleep);
+            assert!(p.ledger.idle - idle_before >= StdDuration::from_secs(3600 - 20));
+        },
+    );
+}
+
+/// `+CEREG` with `<n>` = 4 carries the granted Active-Time and Periodic-TAU: the runner decodes
+/// them into `State::psm_grant` (GPRS Timer 2 / Timer 3 octets, TS 24.008).
+#[test]
+fn granted_timers_from_cereg_with_n_4() {
+    with_modem_in(
+        resources(),
+        fast_config(),
+        mock(MockModel::Bg95).psm_grant(
+            StdDuration::from_secs(12 * 3600),
+            StdDuration::from_secs(20),
+        ),
+        async |m, h| {
+            support::bring_up(m).await;
+            m.power()
+                .set_psm(Duration::from_secs(3600), Duration::from_secs(10))
+                .await
+                .unwrap();
+            m.send(&quectel::command::network::SetRegistrationUrc {
+                domain: quectel::at::urc::RegDomain::Eps,
+                mode: 4,
+            })
+            .await
+            .unwrap();
+            h.set_registration(quectel_mock::reg::SEARCHING);
+            h.set_registration(quectel_mock::reg::HOME);
+            let g = m
+                .wait_for_state(Duration::from_secs(2), |s| s.psm_grant)
+                .await
+                .unwrap();
+            assert_eq!(g.periodic_tau_s, Some(12 * 3600));
+            assert_eq!(g.active_time_s, Some(20));
+        },
+    );
+}

@@ -200,6 +200,20 @@
 //! URCs are never emitted inside a response, a payload, or while the host is
 //! in a data mode (after `> ` or `CONNECT`); they wait until it ends.
 //!
+//! ## PSM, virtual time and the charge ledger
+//!
+//! `AT+CPSMS=1,,,"<T3412>","<T3324>"` is acted on: after the radio tail ([`RRC_TAIL`]) plus the
+//! granted active time without traffic the modem prints `PSM POWER DOWN`, closes its sockets
+//! and drops every byte sent to it until [`ModemHandle::pwrkey`] (PWRKEY or PON_TRIG) or the
+//! periodic TAU wakes it with `RDY`: echo, `AT+CMEE`, the URC settings and the SSL contexts are
+//! the defaults again, registration and the PDP contexts are kept. Long sleeps take no wall
+//! time: [`ModemHandle::advance`] skips virtual time at once, event by event.
+//! [`ModemState::power`] reports PSM entries, wakes, UART bytes and a [`Ledger`] of virtual
+//! time per [`PowerState`], which [`CurrentTable`] (per model, from the hardware design
+//! manuals; the figures are marked UNCONFIRMED) turns into mAh per day.
+//! `AT+QCFG="psm/urc",1` adds `+QPSMTIMER`, `+CEREG` with `<n>` = 4 the granted timers;
+//! [`MockModem::psm_grant`] makes the network grant other timers than those asked for.
+//!
 //! ## Test peers
 //!
 //! The [`peers`] module has loopback servers for socket tests:
@@ -274,8 +288,8 @@ pub use link::{
 };
 pub use model::{Model, cme_text, ip_error_text};
 pub use modem::{
-    MAX_FILE_SIZE, MAX_FS_SIZE, MockModem, ModemHandle, ModemState, SimState, SocketInfo,
-    qfupl_checksum, reg,
+    CurrentTable, Ledger, MAX_FILE_SIZE, MAX_FS_SIZE, MockModem, ModemHandle, ModemState,
+    PowerReport, PowerState, RRC_TAIL, SimState, SocketInfo, qfupl_checksum, reg,
 };
 pub use peers::{EchoHandle, TcpEchoServer, TestPki, TlsEchoServer};
 pub use pipe::{

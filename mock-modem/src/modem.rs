@@ -17,8 +17,10 @@ use crate::sockets::{DEFAULT_SOCKET_BUFFER, Socket, SslCfg};
 
 mod dns;
 mod net;
+mod power;
 
 pub use net::{MAX_FILE_SIZE, MAX_FS_SIZE, qfupl_checksum};
+pub use power::{CurrentTable, Ledger, PowerReport, PowerState, RRC_TAIL};
 
 /// The simulated file system (UFS): name as the host gave it (with `UFS:` on EC2x/EC600N) → bytes.
 type Files = Arc<Mutex<BTreeMap<String, Vec<u8>>>>;
@@ -102,6 +104,8 @@ pub struct MockModem {
     open_fail: Option<u16>,
     drop_recv_urcs: u32,
     files: Vec<(String, Vec<u8>)>,
+    psm_grant: Option<(Duration, Duration)>,
+    tls_alert_wait: Duration,
 }
 
 impl MockModem {
@@ -145,6 +149,8 @@ impl MockModem {
             open_fail: None,
             drop_recv_urcs: 0,
             files: Vec::new(),
+            psm_grant: None,
+            tls_alert_wait: crate::sockets::TLS_ALERT_WAIT,
         }
     }
 
@@ -348,6 +354,21 @@ impl MockModem {
         self
     }
 
+    /// The network grants these PSM timers `(periodic TAU, active time)` whatever
+    /// `AT+CPSMS` asks for (default: what was asked).
+    pub fn psm_grant(mut self, tau: Duration, active: Duration) -> Self {
+        self.psm_grant = Some((tau, active));
+        self
+    }
+
+    /// How long a TLS open waits after the handshake for a post-handshake alert before it
+    /// reports success (default [`TLS_ALERT_WAIT`](crate::TLS_ALERT_WAIT)). Shorter for tests
+    /// that open many connections to a broker that accepts the certificate.
+    pub fn tls_alert_wait(mut self, d: Duration) -> Self {
+        self.tls_alert_wait = d;
+        self
+    }
+
     /// Run on a fresh in-memory link in a new thread.
     pub fn spawn(self) -> (HostRx, HostTx, ModemHandle) {
         let (rx, tx, end) = duplex();
@@ -415,6 +436,8 @@ pub struct ModemState {
     pub sockets: Vec<SocketInfo>,
     /// UART rate in force (`None`: unpaced).
     pub baud: Option<u32>,
+    /// PSM, virtual time and the charge ledger (see [`PowerReport`]).
+    pub power: PowerReport,
 }
 
 /// One socket in a [`ModemState`] snapshot.
@@ -456,6 +479,8 @@ enum Control {
     OpenFail(Option<u16>),
     DropSocket(u8),
     DropRecvUrcs(u32),
+    Advance(Duration, Sender<()>),
+    Pwrkey,
     Shutdown,
 }
 
@@ -545,6 +570,18 @@ impl ModemHandle {
     /// Fault: drop the next `n` `"recv"` URCs.
     pub fn drop_next_recv_urcs(&self, n: u32) {
         self.send(Control::DropRecvUrcs(n))
+    }
+    /// Skips `d` of virtual time at once (see the `power` module of this crate: PSM entry
+    /// after T3324, wakes on the periodic TAU, the ledger), and returns when the modem has
+    /// taken it, with the URCs of the skipped stretch written.
+    pub fn advance(&self, d: Duration) {
+        let (tx, rx) = mpsc::channel();
+        self.send(Control::Advance(d, tx));
+        let _ = rx.recv_timeout(Duration::from_secs(10));
+    }
+    /// A PWRKEY press (or a PON_TRIG edge): wakes the module from PSM (`RDY`).
+    pub fn pwrkey(&self) {
+        self.send(Control::Pwrkey)
     }
     /// Contents of a file in the simulated file system (exact name, e.g. `UFS:a.pem` on EC2x).
     pub fn file(&self, name: &str) -> Option<Vec<u8>> {
@@ -749,6 +786,7 @@ struct Engine {
     send_fail: u32,
     open_fail: Option<u16>,
     drop_recv: u32,
+    psm: power::Psm,
 }
 
 /// Splits the body of a command line (after `AT`) at the `;` that separate concatenated
@@ -811,6 +849,7 @@ impl Engine {
             send_fail: cfg.send_fail,
             open_fail: cfg.open_fail,
             drop_recv: cfg.drop_recv_urcs,
+            psm: power::Psm::new(cfg.psm_grant),
             pacing: cfg.pacing,
             garbage: cfg.garbage.clone(),
             drop_final: cfg.drop_final,
@@ -866,6 +905,7 @@ impl Engine {
                 }
             }
             self.fire_timers(&mut *link);
+            self.psm_tick(&mut *link);
             self.poll_sockets(&mut *link);
             self.process_input(&mut *link);
             self.publish();
@@ -888,7 +928,10 @@ impl Engine {
                 continue;
             }
             match link.recv(&mut buf, wait) {
-                Recv::Data(n) => self.input.push(&buf[..n], Instant::now()),
+                Recv::Data(n) => {
+                    self.psm_activity(n);
+                    self.input.push(&buf[..n], Instant::now())
+                }
                 Recv::Timeout => {}
                 Recv::Closed => return,
             }
@@ -916,9 +959,11 @@ impl Engine {
         }
         s.baud = self.out_clock.baud;
         s.sockets = self.socket_infos();
+        s.power = self.psm_report();
     }
 
     fn out(&mut self, link: &mut dyn Link, bytes: &[u8]) {
+        self.psm_out(bytes.len());
         // State changes become visible before the bytes that report them.
         self.publish();
         let mut o = Output {
@@ -1059,6 +1104,11 @@ impl Engine {
                 _ if self.registered() => format!("+{name}: {loc}"),
                 _ => format!("+{name}: {stat}"),
             };
+            let text = if name == "CEREG" && n == 4 && self.registered() {
+                text + &self.psm_cereg_timers()
+            } else {
+                text
+            };
             self.urc(link, &text);
         }
     }
@@ -1147,6 +1197,12 @@ impl Engine {
             Control::OpenFail(c) => self.open_fail = c,
             Control::DropSocket(id) => self.network_drop(link, id),
             Control::DropRecvUrcs(n) => self.drop_recv = n,
+            Control::Advance(d, done) => {
+                self.psm_advance(link, d);
+                self.publish();
+                let _ = done.send(());
+            }
+            Control::Pwrkey => self.psm_pwrkey(link),
             Control::Shutdown => {}
         }
     }
@@ -1380,6 +1436,9 @@ impl Engine {
             return Some(Reply::error());
         };
         let arg = |i: usize| args.get(i).map(String::as_str).unwrap_or("");
+        if let Some(r) = self.psm_command(link, &name, form, &args) {
+            return Some(r);
+        }
         let num = |i: usize| -> Option<u32> { args.get(i)?.parse().ok() };
         let r = match (name.as_str(), form) {
             ("", 'x') => Reply::ok(),

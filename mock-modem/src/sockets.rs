@@ -188,7 +188,7 @@ impl Socket {
         addr: SocketAddr,
         host: String,
         config: Result<Arc<ClientConfig>, String>,
-        negotiate: Duration,
+        timing: TlsTiming,
         cap: usize,
     ) -> Socket {
         let mut s = Socket::new(Some(ctx), cid, addr, cap);
@@ -197,7 +197,7 @@ impl Socket {
         s.tx = Tx::Tls(tx);
         s.thread = std::thread::Builder::new()
             .name("mock-modem-tls".into())
-            .spawn(move || tls_worker(addr, host, config, negotiate, sh, rx))
+            .spawn(move || tls_worker(addr, host, config, timing, sh, rx))
             .ok();
         if s.thread.is_none() {
             s.shared.set_open(Err((554, "create socket failed".into())));
@@ -386,11 +386,20 @@ fn plain_pending(conn: &mut rustls::ClientConnection) -> bool {
         .unwrap_or(false)
 }
 
+/// Time limits of one TLS open.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct TlsTiming {
+    /// `negotiatetime` of the SSL context.
+    pub(crate) negotiate: Duration,
+    /// How long to wait for a post-handshake alert ([`TLS_ALERT_WAIT`] by default).
+    pub(crate) alert_wait: Duration,
+}
+
 fn tls_worker(
     addr: SocketAddr,
     host: String,
     config: Result<Arc<ClientConfig>, String>,
-    negotiate: Duration,
+    timing: TlsTiming,
     sh: Arc<SockShared>,
     out: Receiver<Vec<u8>>,
 ) {
@@ -413,7 +422,7 @@ fn tls_worker(
     let port = s.local_addr().map(|a| a.port()).unwrap_or(0);
     let fail = |why: String| sh.set_open(Err((566, why)));
     // Handshake.
-    let deadline = Instant::now() + negotiate;
+    let deadline = Instant::now() + timing.negotiate;
     while conn.is_handshaking() {
         if sh.stopped() {
             return;
@@ -443,7 +452,7 @@ fn tls_worker(
         return fail(format!("ssl handshake failed: {e}"));
     }
     // Wait a little for a post-handshake alert (TLS 1.3 client-cert rejection).
-    let until = Instant::now() + TLS_ALERT_WAIT;
+    let until = Instant::now() + timing.alert_wait;
     let mut peer_closed = false;
     while Instant::now() < until {
         match conn.read_tls(&mut s) {

@@ -121,9 +121,9 @@ impl<'c> Channel<'c> {
             let _ = self.drive_tx().await;
         }
         if core.shared.current().is_some() {
-            let boots = core.state.get().boots;
+            let boots = core.state.get().starts();
             let done = core.shared.wait_until(|e, _| e.is_none());
-            let rebooted = core.state.wait_for(|s| (s.boots != boots).then_some(()));
+            let rebooted = core.state.wait_for(|s| (s.starts() != boots).then_some(()));
             let r =
                 embassy_time::with_deadline(self.st.last_deadline, select(done, rebooted)).await;
             match r {
@@ -187,7 +187,7 @@ impl<'c> Channel<'c> {
     ) {
         let core = self.m.core;
         let cond = core.shared.wait_until(done);
-        let rebooted = core.state.wait_for(|s| (s.boots != boots).then_some(()));
+        let rebooted = core.state.wait_for(|s| (s.starts() != boots).then_some(()));
         let _ = embassy_time::with_deadline(deadline, select(cond, rebooted)).await;
     }
 
@@ -310,7 +310,7 @@ impl<'c> Channel<'c> {
     ) -> Result<(), Error> {
         self.cooldown().await;
         let core = self.m.core;
-        let boots = core.state.get().boots;
+        let boots = core.state.get().starts();
         let timeout = u64::from(timeout_ms) + WRITE_ALLOWANCE_MS;
         self.st.last_deadline = Instant::now().saturating_add(Duration::from_millis(timeout));
         // The lines of the response go to `parse` as they arrive, until this future ends
@@ -324,7 +324,7 @@ impl<'c> Channel<'c> {
             core.shared.wait_until(|e, _| e.is_none()).await;
             Ok(())
         });
-        let rebooted = core.state.wait_for(|s| (s.boots != boots).then_some(()));
+        let rebooted = core.state.wait_for(|s| (s.starts() != boots).then_some(()));
         let r = match select(exchange, rebooted).await {
             Either::First(Ok(Ok(()))) => Ok(()),
             Either::First(Ok(Err(e))) => {
@@ -401,13 +401,13 @@ impl<'c> Channel<'c> {
     async fn drive_tx(&mut self) -> Result<usize, Error> {
         let core = self.m.core;
         let pool = self.m.pool;
-        let boots = core.state.get().boots;
+        let boots = core.state.get().starts();
         loop {
             let Some(mut op) = self.st.tx else {
                 return Ok(0);
             };
             let slot = usize::from(op.slot);
-            if core.state.get().boots != boots {
+            if core.state.get().starts() != boots {
                 self.st.tx = None;
                 return Err(Error::Rebooted);
             }

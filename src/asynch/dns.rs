@@ -83,7 +83,7 @@ impl<'a> Modem<'a> {
             return Err(Error::OutOfRange);
         }
         let _holder = hold(&self.core.state).await;
-        let boots = self.core.state.get().boots;
+        let boots = self.core.state.get().starts();
 
         // Results still owed to earlier (dropped) lookups come first.
         let earlier = self.core.state.dns();
@@ -138,7 +138,7 @@ impl<'a> Modem<'a> {
         let answer = with_timeout(
             RESULT_WAIT,
             self.core.state.wait_dns(|s, d| {
-                if s.boots != boots {
+                if s.starts() != boots {
                     Some(Err(Error::Rebooted))
                 } else if d.completed != before {
                     Some(d.last.ok_or(Error::Parse))

@@ -92,8 +92,13 @@ pub(crate) struct Core {
     pub(crate) config: Config,
     /// The runner has control pins ([`Runner::with_pins`]).
     pub(crate) pins: core::sync::atomic::AtomicBool,
-    /// A handle asks the runner to reset the module through its pins.
-    pub(crate) reset: embassy_sync::signal::Signal<CriticalSectionRawMutex, ()>,
+    /// A handle asks the runner to drive the pins: `true` a reset, `false` a PSM wake (a
+    /// PWRKEY pulse).
+    pub(crate) reset: embassy_sync::signal::Signal<CriticalSectionRawMutex, bool>,
+    /// The start (`State::starts`) whose forgotten settings were last applied.
+    pub(crate) settled: BlockingMutex<CriticalSectionRawMutex, Cell<u32>>,
+    /// `AT+QCFG="psm/urc",1` was sent: re-applied after every start.
+    pub(crate) psm_urc: core::sync::atomic::AtomicBool,
 }
 
 impl Core {
@@ -111,12 +116,15 @@ impl Core {
             config: Config::DEFAULT,
             pins: core::sync::atomic::AtomicBool::new(false),
             reset: embassy_sync::signal::Signal::new(),
+            settled: BlockingMutex::new(Cell::new(0)),
+            psm_urc: core::sync::atomic::AtomicBool::new(false),
         }
     }
 
     /// Whether every registration change of the current boot comes as a URC (see `urcs_on`).
     pub(crate) fn registration_urcs_since_boot(&self) -> bool {
-        let boots = self.state.get().boots;
+        // Keyed on every `RDY`: a PSM wake forgets the URC settings as a boot does.
+        let boots = self.state.get().starts();
         boots > 0 && self.urcs_on.lock(Cell::get) == boots
     }
 
@@ -144,7 +152,8 @@ impl Core {
     /// before the driver started may keep what an earlier run set) and has not configured the
     /// context since.
     pub(crate) fn touch_ssl(&self, ctx: u8) -> bool {
-        let now = self.state.get().boots;
+        // SSL contexts are not kept through a PSM sleep either.
+        let now = self.state.get().starts();
         self.ssl_touched.lock(|c| {
             let (boots, mask) = c.get();
             let mask = if boots == now { mask } else { 0 };
@@ -326,11 +335,17 @@ impl<'a> Modem<'a> {
     /// identifies the model (`ATI`) and the IMEI (`AT+CGSN`, at the first call only: after a
     /// reboot of the module the IMEI read before is returned).
     pub async fn init(&self) -> Result<Identity, Error> {
+        self.echo_off().await?;
+        self.configure().await
+    }
+
+    /// `ATE0` until the module answers, for up to [`Config::startup_timeout`] (every 300 ms).
+    async fn echo_off(&self) -> Result<(), Error> {
         let deadline = Instant::now().saturating_add(self.core.config.startup_timeout);
         loop {
             // `ATE0` is as harmless as `AT` and saves the round trip of a separate probe.
             match self.send(&general::Echo(false)).await {
-                Ok(()) => break,
+                Ok(()) => return Ok(()),
                 Err(Error::Timeout) | Err(Error::Rebooted) | Err(Error::Parse) => {}
                 Err(e) => return Err(e),
             }
@@ -339,34 +354,11 @@ impl<'a> Modem<'a> {
             }
             Timer::after(Duration::from_millis(300)).await;
         }
-        self.configure().await
     }
 
     /// After a reboot (echo already off): verbose errors, URCs, identity.
     pub(crate) async fn configure(&self) -> Result<Identity, Error> {
-        let cmee = general::SetCmee(2);
-        let urcs = [RegDomain::Cs, RegDomain::Ps, RegDomain::Eps]
-            .map(|domain| SetRegistrationUrc { domain, mode: 2 });
-        let boots = self.core.state.get().boots;
-        let together = self.core.config.registration_urcs
-            && self
-                .send(&general::Concat {
-                    parts: &[&cmee, &urcs[0], &urcs[1], &urcs[2]],
-                })
-                .await
-                .is_ok();
-        if together {
-            self.core.urcs_on.lock(|c| c.set(boots));
-        } else {
-            // One by one: registration URCs off, or a domain the model lacks (no CS on an
-            // NB-IoT-only firmware, say) refused the line.
-            self.send(&cmee).await?;
-            if self.core.config.registration_urcs {
-                for urc in &urcs {
-                    let _ = self.send(urc).await;
-                }
-            }
-        }
+        self.apply_settings().await?;
         let ati = self.send(&general::Identify).await?;
         let model = Model::from_ati(&ati.model);
         self.core.model.lock(|m| m.set(model));
@@ -389,6 +381,100 @@ impl<'a> Modem<'a> {
         })
     }
 
+    /// The settings a module forgets on every `RDY` (a boot or a PSM wake), echo already off:
+    /// verbose errors and registration URCs (`AT+CMEE=2;+CREG=2;+CGREG=2;+CEREG=2`, one line).
+    async fn apply_settings(&self) -> Result<(), Error> {
+        let cmee = general::SetCmee(2);
+        let urcs = [RegDomain::Cs, RegDomain::Ps, RegDomain::Eps]
+            .map(|domain| SetRegistrationUrc { domain, mode: 2 });
+        let starts = self.core.state.get().starts();
+        // `AT+QCFG="psm/urc",1`, when this driver switched it on, goes on the same line (and
+        // through the same code: no send of its own in every firmware).
+        let psm_urc = crate::command::power::SetPsmUrc(true);
+        let with_psm_urc = self
+            .core
+            .psm_urc
+            .load(core::sync::atomic::Ordering::Relaxed);
+        let all: [&dyn general::LinePart; 5] = [&cmee, &urcs[0], &urcs[1], &urcs[2], &psm_urc];
+        let parts = if with_psm_urc {
+            all.as_slice()
+        } else {
+            all.get(..4).unwrap_or(&[])
+        };
+        let together = self.core.config.registration_urcs
+            && self.send(&general::Concat { parts }).await.is_ok();
+        if together {
+            self.core.urcs_on.lock(|c| c.set(starts));
+        } else {
+            // One by one: registration URCs off, or a domain the model lacks (no CS on an
+            // NB-IoT-only firmware, say) refused the line.
+            self.send(&cmee).await?;
+            if self.core.config.registration_urcs {
+                for urc in &urcs {
+                    let _ = self.send(urc).await;
+                }
+            }
+            if with_psm_urc {
+                let _ = self.send(&general::Concat { parts: &[&psm_urc] }).await;
+            }
+        }
+        self.core.settled.lock(|c| c.set(starts));
+        Ok(())
+    }
+
+    /// After a PSM wake (`RDY` after `PSM POWER DOWN`, see [`Modem::wakes`]): re-applies what the
+    /// module forgot — echo off, `AT+CMEE`, the registration (and `+QPSMTIMER`) URCs — and asks
+    /// once (`AT+QIACT?`) which PDP contexts survived, so that only a context the network
+    /// dropped is activated again. Registration, the model and the IMEI are kept (no `ATI`, no
+    /// `AT+CGSN`). TLS contexts are configured again by the next
+    /// [`Modem::configure_tls`](Modem::configure_tls) (the MQTT client does it). Does nothing
+    /// when the settings of the current start are already applied. Returns whether it sent
+    /// anything.
+    pub async fn resume(&self) -> Result<bool, Error> {
+        let starts = self.core.state.get().starts();
+        if self.core.settled.lock(Cell::get) == starts {
+            return Ok(false);
+        }
+        self.echo_off().await?;
+        self.apply_settings().await?;
+        // The one query (per context the driver activated, normally one): does it still hold?
+        for cid in 1u8..=16 {
+            if self.core.known_active(cid) {
+                let kept = self
+                    .send(&crate::command::pdp::GetActiveContext { cid })
+                    .await?
+                    .is_some_and(|c| c.state);
+                if !kept {
+                    info!("PDP context {} did not survive the PSM sleep", cid);
+                    self.core.set_active(cid, false);
+                }
+            }
+        }
+        Ok(true)
+    }
+
+    /// Wakes a module in PSM through the runner's pins (a PWRKEY pulse) and waits for its
+    /// `RDY`: [`Error::Unsupported`] without pins, [`Error::NotResponding`] when no `RDY` comes
+    /// within [`Config::startup_timeout`] plus the pulse. Does not [`Modem::resume`].
+    pub(crate) async fn psm_wake_pulse(&self) -> Result<(), Error> {
+        if !self.can_hard_reset() {
+            return Err(Error::Unsupported);
+        }
+        let starts = self.starts();
+        self.core.reset.signal(false);
+        let deadline = Instant::now()
+            .saturating_add(Duration::from_millis(1_000))
+            .saturating_add(self.core.config.startup_timeout);
+        embassy_time::with_deadline(
+            deadline,
+            self.core
+                .state
+                .wait_for(|s| (s.starts() != starts).then_some(())),
+        )
+        .await
+        .map_err(|_| Error::NotResponding)
+    }
+
     /// Waits up to `timeout` until `f` returns `Some` for the driver's state (re-checked on
     /// every change). Cancel-safe.
     pub async fn wait_for_state<T>(
@@ -401,9 +487,22 @@ impl<'a> Modem<'a> {
             .map_err(|_| Error::Timeout)
     }
 
-    /// How many times the modem has booted (`RDY`) since the driver started.
+    /// How many times the modem has booted (`RDY` not after `PSM POWER DOWN`) since the driver
+    /// started.
     pub fn boots(&self) -> u32 {
         self.core.state.get().boots
+    }
+
+    /// How many times the modem woke from PSM (`RDY` after `PSM POWER DOWN`) since the driver
+    /// started: the settings are gone ([`Modem::resume`] re-applies them), registration and
+    /// PDP contexts normally are not.
+    pub fn wakes(&self) -> u32 {
+        self.core.state.get().wakes
+    }
+
+    /// Boots plus PSM wakes: every `RDY` since the driver started.
+    pub fn starts(&self) -> u32 {
+        self.core.state.get().starts()
     }
 
     /// Whether the module answers `AT` within [`Config::startup_timeout`] (tried every 300 ms).
@@ -442,16 +541,22 @@ impl<'a> Modem<'a> {
             return Err(Error::Unsupported);
         }
         warn!("resetting the module through its pins");
-        let boots = self.boots();
-        self.core.reset.signal(());
+        // Any `RDY` ends the wait: a module that was in PSM takes the PWRKEY pulse for a wake.
+        let starts = self.starts();
+        self.core.reset.signal(true);
         // A deadline, not a sum of durations: `with_timeout` adds to `now` and would panic on a
         // too large timeout; a saturated deadline is "never".
         let deadline = Instant::now()
             .saturating_add(Duration::from_millis(super::pins::RESET_TAKES_MS))
             .saturating_add(self.core.config.startup_timeout);
-        self.boot_after(boots, deadline)
-            .await
-            .map_err(|()| Error::NotResponding)
+        embassy_time::with_deadline(
+            deadline,
+            self.core
+                .state
+                .wait_for(|s| (s.starts() != starts).then_some(())),
+        )
+        .await
+        .map_err(|_| Error::NotResponding)
     }
 
     /// Waits until the modem has booted (`RDY`) since `boots` was read, or `deadline` passes.

@@ -59,6 +59,13 @@ pub trait ControlPins {
     /// refused to change.
     #[allow(async_fn_in_trait)]
     async fn reset(&mut self) -> bool;
+    /// Wakes the module from PSM (BG96/BG95/BG77 hardware design manuals, "Power Saving Mode":
+    /// driving PWRKEY low wakes it; PON_TRIG on the BG95xA/BG77xA). Returns `false` if there is
+    /// no pin for it or a pin refused to change. The default has no pin.
+    #[allow(async_fn_in_trait)]
+    async fn wake(&mut self) -> bool {
+        false
+    }
 }
 
 impl ControlPins for NoPins {
@@ -127,6 +134,22 @@ impl<P: OutputPin> ControlPins for PowerPins<P> {
         Timer::after_millis(OFF_WAIT_MS).await;
         let on = pulse(pin, active_high, POWER_ON_MS).await;
         off && on
+    }
+
+    async fn wake(&mut self) -> bool {
+        self.wake_pulse().await
+    }
+}
+
+impl<P: OutputPin> PowerPins<P> {
+    /// A PWRKEY press as long as a power-on one (≥ 500 ms): it wakes a module in PSM, and is too
+    /// short to switch a running one off (≥ 650 ms).
+    async fn wake_pulse(&mut self) -> bool {
+        let active_high = self.active_high;
+        match self.pwrkey.as_mut() {
+            Some(pin) => pulse(pin, active_high, POWER_ON_MS).await,
+            None => false,
+        }
     }
 }
 

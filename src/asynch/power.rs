@@ -7,7 +7,7 @@ use super::Modem;
 use crate::Error;
 use crate::command::power::{
     DisablePsm, EdrxAct, EdrxGrant, GetEdrxGrant, GetPsm, PsmSettings, SetEdrx, SetEdrxWithWindow,
-    SetPsm,
+    SetPsm, SetPsmThreshold, SetPsmUrc,
 };
 use crate::model::PowerSupport;
 
@@ -115,6 +115,53 @@ impl Power<'_> {
                 value: 0,
             })
             .await
+    }
+
+    /// Switches the `+QPSMTIMER: <tau>,<T3324>` URC on or off (`AT+QCFG="psm/urc"`); while on,
+    /// the driver switches it on again after every boot or PSM wake. The granted timers land
+    /// in [`State::psm_grant`](crate::state::State::psm_grant).
+    pub async fn set_psm_urc(&self, on: bool) -> Result<(), Error> {
+        self.require(|p| p.psm_urc).await?;
+        self.modem.send(&SetPsmUrc(on)).await?;
+        self.modem
+            .core
+            .psm_urc
+            .store(on, core::sync::atomic::Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// The shortest sleep the module enters PSM for (`AT+QPSMCFG=<threshold>,<version>`),
+    /// rounded up to whole seconds; `version` is Quectel's PSM version bit mask (4: 3GPP
+    /// Rel-13).
+    pub async fn set_psm_threshold(&self, threshold: Duration, version: u8) -> Result<(), Error> {
+        self.require(|p| p.psm_threshold).await?;
+        let threshold_s = u32::try_from(threshold.as_millis().div_ceil(1000))
+            .map_err(|_| Error::InvalidArgument)?;
+        self.modem
+            .send(&SetPsmThreshold {
+                threshold_s,
+                version,
+            })
+            .await
+    }
+
+    /// Wakes a module in PSM (announced by `PSM POWER DOWN`, see
+    /// [`State::psm_asleep`](crate::state::State::psm_asleep)) with a PWRKEY pulse from the
+    /// runner's pins ([`Runner::with_pins`](super::Runner::with_pins)), waits for its `RDY`
+    /// and re-applies what it forgot ([`Modem::resume`]). Returns `Ok(false)` without a pulse
+    /// when the module is not asleep. [`Error::Unsupported`] without PSM or without pins;
+    /// [`Error::NotResponding`] when no `RDY` comes within [`Config::startup_timeout`](super::Config::startup_timeout)
+    /// plus the pulse.
+    pub async fn wake(&self) -> Result<bool, Error> {
+        self.require(|p| p.psm).await?;
+        let woke = if self.modem.state().psm_asleep {
+            self.modem.psm_wake_pulse().await?;
+            true
+        } else {
+            false
+        };
+        self.modem.resume().await?;
+        Ok(woke)
     }
 
     /// The eDRX parameters the network granted in the serving cell (`AT+CEDRXRDP`).

@@ -32,6 +32,12 @@ impl UrcSink for ApplyUrcs<'_> {
             _ => trace!("URC"),
         }
         self.state.apply(&urc);
+        // `+CEREG` with `<n>` = 4 carries the PSM timers the network granted.
+        if let Urc::Registration(crate::at::urc::RegDomain::Eps, _) = urc
+            && let Some(grant) = crate::state::cereg_psm_grant(line)
+        {
+            self.state.update(|s| s.psm_grant = Some(grant));
+        }
         crate::socket::apply_urc(self.pool, &urc);
         matches!(urc, Urc::Unknown(_))
     }
@@ -180,8 +186,13 @@ impl<'a, R: Read, W: Write, P: ControlPins> Runner<'a, R, W, P> {
         }
         let resets = async {
             loop {
-                modem.core.reset.wait().await;
-                if !pins.reset().await {
+                // A PSM wake is a PWRKEY pulse too (a later request replaces an earlier one).
+                let ok = if modem.core.reset.wait().await {
+                    pins.reset().await
+                } else {
+                    pins.wake().await
+                };
+                if !ok {
                     warn!("a control pin refused to change");
                 }
             }

@@ -225,8 +225,16 @@ pub enum Urc {
     AppReady,
     /// `POWERED DOWN` / `NORMAL POWER DOWN`.
     PoweredDown,
-    /// `PSM POWER DOWN`.
+    /// `PSM POWER DOWN`: the module enters PSM; it takes no command until it wakes (`RDY`).
     PsmPowerDown,
+    /// `+QPSMTIMER: <tau_timer>,<T3324_timer>` (after `AT+QCFG="psm/urc",1`): the PSM timers
+    /// the network granted, in seconds.
+    QPsmTimer {
+        /// Granted periodic TAU (T3412 extended), seconds.
+        periodic_tau_s: u32,
+        /// Granted active time (T3324), seconds.
+        active_time_s: u32,
+    },
     /// `RING`.
     Ring,
     /// A bare notice the manuals list (`Call Ready`, `SMS Ready`, a voltage warning, a call
@@ -575,6 +583,14 @@ impl Urc {
                     .map(|(_, r)| Urc::Registration(domain, r))
             }
             b"+QIURC" => qiurc(rest).ok().map(Urc::QiUrc),
+            b"+QPSMTIMER" => {
+                all((uint, next(uint)), rest)
+                    .ok()
+                    .map(|(periodic_tau_s, active_time_s)| Urc::QPsmTimer {
+                        periodic_tau_s,
+                        active_time_s,
+                    })
+            }
             b"+QIOPEN" => id_err(rest).ok().map(|(id, err)| Urc::QiOpen { id, err }),
             b"+QSSLOPEN" => id_err(rest).ok().map(|(id, err)| Urc::QsslOpen { id, err }),
             b"+QSSLURC" => qsslurc(rest).ok().map(Urc::QsslUrc),

@@ -454,6 +454,55 @@ impl Command for SetEdrxWithWindow {
     }
 }
 
+/// `AT+QCFG="psm/urc",<0|1>`: whether the module reports the granted timers with
+/// `+QPSMTIMER: <tau>,<T3324>` (BG96 AT manual §4.2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct SetPsmUrc(pub bool);
+
+impl Command for SetPsmUrc {
+    type Response = ();
+    const EXPECT: Expect = Expect::NONE;
+    const TIMEOUT_MS: u32 = TIMEOUT_MS;
+    fn write(&self, w: &mut CmdWriter<'_>) -> Result<(), Error> {
+        w.str(if self.0 {
+            "AT+QCFG=\"psm/urc\",1"
+        } else {
+            "AT+QCFG=\"psm/urc\",0"
+        })
+    }
+    fn parse(&self, _: &Response<'_>) -> Result<(), Error> {
+        Ok(())
+    }
+}
+
+/// `AT+QPSMCFG=<threshold>,<psm_version>`: the module enters PSM only when it may sleep at
+/// least `threshold_s` seconds (Quectel's PSM application notes: 60 s by default); `version`
+/// is the PSM feature bit mask (Quectel: 4 for the 3GPP Rel-13 behaviour).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct SetPsmThreshold {
+    /// Shortest sleep, in seconds, worth entering PSM for.
+    pub threshold_s: u32,
+    /// PSM version bit mask.
+    pub version: u8,
+}
+
+impl Command for SetPsmThreshold {
+    type Response = ();
+    const EXPECT: Expect = Expect::NONE;
+    const TIMEOUT_MS: u32 = TIMEOUT_MS;
+    fn write(&self, w: &mut CmdWriter<'_>) -> Result<(), Error> {
+        w.str("AT+QPSMCFG=")?;
+        w.uint(self.threshold_s)?;
+        w.comma()?;
+        w.uint(u32::from(self.version))
+    }
+    fn parse(&self, _: &Response<'_>) -> Result<(), Error> {
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -583,6 +632,13 @@ mod tests {
         assert_eq!(wrote(&ptw).unwrap(), b"AT+QPTWEDRXS=1,5,\"0011\",\"1001\"");
         let out_of_range = SetEdrx { value: 16, ..edrx };
         assert_eq!(wrote(&out_of_range), Err(Error::InvalidArgument));
+        assert_eq!(wrote(&SetPsmUrc(true)).unwrap(), b"AT+QCFG=\"psm/urc\",1");
+        assert_eq!(wrote(&SetPsmUrc(false)).unwrap(), b"AT+QCFG=\"psm/urc\",0");
+        let threshold = SetPsmThreshold {
+            threshold_s: 60,
+            version: 4,
+        };
+        assert_eq!(wrote(&threshold).unwrap(), b"AT+QPSMCFG=60,4");
     }
 
     #[test]

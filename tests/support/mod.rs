@@ -95,3 +95,113 @@ pub async fn bring_up(m: &Modem<'static>) {
         .await
         .unwrap();
 }
+
+/// A PWRKEY pin for the runner ([`quectel::asynch::PowerPins`], active high) whose press
+/// reaches the mock modem ([`ModemHandle::pwrkey`]: wakes it from PSM).
+pub struct PwrkeyPin {
+    pub h: std::sync::Arc<ModemHandle>,
+    pub asserted: bool,
+    pub presses: std::sync::Arc<std::sync::atomic::AtomicU32>,
+}
+
+impl embedded_hal::digital::ErrorType for PwrkeyPin {
+    type Error = core::convert::Infallible;
+}
+
+impl embedded_hal::digital::OutputPin for PwrkeyPin {
+    fn set_high(&mut self) -> Result<(), Self::Error> {
+        self.asserted = true;
+        Ok(())
+    }
+    fn set_low(&mut self) -> Result<(), Self::Error> {
+        if self.asserted {
+            self.presses
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            self.h.pwrkey();
+        }
+        self.asserted = false;
+        Ok(())
+    }
+}
+
+/// Control pins that reach the mock at once (no pulse timing): a wake is
+/// [`ModemHandle::pwrkey`], a reset [`ModemHandle::reboot`]. For tests that wake the modem
+/// from PSM many times (the 15-minute sensor over a day).
+pub struct MockPins {
+    pub h: std::sync::Arc<ModemHandle>,
+    pub presses: std::sync::Arc<std::sync::atomic::AtomicU32>,
+}
+
+impl asynch::ControlPins for MockPins {
+    fn present(&self) -> bool {
+        true
+    }
+    async fn reset(&mut self) -> bool {
+        self.h.reboot();
+        true
+    }
+    async fn wake(&mut self) -> bool {
+        self.presses
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.h.pwrkey();
+        true
+    }
+}
+
+/// [`with_modem_in`] with a runner that holds pins on the mock: a [`PwrkeyPin`] behind
+/// [`asynch::PowerPins`] (the real pulse timing) or, with `instant`, [`MockPins`]. `body` also
+/// gets the number of presses so far.
+pub fn with_pwrkey_in<T, const N: usize, const S: usize, const R: usize>(
+    resources: &'static mut Resources<N, S, R>,
+    config: Config,
+    mock: MockModem,
+    body: impl AsyncFnOnce(&Modem<'static>, &ModemHandle, &std::sync::atomic::AtomicU32) -> T,
+) -> T {
+    with_pins_in(resources, config, mock, false, body)
+}
+
+/// See [`with_pwrkey_in`].
+pub fn with_pins_in<T, const N: usize, const S: usize, const R: usize>(
+    resources: &'static mut Resources<N, S, R>,
+    config: Config,
+    mock: MockModem,
+    instant: bool,
+    body: impl AsyncFnOnce(&Modem<'static>, &ModemHandle, &std::sync::atomic::AtomicU32) -> T,
+) -> T {
+    let (rx, tx, end) = quectel_mock::duplex();
+    let h = std::sync::Arc::new(mock.spawn_on(end));
+    let presses = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async move {
+        let (runner, m) = asynch::new(resources, rx, tx, config);
+        let body = tokio::time::timeout(StdDuration::from_secs(300), body(&m, &h, &presses));
+        let out = if instant {
+            let runner = runner.with_pins(MockPins {
+                h: h.clone(),
+                presses: presses.clone(),
+            });
+            match select(runner.run(), body).await {
+                Either::First(never) => never,
+                Either::Second(t) => t,
+            }
+        } else {
+            let runner = runner.with_pins(asynch::PowerPins {
+                pwrkey: Some(PwrkeyPin {
+                    h: h.clone(),
+                    asserted: false,
+                    presses: presses.clone(),
+                }),
+                reset: None,
+                active_high: true,
+            });
+            match select(runner.run(), body).await {
+                Either::First(never) => never,
+                Either::Second(t) => t,
+            }
+        };
+        out.expect("test body took over 300 s")
+    })
+}

@@ -416,7 +416,10 @@ impl Engine {
                                 addr,
                                 host.to_string(),
                                 config,
-                                Duration::from_secs(u64::from(cfg.negotiatetime)),
+                                crate::sockets::TlsTiming {
+                                    negotiate: Duration::from_secs(u64::from(cfg.negotiatetime)),
+                                    alert_wait: self.cfg.tls_alert_wait,
+                                },
                                 cap,
                             )
                         }

@@ -13,6 +13,8 @@ use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use super::parse::{all, comma, next, quoted, uint};
 use crate::error::trim_ascii;
 
+pub use super::urc_ext::{EdrxReport, NetworkTimeReport, TimeFields, parse_time_text};
+
 /// The SIM's answer to `AT+CPIN?` / the `+CPIN:` URC.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
@@ -170,6 +172,8 @@ pub enum QInd {
         /// `<ber>` as in `AT+CSQ`.
         ber: u8,
     },
+    /// `+QIND: "nitz","<time±zz>"[,<dst>]`: the network sent the time (NITZ).
+    Nitz(NetworkTimeReport),
     /// Another `+QIND` report.
     Other,
 }
@@ -260,6 +264,10 @@ pub enum Urc {
     },
     /// `+QSSLURC: ...`.
     QsslUrc(QsslUrc),
+    /// `+CEDRXP: ...`: the network's eDRX parameters (with `AT+CEDRXS=2`).
+    Edrx(EdrxReport),
+    /// `+CTZV: ...` or `+CTZE: ...`: the network sent its time zone (and maybe the time).
+    TimeZone(NetworkTimeReport),
     /// A `+XXX:` URC this driver does not know; holds its prefix (`+XXX`, cut to 16 bytes).
     /// Also a bare line that arrived while no command was in flight and is no known notice
     /// (its first 16 bytes).
@@ -324,6 +332,9 @@ pub(crate) fn is_unknown(line: &[u8]) -> bool {
                 | b"+QIOPEN"
                 | b"+QSSLOPEN"
                 | b"+QSSLURC"
+                | b"+CEDRXP"
+                | b"+CTZV"
+                | b"+CTZE"
         ),
         // A bare line that is no known notice.
         None => line.first().is_some_and(u8::is_ascii_alphabetic),
@@ -509,6 +520,11 @@ fn qind(i: &[u8]) -> Result<QInd, crate::Error> {
     match i {
         b"SMS DONE" => Ok(QInd::SmsDone),
         b"PB DONE" => Ok(QInd::PbDone),
+        _ if i.starts_with(b"\"nitz\"") => i
+            .get(6..)
+            .and_then(super::urc_ext::nitz)
+            .map(QInd::Nitz)
+            .ok_or(crate::Error::Parse),
         _ => {
             let csq = (value((), tag(&b"\"csq\""[..])), next(uint), next(uint));
             match all(csq, i) {
@@ -578,6 +594,8 @@ impl Urc {
             b"+QIOPEN" => id_err(rest).ok().map(|(id, err)| Urc::QiOpen { id, err }),
             b"+QSSLOPEN" => id_err(rest).ok().map(|(id, err)| Urc::QsslOpen { id, err }),
             b"+QSSLURC" => qsslurc(rest).ok().map(Urc::QsslUrc),
+            b"+CEDRXP" => super::urc_ext::edrx_report(rest).map(Urc::Edrx),
+            b"+CTZV" | b"+CTZE" => super::urc_ext::time_zone_report(rest).map(Urc::TimeZone),
             _ => {
                 let mut s = heapless::String::new();
                 for &b in name.iter().take(16) {

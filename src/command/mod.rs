@@ -12,8 +12,10 @@ use crate::at::expect::Expect;
 use crate::at::response::Response;
 
 pub mod dns;
+pub mod edrx;
 pub mod file;
 pub mod general;
+pub mod nettime;
 pub mod network;
 pub mod pdp;
 pub mod power;

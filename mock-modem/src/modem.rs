@@ -15,8 +15,11 @@ use crate::model::{Model, cme_text, ip_error_text};
 use crate::pipe::{HostRx, HostTx, Wire, duplex};
 use crate::sockets::{DEFAULT_SOCKET_BUFFER, Socket, SslCfg};
 
+mod clock;
 mod dns;
 mod net;
+
+pub use clock::{ctze_urc, nitz_urc};
 
 pub use net::{MAX_FILE_SIZE, MAX_FS_SIZE, qfupl_checksum};
 
@@ -1454,6 +1457,15 @@ impl Engine {
             ("+CPIN", 't') => Reply::ok(),
             ("+CPIN", '=') => self.cpin(link, &args),
             ("+CFUN", '?') => Reply::line(format!("+CFUN: {}", self.cfun)),
+            ("+QLTS", 'x' | '=') => match num(0) {
+                Some(m @ 0..=2) if args.len() <= 1 => {
+                    Reply::line(clock::qlts(self.cfg.time_zone, m))
+                }
+                None if args.is_empty() || args == [""] => {
+                    Reply::line(clock::qlts(self.cfg.time_zone, 0))
+                }
+                _ => Reply::error(),
+            },
             ("+CCLK", '?') => Reply::line(format!("+CCLK: \"{}\"", clock_text(self.cfg.time_zone))),
             ("+CFUN", 't') => Reply::line("+CFUN: (0,1,4),(0-1)"),
             ("+CFUN", '=') => {

@@ -3,6 +3,7 @@
 //! one AT channel.
 
 mod channel;
+mod clock;
 mod data_call;
 mod dns;
 mod modem;
@@ -15,6 +16,7 @@ mod socket;
 mod tls;
 mod tx;
 
+pub use clock::{forget_network_time, network_utc_now};
 pub use data_call::{Apn, DataCall, DataCallInfo};
 pub use dns::Resolver;
 /// The address type asked of [`Modem::resolve`] (from `embedded-nal`).

@@ -32,6 +32,7 @@ impl UrcSink for ApplyUrcs<'_> {
             _ => trace!("URC"),
         }
         self.state.apply(&urc);
+        super::clock::observe(&urc);
         crate::socket::apply_urc(self.pool, &urc);
         matches!(urc, Urc::Unknown(_))
     }

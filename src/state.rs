@@ -176,6 +176,8 @@ pub struct State {
     pub functionality: Option<u8>,
     /// Unknown URCs seen.
     pub unknown_urcs: u32,
+    /// The last `+CEDRXP` report (the network's eDRX parameters), raw.
+    pub edrx: Option<crate::at::urc::EdrxReport>,
     /// Bumped on every change.
     pub generation: u32,
 }
@@ -192,6 +194,7 @@ impl State {
             pdp_deact_events: 0,
             functionality: None,
             unknown_urcs: 0,
+            edrx: None,
             generation: 0,
         }
     }
@@ -278,6 +281,7 @@ impl State {
                 self.pdp_deact_events = self.pdp_deact_events.wrapping_add(1);
             }
             Urc::Unknown(_) => self.unknown_urcs = self.unknown_urcs.wrapping_add(1),
+            Urc::Edrx(r) => self.edrx = Some(*r),
             _ => return,
         }
         self.generation = self.generation.wrapping_add(1);

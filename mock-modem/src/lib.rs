@@ -267,6 +267,7 @@ mod modem;
 pub mod peers;
 mod pipe;
 mod script;
+mod sleep;
 mod sockets;
 
 pub use link::{
@@ -285,4 +286,5 @@ pub use script::{
     DEFAULT_EXPECT_TIMEOUT, Script, ScriptError, ScriptHandle, ScriptStep, Step, parse_duration,
     unescape_quoted,
 };
+pub use sleep::{MockDtr, UartSleepStats, UartSleepTiming};
 pub use sockets::{DEFAULT_SOCKET_BUFFER, TLS_ALERT_WAIT};

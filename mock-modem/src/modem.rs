@@ -13,6 +13,7 @@ use crate::link::{
 };
 use crate::model::{Model, cme_text, ip_error_text};
 use crate::pipe::{HostRx, HostTx, Wire, duplex};
+use crate::sleep::{MockDtr, SleepLine, UartSleepStats, UartSleepTiming};
 use crate::sockets::{DEFAULT_SOCKET_BUFFER, Socket, SslCfg};
 
 mod clock;
@@ -105,6 +106,7 @@ pub struct MockModem {
     open_fail: Option<u16>,
     drop_recv_urcs: u32,
     files: Vec<(String, Vec<u8>)>,
+    uart_sleep: UartSleepTiming,
 }
 
 impl MockModem {
@@ -148,7 +150,15 @@ impl MockModem {
             open_fail: None,
             drop_recv_urcs: 0,
             files: Vec::new(),
+            uart_sleep: UartSleepTiming::default(),
         }
+    }
+
+    /// How the module sleeps with `AT+QSCLK=1` (default: after 20 ms of quiet with DTR high;
+    /// awake 20 ms after DTR falls).
+    pub fn uart_sleep(mut self, timing: UartSleepTiming) -> Self {
+        self.uart_sleep = timing;
+        self
     }
 
     /// Lock the SIM with this PIN (`None`: no PIN, SIM ready at boot).
@@ -367,14 +377,21 @@ impl MockModem {
         let files = self.initial_files();
         let sh = shared.clone();
         let fs = files.clone();
+        let sleep = SleepLine::new(self.uart_sleep);
+        let sl = sleep.clone();
         let thread = std::thread::Builder::new()
             .name("mock-modem".into())
-            .spawn(move || Engine::new(self, sh, fs).run(Box::new(link), ctl_rx))
+            .spawn(move || {
+                let mut e = Engine::new(self, sh, fs);
+                e.sleep = sl;
+                e.run(Box::new(link), ctl_rx)
+            })
             .expect("spawn mock modem thread");
         ModemHandle {
             ctl: ctl_tx,
             shared,
             files,
+            sleep,
             thread: Some(thread),
             wire: None,
         }
@@ -470,6 +487,7 @@ pub struct ModemHandle {
     ctl: Sender<Control>,
     shared: Arc<Mutex<ModemState>>,
     files: Files,
+    sleep: SleepLine,
     thread: Option<JoinHandle<()>>,
     wire: Option<Wire>,
 }
@@ -580,6 +598,14 @@ impl ModemHandle {
             .unwrap_or_else(|e| e.into_inner())
             .remove(name)
             .is_some()
+    }
+    /// The module's DTR input, as an output pin for the driver (`UartSleep::new`).
+    pub fn dtr(&self) -> MockDtr {
+        MockDtr(self.sleep.clone())
+    }
+    /// The module's UART sleep: setting, DTR level, asleep or not, bytes dropped.
+    pub fn uart_sleep(&self) -> UartSleepStats {
+        self.sleep.stats()
     }
     /// Current state snapshot.
     pub fn state(&self) -> ModemState {
@@ -752,6 +778,7 @@ struct Engine {
     send_fail: u32,
     open_fail: Option<u16>,
     drop_recv: u32,
+    sleep: SleepLine,
 }
 
 /// Splits the body of a command line (after `AT`) at the `;` that separate concatenated
@@ -814,6 +841,7 @@ impl Engine {
             send_fail: cfg.send_fail,
             open_fail: cfg.open_fail,
             drop_recv: cfg.drop_recv_urcs,
+            sleep: SleepLine::new(cfg.uart_sleep),
             pacing: cfg.pacing,
             garbage: cfg.garbage.clone(),
             drop_final: cfg.drop_final,
@@ -891,7 +919,11 @@ impl Engine {
                 continue;
             }
             match link.recv(&mut buf, wait) {
-                Recv::Data(n) => self.input.push(&buf[..n], Instant::now()),
+                Recv::Data(n) => {
+                    // A sleeping module drops what it is sent (AT+QSCLK=1).
+                    let kept = self.sleep.input(&buf[..n]);
+                    self.input.push(kept, Instant::now())
+                }
                 Recv::Timeout => {}
                 Recv::Closed => return,
             }
@@ -924,6 +956,7 @@ impl Engine {
     fn out(&mut self, link: &mut dyn Link, bytes: &[u8]) {
         // State changes become visible before the bytes that report them.
         self.publish();
+        self.sleep.output();
         let mut o = Output {
             link,
             pacing: self.pacing,
@@ -940,6 +973,8 @@ impl Engine {
 
     /// Power-on defaults (also after a reboot).
     fn reset_state(&mut self) {
+        // AT+QSCLK is not saved: off after every boot.
+        self.sleep.set_mode(0);
         self.echo = self.cfg.echo;
         self.cmee = self.cfg.cmee;
         self.cfun = 1;
@@ -1411,6 +1446,14 @@ impl Engine {
                 self.echo = true;
                 Reply::ok()
             }
+            ("+QSCLK", '=') => match num(0) {
+                Some(n @ 0..=2) if args.len() == 1 => {
+                    self.sleep.set_mode(n as u8);
+                    Reply::ok()
+                }
+                _ => Reply::error(),
+            },
+            ("+QSCLK", '?') => Reply::line(format!("+QSCLK: {}", self.sleep.mode())),
             (
                 "+QURCCFG" | "+IFC" | "+CTZR" | "+QINDCFG" | "+CGEREP" | "+QCFG" | "+QISDE"
                 | "+QICFG" | "+IPR" | "+QSCLK" | "+CPSMS" | "+CEDRXS" | "+QPTWEDRXS" | "+QSIMSTAT"

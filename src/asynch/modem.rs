@@ -92,6 +92,8 @@ pub(crate) struct Core {
     pub(crate) config: Config,
     /// The runner has control pins ([`Runner::with_pins`]).
     pub(crate) pins: core::sync::atomic::AtomicBool,
+    /// The runner drives DTR ([`Runner::with_uart_sleep`]): `AT+QSCLK=1` is safe.
+    pub(crate) sleep: core::sync::atomic::AtomicBool,
     /// A handle asks the runner to reset the module through its pins.
     pub(crate) reset: embassy_sync::signal::Signal<CriticalSectionRawMutex, ()>,
 }
@@ -110,6 +112,7 @@ impl Core {
             imei: BlockingMutex::new(core::cell::RefCell::new(heapless::String::new())),
             config: Config::DEFAULT,
             pins: core::sync::atomic::AtomicBool::new(false),
+            sleep: core::sync::atomic::AtomicBool::new(false),
             reset: embassy_sync::signal::Signal::new(),
         }
     }

@@ -20,6 +20,7 @@ pub mod network;
 pub mod pdp;
 pub mod power;
 pub mod sim;
+pub mod sleep;
 pub mod socket;
 pub mod time;
 

@@ -261,6 +261,7 @@
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
 
+mod edrx;
 mod link;
 mod model;
 mod modem;
@@ -270,6 +271,7 @@ mod script;
 mod sleep;
 mod sockets;
 
+pub use edrx::EdrxPaging;
 pub use link::{
     Link, MAX_LINE, Pacing, Recv, StreamLink, UART_BITS_PER_BYTE, frame, frame_response,
 };

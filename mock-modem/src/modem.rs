@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use crate::edrx::{Edrx, EdrxPaging};
 use crate::link::{
     HostLine, INPUT_STAGING, InputQueue, LineAssembler, Link, Output, Pacing, Recv, UartClock,
     frame, frame_response,
@@ -107,6 +108,7 @@ pub struct MockModem {
     drop_recv_urcs: u32,
     files: Vec<(String, Vec<u8>)>,
     uart_sleep: UartSleepTiming,
+    edrx_paging: Option<EdrxPaging>,
 }
 
 impl MockModem {
@@ -151,7 +153,16 @@ impl MockModem {
             drop_recv_urcs: 0,
             files: Vec::new(),
             uart_sleep: UartSleepTiming::default(),
+            edrx_paging: None,
         }
+    }
+
+    /// The paging schedule the network grants when the host turns eDRX on (`AT+CEDRXS=1|2`):
+    /// downlink data is announced only in the window at the start of each cycle (see
+    /// [`EdrxPaging`]). Default `None`: eDRX changes nothing.
+    pub fn edrx_paging(mut self, paging: Option<EdrxPaging>) -> Self {
+        self.edrx_paging = paging;
+        self
     }
 
     /// How the module sleeps with `AT+QSCLK=1` (default: after 20 ms of quiet with DTR high;
@@ -435,6 +446,8 @@ pub struct ModemState {
     pub sockets: Vec<SocketInfo>,
     /// UART rate in force (`None`: unpaced).
     pub baud: Option<u32>,
+    /// `"recv"` URCs held until an eDRX paging window.
+    pub edrx_held: u32,
 }
 
 /// One socket in a [`ModemState`] snapshot.
@@ -602,6 +615,13 @@ impl ModemHandle {
     /// The module's DTR input, as an output pin for the driver (`UartSleep::new`).
     pub fn dtr(&self) -> MockDtr {
         MockDtr(self.sleep.clone())
+    }
+    /// `"recv"` URCs the module held until a paging window (eDRX), so far.
+    pub fn edrx_held_urcs(&self) -> u32 {
+        self.shared
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .edrx_held
     }
     /// The module's UART sleep: setting, DTR level, asleep or not, bytes dropped.
     pub fn uart_sleep(&self) -> UartSleepStats {
@@ -779,6 +799,7 @@ struct Engine {
     open_fail: Option<u16>,
     drop_recv: u32,
     sleep: SleepLine,
+    edrx: Edrx,
 }
 
 /// Splits the body of a command line (after `AT`) at the `;` that separate concatenated
@@ -842,6 +863,7 @@ impl Engine {
             open_fail: cfg.open_fail,
             drop_recv: cfg.drop_recv_urcs,
             sleep: SleepLine::new(cfg.uart_sleep),
+            edrx: Edrx::new(cfg.edrx_paging),
             pacing: cfg.pacing,
             garbage: cfg.garbage.clone(),
             drop_final: cfg.drop_final,
@@ -950,6 +972,7 @@ impl Engine {
             s.commands = self.log.clone();
         }
         s.baud = self.out_clock.baud;
+        s.edrx_held = self.edrx.held;
         s.sockets = self.socket_infos();
     }
 
@@ -1453,6 +1476,25 @@ impl Engine {
                 }
                 _ => Reply::error(),
             },
+            ("+CEDRXS", '=') => match (num(0), num(1)) {
+                (Some(mode @ 0..=3), act) if args.len() <= 3 => {
+                    let act = act.unwrap_or(4) as u8;
+                    self.edrx.set(mode as u8, act, arg(2));
+                    if let Some(u) = self.edrx.report_urc() {
+                        let mut r = Reply::ok();
+                        r.after.push(u);
+                        r
+                    } else {
+                        Reply::ok()
+                    }
+                }
+                _ => Reply::error(),
+            },
+            ("+CEDRXS", '?') => match &self.edrx.requested {
+                Some((act, v)) => Reply::line(format!("+CEDRXS: {act},\"{v}\"")),
+                None => Reply::ok(),
+            },
+            ("+CEDRXRDP", 'x') => Reply::line(self.edrx.rdp()),
             ("+QSCLK", '?') => Reply::line(format!("+QSCLK: {}", self.sleep.mode())),
             (
                 "+QURCCFG" | "+IFC" | "+CTZR" | "+QINDCFG" | "+CGEREP" | "+QCFG" | "+QISDE"

@@ -88,7 +88,7 @@ pub struct UartSleep<D: OutputPin, RI: Wait = NotWired> {
 impl<D: OutputPin, RI: Wait> core::fmt::Debug for UartSleep<D, RI> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("UartSleep")
-            .field("ri", &self.ri.borrow().is_some())
+            .field("ri", &self.ri.try_borrow().map(|r| r.is_some()).ok())
             .field("wake", &self.wake)
             .field("idle", &self.idle)
             .field("phase", &self.phase.get())
@@ -241,7 +241,8 @@ impl<D: OutputPin, RI: Wait> SleepControl for UartSleep<D, RI> {
     }
 
     async fn serve(&self, busy: &dyn Fn() -> bool) -> ! {
-        let mut ri = self.ri.borrow_mut();
+        // The RI input moves into this future (only it waits on RI).
+        let mut ri = self.ri.borrow_mut().take();
         loop {
             if self.phase.get() != Phase::Awake {
                 // Asleep (or waking): wait for a write to wake it, or for RI.
@@ -259,7 +260,7 @@ impl<D: OutputPin, RI: Wait> SleepControl for UartSleep<D, RI> {
                             } else {
                                 // A failing input must not spin: treat it as not wired.
                                 warn!("RI input failed; ignoring it");
-                                *ri = None;
+                                ri = None;
                             }
                         }
                     }

@@ -160,9 +160,9 @@ pub(crate) fn nibble(s: &[u8]) -> Result<u8, Error> {
 
 fn write_nibble(w: &mut CmdWriter<'_>, v: u8) -> Result<(), Error> {
     let mut s = [b'0'; 4];
-    for (i, c) in s.iter_mut().enumerate() {
-        // i < 4: the shift is at most 3.
-        if v >> (3 - i) & 1 == 1 {
+    // The first character is bit 3, the last bit 0.
+    for (bit, c) in (0..4u8).rev().zip(s.iter_mut()) {
+        if v >> bit & 1 == 1 {
             *c = b'1';
         }
     }

@@ -140,3 +140,55 @@ fn dtr_is_released_when_the_runner_is_dropped() {
         assert!(handle.uart_sleep().dtr_high);
     });
 }
+
+#[test]
+fn an_ri_pulse_wakes_the_module_and_dtr_goes_high_again() {
+    let (rx, tx, handle) = mock(20).spawn();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let (runner, modem) = asynch::new(resources(), rx, tx, fast_config());
+        let pins = UartSleep::with_ri(handle.dtr(), handle.ri())
+            .wake_time(Duration::from_millis(30))
+            .idle_after(Duration::from_millis(40));
+        let runner = runner.with_uart_sleep(pins);
+        let body = async {
+            modem.init().await.unwrap();
+            modem.power().set_uart_sleep(true).await.unwrap();
+            Timer::after_millis(150).await;
+            let before = handle.uart_sleep();
+            assert!(before.dtr_high && before.asleep, "{before:?}");
+            // A URC while the module sleeps: RI pulses, the runner pulls DTR low with no write.
+            handle.inject_urc("+CTZV: \"+32\"");
+            let mut woke = false;
+            for _ in 0..100 {
+                Timer::after_millis(2).await;
+                let s = handle.uart_sleep();
+                if !s.dtr_high {
+                    woke = true;
+                    break;
+                }
+            }
+            assert!(
+                woke,
+                "RI did not wake the module: {:?}",
+                handle.uart_sleep()
+            );
+            let s = handle.uart_sleep();
+            assert_eq!(s.dtr_falls, before.dtr_falls + 1, "{s:?}");
+            assert!(s.ri_pulses > before.ri_pulses);
+            // Nothing to do after it: DTR high again once idle, and nothing was lost.
+            Timer::after_millis(150).await;
+            let s = handle.uart_sleep();
+            assert!(s.dtr_high && s.asleep, "{s:?}");
+            assert_eq!(s.dropped_bytes, 0);
+            modem.network().signal().await.unwrap();
+        };
+        match select(runner.run(), body).await {
+            Either::First(never) => never,
+            Either::Second(()) => {}
+        }
+    });
+}

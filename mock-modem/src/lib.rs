@@ -288,5 +288,5 @@ pub use script::{
     DEFAULT_EXPECT_TIMEOUT, Script, ScriptError, ScriptHandle, ScriptStep, Step, parse_duration,
     unescape_quoted,
 };
-pub use sleep::{MockDtr, UartSleepStats, UartSleepTiming};
+pub use sleep::{MockDtr, MockRi, UartSleepStats, UartSleepTiming};
 pub use sockets::{DEFAULT_SOCKET_BUFFER, TLS_ALERT_WAIT};

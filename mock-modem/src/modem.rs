@@ -14,7 +14,7 @@ use crate::link::{
 };
 use crate::model::{Model, cme_text, ip_error_text};
 use crate::pipe::{HostRx, HostTx, Wire, duplex};
-use crate::sleep::{MockDtr, SleepLine, UartSleepStats, UartSleepTiming};
+use crate::sleep::{MockDtr, MockRi, SleepLine, UartSleepStats, UartSleepTiming};
 use crate::sockets::{DEFAULT_SOCKET_BUFFER, Socket, SslCfg};
 
 mod clock;
@@ -623,6 +623,10 @@ impl ModemHandle {
             .unwrap_or_else(|e| e.into_inner())
             .edrx_held
     }
+    /// The module's RI output, as an async input pin for the driver (`UartSleep::with_ri`).
+    pub fn ri(&self) -> MockRi {
+        MockRi(self.sleep.clone())
+    }
     /// The module's UART sleep: setting, DTR level, asleep or not, bytes dropped.
     pub fn uart_sleep(&self) -> UartSleepStats {
         self.sleep.stats()
@@ -992,6 +996,7 @@ impl Engine {
 
     fn urc(&mut self, link: &mut dyn Link, text: &str) {
         self.out(link, &frame(text));
+        self.sleep.ri_pulse();
     }
 
     /// Power-on defaults (also after a reboot).

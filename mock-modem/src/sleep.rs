@@ -41,6 +41,8 @@ pub struct UartSleepStats {
     pub sleeps: u32,
     /// Times DTR fell.
     pub dtr_falls: u32,
+    /// RI pulses (one per URC, the modules' default `AT+QCFG="urc/ri/other"`).
+    pub ri_pulses: u32,
 }
 
 #[derive(Debug)]
@@ -54,6 +56,8 @@ struct Inner {
     last_activity: Instant,
     was_asleep: bool,
     stats: UartSleepStats,
+    /// Wakers of the host's RI inputs waiting for a pulse.
+    ri_waiters: Vec<std::task::Waker>,
 }
 
 impl Inner {
@@ -92,6 +96,7 @@ impl SleepLine {
             awake_from: now,
             last_activity: now,
             was_asleep: false,
+            ri_waiters: Vec::new(),
             stats: UartSleepStats {
                 dtr_high: true,
                 ..UartSleepStats::default()
@@ -135,6 +140,19 @@ impl SleepLine {
         if !i.asleep(now) {
             i.last_activity = now;
         }
+    }
+
+    /// A URC went out: RI pulses low (BG96 Hardware Design §3.15: 120 ms).
+    pub(crate) fn ri_pulse(&self) {
+        let mut i = self.lock();
+        i.stats.ri_pulses += 1;
+        for w in i.ri_waiters.drain(..) {
+            w.wake();
+        }
+    }
+
+    fn ri_count(&self) -> u32 {
+        self.lock().stats.ri_pulses
     }
 
     fn set_dtr(&self, high: bool) {
@@ -187,6 +205,54 @@ impl embedded_hal::digital::OutputPin for MockDtr {
     }
     fn set_high(&mut self) -> Result<(), Self::Error> {
         self.0.set_dtr(true);
+        Ok(())
+    }
+}
+
+/// The module's RI output as an `embedded_hal_async` input for the driver under test: every URC
+/// the module sends is one low pulse (a falling then a rising edge).
+#[derive(Debug, Clone)]
+pub struct MockRi(pub(crate) SleepLine);
+
+impl embedded_hal::digital::ErrorType for MockRi {
+    type Error = core::convert::Infallible;
+}
+
+impl MockRi {
+    /// Resolves at the next pulse after the call.
+    async fn next_pulse(&self) {
+        let start = self.0.ri_count();
+        std::future::poll_fn(|cx| {
+            let mut i = self.0.lock();
+            if i.stats.ri_pulses != start {
+                return std::task::Poll::Ready(());
+            }
+            i.ri_waiters.push(cx.waker().clone());
+            std::task::Poll::Pending
+        })
+        .await
+    }
+}
+
+impl embedded_hal_async::digital::Wait for MockRi {
+    async fn wait_for_high(&mut self) -> Result<(), Self::Error> {
+        // Idle high between pulses (the pulse itself is short): high at once.
+        Ok(())
+    }
+    async fn wait_for_low(&mut self) -> Result<(), Self::Error> {
+        self.next_pulse().await;
+        Ok(())
+    }
+    async fn wait_for_rising_edge(&mut self) -> Result<(), Self::Error> {
+        self.next_pulse().await;
+        Ok(())
+    }
+    async fn wait_for_falling_edge(&mut self) -> Result<(), Self::Error> {
+        self.next_pulse().await;
+        Ok(())
+    }
+    async fn wait_for_any_edge(&mut self) -> Result<(), Self::Error> {
+        self.next_pulse().await;
         Ok(())
     }
 }

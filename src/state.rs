@@ -176,8 +176,9 @@ pub struct State {
     pub functionality: Option<u8>,
     /// Unknown URCs seen.
     pub unknown_urcs: u32,
-    /// The last `+CEDRXP` report (the network's eDRX parameters), raw.
-    pub edrx: Option<crate::at::urc::EdrxReport>,
+    /// The last `+CEDRXP` report (the network's eDRX parameters), as text
+    /// ([`UrcText::edrx`](crate::at::urc::UrcText::edrx) types it).
+    pub edrx: Option<crate::at::urc::UrcText>,
     /// Bumped on every change.
     pub generation: u32,
 }

@@ -15,37 +15,55 @@ use embassy_time::Instant;
 
 use super::Network;
 use crate::Error;
-use crate::at::urc::{QInd, Urc};
+use crate::at::urc::{QInd, Urc, UrcText};
 use crate::command::nettime::{GetNetworkTime, NetworkTime, QltsMode};
 
-/// The last network time (Unix seconds, UTC) and when it was taken.
-static LAST: Mutex<CriticalSectionRawMutex, Cell<Option<(i64, Instant)>>> =
+/// Where the last network time came from: read (Unix seconds) or a URC, kept as text and typed
+/// only when the time is asked for (the runner stays free of the time parsers).
+#[derive(Clone, Copy)]
+enum Source {
+    Unix(i64),
+    TimeZone(UrcText),
+    Nitz(UrcText),
+}
+
+/// The last network time and the local instant it arrived at.
+static LAST: Mutex<CriticalSectionRawMutex, Cell<Option<(Source, Instant)>>> =
     Mutex::new(Cell::new(None));
 
-/// Records that it is `unix` seconds UTC now. Times before 2020 are a module's power-on
-/// default, not the network's: ignored.
+/// 2020-01-01T00:00:00Z: earlier times are a module's power-on default, not the network's.
+const EARLIEST: i64 = 1_577_836_800;
+
+/// Records that it is `unix` seconds UTC now (times before 2020 are ignored).
 pub(crate) fn record(unix: i64) {
-    // 2020-01-01T00:00:00Z.
-    if unix >= 1_577_836_800 {
-        LAST.lock(|c| c.set(Some((unix, Instant::now()))));
+    if unix >= EARLIEST {
+        LAST.lock(|c| c.set(Some((Source::Unix(unix), Instant::now()))));
     }
 }
 
-/// Records the time a URC carried, if any.
+/// Records a time URC that carries a date (one with the zone alone changes nothing).
 pub(crate) fn observe(urc: &Urc) {
-    let report = match urc {
-        Urc::TimeZone(r) | Urc::QInd(QInd::Nitz(r)) => r,
+    let source = match urc {
+        Urc::TimeZone(t) if t.has_date() => Source::TimeZone(*t),
+        Urc::QInd(QInd::Nitz(t)) if t.has_date() => Source::Nitz(*t),
         _ => return,
     };
-    if let Some(t) = NetworkTime::from_report(report) {
-        record(t.unix_utc());
-    }
+    LAST.lock(|c| c.set(Some((source, Instant::now()))));
 }
 
 /// Now, in seconds since 1970-01-01 UTC, from the last network time and the local clock since;
-/// `None` until the network sent the time (or the driver read it).
+/// `None` until the network sent the time (or the driver read it), or when what it sent last
+/// was malformed.
 pub fn network_utc_now() -> Option<u64> {
-    let (unix, at) = LAST.lock(Cell::get)?;
+    let (source, at) = LAST.lock(Cell::get)?;
+    let unix = match source {
+        Source::Unix(u) => u,
+        Source::TimeZone(t) => NetworkTime::from_report(&t.time_zone()?)?.unix_utc(),
+        Source::Nitz(t) => NetworkTime::from_report(&t.nitz()?)?.unix_utc(),
+    };
+    if unix < EARLIEST {
+        return None;
+    }
     let since = i64::try_from(Instant::now().saturating_duration_since(at).as_secs()).ok()?;
     u64::try_from(unix.checked_add(since)?).ok()
 }

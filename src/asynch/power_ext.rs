@@ -75,6 +75,7 @@ impl Power<'_> {
         self.modem
             .state()
             .edrx
+            .and_then(|t| t.edrx())
             .as_ref()
             .and_then(EdrxParams::from_report)
     }

@@ -13,7 +13,9 @@ use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use super::parse::{all, comma, next, quoted, uint};
 use crate::error::trim_ascii;
 
-pub use super::urc_ext::{EdrxReport, NetworkTimeReport, TimeFields, parse_time_text};
+pub use super::urc_ext::{
+    EdrxReport, NetworkTimeReport, TimeFields, URC_TEXT_MAX, UrcText, parse_time_text,
+};
 
 /// The SIM's answer to `AT+CPIN?` / the `+CPIN:` URC.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -172,8 +174,9 @@ pub enum QInd {
         /// `<ber>` as in `AT+CSQ`.
         ber: u8,
     },
-    /// `+QIND: "nitz","<time±zz>"[,<dst>]`: the network sent the time (NITZ).
-    Nitz(NetworkTimeReport),
+    /// `+QIND: "nitz","<time±zz>"[,<dst>]`: the network sent the time (NITZ); the text after
+    /// `"nitz"`, typed by [`UrcText::nitz`].
+    Nitz(UrcText),
     /// Another `+QIND` report.
     Other,
 }
@@ -264,10 +267,12 @@ pub enum Urc {
     },
     /// `+QSSLURC: ...`.
     QsslUrc(QsslUrc),
-    /// `+CEDRXP: ...`: the network's eDRX parameters (with `AT+CEDRXS=2`).
-    Edrx(EdrxReport),
-    /// `+CTZV: ...` or `+CTZE: ...`: the network sent its time zone (and maybe the time).
-    TimeZone(NetworkTimeReport),
+    /// `+CEDRXP: ...`: the network's eDRX parameters (with `AT+CEDRXS=2`), typed by
+    /// [`UrcText::edrx`].
+    Edrx(UrcText),
+    /// `+CTZV: ...` or `+CTZE: ...`: the network sent its time zone (and maybe the time),
+    /// typed by [`UrcText::time_zone`].
+    TimeZone(UrcText),
     /// A `+XXX:` URC this driver does not know; holds its prefix (`+XXX`, cut to 16 bytes).
     /// Also a bare line that arrived while no command was in flight and is no known notice
     /// (its first 16 bytes).
@@ -522,7 +527,7 @@ fn qind(i: &[u8]) -> Result<QInd, crate::Error> {
         b"PB DONE" => Ok(QInd::PbDone),
         _ if i.starts_with(b"\"nitz\"") => i
             .get(6..)
-            .and_then(super::urc_ext::nitz)
+            .and_then(UrcText::new)
             .map(QInd::Nitz)
             .ok_or(crate::Error::Parse),
         _ => {
@@ -594,8 +599,8 @@ impl Urc {
             b"+QIOPEN" => id_err(rest).ok().map(|(id, err)| Urc::QiOpen { id, err }),
             b"+QSSLOPEN" => id_err(rest).ok().map(|(id, err)| Urc::QsslOpen { id, err }),
             b"+QSSLURC" => qsslurc(rest).ok().map(Urc::QsslUrc),
-            b"+CEDRXP" => super::urc_ext::edrx_report(rest).map(Urc::Edrx),
-            b"+CTZV" | b"+CTZE" => super::urc_ext::time_zone_report(rest).map(Urc::TimeZone),
+            b"+CEDRXP" => UrcText::new(rest).map(Urc::Edrx),
+            b"+CTZV" | b"+CTZE" => UrcText::new(rest).map(Urc::TimeZone),
             _ => {
                 let mut s = heapless::String::new();
                 for &b in name.iter().take(16) {

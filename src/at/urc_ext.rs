@@ -1,9 +1,67 @@
 //! The power-saving and network-time URCs (issue 12): `+CEDRXP:` (eDRX parameters),
 //! `+CTZV:`/`+CTZE:` (time zone, with the time when the network sent it) and
-//! `+QIND: "nitz",…`, as raw typed fields. The command layer gives them their 3GPP meaning
-//! (`command::edrx::EdrxParams`, `command::time::Clock`).
+//! `+QIND: "nitz",…`. The URC parser only keeps their text ([`UrcText`]): every firmware links
+//! the URC parser, and these rare lines are typed only when asked ([`UrcText::edrx`],
+//! [`UrcText::time_zone`], [`UrcText::nitz`]), so a firmware that never reads them does not
+//! carry their parsers. The command layer gives them their 3GPP meaning
+//! (`command::edrx::EdrxParams`, `command::nettime::NetworkTime`).
 
 use crate::error::trim_ascii;
+
+/// Longest URC text kept (the longest of these URCs, `+CTZE`'s, is 28 bytes); a longer one is
+/// reported as [`Urc::Unknown`](super::urc::Urc::Unknown).
+pub const URC_TEXT_MAX: usize = 40;
+
+/// The text of a URC after its prefix, kept as it came (at most [`URC_TEXT_MAX`] bytes).
+#[derive(Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct UrcText {
+    len: u8,
+    buf: [u8; URC_TEXT_MAX],
+}
+
+impl core::fmt::Debug for UrcText {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "UrcText({:?})", self.as_bytes().escape_ascii())
+    }
+}
+
+impl UrcText {
+    /// Keeps `text`; `None` if it is longer than [`URC_TEXT_MAX`].
+    pub fn new(text: &[u8]) -> Option<Self> {
+        let mut buf = [0u8; URC_TEXT_MAX];
+        buf.get_mut(..text.len())?.copy_from_slice(text);
+        Some(Self {
+            len: u8::try_from(text.len()).ok()?,
+            buf,
+        })
+    }
+
+    /// The text.
+    pub fn as_bytes(&self) -> &[u8] {
+        self.buf.get(..usize::from(self.len)).unwrap_or(&[])
+    }
+
+    /// As a `+CEDRXP:` report; `None` if malformed.
+    pub fn edrx(&self) -> Option<EdrxReport> {
+        edrx_report(self.as_bytes())
+    }
+
+    /// As a `+CTZV:`/`+CTZE:` report; `None` if malformed.
+    pub fn time_zone(&self) -> Option<NetworkTimeReport> {
+        time_zone_report(self.as_bytes())
+    }
+
+    /// As the part of a `+QIND: "nitz"` report after `"nitz"`; `None` if malformed.
+    pub fn nitz(&self) -> Option<NetworkTimeReport> {
+        nitz(self.as_bytes())
+    }
+
+    /// Whether the text holds a date (a time URC that carries the time, not only the zone).
+    pub fn has_date(&self) -> bool {
+        self.as_bytes().contains(&b'/')
+    }
+}
 
 /// `+CEDRXP: <AcT-type>[,"<requested>"[,"<NW-provided>"[,"<PTW>"]]]` (27.007 §7.41, with
 /// `AT+CEDRXS=2`): the network's eDRX parameters changed. Values are the 4-bit fields.
@@ -168,7 +226,7 @@ fn split_once(s: &[u8], c: u8) -> Option<(&[u8], &[u8])> {
 }
 
 /// `+CEDRXP:` fields.
-pub(crate) fn edrx_report(i: &[u8]) -> Option<EdrxReport> {
+fn edrx_report(i: &[u8]) -> Option<EdrxReport> {
     let f = fields(i)?;
     let mut it = f.iter();
     let act = u8::try_from(digits(trim_ascii(it.next()?))?).ok()?;
@@ -205,7 +263,7 @@ pub(crate) fn edrx_report(i: &[u8]) -> Option<EdrxReport> {
 
 /// `+CTZV:`/`+CTZE:` fields: `<tz>[,<dst>][,"<time>"]` in any order after the zone; the zone
 /// quoted or not.
-pub(crate) fn time_zone_report(i: &[u8]) -> Option<NetworkTimeReport> {
+fn time_zone_report(i: &[u8]) -> Option<NetworkTimeReport> {
     let f = fields(i)?;
     let mut it = f.iter();
     let offset_quarters = zone(unquote(it.next()?))?;
@@ -232,7 +290,7 @@ pub(crate) fn time_zone_report(i: &[u8]) -> Option<NetworkTimeReport> {
 
 /// `+QIND: "nitz",…` after `"nitz"`: a time with its zone (`"yy/MM/dd,hh:mm:ss±zz[,dst]"`,
 /// as `AT+QLTS` writes it), optionally followed by `,<dst>`.
-pub(crate) fn nitz(rest: &[u8]) -> Option<NetworkTimeReport> {
+fn nitz(rest: &[u8]) -> Option<NetworkTimeReport> {
     let rest = trim_ascii(rest).strip_prefix(b",")?;
     let f = fields(rest)?;
     let mut it = f.iter();

@@ -186,39 +186,51 @@ mod tests {
         else {
             panic!("not a time zone URC")
         };
-        let t = NetworkTime::from_report(&r).unwrap();
+        let t = NetworkTime::from_report(&r.time_zone().unwrap()).unwrap();
         assert_eq!(t.unix_utc(), 1_547_322_048);
         assert_eq!(t.dst, Some(0));
         // The zone alone: no time.
         let Some(Urc::TimeZone(r)) = Urc::parse_line(b"+CTZV: -20") else {
             panic!("not a time zone URC")
         };
+        let r = r.time_zone().unwrap();
         assert_eq!(r.offset_quarters, -20);
         assert_eq!(NetworkTime::from_report(&r), None);
         let Some(Urc::TimeZone(r)) = Urc::parse_line(b"+CTZV: \"+04\"") else {
             panic!("not a time zone URC")
         };
+        let r = r.time_zone().unwrap();
         assert_eq!(r.offset_quarters, 4);
         let Some(Urc::QInd(QInd::Nitz(r))) =
             Urc::parse_line(b"+QIND: \"nitz\",\"19/01/12,19:40:48+00,0\"")
         else {
             panic!("not a nitz URC")
         };
+        let r = r.nitz().unwrap();
         assert_eq!(
             NetworkTime::from_report(&r).unwrap().unix_utc(),
             1_547_322_048
         );
-        // Malformed: reported as unknown, never a wrong time.
+        // Malformed: no report, never a wrong time.
         for bad in [
             &b"+CTZV: +99"[..],
             b"+CTZE: \"+32\",0,\"2019/01/13,25:40:48\"",
-            b"+QIND: \"nitz\",\"19/01/12,19:40:48\"",
         ] {
-            assert!(
-                matches!(Urc::parse_line(bad), Some(Urc::Unknown(_))),
-                "{}",
-                bad.escape_ascii()
-            );
+            let Some(Urc::TimeZone(t)) = Urc::parse_line(bad) else {
+                panic!("{}", bad.escape_ascii())
+            };
+            assert_eq!(t.time_zone(), None, "{}", bad.escape_ascii());
         }
+        let Some(Urc::QInd(QInd::Nitz(t))) =
+            Urc::parse_line(b"+QIND: \"nitz\",\"19/01/12,19:40:48\"")
+        else {
+            panic!("not a nitz URC")
+        };
+        assert_eq!(t.nitz(), None);
+        // Longer than any real one: unknown.
+        assert!(matches!(
+            Urc::parse_line(b"+CTZE: \"+32\",0,\"2019/01/13,03:40:48\",0123456789012345"),
+            Some(Urc::Unknown(_))
+        ));
     }
 }

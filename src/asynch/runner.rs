@@ -5,7 +5,7 @@ use embedded_io_async::{Read, Write};
 
 use super::Modem;
 use super::pins::{ControlPins, NoPins};
-use super::sleep::{NoSleep, SleepControl, UartSleep, WakeTx};
+use super::sleep::{NoSleep, SleepControl, UartSleep};
 use crate::socket::SocketPool;
 
 use crate::at::{Digester, ExpectCell, Urc, UrcSink};
@@ -195,7 +195,7 @@ impl<'a, R: Read, W: Write, P: ControlPins, S: SleepControl> Runner<'a, R, W, P,
         let Self {
             mut parts,
             mut rx,
-            tx,
+            mut tx,
             modem,
             mut pins,
             sleep,
@@ -205,12 +205,7 @@ impl<'a, R: Read, W: Write, P: ControlPins, S: SleepControl> Runner<'a, R, W, P,
         if !sleep.release() {
             warn!("DTR refused to change");
         }
-        let mut tx = WakeTx {
-            inner: tx,
-            sleep: &sleep,
-        };
-        let busy = || modem.core.channel.try_lock().is_err();
-        let idle = sleep.serve(&busy);
+        let idle = sleep.serve(|| modem.core.channel.try_lock().is_err());
         // Each read lands straight in the line buffer, as much as it has room for.
         let reader = async {
             loop {
@@ -230,7 +225,7 @@ impl<'a, R: Read, W: Write, P: ControlPins, S: SleepControl> Runner<'a, R, W, P,
                 }
             }
         };
-        let serve = select(modem.core.tx.serve(&mut tx), idle);
+        let serve = select(modem.core.tx.serve(&mut tx, &sleep), idle);
         match select4(reader, serve, modem.service(), resets).await {
             Either4::First(never) => never,
             Either4::Second(Either::First(never) | Either::Second(never)) => never,

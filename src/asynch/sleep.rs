@@ -197,7 +197,7 @@ pub trait SleepControl {
     /// Drives DTR high when idle (`busy` says whether a command is in flight) and wakes the
     /// module on an RI pulse. Never returns.
     #[allow(async_fn_in_trait)]
-    async fn serve(&self, busy: &dyn Fn() -> bool) -> !;
+    async fn serve<B: Fn() -> bool>(&self, busy: B) -> !;
 }
 
 /// No UART sleep: DTR not driven.
@@ -215,7 +215,7 @@ impl SleepControl for NoSleep {
         true
     }
     fn after_write(&self) {}
-    async fn serve(&self, _: &dyn Fn() -> bool) -> ! {
+    async fn serve<B: Fn() -> bool>(&self, _: B) -> ! {
         core::future::pending().await
     }
 }
@@ -240,7 +240,7 @@ impl<D: OutputPin, RI: Wait> SleepControl for UartSleep<D, RI> {
         self.last.set(Instant::now());
     }
 
-    async fn serve(&self, busy: &dyn Fn() -> bool) -> ! {
+    async fn serve<B: Fn() -> bool>(&self, busy: B) -> ! {
         // The RI input moves into this future (only it waits on RI).
         let mut ri = self.ri.borrow_mut().take();
         loop {
@@ -290,36 +290,5 @@ impl<D: OutputPin, RI: Wait> UartSleep<D, RI> {
     /// How many times DTR was pulled low to wake the module.
     pub fn wakes(&self) -> u32 {
         self.wakes.get()
-    }
-}
-
-/// The runner's transmit half with UART sleep: wakes the module before each write.
-pub(crate) struct WakeTx<'s, W, S> {
-    pub(crate) inner: W,
-    pub(crate) sleep: &'s S,
-}
-
-impl<W, S> embedded_io_async::ErrorType for WakeTx<'_, W, S> {
-    type Error = embedded_io_async::ErrorKind;
-}
-
-impl<W: embedded_io_async::Write, S: SleepControl> embedded_io_async::Write for WakeTx<'_, W, S> {
-    async fn write(&mut self, buf: &[u8]) -> Result<usize, Self::Error> {
-        use embedded_io_async::Error as _;
-        if !self.sleep.before_write().await {
-            // The module may be asleep: the bytes could be lost. Fail the write (the command
-            // gets `Error::Write`) rather than send into the void.
-            warn!("DTR refused to change");
-            self.sleep.after_write();
-            return Err(embedded_io_async::ErrorKind::Other);
-        }
-        let r = self.inner.write(buf).await.map_err(|e| e.kind());
-        self.sleep.after_write();
-        r
-    }
-
-    async fn flush(&mut self) -> Result<(), Self::Error> {
-        use embedded_io_async::Error as _;
-        self.inner.flush().await.map_err(|e| e.kind())
     }
 }

@@ -13,6 +13,8 @@ use embassy_time::Instant;
 
 use crate::at::urc::{PinCode, QInd, QiUrc, RegDomain, RegStatus, Registration, Urc};
 
+pub(crate) mod clock;
+
 /// The result of one host-name lookup (`AT+QIDNSGIP`), as its `+QIURC: "dnsgip"` URCs reported
 /// it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -283,6 +285,9 @@ impl State {
             }
             Urc::Unknown(_) => self.unknown_urcs = self.unknown_urcs.wrapping_add(1),
             Urc::Edrx(r) => self.edrx = Some(*r),
+            // The network clock is program-wide, not part of the state: no change here.
+            Urc::TimeZone(t) => return clock::observe(t, false),
+            Urc::QInd(QInd::Nitz(t)) => return clock::observe(t, true),
             _ => return,
         }
         self.generation = self.generation.wrapping_add(1);

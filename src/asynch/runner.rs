@@ -33,7 +33,6 @@ impl UrcSink for ApplyUrcs<'_> {
             _ => trace!("URC"),
         }
         self.state.apply(&urc);
-        super::clock::observe(&urc);
         crate::socket::apply_urc(self.pool, &urc);
         matches!(urc, Urc::Unknown(_))
     }

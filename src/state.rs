@@ -286,8 +286,7 @@ impl State {
             Urc::Unknown(_) => self.unknown_urcs = self.unknown_urcs.wrapping_add(1),
             Urc::Edrx(r) => self.edrx = Some(*r),
             // The network clock is program-wide, not part of the state: no change here.
-            Urc::TimeZone(t) => return clock::observe(t, false),
-            Urc::QInd(QInd::Nitz(t)) => return clock::observe(t, true),
+            Urc::TimeZone(t) => return clock::observe(t),
             _ => return,
         }
         self.generation = self.generation.wrapping_add(1);

@@ -8,7 +8,7 @@ use std::time::Duration as StdDuration;
 
 use quectel::asynch::{forget_network_time, network_utc_now};
 use quectel::command::nettime::QltsMode;
-use quectel_mock::{MockModem, Model as MockModel, ctze_urc, nitz_urc};
+use quectel_mock::{MockModem, Model as MockModel, ctze_urc};
 use support::{fast_config, resources, with_modem_in};
 
 fn now() -> i64 {
@@ -70,7 +70,7 @@ fn network_time_from_qlts_and_from_urcs() {
     );
     // A time URC sets the clock (here a fixed instant in 2031, far from the host's clock).
     let later = 1_925_000_000i64;
-    for urc in [ctze_urc(later, -20), nitz_urc(later, 32)] {
+    for urc in [ctze_urc(later, -20), ctze_urc(later, 32)] {
         forget_network_time();
         with_modem_in(resources(), fast_config(), mock(), async |m, h| {
             m.init().await.unwrap();

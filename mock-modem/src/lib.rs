@@ -278,7 +278,7 @@ pub use link::{
 pub use model::{Model, cme_text, ip_error_text};
 pub use modem::{
     MAX_FILE_SIZE, MAX_FS_SIZE, MockModem, ModemHandle, ModemState, SimState, SocketInfo, ctze_urc,
-    nitz_urc, qfupl_checksum, reg,
+    qfupl_checksum, reg,
 };
 pub use peers::{EchoHandle, TcpEchoServer, TestPki, TlsEchoServer};
 pub use pipe::{

@@ -21,7 +21,7 @@ mod clock;
 mod dns;
 mod net;
 
-pub use clock::{ctze_urc, nitz_urc};
+pub use clock::ctze_urc;
 
 pub use net::{MAX_FILE_SIZE, MAX_FS_SIZE, qfupl_checksum};
 

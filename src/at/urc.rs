@@ -174,9 +174,6 @@ pub enum QInd {
         /// `<ber>` as in `AT+CSQ`.
         ber: u8,
     },
-    /// `+QIND: "nitz","<time±zz>"[,<dst>]`: the network sent the time (NITZ); the text after
-    /// `"nitz"`, typed by [`UrcText::nitz`].
-    Nitz(UrcText),
     /// Another `+QIND` report.
     Other,
 }
@@ -525,11 +522,6 @@ fn qind(i: &[u8]) -> Result<QInd, crate::Error> {
     match i {
         b"SMS DONE" => Ok(QInd::SmsDone),
         b"PB DONE" => Ok(QInd::PbDone),
-        _ if i.starts_with(b"\"nitz\"") => i
-            .get(6..)
-            .and_then(UrcText::new)
-            .map(QInd::Nitz)
-            .ok_or(crate::Error::Parse),
         _ => {
             let csq = (value((), tag(&b"\"csq\""[..])), next(uint), next(uint));
             match all(csq, i) {

@@ -1,16 +1,19 @@
 //! The power-saving and network-time URCs (issue 12): `+CEDRXP:` (eDRX parameters),
-//! `+CTZV:`/`+CTZE:` (time zone, with the time when the network sent it) and
-//! `+QIND: "nitz",…`. The URC parser only keeps their text ([`UrcText`]): every firmware links
-//! the URC parser, and these rare lines are typed only when asked ([`UrcText::edrx`],
-//! [`UrcText::time_zone`], [`UrcText::nitz`]), so a firmware that never reads them does not
-//! carry their parsers. The command layer gives them their 3GPP meaning
+//! `+CTZV:`/`+CTZE:` (time zone, with the time when the network sent it). The URC parser
+//! only keeps their text ([`UrcText`]): every firmware links the URC parser, and these rare
+//! lines are typed only when asked ([`UrcText::edrx`], [`UrcText::time_zone`]), so a firmware
+//! that never reads them does not carry their parsers.
+//!
+//! `+QIND: "nitz",…` is not taken: no manual of the supported models documents its form, and
+//! recognising it in the intake costs every firmware about 80 bytes of flash (the footprint
+//! budget); `+CTZE` (`AT+CTZR=2`) and `AT+QLTS` carry the same time. The command layer gives them their 3GPP meaning
 //! (`command::edrx::EdrxParams`, `command::nettime::NetworkTime`).
 
 use crate::error::trim_ascii;
 
 /// Longest URC text kept (the longest of these URCs, `+CTZE`'s, is 28 bytes); a longer one is
 /// reported as [`Urc::Unknown`](super::urc::Urc::Unknown).
-pub const URC_TEXT_MAX: usize = 40;
+pub const URC_TEXT_MAX: usize = 32;
 
 /// The text of a URC after its prefix, kept as it came (at most [`URC_TEXT_MAX`] bytes).
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -50,11 +53,6 @@ impl UrcText {
     /// As a `+CTZV:`/`+CTZE:` report; `None` if malformed.
     pub fn time_zone(&self) -> Option<NetworkTimeReport> {
         time_zone_report(self.as_bytes())
-    }
-
-    /// As the part of a `+QIND: "nitz"` report after `"nitz"`; `None` if malformed.
-    pub fn nitz(&self) -> Option<NetworkTimeReport> {
-        nitz(self.as_bytes())
     }
 
     /// Whether the text holds a date (a time URC that carries the time, not only the zone).
@@ -101,7 +99,7 @@ pub struct TimeFields {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct NetworkTimeReport {
-    /// Local time (when sent): `+CTZE` and `+QIND: "nitz"` carry it, `+CTZV` mostly not.
+    /// Local time (when sent): `+CTZE` carries it, `+CTZV` mostly not.
     pub local: Option<TimeFields>,
     /// Local time minus UTC, in quarters of an hour (−48…+56).
     pub offset_quarters: i8,
@@ -168,7 +166,7 @@ fn fields(i: &[u8]) -> Option<heapless::Vec<&[u8], 6>> {
 }
 
 /// A time text: `yy/MM/dd,hh:mm:ss` or `yyyy/MM/dd,hh:mm:ss`, optionally followed by the zone
-/// `±zz` and by `,<dst>` (the forms of `+CCLK`, `+QLTS`, `+CTZE` and `+QIND: "nitz"`).
+/// `±zz` and by `,<dst>` (the forms of `+CCLK`, `+QLTS` and `+CTZE`).
 /// Returns the fields, the zone and the dst if present.
 pub fn parse_time_text(s: &[u8]) -> Option<(TimeFields, Option<i8>, Option<u8>)> {
     let (date, rest) = split_once(s, b',')?;
@@ -286,27 +284,6 @@ fn time_zone_report(i: &[u8]) -> Option<NetworkTimeReport> {
         }
     }
     Some(r)
-}
-
-/// `+QIND: "nitz",…` after `"nitz"`: a time with its zone (`"yy/MM/dd,hh:mm:ss±zz[,dst]"`,
-/// as `AT+QLTS` writes it), optionally followed by `,<dst>`.
-fn nitz(rest: &[u8]) -> Option<NetworkTimeReport> {
-    let rest = trim_ascii(rest).strip_prefix(b",")?;
-    let f = fields(rest)?;
-    let mut it = f.iter();
-    let (t, z, d) = parse_time_text(unquote(it.next()?))?;
-    let dst = match it.next() {
-        Some(v) => Some(u8::try_from(digits(unquote(v))?).ok().filter(|&x| x <= 2)?),
-        None => d,
-    };
-    if it.next().is_some() {
-        return None;
-    }
-    Some(NetworkTimeReport {
-        local: Some(t),
-        offset_quarters: z?,
-        dst,
-    })
 }
 
 #[cfg(test)]

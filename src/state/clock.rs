@@ -1,6 +1,6 @@
 //! The network clock: the last time the network sent (NITZ), kept with the local instant it
 //! arrived at, so that "now" can be told without an RTC. Fed by the time URCs as the state
-//! takes them (`+CTZE` or `+CTZV` with a time, `+QIND: "nitz"`, kept as text and typed only
+//! takes them (`+CTZE` or `+CTZV` with a time, kept as text and typed only
 //! when the time is asked for) and by the network handle's reads (`AT+QLTS`, `AT+CCLK?`). MCU
 //! TLS checks certificate dates against it when the caller gives no clock.
 //!
@@ -22,7 +22,6 @@ use crate::command::nettime::NetworkTime;
 enum Source {
     Unix(i64),
     TimeZone(UrcText),
-    Nitz(UrcText),
 }
 
 /// The last network time and the local instant it arrived at.
@@ -39,18 +38,13 @@ pub(crate) fn record(unix: i64) {
     }
 }
 
-/// Records a time URC (`nitz`: a `+QIND: "nitz"` one, else `+CTZV`/`+CTZE`) that carries a
-/// date (one with the zone alone changes nothing).
-pub(crate) fn observe(text: &UrcText, nitz: bool) {
+/// Records a `+CTZV`/`+CTZE` URC that carries a date (one with the zone alone changes
+/// nothing).
+pub(crate) fn observe(text: &UrcText) {
     if !text.has_date() {
         return;
     }
-    let source = if nitz {
-        Source::Nitz(*text)
-    } else {
-        Source::TimeZone(*text)
-    };
-    LAST.lock(|c| c.set(Some((source, Instant::now()))));
+    LAST.lock(|c| c.set(Some((Source::TimeZone(*text), Instant::now()))));
 }
 
 /// Now, in seconds since 1970-01-01 UTC, from the last network time and the local clock since;
@@ -61,7 +55,6 @@ pub fn network_utc_now() -> Option<u64> {
     let unix = match source {
         Source::Unix(u) => u,
         Source::TimeZone(t) => NetworkTime::from_report(&t.time_zone()?)?.unix_utc(),
-        Source::Nitz(t) => NetworkTime::from_report(&t.nitz()?)?.unix_utc(),
     };
     if unix < EARLIEST {
         return None;

@@ -1,5 +1,5 @@
 //! The network time as the mock reports it: `AT+QLTS` (modes 0, 1, 2), and the text of the
-//! `+CTZE`/`+QIND: "nitz"` URCs a test injects ([`ctze_urc`], [`nitz_urc`]).
+//! `+CTZE` URC a test injects ([`ctze_urc`]).
 
 /// `yyyy/MM/dd,hh:mm:ss` (or `yy/…` with `two_digit_year`) of `unix` shifted by `quarters`.
 fn civil(unix: i64, quarters: i8, two_digit_year: bool) -> String {
@@ -58,14 +58,5 @@ pub fn ctze_urc(unix: i64, quarters: i8) -> String {
         "+CTZE: \"{}\",0,\"{}\"",
         zone(quarters),
         civil(unix, quarters, false)
-    )
-}
-
-/// A `+QIND: "nitz","yy/MM/dd,hh:mm:ss±zz,0"` URC saying it is `unix` in zone `quarters`.
-pub fn nitz_urc(unix: i64, quarters: i8) -> String {
-    format!(
-        "+QIND: \"nitz\",\"{}{},0\"",
-        civil(unix, quarters, true),
-        zone(quarters)
     )
 }

@@ -154,6 +154,7 @@ impl<'a, R: Read, W: Write, P: ControlPins> Runner<'a, R, W, P> {
     /// Gives the runner the UART sleep pins (DTR, optionally RI): it wakes the module before
     /// every write and lets it sleep when the UART is idle (see [`UartSleep`]), so that
     /// [`Power::set_uart_sleep`](super::Power::set_uart_sleep) (`AT+QSCLK=1`) can be used.
+    /// With control pins too, call [`Runner::with_pins`] first.
     pub fn with_uart_sleep<D, RI>(
         self,
         sleep: UartSleep<D, RI>,

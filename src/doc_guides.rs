@@ -19,6 +19,14 @@ pub struct PowerSaving;
 #[doc = include_str!("../docs/zh/power-saving.md")]
 pub struct PowerSavingZh;
 
+/// `docs/power-wiring.md`
+#[doc = include_str!("../docs/power-wiring.md")]
+pub struct PowerWiring;
+
+/// `docs/zh/power-wiring.md`
+#[doc = include_str!("../docs/zh/power-wiring.md")]
+pub struct PowerWiringZh;
+
 /// `docs/aws-iot.md`
 #[cfg(all(feature = "mqtt", feature = "mcu-tls"))]
 #[doc = include_str!("../docs/aws-iot.md")]

@@ -13,6 +13,8 @@ use embassy_time::Instant;
 
 use crate::at::urc::{PinCode, QInd, QiUrc, RegDomain, RegStatus, Registration, Urc};
 
+pub(crate) mod clock;
+
 /// The result of one host-name lookup (`AT+QIDNSGIP`), as its `+QIURC: "dnsgip"` URCs reported
 /// it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -268,6 +270,9 @@ pub struct State {
     pub functionality: Option<u8>,
     /// Unknown URCs seen.
     pub unknown_urcs: u32,
+    /// The last `+CEDRXP` report (the network's eDRX parameters), as text
+    /// ([`UrcText::edrx`](crate::at::urc::UrcText::edrx) types it).
+    pub edrx: Option<crate::at::urc::UrcText>,
     /// Bumped on every change.
     pub generation: u32,
 }
@@ -288,6 +293,7 @@ impl State {
             pdp_deact_events: 0,
             functionality: None,
             unknown_urcs: 0,
+            edrx: None,
             generation: 0,
         }
     }
@@ -407,6 +413,9 @@ impl State {
                 self.pdp_deact_events = self.pdp_deact_events.wrapping_add(1);
             }
             Urc::Unknown(_) => self.unknown_urcs = self.unknown_urcs.wrapping_add(1),
+            Urc::Edrx(r) => self.edrx = Some(*r),
+            // The network clock is program-wide, not part of the state: no change here.
+            Urc::TimeZone(t) => return clock::observe(t),
             _ => return,
         }
         self.generation = self.generation.wrapping_add(1);

@@ -79,8 +79,11 @@
 //! * **Name check**: at most **3 SAN DNS names** are read from the server certificate (later
 //!   ones are ignored), each at most 64 bytes, falling back to the CN; IP-address SANs are not
 //!   checked; the name must be at most 64 bytes.
-//! * **No basicConstraints, keyUsage or EKU checks**; **validity dates only with a clock**
-//!   ([`McuTlsProvider::with_clock`]; the default [`NoClock`] checks no dates).
+//! * **No basicConstraints, keyUsage or EKU checks**; **validity dates only with a clock**:
+//!   [`McuTls::connect`] checks them against the network's time ([`NetworkClock`]) once the
+//!   network sent it (a time URC, or `Network::network_time`/`Network::time` read it) and
+//!   checks none before; give your own clock with [`McuTlsProvider::with_clock`] and
+//!   [`McuTls::connect_with`] ([`McuTlsProvider::new`] alone checks no dates).
 //! * **Client keys: P-256 only** (other signers through your own [`CryptoProvider`] and
 //!   [`McuTls::connect_with`]).
 //! * **Writes are buffered** into records (up to the write buffer's size): call `flush`. They
@@ -122,6 +125,18 @@ use rand_core::CryptoRngCore;
 use crate::Error;
 
 pub use embedded_tls::{CryptoProvider, NoClock, TlsClock};
+
+/// The network's time as a TLS clock: [`crate::asynch::network_utc_now`], the last time the
+/// network sent (a time URC, or `Network::network_time`/`Network::time`) plus the local time
+/// since. `None` (no date check) until the network sent the time. [`McuTls::connect`] uses it.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NetworkClock;
+
+impl TlsClock for NetworkClock {
+    fn now() -> Option<u64> {
+        crate::asynch::network_utc_now()
+    }
+}
 
 /// The cipher suite used (the one every TLS 1.3 server supports).
 pub type CipherSuite = Aes128GcmSha256;
@@ -843,7 +858,8 @@ impl McuTls {
         T::Error: 'static,
         R: CryptoRngCore,
     {
-        let provider = McuTlsProvider::new(config, rng)?;
+        // Certificate dates against the network's time once it is known (no check before).
+        let provider = McuTlsProvider::with_clock(config, rng, NetworkClock)?;
         Self::connect_with(transport, buffers, config, provider).await
     }
 

@@ -275,21 +275,24 @@
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
 
+mod edrx;
 mod link;
 mod model;
 mod modem;
 pub mod peers;
 mod pipe;
 mod script;
+mod sleep;
 mod sockets;
 
+pub use edrx::EdrxPaging;
 pub use link::{
     Link, MAX_LINE, Pacing, Recv, StreamLink, UART_BITS_PER_BYTE, frame, frame_response,
 };
 pub use model::{Model, cme_text, ip_error_text};
 pub use modem::{
     CurrentTable, Ledger, MAX_FILE_SIZE, MAX_FS_SIZE, MockModem, ModemHandle, ModemState,
-    PowerReport, PowerState, RRC_TAIL, SimState, SocketInfo, qfupl_checksum, reg,
+    PowerReport, PowerState, RRC_TAIL, SimState, SocketInfo, ctze_urc, qfupl_checksum, reg,
 };
 pub use peers::{EchoHandle, TcpEchoServer, TestPki, TlsEchoServer};
 pub use pipe::{
@@ -299,4 +302,5 @@ pub use script::{
     DEFAULT_EXPECT_TIMEOUT, Script, ScriptError, ScriptHandle, ScriptStep, Step, parse_duration,
     unescape_quoted,
 };
+pub use sleep::{MockDtr, MockRi, UartSleepStats, UartSleepTiming};
 pub use sockets::{DEFAULT_SOCKET_BUFFER, TLS_ALERT_WAIT};

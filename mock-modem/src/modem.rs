@@ -7,17 +7,22 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use crate::edrx::{Edrx, EdrxPaging};
 use crate::link::{
     HostLine, INPUT_STAGING, InputQueue, LineAssembler, Link, Output, Pacing, Recv, UartClock,
     frame, frame_response,
 };
 use crate::model::{Model, cme_text, ip_error_text};
 use crate::pipe::{HostRx, HostTx, Wire, duplex};
+use crate::sleep::{MockDtr, MockRi, SleepLine, UartSleepStats, UartSleepTiming};
 use crate::sockets::{DEFAULT_SOCKET_BUFFER, Socket, SslCfg};
 
+mod clock;
 mod dns;
 mod net;
 mod power;
+
+pub use clock::ctze_urc;
 
 pub use net::{MAX_FILE_SIZE, MAX_FS_SIZE, qfupl_checksum};
 pub use power::{CurrentTable, Ledger, PowerReport, PowerState, RRC_TAIL};
@@ -106,6 +111,8 @@ pub struct MockModem {
     files: Vec<(String, Vec<u8>)>,
     psm_grant: Option<(Duration, Duration)>,
     tls_alert_wait: Duration,
+    uart_sleep: UartSleepTiming,
+    edrx_paging: Option<EdrxPaging>,
 }
 
 impl MockModem {
@@ -151,7 +158,24 @@ impl MockModem {
             files: Vec::new(),
             psm_grant: None,
             tls_alert_wait: crate::sockets::TLS_ALERT_WAIT,
+            uart_sleep: UartSleepTiming::default(),
+            edrx_paging: None,
         }
+    }
+
+    /// The paging schedule the network grants when the host turns eDRX on (`AT+CEDRXS=1|2`):
+    /// downlink data is announced only in the window at the start of each cycle (see
+    /// [`EdrxPaging`]). Default `None`: eDRX changes nothing.
+    pub fn edrx_paging(mut self, paging: Option<EdrxPaging>) -> Self {
+        self.edrx_paging = paging;
+        self
+    }
+
+    /// How the module sleeps with `AT+QSCLK=1` (default: after 20 ms of quiet with DTR high;
+    /// awake 20 ms after DTR falls).
+    pub fn uart_sleep(mut self, timing: UartSleepTiming) -> Self {
+        self.uart_sleep = timing;
+        self
     }
 
     /// Lock the SIM with this PIN (`None`: no PIN, SIM ready at boot).
@@ -385,14 +409,21 @@ impl MockModem {
         let files = self.initial_files();
         let sh = shared.clone();
         let fs = files.clone();
+        let sleep = SleepLine::new(self.uart_sleep);
+        let sl = sleep.clone();
         let thread = std::thread::Builder::new()
             .name("mock-modem".into())
-            .spawn(move || Engine::new(self, sh, fs).run(Box::new(link), ctl_rx))
+            .spawn(move || {
+                let mut e = Engine::new(self, sh, fs);
+                e.sleep = sl;
+                e.run(Box::new(link), ctl_rx)
+            })
             .expect("spawn mock modem thread");
         ModemHandle {
             ctl: ctl_tx,
             shared,
             files,
+            sleep,
             thread: Some(thread),
             wire: None,
         }
@@ -438,6 +469,8 @@ pub struct ModemState {
     pub baud: Option<u32>,
     /// PSM, virtual time and the charge ledger (see [`PowerReport`]).
     pub power: PowerReport,
+    /// `"recv"` URCs held until an eDRX paging window.
+    pub edrx_held: u32,
 }
 
 /// One socket in a [`ModemState`] snapshot.
@@ -492,6 +525,7 @@ pub struct ModemHandle {
     ctl: Sender<Control>,
     shared: Arc<Mutex<ModemState>>,
     files: Files,
+    sleep: SleepLine,
     thread: Option<JoinHandle<()>>,
     wire: Option<Wire>,
 }
@@ -614,6 +648,25 @@ impl ModemHandle {
             .unwrap_or_else(|e| e.into_inner())
             .remove(name)
             .is_some()
+    }
+    /// The module's DTR input, as an output pin for the driver (`UartSleep::new`).
+    pub fn dtr(&self) -> MockDtr {
+        MockDtr(self.sleep.clone())
+    }
+    /// `"recv"` URCs the module held until a paging window (eDRX), so far.
+    pub fn edrx_held_urcs(&self) -> u32 {
+        self.shared
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .edrx_held
+    }
+    /// The module's RI output, as an async input pin for the driver (`UartSleep::with_ri`).
+    pub fn ri(&self) -> MockRi {
+        MockRi(self.sleep.clone())
+    }
+    /// The module's UART sleep: setting, DTR level, asleep or not, bytes dropped.
+    pub fn uart_sleep(&self) -> UartSleepStats {
+        self.sleep.stats()
     }
     /// Current state snapshot.
     pub fn state(&self) -> ModemState {
@@ -787,6 +840,8 @@ struct Engine {
     open_fail: Option<u16>,
     drop_recv: u32,
     psm: power::Psm,
+    sleep: SleepLine,
+    edrx: Edrx,
 }
 
 /// Splits the body of a command line (after `AT`) at the `;` that separate concatenated
@@ -850,6 +905,8 @@ impl Engine {
             open_fail: cfg.open_fail,
             drop_recv: cfg.drop_recv_urcs,
             psm: power::Psm::new(cfg.psm_grant),
+            sleep: SleepLine::new(cfg.uart_sleep),
+            edrx: Edrx::new(cfg.edrx_paging),
             pacing: cfg.pacing,
             garbage: cfg.garbage.clone(),
             drop_final: cfg.drop_final,
@@ -930,7 +987,9 @@ impl Engine {
             match link.recv(&mut buf, wait) {
                 Recv::Data(n) => {
                     self.psm_activity(n);
-                    self.input.push(&buf[..n], Instant::now())
+                    // A sleeping module drops what it is sent (AT+QSCLK=1).
+                    let kept = self.sleep.input(&buf[..n]);
+                    self.input.push(kept, Instant::now())
                 }
                 Recv::Timeout => {}
                 Recv::Closed => return,
@@ -958,6 +1017,7 @@ impl Engine {
             s.commands = self.log.clone();
         }
         s.baud = self.out_clock.baud;
+        s.edrx_held = self.edrx.held;
         s.sockets = self.socket_infos();
         s.power = self.psm_report();
     }
@@ -966,6 +1026,7 @@ impl Engine {
         self.psm_out(bytes.len());
         // State changes become visible before the bytes that report them.
         self.publish();
+        self.sleep.output();
         let mut o = Output {
             link,
             pacing: self.pacing,
@@ -978,10 +1039,13 @@ impl Engine {
 
     fn urc(&mut self, link: &mut dyn Link, text: &str) {
         self.out(link, &frame(text));
+        self.sleep.ri_pulse();
     }
 
     /// Power-on defaults (also after a reboot).
     fn reset_state(&mut self) {
+        // AT+QSCLK is not saved: off after every boot.
+        self.sleep.set_mode(0);
         self.echo = self.cfg.echo;
         self.cmee = self.cfg.cmee;
         self.cfun = 1;
@@ -1467,6 +1531,33 @@ impl Engine {
                 self.echo = true;
                 Reply::ok()
             }
+            ("+QSCLK", '=') => match num(0) {
+                Some(n @ 0..=2) if args.len() == 1 => {
+                    self.sleep.set_mode(n as u8);
+                    Reply::ok()
+                }
+                _ => Reply::error(),
+            },
+            ("+CEDRXS", '=') => match (num(0), num(1)) {
+                (Some(mode @ 0..=3), act) if args.len() <= 3 => {
+                    let act = act.unwrap_or(4) as u8;
+                    self.edrx.set(mode as u8, act, arg(2));
+                    if let Some(u) = self.edrx.report_urc() {
+                        let mut r = Reply::ok();
+                        r.after.push(u);
+                        r
+                    } else {
+                        Reply::ok()
+                    }
+                }
+                _ => Reply::error(),
+            },
+            ("+CEDRXS", '?') => match &self.edrx.requested {
+                Some((act, v)) => Reply::line(format!("+CEDRXS: {act},\"{v}\"")),
+                None => Reply::ok(),
+            },
+            ("+CEDRXRDP", 'x') => Reply::line(self.edrx.rdp()),
+            ("+QSCLK", '?') => Reply::line(format!("+QSCLK: {}", self.sleep.mode())),
             (
                 "+QURCCFG" | "+IFC" | "+CTZR" | "+QINDCFG" | "+CGEREP" | "+QCFG" | "+QISDE"
                 | "+QICFG" | "+IPR" | "+QSCLK" | "+CPSMS" | "+CEDRXS" | "+QPTWEDRXS" | "+QSIMSTAT"
@@ -1513,6 +1604,15 @@ impl Engine {
             ("+CPIN", 't') => Reply::ok(),
             ("+CPIN", '=') => self.cpin(link, &args),
             ("+CFUN", '?') => Reply::line(format!("+CFUN: {}", self.cfun)),
+            ("+QLTS", 'x' | '=') => match num(0) {
+                Some(m @ 0..=2) if args.len() <= 1 => {
+                    Reply::line(clock::qlts(self.cfg.time_zone, m))
+                }
+                None if args.is_empty() || args == [""] => {
+                    Reply::line(clock::qlts(self.cfg.time_zone, 0))
+                }
+                _ => Reply::error(),
+            },
             ("+CCLK", '?') => Reply::line(format!("+CCLK: \"{}\"", clock_text(self.cfg.time_zone))),
             ("+CFUN", 't') => Reply::line("+CFUN: (0,1,4),(0-1)"),
             ("+CFUN", '=') => {

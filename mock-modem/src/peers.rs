@@ -242,6 +242,25 @@ fn leaf(
     (key, cert)
 }
 
+/// A server leaf valid from 2020-01-01 to `last_year`-12-31.
+fn leaf_dated(
+    sans: &[&str],
+    cn: &str,
+    last_year: i32,
+    issuer: &Issuer<'_, &KeyPair>,
+) -> (KeyPair, rcgen::Certificate) {
+    let key = KeyPair::generate().expect("generate key");
+    let sans: Vec<String> = sans.iter().map(|s| s.to_string()).collect();
+    let mut p = CertificateParams::new(sans).expect("params");
+    p.distinguished_name.push(DnType::CommonName, cn);
+    p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    p.not_before = rcgen::date_time_ymd(2020, 1, 1);
+    p.not_after = rcgen::date_time_ymd(last_year, 12, 31);
+    let cert = p.signed_by(&key, issuer).expect("sign leaf");
+    (key, cert)
+}
+
 /// Minimal DER reader: (tag, content, rest).
 fn der_next(d: &[u8]) -> Option<(u8, &[u8], &[u8])> {
     let tag = *d.first()?;
@@ -343,10 +362,22 @@ impl TestPki {
     /// `127.0.0.1`, a client certificate (CN `device-1`), and an unrelated CA
     /// with its own client certificate.
     pub fn generate() -> TestPki {
+        Self::generate_inner(None)
+    }
+
+    /// Like [`generate`](Self::generate), with the server certificate valid only from
+    /// 2020-01-01 to the last day of `last_year` (to test date checks against a clock).
+    pub fn generate_server_valid_until(last_year: i32) -> TestPki {
+        Self::generate_inner(Some(last_year))
+    }
+
+    fn generate_inner(server_last_year: Option<i32>) -> TestPki {
         let (ca_params, ca_key, ca_cert) = ca("mock-modem test CA");
         let issuer = Issuer::from_params(&ca_params, &ca_key);
-        let (server_key, server_cert) =
-            leaf(&["localhost", "127.0.0.1"], "localhost", true, &issuer);
+        let (server_key, server_cert) = match server_last_year {
+            None => leaf(&["localhost", "127.0.0.1"], "localhost", true, &issuer),
+            Some(y) => leaf_dated(&["localhost", "127.0.0.1"], "localhost", y, &issuer),
+        };
         let (client_key, client_cert) = leaf(&[], Self::CLIENT_CN, false, &issuer);
         let (o_params, o_key, o_cert) = ca("unrelated test CA");
         let o_issuer = Issuer::from_params(&o_params, &o_key);

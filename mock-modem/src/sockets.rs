@@ -136,6 +136,8 @@ pub(crate) struct Socket {
     pub(crate) state: u8,
     /// A recv URC may be emitted when data is buffered.
     pub(crate) armed: bool,
+    /// A `"recv"` URC is being held until an eDRX paging window (counted once).
+    pub(crate) edrx_held: bool,
     /// Access mode 1 (direct push): data goes out inside `recv` URCs.
     pub(crate) push: bool,
     /// `closed` URC already emitted (or not wanted).
@@ -157,6 +159,7 @@ impl Socket {
             local_port: 0,
             state: 1,
             armed: true,
+            edrx_held: false,
             push: false,
             closed_announced: false,
             sent_total: 0,

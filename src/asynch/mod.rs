@@ -3,18 +3,22 @@
 //! one AT channel.
 
 mod channel;
+mod clock;
 mod data_call;
 mod dns;
 mod modem;
 mod network;
 mod pins;
 mod power;
+mod power_ext;
 mod runner;
 mod sim;
+mod sleep;
 mod socket;
 mod tls;
 mod tx;
 
+pub use clock::{forget_network_time, network_utc_now};
 pub use data_call::{Apn, DataCall, DataCallInfo};
 pub use dns::Resolver;
 /// The address type asked of [`Modem::resolve`] (from `embedded-nal`).
@@ -27,6 +31,7 @@ pub use power::Power;
 pub use runner::Runner;
 pub(crate) use runner::RunnerParts;
 pub use sim::{Sim, SimStatus};
+pub use sleep::{NoSleep, NotWired, SleepControl, UartSleep};
 pub use socket::{Remote, Socket, SocketReader, SocketWriter, TcpStack};
 pub use tls::{ServerAuth, TlsConfig, TlsVersion};
 pub use tx::{CMD_BUF, MAX_SEND};

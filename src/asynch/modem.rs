@@ -99,6 +99,8 @@ pub(crate) struct Core {
     pub(crate) settled: BlockingMutex<CriticalSectionRawMutex, Cell<u32>>,
     /// `AT+QCFG="psm/urc",1` was sent: re-applied after every start.
     pub(crate) psm_urc: core::sync::atomic::AtomicBool,
+    /// The runner drives DTR ([`Runner::with_uart_sleep`]): `AT+QSCLK=1` is safe.
+    pub(crate) sleep: core::sync::atomic::AtomicBool,
 }
 
 impl Core {
@@ -115,6 +117,7 @@ impl Core {
             imei: BlockingMutex::new(core::cell::RefCell::new(heapless::String::new())),
             config: Config::DEFAULT,
             pins: core::sync::atomic::AtomicBool::new(false),
+            sleep: core::sync::atomic::AtomicBool::new(false),
             reset: embassy_sync::signal::Signal::new(),
             settled: BlockingMutex::new(Cell::new(0)),
             psm_urc: core::sync::atomic::AtomicBool::new(false),

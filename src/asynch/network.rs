@@ -50,7 +50,15 @@ impl Network<'_> {
     /// them (NITZ). [`Clock::unix_utc`] gives UTC seconds; [`Clock::is_set`] is `false` while
     /// the module still shows its power-on default (the network never sent the time).
     pub async fn time(&self) -> Result<Clock, Error> {
-        self.modem.send(&GetClock).await
+        let clock = self.modem.send(&GetClock).await?;
+        if clock.is_set() {
+            super::clock::record(clock.unix_utc());
+        }
+        Ok(clock)
+    }
+
+    pub(super) fn modem(&self) -> &Modem<'_> {
+        &self.modem
     }
 }
 

@@ -18,7 +18,7 @@ use crate::model::PowerSupport;
 /// nothing sent.
 #[derive(Clone, Copy, Debug)]
 pub struct Power<'a> {
-    modem: Modem<'a>,
+    pub(super) modem: Modem<'a>,
 }
 
 impl<'a> Modem<'a> {

@@ -1,10 +1,11 @@
 //! The runner: the only owner of the UART, both halves.
 
-use embassy_futures::select::{Either4, select4};
+use embassy_futures::select::{Either, Either4, select, select4};
 use embedded_io_async::{Read, Write};
 
 use super::Modem;
 use super::pins::{ControlPins, NoPins};
+use super::sleep::{NoSleep, SleepControl, UartSleep};
 use crate::socket::SocketPool;
 
 use crate::at::{Digester, ExpectCell, Urc, UrcSink};
@@ -115,12 +116,13 @@ impl RunnerParts<'_> {
 ///     runner.run().await
 /// }
 /// ```
-pub struct Runner<'a, R, W, P = NoPins> {
+pub struct Runner<'a, R, W, P = NoPins, S = NoSleep> {
     parts: RunnerParts<'a>,
     rx: R,
     tx: W,
     modem: Modem<'a>,
     pins: P,
+    sleep: S,
 }
 
 impl<'a, R: Read, W: Write> Runner<'a, R, W> {
@@ -131,6 +133,7 @@ impl<'a, R: Read, W: Write> Runner<'a, R, W> {
             tx,
             modem,
             pins: NoPins,
+            sleep: NoSleep,
         }
     }
 
@@ -148,11 +151,40 @@ impl<'a, R: Read, W: Write> Runner<'a, R, W> {
             tx: self.tx,
             modem: self.modem,
             pins,
+            sleep: NoSleep,
         }
     }
 }
 
 impl<'a, R: Read, W: Write, P: ControlPins> Runner<'a, R, W, P> {
+    /// Gives the runner the UART sleep pins (DTR, optionally RI): it wakes the module before
+    /// every write and lets it sleep when the UART is idle (see [`UartSleep`]), so that
+    /// [`Power::set_uart_sleep`](super::Power::set_uart_sleep) (`AT+QSCLK=1`) can be used.
+    /// With control pins too, call [`Runner::with_pins`] first.
+    pub fn with_uart_sleep<D, RI>(
+        self,
+        sleep: UartSleep<D, RI>,
+    ) -> Runner<'a, R, W, P, UartSleep<D, RI>>
+    where
+        D: embedded_hal::digital::OutputPin,
+        RI: embedded_hal_async::digital::Wait,
+    {
+        self.modem
+            .core
+            .sleep
+            .store(true, core::sync::atomic::Ordering::Relaxed);
+        Runner {
+            parts: self.parts,
+            rx: self.rx,
+            tx: self.tx,
+            modem: self.modem,
+            pins: self.pins,
+            sleep,
+        }
+    }
+}
+
+impl<'a, R: Read, W: Write, P: ControlPins, S: SleepControl> Runner<'a, R, W, P, S> {
     /// Processes bytes received from the modem, for firmware that reads the UART itself (from
     /// an interrupt or DMA) instead of letting [`Runner::run`] read `rx`. Any piece size works,
     /// one byte included (a byte that completes nothing costs a copy and a comparison); what a
@@ -172,7 +204,14 @@ impl<'a, R: Read, W: Write, P: ControlPins> Runner<'a, R, W, P> {
             mut tx,
             modem,
             mut pins,
+            sleep,
         } = self;
+        // With UART sleep, every write wakes the module first (DTR low), and DTR goes high
+        // again when the UART is idle; it starts high.
+        if !sleep.release() {
+            warn!("DTR refused to change");
+        }
+        let idle = sleep.serve(|| modem.core.channel.try_lock().is_err());
         // Each read lands straight in the line buffer, as much as it has room for.
         let reader = async {
             loop {
@@ -197,16 +236,10 @@ impl<'a, R: Read, W: Write, P: ControlPins> Runner<'a, R, W, P> {
                 }
             }
         };
-        match select4(
-            reader,
-            modem.core.tx.serve(&mut tx),
-            modem.service(),
-            resets,
-        )
-        .await
-        {
+        let serve = select(modem.core.tx.serve(&mut tx, &sleep), idle);
+        match select4(reader, serve, modem.service(), resets).await {
             Either4::First(never) => never,
-            Either4::Second(never) => never,
+            Either4::Second(Either::First(never) | Either::Second(never)) => never,
             Either4::Third(never) => never,
             Either4::Fourth(never) => never,
         }

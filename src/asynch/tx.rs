@@ -133,9 +133,13 @@ impl TxMailbox {
         self.outcome().await
     }
 
-    /// Runner side: waits for a request, writes it with `write`, posts the outcome. Never
-    /// returns.
-    pub(crate) async fn serve<W: embedded_io_async::Write>(&self, tx: &mut W) -> ! {
+    /// Runner side: waits for a request, writes it with `write` (after `sleep` woke the
+    /// module: DTR, when UART sleep is used), posts the outcome. Never returns.
+    pub(crate) async fn serve<W: embedded_io_async::Write, S: super::sleep::SleepControl>(
+        &self,
+        tx: &mut W,
+        sleep: &S,
+    ) -> ! {
         loop {
             let src = poll_fn(|cx| {
                 self.runner.register(cx.waker());
@@ -148,10 +152,19 @@ impl TxMailbox {
             let result = {
                 let buffers = self.buffers.lock().await;
                 let bytes = buffers.bytes(src);
-                match tx.write_all(bytes).await {
-                    Ok(()) => tx.flush().await.map_err(|_| Error::Write),
-                    Err(_) => Err(Error::Write),
-                }
+                // A module that may be asleep (DTR would not change) could lose the bytes:
+                // the write fails rather than go out into the void.
+                let r = if sleep.before_write().await {
+                    match tx.write_all(bytes).await {
+                        Ok(()) => tx.flush().await.map_err(|_| Error::Write),
+                        Err(_) => Err(Error::Write),
+                    }
+                } else {
+                    warn!("DTR refused to change");
+                    Err(Error::Write)
+                };
+                sleep.after_write();
+                r
             };
             if result.is_err() {
                 warn!("UART write failed");

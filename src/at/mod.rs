@@ -12,6 +12,7 @@ pub(crate) mod line;
 pub(crate) mod parse;
 pub(crate) mod response;
 pub mod urc;
+mod urc_ext;
 
 pub(crate) use digester::Digester;
 pub use expect::{DigestStats, Expect, Info, Payload};

@@ -13,6 +13,10 @@ use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use super::parse::{all, comma, next, quoted, uint};
 use crate::error::trim_ascii;
 
+pub use super::urc_ext::{
+    EdrxReport, NetworkTimeReport, TimeFields, URC_TEXT_MAX, UrcText, parse_time_text,
+};
+
 /// The SIM's answer to `AT+CPIN?` / the `+CPIN:` URC.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
@@ -268,6 +272,12 @@ pub enum Urc {
     },
     /// `+QSSLURC: ...`.
     QsslUrc(QsslUrc),
+    /// `+CEDRXP: ...`: the network's eDRX parameters (with `AT+CEDRXS=2`), typed by
+    /// [`UrcText::edrx`].
+    Edrx(UrcText),
+    /// `+CTZV: ...` or `+CTZE: ...`: the network sent its time zone (and maybe the time),
+    /// typed by [`UrcText::time_zone`].
+    TimeZone(UrcText),
     /// A `+XXX:` URC this driver does not know; holds its prefix (`+XXX`, cut to 16 bytes).
     /// Also a bare line that arrived while no command was in flight and is no known notice
     /// (its first 16 bytes).
@@ -332,6 +342,9 @@ pub(crate) fn is_unknown(line: &[u8]) -> bool {
                 | b"+QIOPEN"
                 | b"+QSSLOPEN"
                 | b"+QSSLURC"
+                | b"+CEDRXP"
+                | b"+CTZV"
+                | b"+CTZE"
         ),
         // A bare line that is no known notice.
         None => line.first().is_some_and(u8::is_ascii_alphabetic),
@@ -594,6 +607,8 @@ impl Urc {
             b"+QIOPEN" => id_err(rest).ok().map(|(id, err)| Urc::QiOpen { id, err }),
             b"+QSSLOPEN" => id_err(rest).ok().map(|(id, err)| Urc::QsslOpen { id, err }),
             b"+QSSLURC" => qsslurc(rest).ok().map(Urc::QsslUrc),
+            b"+CEDRXP" => UrcText::new(rest).map(Urc::Edrx),
+            b"+CTZV" | b"+CTZE" => UrcText::new(rest).map(Urc::TimeZone),
             _ => {
                 let mut s = heapless::String::new();
                 for &b in name.iter().take(16) {

@@ -12,12 +12,15 @@ use crate::at::expect::Expect;
 use crate::at::response::Response;
 
 pub mod dns;
+pub mod edrx;
 pub mod file;
 pub mod general;
+pub mod nettime;
 pub mod network;
 pub mod pdp;
 pub mod power;
 pub mod sim;
+pub mod sleep;
 pub mod socket;
 pub mod time;
 

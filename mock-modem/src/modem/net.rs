@@ -221,8 +221,16 @@ impl Engine {
                 // expects the trailing CR LF). Nothing is left for AT+QIRD.
                 let data = s.read(MAX_READ);
                 pushes.push((format!("{urc}: \"recv\",{id},{}", data.len()), data));
+            } else if s.armed && unread > 0 && !self.edrx.listening(Instant::now()) {
+                // eDRX: between paging windows the module does not hear the network; the data
+                // is announced when the next window opens.
+                if !s.edrx_held {
+                    s.edrx_held = true;
+                    self.edrx.held += 1;
+                }
             } else if s.armed && unread > 0 {
                 s.armed = false;
+                s.edrx_held = false;
                 if self.drop_recv > 0 {
                     self.drop_recv -= 1;
                 } else {

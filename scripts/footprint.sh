@@ -37,10 +37,11 @@ set -euo pipefail
 # Budget for row 3 (MQTT over modem TLS), bytes. ADDED_FLASH_LIMIT holds the line where the
 # crate is today (issue 15's target is 40 KiB added; see docs/footprint.md for the way there):
 # lower it with every cut.
-# Raised by 2 KiB for issue 12 (PSM): telling a PSM wake from a reboot, resuming after it and the
-# granted-timer URCs cost about 2.3 KiB in row 3 (measured 104100 -> 106376 B).
-FLASH_LIMIT=106496       # 104 KiB, whole image
-ADDED_FLASH_LIMIT=102400 # 100 KiB, image minus the bare image
+# Raised by 3 KiB for issue 12: telling a PSM wake from a reboot, resuming after it, the
+# granted-timer URCs (2.3 KiB), UART sleep with DTR in the runner's transmit path and the eDRX and
+# time-zone URCs (0.6 KiB): row 3 measured 104100 -> 107012 B.
+FLASH_LIMIT=107520       # 105 KiB, whole image
+ADDED_FLASH_LIMIT=103424 # 101 KiB, image minus the bare image
 RAM_LIMIT=22528         # 22 KiB
 FRAME_LIMIT=8192        # largest stack frame (issue 15's target: 4 KiB)
 

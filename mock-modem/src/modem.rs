@@ -1613,7 +1613,9 @@ impl Engine {
                 }
                 _ => Reply::error(),
             },
-            ("+CCLK", '?') => Reply::line(format!("+CCLK: \"{}\"", clock_text(self.cfg.time_zone))),
+            ("+CCLK", '?') => {
+                Reply::line(format!("+CCLK: \"{}\"", clock::cclk(self.cfg.time_zone)))
+            }
             ("+CFUN", 't') => Reply::line("+CFUN: (0,1,4),(0-1)"),
             ("+CFUN", '=') => {
                 let fun = num(0);
@@ -2083,47 +2085,4 @@ impl Engine {
         self.set_ip_error(0, None);
         Reply::ok()
     }
-}
-
-/// `AT+CCLK?`'s text, `yy/MM/dd,hh:mm:ss±zz`: the host's current time shown in the time zone
-/// `quarters` (local = UTC + quarters × 15 min), or the power-on default of a module that never
-/// got the time from the network (`80/01/06,00:00:00` plus the host clock's seconds of the day).
-fn clock_text(quarters: Option<i8>) -> String {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0);
-    let Some(q) = quarters else {
-        let t = now.rem_euclid(86_400);
-        return format!(
-            "80/01/06,{:02}:{:02}:{:02}+00",
-            t / 3600,
-            t / 60 % 60,
-            t % 60
-        );
-    };
-    let local = now + i64::from(q) * 900;
-    let days = local.div_euclid(86_400);
-    let t = local.rem_euclid(86_400);
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    let sign = if q < 0 { '-' } else { '+' };
-    format!(
-        "{:02}/{:02}/{:02},{:02}:{:02}:{:02}{sign}{:02}",
-        year % 100,
-        month,
-        day,
-        t / 3600,
-        t / 60 % 60,
-        t % 60,
-        q.unsigned_abs()
-    )
 }

@@ -29,6 +29,23 @@ fn civil(unix: i64, quarters: i8, two_digit_year: bool) -> String {
     )
 }
 
+/// `AT+CCLK?`'s text, `yy/MM/dd,hh:mm:ss±zz`: the host's current time shown in the time zone
+/// `quarters` (local = UTC + quarters × 15 min), or the power-on default of a module that never
+/// got the time from the network (`80/01/06,00:00:00` plus the host clock's seconds of the day).
+pub(super) fn cclk(quarters: Option<i8>) -> String {
+    let now = now();
+    let Some(q) = quarters else {
+        let t = now.rem_euclid(86_400);
+        return format!(
+            "80/01/06,{:02}:{:02}:{:02}+00",
+            t / 3600,
+            t / 60 % 60,
+            t % 60
+        );
+    };
+    format!("{}{}", civil(now, q, true), zone(q))
+}
+
 fn zone(quarters: i8) -> String {
     let sign = if quarters < 0 { '-' } else { '+' };
     format!("{sign}{:02}", quarters.unsigned_abs())

@@ -2,7 +2,10 @@
 //! only, client certificate required, certificate CN as user name, per-thing ACL, QoS ≤ 1),
 //! through the mock modem, whose TLS socket reaches the broker on 127.0.0.1.
 
+#[path = "support/restart.rs"]
+mod restart;
 mod support;
+use restart::{count, eventually};
 
 use std::time::Duration as StdDuration;
 
@@ -209,22 +212,6 @@ fn customer_flow_over_mcu_tls() {
     );
 }
 
-/// Polls `cond` every 50 ms (without blocking the runtime) for up to `secs` seconds.
-async fn eventually(secs: u64, mut cond: impl FnMut() -> bool) -> bool {
-    let deadline = embassy_time::Instant::now() + Duration::from_secs(secs);
-    while embassy_time::Instant::now() < deadline {
-        if cond() {
-            return true;
-        }
-        embassy_time::Timer::after_millis(50).await;
-    }
-    cond()
-}
-
-fn count(seen: &[(String, Vec<u8>)], payload: &str) -> usize {
-    seen.iter().filter(|(_, p)| p == payload.as_bytes()).count()
-}
-
 #[test]
 fn broker_restart_every_qos1_message_arrives_exactly_once() {
     use quectel::mqtt::Outbox;
@@ -258,63 +245,11 @@ fn broker_restart_every_qos1_message_arrives_exactly_once() {
         cfg.backoff_max = Duration::from_secs(2);
         let mut buf = [0u8; 4096];
         let mut mqtt = Mqtt::new(cfg, &mut buf, 2048).unwrap();
-        let mut reconnects = 0u32;
-        // The device: what a user writes, nothing more.
-        let device_loop = async {
-            loop {
-                let Ok(mut conn) = mqtt.connect(m).await else {
-                    continue;
-                };
-                reconnects += 1;
-                eprintln!("connected, resumed: {}", conn.resumed_session());
-                let why = conn.serve(outbox, |_, _| {}).await;
-                eprintln!("connection ended: {why:?}");
-            }
-        };
-        let scenario = async {
-            for i in 0..4 {
-                outbox
-                    .try_publish(IMEI, format!("msg-{i}").as_bytes(), QoS::AtLeastOnce)
-                    .unwrap();
-            }
-            assert!(
-                eventually(15, || watcher.messages().len() >= 4).await,
-                "before the outage: {:?}",
-                watcher.messages()
-            );
-            // Let the PUBACKs come back: a message the broker forwarded but whose PUBACK was
-            // lost in the crash is, by QoS 1's definition, delivered again.
-            embassy_time::Timer::after_millis(500).await;
-            // SIGTERM: the broker dies, and its persistence keeps the cloud-side
-            // watcher's session so that it can count what arrives while it was away. (With
-            // SIGKILL the watcher's own session is lost and nothing can be counted.)
-            broker.stop();
-            for i in 4..8 {
-                outbox
-                    .try_publish(IMEI, format!("msg-{i}").as_bytes(), QoS::AtLeastOnce)
-                    .unwrap();
-                embassy_time::Timer::after_millis(200).await;
-            }
-            broker.start_again();
-            for i in 8..total {
-                outbox
-                    .try_publish(IMEI, format!("msg-{i}").as_bytes(), QoS::AtLeastOnce)
-                    .unwrap();
-            }
-            assert!(
-                eventually(30, || (0..total)
-                    .all(|i| count(&watcher.messages(), &format!("msg-{i}")) >= 1))
-                .await,
-                "after the outage: {:?}",
-                watcher.messages()
-            );
-            // Give a duplicate the chance to show up.
-            embassy_time::Timer::after_millis(1500).await;
-        };
-        match embassy_futures::select::select(device_loop, scenario).await {
-            embassy_futures::select::Either::First(never) => never,
-            embassy_futures::select::Either::Second(()) => {}
-        }
+        let connections = restart::across_broker_restart(
+            m, &mut mqtt, outbox, &broker, &watcher, IMEI, "msg-", total,
+        )
+        .await;
+        let reconnects = connections.len();
         assert!(
             reconnects >= 2,
             "the client never reconnected ({reconnects})"

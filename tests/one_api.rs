@@ -18,7 +18,10 @@
 //! Needs `mosquitto`, `mosquitto_passwd`, `mosquitto_pub`, `mosquitto_sub` (Debian `mosquitto`,
 //! `mosquitto-clients`; `cargo xtask test` installs them).
 
+#[path = "support/restart.rs"]
+mod restart;
 mod support;
+use restart::count;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration as StdDuration;
@@ -380,22 +383,6 @@ fn mcu_tls_to_a_tls_1_2_server_is_a_typed_error() {
     assert!(matches!(err, MqttError::Tls(_)), "{err:?}");
 }
 
-fn count(seen: &[(String, Vec<u8>)], payload: &str) -> usize {
-    seen.iter().filter(|(_, p)| p == payload.as_bytes()).count()
-}
-
-/// Polls `cond` every 50 ms (without blocking the runtime) for up to `secs` seconds.
-async fn eventually(secs: u64, mut cond: impl FnMut() -> bool) -> bool {
-    let deadline = embassy_time::Instant::now() + Duration::from_secs(secs);
-    while embassy_time::Instant::now() < deadline {
-        if cond() {
-            return true;
-        }
-        embassy_time::Timer::after_millis(50).await;
-    }
-    cond()
-}
-
 #[test]
 fn mqtt_3_1_1_broker_restart_with_qos1_in_flight_loses_nothing() {
     const TOPIC: &str = "sensors/thing-0042/reading";
@@ -439,55 +426,10 @@ fn mqtt_3_1_1_broker_restart_with_qos1_in_flight_loses_nothing() {
         cfg.backoff_max = Duration::from_secs(2);
         let mut buf = [0u8; 4096];
         let mut mqtt = Mqtt::new(cfg, &mut buf, 2048).unwrap();
-        let mut connections = Vec::new();
-        let device_loop = async {
-            loop {
-                let Ok(mut conn) = mqtt.connect(m).await else {
-                    continue;
-                };
-                connections.push(conn.resumed_session());
-                let why = conn.serve(outbox, |_, _| {}).await;
-                eprintln!("connection ended: {why:?}");
-            }
-        };
-        let scenario = async {
-            for i in 0..4 {
-                outbox
-                    .try_publish(TOPIC, format!("m311-{i}").as_bytes(), QoS::AtLeastOnce)
-                    .unwrap();
-            }
-            assert!(
-                eventually(15, || watcher.messages().len() >= 4).await,
-                "before the outage: {:?}",
-                watcher.messages()
-            );
-            embassy_time::Timer::after_millis(500).await;
-            broker.stop();
-            for i in 4..8 {
-                outbox
-                    .try_publish(TOPIC, format!("m311-{i}").as_bytes(), QoS::AtLeastOnce)
-                    .unwrap();
-                embassy_time::Timer::after_millis(200).await;
-            }
-            broker.start_again();
-            for i in 8..total {
-                outbox
-                    .try_publish(TOPIC, format!("m311-{i}").as_bytes(), QoS::AtLeastOnce)
-                    .unwrap();
-            }
-            assert!(
-                eventually(30, || (0..total)
-                    .all(|i| count(&watcher.messages(), &format!("m311-{i}")) >= 1))
-                .await,
-                "after the outage: {:?}",
-                watcher.messages()
-            );
-            embassy_time::Timer::after_millis(1500).await;
-        };
-        match embassy_futures::select::select(device_loop, scenario).await {
-            embassy_futures::select::Either::First(never) => never,
-            embassy_futures::select::Either::Second(()) => {}
-        }
+        let connections = restart::across_broker_restart(
+            m, &mut mqtt, outbox, &broker, &watcher, TOPIC, "m311-", total,
+        )
+        .await;
         assert!(
             outbox.is_empty(),
             "{} messages left in the outbox",

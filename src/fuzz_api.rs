@@ -431,6 +431,7 @@ pub fn command_replies(data: &[u8]) {
                 id: s.u8() % 13,
                 host: s.str(),
                 port: s.u16(),
+                push: s.bool(),
             };
             reply_of(&cmd, &s, seed)
         }
@@ -441,6 +442,7 @@ pub fn command_replies(data: &[u8]) {
                 id: s.u8() % 13,
                 host: s.str(),
                 port: s.u16(),
+                push: s.bool(),
             };
             reply_of(&cmd, &s, seed)
         }
@@ -811,7 +813,7 @@ pub fn intake(data: &[u8]) {
 /// socket slots (`socket::apply_urc`), as the runner does, and checks what a user relies on:
 /// a reboot (`RDY`) ends every socket and counts one boot; `pdpdeact` ends every socket on that
 /// context and marks it; `closed` turns an open socket into a closed one with its rest to
-/// read; `recv` marks that socket for a read; a URC about one socket leaves the others alone;
+/// read (nothing to read in push mode); `recv` marks that socket for a read; a URC about one socket leaves the others alone;
 /// an unknown URC is counted. Also formats every URC with `Debug`. Must never panic otherwise.
 pub fn urc_state(data: &[u8]) {
     use crate::at::urc::{QiUrc, QsslUrc};
@@ -834,7 +836,12 @@ pub fn urc_state(data: &[u8]) {
                 2 => Phase::Open,
                 _ => Phase::Abandoned,
             };
-            pool.update(j, &mut |st| st.phase = phase);
+            // Some sockets in direct-push mode: `recv` URCs with a length carry their data.
+            let push = setup & 0x40 != 0;
+            pool.update(j, &mut |st| {
+                st.phase = phase;
+                st.push = push;
+            });
         }
     }
     let slots = |p: &dyn SocketPool| -> [SlotState; S] { core::array::from_fn(|i| p.state(i)) };
@@ -904,7 +911,11 @@ pub fn urc_state(data: &[u8]) {
                     && o.phase == Phase::Open
                 {
                     assert_eq!(n.phase, Phase::PeerClosed);
-                    assert!(n.recv_pending, "a closed socket's rest is not read");
+                    // In push mode the module holds nothing more: no read.
+                    assert_eq!(
+                        n.recv_pending, !n.push,
+                        "a closed socket's rest is not read (or is, in push mode)"
+                    );
                 }
             }
             crate::at::Urc::QiUrc(QiUrc::Recv(id)) | crate::at::Urc::QsslUrc(QsslUrc::Recv(id)) => {

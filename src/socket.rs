@@ -61,6 +61,9 @@ pub struct SlotState {
     pub open_result: Option<u16>,
     /// The modem may hold unread data (a `recv` URC arrived, or a read filled the request).
     pub recv_pending: bool,
+    /// Direct-push mode: the module sends the data inside its `recv` URCs and holds none for
+    /// a read (`Config::push_receive` of the handles' layer).
+    pub push: bool,
     /// An error from sending that the writer has not seen yet.
     pub tx_error: Option<Error>,
     /// Consecutive `SEND FAIL`s for the chunk being sent.
@@ -81,6 +84,7 @@ impl SlotState {
         cid: 0,
         open_result: None,
         recv_pending: false,
+        push: false,
         tx_error: None,
         send_failures: 0,
         received: 0,
@@ -282,6 +286,18 @@ impl<const S: usize, const R: usize> Inner<S, R> {
 pub(crate) const CS_COPY_MAX: usize = 64;
 
 impl<const S: usize, const R: usize> PayloadSink for Sockets<S, R> {
+    fn pushes(&self, slot: u8) -> bool {
+        self.with(|inner| {
+            inner.slots.get(usize::from(slot)).is_some_and(|s| {
+                s.state.push
+                    && matches!(
+                        s.state.phase,
+                        Phase::Opening | Phase::Open | Phase::PeerClosed | Phase::Failed(_)
+                    )
+            })
+        })
+    }
+
     fn deliver(&self, slot: u8, data: &[u8]) {
         let mut delivered: usize = 0;
         for piece in data.chunks(CS_COPY_MAX) {
@@ -488,8 +504,9 @@ pub(crate) fn apply_urc(pool: &dyn SocketPool, urc: &Urc) {
                 pool.update(i, &mut |s| {
                     if s.phase == Phase::Open {
                         s.phase = Phase::PeerClosed;
-                        // Drain whatever the modem still holds before reporting the end.
-                        s.recv_pending = true;
+                        // Drain whatever the modem still holds before reporting the end (in
+                        // push mode it holds nothing: every byte came before this URC).
+                        s.recv_pending = !s.push;
                     }
                 });
             }

@@ -836,3 +836,91 @@ fn tls_file(h: &quectel_mock::ModemHandle, stem: &str) -> Option<Vec<u8>> {
     assert!(names.len() <= 1, "{names:?}");
     h.file(names.first()?)
 }
+
+/// `Config::push_receive`: sockets opened in direct-push mode (access mode 1).
+fn push_config() -> Config {
+    Config {
+        push_receive: true,
+        ..fast_config()
+    }
+}
+
+#[test]
+fn push_mode_round_trips_binary_over_tcp_and_tls_without_a_single_read() {
+    let (tcp_addr, _echo) = TcpEchoServer::start();
+    let pki = TestPki::generate();
+    let (tls_addr, _server) = TlsEchoServer::start(&pki, false);
+    // The rings hold the whole echo: nothing can overflow however the tasks interleave.
+    let res: &'static mut Resources<2048, 2, 16384> = Box::leak(Box::new(Resources::new()));
+    with_modem_in(res, push_config(), tls_mock(), async |m, h| {
+        bring_up(m).await;
+        let data = nasty_payload(16 * 1024, 11);
+        let mut tcp = open_tcp(m, tcp_addr.port()).await;
+        assert!(
+            h.commands()
+                .iter()
+                .any(|c| c.starts_with("AT+QIOPEN=") && c.ends_with(",0,1")),
+            "TCP socket not opened in push mode: {:?}",
+            h.commands()
+        );
+        let back = echo_through(&mut tcp, &data).await;
+        assert!(back == data, "TCP echo differs");
+        tcp.close().await.unwrap();
+
+        m.configure_tls(1, &TlsConfig::new(pki.ca_pem.as_bytes()))
+            .await
+            .unwrap();
+        let mut tls = m
+            .connect(
+                1,
+                Remote::Tls {
+                    ssl_ctx: 1,
+                    host: "localhost",
+                    port: tls_addr.port(),
+                },
+            )
+            .await
+            .unwrap();
+        let back = echo_through(&mut tls, &data).await;
+        assert!(back == data, "TLS echo differs");
+        tls.close().await.unwrap();
+        // Every byte came inside the URCs: no read command at all.
+        assert_eq!(count(h, "AT+QIRD"), 0, "{:?}", h.commands());
+        assert_eq!(count(h, "AT+QSSLRECV"), 0, "{:?}", h.commands());
+    });
+}
+
+#[test]
+fn a_push_larger_than_the_ring_fails_the_socket_with_overflow() {
+    let (addr, _echo) = TcpEchoServer::start();
+    let res: &'static mut Resources<2048, 1, 1024> = Box::leak(Box::new(Resources::new()));
+    with_modem_in(res, push_config(), mock(), async |m, _| {
+        bring_up(m).await;
+        let mut s = open_tcp(m, addr.port()).await;
+        let data = nasty_payload(3000, 3);
+        // Nobody reads while the echo is pushed: the 1 KiB ring cannot take 3000 bytes (the
+        // writer may already see the failed socket).
+        let sent = async {
+            embedded_io_async::Write::write_all(&mut s, &data).await?;
+            embedded_io_async::Write::flush(&mut s).await
+        }
+        .await;
+        assert!(matches!(sent, Ok(()) | Err(Error::Overflow)), "{sent:?}");
+        embassy_time::Timer::after_millis(500).await;
+        let mut got = Vec::new();
+        let mut buf = [0u8; 256];
+        let err = loop {
+            match embassy_time::with_timeout(Duration::from_secs(3), s.read(&mut buf))
+                .await
+                .expect("read hung instead of reporting the overflow")
+            {
+                Ok(0) => panic!("end of stream instead of an overflow"),
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+                Err(e) => break e,
+            }
+        };
+        assert_eq!(err, Error::Overflow);
+        // What was handed out is the start of the stream, with no gap.
+        assert!(got.len() <= 1024 && data.starts_with(&got), "{}", got.len());
+    });
+}

@@ -69,17 +69,21 @@ fn counts(w: &Wire) -> (u64, u64) {
 pub fn run() -> Vec<WireRow> {
     support::broker::require(&["mosquitto", "mosquitto_pub"]);
     let mut rows = Vec::new();
-    for (kind, name) in [
-        (Kind::ModemTls, "modem TLS"),
-        (Kind::McuTls, "MCU TLS"),
-        (Kind::Tcp, "plain TCP"),
+    for (kind, push, name) in [
+        (Kind::ModemTls, false, "modem TLS"),
+        (Kind::McuTls, false, "MCU TLS"),
+        (Kind::Tcp, false, "plain TCP"),
+        (Kind::ModemTls, true, "modem TLS, push"),
+        (Kind::McuTls, true, "MCU TLS, push"),
+        (Kind::Tcp, true, "plain TCP, push"),
     ] {
-        run_kind(kind, name, &mut rows);
+        run_kind(kind, push, name, &mut rows);
     }
     rows
 }
 
-fn run_kind(kind: Kind, name: &'static str, rows: &mut Vec<WireRow>) {
+/// `push`: sockets in direct-push mode (`Config::push_receive`).
+fn run_kind(kind: Kind, push: bool, name: &'static str, rows: &mut Vec<WireRow>) {
     let plain = free_port();
     let mut options = BrokerOptions::default()
         .grant(THING, Access::ReadWrite, UP_TOPIC)
@@ -106,6 +110,7 @@ fn run_kind(kind: Kind, name: &'static str, rows: &mut Vec<WireRow>) {
         Box::leak(Box::new(quectel::tls::TlsBuffers::new()));
     let config = Config {
         command_gap: Duration::from_millis(1),
+        push_receive: push,
         ..Config::default()
     };
     support::with_endpoints_in(resources, config, rx, tx, async |m| {

@@ -183,6 +183,23 @@ pub struct Config {
     /// Without it, the runner still re-checks every open socket once whenever the digester
     /// sees a corrupted line (the usual way a URC gets lost).
     pub recv_poll: Option<Duration>,
+    /// Open sockets in direct-push mode (access mode 1): the module sends received data
+    /// inside its `recv` URCs (`+QIURC: "recv",<id>,<n>` / `+QSSLURC: "recv",<id>,<n>`, then
+    /// the bytes) instead of holding it for `AT+QIRD`/`AT+QSSLRECV`. Default `false`
+    /// (buffer-access mode).
+    ///
+    /// * **Saves** one round trip and about 40 UART bytes per inbound segment (a 1 KiB MQTT
+    ///   message over modem TLS: 91.9 % → about 95 % payload per UART byte; see
+    ///   `docs/perf.md`), and the latency of the read.
+    /// * **Costs** flow control: the module pushes whatever the network delivers, whether the
+    ///   socket's receive ring has room or not. A push that does not fit fails the socket with
+    ///   [`Error::Overflow`](crate::Error::Overflow) (the bytes are counted, never silently
+    ///   lost; MQTT reconnects). Use it when the ring holds the largest burst the peer sends
+    ///   unasked (for MQTT: the receive buffer, plus what the broker may queue).
+    /// * A push header lost on the UART (a rare overrun) loses that data for good, where buffer
+    ///   mode reads it again; the stream then fails (MQTT: a malformed packet or the
+    ///   keep-alive). Use hardware flow control.
+    pub push_receive: bool,
 }
 
 impl Config {
@@ -192,6 +209,7 @@ impl Config {
         startup_timeout: Duration::from_secs(30),
         registration_urcs: true,
         recv_poll: None,
+        push_receive: false,
     };
 }
 

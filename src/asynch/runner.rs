@@ -95,7 +95,10 @@ impl RunnerParts<'_> {
         }
         self.noise = noise;
         for i in 0..self.pool.slots() {
-            if self.pool.state(i).phase == Phase::Open {
+            let s = self.pool.state(i);
+            // (A socket in push mode holds nothing to read: what a lost header announced is
+            // gone; see `Config::push_receive`.)
+            if s.phase == Phase::Open && !s.push {
                 debug!(
                     "corrupted input: checking socket {} for unannounced data",
                     i

@@ -80,6 +80,8 @@ impl<'a> Modem<'a> {
             self.pool.release(slot);
             return Err(Error::NoSocket);
         }
+        let push = self.core.config.push_receive;
+        self.pool.update(slot, &mut |s| s.push = push);
         let mut guard = OpenGuard {
             pool: self.pool,
             slot,
@@ -93,6 +95,7 @@ impl<'a> Modem<'a> {
                     id,
                     host,
                     port,
+                    push,
                 })
                 .await
             }
@@ -107,6 +110,7 @@ impl<'a> Modem<'a> {
                     id,
                     host,
                     port,
+                    push,
                 })
                 .await
             }
@@ -215,7 +219,11 @@ impl<'a> Modem<'a> {
             match s.phase {
                 Phase::Abandoned => self.reap(slot, s).await,
                 Phase::Open | Phase::PeerClosed => {
-                    self.pull(slot, s, max_read, poll_due).await;
+                    // In push mode the module holds nothing to read (and answers a read with
+                    // ERROR): the data came inside its URCs.
+                    if !s.push {
+                        self.pull(slot, s, max_read, poll_due).await;
+                    }
                     self.push(slot).await;
                 }
                 _ => {}

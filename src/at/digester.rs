@@ -12,6 +12,9 @@
 //! * after a `+QIRD: <n>` / `+QSSLRECV: <n>` header, exactly `n` raw bytes (whatever they
 //!   contain: `\r\nOK\r\n`, NUL, `> `) go straight from the received bytes to the socket's
 //!   receive ring ([`PayloadSink`]), in pieces, without passing through the line buffer;
+//! * after a direct-push `recv` URC (`+QIURC: "recv",<id>,<n>`, `+QSSLURC: "recv",<id>,<n>`),
+//!   the same for the `n` bytes that follow it, to the socket in push mode (bytes for a socket
+//!   that is not are dropped and counted);
 //! * the **final result code** ends the command ([`Event::End`], then
 //!   [`ExpectCell::complete_with`]).
 //!
@@ -39,6 +42,9 @@ enum Mode {
     /// Right after a payload for `target`: its `\r\n` must follow (`seen` bytes of it so far).
     Trailer { target: u8, seen: u8 },
 }
+
+/// The target of payload bytes nobody takes (a push for a socket not in push mode).
+const DISCARD: u8 = 0xfe;
 
 /// Payload bytes that a byte-by-byte feed collects before it hands them on (the ring copies
 /// them in pieces of at most 64 bytes per critical section).
@@ -229,6 +235,9 @@ impl<'a, U: UrcSink> Digester<'a, U> {
                     if k > 0 {
                         let data = self.buf.get(pos..).and_then(|b| b.get(..k)).unwrap_or(&[]);
                         match self.payloads {
+                            _ if target == DISCARD => self.shared.count(|s| {
+                                s.discarded_bytes = s.discarded_bytes.saturating_add(k as u32)
+                            }),
                             Some(sink) if target != Expect::NO_TARGET => sink.deliver(target, data),
                             _ => self.shared.notify(Event::Payload(data)),
                         }
@@ -244,6 +253,7 @@ impl<'a, U: UrcSink> Digester<'a, U> {
                     }
                     if let Some(sink) = self.payloads
                         && target != Expect::NO_TARGET
+                        && target != DISCARD
                     {
                         sink.delivered(target);
                     }
@@ -332,8 +342,25 @@ impl<'a, U: UrcSink> Digester<'a, U> {
             .count(|s| s.corrupted_payloads = s.corrupted_payloads.saturating_add(1));
         if let Some(sink) = self.payloads
             && target != Expect::NO_TARGET
+            && target != DISCARD
         {
             sink.corrupted(target);
+        }
+    }
+
+    /// A direct-push `recv` URC for socket `id`: its `n` bytes follow (then, on the modules
+    /// seen, a `\r\n`, which [`Mode::Trailer`] takes; without it, the next line's leading
+    /// `\r\n` is taken instead, which changes nothing).
+    fn pushed(&mut self, id: u8, n: usize) {
+        let target = match self.payloads {
+            Some(sink) if sink.pushes(id) => id,
+            _ => {
+                warn!("{} pushed bytes for socket {}, not in push mode", n, id);
+                DISCARD
+            }
+        };
+        if n > 0 {
+            self.mode = Mode::Raw { left: n, target };
         }
     }
 
@@ -356,6 +383,10 @@ impl<'a, U: UrcSink> Digester<'a, U> {
                     .count(|s| s.garbage_lines = s.garbage_lines.saturating_add(1));
             }
             LineClass::Urc => {
+                if let Some((id, n)) = line::push_header(text) {
+                    self.pushed(id, n);
+                    return;
+                }
                 if self.in_response {
                     self.shared
                         .count(|s| s.deferred_urcs = s.deferred_urcs.saturating_add(1));

@@ -526,6 +526,9 @@ fn a_success_before_the_line_a_command_always_answers_is_stale() {
 fn a_payload_that_lost_bytes_is_reported_corrupted() {
     struct Sink(RefCell<Vec<u8>>, core::cell::Cell<u32>);
     impl super::expect::PayloadSink for Sink {
+        fn pushes(&self, _slot: u8) -> bool {
+            false
+        }
         fn deliver(&self, _slot: u8, data: &[u8]) {
             self.0.borrow_mut().extend_from_slice(data);
         }
@@ -558,6 +561,99 @@ fn a_payload_that_lost_bytes_is_reported_corrupted() {
                 assert_eq!(sink.0.borrow().as_slice(), payload);
             }
         }
+    }
+}
+
+/// Direct push: the `n` bytes after `+QSSLURC: "recv",<id>,<n>` / `+QIURC: "recv",<id>,<n>` go
+/// to that socket whatever they contain (`OK`, a prompt, a URC, NUL), with or without the
+/// trailing `\r\n`, also between two lines of a reply; bytes pushed for a socket that is not
+/// in push mode are dropped and counted, never read as lines. Any chunking, a 64-byte line
+/// buffer.
+#[test]
+fn direct_push_payloads_go_to_their_socket_any_chunking() {
+    struct Sink {
+        data: RefCell<Vec<(u8, Vec<u8>)>>,
+        delivered: core::cell::Cell<u32>,
+    }
+    impl super::expect::PayloadSink for Sink {
+        fn pushes(&self, slot: u8) -> bool {
+            slot == 1 || slot == 4
+        }
+        fn deliver(&self, slot: u8, data: &[u8]) {
+            let mut v = self.data.borrow_mut();
+            // An entry is open until its payload is `delivered`.
+            let open = v.len() as u32 > self.delivered.get();
+            match v.last_mut() {
+                Some((s, d)) if open && *s == slot => d.extend_from_slice(data),
+                _ => v.push((slot, data.to_vec())),
+            }
+        }
+        fn delivered(&self, _slot: u8) {
+            self.delivered.set(self.delivered.get() + 1);
+        }
+        fn corrupted(&self, slot: u8) {
+            panic!("socket {slot} reported corrupted");
+        }
+    }
+    let p1: &[u8] = b"\r\nOK\r\n> +QIURC: \"recv\",0\r\n\0\xff\r\nERROR\r\n";
+    let p2: Vec<u8> = (0u16..300).map(|i| (i * 13 % 256) as u8).collect();
+    let mut wire = Vec::new();
+    wire.extend_from_slice(b"\r\n+CSQ: 15,3\r\n");
+    wire.extend_from_slice(format!("\r\n+QSSLURC: \"recv\",4,{}\r\n", p1.len()).as_bytes());
+    wire.extend_from_slice(p1);
+    wire.extend_from_slice(b"\r\n");
+    // Socket 2 is not in push mode; no trailing CR LF after its bytes.
+    wire.extend_from_slice(b"\r\n+QIURC: \"recv\",2,9\r\nOK\r\nhey!!");
+    wire.extend_from_slice(format!("\r\n+QIURC: \"recv\",1,{}\r\n", p2.len()).as_bytes());
+    wire.extend_from_slice(&p2);
+    wire.extend_from_slice(b"\r\n\r\nOK\r\n");
+    for chunk in [1, 2, 3, 7, 64, 1000] {
+        let shared = ExpectCell::new();
+        let evs = RefCell::new(Vec::new());
+        let on = |ev: Event<'_>| {
+            push(
+                &evs,
+                match ev {
+                    Event::Line(l) => Ev::Line(String::from_utf8_lossy(l).into_owned()),
+                    Event::Payload(p) => Ev::Payload(p.to_vec()),
+                    Event::End(r) => Ev::End(r),
+                },
+            )
+        };
+        let _guard = shared.listen(&on);
+        shared.begin(Expect::prefixed(b"+CSQ:"));
+        let sink = Sink {
+            data: RefCell::new(Vec::new()),
+            delivered: core::cell::Cell::new(0),
+        };
+        let mut buf = [0u8; 64];
+        let mut d = Digester::new(
+            &shared,
+            &mut buf,
+            UrcFn(|l: &[u8]| push(&evs, Ev::Urc(String::from_utf8_lossy(l).into_owned()))),
+        )
+        .with_payloads(&sink);
+        for piece in wire.chunks(chunk) {
+            let _ = d.feed(piece);
+        }
+        drop(_guard);
+        assert_eq!(
+            evs.borrow().as_slice(),
+            [line("+CSQ: 15,3"), OK],
+            "chunk {chunk}"
+        );
+        assert_eq!(
+            sink.data.borrow().as_slice(),
+            [(4, p1.to_vec()), (1, p2.clone())],
+            "chunk {chunk}"
+        );
+        assert_eq!(sink.delivered.get(), 2);
+        let stats = shared.stats();
+        assert_eq!(stats.discarded_bytes, 9, "chunk {chunk}");
+        assert_eq!(
+            stats.garbage_lines + stats.unknown_urcs + stats.corrupted_payloads,
+            0
+        );
     }
 }
 

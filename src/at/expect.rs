@@ -460,8 +460,12 @@ impl ExpectCell {
 
 /// Receives binary payloads the digester extracted for a socket slot.
 pub trait PayloadSink {
-    /// `data`, the next piece of a `+QIRD`/`+QSSLRECV` payload, arrived for socket slot
-    /// `slot`.
+    /// Whether socket slot `slot` is in direct-push mode, i.e. the data that follows its
+    /// `+QIURC: "recv",<id>,<n>` / `+QSSLURC: "recv",<id>,<n>` is its own (`false`: the bytes
+    /// are dropped and counted).
+    fn pushes(&self, slot: u8) -> bool;
+    /// `data`, the next piece of a `+QIRD`/`+QSSLRECV` payload (or of a direct-push `recv`
+    /// URC), arrived for socket slot `slot`.
     fn deliver(&self, slot: u8, data: &[u8]);
     /// The payload for `slot` is complete (wake its readers).
     fn delivered(&self, slot: u8);

@@ -331,9 +331,45 @@ pub fn payload_len(line: &[u8], expect: &Expect) -> Option<usize> {
     parse_u16(rest).map(usize::from)
 }
 
+/// The header of a direct-push `recv` URC, `+QIURC: "recv",<id>,<n>[,"<ip>",<port>]` or
+/// `+QSSLURC: "recv",<id>,<n>`: `(id, n)`, with `n` raw bytes following it. In buffer-access
+/// mode the `recv` URC carries no length (the driver never turns on `tcp/recvind`, whose URC
+/// would), so a length always means data follows.
+pub fn push_header(line: &[u8]) -> Option<(u8, usize)> {
+    let rest = line
+        .strip_prefix(b"+QIURC: \"recv\",")
+        .or_else(|| line.strip_prefix(b"+QSSLURC: \"recv\","))?;
+    let mut fields = rest.split(|&b| b == b',');
+    let id = fields.next().map(trim_ascii)?;
+    let n = fields.next().map(trim_ascii)?;
+    if id.is_empty() || id.len() > 2 || n.is_empty() || n.len() > 5 {
+        return None;
+    }
+    let id = u8::try_from(parse_u16(id)?).ok()?;
+    Some((id, usize::from(parse_u16(n)?)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn push_headers() {
+        assert_eq!(push_header(b"+QIURC: \"recv\",0,4"), Some((0, 4)));
+        assert_eq!(push_header(b"+QSSLURC: \"recv\",4,1500"), Some((4, 1500)));
+        assert_eq!(
+            push_header(b"+QIURC: \"recv\",2,16,\"10.0.0.1\",5683"),
+            Some((2, 16))
+        );
+        // Buffer-access mode: no length, nothing follows.
+        assert_eq!(push_header(b"+QIURC: \"recv\",0"), None);
+        assert_eq!(push_header(b"+QSSLURC: \"recv\",1"), None);
+        assert_eq!(push_header(b"+QIURC: \"closed\",0"), None);
+        assert_eq!(push_header(b"+QIURC: \"recv\",0,"), None);
+        assert_eq!(push_header(b"+QIURC: \"recv\",0,x4"), None);
+        assert_eq!(push_header(b"+QIURC: \"recv\",300,4"), None);
+        assert_eq!(push_header(b"+QIURC: \"recv\",0,999999"), None);
+    }
 
     #[test]
     fn finals() {

@@ -1,4 +1,4 @@
-//! TCP/IP and SSL socket commands (buffer-access mode).
+//! TCP/IP and SSL socket commands (buffer-access or direct-push mode).
 //!
 //! Sending (`AT+QISEND`/`AT+QSSLSEND`) is not a plain command: the channel runs it as a
 //! resumable exchange (command, `> ` prompt, payload, `SEND OK`) so that it survives
@@ -31,8 +31,10 @@ fn check_id(id: u8) -> Result<(), Error> {
     Ok(())
 }
 
-/// `AT+QIOPEN=<cid>,<id>,"TCP","<host>",<port>,0,0`: opens a TCP client socket in
-/// buffer-access mode. `OK` comes at once; the result arrives as `+QIOPEN: <id>,<err>`.
+/// `AT+QIOPEN=<cid>,<id>,"TCP","<host>",<port>,0,<access_mode>`: opens a TCP client socket in
+/// buffer-access mode (0: the data waits in the module for `AT+QIRD`) or direct-push mode (1:
+/// it comes inside `+QIURC: "recv",<id>,<n>`). `OK` comes at once; the result arrives as
+/// `+QIOPEN: <id>,<err>`.
 #[derive(Clone, Copy, Debug)]
 pub struct OpenTcp<'a> {
     /// PDP context.
@@ -43,6 +45,12 @@ pub struct OpenTcp<'a> {
     pub host: &'a str,
     /// Remote port.
     pub port: u16,
+    /// Direct-push mode (access mode 1) instead of buffer-access mode (0).
+    pub push: bool,
+}
+
+fn access_mode(push: bool) -> &'static str {
+    if push { ",1" } else { ",0" }
 }
 
 impl Command for OpenTcp<'_> {
@@ -57,15 +65,17 @@ impl Command for OpenTcp<'_> {
         w.uint(u32::from(self.id))?;
         w.str(",\"TCP\",")?;
         host_port(w, self.host, self.port)?;
-        w.str(",0,0")
+        w.str(",0")?;
+        w.str(access_mode(self.push))
     }
     fn parse(&self, _: &Response<'_>) -> Result<(), Error> {
         Ok(())
     }
 }
 
-/// `AT+QSSLOPEN=<cid>,<ctx>,<id>,"<host>",<port>,0`: opens a TLS client socket terminated in
-/// the modem, buffer-access mode. The result arrives as `+QSSLOPEN: <id>,<err>`.
+/// `AT+QSSLOPEN=<cid>,<ctx>,<id>,"<host>",<port>,<access_mode>`: opens a TLS client socket
+/// terminated in the modem, in buffer-access mode (0) or direct-push mode (1: the data comes
+/// inside `+QSSLURC: "recv",<id>,<n>`). The result arrives as `+QSSLOPEN: <id>,<err>`.
 #[derive(Clone, Copy, Debug)]
 pub struct OpenTls<'a> {
     /// PDP context.
@@ -78,6 +88,8 @@ pub struct OpenTls<'a> {
     pub host: &'a str,
     /// Remote port.
     pub port: u16,
+    /// Direct-push mode (access mode 1) instead of buffer-access mode (0).
+    pub push: bool,
 }
 
 impl Command for OpenTls<'_> {
@@ -97,7 +109,7 @@ impl Command for OpenTls<'_> {
         w.uint(u32::from(self.id))?;
         w.comma()?;
         host_port(w, self.host, self.port)?;
-        w.str(",0")
+        w.str(access_mode(self.push))
     }
     fn parse(&self, _: &Response<'_>) -> Result<(), Error> {
         Ok(())
@@ -331,10 +343,15 @@ mod tests {
             id: 0,
             host: "220.180.239.212",
             port: 8009,
+            push: false,
         };
         assert_eq!(
             line(&open).unwrap(),
             "AT+QIOPEN=1,0,\"TCP\",\"220.180.239.212\",8009,0,0"
+        );
+        assert_eq!(
+            line(&OpenTcp { push: true, ..open }).unwrap(),
+            "AT+QIOPEN=1,0,\"TCP\",\"220.180.239.212\",8009,0,1"
         );
         let tls = OpenTls {
             cid: 1,
@@ -342,10 +359,15 @@ mod tests {
             id: 4,
             host: "a.example",
             port: 8883,
+            push: false,
         };
         assert_eq!(
             line(&tls).unwrap(),
             "AT+QSSLOPEN=1,1,4,\"a.example\",8883,0"
+        );
+        assert_eq!(
+            line(&OpenTls { push: true, ..tls }).unwrap(),
+            "AT+QSSLOPEN=1,1,4,\"a.example\",8883,1"
         );
         assert_eq!(
             line(&Close {
@@ -406,6 +428,7 @@ mod tests {
             id: 0,
             host: "bad\"host",
             port: 1,
+            push: false,
         };
         assert_eq!(line(&host), Err(Error::InvalidArgument));
     }

@@ -11,7 +11,8 @@
 //!   task storage, and every driver buffer is in a `static` cell, so `.bss` shows the real RAM;
 //! * results are consumed through `core::hint::black_box` and a GPIO write, never dropped.
 //!
-//! Buffers: `quectel::asynch::Resources` with its defaults (N = 256, S = 2, R = 2048); MQTT
+//! Buffers: `quectel::asynch::Resources` with one socket ([`SOCKETS`]; N = 256 and R = 2048 are
+//! the defaults), as every row uses one connection; MQTT
 //! uses [`MQTT_BUFFER`] bytes with [`MQTT_RX`] for receiving; MCU TLS uses `TlsBuffers`'
 //! defaults.
 #![no_std]
@@ -36,6 +37,11 @@ use static_cell::ConstStaticCell;
 
 /// Ingress (line) buffer size (`Resources`' default).
 pub const N: usize = 256;
+/// Socket slots: every row uses one connection (issue 15 measures the row with one socket;
+/// the crate's default is 2).
+pub const SOCKETS: usize = 1;
+/// Each socket's receive and transmit ring (`Resources`' default).
+pub const RING: usize = 2048;
 /// The modem handle of this firmware.
 pub type Modem = asynch::Modem<'static>;
 /// The runner of this firmware.
@@ -348,10 +354,11 @@ fn panic(_: &core::panic::PanicInfo<'_>) -> ! {
 
 // --- start-up --------------------------------------------------------------------------------
 
-/// The driver's buffers: `Resources` with the crate's defaults, in a `ConstStaticCell`.
+/// The driver's buffers: `Resources` with one socket, in a `ConstStaticCell`.
 /// `Resources::new()` is all zero bytes, so this lands in `.bss` (no flash image) and taking
 /// it needs no stack frame of its size (`scripts/footprint.sh` checks both).
-static RESOURCES: ConstStaticCell<Resources> = ConstStaticCell::new(Resources::new());
+static RESOURCES: ConstStaticCell<Resources<N, SOCKETS, RING>> =
+    ConstStaticCell::new(Resources::new());
 
 #[embassy_executor::task]
 async fn runner_task(runner: Runner) -> ! {
@@ -363,12 +370,7 @@ pub fn start(spawner: &Spawner) -> Modem {
     let cp = cortex_m::Peripherals::take().unwrap_or_else(|| unreachable!());
     time_init(cp.SYST);
     let (rx, tx) = uart_init();
-    let (runner, modem) = asynch::new(
-        RESOURCES.take(),
-        rx,
-        tx,
-        Config::default(),
-    );
+    let (runner, modem) = asynch::new(RESOURCES.take(), rx, tx, Config::default());
     spawner.spawn(runner_task(runner).unwrap_or_else(|_| unreachable!()));
     modem
 }

@@ -489,3 +489,154 @@ fn four_kib_blocks_fit_the_receive_buffer() {
     assert_eq!(net.standin.with(|s| s.requests[0].3), 4096);
     reboot_and_confirm(&net, &mut dev, &new);
 }
+
+/// UART bytes of one download (from the first GetStream request to an idle link), counted at
+/// the mock modem: (payload, up = host → modem, down = modem → host, requests).
+fn measure(rx: usize, size: usize) -> (u64, u64, u64, u32) {
+    let net = cloud();
+    let (_old, new, mut dev) = setup(&net, size, |s, d| s.sign(d));
+    let cert = net.standin.with(|s| s.cert_pem.clone());
+    let counts = power_on(&mut dev, async |m, h, up| {
+        let wire = h.wire().expect("the duplex link counts bytes").clone();
+        let bytes = || (wire.host_bytes(), wire.modem_bytes());
+        let key = CodeSigningKey::from_certificate_pem(cert.as_bytes(), &mut [0u8; 2048]).unwrap();
+        let mut buf = vec![0u8; 2 * rx];
+        let mut cfg = mqtt_config(&net);
+        // No PINGREQ inside the measurement.
+        cfg.keepalive_s = 600;
+        let mut mqtt = Mqtt::new(cfg, &mut buf, rx).unwrap();
+        let mut conn = mqtt.connect(m).await.unwrap();
+        let mut ota = AwsOta::new(THING, rx)
+            .unwrap()
+            .with_timeout(Duration::from_secs(5));
+        let mut jb = [0u8; 2048];
+        let Job::Ota(job) = ota.next_job(&mut conn, &mut jb).await.unwrap() else {
+            panic!("no OTA job");
+        };
+        let (u0, d0) = bytes();
+        ota.download(&mut conn, up, &job, &key).await.unwrap();
+        // Until the link is idle.
+        let mut last = bytes();
+        loop {
+            if let Ok(r) = embassy_time::with_timeout(Duration::from_millis(300), conn.poll()).await
+            {
+                r.unwrap();
+            }
+            let now = bytes();
+            if now == last && conn.all_acknowledged() {
+                break;
+            }
+            last = now;
+        }
+        let (u1, d1) = bytes();
+        (u1 - u0, d1 - d0, ota.stats().requests)
+    });
+    assert_eq!(sha256(dev.dfu_bytes(new.len())), sha256(&new));
+    (size as u64, counts.0, counts.1, counts.2)
+}
+
+const OTA_BEGIN: &str = "<!-- ota-aws:begin (written by tests/ota_aws.rs, OTA_DOCS=1) -->";
+const OTA_END: &str = "<!-- ota-aws:end -->";
+
+/// Download efficiency over modem TLS at 1 KiB and 4 KiB blocks; holds the issue's bar (≥ 90 %
+/// of the UART line rate in payload bytes at 4 KiB blocks, down direction) and, with
+/// `OTA_DOCS=1`, writes the table into docs/ota.md.
+#[test]
+fn wire_efficiency_of_the_stream_download() {
+    let size = 120 * 1024;
+    let mut rows = Vec::new();
+    for (block, rx) in [(1024u32, RX_1K), (4096, RX_4K)] {
+        let (payload, up, down, requests) = measure(rx, size);
+        rows.push((block, payload, up, down, requests));
+    }
+    let mut out = String::new();
+    use std::fmt::Write as _;
+    writeln!(
+        out,
+        "Download of a {} KiB image from an AWS MQTT stream over the modem's TLS (BG96 mock, \
+         MQTT 5, one data message per block, QoS 0, 32 KiB asked for per request), UART bytes \
+         counted at the mock modem from the first GetStream request until the link is idle \
+         (job status updates included). *Down* = modem → host, *up* = host → modem. \
+         Efficiency = image bytes / UART bytes. Time for 256 KiB at 115 200 baud (10 bits a \
+         byte; the busier direction sets the pace) computed from these bytes; the network's round \
+         trips (one per request) come on top. Reproduce with:\n\n\
+         ```text\nOTA_DOCS=1 cargo test --features mqtt,aws,ota --test ota_aws -- wire_efficiency\n```\n",
+        size / 1024
+    )
+    .unwrap();
+    writeln!(out, "| Block | Requests | Down bytes | Up bytes | Efficiency down | Efficiency both | 256 KiB at 115 200 baud |").unwrap();
+    writeln!(out, "|---|---|---|---|---|---|---|").unwrap();
+    for &(block, payload, up, down, requests) in &rows {
+        let eff_down = payload as f64 / down as f64;
+        let eff_both = payload as f64 / (up + down) as f64;
+        let secs =
+            256.0 * 1024.0 / eff_down.min(payload as f64 / up.max(1) as f64) * 10.0 / 115_200.0;
+        writeln!(
+            out,
+            "| {} KiB | {requests} | {down} | {up} | {:.1} % | {:.1} % | {secs:.1} s |",
+            block / 1024,
+            eff_down * 100.0,
+            eff_both * 100.0
+        )
+        .unwrap();
+    }
+    println!("{out}");
+    let (_, payload, _, down, _) = rows[1];
+    let eff = payload as f64 / down as f64;
+    assert!(
+        eff >= 0.90,
+        "4 KiB blocks: {:.1} % of the UART bytes are image bytes (< 90 %)",
+        eff * 100.0
+    );
+    if std::env::var_os("OTA_DOCS").is_some() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/ota.md");
+        let doc = std::fs::read_to_string(&path).unwrap_or_default();
+        let block = format!("{OTA_BEGIN}\n{out}{OTA_END}\n");
+        let new_doc = match (doc.find(OTA_BEGIN), doc.find(OTA_END)) {
+            (Some(b), Some(e)) if b < e => format!(
+                "{}{block}{}",
+                &doc[..b],
+                doc[e + OTA_END.len()..].trim_start_matches('\n')
+            ),
+            _ if doc.is_empty() => block,
+            _ => format!("{}\n\n{block}", doc.trim_end()),
+        };
+        std::fs::write(&path, new_doc).unwrap();
+    }
+}
+
+/// The fuzz target's harness over its seeds and random mutations of them (the fuzz smoke run
+/// in CI goes further; this keeps the harness itself from rotting).
+#[test]
+fn fuzz_harness_runs_over_its_seeds_and_mutations() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds/aws_ota");
+    let mut seeds = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        seeds.push(std::fs::read(e.unwrap().path()).unwrap());
+    }
+    assert!(seeds.len() >= 5);
+    let mut x = 0x2545_F491_4F6C_DD1Du64;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    for seed in &seeds {
+        quectel::__fuzz::aws_ota(seed);
+        for _ in 0..300 {
+            let mut m = seed.clone();
+            for _ in 0..1 + next() % 4 {
+                match next() % 3 {
+                    0 if !m.is_empty() => {
+                        let i = (next() as usize) % m.len();
+                        m[i] = next() as u8;
+                    }
+                    1 if m.len() > 1 => m.truncate(1 + (next() as usize) % (m.len() - 1)),
+                    _ => m.push(next() as u8),
+                }
+            }
+            quectel::__fuzz::aws_ota(&m);
+        }
+    }
+}

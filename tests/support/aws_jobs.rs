@@ -100,7 +100,9 @@ fn cbor_block(file_id: u8, index: u32, data: &[u8]) -> Vec<u8> {
 }
 
 /// (c, f, l, o, b, n) of a GetStream request.
-fn decode_request(p: &[u8]) -> Option<(String, u8, u32, u32, Option<Vec<u8>>, Option<u32>)> {
+type Request = (String, u8, u32, u32, Option<Vec<u8>>, Option<u32>);
+
+fn decode_request(p: &[u8]) -> Option<Request> {
     let mut d = minicbor::Decoder::new(p);
     let n = d.map().ok()??;
     let (mut c, mut f, mut l, mut o, mut b, mut nn) = (String::new(), None, None, 0, None, None);

@@ -517,9 +517,10 @@ impl<'t> AwsOta<'t> {
             }
             if t == accepted.as_str() || t == notify.as_str() {
                 let p = msg.payload();
+                let capacity = buf.len();
                 let dst = buf.get_mut(..p.len()).ok_or(CloudError::ResponseTooLarge {
                     needed: p.len(),
-                    capacity: 0,
+                    capacity,
                 })?;
                 dst.copy_from_slice(p);
                 break p.len();
@@ -888,4 +889,112 @@ async fn bounded<F: core::future::Future>(
     with_timeout(deadline.saturating_duration_since(now), fut)
         .await
         .map_err(|_| CloudError::NoResponse)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn get_stream_request_is_the_cbor_aws_library_sends() {
+        // AWS's example: blocks 20, 21, 24, 43 from offset 20 -> bitmap 13 00 80.
+        let mut out = [0u8; 64];
+        let n = encode_get_stream(&mut out, "1:t", 1, 256, 20, &[0x13, 0x00, 0x80], 4).unwrap();
+        let want: &[u8] = &[
+            0xA6, // map(6)
+            0x61, b'c', 0x63, b'1', b':', b't', // "c": "1:t"
+            0x61, b'f', 0x01, // "f": 1
+            0x61, b'l', 0x19, 0x01, 0x00, // "l": 256
+            0x61, b'o', 0x14, // "o": 20
+            0x61, b'b', 0x43, 0x13, 0x00, 0x80, // "b": h'130080'
+            0x61, b'n', 0x04, // "n": 4
+        ];
+        assert_eq!(&out[..n], want);
+        // Too small a buffer is an error, not a cut request.
+        assert_eq!(
+            encode_get_stream(&mut out[..10], "1:t", 1, 256, 20, &[1], 4),
+            Err(OtaError::Protocol)
+        );
+    }
+
+    #[test]
+    fn data_blocks_decode_and_malformed_ones_are_errors() {
+        let mut msg = [
+            0xA5, 0x61, b'f', 0x00, 0x61, b'i', 0x05, 0x61, b'x', 0x80, 0x61, b'l', 0x03, 0x61,
+            b'p', 0x43, 1, 2, 3,
+        ];
+        let b = decode_block(&msg).unwrap();
+        assert_eq!(
+            (b.file_id, b.index, b.len, b.payload),
+            (0, 5, 3, &[1u8, 2, 3][..])
+        );
+        // Length that does not match, truncation, not a map.
+        msg[12] = 4;
+        assert_eq!(decode_block(&msg), Err(OtaError::Protocol));
+        msg[12] = 3;
+        for n in 0..msg.len() {
+            assert_eq!(decode_block(&msg[..n]), Err(OtaError::Protocol));
+        }
+        assert_eq!(decode_block(&[0x80]), Err(OtaError::Protocol));
+        let rej = [
+            0xA1, 0x61, b'o', 0x68, b'N', b'o', b't', b'F', b'o', b'u', b'n', b'd',
+        ];
+        assert_eq!(decode_rejection(&rej), Ok("NotFound"));
+    }
+
+    #[test]
+    fn job_documents() {
+        let ota = br#"{"clientToken":"1:t","timestamp":5,"execution":{"jobId":"j-1","status":"IN_PROGRESS","statusDetails":{"self_test":"ready"},"queuedAt":1,"jobDocument":{"afr_ota":{"protocols":["MQTT"],"streamname":"s-1","files":[{"filepath":"f","filesize":300,"fileid":2,"certfile":"c","attr":0,"sig-sha256-ecdsa":"QUJD"}]}}}}"#;
+        let Job::Ota(j) = parse_job(ota).unwrap() else {
+            panic!()
+        };
+        assert_eq!(
+            (j.job_id, j.stream, j.file_id, j.size),
+            ("j-1", "s-1", 2, 300)
+        );
+        assert_eq!((j.file_path, j.cert_file, j.signature), ("f", "c", "QUJD"));
+        assert!(j.self_test);
+        let other =
+            br#"{"execution":{"jobId":"x","jobDocument":{"operation":"reboot","n":[1,{"a":2}]}}}"#;
+        assert!(matches!(
+            parse_job(other),
+            Ok(Job::Other { job_id: "x", .. })
+        ));
+        assert_eq!(
+            parse_job(br#"{"timestamp":1,"clientToken":"1:t"}"#),
+            Ok(Job::None)
+        );
+        // No signature, file id over 255, empty, not JSON, a job id AWS would not make.
+        for bad in [
+            &br#"{"execution":{"jobId":"j","jobDocument":{"afr_ota":{"streamname":"s","files":[{"filesize":3,"fileid":0}]}}}}"#[..],
+            br#"{"execution":{"jobId":"j","jobDocument":{"afr_ota":{"streamname":"s","files":[{"filesize":3,"fileid":256,"sig-sha256-ecdsa":"QQ"}]}}}}"#,
+            br#"{"execution":{"jobId":"j","jobDocument":{"afr_ota":{"streamname":"s","files":[]}}}}"#,
+            br#"{"execution":{"jobId":"j/../x","jobDocument":{}}}"#,
+            b"not json",
+        ] {
+            assert_eq!(parse_job(bad), Err(OtaError::Protocol), "{:?}", core::str::from_utf8(bad));
+        }
+    }
+
+    #[test]
+    fn block_size_follows_the_receive_buffer() {
+        assert_eq!(block_size_for(2048, "thing"), Some(1024));
+        assert_eq!(
+            block_size_for(4096 + BLOCK_MARGIN + 5 + MAX_STREAM, "thing"),
+            Some(4096)
+        );
+        assert_eq!(
+            block_size_for(4096 + BLOCK_MARGIN + 5 + MAX_STREAM - 1, "thing"),
+            Some(2048)
+        );
+        assert_eq!(block_size_for(400, "thing"), None);
+        assert!(AwsOta::new("thing", 400).is_err());
+        assert!(AwsOta::new("bad thing", 4096).is_err());
+        assert!(
+            AwsOta::new("t", 4096)
+                .unwrap()
+                .with_block_size(3000)
+                .is_err()
+        );
+    }
 }

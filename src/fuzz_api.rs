@@ -1626,7 +1626,9 @@ pub fn aws_ota(data: &[u8]) {
             }
         }
         2 => {
-            let _ = decode_rejection(s.rest());
+            if let Ok(r) = decode_rejection(s.rest()) {
+                let _ = r.code();
+            }
         }
         3 => {
             let cap = usize::from(s.u16() % 512);

@@ -15,6 +15,44 @@
 //! 4. [`Updater::finish`]: SHA-256 of what the flash holds, the expected digest, the ECDSA
 //!    P-256 signature; only then the swap is requested (`mark_updated`).
 //!
+//! ```rust,no_run
+//! use quectel::ota::embassy_boot::AlignedBuffer;
+//! use quectel::ota::{
+//!     BootStatus, Checks, CodeSigningKey, ImageSpec, MemFlash, OtaError, SignatureCheck, Updater,
+//!     image_id,
+//! };
+//!
+//! async fn example(image: &[u8], signature_der: &[u8], cert_der: &[u8]) -> Result<(), OtaError> {
+//!     // On a device: embassy-boot's partitions of the MCU's flash; here RAM.
+//!     let mut dfu = MemFlash::<{ 132 * 1024 }, 4096, 4>::new();
+//!     let mut state = MemFlash::<4096, 4096, 4>::new();
+//!     let mut record = MemFlash::<4096, 4096, 4>::new();
+//!     let mut aligned = AlignedBuffer([0u8; 4]);
+//!     let mut up = Updater::new(&mut dfu, &mut state, &mut record, &mut aligned.0)?;
+//!     if let BootStatus::Trial(_) = up.boot_status().await? {
+//!         up.confirm().await?; // after the self-test
+//!     }
+//!     let spec = ImageSpec {
+//!         id: image_id(&[b"stream-1", &(image.len() as u32).to_le_bytes(), signature_der]),
+//!         size: image.len() as u32,
+//!         block_size: 1024,
+//!         tag: b"job-1",
+//!     };
+//!     up.begin(&spec).await?;
+//!     // Blocks come in any order (here: backwards).
+//!     for (i, block) in image.chunks(1024).enumerate().rev() {
+//!         up.write_block(i as u32, block).await?;
+//!     }
+//!     let key = CodeSigningKey::from_certificate_der(cert_der)?;
+//!     let checks = Checks {
+//!         digest: None,
+//!         signature: Some(SignatureCheck { key: &key, der: signature_der }),
+//!     };
+//!     up.finish(&checks).await?; // swap requested: reset
+//!     Ok(())
+//! }
+//! ```
+//!
 //! # Why embassy-boot's state API and not `FirmwareUpdater::write_firmware`
 //!
 //! `write_firmware` erases every sector it enters unless it is the last one it erased, which

@@ -158,6 +158,19 @@ async fn app(
     (report.unwrap_or(BootReport::Nothing), outcome)
 }
 
+/// Waits until no UART byte moved for 200 ms (the device has read what the network sent).
+async fn uart_idle(h: &ModemHandle) {
+    let wire = h.wire().expect("the duplex link counts bytes");
+    let mut last = (wire.host_bytes(), wire.modem_bytes());
+    let mut quiet = 0;
+    while quiet < 4 {
+        embassy_time::Timer::after_millis(50).await;
+        let now = (wire.host_bytes(), wire.modem_bytes());
+        quiet = if now == last { quiet + 1 } else { 0 };
+        last = now;
+    }
+}
+
 /// Serves a signed image of `size` bytes as job `JOB`; returns (old firmware, image, device).
 fn setup(
     net: &Net,
@@ -254,7 +267,7 @@ fn link_drop_mid_download_resumes_with_less_than_two_blocks_again() {
                 embassy_time::Timer::after_millis(10).await;
             }
             // Let the blocks already sent arrive, then the network closes the connection.
-            embassy_time::Timer::after_millis(300).await;
+            uart_idle(h).await;
             let id = h
                 .state()
                 .sockets
@@ -283,12 +296,12 @@ fn reset_mid_download_resumes_from_the_persisted_record() {
     let (_old, new, mut dev) = setup(&net, 64 * 1024 + 1, |s, d| s.sign(d));
     net.standin.with(|s| s.cut_after = Some(37));
     // First power-on: stops when the stand-in cut; everything but the flash is dropped.
-    power_on(&mut dev, async |m, _, up| {
+    power_on(&mut dev, async |m, h, up| {
         let watcher = async {
             while !net.standin.cut_requested() {
                 embassy_time::Timer::after_millis(10).await;
             }
-            embassy_time::Timer::after_millis(300).await;
+            uart_idle(h).await;
         };
         match select(app(m, &net, up, RX_1K, 2), watcher).await {
             Either::First(r) => panic!("the download finished before the reset: {r:?}"),
@@ -473,10 +486,9 @@ fn an_unknown_stream_is_rejected_and_the_job_fails() {
     let (_, outcome) = power_on(&mut dev, async |m, _, up| app(m, &net, up, RX_1K, 3).await);
     assert_eq!(outcome, Some(Err(CloudError::Ota(OtaError::Rejected))));
     assert_eq!(net.standin.status(JOB), "FAILED");
-    assert_eq!(
-        net.standin.updates(JOB).pop().unwrap().1["reason"],
-        "rejected"
-    );
+    let last = net.standin.updates(JOB).pop().unwrap();
+    assert_eq!(last.1["reason"], "rejected");
+    assert_eq!(last.1["code"], "ResourceNotFound");
 }
 
 #[test]

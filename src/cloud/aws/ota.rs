@@ -26,6 +26,42 @@
 //! A refused image (signature, size, stream rejected, no data after all retries) is reported
 //! `FAILED` with `"reason"` ([`OtaError::reason`]) and the progress record is cleared.
 //!
+//! ```rust,no_run
+//! use quectel::asynch::Modem;
+//! use quectel::cloud::CloudError;
+//! use quectel::cloud::aws::ota::{AwsOta, Job};
+//! use quectel::mqtt::{Mqtt, MqttConfig};
+//! use quectel::ota::embedded_storage_async::nor_flash::NorFlash;
+//! use quectel::ota::{CodeSigningKey, Updater};
+//!
+//! async fn update<D: NorFlash, S: NorFlash, R: NorFlash>(
+//!     modem: &Modem<'_>,
+//!     config: MqttConfig<'_>,
+//!     updater: &mut Updater<'_, D, S, R>,
+//!     code_signing_cert_pem: &[u8],
+//! ) -> Result<(), CloudError> {
+//!     let rx = 4608; // room for 4 KiB blocks (see "Block size" below)
+//!     let mut buf = [0u8; 2 * 4608];
+//!     let mut mqtt = Mqtt::new(config, &mut buf, rx)?;
+//!     let mut conn = mqtt.connect(modem).await?;
+//!     let mut ota = AwsOta::new("my-thing", rx)?;
+//!     // First thing after connecting: confirm a new image and report the last update.
+//!     ota.after_boot(&mut conn, updater).await?;
+//!     let key = CodeSigningKey::from_certificate_pem(code_signing_cert_pem, &mut [0u8; 1024])?;
+//!     let mut job_buf = [0u8; 2048];
+//!     match ota.next_job(&mut conn, &mut job_buf).await? {
+//!         Job::Ota(job) => {
+//!             ota.download(&mut conn, updater, &job, &key).await?;
+//!             // Verified and marked: reset now (e.g. `cortex_m::peripheral::SCB::sys_reset()`);
+//!             // the bootloader swaps and the new image calls `after_boot` on its first start.
+//!         }
+//!         Job::Other { job_id, payload } => { /* the application's own job */ }
+//!         Job::None => {}
+//!     }
+//!     Ok(())
+//! }
+//! ```
+//!
 //! # Block size and the MQTT receive buffer
 //!
 //! One block arrives as one MQTT PUBLISH, which must fit the MQTT receive buffer (`rx_size` of
@@ -272,8 +308,86 @@ pub fn decode_block(cbor: &[u8]) -> Result<DataBlock<'_>, OtaError> {
     })
 }
 
+/// Why the stream service refused a GetStream request (`.../rejected/cbor`, key `o`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum StreamRejection {
+    /// `InvalidTopic`.
+    InvalidTopic,
+    /// `InvalidJson`.
+    InvalidJson,
+    /// `InvalidCbor`.
+    InvalidCbor,
+    /// `InvalidRequest`.
+    InvalidRequest,
+    /// `Unauthorized`.
+    Unauthorized,
+    /// `BlockSizeOutOfBounds`.
+    BlockSizeOutOfBounds,
+    /// `OffsetOutOfBounds`.
+    OffsetOutOfBounds,
+    /// `BlockCountLimitExceeded`.
+    BlockCountLimitExceeded,
+    /// `BlockBitmapLimitExceeded`.
+    BlockBitmapLimitExceeded,
+    /// `ResourceNotFound`: no such stream or file.
+    ResourceNotFound,
+    /// `VersionMismatch`.
+    VersionMismatch,
+    /// `ETagMismatch`.
+    ETagMismatch,
+    /// `InternalError`.
+    InternalError,
+    /// A code not listed here.
+    Other,
+}
+
+impl StreamRejection {
+    const CODES: [(&'static str, StreamRejection); 13] = [
+        ("InvalidTopic", StreamRejection::InvalidTopic),
+        ("InvalidJson", StreamRejection::InvalidJson),
+        ("InvalidCbor", StreamRejection::InvalidCbor),
+        ("InvalidRequest", StreamRejection::InvalidRequest),
+        ("Unauthorized", StreamRejection::Unauthorized),
+        (
+            "BlockSizeOutOfBounds",
+            StreamRejection::BlockSizeOutOfBounds,
+        ),
+        ("OffsetOutOfBounds", StreamRejection::OffsetOutOfBounds),
+        (
+            "BlockCountLimitExceeded",
+            StreamRejection::BlockCountLimitExceeded,
+        ),
+        (
+            "BlockBitmapLimitExceeded",
+            StreamRejection::BlockBitmapLimitExceeded,
+        ),
+        ("ResourceNotFound", StreamRejection::ResourceNotFound),
+        ("VersionMismatch", StreamRejection::VersionMismatch),
+        ("ETagMismatch", StreamRejection::ETagMismatch),
+        ("InternalError", StreamRejection::InternalError),
+    ];
+
+    /// The rejection for AWS's error code.
+    pub fn from_code(code: &str) -> Self {
+        Self::CODES
+            .iter()
+            .find(|(c, _)| *c == code)
+            .map_or(StreamRejection::Other, |(_, r)| *r)
+    }
+
+    /// AWS's error code (`"Other"` for [`StreamRejection::Other`]).
+    pub fn code(self) -> &'static str {
+        Self::CODES
+            .iter()
+            .find(|(_, r)| *r == self)
+            .map_or("Other", |(c, _)| c)
+    }
+}
+
 /// Decodes a `.../rejected/cbor` message: its error code (`o`, or the legacy `code`).
-pub fn decode_rejection(cbor: &[u8]) -> Result<&str, OtaError> {
+pub fn decode_rejection(cbor: &[u8]) -> Result<StreamRejection, OtaError> {
     let mut d = minicbor::Decoder::new(cbor);
     let n = d.map().map_err(cbor_err)?.ok_or(OtaError::Protocol)?;
     let mut code = None;
@@ -283,7 +397,8 @@ pub fn decode_rejection(cbor: &[u8]) -> Result<&str, OtaError> {
             _ => d.skip().map_err(cbor_err)?,
         }
     }
-    code.ok_or(OtaError::Protocol)
+    code.map(StreamRejection::from_code)
+        .ok_or(OtaError::Protocol)
 }
 
 /// Encodes a GetStream request as AWS's OTA library does: a CBOR map of `c` (client token),
@@ -356,6 +471,7 @@ pub struct AwsOta<'t> {
     status_every: u32,
     token: u32,
     stats: OtaStats,
+    rejection: Option<StreamRejection>,
 }
 
 /// The largest power-of-two block from [`MIN_BLOCK`] to [`MAX_BLOCK`] whose data message fits
@@ -404,6 +520,7 @@ impl<'t> AwsOta<'t> {
             status_every: 64,
             token: 0,
             stats: OtaStats::default(),
+            rejection: None,
         })
     }
 
@@ -452,6 +569,11 @@ impl<'t> AwsOta<'t> {
     /// Counters so far.
     pub fn stats(&self) -> OtaStats {
         self.stats
+    }
+
+    /// Why the stream service last refused a request ([`OtaError::Rejected`]).
+    pub fn last_rejection(&self) -> Option<StreamRejection> {
+        self.rejection
     }
 
     fn jobs_topic(&self, suffix: &str) -> Result<Topic, CloudError> {
@@ -659,8 +781,16 @@ impl<'t> AwsOta<'t> {
                 };
                 // The image is refused: a retry of the job starts afresh.
                 let _ = updater.clear().await;
-                self.report(conn, job.job_id, status, &[("reason", e.reason())])
-                    .await?;
+                match (e, self.rejection) {
+                    (OtaError::Rejected, Some(why)) => {
+                        let details = [("reason", e.reason()), ("code", why.code())];
+                        self.report(conn, job.job_id, status, &details).await?;
+                    }
+                    _ => {
+                        self.report(conn, job.job_id, status, &[("reason", e.reason())])
+                            .await?;
+                    }
+                }
                 Err(CloudError::Ota(e))
             }
             Err(e) => Err(e),
@@ -674,6 +804,7 @@ impl<'t> AwsOta<'t> {
         job: &OtaJob<'_>,
         key: &CodeSigningKey,
     ) -> Result<(), CloudError> {
+        self.rejection = None;
         let mut sig = [0u8; 80];
         let sig = decode_base64(job.signature.as_bytes(), &mut sig)?;
         if !id_like(job.stream, MAX_STREAM) {
@@ -755,8 +886,9 @@ impl<'t> AwsOta<'t> {
                 };
                 let Some(msg) = msg else { continue };
                 if msg.topic() == rejected.as_str() {
-                    let code = decode_rejection(msg.payload()).unwrap_or("?");
-                    warn!("stream rejected the request: {}", code);
+                    let why = decode_rejection(msg.payload()).unwrap_or(StreamRejection::Other);
+                    warn!("stream rejected the request: {}", why.code());
+                    self.rejection = Some(why);
                     return Err(OtaError::Rejected.into());
                 }
                 if msg.topic() != data.as_str() {
@@ -939,7 +1071,18 @@ mod tests {
         let rej = [
             0xA1, 0x61, b'o', 0x68, b'N', b'o', b't', b'F', b'o', b'u', b'n', b'd',
         ];
-        assert_eq!(decode_rejection(&rej), Ok("NotFound"));
+        assert_eq!(decode_rejection(&rej), Ok(StreamRejection::Other));
+        let rej = [
+            0xA1, 0x61, b'o', 0x70, b'R', b'e', b's', b'o', b'u', b'r', b'c', b'e', b'N', b'o',
+            b't', b'F', b'o', b'u', b'n', b'd',
+        ];
+        assert_eq!(
+            decode_rejection(&rej),
+            Ok(StreamRejection::ResourceNotFound)
+        );
+        for (code, r) in StreamRejection::CODES {
+            assert_eq!((StreamRejection::from_code(code), r.code()), (r, code));
+        }
     }
 
     #[test]

@@ -1698,6 +1698,8 @@ mod tests {
             ("aliyun_register", super::aliyun_register),
             #[cfg(feature = "aws")]
             ("aws_fleet", super::aws_fleet),
+            #[cfg(all(feature = "aws", feature = "ota"))]
+            ("aws_ota", super::aws_ota),
             ("pem_keys", super::pem_keys),
         ];
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds");

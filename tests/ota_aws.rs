@@ -617,16 +617,34 @@ fn wire_efficiency_of_the_stream_download() {
     }
 }
 
+fn dir_of_seeds() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds/aws_ota")
+}
+
 /// The fuzz target's harness over its seeds and random mutations of them (the fuzz smoke run
 /// in CI goes further; this keeps the harness itself from rotting).
 #[test]
 fn fuzz_harness_runs_over_its_seeds_and_mutations() {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds/aws_ota");
+    let dir = dir_of_seeds();
     let mut seeds = Vec::new();
     for e in std::fs::read_dir(dir).unwrap() {
         seeds.push(std::fs::read(e.unwrap().path()).unwrap());
     }
     assert!(seeds.len() >= 5);
+    // The seeds are valid inputs: each reaches the end of its parser.
+    let seed = |name: &str| std::fs::read(dir_of_seeds().join(name)).unwrap()[1..].to_vec();
+    use quectel::cloud::aws::ota::{StreamRejection, decode_block, decode_rejection, parse_job};
+    assert_eq!(decode_block(&seed("block")).unwrap().index, 33);
+    assert!(matches!(parse_job(&seed("job")), Ok(Job::Ota(_))));
+    assert!(matches!(
+        parse_job(&seed("job_other")),
+        Ok(Job::Other { .. })
+    ));
+    assert_eq!(
+        decode_rejection(&seed("rejected")),
+        Ok(StreamRejection::ResourceNotFound)
+    );
+    assert!(CodeSigningKey::from_certificate_der(&seed("certificate")).is_ok());
     let mut x = 0x2545_F491_4F6C_DD1Du64;
     let mut next = move || {
         x ^= x << 13;

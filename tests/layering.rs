@@ -5,6 +5,7 @@
 //! ```text
 //! core (error, util, fmt, pem) <- at <- command <- state/socket/model <- asynch/blocking
 //!                                                                         <- tls <- mqtt <- cloud
+//!                                                                   ota (beside mqtt) <- cloud
 //! ```
 //!
 //! The check reads the source files: any `crate::<module>` or `quectel::<module>` naming a

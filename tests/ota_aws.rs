@@ -226,7 +226,12 @@ fn reboot_and_confirm(net: &Net, dev: &mut Device, new: &[u8]) {
     let (report, outcome) = power_on(dev, async |m, _, up| app(m, net, up, RX_1K, 3).await);
     assert_eq!(report, BootReport::Succeeded(JOB.try_into().unwrap()));
     assert!(outcome.is_none(), "no job left: {outcome:?}");
-    assert_eq!(net.standin.status(JOB), "SUCCEEDED", "{:?}", statuses(net));
+    assert_eq!(
+        net.standin.wait_status(JOB, "SUCCEEDED"),
+        "SUCCEEDED",
+        "{:?}",
+        statuses(net)
+    );
     // Confirmed: the next reset keeps it.
     assert_eq!(dev.reboot(), State::Boot);
     assert_eq!(dev.active_bytes(new.len()), new);
@@ -240,6 +245,8 @@ fn happy_path_download_verify_swap_confirm_succeeded() {
     assert_eq!(report, BootReport::Nothing);
     assert_eq!(outcome, Some(Ok(())));
     assert_eq!(sha256(dev.dfu_bytes(new.len())), sha256(&new));
+    net.standin
+        .wait_update(JOB, |_, d| d["self_test"] == "ready");
     let ups = statuses(&net);
     assert!(ups[0].starts_with("IN_PROGRESS {\"receive\":\""), "{ups:?}");
     assert!(
@@ -357,7 +364,7 @@ fn refused_signature(sign: impl FnOnce(&Signer, &[u8]) -> Vec<u8>) {
     // The update partition holds the served bytes, but the swap was not requested.
     assert_eq!(sha256(dev.dfu_bytes(new.len())), sha256(&new));
     assert_eq!(dev.state.as_bytes(), &state_before[..]);
-    assert_eq!(net.standin.status(JOB), "FAILED");
+    assert_eq!(net.standin.wait_status(JOB, "FAILED"), "FAILED");
     let last = net.standin.updates(JOB).pop().unwrap();
     assert_eq!(last.1["reason"], "signature");
     assert_eq!(dev.reboot(), State::Boot);
@@ -386,7 +393,9 @@ fn flash_write_failing_part_way_is_reported_and_the_block_asked_again() {
     dev.dfu.fail_write(50);
     let (_, outcome) = power_on(&mut dev, async |m, _, up| app(m, &net, up, RX_1K, 3).await);
     assert_eq!(outcome, Some(Ok(())), "{:?}", statuses(&net));
-    let ups = net.standin.updates(JOB);
+    let ups = net
+        .standin
+        .wait_update(JOB, |s, d| s == "IN_PROGRESS" && d["reason"] == "storage");
     assert!(
         ups.iter()
             .any(|(s, d)| s == "IN_PROGRESS" && d["reason"] == "storage"),
@@ -409,7 +418,11 @@ fn a_flash_erase_failing_is_reported_and_the_next_attempt_resumes() {
         matches!(outcome, Some(Err(CloudError::Ota(OtaError::Storage(_))))),
         "{outcome:?}"
     );
-    let last = net.standin.updates(JOB).pop().unwrap();
+    let last = net
+        .standin
+        .wait_update(JOB, |_, d| d["reason"] == "storage")
+        .pop()
+        .unwrap();
     assert_eq!(
         (last.0.as_str(), &last.1["reason"]),
         ("IN_PROGRESS", &serde_json::json!("storage"))
@@ -438,7 +451,7 @@ fn a_new_image_that_never_confirms_is_rolled_back_and_the_job_fails() {
     assert_eq!(dev.active_bytes(old.len()), &old[..]);
     let (report, _) = power_on(&mut dev, async |m, _, up| app(m, &net, up, RX_1K, 3).await);
     assert_eq!(report, BootReport::RolledBack(JOB.try_into().unwrap()));
-    assert_eq!(net.standin.status(JOB), "FAILED");
+    assert_eq!(net.standin.wait_status(JOB, "FAILED"), "FAILED");
     let last = net.standin.updates(JOB).pop().unwrap();
     assert_eq!(last.1["reason"], "rollback");
     // The bootloader keeps its "reverted" state; the old image stays.
@@ -485,7 +498,7 @@ fn an_unknown_stream_is_rejected_and_the_job_fails() {
     net.standin.with(|s| s.streams.clear());
     let (_, outcome) = power_on(&mut dev, async |m, _, up| app(m, &net, up, RX_1K, 3).await);
     assert_eq!(outcome, Some(Err(CloudError::Ota(OtaError::Rejected))));
-    assert_eq!(net.standin.status(JOB), "FAILED");
+    assert_eq!(net.standin.wait_status(JOB, "FAILED"), "FAILED");
     let last = net.standin.updates(JOB).pop().unwrap();
     assert_eq!(last.1["reason"], "rejected");
     assert_eq!(last.1["code"], "ResourceNotFound");

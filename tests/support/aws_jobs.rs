@@ -232,6 +232,25 @@ impl JobsStandIn {
             .unwrap_or_default()
     }
 
+    /// The job's status once it is `want`, or whatever it is after 10 s. (The broker
+    /// acknowledges the device's update before the stand-in has read it.)
+    pub fn wait_status(&self, job_id: &str, want: &str) -> String {
+        wait_until(Duration::from_secs(10), || self.status(job_id) == want);
+        self.status(job_id)
+    }
+
+    /// Waits (at most 10 s) until an update for `job_id` satisfies `pred`; all updates then.
+    pub fn wait_update(
+        &self,
+        job_id: &str,
+        pred: impl Fn(&str, &serde_json::Value) -> bool,
+    ) -> Vec<(String, serde_json::Value)> {
+        wait_until(Duration::from_secs(10), || {
+            self.updates(job_id).iter().any(|(s, d)| pred(s, d))
+        });
+        self.updates(job_id)
+    }
+
     /// Every update received for `job_id`: (status, statusDetails).
     pub fn updates(&self, job_id: &str) -> Vec<(String, serde_json::Value)> {
         let s = self.state.lock().unwrap();

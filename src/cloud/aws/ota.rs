@@ -744,7 +744,8 @@ impl<'t> AwsOta<'t> {
 
     /// Downloads the job's image into the update partition, checks its signature with `key`,
     /// requests the swap, and reports `IN_PROGRESS` with `"self_test":"ready"`: reset the
-    /// device then. Resumes a download begun before (same job, stream, file and signature).
+    /// device then. Resumes a download begun before (same job, stream, file, size, block size
+    /// and signature).
     ///
     /// A link failure returns its error with the download resumable (connect again and call
     /// again). A refused image or stream, or no data after the retries, is reported `FAILED`
@@ -811,7 +812,10 @@ impl<'t> AwsOta<'t> {
             return Err(OtaError::Protocol.into());
         }
         let spec = ImageSpec {
+            // The job id too: the record's tag names the job the outcome is reported to, so
+            // another job for the same file starts afresh instead of inheriting a stale tag.
             id: image_id(&[
+                job.job_id.as_bytes(),
                 job.stream.as_bytes(),
                 &[job.file_id],
                 &job.size.to_le_bytes(),

@@ -624,3 +624,71 @@ fn base64_encode(data: &[u8]) -> String {
     }
     s
 }
+
+mod prop {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+        /// Blocks in a random order with resets (a new updater over the same flash) and flash
+        /// write faults at random points: the image ends up whole, the signature verifies, and
+        /// no block is written twice except the one a fault hit.
+        #[test]
+        fn any_order_any_resets_any_faults(
+            size in 1usize..(100 * 1024),
+            block_pow in 8u32..=12,
+            seed in any::<u64>(),
+            resets in proptest::collection::vec(0usize..400, 0..4),
+            faults in proptest::collection::vec(0u32..200, 0..3),
+        ) {
+            let block = 1u32 << block_pow;
+            let img = image(size, seed);
+            let n = img.len().div_ceil(block as usize) as u32;
+            prop_assume!(n <= 990);
+            let mut dev = Device::new(&[]);
+            let spec = ImageSpec {
+                id: image_id(&[b"p", &seed.to_le_bytes()]),
+                size: size as u32,
+                block_size: block,
+                tag: b"t",
+            };
+            let order = shuffled(n, seed);
+            let mut faults = faults.into_iter();
+            let mut step = 0usize;
+            let mut pending: std::collections::VecDeque<u32> = order.into_iter().collect();
+            let mut new_writes = 0u32;
+            while !pending.is_empty() {
+                let mut up = dev.updater();
+                let p = block_on(up.begin(&spec)).unwrap();
+                prop_assert_eq!(p.received, new_writes);
+                drop(up);
+                if let Some(k) = faults.next() {
+                    dev.dfu.fail_write(k);
+                }
+                let mut up = dev.updater();
+                block_on(up.begin(&spec)).unwrap();
+                while let Some(i) = pending.pop_front() {
+                    step += 1;
+                    let data = &img[(i * block) as usize..((i + 1) * block).min(size as u32) as usize];
+                    match block_on(up.write_block(i, data)) {
+                        Ok(BlockWritten::New) => new_writes += 1,
+                        Ok(BlockWritten::Duplicate) => prop_assert!(false, "block {} twice", i),
+                        Err(OtaError::Storage(_)) => pending.push_back(i),
+                        Err(e) => prop_assert!(false, "{:?}", e),
+                    }
+                    if resets.contains(&step) {
+                        break; // reset
+                    }
+                }
+            }
+            prop_assert_eq!(new_writes, n);
+            prop_assert_eq!(sha256(dev.dfu_bytes(size)), sha256(&img));
+            let mut up = dev.updater();
+            block_on(up.begin(&spec)).unwrap();
+            let d = Checks { digest: Some(Digest::Sha256(sha256(&img))), signature: None };
+            prop_assert_eq!(block_on(up.finish(&d)), Ok(sha256(&img)));
+        }
+    }
+}

@@ -1,4 +1,5 @@
-//! * puts `memory.x` on the linker search path;
+//! * puts `memory.x` (or, with feature `ota`, `memory-ota.x`: the bootloader's ACTIVE
+//!   partition) and `partitions.x` on the linker search path;
 //! * chooses the credential files embedded with `include_bytes!` (`QUECTEL_CA_PEM`,
 //!   `QUECTEL_CERT_PEM`, `QUECTEL_KEY_PEM`; see `../app/build_credentials.rs`).
 
@@ -8,8 +9,17 @@ include!("../app/build_credentials.rs");
 
 fn main() {
     let out = PathBuf::from(env::var_os("OUT_DIR").unwrap());
-    fs::write(out.join("memory.x"), include_bytes!("memory.x")).unwrap();
+    // With feature `ota` the application is linked into the bootloader's ACTIVE partition.
+    let memory: &[u8] = if env::var_os("CARGO_FEATURE_OTA").is_some() {
+        include_bytes!("memory-ota.x")
+    } else {
+        include_bytes!("memory.x")
+    };
+    fs::write(out.join("memory.x"), memory).unwrap();
+    fs::write(out.join("partitions.x"), include_bytes!("partitions.x")).unwrap();
     println!("cargo:rustc-link-search={}", out.display());
     println!("cargo:rerun-if-changed=memory.x");
+    println!("cargo:rerun-if-changed=memory-ota.x");
+    println!("cargo:rerun-if-changed=partitions.x");
     embed_credentials();
 }

@@ -349,11 +349,8 @@ fn corrupted_and_short_blocks_are_refused_and_asked_again() {
         // Requests (o, n, bitmap): the first (0..31) was ignored and asked again after the
         // timeout; then from the first missing block, 3: bits for 3, 5 and 17 (refused) and
         // 32, 33, 34 (not asked yet) and nothing else; then 35..47; then 47 alone (short).
-        let reqs: Vec<(u32, u32, Vec<u8>)> = s
-            .requests
-            .iter()
-            .map(|r| (r.0, r.1, r.2.clone()))
-            .collect();
+        let reqs: Vec<(u32, u32, Vec<u8>)> =
+            s.requests.iter().map(|r| (r.0, r.1, r.2.clone())).collect();
         let all = vec![0xFF; 4];
         assert_eq!(reqs[0], (0, 32, all.clone()), "{reqs:?}");
         assert_eq!(reqs[1], (0, 32, all), "{reqs:?}");

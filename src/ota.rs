@@ -164,8 +164,10 @@ pub enum OtaError {
 }
 
 impl OtaError {
-    /// A short reason for a cloud status report: `"signature"`, `"digest"`, `"size"`,
-    /// `"storage"`, `"state"`, `"key"`, `"timeout"`, `"rejected"` or `"protocol"`.
+    /// A short reason for a cloud status report: `"signature"`, `"digest"`, `"size"` (also
+    /// for a block of the wrong length or index), `"incomplete"`, `"storage"`, `"state"`,
+    /// `"key"`, `"config"` (also for [`OtaError::NoCheck`]), `"timeout"`, `"rejected"` or
+    /// `"protocol"`.
     pub fn reason(&self) -> &'static str {
         match self {
             OtaError::Signature => "signature",

@@ -346,10 +346,18 @@ fn corrupted_and_short_blocks_are_refused_and_asked_again() {
         for i in [3, 17, 5, 47] {
             assert_eq!(s.sends[&i], 2, "block {i} asked again");
         }
-        // Re-requests named only missing blocks: the second answered request wanted exactly
-        // the four refused ones.
-        let again: Vec<_> = s.requests.iter().filter(|r| r.0 == 3).collect();
-        assert!(!again.is_empty(), "{:?}", s.requests);
+        // Requests (o, n, bitmap): the first (0..31) was ignored and asked again after the
+        // timeout; then from the first missing block, 3: bits for 3, 5 and 17 (refused) and
+        // 32, 33, 34 (not asked yet) and nothing else; then 35..47; then 47 alone (short).
+        let reqs: Vec<(u32, u32, Vec<u8>)> =
+            s.requests.iter().map(|r| (r.0, r.1, r.2.clone())).collect();
+        let all = vec![0xFF; 4];
+        assert_eq!(reqs[0], (0, 32, all.clone()), "{reqs:?}");
+        assert_eq!(reqs[1], (0, 32, all), "{reqs:?}");
+        assert_eq!(reqs[2], (3, 6, vec![0x05, 0x40, 0x00, 0xE0]), "{reqs:?}");
+        assert_eq!(reqs[3], (35, 13, vec![0xFF, 0x1F]), "{reqs:?}");
+        assert_eq!(reqs[4], (47, 1, vec![0x01]), "{reqs:?}");
+        assert_eq!(reqs.len(), 5, "{reqs:?}");
     });
     reboot_and_confirm(&net, &mut dev, &new);
 }

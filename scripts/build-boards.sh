@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
-# Cross-build the board examples (release, both binaries each) and print their sizes:
+# Cross-build the board examples (release) and print their sizes:
 #
-#   examples/nrf52840-dk     embassy-nrf 0.11, nRF52840     bins: modem_tls, mcu_tls
-#   examples/nucleo-f429zi   embassy-stm32 0.6, STM32F429ZI  bins: modem_tls, mcu_tls
+#   examples/nrf52840-dk     embassy-nrf 0.11, nRF52840     bins: modem_tls, mcu_tls, ota
+#   examples/nucleo-f429zi   embassy-stm32 0.6, STM32F429ZI  bins: modem_tls, mcu_tls, ota
+#   examples/boot/<board>    the embassy-boot bootloader the `ota` binary runs under
+#
+# `ota` (feature `ota`) is built on its own, after the others: its feature links the crate into
+# the bootloader's ACTIVE partition (memory-ota.x), which the plain binaries must not be.
 #
 #   scripts/build-boards.sh                 # both crates
 #   scripts/build-boards.sh nrf52840-dk     # one crate (folder name under examples/)
@@ -49,11 +53,11 @@ source "$ROOT/scripts/lib/thumb.sh"
 thumb_toolchain build-boards "$TARGET"
 if [[ $THUMB_ROUTE == rustup ]]; then
     export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target/boards}"
-    build=(cargo build --release --locked --bins)
+    build=(cargo build --release --locked)
     echo "build-boards: rustup target $TARGET ($(rustc --version)), out: $CARGO_TARGET_DIR"
 else
     export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target/firmware}"
-    build=("${THUMB_CARGO[@]}" build --release --locked --bins --target "$TARGET" "${THUMB_STD[@]}")
+    build=("${THUMB_CARGO[@]}" build --release --locked --target "$TARGET" "${THUMB_STD[@]}")
     echo "build-boards: Debian toolchain, -Zbuild-std=core ($("$THUMB_RUSTC" --version)), out: $CARGO_TARGET_DIR"
 fi
 
@@ -83,20 +87,28 @@ for crate in "${CRATES[@]}"; do
     echo "build-boards: === $crate ==="
     start=$SECONDS
     # cd: cargo reads .cargo/config.toml from the working directory, not --manifest-path.
-    # shellcheck disable=SC2086
-    (cd "$dir" && $NICE "${build[@]}")
-    echo "build-boards: $crate built in $((SECONDS - start)) s"
     out="$CARGO_TARGET_DIR/boards/$crate"
     mkdir -p "$out"
-    for bin in "${BINS[@]}"; do
-        elf="$CARGO_TARGET_DIR/$TARGET/release/$bin"
+    # take NAME [ELF]: copy the ELF just built (default: NAME) to $out/NAME.
+    take() {
+        local elf="$CARGO_TARGET_DIR/$TARGET/release/${2:-$1}"
         if [[ ! -f "$elf" ]]; then
             echo "build-boards: $crate: missing ELF $elf" >&2
             exit 1
         fi
-        cp "$elf" "$out/$bin"
-        elves+=("$out/$bin")
-    done
+        cp "$elf" "$out/$1"
+        elves+=("$out/$1")
+    }
+    # shellcheck disable=SC2086
+    (cd "$dir" && $NICE "${build[@]}" --bins)
+    for bin in "${BINS[@]}"; do take "$bin"; done
+    # shellcheck disable=SC2086
+    (cd "$dir" && $NICE "${build[@]}" --features ota --bin ota)
+    take ota
+    # shellcheck disable=SC2086
+    (cd "$ROOT/examples/boot/$crate" && $NICE "${build[@]}" --bins)
+    take bootloader "quectel-$crate-bootloader"
+    echo "build-boards: $crate built in $((SECONDS - start)) s"
 done
 
 echo "build-boards: sizes ($SIZE)"

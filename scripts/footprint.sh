@@ -73,15 +73,16 @@ for arg in "$@"; do
 done
 
 # Rows: binary name, cargo features, label.
-ROW_BINS=(row1-at-sim-datacall row2-sockets row3-mqtt-modem-tls row4-mqtt-mcu-tls row5-mqtt311-modem-tls)
+ROW_BINS=(row1-at-sim-datacall row2-sockets row3-mqtt-modem-tls row4-mqtt-mcu-tls row5-mqtt311-modem-tls row6-aws-ota)
 BARE_BIN=row0-bare
-ROW_FEATURES=("" "" "mqtt" "mqtt,mcu-tls" "mqtt311")
+ROW_FEATURES=("" "" "mqtt" "mqtt,mcu-tls" "mqtt311" "mqtt,ota")
 ROW_LABELS=(
     "1. AT + SIM + data call"
     "2. + TCP socket"
     "3. + MQTT over modem TLS"
     "4. + MQTT over MCU TLS (instead of 3)"
     "5. row 3 + the MQTT 3.1.1 client, selected (Aliyun)"
+    "6. row 3 + AWS IoT OTA (Jobs, streams, embassy-boot, signature check)"
 )
 BUDGET_ROW=2 # index of row 3
 
@@ -165,6 +166,7 @@ build "" "$BARE_BIN" "${ROW_BINS[0]}" "${ROW_BINS[1]}"
 build "${ROW_FEATURES[2]}" "${ROW_BINS[2]}"
 build "${ROW_FEATURES[3]}" "${ROW_BINS[3]}"
 build "${ROW_FEATURES[4]}" "${ROW_BINS[4]}"
+build "${ROW_FEATURES[5]}" "${ROW_BINS[5]}"
 echo "footprint: builds done in $((SECONDS - build_start))s"
 cd "$ROOT"
 

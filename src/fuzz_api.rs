@@ -1605,6 +1605,82 @@ pub fn pem_keys(data: &[u8]) {
     }
 }
 
+/// AWS OTA: a data block (CBOR `f,i,l,p`), a `$next/get` / `notify-next` message (job
+/// document JSON), a stream rejection (CBOR), a GetStream request encoded into a buffer of any
+/// size, and a code-signing certificate (DER walked to the public key). Must never panic;
+/// what parses must be consistent.
+#[cfg(all(feature = "aws", feature = "ota"))]
+pub fn aws_ota(data: &[u8]) {
+    use crate::cloud::aws::ota::{
+        Job, MAX_JOB_ID, MAX_STREAM, decode_block, decode_rejection, encode_get_stream, parse_job,
+    };
+    let mut s = Src(data);
+    let which = s.u8();
+    match which % 5 {
+        0 => {
+            let payload = s.rest();
+            if let Ok(b) = decode_block(payload) {
+                assert_eq!(b.len as usize, b.payload.len());
+                let start = payload.as_ptr() as usize;
+                let p = b.payload.as_ptr() as usize;
+                assert!(
+                    b.payload.is_empty()
+                        || (p >= start && p + b.payload.len() <= start + payload.len())
+                );
+            }
+        }
+        1 => {
+            if let Ok(Job::Ota(j)) = parse_job(s.rest()) {
+                assert!(!j.job_id.is_empty() && j.job_id.len() <= MAX_JOB_ID);
+                assert!(!j.stream.is_empty() && j.stream.len() <= MAX_STREAM);
+                assert!(j.size > 0 && !j.signature.is_empty());
+            }
+        }
+        2 => {
+            if let Ok(r) = decode_rejection(s.rest()) {
+                let _ = r.code();
+            }
+        }
+        3 => {
+            let cap = usize::from(s.u16() % 512);
+            let file_id = s.u8();
+            let block = s.u32();
+            let offset = s.u32();
+            let n = s.u32();
+            let bitmap_len = usize::from(s.u8() % 64);
+            let rest = s.rest();
+            let (bitmap, token) = rest.split_at(bitmap_len.min(rest.len()));
+            let token = core::str::from_utf8(token).unwrap_or("t");
+            let mut out = [0u8; 512];
+            if let Ok(len) =
+                encode_get_stream(&mut out[..cap], token, file_id, block, offset, bitmap, n)
+            {
+                assert!(len <= cap);
+                // What is encoded decodes: a map of six keys, the bitmap as a byte string.
+                let mut d = minicbor::Decoder::new(&out[..len]);
+                assert_eq!(d.map().unwrap(), Some(6));
+                assert_eq!(d.str().unwrap(), "c");
+                assert_eq!(d.str().unwrap(), token);
+                assert_eq!(d.str().unwrap(), "f");
+                assert_eq!(d.u8().unwrap(), file_id);
+                assert_eq!(d.str().unwrap(), "l");
+                assert_eq!(d.u32().unwrap(), block);
+                assert_eq!(d.str().unwrap(), "o");
+                assert_eq!(d.u32().unwrap(), offset);
+                assert_eq!(d.str().unwrap(), "b");
+                assert_eq!(d.bytes().unwrap(), bitmap);
+                assert_eq!(d.str().unwrap(), "n");
+                assert_eq!(d.u32().unwrap(), n);
+            }
+        }
+        _ => {
+            let _ = crate::ota::CodeSigningKey::from_certificate_der(s.rest());
+            let mut out = [0u8; 80];
+            let _ = crate::ota::decode_base64(data, &mut out);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     extern crate std;
@@ -1633,6 +1709,8 @@ mod tests {
             ("aliyun_register", super::aliyun_register),
             #[cfg(feature = "aws")]
             ("aws_fleet", super::aws_fleet),
+            #[cfg(all(feature = "aws", feature = "ota"))]
+            ("aws_ota", super::aws_ota),
             ("pem_keys", super::pem_keys),
         ];
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds");

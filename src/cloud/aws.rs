@@ -72,6 +72,8 @@
 pub(crate) mod fleet;
 mod identity;
 mod keys;
+#[cfg(feature = "ota")]
+pub mod ota;
 
 pub use fleet::{
     DEFAULT_TIMEOUT, DeviceConfiguration, FleetProvisioning, IssuedCertificate,

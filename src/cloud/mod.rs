@@ -85,6 +85,11 @@ pub enum CloudError {
     /// speaks only TLS 1.3 (TLS on the MCU, embedded-tls): use the modem's TLS
     /// (`Transport::ModemTls`) instead.
     TlsVersion,
+    /// An over-the-air update failed (feature `ota`): the image, the flash, or the cloud's
+    /// answers while downloading. [`OtaError::reason`](crate::ota::OtaError::reason) is what
+    /// the job status reports.
+    #[cfg(feature = "ota")]
+    Ota(crate::ota::OtaError),
 }
 
 impl fmt::Display for CloudError {
@@ -116,6 +121,8 @@ impl fmt::Display for CloudError {
                 "the server speaks at most TLS 1.2 and TLS on the MCU only TLS 1.3: \
                  use the modem's TLS",
             ),
+            #[cfg(feature = "ota")]
+            CloudError::Ota(e) => write!(f, "{e}"),
         }
     }
 }
@@ -125,6 +132,8 @@ impl core::error::Error for CloudError {
         match self {
             CloudError::Modem(e) => Some(e),
             CloudError::Mqtt(e) => Some(e),
+            #[cfg(feature = "ota")]
+            CloudError::Ota(e) => Some(e),
             _ => None,
         }
     }
@@ -133,6 +142,13 @@ impl core::error::Error for CloudError {
 impl From<Error> for CloudError {
     fn from(e: Error) -> Self {
         CloudError::Modem(e)
+    }
+}
+
+#[cfg(feature = "ota")]
+impl From<crate::ota::OtaError> for CloudError {
+    fn from(e: crate::ota::OtaError) -> Self {
+        CloudError::Ota(e)
     }
 }
 

@@ -129,6 +129,8 @@ macro_rules! board_config {
         pub static CERT_PEM: &[u8] = include_bytes!(env!("QUECTEL_CERT_PEM_PATH"));
         /// Device private key (PEM).
         pub static KEY_PEM: &[u8] = include_bytes!(env!("QUECTEL_KEY_PEM_PATH"));
+        /// Code-signing certificate (PEM) the `ota` binary checks images against.
+        pub static CODESIGN_PEM: &[u8] = include_bytes!(env!("QUECTEL_CODESIGN_PEM_PATH"));
 
         /// True when any credential is one of the placeholder files or the endpoint is the
         /// default: the run will end at the TLS handshake (or the DNS lookup).

@@ -15,6 +15,7 @@
 //! | [`AppConfig`] | APN, endpoint, port, client id, PEM certificates, topic, message, downlinks wanted, [`Timeouts`], optional progress hook |
 //! | [`run_modem_tls`] | the flow with TLS in the modem (certificates uploaded with `AT+QFUPL`, SSL context 1) |
 //! | [`run_mcu_tls`] (feature `mcu-tls`) | the flow with TLS 1.3 on the MCU (embedded-tls) over a plain modem TCP socket |
+//! | `run_ota_aws` (feature `ota`) | what comes next: connect over modem TLS, report the boot of a new image, take the next AWS IoT OTA job, download, verify and stage the image (then reset) |
 //! | [`Report`], [`AppError`], [`Step`], [`Progress`] | results and progress |
 //! | [`ModemPower`], [`PwrKey`], [`ResetN`], [`NoPower`], [`PowerTiming`] | switching the module on (PWRKEY/RESET_N pulses) |
 //!
@@ -75,6 +76,10 @@ use quectel::mqtt::{Mqtt, MqttConfig, MqttError, MqttIo, QoS, Transport};
 pub use quectel;
 
 pub mod build_env;
+#[cfg(feature = "ota")]
+mod ota;
+#[cfg(feature = "ota")]
+pub use ota::{OTA_MQTT_BUFFER, OTA_MQTT_RX, OtaOutcome, OtaReport, run_ota_aws};
 
 /// Bytes of MQTT client buffer (minimq) inside the flow's future.
 pub const MQTT_BUFFER: usize = 2048;
@@ -101,11 +106,14 @@ pub struct Timeouts {
     pub ack: Duration,
     /// All wanted downlinks, counted from the PUBACK.
     pub downlinks: Duration,
+    /// The OTA flow's download, from the job to the verified image ([`run_ota_aws`], feature
+    /// `ota`).
+    pub ota: Duration,
 }
 
 impl Timeouts {
     /// Defaults for a real network: start-up 30 s, SIM 10 s, network 120 s, connect 60 s
-    /// (3 attempts), acknowledgements 30 s, downlinks 60 s.
+    /// (3 attempts), acknowledgements 30 s, downlinks 60 s, OTA download 30 min.
     pub const DEFAULT: Timeouts = Timeouts {
         startup: Duration::from_secs(30),
         sim: Duration::from_secs(10),
@@ -114,6 +122,7 @@ impl Timeouts {
         connect_attempts: 3,
         ack: Duration::from_secs(30),
         downlinks: Duration::from_secs(60),
+        ota: Duration::from_secs(30 * 60),
     };
 }
 
@@ -260,6 +269,9 @@ pub enum Step {
     Downlink,
     /// `DISCONNECT`.
     Disconnect,
+    /// The OTA flow after the connection: boot report, job, download, verification
+    /// ([`run_ota_aws`]).
+    Ota,
 }
 
 /// Why the flow stopped.
@@ -277,6 +289,9 @@ pub enum AppError {
     NotReady(asynch::NotReady),
     /// A PEM certificate or key could not be converted to DER ([`run_mcu_tls`]).
     Pem,
+    /// The OTA flow failed ([`run_ota_aws`]); the job was reported where the cloud can be told.
+    #[cfg(feature = "ota")]
+    Ota(quectel::cloud::CloudError),
     /// Fewer downlinks than wanted arrived before [`Timeouts::downlinks`] ran out.
     MissingDownlinks {
         /// Wanted.
@@ -294,6 +309,8 @@ impl AppError {
             AppError::Sim(_) => Step::Sim,
             AppError::NotReady(_) => Step::Network,
             AppError::Pem => Step::Connect,
+            #[cfg(feature = "ota")]
+            AppError::Ota(_) => Step::Ota,
             AppError::MissingDownlinks { .. } => Step::Downlink,
         }
     }
@@ -312,6 +329,8 @@ impl fmt::Display for AppError {
             AppError::MissingDownlinks { wanted, got } => {
                 write!(f, "Downlink: {got} of {wanted} downlinks arrived")
             }
+            #[cfg(feature = "ota")]
+            AppError::Ota(e) => write!(f, "Ota: {e:?}"),
         }
     }
 }

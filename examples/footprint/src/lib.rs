@@ -464,3 +464,122 @@ pub async fn tcp_echo(modem: &Modem) -> Result<(), quectel::Error> {
 pub async fn pause() {
     Timer::after(Duration::from_secs(60)).await;
 }
+
+// --- on-chip flash (row 6: OTA) --------------------------------------------------------------
+
+/// A region of the nRF52840's on-chip flash written through the NVMC registers, as an async
+/// `NorFlash` (row 6's update partitions: what a product's flash driver costs, without a RAM
+/// copy of the flash).
+#[cfg(feature = "ota")]
+pub mod flash {
+    use core::ptr::{read_volatile, write_volatile};
+
+    use embedded_storage_async::nor_flash::{
+        ErrorType, NorFlash, NorFlashError, NorFlashErrorKind, ReadNorFlash,
+    };
+
+    const NVMC_READY: usize = 0x4001_E400;
+    const NVMC_CONFIG: usize = 0x4001_E504;
+    const NVMC_ERASEPAGE: usize = 0x4001_E508;
+    const PAGE: u32 = 4096;
+
+    /// Out of the region, or misaligned.
+    #[derive(Debug)]
+    pub struct FlashError(NorFlashErrorKind);
+
+    impl NorFlashError for FlashError {
+        fn kind(&self) -> NorFlashErrorKind {
+            self.0
+        }
+    }
+
+    /// `size` bytes of flash from address `base`.
+    pub struct Region {
+        base: u32,
+        size: u32,
+    }
+
+    impl Region {
+        /// The region `start..end` (page-aligned addresses).
+        pub const fn new(start: u32, end: u32) -> Self {
+            Self {
+                base: start,
+                size: end - start,
+            }
+        }
+
+        fn check(&self, offset: u32, len: usize, align: u32) -> Result<u32, FlashError> {
+            let len = u32::try_from(len).map_err(|_| FlashError(NorFlashErrorKind::OutOfBounds))?;
+            if offset % align != 0 || len % align != 0 {
+                return Err(FlashError(NorFlashErrorKind::NotAligned));
+            }
+            match offset.checked_add(len) {
+                Some(end) if end <= self.size => Ok(self.base + offset),
+                _ => Err(FlashError(NorFlashErrorKind::OutOfBounds)),
+            }
+        }
+    }
+
+    fn ready() {
+        // SAFETY: NVMC registers of the nRF52840.
+        while unsafe { read_volatile(NVMC_READY as *const u32) } == 0 {}
+    }
+
+    fn config(mode: u32) {
+        // SAFETY: NVMC register of the nRF52840 (0 read, 1 write, 2 erase).
+        unsafe { write_volatile(NVMC_CONFIG as *mut u32, mode) };
+        ready();
+    }
+
+    impl ErrorType for Region {
+        type Error = FlashError;
+    }
+
+    impl ReadNorFlash for Region {
+        const READ_SIZE: usize = 1;
+
+        async fn read(&mut self, offset: u32, bytes: &mut [u8]) -> Result<(), FlashError> {
+            let at = self.check(offset, bytes.len(), 1)?;
+            for (i, b) in bytes.iter_mut().enumerate() {
+                // SAFETY: inside the region, which is on-chip flash.
+                *b = unsafe { read_volatile((at as usize + i) as *const u8) };
+            }
+            Ok(())
+        }
+
+        fn capacity(&self) -> usize {
+            self.size as usize
+        }
+    }
+
+    impl NorFlash for Region {
+        const WRITE_SIZE: usize = 4;
+        const ERASE_SIZE: usize = PAGE as usize;
+
+        async fn erase(&mut self, from: u32, to: u32) -> Result<(), FlashError> {
+            let len = to.checked_sub(from).ok_or(FlashError(NorFlashErrorKind::OutOfBounds))?;
+            let at = self.check(from, len as usize, PAGE)?;
+            config(2);
+            for page in (at..at + len).step_by(PAGE as usize) {
+                // SAFETY: NVMC register; the page is inside the region.
+                unsafe { write_volatile(NVMC_ERASEPAGE as *mut u32, page) };
+                ready();
+            }
+            config(0);
+            Ok(())
+        }
+
+        async fn write(&mut self, offset: u32, bytes: &[u8]) -> Result<(), FlashError> {
+            let at = self.check(offset, bytes.len(), 4)?;
+            config(1);
+            for (i, w) in bytes.chunks_exact(4).enumerate() {
+                let word = u32::from_le_bytes([w[0], w[1], w[2], w[3]]);
+                // SAFETY: a word inside the region, with writes enabled.
+                unsafe { write_volatile((at as usize + 4 * i) as *mut u32, word) };
+                ready();
+            }
+            config(0);
+            Ok(())
+        }
+    }
+}

@@ -50,6 +50,8 @@ pub struct Board {
     pub reset_n: Output<'static>,
     /// The hardware RNG peripheral (for `mcu_tls`).
     pub rng: Peri<'static, peripherals::RNG>,
+    /// The flash controller (for the `ota` binary's update partitions).
+    pub nvmc: Peri<'static, peripherals::NVMC>,
 }
 
 /// Output level that *releases* a modem control line (the line idles high in the modem).
@@ -104,6 +106,7 @@ impl Board {
             pwrkey,
             reset_n,
             rng: p.RNG,
+            nvmc: p.NVMC,
         }
     }
 }

@@ -40,6 +40,7 @@ pub const BAUD: u32 = 115_200;
 bind_interrupts!(struct Irqs {
     USART6 => usart::BufferedInterruptHandler<peripherals::USART6>;
     HASH_RNG => rng::InterruptHandler<peripherals::RNG>;
+    FLASH => embassy_stm32::flash::InterruptHandler;
 });
 
 /// What the binaries need from the board.
@@ -54,6 +55,8 @@ pub struct Board {
     pub reset_n: Output<'static>,
     /// The hardware RNG peripheral (for `mcu_tls`); see [`Board::rng`].
     pub rng: Peri<'static, peripherals::RNG>,
+    /// The flash controller (for the `ota` binary's update partitions); see [`Board::flash`].
+    pub flash: Peri<'static, peripherals::FLASH>,
 }
 
 /// Output level that *releases* a modem control line (the line idles high in the modem).
@@ -121,7 +124,15 @@ impl Board {
             pwrkey,
             reset_n,
             rng: p.RNG,
+            flash: p.FLASH,
         }
+    }
+
+    /// The flash controller with async writes and erases (its interrupt is bound here).
+    pub fn flash(
+        flash: Peri<'static, peripherals::FLASH>,
+    ) -> embassy_stm32::flash::Flash<'static, embassy_stm32::flash::Async> {
+        embassy_stm32::flash::Flash::new(flash, Irqs)
     }
 
     /// The hardware RNG (`rand_core` 0.6 `RngCore + CryptoRng`, so `CryptoRngCore`).

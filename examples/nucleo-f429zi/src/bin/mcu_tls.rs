@@ -31,6 +31,7 @@ async fn main(_spawner: Spawner) {
         pwrkey,
         reset_n,
         rng,
+        ..
     } = Board::init();
     config::log();
 

@@ -1,0 +1,122 @@
+//! The OTA-capable application on a nRF52840-DK (feature `ota`): the customer's connection
+//! (modem TLS), then what comes next, a firmware update from AWS IoT Jobs + MQTT streams
+//! (`quectel_example_app::run_ota_aws`).
+//!
+//! It runs from the ACTIVE partition of the embassy-boot bootloader in
+//! `examples/boot/nrf52840-dk` (flash that first; layout in `partitions.x`). A verified image
+//! goes into DFU and is marked for the swap; this binary then resets, the bootloader swaps, and
+//! the new image, running this same flow, confirms itself after it reconnected and reports the
+//! job `SUCCEEDED`. If it never gets that far, the next reset rolls it back and the old image
+//! reports `FAILED`.
+//!
+//! `cargo run --release --bin ota --features ota` (with `QUECTEL_CODESIGN_PEM` set: see
+//! docs/ota.md).
+
+#![no_std]
+#![no_main]
+
+use defmt::{error, info};
+use embassy_boot_nrf::{AlignedBuffer, FirmwareUpdaterConfig};
+use embassy_embedded_hal::adapter::BlockingAsync;
+use embassy_embedded_hal::flash::partition::Partition;
+use embassy_executor::Spawner;
+use embassy_nrf::nvmc::Nvmc;
+use embassy_sync::blocking_mutex::raw::NoopRawMutex;
+use embassy_sync::mutex::Mutex;
+use embassy_time::Timer;
+use quectel_example_app::quectel::asynch::Resources;
+use quectel_example_app::quectel::cloud::aws::ota::BootReport;
+use quectel_example_app::quectel::ota::Updater;
+use quectel_example_app::{OtaOutcome, run_ota_aws};
+use quectel_nrf52840_dk::{Board, CONTROL_INVERTED, MODEM_TIMING, config};
+use static_cell::{ConstStaticCell, StaticCell};
+use {defmt_rtt as _, panic_probe as _};
+
+/// The driver's buffers.
+static RESOURCES: ConstStaticCell<Resources> = ConstStaticCell::new(Resources::new());
+
+unsafe extern "C" {
+    static __ota_progress_start: u32;
+    static __ota_progress_end: u32;
+}
+
+#[embassy_executor::main]
+async fn main(_spawner: Spawner) {
+    info!("quectel example: ota on nRF52840-DK");
+    let Board {
+        mut rx,
+        mut tx,
+        pwrkey,
+        reset_n,
+        nvmc,
+        ..
+    } = Board::init();
+    config::log();
+
+    // One flash controller behind an async mutex, split into the bootloader's DFU and state
+    // partitions (linker symbols of partitions.x) and the download record's region.
+    static FLASH: StaticCell<Mutex<NoopRawMutex, BlockingAsync<Nvmc<'static>>>> = StaticCell::new();
+    let flash = FLASH.init(Mutex::new(BlockingAsync::new(Nvmc::new(nvmc))));
+    let boot = FirmwareUpdaterConfig::from_linkerfile(flash, flash);
+    // Linker symbols: only their addresses are taken, never their contents.
+    let (start, end) = {
+        (
+            &raw const __ota_progress_start as u32,
+            &raw const __ota_progress_end as u32,
+        )
+    };
+    let record = Partition::new(flash, start, end - start);
+    let mut aligned = AlignedBuffer([0u8; 4]);
+    let mut updater = match Updater::new(boot.dfu, boot.state, record, &mut aligned.0) {
+        Ok(u) => u,
+        Err(e) => {
+            error!("OTA partitions: {}", e);
+            loop {
+                Timer::after_secs(3600).await;
+            }
+        }
+    };
+
+    quectel_example_app::power_up(
+        &mut rx,
+        &mut tx,
+        pwrkey,
+        reset_n,
+        CONTROL_INVERTED,
+        MODEM_TIMING,
+    )
+    .await;
+    let cfg = config::app_config();
+    match run_ota_aws(
+        rx,
+        tx,
+        RESOURCES.take(),
+        &cfg,
+        &mut updater,
+        config::CODESIGN_PEM,
+    )
+    .await
+    {
+        Ok(r) => {
+            match &r.boot {
+                BootReport::Nothing => info!("no update was pending"),
+                BootReport::Succeeded(job) => {
+                    info!("new image confirmed: job {} SUCCEEDED", job.as_str())
+                }
+                BootReport::RolledBack(job) => {
+                    error!("new image rolled back: job {} FAILED", job.as_str())
+                }
+            }
+            info!("OTA outcome: {}", r.outcome);
+            if r.outcome == OtaOutcome::ResetToUpdate {
+                info!("new image staged: resetting into the bootloader");
+                Timer::after_millis(100).await;
+                cortex_m::peripheral::SCB::sys_reset();
+            }
+        }
+        Err(e) => error!("OTA flow failed at step {}: {}", e.step(), e),
+    }
+    loop {
+        Timer::after_secs(3600).await;
+    }
+}

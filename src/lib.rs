@@ -30,6 +30,8 @@ mod error;
 pub mod model;
 #[cfg(feature = "mqtt")]
 pub mod mqtt;
+#[cfg(feature = "ota")]
+pub mod ota;
 pub mod pem;
 pub mod socket;
 pub mod state;

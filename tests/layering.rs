@@ -30,6 +30,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("blocking", 4),
     ("tls", 5),
     ("mqtt", 6),
+    ("ota", 6),
     ("cloud", 7),
 ];
 

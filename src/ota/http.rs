@@ -516,6 +516,114 @@ where
     })
 }
 
+/// Range requests to one `https://` URL over modem TLS sockets
+/// ([`Remote::Tls`](crate::asynch::Remote::Tls) on SSL context `ssl_ctx`, which the caller
+/// configured with [`Modem::configure_tls`](crate::asynch::Modem::configure_tls), TLS 1.2 for
+/// Aliyun). The connection is opened at the first [`fetch`](Self::fetch), kept for the next
+/// ones (keep-alive), and closed after any error or a `Connection: close`; the next fetch opens
+/// a new one. Retrying is the caller's choice: it knows which byte it needs next.
+pub struct HttpsSource<'m, 'u> {
+    modem: crate::asynch::Modem<'m>,
+    socket: Option<crate::asynch::Socket<'m>>,
+    cid: u8,
+    ssl_ctx: u8,
+    url: Url<'u>,
+    timeout: Duration,
+    connections: u32,
+}
+
+impl fmt::Debug for HttpsSource<'_, '_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The path of a signed URL carries its signature: only the host is shown.
+        f.debug_struct("HttpsSource")
+            .field("host", &self.url.host)
+            .field("port", &self.url.port)
+            .field("open", &self.socket.is_some())
+            .field("connections", &self.connections)
+            .finish()
+    }
+}
+
+impl<'m, 'u> HttpsSource<'m, 'u> {
+    /// Downloads from `url` over PDP context `cid` and SSL context `ssl_ctx`; every wait (the
+    /// socket open excepted, which has the modem's own limit) is bounded by `timeout`.
+    pub fn new(
+        modem: crate::asynch::Modem<'m>,
+        cid: u8,
+        ssl_ctx: u8,
+        url: Url<'u>,
+        timeout: Duration,
+    ) -> Self {
+        HttpsSource {
+            modem,
+            socket: None,
+            cid,
+            ssl_ctx,
+            url,
+            timeout,
+            connections: 0,
+        }
+    }
+
+    /// TLS connections opened so far.
+    pub fn connections(&self) -> u32 {
+        self.connections
+    }
+
+    /// Fetches `first..=last` into the start of `body` (see [`get_range`]), opening a
+    /// connection first if none is open.
+    pub async fn fetch(
+        &mut self,
+        first: u64,
+        last: u64,
+        head_buf: &mut [u8],
+        body: &mut [u8],
+    ) -> Result<Fetched, HttpError> {
+        let mut socket = match self.socket.take() {
+            Some(s) => s,
+            None => {
+                let s = self
+                    .modem
+                    .connect(
+                        self.cid,
+                        crate::asynch::Remote::Tls {
+                            ssl_ctx: self.ssl_ctx,
+                            host: self.url.host,
+                            port: self.url.port,
+                        },
+                    )
+                    .await?;
+                self.connections = self.connections.saturating_add(1);
+                s
+            }
+        };
+        let r = get_range(
+            &mut socket,
+            &self.url,
+            first,
+            last,
+            head_buf,
+            body,
+            self.timeout,
+        )
+        .await;
+        match r {
+            Ok(f) if !f.close => self.socket = Some(socket),
+            _ => {
+                let _ = with_timeout(self.timeout, socket.close()).await;
+            }
+        }
+        r
+    }
+
+    /// Closes the connection, if one is open.
+    pub async fn close(&mut self) {
+        if let Some(s) = self.socket.take() {
+            let _ = with_timeout(self.timeout, s.close()).await;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

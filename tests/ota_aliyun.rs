@@ -196,3 +196,119 @@ fn a_server_that_ignores_range_and_a_short_body_are_typed_errors() {
         ]
     );
 }
+
+/// UART bytes (host → modem, modem → host) of downloading `img` in `chunk`-byte ranges over
+/// modem TLS, from the socket open to the end, counted until the link is idle.
+fn measure_download(img: &[u8], chunk: usize) -> (u64, u64) {
+    let pki = TestPki::generate();
+    let server = FileServer::start(&pki, "/fw/app.bin", img.to_vec());
+    let url = server.url();
+    let (rx, tx, handle) = mock().spawn();
+    let wire = handle.wire().expect("the duplex link counts bytes").clone();
+    let idle = || async {
+        let mut last = (wire.host_bytes(), wire.modem_bytes());
+        loop {
+            embassy_time::Timer::after(Duration::from_millis(300)).await;
+            let now = (wire.host_bytes(), wire.modem_bytes());
+            if now == last {
+                return now;
+            }
+            last = now;
+        }
+    };
+    let (up, down) = support::with_endpoints_in(resources(), fast_config(), rx, tx, async |m| {
+        bring_up(m).await;
+        tls12(m, &pki).await;
+        let (u0, d0) = idle().await;
+        let mut src = HttpsSource::new(
+            *m,
+            1,
+            SSL_CTX,
+            Url::parse(&url).unwrap(),
+            Duration::from_secs(10),
+        );
+        let (got, errors) = download(&mut src, img.len(), chunk, 0).await;
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(got, img);
+        let (u1, d1) = idle().await;
+        (u1 - u0, d1 - d0)
+    });
+    let c = handle.commands();
+    eprintln!(
+        "chunk {chunk}: {} QSSLRECV, {} QSSLSEND, {} commands; ranges {}",
+        c.iter().filter(|l| l.starts_with("AT+QSSLRECV")).count(),
+        c.iter().filter(|l| l.starts_with("AT+QSSLSEND")).count(),
+        c.len(),
+        server.ranges().len()
+    );
+    drop(handle);
+    (up, down)
+}
+
+const BEGIN: &str =
+    "<!-- ota-aliyun:begin (written by tests/ota_aliyun.rs, OTA_ALIYUN_WRITE_DOC=1) -->";
+const END: &str = "<!-- ota-aliyun:end -->";
+
+/// The download's cost on the UART, 1 KiB and 4 KiB ranges, a 256 KiB image; the efficiency
+/// bar of issue 14 (≥ 0.90 of the line rate in payload bytes at 4 KiB) is held here. With
+/// `OTA_ALIYUN_WRITE_DOC=1` the table is written into its section of docs/ota.md.
+#[test]
+fn download_figures_over_modem_tls() {
+    const BAUD: f64 = 115_200.0;
+    let img = image(256 * 1024);
+    let mut table = String::new();
+    table.push_str(
+        "| range size | UART bytes host → modem | modem → host | payload / UART bytes | 256 KiB at 115 200 baud |\n|---:|---:|---:|---:|---:|\n",
+    );
+    let mut eff4 = 0.0;
+    for chunk in [1024usize, 4096] {
+        let (up, down) = measure_download(&img, chunk);
+        let total = up + down;
+        let eff = img.len() as f64 / total as f64;
+        // 10 bits a byte; the AT channel carries one exchange at a time, so both directions
+        // are summed (an upper bound: a real UART is full duplex).
+        let secs = total as f64 * 10.0 / BAUD;
+        table.push_str(&format!(
+            "| {} KiB | {up} | {down} | {eff:.3} | {secs:.1} s |\n",
+            chunk / 1024
+        ));
+        if chunk == 4096 {
+            eff4 = eff;
+        }
+    }
+    let section = format!(
+        "### Aliyun: HTTPS download over modem TLS\n\n\
+         A 256 KiB image downloaded through the mock modem (BG96, TLS 1.2 in the modem, \
+         `AT+QSSLOPEN`/`AT+QSSLSEND`/`AT+QSSLRECV`) from the HTTPS stand-in \
+         (`tests/support/https_files.rs`, a 144-byte response head sent with the body), one `Range` request per \
+         chunk on one keep-alive connection, counted at the modem's UART from the socket open \
+         until no byte moved for 300 ms. The time is computed from the bytes: 10 bits a byte \
+         at 115 200 baud, both directions summed. Reproduce with:\n\n\
+         ```text\nOTA_ALIYUN_WRITE_DOC=1 cargo test --features aliyun,ota --test ota_aliyun download_figures -- --nocapture\n```\n\n\
+         {table}\n\
+         CI holds the 4 KiB row at ≥ 0.90 (this test fails below it). A real OSS response head \
+         is longer (about 400 bytes: `x-oss-*` headers, `ETag`, `Last-Modified`, `Date`), \
+         which costs about 0.06 of efficiency at 1 KiB and 0.015 at 4 KiB.\n"
+    );
+    println!("{section}");
+    if std::env::var("OTA_ALIYUN_WRITE_DOC").is_ok_and(|v| v == "1") {
+        let path = format!("{}/docs/ota.md", env!("CARGO_MANIFEST_DIR"));
+        let doc = std::fs::read_to_string(&path).unwrap_or_default();
+        let block = format!("{BEGIN}\n{section}{END}\n");
+        let new = match (doc.find(BEGIN), doc.find(END)) {
+            (Some(b), Some(e)) if b < e => format!(
+                "{}{block}{}",
+                &doc[..b],
+                doc[e + END.len()..].trim_start_matches('\n')
+            ),
+            _ if doc.is_empty() => format!("# Firmware updates over the air\n\n{block}"),
+            _ => format!("{}\n\n{block}", doc.trim_end()),
+        };
+        std::fs::write(&path, new).unwrap();
+        eprintln!("wrote {path}");
+    }
+    assert!(
+        eff4 >= 0.90,
+        "4 KiB ranges: payload / UART bytes {eff4:.3} < 0.90"
+    );
+}

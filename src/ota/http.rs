@@ -16,7 +16,8 @@
 //! a server bug) would go into flash at the wrong offset; it accepts `chunked` bodies, which a
 //! range download never needs, and follows none of our bounds on header lines (it needs the
 //! whole head in one buffer, and reports an overflow only as a generic buffer error). A range
-//! download needs a fraction of HTTP: one request line and three headers out, one status line and
+//! download needs a fraction of HTTP: one request line and two headers out (`Host`, `Range`;
+//! HTTP/1.1 keeps the connection open without a `Connection` header), one status line and
 //! four headers in. This module is that fraction, about 400 lines with its tests, and every
 //! answer it does not expect is a typed [`HttpError`].
 //!
@@ -380,13 +381,13 @@ pub fn write_request(
     let r = if url.port == HTTPS_PORT {
         write!(
             req,
-            "GET {} HTTP/1.1\r\nHost: {}\r\nRange: bytes={}-{}\r\nConnection: keep-alive\r\n\r\n",
+            "GET {} HTTP/1.1\r\nHost: {}\r\nRange: bytes={}-{}\r\n\r\n",
             url.path, url.host, first, last
         )
     } else {
         write!(
             req,
-            "GET {} HTTP/1.1\r\nHost: {}:{}\r\nRange: bytes={}-{}\r\nConnection: keep-alive\r\n\r\n",
+            "GET {} HTTP/1.1\r\nHost: {}:{}\r\nRange: bytes={}-{}\r\n\r\n",
             url.path, url.host, url.port, first, last
         )
     };
@@ -665,7 +666,7 @@ mod tests {
         let n = write_request(&mut buf, &u, 4096, 8191).unwrap();
         assert_eq!(
             core::str::from_utf8(&buf[..n]).unwrap(),
-            "GET /a.bin HTTP/1.1\r\nHost: h.example\r\nRange: bytes=4096-8191\r\nConnection: keep-alive\r\n\r\n"
+            "GET /a.bin HTTP/1.1\r\nHost: h.example\r\nRange: bytes=4096-8191\r\n\r\n"
         );
         let u = Url::parse("https://127.0.0.1:8443/a").unwrap();
         let n = write_request(&mut buf, &u, 0, 0).unwrap();

@@ -225,7 +225,11 @@ fn serve(tcp: TcpStream, config: Arc<rustls::ServerConfig>, s: &Shared, path: &s
                 "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: {len}\r\n\r\n"
             )
         };
-        if out.write_all(head.as_bytes()).is_err() || out.write_all(&body).is_err() {
+        // Head and body in one write (one TLS record stream, as a web server sends them), not
+        // a record for the head alone.
+        let mut response = head.into_bytes();
+        response.extend_from_slice(&body);
+        if out.write_all(&response).is_err() {
             return;
         }
         let _ = out.flush();

@@ -58,6 +58,8 @@ use hmac::{Hmac, Mac};
 
 use super::CloudError;
 
+#[cfg(feature = "ota")]
+pub mod ota;
 mod register;
 pub mod thing;
 

@@ -190,7 +190,10 @@ fn next_block(pem: &[u8]) -> Result<Option<Block<'_>>, PemError> {
 
 /// Decodes base64 `body` (whitespace skipped, `=` padding optional) into `put`, one byte at a
 /// time; `put` returning `Err` means "out of room".
-fn base64(body: &[u8], mut put: impl FnMut(u8) -> Result<(), ()>) -> Result<(), PemError> {
+pub(crate) fn base64(
+    body: &[u8],
+    mut put: impl FnMut(u8) -> Result<(), ()>,
+) -> Result<(), PemError> {
     let full = PemError::BufferTooSmall;
     let mut acc: u32 = 0;
     let mut symbols = 0usize; // base64 symbols in the current quantum (0..4)

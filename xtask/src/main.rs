@@ -17,7 +17,7 @@
 //! `QUECTEL_AMQTT` (`tests/mqtt311.rs`). Then it runs
 //!
 //! ```text
-//! cargo test --workspace --features quectel/mqtt,quectel/mcu-tls,quectel/aws,quectel/aliyun [ARGS...]
+//! cargo test --workspace --features quectel/mqtt,quectel/mcu-tls,quectel/aws,quectel/aliyun,quectel/ota [ARGS...]
 //! ```
 //!
 //! and exits with its status. Everything else the tests use (the mock modem, the cloud
@@ -28,7 +28,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
 /// The features of the full test run (every optional layer of the crate).
-const TEST_FEATURES: &str = "quectel/mqtt,quectel/mcu-tls,quectel/aws,quectel/aliyun";
+const TEST_FEATURES: &str = "quectel/mqtt,quectel/mcu-tls,quectel/aws,quectel/aliyun,quectel/ota";
 
 /// The programs the tests start and the Debian package that has each (the same list as
 /// `TOOLS` in `tests/support/broker.rs`).
@@ -56,7 +56,7 @@ usage: cargo xtask <task>
 tasks:
   test [ARGS...]  install what the tests need if it is missing (mosquitto, mosquitto-clients,
                   openssl; apt-get, as root; amqtt in <target>/amqtt-venv), then run
-                  cargo test --workspace --features quectel/mqtt,quectel/mcu-tls,quectel/aws,quectel/aliyun [ARGS...]
+                  cargo test --workspace --features quectel/mqtt,quectel/mcu-tls,quectel/aws,quectel/aliyun,quectel/ota [ARGS...]
   help            this text";
 
 fn main() -> ExitCode {

@@ -36,9 +36,14 @@
 
 use core::fmt::{self, Write as _};
 
+use embassy_time::Duration;
+use embedded_storage_async::nor_flash::NorFlash;
 use serde::{Deserialize, Serialize};
 
 use super::{Device, Topic};
+use crate::asynch::Modem;
+use crate::ota::http::{HttpError, HttpsSource, Url};
+use crate::ota::{Checks, CodeSigningKey, Digest, ImageSpec, OtaError, SignatureCheck, Updater};
 
 /// The `extData` key (an upgrade batch tag) that carries the image's signature.
 pub const SIGNATURE_TAG: &str = "sig.sha256.ecdsa";
@@ -279,39 +284,6 @@ fn hex<const N: usize>(s: &str) -> Result<[u8; N], OtaMessageError> {
     Ok(out)
 }
 
-/// Standard base64 (with or without `=` padding) into `out`.
-fn base64<const N: usize>(s: &str) -> Result<heapless::Vec<u8, N>, OtaMessageError> {
-    let mut out = heapless::Vec::new();
-    let mut acc: u32 = 0;
-    let mut bits = 0u32;
-    let body = s.trim_end_matches('=');
-    if s.len().saturating_sub(body.len()) > 2 {
-        return Err(OtaMessageError::Malformed);
-    }
-    for c in body.bytes() {
-        let v = match c {
-            b'A'..=b'Z' => c.wrapping_sub(b'A'),
-            b'a'..=b'z' => c.wrapping_sub(b'a').wrapping_add(26),
-            b'0'..=b'9' => c.wrapping_sub(b'0').wrapping_add(52),
-            b'+' => 62,
-            b'/' => 63,
-            _ => return Err(OtaMessageError::Malformed),
-        };
-        acc = (acc << 6) | u32::from(v);
-        bits = bits.wrapping_add(6);
-        if bits >= 8 {
-            bits = bits.wrapping_sub(8);
-            out.push(((acc >> bits) & 0xff) as u8)
-                .map_err(|_| OtaMessageError::TooLong)?;
-        }
-    }
-    // 6 leftover bits cannot end a valid encoding.
-    if bits >= 6 {
-        return Err(OtaMessageError::Malformed);
-    }
-    Ok(out)
-}
-
 fn owned<const N: usize>(s: &str) -> Result<heapless::String<N>, OtaMessageError> {
     heapless::String::try_from(s).map_err(|_| OtaMessageError::TooLong)
 }
@@ -474,11 +446,18 @@ pub fn parse_upgrade(payload: &[u8]) -> Result<Upgrade, OtaMessageError> {
     let sig = data
         .ext_data
         .and_then(|e| e.tag.or(e.aws))
+        .filter(|s| !s.trim().is_empty())
         .ok_or(OtaMessageError::NoSignature)?;
-    let signature = base64::<SIGNATURE_MAX>(sig)?;
-    if signature.is_empty() {
+    let mut der = [0u8; SIGNATURE_MAX];
+    let der = crate::ota::decode_base64(sig.as_bytes(), &mut der)
+        .map_err(|_| OtaMessageError::Malformed)?;
+    if der.is_empty() {
         return Err(OtaMessageError::NoSignature);
     }
+    let mut signature = heapless::Vec::new();
+    signature
+        .extend_from_slice(der)
+        .map_err(|_| OtaMessageError::TooLong)?;
     Ok(Upgrade {
         size,
         version: owned(data.version)?,
@@ -487,6 +466,291 @@ pub fn parse_upgrade(payload: &[u8]) -> Result<Upgrade, OtaMessageError> {
         digest,
         signature,
     })
+}
+
+/// Why a download or an upgrade stopped; [`AliyunOtaError::step`] is the progress step to
+/// report.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AliyunOtaError {
+    /// The upgrade message was refused.
+    Message(OtaMessageError),
+    /// The download failed (after the retries, or at once for an answer that will not change:
+    /// a redirect, a status, a server that ignores `Range`).
+    Http(HttpError),
+    /// The server's file is not the size the upgrade message announced.
+    SizeMismatch,
+    /// The OTA core refused: flash (`Storage`), verification (`Digest`, `Signature`), state.
+    Ota(OtaError),
+}
+
+impl AliyunOtaError {
+    /// The progress step that reports this failure: `-2` for the download, `-3` for a refused
+    /// message, a size mismatch, a digest or a signature, `-4` for the flash, `-1` otherwise.
+    pub fn step(&self) -> Step {
+        match self {
+            AliyunOtaError::Http(_) => Step::DownloadFailed,
+            AliyunOtaError::SizeMismatch => Step::VerifyFailed,
+            AliyunOtaError::Message(OtaMessageError::Code(_) | OtaMessageError::Unsupported) => {
+                Step::UpgradeFailed
+            }
+            AliyunOtaError::Message(_) => Step::VerifyFailed,
+            AliyunOtaError::Ota(OtaError::Storage(_)) => Step::FlashFailed,
+            AliyunOtaError::Ota(
+                OtaError::Digest
+                | OtaError::Signature
+                | OtaError::Size
+                | OtaError::BlockLength { .. },
+            ) => Step::VerifyFailed,
+            AliyunOtaError::Ota(_) => Step::UpgradeFailed,
+        }
+    }
+
+    /// A short description for the progress message's `desc`.
+    pub fn desc(&self) -> &'static str {
+        match self {
+            AliyunOtaError::Message(OtaMessageError::NoSignature) => "no signature",
+            AliyunOtaError::Message(_) => "upgrade message refused",
+            AliyunOtaError::Http(HttpError::Timeout) => "download timeout",
+            AliyunOtaError::Http(_) => "download failed",
+            AliyunOtaError::SizeMismatch => "size",
+            AliyunOtaError::Ota(e) => e.reason(),
+        }
+    }
+}
+
+impl fmt::Display for AliyunOtaError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AliyunOtaError::Message(e) => write!(f, "{e}"),
+            AliyunOtaError::Http(e) => write!(f, "download: {e}"),
+            AliyunOtaError::SizeMismatch => f.write_str("file size is not the announced size"),
+            AliyunOtaError::Ota(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl core::error::Error for AliyunOtaError {}
+
+impl From<OtaError> for AliyunOtaError {
+    fn from(e: OtaError) -> Self {
+        AliyunOtaError::Ota(e)
+    }
+}
+
+impl From<HttpError> for AliyunOtaError {
+    fn from(e: HttpError) -> Self {
+        AliyunOtaError::Http(e)
+    }
+}
+
+impl From<OtaMessageError> for AliyunOtaError {
+    fn from(e: OtaMessageError) -> Self {
+        AliyunOtaError::Message(e)
+    }
+}
+
+/// How the image is fetched.
+#[derive(Clone, Copy, Debug)]
+pub struct DownloadConfig {
+    /// PDP context of the data call.
+    pub cid: u8,
+    /// SSL context for the download, configured by the application with
+    /// [`Modem::configure_tls`] (the CA of the OSS endpoint, [`TlsVersion::Tls12`](crate::asynch::TlsVersion)).
+    pub ssl_ctx: u8,
+    /// Bytes per `Range` request and per flash block (1 KiB to 4 KiB are sensible; 4 KiB reaches
+    /// 0.90 of the UART in payload, see docs/ota.md). The caller's buffer holds one block
+    /// plus [`HEAD_MAX`].
+    pub block_size: u32,
+    /// The longest wait for any byte (and for the socket's write).
+    pub timeout: Duration,
+    /// Failed fetches in a row (link loss, timeout, short body) before the download gives up
+    /// with `-2`; each retry asks again from the first missing byte.
+    pub retries: u8,
+}
+
+impl Default for DownloadConfig {
+    fn default() -> Self {
+        DownloadConfig {
+            cid: 1,
+            ssl_ctx: 2,
+            block_size: 4096,
+            timeout: Duration::from_secs(30),
+            retries: 5,
+        }
+    }
+}
+
+/// The part of the caller's buffer that holds a response head.
+pub const HEAD_MAX: usize = 512;
+
+/// The image id the progress record keeps for `upgrade`: its size, version, module, digest and
+/// signature, **not** the URL (Aliyun pushes a freshly signed URL every time, and the same
+/// image must resume).
+pub fn upgrade_image_id(upgrade: &Upgrade) -> [u8; 32] {
+    let digest: &[u8] = match &upgrade.digest {
+        PackageDigest::Md5(d) => d,
+        PackageDigest::Sha256(d) => d,
+    };
+    crate::ota::image_id(&[
+        b"aliyun",
+        &upgrade.size.to_le_bytes(),
+        upgrade.version.as_bytes(),
+        upgrade.module.as_bytes(),
+        digest,
+        &upgrade.signature,
+    ])
+}
+
+fn transient(e: &HttpError) -> bool {
+    matches!(
+        e,
+        HttpError::Transport(_) | HttpError::Timeout | HttpError::ShortBody | HttpError::Malformed
+    )
+}
+
+impl AliyunOta<'_> {
+    /// Downloads `upgrade` into `updater` and, if the platform's digest and the signature
+    /// (checked with `key`) match what the flash holds, requests the swap; returns the image's
+    /// SHA-256. Reset afterwards to let the bootloader swap.
+    ///
+    /// The download resumes: blocks already in flash (from before a link loss or a reset, as
+    /// the progress record says) are not fetched again; each missing block is one `Range`
+    /// request over a kept-alive TLS connection. `report` is called with each step to publish
+    /// ([`AliyunOta::progress`]): every tenth of the image (1–99), 100 when the swap is
+    /// requested, and the failure step of the error before it is returned
+    /// ([`AliyunOtaError::step`]). A failure leaves the record as it is (the next attempt
+    /// resumes), except a digest or signature failure, which clears it: the bytes in flash are
+    /// not the image, so the next attempt downloads all of it again.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn download<DFU, STATE, REC>(
+        &self,
+        modem: Modem<'_>,
+        config: &DownloadConfig,
+        upgrade: &Upgrade,
+        updater: &mut Updater<'_, DFU, STATE, REC>,
+        key: &CodeSigningKey,
+        buf: &mut [u8],
+        mut report: impl FnMut(Step, &str),
+    ) -> Result<[u8; 32], AliyunOtaError>
+    where
+        DFU: NorFlash,
+        STATE: NorFlash,
+        REC: NorFlash,
+    {
+        let r = self
+            .download_inner(modem, config, upgrade, updater, key, buf, &mut report)
+            .await;
+        match &r {
+            Ok(_) => report(Step::Percent(100), "verified, swap requested"),
+            Err(e) => {
+                if matches!(
+                    e,
+                    AliyunOtaError::Ota(OtaError::Digest | OtaError::Signature)
+                ) {
+                    let _ = updater.clear().await;
+                }
+                report(e.step(), e.desc());
+            }
+        }
+        r
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn download_inner<DFU, STATE, REC>(
+        &self,
+        modem: Modem<'_>,
+        config: &DownloadConfig,
+        upgrade: &Upgrade,
+        updater: &mut Updater<'_, DFU, STATE, REC>,
+        key: &CodeSigningKey,
+        buf: &mut [u8],
+        report: &mut impl FnMut(Step, &str),
+    ) -> Result<[u8; 32], AliyunOtaError>
+    where
+        DFU: NorFlash,
+        STATE: NorFlash,
+        REC: NorFlash,
+    {
+        let bs = config.block_size;
+        let block_len = usize::try_from(bs).map_err(|_| OtaError::Size)?;
+        if bs == 0 || buf.len() < HEAD_MAX.saturating_add(block_len) {
+            return Err(HttpError::BufferTooSmall.into());
+        }
+        let (head, body) = buf.split_at_mut(HEAD_MAX);
+        let url = Url::parse(&upgrade.url).map_err(|_| OtaMessageError::Unsupported)?;
+        let spec = ImageSpec {
+            id: upgrade_image_id(upgrade),
+            size: upgrade.size,
+            block_size: bs,
+            tag: upgrade.version.as_bytes(),
+        };
+        let mut progress = updater.begin(&spec).await?;
+        let mut src = HttpsSource::new(modem, config.cid, config.ssl_ctx, url, config.timeout);
+        let mut failures = 0u8;
+        let mut next = 0u32;
+        let mut reported = tenth(progress.received, progress.total);
+        while let Some(index) = updater.next_missing(next).await? {
+            let first = u64::from(index).saturating_mul(u64::from(bs));
+            let end = first
+                .saturating_add(u64::from(bs))
+                .min(u64::from(upgrade.size));
+            let last = end.saturating_sub(1);
+            let fetched = match src.fetch(first, last, head, body).await {
+                Ok(f) => f,
+                Err(e) if transient(&e) && failures < config.retries => {
+                    failures = failures.saturating_add(1);
+                    continue;
+                }
+                Err(e) => {
+                    src.close().await;
+                    return Err(e.into());
+                }
+            };
+            failures = 0;
+            if fetched.total.is_some_and(|t| t != u64::from(upgrade.size)) {
+                src.close().await;
+                return Err(AliyunOtaError::SizeMismatch);
+            }
+            let data = body.get(..fetched.len).ok_or(HttpError::BufferTooSmall)?;
+            if let Err(e) = updater.write_block(index, data).await {
+                src.close().await;
+                return Err(e.into());
+            }
+            next = index.saturating_add(1);
+            progress = updater.progress().unwrap_or(progress);
+            let now = tenth(progress.received, progress.total);
+            if now > reported && now < 10 {
+                reported = now;
+                report(Step::Percent(now.saturating_mul(10)), "downloading");
+            }
+        }
+        src.close().await;
+        let digest = match upgrade.digest {
+            PackageDigest::Md5(d) => Digest::Md5(d),
+            PackageDigest::Sha256(d) => Digest::Sha256(d),
+        };
+        let checks = Checks {
+            digest: Some(digest),
+            signature: Some(SignatureCheck {
+                key,
+                der: &upgrade.signature,
+            }),
+        };
+        Ok(updater.finish(&checks).await?)
+    }
+}
+
+/// Tenths of `total` in `received` (0–10).
+fn tenth(received: u32, total: u32) -> u8 {
+    if total == 0 {
+        return 0;
+    }
+    let t = u64::from(received)
+        .saturating_mul(10)
+        .checked_div(u64::from(total))
+        .unwrap_or(0);
+    u8::try_from(t.min(10)).unwrap_or(10)
 }
 
 #[cfg(test)]

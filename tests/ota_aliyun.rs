@@ -1,14 +1,26 @@
-//! Aliyun OTA end to end: the device downloads an image over the mock modem's TLS socket
-//! (TLS 1.2, like Aliyun) from the HTTPS file server of `tests/support/https_files.rs`, in
-//! `Range` requests, and (with the OTA core) writes it into a RAM-backed update partition.
+//! Aliyun OTA through the mock modem, TLS in the modem (TLS 1.2, like Aliyun).
 //!
-//! This file starts with the HTTP layer on its own (`quectel::ota::http`): chunked range
-//! downloads, resuming after a cut link from the first missing byte, and each refusal the
-//! module documents.
+//! First the HTTP layer on its own (`quectel::ota::http`) against the HTTPS file server of
+//! `tests/support/https_files.rs`: chunked range downloads, resuming after a cut link from the
+//! first missing byte, and each refusal the module documents; then the UART figures of
+//! docs/ota.md. Then Aliyun OTA end to end (`quectel::cloud::aliyun::ota`): the device reports
+//! its version over MQTT 3.1.1 to the Aliyun stand-in (mosquitto, TLS 1.2), the platform pushes
+//! an upgrade, the device downloads it over a second modem TLS socket into a simulated
+//! embassy-boot device (`tests/support/ota_device.rs`: RAM flash, the real bootloader at each
+//! reset) and reports progress; after the swap the new image confirms and reports its version,
+//! or is rolled back and reports `-1`. Every test asserts the progress the platform received
+//! and, where the download completed, the update partition's SHA-256.
 
+#[path = "support/aliyun_broker.rs"]
+mod aliyun_broker;
 #[path = "support/https_files.rs"]
 mod https_files;
+#[path = "support/ota_device.rs"]
+mod ota_device;
 mod support;
+
+// `aliyun_broker` builds on the test broker as `crate::broker`.
+use support::broker;
 
 use embassy_time::Duration;
 use https_files::{Faults, FileServer};
@@ -311,4 +323,372 @@ fn download_figures_over_modem_tls() {
         eff4 >= 0.90,
         "4 KiB ranges: payload / UART bytes {eff4:.3} < 0.90"
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Aliyun OTA end to end.
+
+mod e2e {
+    use super::*;
+    use aliyun_broker::{AliyunCloud, CloudOptions};
+    use embassy_futures::select::{Either, select};
+    use embassy_time::Timer;
+    use ota_device::{ACTIVE_SIZE, Device, Signer};
+    use quectel::asynch::Apn;
+    use quectel::cloud::aliyun::ota::{AliyunOta, AliyunOtaError, DownloadConfig, Step};
+    use quectel::cloud::aliyun::{Device as AliDevice, MqttCredentials};
+    use quectel::mqtt::{Mqtt, Outbox, QoS, Transport};
+    use quectel::ota::BootStatus;
+    use quectel::ota::embassy_boot::State;
+    use std::cell::RefCell;
+    #[allow(unused_imports)]
+    use std::time::Duration as StdDuration;
+
+    pub const PK: &str = "a1OtaTest01";
+    pub const DN: &str = "ota-dev-1";
+    const SECRET: &str = "OtaSecret0123456789abc";
+    pub const OLD: &str = "1.0.0";
+    pub const NEW: &str = "2.0.0";
+    pub const BLOCK: u32 = 4096;
+    const HTTPS_CTX: u8 = 3;
+
+    pub struct World {
+        pub cloud: AliyunCloud,
+        pub files: FileServer,
+        pub pki: TestPki,
+        pub signer: Signer,
+        pub old: Vec<u8>,
+        pub img: Vec<u8>,
+    }
+
+    /// The platform, the file server with a 40 000-byte image (10 blocks, the last short),
+    /// the code signer.
+    pub fn world() -> World {
+        let cloud = AliyunCloud::start(&CloudOptions {
+            product_key: PK.into(),
+            product_secret: "unused-product-secret".into(),
+            devices: Vec::new(),
+            flashed: vec![(
+                DN.into(),
+                SECRET.into(),
+                format!("{PK}.{DN}"),
+                "hmacsha256".into(),
+            )],
+            random: "unused".into(),
+            sign_method: "hmacsha256".into(),
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
+        let pki = TestPki::generate();
+        let img = ota_device::image(40_000, 7);
+        let files = FileServer::start(&pki, "/ota/fw-2.0.0.bin", img.clone());
+        World {
+            cloud,
+            files,
+            pki,
+            signer: Signer::new(),
+            old: ota_device::image(ACTIVE_SIZE, 1),
+            img,
+        }
+    }
+
+    pub fn b64(data: &[u8]) -> String {
+        const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        let mut s = String::new();
+        for ch in data.chunks(3) {
+            let n = (u32::from(ch[0]) << 16)
+                | (u32::from(*ch.get(1).unwrap_or(&0)) << 8)
+                | u32::from(*ch.get(2).unwrap_or(&0));
+            for i in 0..4 {
+                if i <= ch.len() {
+                    s.push(A[((n >> (18 - 6 * i)) & 63) as usize] as char);
+                } else {
+                    s.push('=');
+                }
+            }
+        }
+        s
+    }
+
+    pub fn md5_hex(data: &[u8]) -> String {
+        use md5::Digest as _;
+        md5::Md5::digest(data)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+
+    /// The upgrade message as the platform pushes it (help.aliyun.com 89307), MD5 of `digest_of`,
+    /// the signature as the batch tag `sig.sha256.ecdsa` (left out for `None`).
+    pub fn upgrade_json(w: &World, digest_of: &[u8], signature: Option<&[u8]>) -> String {
+        let ext = match signature {
+            Some(sig) => format!(
+                r#""extData":{{"key1":"value1","sig.sha256.ecdsa":"{}"}}"#,
+                b64(sig)
+            ),
+            None => r#""extData":{"key1":"value1"}"#.to_string(),
+        };
+        let md5 = md5_hex(digest_of);
+        format!(
+            r#"{{"code":"1000","data":{{"size":{},"version":"{NEW}","isDiff":0,"url":"{}?Expires=1700000000&OSSAccessKeyId=k&Signature=abc%3D","md5":"{md5}","sign":"{md5}","signMethod":"Md5","module":"default",{ext}}},"id":1626969597470,"message":"success"}}"#,
+            w.img.len(),
+            w.files.url(),
+        )
+    }
+
+    /// The JSON payloads the platform received on `kind` (`inform`, `progress`).
+    pub fn received(cloud: &AliyunCloud, kind: &str) -> Vec<serde_json::Value> {
+        let prefix = format!("message /ota/device/{kind}/{PK}/{DN} ");
+        cloud
+            .lines()
+            .iter()
+            .filter_map(|l| l.strip_prefix(&prefix))
+            .map(|hex| {
+                let bytes: Vec<u8> = (0..hex.len())
+                    .step_by(2)
+                    .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+                    .collect();
+                serde_json::from_slice(&bytes).unwrap()
+            })
+            .collect()
+    }
+
+    /// The progress steps the platform received, in order.
+    pub fn steps(cloud: &AliyunCloud) -> Vec<i32> {
+        received(cloud, "progress")
+            .iter()
+            .map(|v| v["params"]["step"].as_str().unwrap().parse().unwrap())
+            .collect()
+    }
+
+    /// The versions the device reported, in order.
+    pub fn versions(cloud: &AliyunCloud) -> Vec<String> {
+        received(cloud, "inform")
+            .iter()
+            .map(|v| v["params"]["version"].as_str().unwrap().to_string())
+            .collect()
+    }
+
+    /// What one boot of the device does after it reported its version.
+    #[derive(Clone, Default)]
+    pub struct Boot {
+        /// Push this upgrade message once the version report arrived, and handle it.
+        pub push: Option<String>,
+        /// On a trial boot, confirm (the self-test passed). `false`: the new image never
+        /// confirms.
+        pub confirm: bool,
+        /// Reset the device (drop everything) once the server sent this many body bytes.
+        pub reset_after: Option<u64>,
+        /// Retries of the download.
+        pub retries: u8,
+    }
+
+    /// What a boot came to.
+    #[derive(Debug, PartialEq)]
+    pub enum Outcome {
+        /// The version reported, nothing more to do.
+        Reported(String),
+        /// A trial boot that did not confirm (the test resets next).
+        NotConfirmed,
+        /// The upgrade: the download's result (SHA-256 of the image in flash on success).
+        Upgrade(Result<[u8; 32], AliyunOtaError>),
+        /// The reset came during the download.
+        Reset,
+    }
+
+    async fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+        for _ in 0..1000 {
+            if cond() {
+                return;
+            }
+            Timer::after(Duration::from_millis(20)).await;
+        }
+        panic!("timed out waiting for {what}");
+    }
+
+    /// One boot: connect to the platform, report the outcome of the last update and the
+    /// running version, then handle `plan`.
+    pub fn boot(w: &World, dev: &mut Device, plan: Boot) -> Outcome {
+        let (cloud, files) = (&w.cloud, &w.files);
+        let key = w.signer.device_key();
+        let ca = cloud.ca_pem();
+        let https_ca = w.pki.ca_pem.clone();
+        let running_new = dev.active_bytes(w.img.len()) == &w.img[..];
+        with_modem_in(resources(), fast_config(), mock(), async |m, _| {
+            bring_up(m).await;
+            let mut https = TlsConfig::new(https_ca.as_bytes());
+            https.version = TlsVersion::Tls12;
+            m.configure_tls(HTTPS_CTX, &https).await.unwrap();
+            let device = AliDevice::new(PK, DN).unwrap();
+            let ota = AliyunOta::new(device);
+            let creds = MqttCredentials::builder(device, SECRET).build().unwrap();
+            let transport = Transport::ModemTls {
+                ssl_ctx: 2,
+                tls: TlsConfig::new(ca.as_bytes()),
+            };
+            let cfg = creds
+                .mqtt_config("localhost", cloud.port(), transport, Apn::new("internet"))
+                .unwrap();
+            let mut buf = [0u8; 4096];
+            let mut mqtt = Mqtt::new(cfg, &mut buf, 2048).unwrap();
+            let mut conn = mqtt.connect(m).await.unwrap();
+            conn.subscribe(&ota.upgrade_topic().unwrap(), QoS::AtLeastOnce)
+                .await
+                .unwrap();
+            let outbox: Outbox<16, 512> = Outbox::new();
+            let pushed: RefCell<Option<Vec<u8>>> = RefCell::new(None);
+            let on_message = |topic: &str, payload: &[u8]| {
+                if ota.is_upgrade(topic) {
+                    *pushed.borrow_mut() = Some(payload.to_vec());
+                }
+            };
+            let publish = |step: Step, desc: &str| {
+                let mut out = [0u8; 256];
+                let msg = ota.progress(step, desc, None, &mut out).unwrap();
+                outbox
+                    .try_publish(msg.topic(), msg.payload(), QoS::AtLeastOnce)
+                    .unwrap();
+            };
+            let script = async {
+                let mut updater = dev.updater();
+                let version = match updater.boot_status().await.unwrap() {
+                    BootStatus::Trial(_) if !plan.confirm => return Outcome::NotConfirmed,
+                    BootStatus::Trial(rec) => {
+                        // The self-test: the connection to the platform works.
+                        updater.confirm().await.unwrap();
+                        String::from_utf8(rec.unwrap().tag().to_vec()).unwrap()
+                    }
+                    BootStatus::Updated(rec) => {
+                        updater.clear().await.unwrap();
+                        String::from_utf8(rec.tag().to_vec()).unwrap()
+                    }
+                    BootStatus::RolledBack(_) | BootStatus::NotApplied(_) => {
+                        publish(Step::UpgradeFailed, "rolled back");
+                        updater.clear().await.unwrap();
+                        OLD.to_string()
+                    }
+                    BootStatus::Normal if running_new => NEW.to_string(),
+                    BootStatus::Normal => OLD.to_string(),
+                };
+                let informs = versions(cloud).len();
+                let mut out = [0u8; 128];
+                let inform = ota.inform(&version, None, &mut out).unwrap();
+                outbox
+                    .publish(inform.topic(), inform.payload(), QoS::AtLeastOnce)
+                    .await
+                    .unwrap();
+                let outcome = match &plan.push {
+                    None => {
+                        wait_until("the version report", || versions(cloud).len() > informs).await;
+                        Outcome::Reported(version)
+                    }
+                    Some(json) => {
+                        // The platform pushes when it knows the device's version.
+                        wait_until("the version report", || versions(cloud).len() > informs).await;
+                        cloud.publish(&ota.upgrade_topic().unwrap(), json.as_bytes());
+                        wait_until("the upgrade message", || pushed.borrow().is_some()).await;
+                        let payload = pushed.borrow_mut().take().unwrap();
+                        match ota.parse_upgrade(&ota.upgrade_topic().unwrap(), &payload) {
+                            Err(e) => {
+                                let e = AliyunOtaError::Message(e);
+                                publish(e.step(), e.desc());
+                                Outcome::Upgrade(Err(e))
+                            }
+                            Ok(None) => unreachable!(),
+                            Ok(Some(upgrade)) => {
+                                let config = DownloadConfig {
+                                    ssl_ctx: HTTPS_CTX,
+                                    block_size: BLOCK,
+                                    timeout: Duration::from_secs(10),
+                                    retries: plan.retries,
+                                    ..DownloadConfig::default()
+                                };
+                                let mut dl = vec![0u8; 512 + BLOCK as usize];
+                                let download = ota.download(
+                                    *m,
+                                    &config,
+                                    &upgrade,
+                                    &mut updater,
+                                    &key,
+                                    &mut dl,
+                                    publish,
+                                );
+                                let reset = async {
+                                    match plan.reset_after {
+                                        Some(n) => {
+                                            wait_until("the reset point", || {
+                                                files.body_bytes() >= n
+                                            })
+                                            .await
+                                        }
+                                        None => core::future::pending().await,
+                                    }
+                                };
+                                match select(download, reset).await {
+                                    Either::First(r) => Outcome::Upgrade(r),
+                                    Either::Second(()) => return Outcome::Reset,
+                                }
+                            }
+                        }
+                    }
+                };
+                wait_until("the outbox to drain", || outbox.is_empty()).await;
+                // PUBACKs and the platform's log.
+                Timer::after(Duration::from_millis(300)).await;
+                outcome
+            };
+            match select(conn.serve(&outbox, on_message), script).await {
+                Either::First(e) => panic!("connection failed: {e:?}"),
+                Either::Second(o) => o,
+            }
+        })
+    }
+
+    fn sha(data: &[u8]) -> [u8; 32] {
+        Sha256::digest(data).into()
+    }
+
+    /// The swap after a successful download, the trial boot that confirms, and the new version
+    /// reported: what Aliyun counts as success.
+    fn reboot_confirm_and_report(w: &World, dev: &mut Device) {
+        assert_eq!(dev.reboot(), State::Swap);
+        assert_eq!(dev.active_bytes(w.img.len()), &w.img[..]);
+        let o = boot(
+            w,
+            dev,
+            Boot {
+                confirm: true,
+                ..Boot::default()
+            },
+        );
+        assert_eq!(o, Outcome::Reported(NEW.into()));
+        assert_eq!(dev.reboot(), State::Boot);
+        assert_eq!(versions(&w.cloud).last().map(String::as_str), Some(NEW));
+    }
+
+    #[test]
+    fn happy_path_download_verify_swap_confirm_and_report() {
+        let w = world();
+        let mut dev = Device::new(&w.old);
+        let sig = w.signer.sign(&w.img);
+        let o = boot(
+            &w,
+            &mut dev,
+            Boot {
+                push: Some(upgrade_json(&w, &w.img, Some(&sig))),
+                ..Boot::default()
+            },
+        );
+        assert_eq!(o, Outcome::Upgrade(Ok(sha(&w.img))));
+        assert_eq!(sha(dev.dfu_bytes(w.img.len())), sha(&w.img));
+        // 10 blocks: a report per tenth, then 100 when the swap is requested.
+        assert_eq!(
+            steps(&w.cloud),
+            vec![10, 20, 30, 40, 50, 60, 70, 80, 90, 100]
+        );
+        assert_eq!(w.files.body_bytes(), w.img.len() as u64);
+        assert_eq!(w.files.connections(), 1);
+        reboot_confirm_and_report(&w, &mut dev);
+        assert_eq!(versions(&w.cloud), vec![OLD, NEW]);
+        assert_eq!(w.cloud.count("error"), 0, "{:?}", w.cloud.lines());
+    }
 }

@@ -168,6 +168,10 @@ fn serve(tcp: TcpStream, config: Arc<rustls::ServerConfig>, s: &Shared, path: &s
             .and_then(|l| l.strip_prefix("GET "))
             .and_then(|l| l.split(' ').next())
             .unwrap_or("")
+            // The query of a signed OSS URL (`?Expires=…&Signature=…`) is not checked here.
+            .split('?')
+            .next()
+            .unwrap_or("")
             .to_string();
         let range = head.iter().find_map(|l| {
             let (n, v) = l.split_once(':')?;

@@ -338,7 +338,7 @@ mod e2e {
     use quectel::cloud::aliyun::ota::{AliyunOta, AliyunOtaError, DownloadConfig, Step};
     use quectel::cloud::aliyun::{Device as AliDevice, MqttCredentials};
     use quectel::mqtt::{Mqtt, Outbox, QoS, Transport};
-    use quectel::ota::BootStatus;
+    use quectel::ota::{BootStatus, OtaError};
     use quectel::ota::embassy_boot::State;
     use std::cell::RefCell;
     #[allow(unused_imports)]
@@ -690,5 +690,276 @@ mod e2e {
         reboot_confirm_and_report(&w, &mut dev);
         assert_eq!(versions(&w.cloud), vec![OLD, NEW]);
         assert_eq!(w.cloud.count("error"), 0, "{:?}", w.cloud.lines());
+    }
+
+    /// The update partition's first bytes and the state partition, to show nothing was marked.
+    fn state_of(dev: &Device) -> Vec<u8> {
+        dev.state.as_bytes().to_vec()
+    }
+
+    fn push(w: &World, retries: u8) -> Boot {
+        let sig = w.signer.sign(&w.img);
+        Boot {
+            push: Some(upgrade_json(w, &w.img, Some(&sig))),
+            retries,
+            ..Boot::default()
+        }
+    }
+
+    #[test]
+    fn a_link_drop_mid_download_resumes_with_range() {
+        let w = world();
+        let mut dev = Device::new(&w.old);
+        // The link drops 1 500 bytes into the third block.
+        w.files.set_faults(Faults {
+            drop_after: Some(2 * u64::from(BLOCK) + 1500),
+            ..Faults::default()
+        });
+        let o = boot(&w, &mut dev, push(&w, 3));
+        assert_eq!(o, Outcome::Upgrade(Ok(sha(&w.img))));
+        assert_eq!(sha(dev.dfu_bytes(w.img.len())), sha(&w.img));
+        let again = w.files.body_bytes() - w.img.len() as u64;
+        assert_eq!(again, 1500);
+        assert!(again < 2 * u64::from(BLOCK));
+        // The cut block asked for again from its first byte, on a new connection.
+        let ranges = w.files.ranges();
+        assert_eq!(ranges.iter().filter(|r| **r == (8192, 12287)).count(), 2);
+        assert_eq!(w.files.connections(), 2);
+        assert_eq!(steps(&w.cloud).last(), Some(&100));
+        reboot_confirm_and_report(&w, &mut dev);
+    }
+
+    #[test]
+    fn a_reset_mid_download_resumes_from_the_persisted_record() {
+        let w = world();
+        let mut dev = Device::new(&w.old);
+        let o = boot(
+            &w,
+            &mut dev,
+            Boot {
+                reset_after: Some(5 * u64::from(BLOCK)),
+                ..push(&w, 0)
+            },
+        );
+        assert_eq!(o, Outcome::Reset);
+        let before = w.files.body_bytes();
+        let ranges_before = w.files.ranges().len();
+        // The reset: the bootloader finds nothing to do; a new device over the same flash.
+        assert_eq!(dev.reboot(), State::Boot);
+        // The platform pushes again, with a freshly signed URL (another query): same image.
+        let sig = w.signer.sign(&w.img);
+        let json = upgrade_json(&w, &w.img, Some(&sig))
+            .replace("Expires=1700000000", "Expires=1700003600");
+        let o = boot(
+            &w,
+            &mut dev,
+            Boot {
+                push: Some(json),
+                ..Boot::default()
+            },
+        );
+        assert_eq!(o, Outcome::Upgrade(Ok(sha(&w.img))));
+        assert_eq!(sha(dev.dfu_bytes(w.img.len())), sha(&w.img));
+        // The second boot asked only from the first block not in flash.
+        let after = w.files.ranges()[ranges_before..].to_vec();
+        assert!(after[0].0 >= 4 * u64::from(BLOCK), "{after:?}");
+        assert!(after.len() <= 6, "{after:?}");
+        let again = w.files.body_bytes() - w.img.len() as u64;
+        assert!(
+            again < 2 * u64::from(BLOCK),
+            "{again} bytes twice ({before} before the reset)"
+        );
+        assert_eq!(steps(&w.cloud).last(), Some(&100));
+        reboot_confirm_and_report(&w, &mut dev);
+    }
+
+    #[test]
+    fn a_corrupted_body_fails_verification_and_is_downloaded_again() {
+        let w = world();
+        let mut dev = Device::new(&w.old);
+        let state = state_of(&dev);
+        w.files.set_faults(Faults {
+            corrupt_at: Some(12_345),
+            ..Faults::default()
+        });
+        let o = boot(&w, &mut dev, push(&w, 0));
+        assert_eq!(
+            o,
+            Outcome::Upgrade(Err(AliyunOtaError::Ota(OtaError::Digest)))
+        );
+        assert_eq!(steps(&w.cloud).last(), Some(&-3));
+        assert_ne!(sha(dev.dfu_bytes(w.img.len())), sha(&w.img));
+        assert_eq!(state_of(&dev), state, "nothing marked");
+        assert_eq!(dev.reboot(), State::Boot);
+        assert_eq!(dev.active_bytes(w.old.len()), &w.old[..]);
+        // Pushed again with a good server: the record was cleared, the whole image comes again.
+        w.files.set_faults(Faults::default());
+        let o = boot(&w, &mut dev, push(&w, 0));
+        assert_eq!(o, Outcome::Upgrade(Ok(sha(&w.img))));
+        assert_eq!(sha(dev.dfu_bytes(w.img.len())), sha(&w.img));
+        assert_eq!(w.files.body_bytes(), 2 * w.img.len() as u64);
+        assert_eq!(steps(&w.cloud).last(), Some(&100));
+        reboot_confirm_and_report(&w, &mut dev);
+    }
+
+    #[test]
+    fn a_short_body_is_refused_and_fetched_again() {
+        let w = world();
+        let mut dev = Device::new(&w.old);
+        w.files.set_faults(Faults {
+            short_body: Some(100),
+            ..Faults::default()
+        });
+        let o = boot(&w, &mut dev, push(&w, 2));
+        assert_eq!(o, Outcome::Upgrade(Ok(sha(&w.img))));
+        assert_eq!(sha(dev.dfu_bytes(w.img.len())), sha(&w.img));
+        // The first block came 100 bytes short, was not written, and was asked for again.
+        assert_eq!(&w.files.ranges()[..2], &[(0, 4095), (0, 4095)]);
+        assert_eq!(w.files.body_bytes(), w.img.len() as u64 + 4096 - 100);
+        assert_eq!(steps(&w.cloud).last(), Some(&100));
+    }
+
+    #[test]
+    fn a_wrong_digest_is_refused_after_download_and_nothing_is_marked() {
+        let w = world();
+        let mut dev = Device::new(&w.old);
+        let state = state_of(&dev);
+        let sig = w.signer.sign(&w.img);
+        let mut other = w.img.clone();
+        other[0] ^= 1;
+        let o = boot(
+            &w,
+            &mut dev,
+            Boot {
+                push: Some(upgrade_json(&w, &other, Some(&sig))),
+                ..Boot::default()
+            },
+        );
+        assert_eq!(
+            o,
+            Outcome::Upgrade(Err(AliyunOtaError::Ota(OtaError::Digest)))
+        );
+        assert_eq!(steps(&w.cloud).last(), Some(&-3));
+        // The download completed: the partition holds the served image, but it is not marked.
+        assert_eq!(sha(dev.dfu_bytes(w.img.len())), sha(&w.img));
+        assert_eq!(state_of(&dev), state);
+        assert_eq!(dev.reboot(), State::Boot);
+        assert_eq!(dev.active_bytes(w.old.len()), &w.old[..]);
+    }
+
+    #[test]
+    fn a_package_without_signature_is_refused_before_download() {
+        let w = world();
+        let mut dev = Device::new(&w.old);
+        let state = state_of(&dev);
+        let o = boot(
+            &w,
+            &mut dev,
+            Boot {
+                push: Some(upgrade_json(&w, &w.img, None)),
+                ..Boot::default()
+            },
+        );
+        assert_eq!(
+            o,
+            Outcome::Upgrade(Err(AliyunOtaError::Message(
+                quectel::cloud::aliyun::ota::OtaMessageError::NoSignature
+            )))
+        );
+        assert_eq!(steps(&w.cloud), vec![-3]);
+        let progress = received(&w.cloud, "progress");
+        assert_eq!(progress[0]["params"]["desc"], "no signature");
+        assert_eq!(w.files.body_bytes(), 0);
+        assert_eq!(state_of(&dev), state);
+        assert_eq!(dev.reboot(), State::Boot);
+    }
+
+    /// A valid digest with a signature by another key, and a good signature over other bytes:
+    /// both downloaded in full, both refused with -3, nothing marked.
+    #[test]
+    fn a_bad_signature_and_a_good_signature_over_other_bytes_are_refused() {
+        let w = world();
+        let mut other = w.img.clone();
+        other[100] ^= 0x80;
+        for sig in [Signer::new().sign(&w.img), w.signer.sign(&other)] {
+            let mut dev = Device::new(&w.old);
+            let state = state_of(&dev);
+            let o = boot(
+                &w,
+                &mut dev,
+                Boot {
+                    push: Some(upgrade_json(&w, &w.img, Some(&sig))),
+                    ..Boot::default()
+                },
+            );
+            assert_eq!(
+                o,
+                Outcome::Upgrade(Err(AliyunOtaError::Ota(OtaError::Signature)))
+            );
+            assert_eq!(steps(&w.cloud).last(), Some(&-3));
+            assert_eq!(sha(dev.dfu_bytes(w.img.len())), sha(&w.img));
+            assert_eq!(state_of(&dev), state, "the state partition is untouched");
+            assert_eq!(dev.reboot(), State::Boot);
+            assert_eq!(dev.active_bytes(w.old.len()), &w.old[..]);
+        }
+        assert_eq!(w.files.body_bytes(), 2 * w.img.len() as u64);
+    }
+
+    #[test]
+    fn a_flash_write_failing_part_way_reports_minus_4_and_resumes() {
+        let w = world();
+        let mut dev = Device::new(&w.old);
+        // A block is written in 256-byte writes: the 4th write of the 5th block fails.
+        dev.dfu.fail_write(4 * 16 + 3);
+        let o = boot(&w, &mut dev, push(&w, 0));
+        assert!(
+            matches!(
+                o,
+                Outcome::Upgrade(Err(AliyunOtaError::Ota(OtaError::Storage(_))))
+            ),
+            "{o:?}"
+        );
+        assert_eq!(steps(&w.cloud).last(), Some(&-4));
+        assert_eq!(w.files.body_bytes(), 5 * u64::from(BLOCK));
+        assert_eq!(dev.reboot(), State::Boot);
+        // Pushed again: the four blocks in flash stay, the failed one and the rest come.
+        let o = boot(&w, &mut dev, push(&w, 0));
+        assert_eq!(o, Outcome::Upgrade(Ok(sha(&w.img))));
+        assert_eq!(sha(dev.dfu_bytes(w.img.len())), sha(&w.img));
+        let again = w.files.body_bytes() - w.img.len() as u64;
+        assert_eq!(again, u64::from(BLOCK));
+        assert!(again < 2 * u64::from(BLOCK));
+        assert_eq!(steps(&w.cloud).last(), Some(&100));
+        reboot_confirm_and_report(&w, &mut dev);
+    }
+
+    #[test]
+    fn a_new_image_that_never_confirms_is_rolled_back_and_reports_minus_1() {
+        let w = world();
+        let mut dev = Device::new(&w.old);
+        let o = boot(&w, &mut dev, push(&w, 0));
+        assert_eq!(o, Outcome::Upgrade(Ok(sha(&w.img))));
+        assert_eq!(sha(dev.dfu_bytes(w.img.len())), sha(&w.img));
+        assert_eq!(dev.reboot(), State::Swap);
+        assert_eq!(dev.active_bytes(w.img.len()), &w.img[..]);
+        // The new image's self-test fails: it never confirms, and it resets.
+        assert_eq!(boot(&w, &mut dev, Boot::default()), Outcome::NotConfirmed);
+        // embassy-boot's bootloader restores the old image.
+        dev.reboot();
+        assert_eq!(dev.active_bytes(w.old.len()), &w.old[..]);
+        let o = boot(&w, &mut dev, Boot::default());
+        assert_eq!(o, Outcome::Reported(OLD.into()));
+        assert_eq!(steps(&w.cloud).last(), Some(&-1));
+        assert_eq!(
+            received(&w.cloud, "progress").last().unwrap()["params"]["desc"],
+            "rolled back"
+        );
+        assert_eq!(versions(&w.cloud), vec![OLD, OLD]);
+        // Reported once: the record was cleared.
+        assert_eq!(
+            boot(&w, &mut dev, Boot::default()),
+            Outcome::Reported(OLD.into())
+        );
+        assert_eq!(steps(&w.cloud).iter().filter(|s| **s == -1).count(), 1);
     }
 }

@@ -338,8 +338,8 @@ mod e2e {
     use quectel::cloud::aliyun::ota::{AliyunOta, AliyunOtaError, DownloadConfig, Step};
     use quectel::cloud::aliyun::{Device as AliDevice, MqttCredentials};
     use quectel::mqtt::{Mqtt, Outbox, QoS, Transport};
-    use quectel::ota::{BootStatus, OtaError};
     use quectel::ota::embassy_boot::State;
+    use quectel::ota::{BootStatus, OtaError};
     use std::cell::RefCell;
     #[allow(unused_imports)]
     use std::time::Duration as StdDuration;

@@ -34,6 +34,9 @@ pub struct Faults {
     pub short_body: Option<u64>,
     /// Answer `200 OK` with the whole file to every request.
     pub ignore_range: bool,
+    /// Headers of this many bytes more in every response (an `x-oss-request-id`-like header),
+    /// to measure with a head as long as a real server's.
+    pub head_padding: usize,
 }
 
 #[derive(Default)]
@@ -219,10 +222,18 @@ fn serve(tcp: TcpStream, config: Arc<rustls::ServerConfig>, s: &Shared, path: &s
             body.truncate((n - sent_before.min(n)) as usize);
             close = true;
         }
+        let pad = if faults.head_padding > 0 {
+            format!(
+                "x-oss-pad: {}\r\n",
+                "p".repeat(faults.head_padding.saturating_sub(13))
+            )
+        } else {
+            String::new()
+        };
         drop(faults);
         let head = if status == 206 {
             format!(
-                "HTTP/1.1 206 Partial Content\r\nContent-Type: application/octet-stream\r\nContent-Length: {len}\r\nContent-Range: bytes {first}-{last}/{total}\r\nETag: \"img\"\r\n\r\n"
+                "HTTP/1.1 206 Partial Content\r\nContent-Type: application/octet-stream\r\nContent-Length: {len}\r\nContent-Range: bytes {first}-{last}/{total}\r\nETag: \"img\"\r\n{pad}\r\n"
             )
         } else {
             format!(

@@ -11,15 +11,21 @@
 //! # Why not reqwless
 //!
 //! reqwless (the ecosystem's embedded HTTP client, used by `tests/dns.rs`) can send a `Range`
-//! header, but its [`Response`](https://docs.rs/reqwless/0.14/reqwless/response/struct.Response.html)
-//! does not parse `Content-Range`, so a `206` for another range than the one asked for (a proxy,
-//! a server bug) would go into flash at the wrong offset; it accepts `chunked` bodies, which a
-//! range download never needs, and follows none of our bounds on header lines (it needs the
-//! whole head in one buffer, and reports an overflow only as a generic buffer error). A range
-//! download needs a fraction of HTTP: one request line and two headers out (`Host`, `Range`;
-//! HTTP/1.1 keeps the connection open without a `Connection` header), one status line and
-//! four headers in. This module is that fraction, about 400 lines with its tests, and every
-//! answer it does not expect is a typed [`HttpError`].
+//! header, but its `Response` does not parse `Content-Range`, so a `206` for another range than
+//! the one asked for (a proxy, a server bug) would go into flash at the wrong offset; it
+//! accepts `chunked` bodies, which a range download never needs; and it reports a head too long
+//! for its buffer only as a generic buffer error. A range download needs a fraction of HTTP: one
+//! request line and two headers out (`Host`, `Range`; HTTP/1.1 keeps the connection open without
+//! a `Connection` header), one status line and four headers in. This module is that fraction,
+//! and every answer it does not expect is a typed [`HttpError`].
+//!
+//! It is also smaller. Measured like `scripts/footprint.sh` (`examples/footprint`'s row 2,
+//! thumbv7em, opt-level "z", fat LTO), a firmware that adds 16 range requests of 4 KiB over a
+//! modem TLS socket to row 2 grows by 9 908 B of flash with this module ([`HttpsSource`]: URL
+//! parsing, the TLS socket open, request, head parsing and range checks) and by 14 644 B with
+//! reqwless 0.14 (`Request::get(…).host(…).headers(&[("Range", …)])`, `write_header`,
+//! `Response::read`, `body().reader().read_to_end`, without any `Content-Range` check); 68 820 B
+//! for row 2 alone (2026-12-02).
 //!
 //! # What is refused
 //!

@@ -33,6 +33,23 @@
 //! [`SIGNATURE_TAG`] (`sig.sha256.ecdsa`); the AWS spelling `sig-sha256-ecdsa` is accepted too,
 //! for packages pushed by other means. An upgrade without it is refused with
 //! [`OtaMessageError::NoSignature`] and progress `-3`, before anything is downloaded.
+//!
+//! # On the device
+//!
+//! 1. After every boot, [`Updater::boot_status`]: on a trial boot run the self-test (the
+//!    platform is reachable), then [`Updater::confirm`]; after
+//!    [`BootStatus::RolledBack`](crate::ota::BootStatus) publish [`Step::UpgradeFailed`]
+//!    (`-1`), then [`Updater::clear`].
+//! 2. Publish [`AliyunOta::inform`] with the running version; subscribe to
+//!    [`AliyunOta::upgrade_topic`].
+//! 3. On an upgrade message, [`AliyunOta::parse_upgrade`]; a refusal is published with
+//!    [`AliyunOtaError::step`] (`-3` for a missing signature).
+//! 4. [`AliyunOta::download`] (progress through its `report` callback, typically into an
+//!    [`Outbox`](crate::mqtt::Outbox)), then reset: embassy-boot swaps, and step 1 runs on the
+//!    new image, which reports the new version.
+//!
+//! `tests/ota_aliyun.rs` runs this flow against the Aliyun stand-in with every fault of
+//! issue 14; `docs/ota.md` has the guide and the measured UART cost.
 
 use core::fmt::{self, Write as _};
 

@@ -134,8 +134,9 @@ impl From<Error> for HttpError {
     }
 }
 
-/// An `https://` URL split into what the connection and the request need.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// An `https://` URL split into what the connection and the request need. `Debug` leaves the
+/// query out: the query of a signed OSS URL (`Signature=…`, `security-token=…`) is a credential.
+#[derive(Clone, Copy, PartialEq, Eq)]
 pub struct Url<'u> {
     /// Host name (or address): the TLS server name (SNI and certificate check) and `Host`.
     pub host: &'u str,
@@ -143,6 +144,18 @@ pub struct Url<'u> {
     pub port: u16,
     /// Path with query (`/` if the URL has none); the fragment is dropped.
     pub path: &'u str,
+}
+
+impl fmt::Debug for Url<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let path = self.path.split('?').next().unwrap_or("");
+        f.debug_struct("Url")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("path", &path)
+            .field("query", &self.path.contains('?'))
+            .finish()
+    }
 }
 
 impl<'u> Url<'u> {
@@ -633,6 +646,7 @@ impl<'m, 'u> HttpsSource<'m, 'u> {
 
 #[cfg(test)]
 mod tests {
+    extern crate std;
     use super::*;
 
     #[test]
@@ -645,6 +659,12 @@ mod tests {
         assert_eq!((u.host, u.port, u.path), ("localhost", 8443, "/"));
         let u = Url::parse("https://h/p#frag").unwrap();
         assert_eq!(u.path, "/p");
+        let u = Url::parse("https://h/p?Signature=secret").unwrap();
+        let shown = std::format!("{u:?}");
+        assert!(
+            !shown.contains("secret") && shown.contains("\"/p\""),
+            "{shown}"
+        );
         for bad in [
             "http://h/p",
             "https://",

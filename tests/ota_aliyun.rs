@@ -976,4 +976,25 @@ mod e2e {
         );
         assert_eq!(steps(&w.cloud).iter().filter(|s| **s == -1).count(), 1);
     }
+
+    #[test]
+    fn a_server_that_ignores_range_is_a_download_failure() {
+        let w = world();
+        let mut dev = Device::new(&w.old);
+        let state = state_of(&dev);
+        w.files.set_faults(Faults {
+            ignore_range: true,
+            ..Faults::default()
+        });
+        let o = boot(&w, &mut dev, push(&w, 3));
+        // Not retried: the answer would not change.
+        assert_eq!(
+            o,
+            Outcome::Upgrade(Err(AliyunOtaError::Http(HttpError::RangeIgnored)))
+        );
+        assert_eq!(steps(&w.cloud), vec![-2]);
+        assert_eq!(w.files.connections(), 1);
+        assert_eq!(state_of(&dev), state);
+        assert_eq!(dev.reboot(), State::Boot);
+    }
 }

@@ -1461,6 +1461,73 @@ pub fn aliyun_register(data: &[u8]) {
     }
 }
 
+/// Aliyun OTA against a platform and a file server that send arbitrary bytes. The first byte
+/// picks the target: an upgrade message (`parse_upgrade`: what parses must be within its
+/// bounds, carry a signature and an `https://` URL that parses), a response head
+/// (`parse_head` and `check_range`), a URL, or a whole range fetch (`get_range`) over a stream
+/// that delivers the rest in arbitrary pieces into a head buffer and a body buffer of arbitrary
+/// sizes (what it returns must fit the range asked for). Must never panic.
+#[cfg(all(feature = "aliyun", feature = "ota"))]
+pub fn aliyun_ota(data: &[u8]) {
+    use crate::cloud::aliyun::ota::{SIGNATURE_MAX, URL_MAX, parse_upgrade};
+    use crate::ota::http::{Url, check_range, get_range, parse_head};
+    let mut s = Src(data);
+    let mode = s.u8();
+    match mode % 4 {
+        0 => {
+            if let Ok(u) = parse_upgrade(s.rest()) {
+                assert!(u.size > 0 && u.url.len() <= URL_MAX);
+                assert!(!u.signature.is_empty() && u.signature.len() <= SIGNATURE_MAX);
+                assert!(Url::parse(&u.url).is_ok());
+            }
+        }
+        1 => {
+            if let Ok(h) = parse_head(s.rest()) {
+                let first = u64::from(mode);
+                if let Ok(len) = check_range(&h, first, first.saturating_add(4095)) {
+                    assert!((1..=4096).contains(&len));
+                }
+            }
+        }
+        2 => {
+            if let Ok(text) = core::str::from_utf8(s.rest())
+                && let Ok(u) = Url::parse(text)
+            {
+                assert!(!u.host.is_empty() && u.port != 0 && u.path.starts_with('/'));
+            }
+        }
+        _ => {
+            let head_len = [16, 64, 256, 512][usize::from((mode >> 2) % 4)];
+            let want = u64::from(s.u8()).saturating_mul(16).saturating_add(1);
+            let first = u64::from(s.u8()).saturating_mul(1000);
+            let seed = s.u8();
+            let max = usize::from(s.u8()) + 1;
+            let stall = s.u8();
+            let mut io = FuzzIo::new(s.rest(), seed, max, stall, mode & 0x40 != 0);
+            let Ok(url) = Url::parse("https://ota.example.com/fw.bin?Signature=x") else {
+                return;
+            };
+            let mut head = [0u8; 512];
+            let mut body = [0u8; 4096];
+            let r = drive(
+                get_range(
+                    &mut io,
+                    &url,
+                    first,
+                    first.saturating_add(want - 1),
+                    &mut head[..head_len],
+                    &mut body,
+                    crate::Duration::from_secs(5),
+                ),
+                10_000,
+            );
+            if let Some(Ok(f)) = r {
+                assert!(f.len as u64 <= want && f.len > 0);
+            }
+        }
+    }
+}
+
 /// AWS IoT fleet provisioning answers: the `accepted` answers of `CreateCertificateFromCsr`,
 /// `CreateKeysAndCertificate` and `RegisterThing`, and `rejected` answers, parsed from arbitrary
 /// JSON into a buffer of arbitrary size (first byte: which answer, second: buffer size). What
@@ -1711,6 +1778,8 @@ mod tests {
             ("aws_fleet", super::aws_fleet),
             #[cfg(all(feature = "aws", feature = "ota"))]
             ("aws_ota", super::aws_ota),
+            #[cfg(all(feature = "aliyun", feature = "ota"))]
+            ("aliyun_ota", super::aliyun_ota),
             ("pem_keys", super::pem_keys),
         ];
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds");

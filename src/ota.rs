@@ -1,6 +1,8 @@
 //! Firmware update over the air into the update (DFU) partition of
 //! [`embassy-boot`](https://docs.rs/embassy-boot), independent of the cloud: feature `ota`.
 //!
+//! [`http`] fetches an image in byte ranges over HTTPS through the modem's TLS (Aliyun OTA).
+//!
 //! The cloud protocols (`cloud::aws::ota`: AWS IoT Jobs + MQTT streams; Aliyun OTA) turn their
 //! messages into calls on an [`Updater`]:
 //!
@@ -96,6 +98,7 @@
 //! the bootloader will copy: a write that silently failed or bits that did not program are
 //! caught before the swap.
 
+pub mod http;
 mod mem_flash;
 mod verify;
 

@@ -20,6 +20,9 @@
 //! and event posts with their replies matched by id, property sets and service calls answered,
 //! RRPC responses within the platform's 8 s deadline, broadcast and custom topics sorted.
 //!
+//! With the feature `ota`, module `ota` adds firmware updates: the OTA topics (version,
+//! upgrade, progress) and the HTTPS range download into embassy-boot's update partition.
+//!
 //! Limits that shape the API:
 //!
 //! - Aliyun accepts MQTT 5 only on **Enterprise Edition instances**; public instances speak
@@ -58,6 +61,8 @@ use hmac::{Hmac, Mac};
 
 use super::CloudError;
 
+#[cfg(feature = "ota")]
+pub mod ota;
 mod register;
 pub mod thing;
 

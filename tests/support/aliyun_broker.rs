@@ -27,7 +27,9 @@
 //!   Says `activated <dn>`.
 //! * [`CloudOptions::flashed`]: one-device-one-secret devices flashed in the factory; their
 //!   entries are HMAC-METHOD(SECRET, "clientId{CLIENTID}deviceName{DN}productKey{pk}") at start.
-//! * Every message on `/+/+/user/#` and `/sys/#` is said as `message <topic> <hex payload>`.
+//! * Every message on `/+/+/user/#`, `/sys/#` and `/ota/#` is said as
+//!   `message <topic> <hex payload>`; [`AliyunCloud::publish`] sends one as the platform (an OTA
+//!   upgrade message, say).
 //! * Thing model, as the platform does it: a property or event post
 //!   (`/sys/{pk}/{dn}/thing/event/{identifier}/post`) is answered on `…/post_reply` with
 //!   `{"code","data":{},"id","message","method","version"}`: code 200 if it carries an `id`, the
@@ -524,6 +526,7 @@ impl AliyunCloud {
             ("$SYS/broker/log/#", rumqttc::QoS::AtMostOnce),
             ("/+/+/user/#", rumqttc::QoS::AtLeastOnce),
             ("/sys/#", rumqttc::QoS::AtLeastOnce),
+            ("/ota/#", rumqttc::QoS::AtLeastOnce),
         ]
         .into_iter()
         .map(|(t, q)| (t.to_string(), q))
@@ -581,6 +584,23 @@ impl AliyunCloud {
         );
         let (request, expect) = (request.to_vec(), expect.map(<[u8]>::to_vec));
         std::thread::spawn(move || p.rrpc(&client, &dn, request, expect, timeout));
+    }
+
+    /// Publishes `payload` on `topic` with QoS 1 as the platform (e.g. an OTA upgrade message
+    /// on `/ota/device/upgrade/{pk}/{dn}`); says `published <topic>`.
+    pub fn publish(&self, topic: &str, payload: &[u8]) {
+        match self.responder.client().publish(
+            topic,
+            rumqttc::QoS::AtLeastOnce,
+            false,
+            payload.to_vec(),
+        ) {
+            Ok(()) => self.platform.lines.say(format!("published {topic}")),
+            Err(e) => self
+                .platform
+                .lines
+                .say(format!("error publish {topic}: {e}")),
+        }
     }
 
     /// The broker's port on 127.0.0.1.

@@ -1,4 +1,5 @@
-// Shared by the board crates' build scripts (`include!("../app/build_credentials.rs")`).
+// Shared by the board crates' build scripts (`include!("../app/build_credentials.rs")`): the
+// credentials, and (`place_memory_x`) the linker scripts.
 //
 // Chooses the credential files the board embeds with `include_bytes!`: `QUECTEL_CA_PEM`,
 // `QUECTEL_CERT_PEM`, `QUECTEL_KEY_PEM` and, for the `ota` binary, `QUECTEL_CODESIGN_PEM` (the
@@ -38,5 +39,27 @@ fn embed_credentials() {
             "cargo:warning=embedding PLACEHOLDER credentials from examples/app/certs/ (TLS will \
              fail): set QUECTEL_CA_PEM, QUECTEL_CERT_PEM and QUECTEL_KEY_PEM"
         );
+    }
+}
+
+// Writes the linker scripts of a board crate into OUT_DIR and puts it on the search path:
+// `memory.x` from the crate's `memory-app.x`, or with feature `ota` from `memory-ota.x` (the
+// bootloader's ACTIVE partition), and `partitions.x` (the layout the bootloader shares). The
+// sources are not named `memory.x`: the linker looks in the crate's directory before the
+// search path, so a `memory.x` there would win over the one chosen here.
+fn place_memory_x() {
+    let dir = std::path::PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").unwrap());
+    let out = std::path::PathBuf::from(std::env::var_os("OUT_DIR").unwrap());
+    let memory = if std::env::var_os("CARGO_FEATURE_OTA").is_some() {
+        "memory-ota.x"
+    } else {
+        "memory-app.x"
+    };
+    for (from, to) in [(memory, "memory.x"), ("partitions.x", "partitions.x")] {
+        std::fs::copy(dir.join(from), out.join(to)).unwrap();
+    }
+    println!("cargo:rustc-link-search={}", out.display());
+    for f in ["memory-app.x", "memory-ota.x", "partitions.x"] {
+        println!("cargo:rerun-if-changed={f}");
     }
 }

@@ -23,7 +23,20 @@
 # Passes only if QEMU exits 0 (the firmware published, got its PUBACK, received the downlink)
 # AND mosquitto_sub saw the hello. Every process it started is stopped on exit.
 #
+# QEMU_E2E_OTA=1: the firmware's OTA flow instead (feature `ota`, run_ota_aws over RAM-backed
+# flash). The PKI also gets a service identity and a code-signing key (self-signed P-256
+# certificate); the script makes a random 32-64 KiB image and signs it (openssl dgst -sha256
+# -sign: the DER ECDSA signature of AWS code signing); the firmware is built with the
+# code-signing certificate, the image's size and its SHA-256 baked in; instead of the
+# observer, scripts/lib/aws_jobs_standin.py (python3, standard library only) plays AWS IoT Jobs
+# and the stream service for the thing on the same mosquitto (ACL: the thing may use
+# $aws/things/<thing>/#, the service $aws/#). Passes only if QEMU exits 0 (the firmware
+# downloaded, verified and staged the image, its state partition asks for the swap and the
+# update partition's SHA-256 is the image's), the stand-in served every block, and the job was
+# reported IN_PROGRESS with "self_test":"ready".
+#
 # Env:
+#   QEMU_E2E_OTA=1           the OTA run described above (modem TLS only)
 #   QEMU_E2E_TLS=modem       where TLS runs: modem (run_modem_tls, default) or mcu
 #                            (run_mcu_tls: embedded-tls on the MCU over a modem TCP socket)
 #   QEMU_E2E_KEEP=1          keep the work directory (logs, PKI) in /tmp
@@ -49,6 +62,18 @@ modem) FW_FEATURES=() ;;
 mcu) FW_FEATURES=(--features mcu-tls) ;;
 *) echo "QEMU_E2E_TLS must be modem or mcu, not '$TLS_MODE'" >&2; exit 2 ;;
 esac
+OTA="${QEMU_E2E_OTA:-0}"
+case "$OTA" in
+0) ;;
+1)
+    [[ $TLS_MODE == modem ]] || { echo "QEMU_E2E_OTA=1 runs over modem TLS only" >&2; exit 2; }
+    FW_FEATURES=(--features ota)
+    ;;
+*) echo "QEMU_E2E_OTA must be 0 or 1, not '$OTA'" >&2; exit 2 ;;
+esac
+SERVICE=aws-jobs-service
+OTA_JOB=qemu-ota-job-1
+OTA_STREAM=AFR_OTA-qemu-stream-1
 NICE="${NICE-nice -n 10}"
 CLIENT_ID=qemu-thing-1
 TOPIC="$CLIENT_ID/hello"
@@ -65,7 +90,7 @@ die() { log "FAIL: $*"; exit 1; }
 
 need_pkgs=()
 for tool in qemu-system-arm:qemu-system-arm mosquitto:mosquitto mosquitto_sub:mosquitto-clients \
-            mosquitto_pub:mosquitto-clients openssl:openssl timeout:coreutils; do
+            mosquitto_pub:mosquitto-clients openssl:openssl timeout:coreutils python3:python3; do
     command -v "${tool%%:*}" >/dev/null 2>&1 || need_pkgs+=("${tool#*:}")
 done
 # shellcheck source=lib/thumb.sh
@@ -119,7 +144,7 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 show_logs() {
-    for f in mosquitto.log modem.log sub.log; do
+    for f in mosquitto.log modem.log sub.log standin.log; do
         [[ -s "$WORK/$f" ]] || continue
         echo "----- $f (last 40 lines) -----"
         tail -n 40 "$WORK/$f"
@@ -152,6 +177,16 @@ mkdir -m 700 "$PKI"
         "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=clientAuth\n"
     leaf observer "$OBSERVER" \
         "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=clientAuth\n"
+    if [[ $OTA == 1 ]]; then
+        # The Jobs/streams service's identity, and the code-signing key with its certificate
+        # (self-signed, as a private AWS code-signing certificate may be).
+        leaf service "$SERVICE" \
+            "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=clientAuth\n"
+        key codesign.key
+        openssl req -x509 -new -key codesign.key -sha256 -days 30 -subj "/CN=QEMU e2e code signer" \
+            -addext "keyUsage=critical,digitalSignature" -addext "extendedKeyUsage=codeSigning" \
+            -out codesign.crt
+    fi
     rm -f ./*.csr ./*.ext ./*.srl
 ) || die "PKI generation failed"
 log "PKI generated in $(ms_since "$T") ms (CA, server localhost/127.0.0.1, device CN=$CLIENT_ID, observer)"
@@ -166,6 +201,10 @@ pattern readwrite \$aws/things/%u/#
 # The AWS console's MQTT test client.
 user $OBSERVER
 topic readwrite #
+topic readwrite \$aws/#
+
+# The Jobs and streams service (QEMU_E2E_OTA=1).
+user $SERVICE
 topic readwrite \$aws/#
 EOF
 
@@ -232,9 +271,19 @@ MOCK="$HOST_TARGET_DIR/release/quectel-mock"
 log "mock modem built in $(ms_since "$T") ms"
 
 T=$(date +%s%N)
+if [[ $OTA == 1 ]]; then
+    # The image: random bytes, 32-64 KiB, signed with the code-signing key.
+    OTA_SIZE=$(( 32768 + (RANDOM * 32768 + RANDOM) % 32769 ))
+    head -c "$OTA_SIZE" /dev/urandom >"$WORK/image.bin"
+    openssl dgst -sha256 -sign "$PKI/codesign.key" -out "$WORK/image.sig" "$WORK/image.bin" \
+        || die "signing the image failed"
+    OTA_SHA=$(sha256sum "$WORK/image.bin" | awk '{print $1}')
+    export QUECTEL_E2E_OTA_SIZE="$OTA_SIZE" QUECTEL_E2E_OTA_SHA256="$OTA_SHA"
+    log "OTA image: $OTA_SIZE random bytes, SHA-256 $OTA_SHA, ECDSA P-256 signature $(stat -c %s "$WORK/image.sig") bytes (DER)"
+fi
 export QUECTEL_E2E_PKI="$PKI" QUECTEL_E2E_ENDPOINT=localhost QUECTEL_E2E_PORT="$PORT" \
     QUECTEL_E2E_CLIENT_ID="$CLIENT_ID" QUECTEL_E2E_TOPIC="$TOPIC"
-log "building the firmware (TLS in the $TLS_MODE, $route route, target dir $FW_TARGET_DIR)"
+log "building the firmware (TLS in the $TLS_MODE, ${FW_FEATURES[*]:-no features}, $route route, target dir $FW_TARGET_DIR)"
 if [[ $route == rustup ]]; then
     (cd "$FW_DIR" && CARGO_TARGET_DIR="$FW_TARGET_DIR" $NICE cargo build --release -q --target "$TARGET" \
         "${FW_FEATURES[@]}") || die "firmware build failed"
@@ -254,6 +303,22 @@ fi
 TLS_OBS=(-h 127.0.0.1 -p "$PORT" --cafile "$PKI/ca.crt" --cert "$PKI/observer.crt"
          --key "$PKI/observer.key" --tls-version tlsv1.3 -V mqttv5)
 
+if [[ $OTA == 1 ]]; then
+    T=$(date +%s%N)
+    python3 -u "$ROOT/scripts/lib/aws_jobs_standin.py" --port "$PORT" --ca "$PKI/ca.crt" \
+        --cert "$PKI/service.crt" --key "$PKI/service.key" --thing "$CLIENT_ID" --job "$OTA_JOB" \
+        --stream "$OTA_STREAM" --image "$WORK/image.bin" --signature "$WORK/image.sig" \
+        >"$WORK/standin.log" 2>&1 &
+    STANDIN_PID=$!
+    PIDS+=("$STANDIN_PID")
+    for _ in $(seq 1 1000); do
+        grep -qx READY "$WORK/standin.log" && break
+        kill -0 "$STANDIN_PID" 2>/dev/null || { show_logs; die "the Jobs stand-in exited"; }
+        sleep 0.01
+    done
+    grep -qx READY "$WORK/standin.log" || { show_logs; die "the Jobs stand-in did not subscribe"; }
+    log "Jobs + streams stand-in subscribed in $(ms_since "$T") ms: job $OTA_JOB, stream $OTA_STREAM"
+else
 T=$(date +%s%N)
 # stdbuf: mosquitto_sub's stdout is a file, which stdio would buffer until exit.
 stdbuf -oL -eL mosquitto_sub "${TLS_OBS[@]}" -i e2e-observer -t "$TOPIC" -q 1 -v -d >"$WORK/sub.log" 2>&1 &
@@ -266,6 +331,7 @@ for _ in $(seq 1 1000); do
 done
 grep -q "received SUBACK" "$WORK/sub.log" || { show_logs; die "mosquitto_sub did not subscribe"; }
 log "mosquitto_sub subscribed to $TOPIC in $(ms_since "$T") ms"
+fi
 
 T=$(date +%s%N)
 SOCK="$WORK/modem.sock"
@@ -289,6 +355,35 @@ QEMU_PID=$!
 PIDS+=("$QEMU_PID")
 
 # --- 5. the cloud: a downlink once the hello arrived ------------------------------------------
+
+if [[ $OTA == 1 ]]; then
+    set +e
+    wait "$QEMU_PID"
+    QEMU_RC=$?
+    set -e
+    QEMU_MS=$(ms_since "$T_QEMU")
+    # The device's last update went through the broker (PUBACK) before it disconnected; the
+    # stand-in reads it a moment later.
+    want_update="UPDATE $OTA_JOB IN_PROGRESS "
+    for _ in $(seq 1 200); do
+        grep -F "$want_update" "$WORK/standin.log" | grep -qF '"self_test":"ready"' && break
+        sleep 0.025
+    done
+    complete=$(grep -m1 '^COMPLETE ' "$WORK/standin.log" || true)
+    ready=$(grep -F "$want_update" "$WORK/standin.log" | grep -F '"self_test":"ready"' | tail -n1 || true)
+    uart=$(grep -o 'UART [0-9]* bytes in, [0-9]* bytes out' "$WORK/qemu.log" | tail -n1 || true)
+    log "QEMU exited with $QEMU_RC after $QEMU_MS ms (${uart:-UART bytes not reported})"
+    log "stand-in: ${complete:-download NOT complete}; $(grep -c '^GET ' "$WORK/standin.log" || true) GetStream request(s)"
+    log "stand-in: last job update: ${ready:-$(grep '^UPDATE ' "$WORK/standin.log" | tail -n1 || echo none)}"
+    log "total $(ms_since "$T_START") ms"
+    if [[ $QEMU_RC == 0 && -n $complete && -n $ready ]]; then
+        log "PASS"
+        exit 0
+    fi
+    [[ $QEMU_RC == 124 ]] && log "QEMU was killed by the ${QEMU_TIMEOUT} s timeout"
+    show_logs
+    die "QEMU exit status $QEMU_RC, download complete: $([[ -n $complete ]] && echo yes || echo no), IN_PROGRESS self_test ready: $([[ -n $ready ]] && echo yes || echo no)"
+fi
 
 saw_hello=0
 published=0

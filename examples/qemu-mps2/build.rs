@@ -7,6 +7,11 @@
 //! | `QUECTEL_E2E_PORT` | `8883` | broker port |
 //! | `QUECTEL_E2E_CLIENT_ID` | `qemu-thing-1` | MQTT client id = certificate CN (thing name) |
 //! | `QUECTEL_E2E_TOPIC` | `<client id>/hello` | topic subscribed and published to |
+//! | `QUECTEL_E2E_OTA_SIZE` | `65536` | feature `ota`: bytes of the image the job serves |
+//! | `QUECTEL_E2E_OTA_SHA256` | 64 zeros | feature `ota`: its SHA-256 (hex), checked after staging |
+//!
+//! Feature `ota` also takes `codesign.crt` (the code-signing certificate, PEM) from
+//! `QUECTEL_E2E_PKI` when it is there (a placeholder otherwise).
 //!
 //! Without `QUECTEL_E2E_PKI` the firmware still builds (footprint measurements) with
 //! placeholder PEMs, and its TLS step fails. `scripts/qemu-e2e.sh` generates a PKI and sets
@@ -28,6 +33,8 @@ fn main() {
         "QUECTEL_E2E_PORT",
         "QUECTEL_E2E_CLIENT_ID",
         "QUECTEL_E2E_TOPIC",
+        "QUECTEL_E2E_OTA_SIZE",
+        "QUECTEL_E2E_OTA_SHA256",
     ] {
         println!("cargo:rerun-if-env-changed={var}");
     }
@@ -43,6 +50,34 @@ fn main() {
     println!("cargo:rustc-env=QUECTEL_E2E_PORT={port}");
     println!("cargo:rustc-env=QUECTEL_E2E_CLIENT_ID={client_id}");
     println!("cargo:rustc-env=QUECTEL_E2E_TOPIC={topic}");
+    let ota_size = get("QUECTEL_E2E_OTA_SIZE", "65536");
+    let ota_sha = get("QUECTEL_E2E_OTA_SHA256", &"0".repeat(64));
+    ota_size
+        .parse::<u32>()
+        .ok()
+        .filter(|n| (1..=1 << 20).contains(n))
+        .unwrap_or_else(|| panic!("QUECTEL_E2E_OTA_SIZE={ota_size}: 1 ..= 1048576 bytes"));
+    assert!(
+        ota_sha.len() == 64 && ota_sha.bytes().all(|b| b.is_ascii_hexdigit()),
+        "QUECTEL_E2E_OTA_SHA256 must be 64 hex digits"
+    );
+    println!("cargo:rustc-env=QUECTEL_E2E_OTA_SIZE={ota_size}");
+    println!("cargo:rustc-env=QUECTEL_E2E_OTA_SHA256={ota_sha}");
+    let placeholder =
+        |label: &str| format!("-----BEGIN {label}-----\nUExBQ0VIT0xERVI=\n-----END {label}-----\n");
+    let codesign = env::var_os("QUECTEL_E2E_PKI")
+        .map(|dir| Path::new(&dir).join("codesign.crt"))
+        .filter(|p| {
+            println!("cargo:rerun-if-changed={}", p.display());
+            p.exists()
+        });
+    match codesign {
+        Some(p) => {
+            fs::copy(&p, out.join("codesign.crt"))
+                .unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+        }
+        None => fs::write(out.join("codesign.crt"), placeholder("CERTIFICATE")).unwrap(),
+    }
 
     match env::var_os("QUECTEL_E2E_PKI") {
         Some(dir) => {

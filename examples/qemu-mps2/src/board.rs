@@ -10,7 +10,7 @@
 
 use core::cell::{Cell, RefCell};
 use core::convert::Infallible;
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use core::task::Waker;
 
 use cortex_m::peripheral::syst::SystClkSource;
@@ -116,6 +116,18 @@ unsafe fn HardFault(frame: &ExceptionFrame) -> ! {
 static RX_PIPE: Pipe<CriticalSectionRawMutex, 2048> = Pipe::new();
 /// The RX interrupt is off because the pipe was full (QEMU then holds the next bytes back).
 static RX_PAUSED: AtomicBool = AtomicBool::new(false);
+/// UART bytes read by the driver (modem -> MCU) and written (MCU -> modem), for the report.
+static RX_BYTES: AtomicU32 = AtomicU32::new(0);
+static TX_BYTES: AtomicU32 = AtomicU32::new(0);
+
+/// UART bytes so far: (received, sent).
+#[allow(dead_code)]
+pub fn uart_bytes() -> (u32, u32) {
+    (
+        RX_BYTES.load(Ordering::Relaxed),
+        TX_BYTES.load(Ordering::Relaxed),
+    )
+}
 
 /// Moves received bytes into the pipe while it has room; pauses the RX interrupt when it is
 /// full (the byte stays in the UART, so nothing is lost).
@@ -163,6 +175,7 @@ impl embedded_io_async::Read for UartRx {
             return Ok(0);
         }
         let n = RX_PIPE.read(buf).await;
+        RX_BYTES.fetch_add(n as u32, Ordering::Relaxed);
         if RX_PAUSED.load(Ordering::Relaxed) {
             // There is room again: take what waits in the UART, then let it interrupt again.
             critical_section::with(|_| {
@@ -181,6 +194,7 @@ impl embedded_io_async::Write for UartTx {
             while rd(UART_STATE) & 0b01 != 0 {}
             wr(UART_DATA, u32::from(b));
         }
+        TX_BYTES.fetch_add(buf.len() as u32, Ordering::Relaxed);
         Ok(buf.len())
     }
 

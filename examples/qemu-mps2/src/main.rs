@@ -9,6 +9,8 @@
 #![no_main]
 
 mod board;
+#[cfg(feature = "ota")]
+mod ota;
 
 use cortex_m_semihosting::hprintln;
 use embassy_executor::Spawner;
@@ -45,16 +47,21 @@ const TLS_WHERE: &str = if cfg!(feature = "mcu-tls") {
 };
 
 const fn parse_port(s: &str) -> u16 {
+    parse_number(s, 65535) as u16
+}
+
+/// A decimal number of at most `max` (build-time settings; a bad one fails the build).
+const fn parse_number(s: &str, max: u32) -> u32 {
     let b = s.as_bytes();
     let mut i = 0;
     let mut n: u32 = 0;
     while i < b.len() {
-        assert!(b[i].is_ascii_digit(), "QUECTEL_E2E_PORT is not a number");
+        assert!(b[i].is_ascii_digit(), "a build setting is not a number");
         n = n * 10 + (b[i] - b'0') as u32;
-        assert!(n <= 65535, "QUECTEL_E2E_PORT is too large");
+        assert!(n <= max, "a build setting is too large");
         i += 1;
     }
-    n as u16
+    n
 }
 
 fn text(bytes: &[u8]) -> &str {
@@ -139,13 +146,19 @@ async fn main(_spawner: Spawner) {
             connect_attempts: 2,
             ack: Duration::from_secs(20),
             downlinks: Duration::from_secs(45),
+            ota: Duration::from_secs(90),
         })
         .with_progress(print_progress);
     let on_downlink = |topic: &str, payload: &[u8]| {
         hprintln!("[fw] [callback] downlink on {}: '{}'", topic, text(payload))
     };
     let resources = RESOURCES.init_with(Resources::new);
-    #[cfg(not(feature = "mcu-tls"))]
+    #[cfg(feature = "ota")]
+    {
+        let _ = on_downlink;
+        board::exit(ota::run(resources, &cfg).await)
+    }
+    #[cfg(all(not(feature = "mcu-tls"), not(feature = "ota")))]
     let result = quectel_example_app::run_modem_tls(
         board::UartRx,
         board::UartTx,
@@ -154,7 +167,7 @@ async fn main(_spawner: Spawner) {
         on_downlink,
     )
     .await;
-    #[cfg(feature = "mcu-tls")]
+    #[cfg(all(feature = "mcu-tls", not(feature = "ota")))]
     let result = {
         use rand_core::SeedableRng;
         // A test seed (timer + a constant); a product takes it from a hardware RNG.
@@ -173,6 +186,7 @@ async fn main(_spawner: Spawner) {
         )
         .await
     };
+    #[cfg(not(feature = "ota"))]
     match result {
         Ok(report) if report.downlinks >= 1 => {
             hprintln!(

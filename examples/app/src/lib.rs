@@ -78,6 +78,8 @@ pub use quectel;
 pub mod build_env;
 #[cfg(feature = "ota")]
 mod ota;
+#[cfg(all(feature = "ota", feature = "defmt"))]
+pub use ota::log_ota;
 #[cfg(feature = "ota")]
 pub use ota::{OTA_MQTT_BUFFER, OTA_MQTT_RX, OtaOutcome, OtaReport, run_ota_aws};
 
@@ -640,6 +642,25 @@ fn empty_report() -> Report {
     }
 }
 
+/// `value`, or the IMEI when it is empty (the client id and the topic default to it).
+fn or_imei<'a>(value: &'a str, imei: &'a str) -> &'a str {
+    if value.is_empty() { imei } else { value }
+}
+
+/// MQTT to `cfg.endpoint` over the modem's TLS (SSL context 1: `cfg.ca_pem` verifies the
+/// server, `cfg.cert_pem`/`cfg.key_pem` are the device's identity) on `cfg.apn`.
+fn modem_tls_mqtt<'a>(cfg: &AppConfig<'a>, client_id: &'a str) -> MqttConfig<'a> {
+    let tls = TlsConfig::new(cfg.ca_pem).with_client_identity(cfg.cert_pem, cfg.key_pem);
+    let transport = Transport::ModemTls { ssl_ctx: 1, tls };
+    MqttConfig::new(
+        cfg.endpoint,
+        cfg.port,
+        client_id,
+        transport,
+        Apn::new(cfg.apn),
+    )
+}
+
 /// Runs the driver's runner (it owns the UART) next to `flow`; returns when `flow` does.
 async fn with_runner<R: Read, W: Write, T>(
     runner: asynch::Runner<'_, R, W>,
@@ -680,26 +701,9 @@ where
         let mut report = empty_report();
         bring_up(&modem, cfg, &mut report).await?;
         let imei = report.imei.clone();
-        let client_id = if cfg.client_id.is_empty() {
-            imei.as_str()
-        } else {
-            cfg.client_id
-        };
-        let topic = if cfg.topic.is_empty() {
-            imei.as_str()
-        } else {
-            cfg.topic
-        };
-
-        let tls = TlsConfig::new(cfg.ca_pem).with_client_identity(cfg.cert_pem, cfg.key_pem);
-        let transport = Transport::ModemTls { ssl_ctx: 1, tls };
-        let mqtt_config = MqttConfig::new(
-            cfg.endpoint,
-            cfg.port,
-            client_id,
-            transport,
-            Apn::new(cfg.apn),
-        );
+        let client_id = or_imei(cfg.client_id, &imei);
+        let topic = or_imei(cfg.topic, &imei);
+        let mqtt_config = modem_tls_mqtt(cfg, client_id);
         let mut buffer = [0u8; MQTT_BUFFER];
         let mut mqtt =
             Mqtt::new(mqtt_config, &mut buffer, MQTT_RX).map_err(driver(Step::Connect))?;
@@ -775,16 +779,8 @@ where
         let mut report = empty_report();
         bring_up(&modem, cfg, &mut report).await?;
         let imei = report.imei.clone();
-        let client_id = if cfg.client_id.is_empty() {
-            imei.as_str()
-        } else {
-            cfg.client_id
-        };
-        let topic = if cfg.topic.is_empty() {
-            imei.as_str()
-        } else {
-            cfg.topic
-        };
+        let client_id = or_imei(cfg.client_id, &imei);
+        let topic = or_imei(cfg.topic, &imei);
         let mqtt_config = MqttConfig::new(
             cfg.endpoint,
             cfg.port,

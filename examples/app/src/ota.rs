@@ -18,15 +18,15 @@
 use embassy_time::{Instant, with_timeout};
 use embedded_io_async::{Read, Write};
 use embedded_storage_async::nor_flash::NorFlash;
-use quectel::asynch::{self, Apn, Config, Resources, TlsConfig};
+use quectel::asynch::{self, Config, Resources};
 use quectel::cloud::CloudError;
 use quectel::cloud::aws::ota::{AwsOta, BootReport, Job};
-use quectel::mqtt::{Mqtt, MqttConfig, QoS, Transport};
+use quectel::mqtt::{Mqtt, QoS};
 use quectel::ota::{CodeSigningKey, Updater};
 
 use crate::{
     AppConfig, AppError, Report, Step, bounded, bring_up, driver, empty_report, give_up_or_retry,
-    with_runner,
+    modem_tls_mqtt, or_imei, with_runner,
 };
 
 /// Bytes of MQTT client buffer inside [`run_ota_aws`]'s future: [`OTA_MQTT_RX`] for one
@@ -99,20 +99,8 @@ where
         let mut report = empty_report();
         bring_up(&modem, cfg, &mut report).await?;
         let imei = report.imei.clone();
-        let client_id = if cfg.client_id.is_empty() {
-            imei.as_str()
-        } else {
-            cfg.client_id
-        };
-        let tls = TlsConfig::new(cfg.ca_pem).with_client_identity(cfg.cert_pem, cfg.key_pem);
-        let transport = Transport::ModemTls { ssl_ctx: 1, tls };
-        let mqtt_config = MqttConfig::new(
-            cfg.endpoint,
-            cfg.port,
-            client_id,
-            transport,
-            Apn::new(cfg.apn),
-        );
+        let client_id = or_imei(cfg.client_id, &imei);
+        let mqtt_config = modem_tls_mqtt(cfg, client_id);
         let mut buffer = [0u8; OTA_MQTT_BUFFER];
         let mut mqtt =
             Mqtt::new(mqtt_config, &mut buffer, OTA_MQTT_RX).map_err(driver(Step::Connect))?;
@@ -178,4 +166,30 @@ where
         }
     };
     with_runner(runner, flow).await
+}
+
+/// Logs through defmt what [`run_ota_aws`] did (the previous update's outcome, the next step, or
+/// the step that failed) and returns whether the MCU should now reset into the bootloader
+/// ([`OtaOutcome::ResetToUpdate`]).
+#[cfg(feature = "defmt")]
+pub fn log_ota(result: &Result<OtaReport, AppError>) -> bool {
+    match result {
+        Ok(r) => {
+            match &r.boot {
+                BootReport::Nothing => defmt::info!("no update was pending"),
+                BootReport::Succeeded(job) => {
+                    defmt::info!("new image confirmed: job {} SUCCEEDED", job.as_str())
+                }
+                BootReport::RolledBack(job) => {
+                    defmt::error!("new image rolled back: job {} FAILED", job.as_str())
+                }
+            }
+            defmt::info!("OTA outcome: {}", r.outcome);
+            r.outcome == OtaOutcome::ResetToUpdate
+        }
+        Err(e) => {
+            defmt::error!("OTA flow failed at step {}: {}", e.step(), e);
+            false
+        }
+    }
 }

@@ -25,9 +25,8 @@ use embassy_sync::blocking_mutex::raw::NoopRawMutex;
 use embassy_sync::mutex::Mutex;
 use embassy_time::Timer;
 use quectel_example_app::quectel::asynch::Resources;
-use quectel_example_app::quectel::cloud::aws::ota::BootReport;
 use quectel_example_app::quectel::ota::Updater;
-use quectel_example_app::{OtaOutcome, run_ota_aws};
+use quectel_example_app::{log_ota, run_ota_aws};
 use quectel_nrf52840_dk::{Board, CONTROL_INVERTED, MODEM_TIMING, config};
 use static_cell::{ConstStaticCell, StaticCell};
 use {defmt_rtt as _, panic_probe as _};
@@ -87,7 +86,7 @@ async fn main(_spawner: Spawner) {
     )
     .await;
     let cfg = config::app_config();
-    match run_ota_aws(
+    let result = run_ota_aws(
         rx,
         tx,
         RESOURCES.take(),
@@ -95,26 +94,11 @@ async fn main(_spawner: Spawner) {
         &mut updater,
         config::CODESIGN_PEM,
     )
-    .await
-    {
-        Ok(r) => {
-            match &r.boot {
-                BootReport::Nothing => info!("no update was pending"),
-                BootReport::Succeeded(job) => {
-                    info!("new image confirmed: job {} SUCCEEDED", job.as_str())
-                }
-                BootReport::RolledBack(job) => {
-                    error!("new image rolled back: job {} FAILED", job.as_str())
-                }
-            }
-            info!("OTA outcome: {}", r.outcome);
-            if r.outcome == OtaOutcome::ResetToUpdate {
-                info!("new image staged: resetting into the bootloader");
-                Timer::after_millis(100).await;
-                cortex_m::peripheral::SCB::sys_reset();
-            }
-        }
-        Err(e) => error!("OTA flow failed at step {}: {}", e.step(), e),
+    .await;
+    if log_ota(&result) {
+        info!("new image staged: resetting into the bootloader");
+        Timer::after_millis(100).await;
+        cortex_m::peripheral::SCB::sys_reset();
     }
     loop {
         Timer::after_secs(3600).await;

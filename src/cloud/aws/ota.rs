@@ -74,6 +74,22 @@
 //! fits with [`BLOCK_MARGIN`] + thing + [`MAX_STREAM`] bytes: 1 KiB for `rx_size` 2048,
 //! 4 KiB for `rx_size` 4096 + 256 + thing. Larger blocks cost fewer request round trips and
 //! less overhead per byte (see `docs/ota.md`).
+//!
+//! # JSON streams
+//!
+//! [`AwsOta::with_json`] switches to `.../get/json`, `.../data/json` and `.../rejected/json`
+//! (CBOR stays the default). The request is `{"c","f","l","o","b","n"}` with the bitmap as a
+//! hex string, byte 0 first (`"0x130080"`: the same bytes as the CBOR byte string); a block
+//! arrives as `{"c","f","l","i","p"}` with `p` in base64 and is decoded into the block buffer
+//! given to `with_json` before it is written. The data message is then at most
+//! `4 × ⌈block / 3⌉ + 128 + 2 × thing + stream` bytes ([`StreamFormat::message_len`],
+//! [`JSON_BLOCK_MARGIN`] = 128): MQTT 40 (fixed header 4, topic length 2, topic 31 + thing +
+//! stream, packet id 2, property length 1), the JSON around the text 45 (`{"c":"`, `","f":`
+//! and 3 digits, `,"l":` and 4, `,"i":` and 8, `,"p":"`, `"}`), the client token AWS echoes
+//! in `c` (`<n>:<thing>`: 11 + thing), and 32 for MQTT 5 properties. So `rx_size` 2048 gives
+//! 1 KiB blocks (as in CBOR), 4608 gives 2 KiB, and 4 KiB blocks need `rx_size` ≥ 5720 + 2 ×
+//! thing. Every byte of the image costs 4/3 bytes on the wire: about 72 % of the UART bytes
+//! are image bytes at 4 KiB blocks, against 96 % in CBOR (`docs/ota.md`).
 
 use core::fmt::Write as _;
 
@@ -1529,7 +1545,13 @@ mod tests {
                 assert_eq!(b.payload, &d[..], "{m}");
             }
         }
+        // The JSON escape of "/" (allowed, if rare) is read as "/": "P/8=" is 3F FF.
         let mut out = [0u8; 8];
+        let m = br#"{"f":0,"i":0,"l":2,"p":"P\/8="}"#;
+        assert_eq!(
+            decode_block_json(m, &mut out).unwrap().payload,
+            &[0x3f, 0xff]
+        );
         let ok = |p: &str, l: u32| std::format!(r#"{{"f":0,"i":0,"l":{l},"p":"{p}"}}"#);
         assert!(decode_block_json(ok("AQID", 3).as_bytes(), &mut out).is_ok());
         for bad in [

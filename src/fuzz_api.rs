@@ -1674,16 +1674,18 @@ pub fn pem_keys(data: &[u8]) {
 
 /// AWS OTA: a data block (CBOR `f,i,l,p`), a `$next/get` / `notify-next` message (job
 /// document JSON), a stream rejection (CBOR), a GetStream request encoded into a buffer of any
-/// size, and a code-signing certificate (DER walked to the public key). Must never panic;
-/// what parses must be consistent.
+/// size, a code-signing certificate (DER walked to the public key), and the JSON stream
+/// format: a data block (base64 `p` decoded into a block buffer of any size), a rejection, a
+/// GetStream request (hex bitmap). Must never panic; what parses must be consistent.
 #[cfg(all(feature = "aws", feature = "ota"))]
 pub fn aws_ota(data: &[u8]) {
     use crate::cloud::aws::ota::{
-        Job, MAX_JOB_ID, MAX_STREAM, decode_block, decode_rejection, encode_get_stream, parse_job,
+        Job, MAX_JOB_ID, MAX_STREAM, decode_block, decode_block_json, decode_rejection,
+        decode_rejection_json, encode_get_stream, encode_get_stream_json, parse_job,
     };
     let mut s = Src(data);
     let which = s.u8();
-    match which % 5 {
+    match which % 8 {
         0 => {
             let payload = s.rest();
             if let Ok(b) = decode_block(payload) {
@@ -1740,10 +1742,64 @@ pub fn aws_ota(data: &[u8]) {
                 assert_eq!(d.u32().unwrap(), n);
             }
         }
-        _ => {
+        4 => {
             let _ = crate::ota::CodeSigningKey::from_certificate_der(s.rest());
             let mut out = [0u8; 80];
             let _ = crate::ota::decode_base64(data, &mut out);
+        }
+        5 => {
+            let cap = usize::from(s.u16() % 4097);
+            let mut buf = [0u8; 4096];
+            let buf = &mut buf[..cap];
+            let start = buf.as_ptr() as usize;
+            if let Ok(b) = decode_block_json(s.rest(), buf) {
+                assert_eq!(b.len as usize, b.payload.len());
+                assert!(b.payload.len() <= cap);
+                assert!(b.payload.is_empty() || b.payload.as_ptr() as usize == start);
+            }
+        }
+        6 => {
+            if let Ok(r) = decode_rejection_json(s.rest()) {
+                let _ = r.code();
+            }
+        }
+        _ => {
+            let cap = usize::from(s.u16() % 512);
+            let file_id = s.u8();
+            let block = s.u32();
+            let offset = s.u32();
+            let n = s.u32();
+            let bitmap_len = usize::from(s.u8() % 64);
+            let rest = s.rest();
+            let (bitmap, token) = rest.split_at(bitmap_len.min(rest.len()));
+            let token = core::str::from_utf8(token).unwrap_or("t");
+            let mut out = [0u8; 512];
+            if let Ok(len) =
+                encode_get_stream_json(&mut out[..cap], token, file_id, block, offset, bitmap, n)
+            {
+                assert!(len <= cap);
+                // What is encoded parses back: the same values, the bitmap in hex, byte 0 first.
+                #[derive(serde::Deserialize)]
+                struct Req<'a> {
+                    c: &'a str,
+                    f: u8,
+                    l: u32,
+                    o: u32,
+                    b: &'a str,
+                    n: u32,
+                }
+                let (r, used) = serde_json_core::from_slice::<Req<'_>>(&out[..len]).unwrap();
+                assert_eq!(used, len);
+                assert_eq!(
+                    (r.c, r.f, r.l, r.o, r.n),
+                    (token, file_id, block, offset, n)
+                );
+                let hex = r.b.strip_prefix("0x").unwrap();
+                assert_eq!(hex.len(), 2 * bitmap.len());
+                for (i, byte) in bitmap.iter().enumerate() {
+                    assert_eq!(u8::from_str_radix(&hex[2 * i..2 * i + 2], 16), Ok(*byte));
+                }
+            }
         }
     }
 }

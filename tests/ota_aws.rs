@@ -25,7 +25,7 @@ use ota_device::{Device, DeviceUpdater, Signer, image, sha256};
 use quectel::asynch::{Apn, Config, Modem, Resources, TlsConfig};
 use quectel::cloud::CloudError;
 use quectel::cloud::aws::Endpoint;
-use quectel::cloud::aws::ota::{AwsOta, BootReport, Job, OtaJob};
+use quectel::cloud::aws::ota::{AwsOta, BootReport, Job, OtaJob, StreamFormat};
 use quectel::mqtt::{Mqtt, MqttConfig};
 use quectel::ota::embassy_boot::State;
 use quectel::ota::{CodeSigningKey, OtaError};
@@ -40,6 +40,8 @@ const STREAM: &str = "AFR_OTA-stream-1";
 const RX_1K: usize = 2048;
 /// MQTT receive buffer: 4 KiB blocks.
 const RX_4K: usize = 4608;
+/// MQTT receive buffer: 4 KiB blocks in JSON (base64: 4/3 of the block).
+const RX_4K_JSON: usize = 6144;
 
 type Res = Resources<2048, 2, 8192>;
 
@@ -113,6 +115,18 @@ async fn app(
     rx: usize,
     attempts: u32,
 ) -> (BootReport, Option<Result<(), CloudError>>) {
+    app_in(m, net, up, rx, attempts, StreamFormat::Cbor).await
+}
+
+/// [`app`] with the stream in `format`.
+async fn app_in(
+    m: &Modem<'static>,
+    net: &Net,
+    up: &mut DeviceUpdater<'_>,
+    rx: usize,
+    attempts: u32,
+    format: StreamFormat,
+) -> (BootReport, Option<Result<(), CloudError>>) {
     let key = CodeSigningKey::from_certificate_pem(
         net.standin.with(|s| s.cert_pem.clone()).as_bytes(),
         &mut [0u8; 2048],
@@ -120,10 +134,12 @@ async fn app(
     .unwrap();
     let mut buf = vec![0u8; 2 * rx];
     let mut mqtt = Mqtt::new(mqtt_config(net), &mut buf, rx).unwrap();
-    let mut ota = AwsOta::new(THING, rx)
-        .unwrap()
-        .with_timeout(Duration::from_millis(800))
-        .with_retries(3);
+    let mut block = vec![0u8; 4096];
+    let mut ota = AwsOta::new(THING, rx).unwrap();
+    if format == StreamFormat::Json {
+        ota = ota.with_json(&mut block).unwrap();
+    }
+    let mut ota = ota.with_timeout(Duration::from_millis(800)).with_retries(3);
     let mut report = None;
     let mut outcome = None;
     for _ in 0..attempts {
@@ -523,9 +539,83 @@ fn four_kib_blocks_fit_the_receive_buffer() {
     reboot_and_confirm(&net, &mut dev, &new);
 }
 
+#[test]
+fn json_stream_happy_path_download_verify_swap_confirm_succeeded() {
+    let net = cloud();
+    let (_old, new, mut dev) = setup(&net, 64 * 1024 + 300, |s, d| s.sign(d));
+    let (report, outcome) = power_on(&mut dev, async |m, _, up| {
+        app_in(m, &net, up, RX_1K, 3, StreamFormat::Json).await
+    });
+    assert_eq!(report, BootReport::Nothing);
+    assert_eq!(outcome, Some(Ok(())), "{:?}", statuses(&net));
+    assert_eq!(sha256(dev.dfu_bytes(new.len())), sha256(&new));
+    net.standin
+        .wait_update(JOB, |_, d| d["self_test"] == "ready");
+    assert_eq!(net.standin.status(JOB), "IN_PROGRESS");
+    net.standin.with(|s| {
+        // Every request in JSON; the hex bitmap read back is the CBOR test's bitmap.
+        assert_eq!(s.request_formats.len(), s.requests.len());
+        assert!(
+            s.request_formats.iter().all(|f| f == "json"),
+            "{:?}",
+            s.request_formats
+        );
+        let first = &s.requests[0];
+        assert_eq!((first.0, first.1, first.3), (0, 32, 1024));
+        assert_eq!(first.2, vec![0xFF; 4]);
+    });
+    assert_eq!(net.standin.resent_bytes(1024, new.len()), 0);
+    reboot_and_confirm(&net, &mut dev, &new);
+}
+
+#[test]
+fn json_stream_corrupted_short_and_bad_base64_blocks_are_refused_and_asked_again() {
+    let net = cloud();
+    let (_old, new, mut dev) = setup(&net, 48 * 1024, |s, d| s.sign(d));
+    net.standin.with(|s| {
+        s.corrupt_once.extend([3]);
+        s.bad_base64_once.extend([17]);
+        s.short_once.extend([5, 47]);
+    });
+    let (_, outcome) = power_on(&mut dev, async |m, _, up| {
+        app_in(m, &net, up, RX_1K, 3, StreamFormat::Json).await
+    });
+    assert_eq!(outcome, Some(Ok(())), "{:?}", statuses(&net));
+    assert_eq!(sha256(dev.dfu_bytes(new.len())), sha256(&new));
+    net.standin.with(|s| {
+        for i in [3, 17, 5, 47] {
+            assert_eq!(s.sends[&i], 2, "block {i} asked again");
+        }
+        // As in CBOR: 0..31; then from 3: 3, 5, 17 (refused) and 32..34; 35..47; 47 alone.
+        let reqs: Vec<(u32, u32, Vec<u8>)> =
+            s.requests.iter().map(|r| (r.0, r.1, r.2.clone())).collect();
+        assert_eq!(reqs[0], (0, 32, vec![0xFF; 4]), "{reqs:?}");
+        assert_eq!(reqs[1], (3, 6, vec![0x05, 0x40, 0x00, 0xE0]), "{reqs:?}");
+        assert_eq!(reqs[2], (35, 13, vec![0xFF, 0x1F]), "{reqs:?}");
+        assert_eq!(reqs[3], (47, 1, vec![0x01]), "{reqs:?}");
+        assert_eq!(reqs.len(), 4, "{reqs:?}");
+    });
+    reboot_and_confirm(&net, &mut dev, &new);
+}
+
+#[test]
+fn json_stream_unknown_stream_is_rejected_and_the_job_fails() {
+    let net = cloud();
+    let (_old, _new, mut dev) = setup(&net, 8 * 1024, |s, d| s.sign(d));
+    net.standin.with(|s| s.streams.clear());
+    let (_, outcome) = power_on(&mut dev, async |m, _, up| {
+        app_in(m, &net, up, RX_1K, 3, StreamFormat::Json).await
+    });
+    assert_eq!(outcome, Some(Err(CloudError::Ota(OtaError::Rejected))));
+    assert_eq!(net.standin.wait_status(JOB, "FAILED"), "FAILED");
+    let last = net.standin.updates(JOB).pop().unwrap();
+    assert_eq!(last.1["code"], "ResourceNotFound");
+}
+
 /// UART bytes of one download (from the first GetStream request to an idle link), counted at
 /// the mock modem: (payload, up = host → modem, down = modem → host, requests).
-fn measure(rx: usize, size: usize) -> (u64, u64, u64, u32) {
+/// Also the block size used.
+fn measure(rx: usize, size: usize, format: StreamFormat) -> (u64, u64, u64, u32, u32) {
     let net = cloud();
     let (_old, new, mut dev) = setup(&net, size, |s, d| s.sign(d));
     let cert = net.standin.with(|s| s.cert_pem.clone());
@@ -539,9 +629,12 @@ fn measure(rx: usize, size: usize) -> (u64, u64, u64, u32) {
         cfg.keepalive_s = 600;
         let mut mqtt = Mqtt::new(cfg, &mut buf, rx).unwrap();
         let mut conn = mqtt.connect(m).await.unwrap();
-        let mut ota = AwsOta::new(THING, rx)
-            .unwrap()
-            .with_timeout(Duration::from_secs(5));
+        let mut block = vec![0u8; 4096];
+        let mut ota = AwsOta::new(THING, rx).unwrap();
+        if format == StreamFormat::Json {
+            ota = ota.with_json(&mut block).unwrap();
+        }
+        let mut ota = ota.with_timeout(Duration::from_secs(5));
         let mut jb = [0u8; 2048];
         let Job::Ota(job) = ota.next_job(&mut conn, &mut jb).await.unwrap() else {
             panic!("no OTA job");
@@ -562,10 +655,10 @@ fn measure(rx: usize, size: usize) -> (u64, u64, u64, u32) {
             last = now;
         }
         let (u1, d1) = bytes();
-        (u1 - u0, d1 - d0, ota.stats().requests)
+        (u1 - u0, d1 - d0, ota.stats().requests, ota.block_size())
     });
     assert_eq!(sha256(dev.dfu_bytes(new.len())), sha256(&new));
-    (size as u64, counts.0, counts.1, counts.2)
+    (size as u64, counts.0, counts.1, counts.2, counts.3)
 }
 
 const OTA_BEGIN: &str = "<!-- ota-aws:begin (written by tests/ota_aws.rs, OTA_DOCS=1) -->";
@@ -578,16 +671,24 @@ const OTA_END: &str = "<!-- ota-aws:end -->";
 fn wire_efficiency_of_the_stream_download() {
     let size = 120 * 1024;
     let mut rows = Vec::new();
-    for (block, rx) in [(1024u32, RX_1K), (4096, RX_4K)] {
-        let (payload, up, down, requests) = measure(rx, size);
-        rows.push((block, payload, up, down, requests));
+    for (block, rx, format) in [
+        (1024u32, RX_1K, StreamFormat::Cbor),
+        (4096, RX_4K, StreamFormat::Cbor),
+        (1024, RX_1K, StreamFormat::Json),
+        (4096, RX_4K_JSON, StreamFormat::Json),
+    ] {
+        let (payload, up, down, requests, used) = measure(rx, size, format);
+        assert_eq!(used, block, "{format:?} with rx {rx}");
+        rows.push((block, format, payload, up, down, requests));
     }
     let mut out = String::new();
     use std::fmt::Write as _;
     writeln!(
         out,
         "Download of a {} KiB image from an AWS MQTT stream over the modem's TLS (BG96 mock, \
-         MQTT 5, one data message per block, QoS 0, 32 KiB asked for per request), UART bytes \
+         MQTT 5, one data message per block, QoS 0, 32 KiB asked for per request; CBOR, the \
+         default, and JSON, whose blocks travel in base64, 4 bytes for 3, so it cannot reach \
+         the 90 % the CBOR rows are held to), UART bytes \
          counted at the mock modem from the first GetStream request until the link is idle \
          (job status updates included). *Down* = modem → host, *up* = host → modem. \
          Efficiency = image bytes / UART bytes. Time for 256 KiB at 115 200 baud (10 bits a \
@@ -597,24 +698,26 @@ fn wire_efficiency_of_the_stream_download() {
         size / 1024
     )
     .unwrap();
-    writeln!(out, "| Block | Requests | Down bytes | Up bytes | Efficiency down | Efficiency both | 256 KiB at 115 200 baud |").unwrap();
-    writeln!(out, "|---|---|---|---|---|---|---|").unwrap();
-    for &(block, payload, up, down, requests) in &rows {
+    writeln!(out, "| Block | Format | Requests | Down bytes | Up bytes | Efficiency down | Efficiency both | 256 KiB at 115 200 baud |").unwrap();
+    writeln!(out, "|---|---|---|---|---|---|---|---|").unwrap();
+    for &(block, format, payload, up, down, requests) in &rows {
         let eff_down = payload as f64 / down as f64;
         let eff_both = payload as f64 / (up + down) as f64;
         let secs =
             256.0 * 1024.0 / eff_down.min(payload as f64 / up.max(1) as f64) * 10.0 / 115_200.0;
         writeln!(
             out,
-            "| {} KiB | {requests} | {down} | {up} | {:.1} % | {:.1} % | {secs:.1} s |",
+            "| {} KiB | {} | {requests} | {down} | {up} | {:.1} % | {:.1} % | {secs:.1} s |",
             block / 1024,
+            format.suffix().to_uppercase(),
             eff_down * 100.0,
             eff_both * 100.0
         )
         .unwrap();
     }
     println!("{out}");
-    let (_, payload, _, down, _) = rows[1];
+    // The bar holds for CBOR (the default); JSON carries base64, 4/3 of the bytes.
+    let (_, _, payload, _, down, _) = rows[1];
     let eff = payload as f64 / down as f64;
     assert!(
         eff >= 0.90,
@@ -651,7 +754,7 @@ fn fuzz_harness_runs_over_its_seeds_and_mutations() {
     for e in std::fs::read_dir(dir).unwrap() {
         seeds.push(std::fs::read(e.unwrap().path()).unwrap());
     }
-    assert!(seeds.len() >= 5);
+    assert!(seeds.len() >= 8);
     // The seeds are valid inputs: each reaches the end of its parser.
     let seed = |name: &str| std::fs::read(dir_of_seeds().join(name)).unwrap()[1..].to_vec();
     use quectel::cloud::aws::ota::{StreamRejection, decode_block, decode_rejection, parse_job};
@@ -666,6 +769,15 @@ fn fuzz_harness_runs_over_its_seeds_and_mutations() {
         Ok(StreamRejection::ResourceNotFound)
     );
     assert!(CodeSigningKey::from_certificate_der(&seed("certificate")).is_ok());
+    // The JSON seeds (after the selector: a u16 block-buffer size for the block).
+    use quectel::cloud::aws::ota::{decode_block_json, decode_rejection_json};
+    let mut block = [0u8; 1024];
+    let b = decode_block_json(&seed("block_json")[2..], &mut block).unwrap();
+    assert_eq!((b.index, b.payload), (33, &b"hello"[..]));
+    assert_eq!(
+        decode_rejection_json(&seed("rejected_json")),
+        Ok(StreamRejection::ResourceNotFound)
+    );
     let mut x = 0x2545_F491_4F6C_DD1Du64;
     let mut next = move || {
         x ^= x << 13;

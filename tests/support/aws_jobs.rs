@@ -12,7 +12,11 @@
 //! - `$aws/things/<thing>/streams/<stream>/get/cbor` → one `.../data/cbor` message per wanted
 //!   block (`f`, `i`, `l`, `p`: CBOR, `p` a byte string), from `o` and the bitmap `b` (bit *i*
 //!   = block `o + i`, byte 0 = bits 7…0) capped at `n`; an unknown stream or file →
-//!   `.../rejected/cbor` `{"o":"ResourceNotFound",…}`.
+//!   `.../rejected/cbor` `{"o":"ResourceNotFound",…}`;
+//! - the same in JSON on `.../get/json`: the request `{"c","f","l","o","b","n"}` with `b` a hex
+//!   string (`"0x130080"`: the same bytes and bit order as the CBOR byte string), data
+//!   `{"c","f","l","i","p"}` on `.../data/json` with `p` in base64, errors on
+//!   `.../rejected/json`.
 //!
 //! Faults: blocks sent once malformed or short, requests ignored, and a "link cut" after a
 //! number of blocks (the rest of that request is not sent and [`JobsStandIn::cut_requested`]
@@ -56,10 +60,14 @@ pub struct JobsState {
     pub blocks_sent: u32,
     /// GetStream requests received (decoded): (o, n, bitmap, l).
     pub requests: Vec<(u32, u32, Vec<u8>, u32)>,
-    /// Blocks to send once as malformed CBOR (the map cut short).
+    /// The format of each request ("cbor" or "json"), in order.
+    pub request_formats: Vec<String>,
+    /// Blocks to send once malformed (the CBOR map or the JSON text cut short).
     pub corrupt_once: HashSet<u32>,
     /// Blocks to send once one byte short.
     pub short_once: HashSet<u32>,
+    /// JSON: blocks to send once with a character of the base64 text that is not base64.
+    pub bad_base64_once: HashSet<u32>,
     /// Requests to ignore (answered with nothing).
     pub ignore_requests: u32,
     /// After this many blocks sent in total, stop serving the current request and raise
@@ -97,6 +105,55 @@ fn cbor_block(file_id: u8, index: u32, data: &[u8]) -> Vec<u8> {
         .bytes(data)
         .unwrap();
     e.into_writer()
+}
+
+fn json_block(token: &str, file_id: u8, index: u32, data: &[u8]) -> Vec<u8> {
+    serde_json::to_vec(&serde_json::json!({
+        "c": token, "f": file_id, "l": data.len(), "i": index, "p": base64(data),
+    }))
+    .unwrap()
+}
+
+fn base64(data: &[u8]) -> String {
+    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut s = String::new();
+    for c in data.chunks(3) {
+        let b = [c[0], *c.get(1).unwrap_or(&0), *c.get(2).unwrap_or(&0)];
+        let n = (b[0] as u32) << 16 | (b[1] as u32) << 8 | b[2] as u32;
+        for k in 0..4 {
+            s.push(if k <= c.len() {
+                T[(n >> (18 - 6 * k) & 63) as usize] as char
+            } else {
+                '='
+            });
+        }
+    }
+    s
+}
+
+/// A JSON GetStream request; `b` is `"0x"` and two hex digits per bitmap byte, byte 0 first.
+fn decode_request_json(p: &[u8]) -> Option<Request> {
+    let v: serde_json::Value = serde_json::from_slice(p).ok()?;
+    let c = v["c"].as_str().unwrap_or("").to_string();
+    let f = u8::try_from(v["f"].as_u64()?).ok()?;
+    let l = u32::try_from(v["l"].as_u64()?).ok()?;
+    let o = v["o"].as_u64().unwrap_or(0) as u32;
+    let b = match v["b"].as_str() {
+        None => None,
+        Some(h) => {
+            let h = h.strip_prefix("0x")?;
+            if h.len() % 2 != 0 {
+                return None;
+            }
+            let bytes: Option<Vec<u8>> = (0..h.len())
+                .step_by(2)
+                .map(|i| u8::from_str_radix(&h[i..i + 2], 16).ok())
+                .collect();
+            Some(bytes?)
+        }
+    };
+    let n = v["n"].as_u64().map(|n| n as u32);
+    Some((c, f, l, o, b, n))
 }
 
 /// (c, f, l, o, b, n) of a GetStream request.
@@ -148,6 +205,7 @@ impl JobsStandIn {
             "$aws/things/+/jobs/$next/get",
             "$aws/things/+/jobs/+/update",
             "$aws/things/+/streams/+/get/cbor",
+            "$aws/things/+/streams/+/get/json",
         ]
         .into_iter()
         .map(|t| (t.to_string(), rumqttc::QoS::AtLeastOnce))
@@ -342,27 +400,42 @@ fn handle(
                 }
             }
         }
-        ("streams", [stream, "get", "cbor"]) => {
-            let Some((token, f, l, o, b, n)) = decode_request(payload) else {
+        ("streams", [stream, "get", fmt @ ("cbor" | "json")]) => {
+            let json = *fmt == "json";
+            let decoded = if json {
+                decode_request_json(payload)
+            } else {
+                decode_request(payload)
+            };
+            let Some((token, f, l, o, b, n)) = decoded else {
                 ctx.diag.say("malformed GetStream request");
                 return;
             };
             s.requests
                 .push((o, n.unwrap_or(0), b.clone().unwrap_or_default(), l));
+            s.request_formats.push(fmt.to_string());
             if s.ignore_requests > 0 {
                 s.ignore_requests -= 1;
                 return;
             }
-            let data_topic = format!("$aws/things/{thing}/streams/{stream}/data/cbor");
+            let data_topic = format!("$aws/things/{thing}/streams/{stream}/data/{fmt}");
             let Some(file) = s
                 .streams
                 .get(*stream)
                 .and_then(|files| files.iter().find(|(id, _)| *id == f))
                 .map(|(_, bytes)| bytes.clone())
             else {
+                let body = if json {
+                    serde_json::to_vec(&serde_json::json!({
+                        "o": "ResourceNotFound", "m": "not found", "c": token,
+                    }))
+                    .unwrap()
+                } else {
+                    rejected("ResourceNotFound", &token)
+                };
                 let _ = tx.send((
-                    format!("$aws/things/{thing}/streams/{stream}/rejected/cbor"),
-                    rejected("ResourceNotFound", &token),
+                    format!("$aws/things/{thing}/streams/{stream}/rejected/{fmt}"),
+                    body,
                 ));
                 return;
             };
@@ -387,13 +460,26 @@ fn handle(
                 }
                 let start = i as usize * l as usize;
                 let data = &file[start..(start + l as usize).min(file.len())];
+                let encode = |d: &[u8]| {
+                    if json {
+                        json_block(&token, f, i, d)
+                    } else {
+                        cbor_block(f, i, d)
+                    }
+                };
                 let msg = if s.corrupt_once.remove(&i) {
-                    let full = cbor_block(f, i, data);
+                    let full = encode(data);
                     full[..full.len() / 2].to_vec()
+                } else if json && s.bad_base64_once.remove(&i) {
+                    let text = String::from_utf8(encode(data)).unwrap();
+                    let at = text.find("\"p\":\"").unwrap() + 10;
+                    let mut bytes = text.into_bytes();
+                    bytes[at] = b'!';
+                    bytes
                 } else if s.short_once.remove(&i) {
-                    cbor_block(f, i, &data[..data.len() - 1])
+                    encode(&data[..data.len() - 1])
                 } else {
-                    cbor_block(f, i, data)
+                    encode(data)
                 };
                 *s.sends.entry(i).or_default() += 1;
                 s.payload_bytes += data.len() as u64;

@@ -74,6 +74,22 @@
 //! fits with [`BLOCK_MARGIN`] + thing + [`MAX_STREAM`] bytes: 1 KiB for `rx_size` 2048,
 //! 4 KiB for `rx_size` 4096 + 256 + thing. Larger blocks cost fewer request round trips and
 //! less overhead per byte (see `docs/ota.md`).
+//!
+//! # JSON streams
+//!
+//! [`AwsOta::with_json`] switches to `.../get/json`, `.../data/json` and `.../rejected/json`
+//! (CBOR stays the default). The request is `{"c","f","l","o","b","n"}` with the bitmap as a
+//! hex string, byte 0 first (`"0x130080"`: the same bytes as the CBOR byte string); a block
+//! arrives as `{"c","f","l","i","p"}` with `p` in base64 and is decoded into the block buffer
+//! given to `with_json` before it is written. The data message is then at most
+//! `4 × ⌈block / 3⌉ + 128 + 2 × thing + stream` bytes ([`StreamFormat::message_len`],
+//! [`JSON_BLOCK_MARGIN`] = 128): MQTT 40 (fixed header 4, topic length 2, topic 31 + thing +
+//! stream, packet id 2, property length 1), the JSON around the text 45 (`{"c":"`, `","f":`
+//! and 3 digits, `,"l":` and 4, `,"i":` and 8, `,"p":"`, `"}`), the client token AWS echoes
+//! in `c` (`<n>:<thing>`: 11 + thing), and 32 for MQTT 5 properties. So `rx_size` 2048 gives
+//! 1 KiB blocks (as in CBOR), 4608 gives 2 KiB, and 4 KiB blocks need `rx_size` ≥ 5720 + 2 ×
+//! thing. Every byte of the image costs 4/3 bytes on the wire: about 72 % of the UART bytes
+//! are image bytes at 4 KiB blocks, against 96 % in CBOR (`docs/ota.md`).
 
 use core::fmt::Write as _;
 
@@ -91,6 +107,10 @@ use crate::ota::{
 /// Bytes of a data message besides the block, the thing name and the stream name (see the
 /// module documentation), plus room for MQTT 5 properties a broker may add.
 pub const BLOCK_MARGIN: usize = 62 + 32;
+/// Bytes of a JSON data message besides the base64 text, twice the thing name (topic and
+/// client token) and the stream name (see the module documentation), plus room for MQTT 5
+/// properties a broker may add.
+pub const JSON_BLOCK_MARGIN: usize = 96 + 32;
 /// Longest stream name handled (AWS's OTA library keeps 44; stream ids are at most 128).
 pub const MAX_STREAM: usize = 128;
 /// Longest thing name (AWS).
@@ -401,6 +421,198 @@ pub fn decode_rejection(cbor: &[u8]) -> Result<StreamRejection, OtaError> {
         .ok_or(OtaError::Protocol)
 }
 
+/// How the stream service's messages are encoded: the last element of the stream topics
+/// (`.../get/cbor` or `.../get/json`). CBOR is the default and what AWS's own OTA library
+/// uses; JSON carries each block base64-encoded (4 bytes of text for 3 of the image), so its
+/// blocks are smaller for the same MQTT receive buffer and each costs more bytes on the wire.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum StreamFormat {
+    /// CBOR: the block as a byte string (the default).
+    #[default]
+    Cbor,
+    /// JSON: the block as base64 text, the GetStream bitmap as a hex string.
+    Json,
+}
+
+impl StreamFormat {
+    /// The topic suffix: `"cbor"` or `"json"`.
+    pub fn suffix(self) -> &'static str {
+        match self {
+            StreamFormat::Cbor => "cbor",
+            StreamFormat::Json => "json",
+        }
+    }
+
+    /// The largest size of a data message carrying a block of `block` bytes for a thing name
+    /// of `thing_len` bytes and a stream name of up to [`MAX_STREAM`] bytes (see the module
+    /// documentation): CBOR `block + BLOCK_MARGIN + thing + MAX_STREAM`, JSON
+    /// `4 × ⌈block / 3⌉ + JSON_BLOCK_MARGIN + 2 × thing + MAX_STREAM`. `None` on overflow.
+    pub fn message_len(self, block: u32, thing_len: usize) -> Option<usize> {
+        let block = usize::try_from(block).ok()?;
+        match self {
+            StreamFormat::Cbor => block
+                .checked_add(BLOCK_MARGIN)?
+                .checked_add(thing_len)?
+                .checked_add(MAX_STREAM),
+            StreamFormat::Json => block
+                .div_ceil(3)
+                .checked_mul(4)?
+                .checked_add(JSON_BLOCK_MARGIN)?
+                .checked_add(thing_len.checked_mul(2)?)?
+                .checked_add(MAX_STREAM),
+        }
+    }
+}
+
+/// Decodes a JSON data block (`.../data/json`: `{"c":…,"f":…,"l":…,"i":…,"p":"<base64>"}`,
+/// other keys skipped) and its base64 into `out` (a block buffer of at least the block
+/// size); [`DataBlock::payload`] borrows `out`. [`OtaError::Protocol`] for anything else: not
+/// JSON, a missing key, a number out of range, invalid base64 (the JSON escape `\/` is
+/// read as `/`, any other escape is refused), more bytes than `out` holds, `l` not the
+/// decoded length.
+pub fn decode_block_json<'o>(json: &[u8], out: &'o mut [u8]) -> Result<DataBlock<'o>, OtaError> {
+    #[derive(Deserialize)]
+    struct Block<'a> {
+        f: u32,
+        i: u32,
+        l: u32,
+        p: &'a str,
+    }
+    let (b, _) = serde_json_core::from_slice::<Block<'_>>(json).map_err(|_| OtaError::Protocol)?;
+    let n = decode_base64_text(b.p.as_bytes(), out)?;
+    if usize::try_from(b.l).ok() != Some(n) {
+        return Err(OtaError::Protocol);
+    }
+    let payload = out.get(..n).ok_or(OtaError::Protocol)?;
+    Ok(DataBlock {
+        file_id: b.f,
+        index: b.i,
+        len: b.l,
+        payload,
+    })
+}
+
+/// Strict base64 (RFC 4648 alphabet, padding optional, no whitespace) as found inside a JSON
+/// string, so `\/` stands for `/`. Returns the bytes written to `out`.
+fn decode_base64_text(text: &[u8], out: &mut [u8]) -> Result<usize, OtaError> {
+    let mut acc: u32 = 0;
+    let mut symbols = 0u32;
+    let mut pads = 0u32;
+    let mut n = 0usize;
+    let mut put = |b: u8, n: &mut usize| -> Result<(), OtaError> {
+        *out.get_mut(*n).ok_or(OtaError::Protocol)? = b;
+        *n = n.checked_add(1).ok_or(OtaError::Protocol)?;
+        Ok(())
+    };
+    let mut it = text.iter().copied();
+    while let Some(c) = it.next() {
+        let c = if c == b'\\' {
+            match it.next() {
+                Some(b'/') => b'/',
+                _ => return Err(OtaError::Protocol),
+            }
+        } else {
+            c
+        };
+        let v = match c {
+            b'A'..=b'Z' => c.wrapping_sub(b'A'),
+            b'a'..=b'z' => c.wrapping_sub(b'a').wrapping_add(26),
+            b'0'..=b'9' => c.wrapping_sub(b'0').wrapping_add(52),
+            b'+' => 62,
+            b'/' => 63,
+            b'=' => {
+                pads = pads.saturating_add(1);
+                continue;
+            }
+            _ => return Err(OtaError::Protocol),
+        };
+        if pads > 0 {
+            return Err(OtaError::Protocol);
+        }
+        acc = (acc << 6) | u32::from(v);
+        symbols = symbols.wrapping_add(1);
+        if symbols == 4 {
+            for b in [(acc >> 16) as u8, (acc >> 8) as u8, acc as u8] {
+                put(b, &mut n)?;
+            }
+            acc = 0;
+            symbols = 0;
+        }
+    }
+    match (symbols, pads) {
+        (0, 0) => {}
+        (2, 2) | (2, 0) => put((acc >> 4) as u8, &mut n)?,
+        (3, 1) | (3, 0) => {
+            put((acc >> 10) as u8, &mut n)?;
+            put((acc >> 2) as u8, &mut n)?;
+        }
+        _ => return Err(OtaError::Protocol),
+    }
+    Ok(n)
+}
+
+/// Decodes a `.../rejected/json` message (`{"o":"<code>","m":…,"c":…}`, or the legacy
+/// `code`): its error code. [`OtaError::Protocol`] for anything else.
+pub fn decode_rejection_json(json: &[u8]) -> Result<StreamRejection, OtaError> {
+    #[derive(Deserialize)]
+    struct Rejected<'a> {
+        o: Option<&'a str>,
+        code: Option<&'a str>,
+    }
+    let (r, _) =
+        serde_json_core::from_slice::<Rejected<'_>>(json).map_err(|_| OtaError::Protocol)?;
+    r.o.or(r.code)
+        .map(StreamRejection::from_code)
+        .ok_or(OtaError::Protocol)
+}
+
+/// Encodes a GetStream request in JSON: `{"c":"<token>","f":<file id>,"l":<block size>,
+/// "o":<first block>,"b":"0x<bitmap in hex>","n":<blocks>}`, the bitmap in the same bit order
+/// as [`encode_get_stream`] (bit *i* = block `o + i`, byte 0 holding bits 7…0, written first:
+/// blocks 20, 21, 24, 43 from `o` = 20 are `"0x130080"`). `token` must not need escaping
+/// (no `"`, `\` or control characters). Returns the length written to `out`;
+/// [`OtaError::Protocol`] if `out` is too small or the token needs escaping.
+pub fn encode_get_stream_json(
+    out: &mut [u8],
+    token: &str,
+    file_id: u8,
+    block_size: u32,
+    offset: u32,
+    bitmap: &[u8],
+    blocks: u32,
+) -> Result<usize, OtaError> {
+    if token.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20) {
+        return Err(OtaError::Protocol);
+    }
+    struct Out<'a> {
+        buf: &'a mut [u8],
+        at: usize,
+    }
+    impl core::fmt::Write for Out<'_> {
+        fn write_str(&mut self, s: &str) -> core::fmt::Result {
+            let end = self.at.checked_add(s.len()).ok_or(core::fmt::Error)?;
+            let dst = self.buf.get_mut(self.at..end).ok_or(core::fmt::Error)?;
+            dst.copy_from_slice(s.as_bytes());
+            self.at = end;
+            Ok(())
+        }
+    }
+    let mut w = Out { buf: out, at: 0 };
+    let mut go = || -> core::fmt::Result {
+        write!(
+            w,
+            "{{\"c\":\"{token}\",\"f\":{file_id},\"l\":{block_size},\"o\":{offset},\"b\":\"0x"
+        )?;
+        for b in bitmap {
+            write!(w, "{b:02x}")?;
+        }
+        write!(w, "\",\"n\":{blocks}}}")
+    };
+    go().map_err(|_| OtaError::Protocol)?;
+    Ok(w.at)
+}
+
 /// Encodes a GetStream request as AWS's OTA library does: a CBOR map of `c` (client token),
 /// `f` (file id), `l` (block size), `o` (first block), `b` (bitmap of wanted blocks from `o`,
 /// raw bytes, bit *i* = block `o + i`, byte 0 holding bits 7…0) and `n` (blocks wanted).
@@ -464,6 +676,9 @@ pub struct OtaStats {
 #[derive(Debug)]
 pub struct AwsOta<'t> {
     thing: &'t str,
+    rx_size: usize,
+    format: StreamFormat,
+    json_block: Option<BlockBuf<'t>>,
     block_size: u32,
     blocks_per_request: u32,
     timeout: Duration,
@@ -474,17 +689,29 @@ pub struct AwsOta<'t> {
     rejection: Option<StreamRejection>,
 }
 
-/// The largest power-of-two block from [`MIN_BLOCK`] to [`MAX_BLOCK`] whose data message fits
-/// `rx_size` bytes for this thing name (and the longest stream name); `None` if not even 256
-/// fits.
+/// The block buffer of the JSON format (its `Debug` shows the length only).
+struct BlockBuf<'t>(&'t mut [u8]);
+
+impl core::fmt::Debug for BlockBuf<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "BlockBuf({} bytes)", self.0.len())
+    }
+}
+
+/// The largest power-of-two block from [`MIN_BLOCK`] to [`MAX_BLOCK`] whose CBOR data message
+/// fits `rx_size` bytes for this thing name (and the longest stream name); `None` if not even
+/// 256 fits. [`block_size_for_format`] for JSON.
 pub fn block_size_for(rx_size: usize, thing: &str) -> Option<u32> {
-    let room = rx_size
-        .checked_sub(BLOCK_MARGIN)?
-        .checked_sub(thing.len())?
-        .checked_sub(MAX_STREAM)?;
+    block_size_for_format(rx_size, thing, StreamFormat::Cbor)
+}
+
+/// The largest power-of-two block from [`MIN_BLOCK`] to [`MAX_BLOCK`] whose data message in
+/// `format` fits `rx_size` bytes ([`StreamFormat::message_len`]); `None` if not even 256 fits.
+/// JSON: 1 KiB for `rx_size` 2048, 4 KiB from `rx_size` 5720 + 2 × thing.
+pub fn block_size_for_format(rx_size: usize, thing: &str, format: StreamFormat) -> Option<u32> {
     let mut b = MAX_BLOCK;
     while b >= MIN_BLOCK {
-        if b as usize <= room {
+        if format.message_len(b, thing.len())? <= rx_size {
             return Some(b);
         }
         b = b.checked_div(2).unwrap_or(0);
@@ -510,11 +737,11 @@ impl<'t> AwsOta<'t> {
             })?;
         Ok(Self {
             thing: thing_name,
+            rx_size,
+            format: StreamFormat::Cbor,
+            json_block: None,
             block_size,
-            blocks_per_request: 32_768u32
-                .checked_div(block_size)
-                .unwrap_or(1)
-                .clamp(1, MAX_BLOCKS_PER_REQUEST),
+            blocks_per_request: requests_for(block_size),
             timeout: DEFAULT_TIMEOUT,
             retries: 5,
             status_every: 64,
@@ -525,13 +752,56 @@ impl<'t> AwsOta<'t> {
     }
 
     /// Another block size (a power of two from 256 to 4096; it must fit the receive buffer:
-    /// see [`block_size_for`]). [`CloudError::InvalidInput`] otherwise.
+    /// see [`block_size_for`], and with JSON the block buffer). [`CloudError::InvalidInput`]
+    /// otherwise.
     pub fn with_block_size(mut self, block_size: u32) -> Result<Self, CloudError> {
-        if !block_size.is_power_of_two() || !(MIN_BLOCK..=MAX_BLOCK).contains(&block_size) {
+        if !block_size.is_power_of_two()
+            || !(MIN_BLOCK..=MAX_BLOCK).contains(&block_size)
+            || self
+                .json_block
+                .as_ref()
+                .is_some_and(|b| b.0.len() < block_size as usize)
+        {
             return Err(CloudError::InvalidInput);
         }
         self.block_size = block_size;
         Ok(self)
+    }
+
+    /// Streams in JSON (`.../get/json`, `.../data/json`, `.../rejected/json`) instead of CBOR.
+    /// A block arrives as base64 text and is decoded into `block_buf` before it is written,
+    /// so `block_buf` holds at least one block. The block size becomes the largest that fits
+    /// both the receive buffer ([`block_size_for_format`]: base64 makes the message 4/3 of the
+    /// block, so e.g. `rx_size` 4608 gives 2 KiB blocks where CBOR gets 4 KiB) and
+    /// `block_buf`; call [`with_block_size`](Self::with_block_size) after this to choose
+    /// another. Call it before [`with_blocks_per_request`](Self::with_blocks_per_request): it
+    /// sets the blocks per request to the default for the new block size.
+    /// [`CloudError::ResponseTooLarge`] if not even a 256-byte block fits both.
+    pub fn with_json(mut self, block_buf: &'t mut [u8]) -> Result<Self, CloudError> {
+        let by_rx = block_size_for_format(self.rx_size, self.thing, StreamFormat::Json);
+        let mut b = by_rx.unwrap_or(0);
+        while b >= MIN_BLOCK && b as usize > block_buf.len() {
+            b = b.checked_div(2).unwrap_or(0);
+        }
+        if b < MIN_BLOCK {
+            return Err(CloudError::ResponseTooLarge {
+                needed: StreamFormat::Json
+                    .message_len(MIN_BLOCK, self.thing.len())
+                    .unwrap_or(usize::MAX),
+                capacity: self.rx_size,
+            });
+        }
+        self.format = StreamFormat::Json;
+        self.json_block = Some(BlockBuf(block_buf));
+        self.block_size = b;
+        self.blocks_per_request = requests_for(b);
+        Ok(self)
+    }
+
+    /// The stream format in use ([`StreamFormat::Cbor`] unless
+    /// [`with_json`](Self::with_json)).
+    pub fn format(&self) -> StreamFormat {
+        self.format
     }
 
     /// Blocks asked for per request (1 to 256; default: 32 KiB worth).
@@ -761,7 +1031,19 @@ impl<'t> AwsOta<'t> {
         job: &OtaJob<'_>,
         key: &CodeSigningKey,
     ) -> Result<(), CloudError> {
-        match self.download_inner(conn, updater, job, key).await {
+        // Lent to the download for its duration (it borrows `self` too), then given back.
+        let mut json_block = self.json_block.take();
+        let r = self
+            .download_inner(
+                conn,
+                updater,
+                job,
+                key,
+                json_block.as_mut().map(|b| &mut *b.0),
+            )
+            .await;
+        self.json_block = json_block;
+        match r {
             Ok(()) => Ok(()),
             Err(CloudError::Ota(e @ OtaError::Storage(_))) => {
                 let _ = self
@@ -804,8 +1086,17 @@ impl<'t> AwsOta<'t> {
         updater: &mut Updater<'_, DFU, STATE, REC>,
         job: &OtaJob<'_>,
         key: &CodeSigningKey,
+        mut json_block: Option<&mut [u8]>,
     ) -> Result<(), CloudError> {
         self.rejection = None;
+        let format = self.format;
+        if format == StreamFormat::Json
+            && json_block
+                .as_ref()
+                .is_none_or(|b| b.len() < self.block_size as usize)
+        {
+            return Err(CloudError::InvalidInput);
+        }
         let mut sig = [0u8; 80];
         let sig = decode_base64(job.signature.as_bytes(), &mut sig)?;
         if !id_like(job.stream, MAX_STREAM) {
@@ -827,9 +1118,13 @@ impl<'t> AwsOta<'t> {
             tag: job.job_id.as_bytes(),
         };
         let mut progress = updater.begin(&spec).await?;
-        let data = self.stream_topic(job.stream, "data/cbor")?;
-        let rejected = self.stream_topic(job.stream, "rejected/cbor")?;
-        let get = self.stream_topic(job.stream, "get/cbor")?;
+        let (data, rejected, get) = match format {
+            StreamFormat::Cbor => ("data/cbor", "rejected/cbor", "get/cbor"),
+            StreamFormat::Json => ("data/json", "rejected/json", "get/json"),
+        };
+        let data = self.stream_topic(job.stream, data)?;
+        let rejected = self.stream_topic(job.stream, rejected)?;
+        let get = self.stream_topic(job.stream, get)?;
         let deadline = Instant::now().saturating_add(self.timeout);
         retry_busy(conn, deadline, async |c| {
             c.subscribe(&data, QoS::AtMostOnce).await
@@ -861,8 +1156,13 @@ impl<'t> AwsOta<'t> {
             let last_bit = bitmap_last(bitmap);
             let bitmap = bitmap.get(..last_bit).ok_or(OtaError::Config)?;
             let token = self.next_token()?;
-            let mut req = [0u8; 64 + 160 + MAX_BITMAP];
-            let n = encode_get_stream(
+            // JSON: 60 bytes of keys and numbers, the token, the bitmap in hex.
+            let mut req = [0u8; 64 + 160 + 2 * MAX_BITMAP];
+            let encode = match format {
+                StreamFormat::Cbor => encode_get_stream,
+                StreamFormat::Json => encode_get_stream_json,
+            };
+            let n = encode(
                 &mut req,
                 &token,
                 job.file_id,
@@ -890,7 +1190,11 @@ impl<'t> AwsOta<'t> {
                 };
                 let Some(msg) = msg else { continue };
                 if msg.topic() == rejected.as_str() {
-                    let why = decode_rejection(msg.payload()).unwrap_or(StreamRejection::Other);
+                    let why = match format {
+                        StreamFormat::Cbor => decode_rejection(msg.payload()),
+                        StreamFormat::Json => decode_rejection_json(msg.payload()),
+                    }
+                    .unwrap_or(StreamRejection::Other);
                     warn!("stream rejected the request: {}", why.code());
                     self.rejection = Some(why);
                     return Err(OtaError::Rejected.into());
@@ -899,7 +1203,13 @@ impl<'t> AwsOta<'t> {
                     continue;
                 }
                 answered = answered.saturating_add(1);
-                let block = match decode_block(msg.payload()) {
+                let decoded = match json_block.as_deref_mut() {
+                    Some(buf) if format == StreamFormat::Json => {
+                        decode_block_json(msg.payload(), buf)
+                    }
+                    _ => decode_block(msg.payload()),
+                };
+                let block = match decoded {
                     Ok(b) if b.file_id == file_id => b,
                     _ => {
                         self.stats.refused = self.stats.refused.saturating_add(1);
@@ -980,6 +1290,14 @@ impl<'t> AwsOta<'t> {
         .await?;
         Ok(())
     }
+}
+
+/// Blocks per request by default: 32 KiB worth.
+fn requests_for(block_size: u32) -> u32 {
+    32_768u32
+        .checked_div(block_size)
+        .unwrap_or(1)
+        .clamp(1, MAX_BLOCKS_PER_REQUEST)
 }
 
 /// Bytes of `bitmap` up to its last non-zero one.
@@ -1121,6 +1439,228 @@ mod tests {
         ] {
             assert_eq!(parse_job(bad), Err(OtaError::Protocol), "{:?}", core::str::from_utf8(bad));
         }
+    }
+
+    /// `b64` of `data` (test helper, with padding).
+    fn b64(data: &[u8]) -> std::string::String {
+        const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        let mut s = std::string::String::new();
+        for c in data.chunks(3) {
+            let b = [c[0], *c.get(1).unwrap_or(&0), *c.get(2).unwrap_or(&0)];
+            let n = (b[0] as u32) << 16 | (b[1] as u32) << 8 | b[2] as u32;
+            for k in 0..4 {
+                s.push(if k <= c.len() {
+                    T[(n >> (18 - 6 * k) & 63) as usize] as char
+                } else {
+                    '='
+                });
+            }
+        }
+        s
+    }
+
+    extern crate std;
+
+    #[test]
+    fn get_stream_request_in_json_has_the_hex_bitmap_in_the_cbor_bit_order() {
+        // AWS's example: blocks 20, 21, 24, 43 from offset 20 -> "0x130080". The bitmap is
+        // made the way `Updater::missing` makes it (bit i = block o + i, LSB first), so both
+        // formats ask for the same blocks.
+        let mut bitmap = [0u8; 3];
+        for block in [20u32, 21, 24, 43] {
+            let bit = block - 20;
+            bitmap[(bit / 8) as usize] |= 1 << (bit % 8);
+        }
+        assert_eq!(bitmap, [0x13, 0x00, 0x80]);
+        let mut out = [0u8; 128];
+        let n = encode_get_stream_json(&mut out, "1:t", 1, 256, 20, &bitmap, 4).unwrap();
+        let want = br#"{"c":"1:t","f":1,"l":256,"o":20,"b":"0x130080","n":4}"#;
+        assert_eq!(&out[..n], want);
+        let mut cbor = [0u8; 64];
+        let m = encode_get_stream(&mut cbor, "1:t", 1, 256, 20, &bitmap, 4).unwrap();
+        assert!(cbor[..m].ends_with(&[0x43, 0x13, 0x00, 0x80, 0x61, b'n', 0x04]));
+        // Hex digits of every byte value, leading zeros kept; the largest numbers.
+        let n =
+            encode_get_stream_json(&mut out, "t", 255, 4096, u32::MAX, &[0x0a, 0xff], 9).unwrap();
+        assert_eq!(
+            &out[..n],
+            br#"{"c":"t","f":255,"l":4096,"o":4294967295,"b":"0x0aff","n":9}"#
+        );
+        // Every buffer too small by any amount is an error, never a cut request.
+        for cap in 0..n {
+            assert_eq!(
+                encode_get_stream_json(&mut out[..cap], "t", 255, 4096, u32::MAX, &[0x0a, 0xff], 9),
+                Err(OtaError::Protocol),
+                "{cap}"
+            );
+        }
+        // A token that would need escaping.
+        for bad in ["a\"b", "a\\b", "a\nb"] {
+            assert_eq!(
+                encode_get_stream_json(&mut out, bad, 0, 256, 0, &[1], 1),
+                Err(OtaError::Protocol)
+            );
+        }
+        // The largest request fits the buffer `download` uses.
+        let token = std::format!("{}:{}", u32::MAX, "t".repeat(MAX_THING));
+        let mut req = [0u8; 64 + 160 + 2 * MAX_BITMAP];
+        assert!(
+            encode_get_stream_json(
+                &mut req,
+                &token,
+                255,
+                MAX_BLOCK,
+                u32::MAX,
+                &[0xff; MAX_BITMAP],
+                u32::MAX
+            )
+            .is_ok()
+        );
+    }
+
+    #[test]
+    fn json_data_blocks_decode_their_base64_and_malformed_ones_are_errors() {
+        let data: std::vec::Vec<u8> = (0..=255u8).cycle().take(1024).collect();
+        let msg = std::format!(
+            r#"{{"c":"7:t","f":2,"l":1024,"i":9,"x":[1,{{"y":null}}],"p":"{}"}}"#,
+            b64(&data)
+        );
+        let mut buf = [0u8; 1024];
+        let b = decode_block_json(msg.as_bytes(), &mut buf).unwrap();
+        assert_eq!((b.file_id, b.index, b.len), (2, 9, 1024));
+        assert_eq!(b.payload, &data[..]);
+        // Tails of 1, 2 and 3 bytes, with and without padding; "\/" is "/".
+        for len in 1..=7usize {
+            let d: std::vec::Vec<u8> = (0..len as u8).map(|x| x.wrapping_mul(97) | 0x3f).collect();
+            let text = b64(&d);
+            for t in [
+                text.clone(),
+                text.trim_end_matches('=').into(),
+                text.replace('/', "\\/"),
+            ] {
+                let m = std::format!(r#"{{"f":0,"i":0,"l":{len},"p":"{t}"}}"#);
+                let mut out = [0u8; 8];
+                let b = decode_block_json(m.as_bytes(), &mut out)
+                    .unwrap_or_else(|e| panic!("{m}: {e:?}"));
+                assert_eq!(b.payload, &d[..], "{m}");
+            }
+        }
+        // The JSON escape of "/" (allowed, if rare) is read as "/": "P/8=" is 3F FF.
+        let mut out = [0u8; 8];
+        let m = br#"{"f":0,"i":0,"l":2,"p":"P\/8="}"#;
+        assert_eq!(
+            decode_block_json(m, &mut out).unwrap().payload,
+            &[0x3f, 0xff]
+        );
+        let ok = |p: &str, l: u32| std::format!(r#"{{"f":0,"i":0,"l":{l},"p":"{p}"}}"#);
+        assert!(decode_block_json(ok("AQID", 3).as_bytes(), &mut out).is_ok());
+        for bad in [
+            ok("AQID", 4),                                       // l is not the decoded length
+            ok("AQI", 3),                                        // 2 bytes, not 3
+            ok("AQIDB", 4),                                      // one symbol left over
+            ok("AQ=D", 3),                                       // data after padding
+            ok("AQ===", 1),                                      // too much padding
+            ok("AQ I", 2),                                       // whitespace
+            ok("AQ\\nI", 2),                                     // another JSON escape
+            ok("AQ\\", 1),                                       // a lone backslash
+            ok("AQ-_", 3),                                       // the URL alphabet
+            ok("AQIDBAUGBwgJ", 9),                               // 9 bytes into 8: overlong
+            r#"{"f":0,"i":0,"p":"AQID"}"#.into(),                // no l
+            r#"{"f":0,"i":-1,"l":3,"p":"AQID"}"#.into(),         // negative
+            r#"{"f":4294967296,"i":0,"l":3,"p":"AQID"}"#.into(), // over u32
+            r#"{"f":0,"i":0,"l":3,"p":3}"#.into(),               // p not a string
+            r#"[1,2]"#.into(),
+            "".into(),
+        ] {
+            assert_eq!(
+                decode_block_json(bad.as_bytes(), &mut out),
+                Err(OtaError::Protocol),
+                "{bad}"
+            );
+        }
+        // Cut anywhere: an error.
+        for n in 0..msg.len() {
+            assert_eq!(
+                decode_block_json(&msg.as_bytes()[..n], &mut buf),
+                Err(OtaError::Protocol)
+            );
+        }
+        // Rejections: "o", the legacy "code", neither.
+        assert_eq!(
+            decode_rejection_json(br#"{"o":"ResourceNotFound","m":"no","c":"1:t"}"#),
+            Ok(StreamRejection::ResourceNotFound)
+        );
+        assert_eq!(
+            decode_rejection_json(br#"{"code":"VersionMismatch","clientToken":"1:t"}"#),
+            Ok(StreamRejection::VersionMismatch)
+        );
+        assert_eq!(
+            decode_rejection_json(br#"{"o":"Whatever"}"#),
+            Ok(StreamRejection::Other)
+        );
+        assert_eq!(
+            decode_rejection_json(br#"{"m":"x"}"#),
+            Err(OtaError::Protocol)
+        );
+        assert_eq!(decode_rejection_json(b"\xa1"), Err(OtaError::Protocol));
+    }
+
+    #[test]
+    fn json_blocks_are_smaller_for_the_same_receive_buffer() {
+        let json = StreamFormat::Json;
+        assert_eq!(block_size_for_format(2048, "thing", json), Some(1024));
+        assert_eq!(block_size_for_format(4608, "thing", json), Some(2048));
+        assert_eq!(block_size_for_format(5720 + 10, "thing", json), Some(4096));
+        assert_eq!(block_size_for_format(5720 + 9, "thing", json), Some(2048));
+        assert_eq!(
+            json.message_len(4096, 5),
+            Some(4 * 1366 + JSON_BLOCK_MARGIN + 10 + MAX_STREAM)
+        );
+        // The worst-case data message (longest token, 8-digit index) fits message_len.
+        let thing = "t".repeat(20);
+        let stream = "s".repeat(MAX_STREAM);
+        let body = std::format!(
+            r#"{{"c":"{}:{thing}","f":255,"l":4096,"i":16777215,"p":"{}"}}"#,
+            u32::MAX,
+            b64(&[0u8; 4096])
+        );
+        let topic = std::format!("$aws/things/{thing}/streams/{stream}/data/json");
+        let packet = 4 + 2 + topic.len() + 2 + 1 + body.len();
+        assert!(
+            packet + 32 <= json.message_len(4096, thing.len()).unwrap(),
+            "{packet}"
+        );
+        // The block buffer bounds the block too.
+        let mut small = [0u8; 1024];
+        let ota = AwsOta::new("thing", 8192).unwrap();
+        assert_eq!((ota.block_size(), ota.format()), (4096, StreamFormat::Cbor));
+        let ota = ota.with_json(&mut small).unwrap();
+        assert_eq!((ota.block_size(), ota.format()), (1024, StreamFormat::Json));
+        assert!(ota.with_block_size(2048).is_err());
+        let mut tiny = [0u8; 255];
+        assert!(
+            AwsOta::new("thing", 8192)
+                .unwrap()
+                .with_json(&mut tiny)
+                .is_err()
+        );
+        let mut big = [0u8; 4096];
+        assert!(
+            AwsOta::new("thing", 600)
+                .unwrap()
+                .with_json(&mut big)
+                .is_err()
+        );
+        assert!(
+            !std::format!(
+                "{:?}",
+                AwsOta::new("thing", 8192)
+                    .unwrap()
+                    .with_json(&mut big)
+                    .unwrap()
+            )
+            .contains("0, 0")
+        );
     }
 
     #[test]

@@ -732,7 +732,10 @@ fn wire_efficiency_of_the_stream_download() {
             (Some(b), Some(e)) if b < e => format!(
                 "{}{block}{}",
                 &doc[..b],
-                doc[e + OTA_END.len()..].trim_start_matches('\n')
+                // What follows the section keeps its own leading blank lines.
+                doc[e + OTA_END.len()..]
+                    .strip_prefix('\n')
+                    .unwrap_or(&doc[e + OTA_END.len()..])
             ),
             _ if doc.is_empty() => block,
             _ => format!("{}\n\n{block}", doc.trim_end()),

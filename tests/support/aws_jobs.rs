@@ -84,9 +84,14 @@ pub struct JobsStandIn {
     _sender: thread::JoinHandle<()>,
 }
 
-fn cbor_block(file_id: u8, index: u32, data: &[u8]) -> Vec<u8> {
+/// A data block as AWS sends it: with the request's client token echoed in `c`.
+fn cbor_block(token: &str, file_id: u8, index: u32, data: &[u8]) -> Vec<u8> {
     let mut e = minicbor::Encoder::new(Vec::new());
-    e.map(4)
+    e.map(5)
+        .unwrap()
+        .str("c")
+        .unwrap()
+        .str(token)
         .unwrap()
         .str("f")
         .unwrap()
@@ -464,7 +469,7 @@ fn handle(
                     if json {
                         json_block(&token, f, i, d)
                     } else {
-                        cbor_block(f, i, d)
+                        cbor_block(&token, f, i, d)
                     }
                 };
                 let msg = if s.corrupt_once.remove(&i) {

@@ -66,14 +66,16 @@
 //!
 //! One block arrives as one MQTT PUBLISH, which must fit the MQTT receive buffer (`rx_size` of
 //! `Mqtt::new`): the broker drops a larger packet. The packet is the block plus at most
-//! `62 + thing + stream` bytes: fixed header 4 (type, remaining length ≤ 3 bytes), topic
+//! `77 + 2 × thing + stream` bytes: fixed header 4 (type, remaining length ≤ 3 bytes), topic
 //! length 2, topic `$aws/things/<thing>/streams/<stream>/data/cbor` 31 + thing + stream,
-//! packet id 2, MQTT 5 property length 1, and the CBOR map around the bytes 22 (map header 1,
-//! four one-letter keys 8, `f` ≤ 2, `i` ≤ 5, `l` ≤ 3, the byte string's header ≤ 3).
+//! packet id 2, MQTT 5 property length 1, the CBOR map around the bytes 22 (map header 1,
+//! four one-letter keys 8, `f` ≤ 2, `i` ≤ 5, `l` ≤ 3, the byte string's header ≤ 3), and the
+//! client token AWS echoes in `c` (key 2, text header 2, `<n>:<thing>` 11 + thing).
 //! [`AwsOta::new`] takes `rx_size` and picks the largest power of two from 256 to 4096 that
-//! fits with [`BLOCK_MARGIN`] + thing + [`MAX_STREAM`] bytes: 1 KiB for `rx_size` 2048,
-//! 4 KiB for `rx_size` 4096 + 256 + thing. Larger blocks cost fewer request round trips and
-//! less overhead per byte (see `docs/ota.md`).
+//! fits with [`BLOCK_MARGIN`] (those 77 plus 32 for MQTT 5 properties) + 2 × thing +
+//! [`MAX_STREAM`] bytes: 1 KiB for `rx_size` 2048, 4 KiB for `rx_size` ≥ 4333 + 2 × thing.
+//! Larger blocks cost fewer request round trips and less overhead per byte (see
+//! `docs/ota.md`).
 //!
 //! # JSON streams
 //!
@@ -104,9 +106,10 @@ use crate::ota::{
     decode_base64, image_id,
 };
 
-/// Bytes of a data message besides the block, the thing name and the stream name (see the
-/// module documentation), plus room for MQTT 5 properties a broker may add.
-pub const BLOCK_MARGIN: usize = 62 + 32;
+/// Bytes of a CBOR data message besides the block, twice the thing name (topic and client
+/// token) and the stream name (see the module documentation), plus room for MQTT 5 properties
+/// a broker may add.
+pub const BLOCK_MARGIN: usize = 62 + 15 + 32;
 /// Bytes of a JSON data message besides the base64 text, twice the thing name (topic and
 /// client token) and the stream name (see the module documentation), plus room for MQTT 5
 /// properties a broker may add.
@@ -446,14 +449,14 @@ impl StreamFormat {
 
     /// The largest size of a data message carrying a block of `block` bytes for a thing name
     /// of `thing_len` bytes and a stream name of up to [`MAX_STREAM`] bytes (see the module
-    /// documentation): CBOR `block + BLOCK_MARGIN + thing + MAX_STREAM`, JSON
+    /// documentation): CBOR `block + BLOCK_MARGIN + 2 × thing + MAX_STREAM`, JSON
     /// `4 × ⌈block / 3⌉ + JSON_BLOCK_MARGIN + 2 × thing + MAX_STREAM`. `None` on overflow.
     pub fn message_len(self, block: u32, thing_len: usize) -> Option<usize> {
         let block = usize::try_from(block).ok()?;
         match self {
             StreamFormat::Cbor => block
                 .checked_add(BLOCK_MARGIN)?
-                .checked_add(thing_len)?
+                .checked_add(thing_len.checked_mul(2)?)?
                 .checked_add(MAX_STREAM),
             StreamFormat::Json => block
                 .div_ceil(3)
@@ -729,10 +732,9 @@ impl<'t> AwsOta<'t> {
         }
         let block_size =
             block_size_for(rx_size, thing_name).ok_or(CloudError::ResponseTooLarge {
-                needed: (MIN_BLOCK as usize)
-                    .saturating_add(BLOCK_MARGIN)
-                    .saturating_add(thing_name.len())
-                    .saturating_add(MAX_STREAM),
+                needed: StreamFormat::Cbor
+                    .message_len(MIN_BLOCK, thing_name.len())
+                    .unwrap_or(usize::MAX),
                 capacity: rx_size,
             })?;
         Ok(Self {
@@ -1667,13 +1669,17 @@ mod tests {
     fn block_size_follows_the_receive_buffer() {
         assert_eq!(block_size_for(2048, "thing"), Some(1024));
         assert_eq!(
-            block_size_for(4096 + BLOCK_MARGIN + 5 + MAX_STREAM, "thing"),
+            block_size_for(4096 + BLOCK_MARGIN + 2 * 5 + MAX_STREAM, "thing"),
             Some(4096)
         );
         assert_eq!(
-            block_size_for(4096 + BLOCK_MARGIN + 5 + MAX_STREAM - 1, "thing"),
+            block_size_for(4096 + BLOCK_MARGIN + 2 * 5 + MAX_STREAM - 1, "thing"),
             Some(2048)
         );
+        // The echoed client token counts the thing name a second time.
+        let long = "t".repeat(100);
+        assert_eq!(block_size_for(4608, &long), Some(4096));
+        assert_eq!(block_size_for(4096 + 256 + 100, &long), Some(2048));
         assert_eq!(block_size_for(400, "thing"), None);
         assert!(AwsOta::new("thing", 400).is_err());
         assert!(AwsOta::new("bad thing", 4096).is_err());

@@ -8,6 +8,7 @@ mod data_call;
 mod dns;
 mod modem;
 mod network;
+mod outline;
 mod pins;
 mod power;
 mod power_ext;

@@ -312,17 +312,20 @@ impl<'a> Modem<'a> {
         fold.result().unwrap_or(Err(Error::Parse))
     }
 
-    /// [`Modem::send`] without the command type.
-    async fn send_erased(
-        &self,
-        write: WriteLine<'_>,
+    /// [`Modem::send`] without the command type, polled out of line (one copy in the
+    /// firmware however many commands await it).
+    fn send_erased<'s>(
+        &'s self,
+        write: WriteLine<'s>,
         spec: LineSpec,
-        parse: &Listener<'_>,
-    ) -> Result<(), Error> {
-        Channel::lock(*self)
-            .await
-            .send_erased(write, spec, parse)
-            .await
+        parse: &'s Listener<'s>,
+    ) -> super::outline::Outlined<impl core::future::Future<Output = Result<(), Error>> + 's> {
+        super::outline::Outlined(async move {
+            Channel::lock(*self)
+                .await
+                .send_erased(write, spec, parse)
+                .await
+        })
     }
 
     /// Locks the AT channel (for an exchange of several commands, e.g. a file upload).

@@ -69,6 +69,11 @@ impl Sim<'_> {
     /// Reads the SIM state (`AT+CPIN?`). Errors that describe the SIM (not inserted, busy,
     /// failure) are states, not errors.
     pub async fn status(&self) -> Result<SimStatus, Error> {
+        super::outline::Outlined(self.status_body()).await
+    }
+
+    /// The body of [`Self::status`] (polled out of line).
+    async fn status_body(&self) -> Result<SimStatus, Error> {
         match self.modem.send(&GetPinStatus).await {
             Ok(code) => {
                 self.modem.core.state.update(|s| s.pin = Some(code));

@@ -149,11 +149,18 @@ impl<const R: usize> Ring<R> {
     }
     /// Copies the oldest bytes into `out` (at most two block copies).
     fn peek(&self, out: &mut [u8]) -> usize {
-        let n = out.len().min(self.len);
-        let Some((start, end)) = self.buf.split_at_checked(self.head) else {
+        self.peek_at(0, out)
+    }
+    /// Copies the bytes after the oldest `skip` into `out` (at most two block copies).
+    fn peek_at(&self, skip: usize, out: &mut [u8]) -> usize {
+        let skip = skip.min(self.len);
+        let n = out.len().min(self.len.saturating_sub(skip));
+        // `head + skip < 2 R`: no overflow.
+        let from = self.head.saturating_add(skip).checked_rem(R).unwrap_or(0);
+        let Some((start, end)) = self.buf.split_at_checked(from) else {
             return 0;
         };
-        // From the head to the end of the buffer, then the wrapped part from its start.
+        // From `from` to the end of the buffer, then the wrapped part from its start.
         let Some((first, second)) = out
             .get_mut(..n)
             .and_then(|o| o.split_at_mut_checked(n.min(end.len())))
@@ -254,8 +261,9 @@ pub(crate) trait SocketPool: PayloadSink {
     fn rx_free(&self, i: usize) -> usize;
     /// Queues bytes to send on slot `i`; returns how many fit.
     fn write(&self, i: usize, data: &[u8]) -> usize;
-    /// Copies the oldest unsent bytes of slot `i` into `out` (they stay queued).
-    fn tx_peek(&self, i: usize, out: &mut [u8]) -> usize;
+    /// Copies unsent bytes of slot `i` into `out`, skipping the oldest `skip` (they all stay
+    /// queued).
+    fn tx_peek(&self, i: usize, skip: usize, out: &mut [u8]) -> usize;
     /// Drops `n` sent bytes of slot `i`.
     fn tx_consume(&self, i: usize, n: usize);
     /// Bytes waiting to be sent on slot `i`.
@@ -436,8 +444,23 @@ impl<const S: usize, const R: usize> SocketPool for Sockets<S, R> {
         }
         written
     }
-    fn tx_peek(&self, i: usize, out: &mut [u8]) -> usize {
-        self.with(|inner| inner.slots.get(i).map_or(0, |s| s.tx.peek(out)))
+    fn tx_peek(&self, i: usize, skip: usize, out: &mut [u8]) -> usize {
+        // In pieces: interrupts stay masked for at most `CS_COPY_MAX` byte copies.
+        let mut got: usize = 0;
+        for piece in out.chunks_mut(CS_COPY_MAX) {
+            let n = self.with(|inner| {
+                inner
+                    .slots
+                    .get(i)
+                    .map_or(0, |s| s.tx.peek_at(skip.saturating_add(got), piece))
+            });
+            // `got` ≤ `out.len()`.
+            got = got.saturating_add(n);
+            if n < piece.len() {
+                break;
+            }
+        }
+        got
     }
     fn tx_consume(&self, i: usize, n: usize) {
         self.with(|inner| {
@@ -586,6 +609,19 @@ mod tests {
         assert_eq!(pool.write(i, &payload), 1500);
         assert_eq!(pool.write(i, &payload), 548);
         assert_eq!(pool.tx_len(i), 2048);
+        // Queued bytes are read from any offset, across the ring's edge, and stay queued.
+        let mut peeked = std::vec![0u8; 700];
+        assert_eq!(pool.tx_peek(i, 1400, &mut peeked), 648);
+        assert_eq!(&peeked[..100], &payload[1400..]);
+        assert_eq!(&peeked[100..648], &payload[..548]);
+        assert_eq!(pool.tx_peek(i, 2048, &mut peeked), 0);
+        assert_eq!(pool.tx_len(i), 2048);
+        pool.tx_consume(i, 1000);
+        assert_eq!(pool.write(i, &payload[..1000]), 1000);
+        // The last 48 bytes of the old ones, then the new ones across the edge.
+        assert_eq!(pool.tx_peek(i, 1000, &mut peeked), 700);
+        assert_eq!(&peeked[..48], &payload[500..548]);
+        assert_eq!(&peeked[48..], &payload[..652]);
     }
 
     #[test]

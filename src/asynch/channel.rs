@@ -14,7 +14,7 @@ use embassy_time::{Duration, Instant, Timer, with_timeout};
 use zeroize::Zeroize;
 
 use super::Modem;
-use super::tx::{MAX_SEND, Source};
+use super::tx::{CMD_BUF, MAX_SEND, Source};
 use crate::Error;
 use crate::at::expect::Listener;
 use crate::at::{Expect, Final};
@@ -48,7 +48,8 @@ enum TxPhase {
     Command,
     /// `AT+QISEND=<id>,<n>` posted; waiting for `> `.
     Prompt,
-    /// Prompt seen; the payload is to be written.
+    /// Prompt seen; the payload is to be written (from `TxOp::written` on, in pieces of at
+    /// most [`CMD_BUF`] bytes copied from the slot's transmit ring).
     Payload,
     /// Payload written; waiting for `SEND OK`/`SEND FAIL`.
     Result,
@@ -59,6 +60,8 @@ struct TxOp {
     slot: u8,
     kind: Kind,
     len: usize,
+    /// Payload bytes posted for writing so far.
+    written: usize,
     phase: TxPhase,
     deadline: Instant,
 }
@@ -71,7 +74,7 @@ pub(crate) struct ChannelState {
     last_deadline: Instant,
     /// When the next command may be written (the configured gap after the last one).
     next_write: Instant,
-    /// The line or staging buffer holds (or held, for an abandoned command) a secret to wipe:
+    /// The line buffer holds (or held, for an abandoned command) a secret to wipe:
     /// a PIN, a password, or a file upload (which may be a private key).
     wipe: bool,
     /// A command was abandoned without its final result code (its deadline passed): its
@@ -238,13 +241,11 @@ impl<'c> Channel<'c> {
         r
     }
 
-    /// Wipes the line and staging buffers if they held a secret (once the runner has written
-    /// it).
+    /// Wipes the line buffer if it held a secret (once the runner has written it).
     async fn wipe_secrets(&mut self) {
         if self.st.wipe {
             let mut bufs = self.m.core.tx.buffers().await;
             bufs.line.zeroize();
-            bufs.staging.zeroize();
             self.st.wipe = false;
         }
     }
@@ -259,15 +260,18 @@ impl<'c> Channel<'c> {
         self.settle().await;
         let fold = Fold::new(cmd);
         let parse = |ev: crate::at::expect::Event<'_>| fold.on(ev);
-        // A file may be a private key: wiped from the staging buffer once written.
+        // A file may be a private key: wiped from the line buffer once written.
         self.st.wipe = true;
         // All but the last piece are written without waiting for an answer; the last one is
         // the exchange.
         let mut rest = data;
-        while rest.len() > MAX_SEND {
-            let (piece, tail) = rest.split_at(MAX_SEND);
+        while rest.len() > CMD_BUF {
+            let (piece, tail) = rest.split_at(CMD_BUF);
             self.stage(piece).await;
-            self.m.core.tx.write(Source::Staging(piece.len())).await?;
+            if let Err(e) = self.m.core.tx.write(Source::Line(piece.len())).await {
+                self.wipe_secrets().await;
+                return Err(e);
+            }
             rest = tail;
         }
         self.stage(rest).await;
@@ -275,7 +279,7 @@ impl<'c> Channel<'c> {
             .exchange_erased(
                 cmd.expect(),
                 C::TIMEOUT_MS,
-                Source::Staging(rest.len()),
+                Source::Line(rest.len()),
                 &parse,
             )
             .await;
@@ -284,10 +288,10 @@ impl<'c> Channel<'c> {
         fold.result().unwrap_or(Err(Error::Parse))
     }
 
-    /// Copies `piece` (at most [`MAX_SEND`] bytes) into the staging buffer.
+    /// Copies `piece` (at most [`CMD_BUF`] bytes) into the line buffer.
     async fn stage(&self, piece: &[u8]) {
         let mut bufs = self.m.core.tx.buffers().await;
-        if let Some(dst) = bufs.staging.get_mut(..piece.len()) {
+        if let Some(dst) = bufs.line.get_mut(..piece.len()) {
             dst.copy_from_slice(piece);
         }
     }
@@ -376,14 +380,8 @@ impl<'c> Channel<'c> {
         max: usize,
     ) -> Result<usize, Error> {
         self.settle().await;
-        let n = {
-            let mut bufs = self.m.core.tx.buffers().await;
-            let staging = &mut bufs.staging;
-            let max = max.min(staging.len());
-            self.m
-                .pool
-                .tx_peek(usize::from(slot), staging.get_mut(..max).unwrap_or(&mut []))
-        };
+        // The bytes stay in the ring until `SEND OK`; the payload phase copies them from there.
+        let n = self.m.pool.tx_len(usize::from(slot)).min(max).min(MAX_SEND);
         if n == 0 {
             return Ok(0);
         }
@@ -391,6 +389,7 @@ impl<'c> Channel<'c> {
             slot,
             kind,
             len: n,
+            written: 0,
             phase: TxPhase::Command,
             deadline: Instant::now(),
         });
@@ -463,14 +462,33 @@ impl<'c> Channel<'c> {
                     }
                 }
                 TxPhase::Payload => {
-                    // The staged bytes are still in the staging buffer: nothing else is
-                    // written while a send is in progress.
-                    op.phase = TxPhase::Result;
-                    op.deadline =
-                        Instant::now().saturating_add(Duration::from_millis(SEND_STEP_MS));
-                    self.st.last_deadline = op.deadline;
+                    // The next piece, copied from the ring: the bytes of this send leave it
+                    // only on `SEND OK`, and nothing else is written while a send is in
+                    // progress (the channel is locked, and an abandoned send is finished by
+                    // the channel's next user before anything else).
+                    let piece = {
+                        let mut bufs = core.tx.buffers().await;
+                        let want = op.len.saturating_sub(op.written).min(CMD_BUF);
+                        let dst = bufs.line.get_mut(..want).unwrap_or(&mut []);
+                        let got = pool.tx_peek(slot, op.written, dst);
+                        // Never expected (the ring keeps the bytes): the modem still gets the
+                        // count it was promised, so that it is not left waiting.
+                        if let Some(rest) = dst.get_mut(got..) {
+                            rest.fill(0);
+                        }
+                        want
+                    };
+                    // Recorded before the piece is posted: an abandoned send resumes after it
+                    // (the runner writes a posted piece whole).
+                    op.written = op.written.saturating_add(piece);
+                    if op.written >= op.len {
+                        op.phase = TxPhase::Result;
+                        op.deadline =
+                            Instant::now().saturating_add(Duration::from_millis(SEND_STEP_MS));
+                        self.st.last_deadline = op.deadline;
+                    }
                     self.st.tx = Some(op);
-                    if let Err(e) = core.tx.write(Source::Staging(op.len)).await {
+                    if let Err(e) = core.tx.write(Source::Line(piece)).await {
                         core.shared.complete();
                         self.st.tx = None;
                         return Err(e);
@@ -544,12 +562,12 @@ mod tests {
             };
             modem.data_call().configure(1, &apn).await.unwrap();
             assert!(!holds(&core.tx.buffers().await.line, b"pw-5678"));
-            // A file upload (a private key, say) leaves the staging buffer too.
+            // A file upload (a private key, say) leaves the buffer too.
             modem
                 .upload_file("k.pem", b"-----BEGIN PRIVATE KEY-----secret-9753")
                 .await
                 .unwrap();
-            assert!(!holds(&core.tx.buffers().await.staging, b"secret-9753"));
+            assert!(!holds(&core.tx.buffers().await.line, b"secret-9753"));
             // The check can fail: an ordinary command line stays in the buffer.
             modem.send(&Imei).await.unwrap();
             assert!(holds(&core.tx.buffers().await.line, b"AT+CGSN"));

@@ -18,7 +18,9 @@ use embassy_sync::waitqueue::AtomicWaker;
 use crate::Error;
 
 /// Size of the command-line buffer (the longest command is a `AT+QICSGP` with a 127-byte user
-/// name and password, or a long host name in `AT+QIOPEN`).
+/// name and password, or a long host name in `AT+QIOPEN`). Payloads (a socket send, a file
+/// upload) go through it too, in pieces of this size: the modem takes the announced byte count
+/// in any number of UART writes, so the bytes on the wire are the same.
 pub const CMD_BUF: usize = 512;
 /// Largest payload of one send (`AT+QISEND` takes 1460 at most on every model).
 pub const MAX_SEND: usize = 1460;
@@ -26,10 +28,8 @@ pub const MAX_SEND: usize = 1460;
 /// The bytes a request writes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Source {
-    /// `line[..n]`.
+    /// `line[..n]`: a command line, or a piece of a payload.
     Line(usize),
-    /// `staging[..n]`.
-    Staging(usize),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -39,17 +39,17 @@ enum Request {
     Done(Result<(), Error>),
 }
 
-/// The buffers a request is written from.
+/// The buffer a request is written from. No payload is staged whole: a socket send is copied
+/// from its transmit ring piece by piece (an earlier 1460-byte staging buffer held a second
+/// copy of bytes that were in the ring already).
 pub(crate) struct TxBuffers {
     pub(crate) line: [u8; CMD_BUF],
-    pub(crate) staging: [u8; MAX_SEND],
 }
 
 impl TxBuffers {
     fn bytes(&self, src: Source) -> &[u8] {
         match src {
             Source::Line(n) => self.line.get(..n).unwrap_or(&[]),
-            Source::Staging(n) => self.staging.get(..n).unwrap_or(&[]),
         }
     }
 }
@@ -66,10 +66,7 @@ pub(crate) struct TxMailbox {
 impl TxMailbox {
     pub(crate) const fn new() -> Self {
         Self {
-            buffers: Mutex::new(TxBuffers {
-                line: [0; CMD_BUF],
-                staging: [0; MAX_SEND],
-            }),
+            buffers: Mutex::new(TxBuffers { line: [0; CMD_BUF] }),
             request: BlockingMutex::new(Cell::new(Request::Idle)),
             runner: AtomicWaker::new(),
             poster: AtomicWaker::new(),

@@ -396,8 +396,16 @@ impl<'c> Channel<'c> {
         self.drive_tx().await
     }
 
-    /// Runs the send in `self.tx` to its end, from whatever phase it is in.
-    async fn drive_tx(&mut self) -> Result<usize, Error> {
+    /// Runs the send in `self.tx` to its end, from whatever phase it is in; polled out of line
+    /// (one copy in the firmware for its two callers).
+    fn drive_tx(
+        &mut self,
+    ) -> super::outline::Outlined<impl core::future::Future<Output = Result<usize, Error>> + '_>
+    {
+        super::outline::Outlined(self.drive_tx_inner())
+    }
+
+    async fn drive_tx_inner(&mut self) -> Result<usize, Error> {
         let core = self.m.core;
         let pool = self.m.pool;
         let boots = core.state.get().starts();

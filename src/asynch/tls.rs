@@ -213,6 +213,14 @@ struct Found {
     stale: heapless::Vec<heapless::String<NAME_LEN>, 6>,
 }
 
+impl Found {
+    /// No file found.
+    const NOTHING: Found = Found {
+        present: [false; 3],
+        stale: heapless::Vec::new(),
+    };
+}
+
 impl Command for TlsListing<'_> {
     type Response = Found;
     const EXPECT: Expect = Expect::prefixed(b"+QFLST:");
@@ -224,10 +232,7 @@ impl Command for TlsListing<'_> {
         .write(w)
     }
     fn parse(&self, resp: &Response<'_>) -> Result<Found, Error> {
-        let mut found = Found {
-            present: [false; 3],
-            stale: heapless::Vec::new(),
-        };
+        let mut found = Found::NOTHING;
         for line in resp.prefixed(b"+QFLST:") {
             let (name, size) = all((quoted, next(uint)), line)?;
             let Ok(name) = core::str::from_utf8(name) else {
@@ -352,10 +357,7 @@ impl<'a> Modem<'a> {
             })
             .await
         {
-            Err(Error::Cme(crate::CmeError::FILE_NOT_FOUND)) => Ok(Found {
-                present: [false; 3],
-                stale: heapless::Vec::new(),
-            }),
+            Err(Error::Cme(crate::CmeError::FILE_NOT_FOUND)) => Ok(Found::NOTHING),
             other => other,
         }
     }
@@ -468,28 +470,31 @@ impl<'a> Modem<'a> {
                 *w = Some((bare(name), size));
             }
         }
-        let found = match self.tls_listing(ctx, wanted).await {
-            Ok(found) => found,
-            Err(e @ (Error::Timeout | Error::Rebooted | Error::Write | Error::Read)) => {
-                return Err(e);
-            }
-            // A listing the driver cannot read (too many files for the buffer, say): upload
-            // everything, replacing what may be there.
-            Err(_) => {
-                debug!("file listing not readable: uploading");
-                for (name, d) in names.iter().zip(data) {
-                    if let Some(d) = d {
-                        self.upload_file(name, d).await?;
-                    }
+        // No await inside the match, and the listing is not kept across the uploads: a value
+        // held across several awaits gets its own room in this future (and in every future
+        // that awaits it), which it then has twice (measured with `scripts/footprint.sh`).
+        let (present, listed) = {
+            let (found, listed) = match self.tls_listing(ctx, wanted).await {
+                Ok(found) => (found, true),
+                Err(e @ (Error::Timeout | Error::Rebooted | Error::Write | Error::Read)) => {
+                    return Err(e);
                 }
-                return Ok(());
-            }
+                // A listing the driver cannot read (too many files for the buffer, say):
+                // upload everything, replacing what may be there.
+                Err(_) => {
+                    debug!("file listing not readable: uploading");
+                    (Found::NOTHING, false)
+                }
+            };
+            // Stale files first: the flash then has room for the new ones.
+            self.delete_all(prefix, &found.stale).await?;
+            (found.present, listed)
         };
-        // Stale files first: the flash then has room for the new ones.
-        self.delete_all(prefix, &found.stale).await?;
-        for ((name, d), present) in names.iter().zip(data).zip(found.present) {
-            if let (Some(d), false) = (d, present) {
-                self.upload_new(name, d).await?;
+        for ((name, d), present) in names.iter().zip(data).zip(present) {
+            match d {
+                Some(d) if !listed => self.upload_file(name, d).await?,
+                Some(d) if !present => self.upload_new(name, d).await?,
+                _ => {}
             }
         }
         Ok(())

@@ -215,30 +215,35 @@ impl<'c> Channel<'c> {
 
     /// [`Self::send`] without the command type: settles, renders the line with `write`, then
     /// [`Self::exchange_erased`].
-    pub(crate) async fn send_erased(
-        &mut self,
-        write: WriteLine<'_>,
+    ///
+    /// A plain `fn` returning an `async move` block: an `async fn` keeps a second copy of its
+    /// arguments in its future, and this future is part of every command's.
+    pub(crate) fn send_erased<'s>(
+        &'s mut self,
+        write: WriteLine<'s>,
         spec: LineSpec,
-        parse: ErasedParse<'_>,
-    ) -> Result<(), Error> {
-        self.settle().await;
-        let len = {
-            let mut bufs = self.m.core.tx.buffers().await;
-            // Set before rendering: a secret half-written into the buffer is wiped as well.
-            self.st.wipe |= spec.secret;
-            let mut w = CmdWriter::new(&mut bufs.line);
-            let rendered = write(&mut w).and_then(|()| w.raw(b"\r")).map(|()| w.len());
-            if rendered.is_err() && self.st.wipe {
-                bufs.line.zeroize();
-                self.st.wipe = false;
-            }
-            rendered?
-        };
-        let r = self
-            .exchange_erased(spec.expect, spec.timeout_ms, Source::Line(len), parse)
-            .await;
-        self.wipe_secrets().await;
-        r
+        parse: ErasedParse<'s>,
+    ) -> impl core::future::Future<Output = Result<(), Error>> + 's {
+        async move {
+            self.settle().await;
+            let len = {
+                let mut bufs = self.m.core.tx.buffers().await;
+                // Set before rendering: a secret half-written into the buffer is wiped as well.
+                self.st.wipe |= spec.secret;
+                let mut w = CmdWriter::new(&mut bufs.line);
+                let rendered = write(&mut w).and_then(|()| w.raw(b"\r")).map(|()| w.len());
+                if rendered.is_err() && self.st.wipe {
+                    bufs.line.zeroize();
+                    self.st.wipe = false;
+                }
+                rendered?
+            };
+            let r = self
+                .exchange_erased(spec.expect, spec.timeout_ms, Source::Line(len), parse)
+                .await;
+            self.wipe_secrets().await;
+            r
+        }
     }
 
     /// Wipes the line buffer if it held a secret (once the runner has written it).
@@ -305,46 +310,50 @@ impl<'c> Channel<'c> {
     /// thin on purpose: one more generic layer costs about 1 KB of flash in firmware; measured
     /// with `scripts/footprint.sh`): has the runner write `src`, waits for the answer within
     /// `timeout_ms` plus the write allowance, and hands the answer to `parse`.
-    async fn exchange_erased(
-        &mut self,
+    /// A plain `fn` returning an `async move` block, for the reason given at
+    /// [`Self::send_erased`].
+    fn exchange_erased<'s>(
+        &'s mut self,
         expect: Expect,
         timeout_ms: u32,
         src: Source,
-        parse: ErasedParse<'_>,
-    ) -> Result<(), Error> {
-        self.cooldown().await;
-        let core = self.m.core;
-        let boots = core.state.get().starts();
-        let timeout = u64::from(timeout_ms) + WRITE_ALLOWANCE_MS;
-        self.st.last_deadline = Instant::now().saturating_add(Duration::from_millis(timeout));
-        // The lines of the response go to `parse` as they arrive, until this future ends
-        // (the guard unregisters it, also when the future is dropped).
-        let _listening = core.shared.listen(parse);
-        // The command counts as in flight from the moment it is posted: the runner writes it
-        // whole even if this future is dropped.
-        core.shared.begin(expect);
-        let exchange = with_timeout(Duration::from_millis(timeout), async {
-            core.tx.write(src).await?;
-            core.shared.wait_until(|e, _| e.is_none()).await;
-            Ok(())
-        });
-        let rebooted = core.state.wait_for(|s| (s.starts() != boots).then_some(()));
-        let r = match select(exchange, rebooted).await {
-            Either::First(Ok(Ok(()))) => Ok(()),
-            Either::First(Ok(Err(e))) => {
-                // Not written: nothing to wait for.
-                core.shared.complete();
-                Err(e)
-            }
-            Either::First(Err(_)) => Err(Error::Timeout),
-            Either::Second(()) => {
-                // The modem lost the command with its reboot.
-                core.shared.complete();
-                Err(Error::Rebooted)
-            }
-        };
-        self.st.next_write = Instant::now().saturating_add(self.m.core.config.command_gap);
-        r
+        parse: ErasedParse<'s>,
+    ) -> impl core::future::Future<Output = Result<(), Error>> + 's {
+        async move {
+            self.cooldown().await;
+            let core = self.m.core;
+            let boots = core.state.get().starts();
+            let timeout = u64::from(timeout_ms) + WRITE_ALLOWANCE_MS;
+            self.st.last_deadline = Instant::now().saturating_add(Duration::from_millis(timeout));
+            // The lines of the response go to `parse` as they arrive, until this future ends
+            // (the guard unregisters it, also when the future is dropped).
+            let _listening = core.shared.listen(parse);
+            // The command counts as in flight from the moment it is posted: the runner writes it
+            // whole even if this future is dropped.
+            core.shared.begin(expect);
+            let exchange = with_timeout(Duration::from_millis(timeout), async {
+                core.tx.write(src).await?;
+                core.shared.wait_until(|e, _| e.is_none()).await;
+                Ok(())
+            });
+            let rebooted = core.state.wait_for(|s| (s.starts() != boots).then_some(()));
+            let r = match select(exchange, rebooted).await {
+                Either::First(Ok(Ok(()))) => Ok(()),
+                Either::First(Ok(Err(e))) => {
+                    // Not written: nothing to wait for.
+                    core.shared.complete();
+                    Err(e)
+                }
+                Either::First(Err(_)) => Err(Error::Timeout),
+                Either::Second(()) => {
+                    // The modem lost the command with its reboot.
+                    core.shared.complete();
+                    Err(Error::Rebooted)
+                }
+            };
+            self.st.next_write = Instant::now().saturating_add(self.m.core.config.command_gap);
+            r
+        }
     }
 
     /// Reads what the modem holds for socket `slot` into its ring: at most `max` bytes and no

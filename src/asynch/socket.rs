@@ -232,54 +232,65 @@ impl<'a> Modem<'a> {
     }
 
     /// Reads what the modem holds for `slot` into its ring, while there is room.
-    async fn pull(&self, slot: usize, s: SlotState, max_read: usize, poll_due: bool) {
-        let mut pending = s.recv_pending || (poll_due && s.phase == Phase::Open);
-        while pending {
-            let r = self
-                .channel()
-                .await
-                .read_into_ring(slot as u8, s.kind, max_read)
-                .await;
-            match r {
-                // No room: the reader frees some and kicks us.
-                Ok(None) => return,
-                Ok(Some((got, asked))) if got < asked => {
-                    // Fewer bytes than asked: the modem's buffer is empty now. Quectel's TCP/IP
-                    // manuals: after a `recv` URC "no further URC is reported until the buffer
-                    // has been drained completely", and an empty buffer is a drained one, so
-                    // the next data is announced again. No confirming empty read (it cost a
-                    // round trip and ~39 UART bytes per inbound message or PUBACK); see
-                    // docs/architecture.md for the evidence.
-                    pending = false;
-                    self.pool.update(slot, &mut |s| s.recv_pending = false);
-                }
-                Ok(Some(_)) => {
-                    // As many as asked: the modem may hold more, and will not announce it.
-                    self.pool.update(slot, &mut |s| s.recv_pending = true);
-                }
-                Err(Error::Rebooted) => return,
-                Err(Error::Timeout) => return,
-                Err(Error::Error | Error::Cme(_))
-                    if self.pool.state(slot).phase == Phase::PeerClosed =>
-                {
-                    // After the peer closed, some firmware answers ERROR once the buffer is
-                    // empty: everything was read.
-                    pending = false;
-                    self.pool.update(slot, &mut |s| s.recv_pending = false);
-                }
-                Err(e) => {
-                    // The module no longer knows the socket.
-                    warn!("socket {} read failed", slot);
-                    self.pool.update(slot, &mut |s| {
-                        s.recv_pending = false;
-                        if s.is_live() {
-                            s.phase = Phase::Failed(match e {
-                                Error::Error | Error::Cme(_) => Error::ConnectionClosed,
-                                other => other,
-                            });
-                        }
-                    });
-                    return;
+    ///
+    /// A plain `fn` returning an `async move` block: an `async fn` keeps a second copy of its
+    /// arguments (the slot state) in its future, which is part of the runner's.
+    fn pull(
+        &self,
+        slot: usize,
+        s: SlotState,
+        max_read: usize,
+        poll_due: bool,
+    ) -> impl core::future::Future<Output = ()> + '_ {
+        async move {
+            let mut pending = s.recv_pending || (poll_due && s.phase == Phase::Open);
+            while pending {
+                let r = self
+                    .channel()
+                    .await
+                    .read_into_ring(slot as u8, s.kind, max_read)
+                    .await;
+                match r {
+                    // No room: the reader frees some and kicks us.
+                    Ok(None) => return,
+                    Ok(Some((got, asked))) if got < asked => {
+                        // Fewer bytes than asked: the modem's buffer is empty now. Quectel's TCP/IP
+                        // manuals: after a `recv` URC "no further URC is reported until the buffer
+                        // has been drained completely", and an empty buffer is a drained one, so
+                        // the next data is announced again. No confirming empty read (it cost a
+                        // round trip and ~39 UART bytes per inbound message or PUBACK); see
+                        // docs/architecture.md for the evidence.
+                        pending = false;
+                        self.pool.update(slot, &mut |s| s.recv_pending = false);
+                    }
+                    Ok(Some(_)) => {
+                        // As many as asked: the modem may hold more, and will not announce it.
+                        self.pool.update(slot, &mut |s| s.recv_pending = true);
+                    }
+                    Err(Error::Rebooted) => return,
+                    Err(Error::Timeout) => return,
+                    Err(Error::Error | Error::Cme(_))
+                        if self.pool.state(slot).phase == Phase::PeerClosed =>
+                    {
+                        // After the peer closed, some firmware answers ERROR once the buffer is
+                        // empty: everything was read.
+                        pending = false;
+                        self.pool.update(slot, &mut |s| s.recv_pending = false);
+                    }
+                    Err(e) => {
+                        // The module no longer knows the socket.
+                        warn!("socket {} read failed", slot);
+                        self.pool.update(slot, &mut |s| {
+                            s.recv_pending = false;
+                            if s.is_live() {
+                                s.phase = Phase::Failed(match e {
+                                    Error::Error | Error::Cme(_) => Error::ConnectionClosed,
+                                    other => other,
+                                });
+                            }
+                        });
+                        return;
+                    }
                 }
             }
         }
@@ -317,20 +328,24 @@ impl<'a> Modem<'a> {
     }
 
     /// Closes an abandoned socket in the modem once its open result is known, then frees it.
-    async fn reap(&self, slot: usize, s: SlotState) {
-        if s.open_result.is_none() {
-            return; // the open is still running; its URC will come (or a reboot)
+    ///
+    /// A plain `fn` returning an `async move` block, as [`Self::pull`].
+    fn reap(&self, slot: usize, s: SlotState) -> impl core::future::Future<Output = ()> + '_ {
+        async move {
+            if s.open_result.is_none() {
+                return; // the open is still running; its URC will come (or a reboot)
+            }
+            if s.open_result != Some(0xffff) {
+                let _ = self
+                    .send(&Close {
+                        id: slot as u8,
+                        tls: s.kind == Kind::Tls,
+                        timeout_s: 0,
+                    })
+                    .await;
+            }
+            self.pool.release(slot);
         }
-        if s.open_result != Some(0xffff) {
-            let _ = self
-                .send(&Close {
-                    id: slot as u8,
-                    tls: s.kind == Kind::Tls,
-                    timeout_s: 0,
-                })
-                .await;
-        }
-        self.pool.release(slot);
     }
 }
 

@@ -341,24 +341,29 @@ impl<'a> Modem<'a> {
         self.send(&Delete { name }).await
     }
 
-    /// Lists the modem's files (one `AT+QFLST`) and reads which TLS files of context `ctx`
-    /// are there. A module that answers `+CME ERROR: 405` (nothing matches) has none.
-    async fn tls_listing(&self, ctx: u8, wanted: [Option<(&str, u32)>; 3]) -> Result<Found, Error> {
-        let pattern = if self.file_prefix().await.is_empty() {
-            "*"
-        } else {
-            "UFS:*"
+    /// Lists the modem's files (one `AT+QFLST`; `prefix` is [`Modem::file_prefix`]) and reads
+    /// which TLS files of context `ctx` are there. A module that answers `+CME ERROR: 405`
+    /// (nothing matches) has none.
+    ///
+    /// A plain `fn` returning an `async move` block that owns the command: an `async fn` would
+    /// keep its arguments twice (and the command a third time) in its future, which is part of
+    /// [`Modem::configure_tls`]'s and so of an MQTT client's `connect`.
+    fn tls_listing<'n>(
+        &'n self,
+        prefix: &str,
+        ctx: u8,
+        wanted: [Option<(&'n str, u32)>; 3],
+    ) -> impl core::future::Future<Output = Result<Found, Error>> + 'n {
+        let cmd = TlsListing {
+            pattern: if prefix.is_empty() { "*" } else { "UFS:*" },
+            ctx,
+            wanted,
         };
-        match self
-            .send(&TlsListing {
-                pattern,
-                ctx,
-                wanted,
-            })
-            .await
-        {
-            Err(Error::Cme(crate::CmeError::FILE_NOT_FOUND)) => Ok(Found::NOTHING),
-            other => other,
+        async move {
+            match self.send(&cmd).await {
+                Err(Error::Cme(crate::CmeError::FILE_NOT_FOUND)) => Ok(Found::NOTHING),
+                other => other,
+            }
         }
     }
 
@@ -376,7 +381,7 @@ impl<'a> Modem<'a> {
         // A listing names at most 6 files of the context; a few rounds clear any number a
         // context can have gathered (bounded, should a file refuse to go).
         for _ in 0..4 {
-            let found = self.tls_listing(ssl_ctx, [None; 3]).await?;
+            let found = self.tls_listing(prefix, ssl_ctx, [None; 3]).await?;
             let full = found.stale.is_full();
             self.delete_all(prefix, &found.stale).await?;
             if !full {
@@ -474,7 +479,7 @@ impl<'a> Modem<'a> {
         // held across several awaits gets its own room in this future (and in every future
         // that awaits it), which it then has twice (measured with `scripts/footprint.sh`).
         let (present, listed) = {
-            let (found, listed) = match self.tls_listing(ctx, wanted).await {
+            let (found, listed) = match self.tls_listing(prefix, ctx, wanted).await {
                 Ok(found) => (found, true),
                 Err(e @ (Error::Timeout | Error::Rebooted | Error::Write | Error::Read)) => {
                     return Err(e);

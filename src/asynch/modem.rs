@@ -124,6 +124,16 @@ impl Core {
         }
     }
 
+    /// Writes a fresh core with `config` into `slot`. Out of line: the value is built on the
+    /// stack before it is written, and inlined into the caller (the application task's first
+    /// poll, in firmware) that frame would be part of the caller's frame for good.
+    #[inline(never)]
+    fn init(slot: &mut MaybeUninit<Core>, config: Config) -> &mut Core {
+        let core = slot.write(Core::new());
+        core.config = config;
+        core
+    }
+
     /// Whether every registration change of the current boot comes as a URC (see `urcs_on`).
     pub(crate) fn registration_urcs_since_boot(&self) -> bool {
         // Keyed on every `RDY`: a PSM wake forgets the URC settings as a boot does.
@@ -274,9 +284,7 @@ pub(crate) fn split<'a, const N: usize, const S: usize, const RB: usize>(
     } = resources;
     // Written before any reference to them exists, at every start (a second start on the same
     // resources begins afresh; the old values hold nothing that needs dropping).
-    let core: &'a mut Core = core.write(Core::new());
-    core.config = config;
-    let core: &'a Core = core;
+    let core: &'a Core = Core::init(core, config);
     let pool: &'a Sockets<S, RB> = sockets;
     let pool: &'a dyn SocketPool = pool;
     let apply = ApplyUrcs {

@@ -218,6 +218,8 @@ impl<'c> Channel<'c> {
     ///
     /// A plain `fn` returning an `async move` block: an `async fn` keeps a second copy of its
     /// arguments in its future, and this future is part of every command's.
+    // Not an `async fn` on purpose (see above): it would keep its arguments twice.
+    #[allow(clippy::manual_async_fn)]
     pub(crate) fn send_erased<'s>(
         &'s mut self,
         write: WriteLine<'s>,
@@ -312,6 +314,8 @@ impl<'c> Channel<'c> {
     /// `timeout_ms` plus the write allowance, and hands the answer to `parse`.
     /// A plain `fn` returning an `async move` block, for the reason given at
     /// [`Self::send_erased`].
+    // Not an `async fn` on purpose (see above): it would keep its arguments twice.
+    #[allow(clippy::manual_async_fn)]
     fn exchange_erased<'s>(
         &'s mut self,
         expect: Expect,

@@ -235,6 +235,8 @@ impl<'a> Modem<'a> {
     ///
     /// A plain `fn` returning an `async move` block: an `async fn` keeps a second copy of its
     /// arguments (the slot state) in its future, which is part of the runner's.
+    // Not an `async fn` on purpose (see above): it would keep its arguments twice.
+    #[allow(clippy::manual_async_fn)]
     fn pull(
         &self,
         slot: usize,
@@ -330,6 +332,8 @@ impl<'a> Modem<'a> {
     /// Closes an abandoned socket in the modem once its open result is known, then frees it.
     ///
     /// A plain `fn` returning an `async move` block, as [`Self::pull`].
+    // Not an `async fn` on purpose (see above): it would keep its arguments twice.
+    #[allow(clippy::manual_async_fn)]
     fn reap(&self, slot: usize, s: SlotState) -> impl core::future::Future<Output = ()> + '_ {
         async move {
             if s.open_result.is_none() {

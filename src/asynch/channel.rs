@@ -112,7 +112,13 @@ impl<'c> Channel<'c> {
     /// Brings the channel back to "nothing in flight": finishes an abandoned socket send, then
     /// waits until an abandoned command's final result code arrives (its deadline passes, or the
     /// modem reboots), so that it cannot be taken for the answer to the next command.
-    async fn settle(&mut self) {
+    /// Polled out of line: every send settles first, so an inlined copy would sit in each.
+    fn settle(&mut self) -> super::outline::Outlined<impl core::future::Future<Output = ()> + '_> {
+        super::outline::Outlined(self.settle_inner())
+    }
+
+    /// The body of [`Self::settle`].
+    async fn settle_inner(&mut self) {
         let core = self.m.core;
         // A request posted by an abandoned command is still written whole.
         core.tx.idle().await;
@@ -322,8 +328,8 @@ impl<'c> Channel<'c> {
         timeout_ms: u32,
         src: Source,
         parse: ErasedParse<'s>,
-    ) -> impl core::future::Future<Output = Result<(), Error>> + 's {
-        async move {
+    ) -> super::outline::Outlined<impl core::future::Future<Output = Result<(), Error>> + 's> {
+        super::outline::Outlined(async move {
             self.cooldown().await;
             let core = self.m.core;
             let boots = core.state.get().starts();
@@ -357,7 +363,7 @@ impl<'c> Channel<'c> {
             };
             self.st.next_write = Instant::now().saturating_add(self.m.core.config.command_gap);
             r
-        }
+        })
     }
 
     /// Reads what the modem holds for socket `slot` into its ring: at most `max` bytes and no

@@ -313,6 +313,12 @@ impl<'a> Modem<'a> {
     }
 
     async fn upload_only(&self, name: &str, data: &[u8]) -> Result<(), Error> {
+        // Out of line: awaited from the upload of each of the three files.
+        super::outline::Outlined(self.upload_only_body(name, data)).await
+    }
+
+    /// The body of [`Self::upload_only`] (polled out of line).
+    async fn upload_only_body(&self, name: &str, data: &[u8]) -> Result<(), Error> {
         let size = u32::try_from(data.len()).map_err(|_| Error::Overflow)?;
         // Give slow links time: the modem gives up after this many idle seconds.
         let timeout_s = 10;

@@ -16,7 +16,7 @@
 //!   the same for the `n` bytes that follow it, to the socket in push mode (bytes for a socket
 //!   that is not are dropped and counted);
 //! * the **final result code** ends the command ([`Event::End`], then
-//!   [`ExpectCell::complete_with`]).
+//!   [`ExpectCell::end_with`]).
 //!
 //! So any response length works with a buffer that holds one line, and how the UART chunked
 //! the bytes changes nothing. A line longer than the buffer is dropped and counted
@@ -28,7 +28,7 @@
 //! It is **incremental**: bytes already scanned for a `\n` are not scanned again, so a byte
 //! arriving alone costs about what a byte in a 1 KiB chunk costs.
 
-use super::expect::{Event, Expect, ExpectCell, PayloadSink, UrcSink};
+use super::expect::{Event, Expect, ExpectCell, PayloadSink, Stat, UrcSink};
 use super::line::{self, LineClass};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -128,7 +128,7 @@ impl<'a, U: UrcSink> Digester<'a, U> {
         let end = self.len.saturating_add(n).min(self.buf.len());
         let pos = self.process(end);
         // Keep the unfinished line at the front of the buffer.
-        if pos > 0 {
+        if pos > 0 && pos < end {
             self.buf.copy_within(pos..end, 0);
         }
         self.len = end.saturating_sub(pos);
@@ -143,6 +143,24 @@ impl<'a, U: UrcSink> Digester<'a, U> {
     /// Returns whether the bytes were processed (`false`: only appended, nothing completed).
     #[inline]
     pub(crate) fn feed(&mut self, bytes: &[u8]) -> bool {
+        // A byte arriving alone in a line: appended, or, for the `\n` of a blank line (the
+        // `\r\n` that frames every line), the line buffer emptied.
+        if let ([b], Mode::Line) = (bytes, self.mode) {
+            let len = self.len;
+            if *b != b'\n' && *b != b'>' {
+                if len.wrapping_add(1) < self.buf.len()
+                    && let Some(d) = self.buf.get_mut(len)
+                {
+                    *d = *b;
+                    self.len = len.wrapping_add(1);
+                    return false;
+                }
+            } else if *b == b'\n' && len == 1 && self.scan == 0 && self.buf.first() == Some(&b'\r')
+            {
+                self.len = 0;
+                return false;
+            }
+        }
         // A short piece that completes nothing is only appended (a byte arriving alone from an
         // interrupt, say): a copy and a comparison per byte. In a line, that is a piece without
         // `\n` or `>`; in a payload, one that leaves it short of its end and of a 64-byte piece
@@ -180,8 +198,7 @@ impl<'a, U: UrcSink> Digester<'a, U> {
             let room = self.write_buf();
             if room.is_empty() {
                 // Only with a zero-sized buffer: nothing can be read.
-                self.shared
-                    .count(|s| s.long_lines = s.long_lines.saturating_add(1));
+                self.shared.add(Stat::LongLines, 1);
                 return;
             }
             let n = room.len().min(bytes.len());
@@ -215,10 +232,9 @@ impl<'a, U: UrcSink> Digester<'a, U> {
         } else {
             warn!("line longer than the ingress buffer; skipping it");
         }
-        self.shared.count(|s| {
-            s.long_lines = s.long_lines.saturating_add(1);
-            s.discarded_bytes = s.discarded_bytes.saturating_add(n as u32);
-        });
+        self.shared.add(Stat::LongLines, 1);
+        self.shared
+            .add(Stat::DiscardedBytes, u32::try_from(n).unwrap_or(u32::MAX));
         self.len = 0;
         self.scan = 0;
         self.mode = Mode::Skip;
@@ -235,9 +251,9 @@ impl<'a, U: UrcSink> Digester<'a, U> {
                     if k > 0 {
                         let data = self.buf.get(pos..).and_then(|b| b.get(..k)).unwrap_or(&[]);
                         match self.payloads {
-                            _ if target == DISCARD => self.shared.count(|s| {
-                                s.discarded_bytes = s.discarded_bytes.saturating_add(k as u32)
-                            }),
+                            _ if target == DISCARD => self
+                                .shared
+                                .add(Stat::DiscardedBytes, u32::try_from(k).unwrap_or(u32::MAX)),
                             Some(sink) if target != Expect::NO_TARGET => sink.deliver(target, data),
                             _ => self.shared.notify(Event::Payload(data)),
                         }
@@ -281,15 +297,14 @@ impl<'a, U: UrcSink> Digester<'a, U> {
                 Mode::Skip => {
                     let Some(nl) = find_newline(self.buf, pos, end) else {
                         let n = end.saturating_sub(pos);
-                        self.shared.count(|s| {
-                            s.discarded_bytes = s.discarded_bytes.saturating_add(n as u32)
-                        });
+                        self.shared
+                            .add(Stat::DiscardedBytes, u32::try_from(n).unwrap_or(u32::MAX));
                         self.scan = end;
                         return end;
                     };
                     let n = nl.saturating_add(1).saturating_sub(pos);
                     self.shared
-                        .count(|s| s.discarded_bytes = s.discarded_bytes.saturating_add(n as u32));
+                        .add(Stat::DiscardedBytes, u32::try_from(n).unwrap_or(u32::MAX));
                     pos = nl.saturating_add(1);
                     self.scan = pos;
                     self.mode = Mode::Line;
@@ -297,8 +312,7 @@ impl<'a, U: UrcSink> Digester<'a, U> {
                 Mode::Line => {
                     // Blank lines (the `\r\n` that frames every line) need no search.
                     while self.scan == pos
-                        && pos.saturating_add(2) <= end
-                        && self.buf.get(pos..).is_some_and(|r| r.starts_with(b"\r\n"))
+                        && matches!(self.buf.get(pos..end), Some([b'\r', b'\n', ..]))
                     {
                         pos = pos.saturating_add(2);
                         self.scan = pos;
@@ -338,8 +352,7 @@ impl<'a, U: UrcSink> Digester<'a, U> {
     #[cold]
     fn payload_corrupted(&mut self, target: u8) {
         warn!("socket payload corrupted on the UART");
-        self.shared
-            .count(|s| s.corrupted_payloads = s.corrupted_payloads.saturating_add(1));
+        self.shared.add(Stat::CorruptedPayloads, 1);
         if let Some(sink) = self.payloads
             && target != Expect::NO_TARGET
             && target != DISCARD
@@ -374,13 +387,10 @@ impl<'a, U: UrcSink> Digester<'a, U> {
         }
         match line::classify(text, expect.as_ref(), self.in_response) {
             LineClass::Blank => {}
-            LineClass::Echo => self
-                .shared
-                .count(|s| s.echo_lines = s.echo_lines.saturating_add(1)),
+            LineClass::Echo => self.shared.add(Stat::EchoLines, 1),
             LineClass::Garbage => {
                 debug!("skipping a noise line ({} bytes)", text.len());
-                self.shared
-                    .count(|s| s.garbage_lines = s.garbage_lines.saturating_add(1));
+                self.shared.add(Stat::GarbageLines, 1);
             }
             LineClass::Urc => {
                 if let Some((id, n)) = line::push_header(text) {
@@ -388,12 +398,10 @@ impl<'a, U: UrcSink> Digester<'a, U> {
                     return;
                 }
                 if self.in_response {
-                    self.shared
-                        .count(|s| s.deferred_urcs = s.deferred_urcs.saturating_add(1));
+                    self.shared.add(Stat::DeferredUrcs, 1);
                 }
                 if self.urcs.urc(text) {
-                    self.shared
-                        .count(|s| s.unknown_urcs = s.unknown_urcs.saturating_add(1));
+                    self.shared.add(Stat::UnknownUrcs, 1);
                 }
             }
             LineClass::Info => {
@@ -417,19 +425,20 @@ impl<'a, U: UrcSink> Digester<'a, U> {
                     Some(e) => e.answers_line && !self.in_response && f.is_success(),
                 };
                 if stale {
-                    self.shared
-                        .count(|s| s.unsolicited_finals = s.unsolicited_finals.saturating_add(1));
+                    self.shared.add(Stat::UnsolicitedFinals, 1);
                     return;
                 }
                 let outcome = if self.lost_line {
-                    self.shared
-                        .count(|s| s.overflows = s.overflows.saturating_add(1));
+                    self.shared.add(Stat::Overflows, 1);
                     Err(crate::Error::Overflow)
                 } else {
                     Ok(f)
                 };
-                self.shared.notify(Event::End(outcome));
-                self.shared.complete_with(f);
+                // The listener's `End` and the completion in one critical section; no command
+                // is in flight after it (cached, so the next line takes no critical section to
+                // learn it; a command begun meanwhile moves the change count).
+                let changes = self.shared.end_with(outcome, f);
+                self.expect_cache = Some((changes, None));
                 self.in_response = false;
                 self.lost_line = false;
             }

@@ -123,11 +123,10 @@ pub fn find_lf(buf: &[u8]) -> Option<usize> {
     const HIGHS: usize = ONES << 7;
     const LFS: usize = ONES * (b'\n' as usize);
     let mut i: usize = 0;
-    let mut words = buf.chunks_exact(W);
-    for w in &mut words {
-        let mut b = [0u8; W];
-        b.copy_from_slice(w);
-        let x = usize::from_ne_bytes(b) ^ LFS;
+    // Whole words by value (`as_chunks`: no copy through a call to `memcpy`).
+    let (words, _) = buf.as_chunks::<W>();
+    for w in words {
+        let x = usize::from_ne_bytes(*w) ^ LFS;
         // A zero byte in `x` (a `\n` in the word) sets its high bit here (exact for the first
         // zero byte, which is all the search needs).
         if x.wrapping_sub(ONES) & !x & HIGHS != 0 {
@@ -185,6 +184,32 @@ pub fn prefix_of(line: &[u8]) -> Option<&[u8]> {
     }
 }
 
+/// A `+XXX:` line split into its name (`+XXX`, without the colon and any space before it) and
+/// the text after the colon without surrounding spaces (what [`prefix_of`], [`prefix_name`] and
+/// [`after_prefix`] give, in one pass). `None` for a line without such a prefix.
+#[inline]
+pub fn split_prefix(line: &[u8]) -> Option<(&[u8], &[u8])> {
+    let (&b'+', rest) = line.split_first()? else {
+        return None;
+    };
+    let name = rest
+        .iter()
+        .take_while(|b| b.is_ascii_alphanumeric())
+        .count();
+    if name == 0 {
+        return None;
+    }
+    let (head, after) = line.split_at_checked(name.wrapping_add(1))?;
+    let after = match after.iter().position(|&b| b != b' ') {
+        Some(k) => after.get(k..)?,
+        None => return None,
+    };
+    let (&b':', text) = after.split_first()? else {
+        return None;
+    };
+    Some((head, trim_ascii(text)))
+}
+
 /// The name in a prefix found by [`prefix_of`] (`+CSQ` for `+CSQ :` or `+CSQ:`).
 #[inline]
 pub fn prefix_name(found: &[u8]) -> &[u8] {
@@ -222,22 +247,27 @@ fn is_printable(line: &[u8]) -> bool {
     const ONES: usize = usize::MAX / 0xff;
     const HIGHS: usize = ONES << 7;
     let byte_ok = |b: &u8| *b == b'\t' || (*b >= 0x20 && *b != 0x7f);
-    let mut words = line.chunks_exact(W);
-    for w in &mut words {
-        let mut b = [0u8; W];
-        b.copy_from_slice(w);
-        let x = usize::from_ne_bytes(b);
+    let word_ok = |w: &[u8; W]| {
+        let x = usize::from_ne_bytes(*w);
         let del = x ^ (ONES * 0x7f);
         // High bit set for a byte below 0x20 or equal to 0x7f (a byte of 0x80 and above sets
         // none here; the exact check below runs on such words).
         let below = x.wrapping_sub(ONES * 0x20) & !x;
         let is_del = del.wrapping_sub(ONES) & !del;
         let suspicious = (below | is_del) & HIGHS;
-        if suspicious != 0 && !w.iter().all(byte_ok) {
-            return false;
-        }
+        suspicious == 0 || w.iter().all(byte_ok)
+    };
+    let (words, tail) = line.as_chunks::<W>();
+    if !words.iter().all(word_ok) {
+        return false;
     }
-    words.remainder().iter().all(byte_ok)
+    // The last bytes: as one word overlapping the ones checked when the line has a whole word,
+    // else one by one.
+    match line.last_chunk::<W>() {
+        Some(last) if !tail.is_empty() => word_ok(last),
+        Some(_) => true,
+        None => tail.iter().all(byte_ok),
+    }
 }
 
 /// A `+CxREG:` line is a read response when its second field is a bare integer (`<n>,<stat>`);
@@ -466,6 +496,32 @@ mod tests {
                 assert_eq!(find_lf(&line), lf, "{line:?}");
             }
         }
+    }
+
+    #[test]
+    fn split_prefix_agrees_with_the_prefix_helpers() {
+        let mut x: u32 = 0x0bad_cafe;
+        for len in 0..24 {
+            for _ in 0..400 {
+                extern crate std;
+                let line: std::vec::Vec<u8> = (0..len)
+                    .map(|_| {
+                        x ^= x << 13;
+                        x ^= x >> 17;
+                        x ^= x << 5;
+                        b"+C1: ,\"a \t"[(x % 10) as usize]
+                    })
+                    .collect();
+                let line = trim_ascii(&line);
+                let expected = prefix_of(line).map(|p| (prefix_name(p), after_prefix(line)));
+                assert_eq!(split_prefix(line), expected, "{line:?}");
+            }
+        }
+        assert_eq!(
+            split_prefix(b"+QSIMSTAT : 1,0"),
+            Some((&b"+QSIMSTAT"[..], &b"1,0"[..]))
+        );
+        assert_eq!(split_prefix(b"+CSQ:"), Some((&b"+CSQ"[..], &b""[..])));
     }
 
     #[test]

@@ -22,8 +22,8 @@ pub(crate) struct ApplyUrcs<'a> {
 }
 
 impl UrcSink for ApplyUrcs<'_> {
-    fn urc(&mut self, line: &[u8]) -> bool {
-        let Some(urc) = Urc::parse_line(line) else {
+    fn urc(&mut self, line: &[u8], split: Option<crate::at::line::Split<'_>>) -> bool {
+        let Some(urc) = Urc::parse_split(line, split) else {
             // Not a well-formed URC (a bare line the digester took for one): nothing to apply.
             return true;
         };

@@ -67,7 +67,9 @@ pub(crate) struct Digester<'a, U: UrcSink> {
     /// A line of the command in flight was dropped (longer than the buffer).
     lost_line: bool,
     /// The command in flight as last read, and [`ExpectCell::changes`] when it was read.
-    expect_cache: Option<(u32, Option<Expect>)>,
+    expect: Option<Expect>,
+    /// [`ExpectCell::changes`] when `expect` was read (`None`: never read).
+    expect_seen: Option<u32>,
     /// Which command (the count of [`ExpectCell::begin`] calls) `in_response` and `lost_line`
     /// are about.
     generation: u32,
@@ -87,7 +89,8 @@ impl<'a, U: UrcSink> Digester<'a, U> {
             mode: Mode::Line,
             in_response: false,
             lost_line: false,
-            expect_cache: None,
+            expect: None,
+            expect_seen: None,
             generation: 0,
         }
     }
@@ -101,10 +104,8 @@ impl<'a, U: UrcSink> Digester<'a, U> {
     /// The command in flight; the critical section is taken only after it changed.
     fn current(&mut self) -> Option<Expect> {
         let changes = self.shared.changes();
-        if let Some((seen, expect)) = self.expect_cache
-            && seen == changes
-        {
-            return expect;
+        if self.expect_seen == Some(changes) {
+            return self.expect;
         }
         let (expect, generation) = self.shared.current_with_generation();
         if generation != self.generation {
@@ -113,7 +114,8 @@ impl<'a, U: UrcSink> Digester<'a, U> {
             self.in_response = false;
             self.lost_line = false;
         }
-        self.expect_cache = Some((changes, expect));
+        self.expect = expect;
+        self.expect_seen = Some(changes);
         expect
     }
 
@@ -170,13 +172,14 @@ impl<'a, U: UrcSink> Digester<'a, U> {
         // saturation check on the path every byte takes).
         #[allow(clippy::arithmetic_side_effects)]
         let end = self.len + n;
-        let completes = match self.mode {
+        // (Looked at only for short pieces: a long one is processed anyway.)
+        let completes = || match self.mode {
             Mode::Line => bytes.iter().any(|&b| b == b'\n' || b == b'>'),
             Mode::Raw { left, .. } => end >= left.min(CS_PIECE),
             Mode::Skip | Mode::Trailer { .. } => true,
         };
         if n <= 16
-            && !completes
+            && !completes()
             && end < self.buf.len()
             && let Some(dst) = self.buf.get_mut(self.len..end)
         {
@@ -385,7 +388,13 @@ impl<'a, U: UrcSink> Digester<'a, U> {
         if text.is_empty() {
             return;
         }
-        match line::classify(text, expect.as_ref(), self.in_response) {
+        // `OK`, a third of all lines, is a final result code whatever is in flight.
+        let (class, split) = if text == b"OK" {
+            (LineClass::Final(line::Final::Ok), None)
+        } else {
+            line::classify_split(text, expect.as_ref(), self.in_response)
+        };
+        match class {
             LineClass::Blank => {}
             LineClass::Echo => self.shared.add(Stat::EchoLines, 1),
             LineClass::Garbage => {
@@ -393,14 +402,18 @@ impl<'a, U: UrcSink> Digester<'a, U> {
                 self.shared.add(Stat::GarbageLines, 1);
             }
             LineClass::Urc => {
-                if let Some((id, n)) = line::push_header(text) {
+                // (A push header starts `+QIURC: ` or `+QSSLURC: `.)
+                if let Some(s) = split
+                    && matches!(s.name, b"+QIURC" | b"+QSSLURC")
+                    && let Some((id, n)) = line::push_header(text)
+                {
                     self.pushed(id, n);
                     return;
                 }
                 if self.in_response {
                     self.shared.add(Stat::DeferredUrcs, 1);
                 }
-                if self.urcs.urc(text) {
+                if self.urcs.urc(text, split) {
                     self.shared.add(Stat::UnknownUrcs, 1);
                 }
             }
@@ -438,7 +451,8 @@ impl<'a, U: UrcSink> Digester<'a, U> {
                 // is in flight after it (cached, so the next line takes no critical section to
                 // learn it; a command begun meanwhile moves the change count).
                 let changes = self.shared.end_with(outcome, f);
-                self.expect_cache = Some((changes, None));
+                self.expect = None;
+                self.expect_seen = Some(changes);
                 self.in_response = false;
                 self.lost_line = false;
             }

@@ -493,7 +493,8 @@ pub trait PayloadSink {
 /// Receives URCs straight from the digester, so that no bounded channel stands between the
 /// ingress and what the URCs update (the runner applies them to its state and socket slots).
 pub trait UrcSink {
-    /// `line` (trimmed, never empty) is a URC. Returns `true` if it is a URC the driver does
-    /// not know or cannot read (the digester counts it as noise).
-    fn urc(&mut self, line: &[u8]) -> bool;
+    /// `line` (trimmed, never empty) is a URC; `split` is its `+XXX:` prefix and text, as the
+    /// digester found them (`None` for a line without such a prefix). Returns `true` if it is a
+    /// URC the driver does not know or cannot read (the digester counts it as noise).
+    fn urc(&mut self, line: &[u8], split: Option<super::line::Split<'_>>) -> bool;
 }

@@ -411,12 +411,15 @@ impl Notice {
 /// Whether a URC line is a `+XXX:` URC whose prefix this driver does not parse into a typed
 /// URC (a `match` on the name: the compiler dispatches on its length).
 pub(crate) fn is_unknown(line: &[u8]) -> bool {
-    if super::line::is_bare_urc(line) || Notice::parse(line).is_some() {
-        return false;
-    }
-    match super::line::prefix_of(line) {
-        Some(p) => !matches!(
-            super::line::prefix_name(p),
+    is_unknown_split(line, super::line::split_prefix(line))
+}
+
+/// [`is_unknown`] for a line already split at its prefix (`split`: what
+/// [`split_prefix`](super::line::split_prefix) gives for `line`).
+pub(crate) fn is_unknown_split(line: &[u8], split: Option<super::line::Split<'_>>) -> bool {
+    match split {
+        Some(s) => !matches!(
+            s.name,
             b"+CFUN"
                 | b"+CPIN"
                 | b"+QUSIM"
@@ -433,7 +436,11 @@ pub(crate) fn is_unknown(line: &[u8]) -> bool {
                 | b"+CTZE"
         ),
         // A bare line that is no known notice.
-        None => line.first().is_some_and(u8::is_ascii_alphabetic),
+        None => {
+            !super::line::is_bare_urc(line)
+                && Notice::parse(line).is_none()
+                && line.first().is_some_and(u8::is_ascii_alphabetic)
+        }
     }
 }
 
@@ -663,8 +670,18 @@ impl Urc {
     /// well-formed URC (the caller counts it as noise).
     pub(crate) fn parse_line(line: &[u8]) -> Option<Urc> {
         let line = trim_ascii(line);
-        // A `+XXX:` line (one pass for its name and the text after the colon), else a bare one.
-        let Some((name, rest)) = super::line::split_prefix(line) else {
+        Self::parse_split(line, super::line::split_prefix(line))
+    }
+
+    /// [`Urc::parse_line`] for a trimmed line already split at its prefix (`split`: what
+    /// [`split_prefix`](super::line::split_prefix) gives for `line`; the digester found it
+    /// while classifying the line).
+    pub(crate) fn parse_split(line: &[u8], split: Option<super::line::Split<'_>>) -> Option<Urc> {
+        // A `+XXX:` line, else a bare one.
+        let Some(super::line::Split {
+            name, text: rest, ..
+        }) = split
+        else {
             return Self::parse_bare(line);
         };
         let parsed = match name {

@@ -63,7 +63,15 @@ impl RunnerParts<'_> {
     /// arrives (a byte that completes nothing costs a copy and a comparison).
     #[inline]
     pub(crate) fn ingest(&mut self, bytes: &[u8]) {
-        if self.digester.feed(bytes) {
+        if !self.digester.feed_one(bytes) {
+            self.ingest_rest(bytes);
+        }
+    }
+
+    /// [`RunnerParts::ingest`] for what the one-byte path did not take.
+    #[inline(never)]
+    fn ingest_rest(&mut self, bytes: &[u8]) {
+        if self.digester.feed_rest(bytes) {
             self.recheck_after_noise();
         }
     }

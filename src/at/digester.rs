@@ -145,8 +145,29 @@ impl<'a, U: UrcSink> Digester<'a, U> {
     /// Returns whether the bytes were processed (`false`: only appended, nothing completed).
     #[inline]
     pub(crate) fn feed(&mut self, bytes: &[u8]) -> bool {
-        // A byte arriving alone in a line: appended, or, for the `\n` of a blank line (the
-        // `\r\n` that frames every line), the line buffer emptied.
+        !self.feed_one(bytes) && self.feed_rest(bytes)
+    }
+
+    /// The path of a byte arriving alone in a line (returns whether it took `bytes`): appended,
+    /// or, for the `\n` of a blank line (the `\r\n` that frames every line), the line buffer
+    /// emptied. Inlined where bytes are fed, with [`Digester::feed_rest`] out of line for
+    /// everything else, so that this path saves no registers.
+    #[inline]
+    pub(crate) fn feed_one(&mut self, bytes: &[u8]) -> bool {
+        // Inside a payload: appended while it stays short of the payload's end and of a piece
+        // for the ring (as in `feed_rest`).
+        if let ([b], Mode::Raw { left, .. }) = (bytes, self.mode) {
+            let end = self.len.wrapping_add(1);
+            if end < left.min(CS_PIECE)
+                && end < self.buf.len()
+                && let Some(d) = self.buf.get_mut(self.len)
+            {
+                *d = *b;
+                self.len = end;
+                return true;
+            }
+            return false;
+        }
         if let ([b], Mode::Line) = (bytes, self.mode) {
             let len = self.len;
             if *b != b'\n' && *b != b'>' {
@@ -155,14 +176,20 @@ impl<'a, U: UrcSink> Digester<'a, U> {
                 {
                     *d = *b;
                     self.len = len.wrapping_add(1);
-                    return false;
+                    return true;
                 }
             } else if *b == b'\n' && len == 1 && self.scan == 0 && self.buf.first() == Some(&b'\r')
             {
                 self.len = 0;
-                return false;
+                return true;
             }
         }
+        false
+    }
+
+    /// [`Digester::feed`] for what [`Digester::feed_one`] did not take.
+    #[inline(never)]
+    pub(crate) fn feed_rest(&mut self, bytes: &[u8]) -> bool {
         // A short piece that completes nothing is only appended (a byte arriving alone from an
         // interrupt, say): a copy and a comparison per byte. In a line, that is a piece without
         // `\n` or `>`; in a payload, one that leaves it short of its end and of a 64-byte piece
@@ -195,7 +222,6 @@ impl<'a, U: UrcSink> Digester<'a, U> {
         true
     }
 
-    #[inline(never)]
     fn feed_slow(&mut self, mut bytes: &[u8]) {
         while !bytes.is_empty() {
             let room = self.write_buf();

@@ -976,7 +976,7 @@ mod tests {
 
     /// `"csq",<rssi>,<ber>` and `<id>,<err>` as the nom parsers alone read them.
     fn qind_csq_nom(i: &[u8]) -> Option<(u32, u32)> {
-        all((tag(&b"\"csq\","[..]), uint, next(uint)), i)
+        all((tag(&b"\"csq\""[..]), next(uint), next(uint)), i)
             .ok()
             .map(|(_, a, b)| (a, b))
     }

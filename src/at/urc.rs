@@ -409,13 +409,9 @@ impl Notice {
 }
 
 /// Whether a URC line is a `+XXX:` URC whose prefix this driver does not parse into a typed
-/// URC (a `match` on the name: the compiler dispatches on its length).
-pub(crate) fn is_unknown(line: &[u8]) -> bool {
-    is_unknown_split(line, super::line::split_prefix(line))
-}
-
-/// [`is_unknown`] for a line already split at its prefix (`split`: what
-/// [`split_prefix`](super::line::split_prefix) gives for `line`).
+/// URC (a `match` on the name: the compiler dispatches on its length), or a bare line that is
+/// no known notice; `split` is what [`split_prefix`](super::line::split_prefix) gives for
+/// `line` (the digester found it while classifying the line).
 pub(crate) fn is_unknown_split(line: &[u8], split: Option<super::line::Split<'_>>) -> bool {
     match split {
         Some(s) => !matches!(

@@ -20,7 +20,11 @@
 //! Without arguments (`cargo bench`, `cargo test --benches`) it checks, natively and quickly,
 //! that every configuration delivers every reply and every payload byte.
 //!
-//! It runs with a model of a Cortex-M's critical section, not the host's (see [`cortex_m_like`]).
+//! Built by `scripts/cpu-bench.sh` (with `--cfg quectel_cpu_bench_cs`), it runs with a model of
+//! a Cortex-M's critical section, not the host's (see `cortex_m_like`).
+
+// `quectel_cpu_bench_cs` is set by scripts/cpu-bench.sh only (RUSTFLAGS).
+#![allow(unexpected_cfgs)]
 
 use quectel::__fuzz::{BenchResources, DigestBench, IntakeBench};
 use quectel::at::Expect;
@@ -38,8 +42,13 @@ use quectel::at::Expect;
 /// and the driver's intake path starts no timer); the library and its tests are unchanged.
 ///
 /// `set_impl!` defines the two symbols `critical-section` calls. The `std` implementation that
-/// the dev-dependency also defines is then never linked in (the linker takes the definition from
-/// this binary's own object first); [`critical_section_is_this_one`] checks it at start-up.
+/// the dev-dependency also defines is then not linked in (the linker takes the definitions from
+/// this binary's own object first) in the release build the script makes; a debug build does
+/// link it (a duplicate symbol), so the model is compiled only with `--cfg
+/// quectel_cpu_bench_cs`, which the script sets, and [`critical_section_is_this_one`] checks at
+/// start-up that it is the one in use. Without it (`cargo test --benches`, the sanity check),
+/// the host implementation is used.
+#[cfg(quectel_cpu_bench_cs)]
 mod cortex_m_like {
     use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -67,6 +76,7 @@ mod cortex_m_like {
 
 /// Fails unless the critical sections taken are [`cortex_m_like`]'s (and not the host
 /// implementation's, which the figures must not include).
+#[cfg(quectel_cpu_bench_cs)]
 fn critical_section_is_this_one() {
     use std::sync::atomic::Ordering;
     critical_section::with(|_| {
@@ -252,6 +262,7 @@ fn run(path: &str, stream: &Stream, chunk: usize) -> Outcome {
 }
 
 fn main() {
+    #[cfg(quectel_cpu_bench_cs)]
     critical_section_is_this_one();
     let args: Vec<String> = std::env::args()
         .skip(1)

@@ -343,7 +343,9 @@ impl<'a, U: UrcSink> Digester<'a, U> {
                     while self.scan == pos
                         && matches!(self.buf.get(pos..end), Some([b'\r', b'\n', ..]))
                     {
-                        pos = pos.saturating_add(2);
+                        // `pos + 2 <= end <= buf.len()`: no wrap (wrapping ops on the
+                        // per-line path, as `+` is in release).
+                        pos = pos.wrapping_add(2);
                         self.scan = pos;
                     }
                     if pos >= end {
@@ -369,9 +371,11 @@ impl<'a, U: UrcSink> Digester<'a, U> {
                         self.scan = end;
                         return pos;
                     };
-                    self.scan = nl.saturating_add(1);
+                    // `nl < end <= buf.len()`: no wrap.
+                    let next = nl.wrapping_add(1);
+                    self.scan = next;
                     self.line(pos, nl);
-                    pos = nl.saturating_add(1);
+                    pos = next;
                 }
             }
         }
@@ -412,7 +416,15 @@ impl<'a, U: UrcSink> Digester<'a, U> {
     fn line(&mut self, start: usize, nl: usize) {
         let expect = self.current();
         let raw = self.buf.get(start..nl).unwrap_or(&[]);
-        let text = crate::error::trim_ascii(raw);
+        // The usual line ends with `\r` and has no other white space around it.
+        let text = match raw {
+            [first, .., last, b'\r']
+                if !first.is_ascii_whitespace() && !last.is_ascii_whitespace() =>
+            {
+                raw.split_last().map_or(raw, |(_, t)| t)
+            }
+            _ => crate::error::trim_ascii(raw),
+        };
         if text.is_empty() {
             return;
         }
@@ -491,5 +503,6 @@ impl<'a, U: UrcSink> Digester<'a, U> {
 fn find_newline(buf: &[u8], from: usize, to: usize) -> Option<usize> {
     buf.get(from..to)
         .and_then(super::line::find_lf)
-        .map(|i| from.saturating_add(i))
+        // `from + i < to <= buf.len()`: no wrap.
+        .map(|i| from.wrapping_add(i))
 }

@@ -102,11 +102,18 @@ impl<'a, U: UrcSink> Digester<'a, U> {
     }
 
     /// The command in flight; the critical section is taken only after it changed.
+    #[inline]
     fn current(&mut self) -> Option<Expect> {
         let changes = self.shared.changes();
         if self.expect_seen == Some(changes) {
             return self.expect;
         }
+        self.reread(changes)
+    }
+
+    /// [`Digester::current`] after the command bookkeeping changed (`changes`: its count now).
+    #[inline(never)]
+    fn reread(&mut self, changes: u32) -> Option<Expect> {
         let (expect, generation) = self.shared.current_with_generation();
         if generation != self.generation {
             // Another command: it starts afresh.

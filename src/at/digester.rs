@@ -417,9 +417,7 @@ impl<'a, U: UrcSink> Digester<'a, U> {
         }
     }
 
-    /// A complete line `buf[start..nl]` (without its `\n`). Inlined into its one caller, the
-    /// line loop of `process`.
-    #[inline(always)]
+    /// A complete line `buf[start..nl]` (without its `\n`).
     fn line(&mut self, start: usize, nl: usize) {
         let expect = self.current();
         let raw = self.buf.get(start..nl).unwrap_or(&[]);

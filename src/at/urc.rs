@@ -139,95 +139,9 @@ fn hex_quoted(i: &[u8]) -> IResult<&[u8], Option<u32>> {
     }
 }
 
-/// A leading run of one to nine ASCII digits: its value and what follows. `None` for no digit
-/// or more than nine (the general parsers decide those).
-fn lead_uint(i: &[u8]) -> Option<(u32, &[u8])> {
-    let mut v: u32 = 0;
-    let mut n: usize = 0;
-    for &b in i {
-        let d = b.wrapping_sub(b'0');
-        if d > 9 {
-            break;
-        }
-        if n == 9 {
-            return None;
-        }
-        // At most nine digits: `v` stays below 10^9 (no wrap), `n` below 10.
-        v = v.wrapping_mul(10).wrapping_add(u32::from(d));
-        n = n.wrapping_add(1);
-    }
-    if n == 0 {
-        return None;
-    }
-    Some((v, i.get(n..)?))
-}
-
-/// One to eight hex digits and the closing quote (the opening one already taken): the value and
-/// what follows the quote.
-fn hex_field(i: &[u8]) -> Option<(u32, &[u8])> {
-    let mut v: u32 = 0;
-    let mut n: usize = 0;
-    for &b in i {
-        let d = match b {
-            b'0'..=b'9' => b.wrapping_sub(b'0'),
-            b'a'..=b'f' => b.wrapping_sub(b'a').wrapping_add(10),
-            b'A'..=b'F' => b.wrapping_sub(b'A').wrapping_add(10),
-            b'"' if n > 0 => return Some((v, i.get(n.wrapping_add(1)..)?)),
-            _ => return None,
-        };
-        if n == 8 {
-            return None;
-        }
-        // At most eight hex digits: `v` fits 32 bits.
-        v = v << 4 | u32::from(d);
-        n = n.wrapping_add(1);
-    }
-    None
-}
-
-/// The usual registration report, read by hand: `<stat>`, optionally `,"<lac>","<ci>"` with one
-/// to eight hex digits each, optionally `,<AcT>`, then nothing or `,` and anything. `None` for
-/// any other form (spaces, empty or odd locations, ...), which [`registration_fields`]' general
-/// parser reads as before; where this accepts, it agrees with that parser (test
-/// `hand_read_registration_agrees_with_the_general_parser`).
-fn registration_fast(i: &[u8]) -> Option<Registration> {
-    let (stat, rest) = lead_uint(i)?;
-    let (area, cell, rest) = match rest {
-        [] => (None, None, rest),
-        [b',', b'"', r @ ..] => {
-            let (area, r) = hex_field(r)?;
-            let (cell, r) = hex_field(r.strip_prefix(b",\"")?)?;
-            (Some(area), Some(cell), r)
-        }
-        _ => return None,
-    };
-    let act = match rest {
-        [] => None,
-        [b',', r @ ..] => match lead_uint(r)? {
-            (act, [] | [b',', ..]) => u8::try_from(act).ok(),
-            _ => return None,
-        },
-        _ => return None,
-    };
-    Some(Registration {
-        status: RegStatus::from_code(stat),
-        area,
-        cell,
-        act,
-    })
-}
-
 /// Parses `<stat>[,"<lac>","<ci>"[,<AcT>[,...]]]` (URC form, without the leading `<n>`).
 /// Trailing fields (reject cause, PSM timers) are accepted and ignored.
 pub(crate) fn registration_fields(i: &[u8]) -> IResult<&[u8], Registration> {
-    if let Some(r) = registration_fast(i) {
-        return Ok((i.get(i.len()..).unwrap_or_default(), r));
-    }
-    registration_general(i)
-}
-
-/// [`registration_fields`] with nom, for every form.
-fn registration_general(i: &[u8]) -> IResult<&[u8], Registration> {
     let (i, stat) = uint(i)?;
     let (i, loc) = opt((next(hex_quoted), next(hex_quoted))).parse(i)?;
     let (i, act) = opt(next(uint)).parse(i)?;
@@ -615,27 +529,11 @@ fn qsslurc(i: &[u8]) -> Result<QsslUrc, crate::Error> {
     Ok(QsslUrc::Other)
 }
 
-/// `<a>,<b>` exactly, both at most nine digits, read by hand (`None`: another form, left to
-/// the nom parsers).
-fn two_uints(i: &[u8]) -> Option<(u32, u32)> {
-    let (a, rest) = lead_uint(i)?;
-    match lead_uint(rest.strip_prefix(b",")?)? {
-        (b, []) => Some((a, b)),
-        _ => None,
-    }
-}
-
 fn qind(i: &[u8]) -> Result<QInd, crate::Error> {
     match i {
         b"SMS DONE" => Ok(QInd::SmsDone),
         b"PB DONE" => Ok(QInd::PbDone),
         _ => {
-            // `"csq",<rssi>,<ber>` by hand when it is exactly that.
-            if let Some((rssi, ber)) = i.strip_prefix(b"\"csq\",").and_then(two_uints)
-                && let (Some(rssi), Some(ber)) = (u8_of(rssi), u8_of(ber))
-            {
-                return Ok(QInd::Csq { rssi, ber });
-            }
             let csq = (value((), tag(&b"\"csq\""[..])), next(uint), next(uint));
             match all(csq, i) {
                 Ok(((), rssi, ber)) => Ok(QInd::Csq {
@@ -649,11 +547,6 @@ fn qind(i: &[u8]) -> Result<QInd, crate::Error> {
 }
 
 fn id_err(i: &[u8]) -> Result<(u8, u16), crate::Error> {
-    if let Some((id, err)) = two_uints(i)
-        && let (Some(id), Ok(err)) = (u8_of(id), u16::try_from(err))
-    {
-        return Ok((id, err));
-    }
     let (id, err) = all((uint, preceded(comma, uint)), i)?;
     Ok((
         u8_of(id).ok_or(crate::Error::Parse)?,
@@ -915,98 +808,6 @@ mod tests {
             p(b"+QIURC: \"recv\",256"),
             Urc::Unknown("+QIURC".try_into().unwrap())
         );
-    }
-
-    /// The forms the hand-read registration takes, and odd ones it leaves to nom.
-    const REGISTRATION_FORMS: &[&[u8]] = &[
-        b"1",
-        b"5",
-        b"123456789",
-        b"1234567890",
-        b"99999999999",
-        b"1,\"1A2B\",\"01A2D102\",8",
-        b"1,\"1a2b\",\"01a2d102\",8",
-        b"1,\"D509\",\"80D413D\",7",
-        b"1,\"D509\",\"80D413D\"",
-        b"1,\"D509\",\"80D413D\",",
-        b"1,\"D509\",\"80D413D\",7,",
-        b"1,\"D509\",\"80D413D\",7,,,\"00100010\",\"00000110\"",
-        b"1,\"D509\",\"80D413D\",7x",
-        b"1,\"D509\",\"80D413D\",300",
-        b"1,\"D509\",\"80D413D\",9999999999",
-        b"1,\"D509\",\"80D413D\"x",
-        b"1,\"\",\"80D413D\",7",
-        b"1,,\"01A2D101\",8",
-        b"1,\"123456789\",\"1\",7",
-        b"1,\"12345678\",\"FFFFFFFF\",7",
-        b"1,\"+1A\",\"1\",7",
-        b"1,\"G1\",\"1\",7",
-        b"1, \"D509\",\"80D413D\",7",
-        b"1,\"D509\", \"80D413D\",7",
-        b"1,\"D509\",\"80D413D\", 7",
-        b"1,\"D509\"",
-        b"1,\"D509",
-        b"1,",
-        b"1x",
-        b"",
-        b"x",
-        b",1",
-    ];
-
-    #[test]
-    fn hand_read_registration_agrees_with_the_general_parser() {
-        let mut fast = 0;
-        for &t in REGISTRATION_FORMS {
-            if let Some(r) = registration_fast(t) {
-                fast += 1;
-                assert_eq!(Ok(r), registration_general(t).map(|(_, r)| r), "{t:?}");
-            }
-            assert_eq!(
-                registration_fields(t).map(|(_, r)| r).ok(),
-                registration_general(t).map(|(_, r)| r).ok(),
-                "{t:?}"
-            );
-        }
-        assert!(fast >= 10, "the usual forms are read by hand");
-    }
-
-    /// `"csq",<rssi>,<ber>` and `<id>,<err>` as the nom parsers alone read them.
-    fn qind_csq_nom(i: &[u8]) -> Option<(u32, u32)> {
-        all((tag(&b"\"csq\""[..]), next(uint), next(uint)), i)
-            .ok()
-            .map(|(_, a, b)| (a, b))
-    }
-
-    fn id_err_nom(i: &[u8]) -> Option<(u32, u32)> {
-        all((uint, preceded(comma, uint)), i).ok()
-    }
-
-    proptest::proptest! {
-        #[test]
-        fn hand_read_fields_agree_with_nom(bytes in proptest::collection::vec(
-            proptest::sample::select(&b"0123456789aAfFgG\",+ x"[..]), 0..40)
-        ) {
-            let t = &bytes[..];
-            if let Some(r) = registration_fast(t) {
-                proptest::prop_assert_eq!(Ok(r), registration_general(t).map(|(_, r)| r));
-            }
-            if let Some(ab) = two_uints(t) {
-                proptest::prop_assert_eq!(Some(ab), id_err_nom(t));
-            }
-            // The whole parsers: hand-read where they can, nom otherwise, same answers.
-            let mut csq = b"\"csq\",".to_vec();
-            csq.extend_from_slice(t);
-            let expected = match qind_csq_nom(&csq) {
-                Some((r, b)) => match (u8_of(r), u8_of(b)) {
-                    (Some(rssi), Some(ber)) => Ok(QInd::Csq { rssi, ber }),
-                    _ => Err(crate::Error::Parse),
-                },
-                None => Ok(QInd::Other),
-            };
-            proptest::prop_assert_eq!(qind(&csq), expected);
-            let expected = id_err_nom(t).and_then(|(id, err)| Some((u8_of(id)?, u16::try_from(err).ok()?)));
-            proptest::prop_assert_eq!(id_err(t).ok(), expected);
-        }
     }
 
     #[test]

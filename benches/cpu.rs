@@ -19,9 +19,74 @@
 //!
 //! Without arguments (`cargo bench`, `cargo test --benches`) it checks, natively and quickly,
 //! that every configuration delivers every reply and every payload byte.
+//!
+//! Built by `scripts/cpu-bench.sh` (with `--cfg quectel_cpu_bench_cs`), it runs with a model of
+//! a Cortex-M's critical section, not the host's (see `cortex_m_like`).
+
+// `quectel_cpu_bench_cs` is set by scripts/cpu-bench.sh only (RUSTFLAGS).
+#![allow(unexpected_cfgs)]
 
 use quectel::__fuzz::{BenchResources, DigestBench, IntakeBench};
 use quectel::at::Expect;
+
+/// The critical section this benchmark runs with: a model of a single-core Cortex-M's, for which
+/// the driver is written, instead of the host implementation the tests use
+/// (`critical-section`'s `std` feature: a thread-local flag and a global `std` mutex, about 100
+/// x86 instructions per section, which would make every section the driver takes cost what a
+/// dozen lines of parsing cost, a cost no firmware pays).
+///
+/// On a Cortex-M, `cortex-m`'s implementation reads PRIMASK and masks interrupts on entry
+/// (`mrs`, `cpsid i`) and unmasks them on exit unless they were masked before (a test and
+/// `cpsie i`). Here: a flag read and set on entry, restored on exit (a nested section leaves it
+/// set). Sound only because this benchmark is single-threaded (nothing here spawns a thread,
+/// and the driver's intake path starts no timer); the library and its tests are unchanged.
+///
+/// `set_impl!` defines the two symbols `critical-section` calls. The `std` implementation that
+/// the dev-dependency also defines is then not linked in (the linker takes the definitions from
+/// this binary's own object first) in the release build the script makes; a debug build does
+/// link it (a duplicate symbol), so the model is compiled only with `--cfg
+/// quectel_cpu_bench_cs`, which the script sets, and [`critical_section_is_this_one`] checks at
+/// start-up that it is the one in use. Without it (`cargo test --benches`, the sanity check),
+/// the host implementation is used.
+#[cfg(quectel_cpu_bench_cs)]
+mod cortex_m_like {
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    /// Whether a critical section is active ("interrupts masked").
+    pub(crate) static MASKED: AtomicBool = AtomicBool::new(false);
+
+    struct CortexMLike;
+    critical_section::set_impl!(CortexMLike);
+
+    // SAFETY: single-threaded (see the module documentation): a flag models PRIMASK.
+    unsafe impl critical_section::Impl for CortexMLike {
+        unsafe fn acquire() -> critical_section::RawRestoreState {
+            let was = MASKED.load(Ordering::Relaxed);
+            MASKED.store(true, Ordering::Relaxed);
+            was
+        }
+
+        unsafe fn release(was: critical_section::RawRestoreState) {
+            if !was {
+                MASKED.store(false, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+/// Fails unless the critical sections taken are [`cortex_m_like`]'s (and not the host
+/// implementation's, which the figures must not include).
+#[cfg(quectel_cpu_bench_cs)]
+fn critical_section_is_this_one() {
+    use std::sync::atomic::Ordering;
+    critical_section::with(|_| {
+        assert!(
+            cortex_m_like::MASKED.load(Ordering::Relaxed),
+            "the benchmark must run with its own critical section (cortex_m_like)"
+        )
+    });
+    assert!(!cortex_m_like::MASKED.load(Ordering::Relaxed));
+}
 
 /// One command's exchange: what it expects and the bytes the modem sends for it.
 struct Exchange {
@@ -197,6 +262,8 @@ fn run(path: &str, stream: &Stream, chunk: usize) -> Outcome {
 }
 
 fn main() {
+    #[cfg(quectel_cpu_bench_cs)]
+    critical_section_is_this_one();
     let args: Vec<String> = std::env::args()
         .skip(1)
         .filter(|a| a != "--bench")

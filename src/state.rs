@@ -174,6 +174,11 @@ pub struct PsmGrant {
 /// `None` when the line is not such a `+CEREG` or carries no timer.
 pub(crate) fn cereg_psm_grant(line: &[u8]) -> Option<PsmGrant> {
     let rest = crate::error::trim_ascii(line).strip_prefix(b"+CEREG:")?;
+    // The timers are fields 6 and 7: a line with fewer than six commas has none (a quick count
+    // first, as nearly every `+CEREG` has four fields or fewer).
+    if rest.iter().filter(|&&b| b == b',').count() < 6 {
+        return None;
+    }
     // Fields split at commas outside quotes; the timers are fields 6 and 7 (0-based).
     let mut fields: [&[u8]; 8] = [&[]; 8];
     let mut n = 0usize;

@@ -22,8 +22,8 @@ pub(crate) struct ApplyUrcs<'a> {
 }
 
 impl UrcSink for ApplyUrcs<'_> {
-    fn urc(&mut self, line: &[u8]) -> bool {
-        let Some(urc) = Urc::parse_line(line) else {
+    fn urc(&mut self, line: &[u8], split: Option<crate::at::line::Split<'_>>) -> bool {
+        let Some(urc) = Urc::parse_split(line, split) else {
             // Not a well-formed URC (a bare line the digester took for one): nothing to apply.
             return true;
         };
@@ -63,7 +63,15 @@ impl RunnerParts<'_> {
     /// arrives (a byte that completes nothing costs a copy and a comparison).
     #[inline]
     pub(crate) fn ingest(&mut self, bytes: &[u8]) {
-        if self.digester.feed(bytes) {
+        if !self.digester.feed_one(bytes) {
+            self.ingest_rest(bytes);
+        }
+    }
+
+    /// [`RunnerParts::ingest`] for what the one-byte path did not take.
+    #[inline(never)]
+    fn ingest_rest(&mut self, bytes: &[u8]) {
+        if self.digester.feed_rest(bytes) {
             self.recheck_after_noise();
         }
     }

@@ -16,7 +16,7 @@
 //!   the same for the `n` bytes that follow it, to the socket in push mode (bytes for a socket
 //!   that is not are dropped and counted);
 //! * the **final result code** ends the command ([`Event::End`], then
-//!   [`ExpectCell::complete_with`]).
+//!   [`ExpectCell::end_with`]).
 //!
 //! So any response length works with a buffer that holds one line, and how the UART chunked
 //! the bytes changes nothing. A line longer than the buffer is dropped and counted
@@ -28,7 +28,7 @@
 //! It is **incremental**: bytes already scanned for a `\n` are not scanned again, so a byte
 //! arriving alone costs about what a byte in a 1 KiB chunk costs.
 
-use super::expect::{Event, Expect, ExpectCell, PayloadSink, UrcSink};
+use super::expect::{Event, Expect, ExpectCell, PayloadSink, Stat, UrcSink};
 use super::line::{self, LineClass};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -67,7 +67,9 @@ pub(crate) struct Digester<'a, U: UrcSink> {
     /// A line of the command in flight was dropped (longer than the buffer).
     lost_line: bool,
     /// The command in flight as last read, and [`ExpectCell::changes`] when it was read.
-    expect_cache: Option<(u32, Option<Expect>)>,
+    expect: Option<Expect>,
+    /// [`ExpectCell::changes`] when `expect` was read (`None`: never read).
+    expect_seen: Option<u32>,
     /// Which command (the count of [`ExpectCell::begin`] calls) `in_response` and `lost_line`
     /// are about.
     generation: u32,
@@ -87,7 +89,8 @@ impl<'a, U: UrcSink> Digester<'a, U> {
             mode: Mode::Line,
             in_response: false,
             lost_line: false,
-            expect_cache: None,
+            expect: None,
+            expect_seen: None,
             generation: 0,
         }
     }
@@ -99,13 +102,18 @@ impl<'a, U: UrcSink> Digester<'a, U> {
     }
 
     /// The command in flight; the critical section is taken only after it changed.
+    #[inline]
     fn current(&mut self) -> Option<Expect> {
         let changes = self.shared.changes();
-        if let Some((seen, expect)) = self.expect_cache
-            && seen == changes
-        {
-            return expect;
+        if self.expect_seen == Some(changes) {
+            return self.expect;
         }
+        self.reread(changes)
+    }
+
+    /// [`Digester::current`] after the command bookkeeping changed (`changes`: its count now).
+    #[inline(never)]
+    fn reread(&mut self, changes: u32) -> Option<Expect> {
         let (expect, generation) = self.shared.current_with_generation();
         if generation != self.generation {
             // Another command: it starts afresh.
@@ -113,7 +121,8 @@ impl<'a, U: UrcSink> Digester<'a, U> {
             self.in_response = false;
             self.lost_line = false;
         }
-        self.expect_cache = Some((changes, expect));
+        self.expect = expect;
+        self.expect_seen = Some(changes);
         expect
     }
 
@@ -128,7 +137,7 @@ impl<'a, U: UrcSink> Digester<'a, U> {
         let end = self.len.saturating_add(n).min(self.buf.len());
         let pos = self.process(end);
         // Keep the unfinished line at the front of the buffer.
-        if pos > 0 {
+        if pos > 0 && pos < end {
             self.buf.copy_within(pos..end, 0);
         }
         self.len = end.saturating_sub(pos);
@@ -143,6 +152,51 @@ impl<'a, U: UrcSink> Digester<'a, U> {
     /// Returns whether the bytes were processed (`false`: only appended, nothing completed).
     #[inline]
     pub(crate) fn feed(&mut self, bytes: &[u8]) -> bool {
+        !self.feed_one(bytes) && self.feed_rest(bytes)
+    }
+
+    /// The path of a byte arriving alone in a line (returns whether it took `bytes`): appended,
+    /// or, for the `\n` of a blank line (the `\r\n` that frames every line), the line buffer
+    /// emptied. Inlined where bytes are fed, with [`Digester::feed_rest`] out of line for
+    /// everything else, so that this path saves no registers.
+    #[inline]
+    pub(crate) fn feed_one(&mut self, bytes: &[u8]) -> bool {
+        // Inside a payload: appended while it stays short of the payload's end and of a piece
+        // for the ring (as in `feed_rest`).
+        if let ([b], Mode::Raw { left, .. }) = (bytes, self.mode) {
+            let end = self.len.wrapping_add(1);
+            if end < left.min(CS_PIECE)
+                && end < self.buf.len()
+                && let Some(d) = self.buf.get_mut(self.len)
+            {
+                *d = *b;
+                self.len = end;
+                return true;
+            }
+            return false;
+        }
+        if let ([b], Mode::Line) = (bytes, self.mode) {
+            let len = self.len;
+            if *b != b'\n' && *b != b'>' {
+                if len.wrapping_add(1) < self.buf.len()
+                    && let Some(d) = self.buf.get_mut(len)
+                {
+                    *d = *b;
+                    self.len = len.wrapping_add(1);
+                    return true;
+                }
+            } else if *b == b'\n' && len == 1 && self.scan == 0 && self.buf.first() == Some(&b'\r')
+            {
+                self.len = 0;
+                return true;
+            }
+        }
+        false
+    }
+
+    /// [`Digester::feed`] for what [`Digester::feed_one`] did not take.
+    #[inline(never)]
+    pub(crate) fn feed_rest(&mut self, bytes: &[u8]) -> bool {
         // A short piece that completes nothing is only appended (a byte arriving alone from an
         // interrupt, say): a copy and a comparison per byte. In a line, that is a piece without
         // `\n` or `>`; in a payload, one that leaves it short of its end and of a 64-byte piece
@@ -152,13 +206,14 @@ impl<'a, U: UrcSink> Digester<'a, U> {
         // saturation check on the path every byte takes).
         #[allow(clippy::arithmetic_side_effects)]
         let end = self.len + n;
-        let completes = match self.mode {
+        // (Looked at only for short pieces: a long one is processed anyway.)
+        let completes = || match self.mode {
             Mode::Line => bytes.iter().any(|&b| b == b'\n' || b == b'>'),
             Mode::Raw { left, .. } => end >= left.min(CS_PIECE),
             Mode::Skip | Mode::Trailer { .. } => true,
         };
         if n <= 16
-            && !completes
+            && !completes()
             && end < self.buf.len()
             && let Some(dst) = self.buf.get_mut(self.len..end)
         {
@@ -174,14 +229,12 @@ impl<'a, U: UrcSink> Digester<'a, U> {
         true
     }
 
-    #[inline(never)]
     fn feed_slow(&mut self, mut bytes: &[u8]) {
         while !bytes.is_empty() {
             let room = self.write_buf();
             if room.is_empty() {
                 // Only with a zero-sized buffer: nothing can be read.
-                self.shared
-                    .count(|s| s.long_lines = s.long_lines.saturating_add(1));
+                self.shared.add(Stat::LongLines, 1);
                 return;
             }
             let n = room.len().min(bytes.len());
@@ -215,10 +268,9 @@ impl<'a, U: UrcSink> Digester<'a, U> {
         } else {
             warn!("line longer than the ingress buffer; skipping it");
         }
-        self.shared.count(|s| {
-            s.long_lines = s.long_lines.saturating_add(1);
-            s.discarded_bytes = s.discarded_bytes.saturating_add(n as u32);
-        });
+        self.shared.add(Stat::LongLines, 1);
+        self.shared
+            .add(Stat::DiscardedBytes, u32::try_from(n).unwrap_or(u32::MAX));
         self.len = 0;
         self.scan = 0;
         self.mode = Mode::Skip;
@@ -235,9 +287,9 @@ impl<'a, U: UrcSink> Digester<'a, U> {
                     if k > 0 {
                         let data = self.buf.get(pos..).and_then(|b| b.get(..k)).unwrap_or(&[]);
                         match self.payloads {
-                            _ if target == DISCARD => self.shared.count(|s| {
-                                s.discarded_bytes = s.discarded_bytes.saturating_add(k as u32)
-                            }),
+                            _ if target == DISCARD => self
+                                .shared
+                                .add(Stat::DiscardedBytes, u32::try_from(k).unwrap_or(u32::MAX)),
                             Some(sink) if target != Expect::NO_TARGET => sink.deliver(target, data),
                             _ => self.shared.notify(Event::Payload(data)),
                         }
@@ -281,15 +333,14 @@ impl<'a, U: UrcSink> Digester<'a, U> {
                 Mode::Skip => {
                     let Some(nl) = find_newline(self.buf, pos, end) else {
                         let n = end.saturating_sub(pos);
-                        self.shared.count(|s| {
-                            s.discarded_bytes = s.discarded_bytes.saturating_add(n as u32)
-                        });
+                        self.shared
+                            .add(Stat::DiscardedBytes, u32::try_from(n).unwrap_or(u32::MAX));
                         self.scan = end;
                         return end;
                     };
                     let n = nl.saturating_add(1).saturating_sub(pos);
                     self.shared
-                        .count(|s| s.discarded_bytes = s.discarded_bytes.saturating_add(n as u32));
+                        .add(Stat::DiscardedBytes, u32::try_from(n).unwrap_or(u32::MAX));
                     pos = nl.saturating_add(1);
                     self.scan = pos;
                     self.mode = Mode::Line;
@@ -297,10 +348,11 @@ impl<'a, U: UrcSink> Digester<'a, U> {
                 Mode::Line => {
                     // Blank lines (the `\r\n` that frames every line) need no search.
                     while self.scan == pos
-                        && pos.saturating_add(2) <= end
-                        && self.buf.get(pos..).is_some_and(|r| r.starts_with(b"\r\n"))
+                        && matches!(self.buf.get(pos..end), Some([b'\r', b'\n', ..]))
                     {
-                        pos = pos.saturating_add(2);
+                        // `pos + 2 <= end <= buf.len()`: no wrap (wrapping ops on the
+                        // per-line path, as `+` is in release).
+                        pos = pos.wrapping_add(2);
                         self.scan = pos;
                     }
                     if pos >= end {
@@ -326,9 +378,11 @@ impl<'a, U: UrcSink> Digester<'a, U> {
                         self.scan = end;
                         return pos;
                     };
-                    self.scan = nl.saturating_add(1);
+                    // `nl < end <= buf.len()`: no wrap.
+                    let next = nl.wrapping_add(1);
+                    self.scan = next;
                     self.line(pos, nl);
-                    pos = nl.saturating_add(1);
+                    pos = next;
                 }
             }
         }
@@ -338,8 +392,7 @@ impl<'a, U: UrcSink> Digester<'a, U> {
     #[cold]
     fn payload_corrupted(&mut self, target: u8) {
         warn!("socket payload corrupted on the UART");
-        self.shared
-            .count(|s| s.corrupted_payloads = s.corrupted_payloads.saturating_add(1));
+        self.shared.add(Stat::CorruptedPayloads, 1);
         if let Some(sink) = self.payloads
             && target != Expect::NO_TARGET
             && target != DISCARD
@@ -368,32 +421,45 @@ impl<'a, U: UrcSink> Digester<'a, U> {
     fn line(&mut self, start: usize, nl: usize) {
         let expect = self.current();
         let raw = self.buf.get(start..nl).unwrap_or(&[]);
-        let text = crate::error::trim_ascii(raw);
+        // The usual line ends with `\r` and has no other white space around it.
+        let text = match raw {
+            [first, .., last, b'\r']
+                if !first.is_ascii_whitespace() && !last.is_ascii_whitespace() =>
+            {
+                raw.split_last().map_or(raw, |(_, t)| t)
+            }
+            _ => crate::error::trim_ascii(raw),
+        };
         if text.is_empty() {
             return;
         }
-        match line::classify(text, expect.as_ref(), self.in_response) {
+        // `OK`, a third of all lines, is a final result code whatever is in flight.
+        let (class, split) = if text == b"OK" {
+            (LineClass::Final(line::Final::Ok), None)
+        } else {
+            line::classify_split(text, expect.as_ref(), self.in_response)
+        };
+        match class {
             LineClass::Blank => {}
-            LineClass::Echo => self
-                .shared
-                .count(|s| s.echo_lines = s.echo_lines.saturating_add(1)),
+            LineClass::Echo => self.shared.add(Stat::EchoLines, 1),
             LineClass::Garbage => {
                 debug!("skipping a noise line ({} bytes)", text.len());
-                self.shared
-                    .count(|s| s.garbage_lines = s.garbage_lines.saturating_add(1));
+                self.shared.add(Stat::GarbageLines, 1);
             }
             LineClass::Urc => {
-                if let Some((id, n)) = line::push_header(text) {
+                // (A push header starts `+QIURC: ` or `+QSSLURC: `.)
+                if let Some(s) = split
+                    && matches!(s.name, b"+QIURC" | b"+QSSLURC")
+                    && let Some((id, n)) = line::push_header(text)
+                {
                     self.pushed(id, n);
                     return;
                 }
                 if self.in_response {
-                    self.shared
-                        .count(|s| s.deferred_urcs = s.deferred_urcs.saturating_add(1));
+                    self.shared.add(Stat::DeferredUrcs, 1);
                 }
-                if self.urcs.urc(text) {
-                    self.shared
-                        .count(|s| s.unknown_urcs = s.unknown_urcs.saturating_add(1));
+                if self.urcs.urc(text, split) {
+                    self.shared.add(Stat::UnknownUrcs, 1);
                 }
             }
             LineClass::Info => {
@@ -417,19 +483,21 @@ impl<'a, U: UrcSink> Digester<'a, U> {
                     Some(e) => e.answers_line && !self.in_response && f.is_success(),
                 };
                 if stale {
-                    self.shared
-                        .count(|s| s.unsolicited_finals = s.unsolicited_finals.saturating_add(1));
+                    self.shared.add(Stat::UnsolicitedFinals, 1);
                     return;
                 }
                 let outcome = if self.lost_line {
-                    self.shared
-                        .count(|s| s.overflows = s.overflows.saturating_add(1));
+                    self.shared.add(Stat::Overflows, 1);
                     Err(crate::Error::Overflow)
                 } else {
                     Ok(f)
                 };
-                self.shared.notify(Event::End(outcome));
-                self.shared.complete_with(f);
+                // The listener's `End` and the completion in one critical section; no command
+                // is in flight after it (cached, so the next line takes no critical section to
+                // learn it; a command begun meanwhile moves the change count).
+                let changes = self.shared.end_with(outcome, f);
+                self.expect = None;
+                self.expect_seen = Some(changes);
                 self.in_response = false;
                 self.lost_line = false;
             }
@@ -440,5 +508,6 @@ impl<'a, U: UrcSink> Digester<'a, U> {
 fn find_newline(buf: &[u8], from: usize, to: usize) -> Option<usize> {
     buf.get(from..to)
         .and_then(super::line::find_lf)
-        .map(|i| from.saturating_add(i))
+        // `from + i < to <= buf.len()`: no wrap.
+        .map(|i| from.wrapping_add(i))
 }

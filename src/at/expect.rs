@@ -224,6 +224,20 @@ impl Drop for ListenGuard<'_> {
     }
 }
 
+/// One of the digester's counters (its index in [`Counters`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Stat {
+    GarbageLines = 0,
+    UnknownUrcs = 1,
+    EchoLines = 2,
+    Overflows = 3,
+    UnsolicitedFinals = 4,
+    DeferredUrcs = 5,
+    DiscardedBytes = 6,
+    LongLines = 7,
+    CorruptedPayloads = 8,
+}
+
 /// The digester's counters, one word each. Only the digester writes them (a load and a store,
 /// which every target has, even without compare-and-swap), and nobody waits on them, so
 /// counting costs no critical section.
@@ -248,24 +262,6 @@ impl Counters {
             deferred_urcs: l(f),
             discarded_bytes: l(g),
         }
-    }
-
-    fn set(&self, s: DigestStats) {
-        let [a, b, c, d, e, f, g, h, i] = &self.0;
-        let st = |x: &AtomicU32, v: u32| {
-            if x.load(Ordering::Relaxed) != v {
-                x.store(v, Ordering::Relaxed)
-            }
-        };
-        st(a, s.garbage_lines);
-        st(b, s.unknown_urcs);
-        st(c, s.echo_lines);
-        st(d, s.overflows);
-        st(e, s.unsolicited_finals);
-        st(f, s.deferred_urcs);
-        st(g, s.discarded_bytes);
-        st(h, s.long_lines);
-        st(i, s.corrupted_payloads);
     }
 }
 
@@ -412,14 +408,29 @@ impl ExpectCell {
         });
     }
 
-    /// Marks the command in flight as finished with `code` (called by the digester).
-    pub fn complete_with(&self, code: Final) {
-        self.update(|p| {
+    /// Ends the command in flight with `code`: hands [`Event::End`]`(outcome)` to its listener and
+    /// marks it finished (as [`ExpectCell::complete`] does, recording `code` as the last final
+    /// result code), in one critical section (called by the digester). Returns the change count after it ([`ExpectCell::changes`]), at which no
+    /// command is in flight.
+    pub(crate) fn end_with(&self, outcome: Result<Final, crate::Error>, code: Final) -> u32 {
+        self.inner.lock(|c| {
+            if let Some(ListenerPtr(ptr)) = c.get().listener {
+                // SAFETY: as in `notify`: registered by `listen` and not yet unregistered, and
+                // we are inside the critical section that unregistering takes.
+                let f: &Listener<'static> = unsafe { ptr.as_ref() };
+                f(Event::End(outcome));
+            }
+            let mut p = c.get();
             if p.expect.take().is_some() {
                 p.completed = p.completed.wrapping_add(1);
                 p.last_final = Some(code);
             }
-        });
+            c.set(p);
+            let n = self.changes.load(Ordering::Relaxed).wrapping_add(1);
+            self.changes.store(n, Ordering::Release);
+            self.wakers.lock(|w| w.borrow_mut().wake());
+            n
+        })
     }
 
     /// The final result code of the last completed command.
@@ -442,11 +453,16 @@ impl ExpectCell {
         self.stats.get()
     }
 
-    /// Changes the digester's counters (only the digester calls this).
-    pub(crate) fn count(&self, f: impl FnOnce(&mut DigestStats)) {
-        let mut s = self.stats.get();
-        f(&mut s);
-        self.stats.set(s);
+    /// Adds `n` to one of the digester's counters (only the digester calls this): a load and a
+    /// store of that one counter, saturating.
+    #[inline]
+    pub(crate) fn add(&self, stat: Stat, n: u32) {
+        if let Some(c) = self.stats.0.get(stat as usize) {
+            c.store(
+                c.load(Ordering::Relaxed).saturating_add(n),
+                Ordering::Relaxed,
+            );
+        }
     }
 
     /// Corrupted input seen so far: garbage lines, unknown URCs and discarded bytes (a sum
@@ -477,7 +493,8 @@ pub trait PayloadSink {
 /// Receives URCs straight from the digester, so that no bounded channel stands between the
 /// ingress and what the URCs update (the runner applies them to its state and socket slots).
 pub trait UrcSink {
-    /// `line` (trimmed, never empty) is a URC. Returns `true` if it is a URC the driver does
-    /// not know or cannot read (the digester counts it as noise).
-    fn urc(&mut self, line: &[u8]) -> bool;
+    /// `line` (trimmed, never empty) is a URC; `split` is its `+XXX:` prefix and text, as the
+    /// digester found them (`None` for a line without such a prefix). Returns `true` if it is a
+    /// URC the driver does not know or cannot read (the digester counts it as noise).
+    fn urc(&mut self, line: &[u8], split: Option<super::line::Split<'_>>) -> bool;
 }

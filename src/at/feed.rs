@@ -6,8 +6,8 @@ use super::expect::UrcSink;
 pub(crate) struct UrcFn<F: FnMut(&[u8])>(pub(crate) F);
 
 impl<F: FnMut(&[u8])> UrcSink for UrcFn<F> {
-    fn urc(&mut self, line: &[u8]) -> bool {
+    fn urc(&mut self, line: &[u8], split: Option<super::line::Split<'_>>) -> bool {
         (self.0)(line);
-        super::urc::is_unknown(line)
+        super::urc::is_unknown_split(line, split)
     }
 }

@@ -123,22 +123,24 @@ pub fn find_lf(buf: &[u8]) -> Option<usize> {
     const HIGHS: usize = ONES << 7;
     const LFS: usize = ONES * (b'\n' as usize);
     let mut i: usize = 0;
-    let mut words = buf.chunks_exact(W);
-    for w in &mut words {
-        let mut b = [0u8; W];
-        b.copy_from_slice(w);
-        let x = usize::from_ne_bytes(b) ^ LFS;
-        // A zero byte in `x` (a `\n` in the word) sets its high bit here (exact for the first
-        // zero byte, which is all the search needs).
-        if x.wrapping_sub(ONES) & !x & HIGHS != 0 {
-            break;
+    // Whole words by value (`as_chunks`: no copy through a call to `memcpy`), the first byte
+    // in the low bits.
+    let (words, tail) = buf.as_chunks::<W>();
+    for w in words {
+        let x = usize::from_le_bytes(*w) ^ LFS;
+        // A zero byte in `x` (a `\n` in the word) sets its high bit here, exactly for the first
+        // zero byte (a false positive can only follow a true one): the lowest bit set is the
+        // first `\n`.
+        let hit = x.wrapping_sub(ONES) & !x & HIGHS;
+        if hit != 0 {
+            // `i + k < buf.len()`: no wrap.
+            return Some(i.wrapping_add((hit.trailing_zeros() / 8) as usize));
         }
         // `i` stays at most `buf.len()`: it cannot wrap (wrapping, as `+` is in release: this is
         // the per-word loop of the receive path).
         i = i.wrapping_add(W);
     }
-    buf.get(i..)?
-        .iter()
+    tail.iter()
         .position(|&c| c == b'\n')
         .map(|k| i.wrapping_add(k))
 }
@@ -163,7 +165,8 @@ pub enum LineClass {
 
 /// The `+XXX:` prefix of a line, with the colon, if it has one. A space before the colon is
 /// tolerated (`+QSIMSTAT : 1,0` in one manual) and not part of the returned prefix.
-#[inline]
+/// (The one-pass [`split_prefix`] is what the driver uses; this is its reference in the tests.)
+#[cfg(test)]
 pub fn prefix_of(line: &[u8]) -> Option<&[u8]> {
     // One pass: `+`, at least one alphanumeric, spaces, `:`.
     let (&b'+', rest) = line.split_first()? else {
@@ -185,27 +188,67 @@ pub fn prefix_of(line: &[u8]) -> Option<&[u8]> {
     }
 }
 
-/// The name in a prefix found by [`prefix_of`] (`+CSQ` for `+CSQ :` or `+CSQ:`).
+/// A `+XXX:` line split once: what `prefix_of`, `prefix_name` and [`after_prefix`] give,
+/// found in one pass (the digester hands it on with the URC, so that the URC parser does not
+/// look for the prefix again).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Split<'l> {
+    /// The name, `+XXX` (without the colon and any space before it).
+    pub name: &'l [u8],
+    /// The prefix as written, up to and including the colon (`+XXX:` or `+XXX :`).
+    pub head: &'l [u8],
+    /// The text after the colon, without surrounding white space.
+    pub text: &'l [u8],
+}
+
+impl Split<'_> {
+    /// Whether the prefix is `prefix` (`+CSQ:`), tolerating a space before the colon (as
+    /// [`has_prefix`]).
+    #[inline]
+    pub fn is(&self, prefix: &[u8]) -> bool {
+        match prefix.split_last() {
+            Some((_, name)) if !name.is_empty() && self.name == name => true,
+            _ => self.head == prefix,
+        }
+    }
+}
+
+/// Splits a `+XXX:` line (see [`Split`]); `None` for a line without such a prefix.
 #[inline]
+pub fn split_prefix(line: &[u8]) -> Option<Split<'_>> {
+    let (&b'+', rest) = line.split_first()? else {
+        return None;
+    };
+    let name = rest
+        .iter()
+        .take_while(|b| b.is_ascii_alphanumeric())
+        .count();
+    if name == 0 {
+        return None;
+    }
+    // `name < line.len()`: no wrap.
+    let (name, after) = line.split_at_checked(name.wrapping_add(1))?;
+    let spaces = after.iter().take_while(|&&b| b == b' ').count();
+    let (head, text) = line.split_at_checked(name.len().wrapping_add(spaces).wrapping_add(1))?;
+    match head.last() {
+        Some(b':') => Some(Split {
+            name,
+            head,
+            text: trim_ascii(text),
+        }),
+        _ => None,
+    }
+}
+
+/// The name in a prefix found by `prefix_of` (`+CSQ` for `+CSQ :` or `+CSQ:`).
+#[cfg(test)]
 pub fn prefix_name(found: &[u8]) -> &[u8] {
     trim_ascii(found.split_last().map_or(found, |(_, name)| name))
 }
 
 /// Compares a line's prefix with an expected one (`+CSQ:`), tolerating a space before the colon.
 pub fn has_prefix(line: &[u8], prefix: &[u8]) -> bool {
-    prefix_of(line).is_some_and(|p| prefix_matches(p, prefix))
-}
-
-/// Compares a prefix found by [`prefix_of`] (`+CSQ :` or `+CSQ:`) with an expected one (`+CSQ:`).
-#[inline]
-fn prefix_matches(found: &[u8], prefix: &[u8]) -> bool {
-    if found == prefix {
-        return true;
-    }
-    let Some((_, name)) = prefix.split_last() else {
-        return false;
-    };
-    !name.is_empty() && prefix_name(found) == name
+    split_prefix(line).is_some_and(|s| s.is(prefix))
 }
 
 /// The text after a line's prefix, without leading spaces.
@@ -222,28 +265,32 @@ fn is_printable(line: &[u8]) -> bool {
     const ONES: usize = usize::MAX / 0xff;
     const HIGHS: usize = ONES << 7;
     let byte_ok = |b: &u8| *b == b'\t' || (*b >= 0x20 && *b != 0x7f);
-    let mut words = line.chunks_exact(W);
-    for w in &mut words {
-        let mut b = [0u8; W];
-        b.copy_from_slice(w);
-        let x = usize::from_ne_bytes(b);
+    let word_ok = |w: &[u8; W]| {
+        let x = usize::from_ne_bytes(*w);
         let del = x ^ (ONES * 0x7f);
         // High bit set for a byte below 0x20 or equal to 0x7f (a byte of 0x80 and above sets
         // none here; the exact check below runs on such words).
         let below = x.wrapping_sub(ONES * 0x20) & !x;
         let is_del = del.wrapping_sub(ONES) & !del;
         let suspicious = (below | is_del) & HIGHS;
-        if suspicious != 0 && !w.iter().all(byte_ok) {
-            return false;
-        }
+        suspicious == 0 || w.iter().all(byte_ok)
+    };
+    let (words, tail) = line.as_chunks::<W>();
+    if !words.iter().all(word_ok) {
+        return false;
     }
-    words.remainder().iter().all(byte_ok)
+    // The last bytes: as one word overlapping the ones checked when the line has a whole word,
+    // else one by one.
+    match line.last_chunk::<W>() {
+        Some(last) if !tail.is_empty() => word_ok(last),
+        Some(_) => true,
+        None => tail.iter().all(byte_ok),
+    }
 }
 
 /// A `+CxREG:` line is a read response when its second field is a bare integer (`<n>,<stat>`);
 /// the URC has `<stat>` first and a quoted location second, or a single field.
-fn looks_like_registration_read(line: &[u8]) -> bool {
-    let rest = after_prefix(line);
+fn looks_like_registration_read(rest: &[u8]) -> bool {
     let mut fields = rest.split(|&b| b == b',');
     let first = fields.next().map(trim_ascii).unwrap_or(b"");
     let second = fields.next().map(trim_ascii);
@@ -263,35 +310,49 @@ fn looks_like_registration_read(line: &[u8]) -> bool {
 /// `expect` is the command in flight (if any); `in_response` tells whether information lines of
 /// that command have already been seen (an echo can only come before them).
 pub fn classify(line: &[u8], expect: Option<&Expect>, in_response: bool) -> LineClass {
+    classify_split(line, expect, in_response).0
+}
+
+/// [`classify`], with the [`Split`] of a `+XXX:` line (URC or information line).
+pub fn classify_split<'l>(
+    line: &'l [u8],
+    expect: Option<&Expect>,
+    in_response: bool,
+) -> (LineClass, Option<Split<'l>>) {
     let Some(&first) = line.first() else {
-        return LineClass::Blank;
+        return (LineClass::Blank, None);
     };
     if !is_printable(line) {
-        return LineClass::Garbage;
+        return (LineClass::Garbage, None);
     }
     if first == b'+' {
         // `+CME ERROR:`/`+CMS ERROR:` are the only finals with a `+`.
         if line.get(1..3) == Some(b"CM")
             && let Some(f) = parse_final(line)
         {
-            return LineClass::Final(f);
+            return (LineClass::Final(f), None);
         }
-        let Some(prefix) = prefix_of(line) else {
-            return LineClass::Garbage;
+        let Some(split) = split_prefix(line) else {
+            return (LineClass::Garbage, None);
         };
         if let Some(expect) = expect
             && expect.info == Info::Prefixed
-            && prefix_matches(prefix, expect.prefix)
+            && split.is(expect.prefix)
         {
             if matches!(expect.prefix, b"+CREG:" | b"+CGREG:" | b"+CEREG:")
-                && !looks_like_registration_read(line)
+                && !looks_like_registration_read(split.text)
             {
-                return LineClass::Urc;
+                return (LineClass::Urc, Some(split));
             }
-            return LineClass::Info;
+            return (LineClass::Info, Some(split));
         }
-        return LineClass::Urc;
+        return (LineClass::Urc, Some(split));
     }
+    (classify_bare(line, first, expect, in_response), None)
+}
+
+/// [`classify`] for a printable line that does not start with `+`.
+fn classify_bare(line: &[u8], first: u8, expect: Option<&Expect>, in_response: bool) -> LineClass {
     if let Some(f) = parse_final(line) {
         // `NO CARRIER`, `BUSY`, `NO ANSWER`, `NO DIALTONE` end only a command that can
         // produce them (dial, data mode); otherwise a call or data connection ended.
@@ -466,6 +527,34 @@ mod tests {
                 assert_eq!(find_lf(&line), lf, "{line:?}");
             }
         }
+    }
+
+    #[test]
+    fn split_prefix_agrees_with_the_prefix_helpers() {
+        let mut x: u32 = 0x0bad_cafe;
+        for len in 0..24 {
+            for _ in 0..400 {
+                extern crate std;
+                let line: std::vec::Vec<u8> = (0..len)
+                    .map(|_| {
+                        x ^= x << 13;
+                        x ^= x >> 17;
+                        x ^= x << 5;
+                        b"+C1: ,\"a \t"[(x % 10) as usize]
+                    })
+                    .collect();
+                let line = trim_ascii(&line);
+                let expected = prefix_of(line).map(|p| (prefix_name(p), p, after_prefix(line)));
+                let split = split_prefix(line).map(|s| (s.name, s.head, s.text));
+                assert_eq!(split, expected, "{line:?}");
+            }
+        }
+        let split = |l| split_prefix(l).map(|s| (s.name, s.text));
+        assert_eq!(
+            split(b"+QSIMSTAT : 1,0"),
+            Some((&b"+QSIMSTAT"[..], &b"1,0"[..]))
+        );
+        assert_eq!(split(b"+CSQ:"), Some((&b"+CSQ"[..], &b""[..])));
     }
 
     #[test]

@@ -323,14 +323,13 @@ impl Notice {
 }
 
 /// Whether a URC line is a `+XXX:` URC whose prefix this driver does not parse into a typed
-/// URC (a `match` on the name: the compiler dispatches on its length).
-pub(crate) fn is_unknown(line: &[u8]) -> bool {
-    if super::line::is_bare_urc(line) || Notice::parse(line).is_some() {
-        return false;
-    }
-    match super::line::prefix_of(line) {
-        Some(p) => !matches!(
-            super::line::prefix_name(p),
+/// URC (a `match` on the name: the compiler dispatches on its length), or a bare line that is
+/// no known notice; `split` is what [`split_prefix`](super::line::split_prefix) gives for
+/// `line` (the digester found it while classifying the line).
+pub(crate) fn is_unknown_split(line: &[u8], split: Option<super::line::Split<'_>>) -> bool {
+    match split {
+        Some(s) => !matches!(
+            s.name,
             b"+CFUN"
                 | b"+CPIN"
                 | b"+QUSIM"
@@ -347,7 +346,11 @@ pub(crate) fn is_unknown(line: &[u8]) -> bool {
                 | b"+CTZE"
         ),
         // A bare line that is no known notice.
-        None => line.first().is_some_and(u8::is_ascii_alphabetic),
+        None => {
+            !super::line::is_bare_urc(line)
+                && Notice::parse(line).is_none()
+                && line.first().is_some_and(u8::is_ascii_alphabetic)
+        }
     }
 }
 
@@ -556,30 +559,20 @@ impl Urc {
     /// well-formed URC (the caller counts it as noise).
     pub(crate) fn parse_line(line: &[u8]) -> Option<Urc> {
         let line = trim_ascii(line);
-        match line {
-            b"RDY" => return Some(Urc::Ready),
-            b"APP RDY" => return Some(Urc::AppReady),
-            b"POWERED DOWN" | b"NORMAL POWER DOWN" => return Some(Urc::PoweredDown),
-            b"PSM POWER DOWN" => return Some(Urc::PsmPowerDown),
-            b"RING" => return Some(Urc::Ring),
-            _ => {}
-        }
-        if let Some(n) = Notice::parse(line) {
-            return Some(Urc::Notice(n));
-        }
-        let Some(prefix) = super::line::prefix_of(line) else {
-            // A bare line the digester took for a URC (none was in flight): report it.
-            if !line.first().is_some_and(u8::is_ascii_alphabetic) {
-                return None;
-            }
-            let mut s = heapless::String::new();
-            for &b in line.iter().take(16) {
-                let _ = s.push(b as char);
-            }
-            return Some(Urc::Unknown(s));
+        Self::parse_split(line, super::line::split_prefix(line))
+    }
+
+    /// [`Urc::parse_line`] for a trimmed line already split at its prefix (`split`: what
+    /// [`split_prefix`](super::line::split_prefix) gives for `line`; the digester found it
+    /// while classifying the line).
+    pub(crate) fn parse_split(line: &[u8], split: Option<super::line::Split<'_>>) -> Option<Urc> {
+        // A `+XXX:` line, else a bare one.
+        let Some(super::line::Split {
+            name, text: rest, ..
+        }) = split
+        else {
+            return Self::parse_bare(line);
         };
-        let name = super::line::prefix_name(prefix);
-        let rest = super::line::after_prefix(line);
         let parsed = match name {
             b"+CFUN" => all(uint, rest).ok().and_then(u8_of).map(Urc::Cfun),
             b"+CPIN" => Some(Urc::Cpin(PinCode::from_text(rest))),
@@ -625,6 +618,30 @@ impl Urc {
             }
             Some(Urc::Unknown(s))
         })
+    }
+
+    /// A line without a `+XXX:` prefix.
+    fn parse_bare(line: &[u8]) -> Option<Urc> {
+        match line {
+            b"RDY" => return Some(Urc::Ready),
+            b"APP RDY" => return Some(Urc::AppReady),
+            b"POWERED DOWN" | b"NORMAL POWER DOWN" => return Some(Urc::PoweredDown),
+            b"PSM POWER DOWN" => return Some(Urc::PsmPowerDown),
+            b"RING" => return Some(Urc::Ring),
+            _ => {}
+        }
+        if let Some(n) = Notice::parse(line) {
+            return Some(Urc::Notice(n));
+        }
+        // A bare line the digester took for a URC (none was in flight): report it.
+        if !line.first().is_some_and(u8::is_ascii_alphabetic) {
+            return None;
+        }
+        let mut s = heapless::String::new();
+        for &b in line.iter().take(16) {
+            let _ = s.push(b as char);
+        }
+        Some(Urc::Unknown(s))
     }
 }
 

@@ -716,8 +716,9 @@ impl<IO: minimq::Io> embedded_io_async::Write for Guard<'_, IO> {
 /// Topics subscribed again whenever the broker starts a fresh session.
 const MAX_SUBSCRIPTIONS: usize = 8;
 
-type Subscriptions =
-    heapless::Vec<(heapless::String<MAX_STORED_TOPIC_LEN>, QoS), MAX_SUBSCRIPTIONS>;
+/// The filters are borrowed, like the strings of [`MqttConfig`]: 12 bytes each (on 32-bit
+/// targets) instead of a copy of up to [`MAX_STORED_TOPIC_LEN`] bytes.
+type Subscriptions<'c> = heapless::Vec<(&'c str, QoS), MAX_SUBSCRIPTIONS>;
 
 /// The session of either version.
 // One per client, in place: without a heap there is nothing to box into.
@@ -732,7 +733,7 @@ enum Proto<'buf> {
 pub struct Mqtt<'c, 'buf> {
     config: MqttConfig<'c>,
     session: Proto<'buf>,
-    subscriptions: Subscriptions,
+    subscriptions: Subscriptions<'c>,
     /// Inbound packets too large for the receive buffer (see [`DroppedMessage`]).
     dropped: DropCell,
     rx_size: usize,
@@ -832,11 +833,15 @@ impl<'c: 'buf, 'buf> Mqtt<'c, 'buf> {
 
     /// Registers a topic filter to subscribe to after every connection on which the broker
     /// did not keep the session (the first one included). Refused up front: a filter that
-    /// [`check_filter`] refuses, one longer than [`MAX_STORED_TOPIC_LEN`], a ninth one
+    /// [`check_filter`] refuses (empty, malformed, longer than [`MAX_TOPIC_LEN`]), a ninth one
     /// ([`MqttError::TooManySubscriptions`]).
-    pub fn subscribe_on_connect(&mut self, topic: &str, qos: QoS) -> Result<(), MqttError> {
+    ///
+    /// The client borrows the filter, as it borrows the strings of its [`MqttConfig`]
+    /// (`'c`): a filter built at run time (e.g. from the IMEI, like the client id) is declared
+    /// before the client and outlives it. Nothing is copied, so filters of any length take the
+    /// same room in the client.
+    pub fn subscribe_on_connect(&mut self, topic: &'c str, qos: QoS) -> Result<(), MqttError> {
         check_filter(topic)?;
-        let topic = stored_topic(topic)?;
         self.subscriptions
             .push((topic, qos))
             .map_err(|_| MqttError::TooManySubscriptions)
@@ -864,7 +869,7 @@ impl<'c: 'buf, 'buf> Mqtt<'c, 'buf> {
 
     /// Stops subscribing to `topic` after future connections.
     pub fn forget_subscription(&mut self, topic: &str) {
-        self.subscriptions.retain(|(t, _)| t.as_str() != topic);
+        self.subscriptions.retain(|(t, _)| *t != topic);
     }
 
     /// Consecutive failed connection attempts so far.
@@ -1050,7 +1055,7 @@ impl<'c: 'buf, 'buf> Mqtt<'c, 'buf> {
 
     async fn establish_v5<'s, IO: MqttIo>(
         session: &'s mut minimq::Session<'buf>,
-        subscriptions: &Subscriptions,
+        subscriptions: &Subscriptions<'_>,
         ack_timeout: Duration,
         rx_size: usize,
         dropped: &'s DropCell,
@@ -1084,7 +1089,7 @@ impl<'c: 'buf, 'buf> Mqtt<'c, 'buf> {
     #[cfg(feature = "mqtt311")]
     async fn establish_v311<'s, IO: MqttIo>(
         session: &'s mut v311::Session<'buf>,
-        subscriptions: &Subscriptions,
+        subscriptions: &Subscriptions<'_>,
         ack_timeout: Duration,
         io: IO,
     ) -> Result<(Conn<'s, 'buf, IO>, bool), MqttError> {
@@ -1100,7 +1105,7 @@ impl<'c: 'buf, 'buf> Mqtt<'c, 'buf> {
         if !resumed && !subscriptions.is_empty() {
             let mut filters: heapless::Vec<(&str, QoS), MAX_SUBSCRIPTIONS> = heapless::Vec::new();
             for (topic, qos) in subscriptions {
-                let _ = filters.push((topic.as_str(), *qos));
+                let _ = filters.push((*topic, *qos));
             }
             conn.subscribe(&filters).await.map_err(map_err311)?;
         }
@@ -1931,23 +1936,33 @@ mod tests {
 
     #[test]
     fn subscriptions_on_connect_are_checked() {
+        // Filters built at run time, declared before the client that borrows them.
+        let filters: std::vec::Vec<std::string::String> = (0..MAX_SUBSCRIPTIONS - 1)
+            .map(|i| std::format!("t/{i}/#"))
+            .collect();
+        let too_long = "a".repeat(MAX_TOPIC_LEN + 1);
+        // Longer than the client used to store (128 bytes): borrowed, it takes no more room.
+        let long = "a".repeat(1000);
         let mut buf = [0u8; 1024];
         let mut mqtt = Mqtt::new(config("d"), &mut buf, 512).unwrap();
         assert_eq!(
             mqtt.subscribe_on_connect("a/#/b", QoS::AtMostOnce),
             Err(MqttError::InvalidFilter)
         );
-        let long = "a".repeat(MAX_STORED_TOPIC_LEN + 1);
         assert_eq!(
-            mqtt.subscribe_on_connect(&long, QoS::AtMostOnce),
+            mqtt.subscribe_on_connect("", QoS::AtMostOnce),
+            Err(MqttError::EmptyTopic)
+        );
+        assert_eq!(
+            mqtt.subscribe_on_connect(&too_long, QoS::AtMostOnce),
             Err(MqttError::TopicTooLong {
-                len: MAX_STORED_TOPIC_LEN + 1,
-                max: MAX_STORED_TOPIC_LEN
+                len: MAX_TOPIC_LEN + 1,
+                max: MAX_TOPIC_LEN
             })
         );
-        for i in 0..MAX_SUBSCRIPTIONS {
-            let t = std::format!("t/{i}/#");
-            mqtt.subscribe_on_connect(&t, QoS::AtMostOnce).unwrap();
+        mqtt.subscribe_on_connect(&long, QoS::AtMostOnce).unwrap();
+        for t in &filters {
+            mqtt.subscribe_on_connect(t, QoS::AtMostOnce).unwrap();
         }
         assert_eq!(
             mqtt.subscribe_on_connect("one/more", QoS::AtMostOnce),

@@ -60,9 +60,9 @@ pub mod v311;
 
 /// The longest topic or topic filter MQTT allows (a UTF-8 string with a 16-bit length).
 pub const MAX_TOPIC_LEN: usize = 65_535;
-/// The longest topic this client stores: topics registered with
-/// [`Mqtt::subscribe_on_connect`], topics queued in an [`Outbox`], the topic kept in a
-/// [`DroppedMessage`].
+/// The longest topic this client stores: topics queued in an [`Outbox`], the topic kept in a
+/// [`DroppedMessage`]. (Filters registered with [`Mqtt::subscribe_on_connect`] are borrowed,
+/// not stored: any length MQTT allows.)
 pub const MAX_STORED_TOPIC_LEN: usize = 128;
 /// The longest client id minimq accepts.
 pub const MAX_CLIENT_ID_LEN: usize = 64;

@@ -43,10 +43,11 @@ set -euo pipefail
 FLASH_LIMIT=107520       # 105 KiB, whole image
 ADDED_FLASH_LIMIT=103424 # 101 KiB, image minus the bare image
 # RAM: the rows use one socket, as issue 15 measures them (21 168 -> 16 984 B); then the
-# staging buffer went and the driver's futures shrank (16 904 -> 14 840 B, docs/footprint.md);
-# issue 15's target is 12 KiB.
-RAM_LIMIT=15360         # 15 KiB
-# Largest stack frame: 5 424 -> 1 824 B (the staging buffer, Core::init; issue 15's target: 4 KiB).
+# staging buffer went and the driver's futures shrank (16 904 -> 14 840 B), then the MQTT
+# client's copies (borrowed subscription filters, no topic buffer in the receive guard) and more
+# futures (14 840 -> 13 496 B, docs/footprint.md); issue 15's target is 12 KiB.
+RAM_LIMIT=13568         # 13.25 KiB
+# Largest stack frame: 5 424 -> 1 792 B (the staging buffer, Core::init; issue 15's target: 4 KiB).
 FRAME_LIMIT=2048        # 2 KiB
 
 TARGET=thumbv7em-none-eabihf

@@ -1099,24 +1099,23 @@ fn guard_model(
                 pos = end(hdr + value);
             }
             Some(true) => {
+                // Counted once its header is read (also when the stream ends inside it); its
+                // topic is known once read whole.
                 let body = &input[end(hdr)..end(hdr + value)];
-                let complete = body.len() == value;
+                let publish = input[pos] >> 4 == 3;
                 pos = end(hdr + value);
-                if complete {
-                    skipped += 1;
-                    let publish = input[pos - body.len() - hdr] >> 4 == 3;
-                    let topic = (publish && body.len() >= 2)
-                        .then(|| {
-                            let len = usize::from(u16::from_be_bytes([body[0], body[1]]));
-                            (len <= crate::mqtt::MAX_STORED_TOPIC_LEN)
-                                .then(|| body.get(2..2 + len))
-                                .flatten()
-                                .and_then(|t| core::str::from_utf8(t).ok())
-                                .and_then(|t| heapless::String::try_from(t).ok())
-                        })
-                        .flatten();
-                    last = Some(topic);
-                }
+                skipped += 1;
+                let topic = (publish && body.len() >= 2)
+                    .then(|| {
+                        let len = usize::from(u16::from_be_bytes([body[0], body[1]]));
+                        (len <= crate::mqtt::MAX_STORED_TOPIC_LEN)
+                            .then(|| body.get(2..2 + len))
+                            .flatten()
+                            .and_then(|t| core::str::from_utf8(t).ok())
+                            .and_then(|t| heapless::String::try_from(t).ok())
+                    })
+                    .flatten();
+                last = Some(topic);
             }
         }
     }
@@ -1168,8 +1167,8 @@ pub fn mqtt_guard(data: &[u8]) {
     log.lock(|l| {
         let l = l.borrow();
         assert_eq!(l.count, skipped, "skipped packets miscounted");
-        assert_eq!(l.last.as_ref().map(|d| d.topic.clone()), last);
-        if let Some(d) = &l.last {
+        assert_eq!(l.last().map(|d| d.topic), last);
+        if let Some(d) = &l.last() {
             assert!(d.size > limit && d.capacity == limit);
         }
     });

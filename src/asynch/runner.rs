@@ -208,7 +208,11 @@ impl<'a, R: Read, W: Write, P: ControlPins, S: SleepControl> Runner<'a, R, W, P,
     /// Runs the driver forever: reads the UART (everything received goes through here), writes
     /// the commands the handles post, and moves socket data between the modem and the sockets'
     /// rings (`AT+QIRD` when data is announced, `AT+QISEND` when data is queued).
-    pub async fn run(self) -> ! {
+    ///
+    /// A plain `fn` returning the future (an `async fn` would keep the runner twice in its
+    /// future: as its argument and as the parts moved out of it). Its output is `!`
+    /// ([`Never`]): `runner.run().await` in an `async fn … -> !` task, as above.
+    pub fn run(self) -> impl core::future::Future<Output = Never> {
         let Self {
             mut parts,
             mut rx,
@@ -217,42 +221,59 @@ impl<'a, R: Read, W: Write, P: ControlPins, S: SleepControl> Runner<'a, R, W, P,
             mut pins,
             sleep,
         } = self;
-        // With UART sleep, every write wakes the module first (DTR low), and DTR goes high
-        // again when the UART is idle; it starts high.
-        if !sleep.release() {
-            warn!("DTR refused to change");
-        }
-        let idle = sleep.serve(|| modem.core.channel.try_lock().is_err());
-        // Each read lands straight in the line buffer, as much as it has room for.
-        let reader = async {
-            loop {
-                parts.read_from(&mut rx).await;
+        async move {
+            // With UART sleep, every write wakes the module first (DTR low), and DTR goes high
+            // again when the UART is idle; it starts high.
+            if !sleep.release() {
+                warn!("DTR refused to change");
             }
-        };
-        // Resets through the control pins, when a handle asks for one. No pin is left
-        // asserted by an earlier run.
-        if !pins.release() {
-            warn!("a control pin refused to change");
-        }
-        let resets = async {
-            loop {
-                // A PSM wake is a PWRKEY pulse too (a later request replaces an earlier one).
-                let ok = if modem.core.reset.wait().await {
-                    pins.reset().await
-                } else {
-                    pins.wake().await
-                };
-                if !ok {
-                    warn!("a control pin refused to change");
+            let idle = sleep.serve(|| modem.core.channel.try_lock().is_err());
+            // Each read lands straight in the line buffer, as much as it has room for.
+            let reader = async {
+                loop {
+                    parts.read_from(&mut rx).await;
                 }
+            };
+            // Resets through the control pins, when a handle asks for one. No pin is left
+            // asserted by an earlier run.
+            if !pins.release() {
+                warn!("a control pin refused to change");
             }
-        };
-        let serve = select(modem.core.tx.serve(&mut tx, &sleep), idle);
-        match select4(reader, serve, modem.service(), resets).await {
-            Either4::First(never) => never,
-            Either4::Second(Either::First(never) | Either::Second(never)) => never,
-            Either4::Third(never) => never,
-            Either4::Fourth(never) => never,
+            let resets = async {
+                loop {
+                    // A PSM wake is a PWRKEY pulse too (a later request replaces an earlier one).
+                    let ok = if modem.core.reset.wait().await {
+                        pins.reset().await
+                    } else {
+                        pins.wake().await
+                    };
+                    if !ok {
+                        warn!("a control pin refused to change");
+                    }
+                }
+            };
+            let serve = select(modem.core.tx.serve(&mut tx, &sleep), idle);
+            match select4(reader, serve, modem.service(), resets).await {
+                Either4::First(never) => never,
+                Either4::Second(Either::First(never) | Either::Second(never)) => never,
+                Either4::Third(never) => never,
+                Either4::Fourth(never) => never,
+            }
         }
     }
 }
+
+mod never {
+    /// Names a function type's output.
+    pub trait HasOutput {
+        type Output;
+    }
+
+    impl<O> HasOutput for fn() -> O {
+        type Output = O;
+    }
+}
+
+/// The never type `!`, by a name that stable Rust accepts where `!` is not (as a future's
+/// output): the output of [`Runner::run`]'s future, which never completes.
+pub type Never = <fn() -> ! as never::HasOutput>::Output;

@@ -206,11 +206,16 @@ struct TlsListing<'n> {
     wanted: [Option<(&'n str, u32)>; 3],
 }
 
+/// Stale files one listing reports (see [`Found::stale`]).
+const STALE_MAX: usize = 3;
+
 /// What [`TlsListing`] found.
 struct Found {
     present: [bool; 3],
-    /// Bare names of the context's other files (more are left for the next call).
-    stale: heapless::Vec<heapless::String<NAME_LEN>, 6>,
+    /// Bare names of the context's other files (more are left for the next call). Three: the
+    /// files of one earlier configuration; `configure_tls` keeps this list across its deletes
+    /// (28 bytes a name, in every future that awaits it).
+    stale: heapless::Vec<heapless::String<NAME_LEN>, STALE_MAX>,
 }
 
 impl Found {
@@ -384,9 +389,9 @@ impl<'a> Modem<'a> {
             return Err(Error::InvalidArgument);
         }
         let prefix = self.file_prefix().await;
-        // A listing names at most 6 files of the context; a few rounds clear any number a
+        // A listing names at most 3 files of the context; a few rounds clear any number a
         // context can have gathered (bounded, should a file refuse to go).
-        for _ in 0..4 {
+        for _ in 0..8 {
             let found = self.tls_listing(prefix, ssl_ctx, [None; 3]).await?;
             let full = found.stale.is_full();
             self.delete_all(prefix, &found.stale).await?;

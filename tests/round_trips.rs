@@ -35,6 +35,7 @@ const FIRST_BOOT_MAX: usize = 18;
 /// Round trips of a reconnection (close the dead socket, open, CONNECT, CONNACK).
 const RECONNECT_MAX: usize = 5;
 /// Round trips from `RDY` to CONNACK over MCU TLS (no certificate in the modem).
+#[cfg(feature = "mcu-tls")]
 const MCU_TLS_MAX: usize = 21;
 
 fn config() -> Config {

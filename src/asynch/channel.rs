@@ -114,11 +114,11 @@ impl<'c> Channel<'c> {
     /// modem reboots), so that it cannot be taken for the answer to the next command.
     /// Polled out of line: every send settles first, so an inlined copy would sit in each.
     fn settle(&mut self) -> super::outline::Outlined<impl core::future::Future<Output = ()> + '_> {
-        super::outline::Outlined(self.settle_inner())
+        super::outline::Outlined(self.settle_body())
     }
 
     /// The body of [`Self::settle`].
-    async fn settle_inner(&mut self) {
+    async fn settle_body(&mut self) {
         let core = self.m.core;
         // A request posted by an abandoned command is still written whole.
         core.tx.idle().await;
@@ -421,10 +421,10 @@ impl<'c> Channel<'c> {
         &mut self,
     ) -> super::outline::Outlined<impl core::future::Future<Output = Result<usize, Error>> + '_>
     {
-        super::outline::Outlined(self.drive_tx_inner())
+        super::outline::Outlined(self.drive_tx_body())
     }
 
-    async fn drive_tx_inner(&mut self) -> Result<usize, Error> {
+    async fn drive_tx_body(&mut self) -> Result<usize, Error> {
         let core = self.m.core;
         let pool = self.m.pool;
         let boots = core.state.get().starts();

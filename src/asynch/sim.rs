@@ -68,8 +68,9 @@ fn status_of(code: PinCode) -> SimStatus {
 impl Sim<'_> {
     /// Reads the SIM state (`AT+CPIN?`). Errors that describe the SIM (not inserted, busy,
     /// failure) are states, not errors.
-    pub async fn status(&self) -> Result<SimStatus, Error> {
-        super::outline::Outlined(self.status_body()).await
+    // Polled out of line (`Outlined`): awaited from several flows.
+    pub fn status(&self) -> impl core::future::Future<Output = Result<SimStatus, Error>> + '_ {
+        super::outline::Outlined(self.status_body())
     }
 
     /// The body of [`Self::status`] (polled out of line).

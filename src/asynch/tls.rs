@@ -317,9 +317,13 @@ impl<'a> Modem<'a> {
         }
     }
 
-    async fn upload_only(&self, name: &str, data: &[u8]) -> Result<(), Error> {
-        // Out of line: awaited from the upload of each of the three files.
-        super::outline::Outlined(self.upload_only_body(name, data)).await
+    /// Polled out of line: awaited from the upload of each of the three files.
+    fn upload_only<'u>(
+        &'u self,
+        name: &'u str,
+        data: &'u [u8],
+    ) -> super::outline::Outlined<impl core::future::Future<Output = Result<(), Error>> + 'u> {
+        super::outline::Outlined(self.upload_only_body(name, data))
     }
 
     /// The body of [`Self::upload_only`] (polled out of line).

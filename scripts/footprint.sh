@@ -17,7 +17,10 @@
 #
 # "Added" = the row minus the bare image: what the crate (and the row's application steps)
 # adds. With --write (or --breakdown) the script also attributes row 3's flash to its origins
-# (quectel, atat, minimq, nom, heapless, core::fmt, ...; scripts/lib/attribute.py).
+# (quectel, atat, minimq, nom, heapless, core::fmt, ...; scripts/lib/attribute.py), and, from a
+# second build of row 3 and the bare image with line tables, to the crate each inlined piece of
+# code comes from, quectel's modules and its largest source functions
+# (scripts/lib/attribute_inlined.py; needs llvm-objdump and llvm-symbolizer).
 #
 # Exits non-zero when row 3 (MQTT over modem TLS) exceeds FLASH_LIMIT, ADDED_FLASH_LIMIT,
 # RAM_LIMIT or FRAME_LIMIT, when any row's `Resources` is not in .bss, or when a build fails.
@@ -323,6 +326,31 @@ if ((write_doc || breakdown)) && [[ -n "$NM_TOOL" ]]; then
     echo "$ORIGIN"
 fi
 
+# Row 3 and the bare image again with line tables (`debug = "line-tables-only"` changes no code),
+# so that the driver code LTO inlines into the application's tasks is counted for its crate.
+INLINED=""
+OBJDUMP_TOOL="$(llvm_tool llvm-objdump || first_tool arm-none-eabi-objdump || true)"
+SYMBOLIZER="$(llvm_tool llvm-symbolizer || true)"
+if ((write_doc || breakdown)); then
+    if [[ -n "$NM_TOOL" && -n "$OBJDUMP_TOOL" && -n "$SYMBOLIZER" ]]; then
+        LINES_DIR="$CARGO_TARGET_DIR/line-tables"
+        (
+            export CARGO_TARGET_DIR="$LINES_DIR" CARGO_PROFILE_RELEASE_DEBUG=line-tables-only
+            cd "$CRATE"
+            build "" "$BARE_BIN"
+            build "${ROW_FEATURES[$BUDGET_ROW]}" "${ROW_BINS[$BUDGET_ROW]}"
+        )
+        LOUT="$LINES_DIR/$TARGET/release"
+        INLINED="$(python3 "$ROOT/scripts/lib/attribute_inlined.py" "$OBJDUMP_TOOL" "$SYMBOLIZER" \
+            "$NM_TOOL" "$ROOT" "$LOUT/${ROW_BINS[$BUDGET_ROW]}" "$LOUT/$BARE_BIN")"
+        echo
+        echo "flash by crate, inlining resolved, ${ROW_LABELS[$BUDGET_ROW]}:"
+        echo "$INLINED"
+    else
+        echo "footprint: no llvm-objdump / llvm-symbolizer: no attribution with inlining resolved" >&2
+    fi
+fi
+
 # replace_block BEGIN END TEXT: rewrites the lines between two marker lines of $DOC.
 replace_block() {
     local begin="$1" end="$2" text="$3" tmp
@@ -343,6 +371,9 @@ if ((write_doc)); then
     replace_block '<!-- footprint-table:begin -->' '<!-- footprint-table:end -->' "$TABLE"
     if [[ -n "$ORIGIN" ]]; then
         replace_block '<!-- footprint-origin:begin -->' '<!-- footprint-origin:end -->' "$ORIGIN"
+    fi
+    if [[ -n "$INLINED" ]]; then
+        replace_block '<!-- footprint-inlined:begin -->' '<!-- footprint-inlined:end -->' "$INLINED"
     fi
     echo
     echo "footprint: tables written to ${DOC#"$ROOT"/}"

@@ -523,6 +523,19 @@ impl StateCell {
         .await
     }
 
+    /// Waits until `until(state, arg)` holds, re-checking after every change. Cancel-safe.
+    ///
+    /// The driver's own waits (a reboot, a new registration generation, the SIM ready) are
+    /// this one future type with a plain function and one argument, polled out of line: one
+    /// copy in the firmware, where [`Self::wait_for`] with a closure is one per caller.
+    pub(crate) fn until(&self, until: fn(&State, u32) -> bool, arg: u32) -> Until<'_> {
+        Until {
+            cell: self,
+            until,
+            arg,
+        }
+    }
+
     /// Waits until `f` returns `Some`, re-checking after every change. Cancel-safe.
     pub async fn wait_for<T>(&self, mut f: impl FnMut(&State) -> Option<T>) -> T {
         poll_fn(|cx| {
@@ -539,6 +552,51 @@ impl StateCell {
         })
         .await
     }
+}
+
+/// The future of [`StateCell::until`].
+#[must_use = "futures do nothing unless awaited"]
+pub(crate) struct Until<'a> {
+    cell: &'a StateCell,
+    until: fn(&State, u32) -> bool,
+    arg: u32,
+}
+
+impl core::future::Future for Until<'_> {
+    type Output = ();
+
+    #[inline(never)]
+    fn poll(self: core::pin::Pin<&mut Self>, cx: &mut core::task::Context<'_>) -> Poll<()> {
+        self.cell.inner.lock(|i| {
+            let mut i = i.borrow_mut();
+            if (self.until)(&i.state, self.arg) {
+                Poll::Ready(())
+            } else {
+                i.wakers.register(cx.waker());
+                Poll::Pending
+            }
+        })
+    }
+}
+
+/// For [`StateCell::until`]: the module started (booted or woke) again since `starts`.
+pub(crate) fn started_since(s: &State, starts: u32) -> bool {
+    s.starts() != starts
+}
+
+/// For [`StateCell::until`]: the module booted again since `boots`.
+pub(crate) fn booted_since(s: &State, boots: u32) -> bool {
+    s.boots != boots
+}
+
+/// For [`StateCell::until`]: the state changed since generation `generation`.
+pub(crate) fn changed_since(s: &State, generation: u32) -> bool {
+    s.generation != generation
+}
+
+/// For [`StateCell::until`]: the SIM is ready (`+CPIN: READY`).
+pub(crate) fn sim_ready(s: &State, _: u32) -> bool {
+    s.pin == Some(PinCode::Ready)
 }
 
 #[cfg(test)]

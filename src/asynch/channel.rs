@@ -132,7 +132,7 @@ impl<'c> Channel<'c> {
         if core.shared.current().is_some() {
             let boots = core.state.get().starts();
             let done = core.shared.wait_until(|e, _| e.is_none());
-            let rebooted = core.state.wait_for(|s| (s.starts() != boots).then_some(()));
+            let rebooted = core.state.until(crate::state::started_since, boots);
             let r =
                 embassy_time::with_deadline(self.st.last_deadline, select(done, rebooted)).await;
             match r {
@@ -196,7 +196,7 @@ impl<'c> Channel<'c> {
     ) {
         let core = self.m.core;
         let cond = core.shared.wait_until(done);
-        let rebooted = core.state.wait_for(|s| (s.starts() != boots).then_some(()));
+        let rebooted = core.state.until(crate::state::started_since, boots);
         let _ = embassy_time::with_deadline(deadline, select(cond, rebooted)).await;
     }
 
@@ -346,7 +346,7 @@ impl<'c> Channel<'c> {
                 core.shared.wait_until(|e, _| e.is_none()).await;
                 Ok(())
             });
-            let rebooted = core.state.wait_for(|s| (s.starts() != boots).then_some(()));
+            let rebooted = core.state.until(crate::state::started_since, boots);
             let r = match select(exchange, rebooted).await {
                 Either::First(Ok(Ok(()))) => Ok(()),
                 Either::First(Ok(Err(e))) => {

@@ -499,9 +499,7 @@ impl<'a> Modem<'a> {
             .saturating_add(self.core.config.startup_timeout);
         embassy_time::with_deadline(
             deadline,
-            self.core
-                .state
-                .wait_for(|s| (s.starts() != starts).then_some(())),
+            self.core.state.until(crate::state::started_since, starts),
         )
         .await
         .map_err(|_| Error::NotResponding)
@@ -583,9 +581,7 @@ impl<'a> Modem<'a> {
             .saturating_add(self.core.config.startup_timeout);
         embassy_time::with_deadline(
             deadline,
-            self.core
-                .state
-                .wait_for(|s| (s.starts() != starts).then_some(())),
+            self.core.state.until(crate::state::started_since, starts),
         )
         .await
         .map_err(|_| Error::NotResponding)
@@ -595,9 +591,7 @@ impl<'a> Modem<'a> {
     async fn boot_after(&self, boots: u32, deadline: Instant) -> Result<(), ()> {
         embassy_time::with_deadline(
             deadline,
-            self.core
-                .state
-                .wait_for(|s| (s.boots != boots).then_some(())),
+            self.core.state.until(crate::state::booted_since, boots),
         )
         .await
         .map_err(|_| ())

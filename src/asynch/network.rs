@@ -177,7 +177,7 @@ impl Network<'_> {
                 self.modem
                     .core
                     .state
-                    .wait_for(|s| (s.generation != generation).then_some(())),
+                    .until(crate::state::changed_since, generation),
             )
             .await
             .is_err();

@@ -129,10 +129,7 @@ impl Sim<'_> {
                 }
                 let _ = with_timeout(
                     Duration::from_millis(500),
-                    self.modem
-                        .core
-                        .state
-                        .wait_for(|s| (s.pin == Some(PinCode::Ready)).then_some(())),
+                    self.modem.core.state.until(crate::state::sim_ready, 0),
                 )
                 .await;
             }

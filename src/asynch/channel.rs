@@ -192,7 +192,7 @@ impl<'c> Channel<'c> {
         &self,
         deadline: Instant,
         boots: u32,
-        done: impl FnMut(Option<Expect>, bool) -> bool,
+        done: fn(Option<Expect>, bool) -> bool,
     ) {
         let core = self.m.core;
         let cond = core.shared.wait_until(done);

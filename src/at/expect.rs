@@ -300,23 +300,16 @@ impl ExpectCell {
     }
 
     /// Waits until `done(command in flight, prompt seen)` holds, re-checked whenever the
-    /// command bookkeeping changes. Cancel-safe.
-    pub async fn wait_until(&self, mut done: impl FnMut(Option<Expect>, bool) -> bool) {
-        core::future::poll_fn(|cx| {
-            let p = self.inner.lock(|c| c.get());
-            if done(p.expect, p.prompt_seen) {
-                return core::task::Poll::Ready(());
-            }
-            self.wakers.lock(|w| w.borrow_mut().register(cx.waker()));
-            // Re-check: a change between the test and the registration must not be missed.
-            let p = self.inner.lock(|c| c.get());
-            if done(p.expect, p.prompt_seen) {
-                core::task::Poll::Ready(())
-            } else {
-                core::task::Poll::Pending
-            }
-        })
-        .await
+    /// command bookkeeping changes. Cancel-safe. A plain function, not a closure: every wait
+    /// is the same future type, polled out of line (one copy in the firmware).
+    pub fn wait_until(&self, done: fn(Option<Expect>, bool) -> bool) -> WaitUntil<'_> {
+        WaitUntil { cell: self, done }
+    }
+
+    /// Whether `done` holds now.
+    fn holds(&self, done: fn(Option<Expect>, bool) -> bool) -> bool {
+        let p = self.inner.lock(|c| c.get());
+        done(p.expect, p.prompt_seen)
     }
 
     fn update<R>(&self, f: impl FnOnce(&mut Pending) -> R) -> R {
@@ -497,4 +490,34 @@ pub trait UrcSink {
     /// digester found them (`None` for a line without such a prefix). Returns `true` if it is a
     /// URC the driver does not know or cannot read (the digester counts it as noise).
     fn urc(&mut self, line: &[u8], split: Option<super::line::Split<'_>>) -> bool;
+}
+
+/// The future of [`ExpectCell::wait_until`].
+#[must_use = "futures do nothing unless awaited"]
+pub struct WaitUntil<'a> {
+    cell: &'a ExpectCell,
+    done: fn(Option<Expect>, bool) -> bool,
+}
+
+impl core::future::Future for WaitUntil<'_> {
+    type Output = ();
+
+    #[inline(never)]
+    fn poll(
+        self: core::pin::Pin<&mut Self>,
+        cx: &mut core::task::Context<'_>,
+    ) -> core::task::Poll<()> {
+        if self.cell.holds(self.done) {
+            return core::task::Poll::Ready(());
+        }
+        self.cell
+            .wakers
+            .lock(|w| w.borrow_mut().register(cx.waker()));
+        // Re-check: a change between the test and the registration must not be missed.
+        if self.cell.holds(self.done) {
+            core::task::Poll::Ready(())
+        } else {
+            core::task::Poll::Pending
+        }
+    }
 }

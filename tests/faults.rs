@@ -57,7 +57,8 @@ struct Faults(Arc<Mutex<Plan>>);
 
 impl Faults {
     /// The next command line starting with `prefix` is answered `+CME ERROR: <text>` (the
-    /// verbose form the driver asks for with `AT+CMEE=2`; numeric for codes without a text).
+    /// verbose form, as from a module left in `AT+CMEE=2` or a log taken that way: the driver
+    /// asks for numeric codes but reads both; numeric for codes without a text).
     fn cme_on(&self, prefix: &str, code: u16) {
         self.cme_on_n(prefix, code, 1)
     }

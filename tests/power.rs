@@ -205,7 +205,7 @@ fn a_psm_wake_re_sends_what_the_module_forgot_and_a_reboot_everything() {
                 .collect();
             assert!(resent.iter().any(|c| *c == "ATE0"), "{after:?}");
             assert!(
-                resent.iter().any(|c| c.starts_with("AT+CMEE=2;")),
+                resent.iter().any(|c| c.starts_with("AT+CMEE=1;")),
                 "{after:?}"
             );
             assert!(resent.iter().any(|c| *c == "AT+QIACT?"), "{after:?}");

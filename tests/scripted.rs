@@ -16,9 +16,9 @@ echo on
 < OK
 echo off
 # A firmware without one of the domains refuses the combined line: one by one then.
-> AT+CMEE=2;+CREG=2;+CGREG=2;+CEREG=2
+> AT+CMEE=1;+CREG=2;+CGREG=2;+CEREG=2
 < ERROR
-> AT+CMEE=2
+> AT+CMEE=1
 < OK
 > AT+CREG=2
 < OK

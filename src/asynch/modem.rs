@@ -362,8 +362,8 @@ impl<'a> Modem<'a> {
     }
 
     /// Waits for the modem to boot (`RDY`), or, if it is already running, for it to answer;
-    /// switches echo off (`ATE0`, which is also the probe), selects verbose errors and enables
-    /// registration URCs (`AT+CMEE=2;+CREG=2;+CGREG=2;+CEREG=2`, one command line), and
+    /// switches echo off (`ATE0`, which is also the probe), selects numeric error codes and enables
+    /// registration URCs (`AT+CMEE=1;+CREG=2;+CGREG=2;+CEREG=2`, one command line), and
     /// identifies the model (`ATI`) and the IMEI (`AT+CGSN`, at the first call only: after a
     /// reboot of the module the IMEI read before is returned).
     pub async fn init(&self) -> Result<Identity, Error> {
@@ -388,7 +388,7 @@ impl<'a> Modem<'a> {
         }
     }
 
-    /// After a reboot (echo already off): verbose errors, URCs, identity.
+    /// After a reboot (echo already off): numeric error codes, URCs, identity.
     pub(crate) async fn configure(&self) -> Result<Identity, Error> {
         self.apply_settings().await?;
         let ati = self.send(&general::Identify).await?;
@@ -414,9 +414,9 @@ impl<'a> Modem<'a> {
     }
 
     /// The settings a module forgets on every `RDY` (a boot or a PSM wake), echo already off:
-    /// verbose errors and registration URCs (`AT+CMEE=2;+CREG=2;+CGREG=2;+CEREG=2`, one line).
+    /// numeric error codes and registration URCs (`AT+CMEE=1;+CREG=2;+CGREG=2;+CEREG=2`, one line).
     async fn apply_settings(&self) -> Result<(), Error> {
-        let cmee = general::SetCmee(2);
+        let cmee = general::SetCmee(1);
         let urcs = [RegDomain::Cs, RegDomain::Ps, RegDomain::Eps]
             .map(|domain| SetRegistrationUrc { domain, mode: 2 });
         let starts = self.core.state.get().starts();

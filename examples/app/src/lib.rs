@@ -255,7 +255,7 @@ impl fmt::Debug for AppConfig<'_> {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum Step {
-    /// Modem start-up and identification (`ATE0`, `AT+CMEE=2;+CREG=2;…`, `ATI`, `AT+CGSN`).
+    /// Modem start-up and identification (`ATE0`, `AT+CMEE=1;+CREG=2;…`, `ATI`, `AT+CGSN`).
     Startup,
     /// `sim.getStatus()`.
     Sim,

@@ -18,7 +18,7 @@ use super::tx::{CMD_BUF, MAX_SEND, Source};
 use crate::Error;
 use crate::at::expect::Listener;
 use crate::at::{Expect, Final};
-use crate::command::{CmdWriter, Command, Fold};
+use crate::command::{Acc, CmdWriter, Command, Folding, Listen};
 use crate::socket::Kind;
 
 /// Extra time allowed for writing a command on top of its response time.
@@ -38,8 +38,6 @@ pub(crate) struct LineSpec {
     pub(crate) secret: bool,
 }
 
-/// A command's line writer with its type erased.
-pub(crate) type WriteLine<'c> = &'c dyn Fn(&mut CmdWriter<'_>) -> Result<(), Error>;
 /// Where a socket send is. Kept in the channel so that an abandoned send is finished by the
 /// next user of the channel instead of leaving the modem waiting for payload bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -207,20 +205,19 @@ impl<'c> Channel<'c> {
     pub(crate) async fn send<C: Command>(&mut self, cmd: &C) -> Result<C::Response, Error> {
         // Only this thin shell is compiled per command type: writing the line, settling, the
         // exchange and the wait are type-erased (one copy instead of one per command).
-        let fold = Fold::new(cmd);
         let spec = LineSpec {
             expect: cmd.expect(),
             timeout_ms: C::TIMEOUT_MS,
             secret: C::SECRET,
         };
-        self.send_erased(&|w| cmd.write(w), spec, &|ev| fold.on(ev))
-            .await?;
-        // The response ended if and only if the exchange succeeded.
-        fold.result().unwrap_or(Err(Error::Parse))
+        let mut acc = Acc::new(cmd);
+        self.send_erased(&mut acc, spec).await?;
+        acc.into_result()
     }
 
-    /// [`Self::send`] without the command type: settles, renders the line with `write`, then
-    /// [`Self::exchange_erased`].
+    /// [`Self::send`] without the command type: settles, renders the line with `cmd`, then
+    /// [`Self::exchange_erased`] with a [`Listen`] over `cmd`. `Ok` once the response ended
+    /// (its result is in `cmd`).
     ///
     /// A plain `fn` returning an `async move` block: an `async fn` keeps a second copy of its
     /// arguments in its future, and this future is part of every command's.
@@ -228,9 +225,8 @@ impl<'c> Channel<'c> {
     #[allow(clippy::manual_async_fn)]
     pub(crate) fn send_erased<'s>(
         &'s mut self,
-        write: WriteLine<'s>,
+        cmd: &'s mut dyn Folding,
         spec: LineSpec,
-        parse: ErasedParse<'s>,
     ) -> impl core::future::Future<Output = Result<(), Error>> + 's {
         async move {
             self.settle().await;
@@ -239,18 +235,29 @@ impl<'c> Channel<'c> {
                 // Set before rendering: a secret half-written into the buffer is wiped as well.
                 self.st.wipe |= spec.secret;
                 let mut w = CmdWriter::new(&mut bufs.line);
-                let rendered = write(&mut w).and_then(|()| w.raw(b"\r")).map(|()| w.len());
+                let rendered = cmd
+                    .write_line(&mut w)
+                    .and_then(|()| w.raw(b"\r"))
+                    .map(|()| w.len());
                 if rendered.is_err() && self.st.wipe {
                     bufs.line.zeroize();
                     self.st.wipe = false;
                 }
                 rendered?
             };
+            let listen = Listen::new(cmd, spec.expect);
+            let on = |ev: crate::at::expect::Event<'_>| listen.on(ev);
             let r = self
-                .exchange_erased(spec.expect, spec.timeout_ms, Source::Line(len), parse)
+                .exchange_erased(spec.expect, spec.timeout_ms, Source::Line(len), &on)
                 .await;
             self.wipe_secrets().await;
-            r
+            r?;
+            // The response ended if and only if the exchange succeeded.
+            if listen.done() {
+                Ok(())
+            } else {
+                Err(Error::Parse)
+            }
         }
     }
 
@@ -271,8 +278,9 @@ impl<'c> Channel<'c> {
         data: &[u8],
     ) -> Result<C::Response, Error> {
         self.settle().await;
-        let fold = Fold::new(cmd);
-        let parse = |ev: crate::at::expect::Event<'_>| fold.on(ev);
+        let mut acc = Acc::new(cmd);
+        let listen = Listen::new(&mut acc, cmd.expect());
+        let parse = |ev: crate::at::expect::Event<'_>| listen.on(ev);
         // A file may be a private key: wiped from the line buffer once written.
         self.st.wipe = true;
         // All but the last piece are written without waiting for an answer; the last one is
@@ -298,7 +306,10 @@ impl<'c> Channel<'c> {
             .await;
         self.wipe_secrets().await;
         r?;
-        fold.result().unwrap_or(Err(Error::Parse))
+        if !listen.done() {
+            return Err(Error::Parse);
+        }
+        acc.into_result()
     }
 
     /// Copies `piece` (at most [`CMD_BUF`] bytes) into the line buffer.

@@ -8,11 +8,10 @@ use embassy_sync::mutex::Mutex;
 use embassy_time::{Duration, Instant, Timer};
 use embedded_io_async::{Read, Write};
 
-use super::channel::{Channel, ChannelState, LineSpec, WriteLine};
+use super::channel::{Channel, ChannelState, LineSpec};
 use super::runner::{ApplyUrcs, Runner, RunnerParts};
 use super::tx::TxMailbox;
 use crate::Error;
-use crate::at::expect::Listener;
 use crate::at::urc::RegDomain;
 use crate::at::{Digester, ExpectCell};
 use crate::command::Command;
@@ -309,31 +308,26 @@ impl<'a> Modem<'a> {
     /// wrap.
     pub async fn send<C: Command>(&self, cmd: &C) -> Result<C::Response, Error> {
         // The per-command shell stays thin; locking and the exchange are compiled once.
-        let fold = crate::command::Fold::new(cmd);
         let spec = LineSpec {
             expect: cmd.expect(),
             timeout_ms: C::TIMEOUT_MS,
             secret: C::SECRET,
         };
-        self.send_erased(&|w| cmd.write(w), spec, &|ev| fold.on(ev))
-            .await?;
-        fold.result().unwrap_or(Err(Error::Parse))
+        let mut acc = crate::command::Acc::new(cmd);
+        self.send_erased(&mut acc, spec).await?;
+        acc.into_result()
     }
 
     /// [`Modem::send`] without the command type, polled out of line (one copy in the
     /// firmware however many commands await it).
     fn send_erased<'s>(
         &'s self,
-        write: WriteLine<'s>,
+        cmd: &'s mut dyn crate::command::Folding,
         spec: LineSpec,
-        parse: &'s Listener<'s>,
     ) -> super::outline::Outlined<impl core::future::Future<Output = Result<(), Error>> + 's> {
-        super::outline::Outlined(async move {
-            Channel::lock(*self)
-                .await
-                .send_erased(write, spec, parse)
-                .await
-        })
+        super::outline::Outlined(
+            async move { Channel::lock(*self).await.send_erased(cmd, spec).await },
+        )
     }
 
     /// Locks the AT channel (for an exchange of several commands, e.g. a file upload).

@@ -203,67 +203,102 @@ impl<'a> CmdWriter<'a> {
     }
 }
 
+/// The command-type side of an exchange, called through one `&mut dyn` by the type-erased rest
+/// (the line writer and the response listener are compiled once, not once per command type).
+pub(crate) trait Folding {
+    /// [`Command::write`].
+    fn write_line(&self, w: &mut CmdWriter<'_>) -> Result<(), Error>;
+    /// Takes one step of the response: folds an information line ([`Command::fold`]), finishes
+    /// on success ([`Command::finish`]) or keeps the command's error.
+    fn take(&mut self, step: Result<Step<'_>, Error>, expect: Expect);
+}
+
 /// What a command's response folds into while it streams in: the driver's side of
 /// [`Command::fold`] and [`Command::finish`], one per command type (the rest of the exchange is
-/// type-erased).
-pub(crate) struct Fold<'c, C: Command> {
+/// type-erased, through [`Folding`]).
+pub(crate) struct Acc<'c, C: Command> {
     cmd: &'c C,
+    acc: Option<Result<C::Response, Error>>,
+}
+
+impl<'c, C: Command> Acc<'c, C> {
+    pub(crate) fn new(cmd: &'c C) -> Self {
+        Self { cmd, acc: None }
+    }
+
+    /// The result once the response ended (the exchange succeeded and [`Listen::done`] holds).
+    pub(crate) fn into_result(self) -> Result<C::Response, Error> {
+        self.acc.unwrap_or(Err(Error::Parse))
+    }
+
+    /// The result if the response ended (`done`: [`Listen::done`]).
+    pub(crate) fn result(self, done: bool) -> Option<Result<C::Response, Error>> {
+        if done { self.acc } else { None }
+    }
+}
+
+impl<C: Command> Folding for Acc<'_, C> {
+    fn write_line(&self, w: &mut CmdWriter<'_>) -> Result<(), Error> {
+        self.cmd.write(w)
+    }
+
+    fn take(&mut self, step: Result<Step<'_>, Error>, expect: Expect) {
+        match step {
+            Ok(Step::Line(l)) => self.cmd.fold(&mut self.acc, &Response::new(l, expect)),
+            Ok(Step::Done(text)) => {
+                let r = self
+                    .cmd
+                    .finish(self.acc.take(), &Response::new(text, expect));
+                self.acc = Some(r);
+            }
+            Err(e) => self.acc = Some(Err(e)),
+        }
+    }
+}
+
+/// A command's response listener, the same for every command type: reads the events of the
+/// response and hands what is type-specific to the command's [`Folding`].
+pub(crate) struct Listen<'a> {
+    acc: core::cell::RefCell<&'a mut dyn Folding>,
     expect: Expect,
-    acc: core::cell::RefCell<Option<Result<C::Response, Error>>>,
     done: core::cell::Cell<bool>,
 }
 
-impl<'c, C: Command> Fold<'c, C> {
-    pub(crate) fn new(cmd: &'c C) -> Self {
+impl<'a> Listen<'a> {
+    /// Listens for the response of the command behind `acc`, which expects `expect`.
+    pub(crate) fn new(acc: &'a mut dyn Folding, expect: Expect) -> Self {
         Self {
-            cmd,
-            expect: cmd.expect(),
-            acc: core::cell::RefCell::new(None),
+            acc: core::cell::RefCell::new(acc),
+            expect,
             done: core::cell::Cell::new(false),
         }
     }
 
     /// Takes one event of the response.
     pub(crate) fn on(&self, ev: crate::at::expect::Event<'_>) {
-        // What does not depend on the command type is decided once, outside (less code per
-        // command type in firmware).
         let Some(step) = step(ev, &self.done) else {
             return;
         };
-        let Ok(mut acc) = self.acc.try_borrow_mut() else {
-            return;
-        };
-        match step {
-            Ok(Step::Line(l)) => self.cmd.fold(&mut acc, &Response::new(l, self.expect)),
-            Ok(Step::Done(text)) => {
-                let r = self
-                    .cmd
-                    .finish(acc.take(), &Response::new(text, self.expect));
-                *acc = Some(r);
-            }
-            Err(e) => *acc = Some(Err(e)),
+        if let Ok(mut acc) = self.acc.try_borrow_mut() {
+            acc.take(step, self.expect);
         }
     }
 
-    /// The result, if the response ended.
-    pub(crate) fn result(self) -> Option<Result<C::Response, Error>> {
-        if self.done.get() {
-            self.acc.into_inner()
-        } else {
-            None
-        }
+    /// Whether the response ended (the result is then in the [`Acc`]).
+    pub(crate) fn done(&self) -> bool {
+        self.done.get()
     }
 }
 
-/// What a response event means for [`Fold`], independent of the command type.
-enum Step<'b> {
+/// What a response event means for [`Listen`], independent of the command type.
+pub(crate) enum Step<'b> {
     /// Fold this information line.
     Line(&'b [u8]),
     /// The command succeeded with this final result code.
     Done(&'static [u8]),
 }
 
-/// Reads `ev` for [`Fold::on`]: `None` when there is nothing to do, `Err` for a failed command.
+/// Reads `ev` for [`Listen::on`]: `None` when there is nothing to do, `Err` for a failed command.
 #[inline(never)]
 fn step<'b>(
     ev: crate::at::expect::Event<'b>,
@@ -300,8 +335,9 @@ pub(crate) fn run_wire_in<C: Command, const N: usize>(
     chunk: usize,
 ) -> Option<Result<C::Response, Error>> {
     let shared = crate::at::ExpectCell::new();
-    let fold = Fold::new(cmd);
-    let on = |ev: crate::at::expect::Event<'_>| fold.on(ev);
+    let mut acc = Acc::new(cmd);
+    let listen = Listen::new(&mut acc, cmd.expect());
+    let on = |ev: crate::at::expect::Event<'_>| listen.on(ev);
     {
         let _guard = shared.listen(&on);
         shared.begin(cmd.expect());
@@ -314,7 +350,8 @@ pub(crate) fn run_wire_in<C: Command, const N: usize>(
             }
         }
     }
-    fold.result()
+    let done = listen.done();
+    acc.result(done)
 }
 
 /// Test helper: [`run_wire_in`] with a 2 KiB buffer; no final result code is a timeout.

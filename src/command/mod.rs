@@ -299,7 +299,6 @@ pub(crate) enum Step<'b> {
 }
 
 /// Reads `ev` for [`Listen::on`]: `None` when there is nothing to do, `Err` for a failed command.
-#[inline(never)]
 fn step<'b>(
     ev: crate::at::expect::Event<'b>,
     done: &core::cell::Cell<bool>,

@@ -307,7 +307,7 @@ fn run_chunked<C: Command, const N: usize>(
     max: usize,
 ) -> Option<Result<C::Response, crate::Error>> {
     let shared = ExpectCell::new();
-    let mut acc = command::Acc::new(cmd);
+    let mut acc = command::Acc::<C::Response>::new(cmd);
     let fold = command::Listen::new(&mut acc, cmd.expect());
     let ends = core::cell::Cell::new(0u32);
     let on = |ev: Event<'_>| {
@@ -680,7 +680,7 @@ fn intake_with<const N: usize, const S: usize, const R: usize>(data: &[u8]) {
                     _ => Expect::NONE.with_call(),
                 };
                 let is_read = kind % 6 < 2;
-                let mut acc = command::Acc::new(&read);
+                let mut acc = command::Acc::<usize>::new(&read);
                 let fold = command::Listen::new(&mut acc, read.expect());
                 let ends = core::cell::Cell::new(0u32);
                 let announced = core::cell::Cell::new(0u64);

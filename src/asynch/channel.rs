@@ -29,14 +29,6 @@ const SEND_STEP_MS: u64 = 10_000;
 /// A command's response listener with its type erased: it folds the lines into the typed
 /// result itself.
 pub(crate) type ErasedParse<'c> = &'c Listener<'c>;
-/// What a type-erased command line expects back, how long it may take, and whether it holds a
-/// secret.
-#[derive(Clone, Copy)]
-pub(crate) struct LineSpec {
-    pub(crate) expect: Expect,
-    pub(crate) timeout_ms: u32,
-    pub(crate) secret: bool,
-}
 
 /// Where a socket send is. Kept in the channel so that an abandoned send is finished by the
 /// next user of the channel instead of leaving the modem waiting for payload bytes.
@@ -202,17 +194,27 @@ impl<'c> Channel<'c> {
     ///
     /// Cancel-safe: dropping the future at any point leaves the channel usable; the next command
     /// first waits out the abandoned one's answer.
-    pub(crate) async fn send<C: Command>(&mut self, cmd: &C) -> Result<C::Response, Error> {
-        // Only this thin shell is compiled per command type: writing the line, settling, the
-        // exchange and the wait are type-erased (one copy instead of one per command).
-        let spec = LineSpec {
-            expect: cmd.expect(),
-            timeout_ms: C::TIMEOUT_MS,
-            secret: C::SECRET,
-        };
-        let mut acc = Acc::new(cmd);
-        self.send_erased(&mut acc, spec).await?;
-        acc.into_result()
+    pub(crate) fn send<'s, C: Command>(
+        &'s mut self,
+        cmd: &'s C,
+    ) -> impl core::future::Future<Output = Result<C::Response, Error>> + 's {
+        // Nothing is compiled per command type but the command's own methods (`DynCommand`):
+        // writing the line, settling, the exchange and the wait are type-erased (one copy), and
+        // the shell below is compiled once per response type.
+        self.send_dyn(Acc::<C::Response>::new(cmd))
+    }
+
+    /// [`Self::send`] for a command typed only by its response.
+    // Not an `async fn` on purpose (see `send_erased`): it would keep its arguments twice.
+    #[allow(clippy::manual_async_fn)]
+    fn send_dyn<'s, R>(
+        &'s mut self,
+        mut acc: Acc<'s, R>,
+    ) -> impl core::future::Future<Output = Result<R, Error>> + 's {
+        async move {
+            self.send_erased(&mut acc).await?;
+            acc.into_result()
+        }
     }
 
     /// [`Self::send`] without the command type: settles, renders the line with `cmd`, then
@@ -226,9 +228,9 @@ impl<'c> Channel<'c> {
     pub(crate) fn send_erased<'s>(
         &'s mut self,
         cmd: &'s mut dyn Folding,
-        spec: LineSpec,
     ) -> impl core::future::Future<Output = Result<(), Error>> + 's {
         async move {
+            let spec = cmd.spec();
             self.settle().await;
             let len = {
                 let mut bufs = self.m.core.tx.buffers().await;
@@ -278,7 +280,7 @@ impl<'c> Channel<'c> {
         data: &[u8],
     ) -> Result<C::Response, Error> {
         self.settle().await;
-        let mut acc = Acc::new(cmd);
+        let mut acc = Acc::<C::Response>::new(cmd);
         let listen = Listen::new(&mut acc, cmd.expect());
         let parse = |ev: crate::at::expect::Event<'_>| listen.on(ev);
         // A file may be a private key: wiped from the line buffer once written.

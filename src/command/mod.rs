@@ -203,9 +203,20 @@ impl<'a> CmdWriter<'a> {
     }
 }
 
+/// What a type-erased command line expects back, how long it may take, and whether it holds a
+/// secret.
+#[derive(Clone, Copy)]
+pub(crate) struct LineSpec {
+    pub(crate) expect: Expect,
+    pub(crate) timeout_ms: u32,
+    pub(crate) secret: bool,
+}
+
 /// The command-type side of an exchange, called through one `&mut dyn` by the type-erased rest
 /// (the line writer and the response listener are compiled once, not once per command type).
 pub(crate) trait Folding {
+    /// What the command expects back, how long it may take, and whether it holds a secret.
+    fn spec(&self) -> LineSpec;
     /// [`Command::write`].
     fn write_line(&self, w: &mut CmdWriter<'_>) -> Result<(), Error>;
     /// Takes one step of the response: folds an information line ([`Command::fold`]), finishes
@@ -213,46 +224,89 @@ pub(crate) trait Folding {
     fn take(&mut self, step: Result<Step<'_>, Error>, expect: Expect);
 }
 
-/// What a command's response folds into while it streams in: the driver's side of
-/// [`Command::fold`] and [`Command::finish`], one per command type (the rest of the exchange is
-/// type-erased, through [`Folding`]).
-pub(crate) struct Acc<'c, C: Command> {
-    cmd: &'c C,
-    acc: Option<Result<C::Response, Error>>,
+/// A command with its type erased down to its response type, for [`Acc`]: commands with the
+/// same response type (all those that answer `OK` alone, for one) share one exchange.
+pub(crate) trait DynCommand<R> {
+    /// [`Folding::spec`].
+    fn dyn_spec(&self) -> LineSpec;
+    /// [`Command::write`].
+    fn dyn_write(&self, w: &mut CmdWriter<'_>) -> Result<(), Error>;
+    /// Takes one step of the response into `acc`: folds an information line
+    /// ([`Command::fold`]), finishes on success ([`Command::finish`]) or keeps the command's
+    /// error.
+    fn dyn_take(
+        &self,
+        acc: &mut Option<Result<R, Error>>,
+        step: Result<Step<'_>, Error>,
+        expect: Expect,
+    );
 }
 
-impl<'c, C: Command> Acc<'c, C> {
-    pub(crate) fn new(cmd: &'c C) -> Self {
+impl<C: Command> DynCommand<C::Response> for C {
+    fn dyn_spec(&self) -> LineSpec {
+        LineSpec {
+            expect: self.expect(),
+            timeout_ms: C::TIMEOUT_MS,
+            secret: C::SECRET,
+        }
+    }
+
+    fn dyn_write(&self, w: &mut CmdWriter<'_>) -> Result<(), Error> {
+        self.write(w)
+    }
+
+    fn dyn_take(
+        &self,
+        acc: &mut Option<Result<C::Response, Error>>,
+        step: Result<Step<'_>, Error>,
+        expect: Expect,
+    ) {
+        match step {
+            Ok(Step::Line(l)) => self.fold(acc, &Response::new(l, expect)),
+            Ok(Step::Done(text)) => {
+                let r = self.finish(acc.take(), &Response::new(text, expect));
+                *acc = Some(r);
+            }
+            Err(e) => *acc = Some(Err(e)),
+        }
+    }
+}
+
+/// What a command's response folds into while it streams in: the driver's side of
+/// [`Command::fold`] and [`Command::finish`], one per response type (the rest of the exchange
+/// is type-erased, through [`Folding`]).
+pub(crate) struct Acc<'c, R> {
+    cmd: &'c dyn DynCommand<R>,
+    acc: Option<Result<R, Error>>,
+}
+
+impl<'c, R> Acc<'c, R> {
+    pub(crate) fn new(cmd: &'c dyn DynCommand<R>) -> Self {
         Self { cmd, acc: None }
     }
 
     /// The result once the response ended (the exchange succeeded and [`Listen::done`] holds).
-    pub(crate) fn into_result(self) -> Result<C::Response, Error> {
+    pub(crate) fn into_result(self) -> Result<R, Error> {
         self.acc.unwrap_or(Err(Error::Parse))
     }
 
     /// The result if the response ended (`done`: [`Listen::done`]).
-    pub(crate) fn result(self, done: bool) -> Option<Result<C::Response, Error>> {
+    pub(crate) fn result(self, done: bool) -> Option<Result<R, Error>> {
         if done { self.acc } else { None }
     }
 }
 
-impl<C: Command> Folding for Acc<'_, C> {
+impl<R> Folding for Acc<'_, R> {
+    fn spec(&self) -> LineSpec {
+        self.cmd.dyn_spec()
+    }
+
     fn write_line(&self, w: &mut CmdWriter<'_>) -> Result<(), Error> {
-        self.cmd.write(w)
+        self.cmd.dyn_write(w)
     }
 
     fn take(&mut self, step: Result<Step<'_>, Error>, expect: Expect) {
-        match step {
-            Ok(Step::Line(l)) => self.cmd.fold(&mut self.acc, &Response::new(l, expect)),
-            Ok(Step::Done(text)) => {
-                let r = self
-                    .cmd
-                    .finish(self.acc.take(), &Response::new(text, expect));
-                self.acc = Some(r);
-            }
-            Err(e) => self.acc = Some(Err(e)),
-        }
+        self.cmd.dyn_take(&mut self.acc, step, expect);
     }
 }
 
@@ -334,7 +388,7 @@ pub(crate) fn run_wire_in<C: Command, const N: usize>(
     chunk: usize,
 ) -> Option<Result<C::Response, Error>> {
     let shared = crate::at::ExpectCell::new();
-    let mut acc = Acc::new(cmd);
+    let mut acc = Acc::<C::Response>::new(cmd);
     let listen = Listen::new(&mut acc, cmd.expect());
     let on = |ev: crate::at::expect::Event<'_>| listen.on(ev);
     {

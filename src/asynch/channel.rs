@@ -230,22 +230,19 @@ impl<'c> Channel<'c> {
         cmd: &'s mut dyn Folding,
     ) -> impl core::future::Future<Output = Result<(), Error>> + 's {
         async move {
-            let spec = cmd.spec();
             self.settle().await;
-            let len = {
+            let (spec, len) = {
                 let mut bufs = self.m.core.tx.buffers().await;
-                // Set before rendering: a secret half-written into the buffer is wiped as well.
-                self.st.wipe |= spec.secret;
                 let mut w = CmdWriter::new(&mut bufs.line);
-                let rendered = cmd
-                    .write_line(&mut w)
-                    .and_then(|()| w.raw(b"\r"))
-                    .map(|()| w.len());
+                let (spec, written) = cmd.render(&mut w);
+                // A secret half-written into the buffer is wiped as well.
+                self.st.wipe |= spec.secret;
+                let rendered = written.and_then(|()| w.raw(b"\r")).map(|()| w.len());
                 if rendered.is_err() && self.st.wipe {
                     bufs.line.zeroize();
                     self.st.wipe = false;
                 }
-                rendered?
+                (spec, rendered?)
             };
             let listen = Listen::new(cmd, spec.expect);
             let on = |ev: crate::at::expect::Event<'_>| listen.on(ev);

@@ -215,10 +215,10 @@ pub(crate) struct LineSpec {
 /// The command-type side of an exchange, called through one `&mut dyn` by the type-erased rest
 /// (the line writer and the response listener are compiled once, not once per command type).
 pub(crate) trait Folding {
-    /// What the command expects back, how long it may take, and whether it holds a secret.
-    fn spec(&self) -> LineSpec;
-    /// [`Command::write`].
-    fn write_line(&self, w: &mut CmdWriter<'_>) -> Result<(), Error>;
+    /// Writes the command line into `w` ([`Command::write`]), and tells what the command
+    /// expects back, how long it may take, and whether the line holds a secret (also when the
+    /// line did not fit: what was written of a secret is wiped).
+    fn render(&self, w: &mut CmdWriter<'_>) -> (LineSpec, Result<(), Error>);
     /// Takes one step of the response: folds an information line ([`Command::fold`]), finishes
     /// on success ([`Command::finish`]) or keeps the command's error.
     fn take(&mut self, step: Result<Step<'_>, Error>, expect: Expect);
@@ -227,10 +227,8 @@ pub(crate) trait Folding {
 /// A command with its type erased down to its response type, for [`Acc`]: commands with the
 /// same response type (all those that answer `OK` alone, for one) share one exchange.
 pub(crate) trait DynCommand<R> {
-    /// [`Folding::spec`].
-    fn dyn_spec(&self) -> LineSpec;
-    /// [`Command::write`].
-    fn dyn_write(&self, w: &mut CmdWriter<'_>) -> Result<(), Error>;
+    /// [`Folding::render`].
+    fn dyn_render(&self, w: &mut CmdWriter<'_>) -> (LineSpec, Result<(), Error>);
     /// Takes one step of the response into `acc`: folds an information line
     /// ([`Command::fold`]), finishes on success ([`Command::finish`]) or keeps the command's
     /// error.
@@ -243,16 +241,13 @@ pub(crate) trait DynCommand<R> {
 }
 
 impl<C: Command> DynCommand<C::Response> for C {
-    fn dyn_spec(&self) -> LineSpec {
-        LineSpec {
+    fn dyn_render(&self, w: &mut CmdWriter<'_>) -> (LineSpec, Result<(), Error>) {
+        let spec = LineSpec {
             expect: self.expect(),
             timeout_ms: C::TIMEOUT_MS,
             secret: C::SECRET,
-        }
-    }
-
-    fn dyn_write(&self, w: &mut CmdWriter<'_>) -> Result<(), Error> {
-        self.write(w)
+        };
+        (spec, self.write(w))
     }
 
     fn dyn_take(
@@ -297,12 +292,8 @@ impl<'c, R> Acc<'c, R> {
 }
 
 impl<R> Folding for Acc<'_, R> {
-    fn spec(&self) -> LineSpec {
-        self.cmd.dyn_spec()
-    }
-
-    fn write_line(&self, w: &mut CmdWriter<'_>) -> Result<(), Error> {
-        self.cmd.dyn_write(w)
+    fn render(&self, w: &mut CmdWriter<'_>) -> (LineSpec, Result<(), Error>) {
+        self.cmd.dyn_render(w)
     }
 
     fn take(&mut self, step: Result<Step<'_>, Error>, expect: Expect) {

@@ -158,25 +158,30 @@ impl Command for Identify {
     /// The lines arrive one by one: the two lines before the `Revision:` line are kept in the
     /// partial result (manufacturer, model; revision still empty).
     fn fold(&self, acc: &mut Option<Result<Identification, Error>>, line: &Response<'_>) {
-        if matches!(acc, Some(Ok(id)) if !id.revision.is_empty()) {
+        // Folded in place (the identification is not moved out and back for every line).
+        if !matches!(acc, Some(Ok(_))) {
+            *acc = Some(Ok(Identification::default()));
+        }
+        let Some(Ok(id)) = acc else {
+            return;
+        };
+        if !id.revision.is_empty() {
             return;
         }
-        let mut id = match acc.take() {
-            Some(Ok(id)) => id,
-            _ => Identification::default(),
-        };
         for text in line.lines() {
             if let Some(rev) = strip_revision(text) {
-                *acc = Some(
-                    if !is_revision_text(rev) || id.manufacturer.is_empty() || id.model.is_empty() {
-                        Err(Error::Parse)
-                    } else {
-                        to_string(rev).map(|revision| {
-                            id.revision = revision;
-                            id
-                        })
-                    },
-                );
+                let revision = if !is_revision_text(rev)
+                    || id.manufacturer.is_empty()
+                    || id.model.is_empty()
+                {
+                    Err(Error::Parse)
+                } else {
+                    to_string(rev)
+                };
+                match revision {
+                    Ok(revision) => id.revision = revision,
+                    Err(e) => *acc = Some(Err(e)),
+                }
                 return;
             }
             // Shift: manufacturer <- model <- this line (a line too long for either field is
@@ -185,7 +190,6 @@ impl Command for Identify {
             let _ = id.manufacturer.push_str(&id.model);
             id.model = to_string(text).unwrap_or_default();
         }
-        *acc = Some(Ok(id));
     }
     fn finish(
         &self,

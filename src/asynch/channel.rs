@@ -462,8 +462,7 @@ impl<'c> Channel<'c> {
                             Kind::Tls => "AT+QSSLSEND=",
                         })?;
                         w.uint(u32::from(op.slot))?;
-                        w.comma()?;
-                        w.uint(op.len as u32)?;
+                        w.arg(op.len as u32)?;
                         w.raw(b"\r")?;
                         w.len()
                     };

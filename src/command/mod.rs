@@ -201,6 +201,12 @@ impl<'a> CmdWriter<'a> {
     pub fn comma(&mut self) -> Result<(), Error> {
         self.raw(b",")
     }
+
+    /// Appends a comma and an unsigned decimal number (one call for the most common argument).
+    pub(crate) fn arg(&mut self, v: u32) -> Result<(), Error> {
+        self.comma()?;
+        self.uint(v)
+    }
 }
 
 /// What a type-erased command line expects back, how long it may take, and whether it holds a

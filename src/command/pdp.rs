@@ -310,16 +310,14 @@ impl Command for ConfigureContext<'_> {
         check_cid(self.cid)?;
         w.str("AT+QICSGP=")?;
         w.uint(u32::from(self.cid))?;
-        w.comma()?;
-        w.uint(self.context_type as u32)?;
+        w.arg(self.context_type as u32)?;
         w.comma()?;
         w.quoted(self.apn)?;
         w.comma()?;
         w.quoted(self.username)?;
         w.comma()?;
         w.quoted(self.password)?;
-        w.comma()?;
-        w.uint(self.auth as u32)
+        w.arg(self.auth as u32)
     }
     fn parse(&self, _resp: &Response<'_>) -> Result<(), Error> {
         Ok(())

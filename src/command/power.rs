@@ -495,8 +495,7 @@ impl Command for SetPsmThreshold {
     fn write(&self, w: &mut CmdWriter<'_>) -> Result<(), Error> {
         w.str("AT+QPSMCFG=")?;
         w.uint(self.threshold_s)?;
-        w.comma()?;
-        w.uint(u32::from(self.version))
+        w.arg(u32::from(self.version))
     }
     fn parse(&self, _: &Response<'_>) -> Result<(), Error> {
         Ok(())

@@ -20,8 +20,7 @@ fn host_port(w: &mut CmdWriter<'_>, host: &str, port: u16) -> Result<(), Error> 
         return Err(Error::InvalidArgument);
     }
     w.quoted(host)?;
-    w.comma()?;
-    w.uint(u32::from(port))
+    w.arg(u32::from(port))
 }
 
 fn check_id(id: u8) -> Result<(), Error> {
@@ -61,8 +60,7 @@ impl Command for OpenTcp<'_> {
         check_id(self.id)?;
         w.str("AT+QIOPEN=")?;
         w.uint(u32::from(self.cid))?;
-        w.comma()?;
-        w.uint(u32::from(self.id))?;
+        w.arg(u32::from(self.id))?;
         w.str(",\"TCP\",")?;
         host_port(w, self.host, self.port)?;
         w.str(",0")?;
@@ -103,10 +101,8 @@ impl Command for OpenTls<'_> {
         }
         w.str("AT+QSSLOPEN=")?;
         w.uint(u32::from(self.cid))?;
-        w.comma()?;
-        w.uint(u32::from(self.ssl_ctx))?;
-        w.comma()?;
-        w.uint(u32::from(self.id))?;
+        w.arg(u32::from(self.ssl_ctx))?;
+        w.arg(u32::from(self.id))?;
         w.comma()?;
         host_port(w, self.host, self.port)?;
         w.str(access_mode(self.push))
@@ -143,8 +139,7 @@ impl Command for Close {
             "AT+QICLOSE="
         })?;
         w.uint(u32::from(self.id))?;
-        w.comma()?;
-        w.uint(u32::from(self.timeout_s))
+        w.arg(u32::from(self.timeout_s))
     }
     fn parse(&self, _: &Response<'_>) -> Result<(), Error> {
         Ok(())
@@ -183,8 +178,7 @@ impl Command for Read {
         }
         w.str(if self.tls { "AT+QSSLRECV=" } else { "AT+QIRD=" })?;
         w.uint(u32::from(self.id))?;
-        w.comma()?;
-        w.uint(u32::from(self.len))
+        w.arg(u32::from(self.len))
     }
     fn parse(&self, resp: &Response<'_>) -> Result<usize, Error> {
         // The payload itself goes to the ring, right behind this header line.

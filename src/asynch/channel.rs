@@ -457,11 +457,13 @@ impl<'c> Channel<'c> {
                     let len = {
                         let mut bufs = core.tx.buffers().await;
                         let mut w = CmdWriter::new(&mut bufs.line);
-                        w.str(match op.kind {
-                            Kind::Tcp => "AT+QISEND=",
-                            Kind::Tls => "AT+QSSLSEND=",
-                        })?;
-                        w.uint(u32::from(op.slot))?;
+                        w.str_uint(
+                            match op.kind {
+                                Kind::Tcp => "AT+QISEND=",
+                                Kind::Tls => "AT+QSSLSEND=",
+                            },
+                            u32::from(op.slot),
+                        )?;
                         w.arg(op.len as u32)?;
                         w.raw(b"\r")?;
                         w.len()

@@ -84,8 +84,7 @@ impl Command for SetCmee {
         if self.0 > 2 {
             return Err(Error::InvalidArgument);
         }
-        w.str("AT+CMEE=")?;
-        w.uint(u32::from(self.0))
+        w.str_uint("AT+CMEE=", u32::from(self.0))
     }
     fn parse(&self, _resp: &Response<'_>) -> Result<(), Error> {
         Ok(())
@@ -292,8 +291,7 @@ impl Command for SetFunctionality {
         if self.reset && self.fun != 1 {
             return Err(Error::InvalidArgument);
         }
-        w.str("AT+CFUN=")?;
-        w.uint(u32::from(self.fun))?;
+        w.str_uint("AT+CFUN=", u32::from(self.fun))?;
         if self.reset {
             w.str(",1")?;
         }

@@ -202,6 +202,12 @@ impl<'a> CmdWriter<'a> {
         self.raw(b",")
     }
 
+    /// Appends text and an unsigned decimal number (`AT+QIDEACT=` and the context, in one call).
+    pub(crate) fn str_uint(&mut self, s: &str, v: u32) -> Result<(), Error> {
+        self.str(s)?;
+        self.uint(v)
+    }
+
     /// Appends a comma and an unsigned decimal number (one call for the most common argument).
     pub(crate) fn arg(&mut self, v: u32) -> Result<(), Error> {
         self.comma()?;

@@ -58,8 +58,7 @@ impl Command for OpenTcp<'_> {
     const TIMEOUT_MS: u32 = OPEN_ACK_MS;
     fn write(&self, w: &mut CmdWriter<'_>) -> Result<(), Error> {
         check_id(self.id)?;
-        w.str("AT+QIOPEN=")?;
-        w.uint(u32::from(self.cid))?;
+        w.str_uint("AT+QIOPEN=", u32::from(self.cid))?;
         w.arg(u32::from(self.id))?;
         w.str(",\"TCP\",")?;
         host_port(w, self.host, self.port)?;
@@ -99,8 +98,7 @@ impl Command for OpenTls<'_> {
         if self.ssl_ctx > 5 {
             return Err(Error::InvalidArgument);
         }
-        w.str("AT+QSSLOPEN=")?;
-        w.uint(u32::from(self.cid))?;
+        w.str_uint("AT+QSSLOPEN=", u32::from(self.cid))?;
         w.arg(u32::from(self.ssl_ctx))?;
         w.arg(u32::from(self.id))?;
         w.comma()?;
@@ -133,12 +131,14 @@ impl Command for Close {
         if self.timeout_s > 10 {
             return Err(Error::InvalidArgument);
         }
-        w.str(if self.tls {
-            "AT+QSSLCLOSE="
-        } else {
-            "AT+QICLOSE="
-        })?;
-        w.uint(u32::from(self.id))?;
+        w.str_uint(
+            if self.tls {
+                "AT+QSSLCLOSE="
+            } else {
+                "AT+QICLOSE="
+            },
+            u32::from(self.id),
+        )?;
         w.arg(u32::from(self.timeout_s))
     }
     fn parse(&self, _: &Response<'_>) -> Result<(), Error> {
@@ -176,8 +176,10 @@ impl Command for Read {
         if self.len == 0 || self.len > 1500 {
             return Err(Error::InvalidArgument);
         }
-        w.str(if self.tls { "AT+QSSLRECV=" } else { "AT+QIRD=" })?;
-        w.uint(u32::from(self.id))?;
+        w.str_uint(
+            if self.tls { "AT+QSSLRECV=" } else { "AT+QIRD=" },
+            u32::from(self.id),
+        )?;
         w.arg(u32::from(self.len))
     }
     fn parse(&self, resp: &Response<'_>) -> Result<usize, Error> {
@@ -215,8 +217,7 @@ impl Command for ReadQuery {
     const TIMEOUT_MS: u32 = READ_MS;
     fn write(&self, w: &mut CmdWriter<'_>) -> Result<(), Error> {
         check_id(self.id)?;
-        w.str("AT+QIRD=")?;
-        w.uint(u32::from(self.id))?;
+        w.str_uint("AT+QIRD=", u32::from(self.id))?;
         w.str(",0")
     }
     fn parse(&self, resp: &Response<'_>) -> Result<ReadCounters, Error> {
@@ -282,8 +283,7 @@ impl Command for SslConfigure<'_> {
         };
         w.str("AT+QSSLCFG=\"")?;
         w.str(name)?;
-        w.str("\",")?;
-        w.uint(u32::from(self.ctx))?;
+        w.str_uint("\",", u32::from(self.ctx))?;
         w.comma()?;
         match self.option {
             SslOption::Version(v) if v <= 4 => w.uint(u32::from(v)),

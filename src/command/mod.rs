@@ -316,7 +316,8 @@ impl<R> Folding for Acc<'_, R> {
 /// A command's response listener, the same for every command type: reads the events of the
 /// response and hands what is type-specific to the command's [`Folding`].
 pub(crate) struct Listen<'a> {
-    acc: core::cell::RefCell<&'a mut dyn Folding>,
+    /// Taken while a step is folded (a re-entrant call finds it empty and does nothing).
+    acc: core::cell::Cell<Option<&'a mut dyn Folding>>,
     expect: Expect,
     done: core::cell::Cell<bool>,
 }
@@ -325,7 +326,7 @@ impl<'a> Listen<'a> {
     /// Listens for the response of the command behind `acc`, which expects `expect`.
     pub(crate) fn new(acc: &'a mut dyn Folding, expect: Expect) -> Self {
         Self {
-            acc: core::cell::RefCell::new(acc),
+            acc: core::cell::Cell::new(Some(acc)),
             expect,
             done: core::cell::Cell::new(false),
         }
@@ -336,8 +337,9 @@ impl<'a> Listen<'a> {
         let Some(step) = step(ev, &self.done) else {
             return;
         };
-        if let Ok(mut acc) = self.acc.try_borrow_mut() {
+        if let Some(acc) = self.acc.take() {
             acc.take(step, self.expect);
+            self.acc.set(Some(acc));
         }
     }
 

@@ -299,7 +299,7 @@ impl Chunks {
 
 /// `cmd`'s result for the reply `wire`, fed through a digester with a `N`-byte line buffer in
 /// pieces of the sizes `chunks` gives (`None`: no final result code came). The driver's path:
-/// [`command::Fold`] on the events of the digester, as `Modem::send` runs it.
+/// [`command::Listen`] on the events of the digester, as `Modem::send` runs it.
 fn run_chunked<C: Command, const N: usize>(
     cmd: &C,
     wire: &[u8],

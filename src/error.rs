@@ -45,10 +45,10 @@ impl CmeError {
 
     /// A short English description of the code, if known.
     pub fn description(self) -> Option<&'static str> {
-        CME_TEXTS
-            .iter()
+        cme_texts()
+            .take(CME_DESCRIBED)
             .find(|(code, _)| *code == self.0)
-            .map(|(_, text)| *text)
+            .map(|(_, text)| text)
     }
 
     /// Maps a verbose `+CME ERROR` text (as printed with `AT+CMEE=2`) to its code, ignoring case
@@ -56,75 +56,91 @@ impl CmeError {
     pub fn from_verbose(text: &[u8]) -> Self {
         let text = trim_ascii(text);
         let text = text.strip_prefix(b"(U)").unwrap_or(text);
-        for (code, known) in CME_TEXTS {
-            if text.eq_ignore_ascii_case(known.as_bytes()) {
-                return Self(*code);
-            }
-        }
-        // Firmware variants seen in logs.
-        for (code, known) in CME_ALIASES {
-            if text.eq_ignore_ascii_case(known.as_bytes()) {
-                return Self(*code);
-            }
-        }
-        Self::UNKNOWN
+        // Descriptions first, then the firmware variants seen in logs.
+        cme_texts()
+            .find(|(_, known)| text.eq_ignore_ascii_case(known.as_bytes()))
+            .map_or(Self::UNKNOWN, |(code, _)| Self(code))
     }
 }
 
-const CME_TEXTS: &[(u16, &str)] = &[
-    (0, "phone failure"),
-    (1, "no connection to phone"),
-    (2, "phone-adaptor link reserved"),
-    (3, "operation not allowed"),
-    (4, "operation not supported"),
-    (5, "PH-SIM PIN required"),
-    (10, "SIM not inserted"),
-    (11, "SIM PIN required"),
-    (12, "SIM PUK required"),
-    (13, "SIM failure"),
-    (14, "SIM busy"),
-    (15, "SIM wrong"),
-    (16, "incorrect password"),
-    (17, "SIM PIN2 required"),
-    (18, "SIM PUK2 required"),
-    (20, "memory full"),
-    (21, "invalid index"),
-    (22, "not found"),
-    (23, "memory failure"),
-    (24, "text string too long"),
-    (30, "no network service"),
-    (31, "network timeout"),
-    (32, "network not allowed - emergency calls only"),
-    (100, "unknown"),
-    // File system (AT+QF...), Quectel's table.
-    (400, "invalid input value"),
-    (401, "larger than the size of the file"),
-    (402, "read zero byte"),
-    (403, "drive full"),
-    (405, "file not found"),
-    (406, "invalid file name"),
-    (407, "file already existed"),
-    (409, "fail to write the file"),
-    (410, "fail to open the file"),
-    (411, "fail to read the file"),
-    (413, "reach the max number of file allowed to be opened"),
-    (414, "the file read only"),
-    (416, "invalid file descriptor"),
-    (417, "fail to list the file"),
-    (418, "fail to delete the file"),
-    (419, "fail to get disk info"),
-    (420, "no space"),
-    (421, "time out"),
-    (423, "file too large"),
-    (425, "invalid parameter"),
-    (426, "file already opened"),
+/// How many of [`CME_CODES`] are descriptions; the rest are aliases (firmware variants seen in
+/// logs), read by [`CmeError::from_verbose`] only.
+const CME_DESCRIBED: usize = 45;
+
+/// The codes of the verbose `+CME ERROR` texts, in the order of the lines of [`CME_TEXT`] (one
+/// string and a code array instead of a table of `(u16, &str)`: the 8 bytes of pointer and
+/// length per text were in every firmware that reads errors).
+const CME_CODES: [u16; 48] = [
+    0, 1, 2, 3, 4, 5, 10, 11, 12, 13, 14, 15, 16, 17, 18, 20, 21, 22, 23, 24, 30, 31, 32, 100, 400,
+    401, 402, 403, 405, 406, 407, 409, 410, 411, 413, 414, 416, 417, 418, 419, 420, 421, 423, 425,
+    426, 10, 32, 50,
 ];
 
-const CME_ALIASES: &[(u16, &str)] = &[
-    (10, "SIM not inserted."),
-    (32, "network not allowed – emergency calls only"),
-    (50, "incorrect parameters"),
-];
+/// The verbose texts of [`CME_CODES`], one per line (`\n` after each).
+const CME_TEXT: &str = concat!(
+    "phone failure\n",
+    "no connection to phone\n",
+    "phone-adaptor link reserved\n",
+    "operation not allowed\n",
+    "operation not supported\n",
+    "PH-SIM PIN required\n",
+    "SIM not inserted\n",
+    "SIM PIN required\n",
+    "SIM PUK required\n",
+    "SIM failure\n",
+    "SIM busy\n",
+    "SIM wrong\n",
+    "incorrect password\n",
+    "SIM PIN2 required\n",
+    "SIM PUK2 required\n",
+    "memory full\n",
+    "invalid index\n",
+    "not found\n",
+    "memory failure\n",
+    "text string too long\n",
+    "no network service\n",
+    "network timeout\n",
+    "network not allowed - emergency calls only\n",
+    "unknown\n",
+    // File system (AT+QF...), Quectel's table.
+    "invalid input value\n",
+    "larger than the size of the file\n",
+    "read zero byte\n",
+    "drive full\n",
+    "file not found\n",
+    "invalid file name\n",
+    "file already existed\n",
+    "fail to write the file\n",
+    "fail to open the file\n",
+    "fail to read the file\n",
+    "reach the max number of file allowed to be opened\n",
+    "the file read only\n",
+    "invalid file descriptor\n",
+    "fail to list the file\n",
+    "fail to delete the file\n",
+    "fail to get disk info\n",
+    "no space\n",
+    "time out\n",
+    "file too large\n",
+    "invalid parameter\n",
+    "file already opened\n",
+    // Firmware variants seen in logs (aliases: never a description).
+    "SIM not inserted.\n",
+    "network not allowed – emergency calls only\n",
+    "incorrect parameters\n",
+);
+
+/// `(code, text)` of the known verbose texts: descriptions first, then aliases.
+fn cme_texts() -> impl Iterator<Item = (u16, &'static str)> {
+    let mut rest = CME_TEXT;
+    CME_CODES.iter().map(move |&code| {
+        // A byte loop, not `str::split` (which brings a `memchr` into the firmware).
+        let end = rest.bytes().position(|b| b == b'\n').unwrap_or(rest.len());
+        let text = rest.get(..end).unwrap_or_default();
+        rest = rest.get(end.saturating_add(1)..).unwrap_or_default();
+        (code, text)
+    })
+}
 
 impl fmt::Debug for CmeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -282,4 +298,43 @@ pub(crate) fn trim_ascii(mut s: &[u8]) -> &[u8] {
         }
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cme_texts_pair_with_their_codes() {
+        // One text per code, none empty, none left over.
+        assert_eq!(CME_TEXT.lines().count(), CME_CODES.len());
+        assert_eq!(cme_texts().count(), CME_CODES.len());
+        assert!(cme_texts().all(|(_, t)| !t.is_empty() && !t.contains('\n')));
+        assert_eq!(CmeError(0).description(), Some("phone failure"));
+        assert_eq!(CmeError(10).description(), Some("SIM not inserted"));
+        assert_eq!(CmeError(426).description(), Some("file already opened"));
+        // Aliases are read, never described.
+        assert_eq!(CmeError(50).description(), None);
+        assert_eq!(CmeError(6).description(), None);
+        // Every description reads back as its code.
+        for (code, text) in cme_texts().take(CME_DESCRIBED) {
+            assert_eq!(CmeError::from_verbose(text.as_bytes()), CmeError(code));
+        }
+    }
+
+    #[test]
+    fn verbose_cme_texts() {
+        let read = |t: &str| CmeError::from_verbose(t.as_bytes());
+        assert_eq!(read(" (U)SIM not inserted "), CmeError::SIM_NOT_INSERTED);
+        assert_eq!(read("sim PIN required"), CmeError::SIM_PIN_REQUIRED);
+        assert_eq!(read("SIM not inserted."), CmeError::SIM_NOT_INSERTED);
+        assert_eq!(
+            read("network not allowed – emergency calls only"),
+            CmeError(32)
+        );
+        assert_eq!(read("incorrect parameters"), CmeError(50));
+        assert_eq!(read("file not found"), CmeError::FILE_NOT_FOUND);
+        assert_eq!(read("no such thing"), CmeError::UNKNOWN);
+        assert_eq!(read(""), CmeError::UNKNOWN);
+    }
 }

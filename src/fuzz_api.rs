@@ -299,7 +299,7 @@ impl Chunks {
 
 /// `cmd`'s result for the reply `wire`, fed through a digester with a `N`-byte line buffer in
 /// pieces of the sizes `chunks` gives (`None`: no final result code came). The driver's path:
-/// [`command::Fold`] on the events of the digester, as `Modem::send` runs it.
+/// [`command::Listen`] on the events of the digester, as `Modem::send` runs it.
 fn run_chunked<C: Command, const N: usize>(
     cmd: &C,
     wire: &[u8],
@@ -307,7 +307,8 @@ fn run_chunked<C: Command, const N: usize>(
     max: usize,
 ) -> Option<Result<C::Response, crate::Error>> {
     let shared = ExpectCell::new();
-    let fold = command::Fold::new(cmd);
+    let mut acc = command::Acc::<C::Response>::new(cmd);
+    let fold = command::Listen::new(&mut acc, cmd.expect());
     let ends = core::cell::Cell::new(0u32);
     let on = |ev: Event<'_>| {
         if let Event::End(_) = ev {
@@ -336,7 +337,8 @@ fn run_chunked<C: Command, const N: usize>(
             "a response ended more than once, or the command completed without its end"
         );
     }
-    fold.result()
+    let done = fold.done();
+    acc.result(done)
 }
 
 /// Parses `wire` as `cmd`'s response whole and in random pieces: the result must not depend
@@ -678,7 +680,8 @@ fn intake_with<const N: usize, const S: usize, const R: usize>(data: &[u8]) {
                     _ => Expect::NONE.with_call(),
                 };
                 let is_read = kind % 6 < 2;
-                let fold = command::Fold::new(&read);
+                let mut acc = command::Acc::<usize>::new(&read);
+                let fold = command::Listen::new(&mut acc, read.expect());
                 let ends = core::cell::Cell::new(0u32);
                 let announced = core::cell::Cell::new(0u64);
                 let before = (slot < S as u8).then(|| pool.state(usize::from(slot)).received);
@@ -735,9 +738,10 @@ fn intake_with<const N: usize, const S: usize, const R: usize>(data: &[u8]) {
                         clean = false;
                     }
                 }
+                let done = fold.done();
                 if is_read
                     && clean
-                    && let Some(Ok(n)) = fold.result()
+                    && let Some(Ok(n)) = acc.result(done)
                     && let Some(before) = before
                 {
                     let i = usize::from(slot);

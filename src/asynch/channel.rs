@@ -18,7 +18,7 @@ use super::tx::{CMD_BUF, MAX_SEND, Source};
 use crate::Error;
 use crate::at::expect::Listener;
 use crate::at::{Expect, Final};
-use crate::command::{CmdWriter, Command, Fold};
+use crate::command::{Acc, CmdWriter, Command, Folding, Listen};
 use crate::socket::Kind;
 
 /// Extra time allowed for writing a command on top of its response time.
@@ -29,17 +29,7 @@ const SEND_STEP_MS: u64 = 10_000;
 /// A command's response listener with its type erased: it folds the lines into the typed
 /// result itself.
 pub(crate) type ErasedParse<'c> = &'c Listener<'c>;
-/// What a type-erased command line expects back, how long it may take, and whether it holds a
-/// secret.
-#[derive(Clone, Copy)]
-pub(crate) struct LineSpec {
-    pub(crate) expect: Expect,
-    pub(crate) timeout_ms: u32,
-    pub(crate) secret: bool,
-}
 
-/// A command's line writer with its type erased.
-pub(crate) type WriteLine<'c> = &'c dyn Fn(&mut CmdWriter<'_>) -> Result<(), Error>;
 /// Where a socket send is. Kept in the channel so that an abandoned send is finished by the
 /// next user of the channel instead of leaving the modem waiting for payload bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -204,23 +194,32 @@ impl<'c> Channel<'c> {
     ///
     /// Cancel-safe: dropping the future at any point leaves the channel usable; the next command
     /// first waits out the abandoned one's answer.
-    pub(crate) async fn send<C: Command>(&mut self, cmd: &C) -> Result<C::Response, Error> {
-        // Only this thin shell is compiled per command type: writing the line, settling, the
-        // exchange and the wait are type-erased (one copy instead of one per command).
-        let fold = Fold::new(cmd);
-        let spec = LineSpec {
-            expect: cmd.expect(),
-            timeout_ms: C::TIMEOUT_MS,
-            secret: C::SECRET,
-        };
-        self.send_erased(&|w| cmd.write(w), spec, &|ev| fold.on(ev))
-            .await?;
-        // The response ended if and only if the exchange succeeded.
-        fold.result().unwrap_or(Err(Error::Parse))
+    pub(crate) fn send<'s, C: Command>(
+        &'s mut self,
+        cmd: &'s C,
+    ) -> impl core::future::Future<Output = Result<C::Response, Error>> + 's {
+        // Nothing is compiled per command type but the command's own methods (`DynCommand`):
+        // writing the line, settling, the exchange and the wait are type-erased (one copy), and
+        // the shell below is compiled once per response type.
+        self.send_dyn(Acc::<C::Response>::new(cmd))
     }
 
-    /// [`Self::send`] without the command type: settles, renders the line with `write`, then
-    /// [`Self::exchange_erased`].
+    /// [`Self::send`] for a command typed only by its response.
+    // Not an `async fn` on purpose (see `send_erased`): it would keep its arguments twice.
+    #[allow(clippy::manual_async_fn)]
+    fn send_dyn<'s, R>(
+        &'s mut self,
+        mut acc: Acc<'s, R>,
+    ) -> impl core::future::Future<Output = Result<R, Error>> + 's {
+        async move {
+            self.send_erased(&mut acc).await?;
+            acc.into_result()
+        }
+    }
+
+    /// [`Self::send`] without the command type: settles, renders the line with `cmd`, then
+    /// [`Self::exchange_erased`] with a [`Listen`] over `cmd`. `Ok` once the response ended
+    /// (its result is in `cmd`).
     ///
     /// A plain `fn` returning an `async move` block: an `async fn` keeps a second copy of its
     /// arguments in its future, and this future is part of every command's.
@@ -228,29 +227,36 @@ impl<'c> Channel<'c> {
     #[allow(clippy::manual_async_fn)]
     pub(crate) fn send_erased<'s>(
         &'s mut self,
-        write: WriteLine<'s>,
-        spec: LineSpec,
-        parse: ErasedParse<'s>,
+        cmd: &'s mut dyn Folding,
     ) -> impl core::future::Future<Output = Result<(), Error>> + 's {
         async move {
             self.settle().await;
-            let len = {
+            let (spec, len) = {
                 let mut bufs = self.m.core.tx.buffers().await;
-                // Set before rendering: a secret half-written into the buffer is wiped as well.
-                self.st.wipe |= spec.secret;
                 let mut w = CmdWriter::new(&mut bufs.line);
-                let rendered = write(&mut w).and_then(|()| w.raw(b"\r")).map(|()| w.len());
+                let (spec, written) = cmd.render(&mut w);
+                // A secret half-written into the buffer is wiped as well.
+                self.st.wipe |= spec.secret;
+                let rendered = written.and_then(|()| w.raw(b"\r")).map(|()| w.len());
                 if rendered.is_err() && self.st.wipe {
                     bufs.line.zeroize();
                     self.st.wipe = false;
                 }
-                rendered?
+                (spec, rendered?)
             };
+            let listen = Listen::new(cmd, spec.expect);
+            let on = |ev: crate::at::expect::Event<'_>| listen.on(ev);
             let r = self
-                .exchange_erased(spec.expect, spec.timeout_ms, Source::Line(len), parse)
+                .exchange_erased(spec.expect, spec.timeout_ms, Source::Line(len), &on)
                 .await;
             self.wipe_secrets().await;
-            r
+            r?;
+            // The response ended if and only if the exchange succeeded.
+            if listen.done() {
+                Ok(())
+            } else {
+                Err(Error::Parse)
+            }
         }
     }
 
@@ -271,8 +277,9 @@ impl<'c> Channel<'c> {
         data: &[u8],
     ) -> Result<C::Response, Error> {
         self.settle().await;
-        let fold = Fold::new(cmd);
-        let parse = |ev: crate::at::expect::Event<'_>| fold.on(ev);
+        let mut acc = Acc::<C::Response>::new(cmd);
+        let listen = Listen::new(&mut acc, cmd.expect());
+        let parse = |ev: crate::at::expect::Event<'_>| listen.on(ev);
         // A file may be a private key: wiped from the line buffer once written.
         self.st.wipe = true;
         // All but the last piece are written without waiting for an answer; the last one is
@@ -298,7 +305,10 @@ impl<'c> Channel<'c> {
             .await;
         self.wipe_secrets().await;
         r?;
-        fold.result().unwrap_or(Err(Error::Parse))
+        if !listen.done() {
+            return Err(Error::Parse);
+        }
+        acc.into_result()
     }
 
     /// Copies `piece` (at most [`CMD_BUF`] bytes) into the line buffer.
@@ -447,13 +457,14 @@ impl<'c> Channel<'c> {
                     let len = {
                         let mut bufs = core.tx.buffers().await;
                         let mut w = CmdWriter::new(&mut bufs.line);
-                        w.str(match op.kind {
-                            Kind::Tcp => "AT+QISEND=",
-                            Kind::Tls => "AT+QSSLSEND=",
-                        })?;
-                        w.uint(u32::from(op.slot))?;
-                        w.comma()?;
-                        w.uint(op.len as u32)?;
+                        w.str_uint(
+                            match op.kind {
+                                Kind::Tcp => "AT+QISEND=",
+                                Kind::Tls => "AT+QSSLSEND=",
+                            },
+                            u32::from(op.slot),
+                        )?;
+                        w.arg(op.len as u32)?;
                         w.raw(b"\r")?;
                         w.len()
                     };

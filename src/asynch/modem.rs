@@ -8,11 +8,10 @@ use embassy_sync::mutex::Mutex;
 use embassy_time::{Duration, Instant, Timer};
 use embedded_io_async::{Read, Write};
 
-use super::channel::{Channel, ChannelState, LineSpec, WriteLine};
+use super::channel::{Channel, ChannelState};
 use super::runner::{ApplyUrcs, Runner, RunnerParts};
 use super::tx::TxMailbox;
 use crate::Error;
-use crate::at::expect::Listener;
 use crate::at::urc::RegDomain;
 use crate::at::{Digester, ExpectCell};
 use crate::command::Command;
@@ -307,33 +306,36 @@ pub(crate) fn split<'a, const N: usize, const S: usize, const RB: usize>(
 impl<'a> Modem<'a> {
     /// Sends one typed command. The handles use this; it is public for commands they do not
     /// wrap.
-    pub async fn send<C: Command>(&self, cmd: &C) -> Result<C::Response, Error> {
-        // The per-command shell stays thin; locking and the exchange are compiled once.
-        let fold = crate::command::Fold::new(cmd);
-        let spec = LineSpec {
-            expect: cmd.expect(),
-            timeout_ms: C::TIMEOUT_MS,
-            secret: C::SECRET,
-        };
-        self.send_erased(&|w| cmd.write(w), spec, &|ev| fold.on(ev))
-            .await?;
-        fold.result().unwrap_or(Err(Error::Parse))
+    pub fn send<'s, C: Command>(
+        &'s self,
+        cmd: &'s C,
+    ) -> impl core::future::Future<Output = Result<C::Response, Error>> + 's {
+        // Nothing is compiled per command type but the command's own methods: locking and the
+        // exchange are compiled once, the shell below once per response type.
+        self.send_dyn(crate::command::Acc::<C::Response>::new(cmd))
+    }
+
+    /// [`Modem::send`] for a command typed only by its response.
+    // Not an `async fn` on purpose (see `Channel::send_erased`): it would keep its arguments
+    // twice.
+    #[allow(clippy::manual_async_fn)]
+    fn send_dyn<'s, R>(
+        &'s self,
+        mut acc: crate::command::Acc<'s, R>,
+    ) -> impl core::future::Future<Output = Result<R, Error>> + 's {
+        async move {
+            self.send_erased(&mut acc).await?;
+            acc.into_result()
+        }
     }
 
     /// [`Modem::send`] without the command type, polled out of line (one copy in the
     /// firmware however many commands await it).
     fn send_erased<'s>(
         &'s self,
-        write: WriteLine<'s>,
-        spec: LineSpec,
-        parse: &'s Listener<'s>,
+        cmd: &'s mut dyn crate::command::Folding,
     ) -> super::outline::Outlined<impl core::future::Future<Output = Result<(), Error>> + 's> {
-        super::outline::Outlined(async move {
-            Channel::lock(*self)
-                .await
-                .send_erased(write, spec, parse)
-                .await
-        })
+        super::outline::Outlined(async move { Channel::lock(*self).await.send_erased(cmd).await })
     }
 
     /// Locks the AT channel (for an exchange of several commands, e.g. a file upload).

@@ -238,6 +238,27 @@ impl Command for TlsListing<'_> {
     }
     fn parse(&self, resp: &Response<'_>) -> Result<Found, Error> {
         let mut found = Found::NOTHING;
+        self.list_into(&mut found, resp)?;
+        Ok(found)
+    }
+    fn fold(&self, acc: &mut Option<Result<Found, Error>>, line: &Response<'_>) {
+        // Folded in place (a `Found` per line, merged and dropped, cost more code).
+        if acc.is_none() {
+            *acc = Some(Ok(Found::NOTHING));
+        }
+        let Some(Ok(found)) = acc else {
+            return;
+        };
+        if let Err(e) = self.list_into(found, line) {
+            *acc = Some(Err(e));
+        }
+    }
+}
+
+impl TlsListing<'_> {
+    /// Adds the files the `+QFLST:` lines of `resp` list to `found`; a malformed line is an
+    /// error (the lines before it are in `found`).
+    fn list_into(&self, found: &mut Found, resp: &Response<'_>) -> Result<(), Error> {
         for line in resp.prefixed(b"+QFLST:") {
             let (name, size) = all((quoted, next(uint)), line)?;
             let Ok(name) = core::str::from_utf8(name) else {
@@ -264,22 +285,7 @@ impl Command for TlsListing<'_> {
                 }
             }
         }
-        Ok(found)
-    }
-    fn fold(&self, acc: &mut Option<Result<Found, Error>>, line: &Response<'_>) {
-        let more = self.parse(line);
-        match (acc.as_mut(), more) {
-            (Some(Err(_)), _) => {}
-            (Some(Ok(found)), Ok(more)) => {
-                for (p, m) in found.present.iter_mut().zip(more.present) {
-                    *p |= m;
-                }
-                for name in more.stale {
-                    let _ = found.stale.push(name);
-                }
-            }
-            (_, r) => *acc = Some(r),
-        }
+        Ok(())
     }
 }
 
@@ -617,5 +623,45 @@ mod tests {
         assert!(!is_ours("qca1_x.txt", 1));
         assert!(!is_ours("rootCA.pem", 1));
         assert_eq!(bare("UFS:qca1.pem"), "qca1.pem");
+    }
+
+    #[test]
+    fn listing_folds_its_lines() {
+        let cmd = TlsListing {
+            pattern: "UFS:*",
+            ctx: 1,
+            wanted: [
+                Some(("qca1_00000001.pem", 100)),
+                Some(("qcrt1_00000002.pem", 99)),
+                None,
+            ],
+        };
+        let wire = b"\r\n+QFLST: \"UFS:qca1_00000001.pem\",100\r\n\
+            +QFLST: \"UFS:qcrt1_00000002.pem\",50\r\n\
+            +QFLST: \"UFS:other.txt\",5\r\n\
+            +QFLST: \"UFS:qca1.pem\",10\r\n\
+            +QFLST: \"UFS:qkey1_dead.pem\",7\r\n\
+            +QFLST: \"UFS:qkey1.pem\",8\r\n\r\nOK\r\n";
+        for chunk in [1, 3, 64] {
+            let found = crate::command::run_wire(&cmd, wire, chunk).unwrap();
+            // The wanted CA with its size; the certificate's size differs, so it is stale.
+            assert_eq!(found.present, [true, false, false]);
+            // Not ours: skipped; stale beyond three: left for the next call.
+            let stale: heapless::Vec<&str, 3> = found.stale.iter().map(|s| s.as_str()).collect();
+            assert_eq!(
+                stale.as_slice(),
+                ["qcrt1_00000002.pem", "qca1.pem", "qkey1_dead.pem"]
+            );
+        }
+        // A malformed line is an error, also after good ones.
+        let bad = b"\r\n+QFLST: \"UFS:qca1_00000001.pem\",100\r\n+QFLST: 12\r\n\r\nOK\r\n";
+        assert!(matches!(
+            crate::command::run_wire(&cmd, bad, 64),
+            Err(Error::Parse)
+        ));
+        // Nothing listed: nothing found.
+        let none = crate::command::run_wire(&cmd, b"\r\nOK\r\n", 64).unwrap();
+        assert_eq!(none.present, [false; 3]);
+        assert!(none.stale.is_empty());
     }
 }

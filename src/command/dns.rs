@@ -56,8 +56,7 @@ impl Command for ResolveHost<'_> {
     const TIMEOUT_MS: u32 = LOOKUP_TIMEOUT_MS;
     fn write(&self, w: &mut CmdWriter<'_>) -> Result<(), Error> {
         self.check()?;
-        w.str("AT+QIDNSGIP=")?;
-        w.uint(u32::from(self.cid))?;
+        w.str_uint("AT+QIDNSGIP=", u32::from(self.cid))?;
         w.comma()?;
         w.quoted(self.host)
     }

@@ -235,11 +235,13 @@ impl Command for SetEdrxReporting {
     const EXPECT: Expect = Expect::NONE;
     const TIMEOUT_MS: u32 = TIMEOUT_MS;
     fn write(&self, w: &mut CmdWriter<'_>) -> Result<(), Error> {
-        w.str("AT+CEDRXS=2,")?;
-        w.uint(match self.cycle.act() {
-            EdrxAct::LteM => 4,
-            EdrxAct::NbIot => 5,
-        })?;
+        w.str_uint(
+            "AT+CEDRXS=2,",
+            match self.cycle.act() {
+                EdrxAct::LteM => 4,
+                EdrxAct::NbIot => 5,
+            },
+        )?;
         w.comma()?;
         write_nibble(w, self.cycle.value())
     }

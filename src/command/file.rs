@@ -46,10 +46,8 @@ impl Command for Upload<'_> {
         }
         w.str("AT+QFUPL=")?;
         w.quoted(self.name)?;
-        w.comma()?;
-        w.uint(self.size)?;
-        w.comma()?;
-        w.uint(u32::from(self.timeout_s))
+        w.arg(self.size)?;
+        w.arg(u32::from(self.timeout_s))
     }
     fn parse(&self, resp: &Response<'_>) -> Result<(), Error> {
         match resp.final_code() {

@@ -84,8 +84,7 @@ impl Command for SetCmee {
         if self.0 > 2 {
             return Err(Error::InvalidArgument);
         }
-        w.str("AT+CMEE=")?;
-        w.uint(u32::from(self.0))
+        w.str_uint("AT+CMEE=", u32::from(self.0))
     }
     fn parse(&self, _resp: &Response<'_>) -> Result<(), Error> {
         Ok(())
@@ -158,25 +157,30 @@ impl Command for Identify {
     /// The lines arrive one by one: the two lines before the `Revision:` line are kept in the
     /// partial result (manufacturer, model; revision still empty).
     fn fold(&self, acc: &mut Option<Result<Identification, Error>>, line: &Response<'_>) {
-        if matches!(acc, Some(Ok(id)) if !id.revision.is_empty()) {
+        // Folded in place (the identification is not moved out and back for every line).
+        if !matches!(acc, Some(Ok(_))) {
+            *acc = Some(Ok(Identification::default()));
+        }
+        let Some(Ok(id)) = acc else {
+            return;
+        };
+        if !id.revision.is_empty() {
             return;
         }
-        let mut id = match acc.take() {
-            Some(Ok(id)) => id,
-            _ => Identification::default(),
-        };
         for text in line.lines() {
             if let Some(rev) = strip_revision(text) {
-                *acc = Some(
-                    if !is_revision_text(rev) || id.manufacturer.is_empty() || id.model.is_empty() {
-                        Err(Error::Parse)
-                    } else {
-                        to_string(rev).map(|revision| {
-                            id.revision = revision;
-                            id
-                        })
-                    },
-                );
+                let revision = if !is_revision_text(rev)
+                    || id.manufacturer.is_empty()
+                    || id.model.is_empty()
+                {
+                    Err(Error::Parse)
+                } else {
+                    to_string(rev)
+                };
+                match revision {
+                    Ok(revision) => id.revision = revision,
+                    Err(e) => *acc = Some(Err(e)),
+                }
                 return;
             }
             // Shift: manufacturer <- model <- this line (a line too long for either field is
@@ -185,7 +189,6 @@ impl Command for Identify {
             let _ = id.manufacturer.push_str(&id.model);
             id.model = to_string(text).unwrap_or_default();
         }
-        *acc = Some(Ok(id));
     }
     fn finish(
         &self,
@@ -288,8 +291,7 @@ impl Command for SetFunctionality {
         if self.reset && self.fun != 1 {
             return Err(Error::InvalidArgument);
         }
-        w.str("AT+CFUN=")?;
-        w.uint(u32::from(self.fun))?;
+        w.str_uint("AT+CFUN=", u32::from(self.fun))?;
         if self.reset {
             w.str(",1")?;
         }

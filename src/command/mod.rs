@@ -201,70 +201,163 @@ impl<'a> CmdWriter<'a> {
     pub fn comma(&mut self) -> Result<(), Error> {
         self.raw(b",")
     }
+
+    /// Appends text and an unsigned decimal number (`AT+QIDEACT=` and the context, in one call).
+    pub(crate) fn str_uint(&mut self, s: &str, v: u32) -> Result<(), Error> {
+        self.str(s)?;
+        self.uint(v)
+    }
+
+    /// Appends a comma and an unsigned decimal number (one call for the most common argument).
+    pub(crate) fn arg(&mut self, v: u32) -> Result<(), Error> {
+        self.comma()?;
+        self.uint(v)
+    }
+}
+
+/// What a type-erased command line expects back, how long it may take, and whether it holds a
+/// secret.
+#[derive(Clone, Copy)]
+pub(crate) struct LineSpec {
+    pub(crate) expect: Expect,
+    pub(crate) timeout_ms: u32,
+    pub(crate) secret: bool,
+}
+
+/// The command-type side of an exchange, called through one `&mut dyn` by the type-erased rest
+/// (the line writer and the response listener are compiled once, not once per command type).
+pub(crate) trait Folding {
+    /// Writes the command line into `w` ([`Command::write`]), and tells what the command
+    /// expects back, how long it may take, and whether the line holds a secret (also when the
+    /// line did not fit: what was written of a secret is wiped).
+    fn render(&self, w: &mut CmdWriter<'_>) -> (LineSpec, Result<(), Error>);
+    /// Takes one step of the response: folds an information line ([`Command::fold`]), finishes
+    /// on success ([`Command::finish`]) or keeps the command's error.
+    fn take(&mut self, step: Result<Step<'_>, Error>, expect: Expect);
+}
+
+/// A command with its type erased down to its response type, for [`Acc`]: commands with the
+/// same response type (all those that answer `OK` alone, for one) share one exchange.
+pub(crate) trait DynCommand<R> {
+    /// [`Folding::render`].
+    fn dyn_render(&self, w: &mut CmdWriter<'_>) -> (LineSpec, Result<(), Error>);
+    /// Takes one step of the response into `acc`: folds an information line
+    /// ([`Command::fold`]), finishes on success ([`Command::finish`]) or keeps the command's
+    /// error.
+    fn dyn_take(
+        &self,
+        acc: &mut Option<Result<R, Error>>,
+        step: Result<Step<'_>, Error>,
+        expect: Expect,
+    );
+}
+
+impl<C: Command> DynCommand<C::Response> for C {
+    fn dyn_render(&self, w: &mut CmdWriter<'_>) -> (LineSpec, Result<(), Error>) {
+        let spec = LineSpec {
+            expect: self.expect(),
+            timeout_ms: C::TIMEOUT_MS,
+            secret: C::SECRET,
+        };
+        (spec, self.write(w))
+    }
+
+    fn dyn_take(
+        &self,
+        acc: &mut Option<Result<C::Response, Error>>,
+        step: Result<Step<'_>, Error>,
+        expect: Expect,
+    ) {
+        match step {
+            Ok(Step::Line(l)) => self.fold(acc, &Response::new(l, expect)),
+            Ok(Step::Done(text)) => {
+                let r = self.finish(acc.take(), &Response::new(text, expect));
+                *acc = Some(r);
+            }
+            Err(e) => *acc = Some(Err(e)),
+        }
+    }
 }
 
 /// What a command's response folds into while it streams in: the driver's side of
-/// [`Command::fold`] and [`Command::finish`], one per command type (the rest of the exchange is
-/// type-erased).
-pub(crate) struct Fold<'c, C: Command> {
-    cmd: &'c C,
+/// [`Command::fold`] and [`Command::finish`], one per response type (the rest of the exchange
+/// is type-erased, through [`Folding`]).
+pub(crate) struct Acc<'c, R> {
+    cmd: &'c dyn DynCommand<R>,
+    acc: Option<Result<R, Error>>,
+}
+
+impl<'c, R> Acc<'c, R> {
+    pub(crate) fn new(cmd: &'c dyn DynCommand<R>) -> Self {
+        Self { cmd, acc: None }
+    }
+
+    /// The result once the response ended (the exchange succeeded and [`Listen::done`] holds).
+    pub(crate) fn into_result(self) -> Result<R, Error> {
+        self.acc.unwrap_or(Err(Error::Parse))
+    }
+
+    /// The result if the response ended (`done`: [`Listen::done`]).
+    pub(crate) fn result(self, done: bool) -> Option<Result<R, Error>> {
+        if done { self.acc } else { None }
+    }
+}
+
+impl<R> Folding for Acc<'_, R> {
+    fn render(&self, w: &mut CmdWriter<'_>) -> (LineSpec, Result<(), Error>) {
+        self.cmd.dyn_render(w)
+    }
+
+    fn take(&mut self, step: Result<Step<'_>, Error>, expect: Expect) {
+        self.cmd.dyn_take(&mut self.acc, step, expect);
+    }
+}
+
+/// A command's response listener, the same for every command type: reads the events of the
+/// response and hands what is type-specific to the command's [`Folding`].
+pub(crate) struct Listen<'a> {
+    /// Taken while a step is folded (a re-entrant call finds it empty and does nothing).
+    acc: core::cell::Cell<Option<&'a mut dyn Folding>>,
     expect: Expect,
-    acc: core::cell::RefCell<Option<Result<C::Response, Error>>>,
     done: core::cell::Cell<bool>,
 }
 
-impl<'c, C: Command> Fold<'c, C> {
-    pub(crate) fn new(cmd: &'c C) -> Self {
+impl<'a> Listen<'a> {
+    /// Listens for the response of the command behind `acc`, which expects `expect`.
+    pub(crate) fn new(acc: &'a mut dyn Folding, expect: Expect) -> Self {
         Self {
-            cmd,
-            expect: cmd.expect(),
-            acc: core::cell::RefCell::new(None),
+            acc: core::cell::Cell::new(Some(acc)),
+            expect,
             done: core::cell::Cell::new(false),
         }
     }
 
     /// Takes one event of the response.
     pub(crate) fn on(&self, ev: crate::at::expect::Event<'_>) {
-        // What does not depend on the command type is decided once, outside (less code per
-        // command type in firmware).
         let Some(step) = step(ev, &self.done) else {
             return;
         };
-        let Ok(mut acc) = self.acc.try_borrow_mut() else {
-            return;
-        };
-        match step {
-            Ok(Step::Line(l)) => self.cmd.fold(&mut acc, &Response::new(l, self.expect)),
-            Ok(Step::Done(text)) => {
-                let r = self
-                    .cmd
-                    .finish(acc.take(), &Response::new(text, self.expect));
-                *acc = Some(r);
-            }
-            Err(e) => *acc = Some(Err(e)),
+        if let Some(acc) = self.acc.take() {
+            acc.take(step, self.expect);
+            self.acc.set(Some(acc));
         }
     }
 
-    /// The result, if the response ended.
-    pub(crate) fn result(self) -> Option<Result<C::Response, Error>> {
-        if self.done.get() {
-            self.acc.into_inner()
-        } else {
-            None
-        }
+    /// Whether the response ended (the result is then in the [`Acc`]).
+    pub(crate) fn done(&self) -> bool {
+        self.done.get()
     }
 }
 
-/// What a response event means for [`Fold`], independent of the command type.
-enum Step<'b> {
+/// What a response event means for [`Listen`], independent of the command type.
+pub(crate) enum Step<'b> {
     /// Fold this information line.
     Line(&'b [u8]),
     /// The command succeeded with this final result code.
     Done(&'static [u8]),
 }
 
-/// Reads `ev` for [`Fold::on`]: `None` when there is nothing to do, `Err` for a failed command.
-#[inline(never)]
+/// Reads `ev` for [`Listen::on`]: `None` when there is nothing to do, `Err` for a failed command.
 fn step<'b>(
     ev: crate::at::expect::Event<'b>,
     done: &core::cell::Cell<bool>,
@@ -300,8 +393,9 @@ pub(crate) fn run_wire_in<C: Command, const N: usize>(
     chunk: usize,
 ) -> Option<Result<C::Response, Error>> {
     let shared = crate::at::ExpectCell::new();
-    let fold = Fold::new(cmd);
-    let on = |ev: crate::at::expect::Event<'_>| fold.on(ev);
+    let mut acc = Acc::<C::Response>::new(cmd);
+    let listen = Listen::new(&mut acc, cmd.expect());
+    let on = |ev: crate::at::expect::Event<'_>| listen.on(ev);
     {
         let _guard = shared.listen(&on);
         shared.begin(cmd.expect());
@@ -314,7 +408,8 @@ pub(crate) fn run_wire_in<C: Command, const N: usize>(
             }
         }
     }
-    fold.result()
+    let done = listen.done();
+    acc.result(done)
 }
 
 /// Test helper: [`run_wire_in`] with a 2 KiB buffer; no final result code is a timeout.

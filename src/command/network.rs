@@ -55,12 +55,14 @@ impl Command for SetRegistrationUrc {
         if !valid {
             return Err(Error::InvalidArgument);
         }
-        w.str(match self.domain {
-            RegDomain::Cs => "AT+CREG=",
-            RegDomain::Ps => "AT+CGREG=",
-            RegDomain::Eps => "AT+CEREG=",
-        })?;
-        w.uint(u32::from(self.mode))
+        w.str_uint(
+            match self.domain {
+                RegDomain::Cs => "AT+CREG=",
+                RegDomain::Ps => "AT+CGREG=",
+                RegDomain::Eps => "AT+CEREG=",
+            },
+            u32::from(self.mode),
+        )
     }
     fn parse(&self, _resp: &Response<'_>) -> Result<(), Error> {
         Ok(())

@@ -146,8 +146,7 @@ impl Command for DefinePdpContext<'_> {
     const TIMEOUT_MS: u32 = LOCAL_MS;
     fn write(&self, w: &mut CmdWriter<'_>) -> Result<(), Error> {
         check_cid(self.cid)?;
-        w.str("AT+CGDCONT=")?;
-        w.uint(u32::from(self.cid))?;
+        w.str_uint("AT+CGDCONT=", u32::from(self.cid))?;
         w.comma()?;
         w.quoted(self.pdp_type.as_str())?;
         w.comma()?;
@@ -308,18 +307,15 @@ impl Command for ConfigureContext<'_> {
     const SECRET: bool = true;
     fn write(&self, w: &mut CmdWriter<'_>) -> Result<(), Error> {
         check_cid(self.cid)?;
-        w.str("AT+QICSGP=")?;
-        w.uint(u32::from(self.cid))?;
-        w.comma()?;
-        w.uint(self.context_type as u32)?;
+        w.str_uint("AT+QICSGP=", u32::from(self.cid))?;
+        w.arg(self.context_type as u32)?;
         w.comma()?;
         w.quoted(self.apn)?;
         w.comma()?;
         w.quoted(self.username)?;
         w.comma()?;
         w.quoted(self.password)?;
-        w.comma()?;
-        w.uint(self.auth as u32)
+        w.arg(self.auth as u32)
     }
     fn parse(&self, _resp: &Response<'_>) -> Result<(), Error> {
         Ok(())
@@ -383,8 +379,7 @@ impl Command for GetContextConfig {
     const TIMEOUT_MS: u32 = LOCAL_MS;
     fn write(&self, w: &mut CmdWriter<'_>) -> Result<(), Error> {
         check_cid(self.cid)?;
-        w.str("AT+QICSGP=")?;
-        w.uint(u32::from(self.cid))
+        w.str_uint("AT+QICSGP=", u32::from(self.cid))
     }
     fn parse(&self, resp: &Response<'_>) -> Result<ContextConfig, Error> {
         let (context_type, apn, username, password, auth) = all(
@@ -418,8 +413,7 @@ impl Command for ActivateContext {
     const TIMEOUT_MS: u32 = ACTIVATE_MS;
     fn write(&self, w: &mut CmdWriter<'_>) -> Result<(), Error> {
         check_cid(self.cid)?;
-        w.str("AT+QIACT=")?;
-        w.uint(u32::from(self.cid))
+        w.str_uint("AT+QIACT=", u32::from(self.cid))
     }
     fn parse(&self, _resp: &Response<'_>) -> Result<(), Error> {
         Ok(())
@@ -544,8 +538,7 @@ impl Command for DeactivateContext {
     const TIMEOUT_MS: u32 = 40_000;
     fn write(&self, w: &mut CmdWriter<'_>) -> Result<(), Error> {
         check_cid(self.cid)?;
-        w.str("AT+QIDEACT=")?;
-        w.uint(u32::from(self.cid))
+        w.str_uint("AT+QIDEACT=", u32::from(self.cid))
     }
     fn parse(&self, _resp: &Response<'_>) -> Result<(), Error> {
         Ok(())
@@ -569,12 +562,14 @@ impl Command for SetPdpActive {
     const TIMEOUT_MS: u32 = ACTIVATE_MS;
     fn write(&self, w: &mut CmdWriter<'_>) -> Result<(), Error> {
         check_cid(self.cid)?;
-        w.str(if self.state {
-            "AT+CGACT=1,"
-        } else {
-            "AT+CGACT=0,"
-        })?;
-        w.uint(u32::from(self.cid))
+        w.str_uint(
+            if self.state {
+                "AT+CGACT=1,"
+            } else {
+                "AT+CGACT=0,"
+            },
+            u32::from(self.cid),
+        )
     }
     fn parse(&self, _resp: &Response<'_>) -> Result<(), Error> {
         Ok(())
@@ -634,8 +629,7 @@ impl Command for GetPdpAddress {
     const TIMEOUT_MS: u32 = LOCAL_MS;
     fn write(&self, w: &mut CmdWriter<'_>) -> Result<(), Error> {
         check_cid(self.cid)?;
-        w.str("AT+CGPADDR=")?;
-        w.uint(u32::from(self.cid))
+        w.str_uint("AT+CGPADDR=", u32::from(self.cid))
     }
     fn parse(&self, resp: &Response<'_>) -> Result<PdpAddress, Error> {
         for line in resp.prefixed(b"+CGPADDR:") {
@@ -713,8 +707,7 @@ impl Command for GetDnsConfig {
     const TIMEOUT_MS: u32 = LOCAL_MS;
     fn write(&self, w: &mut CmdWriter<'_>) -> Result<(), Error> {
         check_cid(self.cid)?;
-        w.str("AT+QIDNSCFG=")?;
-        w.uint(u32::from(self.cid))
+        w.str_uint("AT+QIDNSCFG=", u32::from(self.cid))
     }
     fn parse(&self, resp: &Response<'_>) -> Result<DnsConfig, Error> {
         for line in resp.prefixed(b"+QIDNSCFG:") {
@@ -755,8 +748,7 @@ impl Command for SetDnsConfig<'_> {
         if self.primary.is_empty() {
             return Err(Error::InvalidArgument);
         }
-        w.str("AT+QIDNSCFG=")?;
-        w.uint(u32::from(self.cid))?;
+        w.str_uint("AT+QIDNSCFG=", u32::from(self.cid))?;
         w.comma()?;
         w.quoted(self.primary)?;
         if let Some(secondary) = self.secondary {

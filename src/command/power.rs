@@ -352,12 +352,14 @@ impl Command for SetEdrx {
         if self.value > 15 {
             return Err(Error::InvalidArgument);
         }
-        w.str(if self.enable {
-            "AT+CEDRXS=1,"
-        } else {
-            "AT+CEDRXS=0,"
-        })?;
-        w.uint(self.act.code())?;
+        w.str_uint(
+            if self.enable {
+                "AT+CEDRXS=1,"
+            } else {
+                "AT+CEDRXS=0,"
+            },
+            self.act.code(),
+        )?;
         w.comma()?;
         write_bits(w, self.value, 4)
     }
@@ -438,12 +440,14 @@ impl Command for SetEdrxWithWindow {
         if self.value > 15 || self.paging_window > 15 {
             return Err(Error::InvalidArgument);
         }
-        w.str(if self.enable {
-            "AT+QPTWEDRXS=1,"
-        } else {
-            "AT+QPTWEDRXS=0,"
-        })?;
-        w.uint(self.act.code())?;
+        w.str_uint(
+            if self.enable {
+                "AT+QPTWEDRXS=1,"
+            } else {
+                "AT+QPTWEDRXS=0,"
+            },
+            self.act.code(),
+        )?;
         w.comma()?;
         write_bits(w, self.paging_window, 4)?;
         w.comma()?;
@@ -493,10 +497,8 @@ impl Command for SetPsmThreshold {
     const EXPECT: Expect = Expect::NONE;
     const TIMEOUT_MS: u32 = TIMEOUT_MS;
     fn write(&self, w: &mut CmdWriter<'_>) -> Result<(), Error> {
-        w.str("AT+QPSMCFG=")?;
-        w.uint(self.threshold_s)?;
-        w.comma()?;
-        w.uint(u32::from(self.version))
+        w.str_uint("AT+QPSMCFG=", self.threshold_s)?;
+        w.arg(u32::from(self.version))
     }
     fn parse(&self, _: &Response<'_>) -> Result<(), Error> {
         Ok(())

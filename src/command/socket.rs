@@ -20,8 +20,7 @@ fn host_port(w: &mut CmdWriter<'_>, host: &str, port: u16) -> Result<(), Error> 
         return Err(Error::InvalidArgument);
     }
     w.quoted(host)?;
-    w.comma()?;
-    w.uint(u32::from(port))
+    w.arg(u32::from(port))
 }
 
 fn check_id(id: u8) -> Result<(), Error> {
@@ -59,10 +58,8 @@ impl Command for OpenTcp<'_> {
     const TIMEOUT_MS: u32 = OPEN_ACK_MS;
     fn write(&self, w: &mut CmdWriter<'_>) -> Result<(), Error> {
         check_id(self.id)?;
-        w.str("AT+QIOPEN=")?;
-        w.uint(u32::from(self.cid))?;
-        w.comma()?;
-        w.uint(u32::from(self.id))?;
+        w.str_uint("AT+QIOPEN=", u32::from(self.cid))?;
+        w.arg(u32::from(self.id))?;
         w.str(",\"TCP\",")?;
         host_port(w, self.host, self.port)?;
         w.str(",0")?;
@@ -101,12 +98,9 @@ impl Command for OpenTls<'_> {
         if self.ssl_ctx > 5 {
             return Err(Error::InvalidArgument);
         }
-        w.str("AT+QSSLOPEN=")?;
-        w.uint(u32::from(self.cid))?;
-        w.comma()?;
-        w.uint(u32::from(self.ssl_ctx))?;
-        w.comma()?;
-        w.uint(u32::from(self.id))?;
+        w.str_uint("AT+QSSLOPEN=", u32::from(self.cid))?;
+        w.arg(u32::from(self.ssl_ctx))?;
+        w.arg(u32::from(self.id))?;
         w.comma()?;
         host_port(w, self.host, self.port)?;
         w.str(access_mode(self.push))
@@ -137,14 +131,15 @@ impl Command for Close {
         if self.timeout_s > 10 {
             return Err(Error::InvalidArgument);
         }
-        w.str(if self.tls {
-            "AT+QSSLCLOSE="
-        } else {
-            "AT+QICLOSE="
-        })?;
-        w.uint(u32::from(self.id))?;
-        w.comma()?;
-        w.uint(u32::from(self.timeout_s))
+        w.str_uint(
+            if self.tls {
+                "AT+QSSLCLOSE="
+            } else {
+                "AT+QICLOSE="
+            },
+            u32::from(self.id),
+        )?;
+        w.arg(u32::from(self.timeout_s))
     }
     fn parse(&self, _: &Response<'_>) -> Result<(), Error> {
         Ok(())
@@ -181,10 +176,11 @@ impl Command for Read {
         if self.len == 0 || self.len > 1500 {
             return Err(Error::InvalidArgument);
         }
-        w.str(if self.tls { "AT+QSSLRECV=" } else { "AT+QIRD=" })?;
-        w.uint(u32::from(self.id))?;
-        w.comma()?;
-        w.uint(u32::from(self.len))
+        w.str_uint(
+            if self.tls { "AT+QSSLRECV=" } else { "AT+QIRD=" },
+            u32::from(self.id),
+        )?;
+        w.arg(u32::from(self.len))
     }
     fn parse(&self, resp: &Response<'_>) -> Result<usize, Error> {
         // The payload itself goes to the ring, right behind this header line.
@@ -221,8 +217,7 @@ impl Command for ReadQuery {
     const TIMEOUT_MS: u32 = READ_MS;
     fn write(&self, w: &mut CmdWriter<'_>) -> Result<(), Error> {
         check_id(self.id)?;
-        w.str("AT+QIRD=")?;
-        w.uint(u32::from(self.id))?;
+        w.str_uint("AT+QIRD=", u32::from(self.id))?;
         w.str(",0")
     }
     fn parse(&self, resp: &Response<'_>) -> Result<ReadCounters, Error> {
@@ -288,8 +283,7 @@ impl Command for SslConfigure<'_> {
         };
         w.str("AT+QSSLCFG=\"")?;
         w.str(name)?;
-        w.str("\",")?;
-        w.uint(u32::from(self.ctx))?;
+        w.str_uint("\",", u32::from(self.ctx))?;
         w.comma()?;
         match self.option {
             SslOption::Version(v) if v <= 4 => w.uint(u32::from(v)),

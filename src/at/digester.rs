@@ -374,14 +374,15 @@ impl<'a, U: UrcSink> Digester<'a, U> {
                         continue;
                     }
                     let from = self.scan.max(pos);
-                    let Some(nl) = find_newline(self.buf, from, end) else {
+                    let Some((nl, clean)) = line::find_lf_printable(self.buf, from, end) else {
                         self.scan = end;
                         return pos;
                     };
                     // `nl < end <= buf.len()`: no wrap.
                     let next = nl.wrapping_add(1);
                     self.scan = next;
-                    self.line(pos, nl);
+                    // (`clean` is about the whole line only when the scan started with it.)
+                    self.line(pos, nl, clean && from == pos);
                     pos = next;
                 }
             }
@@ -417,18 +418,19 @@ impl<'a, U: UrcSink> Digester<'a, U> {
         }
     }
 
-    /// A complete line `buf[start..nl]` (without its `\n`).
-    fn line(&mut self, start: usize, nl: usize) {
+    /// A complete line `buf[start..nl]` (without its `\n`); `clean`: its bytes before the last
+    /// one are known to be printable.
+    fn line(&mut self, start: usize, nl: usize, clean: bool) {
         let expect = self.current();
         let raw = self.buf.get(start..nl).unwrap_or(&[]);
         // The usual line ends with `\r` and has no other white space around it.
-        let text = match raw {
+        let (text, printable) = match raw {
             [first, .., last, b'\r']
                 if !first.is_ascii_whitespace() && !last.is_ascii_whitespace() =>
             {
-                raw.split_last().map_or(raw, |(_, t)| t)
+                (raw.split_last().map_or(raw, |(_, t)| t), clean)
             }
-            _ => crate::error::trim_ascii(raw),
+            _ => (crate::error::trim_ascii(raw), false),
         };
         if text.is_empty() {
             return;
@@ -437,7 +439,7 @@ impl<'a, U: UrcSink> Digester<'a, U> {
         let (class, split) = if text == b"OK" {
             (LineClass::Final(line::Final::Ok), None)
         } else {
-            line::classify_split(text, expect.as_ref(), self.in_response)
+            line::classify_split(text, expect.as_ref(), self.in_response, printable)
         };
         match class {
             LineClass::Blank => {}

@@ -348,7 +348,8 @@ impl<'a, U: UrcSink> Digester<'a, U> {
                 Mode::Line => {
                     // Blank lines (the `\r\n` that frames every line) need no search.
                     while self.scan == pos
-                        && matches!(self.buf.get(pos..end), Some([b'\r', b'\n', ..]))
+                        && pos.wrapping_add(2) <= end
+                        && self.buf.get(pos..).and_then(<[u8]>::first_chunk) == Some(b"\r\n")
                     {
                         // `pos + 2 <= end <= buf.len()`: no wrap (wrapping ops on the
                         // per-line path, as `+` is in release).

@@ -178,7 +178,8 @@ impl<'a, U: UrcSink> Digester<'a, U> {
         if let ([b], Mode::Line) = (bytes, self.mode) {
             let len = self.len;
             if *b != b'\n' && *b != b'>' {
-                if len.wrapping_add(1) < self.buf.len()
+                // (`len < buf.len() - 1`: the store needs no other bounds check.)
+                if len < self.buf.len().saturating_sub(1)
                     && let Some(d) = self.buf.get_mut(len)
                 {
                     *d = *b;

@@ -187,15 +187,20 @@ pub fn find_lf_printable(buf: &[u8], from: usize, to: usize) -> Option<(usize, b
         let hit = y.wrapping_sub(ONES) & !y & HIGHS;
         let bad = unprintable_bits(x);
         if hit != 0 {
-            let k = (hit.trailing_zeros() / 8) as usize;
+            // The `\n`'s high bit: bit `8 k + 7` for the `\n` in byte `k`.
+            let tz = hit.trailing_zeros();
+            let k = (tz / 8) as usize;
             // `i < to <= buf.len()` and `k < W`: no wrap.
             let nl = i.wrapping_add(k);
             if nl >= to {
                 return None;
             }
-            // The bytes before the one before the `\n`.
-            let clean = match k.checked_sub(1) {
-                Some(r) => (older | prev | (bad & ((1usize << (8 * r)).wrapping_sub(1)))) == 0,
+            // The bytes before the one before the `\n`: the bits below `8 (k - 1)` of this
+            // word, or, for a `\n` first in its word, the previous word but its last byte.
+            let clean = match tz.checked_sub(15) {
+                Some(bits) => {
+                    (older | prev | (bad & 1usize.wrapping_shl(bits).wrapping_sub(1))) == 0
+                }
                 None => (older | (prev & !TOP)) == 0,
             };
             return Some((nl, clean));

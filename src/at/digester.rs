@@ -332,7 +332,14 @@ impl<'a, U: UrcSink> Digester<'a, U> {
                     }
                 }
                 Mode::Skip => {
-                    let Some(nl) = find_newline(self.buf, pos, end) else {
+                    // (Rare, after a line longer than the buffer: a plain byte search.)
+                    let Some(nl) = self
+                        .buf
+                        .get(pos..end)
+                        .and_then(|b| b.iter().position(|&c| c == b'\n'))
+                        // `pos + i < end <= buf.len()`: no wrap.
+                        .map(|i| pos.wrapping_add(i))
+                    else {
                         let n = end.saturating_sub(pos);
                         self.shared
                             .add(Stat::DiscardedBytes, u32::try_from(n).unwrap_or(u32::MAX));
@@ -507,11 +514,4 @@ impl<'a, U: UrcSink> Digester<'a, U> {
             }
         }
     }
-}
-
-fn find_newline(buf: &[u8], from: usize, to: usize) -> Option<usize> {
-    buf.get(from..to)
-        .and_then(super::line::find_lf)
-        // `from + i < to <= buf.len()`: no wrap.
-        .map(|i| from.wrapping_add(i))
 }

@@ -115,8 +115,9 @@ pub fn is_bare_urc(line: &[u8]) -> bool {
     )
 }
 
-/// The position of the first `\n` in `buf`, a machine word at a time.
-#[inline]
+/// The position of the first `\n` in `buf`, a machine word at a time (the reference the
+/// fused scan, [`find_lf_printable`], was written from; in the tests only).
+#[cfg(test)]
 pub fn find_lf(buf: &[u8]) -> Option<usize> {
     const W: usize = core::mem::size_of::<usize>();
     const ONES: usize = usize::MAX / 0xff;

@@ -56,9 +56,14 @@ impl CmeError {
     pub fn from_verbose(text: &[u8]) -> Self {
         let text = trim_ascii(text);
         let text = text.strip_prefix(b"(U)").unwrap_or(text);
-        // Descriptions first, then the firmware variants seen in logs.
+        // Descriptions first, then the firmware variants seen in logs. Each as the modem prints
+        // it (a plain comparison), else in another case (the case-insensitive comparison runs
+        // over every byte, with no early exit).
         cme_texts()
-            .find(|(_, known)| text.eq_ignore_ascii_case(known.as_bytes()))
+            .find(|(_, known)| {
+                let known = known.as_bytes();
+                text.len() == known.len() && (text == known || text.eq_ignore_ascii_case(known))
+            })
             .map_or(Self::UNKNOWN, |(code, _)| Self(code))
     }
 }

@@ -178,7 +178,8 @@ impl<'a, U: UrcSink> Digester<'a, U> {
         if let ([b], Mode::Line) = (bytes, self.mode) {
             let len = self.len;
             if *b != b'\n' && *b != b'>' {
-                if len.wrapping_add(1) < self.buf.len()
+                // (`len < buf.len() - 1`: the store needs no other bounds check.)
+                if len < self.buf.len().saturating_sub(1)
                     && let Some(d) = self.buf.get_mut(len)
                 {
                     *d = *b;
@@ -331,7 +332,14 @@ impl<'a, U: UrcSink> Digester<'a, U> {
                     }
                 }
                 Mode::Skip => {
-                    let Some(nl) = find_newline(self.buf, pos, end) else {
+                    // (Rare, after a line longer than the buffer: a plain byte search.)
+                    let Some(nl) = self
+                        .buf
+                        .get(pos..end)
+                        .and_then(|b| b.iter().position(|&c| c == b'\n'))
+                        // `pos + i < end <= buf.len()`: no wrap.
+                        .map(|i| pos.wrapping_add(i))
+                    else {
                         let n = end.saturating_sub(pos);
                         self.shared
                             .add(Stat::DiscardedBytes, u32::try_from(n).unwrap_or(u32::MAX));
@@ -348,7 +356,8 @@ impl<'a, U: UrcSink> Digester<'a, U> {
                 Mode::Line => {
                     // Blank lines (the `\r\n` that frames every line) need no search.
                     while self.scan == pos
-                        && matches!(self.buf.get(pos..end), Some([b'\r', b'\n', ..]))
+                        && pos.wrapping_add(2) <= end
+                        && self.buf.get(pos..).and_then(<[u8]>::first_chunk) == Some(b"\r\n")
                     {
                         // `pos + 2 <= end <= buf.len()`: no wrap (wrapping ops on the
                         // per-line path, as `+` is in release).
@@ -374,14 +383,15 @@ impl<'a, U: UrcSink> Digester<'a, U> {
                         continue;
                     }
                     let from = self.scan.max(pos);
-                    let Some(nl) = find_newline(self.buf, from, end) else {
+                    let Some((nl, clean)) = line::find_lf_printable(self.buf, from, end) else {
                         self.scan = end;
                         return pos;
                     };
                     // `nl < end <= buf.len()`: no wrap.
                     let next = nl.wrapping_add(1);
                     self.scan = next;
-                    self.line(pos, nl);
+                    // (`clean` is about the whole line only when the scan started with it.)
+                    self.line(pos, nl, clean && from == pos);
                     pos = next;
                 }
             }
@@ -417,18 +427,19 @@ impl<'a, U: UrcSink> Digester<'a, U> {
         }
     }
 
-    /// A complete line `buf[start..nl]` (without its `\n`).
-    fn line(&mut self, start: usize, nl: usize) {
+    /// A complete line `buf[start..nl]` (without its `\n`); `clean`: its bytes before the last
+    /// one are known to be printable.
+    fn line(&mut self, start: usize, nl: usize, clean: bool) {
         let expect = self.current();
         let raw = self.buf.get(start..nl).unwrap_or(&[]);
         // The usual line ends with `\r` and has no other white space around it.
-        let text = match raw {
+        let (text, printable) = match raw {
             [first, .., last, b'\r']
                 if !first.is_ascii_whitespace() && !last.is_ascii_whitespace() =>
             {
-                raw.split_last().map_or(raw, |(_, t)| t)
+                (raw.split_last().map_or(raw, |(_, t)| t), clean)
             }
-            _ => crate::error::trim_ascii(raw),
+            _ => (crate::error::trim_ascii(raw), false),
         };
         if text.is_empty() {
             return;
@@ -437,7 +448,7 @@ impl<'a, U: UrcSink> Digester<'a, U> {
         let (class, split) = if text == b"OK" {
             (LineClass::Final(line::Final::Ok), None)
         } else {
-            line::classify_split(text, expect.as_ref(), self.in_response)
+            line::classify_split(text, expect.as_ref(), self.in_response, printable)
         };
         match class {
             LineClass::Blank => {}
@@ -503,11 +514,4 @@ impl<'a, U: UrcSink> Digester<'a, U> {
             }
         }
     }
-}
-
-fn find_newline(buf: &[u8], from: usize, to: usize) -> Option<usize> {
-    buf.get(from..to)
-        .and_then(super::line::find_lf)
-        // `from + i < to <= buf.len()`: no wrap.
-        .map(|i| from.wrapping_add(i))
 }

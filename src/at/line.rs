@@ -115,8 +115,9 @@ pub fn is_bare_urc(line: &[u8]) -> bool {
     )
 }
 
-/// The position of the first `\n` in `buf`, a machine word at a time.
-#[inline]
+/// The position of the first `\n` in `buf`, a machine word at a time (the reference the
+/// fused scan, [`find_lf_printable`], was written from; in the tests only).
+#[cfg(test)]
 pub fn find_lf(buf: &[u8]) -> Option<usize> {
     const W: usize = core::mem::size_of::<usize>();
     const ONES: usize = usize::MAX / 0xff;
@@ -143,6 +144,77 @@ pub fn find_lf(buf: &[u8]) -> Option<usize> {
     tail.iter()
         .position(|&c| c == b'\n')
         .map(|k| i.wrapping_add(k))
+}
+
+/// Bytes of a word below `0x20` or equal to `0x7f` (not printable; a tab is among them): their
+/// high bits are set, and a false positive (from a borrow) can only sit above a true one.
+#[inline]
+fn unprintable_bits(x: usize) -> usize {
+    const ONES: usize = usize::MAX / 0xff;
+    const HIGHS: usize = ONES << 7;
+    let below = x.wrapping_sub(ONES * 0x20) & !x;
+    let del = x ^ (ONES * 0x7f);
+    let is_del = del.wrapping_sub(ONES) & !del;
+    (below | is_del) & HIGHS
+}
+
+/// The first `\n` in `buf[from..to]` and whether every byte of `buf[from..nl - 1]` (a line up
+/// to its `\r`, when the scan starts at the line) is printable, both in one pass a machine
+/// word at a time. `false` means "not known": the exact check then runs (a tab, a `\n` in the
+/// first byte of a word or a line near the end of `buf` give it). Whole words are read up to
+/// the end of `buf`, past `to` (bytes there are left over and ignored: a `\n` among them is
+/// not taken), so that a line's last bytes need no byte loop.
+#[inline]
+pub fn find_lf_printable(buf: &[u8], from: usize, to: usize) -> Option<(usize, bool)> {
+    const W: usize = core::mem::size_of::<usize>();
+    const ONES: usize = usize::MAX / 0xff;
+    const HIGHS: usize = ONES << 7;
+    const LFS: usize = ONES * (b'\n' as usize);
+    // The high bit of a word's last byte.
+    const TOP: usize = 0x80 << (8 * (W - 1));
+    let rest = buf.get(from..)?;
+    let (words, tail) = rest.as_chunks::<W>();
+    // Unprintable bits of the words before the previous one, and of the previous one.
+    let mut older: usize = 0;
+    let mut prev: usize = 0;
+    let mut i = from;
+    for w in words {
+        if i >= to {
+            return None;
+        }
+        let x = usize::from_le_bytes(*w);
+        let y = x ^ LFS;
+        // As in `find_lf`: the lowest bit set is the first `\n`.
+        let hit = y.wrapping_sub(ONES) & !y & HIGHS;
+        let bad = unprintable_bits(x);
+        if hit != 0 {
+            // The `\n`'s high bit: bit `8 k + 7` for the `\n` in byte `k`.
+            let tz = hit.trailing_zeros();
+            let k = (tz / 8) as usize;
+            // `i < to <= buf.len()` and `k < W`: no wrap.
+            let nl = i.wrapping_add(k);
+            if nl >= to {
+                return None;
+            }
+            // The bytes before the one before the `\n`: the bits below `8 (k - 1)` of this
+            // word, or, for a `\n` first in its word, the previous word but its last byte.
+            let clean = match tz.checked_sub(15) {
+                Some(bits) => {
+                    (older | prev | (bad & 1usize.wrapping_shl(bits).wrapping_sub(1))) == 0
+                }
+                None => (older | (prev & !TOP)) == 0,
+            };
+            return Some((nl, clean));
+        }
+        older |= prev;
+        prev = bad;
+        // `i < to <= buf.len()`: no wrap.
+        i = i.wrapping_add(W);
+    }
+    // Fewer than a word left in `buf`: byte by byte.
+    let n = to.saturating_sub(i);
+    let nl = tail.get(..n)?.iter().position(|&c| c == b'\n')?;
+    Some((i.wrapping_add(nl), false))
 }
 
 /// What a (trimmed) line is.
@@ -310,19 +382,21 @@ fn looks_like_registration_read(rest: &[u8]) -> bool {
 /// `expect` is the command in flight (if any); `in_response` tells whether information lines of
 /// that command have already been seen (an echo can only come before them).
 pub fn classify(line: &[u8], expect: Option<&Expect>, in_response: bool) -> LineClass {
-    classify_split(line, expect, in_response).0
+    classify_split(line, expect, in_response, false).0
 }
 
-/// [`classify`], with the [`Split`] of a `+XXX:` line (URC or information line).
+/// [`classify`], with the [`Split`] of a `+XXX:` line (URC or information line). `printable`:
+/// the line is known to be printable (from [`find_lf_printable`]), so it is not checked again.
 pub fn classify_split<'l>(
     line: &'l [u8],
     expect: Option<&Expect>,
     in_response: bool,
+    printable: bool,
 ) -> (LineClass, Option<Split<'l>>) {
     let Some(&first) = line.first() else {
         return (LineClass::Blank, None);
     };
-    if !is_printable(line) {
+    if !printable && !is_printable(line) {
         return (LineClass::Garbage, None);
     }
     if first == b'+' {
@@ -525,6 +599,26 @@ mod tests {
                 assert_eq!(is_printable(&line), printable, "{line:?}");
                 let lf = line.iter().position(|&b| b == b'\n');
                 assert_eq!(find_lf(&line), lf, "{line:?}");
+                // The fused scan, from anywhere, up to anywhere (bytes past `to` ignored).
+                let from = (x as usize) % (len + 1);
+                let to = from + ((x >> 8) as usize) % (len + 1 - from);
+                let nl = line[from..to].iter().position(|&b| b == b'\n');
+                let got = find_lf_printable(&line, from, to);
+                assert_eq!(
+                    got.map(|g| g.0),
+                    nl.map(|k| from + k),
+                    "{line:?} {from} {to}"
+                );
+                if let (Some((nl, clean)), Some(_)) = (got, nl) {
+                    let before = &line[from..nl.saturating_sub(1).max(from)];
+                    let good = before.iter().all(|&b| b >= 0x20 && b != 0x7f);
+                    // Never claims a line printable that is not; claims it whenever its bytes
+                    // are all printable, but a tab, and a whole word can be read at the `\n`.
+                    assert!(!clean || good, "{line:?} {from} {to}");
+                    if good && nl + 8 <= line.len() {
+                        assert!(clean, "{line:?} {from} {to}");
+                    }
+                }
             }
         }
     }

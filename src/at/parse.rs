@@ -7,7 +7,7 @@
 use nom::{
     IResult, Parser,
     bytes::complete::take_while,
-    character::complete::{char, digit1, space0},
+    character::complete::{char, digit1},
     combinator::{map_res, opt, recognize},
     sequence::{delimited, preceded},
 };
@@ -48,10 +48,45 @@ pub fn int(i: &[u8]) -> IResult<&[u8], i32> {
     .parse(i)
 }
 
+/// `i` without its leading spaces and tabs (what nom's `space0` skips).
+#[inline]
+pub(crate) fn skip_space(i: &[u8]) -> &[u8] {
+    let n = i.iter().take_while(|&&b| b == b' ' || b == b'\t').count();
+    i.get(n..).unwrap_or_default()
+}
+
+/// What follows a field separator (a comma with optional spaces and tabs around it), read by
+/// hand: [`comma`] without nom.
+#[inline]
+pub(crate) fn after_comma(i: &[u8]) -> Option<&[u8]> {
+    skip_space(i).strip_prefix(b",").map(skip_space)
+}
+
 /// A field separator: a comma with optional spaces around it.
 pub fn comma(i: &[u8]) -> IResult<&[u8], ()> {
-    let (i, _) = (space0, char(','), space0).parse(i)?;
-    Ok((i, ()))
+    match after_comma(i) {
+        Some(rest) => Ok((rest, ())),
+        None => Err(nom::Err::Error(nom::error::Error::new(
+            skip_space(i),
+            nom::error::ErrorKind::Char,
+        ))),
+    }
+}
+
+/// Exactly `N` comma-separated unsigned integers (trailing spaces allowed): what
+/// `all((uint, next(uint), …), i)` accepts, read without nom.
+pub(crate) fn uints<const N: usize>(i: &[u8]) -> Option<[u32; N]> {
+    let mut out = [0u32; N];
+    let mut i = i;
+    for (k, v) in out.iter_mut().enumerate() {
+        if k > 0 {
+            i = after_comma(i)?;
+        }
+        let (rest, n) = uint(i).ok()?;
+        *v = n;
+        i = rest;
+    }
+    skip_space(i).is_empty().then_some(out)
 }
 
 /// `, <p>` — a following field.
@@ -71,16 +106,8 @@ where
     P: Parser<&'a [u8], Output = O, Error = nom::error::Error<&'a [u8]>>,
 {
     match p.parse(input) {
-        Ok((rest, out)) => {
-            let (rest, _) =
-                space0::<_, nom::error::Error<&[u8]>>(rest).map_err(|_| Error::Parse)?;
-            if rest.is_empty() {
-                Ok(out)
-            } else {
-                Err(Error::Parse)
-            }
-        }
-        Err(_) => Err(Error::Parse),
+        Ok((rest, out)) if skip_space(rest).is_empty() => Ok(out),
+        _ => Err(Error::Parse),
     }
 }
 
@@ -106,5 +133,33 @@ mod tests {
         assert_eq!(all(uint, b""), Err(Error::Parse));
         assert_eq!(all(uint, b"-1"), Err(Error::Parse));
         assert_eq!(all(quoted, b"\"unterminated"), Err(Error::Parse));
+        // The hand-read separator and lists agree with the nom forms.
+        let nom_comma = |i| -> IResult<&[u8], ()> {
+            let (i, _) = (
+                nom::character::complete::space0,
+                char(','),
+                nom::character::complete::space0,
+            )
+                .parse(i)?;
+            Ok((i, ()))
+        };
+        for i in [&b", 1"[..], b" \t,\t 2", b",", b"", b"x,", b" ", b"  ,x"] {
+            assert_eq!(comma(i).ok(), nom_comma(i).ok(), "{i:?}");
+        }
+        for i in [
+            &b"1,2"[..],
+            b"1 , 2  ",
+            b"1,2,",
+            b"1,",
+            b",2",
+            b"1;2",
+            b"1\t,\t2\t",
+            b"4294967296,1",
+            b"",
+        ] {
+            let nom2 = all((uint, next(uint)), i).ok().map(|(a, b)| [a, b]);
+            assert_eq!(uints::<2>(i), nom2, "{i:?}");
+            assert_eq!(uints::<1>(i), all(uint, i).ok().map(|a| [a]), "{i:?}");
+        }
     }
 }

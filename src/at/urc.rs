@@ -1,16 +1,10 @@
 //! Unsolicited result codes as typed values.
 
-use nom::{
-    IResult, Parser,
-    branch::alt,
-    bytes::complete::tag,
-    combinator::{opt, value},
-    sequence::preceded,
-};
+use nom::{IResult, Parser, branch::alt, bytes::complete::tag, sequence::preceded};
 
 use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use super::parse::{all, comma, next, quoted, uint};
+use super::parse::{all, next, uint, uints};
 use crate::error::trim_ascii;
 
 pub use super::urc_ext::{
@@ -118,36 +112,52 @@ pub struct Registration {
     pub act: Option<u8>,
 }
 
-fn hex_quoted(i: &[u8]) -> IResult<&[u8], Option<u32>> {
-    // An empty field (`,,`) is allowed where the location is unknown.
+/// A hexadecimal `u32` as `u32::from_str_radix(_, 16)` reads it (an optional `+`, then at least
+/// one hex digit), by hand.
+fn hex_u32(t: &[u8]) -> Option<u32> {
+    let t = t.strip_prefix(b"+").unwrap_or(t);
+    if t.is_empty() {
+        return None;
+    }
+    t.iter().try_fold(0u32, |a, &d| {
+        a.checked_mul(16)?.checked_add(char::from(d).to_digit(16)?)
+    })
+}
+
+/// `"<hex>"`, an empty quoted field or an empty field (`,,`, where the location is unknown):
+/// the value and the rest, or `None` (malformed).
+fn hex_quoted(i: &[u8]) -> Option<(&[u8], Option<u32>)> {
     if i.first().is_none_or(|&b| b == b',') {
-        return Ok((i, None));
+        return Some((i, None));
     }
-    let (i, text) = quoted(i)?;
+    let rest = i.strip_prefix(b"\"")?;
+    let q = rest.iter().position(|&b| b == b'"')?;
+    let (text, rest) = rest.split_at(q);
+    let rest = rest.get(1..)?;
     if text.is_empty() {
-        return Ok((i, None));
+        return Some((rest, None));
     }
-    let v = core::str::from_utf8(text)
-        .ok()
-        .and_then(|s| u32::from_str_radix(s, 16).ok());
-    match v {
-        Some(v) => Ok((i, Some(v))),
-        None => Err(nom::Err::Error(nom::error::Error::new(
-            i,
-            nom::error::ErrorKind::HexDigit,
-        ))),
-    }
+    Some((rest, Some(hex_u32(text)?)))
 }
 
 /// Parses `<stat>[,"<lac>","<ci>"[,<AcT>[,...]]]` (URC form, without the leading `<n>`).
-/// Trailing fields (reject cause, PSM timers) are accepted and ignored.
+/// Trailing fields (reject cause, PSM timers) are accepted and ignored. Read by hand (it is the
+/// most frequent URC's body).
 pub(crate) fn registration_fields(i: &[u8]) -> IResult<&[u8], Registration> {
     let (i, stat) = uint(i)?;
-    let (i, loc) = opt((next(hex_quoted), next(hex_quoted))).parse(i)?;
-    let (i, act) = opt(next(uint)).parse(i)?;
+    // `,"<lac>","<ci>"`, both or neither.
+    let loc = super::parse::after_comma(i)
+        .and_then(hex_quoted)
+        .and_then(|(j, area)| {
+            let (j, cell) = hex_quoted(super::parse::after_comma(j)?)?;
+            Some((j, area, cell))
+        });
+    let (i, area, cell) = loc.unwrap_or((i, None, None));
+    let act = super::parse::after_comma(i)
+        .and_then(|j| uint(j).ok())
+        .map(|(_, a)| a);
     // Anything after is optional extra information.
     let i = i.get(i.len()..).unwrap_or_default();
-    let (area, cell) = loc.unwrap_or((None, None));
     Ok((
         i,
         Registration {
@@ -534,20 +544,23 @@ fn qind(i: &[u8]) -> Result<QInd, crate::Error> {
         b"SMS DONE" => Ok(QInd::SmsDone),
         b"PB DONE" => Ok(QInd::PbDone),
         _ => {
-            let csq = (value((), tag(&b"\"csq\""[..])), next(uint), next(uint));
-            match all(csq, i) {
-                Ok(((), rssi, ber)) => Ok(QInd::Csq {
+            let csq = i
+                .strip_prefix(b"\"csq\"")
+                .and_then(super::parse::after_comma)
+                .and_then(super::parse::uints::<2>);
+            match csq {
+                Some([rssi, ber]) => Ok(QInd::Csq {
                     rssi: u8_of(rssi).ok_or(crate::Error::Parse)?,
                     ber: u8_of(ber).ok_or(crate::Error::Parse)?,
                 }),
-                Err(_) => Ok(QInd::Other),
+                None => Ok(QInd::Other),
             }
         }
     }
 }
 
 fn id_err(i: &[u8]) -> Result<(u8, u16), crate::Error> {
-    let (id, err) = all((uint, preceded(comma, uint)), i)?;
+    let [id, err] = super::parse::uints::<2>(i).ok_or(crate::Error::Parse)?;
     Ok((
         u8_of(id).ok_or(crate::Error::Parse)?,
         u16::try_from(err).map_err(|_| crate::Error::Parse)?,
@@ -574,9 +587,9 @@ impl Urc {
             return Self::parse_bare(line);
         };
         let parsed = match name {
-            b"+CFUN" => all(uint, rest).ok().and_then(u8_of).map(Urc::Cfun),
+            b"+CFUN" => uints::<1>(rest).and_then(|[v]| u8_of(v)).map(Urc::Cfun),
             b"+CPIN" => Some(Urc::Cpin(PinCode::from_text(rest))),
-            b"+QUSIM" => all(uint, rest).ok().and_then(u8_of).map(Urc::QUsim),
+            b"+QUSIM" => uints::<1>(rest).and_then(|[v]| u8_of(v)).map(Urc::QUsim),
             b"+QIND" => qind(rest).ok().map(Urc::QInd),
             b"+CREG" | b"+CGREG" | b"+CEREG" => {
                 let domain = match name {
@@ -590,12 +603,10 @@ impl Urc {
             }
             b"+QIURC" => qiurc(rest).ok().map(Urc::QiUrc),
             b"+QPSMTIMER" => {
-                all((uint, next(uint)), rest)
-                    .ok()
-                    .map(|(periodic_tau_s, active_time_s)| Urc::QPsmTimer {
-                        periodic_tau_s,
-                        active_time_s,
-                    })
+                uints::<2>(rest).map(|[periodic_tau_s, active_time_s]| Urc::QPsmTimer {
+                    periodic_tau_s,
+                    active_time_s,
+                })
             }
             b"+QIOPEN" => id_err(rest).ok().map(|(id, err)| Urc::QiOpen { id, err }),
             b"+QSSLOPEN" => id_err(rest).ok().map(|(id, err)| Urc::QsslOpen { id, err }),
@@ -784,6 +795,81 @@ mod tests {
         // A bare line outside a command is reported, not dropped.
         assert_eq!(p(b"hello"), Urc::Unknown("hello".try_into().unwrap()));
         assert_eq!(Urc::parse_line(b"> "), None);
+    }
+
+    /// The nom reading of a registration report that `registration_fields` replaced.
+    fn registration_fields_nom(i: &[u8]) -> IResult<&[u8], Registration> {
+        use crate::at::parse::quoted;
+        use nom::combinator::opt;
+        fn hex_quoted(i: &[u8]) -> IResult<&[u8], Option<u32>> {
+            if i.first().is_none_or(|&b| b == b',') {
+                return Ok((i, None));
+            }
+            let (i, text) = quoted(i)?;
+            if text.is_empty() {
+                return Ok((i, None));
+            }
+            let v = core::str::from_utf8(text)
+                .ok()
+                .and_then(|s| u32::from_str_radix(s, 16).ok());
+            match v {
+                Some(v) => Ok((i, Some(v))),
+                None => Err(nom::Err::Error(nom::error::Error::new(
+                    i,
+                    nom::error::ErrorKind::HexDigit,
+                ))),
+            }
+        }
+        let (i, stat) = uint(i)?;
+        let (i, loc) = opt((next(hex_quoted), next(hex_quoted))).parse(i)?;
+        let (i, act) = opt(next(uint)).parse(i)?;
+        let i = i.get(i.len()..).unwrap_or_default();
+        let (area, cell) = loc.unwrap_or((None, None));
+        Ok((
+            i,
+            Registration {
+                status: RegStatus::from_code(stat),
+                area,
+                cell,
+                act: act.and_then(|a| u8::try_from(a).ok()),
+            },
+        ))
+    }
+
+    #[test]
+    fn hand_read_registration_agrees_with_nom() {
+        let mut x: u32 = 0x5eed_1234;
+        for len in 0..24 {
+            for _ in 0..2000 {
+                extern crate std;
+                let line: std::vec::Vec<u8> = (0..len)
+                    .map(|_| {
+                        x ^= x << 13;
+                        x ^= x >> 17;
+                        x ^= x << 5;
+                        b"01289aFfg,\" \t+-\xc3"[(x % 16) as usize]
+                    })
+                    .collect();
+                let a = registration_fields(&line).ok().map(|r| r.1);
+                let b = registration_fields_nom(&line).ok().map(|r| r.1);
+                assert_eq!(a, b, "{line:?}");
+            }
+        }
+        for l in [
+            &b"1,\"1A2B\",\"01A2D102\",8"[..],
+            b"5, \"+ff\" ,\"\",9,,\"x\"",
+            b"1,,,7",
+            b"1,\"FFFFFFFFF\",\"1\",7",
+            b"1,\"0000000001\",\"1\",7",
+            b"2,\"+\",\"1\",7",
+            b"0",
+        ] {
+            assert_eq!(
+                registration_fields(l).ok().map(|r| r.1),
+                registration_fields_nom(l).ok().map(|r| r.1),
+                "{l:?}"
+            );
+        }
     }
 
     #[test]

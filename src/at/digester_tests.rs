@@ -439,12 +439,8 @@ fn five_kib_reply_with_urcs_between_lines_any_chunking() {
     assert!(wire.len() >= 5 * 1024);
     let expect = Some(Expect::prefixed(b"+QCFG:"));
     let mut seed = 0x2545_f491_u32;
-    let mut random = core::iter::from_fn(move || {
-        seed ^= seed << 13;
-        seed ^= seed >> 17;
-        seed ^= seed << 5;
-        Some((seed % 300) as usize + 1)
-    });
+    let mut random =
+        core::iter::from_fn(move || Some((crate::at::xorshift32(&mut seed) % 300) as usize + 1));
     let runs: [(&str, &mut dyn Iterator<Item = usize>); 3] = [
         ("1-byte", &mut core::iter::repeat(1)),
         ("7-byte", &mut core::iter::repeat(7)),

@@ -582,9 +582,7 @@ mod tests {
                 extern crate std;
                 let line: std::vec::Vec<u8> = (0..len)
                     .map(|_| {
-                        x ^= x << 13;
-                        x ^= x >> 17;
-                        x ^= x << 5;
+                        crate::at::xorshift32(&mut x);
                         // Mostly printable, now and then a control byte, DEL, LF or high byte.
                         match x % 23 {
                             0 => (x >> 8) as u8 % 0x20,
@@ -631,9 +629,7 @@ mod tests {
                 extern crate std;
                 let line: std::vec::Vec<u8> = (0..len)
                     .map(|_| {
-                        x ^= x << 13;
-                        x ^= x >> 17;
-                        x ^= x << 5;
+                        crate::at::xorshift32(&mut x);
                         b"+C1: ,\"a \t"[(x % 10) as usize]
                     })
                     .collect();

@@ -23,3 +23,13 @@ pub use urc::Urc;
 
 #[cfg(test)]
 mod digester_tests;
+
+/// The randomised tests' byte source (xorshift32: deterministic, no dependency): advances
+/// `x` and returns it.
+#[cfg(test)]
+pub(crate) fn xorshift32(x: &mut u32) -> u32 {
+    *x ^= *x << 13;
+    *x ^= *x >> 17;
+    *x ^= *x << 5;
+    *x
+}

@@ -844,9 +844,7 @@ mod tests {
                 extern crate std;
                 let line: std::vec::Vec<u8> = (0..len)
                     .map(|_| {
-                        x ^= x << 13;
-                        x ^= x >> 17;
-                        x ^= x << 5;
+                        crate::at::xorshift32(&mut x);
                         b"01289aFfg,\" \t+-\xc3"[(x % 16) as usize]
                     })
                     .collect();

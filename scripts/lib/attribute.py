@@ -81,15 +81,13 @@ def flash_by_origin(nm: str, elf: str) -> Counter:
     return c
 
 
-def main() -> None:
-    nm, elf = sys.argv[1], sys.argv[2]
-    row = flash_by_origin(nm, elf)
-    bare = flash_by_origin(nm, sys.argv[3]) if len(sys.argv) > 3 else None
+def print_table(head: str, keys, row: Counter, bare, total_label: str) -> None:
+    """A Markdown table of `row` by `keys` (with `bare`: its column and the difference)."""
     if bare is None:
-        print("| origin | flash (B) |\n|---|---:|")
+        print(f"| {head} | flash (B) |\n|---|---:|")
     else:
-        print("| origin | flash (B) | bare image (B) | added (B) |\n|---|---:|---:|---:|")
-    for k in ORDER:
+        print(f"| {head} | flash (B) | bare image (B) | added (B) |\n|---|---:|---:|---:|")
+    for k in keys:
         if row[k] == 0 and (bare is None or bare[k] == 0):
             continue
         if bare is None:
@@ -98,10 +96,17 @@ def main() -> None:
             print(f"| {k} | {row[k]} | {bare[k]} | {row[k] - bare[k]} |")
     total = sum(row.values())
     if bare is None:
-        print(f"| named symbols, total | {total} |")
+        print(f"| {total_label} | {total} |")
     else:
         tb = sum(bare.values())
-        print(f"| named symbols, total | {total} | {tb} | {total - tb} |")
+        print(f"| {total_label} | {total} | {tb} | {total - tb} |")
+
+
+def main() -> None:
+    nm, elf = sys.argv[1], sys.argv[2]
+    row = flash_by_origin(nm, elf)
+    bare = flash_by_origin(nm, sys.argv[3]) if len(sys.argv) > 3 else None
+    print_table("origin", ORDER, row, bare, "named symbols, total")
 
 
 if __name__ == "__main__":

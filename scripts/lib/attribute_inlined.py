@@ -184,23 +184,9 @@ def main() -> None:
     root = os.path.abspath(root)
     row, modules, fns = attribute_elf(objdump, symbolizer, nm, root, elf)
     bare = attribute_elf(objdump, symbolizer, nm, root, bare_elf)[0] if bare_elf else None
-    if bare is None:
-        print("| crate | flash (B) |\n|---|---:|")
-    else:
-        print("| crate | flash (B) | bare image (B) | added (B) |\n|---|---:|---:|---:|")
-    for k in ORDER + sorted(set(row) - set(ORDER)):
-        if row[k] == 0 and (bare is None or bare[k] == 0):
-            continue
-        if bare is None:
-            print(f"| {k} | {row[k]} |")
-        else:
-            print(f"| {k} | {row[k]} | {bare[k]} | {row[k] - bare[k]} |")
-    total = sum(row.values())
-    if bare is None:
-        print(f"| total (flash of this build) | {total} |")
-    else:
-        tb = sum(bare.values())
-        print(f"| total (flash of these builds) | {total} | {tb} | {total - tb} |")
+    attribute.print_table("crate", ORDER + sorted(set(row) - set(ORDER)), row, bare,
+                          "total (flash of this build)" if bare is None
+                          else "total (flash of these builds)")
     print()
     print("| quectel module | flash (B) |\n|---|---:|")
     for k, v in modules.most_common():

@@ -623,21 +623,11 @@ mod tests {
 
     #[test]
     fn split_prefix_agrees_with_the_prefix_helpers() {
-        let mut x: u32 = 0x0bad_cafe;
-        for len in 0..24 {
-            for _ in 0..400 {
-                extern crate std;
-                let line: std::vec::Vec<u8> = (0..len)
-                    .map(|_| {
-                        crate::at::xorshift32(&mut x);
-                        b"+C1: ,\"a \t"[(x % 10) as usize]
-                    })
-                    .collect();
-                let line = trim_ascii(&line);
-                let expected = prefix_of(line).map(|p| (prefix_name(p), p, after_prefix(line)));
-                let split = split_prefix(line).map(|s| (s.name, s.head, s.text));
-                assert_eq!(split, expected, "{line:?}");
-            }
+        for line in crate::at::random_lines(0x0bad_cafe, 24, 400, b"+C1: ,\"a \t") {
+            let line = trim_ascii(&line);
+            let expected = prefix_of(line).map(|p| (prefix_name(p), p, after_prefix(line)));
+            let split = split_prefix(line).map(|s| (s.name, s.head, s.text));
+            assert_eq!(split, expected, "{line:?}");
         }
         let split = |l| split_prefix(l).map(|s| (s.name, s.text));
         assert_eq!(

@@ -33,3 +33,26 @@ pub(crate) fn xorshift32(x: &mut u32) -> u32 {
     *x ^= *x << 5;
     *x
 }
+
+#[cfg(test)]
+extern crate std;
+
+/// `per_len` random lines of each length below `max_len`, of bytes drawn from `alphabet`
+/// (seeded: the same lines every run), for the randomised tests that check a hand-written
+/// reader against its reference.
+#[cfg(test)]
+pub(crate) fn random_lines(
+    seed: u32,
+    max_len: usize,
+    per_len: usize,
+    alphabet: &[u8],
+) -> impl Iterator<Item = std::vec::Vec<u8>> + '_ {
+    let mut x = seed;
+    (0..max_len)
+        .flat_map(move |len| core::iter::repeat_n(len, per_len))
+        .map(move |len| {
+            (0..len)
+                .map(|_| alphabet[xorshift32(&mut x) as usize % alphabet.len()])
+                .collect()
+        })
+}

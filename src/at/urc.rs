@@ -838,20 +838,10 @@ mod tests {
 
     #[test]
     fn hand_read_registration_agrees_with_nom() {
-        let mut x: u32 = 0x5eed_1234;
-        for len in 0..24 {
-            for _ in 0..2000 {
-                extern crate std;
-                let line: std::vec::Vec<u8> = (0..len)
-                    .map(|_| {
-                        crate::at::xorshift32(&mut x);
-                        b"01289aFfg,\" \t+-\xc3"[(x % 16) as usize]
-                    })
-                    .collect();
-                let a = registration_fields(&line).ok().map(|r| r.1);
-                let b = registration_fields_nom(&line).ok().map(|r| r.1);
-                assert_eq!(a, b, "{line:?}");
-            }
+        for line in crate::at::random_lines(0x5eed_1234, 24, 2000, b"01289aFfg,\" \t+-\xc3") {
+            let a = registration_fields(&line).ok().map(|r| r.1);
+            let b = registration_fields_nom(&line).ok().map(|r| r.1);
+            assert_eq!(a, b, "{line:?}");
         }
         for l in [
             &b"1,\"1A2B\",\"01A2D102\",8"[..],

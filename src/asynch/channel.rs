@@ -329,8 +329,11 @@ impl<'c> Channel<'c> {
                 // writes it whole even if this future is dropped.
                 core.shared
                     .begin(listen.map_or(MARKER_EXPECT, Listen::expect));
-                let exchange = with_timeout(Duration::from_millis(timeout), async {
-                    core.tx.write(src).await?;
+                // Posted here, right before the wait starts (nothing runs in between); the
+                // wait holds the posting's outcome and the core, not references to locals.
+                let written = core.tx.write(src);
+                let exchange = with_timeout(Duration::from_millis(timeout), async move {
+                    written.await?;
                     core.shared.wait_until(|e, _| e.is_none()).await;
                     Ok(())
                 });
@@ -339,17 +342,17 @@ impl<'c> Channel<'c> {
                     Either::First(Ok(Ok(()))) => Ok(()),
                     Either::First(Ok(Err(e))) => {
                         // Not written: nothing to wait for.
-                        core.shared.complete();
+                        self.m.core.shared.complete();
                         Err(e)
                     }
                     Either::First(Err(_)) => Err(Error::Timeout),
                     Either::Second(()) => {
                         // The modem lost the command with its reboot.
-                        core.shared.complete();
+                        self.m.core.shared.complete();
                         Err(Error::Rebooted)
                     }
                 };
-                self.st.next_write = Instant::now().saturating_add(core.config.command_gap);
+                self.st.next_write = Instant::now().saturating_add(self.m.core.config.command_gap);
                 r
             };
             self.wipe_secrets().await;

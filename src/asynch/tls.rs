@@ -302,24 +302,48 @@ impl<'a> Modem<'a> {
     /// Uploads `data` as file `name` (replacing a file of that name) and checks the module's
     /// checksum of what it received (`AT+QFDEL`, `AT+QFUPL`).
     pub async fn upload_file(&self, name: &str, data: &[u8]) -> Result<(), Error> {
-        match self.send(&Delete { name }).await {
-            // Not there (405), or refused for a reason the upload will report more precisely
-            // (e.g. 407 "file already exists").
-            Ok(()) | Err(Error::Cme(_)) | Err(Error::Error) => {}
-            Err(e) => return Err(e),
+        self.upload_replacing(name, data).await
+    }
+
+    /// [`Self::upload_file`], as a plain `fn` returning an `async move` block: an `async fn`
+    /// would keep its arguments twice in its future, which is part of
+    /// [`Modem::configure_tls`]'s.
+    // Not an `async fn` on purpose (see above).
+    #[allow(clippy::manual_async_fn)]
+    fn upload_replacing<'u>(
+        &'u self,
+        name: &'u str,
+        data: &'u [u8],
+    ) -> impl core::future::Future<Output = Result<(), Error>> + 'u {
+        async move {
+            match self.send(&Delete { name }).await {
+                // Not there (405), or refused for a reason the upload will report more precisely
+                // (e.g. 407 "file already exists").
+                Ok(()) | Err(Error::Cme(_)) | Err(Error::Error) => {}
+                Err(e) => return Err(e),
+            }
+            self.upload_new(name, data).await
         }
-        self.upload_new(name, data).await
     }
 
     /// Uploads `data` as file `name`, which is not expected to exist (`AT+QFUPL`); if it does
-    /// after all (407), deletes it and uploads again.
-    async fn upload_new(&self, name: &str, data: &[u8]) -> Result<(), Error> {
-        match self.upload_only(name, data).await {
-            Err(Error::Cme(crate::CmeError(407))) => {
-                self.send(&Delete { name }).await?;
-                self.upload_only(name, data).await
+    /// after all (407), deletes it and uploads again. A plain `fn`, as
+    /// [`Self::upload_replacing`].
+    // Not an `async fn` on purpose (see above).
+    #[allow(clippy::manual_async_fn)]
+    fn upload_new<'u>(
+        &'u self,
+        name: &'u str,
+        data: &'u [u8],
+    ) -> impl core::future::Future<Output = Result<(), Error>> + 'u {
+        async move {
+            match self.upload_only(name, data).await {
+                Err(Error::Cme(crate::CmeError(407))) => {
+                    self.send(&Delete { name }).await?;
+                    self.upload_only(name, data).await
+                }
+                other => other,
             }
-            other => other,
         }
     }
 
@@ -412,21 +436,28 @@ impl<'a> Modem<'a> {
         Ok(())
     }
 
-    async fn delete_all(
-        &self,
-        prefix: &str,
-        names: &[heapless::String<NAME_LEN>],
-    ) -> Result<(), Error> {
-        for name in names {
-            let mut full: heapless::String<{ NAME_LEN + 4 }> = heapless::String::new();
-            full.push_str(prefix).map_err(|_| Error::Overflow)?;
-            full.push_str(name).map_err(|_| Error::Overflow)?;
-            match self.send(&Delete { name: &full }).await {
-                Ok(()) | Err(Error::Cme(crate::CmeError::FILE_NOT_FOUND)) => {}
-                Err(e) => return Err(e),
+    ///
+    /// A plain `fn` returning an `async move` block: an `async fn` would keep its arguments
+    /// twice in its future, which is part of [`Modem::configure_tls`]'s.
+    // Not an `async fn` on purpose (see above).
+    #[allow(clippy::manual_async_fn)]
+    fn delete_all<'d>(
+        &'d self,
+        prefix: &'d str,
+        names: &'d [heapless::String<NAME_LEN>],
+    ) -> impl core::future::Future<Output = Result<(), Error>> + 'd {
+        async move {
+            for name in names {
+                let mut full: heapless::String<{ NAME_LEN + 4 }> = heapless::String::new();
+                full.push_str(prefix).map_err(|_| Error::Overflow)?;
+                full.push_str(name).map_err(|_| Error::Overflow)?;
+                match self.send(&Delete { name: &full }).await {
+                    Ok(()) | Err(Error::Cme(crate::CmeError::FILE_NOT_FOUND)) => {}
+                    Err(e) => return Err(e),
+                }
             }
+            Ok(())
         }
-        Ok(())
     }
 
     /// Lists files matching `pattern` (`AT+QFLST`; e.g. `"*"`, or `"UFS:*"` on EC2x).
@@ -477,53 +508,59 @@ impl<'a> Modem<'a> {
     }
 
     /// Uploads the files of `data` that the modem lacks, and deletes the context's others.
-    async fn ensure_files(
-        &self,
-        prefix: &str,
+    ///
+    /// A plain `fn` returning an `async move` block, as [`Self::delete_all`].
+    // Not an `async fn` on purpose (see above).
+    #[allow(clippy::manual_async_fn)]
+    fn ensure_files<'e>(
+        &'e self,
+        prefix: &'e str,
         ctx: u8,
-        names: &[heapless::String<NAME_LEN>; 3],
-        data: &[Option<&[u8]>; 3],
-    ) -> Result<(), Error> {
-        if data.iter().all(Option::is_none) {
-            // Nothing to store (no verification, no client identity): the file system is
-            // left alone ([`Modem::delete_tls_files`] clears it).
-            return Ok(());
-        }
-        let mut wanted: [Option<(&str, u32)>; 3] = [None; 3];
-        for ((w, name), d) in wanted.iter_mut().zip(names).zip(data) {
-            if let Some(d) = d {
-                let size = u32::try_from(d.len()).map_err(|_| Error::Overflow)?;
-                *w = Some((bare(name), size));
+        names: &'e [heapless::String<NAME_LEN>; 3],
+        data: &'e [Option<&'e [u8]>; 3],
+    ) -> impl core::future::Future<Output = Result<(), Error>> + 'e {
+        async move {
+            if data.iter().all(Option::is_none) {
+                // Nothing to store (no verification, no client identity): the file system is
+                // left alone ([`Modem::delete_tls_files`] clears it).
+                return Ok(());
             }
-        }
-        // No await inside the match, and the listing is not kept across the uploads: a value
-        // held across several awaits gets its own room in this future (and in every future
-        // that awaits it), which it then has twice (measured with `scripts/footprint.sh`).
-        let (present, listed) = {
-            let (found, listed) = match self.tls_listing(prefix, ctx, wanted).await {
-                Ok(found) => (found, true),
-                Err(e @ (Error::Timeout | Error::Rebooted | Error::Write | Error::Read)) => {
-                    return Err(e);
+            let mut wanted: [Option<(&str, u32)>; 3] = [None; 3];
+            for ((w, name), d) in wanted.iter_mut().zip(names).zip(data) {
+                if let Some(d) = d {
+                    let size = u32::try_from(d.len()).map_err(|_| Error::Overflow)?;
+                    *w = Some((bare(name), size));
                 }
-                // A listing the driver cannot read (too many files for the buffer, say):
-                // upload everything, replacing what may be there.
-                Err(_) => {
-                    debug!("file listing not readable: uploading");
-                    (Found::NOTHING, false)
-                }
+            }
+            // No await inside the match, and the listing is not kept across the uploads: a value
+            // held across several awaits gets its own room in this future (and in every future
+            // that awaits it), which it then has twice (measured with `scripts/footprint.sh`).
+            let (present, listed) = {
+                let (found, listed) = match self.tls_listing(prefix, ctx, wanted).await {
+                    Ok(found) => (found, true),
+                    Err(e @ (Error::Timeout | Error::Rebooted | Error::Write | Error::Read)) => {
+                        return Err(e);
+                    }
+                    // A listing the driver cannot read (too many files for the buffer, say):
+                    // upload everything, replacing what may be there.
+                    Err(_) => {
+                        debug!("file listing not readable: uploading");
+                        (Found::NOTHING, false)
+                    }
+                };
+                // Stale files first: the flash then has room for the new ones.
+                self.delete_all(prefix, &found.stale).await?;
+                (found.present, listed)
             };
-            // Stale files first: the flash then has room for the new ones.
-            self.delete_all(prefix, &found.stale).await?;
-            (found.present, listed)
-        };
-        for ((name, d), present) in names.iter().zip(data).zip(present) {
-            match d {
-                Some(d) if !listed => self.upload_file(name, d).await?,
-                Some(d) if !present => self.upload_new(name, d).await?,
-                _ => {}
+            for ((name, d), present) in names.iter().zip(data).zip(present) {
+                match d {
+                    Some(d) if !listed => self.upload_replacing(name, d).await?,
+                    Some(d) if !present => self.upload_new(name, d).await?,
+                    _ => {}
+                }
             }
+            Ok(())
         }
-        Ok(())
     }
 
     /// Sets the options of SSL context `ctx` in one command line; `fresh`: untouched since the

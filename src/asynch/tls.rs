@@ -565,73 +565,84 @@ impl<'a> Modem<'a> {
 
     /// Sets the options of SSL context `ctx` in one command line; `fresh`: untouched since the
     /// boot, so options at their defaults can be left out.
-    async fn configure_ssl_context(
-        &self,
+    ///
+    /// A plain `fn` returning an `async move` block, as [`Self::delete_all`]; the option
+    /// builders are scoped so that they are not kept across the sends.
+    // Not an `async fn` on purpose (see above).
+    #[allow(clippy::manual_async_fn)]
+    fn configure_ssl_context<'s>(
+        &'s self,
         ctx: u8,
-        config: &TlsConfig<'_>,
-        names: &[heapless::String<NAME_LEN>; 3],
+        config: &'s TlsConfig<'_>,
+        names: &'s [heapless::String<NAME_LEN>; 3],
         fresh: bool,
-    ) -> Result<(), Error> {
-        let set = |option| SslConfigure { ctx, option };
-        let seclevel = match (config.server, config.client_cert) {
-            (ServerAuth::InsecureNoVerify, _) => 0,
-            (ServerAuth::Verify(_), None) => 1,
-            (ServerAuth::Verify(_), Some(_)) => 2,
-        };
-        let version = match config.version {
-            TlsVersion::Tls12 => 3,
-            TlsVersion::Any => 4,
-        };
-        let mut options: heapless::Vec<SslConfigure<'_>, 9> = heapless::Vec::new();
-        let mut push = |o| options.push(o).map_err(|_| Error::Overflow);
-        if !names[0].is_empty() {
-            push(set(SslOption::CaCert(&names[0])))?;
-        }
-        if !names[1].is_empty() && !names[2].is_empty() {
-            push(set(SslOption::ClientCert(&names[1])))?;
-            push(set(SslOption::ClientKey(&names[2])))?;
-        }
-        // The defaults of these are not documented for every family (`ignorelocaltime` 1 is
-        // only seen on the EG800K): they are set, at no extra round trip in this line.
-        push(set(SslOption::SecLevel(seclevel)))?;
-        push(set(SslOption::Version(version)))?;
-        push(set(SslOption::CipherSuite(0xffff)))?;
-        push(set(SslOption::IgnoreLocalTime(config.ignore_local_time)))?;
-        // 300 s is the documented default (BG96 SSL manual).
-        if !fresh || config.negotiate_timeout_s != 300 {
-            push(set(SslOption::NegotiateTime(config.negotiate_timeout_s)))?;
-        }
-        // The "sni" default differs between models (0 on LTE-Standard Cat-1 modules), so it is
-        // always set; last, because not every firmware knows it (BG96 V1.0 does not).
-        let sni = set(SslOption::Sni(config.sni));
-        let mut parts: heapless::Vec<&dyn LinePart, 10> = heapless::Vec::new();
-        for o in &options {
-            let _ = parts.push(o);
-        }
-        let _ = parts.push(&sni);
-        let with_sni = self.send(&Concat { parts: &parts }).await;
-        let Err(e) = with_sni else { return Ok(()) };
-        if !matches!(e, Error::Error | Error::Cme(_)) {
-            return Err(e);
-        }
-        // Refused: without "sni", then (to find the one that fails) one by one. The SNI
-        // option is then sent on its own line in any case: a refusal of the combined line
-        // may have been a transient error, and AWS IoT (among others) needs SNI.
-        parts.pop();
-        let rest_ok = !parts.is_empty() && self.send(&Concat { parts: &parts }).await.is_ok();
-        if !rest_ok {
+    ) -> impl core::future::Future<Output = Result<(), Error>> + 's {
+        async move {
+            let seclevel = match (config.server, config.client_cert) {
+                (ServerAuth::InsecureNoVerify, _) => 0,
+                (ServerAuth::Verify(_), None) => 1,
+                (ServerAuth::Verify(_), Some(_)) => 2,
+            };
+            let version = match config.version {
+                TlsVersion::Tls12 => 3,
+                TlsVersion::Any => 4,
+            };
+            let mut options: heapless::Vec<SslConfigure<'_>, 9> = heapless::Vec::new();
+            let sni = {
+                let set = |option| SslConfigure { ctx, option };
+                let mut push = |o| options.push(o).map_err(|_| Error::Overflow);
+                if !names[0].is_empty() {
+                    push(set(SslOption::CaCert(&names[0])))?;
+                }
+                if !names[1].is_empty() && !names[2].is_empty() {
+                    push(set(SslOption::ClientCert(&names[1])))?;
+                    push(set(SslOption::ClientKey(&names[2])))?;
+                }
+                // The defaults of these are not documented for every family (`ignorelocaltime`
+                // 1 is only seen on the EG800K): they are set, at no extra round trip in this
+                // line.
+                push(set(SslOption::SecLevel(seclevel)))?;
+                push(set(SslOption::Version(version)))?;
+                push(set(SslOption::CipherSuite(0xffff)))?;
+                push(set(SslOption::IgnoreLocalTime(config.ignore_local_time)))?;
+                // 300 s is the documented default (BG96 SSL manual).
+                if !fresh || config.negotiate_timeout_s != 300 {
+                    push(set(SslOption::NegotiateTime(config.negotiate_timeout_s)))?;
+                }
+                // The "sni" default differs between models (0 on LTE-Standard Cat-1 modules),
+                // so it is always set; last, because not every firmware knows it (BG96 V1.0
+                // does not).
+                set(SslOption::Sni(config.sni))
+            };
+            let mut parts: heapless::Vec<&dyn LinePart, 10> = heapless::Vec::new();
             for o in &options {
-                self.send(o).await?;
+                let _ = parts.push(o);
             }
-        }
-        // Only an explicit refusal to turn SNI on matters, and then the handshake will tell.
-        if let Err(e) = self.send(&sni).await {
-            debug!("sni option not accepted");
+            let _ = parts.push(&sni);
+            let with_sni = self.send(&Concat { parts: &parts }).await;
+            let Err(e) = with_sni else { return Ok(()) };
             if !matches!(e, Error::Error | Error::Cme(_)) {
                 return Err(e);
             }
+            // Refused: without "sni", then (to find the one that fails) one by one. The SNI
+            // option is then sent on its own line in any case: a refusal of the combined line
+            // may have been a transient error, and AWS IoT (among others) needs SNI.
+            parts.pop();
+            let rest_ok = !parts.is_empty() && self.send(&Concat { parts: &parts }).await.is_ok();
+            if !rest_ok {
+                for o in &options {
+                    self.send(o).await?;
+                }
+            }
+            // Only an explicit refusal to turn SNI on matters, and then the handshake will tell.
+            if let Err(e) = self.send(&sni).await {
+                debug!("sni option not accepted");
+                if !matches!(e, Error::Error | Error::Cme(_)) {
+                    return Err(e);
+                }
+            }
+            Ok(())
         }
-        Ok(())
     }
 }
 

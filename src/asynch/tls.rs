@@ -485,26 +485,41 @@ impl<'a> Modem<'a> {
     /// or holds the wrong kind of object, is refused with [`Error::Pem`] before anything is
     /// uploaded (instead of a `Tls(566)` at the first connection).
     pub async fn configure_tls(&self, ssl_ctx: u8, config: &TlsConfig<'_>) -> Result<(), Error> {
-        if ssl_ctx > 5 || !(10..=300).contains(&config.negotiate_timeout_s) {
-            return Err(Error::InvalidArgument);
-        }
-        config.validate()?;
-        let prefix = self.file_prefix().await;
-        let ca = match config.server {
-            ServerAuth::Verify(pem) => Some(pem),
-            ServerAuth::InsecureNoVerify => None,
-        };
-        let data: [Option<&[u8]>; 3] = [ca, config.client_cert, config.client_key];
-        let mut names: [heapless::String<NAME_LEN>; 3] = Default::default();
-        for ((name, stem), d) in names.iter_mut().zip(STEMS).zip(data) {
-            if let Some(d) = d {
-                *name = tls_file_name(prefix, stem, ssl_ctx, d)?;
+        self.configure_tls_flow(ssl_ctx, config).await
+    }
+
+    /// [`Self::configure_tls`] as a plain `fn` returning an `async move` block, for the MQTT
+    /// client: an `async fn` would keep its arguments twice in its future, which is part of
+    /// `Mqtt::connect`'s.
+    // Not an `async fn` on purpose (see above).
+    #[allow(clippy::manual_async_fn)]
+    pub(crate) fn configure_tls_flow<'c>(
+        &'c self,
+        ssl_ctx: u8,
+        config: &'c TlsConfig<'_>,
+    ) -> impl core::future::Future<Output = Result<(), Error>> + 'c {
+        async move {
+            if ssl_ctx > 5 || !(10..=300).contains(&config.negotiate_timeout_s) {
+                return Err(Error::InvalidArgument);
             }
+            config.validate()?;
+            let prefix = self.file_prefix().await;
+            let ca = match config.server {
+                ServerAuth::Verify(pem) => Some(pem),
+                ServerAuth::InsecureNoVerify => None,
+            };
+            let data: [Option<&[u8]>; 3] = [ca, config.client_cert, config.client_key];
+            let mut names: [heapless::String<NAME_LEN>; 3] = Default::default();
+            for ((name, stem), d) in names.iter_mut().zip(STEMS).zip(data) {
+                if let Some(d) = d {
+                    *name = tls_file_name(prefix, stem, ssl_ctx, d)?;
+                }
+            }
+            self.ensure_files(prefix, ssl_ctx, &names, &data).await?;
+            let fresh = self.core.touch_ssl(ssl_ctx);
+            self.configure_ssl_context(ssl_ctx, config, &names, fresh)
+                .await
         }
-        self.ensure_files(prefix, ssl_ctx, &names, &data).await?;
-        let fresh = self.core.touch_ssl(ssl_ctx);
-        self.configure_ssl_context(ssl_ctx, config, &names, fresh)
-            .await
     }
 
     /// Uploads the files of `data` that the modem lacks, and deletes the context's others.

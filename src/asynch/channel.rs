@@ -369,50 +369,59 @@ impl<'c> Channel<'c> {
     /// Reads what the modem holds for socket `slot` into its ring: at most `max` bytes and no
     /// more than the ring has room for *after* any abandoned read has delivered its bytes.
     /// `Ok(None)`: no room; `Ok(Some((got, asked)))`: `got` bytes arrived of the `asked`.
-    pub(crate) async fn read_into_ring(
+    // A plain `fn` returning an `async move` block: an `async fn` would keep its arguments
+    // twice in its future, which is part of the runner's socket service.
+    #[allow(clippy::manual_async_fn)]
+    pub(crate) fn read_into_ring(
         &mut self,
         slot: u8,
         kind: Kind,
         max: usize,
-    ) -> Result<Option<(usize, usize)>, Error> {
-        self.settle().await;
-        // The payload streams into the ring: any size up to the modem's 1500 works with any
-        // ingress buffer.
-        let room = self.m.pool.rx_free(usize::from(slot)).min(max).min(1500);
-        if room == 0 {
-            return Ok(None);
+    ) -> impl core::future::Future<Output = Result<Option<(usize, usize)>, Error>> + '_ {
+        async move {
+            self.settle().await;
+            // The payload streams into the ring: any size up to the modem's 1500 works with any
+            // ingress buffer.
+            let room = self.m.pool.rx_free(usize::from(slot)).min(max).min(1500);
+            if room == 0 {
+                return Ok(None);
+            }
+            let read = crate::command::socket::Read {
+                id: slot,
+                tls: kind == Kind::Tls,
+                len: room as u16,
+            };
+            self.send(&read).await.map(|got| Some((got, room)))
         }
-        let read = crate::command::socket::Read {
-            id: slot,
-            tls: kind == Kind::Tls,
-            len: room as u16,
-        };
-        self.send(&read).await.map(|got| Some((got, room)))
     }
 
     /// Sends up to [`MAX_SEND`] queued bytes of socket `slot` (`AT+QISEND`/`AT+QSSLSEND`).
     /// The bytes leave the slot's transmit queue only on `SEND OK`. Returns how many were sent.
-    pub(crate) async fn send_queued(
+    // A plain `fn` returning an `async move` block, as [`Self::read_into_ring`].
+    #[allow(clippy::manual_async_fn)]
+    pub(crate) fn send_queued(
         &mut self,
         slot: u8,
         kind: Kind,
         max: usize,
-    ) -> Result<usize, Error> {
-        self.settle().await;
-        // The bytes stay in the ring until `SEND OK`; the payload phase copies them from there.
-        let n = self.m.pool.tx_len(usize::from(slot)).min(max).min(MAX_SEND);
-        if n == 0 {
-            return Ok(0);
+    ) -> impl core::future::Future<Output = Result<usize, Error>> + '_ {
+        async move {
+            self.settle().await;
+            // The bytes stay in the ring until `SEND OK`; the payload phase copies them from there.
+            let n = self.m.pool.tx_len(usize::from(slot)).min(max).min(MAX_SEND);
+            if n == 0 {
+                return Ok(0);
+            }
+            self.st.tx = Some(TxOp {
+                slot,
+                kind,
+                len: n,
+                written: 0,
+                phase: TxPhase::Command,
+                deadline: Instant::now(),
+            });
+            self.drive_tx().await
         }
-        self.st.tx = Some(TxOp {
-            slot,
-            kind,
-            len: n,
-            written: 0,
-            phase: TxPhase::Command,
-            deadline: Instant::now(),
-        });
-        self.drive_tx().await
     }
 
     /// Runs the send in `self.tx` to its end, from whatever phase it is in; polled out of line

@@ -983,7 +983,7 @@ impl<'c: 'buf, 'buf> Mqtt<'c, 'buf> {
                         .await?;
                 }
                 if let Transport::ModemTls { ssl_ctx, tls } = &self.config.transport {
-                    modem.configure_tls(*ssl_ctx, tls).await?;
+                    modem.configure_tls_flow(*ssl_ctx, tls).await?;
                 }
                 self.prepared_boot = Some(modem.boots());
                 self.prepared_start = Some(modem.starts());

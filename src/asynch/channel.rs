@@ -16,7 +16,6 @@ use zeroize::Zeroize;
 use super::Modem;
 use super::tx::{CMD_BUF, MAX_SEND, Source};
 use crate::Error;
-use crate::at::expect::Listener;
 use crate::at::{Expect, Final};
 use crate::command::{Acc, CmdWriter, Command, Folding, Listen};
 use crate::socket::Kind;
@@ -25,10 +24,9 @@ use crate::socket::Kind;
 const WRITE_ALLOWANCE_MS: u64 = 1_000;
 /// How long a send may wait for the `> ` prompt and for `SEND OK`.
 const SEND_STEP_MS: u64 = 10_000;
-
-/// A command's response listener with its type erased: it folds the lines into the typed
-/// result itself.
-pub(crate) type ErasedParse<'c> = &'c Listener<'c>;
+/// The sequence marker (see [`Channel::resync`]) and what it expects back.
+const MARKER: &[u8] = b"AT+CMEE?\r";
+const MARKER_EXPECT: Expect = Expect::prefixed(b"+CMEE:").with_line();
 
 /// Where a socket send is. Kept in the channel so that an abandoned send is finished by the
 /// next user of the channel instead of leaving the modem waiting for payload bytes.
@@ -103,44 +101,48 @@ impl<'c> Channel<'c> {
     /// waits until an abandoned command's final result code arrives (its deadline passes, or the
     /// modem reboots), so that it cannot be taken for the answer to the next command.
     /// Polled out of line: every send settles first, so an inlined copy would sit in each.
+    ///
+    /// A plain `fn` returning an `async move` block (an `async fn` keeps `self` twice), which
+    /// reaches the core through `self` rather than keeping a copy of it across its awaits.
+    // Not an `async fn` on purpose (see above).
+    #[allow(clippy::manual_async_fn)]
     fn settle(&mut self) -> super::outline::Outlined<impl core::future::Future<Output = ()> + '_> {
-        super::outline::Outlined(self.settle_body())
-    }
-
-    /// The body of [`Self::settle`].
-    async fn settle_body(&mut self) {
-        let core = self.m.core;
-        // A request posted by an abandoned command is still written whole.
-        core.tx.idle().await;
-        let _ = core.tx.outcome().await;
-        // An abandoned command's line may have held a PIN or a password.
-        self.wipe_secrets().await;
-        if self.st.tx.is_some() {
-            // Its outcome is recorded in its slot (sent bytes, failure count or error).
-            let _ = self.drive_tx().await;
-        }
-        if core.shared.current().is_some() {
-            let boots = core.state.get().starts();
-            let done = core.shared.wait_until(|e, _| e.is_none());
-            let rebooted = core.state.until(crate::state::started_since, boots);
-            let r =
-                embassy_time::with_deadline(self.st.last_deadline, select(done, rebooted)).await;
-            match r {
-                Ok(Either::First(())) => {}
-                Ok(Either::Second(())) => {
-                    // The modem rebooted: the command is gone with everything it would answer.
-                    core.shared.complete();
-                }
-                Err(_) => {
-                    debug!("abandoning the answer of an earlier command");
-                    core.shared.complete();
-                    self.st.resync = true;
+        super::outline::Outlined(async move {
+            // A request posted by an abandoned command is still written whole.
+            self.m.core.tx.idle().await;
+            let _ = self.m.core.tx.outcome().await;
+            // An abandoned command's line may have held a PIN or a password.
+            self.wipe_secrets().await;
+            if self.st.tx.is_some() {
+                // Its outcome is recorded in its slot (sent bytes, failure count or error).
+                let _ = self.drive_tx().await;
+            }
+            let core = self.m.core;
+            if core.shared.current().is_some() {
+                let boots = core.state.get().starts();
+                let done = core.shared.wait_until(|e, _| e.is_none());
+                let rebooted = core.state.until(crate::state::started_since, boots);
+                let r = embassy_time::with_deadline(self.st.last_deadline, select(done, rebooted))
+                    .await;
+                let core = self.m.core;
+                match r {
+                    Ok(Either::First(())) => {}
+                    Ok(Either::Second(())) => {
+                        // The modem rebooted: the command is gone with everything it would
+                        // answer.
+                        core.shared.complete();
+                    }
+                    Err(_) => {
+                        debug!("abandoning the answer of an earlier command");
+                        core.shared.complete();
+                        self.st.resync = true;
+                    }
                 }
             }
-        }
-        if self.st.resync {
-            self.resync().await;
-        }
+            if self.st.resync && self.resync().await.is_err() {
+                debug!("the sequence marker failed");
+            }
+        })
     }
 
     /// Makes sure that no final result code of an abandoned command is still on its way, so
@@ -151,43 +153,31 @@ impl<'c> Channel<'c> {
     /// `+CMEE:` line is that stale one, and the digester drops it
     /// ([`Expect::answers_line`]). One round trip, only after a command was abandoned without
     /// its final result code (a timeout, or a cancelled future whose deadline passed).
-    async fn resync(&mut self) {
-        const MARKER: &[u8] = b"AT+CMEE?\r";
-        const MARKER_EXPECT: Expect = Expect::prefixed(b"+CMEE:").with_line();
-        let core = self.m.core;
+    ///
+    /// Its answer is not needed (an error means the module is in sync again too), only that
+    /// the exchange ended. The marker is written as it is (not through the line buffer), so
+    /// this is the exchange's own future: it adds nothing to [`Self::settle`]'s.
+    fn resync(
+        &mut self,
+    ) -> super::outline::Outlined<impl core::future::Future<Output = Result<(), Error>> + '_> {
         self.st.resync = false;
-        let len = {
-            let mut bufs = core.tx.buffers().await;
-            let mut w = CmdWriter::new(&mut bufs.line);
-            if w.raw(MARKER).is_err() {
-                return;
-            }
-            w.len()
-        };
-        // Its answer is not needed (an error means the module is in sync again too), only
-        // that the exchange ended.
-        let ignore = |_: crate::at::expect::Event<'_>| {};
-        if self
-            .exchange_erased(MARKER_EXPECT, 300, Source::Line(len), &ignore)
-            .await
-            .is_err()
-        {
-            debug!("the sequence marker failed");
-        }
+        self.exchange_erased(None, 300, Source::Static(MARKER))
     }
 
     /// Waits until `done` holds for the command bookkeeping, the deadline passes or the modem
-    /// reboots.
-    async fn wait_shared(
+    /// reboots (the output tells which; the callers read the bookkeeping instead). A plain
+    /// `fn`: an `async fn` would keep its arguments next to the wait.
+    fn wait_shared(
         &self,
         deadline: Instant,
         boots: u32,
         done: fn(Option<Expect>, bool) -> bool,
-    ) {
+    ) -> impl core::future::Future<Output = Result<Either<(), ()>, embassy_time::TimeoutError>> + 'c
+    {
         let core = self.m.core;
         let cond = core.shared.wait_until(done);
         let rebooted = core.state.until(crate::state::started_since, boots);
-        let _ = embassy_time::with_deadline(deadline, select(cond, rebooted)).await;
+        embassy_time::with_deadline(deadline, select(cond, rebooted))
     }
 
     /// Sends `cmd` and waits for its typed result.
@@ -245,18 +235,8 @@ impl<'c> Channel<'c> {
                 (spec, rendered?)
             };
             let listen = Listen::new(cmd, spec.expect);
-            let on = |ev: crate::at::expect::Event<'_>| listen.on(ev);
-            let r = self
-                .exchange_erased(spec.expect, spec.timeout_ms, Source::Line(len), &on)
-                .await;
-            self.wipe_secrets().await;
-            r?;
-            // The response ended if and only if the exchange succeeded.
-            if listen.done() {
-                Ok(())
-            } else {
-                Err(Error::Parse)
-            }
+            self.exchange_erased(Some(&listen), spec.timeout_ms, Source::Line(len))
+                .await
         }
     }
 
@@ -279,7 +259,6 @@ impl<'c> Channel<'c> {
         self.settle().await;
         let mut acc = Acc::<C::Response>::new(cmd);
         let listen = Listen::new(&mut acc, cmd.expect());
-        let parse = |ev: crate::at::expect::Event<'_>| listen.on(ev);
         // A file may be a private key: wiped from the line buffer once written.
         self.st.wipe = true;
         // All but the last piece are written without waiting for an answer; the last one is
@@ -295,19 +274,8 @@ impl<'c> Channel<'c> {
             rest = tail;
         }
         self.stage(rest).await;
-        let r = self
-            .exchange_erased(
-                cmd.expect(),
-                C::TIMEOUT_MS,
-                Source::Line(rest.len()),
-                &parse,
-            )
-            .await;
-        self.wipe_secrets().await;
-        r?;
-        if !listen.done() {
-            return Err(Error::Parse);
-        }
+        self.exchange_erased(Some(&listen), C::TIMEOUT_MS, Source::Line(rest.len()))
+            .await?;
         acc.into_result()
     }
 
@@ -327,242 +295,281 @@ impl<'c> Channel<'c> {
     /// The command-type-independent part of [`Self::send`] and [`Self::send_data`] (both stay
     /// thin on purpose: one more generic layer costs about 1 KB of flash in firmware; measured
     /// with `scripts/footprint.sh`): has the runner write `src`, waits for the answer within
-    /// `timeout_ms` plus the write allowance, and hands the answer to `parse`.
+    /// `timeout_ms` plus the write allowance, hands the answer to `listen` (`None`: the
+    /// sequence marker of [`Self::resync`], whose answer is not kept) and wipes the line buffer
+    /// if it held a secret. `Ok` once the response ended (its result is in the listener's
+    /// command).
     /// A plain `fn` returning an `async move` block, for the reason given at
     /// [`Self::send_erased`].
     // Not an `async fn` on purpose (see above): it would keep its arguments twice.
     #[allow(clippy::manual_async_fn)]
-    fn exchange_erased<'s>(
+    fn exchange_erased<'s, 'l: 's>(
         &'s mut self,
-        expect: Expect,
+        listen: Option<&'s Listen<'l>>,
         timeout_ms: u32,
         src: Source,
-        parse: ErasedParse<'s>,
     ) -> super::outline::Outlined<impl core::future::Future<Output = Result<(), Error>> + 's> {
         super::outline::Outlined(async move {
             self.cooldown().await;
             let core = self.m.core;
-            let boots = core.state.get().starts();
-            let timeout = u64::from(timeout_ms) + WRITE_ALLOWANCE_MS;
-            self.st.last_deadline = Instant::now().saturating_add(Duration::from_millis(timeout));
-            // The lines of the response go to `parse` as they arrive, until this future ends
-            // (the guard unregisters it, also when the future is dropped).
-            let _listening = core.shared.listen(parse);
-            // The command counts as in flight from the moment it is posted: the runner writes it
-            // whole even if this future is dropped.
-            core.shared.begin(expect);
-            let exchange = with_timeout(Duration::from_millis(timeout), async {
-                core.tx.write(src).await?;
-                core.shared.wait_until(|e, _| e.is_none()).await;
-                Ok(())
-            });
-            let rebooted = core.state.until(crate::state::started_since, boots);
-            let r = match select(exchange, rebooted).await {
-                Either::First(Ok(Ok(()))) => Ok(()),
-                Either::First(Ok(Err(e))) => {
-                    // Not written: nothing to wait for.
-                    core.shared.complete();
-                    Err(e)
-                }
-                Either::First(Err(_)) => Err(Error::Timeout),
-                Either::Second(()) => {
-                    // The modem lost the command with its reboot.
-                    core.shared.complete();
-                    Err(Error::Rebooted)
-                }
+            let r = {
+                let boots = core.state.get().starts();
+                let timeout = u64::from(timeout_ms) + WRITE_ALLOWANCE_MS;
+                self.st.last_deadline =
+                    Instant::now().saturating_add(Duration::from_millis(timeout));
+                // The lines of the response go to the listener as they arrive, until the answer
+                // ended (the guard unregisters it, also when the future is dropped).
+                let on = |ev: crate::at::expect::Event<'_>| {
+                    if let Some(l) = listen {
+                        l.on(ev);
+                    }
+                };
+                let _listening = core.shared.listen(&on);
+                // The command counts as in flight from the moment it is posted: the runner
+                // writes it whole even if this future is dropped.
+                core.shared
+                    .begin(listen.map_or(MARKER_EXPECT, Listen::expect));
+                // Posted here, right before the wait starts (nothing runs in between); the
+                // wait holds the posting's outcome and the core, not references to locals.
+                let written = core.tx.write(src);
+                let exchange = with_timeout(Duration::from_millis(timeout), async move {
+                    written.await?;
+                    core.shared.wait_until(|e, _| e.is_none()).await;
+                    Ok(())
+                });
+                let rebooted = core.state.until(crate::state::started_since, boots);
+                let r = match select(exchange, rebooted).await {
+                    Either::First(Ok(Ok(()))) => Ok(()),
+                    Either::First(Ok(Err(e))) => {
+                        // Not written: nothing to wait for.
+                        self.m.core.shared.complete();
+                        Err(e)
+                    }
+                    Either::First(Err(_)) => Err(Error::Timeout),
+                    Either::Second(()) => {
+                        // The modem lost the command with its reboot.
+                        self.m.core.shared.complete();
+                        Err(Error::Rebooted)
+                    }
+                };
+                self.st.next_write = Instant::now().saturating_add(self.m.core.config.command_gap);
+                r
             };
-            self.st.next_write = Instant::now().saturating_add(self.m.core.config.command_gap);
-            r
+            self.wipe_secrets().await;
+            r?;
+            // The response ended if and only if the exchange succeeded.
+            if listen.is_none_or(Listen::done) {
+                Ok(())
+            } else {
+                Err(Error::Parse)
+            }
         })
     }
 
     /// Reads what the modem holds for socket `slot` into its ring: at most `max` bytes and no
     /// more than the ring has room for *after* any abandoned read has delivered its bytes.
     /// `Ok(None)`: no room; `Ok(Some((got, asked)))`: `got` bytes arrived of the `asked`.
-    pub(crate) async fn read_into_ring(
+    // A plain `fn` returning an `async move` block: an `async fn` would keep its arguments
+    // twice in its future, which is part of the runner's socket service.
+    #[allow(clippy::manual_async_fn)]
+    pub(crate) fn read_into_ring(
         &mut self,
         slot: u8,
         kind: Kind,
         max: usize,
-    ) -> Result<Option<(usize, usize)>, Error> {
-        self.settle().await;
-        // The payload streams into the ring: any size up to the modem's 1500 works with any
-        // ingress buffer.
-        let room = self.m.pool.rx_free(usize::from(slot)).min(max).min(1500);
-        if room == 0 {
-            return Ok(None);
+    ) -> impl core::future::Future<Output = Result<Option<(usize, usize)>, Error>> + '_ {
+        async move {
+            self.settle().await;
+            // The payload streams into the ring: any size up to the modem's 1500 works with any
+            // ingress buffer.
+            let room = self.m.pool.rx_free(usize::from(slot)).min(max).min(1500);
+            if room == 0 {
+                return Ok(None);
+            }
+            let read = crate::command::socket::Read {
+                id: slot,
+                tls: kind == Kind::Tls,
+                len: room as u16,
+            };
+            self.send(&read).await.map(|got| Some((got, room)))
         }
-        let read = crate::command::socket::Read {
-            id: slot,
-            tls: kind == Kind::Tls,
-            len: room as u16,
-        };
-        self.send(&read).await.map(|got| Some((got, room)))
     }
 
     /// Sends up to [`MAX_SEND`] queued bytes of socket `slot` (`AT+QISEND`/`AT+QSSLSEND`).
     /// The bytes leave the slot's transmit queue only on `SEND OK`. Returns how many were sent.
-    pub(crate) async fn send_queued(
+    // A plain `fn` returning an `async move` block, as [`Self::read_into_ring`].
+    #[allow(clippy::manual_async_fn)]
+    pub(crate) fn send_queued(
         &mut self,
         slot: u8,
         kind: Kind,
         max: usize,
-    ) -> Result<usize, Error> {
-        self.settle().await;
-        // The bytes stay in the ring until `SEND OK`; the payload phase copies them from there.
-        let n = self.m.pool.tx_len(usize::from(slot)).min(max).min(MAX_SEND);
-        if n == 0 {
-            return Ok(0);
+    ) -> impl core::future::Future<Output = Result<usize, Error>> + '_ {
+        async move {
+            self.settle().await;
+            // The bytes stay in the ring until `SEND OK`; the payload phase copies them from there.
+            let n = self.m.pool.tx_len(usize::from(slot)).min(max).min(MAX_SEND);
+            if n == 0 {
+                return Ok(0);
+            }
+            self.st.tx = Some(TxOp {
+                slot,
+                kind,
+                len: n,
+                written: 0,
+                phase: TxPhase::Command,
+                deadline: Instant::now(),
+            });
+            self.drive_tx().await
         }
-        self.st.tx = Some(TxOp {
-            slot,
-            kind,
-            len: n,
-            written: 0,
-            phase: TxPhase::Command,
-            deadline: Instant::now(),
-        });
-        self.drive_tx().await
     }
 
     /// Runs the send in `self.tx` to its end, from whatever phase it is in; polled out of line
     /// (one copy in the firmware for its two callers).
+    ///
+    /// A plain `fn` returning an `async move` block (an `async fn` keeps `self` twice), which
+    /// reaches the core and the sockets through `self` rather than keeping copies across its
+    /// awaits.
+    // Not an `async fn` on purpose (see above).
+    #[allow(clippy::manual_async_fn)]
     fn drive_tx(
         &mut self,
     ) -> super::outline::Outlined<impl core::future::Future<Output = Result<usize, Error>> + '_>
     {
-        super::outline::Outlined(self.drive_tx_body())
-    }
-
-    async fn drive_tx_body(&mut self) -> Result<usize, Error> {
-        let core = self.m.core;
-        let pool = self.m.pool;
-        let boots = core.state.get().starts();
-        loop {
-            let Some(mut op) = self.st.tx else {
-                return Ok(0);
-            };
-            let slot = usize::from(op.slot);
-            if core.state.get().starts() != boots {
-                self.st.tx = None;
-                return Err(Error::Rebooted);
-            }
-            match op.phase {
-                TxPhase::Command => {
-                    // Wait out anything still in flight (without recursing into settle).
-                    self.wait_shared(self.st.last_deadline, boots, |e, _| e.is_none())
-                        .await;
-                    core.shared.complete();
-                    self.cooldown().await;
-                    let len = {
-                        let mut bufs = core.tx.buffers().await;
-                        let mut w = CmdWriter::new(&mut bufs.line);
-                        w.str_uint(
-                            match op.kind {
-                                Kind::Tcp => "AT+QISEND=",
-                                Kind::Tls => "AT+QSSLSEND=",
-                            },
-                            u32::from(op.slot),
-                        )?;
-                        w.arg(op.len as u32)?;
-                        w.raw(b"\r")?;
-                        w.len()
-                    };
-                    core.shared.begin(Expect::PROMPT);
-                    op.phase = TxPhase::Prompt;
-                    op.deadline =
-                        Instant::now().saturating_add(Duration::from_millis(SEND_STEP_MS));
-                    self.st.last_deadline = op.deadline;
-                    self.st.tx = Some(op);
-                    if let Err(e) = core.tx.write(Source::Line(len)).await {
-                        core.shared.complete();
-                        self.st.tx = None;
-                        return Err(e);
-                    }
+        super::outline::Outlined(async move {
+            let boots = self.m.core.state.get().starts();
+            loop {
+                let Some(mut op) = self.st.tx else {
+                    return Ok(0);
+                };
+                let slot = usize::from(op.slot);
+                if self.m.core.state.get().starts() != boots {
+                    self.st.tx = None;
+                    return Err(Error::Rebooted);
                 }
-                TxPhase::Prompt => {
-                    self.wait_shared(op.deadline, boots, |e, prompt| prompt || e.is_none())
-                        .await;
-                    if core.shared.prompt_seen() {
-                        op.phase = TxPhase::Payload;
-                        self.st.tx = Some(op);
-                    } else {
-                        // ERROR instead of the prompt: the socket is not connected.
-                        self.st.tx = None;
-                        let err = if core.shared.current().is_some() {
-                            core.shared.complete();
-                            Error::Timeout
-                        } else {
-                            Error::ConnectionClosed
+                match op.phase {
+                    TxPhase::Command => {
+                        // Wait out anything still in flight (without recursing into settle).
+                        let _ = self
+                            .wait_shared(self.st.last_deadline, boots, |e, _| e.is_none())
+                            .await;
+                        self.m.core.shared.complete();
+                        self.cooldown().await;
+                        let len = {
+                            let mut bufs = self.m.core.tx.buffers().await;
+                            let mut w = CmdWriter::new(&mut bufs.line);
+                            w.str_uint(
+                                match op.kind {
+                                    Kind::Tcp => "AT+QISEND=",
+                                    Kind::Tls => "AT+QSSLSEND=",
+                                },
+                                u32::from(op.slot),
+                            )?;
+                            w.arg(op.len as u32)?;
+                            w.raw(b"\r")?;
+                            w.len()
                         };
-                        pool.update(slot, &mut |s| s.tx_error = Some(err));
-                        return Err(err);
-                    }
-                }
-                TxPhase::Payload => {
-                    // The next piece, copied from the ring: the bytes of this send leave it
-                    // only on `SEND OK`, and nothing else is written while a send is in
-                    // progress (the channel is locked, and an abandoned send is finished by
-                    // the channel's next user before anything else).
-                    let piece = {
-                        let mut bufs = core.tx.buffers().await;
-                        let want = op.len.saturating_sub(op.written).min(CMD_BUF);
-                        let dst = bufs.line.get_mut(..want).unwrap_or(&mut []);
-                        let got = pool.tx_peek(slot, op.written, dst);
-                        // Never expected (the ring keeps the bytes): the modem still gets the
-                        // count it was promised, so that it is not left waiting.
-                        if let Some(rest) = dst.get_mut(got..) {
-                            rest.fill(0);
-                        }
-                        want
-                    };
-                    // Recorded before the piece is posted: an abandoned send resumes after it
-                    // (the runner writes a posted piece whole).
-                    op.written = op.written.saturating_add(piece);
-                    if op.written >= op.len {
-                        op.phase = TxPhase::Result;
+                        self.m.core.shared.begin(Expect::PROMPT);
+                        op.phase = TxPhase::Prompt;
                         op.deadline =
                             Instant::now().saturating_add(Duration::from_millis(SEND_STEP_MS));
                         self.st.last_deadline = op.deadline;
+                        self.st.tx = Some(op);
+                        if let Err(e) = self.m.core.tx.write(Source::Line(len)).await {
+                            self.m.core.shared.complete();
+                            self.st.tx = None;
+                            return Err(e);
+                        }
                     }
-                    self.st.tx = Some(op);
-                    if let Err(e) = core.tx.write(Source::Line(piece)).await {
-                        core.shared.complete();
+                    TxPhase::Prompt => {
+                        let _ = self
+                            .wait_shared(op.deadline, boots, |e, prompt| prompt || e.is_none())
+                            .await;
+                        if self.m.core.shared.prompt_seen() {
+                            op.phase = TxPhase::Payload;
+                            self.st.tx = Some(op);
+                        } else {
+                            // ERROR instead of the prompt: the socket is not connected.
+                            self.st.tx = None;
+                            let err = if self.m.core.shared.current().is_some() {
+                                self.m.core.shared.complete();
+                                Error::Timeout
+                            } else {
+                                Error::ConnectionClosed
+                            };
+                            self.m.pool.update(slot, &mut |s| s.tx_error = Some(err));
+                            return Err(err);
+                        }
+                    }
+                    TxPhase::Payload => {
+                        // The next piece, copied from the ring: the bytes of this send leave it
+                        // only on `SEND OK`, and nothing else is written while a send is in
+                        // progress (the channel is locked, and an abandoned send is finished by
+                        // the channel's next user before anything else).
+                        let piece = {
+                            let mut bufs = self.m.core.tx.buffers().await;
+                            let want = op.len.saturating_sub(op.written).min(CMD_BUF);
+                            let dst = bufs.line.get_mut(..want).unwrap_or(&mut []);
+                            let got = self.m.pool.tx_peek(slot, op.written, dst);
+                            // Never expected (the ring keeps the bytes): the modem still gets the
+                            // count it was promised, so that it is not left waiting.
+                            if let Some(rest) = dst.get_mut(got..) {
+                                rest.fill(0);
+                            }
+                            want
+                        };
+                        // Recorded before the piece is posted: an abandoned send resumes after it
+                        // (the runner writes a posted piece whole).
+                        op.written = op.written.saturating_add(piece);
+                        if op.written >= op.len {
+                            op.phase = TxPhase::Result;
+                            op.deadline =
+                                Instant::now().saturating_add(Duration::from_millis(SEND_STEP_MS));
+                            self.st.last_deadline = op.deadline;
+                        }
+                        self.st.tx = Some(op);
+                        if let Err(e) = self.m.core.tx.write(Source::Line(piece)).await {
+                            self.m.core.shared.complete();
+                            self.st.tx = None;
+                            return Err(e);
+                        }
+                    }
+                    TxPhase::Result => {
+                        let _ = self
+                            .wait_shared(op.deadline, boots, |e, _| e.is_none())
+                            .await;
                         self.st.tx = None;
-                        return Err(e);
+                        self.st.next_write =
+                            Instant::now().saturating_add(self.m.core.config.command_gap);
+                        if self.m.core.shared.current().is_some() {
+                            self.m.core.shared.complete();
+                            self.m
+                                .pool
+                                .update(slot, &mut |s| s.tx_error = Some(Error::Timeout));
+                            return Err(Error::Timeout);
+                        }
+                        return match self.m.core.shared.last_final() {
+                            Some(Final::SendOk) => {
+                                self.m.pool.tx_consume(slot, op.len);
+                                Ok(op.len)
+                            }
+                            Some(Final::SendFail) => {
+                                // The modem's send buffer is full: keep the bytes, try again later.
+                                self.m.pool.update(slot, &mut |s| {
+                                    s.send_failures = s.send_failures.saturating_add(1)
+                                });
+                                Err(Error::SendFail)
+                            }
+                            other => {
+                                let err = other.and_then(Final::into_error).unwrap_or(Error::Error);
+                                self.m.pool.update(slot, &mut |s| s.tx_error = Some(err));
+                                Err(err)
+                            }
+                        };
                     }
-                }
-                TxPhase::Result => {
-                    self.wait_shared(op.deadline, boots, |e, _| e.is_none())
-                        .await;
-                    self.st.tx = None;
-                    self.st.next_write = Instant::now().saturating_add(core.config.command_gap);
-                    if core.shared.current().is_some() {
-                        core.shared.complete();
-                        pool.update(slot, &mut |s| s.tx_error = Some(Error::Timeout));
-                        return Err(Error::Timeout);
-                    }
-                    return match core.shared.last_final() {
-                        Some(Final::SendOk) => {
-                            pool.tx_consume(slot, op.len);
-                            Ok(op.len)
-                        }
-                        Some(Final::SendFail) => {
-                            // The modem's send buffer is full: keep the bytes, try again later.
-                            pool.update(slot, &mut |s| {
-                                s.send_failures = s.send_failures.saturating_add(1)
-                            });
-                            Err(Error::SendFail)
-                        }
-                        other => {
-                            let err = other.and_then(Final::into_error).unwrap_or(Error::Error);
-                            pool.update(slot, &mut |s| s.tx_error = Some(err));
-                            Err(err)
-                        }
-                    };
                 }
             }
-        }
+        })
     }
 }
 

@@ -201,24 +201,30 @@ impl DataCall<'_> {
     /// the context is active; a failure of either is returned, not hidden).
     pub async fn info(&self, cid: u8) -> Result<DataCallInfo, Error> {
         self.check_cid(cid).await?;
-        let listed = self.modem.send(&GetActiveContext { cid }).await?;
-        let deactivated_by_network = self.modem.core.state.get().pdp_deactivated & (1 << cid) != 0;
-        let mut info = DataCallInfo {
-            cid,
-            active: false,
-            ip_type: None,
-            ipv4: None,
-            ipv6: None,
-            dns_primary: None,
-            dns_secondary: None,
-            deactivated_by_network,
+        // The listing is moved into `info` and gone before the next command (it is not kept
+        // in this future next to the answer).
+        let mut info = {
+            let listed = self.modem.send(&GetActiveContext { cid }).await?;
+            let deactivated_by_network =
+                self.modem.core.state.get().pdp_deactivated & (1 << cid) != 0;
+            let mut info = DataCallInfo {
+                cid,
+                active: false,
+                ip_type: None,
+                ipv4: None,
+                ipv6: None,
+                dns_primary: None,
+                dns_secondary: None,
+                deactivated_by_network,
+            };
+            if let Some(c) = listed {
+                info.active = c.state && !deactivated_by_network;
+                info.ip_type = Some(c.context_type);
+                info.ipv4 = c.ipv4;
+                info.ipv6 = c.ipv6;
+            }
+            info
         };
-        if let Some(c) = listed {
-            info.active = c.state && !deactivated_by_network;
-            info.ip_type = Some(c.context_type);
-            info.ipv4 = c.ipv4.clone();
-            info.ipv6 = c.ipv6.clone();
-        }
         if info.active {
             let dns = self.modem.send(&GetDnsConfig { cid }).await?;
             info.dns_primary = Some(dns.primary);

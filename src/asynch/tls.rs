@@ -302,24 +302,48 @@ impl<'a> Modem<'a> {
     /// Uploads `data` as file `name` (replacing a file of that name) and checks the module's
     /// checksum of what it received (`AT+QFDEL`, `AT+QFUPL`).
     pub async fn upload_file(&self, name: &str, data: &[u8]) -> Result<(), Error> {
-        match self.send(&Delete { name }).await {
-            // Not there (405), or refused for a reason the upload will report more precisely
-            // (e.g. 407 "file already exists").
-            Ok(()) | Err(Error::Cme(_)) | Err(Error::Error) => {}
-            Err(e) => return Err(e),
+        self.upload_replacing(name, data).await
+    }
+
+    /// [`Self::upload_file`], as a plain `fn` returning an `async move` block: an `async fn`
+    /// would keep its arguments twice in its future, which is part of
+    /// [`Modem::configure_tls`]'s.
+    // Not an `async fn` on purpose (see above).
+    #[allow(clippy::manual_async_fn)]
+    fn upload_replacing<'u>(
+        &'u self,
+        name: &'u str,
+        data: &'u [u8],
+    ) -> impl core::future::Future<Output = Result<(), Error>> + 'u {
+        async move {
+            match self.send(&Delete { name }).await {
+                // Not there (405), or refused for a reason the upload will report more precisely
+                // (e.g. 407 "file already exists").
+                Ok(()) | Err(Error::Cme(_)) | Err(Error::Error) => {}
+                Err(e) => return Err(e),
+            }
+            self.upload_new(name, data).await
         }
-        self.upload_new(name, data).await
     }
 
     /// Uploads `data` as file `name`, which is not expected to exist (`AT+QFUPL`); if it does
-    /// after all (407), deletes it and uploads again.
-    async fn upload_new(&self, name: &str, data: &[u8]) -> Result<(), Error> {
-        match self.upload_only(name, data).await {
-            Err(Error::Cme(crate::CmeError(407))) => {
-                self.send(&Delete { name }).await?;
-                self.upload_only(name, data).await
+    /// after all (407), deletes it and uploads again. A plain `fn`, as
+    /// [`Self::upload_replacing`].
+    // Not an `async fn` on purpose (see above).
+    #[allow(clippy::manual_async_fn)]
+    fn upload_new<'u>(
+        &'u self,
+        name: &'u str,
+        data: &'u [u8],
+    ) -> impl core::future::Future<Output = Result<(), Error>> + 'u {
+        async move {
+            match self.upload_only(name, data).await {
+                Err(Error::Cme(crate::CmeError(407))) => {
+                    self.send(&Delete { name }).await?;
+                    self.upload_only(name, data).await
+                }
+                other => other,
             }
-            other => other,
         }
     }
 
@@ -412,21 +436,28 @@ impl<'a> Modem<'a> {
         Ok(())
     }
 
-    async fn delete_all(
-        &self,
-        prefix: &str,
-        names: &[heapless::String<NAME_LEN>],
-    ) -> Result<(), Error> {
-        for name in names {
-            let mut full: heapless::String<{ NAME_LEN + 4 }> = heapless::String::new();
-            full.push_str(prefix).map_err(|_| Error::Overflow)?;
-            full.push_str(name).map_err(|_| Error::Overflow)?;
-            match self.send(&Delete { name: &full }).await {
-                Ok(()) | Err(Error::Cme(crate::CmeError::FILE_NOT_FOUND)) => {}
-                Err(e) => return Err(e),
+    ///
+    /// A plain `fn` returning an `async move` block: an `async fn` would keep its arguments
+    /// twice in its future, which is part of [`Modem::configure_tls`]'s.
+    // Not an `async fn` on purpose (see above).
+    #[allow(clippy::manual_async_fn)]
+    fn delete_all<'d>(
+        &'d self,
+        prefix: &'d str,
+        names: &'d [heapless::String<NAME_LEN>],
+    ) -> impl core::future::Future<Output = Result<(), Error>> + 'd {
+        async move {
+            for name in names {
+                let mut full: heapless::String<{ NAME_LEN + 4 }> = heapless::String::new();
+                full.push_str(prefix).map_err(|_| Error::Overflow)?;
+                full.push_str(name).map_err(|_| Error::Overflow)?;
+                match self.send(&Delete { name: &full }).await {
+                    Ok(()) | Err(Error::Cme(crate::CmeError::FILE_NOT_FOUND)) => {}
+                    Err(e) => return Err(e),
+                }
             }
+            Ok(())
         }
-        Ok(())
     }
 
     /// Lists files matching `pattern` (`AT+QFLST`; e.g. `"*"`, or `"UFS:*"` on EC2x).
@@ -454,147 +485,179 @@ impl<'a> Modem<'a> {
     /// or holds the wrong kind of object, is refused with [`Error::Pem`] before anything is
     /// uploaded (instead of a `Tls(566)` at the first connection).
     pub async fn configure_tls(&self, ssl_ctx: u8, config: &TlsConfig<'_>) -> Result<(), Error> {
-        if ssl_ctx > 5 || !(10..=300).contains(&config.negotiate_timeout_s) {
-            return Err(Error::InvalidArgument);
-        }
-        config.validate()?;
-        let prefix = self.file_prefix().await;
-        let ca = match config.server {
-            ServerAuth::Verify(pem) => Some(pem),
-            ServerAuth::InsecureNoVerify => None,
-        };
-        let data: [Option<&[u8]>; 3] = [ca, config.client_cert, config.client_key];
-        let mut names: [heapless::String<NAME_LEN>; 3] = Default::default();
-        for ((name, stem), d) in names.iter_mut().zip(STEMS).zip(data) {
-            if let Some(d) = d {
-                *name = tls_file_name(prefix, stem, ssl_ctx, d)?;
+        self.configure_tls_flow(ssl_ctx, config).await
+    }
+
+    /// [`Self::configure_tls`] as a plain `fn` returning an `async move` block, for the MQTT
+    /// client: an `async fn` would keep its arguments twice in its future, which is part of
+    /// `Mqtt::connect`'s.
+    // Not an `async fn` on purpose (see above).
+    #[allow(clippy::manual_async_fn)]
+    pub(crate) fn configure_tls_flow<'c>(
+        &'c self,
+        ssl_ctx: u8,
+        config: &'c TlsConfig<'_>,
+    ) -> impl core::future::Future<Output = Result<(), Error>> + 'c {
+        async move {
+            if ssl_ctx > 5 || !(10..=300).contains(&config.negotiate_timeout_s) {
+                return Err(Error::InvalidArgument);
             }
+            config.validate()?;
+            let prefix = self.file_prefix().await;
+            let ca = match config.server {
+                ServerAuth::Verify(pem) => Some(pem),
+                ServerAuth::InsecureNoVerify => None,
+            };
+            let data: [Option<&[u8]>; 3] = [ca, config.client_cert, config.client_key];
+            let mut names: [heapless::String<NAME_LEN>; 3] = Default::default();
+            for ((name, stem), d) in names.iter_mut().zip(STEMS).zip(data) {
+                if let Some(d) = d {
+                    *name = tls_file_name(prefix, stem, ssl_ctx, d)?;
+                }
+            }
+            self.ensure_files(prefix, ssl_ctx, &names, &data).await?;
+            let fresh = self.core.touch_ssl(ssl_ctx);
+            self.configure_ssl_context(ssl_ctx, config, &names, fresh)
+                .await
         }
-        self.ensure_files(prefix, ssl_ctx, &names, &data).await?;
-        let fresh = self.core.touch_ssl(ssl_ctx);
-        self.configure_ssl_context(ssl_ctx, config, &names, fresh)
-            .await
     }
 
     /// Uploads the files of `data` that the modem lacks, and deletes the context's others.
-    async fn ensure_files(
-        &self,
-        prefix: &str,
+    ///
+    /// A plain `fn` returning an `async move` block, as [`Self::delete_all`].
+    // Not an `async fn` on purpose (see above).
+    #[allow(clippy::manual_async_fn)]
+    fn ensure_files<'e>(
+        &'e self,
+        prefix: &'e str,
         ctx: u8,
-        names: &[heapless::String<NAME_LEN>; 3],
-        data: &[Option<&[u8]>; 3],
-    ) -> Result<(), Error> {
-        if data.iter().all(Option::is_none) {
-            // Nothing to store (no verification, no client identity): the file system is
-            // left alone ([`Modem::delete_tls_files`] clears it).
-            return Ok(());
-        }
-        let mut wanted: [Option<(&str, u32)>; 3] = [None; 3];
-        for ((w, name), d) in wanted.iter_mut().zip(names).zip(data) {
-            if let Some(d) = d {
-                let size = u32::try_from(d.len()).map_err(|_| Error::Overflow)?;
-                *w = Some((bare(name), size));
+        names: &'e [heapless::String<NAME_LEN>; 3],
+        data: &'e [Option<&'e [u8]>; 3],
+    ) -> impl core::future::Future<Output = Result<(), Error>> + 'e {
+        async move {
+            if data.iter().all(Option::is_none) {
+                // Nothing to store (no verification, no client identity): the file system is
+                // left alone ([`Modem::delete_tls_files`] clears it).
+                return Ok(());
             }
-        }
-        // No await inside the match, and the listing is not kept across the uploads: a value
-        // held across several awaits gets its own room in this future (and in every future
-        // that awaits it), which it then has twice (measured with `scripts/footprint.sh`).
-        let (present, listed) = {
-            let (found, listed) = match self.tls_listing(prefix, ctx, wanted).await {
-                Ok(found) => (found, true),
-                Err(e @ (Error::Timeout | Error::Rebooted | Error::Write | Error::Read)) => {
-                    return Err(e);
+            let mut wanted: [Option<(&str, u32)>; 3] = [None; 3];
+            for ((w, name), d) in wanted.iter_mut().zip(names).zip(data) {
+                if let Some(d) = d {
+                    let size = u32::try_from(d.len()).map_err(|_| Error::Overflow)?;
+                    *w = Some((bare(name), size));
                 }
-                // A listing the driver cannot read (too many files for the buffer, say):
-                // upload everything, replacing what may be there.
-                Err(_) => {
-                    debug!("file listing not readable: uploading");
-                    (Found::NOTHING, false)
-                }
+            }
+            // No await inside the match, and the listing is not kept across the uploads: a value
+            // held across several awaits gets its own room in this future (and in every future
+            // that awaits it), which it then has twice (measured with `scripts/footprint.sh`).
+            let (present, listed) = {
+                let (found, listed) = match self.tls_listing(prefix, ctx, wanted).await {
+                    Ok(found) => (found, true),
+                    Err(e @ (Error::Timeout | Error::Rebooted | Error::Write | Error::Read)) => {
+                        return Err(e);
+                    }
+                    // A listing the driver cannot read (too many files for the buffer, say):
+                    // upload everything, replacing what may be there.
+                    Err(_) => {
+                        debug!("file listing not readable: uploading");
+                        (Found::NOTHING, false)
+                    }
+                };
+                // Stale files first: the flash then has room for the new ones.
+                self.delete_all(prefix, &found.stale).await?;
+                (found.present, listed)
             };
-            // Stale files first: the flash then has room for the new ones.
-            self.delete_all(prefix, &found.stale).await?;
-            (found.present, listed)
-        };
-        for ((name, d), present) in names.iter().zip(data).zip(present) {
-            match d {
-                Some(d) if !listed => self.upload_file(name, d).await?,
-                Some(d) if !present => self.upload_new(name, d).await?,
-                _ => {}
+            for ((name, d), present) in names.iter().zip(data).zip(present) {
+                match d {
+                    Some(d) if !listed => self.upload_replacing(name, d).await?,
+                    Some(d) if !present => self.upload_new(name, d).await?,
+                    _ => {}
+                }
             }
+            Ok(())
         }
-        Ok(())
     }
 
     /// Sets the options of SSL context `ctx` in one command line; `fresh`: untouched since the
     /// boot, so options at their defaults can be left out.
-    async fn configure_ssl_context(
-        &self,
+    ///
+    /// A plain `fn` returning an `async move` block, as [`Self::delete_all`]; the option
+    /// builders are scoped so that they are not kept across the sends.
+    // Not an `async fn` on purpose (see above).
+    #[allow(clippy::manual_async_fn)]
+    fn configure_ssl_context<'s>(
+        &'s self,
         ctx: u8,
-        config: &TlsConfig<'_>,
-        names: &[heapless::String<NAME_LEN>; 3],
+        config: &'s TlsConfig<'_>,
+        names: &'s [heapless::String<NAME_LEN>; 3],
         fresh: bool,
-    ) -> Result<(), Error> {
-        let set = |option| SslConfigure { ctx, option };
-        let seclevel = match (config.server, config.client_cert) {
-            (ServerAuth::InsecureNoVerify, _) => 0,
-            (ServerAuth::Verify(_), None) => 1,
-            (ServerAuth::Verify(_), Some(_)) => 2,
-        };
-        let version = match config.version {
-            TlsVersion::Tls12 => 3,
-            TlsVersion::Any => 4,
-        };
-        let mut options: heapless::Vec<SslConfigure<'_>, 9> = heapless::Vec::new();
-        let mut push = |o| options.push(o).map_err(|_| Error::Overflow);
-        if !names[0].is_empty() {
-            push(set(SslOption::CaCert(&names[0])))?;
-        }
-        if !names[1].is_empty() && !names[2].is_empty() {
-            push(set(SslOption::ClientCert(&names[1])))?;
-            push(set(SslOption::ClientKey(&names[2])))?;
-        }
-        // The defaults of these are not documented for every family (`ignorelocaltime` 1 is
-        // only seen on the EG800K): they are set, at no extra round trip in this line.
-        push(set(SslOption::SecLevel(seclevel)))?;
-        push(set(SslOption::Version(version)))?;
-        push(set(SslOption::CipherSuite(0xffff)))?;
-        push(set(SslOption::IgnoreLocalTime(config.ignore_local_time)))?;
-        // 300 s is the documented default (BG96 SSL manual).
-        if !fresh || config.negotiate_timeout_s != 300 {
-            push(set(SslOption::NegotiateTime(config.negotiate_timeout_s)))?;
-        }
-        // The "sni" default differs between models (0 on LTE-Standard Cat-1 modules), so it is
-        // always set; last, because not every firmware knows it (BG96 V1.0 does not).
-        let sni = set(SslOption::Sni(config.sni));
-        let mut parts: heapless::Vec<&dyn LinePart, 10> = heapless::Vec::new();
-        for o in &options {
-            let _ = parts.push(o);
-        }
-        let _ = parts.push(&sni);
-        let with_sni = self.send(&Concat { parts: &parts }).await;
-        let Err(e) = with_sni else { return Ok(()) };
-        if !matches!(e, Error::Error | Error::Cme(_)) {
-            return Err(e);
-        }
-        // Refused: without "sni", then (to find the one that fails) one by one. The SNI
-        // option is then sent on its own line in any case: a refusal of the combined line
-        // may have been a transient error, and AWS IoT (among others) needs SNI.
-        parts.pop();
-        let rest_ok = !parts.is_empty() && self.send(&Concat { parts: &parts }).await.is_ok();
-        if !rest_ok {
+    ) -> impl core::future::Future<Output = Result<(), Error>> + 's {
+        async move {
+            let seclevel = match (config.server, config.client_cert) {
+                (ServerAuth::InsecureNoVerify, _) => 0,
+                (ServerAuth::Verify(_), None) => 1,
+                (ServerAuth::Verify(_), Some(_)) => 2,
+            };
+            let version = match config.version {
+                TlsVersion::Tls12 => 3,
+                TlsVersion::Any => 4,
+            };
+            let mut options: heapless::Vec<SslConfigure<'_>, 9> = heapless::Vec::new();
+            let sni = {
+                let set = |option| SslConfigure { ctx, option };
+                let mut push = |o| options.push(o).map_err(|_| Error::Overflow);
+                if !names[0].is_empty() {
+                    push(set(SslOption::CaCert(&names[0])))?;
+                }
+                if !names[1].is_empty() && !names[2].is_empty() {
+                    push(set(SslOption::ClientCert(&names[1])))?;
+                    push(set(SslOption::ClientKey(&names[2])))?;
+                }
+                // The defaults of these are not documented for every family (`ignorelocaltime`
+                // 1 is only seen on the EG800K): they are set, at no extra round trip in this
+                // line.
+                push(set(SslOption::SecLevel(seclevel)))?;
+                push(set(SslOption::Version(version)))?;
+                push(set(SslOption::CipherSuite(0xffff)))?;
+                push(set(SslOption::IgnoreLocalTime(config.ignore_local_time)))?;
+                // 300 s is the documented default (BG96 SSL manual).
+                if !fresh || config.negotiate_timeout_s != 300 {
+                    push(set(SslOption::NegotiateTime(config.negotiate_timeout_s)))?;
+                }
+                // The "sni" default differs between models (0 on LTE-Standard Cat-1 modules),
+                // so it is always set; last, because not every firmware knows it (BG96 V1.0
+                // does not).
+                set(SslOption::Sni(config.sni))
+            };
+            let mut parts: heapless::Vec<&dyn LinePart, 10> = heapless::Vec::new();
             for o in &options {
-                self.send(o).await?;
+                let _ = parts.push(o);
             }
-        }
-        // Only an explicit refusal to turn SNI on matters, and then the handshake will tell.
-        if let Err(e) = self.send(&sni).await {
-            debug!("sni option not accepted");
+            let _ = parts.push(&sni);
+            let with_sni = self.send(&Concat { parts: &parts }).await;
+            let Err(e) = with_sni else { return Ok(()) };
             if !matches!(e, Error::Error | Error::Cme(_)) {
                 return Err(e);
             }
+            // Refused: without "sni", then (to find the one that fails) one by one. The SNI
+            // option is then sent on its own line in any case: a refusal of the combined line
+            // may have been a transient error, and AWS IoT (among others) needs SNI.
+            parts.pop();
+            let rest_ok = !parts.is_empty() && self.send(&Concat { parts: &parts }).await.is_ok();
+            if !rest_ok {
+                for o in &options {
+                    self.send(o).await?;
+                }
+            }
+            // Only an explicit refusal to turn SNI on matters, and then the handshake will tell.
+            if let Err(e) = self.send(&sni).await {
+                debug!("sni option not accepted");
+                if !matches!(e, Error::Error | Error::Cme(_)) {
+                    return Err(e);
+                }
+            }
+            Ok(())
         }
-        Ok(())
     }
 }
 

@@ -30,6 +30,9 @@ pub const MAX_SEND: usize = 1460;
 pub(crate) enum Source {
     /// `line[..n]`: a command line, or a piece of a payload.
     Line(usize),
+    /// Bytes that never change (the AT channel's sequence marker): written as they are, and
+    /// whatever the line buffer holds stays there.
+    Static(&'static [u8]),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -50,6 +53,7 @@ impl TxBuffers {
     fn bytes(&self, src: Source) -> &[u8] {
         match src {
             Source::Line(n) => self.line.get(..n).unwrap_or(&[]),
+            Source::Static(bytes) => bytes,
         }
     }
 }
@@ -124,10 +128,15 @@ impl TxMailbox {
         .await
     }
 
-    /// Posts `src` and waits until it is written.
-    pub(crate) async fn write(&self, src: Source) -> Result<(), Error> {
+    /// Posts `src` (when called) and returns the wait until it is written: every caller awaits
+    /// it at once. A plain `fn`: an `async fn` would keep `self` and `src` in its future next to
+    /// [`Self::outcome`]'s, and this future is part of every command's exchange.
+    pub(crate) fn write(
+        &self,
+        src: Source,
+    ) -> impl core::future::Future<Output = Result<(), Error>> + '_ {
         self.post(src);
-        self.outcome().await
+        self.outcome()
     }
 
     /// Runner side: waits for a request, writes it with `write` (after `sleep` woke the

@@ -332,6 +332,11 @@ impl<'a> Listen<'a> {
         }
     }
 
+    /// What the command expects back.
+    pub(crate) fn expect(&self) -> Expect {
+        self.expect
+    }
+
     /// Takes one event of the response.
     pub(crate) fn on(&self, ev: crate::at::expect::Event<'_>) {
         let Some(step) = step(ev, &self.done) else {

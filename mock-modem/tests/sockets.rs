@@ -754,8 +754,10 @@ fn uart_pacing_input_and_output() {
     let got = rx.read_until(b"OK\r\n", T);
     let dt = t0.elapsed();
     assert_eq!(s(&got), "\r\n+QFUPL: 2048,0\r\n\r\nOK\r\n");
-    // 2048 bytes in + 24 bytes out at 11520 bytes/s.
-    assert!(dt >= Duration::from_millis(175), "{dt:?}");
+    // 2048 bytes in + 24 bytes out at 11520 bytes/s: 180 ms. The lower bound leaves 10 %:
+    // the pacing clock may start a little before `t0` (174.97 ms was seen on a loaded
+    // machine), and unpaced the exchange takes about 1 ms, so 162 ms still proves the pacing.
+    assert!(dt >= Duration::from_millis(162), "{dt:?}");
     assert!(dt < Duration::from_millis(600), "{dt:?}");
     // Output: 4 KiB of injected bytes.
     let t0 = Instant::now();

@@ -71,7 +71,7 @@ impl RunnerParts<'_> {
     /// [`RunnerParts::ingest`] for what the one-byte path did not take.
     #[inline(never)]
     fn ingest_rest(&mut self, bytes: &[u8]) {
-        if self.digester.feed_more(bytes) {
+        if self.digester.feed_rest(bytes) {
             self.recheck_after_noise();
         }
     }

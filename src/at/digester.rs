@@ -203,13 +203,6 @@ impl<'a, U: UrcSink> Digester<'a, U> {
     /// [`Digester::feed`] for what [`Digester::feed_one`] did not take.
     #[inline(never)]
     pub(crate) fn feed_rest(&mut self, bytes: &[u8]) -> bool {
-        self.feed_more(bytes)
-    }
-
-    /// [`Digester::feed_rest`], inlined: for a caller that is itself the out-of-line part
-    /// (the runner's intake), so that a line's `\n` crosses one function boundary, not two.
-    #[inline]
-    pub(crate) fn feed_more(&mut self, bytes: &[u8]) -> bool {
         // A byte arriving alone that `feed_one` did not take completes something (a line's
         // `\n`, a `>`, a payload's end or a piece of it), or fills the buffer: stored and dealt
         // with at once (what `feed_slow` does with it, without its loop and copy call).

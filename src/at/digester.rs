@@ -136,6 +136,11 @@ impl<'a, U: UrcSink> Digester<'a, U> {
     pub(crate) fn advance(&mut self, n: usize) {
         let end = self.len.saturating_add(n).min(self.buf.len());
         let pos = self.process(end);
+        self.settle(pos, end);
+    }
+
+    /// After [`Digester::process`] dealt with `buf[..pos]` of `buf[..end]`.
+    fn settle(&mut self, pos: usize, end: usize) {
         // Keep the unfinished line at the front of the buffer.
         if pos > 0 && pos < end {
             self.buf.copy_within(pos..end, 0);
@@ -198,6 +203,41 @@ impl<'a, U: UrcSink> Digester<'a, U> {
     /// [`Digester::feed`] for what [`Digester::feed_one`] did not take.
     #[inline(never)]
     pub(crate) fn feed_rest(&mut self, bytes: &[u8]) -> bool {
+        // A byte arriving alone that `feed_one` did not take completes something (a line's
+        // `\n`, a `>`, a payload's end or a piece of it), or fills the buffer: stored and dealt
+        // with at once (what `feed_slow` does with it, without its loop and copy call).
+        if let [b] = bytes
+            && let Some(d) = self.buf.get_mut(self.len)
+        {
+            *d = *b;
+            // (`len < buf.len()`: no wrap.)
+            let end = self.len.wrapping_add(1);
+            // The `\n` of a line none of which was searched yet (the bytes before it arrived
+            // alone): no blank line to skip (they hold no `\n`) and no prompt (not a `>`
+            // first), so the line is dealt with without the line loop.
+            if *b == b'\n'
+                && self.mode == Mode::Line
+                && self.scan == 0
+                && self.buf.first() != Some(&b'>')
+                && let Some((nl, clean)) = line::find_lf_printable(self.buf, 0, end)
+                && nl == self.len
+            {
+                self.line(0, nl, clean);
+                // (`line` may start a payload: none of it is here yet.)
+                self.len = 0;
+                self.scan = 0;
+                return true;
+            }
+            let pos = self.process(end);
+            if pos == end {
+                // All dealt with (the usual case: a line's `\n`).
+                self.len = 0;
+                self.scan = 0;
+            } else {
+                self.settle(pos, end);
+            }
+            return true;
+        }
         // A short piece that completes nothing is only appended (a byte arriving alone from an
         // interrupt, say): a copy and a comparison per byte. In a line, that is a piece without
         // `\n` or `>`; in a payload, one that leaves it short of its end and of a 64-byte piece

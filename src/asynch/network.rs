@@ -6,7 +6,7 @@ use super::{Modem, SimStatus};
 use crate::Error;
 use crate::at::urc::{PinCode, RegDomain, RegStatus};
 use crate::command::network::{
-    ExtendedSignal, ExtendedSignalQuality, GetCereg, GetCgreg, GetCreg, GetOperator, NetworkInfo,
+    ExtendedSignal, ExtendedSignalQuality, GetOperator, GetRegistration, NetworkInfo,
     NetworkInfoResponse, Operator, Signal, SignalQuality,
 };
 use crate::command::time::{Clock, GetClock};
@@ -85,11 +85,8 @@ impl Network<'_> {
     /// Queries the registration of one domain (`AT+CREG?`, `AT+CGREG?`, `AT+CEREG?`) and records
     /// it in the state.
     pub async fn registration_of(&self, domain: RegDomain) -> Result<RegStatus, Error> {
-        let r = match domain {
-            RegDomain::Cs => self.modem.send(&GetCreg).await?,
-            RegDomain::Ps => self.modem.send(&GetCgreg).await?,
-            RegDomain::Eps => self.modem.send(&GetCereg).await?,
-        };
+        // One command type for the three domains: one send, one writer, one parser.
+        let r = self.modem.send(&GetRegistration(domain)).await?;
         self.modem
             .core
             .state

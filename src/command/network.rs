@@ -162,6 +162,35 @@ registration_read!(
     b"+CEREG:"
 );
 
+/// `AT+CREG?`, `AT+CGREG?` or `AT+CEREG?` by domain: one command type for the three reads
+/// (as [`GetCreg`], [`GetCgreg`] and [`GetCereg`]), so that a handle asking any of them compiles
+/// one writer and one parser, not three.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct GetRegistration(pub(crate) RegDomain);
+
+impl Command for GetRegistration {
+    type Response = RegistrationState;
+    const EXPECT: Expect = Expect::prefixed(b"+CEREG:");
+    const TIMEOUT_MS: u32 = LOCAL_MS;
+    fn expect(&self) -> Expect {
+        Expect::prefixed(match self.0 {
+            RegDomain::Cs => b"+CREG:",
+            RegDomain::Ps => b"+CGREG:",
+            RegDomain::Eps => b"+CEREG:",
+        })
+    }
+    fn write(&self, w: &mut CmdWriter<'_>) -> Result<(), Error> {
+        w.str(match self.0 {
+            RegDomain::Cs => "AT+CREG?",
+            RegDomain::Ps => "AT+CGREG?",
+            RegDomain::Eps => "AT+CEREG?",
+        })
+    }
+    fn parse(&self, resp: &Response<'_>) -> Result<RegistrationState, Error> {
+        parse_registration(resp.first()?)
+    }
+}
+
 /// The answer to `AT+COPS?`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
@@ -403,6 +432,17 @@ mod tests {
         assert_eq!(GetOperator::TIMEOUT_MS, 180_000);
         assert_eq!(SignalQuality::TIMEOUT_MS, 300);
         assert_eq!(GetCereg::TIMEOUT_MS, 300);
+        // The by-domain read writes and expects what the three commands do.
+        for (domain, cmd, prefix) in [
+            (RegDomain::Cs, GetCreg.expect(), b"AT+CREG?".as_slice()),
+            (RegDomain::Ps, GetCgreg.expect(), b"AT+CGREG?"),
+            (RegDomain::Eps, GetCereg.expect(), b"AT+CEREG?"),
+        ] {
+            let by_domain = GetRegistration(domain);
+            assert_eq!(wrote(&by_domain).unwrap(), prefix);
+            assert_eq!(by_domain.expect(), cmd);
+            assert_eq!(GetRegistration::TIMEOUT_MS, GetCreg::TIMEOUT_MS);
+        }
     }
 
     fn reg(
@@ -459,6 +499,7 @@ mod tests {
             (b"\r\n+CME ERROR: 4\r\n", Err(Error::Cme(CmeError(4)))),
         ];
         table(&GetCreg, rows);
+        table(&GetRegistration(RegDomain::Cs), rows);
     }
 
     #[test]
@@ -475,6 +516,7 @@ mod tests {
             (b"\r\n+CGREG: 0,4\r\n\r\nOK\r\n", reg(0, RegStatus::Unknown, None, None, None)),
         ];
         table(&GetCgreg, rows);
+        table(&GetRegistration(RegDomain::Ps), rows);
         let rows: &[Row<RegistrationState>] = &[
             (
                 b"\r\n+CEREG: 2,1,\"1A2B\",\"01A2D101\",8\r\n\r\nOK\r\n",
@@ -504,6 +546,7 @@ mod tests {
             (b"\r\n+CME ERROR: 3\r\n", Err(Error::Cme(CmeError(3)))),
         ];
         table(&GetCereg, rows);
+        table(&GetRegistration(RegDomain::Eps), rows);
     }
 
     #[test]

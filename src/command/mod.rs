@@ -93,6 +93,71 @@ pub(crate) fn fold_list<T, const K: usize>(
     }
 }
 
+/// A field of a parameter list: quoted (the text between the quotes), bare or empty, and
+/// trimmed; returns the rest and the field. Never fails: an unterminated quote is an empty
+/// field with the rest starting at the quote (what nom's `alt((quoted, take_while(|b| b != b','
+/// && b != b'"')))` followed by a trim gives, read by hand).
+pub(crate) fn field(i: &[u8]) -> (&[u8], &[u8]) {
+    let (f, rest) = match i.strip_prefix(b"\"") {
+        Some(q) => match q.iter().position(|&b| b == b'"') {
+            Some(end) => {
+                let (f, rest) = q.split_at(end);
+                (f, rest.get(1..).unwrap_or_default())
+            }
+            None => (&[][..], i),
+        },
+        None => {
+            let end = i
+                .iter()
+                .position(|&b| b == b',' || b == b'"')
+                .unwrap_or(i.len());
+            i.split_at(end)
+        }
+    };
+    (rest, crate::error::trim_ascii(f))
+}
+
+/// A hand reader over a response line's comma-separated fields, one for the command parsers
+/// (what `all((uint, next(uint), opt(next(field)), …), line)` reads, without a nom parser
+/// compiled per tuple).
+pub(crate) struct Fields<'a>(&'a [u8]);
+
+impl<'a> Fields<'a> {
+    /// A reader at the start of `line`.
+    pub(crate) fn new(line: &'a [u8]) -> Self {
+        Self(line)
+    }
+
+    /// An unsigned decimal number ([`crate::at::parse::uint`]) at the reader.
+    pub(crate) fn uint(&mut self) -> Result<u32, Error> {
+        let (rest, v) = crate::at::parse::uint(self.0).map_err(|_| Error::Parse)?;
+        self.0 = rest;
+        Ok(v)
+    }
+
+    /// A separator and an unsigned decimal number.
+    pub(crate) fn next_uint(&mut self) -> Result<u32, Error> {
+        self.0 = crate::at::parse::after_comma(self.0).ok_or(Error::Parse)?;
+        self.uint()
+    }
+
+    /// A separator and a [`field`], or `None` (nothing read) when no separator follows.
+    pub(crate) fn next_field(&mut self) -> Option<&'a [u8]> {
+        let (rest, f) = field(crate::at::parse::after_comma(self.0)?);
+        self.0 = rest;
+        Some(f)
+    }
+
+    /// Nothing but spaces and tabs left: the line was read whole.
+    pub(crate) fn end(&self) -> Result<(), Error> {
+        if crate::at::parse::skip_space(self.0).is_empty() {
+            Ok(())
+        } else {
+            Err(Error::Parse)
+        }
+    }
+}
+
 /// A bounded writer for command lines: running out of room is [`Error::Overflow`], never a panic
 /// or a truncated command.
 pub struct CmdWriter<'a> {
@@ -430,6 +495,46 @@ pub(crate) fn run_wire<C: Command>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The hand-read field agrees with the nom form it replaces.
+    #[test]
+    fn field_as_nom_reads_it() {
+        use nom::Parser;
+        let nom_field = |i| -> nom::IResult<&[u8], &[u8]> {
+            let (i, f) = nom::branch::alt((
+                crate::at::parse::quoted,
+                nom::bytes::complete::take_while(|b| b != b',' && b != b'"'),
+            ))
+            .parse(i)?;
+            Ok((i, crate::error::trim_ascii(f)))
+        };
+        for i in [
+            &b"\"10.0.0.1\",x"[..],
+            b"\" a b \"",
+            b"\"\"",
+            b"\"",
+            b"\"open,",
+            b"bare , 2",
+            b" bare\"q\"",
+            b"",
+            b",",
+            b"\t\r",
+            b"::1",
+        ] {
+            assert_eq!(Ok(field(i)), nom_field(i), "{i:?}");
+        }
+        let mut f = Fields::new(b"1, 2 ,\"a\" ,b ");
+        assert_eq!(f.uint(), Ok(1));
+        assert_eq!(f.next_uint(), Ok(2));
+        assert_eq!(f.next_field(), Some(&b"a"[..]));
+        assert_eq!(f.next_field(), Some(&b"b"[..]));
+        assert_eq!(f.next_field(), None);
+        assert_eq!(f.end(), Ok(()));
+        let mut f = Fields::new(b"1x");
+        assert_eq!(f.uint(), Ok(1));
+        assert_eq!(f.next_uint(), Err(Error::Parse));
+        assert_eq!(f.end(), Err(Error::Parse));
+    }
 
     #[test]
     fn writer_bounds() {

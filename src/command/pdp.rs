@@ -11,19 +11,16 @@ use core::fmt;
 
 use heapless::{String, Vec};
 use nom::{
-    IResult, Parser,
-    branch::alt,
-    bytes::complete::take_while,
+    IResult,
     combinator::{opt, rest},
     sequence::preceded,
 };
 
-use super::{CmdWriter, Command};
+use super::{CmdWriter, Command, Fields};
 use crate::Error;
 use crate::at::expect::Expect;
 use crate::at::parse::{all, comma, next, quoted, to_string, uint};
 use crate::at::response::Response;
-use crate::error::trim_ascii;
 
 /// Maximum response time of local commands.
 const LOCAL_MS: u32 = 300;
@@ -51,10 +48,9 @@ fn bool_of(v: u32) -> Result<bool, Error> {
     }
 }
 
-/// A field that is quoted, bare or empty; bare text is trimmed.
+/// A field that is quoted, bare or empty; bare text is trimmed ([`super::field`], for nom).
 fn field(i: &[u8]) -> IResult<&[u8], &[u8]> {
-    let (i, f) = alt((quoted, take_while(|b| b != b',' && b != b'"'))).parse(i)?;
-    Ok((i, trim_ascii(f)))
+    Ok(super::field(i))
 }
 
 /// An IPv4 and an IPv6 address sorted out of up to two address fields. An IPv6 address is one
@@ -463,16 +459,13 @@ impl Command for GetActiveContexts {
 
 /// One `+QIACT: <cid>,<state>,<type>[,<addr>[,<addr>]]` line.
 fn active_context(line: &[u8]) -> Result<ActiveContext, Error> {
-    let (cid, state, context_type, a1, a2) = all(
-        (
-            uint,
-            next(uint),
-            next(uint),
-            opt(next(field)),
-            opt(next(field)),
-        ),
-        line,
-    )?;
+    let mut f = Fields::new(line);
+    let cid = f.uint()?;
+    let state = f.next_uint()?;
+    let context_type = f.next_uint()?;
+    let a1 = f.next_field();
+    let a2 = f.next_field();
+    f.end()?;
     let (ipv4, ipv6) = sort_addresses(&[a1, a2])?;
     Ok(ActiveContext {
         cid: u8_of(cid)?,
@@ -711,7 +704,11 @@ impl Command for GetDnsConfig {
     }
     fn parse(&self, resp: &Response<'_>) -> Result<DnsConfig, Error> {
         for line in resp.prefixed(b"+QIDNSCFG:") {
-            let (cid, primary, secondary) = all((uint, next(field), opt(next(field))), line)?;
+            let mut f = Fields::new(line);
+            let cid = f.uint()?;
+            let primary = f.next_field().ok_or(Error::Parse)?;
+            let secondary = f.next_field();
+            f.end()?;
             if cid != u32::from(self.cid) {
                 continue;
             }

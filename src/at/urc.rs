@@ -114,7 +114,7 @@ pub struct Registration {
 
 /// A hexadecimal `u32` as `u32::from_str_radix(_, 16)` reads it (an optional `+`, then at least
 /// one hex digit), by hand.
-fn hex_u32(t: &[u8]) -> Option<u32> {
+pub(crate) fn hex_u32(t: &[u8]) -> Option<u32> {
     let t = t.strip_prefix(b"+").unwrap_or(t);
     if t.is_empty() {
         return None;

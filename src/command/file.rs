@@ -81,9 +81,11 @@ impl Command for UploadData {
         let comma = text.iter().position(|&b| b == b',').ok_or(Error::Parse)?;
         let (size, hex) = text.split_at(comma);
         let size = all(uint, size)?;
-        let hex =
-            core::str::from_utf8(hex.get(1..).unwrap_or_default()).map_err(|_| Error::Parse)?;
-        let sum = u16::from_str_radix(hex.trim_ascii(), 16).map_err(|_| Error::Parse)?;
+        // What `u16::from_str_radix(_, 16)` takes (an optional `+`, hex digits), by hand.
+        let hex = crate::error::trim_ascii(hex.get(1..).unwrap_or_default());
+        let sum = crate::at::urc::hex_u32(hex)
+            .and_then(|v| u16::try_from(v).ok())
+            .ok_or(Error::Parse)?;
         if size != self.size {
             // The modem stopped early (its input timeout) and kept a truncated file.
             return Err(Error::Overflow);
@@ -159,6 +161,8 @@ impl Command for List<'_> {
 
 #[cfg(test)]
 mod tests {
+    extern crate std;
+
     use super::super::run_wire;
     use super::*;
 
@@ -196,6 +200,35 @@ mod tests {
                 run_wire(&d, b"\r\n+CME ERROR: 407\r\n", chunk),
                 Err(Error::Cme(crate::CmeError(407)))
             );
+        }
+        // The checksum as `u16::from_str_radix(_, 16)` reads it (the parser's earlier form).
+        let d = |checksum| UploadData {
+            size: 1,
+            checksum,
+            timeout_s: 5,
+        };
+        for (hex, want) in [
+            (&b"ab0F"[..], Some(0xab0f)),
+            (b" +1a ", Some(0x1a)),
+            (b"0", Some(0)),
+            (b"FFFF", Some(0xffff)),
+            (b"10000", None),
+            (b"123456789", None),
+            (b"", None),
+            (b"+", None),
+            (b"-1", None),
+            (b"1g", None),
+            (b"1 2", None),
+        ] {
+            let reference = core::str::from_utf8(hex)
+                .ok()
+                .and_then(|t| u16::from_str_radix(t.trim_ascii(), 16).ok());
+            assert_eq!(reference, want, "{hex:?}");
+            let mut wire = std::vec::Vec::from(&b"\r\n+QFUPL: 1,"[..]);
+            wire.extend_from_slice(hex);
+            wire.extend_from_slice(b"\r\n\r\nOK\r\n");
+            let got = run_wire(&d(want.unwrap_or(0)), &wire, 64);
+            assert_eq!(got, want.map(|_| ()).ok_or(Error::Parse), "{hex:?}");
         }
         let u = Upload {
             name: "UFS:ca.pem",

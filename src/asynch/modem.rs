@@ -442,10 +442,17 @@ impl<'a> Modem<'a> {
         } else {
             // One by one: registration URCs off, or a domain the model lacks (no CS on an
             // NB-IoT-only firmware, say) refused the line.
-            self.send(&cmee).await?;
-            if self.core.config.registration_urcs {
-                for urc in &urcs {
-                    let _ = self.send(urc).await;
+            // `AT+CMEE` must succeed, a URC setting need not. One send for all of them (each
+            // a local setting of 300 ms, as its own command).
+            let settings = if self.core.config.registration_urcs {
+                4
+            } else {
+                1
+            };
+            for (i, part) in all.iter().take(settings).enumerate() {
+                let sent = self.send(&general::Setting(*part)).await;
+                if i == 0 {
+                    sent?;
                 }
             }
             if with_psm_urc {

@@ -381,6 +381,24 @@ impl<C: Command<Response = ()>> LinePart for C {
     }
 }
 
+/// One [`LinePart`] sent on its own, as its command would be (a local setting: 300 ms), so
+/// that a flow sending several settings one by one compiles one command type, not one per
+/// setting.
+#[derive(Clone, Copy)]
+pub(crate) struct Setting<'c>(pub(crate) &'c dyn LinePart);
+
+impl Command for Setting<'_> {
+    type Response = ();
+    const EXPECT: Expect = Expect::NONE;
+    const TIMEOUT_MS: u32 = LOCAL_MS;
+    fn write(&self, w: &mut CmdWriter<'_>) -> Result<(), Error> {
+        self.0.write_part(w)
+    }
+    fn parse(&self, _resp: &Response<'_>) -> Result<(), Error> {
+        Ok(())
+    }
+}
+
 /// Several set commands on one command line, `AT+A=1;+B=2;+C=3` (concatenation as V.250 §5.4.1
 /// defines it; Quectel's manuals use it, e.g. `AT+IPR=921600;&W`): one round trip instead of
 /// one per command. Every command after the first must be an extended one (`AT+…`), and none

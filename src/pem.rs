@@ -74,9 +74,11 @@ impl PemKind {
     fn accepts(self, label: &[u8]) -> bool {
         match self {
             PemKind::Certificate => label == b"CERTIFICATE",
+            // `PRIVATE KEY`, `EC PRIVATE KEY` or `RSA PRIVATE KEY` (one comparison of the
+            // common part, not three of whole labels).
             PemKind::PrivateKey => matches!(
-                label,
-                b"PRIVATE KEY" | b"EC PRIVATE KEY" | b"RSA PRIVATE KEY"
+                label.strip_suffix(b"PRIVATE KEY"),
+                Some(b"" | b"EC " | b"RSA ")
             ),
         }
     }
@@ -437,6 +439,26 @@ mod tests {
             PemKind::PrivateKey,
         );
         wrong(&std::format!("{key}{key}"), PemKind::PrivateKey);
+    }
+
+    #[test]
+    fn key_labels() {
+        for label in ["PRIVATE KEY", "EC PRIVATE KEY", "RSA PRIVATE KEY"] {
+            assert!(PemKind::PrivateKey.accepts(label.as_bytes()), "{label}");
+        }
+        for label in [
+            "",
+            "KEY",
+            "PRIVATE KEYS",
+            " PRIVATE KEY",
+            "ECPRIVATE KEY",
+            "RSA  PRIVATE KEY",
+            "DSA PRIVATE KEY",
+            "ENCRYPTED PRIVATE KEY",
+            "CERTIFICATE",
+        ] {
+            assert!(!PemKind::PrivateKey.accepts(label.as_bytes()), "{label}");
+        }
     }
 
     #[test]

@@ -87,8 +87,9 @@ impl<'a> Modem<'a> {
 }
 
 impl DataCall<'_> {
-    async fn check_cid(&self, cid: u8) -> Result<(), Error> {
-        if self.modem.params().await.context_ids.contains(&cid) {
+    /// A plain `fn` (no await in it): an `async fn` would be one more state in every flow.
+    fn check_cid(&self, cid: u8) -> Result<(), Error> {
+        if self.modem.model().params().context_ids.contains(&cid) {
             Ok(())
         } else {
             Err(Error::OutOfRange)
@@ -97,7 +98,7 @@ impl DataCall<'_> {
 
     /// Configures context `cid` (`AT+QICSGP`).
     pub async fn configure(&self, cid: u8, apn: &Apn<'_>) -> Result<(), Error> {
-        self.check_cid(cid).await?;
+        self.check_cid(cid)?;
         self.modem
             .send(&ConfigureContext {
                 cid,
@@ -118,7 +119,7 @@ impl DataCall<'_> {
     /// sent at once; the module refuses to activate an active context with `ERROR`, and only
     /// then does `AT+QIACT?` tell whether that was the reason.
     pub async fn activate(&self, cid: u8) -> Result<(), Error> {
-        self.check_cid(cid).await?;
+        self.check_cid(cid)?;
         let core = self.modem.core;
         let deactivated = core.state.get().pdp_deactivated & (1 << cid) != 0;
         if deactivated {
@@ -146,7 +147,7 @@ impl DataCall<'_> {
 
     /// Deactivates context `cid` (`AT+QIDEACT`, up to 40 s); all its sockets close.
     pub async fn deactivate(&self, cid: u8) -> Result<(), Error> {
-        self.check_cid(cid).await?;
+        self.check_cid(cid)?;
         self.modem.core.set_active(cid, false);
         self.modem.send(&DeactivateContext { cid }).await
     }
@@ -166,7 +167,7 @@ impl DataCall<'_> {
     /// the network's, or those set with [`DataCall::set_dns_servers`]. The context must be
     /// active on some models (others answer `ERROR`).
     pub async fn dns_servers(&self, cid: u8) -> Result<DnsConfig, Error> {
-        self.check_cid(cid).await?;
+        self.check_cid(cid)?;
         self.modem.send(&GetDnsConfig { cid }).await
     }
 
@@ -180,7 +181,7 @@ impl DataCall<'_> {
         primary: IpAddr,
         secondary: Option<IpAddr>,
     ) -> Result<(), Error> {
-        self.check_cid(cid).await?;
+        self.check_cid(cid)?;
         let text = |ip: IpAddr| -> Result<heapless::String<40>, Error> {
             let mut s = heapless::String::new();
             write!(s, "{ip}").map_err(|_| Error::Overflow)?;
@@ -200,7 +201,7 @@ impl DataCall<'_> {
     /// State, addresses and DNS servers of context `cid` (`AT+QIACT?`, then `AT+QIDNSCFG` when
     /// the context is active; a failure of either is returned, not hidden).
     pub async fn info(&self, cid: u8) -> Result<DataCallInfo, Error> {
-        self.check_cid(cid).await?;
+        self.check_cid(cid)?;
         // The listing is moved into `info` and gone before the next command (it is not kept
         // in this future next to the answer).
         let mut info = {

@@ -378,7 +378,9 @@ impl<'a> Modem<'a> {
         let deadline = Instant::now().saturating_add(self.core.config.startup_timeout);
         loop {
             // `ATE0` is as harmless as `AT` and saves the round trip of a separate probe.
-            match self.send(&general::Echo(false)).await {
+            // Through `Setting` (the same line and 300 ms): one command type for the local
+            // settings of the flows.
+            match self.send(&general::Setting(&general::Echo(false))).await {
                 Ok(()) => return Ok(()),
                 Err(Error::Timeout) | Err(Error::Rebooted) | Err(Error::Parse) => {}
                 Err(e) => return Err(e),
@@ -549,7 +551,7 @@ impl<'a> Modem<'a> {
     pub(crate) async fn responds(&self) -> bool {
         let deadline = Instant::now().saturating_add(self.core.config.startup_timeout);
         loop {
-            if self.send(&general::At).await.is_ok() {
+            if self.send(&general::Setting(&general::At)).await.is_ok() {
                 return true;
             }
             if Instant::now() >= deadline {

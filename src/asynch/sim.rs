@@ -102,7 +102,7 @@ impl Sim<'_> {
         // With echo on the PIN would come back on the wire (and into any byte log): make sure
         // echo is off first, whether or not `init` ran.
         self.modem
-            .send(&crate::command::general::Echo(false))
+            .send(&crate::command::general::Setting(&crate::command::general::Echo(false)))
             .await?;
         self.modem.send(&EnterPin { pin }).await?;
         self.wait_ready(Duration::from_secs(10)).await
@@ -114,7 +114,7 @@ impl Sim<'_> {
             return Err(Error::InvalidState);
         }
         self.modem
-            .send(&crate::command::general::Echo(false))
+            .send(&crate::command::general::Setting(&crate::command::general::Echo(false)))
             .await?;
         self.modem.send(&EnterPuk { puk, new_pin }).await?;
         self.wait_ready(Duration::from_secs(10)).await

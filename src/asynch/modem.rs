@@ -324,18 +324,24 @@ impl<'a> Modem<'a> {
         mut acc: crate::command::Acc<'s, R>,
     ) -> impl core::future::Future<Output = Result<R, Error>> + 's {
         async move {
-            self.send_erased(&mut acc).await?;
+            // A failed exchange's error is in `acc` (no error arm per response type here).
+            self.send_erased(&mut acc).await;
             acc.into_result()
         }
     }
 
     /// [`Modem::send`] without the command type, polled out of line (one copy in the
-    /// firmware however many commands await it).
+    /// firmware however many commands await it). A failed exchange hands its error to `cmd`
+    /// (as a failed command's), so that it is the result.
     fn send_erased<'s>(
         &'s self,
         cmd: &'s mut dyn crate::command::Folding,
-    ) -> super::outline::Outlined<impl core::future::Future<Output = Result<(), Error>> + 's> {
-        super::outline::Outlined(async move { Channel::lock(*self).await.send_erased(cmd).await })
+    ) -> super::outline::Outlined<impl core::future::Future<Output = ()> + 's> {
+        super::outline::Outlined(async move {
+            if let Err(e) = Channel::lock(*self).await.send_erased(&mut *cmd).await {
+                cmd.take(Err(e), crate::at::expect::Expect::NONE);
+            }
+        })
     }
 
     /// Locks the AT channel (for an exchange of several commands, e.g. a file upload).

@@ -4,6 +4,7 @@ use embassy_time::{Duration, with_timeout};
 
 use super::Modem;
 use crate::at::urc::PinCode;
+use crate::command::general::{Echo, Setting};
 use crate::command::sim::{EnterPin, EnterPuk, GetPinStatus, Iccid, Imsi};
 use crate::{CmeError, Error};
 
@@ -101,9 +102,7 @@ impl Sim<'_> {
         }
         // With echo on the PIN would come back on the wire (and into any byte log): make sure
         // echo is off first, whether or not `init` ran.
-        self.modem
-            .send(&crate::command::general::Setting(&crate::command::general::Echo(false)))
-            .await?;
+        self.modem.send(&Setting(&Echo(false))).await?;
         self.modem.send(&EnterPin { pin }).await?;
         self.wait_ready(Duration::from_secs(10)).await
     }
@@ -113,9 +112,7 @@ impl Sim<'_> {
         if self.status().await? != SimStatus::PukRequired {
             return Err(Error::InvalidState);
         }
-        self.modem
-            .send(&crate::command::general::Setting(&crate::command::general::Echo(false)))
-            .await?;
+        self.modem.send(&Setting(&Echo(false))).await?;
         self.modem.send(&EnterPuk { puk, new_pin }).await?;
         self.wait_ready(Duration::from_secs(10)).await
     }

@@ -34,8 +34,11 @@ impl UrcSink for ApplyUrcs<'_> {
         }
         self.state.apply(&urc);
         // `+CEREG` with `<n>` = 4 carries the PSM timers the network granted.
+        // (The split's text: the prefix is not looked for again.)
         if let Urc::Registration(crate::at::urc::RegDomain::Eps, _) = urc
-            && let Some(grant) = crate::state::cereg_psm_grant(line)
+            && let Some(s) = split
+            && s.head == b"+CEREG:"
+            && let Some(grant) = crate::state::cereg_psm_grant_fields(s.text)
         {
             self.state.update(|s| s.psm_grant = Some(grant));
         }

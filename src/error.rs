@@ -302,7 +302,6 @@ impl embedded_io::Error for Error {
 }
 
 #[inline]
-#[inline]
 pub(crate) fn trim_ascii(mut s: &[u8]) -> &[u8] {
     while let [first, rest @ ..] = s {
         if first.is_ascii_whitespace() {

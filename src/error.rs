@@ -329,7 +329,12 @@ mod tests {
         // One text per code, none empty, none left over.
         assert_eq!(CME_TEXT.lines().count(), CME_CODES.len());
         assert_eq!(cme_texts().count(), CME_CODES.len());
-        assert!(CME_TEXT.lines().map(str::len).eq(CME_LENS.iter().map(|&l| usize::from(l))));
+        assert!(
+            CME_TEXT
+                .lines()
+                .map(str::len)
+                .eq(CME_LENS.iter().map(|&l| usize::from(l)))
+        );
         assert!(cme_texts().zip(CME_TEXT.lines()).all(|((_, t), l)| t == l));
         assert!(cme_texts().all(|(_, t)| !t.is_empty() && !t.contains('\n')));
         assert_eq!(CmeError(0).description(), Some("phone failure"));

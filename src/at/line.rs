@@ -321,7 +321,11 @@ fn alnum_len(s: &[u8]) -> usize {
         n = n.wrapping_add(8);
         rest = tail;
     }
-    n.wrapping_add(rest.iter().take_while(|b| b.is_ascii_alphanumeric()).count())
+    n.wrapping_add(
+        rest.iter()
+            .take_while(|b| b.is_ascii_alphanumeric())
+            .count(),
+    )
 }
 
 /// Splits a `+XXX:` line (see [`Split`]); `None` for a line without such a prefix.

@@ -499,10 +499,8 @@ impl<'a, U: UrcSink> Digester<'a, U> {
             }
             LineClass::Urc => {
                 // (A push header starts `+QIURC: ` or `+QSSLURC: `.)
-                // (A buffer-mode `recv` URC, `"recv",<id>`, has one comma; a push header two.)
                 if let Some(s) = split
                     && matches!(s.name, b"+QIURC" | b"+QSSLURC")
-                    && s.text.starts_with(b"\"recv\",")
                     && let Some((id, n)) = line::push_header(text)
                 {
                     self.pushed(id, n);

@@ -288,17 +288,17 @@ impl Split<'_> {
 /// High bits of the bytes of `x` that are not ASCII letters or digits (exact: every byte is
 /// computed apart, no borrow or carry crosses a byte).
 #[inline]
-fn not_alnum_bits(x: u64) -> u64 {
-    const ONES: u64 = u64::MAX / 0xff;
-    const HIGHS: u64 = ONES << 7;
-    // The low seven bits of each byte (a byte with its high bit set is no ASCII character).
-    let low = x & !HIGHS;
+fn not_alnum_bits(x: usize) -> usize {
+    const ONES: usize = usize::MAX / 0xff;
+    const HIGHS: usize = ONES << 7;
     // `v + ONES * (0x80 - lo)` sets a byte's high bit where it is at least `lo`, and
     // `v + ONES * (0x7f - hi)` where it is above `hi` (each byte's sum stays below 0x100).
-    const AT_LEAST_0: u64 = ONES * (0x80 - 0x30);
-    const ABOVE_9: u64 = ONES * (0x7f - 0x39);
-    const AT_LEAST_A: u64 = ONES * (0x80 - 0x61);
-    const ABOVE_Z: u64 = ONES * (0x7f - 0x7a);
+    const AT_LEAST_0: usize = ONES * (0x80 - 0x30);
+    const ABOVE_9: usize = ONES * (0x7f - 0x39);
+    const AT_LEAST_A: usize = ONES * (0x80 - 0x61);
+    const ABOVE_Z: usize = ONES * (0x7f - 0x7a);
+    // The low seven bits of each byte (a byte with its high bit set is no ASCII character).
+    let low = x & !HIGHS;
     let digit = low.wrapping_add(AT_LEAST_0) & !low.wrapping_add(ABOVE_9);
     // A letter in either case is a lower-case letter with bit 5 set.
     let lower = low | (ONES * 0x20);
@@ -306,19 +306,21 @@ fn not_alnum_bits(x: u64) -> u64 {
     !((digit | letter) & !x) & HIGHS
 }
 
-/// How many ASCII letters and digits `s` starts with: eight bytes at a time while a whole
-/// word is there (a `+XXX` name ends within the first or second), then byte by byte.
+/// How many ASCII letters and digits `s` starts with: a machine word at a time while a whole
+/// word is there (a `+XXX` name ends within the first or second on a 64-bit machine), then
+/// byte by byte.
 #[inline]
 fn alnum_len(s: &[u8]) -> usize {
+    const W: usize = core::mem::size_of::<usize>();
     let mut n: usize = 0;
     let mut rest = s;
-    while let Some((w, tail)) = rest.split_first_chunk::<8>() {
-        let bad = not_alnum_bits(u64::from_le_bytes(*w));
+    while let Some((w, tail)) = rest.split_first_chunk::<W>() {
+        let bad = not_alnum_bits(usize::from_le_bytes(*w));
         if bad != 0 {
             // `n + k <= s.len()`: no wrap.
             return n.wrapping_add((bad.trailing_zeros() / 8) as usize);
         }
-        n = n.wrapping_add(8);
+        n = n.wrapping_add(W);
         rest = tail;
     }
     n.wrapping_add(

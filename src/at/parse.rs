@@ -22,31 +22,20 @@ pub fn quoted(i: &[u8]) -> IResult<&[u8], &[u8]> {
 /// An unsigned decimal integer fitting `u32` (read by hand: no UTF-8 check and `str::parse`
 /// for what are ASCII digits already).
 pub fn uint(i: &[u8]) -> IResult<&[u8], u32> {
-    // One pass: digits counted and accumulated together (an overflow is remembered, and the
-    // digits still counted, as the error is about the whole number).
-    let mut v: u32 = 0;
-    let mut n: usize = 0;
-    let mut overflow = false;
-    for &b in i {
-        let d = b.wrapping_sub(b'0');
-        if d > 9 {
-            break;
-        }
-        match v.checked_mul(10).and_then(|v| v.checked_add(u32::from(d))) {
-            Some(x) => v = x,
-            None => overflow = true,
-        }
-        // `n < i.len()`: no wrap.
-        n = n.wrapping_add(1);
-    }
+    let n = i.iter().take_while(|b| b.is_ascii_digit()).count();
     let fail = |kind| Err(nom::Err::Error(nom::error::Error::new(i, kind)));
     if n == 0 {
         return fail(nom::error::ErrorKind::Digit);
     }
-    if overflow {
-        return fail(nom::error::ErrorKind::MapRes);
+    let (digits, rest) = i.split_at(n);
+    match digits.iter().try_fold(0u32, |a, &d| {
+        // `d` is an ASCII digit (taken above): the subtraction cannot wrap.
+        a.checked_mul(10)?
+            .checked_add(u32::from(d.wrapping_sub(b'0')))
+    }) {
+        Some(v) => Ok((rest, v)),
+        None => fail(nom::error::ErrorKind::MapRes),
     }
-    Ok((i.get(n..).unwrap_or_default(), v))
 }
 
 /// A signed decimal integer fitting `i32`.

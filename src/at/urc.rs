@@ -120,14 +120,7 @@ fn hex_u32(t: &[u8]) -> Option<u32> {
         return None;
     }
     t.iter().try_fold(0u32, |a, &d| {
-        // What `char::to_digit(16)` accepts, without the conversion to `char`.
-        let v = match d {
-            b'0'..=b'9' => d.wrapping_sub(b'0'),
-            b'a'..=b'f' => d.wrapping_sub(b'a' - 10),
-            b'A'..=b'F' => d.wrapping_sub(b'A' - 10),
-            _ => return None,
-        };
-        a.checked_mul(16)?.checked_add(u32::from(v))
+        a.checked_mul(16)?.checked_add(char::from(d).to_digit(16)?)
     })
 }
 

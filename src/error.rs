@@ -59,12 +59,21 @@ impl CmeError {
         // Descriptions first, then the firmware variants seen in logs. Each as the modem prints
         // it (a plain comparison), else in another case (the case-insensitive comparison runs
         // over every byte, with no early exit).
-        cme_texts()
-            .find(|(_, known)| {
-                let known = known.as_bytes();
-                text.len() == known.len() && (text == known || text.eq_ignore_ascii_case(known))
-            })
-            .map_or(Self::UNKNOWN, |(code, _)| Self(code))
+        // Texts of another length are skipped by their length alone (no byte of them read).
+        let mut at = 0usize;
+        for (&code, &len) in CME_CODES.iter().zip(&CME_LENS) {
+            let len = usize::from(len);
+            // (`at + len` is within `CME_TEXT`, a constant: no saturation in practice.)
+            let end = at.saturating_add(len);
+            if text.len() == len
+                && let Some(known) = CME_TEXT.as_bytes().get(at..end)
+                && (text == known || text.eq_ignore_ascii_case(known))
+            {
+                return Self(code);
+            }
+            at = end.saturating_add(1);
+        }
+        Self::UNKNOWN
     }
 }
 
@@ -79,6 +88,13 @@ const CME_CODES: [u16; 48] = [
     0, 1, 2, 3, 4, 5, 10, 11, 12, 13, 14, 15, 16, 17, 18, 20, 21, 22, 23, 24, 30, 31, 32, 100, 400,
     401, 402, 403, 405, 406, 407, 409, 410, 411, 413, 414, 416, 417, 418, 419, 420, 421, 423, 425,
     426, 10, 32, 50,
+];
+
+/// The byte lengths of the lines of [`CME_TEXT`] (without their `\n`), so that a search
+/// skips a text of another length without reading it (checked by a test).
+const CME_LENS: [u8; 48] = [
+    13, 22, 27, 21, 23, 19, 16, 16, 16, 11, 8, 9, 18, 17, 17, 11, 13, 9, 14, 20, 18, 15, 42, 7, 19,
+    32, 14, 10, 14, 17, 20, 22, 21, 21, 49, 18, 23, 21, 23, 21, 8, 8, 14, 17, 19, 17, 44, 20,
 ];
 
 /// The verbose texts of [`CME_CODES`], one per line (`\n` after each).
@@ -137,12 +153,11 @@ const CME_TEXT: &str = concat!(
 
 /// `(code, text)` of the known verbose texts: descriptions first, then aliases.
 fn cme_texts() -> impl Iterator<Item = (u16, &'static str)> {
-    let mut rest = CME_TEXT;
-    CME_CODES.iter().map(move |&code| {
-        // A byte loop, not `str::split` (which brings a `memchr` into the firmware).
-        let end = rest.bytes().position(|b| b == b'\n').unwrap_or(rest.len());
-        let text = rest.get(..end).unwrap_or_default();
-        rest = rest.get(end.saturating_add(1)..).unwrap_or_default();
+    let mut at = 0usize;
+    CME_CODES.iter().zip(CME_LENS).map(move |(&code, len)| {
+        let end = at.saturating_add(usize::from(len));
+        let text = CME_TEXT.get(at..end).unwrap_or_default();
+        at = end.saturating_add(1);
         (code, text)
     })
 }
@@ -314,6 +329,13 @@ mod tests {
         // One text per code, none empty, none left over.
         assert_eq!(CME_TEXT.lines().count(), CME_CODES.len());
         assert_eq!(cme_texts().count(), CME_CODES.len());
+        assert!(
+            CME_TEXT
+                .lines()
+                .map(str::len)
+                .eq(CME_LENS.iter().map(|&l| usize::from(l)))
+        );
+        assert!(cme_texts().zip(CME_TEXT.lines()).all(|((_, t), l)| t == l));
         assert!(cme_texts().all(|(_, t)| !t.is_empty() && !t.contains('\n')));
         assert_eq!(CmeError(0).description(), Some("phone failure"));
         assert_eq!(CmeError(10).description(), Some("SIM not inserted"));

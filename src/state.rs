@@ -172,8 +172,14 @@ pub struct PsmGrant {
 /// `+CEREG: <stat>,[<tac>],[<ci>],[<AcT>],[<cause_type>],[<reject_cause>],"<Active-Time>","<Periodic-TAU>"`):
 /// the granted active time (GPRS Timer 2 octet) and periodic TAU (GPRS Timer 3 octet) decoded.
 /// `None` when the line is not such a `+CEREG` or carries no timer.
+#[cfg(test)]
 pub(crate) fn cereg_psm_grant(line: &[u8]) -> Option<PsmGrant> {
-    let rest = crate::error::trim_ascii(line).strip_prefix(b"+CEREG:")?;
+    cereg_psm_grant_fields(crate::error::trim_ascii(line).strip_prefix(b"+CEREG:")?)
+}
+
+/// [`cereg_psm_grant`] of the text after `+CEREG:` (the URC's fields, as the digester split
+/// them).
+pub(crate) fn cereg_psm_grant_fields(rest: &[u8]) -> Option<PsmGrant> {
     // The timers are fields 6 and 7: a line with fewer than six commas has none (a quick count
     // first, as nearly every `+CEREG` has four fields or fewer).
     if rest.iter().filter(|&&b| b == b',').count() < 6 {

@@ -34,8 +34,11 @@ impl UrcSink for ApplyUrcs<'_> {
         }
         self.state.apply(&urc);
         // `+CEREG` with `<n>` = 4 carries the PSM timers the network granted.
+        // (The split's text: the prefix is not looked for again.)
         if let Urc::Registration(crate::at::urc::RegDomain::Eps, _) = urc
-            && let Some(grant) = crate::state::cereg_psm_grant(line)
+            && let Some(s) = split
+            && s.head == b"+CEREG:"
+            && let Some(grant) = crate::state::cereg_psm_grant_fields(s.text)
         {
             self.state.update(|s| s.psm_grant = Some(grant));
         }
@@ -96,12 +99,19 @@ impl RunnerParts<'_> {
     /// A `recv` URC hit by a UART fault arrives as a corrupted line, and the modem announces
     /// nothing more until its buffer is read: when the digester saw corrupted input, mark every
     /// open socket for one read (a round trip each, only after a fault; no periodic traffic).
+    #[inline]
     fn recheck_after_noise(&mut self) {
+        // (Inlined: three loads and a comparison after every piece; the marking out of line.)
         let noise = self.shared.noise();
-        if noise == self.noise {
-            return;
+        if noise != self.noise {
+            self.noise = noise;
+            self.mark_open_sockets();
         }
-        self.noise = noise;
+    }
+
+    /// [`RunnerParts::recheck_after_noise`] after corrupted input: every open socket read once.
+    #[inline(never)]
+    fn mark_open_sockets(&mut self) {
         for i in 0..self.pool.slots() {
             let s = self.pool.state(i);
             // (A socket in push mode holds nothing to read: what a lost header announced is

@@ -11,6 +11,9 @@ use core::sync::atomic::{AtomicU32, Ordering};
 use embassy_sync::blocking_mutex::{Mutex, raw::CriticalSectionRawMutex};
 use embassy_sync::waitqueue::MultiWakerRegistration;
 
+/// The tasks waiting on an [`ExpectCell`].
+type Wakers = MultiWakerRegistration<2>;
+
 use super::line::Final;
 
 /// The shape of the information lines a command answers with.
@@ -268,7 +271,7 @@ impl Counters {
 /// Shared between the command side (writer) and the digester (reader). Lives in `Resources`.
 pub struct ExpectCell {
     inner: Mutex<CriticalSectionRawMutex, Cell<Pending>>,
-    wakers: Mutex<CriticalSectionRawMutex, RefCell<MultiWakerRegistration<2>>>,
+    wakers: Mutex<CriticalSectionRawMutex, RefCell<Wakers>>,
     stats: Counters,
     /// Bumped (inside the critical section) on every change of the command bookkeeping, so
     /// that the digester re-reads the command in flight only when it changed.
@@ -312,17 +315,23 @@ impl ExpectCell {
         done(p.expect, p.prompt_seen)
     }
 
+    /// The bookkeeping and the wakers in one critical section (the wakers borrowed with it,
+    /// not locked again inside it: a nested section is an acquire and a release more).
+    #[inline]
+    fn locked<R>(&self, f: impl FnOnce(&Cell<Pending>, &RefCell<Wakers>) -> R) -> R {
+        critical_section::with(|cs| f(self.inner.borrow(cs), self.wakers.borrow(cs)))
+    }
+
     fn update<R>(&self, f: impl FnOnce(&mut Pending) -> R) -> R {
-        // One critical section: the wake runs nested inside it (a nested one costs nothing
-        // more than a flag).
-        self.inner.lock(|c| {
+        // One critical section: the wake runs inside it.
+        self.locked(|c, w| {
             let mut p = c.get();
             let r = f(&mut p);
             c.set(p);
             // Load and store: every target has them, and the critical section orders writers.
             let n = self.changes.load(Ordering::Relaxed).wrapping_add(1);
             self.changes.store(n, Ordering::Release);
-            self.wakers.lock(|w| w.borrow_mut().wake());
+            w.borrow_mut().wake();
             r
         })
     }
@@ -406,7 +415,7 @@ impl ExpectCell {
     /// result code), in one critical section (called by the digester). Returns the change count after it ([`ExpectCell::changes`]), at which no
     /// command is in flight.
     pub(crate) fn end_with(&self, outcome: Result<Final, crate::Error>, code: Final) -> u32 {
-        self.inner.lock(|c| {
+        self.locked(|c, w| {
             if let Some(ListenerPtr(ptr)) = c.get().listener {
                 // SAFETY: as in `notify`: registered by `listen` and not yet unregistered, and
                 // we are inside the critical section that unregistering takes.
@@ -421,7 +430,7 @@ impl ExpectCell {
             c.set(p);
             let n = self.changes.load(Ordering::Relaxed).wrapping_add(1);
             self.changes.store(n, Ordering::Release);
-            self.wakers.lock(|w| w.borrow_mut().wake());
+            w.borrow_mut().wake();
             n
         })
     }

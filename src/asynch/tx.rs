@@ -17,11 +17,16 @@ use embassy_sync::waitqueue::AtomicWaker;
 
 use crate::Error;
 
-/// Size of the command-line buffer (the longest command is a `AT+QICSGP` with a 127-byte user
-/// name and password, or a long host name in `AT+QIOPEN`). Payloads (a socket send, a file
-/// upload) go through it too, in pieces of this size: the modem takes the announced byte count
-/// in any number of UART writes, so the bytes on the wire are the same.
-pub const CMD_BUF: usize = 512;
+/// Size of the command-line buffer: the longest command line, `\r` included, that the driver
+/// can write (a longer one is refused with [`Error::Overflow`](crate::Error::Overflow), nothing
+/// is cut). The driver's longest is a `AT+QICSGP` with a 100-byte APN (3GPP TS 23.003's
+/// limit) and a user name and password of 127 bytes each (the modules' limits; longer ones are
+/// refused with `InvalidArgument` before anything is written): 380 bytes. A host name in
+/// `AT+QIDNSGIP` (253 bytes at most) or `AT+QIOPEN` (150) and the SSL context's one-line
+/// configuration are shorter (`command::tests::longest_lines_fit`). Payloads (a socket send, a
+/// file upload) go through it too, in pieces of this size: the modem takes the announced byte
+/// count in any number of UART writes, so the bytes on the wire are the same.
+pub const CMD_BUF: usize = 384;
 /// Largest payload of one send (`AT+QISEND` takes 1460 at most on every model).
 pub const MAX_SEND: usize = 1460;
 

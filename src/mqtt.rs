@@ -1092,7 +1092,7 @@ impl<'c: 'buf, 'buf> Mqtt<'c, 'buf> {
         };
         self.failures = 0;
         info!("MQTT connected");
-        let resent_since = (!conn.is_publish_quiescent()).then(Instant::now);
+        let resent_since = (!conn.is_publish_quiescent()).then(Stamp::now);
         Ok(MqttConnection {
             conn,
             dropped,
@@ -1676,9 +1676,29 @@ pub struct MqttConnection<'s, 'buf, IO: MqttIo> {
     /// [`MqttConfig::ack_timeout`].
     ack_timeout: Duration,
     /// QoS 1 messages published on this connection and when, oldest first.
-    waiting: heapless::Deque<(Op, Instant), IN_FLIGHT>,
+    waiting: heapless::Deque<(Op, Stamp), IN_FLIGHT>,
     /// Messages resent when the session resumed, pending since the connection.
-    resent_since: Option<Instant>,
+    resent_since: Option<Stamp>,
+}
+
+/// A moment kept in 4 bytes, not an [`Instant`]'s 8 (the connection keeps one for each QoS 1
+/// message waiting for its PUBACK, for the client's whole life): the low 32 bits of the
+/// milliseconds since boot, read back as an [`Instant`] within 49 days of it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Stamp(u32);
+
+impl Stamp {
+    fn now() -> Self {
+        // The low 32 bits on purpose: only the time since the stamp is read back.
+        Stamp(Instant::now().as_millis() as u32)
+    }
+
+    /// The moment as an [`Instant`] (in the millisecond it was taken).
+    fn instant(self) -> Instant {
+        let now = Instant::now().as_millis();
+        let ago = (now as u32).wrapping_sub(self.0);
+        Instant::from_millis(now.saturating_sub(u64::from(ago)))
+    }
 }
 
 impl<'s, 'buf, IO: MqttIo> MqttConnection<'s, 'buf, IO> {
@@ -1773,7 +1793,7 @@ impl<'s, 'buf, IO: MqttIo> MqttConnection<'s, 'buf, IO> {
             if self.waiting.is_full() {
                 self.waiting.pop_front();
             }
-            let _ = self.waiting.push_back((op, Instant::now()));
+            let _ = self.waiting.push_back((op, Stamp::now()));
         }
     }
 
@@ -1791,7 +1811,10 @@ impl<'s, 'buf, IO: MqttIo> MqttConnection<'s, 'buf, IO> {
             self.resent_since = None;
             return None;
         }
-        let oldest = match (self.waiting.front().map(|(_, t)| *t), self.resent_since) {
+        let oldest = match (
+            self.waiting.front().map(|(_, t)| t.instant()),
+            self.resent_since.map(Stamp::instant),
+        ) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };

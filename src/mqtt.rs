@@ -772,9 +772,23 @@ enum Proto<'buf> {
     V311(v311::Session<'buf>),
 }
 
+/// What the client keeps of its [`MqttConfig`] for its whole life: what each connection needs.
+/// The client id, keep-alive, session expiry, user name and password and the will are in the
+/// session (which takes them in [`Mqtt::new`]): no second copy here.
+struct Link<'c> {
+    host: &'c str,
+    port: u16,
+    cid: u8,
+    apn: Apn<'c>,
+    transport: Transport<'c>,
+    backoff_min: Duration,
+    backoff_max: Duration,
+    ack_timeout: Duration,
+}
+
 /// An MQTT client that survives link loss, `pdpdeact` and modem reboots.
 pub struct Mqtt<'c, 'buf> {
-    config: MqttConfig<'c>,
+    config: Link<'c>,
     session: Proto<'buf>,
     subscriptions: Subscriptions<'c>,
     /// Inbound packets too large for the receive buffer (see [`DroppedMessage`]).
@@ -826,7 +840,16 @@ impl<'c: 'buf, 'buf> Mqtt<'c, 'buf> {
             (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
         });
         Ok(Self {
-            config,
+            config: Link {
+                host: config.host,
+                port: config.port,
+                cid: config.cid,
+                apn: config.apn,
+                transport: config.transport,
+                backoff_min: config.backoff_min,
+                backoff_max: config.backoff_max,
+                ack_timeout: config.ack_timeout,
+            },
             session,
             subscriptions: heapless::Vec::new(),
             dropped: DropCell::new(core::cell::RefCell::new(DropLog {

@@ -1031,9 +1031,12 @@ impl<'c: 'buf, 'buf> Mqtt<'c, 'buf> {
         &'s mut self,
         modem: &'m Modem<'a>,
     ) -> Result<MqttConnection<'s, 'buf, Socket<'a>>, MqttError> {
-        let wait = self.next_backoff();
-        if wait.as_ticks() > 0 {
-            Timer::after(wait).await;
+        // Scoped: a local in scope is kept across the awaits after it (8 B of this future).
+        {
+            let wait = self.next_backoff();
+            if wait.as_ticks() > 0 {
+                Timer::after(wait).await;
+            }
         }
         let socket = match self.open(modem).await {
             Ok(s) => s,
@@ -1192,18 +1195,29 @@ impl<'c: 'buf, 'buf> Mqtt<'c, 'buf> {
         modem: &Modem<'a>,
     ) -> impl core::future::Future<Output = Result<Socket<'a>, MqttError>> {
         async move {
-            // One call site of `open_once` (it is large once inlined), run at most twice.
+            // One attempt: prepare the modem and the data call, open the socket. Awaited here,
+            // not through an `open_once` future (a level of nesting is 16 B of `connect`'s
+            // future, which sets the application task's size); run at most twice.
             let mut reset = false;
             loop {
-                // Only the error is kept across the awaits below (a `Result` matched in place
-                // would be held across them, with room of its own in this future).
-                let e = match self.open_once(modem).await {
-                    Err(MqttError::Modem(e @ (Error::Timeout | Error::NotResponding)))
-                        if !reset && modem.can_hard_reset() =>
-                    {
-                        e
+                // Only the error is kept across the awaits below (the attempt's `Result`, in
+                // a scope of its own, is not: a local in scope keeps its room across them).
+                let e = {
+                    let attempt = match self.prepare(modem).await {
+                        Ok(()) => modem
+                            .connect(self.config.cid, self.remote())
+                            .await
+                            .map_err(MqttError::from),
+                        Err(e) => Err(e),
+                    };
+                    match attempt {
+                        Err(MqttError::Modem(e @ (Error::Timeout | Error::NotResponding)))
+                            if !reset && modem.can_hard_reset() =>
+                        {
+                            e
+                        }
+                        r => return r,
                     }
-                    r => return r,
                 };
                 if modem.state().psm_asleep {
                     // The module entered PSM during the attempt (its active time ran out):
@@ -1225,25 +1239,18 @@ impl<'c: 'buf, 'buf> Mqtt<'c, 'buf> {
         }
     }
 
-    #[allow(clippy::manual_async_fn)]
-    fn open_once<'a>(
-        &mut self,
-        modem: &Modem<'a>,
-    ) -> impl core::future::Future<Output = Result<Socket<'a>, MqttError>> {
-        async move {
-            self.prepare(modem).await?;
-            let remote = match self.config.transport {
-                Transport::ModemTls { ssl_ctx, .. } => Remote::Tls {
-                    ssl_ctx,
-                    host: self.config.host,
-                    port: self.config.port,
-                },
-                Transport::Tcp => Remote::Tcp {
-                    host: self.config.host,
-                    port: self.config.port,
-                },
-            };
-            Ok(modem.connect(self.config.cid, remote).await?)
+    /// Where [`MqttConfig::transport`] says to connect.
+    fn remote(&self) -> Remote<'c> {
+        match self.config.transport {
+            Transport::ModemTls { ssl_ctx, .. } => Remote::Tls {
+                ssl_ctx,
+                host: self.config.host,
+                port: self.config.port,
+            },
+            Transport::Tcp => Remote::Tcp {
+                host: self.config.host,
+                port: self.config.port,
+            },
         }
     }
 }

@@ -1027,25 +1027,31 @@ impl<'c: 'buf, 'buf> Mqtt<'c, 'buf> {
     /// modem and the data call, open the socket, `CONNECT`, and subscribe again if the broker
     /// started a fresh session. Call it in a loop and use the connection inside the loop's body
     /// (see the module example).
-    pub async fn connect<'s, 'm, 'a>(
+    // A plain `fn` returning an `async move` block: an `async fn` keeps `self` twice, 8 B of
+    // the future that sets the application task's size.
+    #[allow(clippy::manual_async_fn)]
+    pub fn connect<'s, 'm, 'a>(
         &'s mut self,
         modem: &'m Modem<'a>,
-    ) -> Result<MqttConnection<'s, 'buf, Socket<'a>>, MqttError> {
-        // Scoped: a local in scope is kept across the awaits after it (8 B of this future).
-        {
-            let wait = self.next_backoff();
-            if wait.as_ticks() > 0 {
-                Timer::after(wait).await;
+    ) -> impl core::future::Future<Output = Result<MqttConnection<'s, 'buf, Socket<'a>>, MqttError>>
+    {
+        async move {
+            // Scoped: a local in scope is kept across the awaits after it (8 B of this future).
+            {
+                let wait = self.next_backoff();
+                if wait.as_ticks() > 0 {
+                    Timer::after(wait).await;
+                }
             }
+            let socket = match self.open(modem).await {
+                Ok(s) => s,
+                Err(e) => {
+                    self.failures = self.failures.saturating_add(1);
+                    return Err(e);
+                }
+            };
+            self.establish(socket).await
         }
-        let socket = match self.open(modem).await {
-            Ok(s) => s,
-            Err(e) => {
-                self.failures = self.failures.saturating_add(1);
-                return Err(e);
-            }
-        };
-        self.establish(socket).await
     }
 
     /// One connection attempt over TLS running on the MCU (feature `mcu-tls`): a plain TCP

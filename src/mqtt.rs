@@ -772,9 +772,23 @@ enum Proto<'buf> {
     V311(v311::Session<'buf>),
 }
 
+/// What the client keeps of its [`MqttConfig`] for its whole life: what each connection needs.
+/// The client id, keep-alive, session expiry, user name and password and the will are in the
+/// session (which takes them in [`Mqtt::new`]): no second copy here.
+struct Link<'c> {
+    host: &'c str,
+    port: u16,
+    cid: u8,
+    apn: Apn<'c>,
+    transport: Transport<'c>,
+    backoff_min: Duration,
+    backoff_max: Duration,
+    ack_timeout: Duration,
+}
+
 /// An MQTT client that survives link loss, `pdpdeact` and modem reboots.
 pub struct Mqtt<'c, 'buf> {
-    config: MqttConfig<'c>,
+    config: Link<'c>,
     session: Proto<'buf>,
     subscriptions: Subscriptions<'c>,
     /// Inbound packets too large for the receive buffer (see [`DroppedMessage`]).
@@ -826,7 +840,16 @@ impl<'c: 'buf, 'buf> Mqtt<'c, 'buf> {
             (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
         });
         Ok(Self {
-            config,
+            config: Link {
+                host: config.host,
+                port: config.port,
+                cid: config.cid,
+                apn: config.apn,
+                transport: config.transport,
+                backoff_min: config.backoff_min,
+                backoff_max: config.backoff_max,
+                ack_timeout: config.ack_timeout,
+            },
             session,
             subscriptions: heapless::Vec::new(),
             dropped: DropCell::new(core::cell::RefCell::new(DropLog {
@@ -1004,22 +1027,31 @@ impl<'c: 'buf, 'buf> Mqtt<'c, 'buf> {
     /// modem and the data call, open the socket, `CONNECT`, and subscribe again if the broker
     /// started a fresh session. Call it in a loop and use the connection inside the loop's body
     /// (see the module example).
-    pub async fn connect<'s, 'm, 'a>(
+    // A plain `fn` returning an `async move` block: an `async fn` keeps `self` twice, 8 B of
+    // the future that sets the application task's size.
+    #[allow(clippy::manual_async_fn)]
+    pub fn connect<'s, 'm, 'a>(
         &'s mut self,
         modem: &'m Modem<'a>,
-    ) -> Result<MqttConnection<'s, 'buf, Socket<'a>>, MqttError> {
-        let wait = self.next_backoff();
-        if wait.as_ticks() > 0 {
-            Timer::after(wait).await;
-        }
-        let socket = match self.open(modem).await {
-            Ok(s) => s,
-            Err(e) => {
-                self.failures = self.failures.saturating_add(1);
-                return Err(e);
+    ) -> impl core::future::Future<Output = Result<MqttConnection<'s, 'buf, Socket<'a>>, MqttError>>
+    {
+        async move {
+            // Scoped: a local in scope is kept across the awaits after it (8 B of this future).
+            {
+                let wait = self.next_backoff();
+                if wait.as_ticks() > 0 {
+                    Timer::after(wait).await;
+                }
             }
-        };
-        self.establish(socket).await
+            let socket = match self.open(modem).await {
+                Ok(s) => s,
+                Err(e) => {
+                    self.failures = self.failures.saturating_add(1);
+                    return Err(e);
+                }
+            };
+            self.establish(socket).await
+        }
     }
 
     /// One connection attempt over TLS running on the MCU (feature `mcu-tls`): a plain TCP
@@ -1092,7 +1124,7 @@ impl<'c: 'buf, 'buf> Mqtt<'c, 'buf> {
         };
         self.failures = 0;
         info!("MQTT connected");
-        let resent_since = (!conn.is_publish_quiescent()).then(Instant::now);
+        let resent_since = (!conn.is_publish_quiescent()).then(Stamp::now);
         Ok(MqttConnection {
             conn,
             dropped,
@@ -1169,18 +1201,29 @@ impl<'c: 'buf, 'buf> Mqtt<'c, 'buf> {
         modem: &Modem<'a>,
     ) -> impl core::future::Future<Output = Result<Socket<'a>, MqttError>> {
         async move {
-            // One call site of `open_once` (it is large once inlined), run at most twice.
+            // One attempt: prepare the modem and the data call, open the socket. Awaited here,
+            // not through an `open_once` future (a level of nesting is 16 B of `connect`'s
+            // future, which sets the application task's size); run at most twice.
             let mut reset = false;
             loop {
-                // Only the error is kept across the awaits below (a `Result` matched in place
-                // would be held across them, with room of its own in this future).
-                let e = match self.open_once(modem).await {
-                    Err(MqttError::Modem(e @ (Error::Timeout | Error::NotResponding)))
-                        if !reset && modem.can_hard_reset() =>
-                    {
-                        e
+                // Only the error is kept across the awaits below (the attempt's `Result`, in
+                // a scope of its own, is not: a local in scope keeps its room across them).
+                let e = {
+                    let attempt = match self.prepare(modem).await {
+                        Ok(()) => modem
+                            .connect(self.config.cid, self.remote())
+                            .await
+                            .map_err(MqttError::from),
+                        Err(e) => Err(e),
+                    };
+                    match attempt {
+                        Err(MqttError::Modem(e @ (Error::Timeout | Error::NotResponding)))
+                            if !reset && modem.can_hard_reset() =>
+                        {
+                            e
+                        }
+                        r => return r,
                     }
-                    r => return r,
                 };
                 if modem.state().psm_asleep {
                     // The module entered PSM during the attempt (its active time ran out):
@@ -1202,25 +1245,18 @@ impl<'c: 'buf, 'buf> Mqtt<'c, 'buf> {
         }
     }
 
-    #[allow(clippy::manual_async_fn)]
-    fn open_once<'a>(
-        &mut self,
-        modem: &Modem<'a>,
-    ) -> impl core::future::Future<Output = Result<Socket<'a>, MqttError>> {
-        async move {
-            self.prepare(modem).await?;
-            let remote = match self.config.transport {
-                Transport::ModemTls { ssl_ctx, .. } => Remote::Tls {
-                    ssl_ctx,
-                    host: self.config.host,
-                    port: self.config.port,
-                },
-                Transport::Tcp => Remote::Tcp {
-                    host: self.config.host,
-                    port: self.config.port,
-                },
-            };
-            Ok(modem.connect(self.config.cid, remote).await?)
+    /// Where [`MqttConfig::transport`] says to connect.
+    fn remote(&self) -> Remote<'c> {
+        match self.config.transport {
+            Transport::ModemTls { ssl_ctx, .. } => Remote::Tls {
+                ssl_ctx,
+                host: self.config.host,
+                port: self.config.port,
+            },
+            Transport::Tcp => Remote::Tcp {
+                host: self.config.host,
+                port: self.config.port,
+            },
         }
     }
 }
@@ -1676,9 +1712,29 @@ pub struct MqttConnection<'s, 'buf, IO: MqttIo> {
     /// [`MqttConfig::ack_timeout`].
     ack_timeout: Duration,
     /// QoS 1 messages published on this connection and when, oldest first.
-    waiting: heapless::Deque<(Op, Instant), IN_FLIGHT>,
+    waiting: heapless::Deque<(Op, Stamp), IN_FLIGHT>,
     /// Messages resent when the session resumed, pending since the connection.
-    resent_since: Option<Instant>,
+    resent_since: Option<Stamp>,
+}
+
+/// A moment kept in 4 bytes, not an [`Instant`]'s 8 (the connection keeps one for each QoS 1
+/// message waiting for its PUBACK, for the client's whole life): the low 32 bits of the
+/// milliseconds since boot, read back as an [`Instant`] within 49 days of it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Stamp(u32);
+
+impl Stamp {
+    fn now() -> Self {
+        // The low 32 bits on purpose: only the time since the stamp is read back.
+        Stamp(Instant::now().as_millis() as u32)
+    }
+
+    /// The moment as an [`Instant`] (in the millisecond it was taken).
+    fn instant(self) -> Instant {
+        let now = Instant::now().as_millis();
+        let ago = (now as u32).wrapping_sub(self.0);
+        Instant::from_millis(now.saturating_sub(u64::from(ago)))
+    }
 }
 
 impl<'s, 'buf, IO: MqttIo> MqttConnection<'s, 'buf, IO> {
@@ -1773,7 +1829,7 @@ impl<'s, 'buf, IO: MqttIo> MqttConnection<'s, 'buf, IO> {
             if self.waiting.is_full() {
                 self.waiting.pop_front();
             }
-            let _ = self.waiting.push_back((op, Instant::now()));
+            let _ = self.waiting.push_back((op, Stamp::now()));
         }
     }
 
@@ -1791,7 +1847,10 @@ impl<'s, 'buf, IO: MqttIo> MqttConnection<'s, 'buf, IO> {
             self.resent_since = None;
             return None;
         }
-        let oldest = match (self.waiting.front().map(|(_, t)| *t), self.resent_since) {
+        let oldest = match (
+            self.waiting.front().map(|(_, t)| t.instant()),
+            self.resent_since.map(Stamp::instant),
+        ) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };

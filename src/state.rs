@@ -25,8 +25,9 @@ pub(crate) struct DnsAnswer {
     pub(crate) count: u8,
     /// How many address lines arrived (fewer than `count` if some were lost).
     pub(crate) received: u8,
-    /// The first address reported.
-    pub(crate) first: Option<IpAddr>,
+    /// The first address reported is IPv6 (it is then `ipv6`, else `ipv4`): a flag, not a
+    /// third copy of an address (this answer is kept twice in the driver's state).
+    first_v6: bool,
     /// The first IPv4 address reported.
     pub(crate) ipv4: Option<Ipv4Addr>,
     /// The first IPv6 address reported.
@@ -39,7 +40,7 @@ impl DnsAnswer {
             err,
             count,
             received: 0,
-            first: None,
+            first_v6: false,
             ipv4: None,
             ipv6: None,
         }
@@ -48,7 +49,9 @@ impl DnsAnswer {
     fn add(&mut self, addr: Option<IpAddr>) {
         self.received = self.received.saturating_add(1);
         let Some(addr) = addr else { return };
-        self.first.get_or_insert(addr);
+        if self.ipv4.is_none() && self.ipv6.is_none() {
+            self.first_v6 = addr.is_ipv6();
+        }
         match addr {
             IpAddr::V4(a) => {
                 self.ipv4.get_or_insert(a);
@@ -56,6 +59,15 @@ impl DnsAnswer {
             IpAddr::V6(a) => {
                 self.ipv6.get_or_insert(a);
             }
+        }
+    }
+
+    /// The first address reported.
+    pub(crate) fn first(&self) -> Option<IpAddr> {
+        if self.first_v6 {
+            self.ipv6.map(IpAddr::V6)
+        } else {
+            self.ipv4.map(IpAddr::V4)
         }
     }
 }
@@ -703,7 +715,7 @@ mod tests {
         assert!(d.settled());
         let a = d.last.unwrap();
         assert_eq!((a.err, a.count, a.received), (0, 3, 3));
-        assert_eq!(a.first, Some("2001:db8::1".parse().unwrap()));
+        assert_eq!(a.first(), Some("2001:db8::1".parse().unwrap()));
         assert_eq!(a.ipv4, Some("10.0.0.1".parse().unwrap()));
         assert_eq!(a.ipv6, Some("2001:db8::1".parse().unwrap()));
 
@@ -712,7 +724,7 @@ mod tests {
         dns(&mut d, b"+QIURC: \"dnsgip\",565");
         assert_eq!(d.completed, 2);
         assert_eq!(d.last.unwrap().err, 565);
-        assert_eq!(d.last.unwrap().first, None);
+        assert_eq!(d.last.unwrap().first(), None);
 
         // An address line without a header is not taken for anything.
         let before = d;

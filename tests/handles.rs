@@ -350,11 +350,12 @@ fn commands_dropped_at_random_points_keep_the_channel_in_sync() {
 
 #[test]
 fn resources_size_is_what_the_docs_say() {
-    // docs/getting-started.md gives this formula: N + 2·S·R + 512 bytes of buffers,
+    // docs/getting-started.md gives this formula: N + 2·S·R + 384 bytes of buffers (384: the
+    // command-line buffer, `quectel::asynch::CMD_BUF`),
     // plus at most 2.375 KiB of queues and state and 100 bytes per socket. Keep it true.
     fn check<const N: usize, const S: usize, const R: usize>() -> usize {
         let size = core::mem::size_of::<quectel::asynch::Resources<N, S, R>>();
-        let buffers = N + 2 * S * R + 512;
+        let buffers = N + 2 * S * R + quectel::asynch::CMD_BUF;
         assert!(size >= buffers, "{size} < {buffers}");
         assert!(
             size <= buffers + 2432 + 100 * S,

@@ -96,7 +96,9 @@ impl DataCall<'_> {
         }
     }
 
-    /// Configures context `cid` (`AT+QICSGP`).
+    /// Configures context `cid` (`AT+QICSGP`). An APN longer than
+    /// [`MAX_APN`](crate::command::pdp::MAX_APN) bytes, or a user name or password longer than
+    /// [`MAX_CREDENTIAL`](crate::command::pdp::MAX_CREDENTIAL), is [`Error::InvalidArgument`].
     pub async fn configure(&self, cid: u8, apn: &Apn<'_>) -> Result<(), Error> {
         self.check_cid(cid)?;
         self.modem

@@ -38,7 +38,7 @@ fn pick(answer: DnsAnswer, addr_type: AddrType) -> Result<IpAddr, Error> {
         return Err(Error::Ip(answer.err));
     }
     match addr_type {
-        AddrType::Either => answer.first,
+        AddrType::Either => answer.first(),
         AddrType::IPv4 => answer.ipv4.map(IpAddr::V4),
         AddrType::IPv6 => answer.ipv6.map(IpAddr::V6),
     }

@@ -17,11 +17,16 @@ use embassy_sync::waitqueue::AtomicWaker;
 
 use crate::Error;
 
-/// Size of the command-line buffer (the longest command is a `AT+QICSGP` with a 127-byte user
-/// name and password, or a long host name in `AT+QIOPEN`). Payloads (a socket send, a file
-/// upload) go through it too, in pieces of this size: the modem takes the announced byte count
-/// in any number of UART writes, so the bytes on the wire are the same.
-pub const CMD_BUF: usize = 512;
+/// Size of the command-line buffer: the longest command line, `\r` included, that the driver
+/// can write (a longer one is refused with [`Error::Overflow`](crate::Error::Overflow), nothing
+/// is cut). The driver's longest is a `AT+QICSGP` with a 100-byte APN (3GPP TS 23.003's
+/// limit) and a user name and password of 127 bytes each (the modules' limits; longer ones are
+/// refused with `InvalidArgument` before anything is written): 380 bytes. A host name in
+/// `AT+QIDNSGIP` (253 bytes at most) or `AT+QIOPEN` (150) and the SSL context's one-line
+/// configuration are shorter (`asynch::tx::tests::longest_lines_fit`). Payloads (a socket send, a
+/// file upload) go through it too, in pieces of this size: the modem takes the announced byte
+/// count in any number of UART writes, so the bytes on the wire are the same.
+pub const CMD_BUF: usize = 384;
 /// Largest payload of one send (`AT+QISEND` takes 1460 at most on every model).
 pub const MAX_SEND: usize = 1460;
 
@@ -195,5 +200,90 @@ impl TxMailbox {
         drop(buffers);
         self.set(Request::Done(result));
         self.poster.wake();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The driver's longest command lines fit the command-line buffer
+    /// ([`CMD_BUF`]), `\r` included; one byte more of an argument is refused
+    /// before anything is written.
+    #[test]
+    fn longest_lines_fit() {
+        extern crate std;
+        use crate::Error;
+        use crate::command::dns::{MAX_HOST_NAME, ResolveHost};
+        use crate::command::general::{Concat, LinePart};
+        use crate::command::pdp::{Auth, ConfigureContext, ContextType, MAX_APN, MAX_CREDENTIAL};
+        use crate::command::socket::{SslConfigure, SslOption};
+        use crate::command::{CmdWriter, Command, DynCommand};
+        use std::string::String;
+        fn fits(c: &dyn DynCommand<()>) -> usize {
+            let mut buf = [0u8; CMD_BUF];
+            let mut w = CmdWriter::new(&mut buf);
+            let (_, r) = c.dyn_render(&mut w);
+            r.unwrap();
+            w.raw(b"\r").unwrap();
+            w.len()
+        }
+        let apn = "a".repeat(MAX_APN);
+        let cred = "u".repeat(MAX_CREDENTIAL);
+        let ctx = ConfigureContext {
+            cid: 16,
+            context_type: ContextType::Ipv4v6,
+            apn: &apn,
+            username: &cred,
+            password: &cred,
+            auth: Auth::PapOrChap,
+        };
+        assert_eq!(fits(&ctx), 380);
+        let longer = String::from("a") + &apn;
+        let mut buf = [0u8; 1024];
+        for c in [
+            ConfigureContext {
+                apn: &longer,
+                ..ctx
+            },
+            ConfigureContext {
+                username: &(String::from("u") + &cred),
+                ..ctx
+            },
+            ConfigureContext {
+                password: &(String::from("u") + &cred),
+                ..ctx
+            },
+        ] {
+            assert_eq!(
+                c.write(&mut CmdWriter::new(&mut buf)),
+                Err(Error::InvalidArgument)
+            );
+        }
+        let host = "h".repeat(MAX_HOST_NAME);
+        assert!(
+            fits(&ResolveHost {
+                cid: 16,
+                host: &host
+            }) <= CMD_BUF
+        );
+        // The SSL context's one-line configuration as `configure_tls` writes it, with file
+        // names as long as `tls_file_name` allows (24 bytes; `UFS:qkey5_0123abcd.pem` is 22).
+        let name = "UFS:qkey5_0123abcd.pem..";
+        let set = |option| SslConfigure { ctx: 5, option };
+        let options = [
+            set(SslOption::CaCert(name)),
+            set(SslOption::ClientCert(name)),
+            set(SslOption::ClientKey(name)),
+            set(SslOption::SecLevel(2)),
+            set(SslOption::Version(4)),
+            set(SslOption::CipherSuite(0xffff)),
+            set(SslOption::IgnoreLocalTime(true)),
+            set(SslOption::NegotiateTime(300)),
+            set(SslOption::Sni(true)),
+        ];
+        let parts: std::vec::Vec<&dyn LinePart> =
+            options.iter().map(|o| o as &dyn LinePart).collect();
+        assert!(fits(&Concat { parts: &parts }) <= CMD_BUF);
     }
 }

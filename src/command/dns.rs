@@ -91,8 +91,8 @@ mod tests {
         assert_eq!(r(1, &long), Err(Error::InvalidArgument));
         // The longest name fits the driver's command buffer.
         let longest = "a".repeat(MAX_HOST_NAME);
-        // 512: the driver's command buffer (`asynch::CMD_BUF`).
-        let mut buf = [0u8; 512];
+        // 384: the driver's command buffer (`asynch::CMD_BUF`).
+        let mut buf = [0u8; 384];
         let mut w = CmdWriter::new(&mut buf);
         ResolveHost {
             cid: 1,

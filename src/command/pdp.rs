@@ -124,7 +124,7 @@ impl PdpType {
 }
 
 /// `AT+CGDCONT=<cid>,"<PDP_type>","<APN>"`: defines a PDP context (not allowed while it is
-/// active).
+/// active). An APN longer than [`MAX_APN`] bytes is [`Error::InvalidArgument`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct DefinePdpContext<'a> {
@@ -142,6 +142,9 @@ impl Command for DefinePdpContext<'_> {
     const TIMEOUT_MS: u32 = LOCAL_MS;
     fn write(&self, w: &mut CmdWriter<'_>) -> Result<(), Error> {
         check_cid(self.cid)?;
+        if self.apn.len() > MAX_APN {
+            return Err(Error::InvalidArgument);
+        }
         w.str_uint("AT+CGDCONT=", u32::from(self.cid))?;
         w.comma()?;
         w.quoted(self.pdp_type.as_str())?;
@@ -250,8 +253,14 @@ impl Auth {
     }
 }
 
+/// Longest APN [`ConfigureContext`] takes, in bytes (3GPP TS 23.003 §9.1: 100 octets).
+pub const MAX_APN: usize = 100;
+/// Longest user name or password [`ConfigureContext`] takes, in bytes (the modules' limit).
+pub const MAX_CREDENTIAL: usize = 127;
+
 /// `AT+QICSGP=<cid>,<type>,"<APN>","<user>","<password>",<auth>`: configures a TCP/IP
-/// context. `Debug` does not show the password.
+/// context. An APN longer than [`MAX_APN`] or a user name or password longer than
+/// [`MAX_CREDENTIAL`] bytes is [`Error::InvalidArgument`]. `Debug` does not show the password.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub struct ConfigureContext<'a> {
     /// Context id, 1–16.
@@ -303,6 +312,12 @@ impl Command for ConfigureContext<'_> {
     const SECRET: bool = true;
     fn write(&self, w: &mut CmdWriter<'_>) -> Result<(), Error> {
         check_cid(self.cid)?;
+        if self.apn.len() > MAX_APN
+            || self.username.len() > MAX_CREDENTIAL
+            || self.password.len() > MAX_CREDENTIAL
+        {
+            return Err(Error::InvalidArgument);
+        }
         w.str_uint("AT+QICSGP=", u32::from(self.cid))?;
         w.arg(self.context_type as u32)?;
         w.comma()?;
@@ -839,9 +854,13 @@ mod tests {
             }),
             Err(Error::InvalidArgument)
         );
-        // Too long for the command buffer: an overflow, not a truncated command.
-        let long = "x".repeat(200);
-        assert_eq!(wrote(&cfg(&long, "", "")), Err(Error::Overflow));
+        // Too long for the modem: refused before anything is written.
+        let long = "x".repeat(MAX_APN + 1);
+        assert_eq!(wrote(&cfg(&long, "", "")), Err(Error::InvalidArgument));
+        assert_eq!(def(1, PdpType::Ip, &long), Err(Error::InvalidArgument));
+        // Too long for the buffer (here 128 bytes): an overflow, not a truncated command.
+        let apn = "x".repeat(MAX_APN);
+        assert_eq!(wrote(&cfg(&apn, "user", "secret")), Err(Error::Overflow));
 
         assert_eq!(wrote(&GetContextConfig { cid: 1 }).unwrap(), b"AT+QICSGP=1");
         assert_eq!(

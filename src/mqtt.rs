@@ -759,9 +759,58 @@ impl<IO: minimq::Io> embedded_io_async::Write for Guard<'_, IO> {
 /// Topics subscribed again whenever the broker starts a fresh session.
 const MAX_SUBSCRIPTIONS: usize = 8;
 
-/// The filters are borrowed, like the strings of [`MqttConfig`]: 12 bytes each (on 32-bit
-/// targets) instead of a copy of up to [`MAX_STORED_TOPIC_LEN`] bytes.
-type Subscriptions<'c> = heapless::Vec<(&'c str, QoS), MAX_SUBSCRIPTIONS>;
+/// The filters are borrowed, like the strings of [`MqttConfig`]: 8 bytes each (on 32-bit
+/// targets) instead of a copy of up to [`MAX_STORED_TOPIC_LEN`] bytes, and their QoS two bits
+/// each in one word (a `(&str, QoS)` pair is 12 bytes with its padding).
+#[derive(Default)]
+struct Subscriptions<'c> {
+    topics: heapless::Vec<&'c str, MAX_SUBSCRIPTIONS>,
+    /// Filter `i`'s QoS in bits `2i..2i+2`.
+    qos: u16,
+}
+
+impl<'c> Subscriptions<'c> {
+    fn push(&mut self, topic: &'c str, qos: QoS) -> Result<(), ()> {
+        let i = self.topics.len();
+        self.topics.push(topic).map_err(|_| ())?;
+        let bits: u16 = match qos {
+            QoS::AtMostOnce => 0,
+            QoS::AtLeastOnce => 1,
+            QoS::ExactlyOnce => 2,
+        };
+        // i < MAX_SUBSCRIPTIONS (8): the shift is below 16.
+        let shift = (i as u32).wrapping_mul(2);
+        self.qos = (self.qos & !0b11u16.wrapping_shl(shift)) | bits.wrapping_shl(shift);
+        Ok(())
+    }
+
+    fn is_empty(&self) -> bool {
+        self.topics.is_empty()
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (&'c str, QoS)> + '_ {
+        self.topics.iter().enumerate().map(|(i, t)| {
+            let qos = match self.qos.wrapping_shr((i as u32).wrapping_mul(2)) & 0b11 {
+                0 => QoS::AtMostOnce,
+                1 => QoS::AtLeastOnce,
+                _ => QoS::ExactlyOnce,
+            };
+            (*t, qos)
+        })
+    }
+
+    /// Drops every filter equal to `topic`, keeping the others' order.
+    fn remove(&mut self, topic: &str) {
+        let mut kept = Subscriptions::default();
+        for (t, q) in self.iter() {
+            if t != topic {
+                // As many as before at most: it fits.
+                let _ = kept.push(t, q);
+            }
+        }
+        *self = kept;
+    }
+}
 
 /// The session of either version.
 // One per client, in place: without a heap there is nothing to box into.
@@ -781,9 +830,9 @@ struct Link<'c> {
     cid: u8,
     apn: Apn<'c>,
     transport: Transport<'c>,
-    backoff_min: Duration,
-    backoff_max: Duration,
-    ack_timeout: Duration,
+    backoff_min: Millis,
+    backoff_max: Millis,
+    ack_timeout: Millis,
 }
 
 /// An MQTT client that survives link loss, `pdpdeact` and modem reboots.
@@ -846,12 +895,12 @@ impl<'c: 'buf, 'buf> Mqtt<'c, 'buf> {
                 cid: config.cid,
                 apn: config.apn,
                 transport: config.transport,
-                backoff_min: config.backoff_min,
-                backoff_max: config.backoff_max,
-                ack_timeout: config.ack_timeout,
+                backoff_min: Millis::of(config.backoff_min),
+                backoff_max: Millis::of(config.backoff_max),
+                ack_timeout: Millis::of(config.ack_timeout),
             },
             session,
-            subscriptions: heapless::Vec::new(),
+            subscriptions: Subscriptions::default(),
             dropped: DropCell::new(core::cell::RefCell::new(DropLog {
                 count: 0,
                 last: None,
@@ -911,7 +960,7 @@ impl<'c: 'buf, 'buf> Mqtt<'c, 'buf> {
     pub fn subscribe_on_connect(&mut self, topic: &'c str, qos: QoS) -> Result<(), MqttError> {
         check_filter(topic)?;
         self.subscriptions
-            .push((topic, qos))
+            .push(topic, qos)
             .map_err(|_| MqttError::TooManySubscriptions)
     }
 
@@ -937,7 +986,7 @@ impl<'c: 'buf, 'buf> Mqtt<'c, 'buf> {
 
     /// Stops subscribing to `topic` after future connections.
     pub fn forget_subscription(&mut self, topic: &str) {
-        self.subscriptions.retain(|(t, _)| *t != topic);
+        self.subscriptions.remove(topic);
     }
 
     /// Consecutive failed connection attempts so far.
@@ -955,9 +1004,10 @@ impl<'c: 'buf, 'buf> Mqtt<'c, 'buf> {
         let base = self
             .config
             .backoff_min
+            .get()
             .as_millis()
             .saturating_mul(1 << shift)
-            .min(self.config.backoff_max.as_millis());
+            .min(self.config.backoff_max.get().as_millis());
         // xorshift32
         let mut x = self.jitter ^ (Instant::now().as_ticks() as u32);
         x ^= x << 13;
@@ -1103,7 +1153,7 @@ impl<'c: 'buf, 'buf> Mqtt<'c, 'buf> {
                 Self::establish_v5(
                     session,
                     &self.subscriptions,
-                    ack_timeout,
+                    ack_timeout.get(),
                     self.rx_size,
                     dropped,
                     io,
@@ -1112,7 +1162,7 @@ impl<'c: 'buf, 'buf> Mqtt<'c, 'buf> {
             }
             #[cfg(feature = "mqtt311")]
             Proto::V311(session) => {
-                Self::establish_v311(session, &self.subscriptions, ack_timeout, io).await
+                Self::establish_v311(session, &self.subscriptions, ack_timeout.get(), io).await
             }
         };
         let (conn, resumed) = match r {
@@ -1159,9 +1209,9 @@ impl<'c: 'buf, 'buf> Mqtt<'c, 'buf> {
         if !resumed && !subscriptions.is_empty() {
             let mut filters: heapless::Vec<minimq::TopicFilter<'_>, MAX_SUBSCRIPTIONS> =
                 heapless::Vec::new();
-            for (topic, qos) in subscriptions {
+            for (topic, qos) in subscriptions.iter() {
                 let f = minimq::TopicFilter::new(topic)
-                    .options(minimq::SubscriptionOptions::default().maximum_qos(*qos));
+                    .options(minimq::SubscriptionOptions::default().maximum_qos(qos));
                 let _ = filters.push(f);
             }
             conn.subscribe(&filters, &[]).await.map_err(map_err)?;
@@ -1187,8 +1237,8 @@ impl<'c: 'buf, 'buf> Mqtt<'c, 'buf> {
         let resumed = conn.connect_event() == ConnectEvent::Reconnected;
         if !resumed && !subscriptions.is_empty() {
             let mut filters: heapless::Vec<(&str, QoS), MAX_SUBSCRIPTIONS> = heapless::Vec::new();
-            for (topic, qos) in subscriptions {
-                let _ = filters.push((*topic, *qos));
+            for (topic, qos) in subscriptions.iter() {
+                let _ = filters.push((topic, qos));
             }
             conn.subscribe(&filters).await.map_err(map_err311)?;
         }
@@ -1710,11 +1760,27 @@ pub struct MqttConnection<'s, 'buf, IO: MqttIo> {
     resumed: bool,
     outbox_synced: bool,
     /// [`MqttConfig::ack_timeout`].
-    ack_timeout: Duration,
+    ack_timeout: Millis,
     /// QoS 1 messages published on this connection and when, oldest first.
     waiting: heapless::Deque<(Op, Stamp), IN_FLIGHT>,
     /// Messages resent when the session resumed, pending since the connection.
     resent_since: Option<Stamp>,
+}
+
+/// A duration kept in 4 bytes, not a [`Duration`]'s 8 (the client keeps three of its
+/// configuration, the connection one, for their whole lives): whole milliseconds, rounded up,
+/// at most `u32::MAX` (49 days; a longer back-off or acknowledgement timeout is 49 days).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Millis(u32);
+
+impl Millis {
+    fn of(d: Duration) -> Self {
+        Millis(u32::try_from(d.as_micros().div_ceil(1000)).unwrap_or(u32::MAX))
+    }
+
+    fn get(self) -> Duration {
+        Duration::from_millis(u64::from(self.0))
+    }
 }
 
 /// A moment kept in 4 bytes, not an [`Instant`]'s 8 (the connection keeps one for each QoS 1
@@ -1854,7 +1920,7 @@ impl<'s, 'buf, IO: MqttIo> MqttConnection<'s, 'buf, IO> {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
-        oldest.map(|t| t.saturating_add(self.ack_timeout))
+        oldest.map(|t| t.saturating_add(self.ack_timeout.get()))
     }
 
     /// Waits for the next message. The acknowledgement timeout ([`MqttConfig::ack_timeout`])
@@ -2057,6 +2123,39 @@ mod tests {
             Mqtt::new(cfg, &mut buf, 512).err(),
             Some(MqttError::WildcardInTopic)
         );
+    }
+
+    #[test]
+    fn subscriptions_keep_their_qos_and_order_when_one_is_forgotten() {
+        let mut buf = [0u8; 1024];
+        let mut mqtt = Mqtt::new(config("d"), &mut buf, 512).unwrap();
+        let qos = [QoS::ExactlyOnce, QoS::AtMostOnce, QoS::AtLeastOnce];
+        for i in 0..MAX_SUBSCRIPTIONS {
+            let t = ["a", "b", "c", "d", "e", "f", "g", "h"][i];
+            mqtt.subscribe_on_connect(t, qos[i % 3]).unwrap();
+        }
+        fn sent<'c>(m: &Mqtt<'c, '_>) -> std::vec::Vec<(&'c str, QoS)> {
+            m.subscriptions.iter().collect()
+        }
+        assert_eq!(sent(&mqtt).len(), MAX_SUBSCRIPTIONS);
+        assert_eq!(sent(&mqtt)[7], ("h", QoS::AtMostOnce));
+        mqtt.forget_subscription("b");
+        let left = sent(&mqtt);
+        assert_eq!(
+            left,
+            [
+                ("a", QoS::ExactlyOnce),
+                ("c", QoS::AtLeastOnce),
+                ("d", QoS::ExactlyOnce),
+                ("e", QoS::AtMostOnce),
+                ("f", QoS::AtLeastOnce),
+                ("g", QoS::ExactlyOnce),
+                ("h", QoS::AtMostOnce),
+            ]
+        );
+        // The room is free again, and the new filter's QoS is its own.
+        mqtt.subscribe_on_connect("i", QoS::AtLeastOnce).unwrap();
+        assert_eq!(sent(&mqtt)[7], ("i", QoS::AtLeastOnce));
     }
 
     #[test]

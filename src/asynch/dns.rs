@@ -109,7 +109,7 @@ impl<'a> Modem<'a> {
             let mut channel = self.channel().await;
             let before = self.core.state.update_dns(|d| {
                 // A header without its address lines from before cannot be this lookup's.
-                d.collecting = None;
+                d.drop_collecting();
                 d.issued = d.issued.wrapping_add(1);
                 d.pending_until = Some(
                     Instant::now()
@@ -141,7 +141,7 @@ impl<'a> Modem<'a> {
                 if s.starts() != boots {
                     Some(Err(Error::Rebooted))
                 } else if d.completed != before {
-                    Some(d.last.ok_or(Error::Parse))
+                    Some(d.last().ok_or(Error::Parse))
                 } else {
                     None
                 }

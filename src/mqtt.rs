@@ -464,8 +464,10 @@ pub struct DroppedMessage {
 #[derive(Default)]
 pub(crate) struct DropLog {
     pub(crate) count: u32,
-    /// The last one's size and the receive buffer's size.
-    last: Option<(usize, usize)>,
+    /// The last one's size.
+    last: Option<usize>,
+    /// The receive buffer's size (the client's `rx_size`, kept here only).
+    pub(crate) capacity: usize,
     /// The last one's topic as far as it was read (a PUBLISH whose topic is at most
     /// [`MAX_STORED_TOPIC_LEN`] bytes long).
     topic: heapless::Vec<u8, MAX_STORED_TOPIC_LEN>,
@@ -477,14 +479,16 @@ impl DropLog {
     /// A packet of `size` bytes is being skipped: it is the last one dropped from now on.
     fn start(&mut self, size: usize, capacity: usize) {
         self.count = self.count.saturating_add(1);
-        self.last = Some((size, capacity));
+        self.last = Some(size);
+        self.capacity = capacity;
         self.topic.clear();
         self.topic_complete = false;
     }
 
     /// The last one dropped (its topic if it was read whole and is UTF-8).
     pub(crate) fn last(&self) -> Option<DroppedMessage> {
-        let (size, capacity) = self.last?;
+        let size = self.last?;
+        let capacity = self.capacity;
         let topic = self
             .topic_complete
             .then(|| core::str::from_utf8(&self.topic).ok())
@@ -842,13 +846,11 @@ pub struct Mqtt<'c, 'buf> {
     subscriptions: Subscriptions<'c>,
     /// Inbound packets too large for the receive buffer (see [`DroppedMessage`]).
     dropped: DropCell,
-    rx_size: usize,
     /// Consecutive failed attempts.
     failures: u32,
-    /// Modem boots at the last successful link preparation.
-    prepared_boot: Option<u32>,
-    /// Modem starts (boots and PSM wakes) at the last successful link preparation.
-    prepared_start: Option<u32>,
+    /// Modem boots and starts (boots and PSM wakes) at the last successful link preparation
+    /// (one `Option`: 12 bytes, not two of 8).
+    prepared: Option<(u32, u32)>,
     jitter: u32,
 }
 
@@ -904,13 +906,12 @@ impl<'c: 'buf, 'buf> Mqtt<'c, 'buf> {
             dropped: DropCell::new(core::cell::RefCell::new(DropLog {
                 count: 0,
                 last: None,
+                capacity: rx_size,
                 topic: heapless::Vec::new(),
                 topic_complete: false,
             })),
-            rx_size,
             failures: 0,
-            prepared_boot: None,
-            prepared_start: None,
+            prepared: None,
             jitter,
         })
     }
@@ -1037,8 +1038,8 @@ impl<'c: 'buf, 'buf> Mqtt<'c, 'buf> {
                 info!("modem in PSM: waking it");
                 modem.psm_wake_pulse().await?;
             }
-            let rebooted = self.prepared_boot != Some(modem.boots());
-            if rebooted || self.prepared_start != Some(modem.starts()) {
+            let rebooted = self.prepared.map(|(boot, _)| boot) != Some(modem.boots());
+            if rebooted || self.prepared.map(|(_, start)| start) != Some(modem.starts()) {
                 if !rebooted {
                     // A PSM wake: the settings and TLS contexts are gone, the APN (saved by the
                     // module), the registration and normally the data call are not. Nothing the
@@ -1046,7 +1047,7 @@ impl<'c: 'buf, 'buf> Mqtt<'c, 'buf> {
                     info!("modem woke from PSM since the last connection: resuming");
                     modem.resume().await?;
                 } else {
-                    if self.prepared_boot.is_some() {
+                    if self.prepared.is_some() {
                         info!("modem rebooted since the last connection: re-initialising");
                         modem.init().await?;
                     }
@@ -1058,8 +1059,7 @@ impl<'c: 'buf, 'buf> Mqtt<'c, 'buf> {
                 if let Transport::ModemTls { ssl_ctx, tls } = &self.config.transport {
                     modem.configure_tls_flow(*ssl_ctx, tls).await?;
                 }
-                self.prepared_boot = Some(modem.boots());
-                self.prepared_start = Some(modem.starts());
+                self.prepared = Some((modem.boots(), modem.starts()));
             }
             modem
                 .network()
@@ -1154,7 +1154,7 @@ impl<'c: 'buf, 'buf> Mqtt<'c, 'buf> {
                     session,
                     &self.subscriptions,
                     ack_timeout.get(),
-                    self.rx_size,
+                    dropped.lock(|l| l.borrow().capacity),
                     dropped,
                     io,
                 )
@@ -1289,7 +1289,7 @@ impl<'c: 'buf, 'buf> Mqtt<'c, 'buf> {
                 }
                 modem.reset_and_wait_ready().await?;
                 // From the start: initialise (a new boot), data call, TLS context.
-                self.prepared_boot = Some(u32::MAX);
+                self.prepared = Some((u32::MAX, u32::MAX));
                 reset = true;
             }
         }

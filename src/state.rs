@@ -89,8 +89,9 @@ pub(crate) struct DnsState {
     /// Results the driver waits for: lookups it sent (or may have sent, when cut off while
     /// sending) since start-up, kept at least `completed`.
     pub(crate) issued: u32,
-    /// Until when a result still owed (`issued > completed`) may arrive.
-    pub(crate) pending_until: Option<Instant>,
+    /// Until when a result still owed (`issued > completed`) may arrive; `Instant::MIN` (the
+    /// boot, which no deadline is) when there is none: 8 bytes, not an `Option<Instant>`'s 16.
+    pending_until: Instant,
     /// The result whose header arrived last: still collecting its address lines (not
     /// `done`), or complete (`done`: the last completed result). One slot for both, not two
     /// (28 B each): a header is only expected once the lookup that waited for the last result
@@ -106,7 +107,7 @@ impl DnsState {
         Self {
             completed: 0,
             issued: 0,
-            pending_until: None,
+            pending_until: Instant::MIN,
             answer: None,
             busy: false,
         }
@@ -126,7 +127,17 @@ impl DnsState {
     pub(crate) fn resync(&mut self) {
         self.issued = self.completed;
         self.drop_collecting();
-        self.pending_until = None;
+        self.set_pending_until(None);
+    }
+
+    /// Until when a result still owed may arrive (`None`: no deadline is set).
+    pub(crate) fn pending_until(&self) -> Option<Instant> {
+        (self.pending_until != Instant::MIN).then_some(self.pending_until)
+    }
+
+    /// Sets (or clears) the deadline of the results still owed.
+    pub(crate) fn set_pending_until(&mut self, until: Option<Instant>) {
+        self.pending_until = until.unwrap_or(Instant::MIN);
     }
 
     /// The result being collected: its header arrived, not all its address lines yet.
@@ -155,7 +166,7 @@ impl DnsState {
             self.issued = self.completed;
         }
         if self.settled() {
-            self.pending_until = None;
+            self.set_pending_until(None);
         }
     }
 

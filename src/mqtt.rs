@@ -379,7 +379,9 @@ pub struct MqttConfig<'c> {
     pub auth: Option<(&'c str, &'c [u8])>,
     /// Last will: topic, payload, QoS, retained.
     pub will: Option<(&'c str, &'c [u8], QoS, bool)>,
-    /// First wait between failed connection attempts (doubles each time, with jitter).
+    /// First wait between failed connection attempts (doubles each time, with jitter). The
+    /// client keeps this, `backoff_max` and `ack_timeout` in whole milliseconds (rounded up) of
+    /// at most 49 days.
     pub backoff_min: Duration,
     /// Longest wait between attempts.
     pub backoff_max: Duration,

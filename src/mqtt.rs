@@ -472,7 +472,8 @@ pub(crate) struct DropLog {
     pub(crate) capacity: usize,
     /// The last one's topic as far as it was read (a PUBLISH whose topic is at most
     /// [`MAX_STORED_TOPIC_LEN`] bytes long).
-    topic: heapless::Vec<u8, MAX_STORED_TOPIC_LEN>,
+    /// (Its length in a byte: the log is kept for the client's life.)
+    topic: heapless::Vec<u8, MAX_STORED_TOPIC_LEN, u8>,
     /// The whole topic is in `topic`.
     topic_complete: bool,
 }
@@ -767,18 +768,31 @@ const MAX_SUBSCRIPTIONS: usize = 8;
 
 /// The filters are borrowed, like the strings of [`MqttConfig`]: 8 bytes each (on 32-bit
 /// targets) instead of a copy of up to [`MAX_STORED_TOPIC_LEN`] bytes, and their QoS two bits
-/// each in one word (a `(&str, QoS)` pair is 12 bytes with its padding).
-#[derive(Default)]
+/// each in one word (a `(&str, QoS)` pair is 12 bytes with its padding), and their count in a
+/// byte (a `heapless::Vec`'s `usize` would make it 72 bytes, not 68).
 struct Subscriptions<'c> {
-    topics: heapless::Vec<&'c str, MAX_SUBSCRIPTIONS>,
+    /// The first `len` are the filters.
+    topics: [&'c str; MAX_SUBSCRIPTIONS],
+    len: u8,
     /// Filter `i`'s QoS in bits `2i..2i+2`.
     qos: u16,
 }
 
+impl Default for Subscriptions<'_> {
+    fn default() -> Self {
+        Self {
+            topics: [""; MAX_SUBSCRIPTIONS],
+            len: 0,
+            qos: 0,
+        }
+    }
+}
+
 impl<'c> Subscriptions<'c> {
     fn push(&mut self, topic: &'c str, qos: QoS) -> Result<(), ()> {
-        let i = self.topics.len();
-        self.topics.push(topic).map_err(|_| ())?;
+        let i = usize::from(self.len);
+        *self.topics.get_mut(i).ok_or(())? = topic;
+        self.len = self.len.saturating_add(1);
         let bits: u16 = match qos {
             QoS::AtMostOnce => 0,
             QoS::AtLeastOnce => 1,
@@ -791,11 +805,12 @@ impl<'c> Subscriptions<'c> {
     }
 
     fn is_empty(&self) -> bool {
-        self.topics.is_empty()
+        self.len == 0
     }
 
     fn iter(&self) -> impl Iterator<Item = (&'c str, QoS)> + '_ {
-        self.topics.iter().enumerate().map(|(i, t)| {
+        let topics = self.topics.get(..usize::from(self.len)).unwrap_or(&[]);
+        topics.iter().enumerate().map(|(i, t)| {
             let qos = match self.qos.wrapping_shr((i as u32).wrapping_mul(2)) & 0b11 {
                 0 => QoS::AtMostOnce,
                 1 => QoS::AtLeastOnce,

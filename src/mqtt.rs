@@ -379,7 +379,9 @@ pub struct MqttConfig<'c> {
     pub auth: Option<(&'c str, &'c [u8])>,
     /// Last will: topic, payload, QoS, retained.
     pub will: Option<(&'c str, &'c [u8], QoS, bool)>,
-    /// First wait between failed connection attempts (doubles each time, with jitter).
+    /// First wait between failed connection attempts (doubles each time, with jitter). The
+    /// client keeps this, `backoff_max` and `ack_timeout` in whole milliseconds (rounded up) of
+    /// at most 49 days.
     pub backoff_min: Duration,
     /// Longest wait between attempts.
     pub backoff_max: Duration,
@@ -464,11 +466,14 @@ pub struct DroppedMessage {
 #[derive(Default)]
 pub(crate) struct DropLog {
     pub(crate) count: u32,
-    /// The last one's size and the receive buffer's size.
-    last: Option<(usize, usize)>,
+    /// The last one's size.
+    last: Option<usize>,
+    /// The receive buffer's size (the client's `rx_size`, kept here only).
+    pub(crate) capacity: usize,
     /// The last one's topic as far as it was read (a PUBLISH whose topic is at most
     /// [`MAX_STORED_TOPIC_LEN`] bytes long).
-    topic: heapless::Vec<u8, MAX_STORED_TOPIC_LEN>,
+    /// (Its length in a byte: the log is kept for the client's life.)
+    topic: heapless::Vec<u8, MAX_STORED_TOPIC_LEN, u8>,
     /// The whole topic is in `topic`.
     topic_complete: bool,
 }
@@ -477,14 +482,16 @@ impl DropLog {
     /// A packet of `size` bytes is being skipped: it is the last one dropped from now on.
     fn start(&mut self, size: usize, capacity: usize) {
         self.count = self.count.saturating_add(1);
-        self.last = Some((size, capacity));
+        self.last = Some(size);
+        self.capacity = capacity;
         self.topic.clear();
         self.topic_complete = false;
     }
 
     /// The last one dropped (its topic if it was read whole and is UTF-8).
     pub(crate) fn last(&self) -> Option<DroppedMessage> {
-        let (size, capacity) = self.last?;
+        let size = self.last?;
+        let capacity = self.capacity;
         let topic = self
             .topic_complete
             .then(|| core::str::from_utf8(&self.topic).ok())
@@ -759,9 +766,72 @@ impl<IO: minimq::Io> embedded_io_async::Write for Guard<'_, IO> {
 /// Topics subscribed again whenever the broker starts a fresh session.
 const MAX_SUBSCRIPTIONS: usize = 8;
 
-/// The filters are borrowed, like the strings of [`MqttConfig`]: 12 bytes each (on 32-bit
-/// targets) instead of a copy of up to [`MAX_STORED_TOPIC_LEN`] bytes.
-type Subscriptions<'c> = heapless::Vec<(&'c str, QoS), MAX_SUBSCRIPTIONS>;
+/// The filters are borrowed, like the strings of [`MqttConfig`]: 8 bytes each (on 32-bit
+/// targets) instead of a copy of up to [`MAX_STORED_TOPIC_LEN`] bytes, and their QoS two bits
+/// each in one word (a `(&str, QoS)` pair is 12 bytes with its padding), and their count in a
+/// byte (a `heapless::Vec`'s `usize` would make it 72 bytes, not 68).
+struct Subscriptions<'c> {
+    /// The first `len` are the filters.
+    topics: [&'c str; MAX_SUBSCRIPTIONS],
+    len: u8,
+    /// Filter `i`'s QoS in bits `2i..2i+2`.
+    qos: u16,
+}
+
+impl Default for Subscriptions<'_> {
+    fn default() -> Self {
+        Self {
+            topics: [""; MAX_SUBSCRIPTIONS],
+            len: 0,
+            qos: 0,
+        }
+    }
+}
+
+impl<'c> Subscriptions<'c> {
+    fn push(&mut self, topic: &'c str, qos: QoS) -> Result<(), ()> {
+        let i = usize::from(self.len);
+        *self.topics.get_mut(i).ok_or(())? = topic;
+        self.len = self.len.saturating_add(1);
+        let bits: u16 = match qos {
+            QoS::AtMostOnce => 0,
+            QoS::AtLeastOnce => 1,
+            QoS::ExactlyOnce => 2,
+        };
+        // i < MAX_SUBSCRIPTIONS (8): the shift is below 16.
+        let shift = (i as u32).wrapping_mul(2);
+        self.qos = (self.qos & !0b11u16.wrapping_shl(shift)) | bits.wrapping_shl(shift);
+        Ok(())
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (&'c str, QoS)> + '_ {
+        let topics = self.topics.get(..usize::from(self.len)).unwrap_or(&[]);
+        topics.iter().enumerate().map(|(i, t)| {
+            let qos = match self.qos.wrapping_shr((i as u32).wrapping_mul(2)) & 0b11 {
+                0 => QoS::AtMostOnce,
+                1 => QoS::AtLeastOnce,
+                _ => QoS::ExactlyOnce,
+            };
+            (*t, qos)
+        })
+    }
+
+    /// Drops every filter equal to `topic`, keeping the others' order.
+    fn remove(&mut self, topic: &str) {
+        let mut kept = Subscriptions::default();
+        for (t, q) in self.iter() {
+            if t != topic {
+                // As many as before at most: it fits.
+                let _ = kept.push(t, q);
+            }
+        }
+        *self = kept;
+    }
+}
 
 /// The session of either version.
 // One per client, in place: without a heap there is nothing to box into.
@@ -781,9 +851,9 @@ struct Link<'c> {
     cid: u8,
     apn: Apn<'c>,
     transport: Transport<'c>,
-    backoff_min: Duration,
-    backoff_max: Duration,
-    ack_timeout: Duration,
+    backoff_min: Millis,
+    backoff_max: Millis,
+    ack_timeout: Millis,
 }
 
 /// An MQTT client that survives link loss, `pdpdeact` and modem reboots.
@@ -793,13 +863,11 @@ pub struct Mqtt<'c, 'buf> {
     subscriptions: Subscriptions<'c>,
     /// Inbound packets too large for the receive buffer (see [`DroppedMessage`]).
     dropped: DropCell,
-    rx_size: usize,
     /// Consecutive failed attempts.
     failures: u32,
-    /// Modem boots at the last successful link preparation.
-    prepared_boot: Option<u32>,
-    /// Modem starts (boots and PSM wakes) at the last successful link preparation.
-    prepared_start: Option<u32>,
+    /// Modem boots and starts (boots and PSM wakes) at the last successful link preparation
+    /// (one `Option`: 12 bytes, not two of 8).
+    prepared: Option<(u32, u32)>,
     jitter: u32,
 }
 
@@ -846,22 +914,21 @@ impl<'c: 'buf, 'buf> Mqtt<'c, 'buf> {
                 cid: config.cid,
                 apn: config.apn,
                 transport: config.transport,
-                backoff_min: config.backoff_min,
-                backoff_max: config.backoff_max,
-                ack_timeout: config.ack_timeout,
+                backoff_min: Millis::of(config.backoff_min),
+                backoff_max: Millis::of(config.backoff_max),
+                ack_timeout: Millis::of(config.ack_timeout),
             },
             session,
-            subscriptions: heapless::Vec::new(),
+            subscriptions: Subscriptions::default(),
             dropped: DropCell::new(core::cell::RefCell::new(DropLog {
                 count: 0,
                 last: None,
+                capacity: rx_size,
                 topic: heapless::Vec::new(),
                 topic_complete: false,
             })),
-            rx_size,
             failures: 0,
-            prepared_boot: None,
-            prepared_start: None,
+            prepared: None,
             jitter,
         })
     }
@@ -911,7 +978,7 @@ impl<'c: 'buf, 'buf> Mqtt<'c, 'buf> {
     pub fn subscribe_on_connect(&mut self, topic: &'c str, qos: QoS) -> Result<(), MqttError> {
         check_filter(topic)?;
         self.subscriptions
-            .push((topic, qos))
+            .push(topic, qos)
             .map_err(|_| MqttError::TooManySubscriptions)
     }
 
@@ -937,7 +1004,7 @@ impl<'c: 'buf, 'buf> Mqtt<'c, 'buf> {
 
     /// Stops subscribing to `topic` after future connections.
     pub fn forget_subscription(&mut self, topic: &str) {
-        self.subscriptions.retain(|(t, _)| *t != topic);
+        self.subscriptions.remove(topic);
     }
 
     /// Consecutive failed connection attempts so far.
@@ -955,9 +1022,10 @@ impl<'c: 'buf, 'buf> Mqtt<'c, 'buf> {
         let base = self
             .config
             .backoff_min
+            .get()
             .as_millis()
             .saturating_mul(1 << shift)
-            .min(self.config.backoff_max.as_millis());
+            .min(self.config.backoff_max.get().as_millis());
         // xorshift32
         let mut x = self.jitter ^ (Instant::now().as_ticks() as u32);
         x ^= x << 13;
@@ -987,8 +1055,8 @@ impl<'c: 'buf, 'buf> Mqtt<'c, 'buf> {
                 info!("modem in PSM: waking it");
                 modem.psm_wake_pulse().await?;
             }
-            let rebooted = self.prepared_boot != Some(modem.boots());
-            if rebooted || self.prepared_start != Some(modem.starts()) {
+            let rebooted = self.prepared.map(|(boot, _)| boot) != Some(modem.boots());
+            if rebooted || self.prepared.map(|(_, start)| start) != Some(modem.starts()) {
                 if !rebooted {
                     // A PSM wake: the settings and TLS contexts are gone, the APN (saved by the
                     // module), the registration and normally the data call are not. Nothing the
@@ -996,7 +1064,7 @@ impl<'c: 'buf, 'buf> Mqtt<'c, 'buf> {
                     info!("modem woke from PSM since the last connection: resuming");
                     modem.resume().await?;
                 } else {
-                    if self.prepared_boot.is_some() {
+                    if self.prepared.is_some() {
                         info!("modem rebooted since the last connection: re-initialising");
                         modem.init().await?;
                     }
@@ -1008,8 +1076,7 @@ impl<'c: 'buf, 'buf> Mqtt<'c, 'buf> {
                 if let Transport::ModemTls { ssl_ctx, tls } = &self.config.transport {
                     modem.configure_tls_flow(*ssl_ctx, tls).await?;
                 }
-                self.prepared_boot = Some(modem.boots());
-                self.prepared_start = Some(modem.starts());
+                self.prepared = Some((modem.boots(), modem.starts()));
             }
             modem
                 .network()
@@ -1103,8 +1170,8 @@ impl<'c: 'buf, 'buf> Mqtt<'c, 'buf> {
                 Self::establish_v5(
                     session,
                     &self.subscriptions,
-                    ack_timeout,
-                    self.rx_size,
+                    ack_timeout.get(),
+                    dropped.lock(|l| l.borrow().capacity),
                     dropped,
                     io,
                 )
@@ -1112,7 +1179,7 @@ impl<'c: 'buf, 'buf> Mqtt<'c, 'buf> {
             }
             #[cfg(feature = "mqtt311")]
             Proto::V311(session) => {
-                Self::establish_v311(session, &self.subscriptions, ack_timeout, io).await
+                Self::establish_v311(session, &self.subscriptions, ack_timeout.get(), io).await
             }
         };
         let (conn, resumed) = match r {
@@ -1159,9 +1226,9 @@ impl<'c: 'buf, 'buf> Mqtt<'c, 'buf> {
         if !resumed && !subscriptions.is_empty() {
             let mut filters: heapless::Vec<minimq::TopicFilter<'_>, MAX_SUBSCRIPTIONS> =
                 heapless::Vec::new();
-            for (topic, qos) in subscriptions {
+            for (topic, qos) in subscriptions.iter() {
                 let f = minimq::TopicFilter::new(topic)
-                    .options(minimq::SubscriptionOptions::default().maximum_qos(*qos));
+                    .options(minimq::SubscriptionOptions::default().maximum_qos(qos));
                 let _ = filters.push(f);
             }
             conn.subscribe(&filters, &[]).await.map_err(map_err)?;
@@ -1187,8 +1254,8 @@ impl<'c: 'buf, 'buf> Mqtt<'c, 'buf> {
         let resumed = conn.connect_event() == ConnectEvent::Reconnected;
         if !resumed && !subscriptions.is_empty() {
             let mut filters: heapless::Vec<(&str, QoS), MAX_SUBSCRIPTIONS> = heapless::Vec::new();
-            for (topic, qos) in subscriptions {
-                let _ = filters.push((*topic, *qos));
+            for (topic, qos) in subscriptions.iter() {
+                let _ = filters.push((topic, qos));
             }
             conn.subscribe(&filters).await.map_err(map_err311)?;
         }
@@ -1239,7 +1306,7 @@ impl<'c: 'buf, 'buf> Mqtt<'c, 'buf> {
                 }
                 modem.reset_and_wait_ready().await?;
                 // From the start: initialise (a new boot), data call, TLS context.
-                self.prepared_boot = Some(u32::MAX);
+                self.prepared = Some((u32::MAX, u32::MAX));
                 reset = true;
             }
         }
@@ -1710,11 +1777,27 @@ pub struct MqttConnection<'s, 'buf, IO: MqttIo> {
     resumed: bool,
     outbox_synced: bool,
     /// [`MqttConfig::ack_timeout`].
-    ack_timeout: Duration,
+    ack_timeout: Millis,
     /// QoS 1 messages published on this connection and when, oldest first.
     waiting: heapless::Deque<(Op, Stamp), IN_FLIGHT>,
     /// Messages resent when the session resumed, pending since the connection.
     resent_since: Option<Stamp>,
+}
+
+/// A duration kept in 4 bytes, not a [`Duration`]'s 8 (the client keeps three of its
+/// configuration, the connection one, for their whole lives): whole milliseconds, rounded up,
+/// at most `u32::MAX` (49 days; a longer back-off or acknowledgement timeout is 49 days).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Millis(u32);
+
+impl Millis {
+    fn of(d: Duration) -> Self {
+        Millis(u32::try_from(d.as_micros().div_ceil(1000)).unwrap_or(u32::MAX))
+    }
+
+    fn get(self) -> Duration {
+        Duration::from_millis(u64::from(self.0))
+    }
 }
 
 /// A moment kept in 4 bytes, not an [`Instant`]'s 8 (the connection keeps one for each QoS 1
@@ -1854,7 +1937,7 @@ impl<'s, 'buf, IO: MqttIo> MqttConnection<'s, 'buf, IO> {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
-        oldest.map(|t| t.saturating_add(self.ack_timeout))
+        oldest.map(|t| t.saturating_add(self.ack_timeout.get()))
     }
 
     /// Waits for the next message. The acknowledgement timeout ([`MqttConfig::ack_timeout`])
@@ -2057,6 +2140,39 @@ mod tests {
             Mqtt::new(cfg, &mut buf, 512).err(),
             Some(MqttError::WildcardInTopic)
         );
+    }
+
+    #[test]
+    fn subscriptions_keep_their_qos_and_order_when_one_is_forgotten() {
+        let mut buf = [0u8; 1024];
+        let mut mqtt = Mqtt::new(config("d"), &mut buf, 512).unwrap();
+        let qos = [QoS::ExactlyOnce, QoS::AtMostOnce, QoS::AtLeastOnce];
+        for i in 0..MAX_SUBSCRIPTIONS {
+            let t = ["a", "b", "c", "d", "e", "f", "g", "h"][i];
+            mqtt.subscribe_on_connect(t, qos[i % 3]).unwrap();
+        }
+        fn sent<'c>(m: &Mqtt<'c, '_>) -> std::vec::Vec<(&'c str, QoS)> {
+            m.subscriptions.iter().collect()
+        }
+        assert_eq!(sent(&mqtt).len(), MAX_SUBSCRIPTIONS);
+        assert_eq!(sent(&mqtt)[7], ("h", QoS::AtMostOnce));
+        mqtt.forget_subscription("b");
+        let left = sent(&mqtt);
+        assert_eq!(
+            left,
+            [
+                ("a", QoS::ExactlyOnce),
+                ("c", QoS::AtLeastOnce),
+                ("d", QoS::ExactlyOnce),
+                ("e", QoS::AtMostOnce),
+                ("f", QoS::AtLeastOnce),
+                ("g", QoS::ExactlyOnce),
+                ("h", QoS::AtMostOnce),
+            ]
+        );
+        // The room is free again, and the new filter's QoS is its own.
+        mqtt.subscribe_on_connect("i", QoS::AtLeastOnce).unwrap();
+        assert_eq!(sent(&mqtt)[7], ("i", QoS::AtLeastOnce));
     }
 
     #[test]

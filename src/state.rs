@@ -26,8 +26,11 @@ pub(crate) struct DnsAnswer {
     /// How many address lines arrived (fewer than `count` if some were lost).
     pub(crate) received: u8,
     /// The first address reported is IPv6 (it is then `ipv6`, else `ipv4`): a flag, not a
-    /// third copy of an address (this answer is kept twice in the driver's state).
+    /// third copy of an address.
     first_v6: bool,
+    /// Every address line announced has arrived, or the result ended without them: the
+    /// result is complete.
+    done: bool,
     /// The first IPv4 address reported.
     pub(crate) ipv4: Option<Ipv4Addr>,
     /// The first IPv6 address reported.
@@ -41,6 +44,7 @@ impl DnsAnswer {
             count,
             received: 0,
             first_v6: false,
+            done: false,
             ipv4: None,
             ipv6: None,
         }
@@ -85,12 +89,15 @@ pub(crate) struct DnsState {
     /// Results the driver waits for: lookups it sent (or may have sent, when cut off while
     /// sending) since start-up, kept at least `completed`.
     pub(crate) issued: u32,
-    /// Until when a result still owed (`issued > completed`) may arrive.
-    pub(crate) pending_until: Option<Instant>,
-    /// A result whose header arrived and whose address lines have not all arrived yet.
-    pub(crate) collecting: Option<DnsAnswer>,
-    /// The last completed result.
-    pub(crate) last: Option<DnsAnswer>,
+    /// Until when a result still owed (`issued > completed`) may arrive; `Instant::MIN` (the
+    /// boot, which no deadline is) when there is none: 8 bytes, not an `Option<Instant>`'s 16.
+    pending_until: Instant,
+    /// The result whose header arrived last: still collecting its address lines (not
+    /// `done`), or complete (`done`: the last completed result). One slot for both, not two
+    /// (28 B each): a header is only expected once the lookup that waited for the last result
+    /// has read it (lookups take the resolver one at a time); a header nobody asked for ends
+    /// that result's keeping early.
+    answer: Option<DnsAnswer>,
     /// A lookup holds the resolver (one at a time).
     pub(crate) busy: bool,
 }
@@ -100,9 +107,8 @@ impl DnsState {
         Self {
             completed: 0,
             issued: 0,
-            pending_until: None,
-            collecting: None,
-            last: None,
+            pending_until: Instant::MIN,
+            answer: None,
             busy: false,
         }
     }
@@ -120,19 +126,47 @@ impl DnsState {
     /// Gives up on results still owed (their time is over, or the modem rebooted).
     pub(crate) fn resync(&mut self) {
         self.issued = self.completed;
-        self.collecting = None;
-        self.pending_until = None;
+        self.drop_collecting();
+        self.set_pending_until(None);
     }
 
-    fn complete(&mut self, answer: DnsAnswer) {
-        self.last = Some(answer);
+    /// Until when a result still owed may arrive (`None`: no deadline is set).
+    pub(crate) fn pending_until(&self) -> Option<Instant> {
+        (self.pending_until != Instant::MIN).then_some(self.pending_until)
+    }
+
+    /// Sets (or clears) the deadline of the results still owed.
+    pub(crate) fn set_pending_until(&mut self, until: Option<Instant>) {
+        self.pending_until = until.unwrap_or(Instant::MIN);
+    }
+
+    /// The result being collected: its header arrived, not all its address lines yet.
+    pub(crate) fn collecting(&self) -> Option<&DnsAnswer> {
+        self.answer.as_ref().filter(|a| !a.done)
+    }
+
+    /// Forgets the result being collected, if any (the last completed one stays).
+    pub(crate) fn drop_collecting(&mut self) {
+        if self.collecting().is_some() {
+            self.answer = None;
+        }
+    }
+
+    /// The last completed result.
+    pub(crate) fn last(&self) -> Option<DnsAnswer> {
+        self.answer.filter(|a| a.done)
+    }
+
+    fn complete(&mut self, mut answer: DnsAnswer) {
+        answer.done = true;
+        self.answer = Some(answer);
         self.completed = self.completed.wrapping_add(1);
         // A result nobody waited for any more (it came after its time): nothing is owed now.
         if self.owed() < 0 {
             self.issued = self.completed;
         }
         if self.settled() {
-            self.pending_until = None;
+            self.set_pending_until(None);
         }
     }
 
@@ -140,7 +174,7 @@ impl DnsState {
     fn apply(&mut self, urc: &QiUrc) {
         match *urc {
             QiUrc::DnsResult { err, count } => {
-                if let Some(partial) = self.collecting.take() {
+                if let Some(&partial) = self.collecting() {
                     // Address lines were lost: the earlier result ends with what it got.
                     self.complete(partial);
                 }
@@ -148,16 +182,15 @@ impl DnsState {
                 if err != 0 || count == 0 {
                     self.complete(answer);
                 } else {
-                    self.collecting = Some(answer);
+                    self.answer = Some(answer);
                 }
             }
             // An address line without a header before it has nothing to attach to.
             QiUrc::DnsAddress(addr) => {
-                if let Some(c) = self.collecting.as_mut() {
+                if let Some(c) = self.answer.as_mut().filter(|a| !a.done) {
                     c.add(addr);
                     if c.received >= c.count {
                         let done = *c;
-                        self.collecting = None;
                         self.complete(done);
                     }
                 }
@@ -713,7 +746,7 @@ mod tests {
         dns(&mut d, b"+QIURC: \"dnsgip\",\"10.0.0.2\"");
         assert_eq!(d.completed, 1);
         assert!(d.settled());
-        let a = d.last.unwrap();
+        let a = d.last().unwrap();
         assert_eq!((a.err, a.count, a.received), (0, 3, 3));
         assert_eq!(a.first(), Some("2001:db8::1".parse().unwrap()));
         assert_eq!(a.ipv4, Some("10.0.0.1".parse().unwrap()));
@@ -723,8 +756,8 @@ mod tests {
         d.issued = 2;
         dns(&mut d, b"+QIURC: \"dnsgip\",565");
         assert_eq!(d.completed, 2);
-        assert_eq!(d.last.unwrap().err, 565);
-        assert_eq!(d.last.unwrap().first(), None);
+        assert_eq!(d.last().unwrap().err, 565);
+        assert_eq!(d.last().unwrap().first(), None);
 
         // An address line without a header is not taken for anything.
         let before = d;
@@ -738,13 +771,14 @@ mod tests {
         d.issued = 2;
         dns(&mut d, b"+QIURC: \"dnsgip\",0,2,600");
         dns(&mut d, b"+QIURC: \"dnsgip\",\"10.0.0.1\"");
-        // The next header ends the first result with the one address it got.
+        // The next header ends the first result with the one address it got (a dropped
+        // lookup's: the lookup waiting now is the second, so the first is not kept).
         dns(&mut d, b"+QIURC: \"dnsgip\",0,1,600");
         assert_eq!(d.completed, 1);
-        assert_eq!(d.last.unwrap().received, 1);
+        assert_eq!(d.collecting().map(|a| (a.count, a.received)), Some((1, 0)));
         dns(&mut d, b"+QIURC: \"dnsgip\",\"10.0.0.2\"");
         assert_eq!(d.completed, 2);
-        assert_eq!(d.last.unwrap().ipv4, Some("10.0.0.2".parse().unwrap()));
+        assert_eq!(d.last().unwrap().ipv4, Some("10.0.0.2".parse().unwrap()));
         // A result nobody waits for leaves nothing owed.
         dns(&mut d, b"+QIURC: \"dnsgip\",565,0,0");
         assert_eq!((d.completed, d.issued), (3, 3));
@@ -764,7 +798,7 @@ mod tests {
         let d = cell.dns();
         assert!(d.settled());
         assert!(d.busy);
-        assert_eq!(d.collecting, None);
+        assert_eq!(d.collecting(), None);
         // The address line of the lost lookup is ignored.
         urc(b"+QIURC: \"dnsgip\",\"10.0.0.1\"");
         assert_eq!(cell.dns().completed, 0);

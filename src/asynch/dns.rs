@@ -88,7 +88,7 @@ impl<'a> Modem<'a> {
         // Results still owed to earlier (dropped) lookups come first.
         let earlier = self.core.state.dns();
         if !earlier.settled() {
-            let settled = match earlier.pending_until {
+            let settled = match earlier.pending_until() {
                 Some(until) => with_deadline(
                     until,
                     self.core.state.wait_dns(|_, d| d.settled().then_some(())),
@@ -109,13 +109,13 @@ impl<'a> Modem<'a> {
             let mut channel = self.channel().await;
             let before = self.core.state.update_dns(|d| {
                 // A header without its address lines from before cannot be this lookup's.
-                d.collecting = None;
+                d.drop_collecting();
                 d.issued = d.issued.wrapping_add(1);
-                d.pending_until = Some(
+                d.set_pending_until(Some(
                     Instant::now()
                         .saturating_add(Duration::from_millis(u64::from(LOOKUP_TIMEOUT_MS)))
                         .saturating_add(RESULT_WAIT),
-                );
+                ));
                 d.completed
             });
             if let Err(e) = channel.send(&cmd).await {
@@ -123,7 +123,7 @@ impl<'a> Modem<'a> {
                     self.core.state.update_dns(|d| {
                         d.issued = d.issued.wrapping_sub(1);
                         if d.settled() {
-                            d.pending_until = None;
+                            d.set_pending_until(None);
                         }
                     });
                 }
@@ -133,7 +133,7 @@ impl<'a> Modem<'a> {
         };
         self.core
             .state
-            .update_dns(|d| d.pending_until = Some(Instant::now().saturating_add(RESULT_WAIT)));
+            .update_dns(|d| d.set_pending_until(Some(Instant::now().saturating_add(RESULT_WAIT))));
 
         let answer = with_timeout(
             RESULT_WAIT,
@@ -141,7 +141,7 @@ impl<'a> Modem<'a> {
                 if s.starts() != boots {
                     Some(Err(Error::Rebooted))
                 } else if d.completed != before {
-                    Some(d.last.ok_or(Error::Parse))
+                    Some(d.last().ok_or(Error::Parse))
                 } else {
                     None
                 }

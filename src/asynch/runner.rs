@@ -133,10 +133,16 @@ impl RunnerParts<'_> {
 ///
 /// ```text
 /// #[embassy_executor::task]
-/// async fn modem_task(runner: quectel::asynch::Runner<'static, UartRx, UartTx>) -> ! {
-///     runner.run().await
+/// fn modem_task(
+///     runner: quectel::asynch::Runner<'static, UartRx, UartTx>,
+/// ) -> impl Future<Output = quectel::asynch::Never> {
+///     runner.run()
 /// }
 /// ```
+///
+/// (A task `fn` returning [`Runner::run`]'s future keeps the runner once in the task's storage;
+/// `async fn modem_task(runner: …) -> ! { runner.run().await }` works too, but keeps the runner
+/// as its argument for the task's whole life as well, about 100 bytes more.)
 pub struct Runner<'a, R, W, P = NoPins, S = NoSleep> {
     parts: RunnerParts<'a>,
     rx: R,
@@ -221,7 +227,8 @@ impl<'a, R: Read, W: Write, P: ControlPins, S: SleepControl> Runner<'a, R, W, P,
     ///
     /// A plain `fn` returning the future (an `async fn` would keep the runner twice in its
     /// future: as its argument and as the parts moved out of it). Its output is `!`
-    /// ([`Never`]): `runner.run().await` in an `async fn … -> !` task, as above.
+    /// ([`Never`]): a task `fn` returns it, as above (or `runner.run().await` in an
+    /// `async fn … -> !` task).
     pub fn run(self) -> impl core::future::Future<Output = Never> {
         let Self {
             mut parts,

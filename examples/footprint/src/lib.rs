@@ -360,9 +360,13 @@ fn panic(_: &core::panic::PanicInfo<'_>) -> ! {
 static RESOURCES: ConstStaticCell<Resources<N, SOCKETS, RING>> =
     ConstStaticCell::new(Resources::new());
 
+/// The runner's task is `run`'s future itself: a plain `fn` returning it (embassy takes a task
+/// `fn` returning `impl Future`), so the task's storage holds the runner once. An
+/// `async fn runner_task(runner: Runner) -> !` keeps its argument (the 108-byte runner) for the
+/// task's whole life next to the parts `run` moved out of it.
 #[embassy_executor::task]
-async fn runner_task(runner: Runner) -> ! {
-    runner.run().await
+fn runner_task(runner: Runner) -> impl core::future::Future<Output = quectel::asynch::Never> {
+    runner.run()
 }
 
 /// Brings up the board (clock, UART) and the driver; spawns the runner task.

@@ -202,14 +202,15 @@ impl<'c> Channel<'c> {
         mut acc: Acc<'s, R>,
     ) -> impl core::future::Future<Output = Result<R, Error>> + 's {
         async move {
-            self.send_erased(&mut acc).await?;
+            // A failed exchange's error is in `acc` (no error arm per response type here).
+            self.send_erased(&mut acc).await;
             acc.into_result()
         }
     }
 
     /// [`Self::send`] without the command type: settles, renders the line with `cmd`, then
-    /// [`Self::exchange_erased`] with a [`Listen`] over `cmd`. `Ok` once the response ended
-    /// (its result is in `cmd`).
+    /// [`Self::exchange_erased`] with a [`Listen`] over `cmd`. The result is in `cmd`: a failed
+    /// exchange hands its error to `cmd` (as a failed command's).
     ///
     /// A plain `fn` returning an `async move` block: an `async fn` keeps a second copy of its
     /// arguments in its future, and this future is part of every command's.
@@ -218,10 +219,10 @@ impl<'c> Channel<'c> {
     pub(crate) fn send_erased<'s>(
         &'s mut self,
         cmd: &'s mut dyn Folding,
-    ) -> impl core::future::Future<Output = Result<(), Error>> + 's {
+    ) -> impl core::future::Future<Output = ()> + 's {
         async move {
             self.settle().await;
-            let (spec, len) = {
+            let (spec, rendered) = {
                 let mut bufs = self.m.core.tx.buffers().await;
                 let mut w = CmdWriter::new(&mut bufs.line);
                 let (spec, written) = cmd.render(&mut w);
@@ -232,11 +233,19 @@ impl<'c> Channel<'c> {
                     bufs.line.zeroize();
                     self.st.wipe = false;
                 }
-                (spec, rendered?)
+                (spec, rendered)
             };
-            let listen = Listen::new(cmd, spec.expect);
-            self.exchange_erased(Some(&listen), spec.timeout_ms, Source::Line(len))
-                .await
+            let r = match rendered {
+                Ok(len) => {
+                    let listen = Listen::new(cmd, spec.expect);
+                    self.exchange_erased(Some(&listen), spec.timeout_ms, Source::Line(len))
+                        .await
+                }
+                Err(e) => Err(e),
+            };
+            if let Err(e) = r {
+                cmd.take(Err(e), Expect::NONE);
+            }
         }
     }
 

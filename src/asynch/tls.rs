@@ -9,7 +9,7 @@ use crate::at::expect::Expect;
 use crate::at::parse::{all, next, quoted, uint};
 use crate::at::response::Response;
 use crate::command::file::{Delete, FileEntry, List, Upload, UploadData, checksum};
-use crate::command::general::{Concat, LinePart};
+use crate::command::general::{Concat, LinePart, Setting};
 use crate::command::socket::{SslConfigure, SslOption};
 use crate::command::{CmdWriter, Command};
 use crate::pem::{self, PemKind};
@@ -602,7 +602,7 @@ impl<'a> Modem<'a> {
                 TlsVersion::Tls12 => 3,
                 TlsVersion::Any => 4,
             };
-            let mut options: heapless::Vec<SslConfigure<'_>, 9> = heapless::Vec::new();
+            let mut options: heapless::Vec<SslConfigure<'_>, 8> = heapless::Vec::new();
             let sni = {
                 let set = |option| SslConfigure { ctx, option };
                 let mut push = |o| options.push(o).map_err(|_| Error::Overflow);
@@ -629,7 +629,7 @@ impl<'a> Modem<'a> {
                 // does not).
                 set(SslOption::Sni(config.sni))
             };
-            let mut parts: heapless::Vec<&dyn LinePart, 10> = heapless::Vec::new();
+            let mut parts: heapless::Vec<&dyn LinePart, 9> = heapless::Vec::new();
             for o in &options {
                 let _ = parts.push(o);
             }
@@ -646,11 +646,11 @@ impl<'a> Modem<'a> {
             let rest_ok = !parts.is_empty() && self.send(&Concat { parts: &parts }).await.is_ok();
             if !rest_ok {
                 for o in &options {
-                    self.send(o).await?;
+                    self.send(&Setting(o)).await?;
                 }
             }
             // Only an explicit refusal to turn SNI on matters, and then the handshake will tell.
-            if let Err(e) = self.send(&sni).await {
+            if let Err(e) = self.send(&Setting(&sni)).await {
                 debug!("sni option not accepted");
                 if !matches!(e, Error::Error | Error::Cme(_)) {
                     return Err(e);

@@ -456,7 +456,8 @@ impl<'c> Channel<'c> {
                     self.st.tx = None;
                     return Err(Error::Rebooted);
                 }
-                match op.phase {
+                // The line to post (the command, or the next piece of the payload).
+                let post = match op.phase {
                     TxPhase::Command => {
                         // Wait out anything still in flight (without recursing into settle).
                         let _ = self
@@ -483,12 +484,7 @@ impl<'c> Channel<'c> {
                         op.deadline =
                             Instant::now().saturating_add(Duration::from_millis(SEND_STEP_MS));
                         self.st.last_deadline = op.deadline;
-                        self.st.tx = Some(op);
-                        if let Err(e) = self.m.core.tx.write(Source::Line(len)).await {
-                            self.m.core.shared.complete();
-                            self.st.tx = None;
-                            return Err(e);
-                        }
+                        len
                     }
                     TxPhase::Prompt => {
                         let _ = self
@@ -497,6 +493,7 @@ impl<'c> Channel<'c> {
                         if self.m.core.shared.prompt_seen() {
                             op.phase = TxPhase::Payload;
                             self.st.tx = Some(op);
+                            continue;
                         } else {
                             // ERROR instead of the prompt: the socket is not connected.
                             self.st.tx = None;
@@ -536,12 +533,7 @@ impl<'c> Channel<'c> {
                                 Instant::now().saturating_add(Duration::from_millis(SEND_STEP_MS));
                             self.st.last_deadline = op.deadline;
                         }
-                        self.st.tx = Some(op);
-                        if let Err(e) = self.m.core.tx.write(Source::Line(piece)).await {
-                            self.m.core.shared.complete();
-                            self.st.tx = None;
-                            return Err(e);
-                        }
+                        piece
                     }
                     TxPhase::Result => {
                         let _ = self
@@ -576,6 +568,14 @@ impl<'c> Channel<'c> {
                             }
                         };
                     }
+                };
+                // Recorded before the line is posted: an abandoned send resumes after it (the
+                // runner writes a posted line whole).
+                self.st.tx = Some(op);
+                if let Err(e) = self.m.core.tx.write(Source::Line(post)).await {
+                    self.m.core.shared.complete();
+                    self.st.tx = None;
+                    return Err(e);
                 }
             }
         })

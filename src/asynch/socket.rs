@@ -15,7 +15,7 @@ use embassy_time::{Duration, Instant, Timer, with_timeout};
 
 use super::Modem;
 use crate::Error;
-use crate::command::socket::{Close, OpenTcp, OpenTls};
+use crate::command::socket::{Close, Open, OpenTcp, OpenTls};
 use crate::socket::{Kind, Phase, SlotState};
 
 /// Where to connect.
@@ -88,33 +88,28 @@ impl<'a> Modem<'a> {
             armed: true,
         };
         let id = slot as u8;
-        let sent = match remote {
-            Remote::Tcp { host, port } => {
-                self.send(&OpenTcp {
-                    cid,
-                    id,
-                    host,
-                    port,
-                    push,
-                })
-                .await
-            }
+        let open = match remote {
+            Remote::Tcp { host, port } => Open::Tcp(OpenTcp {
+                cid,
+                id,
+                host,
+                port,
+                push,
+            }),
             Remote::Tls {
                 ssl_ctx,
                 host,
                 port,
-            } => {
-                self.send(&OpenTls {
-                    cid,
-                    ssl_ctx,
-                    id,
-                    host,
-                    port,
-                    push,
-                })
-                .await
-            }
+            } => Open::Tls(OpenTls {
+                cid,
+                ssl_ctx,
+                id,
+                host,
+                port,
+                push,
+            }),
         };
+        let sent = self.send(&open).await;
         if let Err(e) = sent {
             // Refused at once: nothing was opened.
             guard.armed = false;

@@ -302,61 +302,48 @@ impl<'a> Modem<'a> {
     /// Uploads `data` as file `name` (replacing a file of that name) and checks the module's
     /// checksum of what it received (`AT+QFDEL`, `AT+QFUPL`).
     pub async fn upload_file(&self, name: &str, data: &[u8]) -> Result<(), Error> {
-        self.upload_replacing(name, data).await
+        self.upload(name, data, true).await
     }
 
-    /// [`Self::upload_file`], as a plain `fn` returning an `async move` block: an `async fn`
-    /// would keep its arguments twice in its future, which is part of
-    /// [`Modem::configure_tls`]'s.
-    // Not an `async fn` on purpose (see above).
-    #[allow(clippy::manual_async_fn)]
-    fn upload_replacing<'u>(
+    /// Uploads `data` as file `name` (`AT+QFUPL`). `replace`: deletes a file of that name
+    /// first (`AT+QFDEL`; not there, or refused for a reason the upload will report more
+    /// precisely, e.g. 407 "file already exists", is no error). Without it the file is not
+    /// expected to exist; if it does after all (407), it is deleted and uploaded again.
+    ///
+    /// One loop with one await of each command, polled out of line (awaited from
+    /// [`Self::upload_file`] and from the upload of each of the three TLS files); a plain `fn`
+    /// returning an `async move` block: an `async fn` would keep its arguments twice in its
+    /// future, which is part of [`Modem::configure_tls`]'s.
+    fn upload<'u>(
         &'u self,
         name: &'u str,
         data: &'u [u8],
-    ) -> impl core::future::Future<Output = Result<(), Error>> + 'u {
-        async move {
-            match self.send(&Delete { name }).await {
-                // Not there (405), or refused for a reason the upload will report more precisely
-                // (e.g. 407 "file already exists").
-                Ok(()) | Err(Error::Cme(_)) | Err(Error::Error) => {}
-                Err(e) => return Err(e),
-            }
-            self.upload_new(name, data).await
-        }
-    }
-
-    /// Uploads `data` as file `name`, which is not expected to exist (`AT+QFUPL`); if it does
-    /// after all (407), deletes it and uploads again. A plain `fn`, as
-    /// [`Self::upload_replacing`].
-    // Not an `async fn` on purpose (see above).
-    #[allow(clippy::manual_async_fn)]
-    fn upload_new<'u>(
-        &'u self,
-        name: &'u str,
-        data: &'u [u8],
-    ) -> impl core::future::Future<Output = Result<(), Error>> + 'u {
-        async move {
-            match self.upload_only(name, data).await {
-                Err(Error::Cme(crate::CmeError(407))) => {
-                    self.send(&Delete { name }).await?;
-                    self.upload_only(name, data).await
-                }
-                other => other,
-            }
-        }
-    }
-
-    /// Polled out of line: awaited from the upload of each of the three files.
-    fn upload_only<'u>(
-        &'u self,
-        name: &'u str,
-        data: &'u [u8],
+        replace: bool,
     ) -> super::outline::Outlined<impl core::future::Future<Output = Result<(), Error>> + 'u> {
-        super::outline::Outlined(self.upload_only_body(name, data))
+        super::outline::Outlined(async move {
+            let mut delete = replace;
+            // The first delete may be refused; the one after a 407 may not.
+            let mut first = true;
+            loop {
+                if delete {
+                    match self.send(&Delete { name }).await {
+                        Ok(()) => {}
+                        Err(Error::Cme(_) | Error::Error) if first => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+                match self.upload_only_body(name, data).await {
+                    Err(Error::Cme(crate::CmeError(407))) if first => {
+                        delete = true;
+                        first = false;
+                    }
+                    other => return other,
+                }
+            }
+        })
     }
 
-    /// The body of [`Self::upload_only`] (polled out of line).
+    /// One upload of [`Self::upload`] (`AT+QFUPL`, then the data).
     async fn upload_only_body(&self, name: &str, data: &[u8]) -> Result<(), Error> {
         let size = u32::try_from(data.len()).map_err(|_| Error::Overflow)?;
         // Give slow links time: the modem gives up after this many idle seconds.
@@ -569,8 +556,7 @@ impl<'a> Modem<'a> {
             };
             for ((name, d), present) in names.iter().zip(data).zip(present) {
                 match d {
-                    Some(d) if !listed => self.upload_replacing(name, d).await?,
-                    Some(d) if !present => self.upload_new(name, d).await?,
+                    Some(d) if !listed || !present => self.upload(name, d, !listed).await?,
                     _ => {}
                 }
             }

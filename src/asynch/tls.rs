@@ -332,7 +332,31 @@ impl<'a> Modem<'a> {
                         Err(e) => return Err(e),
                     }
                 }
-                match self.upload_only_body(name, data).await {
+                let size = u32::try_from(data.len()).map_err(|_| Error::Overflow)?;
+                // Give slow links time: the modem gives up after this many idle seconds.
+                let timeout_s = 10;
+                let uploaded = {
+                    let mut channel = self.channel().await;
+                    match channel
+                        .send(&Upload {
+                            name,
+                            size,
+                            timeout_s,
+                        })
+                        .await
+                    {
+                        Ok(()) => {
+                            let cmd = UploadData {
+                                size,
+                                checksum: checksum(data),
+                                timeout_s,
+                            };
+                            channel.send_data(&cmd, data).await
+                        }
+                        Err(e) => Err(e),
+                    }
+                };
+                match uploaded {
                     Err(Error::Cme(crate::CmeError(407))) if first => {
                         delete = true;
                         first = false;
@@ -341,31 +365,6 @@ impl<'a> Modem<'a> {
                 }
             }
         })
-    }
-
-    /// One upload of [`Self::upload`] (`AT+QFUPL`, then the data).
-    async fn upload_only_body(&self, name: &str, data: &[u8]) -> Result<(), Error> {
-        let size = u32::try_from(data.len()).map_err(|_| Error::Overflow)?;
-        // Give slow links time: the modem gives up after this many idle seconds.
-        let timeout_s = 10;
-        let mut channel = self.channel().await;
-        channel
-            .send(&Upload {
-                name,
-                size,
-                timeout_s,
-            })
-            .await?;
-        channel
-            .send_data(
-                &UploadData {
-                    size,
-                    checksum: checksum(data),
-                    timeout_s,
-                },
-                data,
-            )
-            .await
     }
 
     /// Deletes file `name` (`AT+QFDEL`).

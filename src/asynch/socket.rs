@@ -70,7 +70,7 @@ impl<'a> Modem<'a> {
     /// `Err(Error::Ip(566))`, a DNS failure `Err(Error::Ip(565))`, a failed TLS handshake
     /// (wrong CA, rejected client certificate…) `Err(Error::Tls(code))`.
     pub async fn connect(&self, cid: u8, remote: Remote<'_>) -> Result<Socket<'a>, Error> {
-        let params = self.params().await;
+        let params = self.model().params();
         let kind = match remote {
             Remote::Tcp { .. } => Kind::Tcp,
             Remote::Tls { .. } => Kind::Tls,
@@ -208,7 +208,7 @@ impl<'a> Modem<'a> {
     }
 
     async fn service_round(&self, poll_due: bool) {
-        let max_read = usize::from(self.params().await.max_read).min(1500);
+        let max_read = usize::from(self.model().params().max_read).min(1500);
         for slot in 0..self.pool.slots() {
             let s = self.pool.state(slot);
             match s.phase {
@@ -311,7 +311,7 @@ impl<'a> Modem<'a> {
                 }
                 Timer::after(Duration::from_millis(50 * u64::from(s.send_failures))).await;
             }
-            let max_send = usize::from(self.params().await.max_send);
+            let max_send = usize::from(self.model().params().max_send);
             let r = self
                 .channel()
                 .await

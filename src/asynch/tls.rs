@@ -292,7 +292,13 @@ impl TlsListing<'_> {
 impl<'a> Modem<'a> {
     /// The drive prefix file names need on this model (`UFS:` on EC2x/EC600N, none on BG9x).
     pub async fn file_prefix(&self) -> &'static str {
-        if self.params().await.quirks.ufs_prefix {
+        self.drive_prefix()
+    }
+
+    /// [`Self::file_prefix`] for the flows (it awaits nothing; an await is a state of the
+    /// flow's future).
+    fn drive_prefix(&self) -> &'static str {
+        if self.model().params().quirks.ufs_prefix {
             "UFS:"
         } else {
             ""
@@ -408,7 +414,7 @@ impl<'a> Modem<'a> {
         if ssl_ctx > 5 {
             return Err(Error::InvalidArgument);
         }
-        let prefix = self.file_prefix().await;
+        let prefix = self.drive_prefix();
         // A listing names at most 3 files of the context; a few rounds clear any number a
         // context can have gathered (bounded, should a file refuse to go).
         for _ in 0..8 {
@@ -489,7 +495,7 @@ impl<'a> Modem<'a> {
                 return Err(Error::InvalidArgument);
             }
             config.validate()?;
-            let prefix = self.file_prefix().await;
+            let prefix = self.drive_prefix();
             let ca = match config.server {
                 ServerAuth::Verify(pem) => Some(pem),
                 ServerAuth::InsecureNoVerify => None,

@@ -349,12 +349,18 @@ impl<'a> Modem<'a> {
 }
 
 impl<'a> Modem<'a> {
-    pub(crate) async fn socket_read(&self, slot: usize, buf: &mut [u8]) -> Result<usize, Error> {
-        if buf.is_empty() {
-            return Ok(0);
-        }
+    // The socket I/O below are plain `fn`s returning the `poll_fn` itself: an `async fn` would
+    // wrap it in a state machine of its own, under each handle's.
+    pub(crate) fn socket_read<'b>(
+        &self,
+        slot: usize,
+        buf: &'b mut [u8],
+    ) -> impl core::future::Future<Output = Result<usize, Error>> + use<'a, 'b> {
         let pool = self.pool;
-        poll_fn(|cx| {
+        poll_fn(move |cx| {
+            if buf.is_empty() {
+                return Poll::Ready(Ok(0));
+            }
             let n = pool.read(slot, buf);
             if n > 0 {
                 return Poll::Ready(Ok(n));
@@ -370,15 +376,18 @@ impl<'a> Modem<'a> {
             pool.register(slot, cx.waker());
             Poll::Pending
         })
-        .await
     }
 
-    pub(crate) async fn socket_write(&self, slot: usize, buf: &[u8]) -> Result<usize, Error> {
-        if buf.is_empty() {
-            return Ok(0);
-        }
+    pub(crate) fn socket_write<'b>(
+        &self,
+        slot: usize,
+        buf: &'b [u8],
+    ) -> impl core::future::Future<Output = Result<usize, Error>> + use<'a, 'b> {
         let pool = self.pool;
-        poll_fn(|cx| {
+        poll_fn(move |cx| {
+            if buf.is_empty() {
+                return Poll::Ready(Ok(0));
+            }
             let s = pool.state(slot);
             if let Some(e) = s.tx_error {
                 pool.update(slot, &mut |s| s.tx_error = None);
@@ -397,12 +406,14 @@ impl<'a> Modem<'a> {
             pool.register(slot, cx.waker());
             Poll::Pending
         })
-        .await
     }
 
-    pub(crate) async fn socket_flush(&self, slot: usize) -> Result<(), Error> {
+    pub(crate) fn socket_flush(
+        &self,
+        slot: usize,
+    ) -> impl core::future::Future<Output = Result<(), Error>> + use<'a> {
         let pool = self.pool;
-        poll_fn(|cx| {
+        poll_fn(move |cx| {
             let s = pool.state(slot);
             if let Some(e) = s.tx_error {
                 pool.update(slot, &mut |s| s.tx_error = None);
@@ -421,7 +432,6 @@ impl<'a> Modem<'a> {
             pool.kick();
             Poll::Pending
         })
-        .await
     }
 
     /// Flushes (up to 10 s), closes in the modem and frees the slot.

@@ -544,18 +544,19 @@ impl embedded_io_async::ErrorType for Socket<'_> {
     type Error = Error;
 }
 
+// The trait methods return the socket I/O futures themselves (no `async` wrapper of their own).
 impl embedded_io_async::Read for Socket<'_> {
-    async fn read(&mut self, buf: &mut [u8]) -> Result<usize, Error> {
-        Socket::read(self, buf).await
+    fn read(&mut self, buf: &mut [u8]) -> impl core::future::Future<Output = Result<usize, Error>> {
+        self.modem.socket_read(self.slot, buf)
     }
 }
 
 impl embedded_io_async::Write for Socket<'_> {
-    async fn write(&mut self, buf: &[u8]) -> Result<usize, Error> {
-        Socket::write(self, buf).await
+    fn write(&mut self, buf: &[u8]) -> impl core::future::Future<Output = Result<usize, Error>> {
+        self.modem.socket_write(self.slot, buf)
     }
-    async fn flush(&mut self) -> Result<(), Error> {
-        Socket::flush(self).await
+    fn flush(&mut self) -> impl core::future::Future<Output = Result<(), Error>> {
+        self.modem.socket_flush(self.slot)
     }
 }
 
@@ -578,8 +579,8 @@ impl embedded_io_async::ErrorType for SocketReader<'_, '_> {
 }
 
 impl embedded_io_async::Read for SocketReader<'_, '_> {
-    async fn read(&mut self, buf: &mut [u8]) -> Result<usize, Error> {
-        self.modem.socket_read(self.slot, buf).await
+    fn read(&mut self, buf: &mut [u8]) -> impl core::future::Future<Output = Result<usize, Error>> {
+        self.modem.socket_read(self.slot, buf)
     }
 }
 
@@ -588,11 +589,11 @@ impl embedded_io_async::ErrorType for SocketWriter<'_, '_> {
 }
 
 impl embedded_io_async::Write for SocketWriter<'_, '_> {
-    async fn write(&mut self, buf: &[u8]) -> Result<usize, Error> {
-        self.modem.socket_write(self.slot, buf).await
+    fn write(&mut self, buf: &[u8]) -> impl core::future::Future<Output = Result<usize, Error>> {
+        self.modem.socket_write(self.slot, buf)
     }
-    async fn flush(&mut self) -> Result<(), Error> {
-        self.modem.socket_flush(self.slot).await
+    fn flush(&mut self) -> impl core::future::Future<Output = Result<(), Error>> {
+        self.modem.socket_flush(self.slot)
     }
 }
 

@@ -593,35 +593,29 @@ impl<'a> Modem<'a> {
                 TlsVersion::Tls12 => 3,
                 TlsVersion::Any => 4,
             };
-            let mut options: heapless::Vec<SslConfigure<'_>, 8> = heapless::Vec::new();
-            let sni = {
-                let set = |option| SslConfigure { ctx, option };
-                let mut push = |o| options.push(o).map_err(|_| Error::Overflow);
-                if !names[0].is_empty() {
-                    push(set(SslOption::CaCert(&names[0])))?;
-                }
-                if !names[1].is_empty() && !names[2].is_empty() {
-                    push(set(SslOption::ClientCert(&names[1])))?;
-                    push(set(SslOption::ClientKey(&names[2])))?;
-                }
-                // The defaults of these are not documented for every family (`ignorelocaltime`
-                // 1 is only seen on the EG800K): they are set, at no extra round trip in this
-                // line.
-                push(set(SslOption::SecLevel(seclevel)))?;
-                push(set(SslOption::Version(version)))?;
-                push(set(SslOption::CipherSuite(0xffff)))?;
-                push(set(SslOption::IgnoreLocalTime(config.ignore_local_time)))?;
+            let set = |option| SslConfigure { ctx, option };
+            let client = !names[1].is_empty() && !names[2].is_empty();
+            // In line order; `None`: left out.
+            let options = [
+                (!names[0].is_empty()).then(|| set(SslOption::CaCert(&names[0]))),
+                client.then(|| set(SslOption::ClientCert(&names[1]))),
+                client.then(|| set(SslOption::ClientKey(&names[2]))),
+                // The defaults of these are not documented for every family
+                // (`ignorelocaltime` 1 is only seen on the EG800K): they are set, at no extra
+                // round trip in this line.
+                Some(set(SslOption::SecLevel(seclevel))),
+                Some(set(SslOption::Version(version))),
+                Some(set(SslOption::CipherSuite(0xffff))),
+                Some(set(SslOption::IgnoreLocalTime(config.ignore_local_time))),
                 // 300 s is the documented default (BG96 SSL manual).
-                if !fresh || config.negotiate_timeout_s != 300 {
-                    push(set(SslOption::NegotiateTime(config.negotiate_timeout_s)))?;
-                }
-                // The "sni" default differs between models (0 on LTE-Standard Cat-1 modules),
-                // so it is always set; last, because not every firmware knows it (BG96 V1.0
-                // does not).
-                set(SslOption::Sni(config.sni))
-            };
+                (!fresh || config.negotiate_timeout_s != 300)
+                    .then(|| set(SslOption::NegotiateTime(config.negotiate_timeout_s))),
+            ];
+            // The "sni" default differs between models (0 on LTE-Standard Cat-1 modules), so it
+            // is always set; last, because not every firmware knows it (BG96 V1.0 does not).
+            let sni = set(SslOption::Sni(config.sni));
             let mut parts: heapless::Vec<&dyn LinePart, 9> = heapless::Vec::new();
-            for o in &options {
+            for o in options.iter().flatten() {
                 let _ = parts.push(o);
             }
             let _ = parts.push(&sni);
@@ -636,8 +630,12 @@ impl<'a> Modem<'a> {
             parts.pop();
             let rest_ok = !parts.is_empty() && self.send(&Concat { parts: &parts }).await.is_ok();
             if !rest_ok {
+                // Not `.flatten()`: its iterator, kept across the sends, is larger.
+                #[allow(clippy::manual_flatten)]
                 for o in &options {
-                    self.send(&Setting(o)).await?;
+                    if let Some(o) = o {
+                        self.send(&Setting(o)).await?;
+                    }
                 }
             }
             // Only an explicit refusal to turn SNI on matters, and then the handshake will tell.

@@ -456,13 +456,21 @@ impl<'c> Channel<'c> {
                     self.st.tx = None;
                     return Err(Error::Rebooted);
                 }
+                // One wait for the phases that wait: the command for anything still in flight
+                // (without recursing into settle), the prompt for `> ` (or an answer without it),
+                // the result for `SEND OK`/`SEND FAIL`.
+                let wait: Option<(Instant, fn(Option<Expect>, bool) -> bool)> = match op.phase {
+                    TxPhase::Command => Some((self.st.last_deadline, |e, _| e.is_none())),
+                    TxPhase::Prompt => Some((op.deadline, |e, prompt| prompt || e.is_none())),
+                    TxPhase::Payload => None,
+                    TxPhase::Result => Some((op.deadline, |e, _| e.is_none())),
+                };
+                if let Some((deadline, done)) = wait {
+                    let _ = self.wait_shared(deadline, boots, done).await;
+                }
                 // The line to post (the command, or the next piece of the payload).
                 let post = match op.phase {
                     TxPhase::Command => {
-                        // Wait out anything still in flight (without recursing into settle).
-                        let _ = self
-                            .wait_shared(self.st.last_deadline, boots, |e, _| e.is_none())
-                            .await;
                         self.m.core.shared.complete();
                         self.cooldown().await;
                         let len = {
@@ -487,9 +495,6 @@ impl<'c> Channel<'c> {
                         len
                     }
                     TxPhase::Prompt => {
-                        let _ = self
-                            .wait_shared(op.deadline, boots, |e, prompt| prompt || e.is_none())
-                            .await;
                         if self.m.core.shared.prompt_seen() {
                             op.phase = TxPhase::Payload;
                             self.st.tx = Some(op);
@@ -536,9 +541,6 @@ impl<'c> Channel<'c> {
                         piece
                     }
                     TxPhase::Result => {
-                        let _ = self
-                            .wait_shared(op.deadline, boots, |e, _| e.is_none())
-                            .await;
                         self.st.tx = None;
                         self.st.next_write =
                             Instant::now().saturating_add(self.m.core.config.command_gap);

@@ -28,6 +28,10 @@ const SEND_STEP_MS: u64 = 10_000;
 const MARKER: &[u8] = b"AT+CMEE?\r";
 const MARKER_EXPECT: Expect = Expect::prefixed(b"+CMEE:").with_line();
 
+/// When a wait on the command bookkeeping is over (see [`Channel::wait_shared`]): the
+/// expectation still open, and whether the prompt was seen.
+type Done = fn(Option<Expect>, bool) -> bool;
+
 /// Where a socket send is. Kept in the channel so that an abandoned send is finished by the
 /// next user of the channel instead of leaving the modem waiting for payload bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -171,7 +175,7 @@ impl<'c> Channel<'c> {
         &self,
         deadline: Instant,
         boots: u32,
-        done: fn(Option<Expect>, bool) -> bool,
+        done: Done,
     ) -> impl core::future::Future<Output = Result<Either<(), ()>, embassy_time::TimeoutError>> + 'c
     {
         let core = self.m.core;
@@ -459,7 +463,7 @@ impl<'c> Channel<'c> {
                 // One wait for the phases that wait: the command for anything still in flight
                 // (without recursing into settle), the prompt for `> ` (or an answer without it),
                 // the result for `SEND OK`/`SEND FAIL`.
-                let wait: Option<(Instant, fn(Option<Expect>, bool) -> bool)> = match op.phase {
+                let wait: Option<(Instant, Done)> = match op.phase {
                     TxPhase::Command => Some((self.st.last_deadline, |e, _| e.is_none())),
                     TxPhase::Prompt => Some((op.deadline, |e, prompt| prompt || e.is_none())),
                     TxPhase::Payload => None,

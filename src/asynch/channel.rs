@@ -28,6 +28,10 @@ const SEND_STEP_MS: u64 = 10_000;
 const MARKER: &[u8] = b"AT+CMEE?\r";
 const MARKER_EXPECT: Expect = Expect::prefixed(b"+CMEE:").with_line();
 
+/// When a wait on the command bookkeeping is over (see [`Channel::wait_shared`]): the
+/// expectation still open, and whether the prompt was seen.
+type Done = fn(Option<Expect>, bool) -> bool;
+
 /// Where a socket send is. Kept in the channel so that an abandoned send is finished by the
 /// next user of the channel instead of leaving the modem waiting for payload bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -171,7 +175,7 @@ impl<'c> Channel<'c> {
         &self,
         deadline: Instant,
         boots: u32,
-        done: fn(Option<Expect>, bool) -> bool,
+        done: Done,
     ) -> impl core::future::Future<Output = Result<Either<(), ()>, embassy_time::TimeoutError>> + 'c
     {
         let core = self.m.core;
@@ -202,14 +206,15 @@ impl<'c> Channel<'c> {
         mut acc: Acc<'s, R>,
     ) -> impl core::future::Future<Output = Result<R, Error>> + 's {
         async move {
-            self.send_erased(&mut acc).await?;
+            // A failed exchange's error is in `acc` (no error arm per response type here).
+            self.send_erased(&mut acc).await;
             acc.into_result()
         }
     }
 
     /// [`Self::send`] without the command type: settles, renders the line with `cmd`, then
-    /// [`Self::exchange_erased`] with a [`Listen`] over `cmd`. `Ok` once the response ended
-    /// (its result is in `cmd`).
+    /// [`Self::exchange_erased`] with a [`Listen`] over `cmd`. The result is in `cmd`: a failed
+    /// exchange hands its error to `cmd` (as a failed command's).
     ///
     /// A plain `fn` returning an `async move` block: an `async fn` keeps a second copy of its
     /// arguments in its future, and this future is part of every command's.
@@ -218,10 +223,10 @@ impl<'c> Channel<'c> {
     pub(crate) fn send_erased<'s>(
         &'s mut self,
         cmd: &'s mut dyn Folding,
-    ) -> impl core::future::Future<Output = Result<(), Error>> + 's {
+    ) -> impl core::future::Future<Output = ()> + 's {
         async move {
             self.settle().await;
-            let (spec, len) = {
+            let (spec, rendered) = {
                 let mut bufs = self.m.core.tx.buffers().await;
                 let mut w = CmdWriter::new(&mut bufs.line);
                 let (spec, written) = cmd.render(&mut w);
@@ -232,11 +237,19 @@ impl<'c> Channel<'c> {
                     bufs.line.zeroize();
                     self.st.wipe = false;
                 }
-                (spec, rendered?)
+                (spec, rendered)
             };
-            let listen = Listen::new(cmd, spec.expect);
-            self.exchange_erased(Some(&listen), spec.timeout_ms, Source::Line(len))
-                .await
+            let r = match rendered {
+                Ok(len) => {
+                    let listen = Listen::new(cmd, spec.expect);
+                    self.exchange_erased(Some(&listen), spec.timeout_ms, Source::Line(len))
+                        .await
+                }
+                Err(e) => Err(e),
+            };
+            if let Err(e) = r {
+                cmd.take(Err(e), Expect::NONE);
+            }
         }
     }
 
@@ -447,12 +460,21 @@ impl<'c> Channel<'c> {
                     self.st.tx = None;
                     return Err(Error::Rebooted);
                 }
-                match op.phase {
+                // One wait for the phases that wait: the command for anything still in flight
+                // (without recursing into settle), the prompt for `> ` (or an answer without it),
+                // the result for `SEND OK`/`SEND FAIL`.
+                let wait: Option<(Instant, Done)> = match op.phase {
+                    TxPhase::Command => Some((self.st.last_deadline, |e, _| e.is_none())),
+                    TxPhase::Prompt => Some((op.deadline, |e, prompt| prompt || e.is_none())),
+                    TxPhase::Payload => None,
+                    TxPhase::Result => Some((op.deadline, |e, _| e.is_none())),
+                };
+                if let Some((deadline, done)) = wait {
+                    let _ = self.wait_shared(deadline, boots, done).await;
+                }
+                // The line to post (the command, or the next piece of the payload).
+                let post = match op.phase {
                     TxPhase::Command => {
-                        // Wait out anything still in flight (without recursing into settle).
-                        let _ = self
-                            .wait_shared(self.st.last_deadline, boots, |e, _| e.is_none())
-                            .await;
                         self.m.core.shared.complete();
                         self.cooldown().await;
                         let len = {
@@ -474,20 +496,13 @@ impl<'c> Channel<'c> {
                         op.deadline =
                             Instant::now().saturating_add(Duration::from_millis(SEND_STEP_MS));
                         self.st.last_deadline = op.deadline;
-                        self.st.tx = Some(op);
-                        if let Err(e) = self.m.core.tx.write(Source::Line(len)).await {
-                            self.m.core.shared.complete();
-                            self.st.tx = None;
-                            return Err(e);
-                        }
+                        len
                     }
                     TxPhase::Prompt => {
-                        let _ = self
-                            .wait_shared(op.deadline, boots, |e, prompt| prompt || e.is_none())
-                            .await;
                         if self.m.core.shared.prompt_seen() {
                             op.phase = TxPhase::Payload;
                             self.st.tx = Some(op);
+                            continue;
                         } else {
                             // ERROR instead of the prompt: the socket is not connected.
                             self.st.tx = None;
@@ -527,17 +542,9 @@ impl<'c> Channel<'c> {
                                 Instant::now().saturating_add(Duration::from_millis(SEND_STEP_MS));
                             self.st.last_deadline = op.deadline;
                         }
-                        self.st.tx = Some(op);
-                        if let Err(e) = self.m.core.tx.write(Source::Line(piece)).await {
-                            self.m.core.shared.complete();
-                            self.st.tx = None;
-                            return Err(e);
-                        }
+                        piece
                     }
                     TxPhase::Result => {
-                        let _ = self
-                            .wait_shared(op.deadline, boots, |e, _| e.is_none())
-                            .await;
                         self.st.tx = None;
                         self.st.next_write =
                             Instant::now().saturating_add(self.m.core.config.command_gap);
@@ -567,6 +574,14 @@ impl<'c> Channel<'c> {
                             }
                         };
                     }
+                };
+                // Recorded before the line is posted: an abandoned send resumes after it (the
+                // runner writes a posted line whole).
+                self.st.tx = Some(op);
+                if let Err(e) = self.m.core.tx.write(Source::Line(post)).await {
+                    self.m.core.shared.complete();
+                    self.st.tx = None;
+                    return Err(e);
                 }
             }
         })

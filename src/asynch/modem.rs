@@ -338,9 +338,7 @@ impl<'a> Modem<'a> {
         cmd: &'s mut dyn crate::command::Folding,
     ) -> super::outline::Outlined<impl core::future::Future<Output = ()> + 's> {
         super::outline::Outlined(async move {
-            if let Err(e) = Channel::lock(*self).await.send_erased(&mut *cmd).await {
-                cmd.take(Err(e), crate::at::expect::Expect::NONE);
-            }
+            Channel::lock(*self).await.send_erased(&mut *cmd).await;
         })
     }
 

@@ -15,7 +15,7 @@ use embassy_time::{Duration, Instant, Timer, with_timeout};
 
 use super::Modem;
 use crate::Error;
-use crate::command::socket::{Close, OpenTcp, OpenTls};
+use crate::command::socket::{Close, Open, OpenTcp, OpenTls};
 use crate::socket::{Kind, Phase, SlotState};
 
 /// Where to connect.
@@ -70,7 +70,7 @@ impl<'a> Modem<'a> {
     /// `Err(Error::Ip(566))`, a DNS failure `Err(Error::Ip(565))`, a failed TLS handshake
     /// (wrong CA, rejected client certificate…) `Err(Error::Tls(code))`.
     pub async fn connect(&self, cid: u8, remote: Remote<'_>) -> Result<Socket<'a>, Error> {
-        let params = self.params().await;
+        let params = self.model().params();
         let kind = match remote {
             Remote::Tcp { .. } => Kind::Tcp,
             Remote::Tls { .. } => Kind::Tls,
@@ -88,33 +88,28 @@ impl<'a> Modem<'a> {
             armed: true,
         };
         let id = slot as u8;
-        let sent = match remote {
-            Remote::Tcp { host, port } => {
-                self.send(&OpenTcp {
-                    cid,
-                    id,
-                    host,
-                    port,
-                    push,
-                })
-                .await
-            }
+        let open = match remote {
+            Remote::Tcp { host, port } => Open::Tcp(OpenTcp {
+                cid,
+                id,
+                host,
+                port,
+                push,
+            }),
             Remote::Tls {
                 ssl_ctx,
                 host,
                 port,
-            } => {
-                self.send(&OpenTls {
-                    cid,
-                    ssl_ctx,
-                    id,
-                    host,
-                    port,
-                    push,
-                })
-                .await
-            }
+            } => Open::Tls(OpenTls {
+                cid,
+                ssl_ctx,
+                id,
+                host,
+                port,
+                push,
+            }),
         };
+        let sent = self.send(&open).await;
         if let Err(e) = sent {
             // Refused at once: nothing was opened.
             guard.armed = false;
@@ -213,7 +208,7 @@ impl<'a> Modem<'a> {
     }
 
     async fn service_round(&self, poll_due: bool) {
-        let max_read = usize::from(self.params().await.max_read).min(1500);
+        let max_read = usize::from(self.model().params().max_read).min(1500);
         for slot in 0..self.pool.slots() {
             let s = self.pool.state(slot);
             match s.phase {
@@ -316,7 +311,7 @@ impl<'a> Modem<'a> {
                 }
                 Timer::after(Duration::from_millis(50 * u64::from(s.send_failures))).await;
             }
-            let max_send = usize::from(self.params().await.max_send);
+            let max_send = usize::from(self.model().params().max_send);
             let r = self
                 .channel()
                 .await
@@ -354,12 +349,18 @@ impl<'a> Modem<'a> {
 }
 
 impl<'a> Modem<'a> {
-    pub(crate) async fn socket_read(&self, slot: usize, buf: &mut [u8]) -> Result<usize, Error> {
-        if buf.is_empty() {
-            return Ok(0);
-        }
+    // The socket I/O below are plain `fn`s returning the `poll_fn` itself: an `async fn` would
+    // wrap it in a state machine of its own, under each handle's.
+    pub(crate) fn socket_read<'b>(
+        &self,
+        slot: usize,
+        buf: &'b mut [u8],
+    ) -> impl core::future::Future<Output = Result<usize, Error>> + use<'a, 'b> {
         let pool = self.pool;
-        poll_fn(|cx| {
+        poll_fn(move |cx| {
+            if buf.is_empty() {
+                return Poll::Ready(Ok(0));
+            }
             let n = pool.read(slot, buf);
             if n > 0 {
                 return Poll::Ready(Ok(n));
@@ -375,15 +376,18 @@ impl<'a> Modem<'a> {
             pool.register(slot, cx.waker());
             Poll::Pending
         })
-        .await
     }
 
-    pub(crate) async fn socket_write(&self, slot: usize, buf: &[u8]) -> Result<usize, Error> {
-        if buf.is_empty() {
-            return Ok(0);
-        }
+    pub(crate) fn socket_write<'b>(
+        &self,
+        slot: usize,
+        buf: &'b [u8],
+    ) -> impl core::future::Future<Output = Result<usize, Error>> + use<'a, 'b> {
         let pool = self.pool;
-        poll_fn(|cx| {
+        poll_fn(move |cx| {
+            if buf.is_empty() {
+                return Poll::Ready(Ok(0));
+            }
             let s = pool.state(slot);
             if let Some(e) = s.tx_error {
                 pool.update(slot, &mut |s| s.tx_error = None);
@@ -402,12 +406,14 @@ impl<'a> Modem<'a> {
             pool.register(slot, cx.waker());
             Poll::Pending
         })
-        .await
     }
 
-    pub(crate) async fn socket_flush(&self, slot: usize) -> Result<(), Error> {
+    pub(crate) fn socket_flush(
+        &self,
+        slot: usize,
+    ) -> impl core::future::Future<Output = Result<(), Error>> + use<'a> {
         let pool = self.pool;
-        poll_fn(|cx| {
+        poll_fn(move |cx| {
             let s = pool.state(slot);
             if let Some(e) = s.tx_error {
                 pool.update(slot, &mut |s| s.tx_error = None);
@@ -426,7 +432,6 @@ impl<'a> Modem<'a> {
             pool.kick();
             Poll::Pending
         })
-        .await
     }
 
     /// Flushes (up to 10 s), closes in the modem and frees the slot.
@@ -539,18 +544,19 @@ impl embedded_io_async::ErrorType for Socket<'_> {
     type Error = Error;
 }
 
+// The trait methods return the socket I/O futures themselves (no `async` wrapper of their own).
 impl embedded_io_async::Read for Socket<'_> {
-    async fn read(&mut self, buf: &mut [u8]) -> Result<usize, Error> {
-        Socket::read(self, buf).await
+    fn read(&mut self, buf: &mut [u8]) -> impl core::future::Future<Output = Result<usize, Error>> {
+        self.modem.socket_read(self.slot, buf)
     }
 }
 
 impl embedded_io_async::Write for Socket<'_> {
-    async fn write(&mut self, buf: &[u8]) -> Result<usize, Error> {
-        Socket::write(self, buf).await
+    fn write(&mut self, buf: &[u8]) -> impl core::future::Future<Output = Result<usize, Error>> {
+        self.modem.socket_write(self.slot, buf)
     }
-    async fn flush(&mut self) -> Result<(), Error> {
-        Socket::flush(self).await
+    fn flush(&mut self) -> impl core::future::Future<Output = Result<(), Error>> {
+        self.modem.socket_flush(self.slot)
     }
 }
 
@@ -573,8 +579,8 @@ impl embedded_io_async::ErrorType for SocketReader<'_, '_> {
 }
 
 impl embedded_io_async::Read for SocketReader<'_, '_> {
-    async fn read(&mut self, buf: &mut [u8]) -> Result<usize, Error> {
-        self.modem.socket_read(self.slot, buf).await
+    fn read(&mut self, buf: &mut [u8]) -> impl core::future::Future<Output = Result<usize, Error>> {
+        self.modem.socket_read(self.slot, buf)
     }
 }
 
@@ -583,11 +589,11 @@ impl embedded_io_async::ErrorType for SocketWriter<'_, '_> {
 }
 
 impl embedded_io_async::Write for SocketWriter<'_, '_> {
-    async fn write(&mut self, buf: &[u8]) -> Result<usize, Error> {
-        self.modem.socket_write(self.slot, buf).await
+    fn write(&mut self, buf: &[u8]) -> impl core::future::Future<Output = Result<usize, Error>> {
+        self.modem.socket_write(self.slot, buf)
     }
-    async fn flush(&mut self) -> Result<(), Error> {
-        self.modem.socket_flush(self.slot).await
+    fn flush(&mut self) -> impl core::future::Future<Output = Result<(), Error>> {
+        self.modem.socket_flush(self.slot)
     }
 }
 

@@ -9,7 +9,7 @@ use crate::at::expect::Expect;
 use crate::at::parse::{all, next, quoted, uint};
 use crate::at::response::Response;
 use crate::command::file::{Delete, FileEntry, List, Upload, UploadData, checksum};
-use crate::command::general::{Concat, LinePart};
+use crate::command::general::{Concat, LinePart, Setting};
 use crate::command::socket::{SslConfigure, SslOption};
 use crate::command::{CmdWriter, Command};
 use crate::pem::{self, PemKind};
@@ -292,7 +292,13 @@ impl TlsListing<'_> {
 impl<'a> Modem<'a> {
     /// The drive prefix file names need on this model (`UFS:` on EC2x/EC600N, none on BG9x).
     pub async fn file_prefix(&self) -> &'static str {
-        if self.params().await.quirks.ufs_prefix {
+        self.drive_prefix()
+    }
+
+    /// [`Self::file_prefix`] for the flows (it awaits nothing; an await is a state of the
+    /// flow's future).
+    fn drive_prefix(&self) -> &'static str {
+        if self.model().params().quirks.ufs_prefix {
             "UFS:"
         } else {
             ""
@@ -302,83 +308,69 @@ impl<'a> Modem<'a> {
     /// Uploads `data` as file `name` (replacing a file of that name) and checks the module's
     /// checksum of what it received (`AT+QFDEL`, `AT+QFUPL`).
     pub async fn upload_file(&self, name: &str, data: &[u8]) -> Result<(), Error> {
-        self.upload_replacing(name, data).await
+        self.upload(name, data, true).await
     }
 
-    /// [`Self::upload_file`], as a plain `fn` returning an `async move` block: an `async fn`
-    /// would keep its arguments twice in its future, which is part of
-    /// [`Modem::configure_tls`]'s.
-    // Not an `async fn` on purpose (see above).
-    #[allow(clippy::manual_async_fn)]
-    fn upload_replacing<'u>(
+    /// Uploads `data` as file `name` (`AT+QFUPL`). `replace`: deletes a file of that name
+    /// first (`AT+QFDEL`; not there, or refused for a reason the upload will report more
+    /// precisely, e.g. 407 "file already exists", is no error). Without it the file is not
+    /// expected to exist; if it does after all (407), it is deleted and uploaded again.
+    ///
+    /// One loop with one await of each command, polled out of line (awaited from
+    /// [`Self::upload_file`] and from the upload of each of the three TLS files); a plain `fn`
+    /// returning an `async move` block: an `async fn` would keep its arguments twice in its
+    /// future, which is part of [`Modem::configure_tls`]'s.
+    fn upload<'u>(
         &'u self,
         name: &'u str,
         data: &'u [u8],
-    ) -> impl core::future::Future<Output = Result<(), Error>> + 'u {
-        async move {
-            match self.send(&Delete { name }).await {
-                // Not there (405), or refused for a reason the upload will report more precisely
-                // (e.g. 407 "file already exists").
-                Ok(()) | Err(Error::Cme(_)) | Err(Error::Error) => {}
-                Err(e) => return Err(e),
-            }
-            self.upload_new(name, data).await
-        }
-    }
-
-    /// Uploads `data` as file `name`, which is not expected to exist (`AT+QFUPL`); if it does
-    /// after all (407), deletes it and uploads again. A plain `fn`, as
-    /// [`Self::upload_replacing`].
-    // Not an `async fn` on purpose (see above).
-    #[allow(clippy::manual_async_fn)]
-    fn upload_new<'u>(
-        &'u self,
-        name: &'u str,
-        data: &'u [u8],
-    ) -> impl core::future::Future<Output = Result<(), Error>> + 'u {
-        async move {
-            match self.upload_only(name, data).await {
-                Err(Error::Cme(crate::CmeError(407))) => {
-                    self.send(&Delete { name }).await?;
-                    self.upload_only(name, data).await
-                }
-                other => other,
-            }
-        }
-    }
-
-    /// Polled out of line: awaited from the upload of each of the three files.
-    fn upload_only<'u>(
-        &'u self,
-        name: &'u str,
-        data: &'u [u8],
+        replace: bool,
     ) -> super::outline::Outlined<impl core::future::Future<Output = Result<(), Error>> + 'u> {
-        super::outline::Outlined(self.upload_only_body(name, data))
-    }
-
-    /// The body of [`Self::upload_only`] (polled out of line).
-    async fn upload_only_body(&self, name: &str, data: &[u8]) -> Result<(), Error> {
-        let size = u32::try_from(data.len()).map_err(|_| Error::Overflow)?;
-        // Give slow links time: the modem gives up after this many idle seconds.
-        let timeout_s = 10;
-        let mut channel = self.channel().await;
-        channel
-            .send(&Upload {
-                name,
-                size,
-                timeout_s,
-            })
-            .await?;
-        channel
-            .send_data(
-                &UploadData {
-                    size,
-                    checksum: checksum(data),
-                    timeout_s,
-                },
-                data,
-            )
-            .await
+        super::outline::Outlined(async move {
+            let mut delete = replace;
+            // The first delete may be refused; the one after a 407 may not.
+            let mut first = true;
+            loop {
+                if delete {
+                    match self.send(&Delete { name }).await {
+                        Ok(()) => {}
+                        Err(Error::Cme(_) | Error::Error) if first => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+                let size = u32::try_from(data.len()).map_err(|_| Error::Overflow)?;
+                // Give slow links time: the modem gives up after this many idle seconds.
+                let timeout_s = 10;
+                let uploaded = {
+                    let mut channel = self.channel().await;
+                    match channel
+                        .send(&Upload {
+                            name,
+                            size,
+                            timeout_s,
+                        })
+                        .await
+                    {
+                        Ok(()) => {
+                            let cmd = UploadData {
+                                size,
+                                checksum: checksum(data),
+                                timeout_s,
+                            };
+                            channel.send_data(&cmd, data).await
+                        }
+                        Err(e) => Err(e),
+                    }
+                };
+                match uploaded {
+                    Err(Error::Cme(crate::CmeError(407))) if first => {
+                        delete = true;
+                        first = false;
+                    }
+                    other => return other,
+                }
+            }
+        })
     }
 
     /// Deletes file `name` (`AT+QFDEL`).
@@ -422,7 +414,7 @@ impl<'a> Modem<'a> {
         if ssl_ctx > 5 {
             return Err(Error::InvalidArgument);
         }
-        let prefix = self.file_prefix().await;
+        let prefix = self.drive_prefix();
         // A listing names at most 3 files of the context; a few rounds clear any number a
         // context can have gathered (bounded, should a file refuse to go).
         for _ in 0..8 {
@@ -503,7 +495,7 @@ impl<'a> Modem<'a> {
                 return Err(Error::InvalidArgument);
             }
             config.validate()?;
-            let prefix = self.file_prefix().await;
+            let prefix = self.drive_prefix();
             let ca = match config.server {
                 ServerAuth::Verify(pem) => Some(pem),
                 ServerAuth::InsecureNoVerify => None,
@@ -569,8 +561,7 @@ impl<'a> Modem<'a> {
             };
             for ((name, d), present) in names.iter().zip(data).zip(present) {
                 match d {
-                    Some(d) if !listed => self.upload_replacing(name, d).await?,
-                    Some(d) if !present => self.upload_new(name, d).await?,
+                    Some(d) if !listed || !present => self.upload(name, d, !listed).await?,
                     _ => {}
                 }
             }
@@ -602,35 +593,29 @@ impl<'a> Modem<'a> {
                 TlsVersion::Tls12 => 3,
                 TlsVersion::Any => 4,
             };
-            let mut options: heapless::Vec<SslConfigure<'_>, 9> = heapless::Vec::new();
-            let sni = {
-                let set = |option| SslConfigure { ctx, option };
-                let mut push = |o| options.push(o).map_err(|_| Error::Overflow);
-                if !names[0].is_empty() {
-                    push(set(SslOption::CaCert(&names[0])))?;
-                }
-                if !names[1].is_empty() && !names[2].is_empty() {
-                    push(set(SslOption::ClientCert(&names[1])))?;
-                    push(set(SslOption::ClientKey(&names[2])))?;
-                }
-                // The defaults of these are not documented for every family (`ignorelocaltime`
-                // 1 is only seen on the EG800K): they are set, at no extra round trip in this
-                // line.
-                push(set(SslOption::SecLevel(seclevel)))?;
-                push(set(SslOption::Version(version)))?;
-                push(set(SslOption::CipherSuite(0xffff)))?;
-                push(set(SslOption::IgnoreLocalTime(config.ignore_local_time)))?;
+            let set = |option| SslConfigure { ctx, option };
+            let client = !names[1].is_empty() && !names[2].is_empty();
+            // In line order; `None`: left out.
+            let options = [
+                (!names[0].is_empty()).then(|| set(SslOption::CaCert(&names[0]))),
+                client.then(|| set(SslOption::ClientCert(&names[1]))),
+                client.then(|| set(SslOption::ClientKey(&names[2]))),
+                // The defaults of these are not documented for every family
+                // (`ignorelocaltime` 1 is only seen on the EG800K): they are set, at no extra
+                // round trip in this line.
+                Some(set(SslOption::SecLevel(seclevel))),
+                Some(set(SslOption::Version(version))),
+                Some(set(SslOption::CipherSuite(0xffff))),
+                Some(set(SslOption::IgnoreLocalTime(config.ignore_local_time))),
                 // 300 s is the documented default (BG96 SSL manual).
-                if !fresh || config.negotiate_timeout_s != 300 {
-                    push(set(SslOption::NegotiateTime(config.negotiate_timeout_s)))?;
-                }
-                // The "sni" default differs between models (0 on LTE-Standard Cat-1 modules),
-                // so it is always set; last, because not every firmware knows it (BG96 V1.0
-                // does not).
-                set(SslOption::Sni(config.sni))
-            };
-            let mut parts: heapless::Vec<&dyn LinePart, 10> = heapless::Vec::new();
-            for o in &options {
+                (!fresh || config.negotiate_timeout_s != 300)
+                    .then(|| set(SslOption::NegotiateTime(config.negotiate_timeout_s))),
+            ];
+            // The "sni" default differs between models (0 on LTE-Standard Cat-1 modules), so it
+            // is always set; last, because not every firmware knows it (BG96 V1.0 does not).
+            let sni = set(SslOption::Sni(config.sni));
+            let mut parts: heapless::Vec<&dyn LinePart, 9> = heapless::Vec::new();
+            for o in options.iter().flatten() {
                 let _ = parts.push(o);
             }
             let _ = parts.push(&sni);
@@ -645,12 +630,16 @@ impl<'a> Modem<'a> {
             parts.pop();
             let rest_ok = !parts.is_empty() && self.send(&Concat { parts: &parts }).await.is_ok();
             if !rest_ok {
+                // Not `.flatten()`: its iterator, kept across the sends, is larger.
+                #[allow(clippy::manual_flatten)]
                 for o in &options {
-                    self.send(o).await?;
+                    if let Some(o) = o {
+                        self.send(&Setting(o)).await?;
+                    }
                 }
             }
             // Only an explicit refusal to turn SNI on matters, and then the handshake will tell.
-            if let Err(e) = self.send(&sni).await {
+            if let Err(e) = self.send(&Setting(&sni)).await {
                 debug!("sni option not accepted");
                 if !matches!(e, Error::Error | Error::Cme(_)) {
                     return Err(e);

@@ -110,6 +110,31 @@ impl Command for OpenTls<'_> {
     }
 }
 
+/// [`OpenTcp`] or [`OpenTls`], for a flow that opens either: one command type (and one await)
+/// for both.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Open<'a> {
+    /// `AT+QIOPEN`.
+    Tcp(OpenTcp<'a>),
+    /// `AT+QSSLOPEN`.
+    Tls(OpenTls<'a>),
+}
+
+impl Command for Open<'_> {
+    type Response = ();
+    const EXPECT: Expect = Expect::NONE;
+    const TIMEOUT_MS: u32 = OPEN_ACK_MS;
+    fn write(&self, w: &mut CmdWriter<'_>) -> Result<(), Error> {
+        match self {
+            Open::Tcp(c) => c.write(w),
+            Open::Tls(c) => c.write(w),
+        }
+    }
+    fn parse(&self, _: &Response<'_>) -> Result<(), Error> {
+        Ok(())
+    }
+}
+
 /// `AT+QICLOSE=<id>,<timeout>` or `AT+QSSLCLOSE=<id>,<timeout>`.
 #[derive(Clone, Copy, Debug)]
 pub struct Close {

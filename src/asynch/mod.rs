@@ -16,6 +16,7 @@ mod runner;
 mod sim;
 mod sleep;
 mod socket;
+mod steps;
 mod tls;
 mod tx;
 

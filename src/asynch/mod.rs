@@ -16,7 +16,6 @@ mod runner;
 mod sim;
 mod sleep;
 mod socket;
-mod steps;
 mod tls;
 mod tx;
 

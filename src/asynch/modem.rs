@@ -10,7 +10,6 @@ use embedded_io_async::{Read, Write};
 
 use super::channel::{Channel, ChannelState};
 use super::runner::{ApplyUrcs, Runner, RunnerParts};
-use super::steps::{Step, Then, end};
 use super::tx::TxMailbox;
 use crate::Error;
 use crate::at::urc::RegDomain;
@@ -229,23 +228,6 @@ impl Default for Config {
     }
 }
 
-/// [`Modem::apply_settings`]: `AT+CMEE`, the registration URCs of the three domains and, when
-/// the part list has it, `AT+QCFG="psm/urc",1`, all on one line; if that is refused (a domain
-/// the model lacks, no CS on an NB-IoT-only firmware, say), one by one: `AT+CMEE` must succeed,
-/// a URC setting need not; then `AT+QCFG="psm/urc",1` on a line of its own.
-static SETTINGS: [Step; 4] = [
-    Step::line(0, end(0), Then::Done, Then::Next, Then::Next),
-    Step::each(0, 1, Then::Fail),
-    Step::each(1, 4, Then::Next),
-    Step::line(4, end(0), Then::Next, Then::Next, Then::Next),
-];
-
-/// [`SETTINGS`] with the registration URCs off: `AT+CMEE`, then `AT+QCFG="psm/urc",1`.
-static SETTINGS_NO_URCS: [Step; 2] = [
-    Step::each(0, 1, Then::Fail),
-    Step::line(4, end(0), Then::Next, Then::Next, Then::Next),
-];
-
 /// What [`Modem::init`] learned about the module.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
@@ -337,7 +319,7 @@ impl<'a> Modem<'a> {
     // Not an `async fn` on purpose (see `Channel::send_erased`): it would keep its arguments
     // twice.
     #[allow(clippy::manual_async_fn)]
-    pub(super) fn send_dyn<'s, R>(
+    fn send_dyn<'s, R>(
         &'s self,
         mut acc: crate::command::Acc<'s, R>,
     ) -> impl core::future::Future<Output = Result<R, Error>> + 's {
@@ -459,13 +441,29 @@ impl<'a> Modem<'a> {
         } else {
             all.get(..4).unwrap_or(&[])
         };
-        let steps: &'static [Step] = if self.core.config.registration_urcs {
-            &SETTINGS
-        } else {
-            &SETTINGS_NO_URCS
-        };
-        if self.run_steps(parts, steps).await? == 0 {
+        let together = self.core.config.registration_urcs
+            && self.send(&general::Concat { parts }).await.is_ok();
+        if together {
             self.core.urcs_on.lock(|c| c.set(starts));
+        } else {
+            // One by one: registration URCs off, or a domain the model lacks (no CS on an
+            // NB-IoT-only firmware, say) refused the line.
+            // `AT+CMEE` must succeed, a URC setting need not. One send for all of them (each
+            // a local setting of 300 ms, as its own command).
+            let settings = if self.core.config.registration_urcs {
+                4
+            } else {
+                1
+            };
+            for (i, part) in all.iter().take(settings).enumerate() {
+                let sent = self.send(&general::Setting(*part)).await;
+                if i == 0 {
+                    sent?;
+                }
+            }
+            if with_psm_urc {
+                let _ = self.send(&general::Concat { parts: &[&psm_urc] }).await;
+            }
         }
         self.core.settled.lock(|c| c.set(starts));
         Ok(())

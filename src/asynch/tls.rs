@@ -4,13 +4,12 @@
 use core::fmt;
 
 use super::Modem;
-use super::steps::{Step, Then, end};
 use crate::Error;
 use crate::at::expect::Expect;
 use crate::at::parse::{all, next, quoted, uint};
 use crate::at::response::Response;
 use crate::command::file::{Delete, FileEntry, List, Upload, UploadData, checksum};
-use crate::command::general::LinePart;
+use crate::command::general::{Concat, LinePart, Setting};
 use crate::command::socket::{SslConfigure, SslOption};
 use crate::command::{CmdWriter, Command};
 use crate::pem::{self, PemKind};
@@ -289,19 +288,6 @@ impl TlsListing<'_> {
         Ok(())
     }
 }
-
-/// [`Modem::configure_ssl_context`]'s line (the options, then "sni") and what follows a
-/// refusal.
-static SSL_CONTEXT: [Step; 4] = [
-    // All on one line.
-    Step::line(0, end(0), Then::Done, Then::Next, Then::Fail),
-    // Without "sni".
-    Step::line(0, end(1), Then::Skip, Then::Next, Then::Next),
-    // One by one, to find the one that fails.
-    Step::each(0, end(1), Then::Fail),
-    // "sni" alone.
-    Step::alone(end(1), Then::Done, Then::Done, Then::Fail),
-];
 
 impl<'a> Modem<'a> {
     /// The drive prefix file names need on this model (`UFS:` on EC2x/EC600N, none on BG9x).
@@ -633,12 +619,32 @@ impl<'a> Modem<'a> {
                 let _ = parts.push(o);
             }
             let _ = parts.push(&sni);
-            // All on one line; refused: without "sni", then (to find the one that fails) one by
-            // one. The SNI option is then sent on its own line in any case: a refusal of the
-            // combined line may have been a transient error, and AWS IoT (among others) needs
-            // SNI; only an explicit refusal to turn it on matters, and then the handshake will
-            // tell.
-            self.run_steps(&parts, &SSL_CONTEXT).await?;
+            let with_sni = self.send(&Concat { parts: &parts }).await;
+            let Err(e) = with_sni else { return Ok(()) };
+            if !matches!(e, Error::Error | Error::Cme(_)) {
+                return Err(e);
+            }
+            // Refused: without "sni", then (to find the one that fails) one by one. The SNI
+            // option is then sent on its own line in any case: a refusal of the combined line
+            // may have been a transient error, and AWS IoT (among others) needs SNI.
+            parts.pop();
+            let rest_ok = !parts.is_empty() && self.send(&Concat { parts: &parts }).await.is_ok();
+            if !rest_ok {
+                // Not `.flatten()`: its iterator, kept across the sends, is larger.
+                #[allow(clippy::manual_flatten)]
+                for o in &options {
+                    if let Some(o) = o {
+                        self.send(&Setting(o)).await?;
+                    }
+                }
+            }
+            // Only an explicit refusal to turn SNI on matters, and then the handshake will tell.
+            if let Err(e) = self.send(&Setting(&sni)).await {
+                debug!("sni option not accepted");
+                if !matches!(e, Error::Error | Error::Cme(_)) {
+                    return Err(e);
+                }
+            }
             Ok(())
         }
     }

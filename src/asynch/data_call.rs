@@ -5,6 +5,7 @@ use core::fmt::Write as _;
 use core::net::IpAddr;
 
 use super::Modem;
+use super::modem::send;
 use crate::Error;
 use crate::command::pdp::{
     ActivateContext, Auth, ConfigureContext, ContextType, DeactivateContext, DnsConfig,
@@ -101,16 +102,17 @@ impl DataCall<'_> {
     /// [`MAX_CREDENTIAL`](crate::command::pdp::MAX_CREDENTIAL), is [`Error::InvalidArgument`].
     pub async fn configure(&self, cid: u8, apn: &Apn<'_>) -> Result<(), Error> {
         self.check_cid(cid)?;
-        self.modem
-            .send(&ConfigureContext {
+        send!(
+            self.modem,
+            ConfigureContext {
                 cid,
                 context_type: apn.ip,
                 apn: apn.apn,
                 username: apn.username,
                 password: apn.password,
                 auth: apn.auth,
-            })
-            .await
+            }
+        )
     }
 
     /// Activates context `cid` (`AT+QIACT`, up to 150 s) unless it is already active. After a
@@ -127,12 +129,12 @@ impl DataCall<'_> {
         if deactivated {
             // Quectel requires this clean-up after "pdpdeact"; an ERROR here (the context is
             // already gone) does not matter.
-            let _ = self.modem.send(&DeactivateContext { cid }).await;
+            let _ = send!(self.modem, DeactivateContext { cid });
             core.set_active(cid, false);
         } else if core.known_active(cid) {
             return Ok(());
         }
-        match self.modem.send(&ActivateContext { cid }).await {
+        match send!(self.modem, ActivateContext { cid }) {
             Ok(()) => {}
             Err(e @ (Error::Error | Error::Cme(_))) => {
                 // Already active (activated by someone else, or before the driver started)?
@@ -151,16 +153,12 @@ impl DataCall<'_> {
     pub async fn deactivate(&self, cid: u8) -> Result<(), Error> {
         self.check_cid(cid)?;
         self.modem.core.set_active(cid, false);
-        self.modem.send(&DeactivateContext { cid }).await
+        send!(self.modem, DeactivateContext { cid })
     }
 
     /// Whether context `cid` is active (`AT+QIACT?`).
     pub async fn is_active(&self, cid: u8) -> Result<bool, Error> {
-        let active = self
-            .modem
-            .send(&GetActiveContext { cid })
-            .await?
-            .is_some_and(|c| c.state);
+        let active = send!(self.modem, GetActiveContext { cid })?.is_some_and(|c| c.state);
         self.modem.core.set_active(cid, active);
         Ok(active)
     }
@@ -170,7 +168,7 @@ impl DataCall<'_> {
     /// active on some models (others answer `ERROR`).
     pub async fn dns_servers(&self, cid: u8) -> Result<DnsConfig, Error> {
         self.check_cid(cid)?;
-        self.modem.send(&GetDnsConfig { cid }).await
+        send!(self.modem, GetDnsConfig { cid })
     }
 
     /// Sets the DNS servers of context `cid` (`AT+QIDNSCFG=<cid>,"<primary>"[,"<secondary>"]`),
@@ -191,13 +189,14 @@ impl DataCall<'_> {
         };
         let primary = text(primary)?;
         let secondary = secondary.map(text).transpose()?;
-        self.modem
-            .send(&SetDnsConfig {
+        send!(
+            self.modem,
+            SetDnsConfig {
                 cid,
                 primary: &primary,
                 secondary: secondary.as_deref(),
-            })
-            .await
+            }
+        )
     }
 
     /// State, addresses and DNS servers of context `cid` (`AT+QIACT?`, then `AT+QIDNSCFG` when
@@ -207,7 +206,7 @@ impl DataCall<'_> {
         // The listing is moved into `info` and gone before the next command (it is not kept
         // in this future next to the answer).
         let mut info = {
-            let listed = self.modem.send(&GetActiveContext { cid }).await?;
+            let listed = send!(self.modem, GetActiveContext { cid })?;
             let deactivated_by_network =
                 self.modem.core.state.get().pdp_deactivated & (1 << cid) != 0;
             let mut info = DataCallInfo {
@@ -229,7 +228,7 @@ impl DataCall<'_> {
             info
         };
         if info.active {
-            let dns = self.modem.send(&GetDnsConfig { cid }).await?;
+            let dns = send!(self.modem, GetDnsConfig { cid })?;
             info.dns_primary = Some(dns.primary);
             // The modem reports a missing secondary server as an empty string.
             info.dns_secondary = (!dns.secondary.is_empty()).then_some(dns.secondary);

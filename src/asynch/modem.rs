@@ -23,6 +23,20 @@ use crate::model::{Model, ModelParams};
 use crate::socket::{SocketPool, Sockets};
 use crate::state::StateCell;
 
+/// Sends a command through a [`Modem`] and evaluates to its typed result, inside a flow: the
+/// command and its accumulator are locals of the flow's future and the exchange is the one
+/// out-of-line future every command awaits (no shell future per response type between them,
+/// one nesting level less at every command of a flow).
+macro_rules! send {
+    ($modem:expr, $cmd:expr) => {{
+        let cmd = $cmd;
+        let mut acc = $crate::command::Acc::of(&cmd);
+        $modem.send_erased(&mut acc).await;
+        acc.into_result()
+    }};
+}
+pub(crate) use send;
+
 /// Everything the driver needs, owned by the caller: put it in one `static` (a
 /// `ConstStaticCell` on firmware). [`Resources::new`] is `const` and all zero bytes, so the
 /// static lands in `.bss`.
@@ -333,7 +347,7 @@ impl<'a> Modem<'a> {
     /// [`Modem::send`] without the command type, polled out of line (one copy in the
     /// firmware however many commands await it). A failed exchange hands its error to `cmd`
     /// (as a failed command's), so that it is the result.
-    fn send_erased<'s>(
+    pub(super) fn send_erased<'s>(
         &'s self,
         cmd: &'s mut dyn crate::command::Folding,
     ) -> super::outline::Outlined<impl core::future::Future<Output = ()> + 's> {
@@ -384,7 +398,7 @@ impl<'a> Modem<'a> {
             // `ATE0` is as harmless as `AT` and saves the round trip of a separate probe.
             // Through `Setting` (the same line and 300 ms): one command type for the local
             // settings of the flows.
-            match self.send(&general::Setting(&general::Echo(false))).await {
+            match send!(self, general::Setting(&general::Echo(false))) {
                 Ok(()) => return Ok(()),
                 Err(Error::Timeout) | Err(Error::Rebooted) | Err(Error::Parse) => {}
                 Err(e) => return Err(e),
@@ -399,14 +413,14 @@ impl<'a> Modem<'a> {
     /// After a reboot (echo already off): numeric error codes, URCs, identity.
     pub(crate) async fn configure(&self) -> Result<Identity, Error> {
         self.apply_settings().await?;
-        let ati = self.send(&general::Identify).await?;
+        let ati = send!(self, general::Identify)?;
         let model = Model::from_ati(&ati.model);
         self.core.model.lock(|m| m.set(model));
         // The revision may change with a firmware update (which reboots the module), so `ATI`
         // is sent again; the IMEI cannot, so `AT+CGSN` is sent once per driver start.
         let mut imei = self.core.imei.lock(|i| i.borrow().clone());
         if imei.is_empty() {
-            let read = self.send(&general::Imei).await?;
+            let read = send!(self, general::Imei)?;
             imei = crate::at::parse::to_string(read.as_bytes())?;
             self.core.imei.lock(|i| i.borrow_mut().clone_from(&imei));
         }
@@ -441,8 +455,8 @@ impl<'a> Modem<'a> {
         } else {
             all.get(..4).unwrap_or(&[])
         };
-        let together = self.core.config.registration_urcs
-            && self.send(&general::Concat { parts }).await.is_ok();
+        let together =
+            self.core.config.registration_urcs && send!(self, general::Concat { parts }).is_ok();
         if together {
             self.core.urcs_on.lock(|c| c.set(starts));
         } else {
@@ -456,13 +470,13 @@ impl<'a> Modem<'a> {
                 1
             };
             for (i, part) in all.iter().take(settings).enumerate() {
-                let sent = self.send(&general::Setting(*part)).await;
+                let sent = send!(self, general::Setting(*part));
                 if i == 0 {
                     sent?;
                 }
             }
             if with_psm_urc {
-                let _ = self.send(&general::Concat { parts: &[&psm_urc] }).await;
+                let _ = send!(self, general::Concat { parts: &[&psm_urc] });
             }
         }
         self.core.settled.lock(|c| c.set(starts));
@@ -487,9 +501,7 @@ impl<'a> Modem<'a> {
         // The one query (per context the driver activated, normally one): does it still hold?
         for cid in 1u8..=16 {
             if self.core.known_active(cid) {
-                let kept = self
-                    .send(&crate::command::pdp::GetActiveContext { cid })
-                    .await?
+                let kept = send!(self, crate::command::pdp::GetActiveContext { cid })?
                     .is_some_and(|c| c.state);
                 if !kept {
                     info!("PDP context {} did not survive the PSM sleep", cid);
@@ -555,7 +567,7 @@ impl<'a> Modem<'a> {
     pub(crate) async fn responds(&self) -> bool {
         let deadline = Instant::now().saturating_add(self.core.config.startup_timeout);
         loop {
-            if self.send(&general::Setting(&general::At)).await.is_ok() {
+            if send!(self, general::Setting(&general::At)).is_ok() {
                 return true;
             }
             if Instant::now() >= deadline {

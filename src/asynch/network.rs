@@ -2,6 +2,7 @@
 
 use embassy_time::{Duration, Instant, with_timeout};
 
+use super::modem::send;
 use super::{Modem, SimStatus};
 use crate::Error;
 use crate::at::urc::{PinCode, RegDomain, RegStatus};
@@ -50,7 +51,7 @@ impl Network<'_> {
     /// them (NITZ). [`Clock::unix_utc`] gives UTC seconds; [`Clock::is_set`] is `false` while
     /// the module still shows its power-on default (the network never sent the time).
     pub async fn time(&self) -> Result<Clock, Error> {
-        let clock = self.modem.send(&GetClock).await?;
+        let clock = send!(self.modem, GetClock)?;
         if clock.is_set() {
             super::clock::record(clock.unix_utc());
         }
@@ -86,7 +87,7 @@ impl Network<'_> {
     /// it in the state.
     pub async fn registration_of(&self, domain: RegDomain) -> Result<RegStatus, Error> {
         // One command type for the three domains: one send, one writer, one parser.
-        let r = self.modem.send(&GetRegistration(domain)).await?;
+        let r = send!(self.modem, GetRegistration(domain))?;
         self.modem
             .core
             .state
@@ -111,22 +112,22 @@ impl Network<'_> {
 
     /// Signal quality (`AT+CSQ`).
     pub async fn signal(&self) -> Result<Signal, Error> {
-        self.modem.send(&SignalQuality).await
+        send!(self.modem, SignalQuality)
     }
 
     /// Extended signal quality (`AT+QCSQ`).
     pub async fn extended_signal(&self) -> Result<ExtendedSignal, Error> {
-        self.modem.send(&ExtendedSignalQuality).await
+        send!(self.modem, ExtendedSignalQuality)
     }
 
     /// The operator (`AT+COPS?`).
     pub async fn operator(&self) -> Result<Operator, Error> {
-        self.modem.send(&GetOperator).await
+        send!(self.modem, GetOperator)
     }
 
     /// Access technology, operator, band and channel (`AT+QNWINFO`).
     pub async fn info(&self) -> Result<NetworkInfoResponse, Error> {
-        self.modem.send(&NetworkInfo).await
+        send!(self.modem, NetworkInfo)
     }
 
     /// Waits until the modem is registered (home or roaming), up to `timeout`. Returns the

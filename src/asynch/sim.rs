@@ -3,6 +3,7 @@
 use embassy_time::{Duration, with_timeout};
 
 use super::Modem;
+use super::modem::send;
 use crate::at::urc::PinCode;
 use crate::command::general::{Echo, Setting};
 use crate::command::sim::{EnterPin, EnterPuk, GetPinStatus, Iccid, Imsi};
@@ -76,7 +77,7 @@ impl Sim<'_> {
 
     /// The body of [`Self::status`] (polled out of line).
     async fn status_body(&self) -> Result<SimStatus, Error> {
-        match self.modem.send(&GetPinStatus).await {
+        match send!(self.modem, GetPinStatus) {
             Ok(code) => {
                 self.modem.core.state.update(|s| s.pin = Some(code));
                 Ok(status_of(code))
@@ -102,8 +103,8 @@ impl Sim<'_> {
         }
         // With echo on the PIN would come back on the wire (and into any byte log): make sure
         // echo is off first, whether or not `init` ran.
-        self.modem.send(&Setting(&Echo(false))).await?;
-        self.modem.send(&EnterPin { pin }).await?;
+        send!(self.modem, Setting(&Echo(false)))?;
+        send!(self.modem, EnterPin { pin })?;
         self.wait_ready(Duration::from_secs(10)).await
     }
 
@@ -112,8 +113,8 @@ impl Sim<'_> {
         if self.status().await? != SimStatus::PukRequired {
             return Err(Error::InvalidState);
         }
-        self.modem.send(&Setting(&Echo(false))).await?;
-        self.modem.send(&EnterPuk { puk, new_pin }).await?;
+        send!(self.modem, Setting(&Echo(false)))?;
+        send!(self.modem, EnterPuk { puk, new_pin })?;
         self.wait_ready(Duration::from_secs(10)).await
     }
 
@@ -137,11 +138,11 @@ impl Sim<'_> {
 
     /// The SIM's ICCID (`AT+QCCID`).
     pub async fn iccid(&self) -> Result<heapless::String<24>, Error> {
-        self.modem.send(&Iccid).await
+        send!(self.modem, Iccid)
     }
 
     /// The subscriber identity (`AT+CIMI`).
     pub async fn imsi(&self) -> Result<heapless::String<16>, Error> {
-        self.modem.send(&Imsi).await
+        send!(self.modem, Imsi)
     }
 }

@@ -14,6 +14,7 @@ use core::task::Poll;
 use embassy_time::{Duration, Instant, Timer, with_timeout};
 
 use super::Modem;
+use super::modem::send;
 use crate::Error;
 use crate::command::socket::{Close, Open, OpenTcp, OpenTls};
 use crate::socket::{Kind, Phase, SlotState};
@@ -109,7 +110,7 @@ impl<'a> Modem<'a> {
                 push,
             }),
         };
-        let sent = self.send(&open).await;
+        let sent = send!(self, open);
         if let Err(e) = sent {
             // Refused at once: nothing was opened.
             guard.armed = false;
@@ -146,13 +147,14 @@ impl<'a> Modem<'a> {
             Ok(Ok(code)) => {
                 guard.armed = false;
                 // The module wants the id closed after a failed open as well.
-                let _ = self
-                    .send(&Close {
+                let _ = send!(
+                    self,
+                    Close {
                         id,
                         tls: kind == Kind::Tls,
                         timeout_s: 0,
-                    })
-                    .await;
+                    }
+                );
                 self.pool.release(slot);
                 Err(match kind {
                     Kind::Tcp => Error::Ip(code),
@@ -335,13 +337,14 @@ impl<'a> Modem<'a> {
                 return; // the open is still running; its URC will come (or a reboot)
             }
             if s.open_result != Some(0xffff) {
-                let _ = self
-                    .send(&Close {
+                let _ = send!(
+                    self,
+                    Close {
                         id: slot as u8,
                         tls: s.kind == Kind::Tls,
                         timeout_s: 0,
-                    })
-                    .await;
+                    }
+                );
             }
             self.pool.release(slot);
         }
@@ -440,13 +443,14 @@ impl<'a> Modem<'a> {
             Ok(r) => r,
             Err(_) => Err(Error::Timeout),
         };
-        let closed = self
-            .send(&Close {
+        let closed = send!(
+            self,
+            Close {
                 id: slot as u8,
                 tls: kind == Kind::Tls,
                 timeout_s: 1,
-            })
-            .await;
+            }
+        );
         self.pool.release(slot);
         match (flushed, closed) {
             (Err(Error::ConnectionClosed | Error::ContextDeactivated | Error::Rebooted), r) => r,

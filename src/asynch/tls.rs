@@ -4,6 +4,7 @@
 use core::fmt;
 
 use super::Modem;
+use super::modem::send;
 use crate::Error;
 use crate::at::expect::Expect;
 use crate::at::parse::{all, next, quoted, uint};
@@ -332,7 +333,7 @@ impl<'a> Modem<'a> {
             let mut first = true;
             loop {
                 if delete {
-                    match self.send(&Delete { name }).await {
+                    match send!(self, Delete { name }) {
                         Ok(()) => {}
                         Err(Error::Cme(_) | Error::Error) if first => {}
                         Err(e) => return Err(e),
@@ -375,7 +376,7 @@ impl<'a> Modem<'a> {
 
     /// Deletes file `name` (`AT+QFDEL`).
     pub async fn delete_file(&self, name: &str) -> Result<(), Error> {
-        self.send(&Delete { name }).await
+        send!(self, Delete { name })
     }
 
     /// Lists the modem's files (one `AT+QFLST`; `prefix` is [`Modem::file_prefix`]) and reads
@@ -397,7 +398,7 @@ impl<'a> Modem<'a> {
             wanted,
         };
         async move {
-            match self.send(&cmd).await {
+            match send!(self, cmd) {
                 Err(Error::Cme(crate::CmeError::FILE_NOT_FOUND)) => Ok(Found::NOTHING),
                 other => other,
             }
@@ -443,7 +444,7 @@ impl<'a> Modem<'a> {
                 let mut full: heapless::String<{ NAME_LEN + 4 }> = heapless::String::new();
                 full.push_str(prefix).map_err(|_| Error::Overflow)?;
                 full.push_str(name).map_err(|_| Error::Overflow)?;
-                match self.send(&Delete { name: &full }).await {
+                match send!(self, Delete { name: &full }) {
                     Ok(()) | Err(Error::Cme(crate::CmeError::FILE_NOT_FOUND)) => {}
                     Err(e) => return Err(e),
                 }
@@ -454,7 +455,7 @@ impl<'a> Modem<'a> {
 
     /// Lists files matching `pattern` (`AT+QFLST`; e.g. `"*"`, or `"UFS:*"` on EC2x).
     pub async fn list_files(&self, pattern: &str) -> Result<heapless::Vec<FileEntry, 16>, Error> {
-        self.send(&List { pattern }).await
+        send!(self, List { pattern })
     }
 
     /// Makes sure the certificates and key of `config` are on the modem and sets up SSL
@@ -619,7 +620,7 @@ impl<'a> Modem<'a> {
                 let _ = parts.push(o);
             }
             let _ = parts.push(&sni);
-            let with_sni = self.send(&Concat { parts: &parts }).await;
+            let with_sni = send!(self, Concat { parts: &parts });
             let Err(e) = with_sni else { return Ok(()) };
             if !matches!(e, Error::Error | Error::Cme(_)) {
                 return Err(e);
@@ -628,18 +629,18 @@ impl<'a> Modem<'a> {
             // option is then sent on its own line in any case: a refusal of the combined line
             // may have been a transient error, and AWS IoT (among others) needs SNI.
             parts.pop();
-            let rest_ok = !parts.is_empty() && self.send(&Concat { parts: &parts }).await.is_ok();
+            let rest_ok = !parts.is_empty() && send!(self, Concat { parts: &parts }).is_ok();
             if !rest_ok {
                 // Not `.flatten()`: its iterator, kept across the sends, is larger.
                 #[allow(clippy::manual_flatten)]
                 for o in &options {
                     if let Some(o) = o {
-                        self.send(&Setting(o)).await?;
+                        send!(self, Setting(o))?;
                     }
                 }
             }
             // Only an explicit refusal to turn SNI on matters, and then the handshake will tell.
-            if let Err(e) = self.send(&Setting(&sni)).await {
+            if let Err(e) = send!(self, Setting(&sni)) {
                 debug!("sni option not accepted");
                 if !matches!(e, Error::Error | Error::Cme(_)) {
                     return Err(e);

@@ -357,6 +357,11 @@ impl<'c, R> Acc<'c, R> {
         Self { cmd, acc: None }
     }
 
+    /// [`Acc::new`] for a command, its response type inferred.
+    pub(crate) fn of<C: Command<Response = R>>(cmd: &'c C) -> Self {
+        Self::new(cmd)
+    }
+
     /// The result once the response ended (the exchange succeeded and [`Listen::done`] holds).
     pub(crate) fn into_result(self) -> Result<R, Error> {
         self.acc.unwrap_or(Err(Error::Parse))

@@ -387,31 +387,8 @@ impl<'a> Modem<'a> {
     /// identifies the model (`ATI`) and the IMEI (`AT+CGSN`, at the first call only: after a
     /// reboot of the module the IMEI read before is returned).
     pub async fn init(&self) -> Result<Identity, Error> {
+        // One level: the identification is this future's own (not a nested one's).
         self.echo_off().await?;
-        self.configure().await
-    }
-
-    /// `ATE0` until the module answers, for up to [`Config::startup_timeout`] (every 300 ms).
-    async fn echo_off(&self) -> Result<(), Error> {
-        let deadline = Instant::now().saturating_add(self.core.config.startup_timeout);
-        loop {
-            // `ATE0` is as harmless as `AT` and saves the round trip of a separate probe.
-            // Through `Setting` (the same line and 300 ms): one command type for the local
-            // settings of the flows.
-            match send!(self, general::Setting(&general::Echo(false))) {
-                Ok(()) => return Ok(()),
-                Err(Error::Timeout) | Err(Error::Rebooted) | Err(Error::Parse) => {}
-                Err(e) => return Err(e),
-            }
-            if Instant::now() >= deadline {
-                return Err(Error::NotResponding);
-            }
-            Timer::after(Duration::from_millis(300)).await;
-        }
-    }
-
-    /// After a reboot (echo already off): numeric error codes, URCs, identity.
-    pub(crate) async fn configure(&self) -> Result<Identity, Error> {
         self.apply_settings().await?;
         let ati = send!(self, general::Identify)?;
         let model = Model::from_ati(&ati.model);
@@ -433,6 +410,25 @@ impl<'a> Modem<'a> {
             revision,
             imei,
         })
+    }
+
+    /// `ATE0` until the module answers, for up to [`Config::startup_timeout`] (every 300 ms).
+    async fn echo_off(&self) -> Result<(), Error> {
+        let deadline = Instant::now().saturating_add(self.core.config.startup_timeout);
+        loop {
+            // `ATE0` is as harmless as `AT` and saves the round trip of a separate probe.
+            // Through `Setting` (the same line and 300 ms): one command type for the local
+            // settings of the flows.
+            match send!(self, general::Setting(&general::Echo(false))) {
+                Ok(()) => return Ok(()),
+                Err(Error::Timeout) | Err(Error::Rebooted) | Err(Error::Parse) => {}
+                Err(e) => return Err(e),
+            }
+            if Instant::now() >= deadline {
+                return Err(Error::NotResponding);
+            }
+            Timer::after(Duration::from_millis(300)).await;
+        }
     }
 
     /// The settings a module forgets on every `RDY` (a boot or a PSM wake), echo already off:

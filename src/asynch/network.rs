@@ -87,7 +87,18 @@ impl Network<'_> {
     /// it in the state.
     pub async fn registration_of(&self, domain: RegDomain) -> Result<RegStatus, Error> {
         // One command type for the three domains: one send, one writer, one parser.
-        let r = send!(self.modem, GetRegistration(domain))?;
+        let r = send!(self.modem, GetRegistration(domain));
+        self.record(domain, r)
+    }
+
+    /// Records the answer to `AT+C(E/G)REG?` for `domain` in the state (a plain `fn`: the flows
+    /// await the command themselves, one future level less).
+    fn record(
+        &self,
+        domain: RegDomain,
+        r: Result<crate::command::network::RegistrationState, Error>,
+    ) -> Result<RegStatus, Error> {
+        let r = r?;
         self.modem
             .core
             .state
@@ -191,7 +202,7 @@ impl Network<'_> {
         let mut any = false;
         let urcs = first && self.modem.core.registration_urcs_since_boot();
         for domain in [RegDomain::Eps, RegDomain::Ps, RegDomain::Cs] {
-            match self.registration_of(domain).await {
+            match self.record(domain, send!(self.modem, GetRegistration(domain))) {
                 Ok(s) if s.is_registered() => return Ok(s),
                 Ok(RegStatus::Searching) if urcs => return Ok(RegStatus::Searching),
                 Ok(_) => any = true,

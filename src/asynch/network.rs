@@ -165,9 +165,34 @@ impl Network<'_> {
             let status = match known {
                 Some(s) if s.is_registered() => return Ok(s),
                 _ if ask => {
-                    let s = self.query_until_registered(first).await?;
+                    // Asks EPS, GPRS and CS registration in that order, stopping at the first
+                    // registered one; the best status seen. When the registration URCs were
+                    // switched on right after this boot's `RDY` and `AT+CEREG?` says the
+                    // modem is still searching, the other domains are not asked: a later
+                    // change of any of them comes as a URC (and the periodic poll asks them
+                    // all). A denial on LTE still asks the others (GPRS may be fine). Here,
+                    // not in a function of its own: one future level less.
+                    let urcs = first && self.modem.core.registration_urcs_since_boot();
                     first = false;
-                    s
+                    let mut any = false;
+                    let mut found = None;
+                    for domain in [RegDomain::Eps, RegDomain::Ps, RegDomain::Cs] {
+                        match self.record(domain, send!(self.modem, GetRegistration(domain))) {
+                            Ok(s) if s.is_registered() => found = Some(s),
+                            Ok(RegStatus::Searching) if urcs => found = Some(RegStatus::Searching),
+                            Ok(_) => any = true,
+                            Err(Error::Cme(_)) | Err(Error::Error) => {}
+                            Err(e) => return Err(NotReady::Modem(e)),
+                        }
+                        if found.is_some() {
+                            break;
+                        }
+                    }
+                    match found {
+                        Some(s) => s,
+                        None if !any => return Err(NotReady::Modem(Error::Error)),
+                        None => self.known_registration(),
+                    }
                 }
                 Some(s) => s,
                 None => RegStatus::Unknown,
@@ -191,29 +216,6 @@ impl Network<'_> {
             .await
             .is_err();
         }
-    }
-
-    /// Asks EPS, GPRS and CS registration in that order, stopping at the first registered one;
-    /// returns the best status seen. When the registration URCs were switched on right after
-    /// this boot's `RDY` and `AT+CEREG?` says the modem is still searching, the other domains
-    /// are not asked: a later change of any of them comes as a URC (and the periodic poll asks
-    /// them all). A denial on LTE still asks the others (GPRS may be fine).
-    async fn query_until_registered(&self, first: bool) -> Result<RegStatus, NotReady> {
-        let mut any = false;
-        let urcs = first && self.modem.core.registration_urcs_since_boot();
-        for domain in [RegDomain::Eps, RegDomain::Ps, RegDomain::Cs] {
-            match self.record(domain, send!(self.modem, GetRegistration(domain))) {
-                Ok(s) if s.is_registered() => return Ok(s),
-                Ok(RegStatus::Searching) if urcs => return Ok(RegStatus::Searching),
-                Ok(_) => any = true,
-                Err(Error::Cme(_)) | Err(Error::Error) => {}
-                Err(e) => return Err(NotReady::Modem(e)),
-            }
-        }
-        if !any {
-            return Err(NotReady::Modem(Error::Error));
-        }
-        Ok(self.known_registration())
     }
 
     /// Waits until the modem can carry data, like QuecPython's `checkNet.waitNetworkReady`:

@@ -6,6 +6,7 @@ use core::net::IpAddr;
 use embassy_time::{Duration, Instant, with_deadline, with_timeout};
 use embedded_nal_async::AddrType;
 
+use super::modem::send;
 use super::{Modem, TcpStack};
 use crate::Error;
 use crate::command::dns::{LOOKUP_TIMEOUT_MS, ResolveHost};
@@ -118,7 +119,7 @@ impl<'a> Modem<'a> {
                 ));
                 d.completed
             });
-            if let Err(e) = channel.send(&cmd).await {
+            if let Err(e) = send!(channel, cmd) {
                 if refused(e) {
                     self.core.state.update_dns(|d| {
                         d.issued = d.issued.wrapping_sub(1);

@@ -23,10 +23,11 @@ use crate::model::{Model, ModelParams};
 use crate::socket::{SocketPool, Sockets};
 use crate::state::StateCell;
 
-/// Sends a command through a [`Modem`] and evaluates to its typed result, inside a flow: the
-/// command and its accumulator are locals of the flow's future and the exchange is the one
-/// out-of-line future every command awaits (no shell future per response type between them,
-/// one nesting level less at every command of a flow).
+/// Sends a command through a [`Modem`] (or a locked `Channel`) and evaluates to its typed
+/// result, inside a flow: the command and its accumulator are locals of the flow's future and
+/// the flow awaits the one type-erased exchange every command goes through (`send_erased`)
+/// itself. `Modem::send` puts a shell future per response type in between, one more nesting
+/// level at every command of a flow (measured: `docs/footprint.md`, "Flash: flows as data").
 macro_rules! send {
     ($modem:expr, $cmd:expr) => {{
         let cmd = $cmd;

@@ -344,14 +344,14 @@ impl<'a> Modem<'a> {
                 let timeout_s = 10;
                 let uploaded = {
                     let mut channel = self.channel().await;
-                    match channel
-                        .send(&Upload {
+                    match send!(
+                        channel,
+                        Upload {
                             name,
                             size,
                             timeout_s,
-                        })
-                        .await
-                    {
+                        }
+                    ) {
                         Ok(()) => {
                             let cmd = UploadData {
                                 size,

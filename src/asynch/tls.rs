@@ -379,29 +379,29 @@ impl<'a> Modem<'a> {
         send!(self, Delete { name })
     }
 
-    /// Lists the modem's files (one `AT+QFLST`; `prefix` is [`Modem::file_prefix`]) and reads
-    /// which TLS files of context `ctx` are there. A module that answers `+CME ERROR: 405`
-    /// (nothing matches) has none.
+    /// The listing of the modem's files (one `AT+QFLST`; `prefix` is [`Modem::file_prefix`])
+    /// that reads which TLS files of context `ctx` are there; its answer goes through
+    /// [`Self::listed`].
     ///
-    /// A plain `fn` returning an `async move` block that owns the command: an `async fn` would
-    /// keep its arguments twice (and the command a third time) in its future, which is part of
-    /// [`Modem::configure_tls`]'s and so of an MQTT client's `connect`.
+    /// The command only: the flows await it themselves (`send!`), one future level less than
+    /// a listing future of its own (measured: `docs/footprint.md`, "Flash: flows as data").
     fn tls_listing<'n>(
-        &'n self,
         prefix: &str,
         ctx: u8,
         wanted: [Option<(&'n str, u32)>; 3],
-    ) -> impl core::future::Future<Output = Result<Found, Error>> + 'n {
-        let cmd = TlsListing {
+    ) -> TlsListing<'n> {
+        TlsListing {
             pattern: if prefix.is_empty() { "*" } else { "UFS:*" },
             ctx,
             wanted,
-        };
-        async move {
-            match send!(self, cmd) {
-                Err(Error::Cme(crate::CmeError::FILE_NOT_FOUND)) => Ok(Found::NOTHING),
-                other => other,
-            }
+        }
+    }
+
+    /// What a listing found: `+CME ERROR: 405` (nothing matches) is nothing found.
+    fn listed(r: Result<Found, Error>) -> Result<Found, Error> {
+        match r {
+            Err(Error::Cme(crate::CmeError::FILE_NOT_FOUND)) => Ok(Found::NOTHING),
+            other => other,
         }
     }
 
@@ -419,7 +419,7 @@ impl<'a> Modem<'a> {
         // A listing names at most 3 files of the context; a few rounds clear any number a
         // context can have gathered (bounded, should a file refuse to go).
         for _ in 0..8 {
-            let found = self.tls_listing(prefix, ssl_ctx, [None; 3]).await?;
+            let found = Self::listed(send!(self, Self::tls_listing(prefix, ssl_ctx, [None; 3])))?;
             let full = found.stale.is_full();
             self.delete_all(prefix, &found.stale).await?;
             if !full {
@@ -544,18 +544,21 @@ impl<'a> Modem<'a> {
             // held across several awaits gets its own room in this future (and in every future
             // that awaits it), which it then has twice (measured with `scripts/footprint.sh`).
             let (present, listed) = {
-                let (found, listed) = match self.tls_listing(prefix, ctx, wanted).await {
-                    Ok(found) => (found, true),
-                    Err(e @ (Error::Timeout | Error::Rebooted | Error::Write | Error::Read)) => {
-                        return Err(e);
-                    }
-                    // A listing the driver cannot read (too many files for the buffer, say):
-                    // upload everything, replacing what may be there.
-                    Err(_) => {
-                        debug!("file listing not readable: uploading");
-                        (Found::NOTHING, false)
-                    }
-                };
+                let (found, listed) =
+                    match Self::listed(send!(self, Self::tls_listing(prefix, ctx, wanted))) {
+                        Ok(found) => (found, true),
+                        Err(
+                            e @ (Error::Timeout | Error::Rebooted | Error::Write | Error::Read),
+                        ) => {
+                            return Err(e);
+                        }
+                        // A listing the driver cannot read (too many files for the buffer, say):
+                        // upload everything, replacing what may be there.
+                        Err(_) => {
+                            debug!("file listing not readable: uploading");
+                            (Found::NOTHING, false)
+                        }
+                    };
                 // Stale files first: the flash then has room for the new ones.
                 self.delete_all(prefix, &found.stale).await?;
                 (found.present, listed)

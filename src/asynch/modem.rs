@@ -414,21 +414,39 @@ impl<'a> Modem<'a> {
     }
 
     /// `ATE0` until the module answers, for up to [`Config::startup_timeout`] (every 300 ms).
-    async fn echo_off(&self) -> Result<(), Error> {
-        let deadline = Instant::now().saturating_add(self.core.config.startup_timeout);
-        loop {
-            // `ATE0` is as harmless as `AT` and saves the round trip of a separate probe.
-            // Through `Setting` (the same line and 300 ms): one command type for the local
-            // settings of the flows.
-            match send!(self, general::Setting(&general::Echo(false))) {
-                Ok(()) => return Ok(()),
-                Err(Error::Timeout) | Err(Error::Rebooted) | Err(Error::Parse) => {}
-                Err(e) => return Err(e),
+    fn echo_off(&self) -> impl core::future::Future<Output = Result<(), Error>> + '_ {
+        // `ATE0` is as harmless as `AT` and saves the round trip of a separate probe.
+        // Through `Setting` (the same line and 300 ms): one command type for the local
+        // settings of the flows.
+        self.probe(&general::Echo(false), false)
+    }
+
+    /// Sends `part` (a local setting, 300 ms) until the module answers `OK`, for up to
+    /// [`Config::startup_timeout`] (every 300 ms): [`Error::NotResponding`] at the deadline.
+    /// A timeout, a reboot or an unreadable answer is tried again, and with `any` every other
+    /// error too (otherwise it is returned). One loop for [`Self::init`]'s probe and
+    /// [`Self::responds`].
+    // Not an `async fn` on purpose: it would keep its arguments twice.
+    #[allow(clippy::manual_async_fn)]
+    fn probe<'p>(
+        &'p self,
+        part: &'p dyn general::LinePart,
+        any: bool,
+    ) -> impl core::future::Future<Output = Result<(), Error>> + 'p {
+        async move {
+            let deadline = Instant::now().saturating_add(self.core.config.startup_timeout);
+            loop {
+                match send!(self, general::Setting(part)) {
+                    Ok(()) => return Ok(()),
+                    Err(Error::Timeout) | Err(Error::Rebooted) | Err(Error::Parse) => {}
+                    Err(_) if any => {}
+                    Err(e) => return Err(e),
+                }
+                if Instant::now() >= deadline {
+                    return Err(Error::NotResponding);
+                }
+                Timer::after(Duration::from_millis(300)).await;
             }
-            if Instant::now() >= deadline {
-                return Err(Error::NotResponding);
-            }
-            Timer::after(Duration::from_millis(300)).await;
         }
     }
 
@@ -562,16 +580,7 @@ impl<'a> Modem<'a> {
     /// Whether the module answers `AT` within [`Config::startup_timeout`] (tried every 300 ms).
     #[cfg(feature = "mqtt")]
     pub(crate) async fn responds(&self) -> bool {
-        let deadline = Instant::now().saturating_add(self.core.config.startup_timeout);
-        loop {
-            if send!(self, general::Setting(&general::At)).is_ok() {
-                return true;
-            }
-            if Instant::now() >= deadline {
-                return false;
-            }
-            Timer::after(Duration::from_millis(300)).await;
-        }
+        self.probe(&general::At, true).await.is_ok()
     }
 
     /// Whether the runner can reset the module through its pins ([`Runner::with_pins`]).

@@ -105,7 +105,8 @@ class SourceFns:
             try:
                 with open(path, encoding="utf-8", errors="replace") as f:
                     for i, text in enumerate(f, 1):
-                        m = re.search(r"\bfn\s+([A-Za-z0-9_]+)", text)
+                        # A `macro_rules!` is named like a `fn` (its expansions carry its lines).
+                        m = re.search(r"\b(?:fn\s+|macro_rules!\s*)([A-Za-z0-9_]+)", text)
                         if m and not text.lstrip().startswith("//"):
                             fns.append((i, m.group(1)))
             except OSError:

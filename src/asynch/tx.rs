@@ -118,8 +118,12 @@ impl TxMailbox {
     }
 
     /// Waits for the outcome of the request posted last.
-    pub(crate) async fn outcome(&self) -> Result<(), Error> {
-        poll_fn(|cx| match self.get() {
+    ///
+    /// The `poll_fn` itself (4 bytes), not an `async fn` around it: the exchange keeps this
+    /// future for the posting's life and then awaits it, so an `async fn`'s 12 bytes were
+    /// kept twice in every command's future.
+    pub(crate) fn outcome(&self) -> impl core::future::Future<Output = Result<(), Error>> + '_ {
+        poll_fn(move |cx| match self.get() {
             Request::Posted(_) => {
                 self.poster.register(cx.waker());
                 Poll::Pending
@@ -130,7 +134,6 @@ impl TxMailbox {
             }
             Request::Idle => Poll::Ready(Ok(())),
         })
-        .await
     }
 
     /// Posts `src` (when called) and returns the wait until it is written: every caller awaits

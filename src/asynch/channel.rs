@@ -344,12 +344,14 @@ impl<'c> Channel<'c> {
                     .begin(listen.map_or(MARKER_EXPECT, Listen::expect));
                 // Posted here, right before the wait starts (nothing runs in between); the
                 // wait holds the posting's outcome and the core, not references to locals.
-                let written = core.tx.write(src);
-                let exchange = with_timeout(Duration::from_millis(timeout), async move {
-                    written.await?;
-                    core.shared.wait_until(|e, _| e.is_none()).await;
-                    Ok(())
-                });
+                core.tx.post(src);
+                let exchange = with_timeout(
+                    Duration::from_millis(timeout),
+                    Answered {
+                        core,
+                        written: false,
+                    },
+                );
                 let rebooted = core.state.until(crate::state::started_since, boots);
                 let r = match select(exchange, rebooted).await {
                     Either::First(Ok(Ok(()))) => Ok(()),
@@ -585,6 +587,38 @@ impl<'c> Channel<'c> {
                 }
             }
         })
+    }
+}
+
+/// The wait of an exchange once its line is posted: for the runner's outcome of the write,
+/// then for the answer's end. A future of 8 bytes (the core and a flag) where an `async`
+/// block kept the core, the outcome future and its own awaitee (20): every command's future
+/// holds it. Both waits are stateless polls (the outcome's `poll_fn`, `WaitUntil`), made
+/// again at each poll.
+struct Answered<'c> {
+    core: &'c super::modem::Core,
+    /// The runner wrote the line.
+    written: bool,
+}
+
+impl core::future::Future for Answered<'_> {
+    type Output = Result<(), Error>;
+
+    fn poll(
+        mut self: core::pin::Pin<&mut Self>,
+        cx: &mut core::task::Context<'_>,
+    ) -> core::task::Poll<Result<(), Error>> {
+        let core = self.core;
+        if !self.written {
+            let outcome = core::pin::pin!(core.tx.outcome());
+            match outcome.poll(cx) {
+                core::task::Poll::Pending => return core::task::Poll::Pending,
+                core::task::Poll::Ready(Err(e)) => return core::task::Poll::Ready(Err(e)),
+                core::task::Poll::Ready(Ok(())) => self.written = true,
+            }
+        }
+        let answered = core::pin::pin!(core.shared.wait_until(|e, _| e.is_none()));
+        answered.poll(cx).map(Ok)
     }
 }
 

@@ -332,12 +332,11 @@ impl<'c> Channel<'c> {
                     Instant::now().saturating_add(Duration::from_millis(timeout));
                 // The lines of the response go to the listener as they arrive, until the answer
                 // ended (the guard unregisters it, also when the future is dropped).
-                let on = |ev: crate::at::expect::Event<'_>| {
-                    if let Some(l) = listen {
-                        l.on(ev);
-                    }
+                // The listen guard is the listener itself (no closure kept beside it).
+                let listening = match listen {
+                    Some(l) => core.shared.listen(l),
+                    None => core.shared.listen(&ignore_events),
                 };
-                let _listening = core.shared.listen(&on);
                 // The command counts as in flight from the moment it is posted: the runner
                 // writes it whole even if this future is dropped.
                 core.shared
@@ -349,7 +348,7 @@ impl<'c> Channel<'c> {
                     Duration::from_millis(timeout),
                     Answered {
                         core,
-                        written: false,
+                        _listening: listening,
                     },
                 );
                 let rebooted = core.state.until(crate::state::started_since, boots);
@@ -590,32 +589,35 @@ impl<'c> Channel<'c> {
     }
 }
 
+/// The listener of an exchange nobody listens to (the sequence marker).
+fn ignore_events(_: crate::at::expect::Event<'_>) {}
+
 /// The wait of an exchange once its line is posted: for the runner's outcome of the write,
-/// then for the answer's end. A future of 8 bytes (the core and a flag) where an `async`
-/// block kept the core, the outcome future and its own awaitee (20): every command's future
-/// holds it. Both waits are stateless polls (the outcome's `poll_fn`, `WaitUntil`), made
-/// again at each poll.
+/// then for the answer's end. A future of 8 bytes where an `async` block kept the core, the
+/// outcome future and its own awaitee (20): every command's future holds it. Both waits are
+/// stateless polls made again at each poll (the outcome's `poll_fn`; `WaitUntil`): once the
+/// outcome was taken the mailbox is idle, and an idle mailbox's outcome is `Ok` (nobody else
+/// posts while the channel is held), so the outcome needs no flag of its own. It holds the
+/// listener's registration, which ends when it is dropped: when the exchange ended, timed out,
+/// saw a reboot, or was dropped itself.
 struct Answered<'c> {
     core: &'c super::modem::Core,
-    /// The runner wrote the line.
-    written: bool,
+    _listening: crate::at::expect::ListenGuard<'c>,
 }
 
 impl core::future::Future for Answered<'_> {
     type Output = Result<(), Error>;
 
     fn poll(
-        mut self: core::pin::Pin<&mut Self>,
+        self: core::pin::Pin<&mut Self>,
         cx: &mut core::task::Context<'_>,
     ) -> core::task::Poll<Result<(), Error>> {
         let core = self.core;
-        if !self.written {
-            let outcome = core::pin::pin!(core.tx.outcome());
-            match outcome.poll(cx) {
-                core::task::Poll::Pending => return core::task::Poll::Pending,
-                core::task::Poll::Ready(Err(e)) => return core::task::Poll::Ready(Err(e)),
-                core::task::Poll::Ready(Ok(())) => self.written = true,
-            }
+        let outcome = core::pin::pin!(core.tx.outcome());
+        match outcome.poll(cx) {
+            core::task::Poll::Pending => return core::task::Poll::Pending,
+            core::task::Poll::Ready(Err(e)) => return core::task::Poll::Ready(Err(e)),
+            core::task::Poll::Ready(Ok(())) => {}
         }
         let answered = core::pin::pin!(core.shared.wait_until(|e, _| e.is_none()));
         answered.poll(cx).map(Ok)

@@ -199,8 +199,23 @@ pub enum Event<'b> {
     End(Result<Final, crate::Error>),
 }
 
-/// The listener of the command in flight: a closure that lives in the command's future.
-pub(crate) type Listener<'c> = dyn Fn(Event<'_>) + 'c;
+/// The listener of the command in flight: a closure, or the command's listen guard
+/// (`command::Listen`), that lives in the command's future.
+pub(crate) type Listener<'c> = dyn OnEvent + 'c;
+
+/// Takes the events of the command in flight (see [`Listener`]). Any `Fn(Event)` closure is
+/// one; the command layer's listen guard is one itself, so a command's future keeps no
+/// closure next to it.
+pub(crate) trait OnEvent {
+    /// Takes one event.
+    fn on_event(&self, ev: Event<'_>);
+}
+
+impl<F: Fn(Event<'_>)> OnEvent for F {
+    fn on_event(&self, ev: Event<'_>) {
+        self(ev)
+    }
+}
 
 /// A registered listener with its lifetime erased (see [`ExpectCell::listen`] for why this is
 /// sound).
@@ -376,7 +391,7 @@ impl ExpectCell {
                 // SAFETY: registered by `listen` and not yet unregistered, so the closure is
                 // alive; we are inside the critical section that unregistering takes.
                 let f: &Listener<'static> = unsafe { ptr.as_ref() };
-                f(ev);
+                f.on_event(ev);
             }
         })
     }
@@ -420,7 +435,7 @@ impl ExpectCell {
                 // SAFETY: as in `notify`: registered by `listen` and not yet unregistered, and
                 // we are inside the critical section that unregistering takes.
                 let f: &Listener<'static> = unsafe { ptr.as_ref() };
-                f(Event::End(outcome));
+                f.on_event(Event::End(outcome));
             }
             let mut p = c.get();
             if p.expect.take().is_some() {

@@ -453,6 +453,12 @@ impl<'a> Listen<'a> {
     }
 }
 
+impl crate::at::expect::OnEvent for Listen<'_> {
+    fn on_event(&self, ev: crate::at::expect::Event<'_>) {
+        self.on(ev)
+    }
+}
+
 /// What a response event means for [`Listen`], independent of the command type.
 pub(crate) enum Step<'b> {
     /// Fold this information line.

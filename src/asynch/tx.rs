@@ -149,42 +149,48 @@ impl TxMailbox {
 
     /// Runner side: waits for a request, writes it with `write` (after `sleep` woke the
     /// module: DTR, when UART sleep is used), posts the outcome. Never returns.
-    pub(crate) async fn serve<W: embedded_io_async::Write, S: super::sleep::SleepControl>(
-        &self,
-        tx: &mut W,
-        sleep: &S,
-    ) -> ! {
-        loop {
-            let src = poll_fn(|cx| {
-                self.runner.register(cx.waker());
-                match self.get() {
-                    Request::Posted(src) => Poll::Ready(src),
-                    _ => Poll::Pending,
-                }
-            })
-            .await;
-            let result = {
-                let buffers = self.buffers.lock().await;
-                let bytes = buffers.bytes(src);
-                // A module that may be asleep (DTR would not change) could lose the bytes:
-                // the write fails rather than go out into the void.
-                let r = if sleep.before_write().await {
-                    match tx.write_all(bytes).await {
-                        Ok(()) => tx.flush().await.map_err(|_| Error::Write),
-                        Err(_) => Err(Error::Write),
+    ///
+    /// A plain `fn` returning an `async move` block: an `async fn` keeps its three arguments
+    /// twice, in the runner task for the firmware's life.
+    #[allow(clippy::manual_async_fn)]
+    pub(crate) fn serve<'s, W: embedded_io_async::Write, S: super::sleep::SleepControl>(
+        &'s self,
+        tx: &'s mut W,
+        sleep: &'s S,
+    ) -> impl core::future::Future<Output = super::Never> + 's {
+        async move {
+            loop {
+                let src = poll_fn(|cx| {
+                    self.runner.register(cx.waker());
+                    match self.get() {
+                        Request::Posted(src) => Poll::Ready(src),
+                        _ => Poll::Pending,
                     }
-                } else {
-                    warn!("DTR refused to change");
-                    Err(Error::Write)
+                })
+                .await;
+                let result = {
+                    let buffers = self.buffers.lock().await;
+                    let bytes = buffers.bytes(src);
+                    // A module that may be asleep (DTR would not change) could lose the bytes:
+                    // the write fails rather than go out into the void.
+                    let r = if sleep.before_write().await {
+                        match tx.write_all(bytes).await {
+                            Ok(()) => tx.flush().await.map_err(|_| Error::Write),
+                            Err(_) => Err(Error::Write),
+                        }
+                    } else {
+                        warn!("DTR refused to change");
+                        Err(Error::Write)
+                    };
+                    sleep.after_write();
+                    r
                 };
-                sleep.after_write();
-                r
-            };
-            if result.is_err() {
-                warn!("UART write failed");
+                if result.is_err() {
+                    warn!("UART write failed");
+                }
+                self.set(Request::Done(result));
+                self.poster.wake();
             }
-            self.set(Request::Done(result));
-            self.poster.wake();
         }
     }
 

@@ -51,9 +51,11 @@ enum TxPhase {
 struct TxOp {
     slot: u8,
     kind: Kind,
-    len: usize,
+    /// The payload's length, at most [`MAX_SEND`] (a `u16`: the channel state is kept for the
+    /// firmware's life, and with two `usize`s the send's bookkeeping took 24 bytes, not 16).
+    len: u16,
     /// Payload bytes posted for writing so far.
-    written: usize,
+    written: u16,
     phase: TxPhase,
     deadline: Instant,
 }
@@ -429,7 +431,7 @@ impl<'c> Channel<'c> {
             self.st.tx = Some(TxOp {
                 slot,
                 kind,
-                len: n,
+                len: u16::try_from(n).unwrap_or(u16::MAX),
                 written: 0,
                 phase: TxPhase::Command,
                 deadline: Instant::now(),
@@ -488,7 +490,7 @@ impl<'c> Channel<'c> {
                                 },
                                 u32::from(op.slot),
                             )?;
-                            w.arg(op.len as u32)?;
+                            w.arg(u32::from(op.len))?;
                             w.raw(b"\r")?;
                             w.len()
                         };
@@ -524,9 +526,9 @@ impl<'c> Channel<'c> {
                         // the channel's next user before anything else).
                         let piece = {
                             let mut bufs = self.m.core.tx.buffers().await;
-                            let want = op.len.saturating_sub(op.written).min(CMD_BUF);
+                            let want = usize::from(op.len.saturating_sub(op.written)).min(CMD_BUF);
                             let dst = bufs.line.get_mut(..want).unwrap_or(&mut []);
-                            let got = self.m.pool.tx_peek(slot, op.written, dst);
+                            let got = self.m.pool.tx_peek(slot, usize::from(op.written), dst);
                             // Never expected (the ring keeps the bytes): the modem still gets the
                             // count it was promised, so that it is not left waiting.
                             if let Some(rest) = dst.get_mut(got..) {
@@ -536,7 +538,9 @@ impl<'c> Channel<'c> {
                         };
                         // Recorded before the piece is posted: an abandoned send resumes after it
                         // (the runner writes a posted piece whole).
-                        op.written = op.written.saturating_add(piece);
+                        op.written = op
+                            .written
+                            .saturating_add(u16::try_from(piece).unwrap_or(u16::MAX));
                         if op.written >= op.len {
                             op.phase = TxPhase::Result;
                             op.deadline =
@@ -558,8 +562,8 @@ impl<'c> Channel<'c> {
                         }
                         return match self.m.core.shared.last_final() {
                             Some(Final::SendOk) => {
-                                self.m.pool.tx_consume(slot, op.len);
-                                Ok(op.len)
+                                self.m.pool.tx_consume(slot, usize::from(op.len));
+                                Ok(usize::from(op.len))
                             }
                             Some(Final::SendFail) => {
                                 // The modem's send buffer is full: keep the bytes, try again later.

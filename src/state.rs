@@ -89,9 +89,12 @@ pub(crate) struct DnsState {
     /// Results the driver waits for: lookups it sent (or may have sent, when cut off while
     /// sending) since start-up, kept at least `completed`.
     pub(crate) issued: u32,
-    /// Until when a result still owed (`issued > completed`) may arrive; `Instant::MIN` (the
-    /// boot, which no deadline is) when there is none: 8 bytes, not an `Option<Instant>`'s 16.
-    pending_until: Instant,
+    /// Until when a result still owed (`issued > completed`) may arrive, in whole seconds
+    /// since boot, rounded up; 0 (the boot, which no deadline is) when there is none: 4 bytes,
+    /// not an `Option<Instant>`'s 16 (and no 8-byte alignment for the state cell). A second
+    /// of rounding at most lengthens the wait for a result owed to a dropped lookup; 32 bits of
+    /// seconds last 136 years.
+    pending_until: u32,
     /// The result whose header arrived last: still collecting its address lines (not
     /// `done`), or complete (`done`: the last completed result). One slot for both, not two
     /// (28 B each): a header is only expected once the lookup that waited for the last result
@@ -107,7 +110,7 @@ impl DnsState {
         Self {
             completed: 0,
             issued: 0,
-            pending_until: Instant::MIN,
+            pending_until: 0,
             answer: None,
             busy: false,
         }
@@ -132,12 +135,17 @@ impl DnsState {
 
     /// Until when a result still owed may arrive (`None`: no deadline is set).
     pub(crate) fn pending_until(&self) -> Option<Instant> {
-        (self.pending_until != Instant::MIN).then_some(self.pending_until)
+        (self.pending_until != 0).then(|| Instant::from_secs(u64::from(self.pending_until)))
     }
 
     /// Sets (or clears) the deadline of the results still owed.
     pub(crate) fn set_pending_until(&mut self, until: Option<Instant>) {
-        self.pending_until = until.unwrap_or(Instant::MIN);
+        self.pending_until = match until {
+            None => 0,
+            Some(t) => u32::try_from(t.as_millis().div_ceil(1000))
+                .unwrap_or(u32::MAX)
+                .max(1),
+        };
     }
 
     /// The result being collected: its header arrived, not all its address lines yet.

@@ -346,27 +346,20 @@ impl<'c> Channel<'c> {
                 // Posted here, right before the wait starts (nothing runs in between); the
                 // wait holds the posting's outcome and the core, not references to locals.
                 core.tx.post(src);
-                let exchange = with_timeout(
-                    Duration::from_millis(timeout),
-                    Answered {
-                        core,
-                        _listening: listening,
-                    },
-                );
-                let rebooted = core.state.until(crate::state::started_since, boots);
-                let r = match select(exchange, rebooted).await {
-                    Either::First(Ok(Ok(()))) => Ok(()),
-                    Either::First(Ok(Err(e))) => {
-                        // Not written: nothing to wait for.
+                let exchange = Answered {
+                    core,
+                    _listening: listening,
+                    boots,
+                };
+                let r = match with_timeout(Duration::from_millis(timeout), exchange).await {
+                    Ok(Ok(())) => Ok(()),
+                    Ok(Err(e)) => {
+                        // Not written (nothing to wait for), or the modem lost the command with
+                        // its reboot (`Error::Rebooted`).
                         self.m.core.shared.complete();
                         Err(e)
                     }
-                    Either::First(Err(_)) => Err(Error::Timeout),
-                    Either::Second(()) => {
-                        // The modem lost the command with its reboot.
-                        self.m.core.shared.complete();
-                        Err(Error::Rebooted)
-                    }
+                    Err(_) => Err(Error::Timeout),
                 };
                 self.st.next_write = Instant::now().saturating_add(self.m.core.config.command_gap);
                 r
@@ -597,16 +590,19 @@ impl<'c> Channel<'c> {
 fn ignore_events(_: crate::at::expect::Event<'_>) {}
 
 /// The wait of an exchange once its line is posted: for the runner's outcome of the write,
-/// then for the answer's end. A future of 8 bytes where an `async` block kept the core, the
-/// outcome future and its own awaitee (20): every command's future holds it. Both waits are
-/// stateless polls made again at each poll (the outcome's `poll_fn`; `WaitUntil`): once the
+/// then for the answer's end, unless the modem restarts first (`Error::Rebooted`: `boots` is
+/// the start count before the posting). A future of 12 bytes where an `async` block and a
+/// `select` with the restart wait kept the core, the outcome future, its awaitee and the
+/// restart wait (32): every command's future holds it. The waits are stateless polls made
+/// again at each poll (the outcome's `poll_fn`, `WaitUntil`, the state's `Until`): once the
 /// outcome was taken the mailbox is idle, and an idle mailbox's outcome is `Ok` (nobody else
 /// posts while the channel is held), so the outcome needs no flag of its own. It holds the
 /// listener's registration, which ends when it is dropped: when the exchange ended, timed out,
-/// saw a reboot, or was dropped itself.
+/// saw a restart, or was dropped itself.
 struct Answered<'c> {
     core: &'c super::modem::Core,
     _listening: crate::at::expect::ListenGuard<'c>,
+    boots: u32,
 }
 
 impl core::future::Future for Answered<'_> {
@@ -616,15 +612,25 @@ impl core::future::Future for Answered<'_> {
         self: core::pin::Pin<&mut Self>,
         cx: &mut core::task::Context<'_>,
     ) -> core::task::Poll<Result<(), Error>> {
+        use core::task::Poll;
         let core = self.core;
         let outcome = core::pin::pin!(core.tx.outcome());
-        match outcome.poll(cx) {
-            core::task::Poll::Pending => return core::task::Poll::Pending,
-            core::task::Poll::Ready(Err(e)) => return core::task::Poll::Ready(Err(e)),
-            core::task::Poll::Ready(Ok(())) => {}
+        let done = match outcome.poll(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Ready(Ok(())) => {
+                let answered = core::pin::pin!(core.shared.wait_until(|e, _| e.is_none()));
+                answered.poll(cx).map(Ok)
+            }
+        };
+        if done.is_ready() {
+            return done;
         }
-        let answered = core::pin::pin!(core.shared.wait_until(|e, _| e.is_none()));
-        answered.poll(cx).map(Ok)
+        let restarted = core::pin::pin!(core.state.until(crate::state::started_since, self.boots));
+        match restarted.poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Err(Error::Rebooted)),
+            Poll::Pending => Poll::Pending,
+        }
     }
 }
 

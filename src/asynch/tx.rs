@@ -92,14 +92,24 @@ impl TxMailbox {
 
     /// Waits until no request is being written (an abandoned one finishes first), then gives
     /// access to the buffers to fill them.
-    pub(crate) async fn buffers(&self) -> MutexGuard<'_, CriticalSectionRawMutex, TxBuffers> {
-        self.idle().await;
-        self.buffers.lock().await
+    ///
+    /// A plain `fn` returning an `async move` block, with [`Self::idle`] the `poll_fn` itself:
+    /// the `async fn`s kept `self` twice and an `async fn`'s shell around the wait, in every
+    /// command's future.
+    #[allow(clippy::manual_async_fn)]
+    pub(crate) fn buffers(
+        &self,
+    ) -> impl core::future::Future<Output = MutexGuard<'_, CriticalSectionRawMutex, TxBuffers>> + '_
+    {
+        async move {
+            self.idle().await;
+            self.buffers.lock().await
+        }
     }
 
     /// Waits until the runner has written the last posted request (whoever posted it).
-    pub(crate) async fn idle(&self) {
-        poll_fn(|cx| {
+    pub(crate) fn idle(&self) -> impl core::future::Future<Output = ()> + '_ {
+        poll_fn(move |cx| {
             if let Request::Posted(_) = self.get() {
                 self.poster.register(cx.waker());
                 Poll::Pending
@@ -107,7 +117,6 @@ impl TxMailbox {
                 Poll::Ready(())
             }
         })
-        .await
     }
 
     /// Posts `src` (the caller filled the buffers and dropped its guard). The runner writes it

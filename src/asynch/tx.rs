@@ -179,11 +179,12 @@ impl TxMailbox {
                 .await;
                 let result = {
                     let buffers = self.buffers.lock().await;
-                    let bytes = buffers.bytes(src);
                     // A module that may be asleep (DTR would not change) could lose the bytes:
-                    // the write fails rather than go out into the void.
+                    // the write fails rather than go out into the void. (The bytes are taken
+                    // in the write's argument: a local slice was kept in the runner's future
+                    // next to the write's.)
                     let r = if sleep.before_write().await {
-                        match tx.write_all(bytes).await {
+                        match tx.write_all(buffers.bytes(src)).await {
                             Ok(()) => tx.flush().await.map_err(|_| Error::Write),
                             Err(_) => Err(Error::Write),
                         }

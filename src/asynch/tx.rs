@@ -169,10 +169,10 @@ impl TxMailbox {
     ) -> impl core::future::Future<Output = super::Never> + 's {
         async move {
             loop {
-                let src = poll_fn(|cx| {
+                poll_fn(|cx| {
                     self.runner.register(cx.waker());
                     match self.get() {
-                        Request::Posted(src) => Poll::Ready(src),
+                        Request::Posted(_) => Poll::Ready(()),
                         _ => Poll::Pending,
                     }
                 })
@@ -184,7 +184,14 @@ impl TxMailbox {
                     // in the write's argument: a local slice was kept in the runner's future
                     // next to the write's.)
                     let r = if sleep.before_write().await {
-                        match tx.write_all(buffers.bytes(src)).await {
+                        // The request is read again here, not kept across the waits: it
+                        // stays posted until the outcome below (a poster waits for an idle
+                        // mailbox before it posts again).
+                        let bytes = match self.get() {
+                            Request::Posted(src) => buffers.bytes(src),
+                            _ => &[],
+                        };
+                        match tx.write_all(bytes).await {
                             Ok(()) => tx.flush().await.map_err(|_| Error::Write),
                             Err(_) => Err(Error::Write),
                         }

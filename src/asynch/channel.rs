@@ -7,7 +7,7 @@
 //! ([`ExpectCell::listen`](crate::at::ExpectCell::listen)), so that nothing here is generic over
 //! the UART or the ingress size and no response is ever buffered whole.
 
-use embassy_futures::select::{Either, select};
+use embassy_futures::select::Either;
 use embassy_sync::blocking_mutex::raw::CriticalSectionRawMutex;
 use embassy_sync::mutex::MutexGuard;
 use embassy_time::{Duration, Instant, Timer, with_timeout};
@@ -126,10 +126,15 @@ impl<'c> Channel<'c> {
             let core = self.m.core;
             if core.shared.current().is_some() {
                 let boots = core.state.get().starts();
-                let done = core.shared.wait_until(|e, _| e.is_none());
-                let rebooted = core.state.until(crate::state::started_since, boots);
-                let r = embassy_time::with_deadline(self.st.last_deadline, select(done, rebooted))
-                    .await;
+                let r = embassy_time::with_deadline(
+                    self.st.last_deadline,
+                    SharedOrRestart {
+                        core,
+                        done: |e, _| e.is_none(),
+                        boots,
+                    },
+                )
+                .await;
                 let core = self.m.core;
                 match r {
                     Ok(Either::First(())) => {}
@@ -181,9 +186,7 @@ impl<'c> Channel<'c> {
     ) -> impl core::future::Future<Output = Result<Either<(), ()>, embassy_time::TimeoutError>> + 'c
     {
         let core = self.m.core;
-        let cond = core.shared.wait_until(done);
-        let rebooted = core.state.until(crate::state::started_since, boots);
-        embassy_time::with_deadline(deadline, select(cond, rebooted))
+        embassy_time::with_deadline(deadline, SharedOrRestart { core, done, boots })
     }
 
     /// Sends `cmd` and waits for its typed result.
@@ -256,11 +259,17 @@ impl<'c> Channel<'c> {
     }
 
     /// Wipes the line buffer if it held a secret (once the runner has written it).
-    async fn wipe_secrets(&mut self) {
-        if self.st.wipe {
-            let mut bufs = self.m.core.tx.buffers().await;
-            bufs.line.zeroize();
-            self.st.wipe = false;
+    ///
+    /// A plain `fn` returning an `async move` block (an `async fn` keeps `self` twice): every
+    /// exchange awaits it last, next to its result.
+    #[allow(clippy::manual_async_fn)]
+    fn wipe_secrets(&mut self) -> impl core::future::Future<Output = ()> + '_ {
+        async move {
+            if self.st.wipe {
+                let mut bufs = self.m.core.tx.buffers().await;
+                bufs.line.zeroize();
+                self.st.wipe = false;
+            }
         }
     }
 
@@ -348,7 +357,7 @@ impl<'c> Channel<'c> {
                 core.tx.post(src);
                 let exchange = Answered {
                     core,
-                    _listening: listening,
+                    _listening: listening.into_listening(),
                     boots,
                 };
                 let r = match with_timeout(Duration::from_millis(timeout), exchange).await {
@@ -586,6 +595,40 @@ impl<'c> Channel<'c> {
     }
 }
 
+/// Waits until `done` holds for the command bookkeeping (`Either::First`) or the modem
+/// restarts after `boots` starts (`Either::Second`), checked in that order: what a `select` of
+/// `WaitUntil` and the state's `Until` did, in 12 bytes, not 24 (both are stateless polls,
+/// made again at each poll), inside the futures of the settling and of a socket send.
+struct SharedOrRestart<'c> {
+    core: &'c super::modem::Core,
+    done: Done,
+    boots: u32,
+}
+
+impl core::future::Future for SharedOrRestart<'_> {
+    type Output = Either<(), ()>;
+
+    fn poll(
+        self: core::pin::Pin<&mut Self>,
+        cx: &mut core::task::Context<'_>,
+    ) -> core::task::Poll<Either<(), ()>> {
+        use core::task::Poll;
+        let done = core::pin::pin!(self.core.shared.wait_until(self.done));
+        if done.poll(cx).is_ready() {
+            return Poll::Ready(Either::First(()));
+        }
+        let restarted = core::pin::pin!(
+            self.core
+                .state
+                .until(crate::state::started_since, self.boots)
+        );
+        match restarted.poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Either::Second(())),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
 /// The listener of an exchange nobody listens to (the sequence marker).
 fn ignore_events(_: crate::at::expect::Event<'_>) {}
 
@@ -598,11 +641,21 @@ fn ignore_events(_: crate::at::expect::Event<'_>) {}
 /// outcome was taken the mailbox is idle, and an idle mailbox's outcome is `Ok` (nobody else
 /// posts while the channel is held), so the outcome needs no flag of its own. It holds the
 /// listener's registration, which ends when it is dropped: when the exchange ended, timed out,
-/// saw a restart, or was dropped itself.
+/// saw a restart, or was dropped itself (nothing awaits between the registration and this
+/// future's making).
 struct Answered<'c> {
     core: &'c super::modem::Core,
-    _listening: crate::at::expect::ListenGuard<'c>,
+    /// The registration, ended by `Drop` below through `core` (a guard of its own would be
+    /// another reference to the same cell: 4 bytes, and 8 with the alignment of the timer
+    /// around this future).
+    _listening: crate::at::expect::Listening<'c>,
     boots: u32,
+}
+
+impl Drop for Answered<'_> {
+    fn drop(&mut self) {
+        self.core.shared.unlisten();
+    }
 }
 
 impl core::future::Future for Answered<'_> {

@@ -234,13 +234,25 @@ pub(crate) struct ListenGuard<'c> {
 
 impl Drop for ListenGuard<'_> {
     fn drop(&mut self) {
-        self.cell.inner.lock(|c| {
-            let mut p = c.get();
-            p.listener = None;
-            c.set(p);
-        });
+        self.cell.unlisten();
     }
 }
+
+impl<'c> ListenGuard<'c> {
+    /// Hands the unregistering over to a [`Listening`], which knows the cell from elsewhere
+    /// (it keeps no reference of its own; see [`Listening`]).
+    pub(crate) fn into_listening(self) -> Listening<'c> {
+        core::mem::forget(self);
+        Listening(core::marker::PhantomData)
+    }
+}
+
+/// A listener registration whose holder unregisters it ([`ExpectCell::unlisten`]) before it
+/// is dropped or forgotten: made from a [`ListenGuard`] (whose lifetime it keeps, so that it
+/// cannot outlive the listener), for a holder that already keeps a way to the cell and has no
+/// room for the guard's reference. Dropping it without unregistering is a bug the holder's
+/// `Drop` must make impossible.
+pub(crate) struct Listening<'c>(core::marker::PhantomData<&'c ExpectCell>);
 
 /// One of the digester's counters (its index in [`Counters`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -382,6 +394,15 @@ impl ExpectCell {
             c.set(p);
         });
         ListenGuard { cell: self }
+    }
+
+    /// Unregisters the listener (what a [`ListenGuard`] does when dropped).
+    pub(crate) fn unlisten(&self) {
+        self.inner.lock(|c| {
+            let mut p = c.get();
+            p.listener = None;
+            c.set(p);
+        });
     }
 
     /// Hands `ev` to the registered listener, if there is one.

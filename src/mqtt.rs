@@ -1208,7 +1208,7 @@ impl<'c: 'buf, 'buf> Mqtt<'c, 'buf> {
             resumed,
             outbox_synced: false,
             ack_timeout,
-            waiting: heapless::Deque::new(),
+            waiting: AckQueue::new(),
             resent_since,
         })
     }
@@ -1789,9 +1789,77 @@ pub struct MqttConnection<'s, 'buf, IO: MqttIo> {
     /// [`MqttConfig::ack_timeout`].
     ack_timeout: Millis,
     /// QoS 1 messages published on this connection and when, oldest first.
-    waiting: heapless::Deque<(Op, Stamp), IN_FLIGHT>,
+    waiting: AckQueue,
     /// Messages resent when the session resumed, pending since the connection.
     resent_since: Option<Stamp>,
+}
+
+/// The QoS 1 messages of a connection waiting for their PUBACK and when each was published,
+/// oldest first: a ring with byte indices (a `heapless::Deque`'s are `usize`s, 12 of its 108
+/// bytes; the connection keeps it for its whole life).
+struct AckQueue {
+    items: [Option<(Op, Stamp)>; IN_FLIGHT],
+    /// Index of the oldest.
+    head: u8,
+    len: u8,
+}
+
+impl AckQueue {
+    const fn new() -> Self {
+        AckQueue {
+            items: [None; IN_FLIGHT],
+            head: 0,
+            len: 0,
+        }
+    }
+
+    fn is_full(&self) -> bool {
+        usize::from(self.len) >= IN_FLIGHT
+    }
+
+    /// The slot `n` places after the oldest.
+    fn index(&self, n: u8) -> usize {
+        usize::from(self.head.wrapping_add(n)) % IN_FLIGHT
+    }
+
+    fn front(&self) -> Option<&(Op, Stamp)> {
+        if self.len == 0 {
+            return None;
+        }
+        self.items.get(self.index(0)).and_then(Option::as_ref)
+    }
+
+    fn pop_front(&mut self) {
+        if self.len == 0 {
+            return;
+        }
+        let i = self.index(0);
+        if let Some(item) = self.items.get_mut(i) {
+            *item = None;
+        }
+        self.head = u8::try_from(self.index(1)).unwrap_or(0);
+        self.len = self.len.saturating_sub(1);
+    }
+
+    /// Appends `item`; refused (`Err`) when full.
+    fn push_back(&mut self, item: (Op, Stamp)) -> Result<(), (Op, Stamp)> {
+        if self.is_full() {
+            return Err(item);
+        }
+        let i = self.index(self.len);
+        match self.items.get_mut(i) {
+            Some(slot) => {
+                *slot = Some(item);
+                self.len = self.len.saturating_add(1);
+                Ok(())
+            }
+            None => Err(item),
+        }
+    }
+
+    fn clear(&mut self) {
+        *self = Self::new();
+    }
 }
 
 /// A duration kept in 4 bytes, not a [`Duration`]'s 8 (the client keeps three of its

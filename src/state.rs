@@ -306,7 +306,9 @@ pub(crate) fn cereg_psm_grant_fields(rest: &[u8]) -> Option<PsmGrant> {
 pub(crate) struct PackedReg {
     area: [u8; 4],
     cell: [u8; 4],
-    /// The status's number ([`RegStatus`] in declaration order); `NO_REPORT` for none.
+    /// The status's number ([`RegStatus`] in declaration order) plus one; 0 for no report (so
+    /// that the empty state is all zeros: `Core::init` writes it in place, no copy on the
+    /// stack).
     status: u8,
     act: u8,
     /// Which of `area` (bit 0), `cell` (bit 1) and `act` (bit 2) are present.
@@ -314,23 +316,22 @@ pub(crate) struct PackedReg {
 }
 
 impl PackedReg {
-    const NO_REPORT: u8 = 0xff;
     const NONE: PackedReg = PackedReg {
         area: [0; 4],
         cell: [0; 4],
-        status: Self::NO_REPORT,
+        status: 0,
         act: 0,
         present: 0,
     };
 
     fn of(r: Registration) -> Self {
         let status = match r.status {
-            RegStatus::NotRegistered => 0,
-            RegStatus::Home => 1,
-            RegStatus::Searching => 2,
-            RegStatus::Denied => 3,
-            RegStatus::Unknown => 4,
-            RegStatus::Roaming => 5,
+            RegStatus::NotRegistered => 1,
+            RegStatus::Home => 2,
+            RegStatus::Searching => 3,
+            RegStatus::Denied => 4,
+            RegStatus::Unknown => 5,
+            RegStatus::Roaming => 6,
         };
         PackedReg {
             area: r.area.unwrap_or(0).to_ne_bytes(),
@@ -344,11 +345,9 @@ impl PackedReg {
     }
 
     fn get(&self) -> Option<Registration> {
-        if self.status == Self::NO_REPORT {
-            return None;
-        }
+        let code = self.status.checked_sub(1)?;
         Some(Registration {
-            status: RegStatus::from_code(u32::from(self.status)),
+            status: RegStatus::from_code(u32::from(code)),
             area: (self.present & 1 != 0).then(|| u32::from_ne_bytes(self.area)),
             cell: (self.present & 2 != 0).then(|| u32::from_ne_bytes(self.cell)),
             act: (self.present & 4 != 0).then_some(self.act),

@@ -270,7 +270,7 @@ impl<'a> Modem<'a> {
                         }
                         Step::Skip => {}
                     }
-                    slot += 1;
+                    slot = slot.wrapping_add(1);
                 }
                 // Sleep until something changes, or until the next periodic check.
                 let pool = self.pool;

@@ -1112,7 +1112,7 @@ fn guard_model(
                 let topic = (publish && body.len() >= 2)
                     .then(|| {
                         let len = usize::from(u16::from_be_bytes([body[0], body[1]]));
-                        (len <= crate::mqtt::MAX_STORED_TOPIC_LEN)
+                        (len <= crate::mqtt::MAX_DROPPED_TOPIC_LEN)
                             .then(|| body.get(2..2 + len))
                             .flatten()
                             .and_then(|t| core::str::from_utf8(t).ok())

@@ -60,10 +60,14 @@ pub mod v311;
 
 /// The longest topic or topic filter MQTT allows (a UTF-8 string with a 16-bit length).
 pub const MAX_TOPIC_LEN: usize = 65_535;
-/// The longest topic this client stores: topics queued in an [`Outbox`], the topic kept in a
-/// [`DroppedMessage`]. (Filters registered with [`Mqtt::subscribe_on_connect`] are borrowed,
-/// not stored: any length MQTT allows.)
+/// The longest topic this client stores: topics queued in an [`Outbox`]. (Filters registered
+/// with [`Mqtt::subscribe_on_connect`] are borrowed, not stored: any length MQTT allows.)
 pub const MAX_STORED_TOPIC_LEN: usize = 128;
+/// The longest topic kept of a [`DroppedMessage`] (a longer one is reported as `None`, with
+/// the message's size). The client keeps the last dropped message for its whole life, so the
+/// record is kept short (60 bytes: with its count and sizes, 80 bytes of the client); a
+/// diagnostic, not a copy of the message.
+pub const MAX_DROPPED_TOPIC_LEN: usize = 60;
 /// The longest client id minimq accepts.
 pub const MAX_CLIENT_ID_LEN: usize = 64;
 
@@ -453,7 +457,7 @@ impl fmt::Debug for MqttConfig<'_> {
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct DroppedMessage {
     /// The topic, if it is a PUBLISH whose topic is valid UTF-8 of at most
-    /// [`MAX_STORED_TOPIC_LEN`] bytes.
+    /// [`MAX_DROPPED_TOPIC_LEN`] bytes.
     pub topic: Option<heapless::String<MAX_STORED_TOPIC_LEN>>,
     /// Size of the whole MQTT packet, in bytes.
     pub size: usize,
@@ -466,14 +470,16 @@ pub struct DroppedMessage {
 #[derive(Default)]
 pub(crate) struct DropLog {
     pub(crate) count: u32,
-    /// The last one's size.
-    last: Option<usize>,
+    /// The last one's size; 0 for none (an MQTT packet has at least two bytes). In 4 bytes,
+    /// not an `Option<usize>`'s 8 (the log is kept for the client's life): a packet larger
+    /// than `u32::MAX` cannot be announced (the remaining length has at most 28 bits).
+    last: u32,
     /// The receive buffer's size (the client's `rx_size`, kept here only).
     pub(crate) capacity: usize,
     /// The last one's topic as far as it was read (a PUBLISH whose topic is at most
-    /// [`MAX_STORED_TOPIC_LEN`] bytes long).
+    /// [`MAX_DROPPED_TOPIC_LEN`] bytes long).
     /// (Its length in a byte: the log is kept for the client's life.)
-    topic: heapless::Vec<u8, MAX_STORED_TOPIC_LEN, u8>,
+    topic: heapless::Vec<u8, MAX_DROPPED_TOPIC_LEN, u8>,
     /// The whole topic is in `topic`.
     topic_complete: bool,
 }
@@ -482,7 +488,7 @@ impl DropLog {
     /// A packet of `size` bytes is being skipped: it is the last one dropped from now on.
     fn start(&mut self, size: usize, capacity: usize) {
         self.count = self.count.saturating_add(1);
-        self.last = Some(size);
+        self.last = u32::try_from(size).unwrap_or(u32::MAX).max(2);
         self.capacity = capacity;
         self.topic.clear();
         self.topic_complete = false;
@@ -490,7 +496,10 @@ impl DropLog {
 
     /// The last one dropped (its topic if it was read whole and is UTF-8).
     pub(crate) fn last(&self) -> Option<DroppedMessage> {
-        let size = self.last?;
+        if self.last == 0 {
+            return None;
+        }
+        let size = usize::try_from(self.last).unwrap_or(usize::MAX);
         let capacity = self.capacity;
         let topic = self
             .topic_complete
@@ -507,7 +516,7 @@ impl DropLog {
     /// Takes the last one dropped.
     pub(crate) fn take(&mut self) -> Option<DroppedMessage> {
         let last = self.last();
-        self.last = None;
+        self.last = 0;
         self.topic.clear();
         self.topic_complete = false;
         last
@@ -595,7 +604,7 @@ impl<'g, IO: minimq::Io> Guard<'g, IO> {
             return 2usize.saturating_sub(self.topic_got);
         }
         let len = usize::from(u16::from_be_bytes(self.topic_len));
-        if len > MAX_STORED_TOPIC_LEN {
+        if len > MAX_DROPPED_TOPIC_LEN {
             return 0;
         }
         (2 + len).saturating_sub(self.topic_got)
@@ -627,10 +636,11 @@ impl<'g, IO: minimq::Io> Guard<'g, IO> {
         if self.topic_got < 2 {
             return;
         }
-        // At most the topic's length is wanted (`topic_wanted`), at most 128 bytes.
+        // At most the topic's length is wanted (`topic_wanted`), at most
+        // `MAX_DROPPED_TOPIC_LEN` bytes.
         self.topic_got = self.topic_got.saturating_add(bytes.len());
         let len = usize::from(u16::from_be_bytes(self.topic_len));
-        let complete = len <= MAX_STORED_TOPIC_LEN && self.topic_got == len.saturating_add(2);
+        let complete = len <= MAX_DROPPED_TOPIC_LEN && self.topic_got == len.saturating_add(2);
         self.log.lock(|l| {
             let mut l = l.borrow_mut();
             let _ = l.topic.extend_from_slice(bytes);
@@ -922,7 +932,7 @@ impl<'c: 'buf, 'buf> Mqtt<'c, 'buf> {
             subscriptions: Subscriptions::default(),
             dropped: DropCell::new(core::cell::RefCell::new(DropLog {
                 count: 0,
-                last: None,
+                last: 0,
                 capacity: rx_size,
                 topic: heapless::Vec::new(),
                 topic_complete: false,
@@ -1198,7 +1208,7 @@ impl<'c: 'buf, 'buf> Mqtt<'c, 'buf> {
             resumed,
             outbox_synced: false,
             ack_timeout,
-            waiting: heapless::Deque::new(),
+            waiting: AckQueue::new(),
             resent_since,
         })
     }
@@ -1779,9 +1789,77 @@ pub struct MqttConnection<'s, 'buf, IO: MqttIo> {
     /// [`MqttConfig::ack_timeout`].
     ack_timeout: Millis,
     /// QoS 1 messages published on this connection and when, oldest first.
-    waiting: heapless::Deque<(Op, Stamp), IN_FLIGHT>,
+    waiting: AckQueue,
     /// Messages resent when the session resumed, pending since the connection.
     resent_since: Option<Stamp>,
+}
+
+/// The QoS 1 messages of a connection waiting for their PUBACK and when each was published,
+/// oldest first: a ring with byte indices (a `heapless::Deque`'s are `usize`s, 12 of its 108
+/// bytes; the connection keeps it for its whole life).
+struct AckQueue {
+    items: [Option<(Op, Stamp)>; IN_FLIGHT],
+    /// Index of the oldest.
+    head: u8,
+    len: u8,
+}
+
+impl AckQueue {
+    const fn new() -> Self {
+        AckQueue {
+            items: [None; IN_FLIGHT],
+            head: 0,
+            len: 0,
+        }
+    }
+
+    fn is_full(&self) -> bool {
+        usize::from(self.len) >= IN_FLIGHT
+    }
+
+    /// The slot `n` places after the oldest.
+    fn index(&self, n: u8) -> usize {
+        usize::from(self.head.wrapping_add(n)) % IN_FLIGHT
+    }
+
+    fn front(&self) -> Option<&(Op, Stamp)> {
+        if self.len == 0 {
+            return None;
+        }
+        self.items.get(self.index(0)).and_then(Option::as_ref)
+    }
+
+    fn pop_front(&mut self) {
+        if self.len == 0 {
+            return;
+        }
+        let i = self.index(0);
+        if let Some(item) = self.items.get_mut(i) {
+            *item = None;
+        }
+        self.head = u8::try_from(self.index(1)).unwrap_or(0);
+        self.len = self.len.saturating_sub(1);
+    }
+
+    /// Appends `item`; refused (`Err`) when full.
+    fn push_back(&mut self, item: (Op, Stamp)) -> Result<(), (Op, Stamp)> {
+        if self.is_full() {
+            return Err(item);
+        }
+        let i = self.index(self.len);
+        match self.items.get_mut(i) {
+            Some(slot) => {
+                *slot = Some(item);
+                self.len = self.len.saturating_add(1);
+                Ok(())
+            }
+            None => Err(item),
+        }
+    }
+
+    fn clear(&mut self) {
+        *self = Self::new();
+    }
 }
 
 /// A duration kept in 4 bytes, not a [`Duration`]'s 8 (the client keeps three of its
@@ -2289,7 +2367,7 @@ mod tests {
         let small = publish("a/ok", 10);
         let big = publish("a/big", 600);
         let ping = vec![0xd0, 0x00]; // PINGRESP
-        let long_topic = "t".repeat(MAX_STORED_TOPIC_LEN + 5);
+        let long_topic = "t".repeat(MAX_DROPPED_TOPIC_LEN + 5);
         let big_unnamed = publish(&long_topic, 400);
         let exact = publish("a/exact", 100 - 2 - 2 - 7 - 1);
         assert_eq!(exact.len(), 100);

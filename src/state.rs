@@ -89,9 +89,12 @@ pub(crate) struct DnsState {
     /// Results the driver waits for: lookups it sent (or may have sent, when cut off while
     /// sending) since start-up, kept at least `completed`.
     pub(crate) issued: u32,
-    /// Until when a result still owed (`issued > completed`) may arrive; `Instant::MIN` (the
-    /// boot, which no deadline is) when there is none: 8 bytes, not an `Option<Instant>`'s 16.
-    pending_until: Instant,
+    /// Until when a result still owed (`issued > completed`) may arrive, in whole seconds
+    /// since boot, rounded up; 0 (the boot, which no deadline is) when there is none: 4 bytes,
+    /// not an `Option<Instant>`'s 16 (and no 8-byte alignment for the state cell). A second
+    /// of rounding at most lengthens the wait for a result owed to a dropped lookup; 32 bits of
+    /// seconds last 136 years.
+    pending_until: u32,
     /// The result whose header arrived last: still collecting its address lines (not
     /// `done`), or complete (`done`: the last completed result). One slot for both, not two
     /// (28 B each): a header is only expected once the lookup that waited for the last result
@@ -107,7 +110,7 @@ impl DnsState {
         Self {
             completed: 0,
             issued: 0,
-            pending_until: Instant::MIN,
+            pending_until: 0,
             answer: None,
             busy: false,
         }
@@ -132,12 +135,17 @@ impl DnsState {
 
     /// Until when a result still owed may arrive (`None`: no deadline is set).
     pub(crate) fn pending_until(&self) -> Option<Instant> {
-        (self.pending_until != Instant::MIN).then_some(self.pending_until)
+        (self.pending_until != 0).then(|| Instant::from_secs(u64::from(self.pending_until)))
     }
 
     /// Sets (or clears) the deadline of the results still owed.
     pub(crate) fn set_pending_until(&mut self, until: Option<Instant>) {
-        self.pending_until = until.unwrap_or(Instant::MIN);
+        self.pending_until = match until {
+            None => 0,
+            Some(t) => u32::try_from(t.as_millis().div_ceil(1000))
+                .unwrap_or(u32::MAX)
+                .max(1),
+        };
     }
 
     /// The result being collected: its header arrived, not all its address lines yet.
@@ -292,6 +300,125 @@ pub(crate) fn cereg_psm_grant_fields(rest: &[u8]) -> Option<PsmGrant> {
     })
 }
 
+/// A registration report in 11 bytes (an `Option<Registration>` is 20, with its two
+/// `Option<u32>`s): the state keeps one per domain, for the firmware's life.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) struct PackedReg {
+    area: [u8; 4],
+    cell: [u8; 4],
+    /// The status's number ([`RegStatus`] in declaration order) plus one; 0 for no report (so
+    /// that the empty state is all zeros: `Core::init` writes it in place, no copy on the
+    /// stack).
+    status: u8,
+    act: u8,
+    /// Which of `area` (bit 0), `cell` (bit 1) and `act` (bit 2) are present.
+    present: u8,
+}
+
+impl PackedReg {
+    const NONE: PackedReg = PackedReg {
+        area: [0; 4],
+        cell: [0; 4],
+        status: 0,
+        act: 0,
+        present: 0,
+    };
+
+    fn of(r: Registration) -> Self {
+        let status = match r.status {
+            RegStatus::NotRegistered => 1,
+            RegStatus::Home => 2,
+            RegStatus::Searching => 3,
+            RegStatus::Denied => 4,
+            RegStatus::Unknown => 5,
+            RegStatus::Roaming => 6,
+        };
+        PackedReg {
+            area: r.area.unwrap_or(0).to_ne_bytes(),
+            cell: r.cell.unwrap_or(0).to_ne_bytes(),
+            status,
+            act: r.act.unwrap_or(0),
+            present: u8::from(r.area.is_some())
+                | u8::from(r.cell.is_some()) << 1
+                | u8::from(r.act.is_some()) << 2,
+        }
+    }
+
+    fn get(&self) -> Option<Registration> {
+        let code = self.status.checked_sub(1)?;
+        Some(Registration {
+            status: RegStatus::from_code(u32::from(code)),
+            area: (self.present & 1 != 0).then(|| u32::from_ne_bytes(self.area)),
+            cell: (self.present & 2 != 0).then(|| u32::from_ne_bytes(self.cell)),
+            act: (self.present & 4 != 0).then_some(self.act),
+        })
+    }
+}
+
+impl core::fmt::Debug for PackedReg {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        self.get().fmt(f)
+    }
+}
+
+#[cfg(feature = "defmt")]
+impl defmt::Format for PackedReg {
+    fn format(&self, f: defmt::Formatter) {
+        defmt::write!(f, "{}", self.get())
+    }
+}
+
+/// The PSM timers granted, in 9 bytes (an `Option<PsmGrant>` is 16).
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct PackedGrant {
+    periodic_tau_s: [u8; 4],
+    active_time_s: [u8; 4],
+    /// Bit 0: a grant was seen; bit 1: `periodic_tau_s` present; bit 2: `active_time_s`.
+    present: u8,
+}
+
+impl PackedGrant {
+    const NONE: PackedGrant = PackedGrant {
+        periodic_tau_s: [0; 4],
+        active_time_s: [0; 4],
+        present: 0,
+    };
+
+    fn of(g: Option<PsmGrant>) -> Self {
+        match g {
+            None => Self::NONE,
+            Some(g) => PackedGrant {
+                periodic_tau_s: g.periodic_tau_s.unwrap_or(0).to_ne_bytes(),
+                active_time_s: g.active_time_s.unwrap_or(0).to_ne_bytes(),
+                present: 1
+                    | u8::from(g.periodic_tau_s.is_some()) << 1
+                    | u8::from(g.active_time_s.is_some()) << 2,
+            },
+        }
+    }
+
+    fn get(&self) -> Option<PsmGrant> {
+        (self.present & 1 != 0).then(|| PsmGrant {
+            periodic_tau_s: (self.present & 2 != 0)
+                .then(|| u32::from_ne_bytes(self.periodic_tau_s)),
+            active_time_s: (self.present & 4 != 0).then(|| u32::from_ne_bytes(self.active_time_s)),
+        })
+    }
+}
+
+impl core::fmt::Debug for PackedGrant {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        self.get().fmt(f)
+    }
+}
+
+#[cfg(feature = "defmt")]
+impl defmt::Format for PackedGrant {
+    fn format(&self, f: defmt::Formatter) {
+        defmt::write!(f, "{}", self.get())
+    }
+}
+
 /// What the driver knows about the modem from URCs and from the answers it has seen.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
@@ -306,17 +433,17 @@ pub struct State {
     pub psm_asleep: bool,
     /// How many times the modem entered PSM (`PSM POWER DOWN`).
     pub psm_entries: u32,
-    /// The PSM timers the network granted, as last reported by `+CEREG` with `<n>` = 4 or by
-    /// `+QPSMTIMER`; `None` until one is seen.
-    pub psm_grant: Option<PsmGrant>,
+    /// The PSM timers the network granted (read with [`State::psm_grant`]), packed.
+    psm_grant: PackedGrant,
     /// `APP RDY` seen since the last boot.
     pub app_ready: bool,
     /// Last SIM state reported by `+CPIN:` (URC or answer).
     pub pin: Option<PinCode>,
     /// `+QIND: SMS DONE` seen since the last boot.
     pub sms_ready: bool,
-    /// Last registration reported per domain: `[CREG, CGREG, CEREG]`.
-    pub registration: [Option<Registration>; 3],
+    /// Last registration reported per domain: `[CREG, CGREG, CEREG]` (read with
+    /// [`State::registration`]), packed.
+    pub(crate) registration: [PackedReg; 3],
     /// Contexts (bit `cid`) the network deactivated (`+QIURC: "pdpdeact"`) and that have not been
     /// re-activated since.
     pub pdp_deactivated: u32,
@@ -340,11 +467,11 @@ impl State {
             wakes: 0,
             psm_asleep: false,
             psm_entries: 0,
-            psm_grant: None,
+            psm_grant: PackedGrant::NONE,
             app_ready: false,
             pin: None,
             sms_ready: false,
-            registration: [None; 3],
+            registration: [PackedReg::NONE; 3],
             pdp_deactivated: 0,
             pdp_deact_events: 0,
             functionality: None,
@@ -368,12 +495,22 @@ impl State {
         }
     }
 
-    /// The registration of one domain.
+    /// The PSM timers the network granted, as last reported by `+CEREG` with `<n>` = 4 or by
+    /// `+QPSMTIMER`; `None` until one is seen.
+    pub fn psm_grant(&self) -> Option<PsmGrant> {
+        self.psm_grant.get()
+    }
+
+    /// Records the PSM timers the network granted.
+    pub(crate) fn set_psm_grant(&mut self, g: PsmGrant) {
+        self.psm_grant = PackedGrant::of(Some(g));
+    }
+
+    /// The registration last reported for one domain.
     pub fn registration(&self, d: RegDomain) -> Option<Registration> {
         self.registration
             .get(Self::domain_index(d))
-            .copied()
-            .flatten()
+            .and_then(|r| r.get())
     }
 
     /// The best registration status over the packet domains (EPS, then GPRS), falling back to
@@ -388,7 +525,7 @@ impl State {
         };
         [2usize, 1, 0]
             .iter()
-            .filter_map(|&i| self.registration.get(i).copied().flatten())
+            .filter_map(|&i| self.registration.get(i).and_then(|r| r.get()))
             .map(|r| r.status)
             .max_by_key(|s| rank(*s))
     }
@@ -396,7 +533,7 @@ impl State {
     /// Records an answer or URC for one registration domain.
     pub(crate) fn set_registration(&mut self, d: RegDomain, r: Registration) {
         if let Some(slot) = self.registration.get_mut(Self::domain_index(d)) {
-            *slot = Some(r);
+            *slot = PackedReg::of(r);
         }
     }
 
@@ -441,12 +578,10 @@ impl State {
             Urc::QPsmTimer {
                 periodic_tau_s,
                 active_time_s,
-            } => {
-                self.psm_grant = Some(PsmGrant {
-                    periodic_tau_s: Some(*periodic_tau_s),
-                    active_time_s: Some(*active_time_s),
-                })
-            }
+            } => self.set_psm_grant(PsmGrant {
+                periodic_tau_s: Some(*periodic_tau_s),
+                active_time_s: Some(*active_time_s),
+            }),
             Urc::PoweredDown
             | Urc::Notice(
                 crate::at::urc::Notice::UnderVoltagePowerDown
@@ -454,7 +589,7 @@ impl State {
             ) => {
                 self.app_ready = false;
                 self.psm_asleep = false;
-                self.registration = [None; 3];
+                self.registration = [PackedReg::NONE; 3];
             }
             Urc::Cfun(f) => self.functionality = Some(*f),
             Urc::Cpin(code) => self.pin = Some(*code),
@@ -693,12 +828,56 @@ mod tests {
         let mut s = State::new();
         s.apply(&Urc::parse_line(b"+QPSMTIMER: 3600,60").unwrap());
         assert_eq!(
-            s.psm_grant,
+            s.psm_grant(),
             Some(PsmGrant {
                 periodic_tau_s: Some(3600),
                 active_time_s: Some(60)
             })
         );
+    }
+
+    #[test]
+    fn packed_registration_and_grant_read_back_what_was_stored() {
+        let mut s = State::new();
+        assert_eq!(s.registration(RegDomain::Eps), None);
+        assert_eq!(s.psm_grant(), None);
+        for r in [
+            Registration {
+                status: RegStatus::Roaming,
+                area: Some(0xffff_ffff),
+                cell: None,
+                act: Some(0),
+            },
+            Registration {
+                status: RegStatus::Unknown,
+                area: None,
+                cell: Some(0x0800_d413),
+                act: None,
+            },
+            Registration {
+                status: RegStatus::NotRegistered,
+                area: Some(0),
+                cell: Some(0),
+                act: Some(255),
+            },
+        ] {
+            s.set_registration(RegDomain::Eps, r);
+            assert_eq!(s.registration(RegDomain::Eps), Some(r));
+            assert_eq!(s.registration(RegDomain::Cs), None);
+        }
+        for g in [
+            PsmGrant {
+                periodic_tau_s: None,
+                active_time_s: Some(0),
+            },
+            PsmGrant {
+                periodic_tau_s: Some(u32::MAX),
+                active_time_s: None,
+            },
+        ] {
+            s.set_psm_grant(g);
+            assert_eq!(s.psm_grant(), Some(g));
+        }
     }
 
     /// `RDY` after `PSM POWER DOWN` is a wake (registration kept), any other `RDY` a boot.

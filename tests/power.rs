@@ -260,7 +260,7 @@ fn quectel_psm_knobs_follow_the_model_table() {
             assert_eq!(sent(h, "AT+QCFG=\"psm/urc\""), ["AT+QCFG=\"psm/urc\",1"]);
             assert_eq!(sent(h, "AT+QPSMCFG"), ["AT+QPSMCFG=60,4"]);
             let g = m
-                .wait_for_state(Duration::from_secs(2), |s| s.psm_grant)
+                .wait_for_state(Duration::from_secs(2), |s| s.psm_grant())
                 .await
                 .unwrap();
             assert_eq!(g.periodic_tau_s, Some(7200));
@@ -356,7 +356,7 @@ fn granted_timers_from_cereg_with_n_4() {
             h.set_registration(quectel_mock::reg::SEARCHING);
             h.set_registration(quectel_mock::reg::HOME);
             let g = m
-                .wait_for_state(Duration::from_secs(2), |s| s.psm_grant)
+                .wait_for_state(Duration::from_secs(2), |s| s.psm_grant())
                 .await
                 .unwrap();
             assert_eq!(g.periodic_tau_s, Some(12 * 3600));

@@ -7,7 +7,7 @@
 //! ([`ExpectCell::listen`](crate::at::ExpectCell::listen)), so that nothing here is generic over
 //! the UART or the ingress size and no response is ever buffered whole.
 
-use embassy_futures::select::{Either, select};
+use embassy_futures::select::Either;
 use embassy_sync::blocking_mutex::raw::CriticalSectionRawMutex;
 use embassy_sync::mutex::MutexGuard;
 use embassy_time::{Duration, Instant, Timer, with_timeout};
@@ -51,9 +51,11 @@ enum TxPhase {
 struct TxOp {
     slot: u8,
     kind: Kind,
-    len: usize,
+    /// The payload's length, at most [`MAX_SEND`] (a `u16`: the channel state is kept for the
+    /// firmware's life, and with two `usize`s the send's bookkeeping took 24 bytes, not 16).
+    len: u16,
     /// Payload bytes posted for writing so far.
-    written: usize,
+    written: u16,
     phase: TxPhase,
     deadline: Instant,
 }
@@ -124,10 +126,15 @@ impl<'c> Channel<'c> {
             let core = self.m.core;
             if core.shared.current().is_some() {
                 let boots = core.state.get().starts();
-                let done = core.shared.wait_until(|e, _| e.is_none());
-                let rebooted = core.state.until(crate::state::started_since, boots);
-                let r = embassy_time::with_deadline(self.st.last_deadline, select(done, rebooted))
-                    .await;
+                let r = embassy_time::with_deadline(
+                    self.st.last_deadline,
+                    SharedOrRestart {
+                        core,
+                        done: |e, _| e.is_none(),
+                        boots,
+                    },
+                )
+                .await;
                 let core = self.m.core;
                 match r {
                     Ok(Either::First(())) => {}
@@ -179,9 +186,7 @@ impl<'c> Channel<'c> {
     ) -> impl core::future::Future<Output = Result<Either<(), ()>, embassy_time::TimeoutError>> + 'c
     {
         let core = self.m.core;
-        let cond = core.shared.wait_until(done);
-        let rebooted = core.state.until(crate::state::started_since, boots);
-        embassy_time::with_deadline(deadline, select(cond, rebooted))
+        embassy_time::with_deadline(deadline, SharedOrRestart { core, done, boots })
     }
 
     /// Sends `cmd` and waits for its typed result.
@@ -254,11 +259,17 @@ impl<'c> Channel<'c> {
     }
 
     /// Wipes the line buffer if it held a secret (once the runner has written it).
-    async fn wipe_secrets(&mut self) {
-        if self.st.wipe {
-            let mut bufs = self.m.core.tx.buffers().await;
-            bufs.line.zeroize();
-            self.st.wipe = false;
+    ///
+    /// A plain `fn` returning an `async move` block (an `async fn` keeps `self` twice): every
+    /// exchange awaits it last, next to its result.
+    #[allow(clippy::manual_async_fn)]
+    fn wipe_secrets(&mut self) -> impl core::future::Future<Output = ()> + '_ {
+        async move {
+            if self.st.wipe {
+                let mut bufs = self.m.core.tx.buffers().await;
+                bufs.line.zeroize();
+                self.st.wipe = false;
+            }
         }
     }
 
@@ -332,38 +343,32 @@ impl<'c> Channel<'c> {
                     Instant::now().saturating_add(Duration::from_millis(timeout));
                 // The lines of the response go to the listener as they arrive, until the answer
                 // ended (the guard unregisters it, also when the future is dropped).
-                let on = |ev: crate::at::expect::Event<'_>| {
-                    if let Some(l) = listen {
-                        l.on(ev);
-                    }
+                // The listen guard is the listener itself (no closure kept beside it).
+                let listening = match listen {
+                    Some(l) => core.shared.listen(l),
+                    None => core.shared.listen(&ignore_events),
                 };
-                let _listening = core.shared.listen(&on);
                 // The command counts as in flight from the moment it is posted: the runner
                 // writes it whole even if this future is dropped.
                 core.shared
                     .begin(listen.map_or(MARKER_EXPECT, Listen::expect));
                 // Posted here, right before the wait starts (nothing runs in between); the
                 // wait holds the posting's outcome and the core, not references to locals.
-                let written = core.tx.write(src);
-                let exchange = with_timeout(Duration::from_millis(timeout), async move {
-                    written.await?;
-                    core.shared.wait_until(|e, _| e.is_none()).await;
-                    Ok(())
-                });
-                let rebooted = core.state.until(crate::state::started_since, boots);
-                let r = match select(exchange, rebooted).await {
-                    Either::First(Ok(Ok(()))) => Ok(()),
-                    Either::First(Ok(Err(e))) => {
-                        // Not written: nothing to wait for.
+                core.tx.post(src);
+                let exchange = Answered {
+                    core,
+                    _listening: listening.into_listening(),
+                    boots,
+                };
+                let r = match with_timeout(Duration::from_millis(timeout), exchange).await {
+                    Ok(Ok(())) => Ok(()),
+                    Ok(Err(e)) => {
+                        // Not written (nothing to wait for), or the modem lost the command with
+                        // its reboot (`Error::Rebooted`).
                         self.m.core.shared.complete();
                         Err(e)
                     }
-                    Either::First(Err(_)) => Err(Error::Timeout),
-                    Either::Second(()) => {
-                        // The modem lost the command with its reboot.
-                        self.m.core.shared.complete();
-                        Err(Error::Rebooted)
-                    }
+                    Err(_) => Err(Error::Timeout),
                 };
                 self.st.next_write = Instant::now().saturating_add(self.m.core.config.command_gap);
                 r
@@ -428,7 +433,7 @@ impl<'c> Channel<'c> {
             self.st.tx = Some(TxOp {
                 slot,
                 kind,
-                len: n,
+                len: u16::try_from(n).unwrap_or(u16::MAX),
                 written: 0,
                 phase: TxPhase::Command,
                 deadline: Instant::now(),
@@ -487,7 +492,7 @@ impl<'c> Channel<'c> {
                                 },
                                 u32::from(op.slot),
                             )?;
-                            w.arg(op.len as u32)?;
+                            w.arg(u32::from(op.len))?;
                             w.raw(b"\r")?;
                             w.len()
                         };
@@ -523,9 +528,9 @@ impl<'c> Channel<'c> {
                         // the channel's next user before anything else).
                         let piece = {
                             let mut bufs = self.m.core.tx.buffers().await;
-                            let want = op.len.saturating_sub(op.written).min(CMD_BUF);
+                            let want = usize::from(op.len.saturating_sub(op.written)).min(CMD_BUF);
                             let dst = bufs.line.get_mut(..want).unwrap_or(&mut []);
-                            let got = self.m.pool.tx_peek(slot, op.written, dst);
+                            let got = self.m.pool.tx_peek(slot, usize::from(op.written), dst);
                             // Never expected (the ring keeps the bytes): the modem still gets the
                             // count it was promised, so that it is not left waiting.
                             if let Some(rest) = dst.get_mut(got..) {
@@ -535,7 +540,9 @@ impl<'c> Channel<'c> {
                         };
                         // Recorded before the piece is posted: an abandoned send resumes after it
                         // (the runner writes a posted piece whole).
-                        op.written = op.written.saturating_add(piece);
+                        op.written = op
+                            .written
+                            .saturating_add(u16::try_from(piece).unwrap_or(u16::MAX));
                         if op.written >= op.len {
                             op.phase = TxPhase::Result;
                             op.deadline =
@@ -557,8 +564,8 @@ impl<'c> Channel<'c> {
                         }
                         return match self.m.core.shared.last_final() {
                             Some(Final::SendOk) => {
-                                self.m.pool.tx_consume(slot, op.len);
-                                Ok(op.len)
+                                self.m.pool.tx_consume(slot, usize::from(op.len));
+                                Ok(usize::from(op.len))
                             }
                             Some(Final::SendFail) => {
                                 // The modem's send buffer is full: keep the bytes, try again later.
@@ -585,6 +592,98 @@ impl<'c> Channel<'c> {
                 }
             }
         })
+    }
+}
+
+/// Waits until `done` holds for the command bookkeeping (`Either::First`) or the modem
+/// restarts after `boots` starts (`Either::Second`), checked in that order: what a `select` of
+/// `WaitUntil` and the state's `Until` did, in 12 bytes, not 24 (both are stateless polls,
+/// made again at each poll), inside the futures of the settling and of a socket send.
+struct SharedOrRestart<'c> {
+    core: &'c super::modem::Core,
+    done: Done,
+    boots: u32,
+}
+
+impl core::future::Future for SharedOrRestart<'_> {
+    type Output = Either<(), ()>;
+
+    fn poll(
+        self: core::pin::Pin<&mut Self>,
+        cx: &mut core::task::Context<'_>,
+    ) -> core::task::Poll<Either<(), ()>> {
+        use core::task::Poll;
+        let done = core::pin::pin!(self.core.shared.wait_until(self.done));
+        if done.poll(cx).is_ready() {
+            return Poll::Ready(Either::First(()));
+        }
+        let restarted = core::pin::pin!(
+            self.core
+                .state
+                .until(crate::state::started_since, self.boots)
+        );
+        match restarted.poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Either::Second(())),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+/// The listener of an exchange nobody listens to (the sequence marker).
+fn ignore_events(_: crate::at::expect::Event<'_>) {}
+
+/// The wait of an exchange once its line is posted: for the runner's outcome of the write,
+/// then for the answer's end, unless the modem restarts first (`Error::Rebooted`: `boots` is
+/// the start count before the posting). A future of 12 bytes where an `async` block and a
+/// `select` with the restart wait kept the core, the outcome future, its awaitee and the
+/// restart wait (32): every command's future holds it. The waits are stateless polls made
+/// again at each poll (the outcome's `poll_fn`, `WaitUntil`, the state's `Until`): once the
+/// outcome was taken the mailbox is idle, and an idle mailbox's outcome is `Ok` (nobody else
+/// posts while the channel is held), so the outcome needs no flag of its own. It holds the
+/// listener's registration, which ends when it is dropped: when the exchange ended, timed out,
+/// saw a restart, or was dropped itself (nothing awaits between the registration and this
+/// future's making).
+struct Answered<'c> {
+    core: &'c super::modem::Core,
+    /// The registration, ended by `Drop` below through `core` (a guard of its own would be
+    /// another reference to the same cell: 4 bytes, and 8 with the alignment of the timer
+    /// around this future).
+    _listening: crate::at::expect::Listening<'c>,
+    boots: u32,
+}
+
+impl Drop for Answered<'_> {
+    fn drop(&mut self) {
+        self.core.shared.unlisten();
+    }
+}
+
+impl core::future::Future for Answered<'_> {
+    type Output = Result<(), Error>;
+
+    fn poll(
+        self: core::pin::Pin<&mut Self>,
+        cx: &mut core::task::Context<'_>,
+    ) -> core::task::Poll<Result<(), Error>> {
+        use core::task::Poll;
+        let core = self.core;
+        let outcome = core::pin::pin!(core.tx.outcome());
+        let done = match outcome.poll(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Ready(Ok(())) => {
+                let answered = core::pin::pin!(core.shared.wait_until(|e, _| e.is_none()));
+                answered.poll(cx).map(Ok)
+            }
+        };
+        if done.is_ready() {
+            return done;
+        }
+        let restarted = core::pin::pin!(core.state.until(crate::state::started_since, self.boots));
+        match restarted.poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Err(Error::Rebooted)),
+            Poll::Pending => Poll::Pending,
+        }
     }
 }
 

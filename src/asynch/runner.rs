@@ -40,7 +40,7 @@ impl UrcSink for ApplyUrcs<'_> {
             && s.head == b"+CEREG:"
             && let Some(grant) = crate::state::cereg_psm_grant_fields(s.text)
         {
-            self.state.update(|s| s.psm_grant = Some(grant));
+            self.state.update(|s| s.set_psm_grant(grant));
         }
         crate::socket::apply_urc(self.pool, &urc);
         matches!(urc, Urc::Unknown(_))

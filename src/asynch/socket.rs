@@ -13,8 +13,8 @@ use core::task::Poll;
 
 use embassy_time::{Duration, Instant, Timer, with_timeout};
 
-use super::Modem;
 use super::modem::send;
+use super::{Modem, Never};
 use crate::Error;
 use crate::command::socket::{Close, Open, OpenTcp, OpenTls};
 use crate::socket::{Kind, Phase, SlotState};
@@ -177,178 +177,228 @@ impl<'a> Modem<'a> {
     }
 
     /// The runner's socket work, forever: see [`Runner::run`](super::Runner::run).
-    pub(crate) async fn service(&self) -> ! {
-        let mut last_poll = Instant::now();
-        loop {
-            let work = self.pool.work();
-            let poll_due = self
-                .core
-                .config
-                .recv_poll
-                .is_some_and(|p| Instant::now() >= last_poll.saturating_add(p));
-            if poll_due {
-                last_poll = Instant::now();
-            }
-            self.service_round(poll_due).await;
-            // Sleep until something changes, or until the next periodic check.
-            let pool = self.pool;
-            let changed = poll_fn(|cx| {
-                if pool.register_service(cx.waker()) != work {
-                    Poll::Ready(())
-                } else {
-                    Poll::Pending
-                }
-            });
-            let tick = match self.core.config.recv_poll {
-                Some(p) => last_poll
-                    .saturating_add(p)
-                    .saturating_duration_since(Instant::now()),
-                None => Duration::from_secs(3600),
-            };
-            let _ = with_timeout(tick.max(Duration::from_millis(1)), changed).await;
-        }
-    }
-
-    async fn service_round(&self, poll_due: bool) {
-        let max_read = usize::from(self.model().params().max_read).min(1500);
-        for slot in 0..self.pool.slots() {
-            let s = self.pool.state(slot);
-            match s.phase {
-                Phase::Abandoned => self.reap(slot, s).await,
-                Phase::Open | Phase::PeerClosed => {
-                    // In push mode the module holds nothing to read (and answers a read with
-                    // ERROR): the data came inside its URCs.
-                    if !s.push {
-                        self.pull(slot, s, max_read, poll_due).await;
-                    }
-                    self.push(slot).await;
-                }
-                _ => {}
-            }
-        }
-    }
-
-    /// Reads what the modem holds for `slot` into its ring, while there is room.
     ///
-    /// A plain `fn` returning an `async move` block: an `async fn` keeps a second copy of its
-    /// arguments (the slot state) in its future, which is part of the runner's.
-    // Not an `async fn` on purpose (see above): it would keep its arguments twice.
+    /// One `async fn` with the rounds, reads, sends and closes written out in it, not awaited
+    /// through one helper future per step: each level kept its own copies of the slot, its
+    /// state and `self` next to the level below (the service is part of the runner task's
+    /// storage for the firmware's life). Across an await only the slot, its kind and the
+    /// round's settings are kept; the rest is read again from the pool. A plain `fn` returning
+    /// an `async move` block: an `async fn` keeps `self` twice.
+    // Not an `async fn` on purpose (see above).
     #[allow(clippy::manual_async_fn)]
-    fn pull(
-        &self,
-        slot: usize,
-        s: SlotState,
-        max_read: usize,
-        poll_due: bool,
-    ) -> impl core::future::Future<Output = ()> + '_ {
+    pub(crate) fn service(&self) -> impl core::future::Future<Output = Never> + '_ {
         async move {
-            let mut pending = s.recv_pending || (poll_due && s.phase == Phase::Open);
-            while pending {
-                let r = self
-                    .channel()
-                    .await
-                    .read_into_ring(slot as u8, s.kind, max_read)
-                    .await;
-                match r {
-                    // No room: the reader frees some and kicks us.
-                    Ok(None) => return,
-                    Ok(Some((got, asked))) if got < asked => {
-                        // Fewer bytes than asked: the modem's buffer is empty now. Quectel's TCP/IP
-                        // manuals: after a `recv` URC "no further URC is reported until the buffer
-                        // has been drained completely", and an empty buffer is a drained one, so
-                        // the next data is announced again. No confirming empty read (it cost a
-                        // round trip and ~39 UART bytes per inbound message or PUBACK); see
-                        // docs/architecture.md for the evidence.
-                        pending = false;
-                        self.pool.update(slot, &mut |s| s.recv_pending = false);
-                    }
-                    Ok(Some(_)) => {
-                        // As many as asked: the modem may hold more, and will not announce it.
-                        self.pool.update(slot, &mut |s| s.recv_pending = true);
-                    }
-                    Err(Error::Rebooted) => return,
-                    Err(Error::Timeout) => return,
-                    Err(Error::Error | Error::Cme(_))
-                        if self.pool.state(slot).phase == Phase::PeerClosed =>
-                    {
-                        // After the peer closed, some firmware answers ERROR once the buffer is
-                        // empty: everything was read.
-                        pending = false;
-                        self.pool.update(slot, &mut |s| s.recv_pending = false);
-                    }
-                    Err(e) => {
-                        // The module no longer knows the socket.
-                        warn!("socket {} read failed", slot);
-                        self.pool.update(slot, &mut |s| {
-                            s.recv_pending = false;
-                            if s.is_live() {
-                                s.phase = Phase::Failed(match e {
-                                    Error::Error | Error::Cme(_) => Error::ConnectionClosed,
-                                    other => other,
-                                });
+            let mut last_poll = Instant::now();
+            loop {
+                let work = self.pool.work();
+                let poll_due = self
+                    .core
+                    .config
+                    .recv_poll
+                    .is_some_and(|p| Instant::now() >= last_poll.saturating_add(p));
+                if poll_due {
+                    last_poll = Instant::now();
+                }
+                // Slot numbers fit a byte (the modules have at most 12 sockets).
+                let mut slot: u8 = 0;
+                while usize::from(slot) < self.pool.slots() {
+                    // What to do with the slot, from its state (not kept across the awaits).
+                    let (kind, step) = {
+                        let s = self.pool.state(usize::from(slot));
+                        let step = match s.phase {
+                            // Closes an abandoned socket in the modem once its open result is
+                            // known, then frees it (while the open still runs, its URC will come,
+                            // or a reboot).
+                            Phase::Abandoned => match s.open_result {
+                                None => Step::Skip,
+                                Some(r) => Step::Reap { close: r != 0xffff },
+                            },
+                            // In push mode the module holds nothing to read (and answers a read
+                            // with ERROR): the data came inside its URCs.
+                            Phase::Open | Phase::PeerClosed => Step::Serve {
+                                read: !s.push
+                                    && (s.recv_pending || (poll_due && s.phase == Phase::Open)),
+                            },
+                            _ => Step::Skip,
+                        };
+                        (s.kind, step)
+                    };
+                    match step {
+                        Step::Reap { close } => {
+                            if close {
+                                let _ = self.slot_op(slot, kind, SlotOp::Close).await;
                             }
-                        });
-                        return;
+                            self.pool.release(usize::from(slot));
+                        }
+                        Step::Serve { read } => {
+                            // Reads what the modem holds for the slot into its ring, while there is
+                            // room.
+                            let mut pending = read;
+                            while pending {
+                                let r = self.slot_op(slot, kind, SlotOp::Read).await;
+                                pending = self.after_read(usize::from(slot), r);
+                            }
+                            // Sends what is queued for the slot.
+                            loop {
+                                let failures = {
+                                    let s = self.pool.state(usize::from(slot));
+                                    if s.phase != Phase::Open
+                                        || s.tx_error.is_some()
+                                        || self.pool.tx_len(usize::from(slot)) == 0
+                                    {
+                                        break;
+                                    }
+                                    s.send_failures
+                                };
+                                if failures > 0 {
+                                    // SEND FAIL: the modem's buffer is full. Back off, then try
+                                    // again.
+                                    if failures >= 5 {
+                                        self.pool.update(usize::from(slot), &mut |s| {
+                                            s.tx_error = Some(Error::SendFail);
+                                            s.send_failures = 0;
+                                        });
+                                        break;
+                                    }
+                                    Timer::after(Duration::from_millis(50 * u64::from(failures)))
+                                        .await;
+                                }
+                                let r = self.slot_op(slot, kind, SlotOp::Send).await;
+                                match r {
+                                    Ok(_) | Err(Error::SendFail) => {}
+                                    Err(_) => break,
+                                }
+                            }
+                        }
+                        Step::Skip => {}
                     }
+                    slot = slot.wrapping_add(1);
                 }
+                // Sleep until something changes, or until the next periodic check.
+                let pool = self.pool;
+                let changed = poll_fn(|cx| {
+                    if pool.register_service(cx.waker()) != work {
+                        Poll::Ready(())
+                    } else {
+                        Poll::Pending
+                    }
+                });
+                let tick = match self.core.config.recv_poll {
+                    Some(p) => last_poll
+                        .saturating_add(p)
+                        .saturating_duration_since(Instant::now()),
+                    None => Duration::from_secs(3600),
+                };
+                let _ = with_timeout(tick.max(Duration::from_millis(1)), changed).await;
             }
         }
     }
 
-    /// Sends what is queued for `slot`.
-    async fn push(&self, slot: usize) {
-        loop {
-            let s = self.pool.state(slot);
-            if s.phase != Phase::Open || s.tx_error.is_some() || self.pool.tx_len(slot) == 0 {
-                return;
-            }
-            if s.send_failures > 0 {
-                // SEND FAIL: the modem's buffer is full. Back off, then try again.
-                if s.send_failures >= 5 {
-                    self.pool.update(slot, &mut |s| {
-                        s.tx_error = Some(Error::SendFail);
-                        s.send_failures = 0;
-                    });
-                    return;
-                }
-                Timer::after(Duration::from_millis(50 * u64::from(s.send_failures))).await;
-            }
-            let max_send = usize::from(self.model().params().max_send);
-            let r = self
-                .channel()
-                .await
-                .send_queued(slot as u8, s.kind, max_send)
-                .await;
-            match r {
-                Ok(_) | Err(Error::SendFail) => {}
-                Err(_) => return,
-            }
-        }
-    }
-
-    /// Closes an abandoned socket in the modem once its open result is known, then frees it.
+    /// One exchange of the socket service for `slot`, with the channel locked for it alone
+    /// (other commands get their turn between two): the close of an abandoned socket, a read
+    /// into its ring (`Ok(Some((got, asked)))`, `Ok(None)`: no room) or a send of what it has
+    /// queued (`Ok(None)`).
     ///
-    /// A plain `fn` returning an `async move` block, as [`Self::pull`].
-    // Not an `async fn` on purpose (see above): it would keep its arguments twice.
+    /// One future for the three, holding the channel once: written out in the service, each
+    /// kept its own 16-byte channel guard next to the service's state. A plain `fn` returning
+    /// an `async move` block (an `async fn` keeps its arguments twice).
     #[allow(clippy::manual_async_fn)]
-    fn reap(&self, slot: usize, s: SlotState) -> impl core::future::Future<Output = ()> + '_ {
+    fn slot_op(
+        &self,
+        slot: u8,
+        kind: Kind,
+        op: SlotOp,
+    ) -> impl core::future::Future<Output = Result<Option<(usize, usize)>, Error>> + '_ {
         async move {
-            if s.open_result.is_none() {
-                return; // the open is still running; its URC will come (or a reboot)
-            }
-            if s.open_result != Some(0xffff) {
-                let _ = send!(
-                    self,
-                    Close {
-                        id: slot as u8,
-                        tls: s.kind == Kind::Tls,
+            let mut ch = self.channel().await;
+            match op {
+                SlotOp::Close => {
+                    let close = Close {
+                        id: slot,
+                        tls: kind == Kind::Tls,
                         timeout_s: 0,
-                    }
-                );
+                    };
+                    ch.send(&close).await.map(|()| None)
+                }
+                SlotOp::Read => {
+                    let max = usize::from(self.model().params().max_read).min(1500);
+                    ch.read_into_ring(slot, kind, max).await
+                }
+                SlotOp::Send => {
+                    let max = usize::from(self.model().params().max_send);
+                    ch.send_queued(slot, kind, max).await.map(|_| None)
+                }
             }
-            self.pool.release(slot);
         }
     }
+
+    /// Books the result of one read of `slot` into its ring: `true` when the modem may hold
+    /// more for it (read again), `false` when it holds nothing, there is no room, or the read
+    /// failed.
+    fn after_read(&self, slot: usize, r: Result<Option<(usize, usize)>, Error>) -> bool {
+        match r {
+            // No room: the reader frees some and kicks us.
+            Ok(None) => false,
+            Ok(Some((got, asked))) if got < asked => {
+                // Fewer bytes than asked: the modem's buffer is empty now. Quectel's TCP/IP
+                // manuals: after a `recv` URC "no further URC is reported until the buffer
+                // has been drained completely", and an empty buffer is a drained one, so
+                // the next data is announced again. No confirming empty read (it cost a
+                // round trip and ~39 UART bytes per inbound message or PUBACK); see
+                // docs/architecture.md for the evidence.
+                self.pool.update(slot, &mut |s| s.recv_pending = false);
+                false
+            }
+            Ok(Some(_)) => {
+                // As many as asked: the modem may hold more, and will not announce it.
+                self.pool.update(slot, &mut |s| s.recv_pending = true);
+                true
+            }
+            Err(Error::Rebooted) | Err(Error::Timeout) => false,
+            Err(Error::Error | Error::Cme(_))
+                if self.pool.state(slot).phase == Phase::PeerClosed =>
+            {
+                // After the peer closed, some firmware answers ERROR once the buffer is
+                // empty: everything was read.
+                self.pool.update(slot, &mut |s| s.recv_pending = false);
+                false
+            }
+            Err(e) => {
+                // The module no longer knows the socket.
+                warn!("socket {} read failed", slot);
+                self.pool.update(slot, &mut |s| {
+                    s.recv_pending = false;
+                    if s.is_live() {
+                        s.phase = Phase::Failed(match e {
+                            Error::Error | Error::Cme(_) => Error::ConnectionClosed,
+                            other => other,
+                        });
+                    }
+                });
+                false
+            }
+        }
+    }
+}
+
+/// An exchange of the socket service (see `Modem::slot_op`).
+#[derive(Clone, Copy)]
+enum SlotOp {
+    Close,
+    Read,
+    Send,
+}
+
+/// What the socket service does with a slot in one round.
+#[derive(Clone, Copy)]
+enum Step {
+    /// Nothing (free, opening, closed or failed; or abandoned with its open still running).
+    Skip,
+    /// Abandoned with its open result known: close it in the modem (unless the open failed),
+    /// then free it.
+    Reap { close: bool },
+    /// Open: read what the modem holds (`read`), then send what is queued.
+    Serve { read: bool },
 }
 
 impl<'a> Modem<'a> {

@@ -92,14 +92,24 @@ impl TxMailbox {
 
     /// Waits until no request is being written (an abandoned one finishes first), then gives
     /// access to the buffers to fill them.
-    pub(crate) async fn buffers(&self) -> MutexGuard<'_, CriticalSectionRawMutex, TxBuffers> {
-        self.idle().await;
-        self.buffers.lock().await
+    ///
+    /// A plain `fn` returning an `async move` block, with [`Self::idle`] the `poll_fn` itself:
+    /// the `async fn`s kept `self` twice and an `async fn`'s shell around the wait, in every
+    /// command's future.
+    #[allow(clippy::manual_async_fn)]
+    pub(crate) fn buffers(
+        &self,
+    ) -> impl core::future::Future<Output = MutexGuard<'_, CriticalSectionRawMutex, TxBuffers>> + '_
+    {
+        async move {
+            self.idle().await;
+            self.buffers.lock().await
+        }
     }
 
     /// Waits until the runner has written the last posted request (whoever posted it).
-    pub(crate) async fn idle(&self) {
-        poll_fn(|cx| {
+    pub(crate) fn idle(&self) -> impl core::future::Future<Output = ()> + '_ {
+        poll_fn(move |cx| {
             if let Request::Posted(_) = self.get() {
                 self.poster.register(cx.waker());
                 Poll::Pending
@@ -107,7 +117,6 @@ impl TxMailbox {
                 Poll::Ready(())
             }
         })
-        .await
     }
 
     /// Posts `src` (the caller filled the buffers and dropped its guard). The runner writes it
@@ -118,8 +127,12 @@ impl TxMailbox {
     }
 
     /// Waits for the outcome of the request posted last.
-    pub(crate) async fn outcome(&self) -> Result<(), Error> {
-        poll_fn(|cx| match self.get() {
+    ///
+    /// The `poll_fn` itself (4 bytes), not an `async fn` around it: the exchange keeps this
+    /// future for the posting's life and then awaits it, so an `async fn`'s 12 bytes were
+    /// kept twice in every command's future.
+    pub(crate) fn outcome(&self) -> impl core::future::Future<Output = Result<(), Error>> + '_ {
+        poll_fn(move |cx| match self.get() {
             Request::Posted(_) => {
                 self.poster.register(cx.waker());
                 Poll::Pending
@@ -130,7 +143,6 @@ impl TxMailbox {
             }
             Request::Idle => Poll::Ready(Ok(())),
         })
-        .await
     }
 
     /// Posts `src` (when called) and returns the wait until it is written: every caller awaits
@@ -146,42 +158,56 @@ impl TxMailbox {
 
     /// Runner side: waits for a request, writes it with `write` (after `sleep` woke the
     /// module: DTR, when UART sleep is used), posts the outcome. Never returns.
-    pub(crate) async fn serve<W: embedded_io_async::Write, S: super::sleep::SleepControl>(
-        &self,
-        tx: &mut W,
-        sleep: &S,
-    ) -> ! {
-        loop {
-            let src = poll_fn(|cx| {
-                self.runner.register(cx.waker());
-                match self.get() {
-                    Request::Posted(src) => Poll::Ready(src),
-                    _ => Poll::Pending,
-                }
-            })
-            .await;
-            let result = {
-                let buffers = self.buffers.lock().await;
-                let bytes = buffers.bytes(src);
-                // A module that may be asleep (DTR would not change) could lose the bytes:
-                // the write fails rather than go out into the void.
-                let r = if sleep.before_write().await {
-                    match tx.write_all(bytes).await {
-                        Ok(()) => tx.flush().await.map_err(|_| Error::Write),
-                        Err(_) => Err(Error::Write),
+    ///
+    /// A plain `fn` returning an `async move` block: an `async fn` keeps its three arguments
+    /// twice, in the runner task for the firmware's life.
+    #[allow(clippy::manual_async_fn)]
+    pub(crate) fn serve<'s, W: embedded_io_async::Write, S: super::sleep::SleepControl>(
+        &'s self,
+        tx: &'s mut W,
+        sleep: &'s S,
+    ) -> impl core::future::Future<Output = super::Never> + 's {
+        async move {
+            loop {
+                poll_fn(|cx| {
+                    self.runner.register(cx.waker());
+                    match self.get() {
+                        Request::Posted(_) => Poll::Ready(()),
+                        _ => Poll::Pending,
                     }
-                } else {
-                    warn!("DTR refused to change");
-                    Err(Error::Write)
+                })
+                .await;
+                let result = {
+                    let buffers = self.buffers.lock().await;
+                    // A module that may be asleep (DTR would not change) could lose the bytes:
+                    // the write fails rather than go out into the void. (The bytes are taken
+                    // in the write's argument: a local slice was kept in the runner's future
+                    // next to the write's.)
+                    let r = if sleep.before_write().await {
+                        // The request is read again here, not kept across the waits: it
+                        // stays posted until the outcome below (a poster waits for an idle
+                        // mailbox before it posts again).
+                        let bytes = match self.get() {
+                            Request::Posted(src) => buffers.bytes(src),
+                            _ => &[],
+                        };
+                        match tx.write_all(bytes).await {
+                            Ok(()) => tx.flush().await.map_err(|_| Error::Write),
+                            Err(_) => Err(Error::Write),
+                        }
+                    } else {
+                        warn!("DTR refused to change");
+                        Err(Error::Write)
+                    };
+                    sleep.after_write();
+                    r
                 };
-                sleep.after_write();
-                r
-            };
-            if result.is_err() {
-                warn!("UART write failed");
+                if result.is_err() {
+                    warn!("UART write failed");
+                }
+                self.set(Request::Done(result));
+                self.poster.wake();
             }
-            self.set(Request::Done(result));
-            self.poster.wake();
         }
     }
 

@@ -199,8 +199,23 @@ pub enum Event<'b> {
     End(Result<Final, crate::Error>),
 }
 
-/// The listener of the command in flight: a closure that lives in the command's future.
-pub(crate) type Listener<'c> = dyn Fn(Event<'_>) + 'c;
+/// The listener of the command in flight: a closure, or the command's listen guard
+/// (`command::Listen`), that lives in the command's future.
+pub(crate) type Listener<'c> = dyn OnEvent + 'c;
+
+/// Takes the events of the command in flight (see [`Listener`]). Any `Fn(Event)` closure is
+/// one; the command layer's listen guard is one itself, so a command's future keeps no
+/// closure next to it.
+pub(crate) trait OnEvent {
+    /// Takes one event.
+    fn on_event(&self, ev: Event<'_>);
+}
+
+impl<F: Fn(Event<'_>)> OnEvent for F {
+    fn on_event(&self, ev: Event<'_>) {
+        self(ev)
+    }
+}
 
 /// A registered listener with its lifetime erased (see [`ExpectCell::listen`] for why this is
 /// sound).
@@ -219,13 +234,25 @@ pub(crate) struct ListenGuard<'c> {
 
 impl Drop for ListenGuard<'_> {
     fn drop(&mut self) {
-        self.cell.inner.lock(|c| {
-            let mut p = c.get();
-            p.listener = None;
-            c.set(p);
-        });
+        self.cell.unlisten();
     }
 }
+
+impl<'c> ListenGuard<'c> {
+    /// Hands the unregistering over to a [`Listening`], which knows the cell from elsewhere
+    /// (it keeps no reference of its own; see [`Listening`]).
+    pub(crate) fn into_listening(self) -> Listening<'c> {
+        core::mem::forget(self);
+        Listening(core::marker::PhantomData)
+    }
+}
+
+/// A listener registration whose holder unregisters it ([`ExpectCell::unlisten`]) before it
+/// is dropped or forgotten: made from a [`ListenGuard`] (whose lifetime it keeps, so that it
+/// cannot outlive the listener), for a holder that already keeps a way to the cell and has no
+/// room for the guard's reference. Dropping it without unregistering is a bug the holder's
+/// `Drop` must make impossible.
+pub(crate) struct Listening<'c>(core::marker::PhantomData<&'c ExpectCell>);
 
 /// One of the digester's counters (its index in [`Counters`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -369,6 +396,15 @@ impl ExpectCell {
         ListenGuard { cell: self }
     }
 
+    /// Unregisters the listener (what a [`ListenGuard`] does when dropped).
+    pub(crate) fn unlisten(&self) {
+        self.inner.lock(|c| {
+            let mut p = c.get();
+            p.listener = None;
+            c.set(p);
+        });
+    }
+
     /// Hands `ev` to the registered listener, if there is one.
     pub(crate) fn notify(&self, ev: Event<'_>) {
         self.inner.lock(|c| {
@@ -376,7 +412,7 @@ impl ExpectCell {
                 // SAFETY: registered by `listen` and not yet unregistered, so the closure is
                 // alive; we are inside the critical section that unregistering takes.
                 let f: &Listener<'static> = unsafe { ptr.as_ref() };
-                f(ev);
+                f.on_event(ev);
             }
         })
     }
@@ -420,7 +456,7 @@ impl ExpectCell {
                 // SAFETY: as in `notify`: registered by `listen` and not yet unregistered, and
                 // we are inside the critical section that unregistering takes.
                 let f: &Listener<'static> = unsafe { ptr.as_ref() };
-                f(Event::End(outcome));
+                f.on_event(Event::End(outcome));
             }
             let mut p = c.get();
             if p.expect.take().is_some() {

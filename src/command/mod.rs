@@ -385,26 +385,60 @@ impl<R> Folding for Acc<'_, R> {
 
 /// A command's response listener, the same for every command type: reads the events of the
 /// response and hands what is type-specific to the command's [`Folding`].
+///
+/// The [`Expect`]'s fields are kept one by one, with `done` in what would be the `Expect`'s
+/// padding: 24 bytes, not 28. Every command's future keeps a `Listen` next to its exchange,
+/// and at 28 bytes the exchange future that follows it lost another 4 to its 8-byte
+/// alignment, at every level of every command's future chain.
 pub(crate) struct Listen<'a> {
     /// Taken while a step is folded (a re-entrant call finds it empty and does nothing).
     acc: core::cell::Cell<Option<&'a mut dyn Folding>>,
-    expect: Expect,
+    prefix: &'static [u8],
+    info: crate::at::Info,
+    payload: crate::at::Payload,
+    prompt: bool,
+    target: u8,
+    call: bool,
+    answers_line: bool,
     done: core::cell::Cell<bool>,
 }
 
 impl<'a> Listen<'a> {
     /// Listens for the response of the command behind `acc`, which expects `expect`.
     pub(crate) fn new(acc: &'a mut dyn Folding, expect: Expect) -> Self {
+        let Expect {
+            prefix,
+            info,
+            payload,
+            prompt,
+            target,
+            call,
+            answers_line,
+        } = expect;
         Self {
             acc: core::cell::Cell::new(Some(acc)),
-            expect,
+            prefix,
+            info,
+            payload,
+            prompt,
+            target,
+            call,
+            answers_line,
             done: core::cell::Cell::new(false),
         }
     }
 
     /// What the command expects back.
     pub(crate) fn expect(&self) -> Expect {
-        self.expect
+        Expect {
+            prefix: self.prefix,
+            info: self.info,
+            payload: self.payload,
+            prompt: self.prompt,
+            target: self.target,
+            call: self.call,
+            answers_line: self.answers_line,
+        }
     }
 
     /// Takes one event of the response.
@@ -413,7 +447,7 @@ impl<'a> Listen<'a> {
             return;
         };
         if let Some(acc) = self.acc.take() {
-            acc.take(step, self.expect);
+            acc.take(step, self.expect());
             self.acc.set(Some(acc));
         }
     }
@@ -421,6 +455,12 @@ impl<'a> Listen<'a> {
     /// Whether the response ended (the result is then in the [`Acc`]).
     pub(crate) fn done(&self) -> bool {
         self.done.get()
+    }
+}
+
+impl crate::at::expect::OnEvent for Listen<'_> {
+    fn on_event(&self, ev: crate::at::expect::Event<'_>) {
+        self.on(ev)
     }
 }
 

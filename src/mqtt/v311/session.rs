@@ -7,7 +7,7 @@ use embedded_io_async::{Read, Write};
 
 use super::codec::{self, Packet};
 use super::{ConfigError, ConnectEvent, Error, Options, QoS, qos_bits};
-use crate::mqtt::{DroppedMessage, MAX_STORED_TOPIC_LEN};
+use crate::mqtt::{DroppedMessage, MAX_DROPPED_TOPIC_LEN};
 
 /// At most this many operations wait for their acknowledgement at once: QoS 1 publishes,
 /// subscribes and unsubscribes (like minimq).
@@ -23,7 +23,7 @@ const SLOTS: usize = MAX_INFLIGHT + MAX_QUEUED_QOS0;
 /// PUBACKs and the PINGREQ waiting to be written.
 const MAX_CONTROL: usize = 8;
 /// Bytes of a skipped PUBLISH kept to name it (the topic length and the topic).
-const KEEP_TOPIC: usize = 2 + MAX_STORED_TOPIC_LEN;
+const KEEP_TOPIC: usize = 2 + MAX_DROPPED_TOPIC_LEN;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Kind {

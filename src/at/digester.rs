@@ -499,8 +499,13 @@ impl<'a, U: UrcSink> Digester<'a, U> {
             }
             LineClass::Urc => {
                 // (A push header starts `+QIURC: ` or `+QSSLURC: `.)
+                // (A push header is at least `<name>: "recv",0,0`, with the `r` of `recv` after
+                // the name's `: "`: a buffer-mode `recv` or a `closed` is told from one without
+                // the header parse.)
                 if let Some(s) = split
                     && matches!(s.name, b"+QIURC" | b"+QSSLURC")
+                    && text.len() >= s.name.len().wrapping_add(12)
+                    && text.get(s.name.len().wrapping_add(3)) == Some(&b'r')
                     && let Some((id, n)) = line::push_header(text)
                 {
                     self.pushed(id, n);
@@ -515,15 +520,18 @@ impl<'a, U: UrcSink> Digester<'a, U> {
             }
             LineClass::Info => {
                 self.in_response = true;
-                let payload = expect.and_then(|e| line::payload_len(text, &e).map(|n| (n, e)));
+                // (Only a command that reads a payload has a header to look at.)
+                let payload = match expect {
+                    Some(e) if e.payload == super::expect::Payload::LengthPrefixed => {
+                        line::payload_len(text, &e).map(|n| (n, e.target))
+                    }
+                    _ => None,
+                };
                 self.shared.notify(Event::Line(text));
-                if let Some((n, e)) = payload
+                if let Some((n, target)) = payload
                     && n > 0
                 {
-                    self.mode = Mode::Raw {
-                        left: n,
-                        target: e.target,
-                    };
+                    self.mode = Mode::Raw { left: n, target };
                 }
             }
             LineClass::Final(f) => {

@@ -348,7 +348,16 @@ pub fn split_prefix(line: &[u8]) -> Option<Split<'_>> {
         Some(b':') => Some(Split {
             name,
             head,
-            text: trim_ascii(text),
+            // The usual text: one space, then no white space at either end.
+            text: match text {
+                [b' ', rest @ ..]
+                    if rest.first().is_some_and(|b| !b.is_ascii_whitespace())
+                        && rest.last().is_some_and(|b| !b.is_ascii_whitespace()) =>
+                {
+                    rest
+                }
+                _ => trim_ascii(text),
+            },
         }),
         _ => None,
     }

@@ -472,6 +472,12 @@ impl<'a, U: UrcSink> Digester<'a, U> {
     fn line(&mut self, start: usize, nl: usize, clean: bool) {
         let expect = self.current();
         let raw = self.buf.get(start..nl).unwrap_or(&[]);
+        // `OK`, a third of all lines, is a final result code whatever is in flight: taken as
+        // it usually comes (`OK\r`) before the trimming and the classification.
+        if raw == b"OK\r" {
+            self.final_code(expect, line::Final::Ok);
+            return;
+        }
         // The usual line ends with `\r` and has no other white space around it.
         let (text, printable) = match raw {
             [first, .., last, b'\r']
@@ -534,32 +540,36 @@ impl<'a, U: UrcSink> Digester<'a, U> {
                     self.mode = Mode::Raw { left: n, target };
                 }
             }
-            LineClass::Final(f) => {
-                let stale = match expect {
-                    None => true,
-                    // A success before the line the command always answers: the late answer
-                    // of an abandoned command.
-                    Some(e) => e.answers_line && !self.in_response && f.is_success(),
-                };
-                if stale {
-                    self.shared.add(Stat::UnsolicitedFinals, 1);
-                    return;
-                }
-                let outcome = if self.lost_line {
-                    self.shared.add(Stat::Overflows, 1);
-                    Err(crate::Error::Overflow)
-                } else {
-                    Ok(f)
-                };
-                // The listener's `End` and the completion in one critical section; no command
-                // is in flight after it (cached, so the next line takes no critical section to
-                // learn it; a command begun meanwhile moves the change count).
-                let changes = self.shared.end_with(outcome, f);
-                self.expect = None;
-                self.expect_seen = Some(changes);
-                self.in_response = false;
-                self.lost_line = false;
-            }
+            LineClass::Final(f) => self.final_code(expect, f),
         }
+    }
+
+    /// A final result code `f` while `expect` is in flight.
+    #[inline(always)]
+    fn final_code(&mut self, expect: Option<Expect>, f: line::Final) {
+        let stale = match expect {
+            None => true,
+            // A success before the line the command always answers: the late answer
+            // of an abandoned command.
+            Some(e) => e.answers_line && !self.in_response && f.is_success(),
+        };
+        if stale {
+            self.shared.add(Stat::UnsolicitedFinals, 1);
+            return;
+        }
+        let outcome = if self.lost_line {
+            self.shared.add(Stat::Overflows, 1);
+            Err(crate::Error::Overflow)
+        } else {
+            Ok(f)
+        };
+        // The listener's `End` and the completion in one critical section; no command
+        // is in flight after it (cached, so the next line takes no critical section to
+        // learn it; a command begun meanwhile moves the change count).
+        let changes = self.shared.end_with(outcome, f);
+        self.expect = None;
+        self.expect_seen = Some(changes);
+        self.in_response = false;
+        self.lost_line = false;
     }
 }

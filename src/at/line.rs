@@ -694,6 +694,29 @@ mod tests {
     }
 
     #[test]
+    fn word_comparison_agrees_with_slice_equality() {
+        let words: [&[u8]; 12] = [
+            b"",
+            b"+",
+            b"+C",
+            b"+CSQ",
+            b"+CSQ:",
+            b"+CSR",
+            b"+QIRD",
+            b"+QIRD:",
+            b"+CEREG",
+            b"+CGREG",
+            b"+QISTATE",
+            b"+QISTATE:",
+        ];
+        for a in words {
+            for b in words {
+                assert_eq!(same(a, b), a == b, "{a:?} {b:?}");
+            }
+        }
+    }
+
+    #[test]
     fn word_alnum_scan_agrees_with_the_byte_loop() {
         // Every byte value at every position of a word, the rest alphanumeric.
         for b in 0..=255u8 {

@@ -371,6 +371,12 @@ fn u8_of(v: u32) -> Option<u8> {
 /// `"<kind>",<id>` exactly (at most three digits), read by hand: the form of nearly every
 /// `+QIURC`/`+QSSLURC` line, which the nom parsers below also accept (they handle the rest).
 fn kind_and_id(i: &[u8]) -> Option<(&[u8], u8)> {
+    // The usual form, a kind the callers know and a one-digit id, matched in place.
+    if let [b'"', kind @ .., b'"', b',', d @ b'0'..=b'9'] = i
+        && matches!(kind, b"recv" | b"closed" | b"pdpdeact")
+    {
+        return Some((kind, d.wrapping_sub(b'0')));
+    }
     let rest = i.strip_prefix(b"\"")?;
     let q = rest.iter().position(|&b| b == b'"')?;
     let (kind, rest) = rest.split_at(q);

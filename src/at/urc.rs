@@ -154,7 +154,7 @@ pub(crate) fn registration_fields(i: &[u8]) -> IResult<&[u8], Registration> {
         });
     let (i, area, cell) = loc.unwrap_or((i, None, None));
     let act = super::parse::after_comma(i)
-        .and_then(|j| uint(j).ok())
+        .and_then(super::parse::read_uint)
         .map(|(_, a)| a);
     // Anything after is optional extra information.
     let i = i.get(i.len()..).unwrap_or_default();

@@ -136,7 +136,14 @@ impl<'a, U: UrcSink> Digester<'a, U> {
     pub(crate) fn advance(&mut self, n: usize) {
         let end = self.len.saturating_add(n).min(self.buf.len());
         let pos = self.process(end);
-        self.settle(pos, end);
+        if pos == end && end > 0 {
+            // All dealt with (the usual case: a read or piece that ends with a line's `\n`):
+            // nothing to keep, and a buffer that held something is not full now.
+            self.len = 0;
+            self.scan = 0;
+        } else {
+            self.settle(pos, end);
+        }
     }
 
     /// After [`Digester::process`] dealt with `buf[..pos]` of `buf[..end]`.

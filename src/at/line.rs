@@ -240,7 +240,10 @@ pub(crate) fn commas(s: &[u8]) -> usize {
             let y = usize::from_le_bytes(*last) ^ COMMAS;
             let zero = !((y & LOW7).wrapping_add(LOW7) | y | LOW7);
             // `0 < t < W`: the shift is below the word's width.
-            let zero = zero & !(1usize.wrapping_shl(8 * (W - t) as u32).wrapping_sub(1));
+            let zero = zero
+                & !(1usize
+                    .wrapping_shl((W.wrapping_sub(t) as u32).wrapping_mul(8))
+                    .wrapping_sub(1));
             n.wrapping_add((zero >> 7).wrapping_mul(ONES) >> (8 * (W - 1)))
         }
         (_, None) => tail.iter().filter(|&&b| b == b',').count(),

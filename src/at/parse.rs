@@ -73,7 +73,11 @@ pub(crate) fn skip_space(i: &[u8]) -> &[u8] {
 /// hand: [`comma`] without nom.
 #[inline]
 pub(crate) fn after_comma(i: &[u8]) -> Option<&[u8]> {
-    skip_space(i).strip_prefix(b",").map(skip_space)
+    match i {
+        // The usual separator, a bare comma, without the space loops.
+        [b',', rest @ ..] if !matches!(rest.first(), Some(b' ' | b'\t')) => Some(rest),
+        _ => skip_space(i).strip_prefix(b",").map(skip_space),
+    }
 }
 
 /// A field separator: a comma with optional spaces around it.
@@ -134,6 +138,14 @@ pub fn to_string<const N: usize>(s: &[u8]) -> Result<heapless::String<N>, Error>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bare_comma_shortcut_agrees_with_the_space_loops() {
+        for line in crate::at::random_lines(0x00c0_3a3a, 8, 200, b", \t1x") {
+            let want = skip_space(&line).strip_prefix(b",").map(skip_space);
+            assert_eq!(after_comma(&line), want, "{line:?}");
+        }
+    }
 
     #[test]
     fn fields() {

@@ -320,7 +320,7 @@ impl Split<'_> {
 
 /// `a == b`; for 4 to 8 bytes (every `+XXX` name and most prefixes) as two overlapping 4-byte
 /// words each, without the call to `memcmp`.
-#[inline(always)]
+#[inline]
 fn same(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
         return false;
@@ -387,6 +387,14 @@ fn alnum_len(s: &[u8]) -> usize {
 /// Splits a `+XXX:` line (see [`Split`]); `None` for a line without such a prefix.
 #[inline(always)]
 pub fn split_prefix(line: &[u8]) -> Option<Split<'_>> {
+    split_prefix_as::<false>(line)
+}
+
+/// [`split_prefix`]; with `USUAL_TEXT` (the classification's, on the receive path), the text
+/// in its usual form (one space, no white space at either end) is taken without
+/// `trim_ascii` (elsewhere the shortcut would only add code).
+#[inline(always)]
+fn split_prefix_as<const USUAL_TEXT: bool>(line: &[u8]) -> Option<Split<'_>> {
     let (&b'+', rest) = line.split_first()? else {
         return None;
     };
@@ -405,7 +413,8 @@ pub fn split_prefix(line: &[u8]) -> Option<Split<'_>> {
             // The usual text: one space, then no white space at either end.
             text: match text {
                 [b' ', rest @ ..]
-                    if rest.first().is_some_and(|b| !b.is_ascii_whitespace())
+                    if USUAL_TEXT
+                        && rest.first().is_some_and(|b| !b.is_ascii_whitespace())
                         && rest.last().is_some_and(|b| !b.is_ascii_whitespace()) =>
                 {
                     rest
@@ -527,7 +536,7 @@ pub fn classify_split<'l>(
         {
             return (LineClass::Final(f), None);
         }
-        let Some(split) = split_prefix(line) else {
+        let Some(split) = split_prefix_as::<true>(line) else {
             return (LineClass::Garbage, None);
         };
         if let Some(expect) = expect

@@ -371,9 +371,9 @@ fn u8_of(v: u32) -> Option<u8> {
 /// `"<kind>",<id>` exactly (at most three digits), read by hand: the form of nearly every
 /// `+QIURC`/`+QSSLURC` line, which the nom parsers below also accept (they handle the rest).
 fn kind_and_id(i: &[u8]) -> Option<(&[u8], u8)> {
-    // The usual form, a kind the callers know and a one-digit id, matched in place.
+    // The usual form, `recv` or `closed` with a one-digit id, matched in place.
     if let [b'"', kind @ .., b'"', b',', d @ b'0'..=b'9'] = i
-        && matches!(kind, b"recv" | b"closed" | b"pdpdeact")
+        && matches!(kind, b"recv" | b"closed")
     {
         return Some((kind, d.wrapping_sub(b'0')));
     }

@@ -312,6 +312,16 @@ impl Split<'_> {
     #[inline]
     pub fn is(&self, prefix: &[u8]) -> bool {
         match prefix.split_last() {
+            Some((_, name)) if !name.is_empty() && self.name == name => true,
+            _ => self.head == prefix,
+        }
+    }
+
+    /// [`Split::is`] with the word comparison ([`same`]): the classification's, once a line on
+    /// the receive path (in the response parsers it would only add code).
+    #[inline(always)]
+    fn is_word(&self, prefix: &[u8]) -> bool {
+        match prefix.split_last() {
             Some((_, name)) if !name.is_empty() && same(self.name, name) => true,
             _ => same(self.head, prefix),
         }
@@ -541,7 +551,7 @@ pub fn classify_split<'l>(
         };
         if let Some(expect) = expect
             && expect.info == Info::Prefixed
-            && split.is(expect.prefix)
+            && split.is_word(expect.prefix)
         {
             if matches!(expect.prefix, b"+CREG:" | b"+CGREG:" | b"+CEREG:")
                 && !looks_like_registration_read(split.text)

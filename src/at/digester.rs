@@ -326,6 +326,7 @@ impl<'a, U: UrcSink> Digester<'a, U> {
 
     /// Deals with `buf[..end]`; returns how much of it is done with (the rest is an
     /// unfinished line).
+    #[inline(never)]
     fn process(&mut self, end: usize) -> usize {
         let mut pos = 0;
         loop {

@@ -330,7 +330,7 @@ impl Split<'_> {
 
 /// `a == b`; for 4 to 8 bytes (every `+XXX` name and most prefixes) as two overlapping 4-byte
 /// words each, without the call to `memcmp`.
-#[inline]
+#[inline(always)]
 fn same(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
         return false;

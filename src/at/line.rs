@@ -233,21 +233,7 @@ pub(crate) fn commas(s: &[u8]) -> usize {
         // One per comma, summed into the top byte (at most `W`: no carry out of it).
         n = n.wrapping_add((zero >> 7).wrapping_mul(ONES) >> (8 * (W - 1)));
     }
-    // The last bytes: as the last word, without the bytes counted above (the low ones).
-    match (tail.len(), s.last_chunk::<W>()) {
-        (0, _) => n,
-        (t, Some(last)) => {
-            let y = usize::from_le_bytes(*last) ^ COMMAS;
-            let zero = !((y & LOW7).wrapping_add(LOW7) | y | LOW7);
-            // `0 < t < W`: the shift is below the word's width.
-            let zero = zero
-                & !(1usize
-                    .wrapping_shl((W.wrapping_sub(t) as u32).wrapping_mul(8))
-                    .wrapping_sub(1));
-            n.wrapping_add((zero >> 7).wrapping_mul(ONES) >> (8 * (W - 1)))
-        }
-        (_, None) => tail.iter().filter(|&&b| b == b',').count(),
-    }
+    n.wrapping_add(tail.iter().filter(|&&b| b == b',').count())
 }
 
 /// What a (trimmed) line is.

@@ -309,7 +309,7 @@ impl Split<'_> {
     fn is_word(&self, prefix: &[u8]) -> bool {
         match prefix.split_last() {
             Some((_, name)) if !name.is_empty() && same(self.name, name) => true,
-            _ => same(self.head, prefix),
+            _ => self.head == prefix,
         }
     }
 }

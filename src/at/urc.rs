@@ -371,16 +371,14 @@ fn u8_of(v: u32) -> Option<u8> {
 /// `"<kind>",<id>` exactly (at most three digits), read by hand: the form of nearly every
 /// `+QIURC`/`+QSSLURC` line, which the nom parsers below also accept (they handle the rest).
 fn kind_and_id(i: &[u8]) -> Option<(&[u8], u8)> {
-    // The usual form, `recv` or `closed` with a one-digit id, matched in place.
-    if let [b'"', kind @ .., b'"', b',', d @ b'0'..=b'9'] = i
-        && matches!(kind, b"recv" | b"closed")
-    {
-        return Some((kind, d.wrapping_sub(b'0')));
-    }
     let rest = i.strip_prefix(b"\"")?;
     let q = rest.iter().position(|&b| b == b'"')?;
     let (kind, rest) = rest.split_at(q);
     let digits = rest.strip_prefix(b"\",")?;
+    // The usual id, one digit (nearly every socket URC), without the fold.
+    if let [d @ b'0'..=b'9'] = digits {
+        return Some((kind, d.wrapping_sub(b'0')));
+    }
     if digits.is_empty() || digits.len() > 3 || !digits.iter().all(u8::is_ascii_digit) {
         return None;
     }

@@ -38,6 +38,7 @@ impl UrcSink for ApplyUrcs<'_> {
         if let Urc::Registration(crate::at::urc::RegDomain::Eps, _) = urc
             && let Some(s) = split
             && s.head == b"+CEREG:"
+            && crate::at::line::commas(s.text) >= 6
             && let Some(grant) = crate::state::cereg_psm_grant_fields(s.text)
         {
             self.state.update(|s| s.set_psm_grant(grant));

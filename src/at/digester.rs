@@ -136,7 +136,14 @@ impl<'a, U: UrcSink> Digester<'a, U> {
     pub(crate) fn advance(&mut self, n: usize) {
         let end = self.len.saturating_add(n).min(self.buf.len());
         let pos = self.process(end);
-        self.settle(pos, end);
+        if pos == end && end > 0 {
+            // All dealt with (the usual case: a read or piece that ends with a line's `\n`):
+            // nothing to keep, and a buffer that held something is not full now.
+            self.len = 0;
+            self.scan = 0;
+        } else {
+            self.settle(pos, end);
+        }
     }
 
     /// After [`Digester::process`] dealt with `buf[..pos]` of `buf[..end]`.
@@ -319,6 +326,7 @@ impl<'a, U: UrcSink> Digester<'a, U> {
 
     /// Deals with `buf[..end]`; returns how much of it is done with (the rest is an
     /// unfinished line).
+    #[inline(never)]
     fn process(&mut self, end: usize) -> usize {
         let mut pos = 0;
         loop {
@@ -472,6 +480,12 @@ impl<'a, U: UrcSink> Digester<'a, U> {
     fn line(&mut self, start: usize, nl: usize, clean: bool) {
         let expect = self.current();
         let raw = self.buf.get(start..nl).unwrap_or(&[]);
+        // `OK`, a third of all lines, is a final result code whatever is in flight: taken as
+        // it usually comes (`OK\r`) before the trimming and the classification.
+        if raw == b"OK\r" {
+            self.final_code(expect, line::Final::Ok);
+            return;
+        }
         // The usual line ends with `\r` and has no other white space around it.
         let (text, printable) = match raw {
             [first, .., last, b'\r']
@@ -499,8 +513,13 @@ impl<'a, U: UrcSink> Digester<'a, U> {
             }
             LineClass::Urc => {
                 // (A push header starts `+QIURC: ` or `+QSSLURC: `.)
+                // (A push header is at least `<name>: "recv",0,0`, with the `r` of `recv` after
+                // the name's `: "`: a buffer-mode `recv` or a `closed` is told from one without
+                // the header parse.)
                 if let Some(s) = split
                     && matches!(s.name, b"+QIURC" | b"+QSSLURC")
+                    && text.len() >= s.name.len().wrapping_add(12)
+                    && text.get(s.name.len().wrapping_add(3)) == Some(&b'r')
                     && let Some((id, n)) = line::push_header(text)
                 {
                     self.pushed(id, n);
@@ -515,43 +534,50 @@ impl<'a, U: UrcSink> Digester<'a, U> {
             }
             LineClass::Info => {
                 self.in_response = true;
-                let payload = expect.and_then(|e| line::payload_len(text, &e).map(|n| (n, e)));
+                // (Only a command that reads a payload has a header to look at.)
+                let payload = match expect {
+                    Some(e) if e.payload == super::expect::Payload::LengthPrefixed => {
+                        line::payload_len(text, &e).map(|n| (n, e.target))
+                    }
+                    _ => None,
+                };
                 self.shared.notify(Event::Line(text));
-                if let Some((n, e)) = payload
+                if let Some((n, target)) = payload
                     && n > 0
                 {
-                    self.mode = Mode::Raw {
-                        left: n,
-                        target: e.target,
-                    };
+                    self.mode = Mode::Raw { left: n, target };
                 }
             }
-            LineClass::Final(f) => {
-                let stale = match expect {
-                    None => true,
-                    // A success before the line the command always answers: the late answer
-                    // of an abandoned command.
-                    Some(e) => e.answers_line && !self.in_response && f.is_success(),
-                };
-                if stale {
-                    self.shared.add(Stat::UnsolicitedFinals, 1);
-                    return;
-                }
-                let outcome = if self.lost_line {
-                    self.shared.add(Stat::Overflows, 1);
-                    Err(crate::Error::Overflow)
-                } else {
-                    Ok(f)
-                };
-                // The listener's `End` and the completion in one critical section; no command
-                // is in flight after it (cached, so the next line takes no critical section to
-                // learn it; a command begun meanwhile moves the change count).
-                let changes = self.shared.end_with(outcome, f);
-                self.expect = None;
-                self.expect_seen = Some(changes);
-                self.in_response = false;
-                self.lost_line = false;
-            }
+            LineClass::Final(f) => self.final_code(expect, f),
         }
+    }
+
+    /// A final result code `f` while `expect` is in flight.
+    #[inline(always)]
+    fn final_code(&mut self, expect: Option<Expect>, f: line::Final) {
+        let stale = match expect {
+            None => true,
+            // A success before the line the command always answers: the late answer
+            // of an abandoned command.
+            Some(e) => e.answers_line && !self.in_response && f.is_success(),
+        };
+        if stale {
+            self.shared.add(Stat::UnsolicitedFinals, 1);
+            return;
+        }
+        let outcome = if self.lost_line {
+            self.shared.add(Stat::Overflows, 1);
+            Err(crate::Error::Overflow)
+        } else {
+            Ok(f)
+        };
+        // The listener's `End` and the completion in one critical section; no command
+        // is in flight after it (cached, so the next line takes no critical section to
+        // learn it; a command begun meanwhile moves the change count).
+        let changes = self.shared.end_with(outcome, f);
+        self.expect = None;
+        self.expect_seen = Some(changes);
+        self.in_response = false;
+        self.lost_line = false;
     }
 }

@@ -217,6 +217,25 @@ pub fn find_lf_printable(buf: &[u8], from: usize, to: usize) -> Option<(usize, b
     Some((i.wrapping_add(nl), false))
 }
 
+/// How many commas `s` holds, a machine word at a time (a `+CEREG` needs six for its PSM
+/// timers, and nearly none has them).
+pub(crate) fn commas(s: &[u8]) -> usize {
+    const W: usize = core::mem::size_of::<usize>();
+    const ONES: usize = usize::MAX / 0xff;
+    const LOW7: usize = ONES * 0x7f;
+    const COMMAS: usize = ONES * (b',' as usize);
+    let (words, tail) = s.as_chunks::<W>();
+    let mut n: usize = 0;
+    for w in words {
+        let y = usize::from_le_bytes(*w) ^ COMMAS;
+        // The high bit of each zero byte (a comma), exactly: no carry crosses a byte.
+        let zero = !((y & LOW7).wrapping_add(LOW7) | y | LOW7);
+        // One per comma, summed into the top byte (at most `W`: no carry out of it).
+        n = n.wrapping_add((zero >> 7).wrapping_mul(ONES) >> (8 * (W - 1)));
+    }
+    n.wrapping_add(tail.iter().filter(|&&b| b == b',').count())
+}
+
 /// What a (trimmed) line is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
@@ -283,6 +302,37 @@ impl Split<'_> {
             _ => self.head == prefix,
         }
     }
+
+    /// [`Split::is`] with the word comparison ([`same`]): the classification's, once a line on
+    /// the receive path (in the response parsers it would only add code).
+    #[inline(always)]
+    fn is_word(&self, prefix: &[u8]) -> bool {
+        match prefix.split_last() {
+            Some((_, name)) if !name.is_empty() && same(self.name, name) => true,
+            _ => self.head == prefix,
+        }
+    }
+}
+
+/// `a == b`; for 4 to 8 bytes (every `+XXX` name and most prefixes) as two overlapping 4-byte
+/// words each, without the call to `memcmp`.
+#[inline(always)]
+fn same(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    match (
+        a.first_chunk::<4>(),
+        a.last_chunk::<4>(),
+        b.first_chunk::<4>(),
+        b.last_chunk::<4>(),
+    ) {
+        (Some(a0), Some(a1), Some(b0), Some(b1)) if a.len() <= 8 => {
+            let w = |x: &[u8; 4]| u32::from_ne_bytes(*x);
+            (w(a0) ^ w(b0)) | (w(a1) ^ w(b1)) == 0
+        }
+        _ => a == b,
+    }
 }
 
 /// High bits of the bytes of `x` that are not ASCII letters or digits (exact: every byte is
@@ -333,6 +383,14 @@ fn alnum_len(s: &[u8]) -> usize {
 /// Splits a `+XXX:` line (see [`Split`]); `None` for a line without such a prefix.
 #[inline(always)]
 pub fn split_prefix(line: &[u8]) -> Option<Split<'_>> {
+    split_prefix_as::<false>(line)
+}
+
+/// [`split_prefix`]; with `USUAL_TEXT` (the classification's, on the receive path), the text
+/// in its usual form (one space, no white space at either end) is taken without
+/// `trim_ascii` (elsewhere the shortcut would only add code).
+#[inline(always)]
+fn split_prefix_as<const USUAL_TEXT: bool>(line: &[u8]) -> Option<Split<'_>> {
     let (&b'+', rest) = line.split_first()? else {
         return None;
     };
@@ -348,7 +406,17 @@ pub fn split_prefix(line: &[u8]) -> Option<Split<'_>> {
         Some(b':') => Some(Split {
             name,
             head,
-            text: trim_ascii(text),
+            // The usual text: one space, then no white space at either end.
+            text: match text {
+                [b' ', rest @ ..]
+                    if USUAL_TEXT
+                        && rest.first().is_some_and(|b| !b.is_ascii_whitespace())
+                        && rest.last().is_some_and(|b| !b.is_ascii_whitespace()) =>
+                {
+                    rest
+                }
+                _ => trim_ascii(text),
+            },
         }),
         _ => None,
     }
@@ -448,12 +516,12 @@ pub fn classify_split<'l>(
         {
             return (LineClass::Final(f), None);
         }
-        let Some(split) = split_prefix(line) else {
+        let Some(split) = split_prefix_as::<true>(line) else {
             return (LineClass::Garbage, None);
         };
         if let Some(expect) = expect
             && expect.info == Info::Prefixed
-            && split.is(expect.prefix)
+            && split.is_word(expect.prefix)
         {
             if matches!(expect.prefix, b"+CREG:" | b"+CGREG:" | b"+CEREG:")
                 && !looks_like_registration_read(split.text)
@@ -660,6 +728,37 @@ mod tests {
                     }
                 }
             }
+        }
+    }
+
+    #[test]
+    fn word_comparison_agrees_with_slice_equality() {
+        let words: [&[u8]; 12] = [
+            b"",
+            b"+",
+            b"+C",
+            b"+CSQ",
+            b"+CSQ:",
+            b"+CSR",
+            b"+QIRD",
+            b"+QIRD:",
+            b"+CEREG",
+            b"+CGREG",
+            b"+QISTATE",
+            b"+QISTATE:",
+        ];
+        for a in words {
+            for b in words {
+                assert_eq!(same(a, b), a == b, "{a:?} {b:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn word_comma_count_agrees_with_the_byte_loop() {
+        for line in crate::at::random_lines(0x5eed_c0de, 40, 100, b",\xac\x2d\x00a\"\xff") {
+            let want = line.iter().filter(|&&b| b == b',').count();
+            assert_eq!(commas(&line), want, "{line:?}");
         }
     }
 

@@ -22,20 +22,34 @@ pub fn quoted(i: &[u8]) -> IResult<&[u8], &[u8]> {
 /// An unsigned decimal integer fitting `u32` (read by hand: no UTF-8 check and `str::parse`
 /// for what are ASCII digits already).
 pub fn uint(i: &[u8]) -> IResult<&[u8], u32> {
-    let n = i.iter().take_while(|b| b.is_ascii_digit()).count();
-    let fail = |kind| Err(nom::Err::Error(nom::error::Error::new(i, kind)));
-    if n == 0 {
-        return fail(nom::error::ErrorKind::Digit);
+    match read_uint(i) {
+        Some(found) => Ok(found),
+        None => {
+            let kind = if i.first().is_some_and(u8::is_ascii_digit) {
+                nom::error::ErrorKind::MapRes
+            } else {
+                nom::error::ErrorKind::Digit
+            };
+            Err(nom::Err::Error(nom::error::Error::new(i, kind)))
+        }
     }
-    let (digits, rest) = i.split_at(n);
-    match digits.iter().try_fold(0u32, |a, &d| {
+}
+
+/// [`uint`] without nom's result (the hand-read parsers' form: returned in registers, no error
+/// value built): the rest and the value, or `None` (no digit, or above `u32::MAX`).
+#[inline]
+pub(crate) fn read_uint(i: &[u8]) -> Option<(&[u8], u32)> {
+    let n = i.iter().take_while(|b| b.is_ascii_digit()).count();
+    if n == 0 {
+        return None;
+    }
+    let (digits, rest) = i.split_at_checked(n)?;
+    let v = digits.iter().try_fold(0u32, |a, &d| {
         // `d` is an ASCII digit (taken above): the subtraction cannot wrap.
         a.checked_mul(10)?
             .checked_add(u32::from(d.wrapping_sub(b'0')))
-    }) {
-        Some(v) => Ok((rest, v)),
-        None => fail(nom::error::ErrorKind::MapRes),
-    }
+    })?;
+    Some((rest, v))
 }
 
 /// A signed decimal integer fitting `i32`.
@@ -59,7 +73,11 @@ pub(crate) fn skip_space(i: &[u8]) -> &[u8] {
 /// hand: [`comma`] without nom.
 #[inline]
 pub(crate) fn after_comma(i: &[u8]) -> Option<&[u8]> {
-    skip_space(i).strip_prefix(b",").map(skip_space)
+    match i {
+        // The usual separator, a bare comma, without the space loops.
+        [b',', rest @ ..] if !matches!(rest.first(), Some(b' ' | b'\t')) => Some(rest),
+        _ => skip_space(i).strip_prefix(b",").map(skip_space),
+    }
 }
 
 /// A field separator: a comma with optional spaces around it.
@@ -82,7 +100,7 @@ pub(crate) fn uints<const N: usize>(i: &[u8]) -> Option<[u32; N]> {
         if k > 0 {
             i = after_comma(i)?;
         }
-        let (rest, n) = uint(i).ok()?;
+        let (rest, n) = read_uint(i)?;
         *v = n;
         i = rest;
     }
@@ -120,6 +138,14 @@ pub fn to_string<const N: usize>(s: &[u8]) -> Result<heapless::String<N>, Error>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bare_comma_shortcut_agrees_with_the_space_loops() {
+        for line in crate::at::random_lines(0x00c0_3a3a, 8, 200, b", \t1x") {
+            let want = skip_space(&line).strip_prefix(b",").map(skip_space);
+            assert_eq!(after_comma(&line), want, "{line:?}");
+        }
+    }
 
     #[test]
     fn fields() {

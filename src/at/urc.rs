@@ -154,7 +154,7 @@ pub(crate) fn registration_fields(i: &[u8]) -> IResult<&[u8], Registration> {
         });
     let (i, area, cell) = loc.unwrap_or((i, None, None));
     let act = super::parse::after_comma(i)
-        .and_then(|j| uint(j).ok())
+        .and_then(super::parse::read_uint)
         .map(|(_, a)| a);
     // Anything after is optional extra information.
     let i = i.get(i.len()..).unwrap_or_default();
@@ -375,6 +375,10 @@ fn kind_and_id(i: &[u8]) -> Option<(&[u8], u8)> {
     let q = rest.iter().position(|&b| b == b'"')?;
     let (kind, rest) = rest.split_at(q);
     let digits = rest.strip_prefix(b"\",")?;
+    // The usual id, one digit (nearly every socket URC), without the fold.
+    if let [d @ b'0'..=b'9'] = digits {
+        return Some((kind, d.wrapping_sub(b'0')));
+    }
     if digits.is_empty() || digits.len() > 3 || !digits.iter().all(u8::is_ascii_digit) {
         return None;
     }

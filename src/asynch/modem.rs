@@ -101,7 +101,8 @@ pub(crate) struct Core {
     /// three of 16 B in all): every part of it is stale once the module starts again.
     pub(crate) started: BlockingMutex<CriticalSectionRawMutex, Cell<(u32, u8)>>,
     /// The IMEI, read once (`AT+CGSN`): a reboot of the module does not change it.
-    imei: BlockingMutex<CriticalSectionRawMutex, core::cell::RefCell<heapless::String<20>>>,
+    /// Kept as its length and bytes (21 B; a `RefCell<heapless::String<20>>` is 28).
+    imei: BlockingMutex<CriticalSectionRawMutex, Cell<(u8, [u8; 20])>>,
     pub(crate) config: Config,
     /// The runner has control pins ([`Runner::with_pins`]).
     pub(crate) pins: core::sync::atomic::AtomicBool,
@@ -124,7 +125,7 @@ impl Core {
             model: BlockingMutex::new(Cell::new(Model::Unknown)),
             pdp_active: BlockingMutex::new(Cell::new((0, 0))),
             started: BlockingMutex::new(Cell::new((0, START_SETTLED))),
-            imei: BlockingMutex::new(core::cell::RefCell::new(heapless::String::new())),
+            imei: BlockingMutex::new(Cell::new((0, [0; 20]))),
             config: Config::DEFAULT,
             pins: core::sync::atomic::AtomicBool::new(false),
             sleep: core::sync::atomic::AtomicBool::new(false),
@@ -413,12 +414,21 @@ impl<'a> Modem<'a> {
         self.core.model.lock(|m| m.set(model));
         // The revision may change with a firmware update (which reboots the module), so `ATI`
         // is sent again; the IMEI cannot, so `AT+CGSN` is sent once per driver start.
-        let mut imei = self.core.imei.lock(|i| i.borrow().clone());
-        if imei.is_empty() {
+        let (len, kept) = self.core.imei.lock(Cell::get);
+        let imei: heapless::String<20> = if len > 0 {
+            crate::at::parse::to_string(kept.get(..usize::from(len)).unwrap_or_default())?
+        } else {
             let read = send!(self, general::Imei)?;
-            imei = crate::at::parse::to_string(read.as_bytes())?;
-            self.core.imei.lock(|i| i.borrow_mut().clone_from(&imei));
-        }
+            let imei = crate::at::parse::to_string(read.as_bytes())?;
+            let mut bytes = [0; 20];
+            for (d, s) in bytes.iter_mut().zip(imei.as_bytes()) {
+                *d = *s;
+            }
+            // At most 20 bytes (0, not kept, cannot happen).
+            let len = u8::try_from(imei.len()).unwrap_or(0);
+            self.core.imei.lock(|i| i.set((len, bytes)));
+            imei
+        };
         let model_name = crate::util::truncated(&ati.model);
         let revision = crate::util::truncated(&ati.revision);
         info!("modem identified");

@@ -1201,7 +1201,7 @@ impl<'c: 'buf, 'buf> Mqtt<'c, 'buf> {
         };
         self.failures = 0;
         info!("MQTT connected");
-        let resent_since = (!conn.is_publish_quiescent()).then(Stamp::now);
+        let resending = !conn.is_publish_quiescent();
         Ok(MqttConnection {
             conn,
             dropped,
@@ -1209,7 +1209,8 @@ impl<'c: 'buf, 'buf> Mqtt<'c, 'buf> {
             outbox_synced: false,
             ack_timeout,
             waiting: AckQueue::new(),
-            resent_since,
+            resent_since: Stamp::now(),
+            resending,
         })
     }
 
@@ -1790,8 +1791,12 @@ pub struct MqttConnection<'s, 'buf, IO: MqttIo> {
     ack_timeout: Millis,
     /// QoS 1 messages published on this connection and when, oldest first.
     waiting: AckQueue,
-    /// Messages resent when the session resumed, pending since the connection.
-    resent_since: Option<Stamp>,
+    /// Messages resent when the session resumed are pending since `resent_since`, the
+    /// connection (a flag beside a stamp: an `Option<Stamp>` is 8 B, and the connection
+    /// 4 B more, which the application's task keeps for the connection's life).
+    resending: bool,
+    /// See `resending`.
+    resent_since: Stamp,
 }
 
 /// The QoS 1 messages of a connection waiting for their PUBACK and when each was published,
@@ -2005,12 +2010,12 @@ impl<'s, 'buf, IO: MqttIo> MqttConnection<'s, 'buf, IO> {
         }
         if self.conn.is_publish_quiescent() {
             self.waiting.clear();
-            self.resent_since = None;
+            self.resending = false;
             return None;
         }
         let oldest = match (
             self.waiting.front().map(|(_, t)| t.instant()),
-            self.resent_since.map(Stamp::instant),
+            self.resending.then(|| self.resent_since.instant()),
         ) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),

@@ -860,11 +860,20 @@ struct Link<'c> {
     port: u16,
     cid: u8,
     apn: Apn<'c>,
-    transport: Transport<'c>,
+    /// [`MqttConfig::transport`]: its TLS configuration (`None` for [`Transport::Tcp`]) and
+    /// SSL context, beside `port` and `cid` (a `Transport` is 36 B with 2 of padding, and
+    /// this record 4 B more, which the client keeps for its whole life).
+    tls: Option<TlsConfig<'c>>,
+    ssl_ctx: u8,
     backoff_min: Millis,
     backoff_max: Millis,
     ack_timeout: Millis,
 }
+
+/// [`Mqtt`]'s record of its last link preparation before the first: no modem's pair (its
+/// starts, boots and PSM wakes, are never fewer than its boots), so the first connection
+/// prepares the link without `Modem::init` (the application started the modem).
+const UNPREPARED: (u32, u32) = (u32::MAX, 0);
 
 /// An MQTT client that survives link loss, `pdpdeact` and modem reboots.
 pub struct Mqtt<'c, 'buf> {
@@ -875,9 +884,10 @@ pub struct Mqtt<'c, 'buf> {
     dropped: DropCell,
     /// Consecutive failed attempts.
     failures: u32,
-    /// Modem boots and starts (boots and PSM wakes) at the last successful link preparation
-    /// (one `Option`: 12 bytes, not two of 8).
-    prepared: Option<(u32, u32)>,
+    /// Modem boots and starts (boots and PSM wakes) at the last successful link preparation,
+    /// [`UNPREPARED`] before the first (8 bytes: an `Option` of the pair is 12, and made the
+    /// client 8 B larger with its alignment).
+    prepared: (u32, u32),
     jitter: u32,
 }
 
@@ -923,7 +933,14 @@ impl<'c: 'buf, 'buf> Mqtt<'c, 'buf> {
                 port: config.port,
                 cid: config.cid,
                 apn: config.apn,
-                transport: config.transport,
+                tls: match config.transport {
+                    Transport::ModemTls { tls, .. } => Some(tls),
+                    Transport::Tcp => None,
+                },
+                ssl_ctx: match config.transport {
+                    Transport::ModemTls { ssl_ctx, .. } => ssl_ctx,
+                    Transport::Tcp => 0,
+                },
                 backoff_min: Millis::of(config.backoff_min),
                 backoff_max: Millis::of(config.backoff_max),
                 ack_timeout: Millis::of(config.ack_timeout),
@@ -938,7 +955,7 @@ impl<'c: 'buf, 'buf> Mqtt<'c, 'buf> {
                 topic_complete: false,
             })),
             failures: 0,
-            prepared: None,
+            prepared: UNPREPARED,
             jitter,
         })
     }
@@ -1065,8 +1082,8 @@ impl<'c: 'buf, 'buf> Mqtt<'c, 'buf> {
                 info!("modem in PSM: waking it");
                 modem.psm_wake_pulse().await?;
             }
-            let rebooted = self.prepared.map(|(boot, _)| boot) != Some(modem.boots());
-            if rebooted || self.prepared.map(|(_, start)| start) != Some(modem.starts()) {
+            let rebooted = self.prepared.0 != modem.boots();
+            if rebooted || self.prepared.1 != modem.starts() {
                 if !rebooted {
                     // A PSM wake: the settings and TLS contexts are gone, the APN (saved by the
                     // module), the registration and normally the data call are not. Nothing the
@@ -1074,7 +1091,7 @@ impl<'c: 'buf, 'buf> Mqtt<'c, 'buf> {
                     info!("modem woke from PSM since the last connection: resuming");
                     modem.resume().await?;
                 } else {
-                    if self.prepared.is_some() {
+                    if self.prepared != UNPREPARED {
                         info!("modem rebooted since the last connection: re-initialising");
                         modem.init().await?;
                     }
@@ -1083,10 +1100,10 @@ impl<'c: 'buf, 'buf> Mqtt<'c, 'buf> {
                         .configure(self.config.cid, &self.config.apn)
                         .await?;
                 }
-                if let Transport::ModemTls { ssl_ctx, tls } = &self.config.transport {
-                    modem.configure_tls_flow(*ssl_ctx, tls).await?;
+                if let Some(tls) = &self.config.tls {
+                    modem.configure_tls_flow(self.config.ssl_ctx, tls).await?;
                 }
-                self.prepared = Some((modem.boots(), modem.starts()));
+                self.prepared = (modem.boots(), modem.starts());
             }
             modem
                 .network()
@@ -1317,7 +1334,7 @@ impl<'c: 'buf, 'buf> Mqtt<'c, 'buf> {
                 }
                 modem.reset_and_wait_ready().await?;
                 // From the start: initialise (a new boot), data call, TLS context.
-                self.prepared = Some((u32::MAX, u32::MAX));
+                self.prepared = (u32::MAX, u32::MAX);
                 reset = true;
             }
         }
@@ -1325,13 +1342,13 @@ impl<'c: 'buf, 'buf> Mqtt<'c, 'buf> {
 
     /// Where [`MqttConfig::transport`] says to connect.
     fn remote(&self) -> Remote<'c> {
-        match self.config.transport {
-            Transport::ModemTls { ssl_ctx, .. } => Remote::Tls {
-                ssl_ctx,
+        match self.config.tls {
+            Some(_) => Remote::Tls {
+                ssl_ctx: self.config.ssl_ctx,
                 host: self.config.host,
                 port: self.config.port,
             },
-            Transport::Tcp => Remote::Tcp {
+            None => Remote::Tcp {
                 host: self.config.host,
                 port: self.config.port,
             },

@@ -8,7 +8,7 @@ mod data_call;
 mod dns;
 mod modem;
 mod network;
-mod outline;
+pub(crate) mod outline;
 mod pins;
 mod power;
 mod power_ext;

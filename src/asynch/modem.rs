@@ -94,23 +94,21 @@ pub(crate) struct Core {
     /// context known to be active needs no `AT+QIACT?`. Cleared by a deactivation; a
     /// `pdpdeact` shows in [`State::pdp_deactivated`](crate::state::State::pdp_deactivated).
     pub(crate) pdp_active: BlockingMutex<CriticalSectionRawMutex, Cell<(u32, u32)>>,
-    /// SSL contexts (bit `ctx`) configured since the boot given: an option at the module's
-    /// default is only left out when the context has not been touched since the boot.
-    pub(crate) ssl_touched: BlockingMutex<CriticalSectionRawMutex, Cell<(u32, u8)>>,
-    /// The boot (`RDY` count, > 0) in which the registration URCs of every domain were switched
-    /// on by [`Modem::init`] after the driver saw that boot's `RDY`: from then on every change
-    /// of registration comes as a URC.
-    pub(crate) urcs_on: BlockingMutex<CriticalSectionRawMutex, Cell<u32>>,
+    /// What the driver applied in one start of the module (`State::starts`), as bits: the SSL
+    /// contexts it configured (bit `ctx`, 0 to 5: an option
+    /// at the module's default is only left out when the context has not been touched since
+    /// the start), [`START_URCS`] and [`START_SETTLED`]. One record keyed on one start (8 B, not
+    /// three of 16 B in all): every part of it is stale once the module starts again.
+    pub(crate) started: BlockingMutex<CriticalSectionRawMutex, Cell<(u32, u8)>>,
     /// The IMEI, read once (`AT+CGSN`): a reboot of the module does not change it.
-    imei: BlockingMutex<CriticalSectionRawMutex, core::cell::RefCell<heapless::String<20>>>,
+    /// Kept as its length and bytes (21 B; a `RefCell<heapless::String<20>>` is 28).
+    imei: BlockingMutex<CriticalSectionRawMutex, Cell<(u8, [u8; 20])>>,
     pub(crate) config: Config,
     /// The runner has control pins ([`Runner::with_pins`]).
     pub(crate) pins: core::sync::atomic::AtomicBool,
     /// A handle asks the runner to drive the pins: `true` a reset, `false` a PSM wake (a
     /// PWRKEY pulse).
     pub(crate) reset: embassy_sync::signal::Signal<CriticalSectionRawMutex, bool>,
-    /// The start (`State::starts`) whose forgotten settings were last applied.
-    pub(crate) settled: BlockingMutex<CriticalSectionRawMutex, Cell<u32>>,
     /// `AT+QCFG="psm/urc",1` was sent: re-applied after every start.
     pub(crate) psm_urc: core::sync::atomic::AtomicBool,
     /// The runner drives DTR ([`Runner::with_uart_sleep`]): `AT+QSCLK=1` is safe.
@@ -126,14 +124,12 @@ impl Core {
             state: StateCell::new(),
             model: BlockingMutex::new(Cell::new(Model::Unknown)),
             pdp_active: BlockingMutex::new(Cell::new((0, 0))),
-            ssl_touched: BlockingMutex::new(Cell::new((0, 0))),
-            urcs_on: BlockingMutex::new(Cell::new(0)),
-            imei: BlockingMutex::new(core::cell::RefCell::new(heapless::String::new())),
+            started: BlockingMutex::new(Cell::new((0, START_SETTLED))),
+            imei: BlockingMutex::new(Cell::new((0, [0; 20]))),
             config: Config::DEFAULT,
             pins: core::sync::atomic::AtomicBool::new(false),
             sleep: core::sync::atomic::AtomicBool::new(false),
             reset: embassy_sync::signal::Signal::new(),
-            settled: BlockingMutex::new(Cell::new(0)),
             psm_urc: core::sync::atomic::AtomicBool::new(false),
         }
     }
@@ -152,7 +148,7 @@ impl Core {
     pub(crate) fn registration_urcs_since_boot(&self) -> bool {
         // Keyed on every `RDY`: a PSM wake forgets the URC settings as a boot does.
         let boots = self.state.get().starts();
-        boots > 0 && self.urcs_on.lock(Cell::get) == boots
+        boots > 0 && self.marked(boots) & START_URCS != 0
     }
 
     /// Whether context `cid` is known active: this driver activated it since the last boot and
@@ -181,14 +177,36 @@ impl Core {
     pub(crate) fn touch_ssl(&self, ctx: u8) -> bool {
         // SSL contexts are not kept through a PSM sleep either.
         let now = self.state.get().starts();
-        self.ssl_touched.lock(|c| {
-            let (boots, mask) = c.get();
-            let mask = if boots == now { mask } else { 0 };
-            c.set((now, mask | (1 << ctx)));
-            now > 0 && mask & (1 << ctx) == 0
+        // `ctx` is 0 to 5 (checked by the callers).
+        let bit = 1 << ctx;
+        now > 0 && self.mark_start(now, bit) & bit == 0
+    }
+
+    /// Sets `bits` in the record of start `now`, first emptying a record of another start;
+    /// returns the bits it had for `now`.
+    pub(crate) fn mark_start(&self, now: u32, bits: u8) -> u8 {
+        self.started.lock(|c| {
+            let (starts, had) = c.get();
+            let had = if starts == now { had } else { 0 };
+            c.set((now, had | bits));
+            had
         })
     }
+
+    /// The bits of the record of start `now` (none when it is about another start).
+    pub(crate) fn marked(&self, now: u32) -> u8 {
+        let (starts, bits) = self.started.lock(Cell::get);
+        if starts == now { bits } else { 0 }
+    }
 }
+
+/// In [`Core::started`]: the registration URCs of every domain were switched on by
+/// [`Modem::init`] after the driver saw the start's `RDY`: from then on every change of
+/// registration comes as a URC.
+pub(crate) const START_URCS: u8 = 1 << 6;
+/// In [`Core::started`]: the settings a start forgets were applied ([`Modem::resume`] has
+/// nothing to do). Set for start 0, before the first `RDY`, as the separate record was.
+pub(crate) const START_SETTLED: u8 = 1 << 7;
 
 /// Driver configuration.
 #[derive(Clone, Debug)]
@@ -396,12 +414,21 @@ impl<'a> Modem<'a> {
         self.core.model.lock(|m| m.set(model));
         // The revision may change with a firmware update (which reboots the module), so `ATI`
         // is sent again; the IMEI cannot, so `AT+CGSN` is sent once per driver start.
-        let mut imei = self.core.imei.lock(|i| i.borrow().clone());
-        if imei.is_empty() {
+        let (len, kept) = self.core.imei.lock(Cell::get);
+        let imei: heapless::String<20> = if len > 0 {
+            crate::at::parse::to_string(kept.get(..usize::from(len)).unwrap_or_default())?
+        } else {
             let read = send!(self, general::Imei)?;
-            imei = crate::at::parse::to_string(read.as_bytes())?;
-            self.core.imei.lock(|i| i.borrow_mut().clone_from(&imei));
-        }
+            let imei = crate::at::parse::to_string(read.as_bytes())?;
+            let mut bytes = [0; 20];
+            for (d, s) in bytes.iter_mut().zip(imei.as_bytes()) {
+                *d = *s;
+            }
+            // At most 20 bytes (0, not kept, cannot happen).
+            let len = u8::try_from(imei.len()).unwrap_or(0);
+            self.core.imei.lock(|i| i.set((len, bytes)));
+            imei
+        };
         let model_name = crate::util::truncated(&ati.model);
         let revision = crate::util::truncated(&ati.revision);
         info!("modem identified");
@@ -473,7 +500,9 @@ impl<'a> Modem<'a> {
         let together =
             self.core.config.registration_urcs && send!(self, general::Concat { parts }).is_ok();
         if together {
-            self.core.urcs_on.lock(|c| c.set(starts));
+            if self.core.state.get().starts() == starts {
+                self.core.mark_start(starts, START_URCS);
+            }
         } else {
             // One by one: registration URCs off, or a domain the model lacks (no CS on an
             // NB-IoT-only firmware, say) refused the line.
@@ -494,7 +523,10 @@ impl<'a> Modem<'a> {
                 let _ = send!(self, general::Concat { parts: &[&psm_urc] });
             }
         }
-        self.core.settled.lock(|c| c.set(starts));
+        // Not when the module started again meanwhile: that record could never match.
+        if self.core.state.get().starts() == starts {
+            self.core.mark_start(starts, START_SETTLED);
+        }
         Ok(())
     }
 
@@ -508,7 +540,7 @@ impl<'a> Modem<'a> {
     /// anything.
     pub async fn resume(&self) -> Result<bool, Error> {
         let starts = self.core.state.get().starts();
-        if self.core.settled.lock(Cell::get) == starts {
+        if self.core.marked(starts) & START_SETTLED != 0 {
             return Ok(false);
         }
         self.echo_off().await?;

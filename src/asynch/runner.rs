@@ -80,19 +80,35 @@ impl RunnerParts<'_> {
         }
     }
 
-    /// Reads once from `rx` straight into the digester's line buffer (no copy) and processes
-    /// what came.
-    async fn read_from<R: Read>(&mut self, rx: &mut R) {
-        let buf = self.digester.write_buf();
-        match rx.read(buf).await {
-            Ok(0) => embassy_time::Timer::after_millis(10).await,
-            Ok(n) => {
-                self.digester.advance(n);
-                self.recheck_after_noise();
-            }
-            Err(_) => {
-                warn!("UART read error");
-                embassy_time::Timer::after_millis(10).await
+    /// Reads from `rx` straight into the digester's line buffer (no copy) and processes what
+    /// came, forever; after an empty read or a read error it pauses for 10 ms.
+    ///
+    /// A plain `fn` returning one loop that keeps the two references once (an `async fn`
+    /// read once per round, in a loop around it, kept them three times) and awaits the read
+    /// and the pause from one place each: runner task 464 -> 440 B.
+    #[allow(clippy::manual_async_fn)]
+    fn read_forever<'s, R: Read>(
+        &'s mut self,
+        rx: &'s mut R,
+    ) -> impl core::future::Future<Output = Never> + 's {
+        async move {
+            loop {
+                let buf = self.digester.write_buf();
+                let pause = match rx.read(buf).await {
+                    Ok(0) => true,
+                    Ok(n) => {
+                        self.digester.advance(n);
+                        self.recheck_after_noise();
+                        false
+                    }
+                    Err(_) => {
+                        warn!("UART read error");
+                        true
+                    }
+                };
+                if pause {
+                    embassy_time::Timer::after_millis(10).await;
+                }
             }
         }
     }
@@ -247,11 +263,7 @@ impl<'a, R: Read, W: Write, P: ControlPins, S: SleepControl> Runner<'a, R, W, P,
             }
             let idle = sleep.serve(|| modem.core.channel.try_lock().is_err());
             // Each read lands straight in the line buffer, as much as it has room for.
-            let reader = async {
-                loop {
-                    parts.read_from(&mut rx).await;
-                }
-            };
+            let reader = parts.read_forever(&mut rx);
             // Resets through the control pins, when a handle asks for one. No pin is left
             // asserted by an earlier run.
             if !pins.release() {

@@ -501,14 +501,19 @@ impl<'a> Modem<'a> {
                 ServerAuth::Verify(pem) => Some(pem),
                 ServerAuth::InsecureNoVerify => None,
             };
-            let data: [Option<&[u8]>; 3] = [ca, config.client_cert, config.client_key];
             let mut names: [heapless::String<NAME_LEN>; 3] = Default::default();
-            for ((name, stem), d) in names.iter_mut().zip(STEMS).zip(data) {
-                if let Some(d) = d {
-                    *name = tls_file_name(prefix, stem, ssl_ctx, d)?;
+            {
+                // In a scope of its own: not kept across the context's configuration below
+                // (a value that lives across two awaits has its own room in the future, beside
+                // both): 24 B less in every future that awaits this one.
+                let data: [Option<&[u8]>; 3] = [ca, config.client_cert, config.client_key];
+                for ((name, stem), d) in names.iter_mut().zip(STEMS).zip(data) {
+                    if let Some(d) = d {
+                        *name = tls_file_name(prefix, stem, ssl_ctx, d)?;
+                    }
                 }
+                self.ensure_files(prefix, ssl_ctx, &names, &data).await?;
             }
-            self.ensure_files(prefix, ssl_ctx, &names, &data).await?;
             let fresh = self.core.touch_ssl(ssl_ctx);
             self.configure_ssl_context(ssl_ctx, config, &names, fresh)
                 .await

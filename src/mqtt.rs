@@ -659,21 +659,11 @@ impl<IO: minimq::Io> embedded_io_async::Read for Guard<'_, IO> {
             return Ok(0);
         }
         loop {
+            // The states that read nothing.
             match self.state {
-                GuardState::Pass { left: 0 } => self.state = GuardState::Header,
-                GuardState::Pass { left } => {
-                    let n = out.len().min(left);
-                    let n = self
-                        .inner
-                        .read(out.get_mut(..n).unwrap_or_default())
-                        .await?;
-                    if n > 0 {
-                        // A read returns at most `left` bytes here.
-                        self.state = GuardState::Pass {
-                            left: left.saturating_sub(n),
-                        };
-                    }
-                    return Ok(n);
+                GuardState::Pass { left: 0 } | GuardState::Skip { left: 0, .. } => {
+                    self.state = GuardState::Header;
+                    continue;
                 }
                 GuardState::Replay { pos, body } => {
                     let pending = self.hdr.get(pos..self.hdr_len).unwrap_or_default();
@@ -691,14 +681,61 @@ impl<IO: minimq::Io> embedded_io_async::Read for Guard<'_, IO> {
                     };
                     return Ok(k);
                 }
-                GuardState::Header => {
+                _ => {}
+            }
+            // One read of the transport, awaited from one place: into `out` (a packet passed
+            // or skipped) or the next header byte.
+            let mut want = 0;
+            let buf = match self.state {
+                GuardState::Pass { left } => out.get_mut(..out.len().min(left)),
+                GuardState::Skip { left, publish, .. } => {
+                    // The topic is read into `out` too (minimq's buffer, which the skipped
+                    // bytes pass through anyway) and copied to the log from there.
+                    want = self.topic_wanted(publish).min(left);
+                    out.get_mut(..out.len().min(if want > 0 { want } else { left }))
+                }
+                _ => {
                     let at = self.hdr_len;
-                    let Some(next) = self.hdr.get_mut(at..=at) else {
-                        // Not reached: a fifth length byte ends the header (`remaining`).
-                        self.state = GuardState::Replay { pos: 0, body: 0 };
-                        continue;
+                    match self.hdr.get_mut(at..=at) {
+                        Some(next) => Some(next),
+                        None => {
+                            // Not reached: a fifth length byte ends the header (`remaining`).
+                            self.state = GuardState::Replay { pos: 0, body: 0 };
+                            continue;
+                        }
+                    }
+                }
+            };
+            let n = self.inner.read(buf.unwrap_or_default()).await?;
+            match self.state {
+                GuardState::Pass { left } => {
+                    if n > 0 {
+                        // A read returns at most `left` bytes here.
+                        self.state = GuardState::Pass {
+                            left: left.saturating_sub(n),
+                        };
+                    }
+                    return Ok(n);
+                }
+                GuardState::Skip {
+                    left,
+                    size,
+                    publish,
+                } => {
+                    if want > 0 {
+                        self.topic_read(out.get(..n).unwrap_or_default());
+                    }
+                    if n == 0 {
+                        return Ok(0);
+                    }
+                    self.state = GuardState::Skip {
+                        // A read returns at most `left` bytes here.
+                        left: left.saturating_sub(n),
+                        size,
+                        publish,
                     };
-                    let n = self.inner.read(next).await?;
+                }
+                _ => {
                     if n == 0 {
                         if self.hdr_len == 0 {
                             return Ok(0);
@@ -730,33 +767,6 @@ impl<IO: minimq::Io> embedded_io_async::Read for Guard<'_, IO> {
                             self.hdr_len = 0;
                         }
                     }
-                }
-                GuardState::Skip { left: 0, .. } => self.state = GuardState::Header,
-                GuardState::Skip {
-                    left,
-                    size,
-                    publish,
-                } => {
-                    // The topic is read into `out` too (minimq's buffer, which the skipped
-                    // bytes pass through anyway) and copied to the log from there.
-                    let want = self.topic_wanted(publish).min(left);
-                    let n = out.len().min(if want > 0 { want } else { left });
-                    let n = self
-                        .inner
-                        .read(out.get_mut(..n).unwrap_or_default())
-                        .await?;
-                    if want > 0 {
-                        self.topic_read(out.get(..n).unwrap_or_default());
-                    }
-                    if n == 0 {
-                        return Ok(0);
-                    }
-                    self.state = GuardState::Skip {
-                        // A read returns at most `left` bytes here.
-                        left: left.saturating_sub(n),
-                        size,
-                        publish,
-                    };
                 }
             }
         }

@@ -414,21 +414,20 @@ impl<'a> Modem<'a> {
         self.core.model.lock(|m| m.set(model));
         // The revision may change with a firmware update (which reboots the module), so `ATI`
         // is sent again; the IMEI cannot, so `AT+CGSN` is sent once per driver start.
-        let (len, kept) = self.core.imei.lock(Cell::get);
-        let imei: heapless::String<20> = if len > 0 {
-            crate::at::parse::to_string(kept.get(..usize::from(len)).unwrap_or_default())?
-        } else {
+        if self.core.imei.lock(Cell::get).0 == 0 {
             let read = send!(self, general::Imei)?;
-            let imei = crate::at::parse::to_string(read.as_bytes())?;
             let mut bytes = [0; 20];
-            for (d, s) in bytes.iter_mut().zip(imei.as_bytes()) {
+            for (d, s) in bytes.iter_mut().zip(read.as_bytes()) {
                 *d = *s;
             }
-            // At most 20 bytes (0, not kept, cannot happen).
-            let len = u8::try_from(imei.len()).unwrap_or(0);
+            // At most 17 bytes (0, not kept, cannot happen).
+            let len = u8::try_from(read.len()).unwrap_or(0);
             self.core.imei.lock(|i| i.set((len, bytes)));
-            imei
-        };
+        }
+        // Read back from where it is kept: one conversion for both paths.
+        let (len, kept) = self.core.imei.lock(Cell::get);
+        let imei: heapless::String<20> =
+            crate::at::parse::to_string(kept.get(..usize::from(len)).unwrap_or_default())?;
         let model_name = crate::util::truncated(&ati.model);
         let revision = crate::util::truncated(&ati.revision);
         info!("modem identified");

@@ -454,9 +454,13 @@ impl<'a> Modem<'a> {
     ) -> impl core::future::Future<Output = Result<(), Error>> + 'd {
         async move {
             for name in names {
+                // Checked once: both pieces then fit.
+                if prefix.len().saturating_add(name.len()) > NAME_LEN + 4 {
+                    return Err(Error::Overflow);
+                }
                 let mut full: heapless::String<{ NAME_LEN + 4 }> = heapless::String::new();
-                full.push_str(prefix).map_err(|_| Error::Overflow)?;
-                full.push_str(name).map_err(|_| Error::Overflow)?;
+                let _ = full.push_str(prefix);
+                let _ = full.push_str(name);
                 match send!(self, Delete { name: &full }) {
                     Ok(()) | Err(Error::Cme(crate::CmeError::FILE_NOT_FOUND)) => {}
                     Err(e) => return Err(e),

@@ -298,13 +298,14 @@ pub fn check_filter(filter: &str) -> Result<(), MqttError> {
             max: MAX_TOPIC_LEN,
         });
     }
-    let mut previous = None;
-    let mut bytes = filter.bytes().peekable();
-    while let Some(c) = bytes.next() {
-        let next = bytes.peek().copied();
-        let level_starts = previous.is_none_or(|p| p == b'/');
+    // A level starts at the beginning as after a `/`.
+    let mut previous = b'/';
+    let bytes = filter.as_bytes();
+    for (i, &c) in bytes.iter().enumerate() {
+        let next = bytes.get(i.wrapping_add(1)).copied();
+        let level_starts = previous == b'/';
         let level_ends = next.is_none_or(|n| n == b'/');
-        previous = Some(c);
+        previous = c;
         match c {
             0 => return Err(MqttError::InvalidTopic),
             b'#' if !level_starts || next.is_some() => return Err(MqttError::InvalidFilter),
@@ -1056,13 +1057,15 @@ impl<'c: 'buf, 'buf> Mqtt<'c, 'buf> {
             return Duration::from_ticks(0);
         }
         let shift = self.failures.saturating_sub(1).min(16);
-        let base = self
-            .config
-            .backoff_min
-            .get()
-            .as_millis()
-            .saturating_mul(1 << shift)
-            .min(self.config.backoff_max.get().as_millis());
+        // In milliseconds as kept (`Millis`): at most `backoff_max`, so a `u32`, and the
+        // arithmetic below needs no 64-bit division.
+        let max = self.config.backoff_max.0;
+        let base = u32::try_from(
+            u64::from(self.config.backoff_min.0)
+                .saturating_mul(1 << shift)
+                .min(u64::from(max)),
+        )
+        .unwrap_or(max);
         // xorshift32
         let mut x = self.jitter ^ (Instant::now().as_ticks() as u32);
         x ^= x << 13;
@@ -1070,12 +1073,12 @@ impl<'c: 'buf, 'buf> Mqtt<'c, 'buf> {
         x ^= x << 5;
         self.jitter = x;
         let cut = if base > 1 {
-            u64::from(x).checked_rem(base / 2).unwrap_or(0)
+            x.checked_rem(base / 2).unwrap_or(0)
         } else {
             0
         };
         // `cut` < `base / 2`.
-        Duration::from_millis(base.saturating_sub(cut))
+        Duration::from_millis(u64::from(base.saturating_sub(cut)))
     }
 
     /// Brings up what the link needs: the modem after a reboot (start-up, TLS context), and
@@ -1923,13 +1926,6 @@ impl Stamp {
         // The low 32 bits on purpose: only the time since the stamp is read back.
         Stamp(Instant::now().as_millis() as u32)
     }
-
-    /// The moment as an [`Instant`] (in the millisecond it was taken).
-    fn instant(self) -> Instant {
-        let now = Instant::now().as_millis();
-        let ago = (now as u32).wrapping_sub(self.0);
-        Instant::from_millis(now.saturating_sub(u64::from(ago)))
-    }
 }
 
 impl<'s, 'buf, IO: MqttIo> MqttConnection<'s, 'buf, IO> {
@@ -2042,14 +2038,20 @@ impl<'s, 'buf, IO: MqttIo> MqttConnection<'s, 'buf, IO> {
             self.resending = false;
             return None;
         }
+        // The oldest stamp's age, read against one `now`.
+        let now = Instant::now().as_millis();
+        let age = |t: &Stamp| (now as u32).wrapping_sub(t.0);
         let oldest = match (
-            self.waiting.front().map(|(_, t)| t.instant()),
-            self.resending.then(|| self.resent_since.instant()),
+            self.waiting.front().map(|(_, t)| age(t)),
+            self.resending.then(|| age(&self.resent_since)),
         ) {
-            (Some(a), Some(b)) => Some(a.min(b)),
+            (Some(a), Some(b)) => Some(a.max(b)),
             (a, b) => a.or(b),
         };
-        oldest.map(|t| t.saturating_add(self.ack_timeout.get()))
+        oldest.map(|ago| {
+            Instant::from_millis(now.saturating_sub(u64::from(ago)))
+                .saturating_add(self.ack_timeout.get())
+        })
     }
 
     /// Waits for the next message. The acknowledgement timeout ([`MqttConfig::ack_timeout`])

@@ -1246,37 +1246,43 @@ impl<'c: 'buf, 'buf> Mqtt<'c, 'buf> {
         })
     }
 
-    async fn establish_v5<'s, IO: MqttIo>(
+    // A plain `fn` returning an `async move` block: an `async fn` keeps its six arguments
+    // twice in its future.
+    #[allow(clippy::manual_async_fn)]
+    fn establish_v5<'s, IO: MqttIo>(
         session: &'s mut minimq::Session<'buf>,
         subscriptions: &Subscriptions<'_>,
         ack_timeout: Duration,
         rx_size: usize,
         dropped: &'s DropCell,
         io: IO,
-    ) -> Result<(Conn<'s, 'buf, IO>, bool), MqttError> {
-        let io = Guard::new(io, rx_size, dropped);
-        // minimq waits for the CONNACK without a deadline: a broker that never answers (frozen,
-        // overloaded, or its CONNACK lost with a `recv` URC) would hold this attempt forever.
-        let mut conn = match with_timeout(ack_timeout, session.connect(io)).await {
-            Ok(Ok(c)) => c,
-            Ok(Err(e)) => return Err(map_err(e)),
-            Err(_) => {
-                warn!("no CONNACK within the acknowledgement timeout");
-                return Err(MqttError::AckTimeout);
+    ) -> impl core::future::Future<Output = Result<(Conn<'s, 'buf, IO>, bool), MqttError>> {
+        async move {
+            let io = Guard::new(io, rx_size, dropped);
+            // minimq waits for the CONNACK without a deadline: a broker that never answers
+            // (frozen, overloaded, or its CONNACK lost with a `recv` URC) would hold this
+            // attempt forever.
+            let mut conn = match with_timeout(ack_timeout, session.connect(io)).await {
+                Ok(Ok(c)) => c,
+                Ok(Err(e)) => return Err(map_err(e)),
+                Err(_) => {
+                    warn!("no CONNACK within the acknowledgement timeout");
+                    return Err(MqttError::AckTimeout);
+                }
+            };
+            let resumed = conn.connect_event() == ConnectEvent::Reconnected;
+            if !resumed && !subscriptions.is_empty() {
+                let mut filters: heapless::Vec<minimq::TopicFilter<'_>, MAX_SUBSCRIPTIONS> =
+                    heapless::Vec::new();
+                for (topic, qos) in subscriptions.iter() {
+                    let f = minimq::TopicFilter::new(topic)
+                        .options(minimq::SubscriptionOptions::default().maximum_qos(qos));
+                    let _ = filters.push(f);
+                }
+                conn.subscribe(&filters, &[]).await.map_err(map_err)?;
             }
-        };
-        let resumed = conn.connect_event() == ConnectEvent::Reconnected;
-        if !resumed && !subscriptions.is_empty() {
-            let mut filters: heapless::Vec<minimq::TopicFilter<'_>, MAX_SUBSCRIPTIONS> =
-                heapless::Vec::new();
-            for (topic, qos) in subscriptions.iter() {
-                let f = minimq::TopicFilter::new(topic)
-                    .options(minimq::SubscriptionOptions::default().maximum_qos(qos));
-                let _ = filters.push(f);
-            }
-            conn.subscribe(&filters, &[]).await.map_err(map_err)?;
+            Ok((Conn::V5(conn), resumed))
         }
-        Ok((Conn::V5(conn), resumed))
     }
 
     #[cfg(feature = "mqtt311")]

@@ -298,13 +298,14 @@ pub fn check_filter(filter: &str) -> Result<(), MqttError> {
             max: MAX_TOPIC_LEN,
         });
     }
-    let mut previous = None;
-    let mut bytes = filter.bytes().peekable();
-    while let Some(c) = bytes.next() {
-        let next = bytes.peek().copied();
-        let level_starts = previous.is_none_or(|p| p == b'/');
+    // A level starts at the beginning as after a `/`.
+    let mut previous = b'/';
+    let bytes = filter.as_bytes();
+    for (i, &c) in bytes.iter().enumerate() {
+        let next = bytes.get(i.wrapping_add(1)).copied();
+        let level_starts = previous == b'/';
         let level_ends = next.is_none_or(|n| n == b'/');
-        previous = Some(c);
+        previous = c;
         match c {
             0 => return Err(MqttError::InvalidTopic),
             b'#' if !level_starts || next.is_some() => return Err(MqttError::InvalidFilter),
@@ -659,21 +660,11 @@ impl<IO: minimq::Io> embedded_io_async::Read for Guard<'_, IO> {
             return Ok(0);
         }
         loop {
+            // The states that read nothing.
             match self.state {
-                GuardState::Pass { left: 0 } => self.state = GuardState::Header,
-                GuardState::Pass { left } => {
-                    let n = out.len().min(left);
-                    let n = self
-                        .inner
-                        .read(out.get_mut(..n).unwrap_or_default())
-                        .await?;
-                    if n > 0 {
-                        // A read returns at most `left` bytes here.
-                        self.state = GuardState::Pass {
-                            left: left.saturating_sub(n),
-                        };
-                    }
-                    return Ok(n);
+                GuardState::Pass { left: 0 } | GuardState::Skip { left: 0, .. } => {
+                    self.state = GuardState::Header;
+                    continue;
                 }
                 GuardState::Replay { pos, body } => {
                     let pending = self.hdr.get(pos..self.hdr_len).unwrap_or_default();
@@ -691,14 +682,61 @@ impl<IO: minimq::Io> embedded_io_async::Read for Guard<'_, IO> {
                     };
                     return Ok(k);
                 }
-                GuardState::Header => {
+                _ => {}
+            }
+            // One read of the transport, awaited from one place: into `out` (a packet passed
+            // or skipped) or the next header byte.
+            let mut want = 0;
+            let buf = match self.state {
+                GuardState::Pass { left } => out.get_mut(..out.len().min(left)),
+                GuardState::Skip { left, publish, .. } => {
+                    // The topic is read into `out` too (minimq's buffer, which the skipped
+                    // bytes pass through anyway) and copied to the log from there.
+                    want = self.topic_wanted(publish).min(left);
+                    out.get_mut(..out.len().min(if want > 0 { want } else { left }))
+                }
+                _ => {
                     let at = self.hdr_len;
-                    let Some(next) = self.hdr.get_mut(at..=at) else {
-                        // Not reached: a fifth length byte ends the header (`remaining`).
-                        self.state = GuardState::Replay { pos: 0, body: 0 };
-                        continue;
+                    match self.hdr.get_mut(at..=at) {
+                        Some(next) => Some(next),
+                        None => {
+                            // Not reached: a fifth length byte ends the header (`remaining`).
+                            self.state = GuardState::Replay { pos: 0, body: 0 };
+                            continue;
+                        }
+                    }
+                }
+            };
+            let n = self.inner.read(buf.unwrap_or_default()).await?;
+            match self.state {
+                GuardState::Pass { left } => {
+                    if n > 0 {
+                        // A read returns at most `left` bytes here.
+                        self.state = GuardState::Pass {
+                            left: left.saturating_sub(n),
+                        };
+                    }
+                    return Ok(n);
+                }
+                GuardState::Skip {
+                    left,
+                    size,
+                    publish,
+                } => {
+                    if want > 0 {
+                        self.topic_read(out.get(..n).unwrap_or_default());
+                    }
+                    if n == 0 {
+                        return Ok(0);
+                    }
+                    self.state = GuardState::Skip {
+                        // A read returns at most `left` bytes here.
+                        left: left.saturating_sub(n),
+                        size,
+                        publish,
                     };
-                    let n = self.inner.read(next).await?;
+                }
+                _ => {
                     if n == 0 {
                         if self.hdr_len == 0 {
                             return Ok(0);
@@ -730,33 +768,6 @@ impl<IO: minimq::Io> embedded_io_async::Read for Guard<'_, IO> {
                             self.hdr_len = 0;
                         }
                     }
-                }
-                GuardState::Skip { left: 0, .. } => self.state = GuardState::Header,
-                GuardState::Skip {
-                    left,
-                    size,
-                    publish,
-                } => {
-                    // The topic is read into `out` too (minimq's buffer, which the skipped
-                    // bytes pass through anyway) and copied to the log from there.
-                    let want = self.topic_wanted(publish).min(left);
-                    let n = out.len().min(if want > 0 { want } else { left });
-                    let n = self
-                        .inner
-                        .read(out.get_mut(..n).unwrap_or_default())
-                        .await?;
-                    if want > 0 {
-                        self.topic_read(out.get(..n).unwrap_or_default());
-                    }
-                    if n == 0 {
-                        return Ok(0);
-                    }
-                    self.state = GuardState::Skip {
-                        // A read returns at most `left` bytes here.
-                        left: left.saturating_sub(n),
-                        size,
-                        publish,
-                    };
                 }
             }
         }
@@ -1046,13 +1057,15 @@ impl<'c: 'buf, 'buf> Mqtt<'c, 'buf> {
             return Duration::from_ticks(0);
         }
         let shift = self.failures.saturating_sub(1).min(16);
-        let base = self
-            .config
-            .backoff_min
-            .get()
-            .as_millis()
-            .saturating_mul(1 << shift)
-            .min(self.config.backoff_max.get().as_millis());
+        // In milliseconds as kept (`Millis`): at most `backoff_max`, so a `u32`, and the
+        // arithmetic below needs no 64-bit division.
+        let max = self.config.backoff_max.0;
+        let base = u32::try_from(
+            u64::from(self.config.backoff_min.0)
+                .saturating_mul(1 << shift)
+                .min(u64::from(max)),
+        )
+        .unwrap_or(max);
         // xorshift32
         let mut x = self.jitter ^ (Instant::now().as_ticks() as u32);
         x ^= x << 13;
@@ -1060,12 +1073,12 @@ impl<'c: 'buf, 'buf> Mqtt<'c, 'buf> {
         x ^= x << 5;
         self.jitter = x;
         let cut = if base > 1 {
-            u64::from(x).checked_rem(base / 2).unwrap_or(0)
+            x.checked_rem(base / 2).unwrap_or(0)
         } else {
             0
         };
         // `cut` < `base / 2`.
-        Duration::from_millis(base.saturating_sub(cut))
+        Duration::from_millis(u64::from(base.saturating_sub(cut)))
     }
 
     /// Brings up what the link needs: the modem after a reboot (start-up, TLS context), and
@@ -1233,37 +1246,43 @@ impl<'c: 'buf, 'buf> Mqtt<'c, 'buf> {
         })
     }
 
-    async fn establish_v5<'s, IO: MqttIo>(
+    // A plain `fn` returning an `async move` block: an `async fn` keeps its six arguments
+    // twice in its future.
+    #[allow(clippy::manual_async_fn)]
+    fn establish_v5<'s, IO: MqttIo>(
         session: &'s mut minimq::Session<'buf>,
         subscriptions: &Subscriptions<'_>,
         ack_timeout: Duration,
         rx_size: usize,
         dropped: &'s DropCell,
         io: IO,
-    ) -> Result<(Conn<'s, 'buf, IO>, bool), MqttError> {
-        let io = Guard::new(io, rx_size, dropped);
-        // minimq waits for the CONNACK without a deadline: a broker that never answers (frozen,
-        // overloaded, or its CONNACK lost with a `recv` URC) would hold this attempt forever.
-        let mut conn = match with_timeout(ack_timeout, session.connect(io)).await {
-            Ok(Ok(c)) => c,
-            Ok(Err(e)) => return Err(map_err(e)),
-            Err(_) => {
-                warn!("no CONNACK within the acknowledgement timeout");
-                return Err(MqttError::AckTimeout);
+    ) -> impl core::future::Future<Output = Result<(Conn<'s, 'buf, IO>, bool), MqttError>> {
+        async move {
+            let io = Guard::new(io, rx_size, dropped);
+            // minimq waits for the CONNACK without a deadline: a broker that never answers
+            // (frozen, overloaded, or its CONNACK lost with a `recv` URC) would hold this
+            // attempt forever.
+            let mut conn = match with_timeout(ack_timeout, session.connect(io)).await {
+                Ok(Ok(c)) => c,
+                Ok(Err(e)) => return Err(map_err(e)),
+                Err(_) => {
+                    warn!("no CONNACK within the acknowledgement timeout");
+                    return Err(MqttError::AckTimeout);
+                }
+            };
+            let resumed = conn.connect_event() == ConnectEvent::Reconnected;
+            if !resumed && !subscriptions.is_empty() {
+                let mut filters: heapless::Vec<minimq::TopicFilter<'_>, MAX_SUBSCRIPTIONS> =
+                    heapless::Vec::new();
+                for (topic, qos) in subscriptions.iter() {
+                    let f = minimq::TopicFilter::new(topic)
+                        .options(minimq::SubscriptionOptions::default().maximum_qos(qos));
+                    let _ = filters.push(f);
+                }
+                conn.subscribe(&filters, &[]).await.map_err(map_err)?;
             }
-        };
-        let resumed = conn.connect_event() == ConnectEvent::Reconnected;
-        if !resumed && !subscriptions.is_empty() {
-            let mut filters: heapless::Vec<minimq::TopicFilter<'_>, MAX_SUBSCRIPTIONS> =
-                heapless::Vec::new();
-            for (topic, qos) in subscriptions.iter() {
-                let f = minimq::TopicFilter::new(topic)
-                    .options(minimq::SubscriptionOptions::default().maximum_qos(qos));
-                let _ = filters.push(f);
-            }
-            conn.subscribe(&filters, &[]).await.map_err(map_err)?;
+            Ok((Conn::V5(conn), resumed))
         }
-        Ok((Conn::V5(conn), resumed))
     }
 
     #[cfg(feature = "mqtt311")]
@@ -1913,13 +1932,6 @@ impl Stamp {
         // The low 32 bits on purpose: only the time since the stamp is read back.
         Stamp(Instant::now().as_millis() as u32)
     }
-
-    /// The moment as an [`Instant`] (in the millisecond it was taken).
-    fn instant(self) -> Instant {
-        let now = Instant::now().as_millis();
-        let ago = (now as u32).wrapping_sub(self.0);
-        Instant::from_millis(now.saturating_sub(u64::from(ago)))
-    }
 }
 
 impl<'s, 'buf, IO: MqttIo> MqttConnection<'s, 'buf, IO> {
@@ -2032,14 +2044,20 @@ impl<'s, 'buf, IO: MqttIo> MqttConnection<'s, 'buf, IO> {
             self.resending = false;
             return None;
         }
+        // The oldest stamp's age, read against one `now`.
+        let now = Instant::now().as_millis();
+        let age = |t: &Stamp| (now as u32).wrapping_sub(t.0);
         let oldest = match (
-            self.waiting.front().map(|(_, t)| t.instant()),
-            self.resending.then(|| self.resent_since.instant()),
+            self.waiting.front().map(|(_, t)| age(t)),
+            self.resending.then(|| age(&self.resent_since)),
         ) {
-            (Some(a), Some(b)) => Some(a.min(b)),
+            (Some(a), Some(b)) => Some(a.max(b)),
             (a, b) => a.or(b),
         };
-        oldest.map(|t| t.saturating_add(self.ack_timeout.get()))
+        oldest.map(|ago| {
+            Instant::from_millis(now.saturating_sub(u64::from(ago)))
+                .saturating_add(self.ack_timeout.get())
+        })
     }
 
     /// Waits for the next message. The acknowledgement timeout ([`MqttConfig::ack_timeout`])

@@ -125,7 +125,7 @@ impl<'c> Channel<'c> {
             }
             let core = self.m.core;
             if core.shared.current().is_some() {
-                let boots = core.state.get().starts();
+                let boots = core.starts();
                 let r = embassy_time::with_deadline(
                     self.st.last_deadline,
                     SharedOrRestart {
@@ -337,7 +337,7 @@ impl<'c> Channel<'c> {
             self.cooldown().await;
             let core = self.m.core;
             let r = {
-                let boots = core.state.get().starts();
+                let boots = core.starts();
                 let timeout = u64::from(timeout_ms) + WRITE_ALLOWANCE_MS;
                 self.st.last_deadline =
                     Instant::now().saturating_add(Duration::from_millis(timeout));
@@ -455,13 +455,13 @@ impl<'c> Channel<'c> {
     ) -> super::outline::Outlined<impl core::future::Future<Output = Result<usize, Error>> + '_>
     {
         super::outline::Outlined(async move {
-            let boots = self.m.core.state.get().starts();
+            let boots = self.m.core.starts();
             loop {
                 let Some(mut op) = self.st.tx else {
                     return Ok(0);
                 };
                 let slot = usize::from(op.slot);
-                if self.m.core.state.get().starts() != boots {
+                if self.m.core.starts() != boots {
                     self.st.tx = None;
                     return Err(Error::Rebooted);
                 }

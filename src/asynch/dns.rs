@@ -84,7 +84,7 @@ impl<'a> Modem<'a> {
             return Err(Error::OutOfRange);
         }
         let _holder = hold(&self.core.state).await;
-        let boots = self.core.state.get().starts();
+        let boots = self.core.starts();
 
         // Results still owed to earlier (dropped) lookups come first.
         let earlier = self.core.state.dns();

@@ -144,10 +144,24 @@ impl Core {
         core
     }
 
+    /// Every `RDY` seen ([`State::starts`](crate::state::State::starts)), read out of line:
+    /// one critical section and state copy for the flows' many checks, not one inlined in each.
+    #[inline(never)]
+    pub(crate) fn starts(&self) -> u32 {
+        self.state.get().starts()
+    }
+
+    /// The boots seen ([`State::boots`](crate::state::State::boots)), out of line as
+    /// [`Core::starts`].
+    #[inline(never)]
+    pub(crate) fn boots(&self) -> u32 {
+        self.state.get().boots
+    }
+
     /// Whether every registration change of the current boot comes as a URC (see `urcs_on`).
     pub(crate) fn registration_urcs_since_boot(&self) -> bool {
         // Keyed on every `RDY`: a PSM wake forgets the URC settings as a boot does.
-        let boots = self.state.get().starts();
+        let boots = self.starts();
         boots > 0 && self.marked(boots) & START_URCS != 0
     }
 
@@ -161,7 +175,7 @@ impl Core {
 
     /// Records that context `cid` is active (`true`) or not.
     pub(crate) fn set_active(&self, cid: u8, active: bool) {
-        let now = self.state.get().boots;
+        let now = self.boots();
         self.pdp_active.lock(|c| {
             let (boots, mask) = c.get();
             let mask = if boots == now { mask } else { 0 };
@@ -176,7 +190,7 @@ impl Core {
     /// context since.
     pub(crate) fn touch_ssl(&self, ctx: u8) -> bool {
         // SSL contexts are not kept through a PSM sleep either.
-        let now = self.state.get().starts();
+        let now = self.starts();
         // `ctx` is 0 to 5 (checked by the callers).
         let bit = 1 << ctx;
         now > 0 && self.mark_start(now, bit) & bit == 0
@@ -414,21 +428,20 @@ impl<'a> Modem<'a> {
         self.core.model.lock(|m| m.set(model));
         // The revision may change with a firmware update (which reboots the module), so `ATI`
         // is sent again; the IMEI cannot, so `AT+CGSN` is sent once per driver start.
-        let (len, kept) = self.core.imei.lock(Cell::get);
-        let imei: heapless::String<20> = if len > 0 {
-            crate::at::parse::to_string(kept.get(..usize::from(len)).unwrap_or_default())?
-        } else {
+        if self.core.imei.lock(Cell::get).0 == 0 {
             let read = send!(self, general::Imei)?;
-            let imei = crate::at::parse::to_string(read.as_bytes())?;
             let mut bytes = [0; 20];
-            for (d, s) in bytes.iter_mut().zip(imei.as_bytes()) {
+            for (d, s) in bytes.iter_mut().zip(read.as_bytes()) {
                 *d = *s;
             }
-            // At most 20 bytes (0, not kept, cannot happen).
-            let len = u8::try_from(imei.len()).unwrap_or(0);
+            // At most 17 bytes (0, not kept, cannot happen).
+            let len = u8::try_from(read.len()).unwrap_or(0);
             self.core.imei.lock(|i| i.set((len, bytes)));
-            imei
-        };
+        }
+        // Read back from where it is kept: one conversion for both paths.
+        let (len, kept) = self.core.imei.lock(Cell::get);
+        let imei: heapless::String<20> =
+            crate::at::parse::to_string(kept.get(..usize::from(len)).unwrap_or_default())?;
         let model_name = crate::util::truncated(&ati.model);
         let revision = crate::util::truncated(&ati.revision);
         info!("modem identified");
@@ -483,7 +496,7 @@ impl<'a> Modem<'a> {
         let cmee = general::SetCmee(1);
         let urcs = [RegDomain::Cs, RegDomain::Ps, RegDomain::Eps]
             .map(|domain| SetRegistrationUrc { domain, mode: 2 });
-        let starts = self.core.state.get().starts();
+        let starts = self.core.starts();
         // `AT+QCFG="psm/urc",1`, when this driver switched it on, goes on the same line (and
         // through the same code: no send of its own in every firmware).
         let psm_urc = crate::command::power::SetPsmUrc(true);
@@ -500,7 +513,7 @@ impl<'a> Modem<'a> {
         let together =
             self.core.config.registration_urcs && send!(self, general::Concat { parts }).is_ok();
         if together {
-            if self.core.state.get().starts() == starts {
+            if self.core.starts() == starts {
                 self.core.mark_start(starts, START_URCS);
             }
         } else {
@@ -524,7 +537,7 @@ impl<'a> Modem<'a> {
             }
         }
         // Not when the module started again meanwhile: that record could never match.
-        if self.core.state.get().starts() == starts {
+        if self.core.starts() == starts {
             self.core.mark_start(starts, START_SETTLED);
         }
         Ok(())
@@ -539,7 +552,7 @@ impl<'a> Modem<'a> {
     /// when the settings of the current start are already applied. Returns whether it sent
     /// anything.
     pub async fn resume(&self) -> Result<bool, Error> {
-        let starts = self.core.state.get().starts();
+        let starts = self.core.starts();
         if self.core.marked(starts) & START_SETTLED != 0 {
             return Ok(false);
         }
@@ -594,7 +607,7 @@ impl<'a> Modem<'a> {
     /// How many times the modem has booted (`RDY` not after `PSM POWER DOWN`) since the driver
     /// started.
     pub fn boots(&self) -> u32 {
-        self.core.state.get().boots
+        self.core.boots()
     }
 
     /// How many times the modem woke from PSM (`RDY` after `PSM POWER DOWN`) since the driver
@@ -606,7 +619,7 @@ impl<'a> Modem<'a> {
 
     /// Boots plus PSM wakes: every `RDY` since the driver started.
     pub fn starts(&self) -> u32 {
-        self.core.state.get().starts()
+        self.core.starts()
     }
 
     /// Whether the module answers `AT` within [`Config::startup_timeout`] (tried every 300 ms).

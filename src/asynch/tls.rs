@@ -7,9 +7,8 @@ use super::Modem;
 use super::modem::send;
 use crate::Error;
 use crate::at::expect::Expect;
-use crate::at::parse::{all, next, quoted, uint};
 use crate::at::response::Response;
-use crate::command::file::{Delete, FileEntry, List, Upload, UploadData, checksum};
+use crate::command::file::{Delete, FileEntry, List, Upload, UploadData, checksum, listed_file};
 use crate::command::general::{Concat, LinePart, Setting};
 use crate::command::socket::{SslConfigure, SslOption};
 use crate::command::{CmdWriter, Command};
@@ -157,25 +156,37 @@ fn tls_file_name(
     data: &[u8],
 ) -> Result<heapless::String<NAME_LEN>, Error> {
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut s = heapless::String::new();
+    if ctx > 9 {
+        return Err(Error::InvalidArgument);
+    }
     let digest = crc32(data);
-    let mut tail = *b"_00000000.pem";
-    let [_, digits @ .., _, _, _, _] = &mut tail;
-    for (c, shift) in digits.iter_mut().zip([28, 24, 20, 16, 12, 8, 4, 0]) {
+    // The context's digit, then `_<8 hex digits>.pem`: ASCII, written in place.
+    let mut tail = *b"0_00000000.pem";
+    let [digit, _, digits @ .., _, _, _, _] = &mut tail;
+    *digit = b'0'.wrapping_add(ctx);
+    let mut shift = 32u32;
+    for c in digits.iter_mut() {
+        shift = shift.wrapping_sub(4);
         // A nibble: always in the table.
         *c = HEX
-            .get((digest >> shift & 0xf) as usize)
+            .get((digest.wrapping_shr(shift) & 0xf) as usize)
             .copied()
             .unwrap_or(b'0');
     }
-    s.push_str(prefix).map_err(|_| Error::Overflow)?;
-    s.push_str(stem).map_err(|_| Error::Overflow)?;
-    let digit = char::from_digit(u32::from(ctx), 10).ok_or(Error::InvalidArgument)?;
-    s.push(digit).map_err(|_| Error::Overflow)?;
-    // The tail is ASCII.
-    for &b in &tail {
-        s.push(char::from(b)).map_err(|_| Error::Overflow)?;
+    // Checked once: the three pieces then fit.
+    if prefix
+        .len()
+        .saturating_add(stem.len())
+        .saturating_add(tail.len())
+        > NAME_LEN
+    {
+        return Err(Error::Overflow);
     }
+    let mut s = heapless::String::new();
+    let _ = s.push_str(prefix);
+    let _ = s.push_str(stem);
+    // The tail is ASCII.
+    let _ = s.push_str(core::str::from_utf8(&tail).unwrap_or_default());
     Ok(s)
 }
 
@@ -187,13 +198,15 @@ fn bare(name: &str) -> &str {
 /// Whether `name` (bare) is a file [`Modem::configure_tls`] stored for context `ctx`, now
 /// (`qca1_<hex>.pem`) or before file names carried a digest (`qca1.pem`).
 fn is_ours(name: &str, ctx: u8) -> bool {
-    let Some(digit) = char::from_digit(u32::from(ctx), 10) else {
+    if ctx > 9 {
         return false;
-    };
+    }
+    let digit = [b'0'.wrapping_add(ctx)];
     STEMS.iter().any(|stem| {
-        name.strip_prefix(stem)
-            .and_then(|r| r.strip_prefix(digit))
-            .is_some_and(|r| r == ".pem" || (r.starts_with('_') && r.ends_with(".pem")))
+        name.as_bytes()
+            .strip_prefix(stem.as_bytes())
+            .and_then(|r| r.strip_prefix(&digit))
+            .is_some_and(|r| r == b".pem" || (r.starts_with(b"_") && r.ends_with(b".pem")))
     })
 }
 
@@ -261,7 +274,7 @@ impl TlsListing<'_> {
     /// error (the lines before it are in `found`).
     fn list_into(&self, found: &mut Found, resp: &Response<'_>) -> Result<(), Error> {
         for line in resp.prefixed(b"+QFLST:") {
-            let (name, size) = all((quoted, next(uint)), line)?;
+            let (name, size) = listed_file(line).ok_or(Error::Parse)?;
             let Ok(name) = core::str::from_utf8(name) else {
                 continue;
             };
@@ -441,9 +454,13 @@ impl<'a> Modem<'a> {
     ) -> impl core::future::Future<Output = Result<(), Error>> + 'd {
         async move {
             for name in names {
+                // Checked once: both pieces then fit.
+                if prefix.len().saturating_add(name.len()) > NAME_LEN + 4 {
+                    return Err(Error::Overflow);
+                }
                 let mut full: heapless::String<{ NAME_LEN + 4 }> = heapless::String::new();
-                full.push_str(prefix).map_err(|_| Error::Overflow)?;
-                full.push_str(name).map_err(|_| Error::Overflow)?;
+                let _ = full.push_str(prefix);
+                let _ = full.push_str(name);
                 match send!(self, Delete { name: &full }) {
                     Ok(()) | Err(Error::Cme(crate::CmeError::FILE_NOT_FOUND)) => {}
                     Err(e) => return Err(e),
@@ -677,6 +694,18 @@ mod tests {
     fn names() {
         let n = tls_file_name("UFS:", "qkey", 5, b"123456789").unwrap();
         assert_eq!(n.as_str(), "UFS:qkey5_cbf43926.pem");
+        assert_eq!(
+            tls_file_name("", "qca", 0, b"").unwrap().as_str(),
+            "qca0_00000000.pem"
+        );
+        assert_eq!(
+            tls_file_name("", "qca", 10, b""),
+            Err(Error::InvalidArgument)
+        );
+        assert_eq!(
+            tls_file_name("UFS:long/", "qkey", 5, b""),
+            Err(Error::Overflow)
+        );
         assert!(is_ours("qkey5_cbf43926.pem", 5));
         assert!(is_ours("qca1.pem", 1));
         assert!(!is_ours("qca1.pem", 2));

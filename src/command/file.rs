@@ -3,7 +3,6 @@
 use super::{CmdWriter, Command};
 use crate::Error;
 use crate::at::expect::Expect;
-use crate::at::parse::{all, next, quoted, uint};
 use crate::at::response::Response;
 
 /// The module's upload checksum: XOR of the data taken as big-endian 16-bit words (an odd last
@@ -80,7 +79,7 @@ impl Command for UploadData {
         let text = resp.first()?;
         let comma = text.iter().position(|&b| b == b',').ok_or(Error::Parse)?;
         let (size, hex) = text.split_at(comma);
-        let size = all(uint, size)?;
+        let [size] = crate::at::parse::uints(size).ok_or(Error::Parse)?;
         // What `u16::from_str_radix(_, 16)` takes (an optional `+`, hex digits), by hand.
         let hex = crate::error::trim_ascii(hex.get(1..).unwrap_or_default());
         let sum = crate::at::urc::hex_u32(hex)
@@ -127,6 +126,19 @@ pub struct FileEntry {
     pub size: u32,
 }
 
+/// A `+QFLST: "<name>",<size>` line's name and size (after the prefix; trailing spaces
+/// allowed), read by hand: what `all((quoted, next(uint)), line)` accepts, without a nom parser.
+pub(crate) fn listed_file(line: &[u8]) -> Option<(&[u8], u32)> {
+    let quoted = line.strip_prefix(b"\"")?;
+    let end = quoted.iter().position(|&b| b == b'"')?;
+    let (name, rest) = quoted.split_at(end);
+    let rest = crate::at::parse::after_comma(rest.get(1..)?)?;
+    let (rest, size) = crate::at::parse::read_uint(rest)?;
+    crate::at::parse::skip_space(rest)
+        .is_empty()
+        .then_some((name, size))
+}
+
 /// `AT+QFLST="<pattern>"` (e.g. `"*"` or `"UFS:*"`): up to 16 files.
 #[derive(Clone, Copy, Debug)]
 pub struct List<'a> {
@@ -145,7 +157,7 @@ impl Command for List<'_> {
     fn parse(&self, resp: &Response<'_>) -> Result<Self::Response, Error> {
         let mut out = heapless::Vec::new();
         for line in resp.prefixed(b"+QFLST:") {
-            let (name, size) = all((quoted, next(uint)), line)?;
+            let (name, size) = listed_file(line).ok_or(Error::Parse)?;
             out.push(FileEntry {
                 name: crate::at::parse::to_string(name)?,
                 size,
@@ -165,6 +177,37 @@ mod tests {
 
     use super::super::run_wire;
     use super::*;
+
+    /// The hand-read `+QFLST` line and upload size agree with the nom forms they replace.
+    #[test]
+    fn hand_readers_as_nom_reads_them() {
+        use crate::at::parse::{all, next, quoted, uint};
+        for line in [
+            &b"\"UFS:a.pem\",100"[..],
+            b"\"a\" , 7  ",
+            b"\"a\",7x",
+            b"\"a\",",
+            b"\"a\"7",
+            b"\"a,7",
+            b"a,7",
+            b" \"a\",7",
+            b"\"\",0",
+            b"\"a\",4294967296",
+            b"",
+        ] {
+            let nom = all((quoted, next(uint)), line).ok();
+            assert_eq!(listed_file(line), nom, "{}", line.escape_ascii());
+        }
+        for size in [&b"10"[..], b"10 ", b" 10", b"1x", b"", b"4294967296"] {
+            let nom = all(uint, size).ok();
+            assert_eq!(
+                crate::at::parse::uints::<1>(size).map(|[v]| v),
+                nom,
+                "{}",
+                size.escape_ascii()
+            );
+        }
+    }
 
     #[test]
     fn checksum_vectors() {

@@ -187,7 +187,11 @@ impl Command for Identify {
             // noise, but it still pushes the earlier lines out).
             id.manufacturer.clear();
             let _ = id.manufacturer.push_str(&id.model);
-            id.model = to_string(text).unwrap_or_default();
+            // Too long, or not UTF-8: empty (`push_str` writes all or nothing).
+            id.model.clear();
+            if let Ok(text) = core::str::from_utf8(text) {
+                let _ = id.model.push_str(text);
+            }
         }
     }
     fn finish(

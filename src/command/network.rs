@@ -5,15 +5,12 @@
 //! in the middle of a read is not taken for its answer.
 
 use heapless::{String, Vec};
-use nom::{
-    IResult, Parser, branch::alt, bytes::complete::take_while, combinator::opt,
-    sequence::terminated,
-};
+use nom::{IResult, Parser, branch::alt, bytes::complete::take_while, combinator::opt};
 
 use super::{CmdWriter, Command};
 use crate::Error;
 use crate::at::expect::Expect;
-use crate::at::parse::{all, comma, int, next, quoted, to_string, uint};
+use crate::at::parse::{all, int, next, quoted, to_string, uint};
 use crate::at::response::Response;
 use crate::at::urc::{RegDomain, Registration, registration_fields};
 use crate::error::trim_ascii;
@@ -110,9 +107,9 @@ fn check_registration_fields(i: &[u8]) -> Result<(), Error> {
 
 /// Parses `<n>,<stat>[,<lac>,<ci>[,<AcT>[,...]]]`.
 fn parse_registration(text: &[u8]) -> Result<RegistrationState, Error> {
-    let (rest, n) = terminated(uint, comma)
-        .parse(text)
-        .map_err(|_| Error::Parse)?;
+    // `<n>,` read by hand (what nom's `terminated(uint, comma)` takes).
+    let (rest, n) = crate::at::parse::read_uint(text).ok_or(Error::Parse)?;
+    let rest = crate::at::parse::after_comma(rest).ok_or(Error::Parse)?;
     check_registration_fields(rest)?;
     let (_, registration) = registration_fields(rest).map_err(|_| Error::Parse)?;
     Ok(RegistrationState {

@@ -7,7 +7,6 @@
 use super::{CmdWriter, Command};
 use crate::Error;
 use crate::at::expect::Expect;
-use crate::at::parse::{all, next, uint};
 use crate::at::response::Response;
 
 /// Time allowed for the immediate `OK` of an open command (the result comes later as a URC).
@@ -209,7 +208,8 @@ impl Command for Read {
     }
     fn parse(&self, resp: &Response<'_>) -> Result<usize, Error> {
         // The payload itself goes to the ring, right behind this header line.
-        let n = all(uint, resp.first()?)? as usize;
+        let [n] = crate::at::parse::uints(resp.first()?).ok_or(Error::Parse)?;
+        let n = n as usize;
         if n > usize::from(self.len) {
             return Err(Error::Parse);
         }
@@ -246,7 +246,7 @@ impl Command for ReadQuery {
         w.str(",0")
     }
     fn parse(&self, resp: &Response<'_>) -> Result<ReadCounters, Error> {
-        let (total, read, unread) = all((uint, next(uint), next(uint)), resp.first()?)?;
+        let [total, read, unread] = crate::at::parse::uints(resp.first()?).ok_or(Error::Parse)?;
         Ok(ReadCounters {
             total,
             read,
@@ -318,10 +318,12 @@ impl Command for SslConfigure<'_> {
                 const HEX: &[u8; 16] = b"0123456789ABCDEF";
                 let mut text = *b"0X0000";
                 let [_, _, digits @ ..] = &mut text;
-                for (c, shift) in digits.iter_mut().zip([12, 8, 4, 0]) {
+                let mut shift = 16u32;
+                for c in digits.iter_mut() {
+                    shift = shift.wrapping_sub(4);
                     // A nibble: always in the table.
                     *c = HEX
-                        .get(usize::from((cs >> shift) & 0xf))
+                        .get(usize::from(cs.wrapping_shr(shift) & 0xf))
                         .copied()
                         .unwrap_or(b'0');
                 }

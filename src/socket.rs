@@ -239,7 +239,7 @@ impl<const S: usize, const R: usize> Sockets<S, R> {
     }
 
     fn with<T>(&self, f: impl FnOnce(&mut Inner<S, R>) -> T) -> T {
-        crate::state::lock::with(|cs| f(&mut self.inner.borrow(cs).borrow_mut()))
+        crate::util::lock::with(|cs| f(&mut self.inner.borrow(cs).borrow_mut()))
     }
 }
 
@@ -511,7 +511,7 @@ impl<const S: usize, const R: usize> SocketPool for Sockets<S, R> {
 /// applies it together with the state's update, see [`SocketPool::apply_urc_in`]).
 pub(crate) fn apply_urc(pool: &dyn SocketPool, urc: &Urc) {
     if is_socket_urc(urc) {
-        crate::state::lock::with(|cs| pool.apply_urc_in(cs, urc));
+        crate::util::lock::with(|cs| pool.apply_urc_in(cs, urc));
     }
 }
 

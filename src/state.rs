@@ -12,9 +12,9 @@ use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use embassy_time::Instant;
 
 use crate::at::urc::{PinCode, QInd, QiUrc, RegDomain, RegStatus, Registration, Urc};
+use crate::util::lock;
 
 pub(crate) mod clock;
-pub(crate) mod lock;
 
 /// The result of one host-name lookup (`AT+QIDNSGIP`), as its `+QIURC: "dnsgip"` URCs reported
 /// it.

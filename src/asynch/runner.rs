@@ -44,7 +44,7 @@ impl UrcSink for ApplyUrcs<'_> {
             _ => None,
         };
         // The state and the socket slots in one critical section.
-        crate::state::lock::with(|cs| {
+        crate::util::lock::with(|cs| {
             self.state.apply_in(cs, &urc, grant);
             if crate::socket::is_socket_urc(&urc) {
                 self.pool.apply_urc_in(cs, &urc);

@@ -342,18 +342,18 @@ impl ExpectCell {
         done(p.expect, p.prompt_seen)
     }
 
-    /// The bookkeeping alone, in a critical section (`state::lock::with`: the cell borrowed
+    /// The bookkeeping alone, in a critical section (`util::lock::with`: the cell borrowed
     /// inside it rather than through `Mutex::lock`).
     #[inline]
     fn cell<R>(&self, f: impl FnOnce(&Cell<Pending>) -> R) -> R {
-        crate::state::lock::with(|cs| f(self.inner.borrow(cs)))
+        crate::util::lock::with(|cs| f(self.inner.borrow(cs)))
     }
 
     /// The bookkeeping and the wakers in one critical section (the wakers borrowed with it,
     /// not locked again inside it: a nested section is an acquire and a release more).
     #[inline]
     fn locked<R>(&self, f: impl FnOnce(&Cell<Pending>, &RefCell<Wakers>) -> R) -> R {
-        crate::state::lock::with(|cs| f(self.inner.borrow(cs), self.wakers.borrow(cs)))
+        crate::util::lock::with(|cs| f(self.inner.borrow(cs), self.wakers.borrow(cs)))
     }
 
     fn update<R>(&self, f: impl FnOnce(&mut Pending) -> R) -> R {

@@ -34,7 +34,7 @@ const EARLIEST: i64 = 1_577_836_800;
 /// Records that it is `unix` seconds UTC now (times before 2020 are ignored).
 pub(crate) fn record(unix: i64) {
     if unix >= EARLIEST {
-        super::lock::with(|cs| {
+        crate::util::lock::with(|cs| {
             LAST.borrow(cs)
                 .set(Some((Source::Unix(unix), Instant::now())))
         });
@@ -47,7 +47,7 @@ pub(crate) fn observe(text: &UrcText) {
     if !text.has_date() {
         return;
     }
-    super::lock::with(|cs| {
+    crate::util::lock::with(|cs| {
         LAST.borrow(cs)
             .set(Some((Source::TimeZone(*text), Instant::now())))
     });
@@ -57,7 +57,7 @@ pub(crate) fn observe(text: &UrcText) {
 /// `None` until the network sent the time (or the driver read it), or when what it sent last
 /// was malformed.
 pub fn network_utc_now() -> Option<u64> {
-    let (source, at) = super::lock::with(|cs| LAST.borrow(cs).get())?;
+    let (source, at) = crate::util::lock::with(|cs| LAST.borrow(cs).get())?;
     let unix = match source {
         Source::Unix(u) => u,
         Source::TimeZone(t) => NetworkTime::from_report(&t.time_zone()?)?.unix_utc(),
@@ -71,5 +71,5 @@ pub fn network_utc_now() -> Option<u64> {
 
 /// Forgets the network time (for tests, or after the user learned it is wrong).
 pub fn forget_network_time() {
-    super::lock::with(|cs| LAST.borrow(cs).set(None));
+    crate::util::lock::with(|cs| LAST.borrow(cs).set(None));
 }

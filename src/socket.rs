@@ -239,7 +239,7 @@ impl<const S: usize, const R: usize> Sockets<S, R> {
     }
 
     fn with<T>(&self, f: impl FnOnce(&mut Inner<S, R>) -> T) -> T {
-        self.inner.lock(|i| f(&mut i.borrow_mut()))
+        crate::util::lock::with(|cs| f(&mut self.inner.borrow(cs).borrow_mut()))
     }
 }
 
@@ -276,6 +276,10 @@ pub(crate) trait SocketPool: PayloadSink {
     fn work(&self) -> u32;
     /// Tells the runner there is something to do.
     fn kick(&self);
+    /// Applies a socket-related URC to the slots inside the caller's critical section (the
+    /// runner's, which updates the state in the same one): the slots it concerns changed and
+    /// their waiters woken, the runner told once.
+    fn apply_urc_in(&self, cs: critical_section::CriticalSection<'_>, urc: &Urc);
     /// Received bytes dropped because a ring was full (a driver bug if ever non-zero; the
     /// socket fails with [`Error::Overflow`], which is what users see).
     #[cfg(test)]
@@ -494,61 +498,75 @@ impl<const S: usize, const R: usize> SocketPool for Sockets<S, R> {
     fn kick(&self) {
         self.with(|inner| inner.kick())
     }
+    fn apply_urc_in(&self, cs: critical_section::CriticalSection<'_>, urc: &Urc) {
+        self.inner.borrow(cs).borrow_mut().apply_urc(urc)
+    }
     #[cfg(test)]
     fn overflowed(&self) -> u32 {
         self.with(|inner| inner.overflowed)
     }
 }
 
-/// Applies a socket-related URC to the slots.
+/// Applies a socket-related URC to the slots (in a critical section of its own; the runner
+/// applies it together with the state's update, see [`SocketPool::apply_urc_in`]).
 pub(crate) fn apply_urc(pool: &dyn SocketPool, urc: &Urc) {
-    let slot_of = |id: u8| usize::from(id);
-    match urc {
-        Urc::QiOpen { id, err } | Urc::QsslOpen { id, err } => {
-            let i = slot_of(*id);
-            if i < pool.slots() {
-                let err = *err;
-                pool.update(i, &mut |s| {
-                    if matches!(s.phase, Phase::Opening | Phase::Abandoned) {
-                        s.open_result = Some(err);
-                    }
-                });
+    if is_socket_urc(urc) {
+        crate::util::lock::with(|cs| pool.apply_urc_in(cs, urc));
+    }
+}
+
+/// Whether [`SocketPool::apply_urc_in`] has anything to do for `urc`.
+#[inline]
+pub(crate) fn is_socket_urc(urc: &Urc) -> bool {
+    matches!(
+        urc,
+        Urc::QiOpen { .. }
+            | Urc::QsslOpen { .. }
+            | Urc::QiUrc(QiUrc::Recv(_) | QiUrc::Closed(_) | QiUrc::PdpDeact(_))
+            | Urc::QsslUrc(QsslUrc::Recv(_) | QsslUrc::Closed(_))
+            | Urc::Ready
+    )
+}
+
+impl<const S: usize, const R: usize> Inner<S, R> {
+    /// [`SocketPool::apply_urc_in`]: the slots `urc` concerns changed, their waiters woken,
+    /// the runner kicked.
+    fn apply_urc(&mut self, urc: &Urc) {
+        match urc {
+            Urc::QiOpen { id, err } | Urc::QsslOpen { id, err } => self.one(*id, |s| {
+                if matches!(s.phase, Phase::Opening | Phase::Abandoned) {
+                    s.open_result = Some(*err);
+                }
+            }),
+            Urc::QiUrc(QiUrc::Recv(id)) | Urc::QsslUrc(QsslUrc::Recv(id)) => {
+                self.one(*id, |s| s.recv_pending = true)
             }
-        }
-        Urc::QiUrc(QiUrc::Recv(id)) | Urc::QsslUrc(QsslUrc::Recv(id)) => {
-            let i = slot_of(*id);
-            if i < pool.slots() {
-                pool.update(i, &mut |s| s.recv_pending = true);
-            }
-        }
-        Urc::QiUrc(QiUrc::Closed(id)) | Urc::QsslUrc(QsslUrc::Closed(id)) => {
-            let i = slot_of(*id);
-            if i < pool.slots() {
-                pool.update(i, &mut |s| {
+            Urc::QiUrc(QiUrc::Closed(id)) | Urc::QsslUrc(QsslUrc::Closed(id)) => {
+                self.one(*id, |s| {
                     if s.phase == Phase::Open {
                         s.phase = Phase::PeerClosed;
                         // Drain whatever the modem still holds before reporting the end (in
                         // push mode it holds nothing: every byte came before this URC).
                         s.recv_pending = !s.push;
                     }
-                });
+                })
             }
-        }
-        Urc::QiUrc(QiUrc::PdpDeact(cid)) => {
-            for i in 0..pool.slots() {
-                pool.update(i, &mut |s| {
+            Urc::QiUrc(QiUrc::PdpDeact(cid)) => {
+                for slot in &mut self.slots {
+                    let s = &mut slot.state;
                     if s.cid == *cid
                         && matches!(s.phase, Phase::Open | Phase::PeerClosed | Phase::Opening)
                     {
                         s.phase = Phase::Failed(Error::ContextDeactivated);
                         s.recv_pending = false;
                     }
-                });
+                    slot.wakers.wake();
+                }
+                self.kick();
             }
-        }
-        Urc::Ready => {
-            for i in 0..pool.slots() {
-                pool.update(i, &mut |s| {
+            Urc::Ready => {
+                for slot in &mut self.slots {
+                    let s = &mut slot.state;
                     if !matches!(s.phase, Phase::Free | Phase::Abandoned) {
                         s.phase = Phase::Failed(Error::Rebooted);
                         s.recv_pending = false;
@@ -556,10 +574,23 @@ pub(crate) fn apply_urc(pool: &dyn SocketPool, urc: &Urc) {
                         // Nothing to close in a freshly booted modem.
                         s.open_result = Some(0xffff);
                     }
-                });
+                    slot.wakers.wake();
+                }
+                self.kick();
             }
+            _ => {}
         }
-        _ => {}
+    }
+
+    /// Slot `id` changed by `f`, its waiters woken, the runner kicked (an id the pool does not
+    /// have is ignored).
+    #[inline]
+    fn one(&mut self, id: u8, f: impl FnOnce(&mut SlotState)) {
+        if let Some(s) = self.slots.get_mut(usize::from(id)) {
+            f(&mut s.state);
+            s.wakers.wake();
+            self.kick();
+        }
     }
 }
 

@@ -12,6 +12,7 @@ use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use embassy_time::Instant;
 
 use crate::at::urc::{PinCode, QInd, QiUrc, RegDomain, RegStatus, Registration, Urc};
+use crate::util::lock;
 
 pub(crate) mod clock;
 
@@ -642,14 +643,20 @@ impl StateCell {
         }
     }
 
+    /// The cell, in a critical section ([`lock::with`]).
+    #[inline]
+    fn locked<R>(&self, f: impl FnOnce(&RefCell<Inner>) -> R) -> R {
+        lock::with(|cs| f(self.inner.borrow(cs)))
+    }
+
     /// A snapshot.
     pub fn get(&self) -> State {
-        self.inner.lock(|i| i.borrow().state)
+        self.locked(|i| i.borrow().state)
     }
 
     /// Changes the state and wakes everyone waiting on it.
     pub fn update<R>(&self, f: impl FnOnce(&mut State) -> R) -> R {
-        self.inner.lock(|i| {
+        self.locked(|i| {
             let mut i = i.borrow_mut();
             let r = f(&mut i.state);
             i.state.generation = i.state.generation.wrapping_add(1);
@@ -660,30 +667,42 @@ impl StateCell {
 
     /// Applies a URC and wakes waiters.
     pub fn apply(&self, urc: &Urc) {
-        self.inner.lock(|i| {
-            let mut i = i.borrow_mut();
-            let i = &mut *i;
-            i.state.apply(urc);
-            match urc {
-                // No lookup result comes after a reboot (the lookup holding the resolver keeps
-                // it; it sees the reboot).
-                Urc::Ready => i.dns.resync(),
-                Urc::QiUrc(q) => i.dns.apply(q),
-                _ => {}
-            }
-            i.state.generation = i.state.generation.wrapping_add(1);
-            i.wakers.wake();
-        })
+        lock::with(|cs| self.apply_in(cs, urc, None))
+    }
+
+    /// [`StateCell::apply`] inside the caller's critical section (the runner's, which updates
+    /// the socket slots in the same one), with the PSM timers a `+CEREG` granted (`grant`).
+    pub(crate) fn apply_in(
+        &self,
+        cs: critical_section::CriticalSection<'_>,
+        urc: &Urc,
+        grant: Option<PsmGrant>,
+    ) {
+        let mut i = self.inner.borrow(cs).borrow_mut();
+        let i = &mut *i;
+        i.state.apply(urc);
+        if let Some(grant) = grant {
+            i.state.set_psm_grant(grant);
+        }
+        match urc {
+            // No lookup result comes after a reboot (the lookup holding the resolver keeps
+            // it; it sees the reboot).
+            Urc::Ready => i.dns.resync(),
+            Urc::QiUrc(q) => i.dns.apply(q),
+            _ => {}
+        }
+        i.state.generation = i.state.generation.wrapping_add(1);
+        i.wakers.wake();
     }
 
     /// The host-name lookup bookkeeping.
     pub(crate) fn dns(&self) -> DnsState {
-        self.inner.lock(|i| i.borrow().dns)
+        self.locked(|i| i.borrow().dns)
     }
 
     /// Changes the host-name lookup bookkeeping and wakes everyone waiting.
     pub(crate) fn update_dns<R>(&self, f: impl FnOnce(&mut DnsState) -> R) -> R {
-        self.inner.lock(|i| {
+        self.locked(|i| {
             let mut i = i.borrow_mut();
             let r = f(&mut i.dns);
             i.state.generation = i.state.generation.wrapping_add(1);
@@ -695,7 +714,7 @@ impl StateCell {
     /// [`StateCell::wait_for`] over the state and the host-name lookup bookkeeping.
     pub(crate) async fn wait_dns<T>(&self, mut f: impl FnMut(&State, &DnsState) -> Option<T>) -> T {
         poll_fn(|cx| {
-            self.inner.lock(|i| {
+            self.locked(|i| {
                 let mut i = i.borrow_mut();
                 match f(&i.state, &i.dns) {
                     Some(t) => Poll::Ready(t),
@@ -725,7 +744,7 @@ impl StateCell {
     /// Waits until `f` returns `Some`, re-checking after every change. Cancel-safe.
     pub async fn wait_for<T>(&self, mut f: impl FnMut(&State) -> Option<T>) -> T {
         poll_fn(|cx| {
-            self.inner.lock(|i| {
+            self.locked(|i| {
                 let mut i = i.borrow_mut();
                 match f(&i.state) {
                     Some(t) => Poll::Ready(t),
@@ -753,7 +772,7 @@ impl core::future::Future for Until<'_> {
 
     #[inline(never)]
     fn poll(self: core::pin::Pin<&mut Self>, cx: &mut core::task::Context<'_>) -> Poll<()> {
-        self.cell.inner.lock(|i| {
+        self.cell.locked(|i| {
             let mut i = i.borrow_mut();
             if (self.until)(&i.state, self.arg) {
                 Poll::Ready(())

@@ -1,5 +1,7 @@
 //! Small helpers.
 
+pub(crate) mod lock;
+
 /// The value of ASCII decimal digits; `None` if empty, not all digits, or more than `u32` holds.
 pub(crate) fn decimal(digits: &[u8]) -> Option<u32> {
     if digits.is_empty() {

@@ -22,6 +22,7 @@ pub(crate) struct ApplyUrcs<'a> {
 }
 
 impl UrcSink for ApplyUrcs<'_> {
+    #[inline(never)]
     fn urc(&mut self, line: &[u8], split: Option<crate::at::line::Split<'_>>) -> bool {
         let Some(urc) = Urc::parse_split(line, split) else {
             // Not a well-formed URC (a bare line the digester took for one): nothing to apply.
@@ -32,18 +33,23 @@ impl UrcSink for ApplyUrcs<'_> {
             Urc::Unknown(_) => debug!("unknown URC"),
             _ => trace!("URC"),
         }
-        self.state.apply(&urc);
         // `+CEREG` with `<n>` = 4 carries the PSM timers the network granted.
         // (The split's text: the prefix is not looked for again.)
-        if let Urc::Registration(crate::at::urc::RegDomain::Eps, _) = urc
-            && let Some(s) = split
-            && s.head == b"+CEREG:"
-            && crate::at::line::commas(s.text) >= 6
-            && let Some(grant) = crate::state::cereg_psm_grant_fields(s.text)
-        {
-            self.state.update(|s| s.set_psm_grant(grant));
-        }
-        crate::socket::apply_urc(self.pool, &urc);
+        let grant = match (&urc, split) {
+            (Urc::Registration(crate::at::urc::RegDomain::Eps, _), Some(s))
+                if s.head == b"+CEREG:" && crate::at::line::commas(s.text) >= 6 =>
+            {
+                crate::state::cereg_psm_grant_fields(s.text)
+            }
+            _ => None,
+        };
+        // The state and the socket slots in one critical section.
+        crate::util::lock::with(|cs| {
+            self.state.apply_in(cs, &urc, grant);
+            if crate::socket::is_socket_urc(&urc) {
+                self.pool.apply_urc_in(cs, &urc);
+            }
+        });
         matches!(urc, Urc::Unknown(_))
     }
 }

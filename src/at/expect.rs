@@ -338,15 +338,22 @@ impl ExpectCell {
 
     /// Whether `done` holds now.
     fn holds(&self, done: fn(Option<Expect>, bool) -> bool) -> bool {
-        let p = self.inner.lock(|c| c.get());
+        let p = self.cell(|c| c.get());
         done(p.expect, p.prompt_seen)
+    }
+
+    /// The bookkeeping alone, in a critical section (`util::lock::with`: the cell borrowed
+    /// inside it rather than through `Mutex::lock`).
+    #[inline]
+    fn cell<R>(&self, f: impl FnOnce(&Cell<Pending>) -> R) -> R {
+        crate::util::lock::with(|cs| f(self.inner.borrow(cs)))
     }
 
     /// The bookkeeping and the wakers in one critical section (the wakers borrowed with it,
     /// not locked again inside it: a nested section is an acquire and a release more).
     #[inline]
     fn locked<R>(&self, f: impl FnOnce(&Cell<Pending>, &RefCell<Wakers>) -> R) -> R {
-        critical_section::with(|cs| f(self.inner.borrow(cs), self.wakers.borrow(cs)))
+        crate::util::lock::with(|cs| f(self.inner.borrow(cs), self.wakers.borrow(cs)))
     }
 
     fn update<R>(&self, f: impl FnOnce(&mut Pending) -> R) -> R {
@@ -388,7 +395,7 @@ impl ExpectCell {
         // SAFETY: only the lifetime is erased; see above for why the pointer never outlives
         // the closure.
         let ptr: core::ptr::NonNull<Listener<'static>> = unsafe { core::mem::transmute(ptr) };
-        self.inner.lock(|c| {
+        self.cell(|c| {
             let mut p = c.get();
             p.listener = Some(ListenerPtr(ptr));
             c.set(p);
@@ -398,7 +405,7 @@ impl ExpectCell {
 
     /// Unregisters the listener (what a [`ListenGuard`] does when dropped).
     pub(crate) fn unlisten(&self) {
-        self.inner.lock(|c| {
+        self.cell(|c| {
             let mut p = c.get();
             p.listener = None;
             c.set(p);
@@ -407,7 +414,7 @@ impl ExpectCell {
 
     /// Hands `ev` to the registered listener, if there is one.
     pub(crate) fn notify(&self, ev: Event<'_>) {
-        self.inner.lock(|c| {
+        self.cell(|c| {
             if let Some(ListenerPtr(ptr)) = c.get().listener {
                 // SAFETY: registered by `listen` and not yet unregistered, so the closure is
                 // alive; we are inside the critical section that unregistering takes.
@@ -419,12 +426,12 @@ impl ExpectCell {
 
     /// The command in flight, if any.
     pub fn current(&self) -> Option<Expect> {
-        self.inner.lock(|c| c.get().expect)
+        self.cell(|c| c.get().expect)
     }
 
     /// The command in flight and how many commands were begun so far.
     pub(crate) fn current_with_generation(&self) -> (Option<Expect>, u32) {
-        self.inner.lock(|c| {
+        self.cell(|c| {
             let p = c.get();
             (p.expect, p.generation)
         })
@@ -473,7 +480,7 @@ impl ExpectCell {
 
     /// The final result code of the last completed command.
     pub fn last_final(&self) -> Option<Final> {
-        self.inner.lock(|c| c.get().last_final)
+        self.cell(|c| c.get().last_final)
     }
 
     /// Records that the `> ` prompt arrived for the command in flight.
@@ -483,7 +490,7 @@ impl ExpectCell {
 
     /// Whether the `> ` prompt arrived for the command in flight.
     pub fn prompt_seen(&self) -> bool {
-        self.inner.lock(|c| c.get().prompt_seen)
+        self.cell(|c| c.get().prompt_seen)
     }
 
     /// A snapshot of the digester's counters.

@@ -39,17 +39,18 @@ pub fn uint(i: &[u8]) -> IResult<&[u8], u32> {
 /// value built): the rest and the value, or `None` (no digit, or above `u32::MAX`).
 #[inline]
 pub(crate) fn read_uint(i: &[u8]) -> Option<(&[u8], u32)> {
-    let n = i.iter().take_while(|b| b.is_ascii_digit()).count();
+    // One pass: a digit's value is its byte less `'0'`, below 10 (anything else ends the
+    // number); an overflow is `None`, as it was when the digits were counted first.
+    let mut v: u32 = 0;
+    let mut n = 0usize;
+    while let Some(d) = i.get(n).map(|b| b.wrapping_sub(b'0')).filter(|&d| d < 10) {
+        v = v.checked_mul(10)?.checked_add(u32::from(d))?;
+        n = n.wrapping_add(1);
+    }
     if n == 0 {
         return None;
     }
-    let (digits, rest) = i.split_at_checked(n)?;
-    let v = digits.iter().try_fold(0u32, |a, &d| {
-        // `d` is an ASCII digit (taken above): the subtraction cannot wrap.
-        a.checked_mul(10)?
-            .checked_add(u32::from(d.wrapping_sub(b'0')))
-    })?;
-    Some((rest, v))
+    Some((i.get(n..).unwrap_or_default(), v))
 }
 
 /// A signed decimal integer fitting `i32`.

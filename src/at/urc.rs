@@ -1,10 +1,10 @@
 //! Unsolicited result codes as typed values.
 
-use nom::{IResult, Parser, branch::alt, bytes::complete::tag, sequence::preceded};
+use nom::{IResult, Parser, branch::alt, bytes::complete::tag};
 
 use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use super::parse::{all, next, uint, uints};
+use super::parse::{uint, uints};
 use crate::error::trim_ascii;
 
 pub use super::urc_ext::{
@@ -112,32 +112,64 @@ pub struct Registration {
     pub act: Option<u8>,
 }
 
-/// A hexadecimal `u32` as `u32::from_str_radix(_, 16)` reads it (an optional `+`, then at least
-/// one hex digit), by hand.
-pub(crate) fn hex_u32(t: &[u8]) -> Option<u32> {
-    let t = t.strip_prefix(b"+").unwrap_or(t);
-    if t.is_empty() {
+/// The value of a hexadecimal digit (either case), or `None`.
+#[inline]
+fn hex_digit(d: u8) -> Option<u32> {
+    let v = match d {
+        b'0'..=b'9' => d.wrapping_sub(b'0'),
+        // (`| 0x20`: upper case to lower case; no other byte lands in `a..=f`.)
+        _ => match d | 0x20 {
+            l @ b'a'..=b'f' => l.wrapping_sub(b'a' - 10),
+            _ => return None,
+        },
+    };
+    Some(u32::from(v))
+}
+
+/// Hexadecimal digits from the start of `t` (at least one, fitting `u32`): the value and the
+/// rest (from the first byte that is not a hex digit), or `None`. One pass, a shift and a test
+/// per digit (no `char::to_digit`, no checked multiplication).
+#[inline(never)]
+fn read_hex(t: &[u8]) -> Option<(u32, &[u8])> {
+    let mut v: u32 = 0;
+    let mut n = 0usize;
+    while let Some(d) = t.get(n).copied().and_then(hex_digit) {
+        if v > 0x0fff_ffff {
+            return None;
+        }
+        v = v << 4 | d;
+        n = n.wrapping_add(1);
+    }
+    if n == 0 {
         return None;
     }
-    t.iter().try_fold(0u32, |a, &d| {
-        a.checked_mul(16)?.checked_add(char::from(d).to_digit(16)?)
-    })
+    Some((v, t.get(n..).unwrap_or_default()))
+}
+
+/// A hexadecimal `u32` as `u32::from_str_radix(_, 16)` reads it (an optional `+`, then at least
+/// one hex digit), by hand.
+#[inline(never)]
+pub(crate) fn hex_u32(t: &[u8]) -> Option<u32> {
+    let t = t.strip_prefix(b"+").unwrap_or(t);
+    match read_hex(t)? {
+        (v, []) => Some(v),
+        _ => None,
+    }
 }
 
 /// `"<hex>"`, an empty quoted field or an empty field (`,,`, where the location is unknown):
-/// the value and the rest, or `None` (malformed).
+/// the value and the rest, or `None` (malformed). The digits are read up to the closing quote
+/// in one pass (what [`hex_u32`] of the quoted text gives).
 fn hex_quoted(i: &[u8]) -> Option<(&[u8], Option<u32>)> {
     if i.first().is_none_or(|&b| b == b',') {
         return Some((i, None));
     }
     let rest = i.strip_prefix(b"\"")?;
-    let q = rest.iter().position(|&b| b == b'"')?;
-    let (text, rest) = rest.split_at(q);
-    let rest = rest.get(1..)?;
-    if text.is_empty() {
+    if let Some(rest) = rest.strip_prefix(b"\"") {
         return Some((rest, None));
     }
-    Some((rest, Some(hex_u32(text)?)))
+    let (v, rest) = read_hex(rest.strip_prefix(b"+").unwrap_or(rest))?;
+    Some((rest.strip_prefix(b"\"")?, Some(v)))
 }
 
 /// Parses `<stat>[,"<lac>","<ci>"[,<AcT>[,...]]]` (URC form, without the leading `<n>`).
@@ -390,6 +422,25 @@ fn kind_and_id(i: &[u8]) -> Option<(&[u8], u8)> {
     Some((kind, u8::try_from(id).ok()?))
 }
 
+/// `"<kind>",<id>[,<n>]` with optional spaces around the commas and after the last field (the
+/// forms [`kind_and_id`] leaves): the kind, the id and the optional third number; `None` for
+/// anything else. Read by hand (it was a chain of nom parsers, one per kind).
+fn kind_id_n(i: &[u8]) -> Option<(&[u8], u32, Option<u32>)> {
+    use super::parse::{after_comma, read_uint, skip_space};
+    let rest = i.strip_prefix(b"\"")?;
+    let q = rest.iter().position(|&b| b == b'"')?;
+    let (kind, rest) = rest.split_at(q);
+    let (rest, id) = read_uint(after_comma(rest.get(1..)?)?)?;
+    let (rest, n) = match after_comma(rest) {
+        Some(r) => {
+            let (r, n) = read_uint(r)?;
+            (r, Some(n))
+        }
+        None => (rest, None),
+    };
+    skip_space(rest).is_empty().then_some((kind, id, n))
+}
+
 fn qiurc(i: &[u8]) -> Result<QiUrc, crate::Error> {
     match kind_and_id(i) {
         Some((b"recv", id)) => return Ok(QiUrc::Recv(id)),
@@ -397,19 +448,13 @@ fn qiurc(i: &[u8]) -> Result<QiUrc, crate::Error> {
         Some((b"pdpdeact", id)) => return Ok(QiUrc::PdpDeact(id)),
         _ => {}
     }
-    let kind = |k: &'static [u8]| preceded((tag(&b"\""[..]), tag(k), tag(&b"\""[..])), next(uint));
-    if let Ok(id) = all(kind(b"recv"), i) {
+    let id = |id| u8_of(id).ok_or(crate::Error::Parse);
+    match kind_id_n(i) {
         // Push mode would append a length; buffer mode is what this driver configures.
-        return u8_of(id).map(QiUrc::Recv).ok_or(crate::Error::Parse);
-    }
-    if let Ok((id, _len)) = all((kind(b"recv"), next(uint)), i) {
-        return u8_of(id).map(QiUrc::Recv).ok_or(crate::Error::Parse);
-    }
-    if let Ok(id) = all(kind(b"closed"), i) {
-        return u8_of(id).map(QiUrc::Closed).ok_or(crate::Error::Parse);
-    }
-    if let Ok(id) = all(kind(b"pdpdeact"), i) {
-        return u8_of(id).map(QiUrc::PdpDeact).ok_or(crate::Error::Parse);
+        Some((b"recv", n, _)) => return id(n).map(QiUrc::Recv),
+        Some((b"closed", n, None)) => return id(n).map(QiUrc::Closed),
+        Some((b"pdpdeact", n, None)) => return id(n).map(QiUrc::PdpDeact),
+        _ => {}
     }
     if i == b"\"incoming full\"" {
         return Ok(QiUrc::IncomingFull);
@@ -533,14 +578,12 @@ fn qsslurc(i: &[u8]) -> Result<QsslUrc, crate::Error> {
         Some((b"closed", id)) => return Ok(QsslUrc::Closed(id)),
         _ => {}
     }
-    let kind = |k: &'static [u8]| preceded((tag(&b"\""[..]), tag(k), tag(&b"\""[..])), next(uint));
-    if let Ok(id) = all(kind(b"recv"), i) {
-        return u8_of(id).map(QsslUrc::Recv).ok_or(crate::Error::Parse);
+    let id = |id| u8_of(id).ok_or(crate::Error::Parse);
+    match kind_id_n(i) {
+        Some((b"recv", n, None)) => id(n).map(QsslUrc::Recv),
+        Some((b"closed", n, None)) => id(n).map(QsslUrc::Closed),
+        _ => Ok(QsslUrc::Other),
     }
-    if let Ok(id) = all(kind(b"closed"), i) {
-        return u8_of(id).map(QsslUrc::Closed).ok_or(crate::Error::Parse);
-    }
-    Ok(QsslUrc::Other)
 }
 
 fn qind(i: &[u8]) -> Result<QInd, crate::Error> {
@@ -617,22 +660,21 @@ impl Urc {
             b"+QSSLURC" => qsslurc(rest).ok().map(Urc::QsslUrc),
             b"+CEDRXP" => UrcText::new(rest).map(Urc::Edrx),
             b"+CTZV" | b"+CTZE" => UrcText::new(rest).map(Urc::TimeZone),
-            _ => {
-                let mut s = heapless::String::new();
-                for &b in name.iter().take(16) {
-                    let _ = s.push(b as char);
-                }
-                Some(Urc::Unknown(s))
-            }
+            _ => None,
         };
-        parsed.or_else(|| {
-            // A known prefix with a malformed body: report it rather than drop it silently.
-            let mut s = heapless::String::new();
-            for &b in name.iter().take(16) {
-                let _ = s.push(b as char);
-            }
-            Some(Urc::Unknown(s))
-        })
+        // An unknown prefix, or a known one with a malformed body: report it rather than drop
+        // it silently.
+        parsed.or_else(|| Urc::unknown(name))
+    }
+
+    /// [`Urc::Unknown`] of `text`'s first 16 bytes (one copy for the three callers).
+    #[inline(never)]
+    fn unknown(text: &[u8]) -> Option<Urc> {
+        let mut s = heapless::String::new();
+        for &b in text.iter().take(16) {
+            let _ = s.push(b as char);
+        }
+        Some(Urc::Unknown(s))
     }
 
     /// A line without a `+XXX:` prefix.
@@ -652,11 +694,7 @@ impl Urc {
         if !line.first().is_some_and(u8::is_ascii_alphabetic) {
             return None;
         }
-        let mut s = heapless::String::new();
-        for &b in line.iter().take(16) {
-            let _ = s.push(b as char);
-        }
-        Some(Urc::Unknown(s))
+        Urc::unknown(line)
     }
 }
 
@@ -803,7 +841,7 @@ mod tests {
 
     /// The nom reading of a registration report that `registration_fields` replaced.
     fn registration_fields_nom(i: &[u8]) -> IResult<&[u8], Registration> {
-        use crate::at::parse::quoted;
+        use crate::at::parse::{next, quoted};
         use nom::combinator::opt;
         fn hex_quoted(i: &[u8]) -> IResult<&[u8], Option<u32>> {
             if i.first().is_none_or(|&b| b == b',') {
@@ -861,6 +899,83 @@ mod tests {
                 registration_fields_nom(l).ok().map(|r| r.1),
                 "{l:?}"
             );
+        }
+    }
+
+    /// The nom reading of the `+QIURC`/`+QSSLURC` forms that `kind_id_n` replaced.
+    fn socket_urcs_nom(i: &[u8]) -> (Result<QiUrc, crate::Error>, Result<QsslUrc, crate::Error>) {
+        use crate::at::parse::{all, next};
+        use nom::sequence::preceded;
+        let kind =
+            |k: &'static [u8]| preceded((tag(&b"\""[..]), tag(k), tag(&b"\""[..])), next(uint));
+        let qi = (|| {
+            if let Ok(id) = all(kind(b"recv"), i) {
+                return u8_of(id).map(QiUrc::Recv).ok_or(crate::Error::Parse);
+            }
+            if let Ok((id, _len)) = all((kind(b"recv"), next(uint)), i) {
+                return u8_of(id).map(QiUrc::Recv).ok_or(crate::Error::Parse);
+            }
+            if let Ok(id) = all(kind(b"closed"), i) {
+                return u8_of(id).map(QiUrc::Closed).ok_or(crate::Error::Parse);
+            }
+            if let Ok(id) = all(kind(b"pdpdeact"), i) {
+                return u8_of(id).map(QiUrc::PdpDeact).ok_or(crate::Error::Parse);
+            }
+            if i == b"\"incoming full\"" {
+                return Ok(QiUrc::IncomingFull);
+            }
+            if let Some(rest) = i.strip_prefix(b"\"dnsgip\"") {
+                return dnsgip(rest);
+            }
+            Ok(QiUrc::Other)
+        })();
+        let qssl = (|| {
+            if let Ok(id) = all(kind(b"recv"), i) {
+                return u8_of(id).map(QsslUrc::Recv).ok_or(crate::Error::Parse);
+            }
+            if let Ok(id) = all(kind(b"closed"), i) {
+                return u8_of(id).map(QsslUrc::Closed).ok_or(crate::Error::Parse);
+            }
+            Ok(QsslUrc::Other)
+        })();
+        (qi, qssl)
+    }
+
+    #[test]
+    fn hand_read_socket_urcs_agree_with_nom() {
+        let check = |line: &[u8]| {
+            let (qi, qssl) = socket_urcs_nom(line);
+            assert_eq!(qiurc(line), qi, "{line:?}");
+            assert_eq!(qsslurc(line), qssl, "{line:?}");
+        };
+        // Each kind followed by random separators, digits and spaces, and the tails alone.
+        for tail in crate::at::random_lines(0x50c4_e7a1, 10, 1500, b",,0129 \t\"x") {
+            for kind in [
+                &b""[..],
+                b"\"recv\"",
+                b"\"closed\"",
+                b"\"pdpdeact\"",
+                b"\"recv",
+            ] {
+                let mut line = kind.to_vec();
+                line.extend_from_slice(&tail);
+                check(&line);
+            }
+        }
+        for line in [
+            &b"\"recv\",1,100"[..],
+            b"\"recv\" , 1 ",
+            b"\"closed\",3,5",
+            b"\"closed\", 300",
+            b"\"pdpdeact\",1",
+            b"\"recv\",",
+            b"\"recv\",1,",
+            b"\"recv\"x,1",
+            b"\"recvx\",1",
+            b"\"incoming full\"",
+            b"\"dnsgip\",0,1,600",
+        ] {
+            check(line);
         }
     }
 

@@ -34,7 +34,10 @@ const EARLIEST: i64 = 1_577_836_800;
 /// Records that it is `unix` seconds UTC now (times before 2020 are ignored).
 pub(crate) fn record(unix: i64) {
     if unix >= EARLIEST {
-        LAST.lock(|c| c.set(Some((Source::Unix(unix), Instant::now()))));
+        crate::util::lock::with(|cs| {
+            LAST.borrow(cs)
+                .set(Some((Source::Unix(unix), Instant::now())))
+        });
     }
 }
 
@@ -44,14 +47,17 @@ pub(crate) fn observe(text: &UrcText) {
     if !text.has_date() {
         return;
     }
-    LAST.lock(|c| c.set(Some((Source::TimeZone(*text), Instant::now()))));
+    crate::util::lock::with(|cs| {
+        LAST.borrow(cs)
+            .set(Some((Source::TimeZone(*text), Instant::now())))
+    });
 }
 
 /// Now, in seconds since 1970-01-01 UTC, from the last network time and the local clock since;
 /// `None` until the network sent the time (or the driver read it), or when what it sent last
 /// was malformed.
 pub fn network_utc_now() -> Option<u64> {
-    let (source, at) = LAST.lock(Cell::get)?;
+    let (source, at) = crate::util::lock::with(|cs| LAST.borrow(cs).get())?;
     let unix = match source {
         Source::Unix(u) => u,
         Source::TimeZone(t) => NetworkTime::from_report(&t.time_zone()?)?.unix_utc(),
@@ -65,5 +71,5 @@ pub fn network_utc_now() -> Option<u64> {
 
 /// Forgets the network time (for tests, or after the user learned it is wrong).
 pub fn forget_network_time() {
-    LAST.lock(|c| c.set(None));
+    crate::util::lock::with(|cs| LAST.borrow(cs).set(None));
 }

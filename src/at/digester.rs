@@ -273,6 +273,22 @@ impl<'a, U: UrcSink> Digester<'a, U> {
             self.len = end;
             return false;
         }
+        // A piece that fits the room left (the usual case): copied and dealt with at once
+        // (what `feed_slow` does with it, without its loop and the call to `advance`).
+        if n > 0
+            && let Some(dst) = self.buf.get_mut(self.len..end)
+        {
+            dst.copy_from_slice(bytes);
+            let pos = self.process(end);
+            if pos == end {
+                // All dealt with (the usual case: a piece that ends with a line's `\n`).
+                self.len = 0;
+                self.scan = 0;
+            } else {
+                self.settle(pos, end);
+            }
+            return true;
+        }
         self.feed_slow(bytes);
         true
     }

@@ -273,6 +273,22 @@ impl<'a, U: UrcSink> Digester<'a, U> {
             self.len = end;
             return false;
         }
+        // A piece that fits the room left (the usual case): copied and dealt with at once
+        // (what `feed_slow` does with it, without its loop and the call to `advance`).
+        if n > 0
+            && let Some(dst) = self.buf.get_mut(self.len..end)
+        {
+            dst.copy_from_slice(bytes);
+            let pos = self.process(end);
+            if pos == end {
+                // All dealt with (the usual case: a piece that ends with a line's `\n`).
+                self.len = 0;
+                self.scan = 0;
+            } else {
+                self.settle(pos, end);
+            }
+            return true;
+        }
         self.feed_slow(bytes);
         true
     }
@@ -402,33 +418,43 @@ impl<'a, U: UrcSink> Digester<'a, U> {
                     self.mode = Mode::Line;
                 }
                 Mode::Line => {
-                    // Blank lines (the `\r\n` that frames every line) need no search.
-                    while self.scan == pos
-                        && pos.wrapping_add(2) <= end
-                        && self.buf.get(pos..).and_then(<[u8]>::first_chunk) == Some(b"\r\n")
-                    {
-                        // `pos + 2 <= end <= buf.len()`: no wrap (wrapping ops on the
-                        // per-line path, as `+` is in release).
-                        pos = pos.wrapping_add(2);
-                        self.scan = pos;
-                    }
-                    if pos >= end {
-                        return pos;
-                    }
-                    // The data prompt is a partial line: `>` (usually followed by a space) at
-                    // a line start, while a command that asked for it is in flight.
                     if self.scan == pos
-                        && self.buf.get(pos) == Some(&b'>')
-                        && !self.in_response
-                        && self.current().is_some_and(|e| e.prompt)
+                        && let Some(rest) = self.buf.get(pos..end)
                     {
-                        pos = pos.saturating_add(1);
-                        if pos < end && self.buf.get(pos) == Some(&b' ') {
-                            pos = pos.saturating_add(1);
-                        }
+                        // Blank lines (the `\r\n` that frames every line) need no search:
+                        // counted in one tight loop over the bytes left.
+                        let blank = rest
+                            .as_chunks::<2>()
+                            .0
+                            .iter()
+                            .take_while(|c| *c == b"\r\n")
+                            .count()
+                            .wrapping_mul(2);
+                        // `pos + blank <= end`: no wrap (wrapping ops on the per-line path, as
+                        // `+` is in release).
+                        pos = pos.wrapping_add(blank);
                         self.scan = pos;
-                        self.shared.prompt();
-                        continue;
+                        let first = rest.get(blank);
+                        if first.is_none() {
+                            return pos;
+                        }
+                        // The data prompt is a partial line: `>` (usually followed by a
+                        // space) at a line start, while a command that asked for it is in
+                        // flight.
+                        if first == Some(&b'>')
+                            && !self.in_response
+                            && self.current().is_some_and(|e| e.prompt)
+                        {
+                            pos = pos.saturating_add(1);
+                            if pos < end && self.buf.get(pos) == Some(&b' ') {
+                                pos = pos.saturating_add(1);
+                            }
+                            self.scan = pos;
+                            self.shared.prompt();
+                            continue;
+                        }
+                    } else if pos >= end {
+                        return pos;
                     }
                     let from = self.scan.max(pos);
                     let Some((nl, clean)) = line::find_lf_printable(self.buf, from, end) else {

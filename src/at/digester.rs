@@ -146,6 +146,19 @@ impl<'a, U: UrcSink> Digester<'a, U> {
         }
     }
 
+    /// Processes `buf[..end]` (not empty) and keeps what is left of it.
+    #[inline(always)]
+    fn process_all(&mut self, end: usize) {
+        let pos = self.process(end);
+        if pos == end {
+            // All dealt with (the usual case: a piece that ends with a line's `\n`).
+            self.len = 0;
+            self.scan = 0;
+        } else {
+            self.settle(pos, end);
+        }
+    }
+
     /// After [`Digester::process`] dealt with `buf[..pos]` of `buf[..end]`.
     fn settle(&mut self, pos: usize, end: usize) {
         // Keep the unfinished line at the front of the buffer.
@@ -235,14 +248,7 @@ impl<'a, U: UrcSink> Digester<'a, U> {
                 self.scan = 0;
                 return true;
             }
-            let pos = self.process(end);
-            if pos == end {
-                // All dealt with (the usual case: a line's `\n`).
-                self.len = 0;
-                self.scan = 0;
-            } else {
-                self.settle(pos, end);
-            }
+            self.process_all(end);
             return true;
         }
         // A short piece that completes nothing is only appended (a byte arriving alone from an
@@ -279,14 +285,7 @@ impl<'a, U: UrcSink> Digester<'a, U> {
             && let Some(dst) = self.buf.get_mut(self.len..end)
         {
             dst.copy_from_slice(bytes);
-            let pos = self.process(end);
-            if pos == end {
-                // All dealt with (the usual case: a piece that ends with a line's `\n`).
-                self.len = 0;
-                self.scan = 0;
-            } else {
-                self.settle(pos, end);
-            }
+            self.process_all(end);
             return true;
         }
         self.feed_slow(bytes);

@@ -51,9 +51,10 @@ set -euo pipefail
 # names, the hand-read +QFLST line, the MQTT guard's one read, out-of-line start counts):
 # 90 584 -> 89 348 B (85 056 B added); then for the URC path (one critical section per URC, the
 # driver's cells borrowed in `critical_section::with` rather than through `Mutex::lock`, the
-# socket URCs' nom fallbacks read by hand, one copy of the unknown-URC report): MERGED_FIGURES.
-FLASH_LIMIT=89552        # 87.5 KiB, whole image
-ADDED_FLASH_LIMIT=85256  # 83.3 KiB, image minus the bare image
+# socket URCs' nom fallbacks read by hand, one copy of the unknown-URC report): 90 580 ->
+# 89 840 B alone; both rounds merged: 88 620 B (84 328 B added); about 200 B of headroom.
+FLASH_LIMIT=88824        # 86.7 KiB, whole image
+ADDED_FLASH_LIMIT=84528  # 82.5 KiB, image minus the bare image
 # RAM: the rows use one socket, as issue 15 measures them (21 168 -> 16 984 B); then the
 # staging buffer went and the driver's futures shrank (16 904 -> 14 840 B), then the MQTT
 # client's copies (borrowed subscription filters, no topic buffer in the receive guard) and more

@@ -363,6 +363,7 @@ impl<'c, R> Acc<'c, R> {
     }
 
     /// The result once the response ended (the exchange succeeded and [`Listen::done`] holds).
+    #[inline(never)]
     pub(crate) fn into_result(self) -> Result<R, Error> {
         self.acc.unwrap_or(Err(Error::Parse))
     }

@@ -12,6 +12,18 @@ pub(crate) fn decimal(digits: &[u8]) -> Option<u32> {
     })
 }
 
+/// Sets a bounded string (any capacity, through its view) to the text `s`: not UTF-8 is
+/// [`Error::Parse`](crate::Error::Parse), too long [`Error::Overflow`](crate::Error::Overflow)
+/// (what [`crate::at::parse::to_string`] returns, without a copy of it per capacity).
+pub(crate) fn set_text(
+    out: &mut heapless::string::StringView,
+    s: &[u8],
+) -> Result<(), crate::Error> {
+    let s = core::str::from_utf8(s).map_err(|_| crate::Error::Parse)?;
+    out.clear();
+    out.push_str(s).map_err(|_| crate::Error::Overflow)
+}
+
 /// Copies `s` into a bounded string, cutting at a character boundary if it does not fit (for
 /// display-only fields such as a firmware revision).
 pub(crate) fn truncated<const M: usize>(s: &str) -> heapless::String<M> {

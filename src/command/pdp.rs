@@ -53,32 +53,46 @@ fn field(i: &[u8]) -> IResult<&[u8], &[u8]> {
     Ok(super::field(i))
 }
 
-/// An IPv4 and an IPv6 address sorted out of up to two address fields. An IPv6 address is one
-/// with a `:` or with more than three dots (the 3GPP dotted form); empty fields are absent.
+/// Whether a non-empty address field is an IPv6 address (one with a `:` or with more than
+/// three dots, the 3GPP dotted form) or an IPv4 one; anything else is [`Error::Parse`].
+fn is_ipv6(a: &[u8]) -> Result<bool, Error> {
+    let dots = a.iter().filter(|&&b| b == b'.').count();
+    if a.contains(&b':') || dots > 3 {
+        if a
+            .iter()
+            .all(|&b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
+        {
+            return Ok(true);
+        }
+    } else if dots == 3 && a.iter().all(|&b| b.is_ascii_digit() || b == b'.') {
+        return Ok(false);
+    }
+    Err(Error::Parse)
+}
+
+/// An IPv4 and an IPv6 address sorted out of up to two address fields into `v4` and `v6`
+/// (both `None` before); empty fields are absent, a second address of a kind is
+/// [`Error::Parse`]. Written in place, through the strings' views: no copy per capacity.
 fn sort_addresses<const V6: usize>(
     fields: &[Option<&[u8]>],
-) -> Result<(Option<String<16>>, Option<String<V6>>), Error> {
-    let mut v4 = None;
-    let mut v6 = None;
+    v4: &mut Option<String<16>>,
+    v6: &mut Option<String<V6>>,
+) -> Result<(), Error> {
     for a in fields.iter().flatten().filter(|a| !a.is_empty()) {
-        let dots = a.iter().filter(|&&b| b == b'.').count();
-        if a.contains(&b':') || dots > 3 {
-            if v6.is_some()
-                || !a
-                    .iter()
-                    .all(|&b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
-            {
+        let out = if is_ipv6(a)? {
+            if v6.is_some() {
                 return Err(Error::Parse);
             }
-            v6 = Some(to_string(a)?);
+            v6.insert(String::new()).as_mut_view()
         } else {
-            if v4.is_some() || dots != 3 || !a.iter().all(|&b| b.is_ascii_digit() || b == b'.') {
+            if v4.is_some() {
                 return Err(Error::Parse);
             }
-            v4 = Some(to_string(a)?);
-        }
+            v4.insert(String::new()).as_mut_view()
+        };
+        crate::util::set_text(out, a)?;
     }
-    Ok((v4, v6))
+    Ok(())
 }
 
 /// `<PDP_type>` of `AT+CGDCONT`.
@@ -481,7 +495,8 @@ fn active_context(line: &[u8]) -> Result<ActiveContext, Error> {
     let a1 = f.next_field();
     let a2 = f.next_field();
     f.end()?;
-    let (ipv4, ipv6) = sort_addresses(&[a1, a2])?;
+    let (mut ipv4, mut ipv6) = (None, None);
+    sort_addresses(&[a1, a2], &mut ipv4, &mut ipv6)?;
     Ok(ActiveContext {
         cid: u8_of(cid)?,
         state: bool_of(state)?,
@@ -645,7 +660,8 @@ impl Command for GetPdpAddress {
             if cid != u32::from(self.cid) {
                 continue;
             }
-            let (ipv4, ipv6) = sort_addresses(&[a1, a2])?;
+            let (mut ipv4, mut ipv6) = (None, None);
+            sort_addresses(&[a1, a2], &mut ipv4, &mut ipv6)?;
             return Ok(PdpAddress {
                 cid: self.cid,
                 ipv4,

@@ -488,6 +488,20 @@ impl Command for GetActiveContexts {
 
 /// One `+QIACT: <cid>,<state>,<type>[,<addr>[,<addr>]]` line.
 fn active_context(line: &[u8]) -> Result<ActiveContext, Error> {
+    let mut c = ActiveContext {
+        cid: 0,
+        state: false,
+        context_type: ContextType::Ipv4,
+        ipv4: None,
+        ipv6: None,
+    };
+    read_active_context(line, &mut c)?;
+    Ok(c)
+}
+
+/// [`active_context`] into `c` (its addresses `None` before): read in place, the 76-byte
+/// context is not moved out of a `Result`.
+fn read_active_context(line: &[u8], c: &mut ActiveContext) -> Result<(), Error> {
     let mut f = Fields::new(line);
     let cid = f.uint()?;
     let state = f.next_uint()?;
@@ -495,15 +509,11 @@ fn active_context(line: &[u8]) -> Result<ActiveContext, Error> {
     let a1 = f.next_field();
     let a2 = f.next_field();
     f.end()?;
-    let (mut ipv4, mut ipv6) = (None, None);
-    sort_addresses(&[a1, a2], &mut ipv4, &mut ipv6)?;
-    Ok(ActiveContext {
-        cid: u8_of(cid)?,
-        state: bool_of(state)?,
-        context_type: ContextType::from_code(context_type).ok_or(Error::Parse)?,
-        ipv4,
-        ipv6,
-    })
+    sort_addresses(&[a1, a2], &mut c.ipv4, &mut c.ipv6)?;
+    c.cid = u8_of(cid)?;
+    c.state = bool_of(state)?;
+    c.context_type = ContextType::from_code(context_type).ok_or(Error::Parse)?;
+    Ok(())
 }
 
 /// `AT+QIACT?` read for one context: its line, or `None` when it is not listed (not active).

@@ -24,6 +24,14 @@ pub(crate) fn set_text(
     out.push_str(s).map_err(|_| crate::Error::Overflow)
 }
 
+/// [`crate::at::parse::to_string`] (the same results) through [`set_text`]: only the empty
+/// string is built per capacity.
+pub(crate) fn text<const N: usize>(s: &[u8]) -> Result<heapless::String<N>, crate::Error> {
+    let mut out = heapless::String::new();
+    set_text(out.as_mut_view(), s)?;
+    Ok(out)
+}
+
 /// Copies `s` into a bounded string, cutting at a character boundary if it does not fit (for
 /// display-only fields such as a firmware revision).
 pub(crate) fn truncated<const M: usize>(s: &str) -> heapless::String<M> {

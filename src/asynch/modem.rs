@@ -441,7 +441,7 @@ impl<'a> Modem<'a> {
         // Read back from where it is kept: one conversion for both paths.
         let (len, kept) = self.core.imei.lock(Cell::get);
         let imei: heapless::String<20> =
-            crate::at::parse::to_string(kept.get(..usize::from(len)).unwrap_or_default())?;
+            crate::util::text(kept.get(..usize::from(len)).unwrap_or_default())?;
         let model_name = crate::util::truncated(&ati.model);
         let revision = crate::util::truncated(&ati.revision);
         info!("modem identified");

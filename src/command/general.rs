@@ -8,7 +8,7 @@ use nom::{combinator::opt, combinator::rest, sequence::preceded};
 use super::{CmdWriter, Command};
 use crate::Error;
 use crate::at::expect::Expect;
-use crate::at::parse::{all, comma, to_string, uint};
+use crate::at::parse::{all, comma, uint};
 use crate::at::response::Response;
 use crate::error::trim_ascii;
 
@@ -144,9 +144,9 @@ impl Command for Identify {
                     return Err(Error::Parse);
                 }
                 return Ok(Identification {
-                    manufacturer: to_string(manufacturer)?,
-                    model: to_string(model)?,
-                    revision: to_string(rev)?,
+                    manufacturer: crate::util::text(manufacturer)?,
+                    model: crate::util::text(model)?,
+                    revision: crate::util::text(rev)?,
                 });
             }
             before2 = before1;
@@ -175,7 +175,7 @@ impl Command for Identify {
                 {
                     Err(Error::Parse)
                 } else {
-                    to_string(rev)
+                    crate::util::text(rev)
                 };
                 match revision {
                     Ok(revision) => id.revision = revision,
@@ -213,7 +213,7 @@ fn firmware_line<const N: usize>(resp: &Response<'_>) -> Result<String<N>, Error
     for line in resp.lines() {
         let text = strip_revision(line).unwrap_or(line);
         if is_revision_text(text) {
-            return to_string(text);
+            return crate::util::text(text);
         }
     }
     Err(Error::Parse)
@@ -271,7 +271,7 @@ impl Command for Imei {
         resp.lines()
             .find(|l| (14..=17).contains(&l.len()) && l.iter().all(u8::is_ascii_digit))
             .ok_or(Error::Parse)
-            .and_then(to_string)
+            .and_then(crate::util::text)
     }
 }
 
@@ -350,7 +350,7 @@ impl Command for GetLastTcpipError {
         let (code, text) = all((uint, opt(preceded(comma, rest))), resp.first()?)?;
         Ok(TcpipError {
             code: u16::try_from(code).map_err(|_| Error::Parse)?,
-            text: to_string(trim_ascii(text.unwrap_or(b"")))?,
+            text: crate::util::text(trim_ascii(text.unwrap_or(b"")))?,
         })
     }
 }

@@ -19,7 +19,7 @@ use nom::{
 use super::{CmdWriter, Command, Fields};
 use crate::Error;
 use crate::at::expect::Expect;
-use crate::at::parse::{all, comma, next, quoted, to_string, uint};
+use crate::at::parse::{all, comma, next, quoted, uint};
 use crate::at::response::Response;
 
 /// Maximum response time of local commands.
@@ -205,7 +205,7 @@ impl Command for GetPdpContexts {
             let ctx = PdpContext {
                 cid: u8_of(cid)?,
                 pdp_type: PdpType::from_text(pdp_type).ok_or(Error::Parse)?,
-                apn: to_string(apn)?,
+                apn: crate::util::text(apn)?,
             };
             out.push(ctx).map_err(|_| Error::Overflow)?;
         }
@@ -413,9 +413,9 @@ impl Command for GetContextConfig {
         )?;
         Ok(ContextConfig {
             context_type: ContextType::from_code(context_type).ok_or(Error::Parse)?,
-            apn: to_string(apn)?,
-            username: to_string(username)?,
-            password: to_string(password)?,
+            apn: crate::util::text(apn)?,
+            username: crate::util::text(username)?,
+            password: crate::util::text(password)?,
             auth: Auth::from_code(auth).ok_or(Error::Parse)?,
         })
     }
@@ -757,8 +757,8 @@ impl Command for GetDnsConfig {
                 return Err(Error::Parse);
             }
             return Ok(DnsConfig {
-                primary: to_string(primary)?,
-                secondary: to_string(secondary.unwrap_or(b""))?,
+                primary: crate::util::text(primary)?,
+                secondary: crate::util::text(secondary.unwrap_or(b""))?,
             });
         }
         Err(Error::Parse)

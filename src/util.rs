@@ -36,10 +36,44 @@ pub(crate) fn text<const N: usize>(s: &[u8]) -> Result<heapless::String<N>, crat
 /// display-only fields such as a firmware revision).
 pub(crate) fn truncated<const M: usize>(s: &str) -> heapless::String<M> {
     let mut out = heapless::String::new();
-    for c in s.chars() {
-        if out.push(c).is_err() {
-            break;
+    truncate_into(out.as_mut_view(), s);
+    out
+}
+
+/// [`truncated`] into an empty string of any capacity: the longest prefix of `s` that fits and
+/// ends at a character boundary (what pushing its characters until one does not fit gives).
+fn truncate_into(out: &mut heapless::string::StringView, s: &str) {
+    let mut end = s.len().min(out.capacity());
+    while !s.is_char_boundary(end) {
+        end = end.saturating_sub(1);
+    }
+    let _ = out.push_str(s.get(..end).unwrap_or_default());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The cut at a character boundary is what pushing the characters one by one until one
+    /// does not fit gave; `text` is `at::parse::to_string`.
+    #[test]
+    fn truncated_and_text_as_before() {
+        fn by_chars<const M: usize>(s: &str) -> heapless::String<M> {
+            let mut out = heapless::String::new();
+            for c in s.chars() {
+                if out.push(c).is_err() {
+                    break;
+                }
+            }
+            out
+        }
+        for s in ["", "BG96", "BG96MAR02A07M1G", "ééééé", "aé", "a€b", "€€€", "abcdef"] {
+            assert_eq!(truncated::<4>(s), by_chars::<4>(s), "{s}");
+            assert_eq!(truncated::<5>(s), by_chars::<5>(s), "{s}");
+            assert_eq!(truncated::<0>(s), by_chars::<0>(s), "{s}");
+        }
+        for s in [&b""[..], b"abc", b"abcd", b"abcde", b"\xff", "é".as_bytes()] {
+            assert_eq!(text::<4>(s), crate::at::parse::to_string::<4>(s), "{s:?}");
         }
     }
-    out
 }

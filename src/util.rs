@@ -13,14 +13,15 @@ pub(crate) fn decimal(digits: &[u8]) -> Option<u32> {
 }
 
 /// Sets a bounded string (any capacity, through its view) to the text `s`: not UTF-8 is
-/// [`Error::Parse`](crate::Error::Parse), too long [`Error::Overflow`](crate::Error::Overflow)
+/// [`Error::Parse`](crate::Error::Parse), too long [`Error::Overflow`](crate::Error::Overflow),
+/// and the string is then empty
 /// (what [`crate::at::parse::to_string`] returns, without a copy of it per capacity).
 pub(crate) fn set_text(
     out: &mut heapless::string::StringView,
     s: &[u8],
 ) -> Result<(), crate::Error> {
-    let s = core::str::from_utf8(s).map_err(|_| crate::Error::Parse)?;
     out.clear();
+    let s = core::str::from_utf8(s).map_err(|_| crate::Error::Parse)?;
     out.push_str(s).map_err(|_| crate::Error::Overflow)
 }
 
@@ -67,7 +68,16 @@ mod tests {
             }
             out
         }
-        for s in ["", "BG96", "BG96MAR02A07M1G", "ééééé", "aé", "a€b", "€€€", "abcdef"] {
+        for s in [
+            "",
+            "BG96",
+            "BG96MAR02A07M1G",
+            "ééééé",
+            "aé",
+            "a€b",
+            "€€€",
+            "abcdef",
+        ] {
             assert_eq!(truncated::<4>(s), by_chars::<4>(s), "{s}");
             assert_eq!(truncated::<5>(s), by_chars::<5>(s), "{s}");
             assert_eq!(truncated::<0>(s), by_chars::<0>(s), "{s}");

@@ -168,30 +168,28 @@ impl Command for Identify {
             return;
         }
         for text in line.lines() {
+            let Identification {
+                manufacturer,
+                model,
+                revision,
+            } = id;
             if let Some(rev) = strip_revision(text) {
-                let revision = if !is_revision_text(rev)
-                    || id.manufacturer.is_empty()
-                    || id.model.is_empty()
+                let read = if !is_revision_text(rev) || manufacturer.is_empty() || model.is_empty()
                 {
                     Err(Error::Parse)
                 } else {
-                    crate::util::text(rev)
+                    crate::util::set_text(revision.as_mut_view(), rev)
                 };
-                match revision {
-                    Ok(revision) => id.revision = revision,
-                    Err(e) => *acc = Some(Err(e)),
+                if let Err(e) = read {
+                    *acc = Some(Err(e));
                 }
                 return;
             }
             // Shift: manufacturer <- model <- this line (a line too long for either field is
-            // noise, but it still pushes the earlier lines out).
-            id.manufacturer.clear();
-            let _ = id.manufacturer.push_str(&id.model);
-            // Too long, or not UTF-8: empty (`push_str` writes all or nothing).
-            id.model.clear();
-            if let Ok(text) = core::str::from_utf8(text) {
-                let _ = id.model.push_str(text);
-            }
+            // noise, but it still pushes the earlier lines out: too long, or not UTF-8, is an
+            // empty field). Through the strings' views: one copy of the code for both.
+            let _ = crate::util::set_text(manufacturer.as_mut_view(), model.as_bytes());
+            let _ = crate::util::set_text(model.as_mut_view(), text);
         }
     }
     fn finish(

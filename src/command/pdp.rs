@@ -58,8 +58,7 @@ fn field(i: &[u8]) -> IResult<&[u8], &[u8]> {
 fn is_ipv6(a: &[u8]) -> Result<bool, Error> {
     let dots = a.iter().filter(|&&b| b == b'.').count();
     if a.contains(&b':') || dots > 3 {
-        if a
-            .iter()
+        if a.iter()
             .all(|&b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
         {
             return Ok(true);

@@ -743,6 +743,34 @@ impl Command for GetDnsConfig {
         w.str_uint("AT+QIDNSCFG=", u32::from(self.cid))
     }
     fn parse(&self, resp: &Response<'_>) -> Result<DnsConfig, Error> {
+        let mut dns = DnsConfig {
+            primary: String::new(),
+            secondary: String::new(),
+        };
+        self.read_into(resp, &mut dns)?;
+        Ok(dns)
+    }
+    /// [`Command::fold`]'s default (the first line [`Command::parse`] accepts), read in place:
+    /// the 82-byte answer is not moved out of a `Result`.
+    fn fold(&self, acc: &mut Option<Result<DnsConfig, Error>>, line: &Response<'_>) {
+        if matches!(acc, Some(Ok(_))) {
+            return;
+        }
+        let slot = acc.insert(Ok(DnsConfig {
+            primary: String::new(),
+            secondary: String::new(),
+        }));
+        if let Ok(dns) = slot {
+            if let Err(e) = self.read_into(line, dns) {
+                *slot = Err(e);
+            }
+        }
+    }
+}
+
+impl GetDnsConfig {
+    /// [`Command::parse`] into `dns` (empty before).
+    fn read_into(&self, resp: &Response<'_>, dns: &mut DnsConfig) -> Result<(), Error> {
         for line in resp.prefixed(b"+QIDNSCFG:") {
             let mut f = Fields::new(line);
             let cid = f.uint()?;
@@ -755,10 +783,8 @@ impl Command for GetDnsConfig {
             if primary.is_empty() {
                 return Err(Error::Parse);
             }
-            return Ok(DnsConfig {
-                primary: crate::util::text(primary)?,
-                secondary: crate::util::text(secondary.unwrap_or(b""))?,
-            });
+            crate::util::set_text(dns.primary.as_mut_view(), primary)?;
+            return crate::util::set_text(dns.secondary.as_mut_view(), secondary.unwrap_or(b""));
         }
         Err(Error::Parse)
     }

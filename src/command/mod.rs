@@ -582,6 +582,26 @@ mod tests {
         assert_eq!(f.end(), Err(Error::Parse));
     }
 
+    /// `util::text`, which the parsers use, gives what `at::parse::to_string` gave.
+    #[test]
+    fn text_as_to_string() {
+        for s in [
+            &b""[..],
+            b"abc",
+            b"abcd",
+            b"abcde",
+            b"\xff",
+            "é".as_bytes(),
+            b"a\xffb",
+        ] {
+            assert_eq!(
+                crate::util::text::<4>(s),
+                crate::at::parse::to_string::<4>(s),
+                "{s:?}"
+            );
+        }
+    }
+
     #[test]
     fn writer_bounds() {
         let mut buf = [0u8; 8];

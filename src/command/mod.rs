@@ -252,7 +252,8 @@ impl<'a> CmdWriter<'a> {
         let [a, t, b'+', ..] = part else {
             return Err(Error::InvalidArgument);
         };
-        if !a.eq_ignore_ascii_case(&b'A') || !t.eq_ignore_ascii_case(&b'T') {
+        // `A` or `a`, `T` or `t` (setting bit 5 maps exactly these to the lower case letter).
+        if *a | 0x20 != b'a' || *t | 0x20 != b't' {
             return Err(Error::InvalidArgument);
         }
         // `part` has at least 3 bytes, so `start + 2 < self.len`.
@@ -599,6 +600,24 @@ mod tests {
                 crate::at::parse::to_string::<4>(s),
                 "{s:?}"
             );
+        }
+    }
+
+    /// The concatenation cut takes `AT`, in any case, and nothing else.
+    #[test]
+    fn cut_at_prefix_takes_at_in_any_case() {
+        for a in 0..=255u8 {
+            for t in [b'T', b't', b'U', b'4', b'\x54' | 0x80, a] {
+                let mut buf = [0u8; 8];
+                let mut w = CmdWriter::new(&mut buf);
+                w.raw(b";").unwrap();
+                w.raw(&[a, t, b'+', b'X']).unwrap();
+                let want = a.eq_ignore_ascii_case(&b'A') && t.eq_ignore_ascii_case(&b'T');
+                assert_eq!(w.cut_at_prefix(1).is_ok(), want, "{a} {t}");
+                if want {
+                    assert_eq!(w.as_bytes(), b";+X");
+                }
+            }
         }
     }
 

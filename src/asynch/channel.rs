@@ -281,7 +281,7 @@ impl<'c> Channel<'c> {
         data: &[u8],
     ) -> Result<C::Response, Error> {
         self.settle().await;
-        let mut acc = Acc::<C::Response>::new(cmd);
+        let mut acc = crate::command::Typed::new(cmd);
         let listen = Listen::new(&mut acc, cmd.expect());
         // A file may be a private key: wiped from the line buffer once written.
         self.st.wipe = true;

@@ -31,7 +31,7 @@ use crate::state::StateCell;
 macro_rules! send {
     ($modem:expr, $cmd:expr) => {{
         let cmd = $cmd;
-        let mut acc = $crate::command::Acc::of(&cmd);
+        let mut acc = $crate::command::Typed::new(&cmd);
         $modem.send_erased(&mut acc).await;
         acc.into_result()
     }};

@@ -358,11 +358,6 @@ impl<'c, R> Acc<'c, R> {
         Self { cmd, acc: None }
     }
 
-    /// [`Acc::new`] for a command, its response type inferred.
-    pub(crate) fn of<C: Command<Response = R>>(cmd: &'c C) -> Self {
-        Self::new(cmd)
-    }
-
     /// The result once the response ended (the exchange succeeded and [`Listen::done`] holds).
     #[inline(never)]
     pub(crate) fn into_result(self) -> Result<R, Error> {
@@ -376,6 +371,38 @@ impl<'c, R> Acc<'c, R> {
 }
 
 impl<R> Folding for Acc<'_, R> {
+    fn render(&self, w: &mut CmdWriter<'_>) -> (LineSpec, Result<(), Error>) {
+        self.cmd.dyn_render(w)
+    }
+
+    fn take(&mut self, step: Result<Step<'_>, Error>, expect: Expect) {
+        self.cmd.dyn_take(&mut self.acc, step, expect);
+    }
+}
+
+/// A command and what its response folds into, for the driver's flows (`send!`): the
+/// command's [`Folding`] directly, without an [`Acc`] and its `&dyn DynCommand` in between (a
+/// vtable per command type, none per response type; the command's `render` and `take` are
+/// what [`DynCommand`] compiles for it).
+pub(crate) struct Typed<'c, C: Command> {
+    cmd: &'c C,
+    acc: Option<Result<C::Response, Error>>,
+}
+
+impl<'c, C: Command> Typed<'c, C> {
+    pub(crate) fn new(cmd: &'c C) -> Self {
+        Self { cmd, acc: None }
+    }
+
+    /// [`Acc::into_result`]; out of line, as that one (identical copies, those of the commands
+    /// answered `OK` alone, are folded into one by the linker).
+    #[inline(never)]
+    pub(crate) fn into_result(self) -> Result<C::Response, Error> {
+        self.acc.unwrap_or(Err(Error::Parse))
+    }
+}
+
+impl<C: Command> Folding for Typed<'_, C> {
     fn render(&self, w: &mut CmdWriter<'_>) -> (LineSpec, Result<(), Error>) {
         self.cmd.dyn_render(w)
     }

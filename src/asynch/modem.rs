@@ -431,8 +431,9 @@ impl<'a> Modem<'a> {
         if self.core.imei.lock(Cell::get).0 == 0 {
             let read = send!(self, general::Imei)?;
             let mut bytes = [0; 20];
-            for (d, s) in bytes.iter_mut().zip(read.as_bytes()) {
-                *d = *s;
+            // At most 17 bytes: it fits.
+            if let Some(d) = bytes.get_mut(..read.len()) {
+                d.copy_from_slice(read.as_bytes());
             }
             // At most 17 bytes (0, not kept, cannot happen).
             let len = u8::try_from(read.len()).unwrap_or(0);

@@ -193,6 +193,8 @@ impl<'c> Channel<'c> {
     ///
     /// Cancel-safe: dropping the future at any point leaves the channel usable; the next command
     /// first waits out the abandoned one's answer.
+    // Not an `async fn` on purpose (see `send_erased`): it would keep its arguments twice.
+    #[allow(clippy::manual_async_fn)]
     pub(crate) fn send<'s, C: Command>(
         &'s mut self,
         cmd: &'s C,

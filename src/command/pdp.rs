@@ -760,10 +760,10 @@ impl Command for GetDnsConfig {
             primary: String::new(),
             secondary: String::new(),
         }));
-        if let Ok(dns) = slot {
-            if let Err(e) = self.read_into(line, dns) {
-                *slot = Err(e);
-            }
+        if let Ok(dns) = slot
+            && let Err(e) = self.read_into(line, dns)
+        {
+            *slot = Err(e);
         }
     }
 }

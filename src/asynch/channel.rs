@@ -17,7 +17,7 @@ use super::Modem;
 use super::tx::{CMD_BUF, MAX_SEND, Source};
 use crate::Error;
 use crate::at::{Expect, Final};
-use crate::command::{Acc, CmdWriter, Command, Folding, Listen};
+use crate::command::{CmdWriter, Command, Folding, Listen};
 use crate::socket::Kind;
 
 /// Extra time allowed for writing a command on top of its response time.
@@ -193,25 +193,17 @@ impl<'c> Channel<'c> {
     ///
     /// Cancel-safe: dropping the future at any point leaves the channel usable; the next command
     /// first waits out the abandoned one's answer.
+    // Not an `async fn` on purpose (see `send_erased`): it would keep its arguments twice.
+    #[allow(clippy::manual_async_fn)]
     pub(crate) fn send<'s, C: Command>(
         &'s mut self,
         cmd: &'s C,
     ) -> impl core::future::Future<Output = Result<C::Response, Error>> + 's {
-        // Nothing is compiled per command type but the command's own methods (`DynCommand`):
-        // writing the line, settling, the exchange and the wait are type-erased (one copy), and
-        // the shell below is compiled once per response type.
-        self.send_dyn(Acc::<C::Response>::new(cmd))
-    }
-
-    /// [`Self::send`] for a command typed only by its response.
-    // Not an `async fn` on purpose (see `send_erased`): it would keep its arguments twice.
-    #[allow(clippy::manual_async_fn)]
-    fn send_dyn<'s, R>(
-        &'s mut self,
-        mut acc: Acc<'s, R>,
-    ) -> impl core::future::Future<Output = Result<R, Error>> + 's {
+        // Nothing is compiled per command type but the command's own methods and this shell:
+        // writing the line, settling, the exchange and the wait are type-erased (one copy).
         async move {
-            // A failed exchange's error is in `acc` (no error arm per response type here).
+            let mut acc = crate::command::Typed::new(cmd);
+            // A failed exchange's error is in `acc` (no error arm here).
             self.send_erased(&mut acc).await;
             acc.into_result()
         }
@@ -281,7 +273,7 @@ impl<'c> Channel<'c> {
         data: &[u8],
     ) -> Result<C::Response, Error> {
         self.settle().await;
-        let mut acc = Acc::<C::Response>::new(cmd);
+        let mut acc = crate::command::Typed::new(cmd);
         let listen = Listen::new(&mut acc, cmd.expect());
         // A file may be a private key: wiped from the line buffer once written.
         self.st.wipe = true;

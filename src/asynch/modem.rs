@@ -31,7 +31,7 @@ use crate::state::StateCell;
 macro_rules! send {
     ($modem:expr, $cmd:expr) => {{
         let cmd = $cmd;
-        let mut acc = $crate::command::Acc::of(&cmd);
+        let mut acc = $crate::command::Typed::new(&cmd);
         $modem.send_erased(&mut acc).await;
         acc.into_result()
     }};
@@ -431,8 +431,9 @@ impl<'a> Modem<'a> {
         if self.core.imei.lock(Cell::get).0 == 0 {
             let read = send!(self, general::Imei)?;
             let mut bytes = [0; 20];
-            for (d, s) in bytes.iter_mut().zip(read.as_bytes()) {
-                *d = *s;
+            // At most 17 bytes: it fits.
+            if let Some(d) = bytes.get_mut(..read.len()) {
+                d.copy_from_slice(read.as_bytes());
             }
             // At most 17 bytes (0, not kept, cannot happen).
             let len = u8::try_from(read.len()).unwrap_or(0);
@@ -441,7 +442,7 @@ impl<'a> Modem<'a> {
         // Read back from where it is kept: one conversion for both paths.
         let (len, kept) = self.core.imei.lock(Cell::get);
         let imei: heapless::String<20> =
-            crate::at::parse::to_string(kept.get(..usize::from(len)).unwrap_or_default())?;
+            crate::util::text(kept.get(..usize::from(len)).unwrap_or_default())?;
         let model_name = crate::util::truncated(&ati.model);
         let revision = crate::util::truncated(&ati.revision);
         info!("modem identified");

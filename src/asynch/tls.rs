@@ -183,10 +183,12 @@ fn tls_file_name(
         return Err(Error::Overflow);
     }
     let mut s = heapless::String::new();
-    let _ = s.push_str(prefix);
-    let _ = s.push_str(stem);
+    // Through the string's view: the copy code shared with the other strings.
+    let v = s.as_mut_view();
+    let _ = v.push_str(prefix);
+    let _ = v.push_str(stem);
     // The tail is ASCII.
-    let _ = s.push_str(core::str::from_utf8(&tail).unwrap_or_default());
+    let _ = v.push_str(core::str::from_utf8(&tail).unwrap_or_default());
     Ok(s)
 }
 
@@ -459,8 +461,9 @@ impl<'a> Modem<'a> {
                     return Err(Error::Overflow);
                 }
                 let mut full: heapless::String<{ NAME_LEN + 4 }> = heapless::String::new();
-                let _ = full.push_str(prefix);
-                let _ = full.push_str(name);
+                let v = full.as_mut_view();
+                let _ = v.push_str(prefix);
+                let _ = v.push_str(name);
                 match send!(self, Delete { name: &full }) {
                     Ok(()) | Err(Error::Cme(crate::CmeError::FILE_NOT_FOUND)) => {}
                     Err(e) => return Err(e),

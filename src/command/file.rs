@@ -159,7 +159,7 @@ impl Command for List<'_> {
         for line in resp.prefixed(b"+QFLST:") {
             let (name, size) = listed_file(line).ok_or(Error::Parse)?;
             out.push(FileEntry {
-                name: crate::at::parse::to_string(name)?,
+                name: crate::util::text(name)?,
                 size,
             })
             .map_err(|_| Error::Overflow)?;

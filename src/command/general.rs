@@ -8,7 +8,7 @@ use nom::{combinator::opt, combinator::rest, sequence::preceded};
 use super::{CmdWriter, Command};
 use crate::Error;
 use crate::at::expect::Expect;
-use crate::at::parse::{all, comma, to_string, uint};
+use crate::at::parse::{all, comma, uint};
 use crate::at::response::Response;
 use crate::error::trim_ascii;
 
@@ -144,9 +144,9 @@ impl Command for Identify {
                     return Err(Error::Parse);
                 }
                 return Ok(Identification {
-                    manufacturer: to_string(manufacturer)?,
-                    model: to_string(model)?,
-                    revision: to_string(rev)?,
+                    manufacturer: crate::util::text(manufacturer)?,
+                    model: crate::util::text(model)?,
+                    revision: crate::util::text(rev)?,
                 });
             }
             before2 = before1;
@@ -168,30 +168,28 @@ impl Command for Identify {
             return;
         }
         for text in line.lines() {
+            let Identification {
+                manufacturer,
+                model,
+                revision,
+            } = id;
             if let Some(rev) = strip_revision(text) {
-                let revision = if !is_revision_text(rev)
-                    || id.manufacturer.is_empty()
-                    || id.model.is_empty()
+                let read = if !is_revision_text(rev) || manufacturer.is_empty() || model.is_empty()
                 {
                     Err(Error::Parse)
                 } else {
-                    to_string(rev)
+                    crate::util::set_text(revision.as_mut_view(), rev)
                 };
-                match revision {
-                    Ok(revision) => id.revision = revision,
-                    Err(e) => *acc = Some(Err(e)),
+                if let Err(e) = read {
+                    *acc = Some(Err(e));
                 }
                 return;
             }
             // Shift: manufacturer <- model <- this line (a line too long for either field is
-            // noise, but it still pushes the earlier lines out).
-            id.manufacturer.clear();
-            let _ = id.manufacturer.push_str(&id.model);
-            // Too long, or not UTF-8: empty (`push_str` writes all or nothing).
-            id.model.clear();
-            if let Ok(text) = core::str::from_utf8(text) {
-                let _ = id.model.push_str(text);
-            }
+            // noise, but it still pushes the earlier lines out: too long, or not UTF-8, is an
+            // empty field). Through the strings' views: one copy of the code for both.
+            let _ = crate::util::set_text(manufacturer.as_mut_view(), model.as_bytes());
+            let _ = crate::util::set_text(model.as_mut_view(), text);
         }
     }
     fn finish(
@@ -213,7 +211,7 @@ fn firmware_line<const N: usize>(resp: &Response<'_>) -> Result<String<N>, Error
     for line in resp.lines() {
         let text = strip_revision(line).unwrap_or(line);
         if is_revision_text(text) {
-            return to_string(text);
+            return crate::util::text(text);
         }
     }
     Err(Error::Parse)
@@ -271,7 +269,7 @@ impl Command for Imei {
         resp.lines()
             .find(|l| (14..=17).contains(&l.len()) && l.iter().all(u8::is_ascii_digit))
             .ok_or(Error::Parse)
-            .and_then(to_string)
+            .and_then(crate::util::text)
     }
 }
 
@@ -350,7 +348,7 @@ impl Command for GetLastTcpipError {
         let (code, text) = all((uint, opt(preceded(comma, rest))), resp.first()?)?;
         Ok(TcpipError {
             code: u16::try_from(code).map_err(|_| Error::Parse)?,
-            text: to_string(trim_ascii(text.unwrap_or(b"")))?,
+            text: crate::util::text(trim_ascii(text.unwrap_or(b"")))?,
         })
     }
 }

@@ -252,7 +252,8 @@ impl<'a> CmdWriter<'a> {
         let [a, t, b'+', ..] = part else {
             return Err(Error::InvalidArgument);
         };
-        if !a.eq_ignore_ascii_case(&b'A') || !t.eq_ignore_ascii_case(&b'T') {
+        // `A` or `a`, `T` or `t` (setting bit 5 maps exactly these to the lower case letter).
+        if *a | 0x20 != b'a' || *t | 0x20 != b't' {
             return Err(Error::InvalidArgument);
         }
         // `part` has at least 3 bytes, so `start + 2 < self.len`.
@@ -357,12 +358,8 @@ impl<'c, R> Acc<'c, R> {
         Self { cmd, acc: None }
     }
 
-    /// [`Acc::new`] for a command, its response type inferred.
-    pub(crate) fn of<C: Command<Response = R>>(cmd: &'c C) -> Self {
-        Self::new(cmd)
-    }
-
     /// The result once the response ended (the exchange succeeded and [`Listen::done`] holds).
+    #[inline(never)]
     pub(crate) fn into_result(self) -> Result<R, Error> {
         self.acc.unwrap_or(Err(Error::Parse))
     }
@@ -374,6 +371,38 @@ impl<'c, R> Acc<'c, R> {
 }
 
 impl<R> Folding for Acc<'_, R> {
+    fn render(&self, w: &mut CmdWriter<'_>) -> (LineSpec, Result<(), Error>) {
+        self.cmd.dyn_render(w)
+    }
+
+    fn take(&mut self, step: Result<Step<'_>, Error>, expect: Expect) {
+        self.cmd.dyn_take(&mut self.acc, step, expect);
+    }
+}
+
+/// A command and what its response folds into, for the driver's flows (`send!`): the
+/// command's [`Folding`] directly, without an [`Acc`] and its `&dyn DynCommand` in between (a
+/// vtable per command type, none per response type; the command's `render` and `take` are
+/// what [`DynCommand`] compiles for it).
+pub(crate) struct Typed<'c, C: Command> {
+    cmd: &'c C,
+    acc: Option<Result<C::Response, Error>>,
+}
+
+impl<'c, C: Command> Typed<'c, C> {
+    pub(crate) fn new(cmd: &'c C) -> Self {
+        Self { cmd, acc: None }
+    }
+
+    /// [`Acc::into_result`]; out of line, as that one (identical copies, those of the commands
+    /// answered `OK` alone, are folded into one by the linker).
+    #[inline(never)]
+    pub(crate) fn into_result(self) -> Result<C::Response, Error> {
+        self.acc.unwrap_or(Err(Error::Parse))
+    }
+}
+
+impl<C: Command> Folding for Typed<'_, C> {
     fn render(&self, w: &mut CmdWriter<'_>) -> (LineSpec, Result<(), Error>) {
         self.cmd.dyn_render(w)
     }
@@ -579,6 +608,44 @@ mod tests {
         assert_eq!(f.uint(), Ok(1));
         assert_eq!(f.next_uint(), Err(Error::Parse));
         assert_eq!(f.end(), Err(Error::Parse));
+    }
+
+    /// `util::text`, which the parsers use, gives what `at::parse::to_string` gave.
+    #[test]
+    fn text_as_to_string() {
+        for s in [
+            &b""[..],
+            b"abc",
+            b"abcd",
+            b"abcde",
+            b"\xff",
+            "é".as_bytes(),
+            b"a\xffb",
+        ] {
+            assert_eq!(
+                crate::util::text::<4>(s),
+                crate::at::parse::to_string::<4>(s),
+                "{s:?}"
+            );
+        }
+    }
+
+    /// The concatenation cut takes `AT`, in any case, and nothing else.
+    #[test]
+    fn cut_at_prefix_takes_at_in_any_case() {
+        for a in 0..=255u8 {
+            for t in [b'T', b't', b'U', b'4', b'\x54' | 0x80, a] {
+                let mut buf = [0u8; 8];
+                let mut w = CmdWriter::new(&mut buf);
+                w.raw(b";").unwrap();
+                w.raw(&[a, t, b'+', b'X']).unwrap();
+                let want = a.eq_ignore_ascii_case(&b'A') && t.eq_ignore_ascii_case(&b'T');
+                assert_eq!(w.cut_at_prefix(1).is_ok(), want, "{a} {t}");
+                if want {
+                    assert_eq!(w.as_bytes(), b";+X");
+                }
+            }
+        }
     }
 
     #[test]

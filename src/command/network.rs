@@ -10,7 +10,7 @@ use nom::{IResult, Parser, branch::alt, bytes::complete::take_while, combinator:
 use super::{CmdWriter, Command};
 use crate::Error;
 use crate::at::expect::Expect;
-use crate::at::parse::{all, int, next, quoted, to_string, uint};
+use crate::at::parse::{all, int, next, quoted, uint};
 use crate::at::response::Response;
 use crate::at::urc::{RegDomain, Registration, registration_fields};
 use crate::error::trim_ascii;
@@ -223,7 +223,7 @@ impl Command for GetOperator {
             mode: u8_of(mode)?,
             format: format.map(u8_of).transpose()?,
             name: match name {
-                Some(n) if !n.is_empty() => Some(to_string(n)?),
+                Some(n) if !n.is_empty() => Some(crate::util::text(n)?),
                 _ => None,
             },
             act: act.map(u8_of).transpose()?,
@@ -331,7 +331,7 @@ impl Command for ExtendedSignalQuality {
             rest = r;
         }
         Ok(ExtendedSignal {
-            sysmode: to_string(mode)?,
+            sysmode: crate::util::text(mode)?,
             values,
         })
     }
@@ -386,9 +386,9 @@ impl Command for NetworkInfo {
             return Err(Error::Parse);
         }
         Ok(NetworkInfoResponse {
-            act: to_string(act)?,
-            operator: to_string(operator.unwrap_or(b""))?,
-            band: to_string(band.unwrap_or(b""))?,
+            act: crate::at::parse::to_string(act)?,
+            operator: crate::at::parse::to_string(operator.unwrap_or(b""))?,
+            band: crate::at::parse::to_string(band.unwrap_or(b""))?,
             channel: channel.unwrap_or(0),
         })
     }

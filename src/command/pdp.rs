@@ -19,7 +19,7 @@ use nom::{
 use super::{CmdWriter, Command, Fields};
 use crate::Error;
 use crate::at::expect::Expect;
-use crate::at::parse::{all, comma, next, quoted, to_string, uint};
+use crate::at::parse::{all, comma, next, quoted, uint};
 use crate::at::response::Response;
 
 /// Maximum response time of local commands.
@@ -53,32 +53,45 @@ fn field(i: &[u8]) -> IResult<&[u8], &[u8]> {
     Ok(super::field(i))
 }
 
-/// An IPv4 and an IPv6 address sorted out of up to two address fields. An IPv6 address is one
-/// with a `:` or with more than three dots (the 3GPP dotted form); empty fields are absent.
+/// Whether a non-empty address field is an IPv6 address (one with a `:` or with more than
+/// three dots, the 3GPP dotted form) or an IPv4 one; anything else is [`Error::Parse`].
+fn is_ipv6(a: &[u8]) -> Result<bool, Error> {
+    let dots = a.iter().filter(|&&b| b == b'.').count();
+    if a.contains(&b':') || dots > 3 {
+        if a.iter()
+            .all(|&b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
+        {
+            return Ok(true);
+        }
+    } else if dots == 3 && a.iter().all(|&b| b.is_ascii_digit() || b == b'.') {
+        return Ok(false);
+    }
+    Err(Error::Parse)
+}
+
+/// An IPv4 and an IPv6 address sorted out of up to two address fields into `v4` and `v6`
+/// (both `None` before); empty fields are absent, a second address of a kind is
+/// [`Error::Parse`]. Written in place, through the strings' views: no copy per capacity.
 fn sort_addresses<const V6: usize>(
     fields: &[Option<&[u8]>],
-) -> Result<(Option<String<16>>, Option<String<V6>>), Error> {
-    let mut v4 = None;
-    let mut v6 = None;
+    v4: &mut Option<String<16>>,
+    v6: &mut Option<String<V6>>,
+) -> Result<(), Error> {
     for a in fields.iter().flatten().filter(|a| !a.is_empty()) {
-        let dots = a.iter().filter(|&&b| b == b'.').count();
-        if a.contains(&b':') || dots > 3 {
-            if v6.is_some()
-                || !a
-                    .iter()
-                    .all(|&b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
-            {
+        let out = if is_ipv6(a)? {
+            if v6.is_some() {
                 return Err(Error::Parse);
             }
-            v6 = Some(to_string(a)?);
+            v6.insert(String::new()).as_mut_view()
         } else {
-            if v4.is_some() || dots != 3 || !a.iter().all(|&b| b.is_ascii_digit() || b == b'.') {
+            if v4.is_some() {
                 return Err(Error::Parse);
             }
-            v4 = Some(to_string(a)?);
-        }
+            v4.insert(String::new()).as_mut_view()
+        };
+        crate::util::set_text(out, a)?;
     }
-    Ok((v4, v6))
+    Ok(())
 }
 
 /// `<PDP_type>` of `AT+CGDCONT`.
@@ -191,7 +204,7 @@ impl Command for GetPdpContexts {
             let ctx = PdpContext {
                 cid: u8_of(cid)?,
                 pdp_type: PdpType::from_text(pdp_type).ok_or(Error::Parse)?,
-                apn: to_string(apn)?,
+                apn: crate::util::text(apn)?,
             };
             out.push(ctx).map_err(|_| Error::Overflow)?;
         }
@@ -399,9 +412,9 @@ impl Command for GetContextConfig {
         )?;
         Ok(ContextConfig {
             context_type: ContextType::from_code(context_type).ok_or(Error::Parse)?,
-            apn: to_string(apn)?,
-            username: to_string(username)?,
-            password: to_string(password)?,
+            apn: crate::util::text(apn)?,
+            username: crate::util::text(username)?,
+            password: crate::util::text(password)?,
             auth: Auth::from_code(auth).ok_or(Error::Parse)?,
         })
     }
@@ -474,6 +487,20 @@ impl Command for GetActiveContexts {
 
 /// One `+QIACT: <cid>,<state>,<type>[,<addr>[,<addr>]]` line.
 fn active_context(line: &[u8]) -> Result<ActiveContext, Error> {
+    let mut c = ActiveContext {
+        cid: 0,
+        state: false,
+        context_type: ContextType::Ipv4,
+        ipv4: None,
+        ipv6: None,
+    };
+    read_active_context(line, &mut c)?;
+    Ok(c)
+}
+
+/// [`active_context`] into `c` (its addresses `None` before): read in place, the 76-byte
+/// context is not moved out of a `Result`.
+fn read_active_context(line: &[u8], c: &mut ActiveContext) -> Result<(), Error> {
     let mut f = Fields::new(line);
     let cid = f.uint()?;
     let state = f.next_uint()?;
@@ -481,14 +508,11 @@ fn active_context(line: &[u8]) -> Result<ActiveContext, Error> {
     let a1 = f.next_field();
     let a2 = f.next_field();
     f.end()?;
-    let (ipv4, ipv6) = sort_addresses(&[a1, a2])?;
-    Ok(ActiveContext {
-        cid: u8_of(cid)?,
-        state: bool_of(state)?,
-        context_type: ContextType::from_code(context_type).ok_or(Error::Parse)?,
-        ipv4,
-        ipv6,
-    })
+    sort_addresses(&[a1, a2], &mut c.ipv4, &mut c.ipv6)?;
+    c.cid = u8_of(cid)?;
+    c.state = bool_of(state)?;
+    c.context_type = ContextType::from_code(context_type).ok_or(Error::Parse)?;
+    Ok(())
 }
 
 /// `AT+QIACT?` read for one context: its line, or `None` when it is not listed (not active).
@@ -645,7 +669,8 @@ impl Command for GetPdpAddress {
             if cid != u32::from(self.cid) {
                 continue;
             }
-            let (ipv4, ipv6) = sort_addresses(&[a1, a2])?;
+            let (mut ipv4, mut ipv6) = (None, None);
+            sort_addresses(&[a1, a2], &mut ipv4, &mut ipv6)?;
             return Ok(PdpAddress {
                 cid: self.cid,
                 ipv4,
@@ -718,6 +743,34 @@ impl Command for GetDnsConfig {
         w.str_uint("AT+QIDNSCFG=", u32::from(self.cid))
     }
     fn parse(&self, resp: &Response<'_>) -> Result<DnsConfig, Error> {
+        let mut dns = DnsConfig {
+            primary: String::new(),
+            secondary: String::new(),
+        };
+        self.read_into(resp, &mut dns)?;
+        Ok(dns)
+    }
+    /// [`Command::fold`]'s default (the first line [`Command::parse`] accepts), read in place:
+    /// the 82-byte answer is not moved out of a `Result`.
+    fn fold(&self, acc: &mut Option<Result<DnsConfig, Error>>, line: &Response<'_>) {
+        if matches!(acc, Some(Ok(_))) {
+            return;
+        }
+        let slot = acc.insert(Ok(DnsConfig {
+            primary: String::new(),
+            secondary: String::new(),
+        }));
+        if let Ok(dns) = slot
+            && let Err(e) = self.read_into(line, dns)
+        {
+            *slot = Err(e);
+        }
+    }
+}
+
+impl GetDnsConfig {
+    /// [`Command::parse`] into `dns` (empty before).
+    fn read_into(&self, resp: &Response<'_>, dns: &mut DnsConfig) -> Result<(), Error> {
         for line in resp.prefixed(b"+QIDNSCFG:") {
             let mut f = Fields::new(line);
             let cid = f.uint()?;
@@ -730,10 +783,8 @@ impl Command for GetDnsConfig {
             if primary.is_empty() {
                 return Err(Error::Parse);
             }
-            return Ok(DnsConfig {
-                primary: to_string(primary)?,
-                secondary: to_string(secondary.unwrap_or(b""))?,
-            });
+            crate::util::set_text(dns.primary.as_mut_view(), primary)?;
+            return crate::util::set_text(dns.secondary.as_mut_view(), secondary.unwrap_or(b""));
         }
         Err(Error::Parse)
     }

@@ -10,7 +10,7 @@ use heapless::String;
 use super::{CmdWriter, Command};
 use crate::Error;
 use crate::at::expect::Expect;
-use crate::at::parse::{all, next, quoted, to_string, uint};
+use crate::at::parse::{all, next, quoted, uint};
 use crate::at::response::Response;
 use crate::at::urc::PinCode;
 
@@ -136,7 +136,7 @@ impl Command for Iccid {
         if !(18..=22).contains(&text.len()) || !text.iter().all(u8::is_ascii_hexdigit) {
             return Err(Error::Parse);
         }
-        to_string(text)
+        crate::util::text(text)
     }
 }
 
@@ -157,7 +157,7 @@ impl Command for Imsi {
         resp.lines()
             .find(|l| (6..=15).contains(&l.len()) && l.iter().all(u8::is_ascii_digit))
             .ok_or(Error::Parse)
-            .and_then(to_string)
+            .and_then(crate::util::text)
     }
 }
 

@@ -349,16 +349,17 @@ pub enum Notice {
 }
 
 impl Notice {
-    /// Recognises a bare notice (a `match`: the compiler dispatches on the length).
-    pub(crate) fn parse(line: &[u8]) -> Option<Notice> {
-        Some(match line {
-            b"Call Ready" => Notice::CallReady,
-            b"SMS Ready" => Notice::SmsReady,
-            b"UNDER-VOLTAGE WARNING" => Notice::UnderVoltageWarning,
-            b"UNDER-VOLTAGE POWER DOWN" => Notice::UnderVoltagePowerDown,
-            b"OVER-VOLTAGE WARNING" => Notice::OverVoltageWarning,
-            b"OVER-VOLTAGE POWER DOWN" => Notice::OverVoltagePowerDown,
-            b"NO CARRIER" | b"BUSY" | b"NO ANSWER" | b"NO DIALTONE" => Notice::CallEnded,
+    /// The notice that bare word `w` ([`word`](super::line::word)) is, if it is one.
+    fn of_word(w: u8) -> Option<Notice> {
+        use super::line::word;
+        Some(match w {
+            word::CALL_READY => Notice::CallReady,
+            word::SMS_READY => Notice::SmsReady,
+            word::UNDER_VOLTAGE_WARNING => Notice::UnderVoltageWarning,
+            word::UNDER_VOLTAGE_POWER_DOWN => Notice::UnderVoltagePowerDown,
+            word::OVER_VOLTAGE_WARNING => Notice::OverVoltageWarning,
+            word::OVER_VOLTAGE_POWER_DOWN => Notice::OverVoltagePowerDown,
+            word::NO_CARRIER..=word::NO_DIALTONE => Notice::CallEnded,
             _ => return None,
         })
     }
@@ -387,10 +388,11 @@ pub(crate) fn is_unknown_split(line: &[u8], split: Option<super::line::Split<'_>
                 | b"+CTZV"
                 | b"+CTZE"
         ),
-        // A bare line that is no known notice.
+        // A bare line that is no known bare URC or notice (one lookup: every bare URC and
+        // notice is a bare word, and the bare words that are neither are finals).
         None => {
-            !super::line::is_bare_urc(line)
-                && Notice::parse(line).is_none()
+            super::line::bare_word(line)
+                .is_none_or(|w| w < super::line::word::RDY && Notice::of_word(w).is_none())
                 && line.first().is_some_and(u8::is_ascii_alphabetic)
         }
     }
@@ -679,16 +681,19 @@ impl Urc {
 
     /// A line without a `+XXX:` prefix.
     fn parse_bare(line: &[u8]) -> Option<Urc> {
-        match line {
-            b"RDY" => return Some(Urc::Ready),
-            b"APP RDY" => return Some(Urc::AppReady),
-            b"POWERED DOWN" | b"NORMAL POWER DOWN" => return Some(Urc::PoweredDown),
-            b"PSM POWER DOWN" => return Some(Urc::PsmPowerDown),
-            b"RING" => return Some(Urc::Ring),
-            _ => {}
-        }
-        if let Some(n) = Notice::parse(line) {
-            return Some(Urc::Notice(n));
+        use super::line::word;
+        if let Some(w) = super::line::bare_word(line) {
+            match w {
+                word::RDY => return Some(Urc::Ready),
+                word::APP_RDY => return Some(Urc::AppReady),
+                word::POWERED_DOWN | word::NORMAL_POWER_DOWN => return Some(Urc::PoweredDown),
+                word::PSM_POWER_DOWN => return Some(Urc::PsmPowerDown),
+                word::RING => return Some(Urc::Ring),
+                _ => {}
+            }
+            if let Some(n) = Notice::of_word(w) {
+                return Some(Urc::Notice(n));
+            }
         }
         // A bare line the digester took for a URC (none was in flight): report it.
         if !line.first().is_some_and(u8::is_ascii_alphabetic) {
@@ -876,6 +881,68 @@ mod tests {
                 act: act.and_then(|a| u8::try_from(a).ok()),
             },
         ))
+    }
+
+    /// The `match`es on the line that the table of bare words replaced.
+    fn old_bare(line: &[u8]) -> Option<Urc> {
+        Some(match line {
+            b"RDY" => Urc::Ready,
+            b"APP RDY" => Urc::AppReady,
+            b"POWERED DOWN" | b"NORMAL POWER DOWN" => Urc::PoweredDown,
+            b"PSM POWER DOWN" => Urc::PsmPowerDown,
+            b"RING" => Urc::Ring,
+            b"Call Ready" => Urc::Notice(Notice::CallReady),
+            b"SMS Ready" => Urc::Notice(Notice::SmsReady),
+            b"UNDER-VOLTAGE WARNING" => Urc::Notice(Notice::UnderVoltageWarning),
+            b"UNDER-VOLTAGE POWER DOWN" => Urc::Notice(Notice::UnderVoltagePowerDown),
+            b"OVER-VOLTAGE WARNING" => Urc::Notice(Notice::OverVoltageWarning),
+            b"OVER-VOLTAGE POWER DOWN" => Urc::Notice(Notice::OverVoltagePowerDown),
+            b"NO CARRIER" | b"BUSY" | b"NO ANSWER" | b"NO DIALTONE" => {
+                Urc::Notice(Notice::CallEnded)
+            }
+            _ if line.first().is_some_and(u8::is_ascii_alphabetic) => {
+                return Urc::unknown(line);
+            }
+            _ => return None,
+        })
+    }
+
+    #[test]
+    fn bare_urcs_from_the_table_agree_with_the_old_matches() {
+        for line in [
+            &b"RDY"[..],
+            b"APP RDY",
+            b"POWERED DOWN",
+            b"NORMAL POWER DOWN",
+            b"PSM POWER DOWN",
+            b"RING",
+            b"Call Ready",
+            b"SMS Ready",
+            b"UNDER-VOLTAGE WARNING",
+            b"UNDER-VOLTAGE POWER DOWN",
+            b"OVER-VOLTAGE WARNING",
+            b"OVER-VOLTAGE POWER DOWN",
+            b"NO CARRIER",
+            b"BUSY",
+            b"NO ANSWER",
+            b"NO DIALTONE",
+            b"OK",
+            b"ERROR",
+            b"CONNECT",
+            b"SEND OK",
+            b"SEND FAIL",
+            b"RDy",
+            b"RING ",
+            b"1RING",
+            b"hello",
+        ] {
+            assert_eq!(Urc::parse_bare(line), old_bare(line), "{line:?}");
+            let unknown = matches!(old_bare(line), Some(Urc::Unknown(_)));
+            assert_eq!(is_unknown_split(line, None), unknown, "{line:?}");
+        }
+        for line in crate::at::random_lines(0x0b0a_7d01, 24, 3000, b"RDYNGOK -") {
+            assert_eq!(Urc::parse_bare(&line), old_bare(&line), "{line:?}");
+        }
     }
 
     #[test]

@@ -443,20 +443,50 @@ fn kind_id_n(i: &[u8]) -> Option<(&[u8], u32, Option<u32>)> {
     skip_space(rest).is_empty().then_some((kind, id, n))
 }
 
+/// The socket URC kinds [`socket_fields`] tells apart.
+const RECV: u8 = 0;
+const CLOSED: u8 = 1;
+const PDPDEACT: u8 = 2;
+
+/// `"recv"`, `"closed"` or `"pdpdeact"` with an id and maybe a third number, the form of
+/// nearly every `+QIURC`/`+QSSLURC` line: the kind ([`RECV`], [`CLOSED`], [`PDPDEACT`]), the
+/// id and the number. Read once for both URCs ([`kind_and_id`] first, then [`kind_id_n`]),
+/// the kinds matched in one place.
+#[inline(always)]
+fn socket_fields(i: &[u8]) -> Option<(u8, u32, Option<u32>)> {
+    let (kind, id, n) = match kind_and_id(i) {
+        Some((kind, id)) => (kind, u32::from(id), None),
+        None => kind_id_n(i)?,
+    };
+    let kind = match kind {
+        b"recv" => RECV,
+        b"closed" => CLOSED,
+        b"pdpdeact" => PDPDEACT,
+        _ => return None,
+    };
+    Some((kind, id, n))
+}
+
 fn qiurc(i: &[u8]) -> Result<QiUrc, crate::Error> {
-    match kind_and_id(i) {
-        Some((b"recv", id)) => return Ok(QiUrc::Recv(id)),
-        Some((b"closed", id)) => return Ok(QiUrc::Closed(id)),
-        Some((b"pdpdeact", id)) => return Ok(QiUrc::PdpDeact(id)),
+    socket_urc(i, false)
+}
+
+/// A `+QIURC` (`ssl` false) or `+QSSLURC` (`ssl` true) body, both read by this one function:
+/// a `+QSSLURC` is a `"recv"` or `"closed"` with an id and nothing after it, or
+/// [`QiUrc::Other`].
+#[inline(never)]
+fn socket_urc(i: &[u8], ssl: bool) -> Result<QiUrc, crate::Error> {
+    let id = |id| u8_of(id).ok_or(crate::Error::Parse);
+    match socket_fields(i) {
+        Some((RECV, n, None)) => return id(n).map(QiUrc::Recv),
+        // Push mode would append a length; buffer mode is what this driver configures.
+        Some((RECV, n, Some(_))) if !ssl => return id(n).map(QiUrc::Recv),
+        Some((CLOSED, n, None)) => return id(n).map(QiUrc::Closed),
+        Some((PDPDEACT, n, None)) if !ssl => return id(n).map(QiUrc::PdpDeact),
         _ => {}
     }
-    let id = |id| u8_of(id).ok_or(crate::Error::Parse);
-    match kind_id_n(i) {
-        // Push mode would append a length; buffer mode is what this driver configures.
-        Some((b"recv", n, _)) => return id(n).map(QiUrc::Recv),
-        Some((b"closed", n, None)) => return id(n).map(QiUrc::Closed),
-        Some((b"pdpdeact", n, None)) => return id(n).map(QiUrc::PdpDeact),
-        _ => {}
+    if ssl {
+        return Ok(QiUrc::Other);
     }
     if i == b"\"incoming full\"" {
         return Ok(QiUrc::IncomingFull);
@@ -575,17 +605,11 @@ fn dnsgip(i: &[u8]) -> Result<QiUrc, crate::Error> {
 }
 
 fn qsslurc(i: &[u8]) -> Result<QsslUrc, crate::Error> {
-    match kind_and_id(i) {
-        Some((b"recv", id)) => return Ok(QsslUrc::Recv(id)),
-        Some((b"closed", id)) => return Ok(QsslUrc::Closed(id)),
-        _ => {}
-    }
-    let id = |id| u8_of(id).ok_or(crate::Error::Parse);
-    match kind_id_n(i) {
-        Some((b"recv", n, None)) => id(n).map(QsslUrc::Recv),
-        Some((b"closed", n, None)) => id(n).map(QsslUrc::Closed),
-        _ => Ok(QsslUrc::Other),
-    }
+    Ok(match socket_urc(i, true)? {
+        QiUrc::Recv(id) => QsslUrc::Recv(id),
+        QiUrc::Closed(id) => QsslUrc::Closed(id),
+        _ => QsslUrc::Other,
+    })
 }
 
 fn qind(i: &[u8]) -> Result<QInd, crate::Error> {

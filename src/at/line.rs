@@ -123,11 +123,18 @@ pub(crate) fn bare_word(line: &[u8]) -> Option<u8> {
 /// [`bare_word`]'s search of the table.
 #[inline(never)]
 fn find_word(line: &[u8]) -> Option<u8> {
-    let mut rest = WORDS;
+    find_in(WORDS, line)
+}
+
+/// The place of `s` in `table` (entries of a length byte and that many bytes, searched in
+/// order), or `None`.
+#[inline(never)]
+pub(crate) fn find_in(table: &[u8], s: &[u8]) -> Option<u8> {
+    let mut rest = table;
     let mut k = 0u8;
     while let Some((&len, tail)) = rest.split_first() {
         let (w, next) = tail.split_at_checked(usize::from(len))?;
-        if w == line {
+        if w == s {
             return Some(k);
         }
         rest = next;

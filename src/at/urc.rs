@@ -36,15 +36,22 @@ pub enum PinCode {
 impl PinCode {
     /// Parses the text after `+CPIN:`.
     pub fn from_text(text: &[u8]) -> Self {
-        match trim_ascii(text) {
-            b"READY" => PinCode::Ready,
-            b"SIM PIN" => PinCode::SimPin,
-            b"SIM PUK" => PinCode::SimPuk,
-            b"SIM PIN2" => PinCode::SimPin2,
-            b"SIM PUK2" => PinCode::SimPuk2,
-            b"NOT READY" => PinCode::NotReady,
-            t if t.starts_with(b"PH-") => PinCode::Personalisation,
-            _ => PinCode::Other,
+        let t = trim_ascii(text);
+        // `READY`, nearly every answer, without the table.
+        if t == b"READY" {
+            return PinCode::Ready;
+        }
+        match super::line::find_in(
+            b"\x07SIM PIN\x07SIM PUK\x08SIM PIN2\x08SIM PUK2\x09NOT READY",
+            t,
+        ) {
+            Some(0) => PinCode::SimPin,
+            Some(1) => PinCode::SimPuk,
+            Some(2) => PinCode::SimPin2,
+            Some(3) => PinCode::SimPuk2,
+            Some(_) => PinCode::NotReady,
+            None if t.starts_with(b"PH-") => PinCode::Personalisation,
+            None => PinCode::Other,
         }
     }
 }
@@ -929,6 +936,42 @@ mod tests {
             }
             _ => return None,
         })
+    }
+
+    /// The `match` that the table of `+CPIN` codes replaced.
+    fn old_pin_code(text: &[u8]) -> PinCode {
+        match trim_ascii(text) {
+            b"READY" => PinCode::Ready,
+            b"SIM PIN" => PinCode::SimPin,
+            b"SIM PUK" => PinCode::SimPuk,
+            b"SIM PIN2" => PinCode::SimPin2,
+            b"SIM PUK2" => PinCode::SimPuk2,
+            b"NOT READY" => PinCode::NotReady,
+            t if t.starts_with(b"PH-") => PinCode::Personalisation,
+            _ => PinCode::Other,
+        }
+    }
+
+    #[test]
+    fn pin_codes_from_the_table_agree_with_the_old_match() {
+        for t in [
+            &b"READY"[..],
+            b" READY ",
+            b"SIM PIN",
+            b"SIM PUK",
+            b"SIM PIN2",
+            b"SIM PUK2",
+            b"NOT READY",
+            b"PH-SIM PIN",
+            b"SIM PIN3",
+            b"READ",
+            b"",
+        ] {
+            assert_eq!(PinCode::from_text(t), old_pin_code(t), "{t:?}");
+        }
+        for t in crate::at::random_lines(0x0c91_0001, 12, 2000, b"SIM PUKNO2RDYH-") {
+            assert_eq!(PinCode::from_text(&t), old_pin_code(&t), "{t:?}");
+        }
     }
 
     #[test]

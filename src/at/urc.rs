@@ -666,38 +666,51 @@ impl Urc {
         else {
             return Self::parse_bare(line);
         };
+        // The frequent URCs by a `match` on the name (the compiler dispatches on its length and
+        // compares in line), the rest by a table ([`Urc::parse_rare`]).
         let parsed = match name {
-            b"+CFUN" => uints::<1>(rest).and_then(|[v]| u8_of(v)).map(Urc::Cfun),
+            b"+QIURC" => qiurc(rest).ok().map(Urc::QiUrc),
+            b"+CEREG" => registration_fields(rest)
+                .ok()
+                .map(|(_, r)| Urc::Registration(RegDomain::Eps, r)),
+            b"+QSSLURC" => qsslurc(rest).ok().map(Urc::QsslUrc),
+            b"+QIND" => qind(rest).ok().map(Urc::QInd),
             b"+CPIN" => Some(Urc::Cpin(PinCode::from_text(rest))),
             b"+QUSIM" => uints::<1>(rest).and_then(|[v]| u8_of(v)).map(Urc::QUsim),
-            b"+QIND" => qind(rest).ok().map(Urc::QInd),
-            b"+CREG" | b"+CGREG" | b"+CEREG" => {
-                let domain = match name {
-                    b"+CREG" => RegDomain::Cs,
-                    b"+CGREG" => RegDomain::Ps,
-                    _ => RegDomain::Eps,
-                };
-                registration_fields(rest)
-                    .ok()
-                    .map(|(_, r)| Urc::Registration(domain, r))
-            }
-            b"+QIURC" => qiurc(rest).ok().map(Urc::QiUrc),
-            b"+QPSMTIMER" => {
-                uints::<2>(rest).map(|[periodic_tau_s, active_time_s]| Urc::QPsmTimer {
-                    periodic_tau_s,
-                    active_time_s,
-                })
-            }
             b"+QIOPEN" => id_err(rest).ok().map(|(id, err)| Urc::QiOpen { id, err }),
-            b"+QSSLOPEN" => id_err(rest).ok().map(|(id, err)| Urc::QsslOpen { id, err }),
-            b"+QSSLURC" => qsslurc(rest).ok().map(Urc::QsslUrc),
-            b"+CEDRXP" => UrcText::new(rest).map(Urc::Edrx),
-            b"+CTZV" | b"+CTZE" => UrcText::new(rest).map(Urc::TimeZone),
-            _ => None,
+            _ => Self::parse_rare(name, rest),
         };
         // An unknown prefix, or a known one with a malformed body: report it rather than drop
         // it silently.
         parsed.or_else(|| Urc::unknown(name))
+    }
+
+    /// [`Urc::parse_split`] for the less frequent known names, found in a table (one search
+    /// where a `match` compared each name in line); `None` for an unknown name or a malformed
+    /// body.
+    #[inline(never)]
+    fn parse_rare(name: &[u8], rest: &[u8]) -> Option<Urc> {
+        const RARE: &[u8] = b"\x05+CFUN\x05+CREG\x06+CGREG\x09+QSSLOPEN\x0a+QPSMTIMER\
+\x07+CEDRXP\x05+CTZV\x05+CTZE";
+        match super::line::find_in(RARE, name)? {
+            0 => uints::<1>(rest).and_then(|[v]| u8_of(v)).map(Urc::Cfun),
+            k @ (1 | 2) => registration_fields(rest).ok().map(|(_, r)| {
+                let domain = if k == 1 { RegDomain::Cs } else { RegDomain::Ps };
+                Urc::Registration(domain, r)
+            }),
+            3 => id_err(rest).ok().map(|(id, err)| Urc::QsslOpen { id, err }),
+            4 => uints::<2>(rest).map(|[periodic_tau_s, active_time_s]| Urc::QPsmTimer {
+                periodic_tau_s,
+                active_time_s,
+            }),
+            k => UrcText::new(rest).map(|t| {
+                if k == 5 {
+                    Urc::Edrx(t)
+                } else {
+                    Urc::TimeZone(t)
+                }
+            }),
+        }
     }
 
     /// [`Urc::Unknown`] of `text`'s first 16 bytes (one copy for the three callers).
@@ -936,6 +949,88 @@ mod tests {
             }
             _ => return None,
         })
+    }
+
+    /// The `match` on the name that the frequent names' `match` and the table of the rest
+    /// replaced.
+    fn old_dispatch(name: &[u8], rest: &[u8]) -> Option<Urc> {
+        let parsed = match name {
+            b"+CFUN" => uints::<1>(rest).and_then(|[v]| u8_of(v)).map(Urc::Cfun),
+            b"+CPIN" => Some(Urc::Cpin(PinCode::from_text(rest))),
+            b"+QUSIM" => uints::<1>(rest).and_then(|[v]| u8_of(v)).map(Urc::QUsim),
+            b"+QIND" => qind(rest).ok().map(Urc::QInd),
+            b"+CREG" | b"+CGREG" | b"+CEREG" => {
+                let domain = match name {
+                    b"+CREG" => RegDomain::Cs,
+                    b"+CGREG" => RegDomain::Ps,
+                    _ => RegDomain::Eps,
+                };
+                registration_fields(rest)
+                    .ok()
+                    .map(|(_, r)| Urc::Registration(domain, r))
+            }
+            b"+QIURC" => qiurc(rest).ok().map(Urc::QiUrc),
+            b"+QPSMTIMER" => {
+                uints::<2>(rest).map(|[periodic_tau_s, active_time_s]| Urc::QPsmTimer {
+                    periodic_tau_s,
+                    active_time_s,
+                })
+            }
+            b"+QIOPEN" => id_err(rest).ok().map(|(id, err)| Urc::QiOpen { id, err }),
+            b"+QSSLOPEN" => id_err(rest).ok().map(|(id, err)| Urc::QsslOpen { id, err }),
+            b"+QSSLURC" => qsslurc(rest).ok().map(Urc::QsslUrc),
+            b"+CEDRXP" => UrcText::new(rest).map(Urc::Edrx),
+            b"+CTZV" | b"+CTZE" => UrcText::new(rest).map(Urc::TimeZone),
+            _ => None,
+        };
+        parsed.or_else(|| Urc::unknown(name))
+    }
+
+    /// Every known name (and some unknown ones) with bodies of every kind: the same URC as the
+    /// `match` on the name gave.
+    #[test]
+    fn urc_names_dispatch_as_the_old_match() {
+        let names: [&[u8]; 19] = [
+            b"+CFUN",
+            b"+CPIN",
+            b"+QUSIM",
+            b"+QIND",
+            b"+CREG",
+            b"+CGREG",
+            b"+CEREG",
+            b"+QIURC",
+            b"+QPSMTIMER",
+            b"+QIOPEN",
+            b"+QSSLOPEN",
+            b"+QSSLURC",
+            b"+CEDRXP",
+            b"+CTZV",
+            b"+CTZE",
+            b"+CTZX",
+            b"+QIURD",
+            b"+FOO",
+            b"+QPSMTIMERS",
+        ];
+        let bodies: [&[u8]; 12] = [
+            b"1",
+            b"1,0",
+            b"3600,60",
+            b"READY",
+            b"\"recv\",0",
+            b"\"closed\",1",
+            b"1,\"1A2B\",\"01A2D102\",8",
+            b"\"csq\",20,99",
+            b"SMS DONE",
+            b"5,\"0101\",\"0001\"",
+            b"\"+32\",0",
+            b"x",
+        ];
+        for name in names {
+            for body in bodies {
+                let line = [name, b": ", body].concat();
+                assert_eq!(Urc::parse_line(&line), old_dispatch(name, body), "{line:?}");
+            }
+        }
     }
 
     /// The `match` that the table of `+CPIN` codes replaced.

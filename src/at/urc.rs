@@ -4,7 +4,7 @@ use nom::{IResult, Parser, branch::alt, bytes::complete::tag};
 
 use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use super::parse::{uint, uints};
+use super::parse::uints;
 use crate::error::trim_ascii;
 
 pub use super::urc_ext::{
@@ -182,8 +182,9 @@ fn hex_quoted(i: &[u8]) -> Option<(&[u8], Option<u32>)> {
 /// Parses `<stat>[,"<lac>","<ci>"[,<AcT>[,...]]]` (URC form, without the leading `<n>`).
 /// Trailing fields (reject cause, PSM timers) are accepted and ignored. Read by hand (it is the
 /// most frequent URC's body).
-pub(crate) fn registration_fields(i: &[u8]) -> IResult<&[u8], Registration> {
-    let (i, stat) = uint(i)?;
+/// (`Err(Parse)` when `<stat>` is not a number; no nom result is built.)
+pub(crate) fn registration_fields(i: &[u8]) -> Result<(&[u8], Registration), crate::Error> {
+    let (i, stat) = super::parse::read_uint(i).ok_or(crate::Error::Parse)?;
     // `,"<lac>","<ci>"`, both or neither.
     let loc = super::parse::after_comma(i)
         .and_then(hex_quoted)
@@ -890,7 +891,7 @@ mod tests {
 
     /// The nom reading of a registration report that `registration_fields` replaced.
     fn registration_fields_nom(i: &[u8]) -> IResult<&[u8], Registration> {
-        use crate::at::parse::{next, quoted};
+        use crate::at::parse::{next, quoted, uint};
         use nom::combinator::opt;
         fn hex_quoted(i: &[u8]) -> IResult<&[u8], Option<u32>> {
             if i.first().is_none_or(|&b| b == b',') {
@@ -1133,7 +1134,7 @@ mod tests {
 
     /// The nom reading of the `+QIURC`/`+QSSLURC` forms that `kind_id_n` replaced.
     fn socket_urcs_nom(i: &[u8]) -> (Result<QiUrc, crate::Error>, Result<QsslUrc, crate::Error>) {
-        use crate::at::parse::{all, next};
+        use crate::at::parse::{all, next, uint};
         use nom::sequence::preceded;
         let kind =
             |k: &'static [u8]| preceded((tag(&b"\""[..]), tag(k), tag(&b"\""[..])), next(uint));

@@ -512,13 +512,10 @@ fn ipv4(t: &[u8]) -> Option<Ipv4Addr> {
     // Four parts of one to three decimal digits, each at most 255.
     for octet in &mut octets {
         let part = parts.next()?;
-        if part.is_empty() || part.len() > 3 {
+        if part.len() > 3 {
             return None;
         }
-        let v = part.iter().try_fold(0u32, |a, &d| {
-            a.checked_mul(10)?.checked_add(char::from(d).to_digit(10)?)
-        })?;
-        *octet = u8::try_from(v).ok()?;
+        *octet = u8::try_from(digits_only(part)?).ok()?;
     }
     parts.next().is_none().then_some(Ipv4Addr::from(octets))
 }
@@ -533,7 +530,7 @@ fn ipv6(t: &[u8]) -> Option<Ipv6Addr> {
     }
     while i < t.len() {
         let (mut v, mut digits) = (0u16, 0u8);
-        while let Some(d) = t.get(i).and_then(|&c| (c as char).to_digit(16)) {
+        while let Some(d) = t.get(i).copied().and_then(hex_digit) {
             if digits == 4 {
                 return None;
             }
@@ -578,12 +575,19 @@ pub(crate) fn ip_addr(t: &[u8]) -> Option<IpAddr> {
 /// A decimal number of at most 9 digits (spaces around allowed).
 fn decimal(t: &[u8]) -> Option<u32> {
     let t = trim_ascii(t);
-    if t.is_empty() || t.len() > 9 {
+    if t.len() > 9 {
         return None;
     }
-    t.iter().try_fold(0u32, |a, &d| {
-        a.checked_mul(10)?.checked_add(char::from(d).to_digit(10)?)
-    })
+    digits_only(t)
+}
+
+/// `t` as a decimal number when it is one or more ASCII digits and nothing else (at most what
+/// fits `u32`), read by [`read_uint`](super::parse::read_uint).
+fn digits_only(t: &[u8]) -> Option<u32> {
+    match super::parse::read_uint(t)? {
+        ([], v) => Some(v),
+        _ => None,
+    }
 }
 
 /// The part of a `+QIURC: "dnsgip"` line after `"dnsgip"`: `,"<ip>"`, `,<err>,<count>,<ttl>` or

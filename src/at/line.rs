@@ -99,12 +99,14 @@ pub(crate) mod word {
 /// line of another length is turned away with one test.
 const WORD_LENGTHS: u32 = {
     let mut mask = 0u32;
-    let mut i = 0;
-    while i < WORDS.len() {
-        let n = WORDS[i] as usize;
-        assert!(n < 32);
-        mask |= 1 << n;
-        i += n + 1;
+    let mut rest = WORDS;
+    while let Some((&n, tail)) = rest.split_first() {
+        // (A length of 32 or more fails the build here.)
+        mask |= 1u32.checked_shl(n as u32).expect("a bare word of 32 bytes or more");
+        rest = match tail.split_at_checked(n as usize) {
+            Some((_, next)) => next,
+            None => panic!("WORDS ends inside an entry"),
+        };
     }
     mask
 };

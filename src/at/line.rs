@@ -102,7 +102,9 @@ const WORD_LENGTHS: u32 = {
     let mut rest = WORDS;
     while let Some((&n, tail)) = rest.split_first() {
         // (A length of 32 or more fails the build here.)
-        mask |= 1u32.checked_shl(n as u32).expect("a bare word of 32 bytes or more");
+        mask |= 1u32
+            .checked_shl(n as u32)
+            .expect("a bare word of 32 bytes or more");
         rest = match tail.split_at_checked(n as usize) {
             Some((_, next)) => next,
             None => panic!("WORDS ends inside an entry"),

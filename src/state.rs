@@ -549,24 +549,39 @@ impl State {
                 self.app_ready = false;
             }
             Urc::Ready => {
-                let boots = self.boots.wrapping_add(1);
-                let unknown = self.unknown_urcs;
-                let events = self.pdp_deact_events;
-                // Kept (and bumped below): a waiter on a change of the generation must see the
-                // reboot.
-                let generation = self.generation;
-                let (wakes, entries, grant) = (self.wakes, self.psm_entries, self.psm_grant);
-                *self = State::new();
-                self.boots = boots;
-                self.wakes = wakes;
-                self.psm_entries = entries;
-                self.psm_grant = grant;
-                self.unknown_urcs = unknown;
-                self.pdp_deact_events = events;
-                self.generation = generation;
-                // Every context is gone after a reboot, but none needs the `AT+QIDEACT` clean-up
-                // a network deactivation asks for.
-                self.pdp_deactivated = 0;
+                // What a reboot resets, field by field (the destructuring names every field, so
+                // a new one must be placed here): the counters, the granted PSM timers and the
+                // generation are kept (a waiter on a change of the generation must see the
+                // reboot; it is bumped below). Every context is gone after a reboot, but none
+                // needs the `AT+QIDEACT` clean-up a network deactivation asks for. (Written
+                // field by field rather than as `State::new()` with the kept fields copied
+                // back: a smaller update on firmware.)
+                let State {
+                    boots,
+                    wakes: _,
+                    psm_asleep,
+                    psm_entries: _,
+                    psm_grant: _,
+                    app_ready,
+                    pin,
+                    sms_ready,
+                    registration,
+                    pdp_deactivated,
+                    pdp_deact_events: _,
+                    functionality,
+                    unknown_urcs: _,
+                    edrx,
+                    generation: _,
+                } = self;
+                *boots = boots.wrapping_add(1);
+                *psm_asleep = false;
+                *app_ready = false;
+                *pin = None;
+                *sms_ready = false;
+                *registration = [PackedReg::NONE; 3];
+                *pdp_deactivated = 0;
+                *functionality = None;
+                *edrx = None;
             }
             Urc::AppReady => self.app_ready = true,
             Urc::PsmPowerDown => {
@@ -822,6 +837,50 @@ mod tests {
         cell.apply(&Urc::Ready);
         assert_ne!(cell.get().generation, before);
         assert_eq!(cell.get().boots, 2);
+    }
+
+    /// A reboot resets, field by field, what `State::new()` with the kept fields copied back
+    /// reset.
+    #[test]
+    fn a_reboot_resets_what_it_did_before() {
+        let mut s = State::new();
+        for urc in [
+            &b"+CFUN: 1"[..],
+            b"+CPIN: READY",
+            b"+QIND: SMS DONE",
+            b"APP RDY",
+            b"+CEREG: 1,\"1A2B\",\"01A2D102\",8",
+            b"+CREG: 5",
+            b"+QIURC: \"pdpdeact\",1",
+            b"+QPSMTIMER: 3600,60",
+            b"+CEDRXP: 5,\"0101\",\"0001\"",
+            b"+FOO: 1",
+            b"PSM POWER DOWN",
+            b"RDY",
+            b"PSM POWER DOWN",
+        ] {
+            s.apply(&Urc::parse_line(urc).unwrap());
+        }
+        // Set again after the wake above.
+        for urc in [&b"+CFUN: 1"[..], b"+CPIN: READY", b"APP RDY", b"+CGREG: 1"] {
+            s.apply(&Urc::parse_line(urc).unwrap());
+        }
+        s.psm_asleep = false;
+        let before = s;
+        let mut want = State::new();
+        want.boots = before.boots.wrapping_add(1);
+        want.wakes = before.wakes;
+        want.psm_entries = before.psm_entries;
+        want.psm_grant = before.psm_grant;
+        want.unknown_urcs = before.unknown_urcs;
+        want.pdp_deact_events = before.pdp_deact_events;
+        want.generation = before.generation.wrapping_add(1);
+        s.apply(&Urc::Ready);
+        assert_eq!(s, want);
+        assert_ne!(before.functionality, None);
+        assert_ne!(before.edrx, None);
+        assert_ne!(before.pdp_deactivated, 0);
+        assert!(before.sms_ready && before.app_ready && before.wakes == 1);
     }
 
     /// `+CEREG` with `<n>` = 4: the granted timers decoded (TS 24.008: Active-Time

@@ -1081,55 +1081,6 @@ impl<'c: 'buf, 'buf> Mqtt<'c, 'buf> {
         Duration::from_millis(u64::from(base.saturating_sub(cut)))
     }
 
-    /// Brings up what the link needs: the modem after a reboot (start-up, TLS context), and
-    /// the data call.
-    #[allow(clippy::manual_async_fn)]
-    fn prepare(
-        &mut self,
-        modem: &Modem<'_>,
-    ) -> impl core::future::Future<Output = Result<(), MqttError>> {
-        async move {
-            // A module in PSM takes no command: wake it through PWRKEY (with pins; without them,
-            // the application wakes it, e.g. through PON_TRIG, and the commands below wait).
-            if modem.state().psm_asleep && modem.can_hard_reset() {
-                info!("modem in PSM: waking it");
-                modem.psm_wake_pulse().await?;
-            }
-            let rebooted = self.prepared.0 != modem.boots();
-            if rebooted || self.prepared.1 != modem.starts() {
-                if !rebooted {
-                    // A PSM wake: the settings and TLS contexts are gone, the APN (saved by the
-                    // module), the registration and normally the data call are not. Nothing the
-                    // module still holds is sent again.
-                    info!("modem woke from PSM since the last connection: resuming");
-                    modem.resume().await?;
-                } else {
-                    if self.prepared != UNPREPARED {
-                        info!("modem rebooted since the last connection: re-initialising");
-                        modem.init().await?;
-                    }
-                    modem
-                        .data_call()
-                        .configure(self.config.cid, &self.config.apn)
-                        .await?;
-                }
-                if let Some(tls) = &self.config.tls {
-                    modem.configure_tls_flow(self.config.ssl_ctx, tls).await?;
-                }
-                self.prepared = (modem.boots(), modem.starts());
-            }
-            modem
-                .network()
-                .wait_network_ready(self.config.cid, Duration::from_secs(60))
-                .await
-                .map_err(|e| match e {
-                    crate::asynch::NotReady::Modem(e) | crate::asynch::NotReady::DataCall(e) => e,
-                    _ => Error::InvalidState,
-                })?;
-            Ok(())
-        }
-    }
-
     /// One connection attempt (after the back-off its previous failures call for): prepare the
     /// modem and the data call, open the socket, `CONNECT`, and subscribe again if the broker
     /// started a fresh session. Call it in a loop and use the connection inside the loop's body
@@ -1325,12 +1276,67 @@ impl<'c: 'buf, 'buf> Mqtt<'c, 'buf> {
                 // Only the error is kept across the awaits below (the attempt's `Result`, in
                 // a scope of its own, is not: a local in scope keeps its room across them).
                 let e = {
-                    let attempt = match self.prepare(modem).await {
+                    // Bring up what the link needs: the modem after a reboot (start-up, TLS
+                    // context) and the data call. In this future, not one of its own: a level
+                    // of nesting less (its own dispatch and drop glue).
+                    let prepared: Result<(), Error> = 'prepare: {
+                        macro_rules! step {
+                            ($e:expr) => {
+                                if let Err(e) = $e {
+                                    break 'prepare Err(e);
+                                }
+                            };
+                        }
+                        // A module in PSM takes no command: wake it through PWRKEY (with pins;
+                        // without them, the application wakes it, e.g. through PON_TRIG, and
+                        // the commands below wait).
+                        if modem.state().psm_asleep && modem.can_hard_reset() {
+                            info!("modem in PSM: waking it");
+                            step!(modem.psm_wake_pulse().await);
+                        }
+                        let rebooted = self.prepared.0 != modem.boots();
+                        if rebooted || self.prepared.1 != modem.starts() {
+                            if !rebooted {
+                                // A PSM wake: the settings and TLS contexts are gone, the APN
+                                // (saved by the module), the registration and normally the data
+                                // call are not. Nothing the module still holds is sent again.
+                                info!("modem woke from PSM since the last connection: resuming");
+                                step!(modem.resume().await);
+                            } else {
+                                if self.prepared != UNPREPARED {
+                                    info!(
+                                        "modem rebooted since the last connection: re-initialising"
+                                    );
+                                    step!(modem.init().await);
+                                }
+                                step!(
+                                    modem
+                                        .data_call()
+                                        .configure(self.config.cid, &self.config.apn)
+                                        .await
+                                );
+                            }
+                            if let Some(tls) = &self.config.tls {
+                                step!(modem.configure_tls_flow(self.config.ssl_ctx, tls).await);
+                            }
+                            self.prepared = (modem.boots(), modem.starts());
+                        }
+                        modem
+                            .network()
+                            .wait_network_ready(self.config.cid, Duration::from_secs(60))
+                            .await
+                            .map_err(|e| match e {
+                                crate::asynch::NotReady::Modem(e)
+                                | crate::asynch::NotReady::DataCall(e) => e,
+                                _ => Error::InvalidState,
+                            })
+                    };
+                    let attempt = match prepared {
                         Ok(()) => modem
                             .connect(self.config.cid, self.remote())
                             .await
                             .map_err(MqttError::from),
-                        Err(e) => Err(e),
+                        Err(e) => Err(MqttError::Modem(e)),
                     };
                     match attempt {
                         Err(MqttError::Modem(e @ (Error::Timeout | Error::NotResponding)))

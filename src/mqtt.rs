@@ -1159,16 +1159,35 @@ impl<'c: 'buf, 'buf> Mqtt<'c, 'buf> {
         let ack_timeout = self.config.ack_timeout;
         let dropped = &self.dropped;
         let r = match &mut self.session {
-            Proto::V5(session) => {
-                Self::establish_v5(
-                    session,
-                    &self.subscriptions,
-                    ack_timeout.get(),
-                    dropped.lock(|l| l.borrow().capacity),
-                    dropped,
-                    io,
-                )
-                .await
+            // In this future, not one of its own: a level of nesting less.
+            Proto::V5(session) => 'v5: {
+                let rx_size = dropped.lock(|l| l.borrow().capacity);
+                let io = Guard::new(io, rx_size, dropped);
+                // minimq waits for the CONNACK without a deadline: a broker that never answers
+                // (frozen, overloaded, or its CONNACK lost with a `recv` URC) would hold this
+                // attempt forever.
+                let mut conn = match with_timeout(ack_timeout.get(), session.connect(io)).await {
+                    Ok(Ok(c)) => c,
+                    Ok(Err(e)) => break 'v5 Err(map_err(e)),
+                    Err(_) => {
+                        warn!("no CONNACK within the acknowledgement timeout");
+                        break 'v5 Err(MqttError::AckTimeout);
+                    }
+                };
+                let resumed = conn.connect_event() == ConnectEvent::Reconnected;
+                if !resumed && !self.subscriptions.is_empty() {
+                    let mut filters: heapless::Vec<minimq::TopicFilter<'_>, MAX_SUBSCRIPTIONS> =
+                        heapless::Vec::new();
+                    for (topic, qos) in self.subscriptions.iter() {
+                        let f = minimq::TopicFilter::new(topic)
+                            .options(minimq::SubscriptionOptions::default().maximum_qos(qos));
+                        let _ = filters.push(f);
+                    }
+                    if let Err(e) = conn.subscribe(&filters, &[]).await {
+                        break 'v5 Err(map_err(e));
+                    }
+                }
+                Ok((Conn::V5(conn), resumed))
             }
             #[cfg(feature = "mqtt311")]
             Proto::V311(session) => {
@@ -1195,45 +1214,6 @@ impl<'c: 'buf, 'buf> Mqtt<'c, 'buf> {
             resent_since: Stamp::now(),
             resending,
         })
-    }
-
-    // A plain `fn` returning an `async move` block: an `async fn` keeps its six arguments
-    // twice in its future.
-    #[allow(clippy::manual_async_fn)]
-    fn establish_v5<'s, IO: MqttIo>(
-        session: &'s mut minimq::Session<'buf>,
-        subscriptions: &Subscriptions<'_>,
-        ack_timeout: Duration,
-        rx_size: usize,
-        dropped: &'s DropCell,
-        io: IO,
-    ) -> impl core::future::Future<Output = Result<(Conn<'s, 'buf, IO>, bool), MqttError>> {
-        async move {
-            let io = Guard::new(io, rx_size, dropped);
-            // minimq waits for the CONNACK without a deadline: a broker that never answers
-            // (frozen, overloaded, or its CONNACK lost with a `recv` URC) would hold this
-            // attempt forever.
-            let mut conn = match with_timeout(ack_timeout, session.connect(io)).await {
-                Ok(Ok(c)) => c,
-                Ok(Err(e)) => return Err(map_err(e)),
-                Err(_) => {
-                    warn!("no CONNACK within the acknowledgement timeout");
-                    return Err(MqttError::AckTimeout);
-                }
-            };
-            let resumed = conn.connect_event() == ConnectEvent::Reconnected;
-            if !resumed && !subscriptions.is_empty() {
-                let mut filters: heapless::Vec<minimq::TopicFilter<'_>, MAX_SUBSCRIPTIONS> =
-                    heapless::Vec::new();
-                for (topic, qos) in subscriptions.iter() {
-                    let f = minimq::TopicFilter::new(topic)
-                        .options(minimq::SubscriptionOptions::default().maximum_qos(qos));
-                    let _ = filters.push(f);
-                }
-                conn.subscribe(&filters, &[]).await.map_err(map_err)?;
-            }
-            Ok((Conn::V5(conn), resumed))
-        }
     }
 
     #[cfg(feature = "mqtt311")]

@@ -576,21 +576,10 @@ impl<'a> Modem<'a> {
     /// Wakes a module in PSM through the runner's pins (a PWRKEY pulse) and waits for its
     /// `RDY`: [`Error::Unsupported`] without pins, [`Error::NotResponding`] when no `RDY` comes
     /// within [`Config::startup_timeout`] plus the pulse. Does not [`Modem::resume`].
-    pub(crate) async fn psm_wake_pulse(&self) -> Result<(), Error> {
-        if !self.can_hard_reset() {
-            return Err(Error::Unsupported);
-        }
-        let starts = self.starts();
-        self.core.reset.signal(false);
-        let deadline = Instant::now()
-            .saturating_add(Duration::from_millis(1_000))
-            .saturating_add(self.core.config.startup_timeout);
-        embassy_time::with_deadline(
-            deadline,
-            self.core.state.until(crate::state::started_since, starts),
-        )
-        .await
-        .map_err(|_| Error::NotResponding)
+    pub(crate) fn psm_wake_pulse(
+        &self,
+    ) -> impl core::future::Future<Output = Result<(), Error>> + '_ {
+        self.pulse_and_wait(false)
     }
 
     /// Waits up to `timeout` until `f` returns `Some` for the driver's state (re-checked on
@@ -645,18 +634,31 @@ impl<'a> Modem<'a> {
     }
 
     /// [`Modem::hard_reset`] without the start-up configuration.
-    pub(crate) async fn reset_and_wait_ready(&self) -> Result<(), Error> {
+    pub(crate) fn reset_and_wait_ready(
+        &self,
+    ) -> impl core::future::Future<Output = Result<(), Error>> + '_ {
+        self.pulse_and_wait(true)
+    }
+
+    /// [`Modem::reset_and_wait_ready`] (`reset`) and [`Modem::psm_wake_pulse`]: one future
+    /// type for both (the MQTT recovery awaits both), so one copy of it.
+    async fn pulse_and_wait(&self, reset: bool) -> Result<(), Error> {
         if !self.can_hard_reset() {
             return Err(Error::Unsupported);
         }
-        warn!("resetting the module through its pins");
+        let pulse_ms = if reset {
+            warn!("resetting the module through its pins");
+            super::pins::RESET_TAKES_MS
+        } else {
+            1_000
+        };
         // Any `RDY` ends the wait: a module that was in PSM takes the PWRKEY pulse for a wake.
         let starts = self.starts();
-        self.core.reset.signal(true);
+        self.core.reset.signal(reset);
         // A deadline, not a sum of durations: `with_timeout` adds to `now` and would panic on a
         // too large timeout; a saturated deadline is "never".
         let deadline = Instant::now()
-            .saturating_add(Duration::from_millis(super::pins::RESET_TAKES_MS))
+            .saturating_add(Duration::from_millis(pulse_ms))
             .saturating_add(self.core.config.startup_timeout);
         embassy_time::with_deadline(
             deadline,

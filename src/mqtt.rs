@@ -1336,7 +1336,7 @@ impl<'c: 'buf, 'buf> Mqtt<'c, 'buf> {
                 // Something timed out. If the module still answers `AT` (probed for the
                 // start-up timeout), the error stands; if not, it is hung, and it is reset
                 // through its pins (a hung module answers nothing until power-cycled).
-                if modem.responds().await {
+                if modem.responds().await.is_ok() {
                     return Err(e.into());
                 }
                 modem.reset_and_wait_ready().await?;

@@ -612,10 +612,11 @@ impl<'a> Modem<'a> {
         self.core.starts()
     }
 
-    /// Whether the module answers `AT` within [`Config::startup_timeout`] (tried every 300 ms).
+    /// `Ok` when the module answers `AT` within [`Config::startup_timeout`] (tried every
+    /// 300 ms). The probe's own future (no `async fn` level around it).
     #[cfg(feature = "mqtt")]
-    pub(crate) async fn responds(&self) -> bool {
-        self.probe(&general::At, true).await.is_ok()
+    pub(crate) fn responds(&self) -> impl core::future::Future<Output = Result<(), Error>> + '_ {
+        self.probe(&general::At, true)
     }
 
     /// Whether the runner can reset the module through its pins ([`Runner::with_pins`]).

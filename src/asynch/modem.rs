@@ -390,8 +390,9 @@ impl<'a> Modem<'a> {
     }
 
     /// Locks the AT channel (for an exchange of several commands, e.g. a file upload).
-    pub(crate) async fn channel(&self) -> Channel<'a> {
-        Channel::lock(*self).await
+    /// The lock's own future (no `async fn` level around it).
+    pub(crate) fn channel(&self) -> impl core::future::Future<Output = Channel<'a>> + 'a {
+        Channel::lock(*self)
     }
 
     /// A snapshot of what the driver knows from URCs.

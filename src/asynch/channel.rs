@@ -304,8 +304,9 @@ impl<'c> Channel<'c> {
     }
 
     /// Waits out the configured pause between two commands.
-    async fn cooldown(&mut self) {
-        Timer::at(self.st.next_write).await;
+    // The timer itself (no `async fn` level around it).
+    fn cooldown(&self) -> Timer {
+        Timer::at(self.st.next_write)
     }
 
     /// The command-type-independent part of [`Self::send`] and [`Self::send_data`] (both stay

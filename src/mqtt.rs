@@ -1644,22 +1644,6 @@ impl<IO: MqttIo> Conn<'_, '_, IO> {
         }
     }
 
-    async fn subscribe(&mut self, topic: &str, qos: QoS) -> Result<(), MqttError> {
-        match self {
-            Conn::V5(c) => {
-                let f = minimq::TopicFilter::new(topic)
-                    .options(minimq::SubscriptionOptions::default().maximum_qos(qos));
-                c.subscribe(&[f], &[]).await.map(|_| ()).map_err(map_err)
-            }
-            #[cfg(feature = "mqtt311")]
-            Conn::V311(c) => c
-                .subscribe(&[(topic, qos)])
-                .await
-                .map(|_| ())
-                .map_err(map_err311),
-        }
-    }
-
     async fn unsubscribe(&mut self, topic: &str) -> Result<(), MqttError> {
         match self {
             Conn::V5(c) => c
@@ -1688,22 +1672,6 @@ impl<IO: MqttIo> Conn<'_, '_, IO> {
                 .poll()
                 .await
                 .map(|m| m.map(|m| Message(Inbound::V311(m))))
-                .map_err(map_err311),
-        }
-    }
-
-    async fn recv(&mut self) -> Result<Message<'_>, MqttError> {
-        match self {
-            Conn::V5(c) => c
-                .recv()
-                .await
-                .map(|m| Message(Inbound::V5(m)))
-                .map_err(map_err),
-            #[cfg(feature = "mqtt311")]
-            Conn::V311(c) => c
-                .recv()
-                .await
-                .map(|m| Message(Inbound::V311(m)))
                 .map_err(map_err311),
         }
     }
@@ -1951,7 +1919,20 @@ impl<'s, 'buf, IO: MqttIo> MqttConnection<'s, 'buf, IO> {
     /// [`check_filter`] refuses is refused before anything is sent.
     pub async fn subscribe(&mut self, topic: &str, qos: QoS) -> Result<(), MqttError> {
         check_filter(topic)?;
-        self.conn.subscribe(topic, qos).await
+        // `Conn`'s arm here, not in a future of its own: a level of nesting less.
+        match &mut self.conn {
+            Conn::V5(c) => {
+                let f = minimq::TopicFilter::new(topic)
+                    .options(minimq::SubscriptionOptions::default().maximum_qos(qos));
+                c.subscribe(&[f], &[]).await.map(|_| ()).map_err(map_err)
+            }
+            #[cfg(feature = "mqtt311")]
+            Conn::V311(c) => c
+                .subscribe(&[(topic, qos)])
+                .await
+                .map(|_| ())
+                .map_err(map_err311),
+        }
     }
 
     /// Unsubscribes from `topic` on this connection (remove it from
@@ -2053,7 +2034,20 @@ impl<'s, 'buf, IO: MqttIo> MqttConnection<'s, 'buf, IO> {
         if self.ack_deadline().is_some_and(|d| Instant::now() >= d) {
             return Err(MqttError::AckTimeout);
         }
-        self.conn.recv().await
+        // `Conn`'s arm here, not in a future of its own: a level of nesting less.
+        match &mut self.conn {
+            Conn::V5(c) => c
+                .recv()
+                .await
+                .map(|m| Message(Inbound::V5(m)))
+                .map_err(map_err),
+            #[cfg(feature = "mqtt311")]
+            Conn::V311(c) => c
+                .recv()
+                .await
+                .map(|m| Message(Inbound::V311(m)))
+                .map_err(map_err311),
+        }
     }
 
     /// Calls `on_message` for every message until the connection fails (returns that error).

@@ -1081,55 +1081,6 @@ impl<'c: 'buf, 'buf> Mqtt<'c, 'buf> {
         Duration::from_millis(u64::from(base.saturating_sub(cut)))
     }
 
-    /// Brings up what the link needs: the modem after a reboot (start-up, TLS context), and
-    /// the data call.
-    #[allow(clippy::manual_async_fn)]
-    fn prepare(
-        &mut self,
-        modem: &Modem<'_>,
-    ) -> impl core::future::Future<Output = Result<(), MqttError>> {
-        async move {
-            // A module in PSM takes no command: wake it through PWRKEY (with pins; without them,
-            // the application wakes it, e.g. through PON_TRIG, and the commands below wait).
-            if modem.state().psm_asleep && modem.can_hard_reset() {
-                info!("modem in PSM: waking it");
-                modem.psm_wake_pulse().await?;
-            }
-            let rebooted = self.prepared.0 != modem.boots();
-            if rebooted || self.prepared.1 != modem.starts() {
-                if !rebooted {
-                    // A PSM wake: the settings and TLS contexts are gone, the APN (saved by the
-                    // module), the registration and normally the data call are not. Nothing the
-                    // module still holds is sent again.
-                    info!("modem woke from PSM since the last connection: resuming");
-                    modem.resume().await?;
-                } else {
-                    if self.prepared != UNPREPARED {
-                        info!("modem rebooted since the last connection: re-initialising");
-                        modem.init().await?;
-                    }
-                    modem
-                        .data_call()
-                        .configure(self.config.cid, &self.config.apn)
-                        .await?;
-                }
-                if let Some(tls) = &self.config.tls {
-                    modem.configure_tls_flow(self.config.ssl_ctx, tls).await?;
-                }
-                self.prepared = (modem.boots(), modem.starts());
-            }
-            modem
-                .network()
-                .wait_network_ready(self.config.cid, Duration::from_secs(60))
-                .await
-                .map_err(|e| match e {
-                    crate::asynch::NotReady::Modem(e) | crate::asynch::NotReady::DataCall(e) => e,
-                    _ => Error::InvalidState,
-                })?;
-            Ok(())
-        }
-    }
-
     /// One connection attempt (after the back-off its previous failures call for): prepare the
     /// modem and the data call, open the socket, `CONNECT`, and subscribe again if the broker
     /// started a fresh session. Call it in a loop and use the connection inside the loop's body
@@ -1208,16 +1159,35 @@ impl<'c: 'buf, 'buf> Mqtt<'c, 'buf> {
         let ack_timeout = self.config.ack_timeout;
         let dropped = &self.dropped;
         let r = match &mut self.session {
-            Proto::V5(session) => {
-                Self::establish_v5(
-                    session,
-                    &self.subscriptions,
-                    ack_timeout.get(),
-                    dropped.lock(|l| l.borrow().capacity),
-                    dropped,
-                    io,
-                )
-                .await
+            // In this future, not one of its own: a level of nesting less.
+            Proto::V5(session) => 'v5: {
+                let rx_size = dropped.lock(|l| l.borrow().capacity);
+                let io = Guard::new(io, rx_size, dropped);
+                // minimq waits for the CONNACK without a deadline: a broker that never answers
+                // (frozen, overloaded, or its CONNACK lost with a `recv` URC) would hold this
+                // attempt forever.
+                let mut conn = match with_timeout(ack_timeout.get(), session.connect(io)).await {
+                    Ok(Ok(c)) => c,
+                    Ok(Err(e)) => break 'v5 Err(map_err(e)),
+                    Err(_) => {
+                        warn!("no CONNACK within the acknowledgement timeout");
+                        break 'v5 Err(MqttError::AckTimeout);
+                    }
+                };
+                let resumed = conn.connect_event() == ConnectEvent::Reconnected;
+                if !resumed && !self.subscriptions.is_empty() {
+                    let mut filters: heapless::Vec<minimq::TopicFilter<'_>, MAX_SUBSCRIPTIONS> =
+                        heapless::Vec::new();
+                    for (topic, qos) in self.subscriptions.iter() {
+                        let f = minimq::TopicFilter::new(topic)
+                            .options(minimq::SubscriptionOptions::default().maximum_qos(qos));
+                        let _ = filters.push(f);
+                    }
+                    if let Err(e) = conn.subscribe(&filters, &[]).await {
+                        break 'v5 Err(map_err(e));
+                    }
+                }
+                Ok((Conn::V5(conn), resumed))
             }
             #[cfg(feature = "mqtt311")]
             Proto::V311(session) => {
@@ -1244,45 +1214,6 @@ impl<'c: 'buf, 'buf> Mqtt<'c, 'buf> {
             resent_since: Stamp::now(),
             resending,
         })
-    }
-
-    // A plain `fn` returning an `async move` block: an `async fn` keeps its six arguments
-    // twice in its future.
-    #[allow(clippy::manual_async_fn)]
-    fn establish_v5<'s, IO: MqttIo>(
-        session: &'s mut minimq::Session<'buf>,
-        subscriptions: &Subscriptions<'_>,
-        ack_timeout: Duration,
-        rx_size: usize,
-        dropped: &'s DropCell,
-        io: IO,
-    ) -> impl core::future::Future<Output = Result<(Conn<'s, 'buf, IO>, bool), MqttError>> {
-        async move {
-            let io = Guard::new(io, rx_size, dropped);
-            // minimq waits for the CONNACK without a deadline: a broker that never answers
-            // (frozen, overloaded, or its CONNACK lost with a `recv` URC) would hold this
-            // attempt forever.
-            let mut conn = match with_timeout(ack_timeout, session.connect(io)).await {
-                Ok(Ok(c)) => c,
-                Ok(Err(e)) => return Err(map_err(e)),
-                Err(_) => {
-                    warn!("no CONNACK within the acknowledgement timeout");
-                    return Err(MqttError::AckTimeout);
-                }
-            };
-            let resumed = conn.connect_event() == ConnectEvent::Reconnected;
-            if !resumed && !subscriptions.is_empty() {
-                let mut filters: heapless::Vec<minimq::TopicFilter<'_>, MAX_SUBSCRIPTIONS> =
-                    heapless::Vec::new();
-                for (topic, qos) in subscriptions.iter() {
-                    let f = minimq::TopicFilter::new(topic)
-                        .options(minimq::SubscriptionOptions::default().maximum_qos(qos));
-                    let _ = filters.push(f);
-                }
-                conn.subscribe(&filters, &[]).await.map_err(map_err)?;
-            }
-            Ok((Conn::V5(conn), resumed))
-        }
     }
 
     #[cfg(feature = "mqtt311")]
@@ -1325,12 +1256,67 @@ impl<'c: 'buf, 'buf> Mqtt<'c, 'buf> {
                 // Only the error is kept across the awaits below (the attempt's `Result`, in
                 // a scope of its own, is not: a local in scope keeps its room across them).
                 let e = {
-                    let attempt = match self.prepare(modem).await {
+                    // Bring up what the link needs: the modem after a reboot (start-up, TLS
+                    // context) and the data call. In this future, not one of its own: a level
+                    // of nesting less (its own dispatch and drop glue).
+                    let prepared: Result<(), Error> = 'prepare: {
+                        macro_rules! step {
+                            ($e:expr) => {
+                                if let Err(e) = $e {
+                                    break 'prepare Err(e);
+                                }
+                            };
+                        }
+                        // A module in PSM takes no command: wake it through PWRKEY (with pins;
+                        // without them, the application wakes it, e.g. through PON_TRIG, and
+                        // the commands below wait).
+                        if modem.state().psm_asleep && modem.can_hard_reset() {
+                            info!("modem in PSM: waking it");
+                            step!(modem.psm_wake_pulse().await);
+                        }
+                        let rebooted = self.prepared.0 != modem.boots();
+                        if rebooted || self.prepared.1 != modem.starts() {
+                            if !rebooted {
+                                // A PSM wake: the settings and TLS contexts are gone, the APN
+                                // (saved by the module), the registration and normally the data
+                                // call are not. Nothing the module still holds is sent again.
+                                info!("modem woke from PSM since the last connection: resuming");
+                                step!(modem.resume().await);
+                            } else {
+                                if self.prepared != UNPREPARED {
+                                    info!(
+                                        "modem rebooted since the last connection: re-initialising"
+                                    );
+                                    step!(modem.init().await);
+                                }
+                                step!(
+                                    modem
+                                        .data_call()
+                                        .configure(self.config.cid, &self.config.apn)
+                                        .await
+                                );
+                            }
+                            if let Some(tls) = &self.config.tls {
+                                step!(modem.configure_tls_flow(self.config.ssl_ctx, tls).await);
+                            }
+                            self.prepared = (modem.boots(), modem.starts());
+                        }
+                        modem
+                            .network()
+                            .wait_network_ready(self.config.cid, Duration::from_secs(60))
+                            .await
+                            .map_err(|e| match e {
+                                crate::asynch::NotReady::Modem(e)
+                                | crate::asynch::NotReady::DataCall(e) => e,
+                                _ => Error::InvalidState,
+                            })
+                    };
+                    let attempt = match prepared {
                         Ok(()) => modem
                             .connect(self.config.cid, self.remote())
                             .await
                             .map_err(MqttError::from),
-                        Err(e) => Err(e),
+                        Err(e) => Err(MqttError::Modem(e)),
                     };
                     match attempt {
                         Err(MqttError::Modem(e @ (Error::Timeout | Error::NotResponding)))
@@ -1350,7 +1336,7 @@ impl<'c: 'buf, 'buf> Mqtt<'c, 'buf> {
                 // Something timed out. If the module still answers `AT` (probed for the
                 // start-up timeout), the error stands; if not, it is hung, and it is reset
                 // through its pins (a hung module answers nothing until power-cycled).
-                if modem.responds().await {
+                if modem.responds().await.is_ok() {
                     return Err(e.into());
                 }
                 modem.reset_and_wait_ready().await?;
@@ -1658,22 +1644,6 @@ impl<IO: MqttIo> Conn<'_, '_, IO> {
         }
     }
 
-    async fn subscribe(&mut self, topic: &str, qos: QoS) -> Result<(), MqttError> {
-        match self {
-            Conn::V5(c) => {
-                let f = minimq::TopicFilter::new(topic)
-                    .options(minimq::SubscriptionOptions::default().maximum_qos(qos));
-                c.subscribe(&[f], &[]).await.map(|_| ()).map_err(map_err)
-            }
-            #[cfg(feature = "mqtt311")]
-            Conn::V311(c) => c
-                .subscribe(&[(topic, qos)])
-                .await
-                .map(|_| ())
-                .map_err(map_err311),
-        }
-    }
-
     async fn unsubscribe(&mut self, topic: &str) -> Result<(), MqttError> {
         match self {
             Conn::V5(c) => c
@@ -1702,22 +1672,6 @@ impl<IO: MqttIo> Conn<'_, '_, IO> {
                 .poll()
                 .await
                 .map(|m| m.map(|m| Message(Inbound::V311(m))))
-                .map_err(map_err311),
-        }
-    }
-
-    async fn recv(&mut self) -> Result<Message<'_>, MqttError> {
-        match self {
-            Conn::V5(c) => c
-                .recv()
-                .await
-                .map(|m| Message(Inbound::V5(m)))
-                .map_err(map_err),
-            #[cfg(feature = "mqtt311")]
-            Conn::V311(c) => c
-                .recv()
-                .await
-                .map(|m| Message(Inbound::V311(m)))
                 .map_err(map_err311),
         }
     }
@@ -1965,7 +1919,20 @@ impl<'s, 'buf, IO: MqttIo> MqttConnection<'s, 'buf, IO> {
     /// [`check_filter`] refuses is refused before anything is sent.
     pub async fn subscribe(&mut self, topic: &str, qos: QoS) -> Result<(), MqttError> {
         check_filter(topic)?;
-        self.conn.subscribe(topic, qos).await
+        // `Conn`'s arm here, not in a future of its own: a level of nesting less.
+        match &mut self.conn {
+            Conn::V5(c) => {
+                let f = minimq::TopicFilter::new(topic)
+                    .options(minimq::SubscriptionOptions::default().maximum_qos(qos));
+                c.subscribe(&[f], &[]).await.map(|_| ()).map_err(map_err)
+            }
+            #[cfg(feature = "mqtt311")]
+            Conn::V311(c) => c
+                .subscribe(&[(topic, qos)])
+                .await
+                .map(|_| ())
+                .map_err(map_err311),
+        }
     }
 
     /// Unsubscribes from `topic` on this connection (remove it from
@@ -2067,7 +2034,20 @@ impl<'s, 'buf, IO: MqttIo> MqttConnection<'s, 'buf, IO> {
         if self.ack_deadline().is_some_and(|d| Instant::now() >= d) {
             return Err(MqttError::AckTimeout);
         }
-        self.conn.recv().await
+        // `Conn`'s arm here, not in a future of its own: a level of nesting less.
+        match &mut self.conn {
+            Conn::V5(c) => c
+                .recv()
+                .await
+                .map(|m| Message(Inbound::V5(m)))
+                .map_err(map_err),
+            #[cfg(feature = "mqtt311")]
+            Conn::V311(c) => c
+                .recv()
+                .await
+                .map(|m| Message(Inbound::V311(m)))
+                .map_err(map_err311),
+        }
     }
 
     /// Calls `on_message` for every message until the connection fails (returns that error).

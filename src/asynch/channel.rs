@@ -220,8 +220,8 @@ impl<'c> Channel<'c> {
     pub(crate) fn send_erased<'s>(
         &'s mut self,
         cmd: &'s mut dyn Folding,
-    ) -> impl core::future::Future<Output = ()> + 's {
-        async move {
+    ) -> super::outline::Outlined<impl core::future::Future<Output = ()> + 's> {
+        super::outline::Outlined(async move {
             self.settle().await;
             let (spec, rendered) = {
                 let mut bufs = self.m.core.tx.buffers().await;
@@ -247,7 +247,7 @@ impl<'c> Channel<'c> {
             if let Err(e) = r {
                 cmd.take(Err(e), Expect::NONE);
             }
-        }
+        })
     }
 
     /// Wipes the line buffer if it held a secret (once the runner has written it).
@@ -304,8 +304,9 @@ impl<'c> Channel<'c> {
     }
 
     /// Waits out the configured pause between two commands.
-    async fn cooldown(&mut self) {
-        Timer::at(self.st.next_write).await;
+    // The timer itself (no `async fn` level around it).
+    fn cooldown(&self) -> Timer {
+        Timer::at(self.st.next_write)
     }
 
     /// The command-type-independent part of [`Self::send`] and [`Self::send_data`] (both stay

@@ -390,8 +390,9 @@ impl<'a> Modem<'a> {
     }
 
     /// Locks the AT channel (for an exchange of several commands, e.g. a file upload).
-    pub(crate) async fn channel(&self) -> Channel<'a> {
-        Channel::lock(*self).await
+    /// The lock's own future (no `async fn` level around it).
+    pub(crate) fn channel(&self) -> impl core::future::Future<Output = Channel<'a>> + 'a {
+        Channel::lock(*self)
     }
 
     /// A snapshot of what the driver knows from URCs.
@@ -576,21 +577,10 @@ impl<'a> Modem<'a> {
     /// Wakes a module in PSM through the runner's pins (a PWRKEY pulse) and waits for its
     /// `RDY`: [`Error::Unsupported`] without pins, [`Error::NotResponding`] when no `RDY` comes
     /// within [`Config::startup_timeout`] plus the pulse. Does not [`Modem::resume`].
-    pub(crate) async fn psm_wake_pulse(&self) -> Result<(), Error> {
-        if !self.can_hard_reset() {
-            return Err(Error::Unsupported);
-        }
-        let starts = self.starts();
-        self.core.reset.signal(false);
-        let deadline = Instant::now()
-            .saturating_add(Duration::from_millis(1_000))
-            .saturating_add(self.core.config.startup_timeout);
-        embassy_time::with_deadline(
-            deadline,
-            self.core.state.until(crate::state::started_since, starts),
-        )
-        .await
-        .map_err(|_| Error::NotResponding)
+    pub(crate) fn psm_wake_pulse(
+        &self,
+    ) -> impl core::future::Future<Output = Result<(), Error>> + '_ {
+        self.pulse_and_wait(false)
     }
 
     /// Waits up to `timeout` until `f` returns `Some` for the driver's state (re-checked on
@@ -623,10 +613,11 @@ impl<'a> Modem<'a> {
         self.core.starts()
     }
 
-    /// Whether the module answers `AT` within [`Config::startup_timeout`] (tried every 300 ms).
+    /// `Ok` when the module answers `AT` within [`Config::startup_timeout`] (tried every
+    /// 300 ms). The probe's own future (no `async fn` level around it).
     #[cfg(feature = "mqtt")]
-    pub(crate) async fn responds(&self) -> bool {
-        self.probe(&general::At, true).await.is_ok()
+    pub(crate) fn responds(&self) -> impl core::future::Future<Output = Result<(), Error>> + '_ {
+        self.probe(&general::At, true)
     }
 
     /// Whether the runner can reset the module through its pins ([`Runner::with_pins`]).
@@ -645,18 +636,31 @@ impl<'a> Modem<'a> {
     }
 
     /// [`Modem::hard_reset`] without the start-up configuration.
-    pub(crate) async fn reset_and_wait_ready(&self) -> Result<(), Error> {
+    pub(crate) fn reset_and_wait_ready(
+        &self,
+    ) -> impl core::future::Future<Output = Result<(), Error>> + '_ {
+        self.pulse_and_wait(true)
+    }
+
+    /// [`Modem::reset_and_wait_ready`] (`reset`) and [`Modem::psm_wake_pulse`]: one future
+    /// type for both (the MQTT recovery awaits both), so one copy of it.
+    async fn pulse_and_wait(&self, reset: bool) -> Result<(), Error> {
         if !self.can_hard_reset() {
             return Err(Error::Unsupported);
         }
-        warn!("resetting the module through its pins");
+        let pulse_ms = if reset {
+            warn!("resetting the module through its pins");
+            super::pins::RESET_TAKES_MS
+        } else {
+            1_000
+        };
         // Any `RDY` ends the wait: a module that was in PSM takes the PWRKEY pulse for a wake.
         let starts = self.starts();
-        self.core.reset.signal(true);
+        self.core.reset.signal(reset);
         // A deadline, not a sum of durations: `with_timeout` adds to `now` and would panic on a
         // too large timeout; a saturated deadline is "never".
         let deadline = Instant::now()
-            .saturating_add(Duration::from_millis(super::pins::RESET_TAKES_MS))
+            .saturating_add(Duration::from_millis(pulse_ms))
             .saturating_add(self.core.config.startup_timeout);
         embassy_time::with_deadline(
             deadline,

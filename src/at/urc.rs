@@ -625,9 +625,11 @@ fn qsslurc(i: &[u8]) -> Result<QsslUrc, crate::Error> {
 }
 
 fn qind(i: &[u8]) -> Result<QInd, crate::Error> {
+    // (`==`, a length test and a `memcmp` call, where a `match` on the two texts compared
+    // them byte by byte in line.)
     match i {
-        b"SMS DONE" => Ok(QInd::SmsDone),
-        b"PB DONE" => Ok(QInd::PbDone),
+        _ if i == b"SMS DONE" => Ok(QInd::SmsDone),
+        _ if i == b"PB DONE" => Ok(QInd::PbDone),
         _ => {
             let csq = i
                 .strip_prefix(b"\"csq\"")

@@ -234,11 +234,9 @@ pub(crate) fn cereg_psm_grant(line: &[u8]) -> Option<PsmGrant> {
 /// [`cereg_psm_grant`] of the text after `+CEREG:` (the URC's fields, as the digester split
 /// them).
 pub(crate) fn cereg_psm_grant_fields(rest: &[u8]) -> Option<PsmGrant> {
-    // The timers are fields 6 and 7: a line with fewer than six commas has none (a quick count
-    // first, as nearly every `+CEREG` has four fields or fewer).
-    if rest.iter().filter(|&&b| b == b',').count() < 6 {
-        return None;
-    }
+    // (A line with fewer than six commas has no field 6 or 7, which the split below leaves
+    // empty: `None`. The runner counts the commas before it calls this, as nearly every
+    // `+CEREG` has four fields or fewer.)
     // Fields split at commas outside quotes; the timers are fields 6 and 7 (0-based).
     let mut fields: [&[u8]; 8] = [&[]; 8];
     let mut n = 0usize;

@@ -572,15 +572,6 @@ pub(crate) fn ip_addr(t: &[u8]) -> Option<IpAddr> {
     }
 }
 
-/// A decimal number of at most 9 digits (spaces around allowed).
-fn decimal(t: &[u8]) -> Option<u32> {
-    let t = trim_ascii(t);
-    if t.len() > 9 {
-        return None;
-    }
-    digits_only(t)
-}
-
 /// `t` as a decimal number when it is one or more ASCII digits and nothing else (at most what
 /// fits `u32`), read by [`read_uint`](super::parse::read_uint).
 fn digits_only(t: &[u8]) -> Option<u32> {
@@ -592,7 +583,9 @@ fn digits_only(t: &[u8]) -> Option<u32> {
 
 /// The part of a `+QIURC: "dnsgip"` line after `"dnsgip"`: `,"<ip>"`, `,<err>,<count>,<ttl>` or
 /// `,<err>`. (Written by hand rather than with nom: this runs in every firmware's URC parser,
-/// and the hand-written form is several hundred bytes smaller.)
+/// and the hand-written form is several hundred bytes smaller. The numbers are read by
+/// [`uints`](super::parse::uints), spaces and tabs around the commas allowed, as every other
+/// URC's numbers are.)
 fn dnsgip(i: &[u8]) -> Result<QiUrc, crate::Error> {
     let i = trim_ascii(i)
         .strip_prefix(b",")
@@ -600,12 +593,13 @@ fn dnsgip(i: &[u8]) -> Result<QiUrc, crate::Error> {
     if let [b'"', addr @ .., b'"'] = trim_ascii(i) {
         return Ok(QiUrc::DnsAddress(ip_addr(addr)));
     }
-    let mut fields = i.split(|&b| b == b',');
-    let mut next = || fields.next().map(decimal);
-    let (err, count) = match (next(), next(), next(), next()) {
-        (Some(Some(err)), None, None, None) => (err, 0),
-        (Some(Some(err)), Some(Some(count)), Some(Some(_ttl)), None) => (err, count),
-        _ => return Err(crate::Error::Parse),
+    let i = super::parse::skip_space(i);
+    let (err, count) = match super::parse::uints::<3>(i) {
+        Some([err, count, _ttl]) => (err, count),
+        None => match super::parse::uints::<1>(i) {
+            Some([err]) => (err, 0),
+            None => return Err(crate::Error::Parse),
+        },
     };
     let err = u16::try_from(err).map_err(|_| crate::Error::Parse)?;
     let count = if err == 0 {
@@ -1175,6 +1169,71 @@ mod tests {
             Ok(QsslUrc::Other)
         })();
         (qi, qssl)
+    }
+
+    /// The `"dnsgip"` reader before it read its numbers with `uints`: each field split at the
+    /// commas and read as at most nine digits with ASCII spaces around.
+    fn old_dnsgip(i: &[u8]) -> Result<QiUrc, crate::Error> {
+        let decimal = |t: &[u8]| {
+            let t = trim_ascii(t);
+            if t.len() > 9 {
+                return None;
+            }
+            digits_only(t)
+        };
+        let i = trim_ascii(i)
+            .strip_prefix(b",")
+            .ok_or(crate::Error::Parse)?;
+        if let [b'"', addr @ .., b'"'] = trim_ascii(i) {
+            return Ok(QiUrc::DnsAddress(ip_addr(addr)));
+        }
+        let mut fields = i.split(|&b| b == b',');
+        let mut next = || fields.next().map(decimal);
+        let (err, count) = match (next(), next(), next(), next()) {
+            (Some(Some(err)), None, None, None) => (err, 0),
+            (Some(Some(err)), Some(Some(count)), Some(Some(_ttl)), None) => (err, count),
+            _ => return Err(crate::Error::Parse),
+        };
+        let err = u16::try_from(err).map_err(|_| crate::Error::Parse)?;
+        let count = if err == 0 {
+            u8::try_from(count).unwrap_or(u8::MAX)
+        } else {
+            0
+        };
+        Ok(QiUrc::DnsResult { err, count })
+    }
+
+    #[test]
+    fn dnsgip_numbers_through_uints_agree_with_the_old_split() {
+        // The one difference: a number of ten digits that fits `u32` (a TTL; an error code or
+        // a count that long is out of range either way) was refused and is now read.
+        let ten_digits = |l: &[u8]| {
+            l.split(|b| !b.is_ascii_digit())
+                .any(|run| run.len() >= 10)
+        };
+        for line in crate::at::random_lines(0x0d15_9e1f, 14, 3000, b",,0129 \t") {
+            if ten_digits(&line) {
+                continue;
+            }
+            assert_eq!(dnsgip(&line), old_dnsgip(&line), "{line:?}");
+        }
+        for line in [
+            &b",0,1,600"[..],
+            b", 0 , 2 , 600 ",
+            b",565",
+            b",565,0,0",
+            b",\"10.0.0.1\"",
+            b",0,1",
+            b",0,1,600,1",
+            b",,1,600",
+            b",0,256,600",
+        ] {
+            assert_eq!(dnsgip(line), old_dnsgip(line), "{line:?}");
+        }
+        assert_eq!(
+            dnsgip(b",0,1,4294967295"),
+            Ok(QiUrc::DnsResult { err: 0, count: 1 })
+        );
     }
 
     #[test]

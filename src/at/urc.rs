@@ -436,19 +436,16 @@ fn kind_and_id(i: &[u8]) -> Option<(&[u8], u8)> {
 /// forms [`kind_and_id`] leaves): the kind, the id and the optional third number; `None` for
 /// anything else. Read by hand (it was a chain of nom parsers, one per kind).
 fn kind_id_n(i: &[u8]) -> Option<(&[u8], u32, Option<u32>)> {
-    use super::parse::{after_comma, read_uint, skip_space};
+    use super::parse::{after_comma, uints};
     let rest = i.strip_prefix(b"\"")?;
     let q = rest.iter().position(|&b| b == b'"')?;
     let (kind, rest) = rest.split_at(q);
-    let (rest, id) = read_uint(after_comma(rest.get(1..)?)?)?;
-    let (rest, n) = match after_comma(rest) {
-        Some(r) => {
-            let (r, n) = read_uint(r)?;
-            (r, Some(n))
-        }
-        None => (rest, None),
-    };
-    skip_space(rest).is_empty().then_some((kind, id, n))
+    let rest = after_comma(rest.get(1..)?)?;
+    // (The numbers by `uints`, which other URCs link in already.)
+    match uints::<2>(rest) {
+        Some([id, n]) => Some((kind, id, Some(n))),
+        None => uints::<1>(rest).map(|[id]| (kind, id, None)),
+    }
 }
 
 /// The socket URC kinds [`socket_fields`] tells apart.

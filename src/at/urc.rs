@@ -410,26 +410,17 @@ fn u8_of(v: u32) -> Option<u8> {
     u8::try_from(v).ok()
 }
 
-/// `"<kind>",<id>` exactly (at most three digits), read by hand: the form of nearly every
-/// `+QIURC`/`+QSSLURC` line, which the nom parsers below also accept (they handle the rest).
+/// `"<kind>",<d>` exactly, with a one-digit id, read by hand: the form of nearly every
+/// `+QIURC`/`+QSSLURC` line (socket ids are 0 to 11); [`kind_id_n`] reads the rest, longer
+/// ids included.
 fn kind_and_id(i: &[u8]) -> Option<(&[u8], u8)> {
     let rest = i.strip_prefix(b"\"")?;
     let q = rest.iter().position(|&b| b == b'"')?;
     let (kind, rest) = rest.split_at(q);
-    let digits = rest.strip_prefix(b"\",")?;
-    // The usual id, one digit (nearly every socket URC), without the fold.
-    if let [d @ b'0'..=b'9'] = digits {
-        return Some((kind, d.wrapping_sub(b'0')));
+    match rest.strip_prefix(b"\",")? {
+        [d @ b'0'..=b'9'] => Some((kind, d.wrapping_sub(b'0'))),
+        _ => None,
     }
-    if digits.is_empty() || digits.len() > 3 || !digits.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    // At most three ASCII digits (checked above): nothing wraps or overflows.
-    let id = digits.iter().try_fold(0u32, |a, &d| {
-        a.checked_mul(10)?
-            .checked_add(u32::from(d.wrapping_sub(b'0')))
-    })?;
-    Some((kind, u8::try_from(id).ok()?))
 }
 
 /// `"<kind>",<id>[,<n>]` with optional spaces around the commas and after the last field (the
@@ -1274,10 +1265,15 @@ mod tests {
     #[test]
     fn hand_read_kind_and_id_agrees_with_the_general_parser() {
         assert_eq!(kind_and_id(b"\"recv\",0"), Some((&b"recv"[..], 0)));
-        assert_eq!(kind_and_id(b"\"closed\",255"), Some((&b"closed"[..], 255)));
-        // Anything else is left to the nom parsers, which decide as before.
+        // Anything else is left to `kind_id_n`, which decides as before (longer ids too).
+        assert_eq!(
+            p(b"+QIURC: \"closed\",255"),
+            Urc::QiUrc(QiUrc::Closed(255))
+        );
         for odd in [
-            &b"\"recv\",256"[..],
+            &b"\"closed\",255"[..],
+            b"\"recv\",10",
+            b"\"recv\",256",
             b"\"recv\", 1",
             b"\"recv\",1,100",
             b"\"recv\",",

@@ -410,35 +410,6 @@ fn u8_of(v: u32) -> Option<u8> {
     u8::try_from(v).ok()
 }
 
-/// `"<kind>",<d>` exactly, with a one-digit id, read by hand: the form of nearly every
-/// `+QIURC`/`+QSSLURC` line (socket ids are 0 to 11); [`kind_id_n`] reads the rest, longer
-/// ids included.
-fn kind_and_id(i: &[u8]) -> Option<(&[u8], u8)> {
-    let rest = i.strip_prefix(b"\"")?;
-    let q = rest.iter().position(|&b| b == b'"')?;
-    let (kind, rest) = rest.split_at(q);
-    match rest.strip_prefix(b"\",")? {
-        [d @ b'0'..=b'9'] => Some((kind, d.wrapping_sub(b'0'))),
-        _ => None,
-    }
-}
-
-/// `"<kind>",<id>[,<n>]` with optional spaces around the commas and after the last field (the
-/// forms [`kind_and_id`] leaves): the kind, the id and the optional third number; `None` for
-/// anything else. Read by hand (it was a chain of nom parsers, one per kind).
-fn kind_id_n(i: &[u8]) -> Option<(&[u8], u32, Option<u32>)> {
-    use super::parse::{after_comma, uints};
-    let rest = i.strip_prefix(b"\"")?;
-    let q = rest.iter().position(|&b| b == b'"')?;
-    let (kind, rest) = rest.split_at(q);
-    let rest = after_comma(rest.get(1..)?)?;
-    // (The numbers by `uints`, which other URCs link in already.)
-    match uints::<2>(rest) {
-        Some([id, n]) => Some((kind, id, Some(n))),
-        None => uints::<1>(rest).map(|[id]| (kind, id, None)),
-    }
-}
-
 /// The socket URC kinds [`socket_fields`] tells apart.
 const RECV: u8 = 0;
 const CLOSED: u8 = 1;
@@ -446,21 +417,30 @@ const PDPDEACT: u8 = 2;
 
 /// `"recv"`, `"closed"` or `"pdpdeact"` with an id and maybe a third number, the form of
 /// nearly every `+QIURC`/`+QSSLURC` line: the kind ([`RECV`], [`CLOSED`], [`PDPDEACT`]), the
-/// id and the number. Read once for both URCs ([`kind_and_id`] first, then [`kind_id_n`]),
-/// the kinds matched in one place.
+/// id and the number; `None` for anything else. Read by hand, the kind once: then `,<d>` (a
+/// one-digit id, nearly every socket URC) at once, or `,<id>[,<n>]` with spaces and tabs
+/// around the commas and after the last number, by [`uints`](super::parse::uints).
 #[inline(always)]
 fn socket_fields(i: &[u8]) -> Option<(u8, u32, Option<u32>)> {
-    let (kind, id, n) = match kind_and_id(i) {
-        Some((kind, id)) => (kind, u32::from(id), None),
-        None => kind_id_n(i)?,
-    };
+    use super::parse::{after_comma, uints};
+    let rest = i.strip_prefix(b"\"")?;
+    let q = rest.iter().position(|&b| b == b'"')?;
+    let (kind, rest) = rest.split_at(q);
     let kind = match kind {
         b"recv" => RECV,
         b"closed" => CLOSED,
         b"pdpdeact" => PDPDEACT,
         _ => return None,
     };
-    Some((kind, id, n))
+    // (`rest` starts at the closing quote.)
+    if let [_, b',', d @ b'0'..=b'9'] = rest {
+        return Some((kind, u32::from(d.wrapping_sub(b'0')), None));
+    }
+    let rest = after_comma(rest.get(1..)?)?;
+    match uints::<2>(rest) {
+        Some([id, n]) => Some((kind, id, Some(n))),
+        None => uints::<1>(rest).map(|[id]| (kind, id, None)),
+    }
 }
 
 fn qiurc(i: &[u8]) -> Result<QiUrc, crate::Error> {
@@ -1120,7 +1100,7 @@ mod tests {
         }
     }
 
-    /// The nom reading of the `+QIURC`/`+QSSLURC` forms that `kind_id_n` replaced.
+    /// The nom reading of the `+QIURC`/`+QSSLURC` forms that `socket_fields` replaced.
     fn socket_urcs_nom(i: &[u8]) -> (Result<QiUrc, crate::Error>, Result<QsslUrc, crate::Error>) {
         use crate::at::parse::{all, next, uint};
         use nom::sequence::preceded;
@@ -1263,28 +1243,30 @@ mod tests {
     }
 
     #[test]
-    fn hand_read_kind_and_id_agrees_with_the_general_parser() {
-        assert_eq!(kind_and_id(b"\"recv\",0"), Some((&b"recv"[..], 0)));
-        // Anything else is left to `kind_id_n`, which decides as before (longer ids too).
+    fn hand_read_socket_fields_fast_and_general_forms() {
+        assert_eq!(socket_fields(b"\"recv\",0"), Some((RECV, 0, None)));
+        assert_eq!(socket_fields(b"\"closed\",255"), Some((CLOSED, 255, None)));
+        assert_eq!(socket_fields(b"\"recv\", 1 ,100 "), Some((RECV, 1, Some(100))));
+        assert_eq!(socket_fields(b"\"pdpdeact\",\t10"), Some((PDPDEACT, 10, None)));
+        for odd in [
+            &b"\"recv\","[..],
+            b"\"recv\",1x",
+            b"\"recv\",1,",
+            b"\"recv\",1,2,3",
+            b"\"recv\"",
+            b"\"recv",
+            b"recv,1",
+            b"\"recvx\",1",
+            b"\"dnsgip\",1",
+        ] {
+            assert_eq!(socket_fields(odd), None, "{odd:?}");
+        }
+        assert_eq!(p(b"+QIURC: \"recv\",1,100"), Urc::QiUrc(QiUrc::Recv(1)));
+        assert_eq!(p(b"+QIURC: \"recv\", 1"), Urc::QiUrc(QiUrc::Recv(1)));
         assert_eq!(
             p(b"+QIURC: \"closed\",255"),
             Urc::QiUrc(QiUrc::Closed(255))
         );
-        for odd in [
-            &b"\"closed\",255"[..],
-            b"\"recv\",10",
-            b"\"recv\",256",
-            b"\"recv\", 1",
-            b"\"recv\",1,100",
-            b"\"recv\",",
-            b"\"recv\",1x",
-            b"\"recv\"",
-            b"recv,1",
-        ] {
-            assert_eq!(kind_and_id(odd), None, "{odd:?}");
-        }
-        assert_eq!(p(b"+QIURC: \"recv\",1,100"), Urc::QiUrc(QiUrc::Recv(1)));
-        assert_eq!(p(b"+QIURC: \"recv\", 1"), Urc::QiUrc(QiUrc::Recv(1)));
         assert_eq!(
             p(b"+QIURC: \"recv\",256"),
             Urc::Unknown("+QIURC".try_into().unwrap())

@@ -476,16 +476,21 @@ fn socket_urc(i: &[u8], ssl: bool) -> Result<QiUrc, crate::Error> {
 /// An IPv4 address in dotted-decimal form.
 fn ipv4(t: &[u8]) -> Option<Ipv4Addr> {
     let mut octets = [0u8; 4];
-    let mut parts = t.split(|&b| b == b'.');
-    // Four parts of one to three decimal digits, each at most 255.
-    for octet in &mut octets {
-        let part = parts.next()?;
-        if part.len() > 3 {
+    let mut t = t;
+    // Four parts of one to three decimal digits, each at most 255, between dots (read in
+    // place, no split iterator).
+    for (k, octet) in octets.iter_mut().enumerate() {
+        if k > 0 {
+            t = t.strip_prefix(b".")?;
+        }
+        let (rest, v) = super::parse::read_uint(t)?;
+        if t.len().wrapping_sub(rest.len()) > 3 {
             return None;
         }
-        *octet = u8::try_from(digits_only(part)?).ok()?;
+        *octet = u8::try_from(v).ok()?;
+        t = rest;
     }
-    parts.next().is_none().then_some(Ipv4Addr::from(octets))
+    t.is_empty().then_some(Ipv4Addr::from(octets))
 }
 
 /// An IPv6 address in its text forms (eight groups, or fewer around one `::`); the forms with an
@@ -537,15 +542,6 @@ pub(crate) fn ip_addr(t: &[u8]) -> Option<IpAddr> {
         ipv6(t).map(IpAddr::V6)
     } else {
         ipv4(t).map(IpAddr::V4)
-    }
-}
-
-/// `t` as a decimal number when it is one or more ASCII digits and nothing else (at most what
-/// fits `u32`), read by [`read_uint`](super::parse::read_uint).
-fn digits_only(t: &[u8]) -> Option<u32> {
-    match super::parse::read_uint(t)? {
-        ([], v) => Some(v),
-        _ => None,
     }
 }
 
@@ -1147,7 +1143,10 @@ mod tests {
             if t.len() > 9 {
                 return None;
             }
-            digits_only(t)
+            match crate::at::parse::read_uint(t) {
+                Some(([], v)) => Some(v),
+                _ => None,
+            }
         };
         let i = trim_ascii(i)
             .strip_prefix(b",")

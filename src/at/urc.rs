@@ -1177,10 +1177,7 @@ mod tests {
     fn dnsgip_numbers_through_uints_agree_with_the_old_split() {
         // The one difference: a number of ten digits that fits `u32` (a TTL; an error code or
         // a count that long is out of range either way) was refused and is now read.
-        let ten_digits = |l: &[u8]| {
-            l.split(|b| !b.is_ascii_digit())
-                .any(|run| run.len() >= 10)
-        };
+        let ten_digits = |l: &[u8]| l.split(|b| !b.is_ascii_digit()).any(|run| run.len() >= 10);
         for line in crate::at::random_lines(0x0d15_9e1f, 14, 3000, b",,0129 \t") {
             if ten_digits(&line) {
                 continue;
@@ -1248,8 +1245,14 @@ mod tests {
     fn hand_read_socket_fields_fast_and_general_forms() {
         assert_eq!(socket_fields(b"\"recv\",0"), Some((RECV, 0, None)));
         assert_eq!(socket_fields(b"\"closed\",255"), Some((CLOSED, 255, None)));
-        assert_eq!(socket_fields(b"\"recv\", 1 ,100 "), Some((RECV, 1, Some(100))));
-        assert_eq!(socket_fields(b"\"pdpdeact\",\t10"), Some((PDPDEACT, 10, None)));
+        assert_eq!(
+            socket_fields(b"\"recv\", 1 ,100 "),
+            Some((RECV, 1, Some(100)))
+        );
+        assert_eq!(
+            socket_fields(b"\"pdpdeact\",\t10"),
+            Some((PDPDEACT, 10, None))
+        );
         for odd in [
             &b"\"recv\","[..],
             b"\"recv\",1x",
@@ -1265,10 +1268,7 @@ mod tests {
         }
         assert_eq!(p(b"+QIURC: \"recv\",1,100"), Urc::QiUrc(QiUrc::Recv(1)));
         assert_eq!(p(b"+QIURC: \"recv\", 1"), Urc::QiUrc(QiUrc::Recv(1)));
-        assert_eq!(
-            p(b"+QIURC: \"closed\",255"),
-            Urc::QiUrc(QiUrc::Closed(255))
-        );
+        assert_eq!(p(b"+QIURC: \"closed\",255"), Urc::QiUrc(QiUrc::Closed(255)));
         assert_eq!(
             p(b"+QIURC: \"recv\",256"),
             Urc::Unknown("+QIURC".try_into().unwrap())

@@ -551,28 +551,36 @@ impl<const S: usize, const R: usize> Inner<S, R> {
                     }
                 })
             }
-            Urc::QiUrc(QiUrc::PdpDeact(cid)) => {
+            // Every slot looked at and woken, the runner kicked: one loop for both (`cid`:
+            // the deactivated context, `None` for a reboot).
+            Urc::QiUrc(QiUrc::PdpDeact(_)) | Urc::Ready => {
+                let cid = match urc {
+                    Urc::QiUrc(QiUrc::PdpDeact(cid)) => Some(*cid),
+                    _ => None,
+                };
                 for slot in &mut self.slots {
                     let s = &mut slot.state;
-                    if s.cid == *cid
-                        && matches!(s.phase, Phase::Open | Phase::PeerClosed | Phase::Opening)
-                    {
-                        s.phase = Phase::Failed(Error::ContextDeactivated);
-                        s.recv_pending = false;
-                    }
-                    slot.wakers.wake();
-                }
-                self.kick();
-            }
-            Urc::Ready => {
-                for slot in &mut self.slots {
-                    let s = &mut slot.state;
-                    if !matches!(s.phase, Phase::Free | Phase::Abandoned) {
-                        s.phase = Phase::Failed(Error::Rebooted);
-                        s.recv_pending = false;
-                    } else if s.phase == Phase::Abandoned {
-                        // Nothing to close in a freshly booted modem.
-                        s.open_result = Some(0xffff);
+                    match cid {
+                        Some(cid) => {
+                            if s.cid == cid
+                                && matches!(
+                                    s.phase,
+                                    Phase::Open | Phase::PeerClosed | Phase::Opening
+                                )
+                            {
+                                s.phase = Phase::Failed(Error::ContextDeactivated);
+                                s.recv_pending = false;
+                            }
+                        }
+                        None => {
+                            if !matches!(s.phase, Phase::Free | Phase::Abandoned) {
+                                s.phase = Phase::Failed(Error::Rebooted);
+                                s.recv_pending = false;
+                            } else if s.phase == Phase::Abandoned {
+                                // Nothing to close in a freshly booted modem.
+                                s.open_result = Some(0xffff);
+                            }
+                        }
                     }
                     slot.wakers.wake();
                 }

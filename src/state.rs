@@ -166,9 +166,11 @@ impl DnsState {
         self.answer.filter(|a| a.done)
     }
 
-    fn complete(&mut self, mut answer: DnsAnswer) {
-        answer.done = true;
-        self.answer = Some(answer);
+    /// Completes the result in `answer` (in place, no copy of it).
+    fn complete(&mut self) {
+        if let Some(a) = &mut self.answer {
+            a.done = true;
+        }
         self.completed = self.completed.wrapping_add(1);
         // A result nobody waited for any more (it came after its time): nothing is owed now.
         if self.owed() < 0 {
@@ -183,15 +185,13 @@ impl DnsState {
     fn apply(&mut self, urc: &QiUrc) {
         match *urc {
             QiUrc::DnsResult { err, count } => {
-                if let Some(&partial) = self.collecting() {
+                if self.collecting().is_some() {
                     // Address lines were lost: the earlier result ends with what it got.
-                    self.complete(partial);
+                    self.complete();
                 }
-                let answer = DnsAnswer::new(err, count);
+                self.answer = Some(DnsAnswer::new(err, count));
                 if err != 0 || count == 0 {
-                    self.complete(answer);
-                } else {
-                    self.answer = Some(answer);
+                    self.complete();
                 }
             }
             // An address line without a header before it has nothing to attach to.
@@ -199,8 +199,7 @@ impl DnsState {
                 if let Some(c) = self.answer.as_mut().filter(|a| !a.done) {
                     c.add(addr);
                     if c.received >= c.count {
-                        let done = *c;
-                        self.complete(done);
+                        self.complete();
                     }
                 }
             }
@@ -234,11 +233,9 @@ pub(crate) fn cereg_psm_grant(line: &[u8]) -> Option<PsmGrant> {
 /// [`cereg_psm_grant`] of the text after `+CEREG:` (the URC's fields, as the digester split
 /// them).
 pub(crate) fn cereg_psm_grant_fields(rest: &[u8]) -> Option<PsmGrant> {
-    // The timers are fields 6 and 7: a line with fewer than six commas has none (a quick count
-    // first, as nearly every `+CEREG` has four fields or fewer).
-    if rest.iter().filter(|&&b| b == b',').count() < 6 {
-        return None;
-    }
+    // (A line with fewer than six commas has no field 6 or 7, which the split below leaves
+    // empty: `None`. The runner counts the commas before it calls this, as nearly every
+    // `+CEREG` has four fields or fewer.)
     // Fields split at commas outside quotes; the timers are fields 6 and 7 (0-based).
     let mut fields: [&[u8]; 8] = [&[]; 8];
     let mut n = 0usize;

@@ -34,10 +34,11 @@ impl UrcSink for ApplyUrcs<'_> {
             _ => trace!("URC"),
         }
         // `+CEREG` with `<n>` = 4 carries the PSM timers the network granted.
-        // (The split's text: the prefix is not looked for again.)
+        // (The split's text: the prefix is not looked for again; only a `+CEREG` line is an
+        // EPS registration.)
         let grant = match (&urc, split) {
             (Urc::Registration(crate::at::urc::RegDomain::Eps, _), Some(s))
-                if s.head == b"+CEREG:" && crate::at::line::commas(s.text) >= 6 =>
+                if crate::at::line::commas(s.text) >= 6 =>
             {
                 crate::state::cereg_psm_grant_fields(s.text)
             }

@@ -386,9 +386,9 @@ impl Command for NetworkInfo {
             return Err(Error::Parse);
         }
         Ok(NetworkInfoResponse {
-            act: crate::at::parse::to_string(act)?,
-            operator: crate::at::parse::to_string(operator.unwrap_or(b""))?,
-            band: crate::at::parse::to_string(band.unwrap_or(b""))?,
+            act: crate::util::text(act)?,
+            operator: crate::util::text(operator.unwrap_or(b""))?,
+            band: crate::util::text(band.unwrap_or(b""))?,
             channel: channel.unwrap_or(0),
         })
     }

@@ -72,8 +72,11 @@ pub(crate) struct Digester<'a, U: UrcSink> {
     lost_line: bool,
     /// The command in flight as last read, and [`ExpectCell::changes`] when it was read.
     expect: Option<Expect>,
-    /// [`ExpectCell::changes`] when `expect` was read (`None`: never read).
-    expect_seen: Option<u32>,
+    /// [`ExpectCell::changes`] when `expect` was read (at first, one less than its count when
+    /// the digester was made: not read yet. An `Option` would take 4 more bytes of RAM; a
+    /// count that came round to it is as unlikely as one that came round to a count read,
+    /// which the cache assumes anyway.)
+    expect_seen: u32,
     /// Which command (the count of [`ExpectCell::begin`] calls) `in_response` and `lost_line`
     /// are about.
     generation: u32,
@@ -95,7 +98,7 @@ impl<'a, U: UrcSink> Digester<'a, U> {
             in_response: false,
             lost_line: false,
             expect: None,
-            expect_seen: None,
+            expect_seen: shared.changes().wrapping_sub(1),
             generation: 0,
         }
     }
@@ -110,7 +113,7 @@ impl<'a, U: UrcSink> Digester<'a, U> {
     #[inline]
     fn current(&mut self) -> Option<Expect> {
         let changes = self.shared.changes();
-        if self.expect_seen == Some(changes) {
+        if self.expect_seen == changes {
             return self.expect;
         }
         self.reread(changes)
@@ -127,7 +130,7 @@ impl<'a, U: UrcSink> Digester<'a, U> {
             self.lost_line = false;
         }
         self.expect = expect;
-        self.expect_seen = Some(changes);
+        self.expect_seen = changes;
         expect
     }
 
@@ -633,7 +636,7 @@ impl<'a, U: UrcSink> Digester<'a, U> {
         // learn it; a command begun meanwhile moves the change count).
         let changes = self.shared.end_with(outcome, f);
         self.expect = None;
-        self.expect_seen = Some(changes);
+        self.expect_seen = changes;
         self.in_response = false;
         self.lost_line = false;
     }

@@ -477,12 +477,11 @@ fn split_prefix_as<const USUAL_TEXT: bool>(line: &[u8]) -> Option<Split<'_>> {
         Some(b':') => Some(Split {
             name,
             head,
-            // The usual text: one space, then no white space at either end.
+            // The usual text: one space, then no white space at its start (the classification
+            // takes trimmed lines: no white space at their end).
             text: match text {
                 [b' ', rest @ ..]
-                    if USUAL_TEXT
-                        && rest.first().is_some_and(|b| !b.is_ascii_whitespace())
-                        && rest.last().is_some_and(|b| !b.is_ascii_whitespace()) =>
+                    if USUAL_TEXT && rest.first().is_some_and(|b| !b.is_ascii_whitespace()) =>
                 {
                     rest
                 }

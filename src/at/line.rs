@@ -389,21 +389,20 @@ impl Split<'_> {
 /// words each, without the call to `memcmp`.
 #[inline(always)]
 fn same(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
+    let n = a.len();
+    if n != b.len() {
         return false;
     }
-    match (
-        a.first_chunk::<4>(),
-        a.last_chunk::<4>(),
-        b.first_chunk::<4>(),
-        b.last_chunk::<4>(),
-    ) {
-        (Some(a0), Some(a1), Some(b0), Some(b1)) if a.len() <= 8 => {
-            let w = |x: &[u8; 4]| u32::from_ne_bytes(*x);
-            (w(a0) ^ w(b0)) | (w(a1) ^ w(b1)) == 0
-        }
-        _ => a == b,
+    if (4..=8).contains(&n) {
+        // The first four bytes and the last four (`n - 4 + 4 == n`: in bounds of both).
+        let at = n.wrapping_sub(4);
+        let w = |s: &[u8], i: usize| match s.get(i..i.wrapping_add(4)) {
+            Some(&[x0, x1, x2, x3]) => u32::from_ne_bytes([x0, x1, x2, x3]),
+            _ => 0,
+        };
+        return (w(a, 0) ^ w(b, 0)) | (w(a, at) ^ w(b, at)) == 0;
     }
+    a == b
 }
 
 /// High bits of the bytes of `x` that are not ASCII letters or digits (exact: every byte is

@@ -577,9 +577,9 @@ impl<'a, U: UrcSink> Digester<'a, U> {
                 // the name's `: "`: a buffer-mode `recv` or a `closed` is told from one without
                 // the header parse.)
                 if let Some(s) = split
-                    && matches!(s.name, b"+QIURC" | b"+QSSLURC")
-                    && text.len() >= s.name.len().wrapping_add(12)
                     && text.get(s.name.len().wrapping_add(3)) == Some(&b'r')
+                    && text.len() >= s.name.len().wrapping_add(12)
+                    && matches!(s.name, b"+QIURC" | b"+QSSLURC")
                     && let Some((id, n)) = line::push_header(text)
                 {
                     self.pushed(id, n);

@@ -470,29 +470,39 @@ fn split_prefix_as<const USUAL_TEXT: bool>(line: &[u8]) -> Option<(Split<'_>, &[
     if name == 0 {
         return None;
     }
-    // `name < line.len()`: no wrap.
-    let (name, after) = line.split_at_checked(name.wrapping_add(1))?;
-    let spaces = after.iter().take_while(|&&b| b == b' ').count();
-    let (head, text) = line.split_at_checked(name.len().wrapping_add(spaces).wrapping_add(1))?;
-    match head.last() {
-        Some(b':') => Some((
-            Split {
-                name,
-                // The usual text: one space, then no white space at its start (the classification
-                // takes trimmed lines: no white space at their end).
-                text: match text {
-                    [b' ', rest @ ..]
-                        if USUAL_TEXT && rest.first().is_some_and(|b| !b.is_ascii_whitespace()) =>
-                    {
-                        rest
-                    }
-                    _ => trim_ascii(text),
-                },
-            },
-            head,
-        )),
-        _ => None,
+    // `name < line.len()`: no wrap. The colon usually follows the name at once; spaces
+    // before it are tolerated.
+    let after_name = name.wrapping_add(1);
+    let mut colon = after_name;
+    if line.get(colon) != Some(&b':') {
+        let spaces = line
+            .get(colon..)?
+            .iter()
+            .take_while(|&&b| b == b' ')
+            .count();
+        colon = colon.wrapping_add(spaces);
+        if line.get(colon) != Some(&b':') {
+            return None;
+        }
     }
+    let (head, text) = line.split_at_checked(colon.wrapping_add(1))?;
+    let name = head.get(..after_name)?;
+    Some((
+        Split {
+            name,
+            // The usual text: one space, then no white space at its start (the classification
+            // takes trimmed lines: no white space at their end).
+            text: match text {
+                [b' ', rest @ ..]
+                    if USUAL_TEXT && rest.first().is_some_and(|b| !b.is_ascii_whitespace()) =>
+                {
+                    rest
+                }
+                _ => trim_ascii(text),
+            },
+        },
+        head,
+    ))
 }
 
 /// The name in a prefix found by `prefix_of` (`+CSQ` for `+CSQ :` or `+CSQ:`).

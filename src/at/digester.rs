@@ -57,10 +57,14 @@ pub(crate) struct Digester<'a, U: UrcSink> {
     urcs: U,
     /// The line buffer.
     buf: &'a mut [u8],
-    /// Bytes in `buf` not yet dealt with (the start of the next line).
+    /// The end of the bytes in `buf` (`buf[start..len]` is not yet dealt with: the start of
+    /// the next line).
     len: usize,
     /// Bytes of `buf` already searched for a `\n`.
     scan: usize,
+    /// Where the unfinished line starts in `buf` (kept in place after a piece, and moved to
+    /// the front only when the room after it is needed; 0 when `len` is).
+    start: usize,
     mode: Mode,
     /// Information lines of the command in flight were seen (an echo can only come before).
     in_response: bool,
@@ -68,8 +72,11 @@ pub(crate) struct Digester<'a, U: UrcSink> {
     lost_line: bool,
     /// The command in flight as last read, and [`ExpectCell::changes`] when it was read.
     expect: Option<Expect>,
-    /// [`ExpectCell::changes`] when `expect` was read (`None`: never read).
-    expect_seen: Option<u32>,
+    /// [`ExpectCell::changes`] when `expect` was read (at first, one less than its count when
+    /// the digester was made: not read yet. An `Option` would take 4 more bytes of RAM; a
+    /// count that came round to it is as unlikely as one that came round to a count read,
+    /// which the cache assumes anyway.)
+    expect_seen: u32,
     /// Which command (the count of [`ExpectCell::begin`] calls) `in_response` and `lost_line`
     /// are about.
     generation: u32,
@@ -86,11 +93,12 @@ impl<'a, U: UrcSink> Digester<'a, U> {
             buf,
             len: 0,
             scan: 0,
+            start: 0,
             mode: Mode::Line,
             in_response: false,
             lost_line: false,
             expect: None,
-            expect_seen: None,
+            expect_seen: shared.changes().wrapping_sub(1),
             generation: 0,
         }
     }
@@ -105,7 +113,7 @@ impl<'a, U: UrcSink> Digester<'a, U> {
     #[inline]
     fn current(&mut self) -> Option<Expect> {
         let changes = self.shared.changes();
-        if self.expect_seen == Some(changes) {
+        if self.expect_seen == changes {
             return self.expect;
         }
         self.reread(changes)
@@ -122,14 +130,29 @@ impl<'a, U: UrcSink> Digester<'a, U> {
             self.lost_line = false;
         }
         self.expect = expect;
-        self.expect_seen = Some(changes);
+        self.expect_seen = changes;
         expect
     }
 
     /// Where the next received bytes may be written (then call [`Digester::advance`]). Never
     /// empty: a full buffer is resolved by `advance`.
     pub(crate) fn write_buf(&mut self) -> &mut [u8] {
+        if self.start > 0 {
+            self.compact();
+        }
         self.buf.get_mut(self.len..).unwrap_or(&mut [])
+    }
+
+    /// Moves the unfinished line to the front of the buffer (for the room after it).
+    #[cold]
+    fn compact(&mut self) {
+        let start = self.start;
+        if start < self.len {
+            self.buf.copy_within(start..self.len, 0);
+        }
+        self.len = self.len.saturating_sub(start);
+        self.scan = self.scan.saturating_sub(start);
+        self.start = 0;
     }
 
     /// Deals with `n` bytes written into [`Digester::write_buf`].
@@ -141,6 +164,7 @@ impl<'a, U: UrcSink> Digester<'a, U> {
             // nothing to keep, and a buffer that held something is not full now.
             self.len = 0;
             self.scan = 0;
+            self.start = 0;
         } else {
             self.settle(pos, end);
         }
@@ -154,6 +178,7 @@ impl<'a, U: UrcSink> Digester<'a, U> {
             // All dealt with (the usual case: a piece that ends with a line's `\n`).
             self.len = 0;
             self.scan = 0;
+            self.start = 0;
         } else {
             self.settle(pos, end);
         }
@@ -161,14 +186,22 @@ impl<'a, U: UrcSink> Digester<'a, U> {
 
     /// After [`Digester::process`] dealt with `buf[..pos]` of `buf[..end]`.
     fn settle(&mut self, pos: usize, end: usize) {
-        // Keep the unfinished line at the front of the buffer.
-        if pos > 0 && pos < end {
-            self.buf.copy_within(pos..end, 0);
+        // The unfinished line stays where it is (moved to the front only when the buffer is
+        // full, or by `write_buf`).
+        if pos < end {
+            self.start = pos;
+            self.len = end;
+        } else {
+            self.start = 0;
+            self.len = 0;
+            self.scan = 0;
         }
-        self.len = end.saturating_sub(pos);
-        self.scan = self.scan.saturating_sub(pos);
         if self.len == self.buf.len() {
-            self.overlong();
+            if self.start > 0 {
+                self.compact();
+            } else {
+                self.overlong();
+            }
         }
     }
 
@@ -314,6 +347,7 @@ impl<'a, U: UrcSink> Digester<'a, U> {
     /// skip the rest of it.
     #[cold]
     fn overlong(&mut self) {
+        // (`start` is 0: the buffer was compacted before it was found full.)
         let n = self.len;
         let expect = self.current();
         let head = self.buf.get(..n).unwrap_or(&[]);
@@ -336,6 +370,7 @@ impl<'a, U: UrcSink> Digester<'a, U> {
             .add(Stat::DiscardedBytes, u32::try_from(n).unwrap_or(u32::MAX));
         self.len = 0;
         self.scan = 0;
+        self.start = 0;
         self.mode = Mode::Skip;
     }
 
@@ -343,7 +378,7 @@ impl<'a, U: UrcSink> Digester<'a, U> {
     /// unfinished line).
     #[inline(never)]
     fn process(&mut self, end: usize) -> usize {
-        let mut pos = 0;
+        let mut pos = self.start;
         loop {
             match self.mode {
                 Mode::Raw { left, target } => {
@@ -542,9 +577,9 @@ impl<'a, U: UrcSink> Digester<'a, U> {
                 // the name's `: "`: a buffer-mode `recv` or a `closed` is told from one without
                 // the header parse.)
                 if let Some(s) = split
-                    && matches!(s.name, b"+QIURC" | b"+QSSLURC")
-                    && text.len() >= s.name.len().wrapping_add(12)
                     && text.get(s.name.len().wrapping_add(3)) == Some(&b'r')
+                    && text.len() >= s.name.len().wrapping_add(12)
+                    && matches!(s.name, b"+QIURC" | b"+QSSLURC")
                     && let Some((id, n)) = line::push_header(text)
                 {
                     self.pushed(id, n);
@@ -601,7 +636,7 @@ impl<'a, U: UrcSink> Digester<'a, U> {
         // learn it; a command begun meanwhile moves the change count).
         let changes = self.shared.end_with(outcome, f);
         self.expect = None;
-        self.expect_seen = Some(changes);
+        self.expect_seen = changes;
         self.in_response = false;
         self.lost_line = false;
     }

@@ -358,6 +358,89 @@ fn a_long_reply_streams_through_a_small_buffer() {
     }
 }
 
+/// Feeds `wire` through a 64-byte line buffer as the runner reads: into
+/// [`Digester::write_buf`], at most `reads.next()` bytes at a time, then `advance`.
+fn run_reads(
+    expect: Option<Expect>,
+    wire: &[u8],
+    reads: &mut dyn Iterator<Item = usize>,
+) -> (Vec<Ev>, super::DigestStats) {
+    let shared = ExpectCell::new();
+    let evs = RefCell::new(Vec::new());
+    let on = |ev: Event<'_>| {
+        push(
+            &evs,
+            match ev {
+                Event::Line(l) => Ev::Line(String::from_utf8_lossy(l).into_owned()),
+                Event::Payload(p) => Ev::Payload(p.to_vec()),
+                Event::End(r) => Ev::End(r),
+            },
+        )
+    };
+    let _guard = shared.listen(&on);
+    if let Some(e) = expect {
+        shared.begin(e);
+    }
+    let mut buf = [0u8; 64];
+    let mut d = Digester::new(
+        &shared,
+        &mut buf,
+        UrcFn(|l: &[u8]| push(&evs, Ev::Urc(String::from_utf8_lossy(l).into_owned()))),
+    );
+    let mut rest = wire;
+    while !rest.is_empty() {
+        let room = d.write_buf();
+        assert!(!room.is_empty());
+        let n = reads
+            .next()
+            .unwrap_or(rest.len())
+            .clamp(1, rest.len())
+            .min(room.len());
+        room[..n].copy_from_slice(&rest[..n]);
+        d.advance(n);
+        rest = &rest[n..];
+    }
+    drop(_guard);
+    let out = evs.borrow().clone();
+    (out, shared.stats())
+}
+
+/// The unfinished line is kept where it is after a piece and moved to the front only when
+/// the room after it runs out: lines of every length that fits (up to the whole buffer with
+/// its `\r\n`), URCs between them, cut at random and read at random sizes (as the runner
+/// reads), give the events a large buffer gives for the stream in one piece.
+#[test]
+fn lines_kept_in_place_any_cut_agree_with_one_piece() {
+    let mut x = 0x6d2b_79f5_u32;
+    let mut wire = Vec::new();
+    for i in 0..400 {
+        // `+QFLST: "<name>",1` with its `\r\n`s: 16 bytes of framing, then up to 48 of name.
+        let len = crate::at::xorshift32(&mut x) as usize % 49;
+        let name: String = (0..len)
+            .map(|_| char::from(b'a' + (crate::at::xorshift32(&mut x) % 26) as u8))
+            .collect();
+        wire.extend_from_slice(format!("\r\n+QFLST: \"{name}\",1\r\n").as_bytes());
+        if i % 7 == 3 {
+            wire.extend_from_slice(b"\r\n+QIURC: \"recv\",2\r\n");
+        }
+    }
+    wire.extend_from_slice(b"\r\nOK\r\n");
+    let expect = Some(Expect::prefixed(b"+QFLST:"));
+    let (want, want_stats) = run(expect, &wire, wire.len());
+    assert_eq!(want.len(), 400 + 57 + 1);
+    for max in [1, 5, 17, 63, 64, 200] {
+        let mut seed = 0x1234_5678_u32 ^ max as u32;
+        let mut cuts =
+            core::iter::from_fn(move || Some(crate::at::xorshift32(&mut seed) as usize % max + 1));
+        let (evs, stats) = run_cuts::<64>(expect, &wire, &mut cuts);
+        assert_eq!(evs, want, "feed, pieces up to {max}");
+        assert_eq!(stats, want_stats, "feed, pieces up to {max}");
+        let (evs, stats) = run_reads(expect, &wire, &mut cuts);
+        assert_eq!(evs, want, "reads up to {max}");
+        assert_eq!(stats, want_stats, "reads up to {max}");
+    }
+}
+
 #[test]
 fn a_line_longer_than_the_buffer_fails_its_command_and_resyncs() {
     let shared = ExpectCell::new();

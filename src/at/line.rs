@@ -353,35 +353,36 @@ pub fn prefix_of(line: &[u8]) -> Option<&[u8]> {
 /// A `+XXX:` line split once: what `prefix_of`, `prefix_name` and [`after_prefix`] give,
 /// found in one pass (the digester hands it on with the URC, so that the URC parser does not
 /// look for the prefix again).
+///
+/// (The prefix as written, `+XXX:` or `+XXX :`, is not kept in it: only the comparison with
+/// an expected prefix needs it, where the split is made. The split the classification returns
+/// is two slices, not three.)
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Split<'l> {
     /// The name, `+XXX` (without the colon and any space before it).
     pub name: &'l [u8],
-    /// The prefix as written, up to and including the colon (`+XXX:` or `+XXX :`).
-    pub head: &'l [u8],
     /// The text after the colon, without surrounding white space.
     pub text: &'l [u8],
 }
 
-impl Split<'_> {
-    /// Whether the prefix is `prefix` (`+CSQ:`), tolerating a space before the colon (as
-    /// [`has_prefix`]).
-    #[inline]
-    pub fn is(&self, prefix: &[u8]) -> bool {
-        match prefix.split_last() {
-            Some((_, name)) if !name.is_empty() && self.name == name => true,
-            _ => self.head == prefix,
-        }
+/// Whether a line split into `split`, whose prefix as written is `head` (up to and including
+/// the colon), has the prefix `prefix` (`+CSQ:`), tolerating a space before the colon (as
+/// [`has_prefix`]).
+#[inline]
+fn prefix_is(split: &Split<'_>, head: &[u8], prefix: &[u8]) -> bool {
+    match prefix.split_last() {
+        Some((_, name)) if !name.is_empty() && split.name == name => true,
+        _ => head == prefix,
     }
+}
 
-    /// [`Split::is`] with the word comparison ([`same`]): the classification's, once a line on
-    /// the receive path (in the response parsers it would only add code).
-    #[inline(always)]
-    fn is_word(&self, prefix: &[u8]) -> bool {
-        match prefix.split_last() {
-            Some((_, name)) if !name.is_empty() && same(self.name, name) => true,
-            _ => self.head == prefix,
-        }
+/// [`prefix_is`] with the word comparison ([`same`]): the classification's, once a line on
+/// the receive path (in the response parsers it would only add code).
+#[inline(always)]
+fn prefix_is_word(split: &Split<'_>, head: &[u8], prefix: &[u8]) -> bool {
+    match prefix.split_last() {
+        Some((_, name)) if !name.is_empty() && same(split.name, name) => true,
+        _ => head == prefix,
     }
 }
 
@@ -389,21 +390,20 @@ impl Split<'_> {
 /// words each, without the call to `memcmp`.
 #[inline(always)]
 fn same(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
+    let n = a.len();
+    if n != b.len() {
         return false;
     }
-    match (
-        a.first_chunk::<4>(),
-        a.last_chunk::<4>(),
-        b.first_chunk::<4>(),
-        b.last_chunk::<4>(),
-    ) {
-        (Some(a0), Some(a1), Some(b0), Some(b1)) if a.len() <= 8 => {
-            let w = |x: &[u8; 4]| u32::from_ne_bytes(*x);
-            (w(a0) ^ w(b0)) | (w(a1) ^ w(b1)) == 0
-        }
-        _ => a == b,
+    if (4..=8).contains(&n) {
+        // The first four bytes and the last four (`n - 4 + 4 == n`: in bounds of both).
+        let at = n.wrapping_sub(4);
+        let w = |s: &[u8], i: usize| match s.get(i..i.wrapping_add(4)) {
+            Some(&[x0, x1, x2, x3]) => u32::from_ne_bytes([x0, x1, x2, x3]),
+            _ => 0,
+        };
+        return (w(a, 0) ^ w(b, 0)) | (w(a, at) ^ w(b, at)) == 0;
     }
+    a == b
 }
 
 /// High bits of the bytes of `x` that are not ASCII letters or digits (exact: every byte is
@@ -454,14 +454,15 @@ fn alnum_len(s: &[u8]) -> usize {
 /// Splits a `+XXX:` line (see [`Split`]); `None` for a line without such a prefix.
 #[inline(always)]
 pub fn split_prefix(line: &[u8]) -> Option<Split<'_>> {
-    split_prefix_as::<false>(line)
+    split_prefix_as::<false>(line).map(|(s, _)| s)
 }
 
 /// [`split_prefix`]; with `USUAL_TEXT` (the classification's, on the receive path), the text
 /// in its usual form (one space, no white space at either end) is taken without
-/// `trim_ascii` (elsewhere the shortcut would only add code).
+/// `trim_ascii` (elsewhere the shortcut would only add code). With the prefix as written, up to
+/// and including the colon.
 #[inline(always)]
-fn split_prefix_as<const USUAL_TEXT: bool>(line: &[u8]) -> Option<Split<'_>> {
+fn split_prefix_as<const USUAL_TEXT: bool>(line: &[u8]) -> Option<(Split<'_>, &[u8])> {
     let (&b'+', rest) = line.split_first()? else {
         return None;
     };
@@ -469,28 +470,39 @@ fn split_prefix_as<const USUAL_TEXT: bool>(line: &[u8]) -> Option<Split<'_>> {
     if name == 0 {
         return None;
     }
-    // `name < line.len()`: no wrap.
-    let (name, after) = line.split_at_checked(name.wrapping_add(1))?;
-    let spaces = after.iter().take_while(|&&b| b == b' ').count();
-    let (head, text) = line.split_at_checked(name.len().wrapping_add(spaces).wrapping_add(1))?;
-    match head.last() {
-        Some(b':') => Some(Split {
+    // `name < line.len()`: no wrap. The colon usually follows the name at once; spaces
+    // before it are tolerated.
+    let after_name = name.wrapping_add(1);
+    let mut colon = after_name;
+    if line.get(colon) != Some(&b':') {
+        let spaces = line
+            .get(colon..)?
+            .iter()
+            .take_while(|&&b| b == b' ')
+            .count();
+        colon = colon.wrapping_add(spaces);
+        if line.get(colon) != Some(&b':') {
+            return None;
+        }
+    }
+    let (head, text) = line.split_at_checked(colon.wrapping_add(1))?;
+    let name = head.get(..after_name)?;
+    Some((
+        Split {
             name,
-            head,
-            // The usual text: one space, then no white space at either end.
+            // The usual text: one space, then no white space at its start (the classification
+            // takes trimmed lines: no white space at their end).
             text: match text {
                 [b' ', rest @ ..]
-                    if USUAL_TEXT
-                        && rest.first().is_some_and(|b| !b.is_ascii_whitespace())
-                        && rest.last().is_some_and(|b| !b.is_ascii_whitespace()) =>
+                    if USUAL_TEXT && rest.first().is_some_and(|b| !b.is_ascii_whitespace()) =>
                 {
                     rest
                 }
                 _ => trim_ascii(text),
             },
-        }),
-        _ => None,
-    }
+        },
+        head,
+    ))
 }
 
 /// The name in a prefix found by `prefix_of` (`+CSQ` for `+CSQ :` or `+CSQ:`).
@@ -501,7 +513,7 @@ pub fn prefix_name(found: &[u8]) -> &[u8] {
 
 /// Compares a line's prefix with an expected one (`+CSQ:`), tolerating a space before the colon.
 pub fn has_prefix(line: &[u8], prefix: &[u8]) -> bool {
-    split_prefix(line).is_some_and(|s| s.is(prefix))
+    split_prefix_as::<false>(line).is_some_and(|(s, head)| prefix_is(&s, head, prefix))
 }
 
 /// The text after a line's prefix, without leading spaces.
@@ -587,12 +599,12 @@ pub fn classify_split<'l>(
         {
             return (LineClass::Final(f), None);
         }
-        let Some(split) = split_prefix_as::<true>(line) else {
+        let Some((split, head)) = split_prefix_as::<true>(line) else {
             return (LineClass::Garbage, None);
         };
         if let Some(expect) = expect
             && expect.info == Info::Prefixed
-            && split.is_word(expect.prefix)
+            && prefix_is_word(&split, head, expect.prefix)
         {
             if matches!(expect.prefix, b"+CREG:" | b"+CGREG:" | b"+CEREG:")
                 && !looks_like_registration_read(split.text)
@@ -928,7 +940,7 @@ mod tests {
         for line in crate::at::random_lines(0x0bad_cafe, 24, 400, b"+C1: ,\"a \t") {
             let line = trim_ascii(&line);
             let expected = prefix_of(line).map(|p| (prefix_name(p), p, after_prefix(line)));
-            let split = split_prefix(line).map(|s| (s.name, s.head, s.text));
+            let split = split_prefix_as::<false>(line).map(|(s, head)| (s.name, head, s.text));
             assert_eq!(split, expected, "{line:?}");
         }
         let split = |l| split_prefix(l).map(|s| (s.name, s.text));

@@ -24,7 +24,9 @@ pub(crate) struct ApplyUrcs<'a> {
 impl UrcSink for ApplyUrcs<'_> {
     #[inline(never)]
     fn urc(&mut self, line: &[u8], split: Option<crate::at::line::Split<'_>>) -> bool {
-        let Some(urc) = Urc::parse_split(line, split) else {
+        // (Set for a `+CEREG` with fields after those its report reads.)
+        let mut more = false;
+        let Some(urc) = Urc::parse_split_more(line, split, &mut more) else {
             // Not a well-formed URC (a bare line the digester took for one): nothing to apply.
             return true;
         };
@@ -33,15 +35,11 @@ impl UrcSink for ApplyUrcs<'_> {
             Urc::Unknown(_) => debug!("unknown URC"),
             _ => trace!("URC"),
         }
-        // `+CEREG` with `<n>` = 4 carries the PSM timers the network granted.
-        // (The split's text: the prefix is not looked for again; only a `+CEREG` line is an
-        // EPS registration.)
-        let grant = match (&urc, split) {
-            (Urc::Registration(crate::at::urc::RegDomain::Eps, _), Some(s))
-                if crate::at::line::commas(s.text) >= 6 =>
-            {
-                crate::state::cereg_psm_grant_fields(s.text)
-            }
+        // `+CEREG` with `<n>` = 4 carries the PSM timers the network granted, after the fields
+        // its report reads (`more`: no comma count). (The split's text: the prefix is not
+        // looked for again.)
+        let grant = match split {
+            Some(s) if more => crate::state::cereg_psm_grant_fields(s.text),
             _ => None,
         };
         // The state and the socket slots in one critical section.

@@ -180,8 +180,9 @@ fn hex_quoted(i: &[u8]) -> Option<(&[u8], Option<u32>)> {
 }
 
 /// Parses `<stat>[,"<lac>","<ci>"[,<AcT>[,...]]]` (URC form, without the leading `<n>`).
-/// Trailing fields (reject cause, PSM timers) are accepted and ignored. Read by hand (it is the
-/// most frequent URC's body).
+/// Trailing fields (reject cause, PSM timers) are accepted and ignored: they are what is
+/// returned with the report (empty when the line ends after the fields read). Read by hand (it
+/// is the most frequent URC's body).
 /// (`Err(Parse)` when `<stat>` is not a number; no nom result is built.)
 pub(crate) fn registration_fields(i: &[u8]) -> Result<(&[u8], Registration), crate::Error> {
     let (i, stat) = super::parse::read_uint(i).ok_or(crate::Error::Parse)?;
@@ -193,11 +194,11 @@ pub(crate) fn registration_fields(i: &[u8]) -> Result<(&[u8], Registration), cra
             Some((j, area, cell))
         });
     let (i, area, cell) = loc.unwrap_or((i, None, None));
-    let act = super::parse::after_comma(i)
-        .and_then(super::parse::read_uint)
-        .map(|(_, a)| a);
-    // Anything after is optional extra information.
-    let i = i.get(i.len()..).unwrap_or_default();
+    let (i, act) = match super::parse::after_comma(i).and_then(super::parse::read_uint) {
+        Some((j, a)) => (j, Some(a)),
+        None => (i, None),
+    };
+    // Anything after is optional extra information (returned, not read).
     Ok((
         i,
         Registration {
@@ -417,26 +418,29 @@ const PDPDEACT: u8 = 2;
 
 /// `"recv"`, `"closed"` or `"pdpdeact"` with an id and maybe a third number, the form of
 /// nearly every `+QIURC`/`+QSSLURC` line: the kind ([`RECV`], [`CLOSED`], [`PDPDEACT`]), the
-/// id and the number; `None` for anything else. Read by hand, the kind once: then `,<d>` (a
-/// one-digit id, nearly every socket URC) at once, or `,<id>[,<n>]` with spaces and tabs
-/// around the commas and after the last number, by [`uints`](super::parse::uints).
+/// id and the number; `None` for anything else. Read by hand, the kind once (compared with its
+/// closing quote as written, no search for the quote): then `,<d>` (a one-digit id, nearly
+/// every socket URC) at once, or `,<id>[,<n>]` with spaces and tabs around the commas and
+/// after the last number, by [`uints`](super::parse::uints).
 #[inline(always)]
 fn socket_fields(i: &[u8]) -> Option<(u8, u32, Option<u32>)> {
     use super::parse::{after_comma, uints};
     let rest = i.strip_prefix(b"\"")?;
-    let q = rest.iter().position(|&b| b == b'"')?;
-    let (kind, rest) = rest.split_at(q);
-    let kind = match kind {
-        b"recv" => RECV,
-        b"closed" => CLOSED,
-        b"pdpdeact" => PDPDEACT,
-        _ => return None,
+    // (No kind holds a quote: the first quote closes it, as a search for it would find.)
+    let (kind, rest) = if let Some(r) = rest.strip_prefix(b"recv\"") {
+        (RECV, r)
+    } else if let Some(r) = rest.strip_prefix(b"closed\"") {
+        (CLOSED, r)
+    } else if let Some(r) = rest.strip_prefix(b"pdpdeact\"") {
+        (PDPDEACT, r)
+    } else {
+        return None;
     };
-    // (`rest` starts at the closing quote.)
-    if let [_, b',', d @ b'0'..=b'9'] = rest {
+    // (`rest` starts after the closing quote.)
+    if let [b',', d @ b'0'..=b'9'] = rest {
         return Some((kind, u32::from(d.wrapping_sub(b'0')), None));
     }
-    let rest = after_comma(rest.get(1..)?)?;
+    let rest = after_comma(rest)?;
     match uints::<2>(rest) {
         Some([id, n]) => Some((kind, id, Some(n))),
         None => uints::<1>(rest).map(|[id]| (kind, id, None)),
@@ -626,7 +630,25 @@ impl Urc {
     /// [`Urc::parse_line`] for a trimmed line already split at its prefix (`split`: what
     /// [`split_prefix`](super::line::split_prefix) gives for `line`; the digester found it
     /// while classifying the line).
+    ///
+    /// Inlined into its callers (the runner's URC sink is the only one on firmware): the URC is
+    /// built in the caller's frame, not returned through memory and copied again.
+    #[inline(always)]
     pub(crate) fn parse_split(line: &[u8], split: Option<super::line::Split<'_>>) -> Option<Urc> {
+        Self::parse_split_more(line, split, &mut false)
+    }
+
+    /// [`Urc::parse_split`], and whether a `+CEREG` report has fields after those it reads
+    /// (`more`, left as it is for any other line): only then can it carry PSM timers (they
+    /// are its fields 6 and 7, and the report reads at most three of its commas), which the
+    /// runner then reads from the text (a report without them, nearly every one, is not
+    /// looked at again).
+    #[inline(always)]
+    pub(crate) fn parse_split_more(
+        line: &[u8],
+        split: Option<super::line::Split<'_>>,
+        more: &mut bool,
+    ) -> Option<Urc> {
         // A `+XXX:` line, else a bare one.
         let Some(super::line::Split {
             name, text: rest, ..
@@ -638,9 +660,10 @@ impl Urc {
         // compares in line), the rest by a table ([`Urc::parse_rare`]).
         let parsed = match name {
             b"+QIURC" => qiurc(rest).ok().map(Urc::QiUrc),
-            b"+CEREG" => registration_fields(rest)
-                .ok()
-                .map(|(_, r)| Urc::Registration(RegDomain::Eps, r)),
+            b"+CEREG" => registration_fields(rest).ok().map(|(tail, r)| {
+                *more = !tail.is_empty();
+                Urc::Registration(RegDomain::Eps, r)
+            }),
             b"+QSSLURC" => qsslurc(rest).ok().map(Urc::QsslUrc),
             b"+QIND" => qind(rest).ok().map(Urc::QInd),
             b"+CPIN" => Some(Urc::Cpin(PinCode::from_text(rest))),
@@ -1096,6 +1119,57 @@ mod tests {
                 registration_fields_nom(l).ok().map(|r| r.1),
                 "{l:?}"
             );
+        }
+    }
+
+    /// The PSM timers the runner reads from a `+CEREG` with fields after its report (`more`)
+    /// are those it read when it counted six commas first (the gate it replaced), on random
+    /// texts and on reports with random tails.
+    #[test]
+    fn psm_timers_gated_by_the_report_tail_agree_with_the_comma_count() {
+        use crate::state::cereg_psm_grant_fields as grant;
+        let check = |text: &[u8]| {
+            let line = [&b"+CEREG: "[..], text].concat();
+            let line = trim_ascii(&line);
+            let split = crate::at::line::split_prefix(line);
+            let mut more = false;
+            let urc = Urc::parse_split_more(line, split, &mut more);
+            assert_eq!(urc, Urc::parse_split(line, split), "{line:?}");
+            let text = split.map_or(&b""[..], |s| s.text);
+            let old = match urc {
+                Some(Urc::Registration(RegDomain::Eps, _))
+                    if crate::at::line::commas(text) >= 6 =>
+                {
+                    grant(text)
+                }
+                _ => None,
+            };
+            let new = if more { grant(text) } else { None };
+            assert_eq!(new, old, "{line:?}");
+        };
+        for text in crate::at::random_lines(0xce2e_6001, 40, 600, b"01,\",\"1A \t") {
+            check(&text);
+        }
+        let heads: [&[u8]; 5] = [
+            b"1",
+            b"1,\"1A2B\",\"01A2D102\",8",
+            b"5,\"D509\",\"80D413D\",9",
+            b"2,,,7",
+            b"1,\"1A2B\"",
+        ];
+        for tail in crate::at::random_lines(0xce2e_6002, 30, 300, b"01,,\"\"x ") {
+            for head in heads {
+                check(&[head, &tail].concat());
+            }
+        }
+        for text in [
+            &b"1,\"D509\",\"80D413D\",8,,,\"00100010\",\"00000110\""[..],
+            b"5,\"1A2B\",\"01A2D101\",9,0,0,\"11100000\",\"01011111\"",
+            b"1,,,,,,\"00100010\"",
+            b"1,\"1A2B\",\"01A2D102\",8",
+            b"1,\"1,2\",\"3,4\",8,,,\"00100010\"",
+        ] {
+            check(text);
         }
     }
 

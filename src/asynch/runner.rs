@@ -26,11 +26,13 @@ impl UrcSink for ApplyUrcs<'_> {
     fn urc(&mut self, line: &[u8], split: Option<crate::at::line::Split<'_>>) -> bool {
         // (Set for a `+CEREG` with fields after those its report reads.)
         let mut more = false;
-        let Some(urc) = Urc::parse_split_more(line, split, &mut more) else {
+        let parsed = Urc::parse_split_more(line, split, &mut more);
+        // (By reference: the URC stays where it was built, no copy.)
+        let Some(urc) = parsed.as_ref() else {
             // Not a well-formed URC (a bare line the digester took for one): nothing to apply.
             return true;
         };
-        match &urc {
+        match urc {
             Urc::Ready => info!("modem (re)booted"),
             Urc::Unknown(_) => debug!("unknown URC"),
             _ => trace!("URC"),
@@ -42,11 +44,16 @@ impl UrcSink for ApplyUrcs<'_> {
             Some(s) if more => crate::state::cereg_psm_grant_fields(s.text),
             _ => None,
         };
-        // The state and the socket slots in one critical section.
+        // The state and the socket slots in one critical section (a socket's own URC changes
+        // nothing in the state but its generation: no dispatch there).
         crate::util::lock::with(|cs| {
-            self.state.apply_in(cs, &urc, grant);
-            if crate::socket::is_socket_urc(&urc) {
-                self.pool.apply_urc_in(cs, &urc);
+            if crate::state::leaves_alone(urc) {
+                self.state.touch_in(cs);
+            } else {
+                self.state.apply_in(cs, urc, grant);
+            }
+            if crate::socket::is_socket_urc(urc) {
+                self.pool.apply_urc_in(cs, urc);
             }
         });
         matches!(urc, Urc::Unknown(_))

@@ -657,23 +657,50 @@ impl Urc {
             return Self::parse_bare(line);
         };
         // The frequent URCs by a `match` on the name (the compiler dispatches on its length and
-        // compares in line), the rest by a table ([`Urc::parse_rare`]).
-        let parsed = match name {
-            b"+QIURC" => qiurc(rest).ok().map(Urc::QiUrc),
-            b"+CEREG" => registration_fields(rest).ok().map(|(tail, r)| {
-                *more = !tail.is_empty();
-                Urc::Registration(RegDomain::Eps, r)
-            }),
-            b"+QSSLURC" => qsslurc(rest).ok().map(Urc::QsslUrc),
-            b"+QIND" => qind(rest).ok().map(Urc::QInd),
-            b"+CPIN" => Some(Urc::Cpin(PinCode::from_text(rest))),
-            b"+QUSIM" => uints::<1>(rest).and_then(|[v]| u8_of(v)).map(Urc::QUsim),
-            b"+QIOPEN" => id_err(rest).ok().map(|(id, err)| Urc::QiOpen { id, err }),
-            _ => Self::parse_rare(name, rest),
-        };
+        // compares in line), the rest by a table ([`Urc::parse_rare`]). Each arm returns what
+        // it read (built where the caller keeps it: no `Option<Urc>` in between to copy).
+        match name {
+            b"+QIURC" => {
+                if let Ok(q) = qiurc(rest) {
+                    return Some(Urc::QiUrc(q));
+                }
+            }
+            b"+CEREG" => {
+                if let Ok((tail, r)) = registration_fields(rest) {
+                    *more = !tail.is_empty();
+                    return Some(Urc::Registration(RegDomain::Eps, r));
+                }
+            }
+            b"+QSSLURC" => {
+                if let Ok(q) = qsslurc(rest) {
+                    return Some(Urc::QsslUrc(q));
+                }
+            }
+            b"+QIND" => {
+                if let Ok(q) = qind(rest) {
+                    return Some(Urc::QInd(q));
+                }
+            }
+            b"+CPIN" => return Some(Urc::Cpin(PinCode::from_text(rest))),
+            b"+QUSIM" => {
+                if let Some(v) = uints::<1>(rest).and_then(|[v]| u8_of(v)) {
+                    return Some(Urc::QUsim(v));
+                }
+            }
+            b"+QIOPEN" => {
+                if let Ok((id, err)) = id_err(rest) {
+                    return Some(Urc::QiOpen { id, err });
+                }
+            }
+            _ => {
+                if let Some(u) = Self::parse_rare(name, rest) {
+                    return Some(u);
+                }
+            }
+        }
         // An unknown prefix, or a known one with a malformed body: report it rather than drop
         // it silently.
-        parsed.or_else(|| Urc::unknown(name))
+        Urc::unknown(name)
     }
 
     /// [`Urc::parse_split`] for the less frequent known names, found in a table (one search

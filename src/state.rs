@@ -1003,6 +1003,58 @@ mod tests {
         assert_eq!(s.psm_entries, 1, "counters survive the reboot");
     }
 
+    /// The PSM timers the runner reads from a `+CEREG` with fields after its report (`more`)
+    /// are those it read when it counted six commas first (the gate it replaced), on random
+    /// texts and on reports with random tails.
+    #[test]
+    fn psm_timers_gated_by_the_report_tail_agree_with_the_comma_count() {
+        use crate::at::urc::RegDomain;
+        let grant = cereg_psm_grant_fields;
+        let check = |text: &[u8]| {
+            let line = [&b"+CEREG: "[..], text].concat();
+            let line = crate::error::trim_ascii(&line);
+            let split = crate::at::line::split_prefix(line);
+            let mut more = false;
+            let urc = Urc::parse_split_more(line, split, &mut more);
+            assert_eq!(urc, Urc::parse_split(line, split), "{line:?}");
+            let text = split.map_or(&b""[..], |s| s.text);
+            let old = match urc {
+                Some(Urc::Registration(RegDomain::Eps, _))
+                    if crate::at::line::commas(text) >= 6 =>
+                {
+                    grant(text)
+                }
+                _ => None,
+            };
+            let new = if more { grant(text) } else { None };
+            assert_eq!(new, old, "{line:?}");
+        };
+        for text in crate::at::random_lines(0xce2e_6001, 40, 600, b"01,\",\"1A \t") {
+            check(&text);
+        }
+        let heads: [&[u8]; 5] = [
+            b"1",
+            b"1,\"1A2B\",\"01A2D102\",8",
+            b"5,\"D509\",\"80D413D\",9",
+            b"2,,,7",
+            b"1,\"1A2B\"",
+        ];
+        for tail in crate::at::random_lines(0xce2e_6002, 30, 300, b"01,,\"\"x ") {
+            for head in heads {
+                check(&[head, &tail].concat());
+            }
+        }
+        for text in [
+            &b"1,\"D509\",\"80D413D\",8,,,\"00100010\",\"00000110\""[..],
+            b"5,\"1A2B\",\"01A2D101\",9,0,0,\"11100000\",\"01011111\"",
+            b"1,,,,,,\"00100010\"",
+            b"1,\"1A2B\",\"01A2D102\",8",
+            b"1,\"1,2\",\"3,4\",8,,,\"00100010\"",
+        ] {
+            check(text);
+        }
+    }
+
     /// A URC that `leaves_alone` changes the state and the DNS bookkeeping exactly as
     /// `apply_in` does (the generation only), whatever came before it.
     #[test]

@@ -628,7 +628,8 @@ impl State {
 
 /// Whether [`StateCell::apply_in`] changes nothing but the generation for `urc` (neither the
 /// state nor the DNS bookkeeping): a socket's `+QIOPEN`/`+QSSLOPEN`, `recv` or `closed`, which
-/// only the socket slots take ([`StateCell::touch_in`] does the rest).
+/// only the socket slots take, and the reports the state does not keep (`+QIND: "csq"`,
+/// `+QUSIM`) ([`StateCell::touch_in`] does the rest).
 #[inline]
 pub(crate) fn leaves_alone(urc: &Urc) -> bool {
     matches!(
@@ -637,6 +638,8 @@ pub(crate) fn leaves_alone(urc: &Urc) -> bool {
             | Urc::QsslOpen { .. }
             | Urc::QiUrc(QiUrc::Recv(_) | QiUrc::Closed(_))
             | Urc::QsslUrc(_)
+            | Urc::QInd(QInd::Csq { .. })
+            | Urc::QUsim(_)
     )
 }
 
@@ -1066,7 +1069,9 @@ mod tests {
             b"+CEREG: 1,\"D509\",\"80D413D\",8",
             b"+QIURC: \"pdpdeact\",1",
         ];
-        let lines: [&[u8]; 16] = [
+        let lines: [&[u8]; 18] = [
+            b"+QUSIM: 1",
+            b"+QIND: \"csq\",31,99",
             b"+QIOPEN: 0,0",
             b"+QIOPEN: 1,566",
             b"+QSSLOPEN: 4,0",
@@ -1102,12 +1107,14 @@ mod tests {
                 }
             }
         }
-        assert_eq!(left, 5 * 8);
+        assert_eq!(left, 5 * 11);
         // The state's own URCs are not left alone.
         for line in [
             &b"RDY"[..],
             b"+QIURC: \"pdpdeact\",1",
             b"+QIURC: \"dnsgip\",0,1,60",
+            b"+QIND: SMS DONE",
+            b"+CPIN: READY",
         ] {
             assert!(!leaves_alone(&Urc::parse_line(line).unwrap()), "{line:?}");
         }

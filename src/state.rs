@@ -626,6 +626,23 @@ impl State {
     }
 }
 
+/// Whether [`StateCell::apply_in`] changes nothing but the generation for `urc` (neither the
+/// state nor the DNS bookkeeping): a socket's `+QIOPEN`/`+QSSLOPEN`, `recv` or `closed`, which
+/// only the socket slots take, and the reports the state does not keep (`+QIND: "csq"`,
+/// `+QUSIM`) ([`StateCell::touch_in`] does the rest).
+#[inline]
+pub(crate) fn leaves_alone(urc: &Urc) -> bool {
+    matches!(
+        urc,
+        Urc::QiOpen { .. }
+            | Urc::QsslOpen { .. }
+            | Urc::QiUrc(QiUrc::Recv(_) | QiUrc::Closed(_))
+            | Urc::QsslUrc(_)
+            | Urc::QInd(QInd::Csq { .. })
+            | Urc::QUsim(_)
+    )
+}
+
 struct Inner {
     state: State,
     dns: DnsState,
@@ -703,6 +720,14 @@ impl StateCell {
             Urc::QiUrc(q) => i.dns.apply(q),
             _ => {}
         }
+        i.state.generation = i.state.generation.wrapping_add(1);
+        i.wakers.wake();
+    }
+
+    /// [`StateCell::apply_in`] for a URC that [`leaves_alone`] (a socket's own URC): the
+    /// generation bumped and the waiters woken, as for every URC, without the dispatch.
+    pub(crate) fn touch_in(&self, cs: critical_section::CriticalSection<'_>) {
+        let mut i = self.inner.borrow(cs).borrow_mut();
         i.state.generation = i.state.generation.wrapping_add(1);
         i.wakers.wake();
     }
@@ -979,6 +1004,120 @@ mod tests {
         assert_eq!((s.boots, s.wakes, s.starts()), (2, 1, 3));
         assert_eq!(s.best_registration(), None);
         assert_eq!(s.psm_entries, 1, "counters survive the reboot");
+    }
+
+    /// The PSM timers the runner reads from a `+CEREG` with fields after its report (`more`)
+    /// are those it read when it counted six commas first (the gate it replaced), on random
+    /// texts and on reports with random tails.
+    #[test]
+    fn psm_timers_gated_by_the_report_tail_agree_with_the_comma_count() {
+        use crate::at::urc::RegDomain;
+        let grant = cereg_psm_grant_fields;
+        let check = |text: &[u8]| {
+            let line = [&b"+CEREG: "[..], text].concat();
+            let line = crate::error::trim_ascii(&line);
+            let split = crate::at::line::split_prefix(line);
+            let mut more = false;
+            let urc = Urc::parse_split_more(line, split, &mut more);
+            assert_eq!(urc, Urc::parse_split(line, split), "{line:?}");
+            let text = split.map_or(&b""[..], |s| s.text);
+            let old = match urc {
+                Some(Urc::Registration(RegDomain::Eps, _))
+                    if crate::at::line::commas(text) >= 6 =>
+                {
+                    grant(text)
+                }
+                _ => None,
+            };
+            let new = if more { grant(text) } else { None };
+            assert_eq!(new, old, "{line:?}");
+        };
+        for text in crate::at::random_lines(0xce2e_6001, 40, 600, b"01,\",\"1A \t") {
+            check(&text);
+        }
+        let heads: [&[u8]; 5] = [
+            b"1",
+            b"1,\"1A2B\",\"01A2D102\",8",
+            b"5,\"D509\",\"80D413D\",9",
+            b"2,,,7",
+            b"1,\"1A2B\"",
+        ];
+        for tail in crate::at::random_lines(0xce2e_6002, 30, 300, b"01,,\"\"x ") {
+            for head in heads {
+                check(&[head, &tail].concat());
+            }
+        }
+        for text in [
+            &b"1,\"D509\",\"80D413D\",8,,,\"00100010\",\"00000110\""[..],
+            b"5,\"1A2B\",\"01A2D101\",9,0,0,\"11100000\",\"01011111\"",
+            b"1,,,,,,\"00100010\"",
+            b"1,\"1A2B\",\"01A2D102\",8",
+            b"1,\"1,2\",\"3,4\",8,,,\"00100010\"",
+        ] {
+            check(text);
+        }
+    }
+
+    /// A URC that `leaves_alone` changes the state and the DNS bookkeeping exactly as
+    /// `apply_in` does (the generation only), whatever came before it.
+    #[test]
+    fn urcs_left_alone_change_only_the_generation() {
+        let before: [&[u8]; 5] = [
+            b"RDY",
+            b"PSM POWER DOWN",
+            b"+QIURC: \"dnsgip\",0,2,600",
+            b"+CEREG: 1,\"D509\",\"80D413D\",8",
+            b"+QIURC: \"pdpdeact\",1",
+        ];
+        let lines: [&[u8]; 18] = [
+            b"+QUSIM: 1",
+            b"+QIND: \"csq\",31,99",
+            b"+QIOPEN: 0,0",
+            b"+QIOPEN: 1,566",
+            b"+QSSLOPEN: 4,0",
+            b"+QIURC: \"recv\",0",
+            b"+QIURC: \"closed\",3",
+            b"+QSSLURC: \"recv\",1",
+            b"+QSSLURC: \"closed\",1",
+            b"+QSSLURC: \"other\"",
+            b"+QIURC: \"pdpdeact\",1",
+            b"+QIURC: \"dnsgip\",\"10.0.0.1\"",
+            b"+QIURC: \"incoming full\"",
+            b"+QIURC: \"other\"",
+            b"RDY",
+            b"+CPIN: READY",
+            b"+QIND: \"csq\",20,99",
+            b"+FOO: 1",
+        ];
+        let mut left = 0u32;
+        for prior in before {
+            for line in lines {
+                let urc = Urc::parse_line(line).unwrap();
+                let (a, b) = (StateCell::new(), StateCell::new());
+                for cell in [&a, &b] {
+                    cell.apply(&Urc::parse_line(prior).unwrap());
+                    cell.update_dns(|d| d.busy = true);
+                }
+                a.apply(&urc);
+                lock::with(|cs| b.touch_in(cs));
+                if leaves_alone(&urc) {
+                    left = left.wrapping_add(1);
+                    assert_eq!(a.get(), b.get(), "{prior:?} then {line:?}");
+                    assert_eq!(a.dns(), b.dns(), "{prior:?} then {line:?}");
+                }
+            }
+        }
+        assert_eq!(left, 5 * 11);
+        // The state's own URCs are not left alone.
+        for line in [
+            &b"RDY"[..],
+            b"+QIURC: \"pdpdeact\",1",
+            b"+QIURC: \"dnsgip\",0,1,60",
+            b"+QIND: SMS DONE",
+            b"+CPIN: READY",
+        ] {
+            assert!(!leaves_alone(&Urc::parse_line(line).unwrap()), "{line:?}");
+        }
     }
 
     fn dns(d: &mut DnsState, line: &[u8]) {

@@ -24,31 +24,36 @@ pub(crate) struct ApplyUrcs<'a> {
 impl UrcSink for ApplyUrcs<'_> {
     #[inline(never)]
     fn urc(&mut self, line: &[u8], split: Option<crate::at::line::Split<'_>>) -> bool {
-        let Some(urc) = Urc::parse_split(line, split) else {
+        // (Set for a `+CEREG` with fields after those its report reads.)
+        let mut more = false;
+        let parsed = Urc::parse_split_more(line, split, &mut more);
+        // (By reference: the URC stays where it was built, no copy.)
+        let Some(urc) = parsed.as_ref() else {
             // Not a well-formed URC (a bare line the digester took for one): nothing to apply.
             return true;
         };
-        match &urc {
+        match urc {
             Urc::Ready => info!("modem (re)booted"),
             Urc::Unknown(_) => debug!("unknown URC"),
             _ => trace!("URC"),
         }
-        // `+CEREG` with `<n>` = 4 carries the PSM timers the network granted.
-        // (The split's text: the prefix is not looked for again; only a `+CEREG` line is an
-        // EPS registration.)
-        let grant = match (&urc, split) {
-            (Urc::Registration(crate::at::urc::RegDomain::Eps, _), Some(s))
-                if crate::at::line::commas(s.text) >= 6 =>
-            {
-                crate::state::cereg_psm_grant_fields(s.text)
-            }
+        // `+CEREG` with `<n>` = 4 carries the PSM timers the network granted, after the fields
+        // its report reads (`more`: no comma count). (The split's text: the prefix is not
+        // looked for again.)
+        let grant = match split {
+            Some(s) if more => crate::state::cereg_psm_grant_fields(s.text),
             _ => None,
         };
-        // The state and the socket slots in one critical section.
+        // The state and the socket slots in one critical section (a socket's own URC changes
+        // nothing in the state but its generation: no dispatch there).
         crate::util::lock::with(|cs| {
-            self.state.apply_in(cs, &urc, grant);
-            if crate::socket::is_socket_urc(&urc) {
-                self.pool.apply_urc_in(cs, &urc);
+            if crate::state::leaves_alone(urc) {
+                self.state.touch_in(cs);
+            } else {
+                self.state.apply_in(cs, urc, grant);
+            }
+            if crate::socket::is_socket_urc(urc) {
+                self.pool.apply_urc_in(cs, urc);
             }
         });
         matches!(urc, Urc::Unknown(_))

@@ -188,16 +188,15 @@ impl<'a> Modem<'a> {
     #[allow(clippy::manual_async_fn)]
     pub(crate) fn service(&self) -> impl core::future::Future<Output = Never> + '_ {
         async move {
-            let mut last_poll = Instant::now();
+            let mut last_poll = PollStamp::at(Instant::now());
             loop {
                 let work = self.pool.work();
-                let poll_due = self
-                    .core
-                    .config
-                    .recv_poll
-                    .is_some_and(|p| Instant::now() >= last_poll.saturating_add(p));
+                let poll_due =
+                    self.core.config.recv_poll.is_some_and(|p| {
+                        last_poll.left(p, Instant::now()) == Duration::from_ticks(0)
+                    });
                 if poll_due {
-                    last_poll = Instant::now();
+                    last_poll = PollStamp::at(Instant::now());
                 }
                 // Slot numbers fit a byte (the modules have at most 12 sockets).
                 let mut slot: u8 = 0;
@@ -284,9 +283,7 @@ impl<'a> Modem<'a> {
                     }
                 });
                 let tick = match self.core.config.recv_poll {
-                    Some(p) => last_poll
-                        .saturating_add(p)
-                        .saturating_duration_since(Instant::now()),
+                    Some(p) => last_poll.left(p, Instant::now()),
                     None => Duration::from_secs(3600),
                 };
                 let _ = with_timeout(tick.max(Duration::from_millis(1)), changed).await;
@@ -683,5 +680,88 @@ impl<'a> embedded_nal_async::TcpConnect for TcpStack<'a> {
                 },
             )
             .await
+    }
+}
+
+/// When the socket service last polled, in milliseconds since boot, wrapping: 4 bytes where an
+/// [`Instant`] takes 8 (and 8-byte alignment) in the runner task's storage, for the firmware's
+/// life. Exact to the millisecond (the ticks below it are dropped) for any period up to 49 days
+/// (2^32 ms, what the wrapping difference measures); a longer `recv_poll` is taken as 49 days.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct PollStamp(u32);
+
+impl PollStamp {
+    /// The stamp of `t`.
+    fn at(t: Instant) -> Self {
+        // (The low 32 bits of the milliseconds: only differences are used, wrapping.)
+        Self(t.as_millis() as u32)
+    }
+
+    /// How long after `now` a poll every `period` from this stamp is due (zero: due).
+    fn left(self, period: Duration, now: Instant) -> Duration {
+        let elapsed = Self::at(now).0.wrapping_sub(self.0);
+        let period = period.as_millis().min(u64::from(u32::MAX));
+        Duration::from_millis(period.saturating_sub(u64::from(elapsed)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The time left to a poll, as the `Instant` arithmetic it replaced gives it, to the
+    /// millisecond, across the stamp's wrap-around (every 2^32 ms).
+    #[test]
+    fn poll_stamps_measure_across_their_wrap() {
+        let ms = Instant::from_millis;
+        let old = |last: Instant, p: Duration, now: Instant| {
+            last.saturating_add(p).saturating_duration_since(now)
+        };
+        let wrap = 1u64 << 32;
+        for base in [
+            0,
+            5_000,
+            wrap - 1,
+            wrap - 300,
+            wrap,
+            3 * wrap - 7,
+            40 * wrap + 12_345,
+        ] {
+            for p in [1u64, 300, 5_000, 3_600_000, 86_400_000 * 40] {
+                for dt in [
+                    0u64,
+                    1,
+                    299,
+                    300,
+                    301,
+                    4_999,
+                    5_000,
+                    5_001,
+                    3_600_000,
+                    86_400_000 * 41,
+                ] {
+                    let (last, now) = (ms(base), ms(base + dt));
+                    let p = Duration::from_millis(p);
+                    assert_eq!(
+                        PollStamp::at(last).left(p, now),
+                        old(last, p, now),
+                        "base {base} period {p:?} after {dt}"
+                    );
+                }
+            }
+        }
+        // Ticks below the millisecond are dropped: due at most a millisecond early.
+        let last = Instant::from_micros(900);
+        let p = Duration::from_millis(10);
+        assert_eq!(
+            PollStamp::at(last).left(p, Instant::from_micros(10_100)),
+            Duration::from_ticks(0)
+        );
+        // A period above 2^32 ms is taken as 2^32 - 1 ms.
+        let long = Duration::from_millis(wrap + 5);
+        assert_eq!(
+            PollStamp::at(ms(7)).left(long, ms(7 + wrap - 1)),
+            Duration::from_ticks(0)
+        );
     }
 }

@@ -290,6 +290,7 @@ pub fn find_lf_printable(buf: &[u8], from: usize, to: usize) -> Option<(usize, b
 
 /// How many commas `s` holds, a machine word at a time (a `+CEREG` needs six for its PSM
 /// timers, and nearly none has them).
+#[cfg(test)]
 pub(crate) fn commas(s: &[u8]) -> usize {
     const W: usize = core::mem::size_of::<usize>();
     const ONES: usize = usize::MAX / 0xff;

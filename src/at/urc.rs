@@ -180,8 +180,9 @@ fn hex_quoted(i: &[u8]) -> Option<(&[u8], Option<u32>)> {
 }
 
 /// Parses `<stat>[,"<lac>","<ci>"[,<AcT>[,...]]]` (URC form, without the leading `<n>`).
-/// Trailing fields (reject cause, PSM timers) are accepted and ignored. Read by hand (it is the
-/// most frequent URC's body).
+/// Trailing fields (reject cause, PSM timers) are accepted and ignored: they are what is
+/// returned with the report (empty when the line ends after the fields read). Read by hand (it
+/// is the most frequent URC's body).
 /// (`Err(Parse)` when `<stat>` is not a number; no nom result is built.)
 pub(crate) fn registration_fields(i: &[u8]) -> Result<(&[u8], Registration), crate::Error> {
     let (i, stat) = super::parse::read_uint(i).ok_or(crate::Error::Parse)?;
@@ -193,11 +194,11 @@ pub(crate) fn registration_fields(i: &[u8]) -> Result<(&[u8], Registration), cra
             Some((j, area, cell))
         });
     let (i, area, cell) = loc.unwrap_or((i, None, None));
-    let act = super::parse::after_comma(i)
-        .and_then(super::parse::read_uint)
-        .map(|(_, a)| a);
-    // Anything after is optional extra information.
-    let i = i.get(i.len()..).unwrap_or_default();
+    let (i, act) = match super::parse::after_comma(i).and_then(super::parse::read_uint) {
+        Some((j, a)) => (j, Some(a)),
+        None => (i, None),
+    };
+    // Anything after is optional extra information (returned, not read).
     Ok((
         i,
         Registration {
@@ -417,26 +418,29 @@ const PDPDEACT: u8 = 2;
 
 /// `"recv"`, `"closed"` or `"pdpdeact"` with an id and maybe a third number, the form of
 /// nearly every `+QIURC`/`+QSSLURC` line: the kind ([`RECV`], [`CLOSED`], [`PDPDEACT`]), the
-/// id and the number; `None` for anything else. Read by hand, the kind once: then `,<d>` (a
-/// one-digit id, nearly every socket URC) at once, or `,<id>[,<n>]` with spaces and tabs
-/// around the commas and after the last number, by [`uints`](super::parse::uints).
+/// id and the number; `None` for anything else. Read by hand, the kind once (compared with its
+/// closing quote as written, no search for the quote): then `,<d>` (a one-digit id, nearly
+/// every socket URC) at once, or `,<id>[,<n>]` with spaces and tabs around the commas and
+/// after the last number, by [`uints`](super::parse::uints).
 #[inline(always)]
 fn socket_fields(i: &[u8]) -> Option<(u8, u32, Option<u32>)> {
     use super::parse::{after_comma, uints};
     let rest = i.strip_prefix(b"\"")?;
-    let q = rest.iter().position(|&b| b == b'"')?;
-    let (kind, rest) = rest.split_at(q);
-    let kind = match kind {
-        b"recv" => RECV,
-        b"closed" => CLOSED,
-        b"pdpdeact" => PDPDEACT,
-        _ => return None,
+    // (No kind holds a quote: the first quote closes it, as a search for it would find.)
+    let (kind, rest) = if let Some(r) = rest.strip_prefix(b"recv\"") {
+        (RECV, r)
+    } else if let Some(r) = rest.strip_prefix(b"closed\"") {
+        (CLOSED, r)
+    } else if let Some(r) = rest.strip_prefix(b"pdpdeact\"") {
+        (PDPDEACT, r)
+    } else {
+        return None;
     };
-    // (`rest` starts at the closing quote.)
-    if let [_, b',', d @ b'0'..=b'9'] = rest {
+    // (`rest` starts after the closing quote.)
+    if let [b',', d @ b'0'..=b'9'] = rest {
         return Some((kind, u32::from(d.wrapping_sub(b'0')), None));
     }
-    let rest = after_comma(rest.get(1..)?)?;
+    let rest = after_comma(rest)?;
     match uints::<2>(rest) {
         Some([id, n]) => Some((kind, id, Some(n))),
         None => uints::<1>(rest).map(|[id]| (kind, id, None)),
@@ -626,7 +630,25 @@ impl Urc {
     /// [`Urc::parse_line`] for a trimmed line already split at its prefix (`split`: what
     /// [`split_prefix`](super::line::split_prefix) gives for `line`; the digester found it
     /// while classifying the line).
+    ///
+    /// Inlined into its callers (the runner's URC sink is the only one on firmware): the URC is
+    /// built in the caller's frame, not returned through memory and copied again.
+    #[inline(always)]
     pub(crate) fn parse_split(line: &[u8], split: Option<super::line::Split<'_>>) -> Option<Urc> {
+        Self::parse_split_more(line, split, &mut false)
+    }
+
+    /// [`Urc::parse_split`], and whether a `+CEREG` report has fields after those it reads
+    /// (`more`, left as it is for any other line): only then can it carry PSM timers (they
+    /// are its fields 6 and 7, and the report reads at most three of its commas), which the
+    /// runner then reads from the text (a report without them, nearly every one, is not
+    /// looked at again).
+    #[inline(always)]
+    pub(crate) fn parse_split_more(
+        line: &[u8],
+        split: Option<super::line::Split<'_>>,
+        more: &mut bool,
+    ) -> Option<Urc> {
         // A `+XXX:` line, else a bare one.
         let Some(super::line::Split {
             name, text: rest, ..
@@ -635,22 +657,50 @@ impl Urc {
             return Self::parse_bare(line);
         };
         // The frequent URCs by a `match` on the name (the compiler dispatches on its length and
-        // compares in line), the rest by a table ([`Urc::parse_rare`]).
-        let parsed = match name {
-            b"+QIURC" => qiurc(rest).ok().map(Urc::QiUrc),
-            b"+CEREG" => registration_fields(rest)
-                .ok()
-                .map(|(_, r)| Urc::Registration(RegDomain::Eps, r)),
-            b"+QSSLURC" => qsslurc(rest).ok().map(Urc::QsslUrc),
-            b"+QIND" => qind(rest).ok().map(Urc::QInd),
-            b"+CPIN" => Some(Urc::Cpin(PinCode::from_text(rest))),
-            b"+QUSIM" => uints::<1>(rest).and_then(|[v]| u8_of(v)).map(Urc::QUsim),
-            b"+QIOPEN" => id_err(rest).ok().map(|(id, err)| Urc::QiOpen { id, err }),
-            _ => Self::parse_rare(name, rest),
-        };
+        // compares in line), the rest by a table ([`Urc::parse_rare`]). Each arm returns what
+        // it read (built where the caller keeps it: no `Option<Urc>` in between to copy).
+        match name {
+            b"+QIURC" => {
+                if let Ok(q) = qiurc(rest) {
+                    return Some(Urc::QiUrc(q));
+                }
+            }
+            b"+CEREG" => {
+                if let Ok((tail, r)) = registration_fields(rest) {
+                    *more = !tail.is_empty();
+                    return Some(Urc::Registration(RegDomain::Eps, r));
+                }
+            }
+            b"+QSSLURC" => {
+                if let Ok(q) = qsslurc(rest) {
+                    return Some(Urc::QsslUrc(q));
+                }
+            }
+            b"+QIND" => {
+                if let Ok(q) = qind(rest) {
+                    return Some(Urc::QInd(q));
+                }
+            }
+            b"+CPIN" => return Some(Urc::Cpin(PinCode::from_text(rest))),
+            b"+QUSIM" => {
+                if let Some(v) = uints::<1>(rest).and_then(|[v]| u8_of(v)) {
+                    return Some(Urc::QUsim(v));
+                }
+            }
+            b"+QIOPEN" => {
+                if let Ok((id, err)) = id_err(rest) {
+                    return Some(Urc::QiOpen { id, err });
+                }
+            }
+            _ => {
+                if let Some(u) = Self::parse_rare(name, rest) {
+                    return Some(u);
+                }
+            }
+        }
         // An unknown prefix, or a known one with a malformed body: report it rather than drop
         // it silently.
-        parsed.or_else(|| Urc::unknown(name))
+        Urc::unknown(name)
     }
 
     /// [`Urc::parse_split`] for the less frequent known names, found in a table (one search

@@ -237,7 +237,9 @@ pub struct Config {
     /// happens. Each check costs one round trip per open socket (about 40 UART bytes, and the
     /// module and the UART stay awake for it): `Some(5 s)` is about 700 KB a day per socket.
     /// Without it, the runner still re-checks every open socket once whenever the digester
-    /// sees a corrupted line (the usual way a URC gets lost).
+    /// sees a corrupted line (the usual way a URC gets lost). The period is kept to a unit of at
+    /// most 1 ms (a power of two of timer ticks), and periods above 2^32 units (about 25 days at
+    /// embassy-time's default 1 MHz tick) are taken as that.
     pub recv_poll: Option<Duration>,
     /// Open sockets in direct-push mode (access mode 1): the module sends received data
     /// inside its `recv` URCs (`+QIURC: "recv",<id>,<n>` / `+QSSLURC: "recv",<id>,<n>`, then

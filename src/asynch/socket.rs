@@ -683,25 +683,40 @@ impl<'a> embedded_nal_async::TcpConnect for TcpStack<'a> {
     }
 }
 
-/// When the socket service last polled, in milliseconds since boot, wrapping: 4 bytes where an
-/// [`Instant`] takes 8 (and 8-byte alignment) in the runner task's storage, for the firmware's
-/// life. Exact to the millisecond (the ticks below it are dropped) for any period up to 49 days
-/// (2^32 ms, what the wrapping difference measures); a longer `recv_poll` is taken as 49 days.
+/// When the socket service last polled, in units of `2^POLL_SHIFT` timer ticks since boot,
+/// wrapping: 4 bytes where an [`Instant`] takes 8 (and 8-byte alignment) in the runner task's
+/// storage, for the firmware's life. The unit is the largest power of two of ticks that is not
+/// longer than a millisecond (512 µs at embassy-time's default 1 MHz tick, 977 µs at 32 768 Hz),
+/// so the stamp is read with a shift, not a 64-bit division (which firmware without another
+/// user of it would link for this alone: about 500 B of flash). Exact to that unit (a poll can
+/// be due up to one unit early) for any period up to 2^32 units (25 days at 1 MHz, 48 days at
+/// 32 768 Hz, what the wrapping difference measures); a longer `recv_poll` is taken as that.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct PollStamp(u32);
+
+/// The stamp's unit, `2^POLL_SHIFT` ticks: the largest power of two of ticks within a
+/// millisecond (one tick when a tick is longer).
+const POLL_SHIFT: u32 = {
+    let per_ms = embassy_time::TICK_HZ / 1000;
+    if per_ms <= 1 {
+        0
+    } else {
+        63 - per_ms.leading_zeros()
+    }
+};
 
 impl PollStamp {
     /// The stamp of `t`.
     fn at(t: Instant) -> Self {
-        // (The low 32 bits of the milliseconds: only differences are used, wrapping.)
-        Self(t.as_millis() as u32)
+        // (The low 32 bits of the units: only differences are used, wrapping.)
+        Self((t.as_ticks() >> POLL_SHIFT) as u32)
     }
 
     /// How long after `now` a poll every `period` from this stamp is due (zero: due).
     fn left(self, period: Duration, now: Instant) -> Duration {
-        let elapsed = Self::at(now).0.wrapping_sub(self.0);
-        let period = period.as_millis().min(u64::from(u32::MAX));
-        Duration::from_millis(period.saturating_sub(u64::from(elapsed)))
+        let elapsed = u64::from(Self::at(now).0.wrapping_sub(self.0)) << POLL_SHIFT;
+        let period = period.as_ticks().min(u64::from(u32::MAX) << POLL_SHIFT);
+        Duration::from_ticks(period.saturating_sub(elapsed))
     }
 }
 
@@ -710,14 +725,22 @@ mod tests {
     use super::*;
 
     /// The time left to a poll, as the `Instant` arithmetic it replaced gives it, to the
-    /// millisecond, across the stamp's wrap-around (every 2^32 ms).
+    /// stamp's unit, across the stamp's wrap-around (every 2^32 units).
     #[test]
     fn poll_stamps_measure_across_their_wrap() {
-        let ms = Instant::from_millis;
+        // Times and periods in whole units (where the stamp drops nothing).
+        let unit = 1u64 << POLL_SHIFT;
+        assert!(
+            unit * 1000 <= embassy_time::TICK_HZ.max(1000),
+            "a unit is at most 1 ms"
+        );
+        let at = |u: u64| Instant::from_ticks(u * unit);
+        let units = |u: u64| Duration::from_ticks(u * unit);
         let old = |last: Instant, p: Duration, now: Instant| {
             last.saturating_add(p).saturating_duration_since(now)
         };
         let wrap = 1u64 << 32;
+        let day = 86_400_000; // units: at least that many milliseconds
         for base in [
             0,
             5_000,
@@ -727,7 +750,7 @@ mod tests {
             3 * wrap - 7,
             40 * wrap + 12_345,
         ] {
-            for p in [1u64, 300, 5_000, 3_600_000, 86_400_000 * 40] {
+            for p in [1u64, 300, 5_000, 3_600_000, day * 40] {
                 for dt in [
                     0u64,
                     1,
@@ -738,10 +761,10 @@ mod tests {
                     5_000,
                     5_001,
                     3_600_000,
-                    86_400_000 * 41,
+                    day * 41,
                 ] {
-                    let (last, now) = (ms(base), ms(base + dt));
-                    let p = Duration::from_millis(p);
+                    let (last, now) = (at(base), at(base + dt));
+                    let p = units(p);
                     assert_eq!(
                         PollStamp::at(last).left(p, now),
                         old(last, p, now),
@@ -750,17 +773,24 @@ mod tests {
                 }
             }
         }
-        // Ticks below the millisecond are dropped: due at most a millisecond early.
-        let last = Instant::from_micros(900);
-        let p = Duration::from_millis(10);
+        // Ticks below the unit are dropped: due at most one unit early (at `10 * unit`, where
+        // `unit - 1` ticks are really left; one tick before, a whole unit is left, as it is).
+        if unit > 1 {
+            let last = Instant::from_ticks(unit - 1);
+            let p = units(10);
+            assert_eq!(
+                PollStamp::at(last).left(p, Instant::from_ticks(10 * unit)),
+                Duration::from_ticks(0)
+            );
+            assert_eq!(
+                PollStamp::at(last).left(p, Instant::from_ticks(10 * unit - 1)),
+                units(1)
+            );
+        }
+        // A period above 2^32 units is taken as 2^32 - 1 units.
+        let long = units(wrap + 5);
         assert_eq!(
-            PollStamp::at(last).left(p, Instant::from_micros(10_100)),
-            Duration::from_ticks(0)
-        );
-        // A period above 2^32 ms is taken as 2^32 - 1 ms.
-        let long = Duration::from_millis(wrap + 5);
-        assert_eq!(
-            PollStamp::at(ms(7)).left(long, ms(7 + wrap - 1)),
+            PollStamp::at(at(7)).left(long, at(7 + wrap - 1)),
             Duration::from_ticks(0)
         );
     }

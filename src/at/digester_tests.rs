@@ -31,12 +31,21 @@ fn push(evs: &RefCell<Vec<Ev>>, ev: Ev) {
     v.push(ev);
 }
 
-/// Feeds `wire` cut at `cuts` (the rest in one piece) through a digester with an `N`-byte
-/// line buffer, with `expect` in flight (until its final result code).
-fn run_cuts<const N: usize>(
+/// How [`drive`] hands the wire to the digester.
+enum Feed<'i> {
+    /// Through `feed`, cut at these lengths (the rest in one piece); a prompt is recorded.
+    Cuts(&'i mut dyn Iterator<Item = usize>),
+    /// As the runner reads: into `write_buf`, at most this many bytes at a time, then
+    /// `advance`.
+    Reads(&'i mut dyn Iterator<Item = usize>),
+}
+
+/// Feeds `wire` through a digester with an `N`-byte line buffer, with `expect` in flight
+/// (until its final result code); returns the events and the counters.
+fn drive<const N: usize>(
     expect: Option<Expect>,
     wire: &[u8],
-    cuts: &mut dyn Iterator<Item = usize>,
+    how: Feed<'_>,
 ) -> (Vec<Ev>, super::DigestStats) {
     let shared = ExpectCell::new();
     let evs = RefCell::new(Vec::new());
@@ -61,19 +70,47 @@ fn run_cuts<const N: usize>(
         UrcFn(|l: &[u8]| push(&evs, Ev::Urc(String::from_utf8_lossy(l).into_owned()))),
     );
     let mut rest = wire;
-    let mut prompted = false;
-    while !rest.is_empty() {
-        let n = cuts.next().unwrap_or(rest.len()).clamp(1, rest.len());
-        let _ = d.feed(&rest[..n]);
-        rest = &rest[n..];
-        if shared.prompt_seen() && !prompted {
-            prompted = true;
-            push(&evs, Ev::Prompt);
+    match how {
+        Feed::Cuts(cuts) => {
+            let mut prompted = false;
+            while !rest.is_empty() {
+                let n = cuts.next().unwrap_or(rest.len()).clamp(1, rest.len());
+                let _ = d.feed(&rest[..n]);
+                rest = &rest[n..];
+                if shared.prompt_seen() && !prompted {
+                    prompted = true;
+                    push(&evs, Ev::Prompt);
+                }
+            }
+        }
+        Feed::Reads(reads) => {
+            while !rest.is_empty() {
+                let room = d.write_buf();
+                assert!(!room.is_empty());
+                let n = reads
+                    .next()
+                    .unwrap_or(rest.len())
+                    .clamp(1, rest.len())
+                    .min(room.len());
+                room[..n].copy_from_slice(&rest[..n]);
+                d.advance(n);
+                rest = &rest[n..];
+            }
         }
     }
     drop(_guard);
     let out = evs.borrow().clone();
     (out, shared.stats())
+}
+
+/// Feeds `wire` cut at `cuts` (the rest in one piece) through a digester with an `N`-byte
+/// line buffer, with `expect` in flight (until its final result code).
+fn run_cuts<const N: usize>(
+    expect: Option<Expect>,
+    wire: &[u8],
+    cuts: &mut dyn Iterator<Item = usize>,
+) -> (Vec<Ev>, super::DigestStats) {
+    drive::<N>(expect, wire, Feed::Cuts(cuts))
 }
 
 /// Feeds `wire` in chunks of `chunk` bytes with `expect` in flight; returns the events.
@@ -365,44 +402,7 @@ fn run_reads(
     wire: &[u8],
     reads: &mut dyn Iterator<Item = usize>,
 ) -> (Vec<Ev>, super::DigestStats) {
-    let shared = ExpectCell::new();
-    let evs = RefCell::new(Vec::new());
-    let on = |ev: Event<'_>| {
-        push(
-            &evs,
-            match ev {
-                Event::Line(l) => Ev::Line(String::from_utf8_lossy(l).into_owned()),
-                Event::Payload(p) => Ev::Payload(p.to_vec()),
-                Event::End(r) => Ev::End(r),
-            },
-        )
-    };
-    let _guard = shared.listen(&on);
-    if let Some(e) = expect {
-        shared.begin(e);
-    }
-    let mut buf = [0u8; 64];
-    let mut d = Digester::new(
-        &shared,
-        &mut buf,
-        UrcFn(|l: &[u8]| push(&evs, Ev::Urc(String::from_utf8_lossy(l).into_owned()))),
-    );
-    let mut rest = wire;
-    while !rest.is_empty() {
-        let room = d.write_buf();
-        assert!(!room.is_empty());
-        let n = reads
-            .next()
-            .unwrap_or(rest.len())
-            .clamp(1, rest.len())
-            .min(room.len());
-        room[..n].copy_from_slice(&rest[..n]);
-        d.advance(n);
-        rest = &rest[n..];
-    }
-    drop(_guard);
-    let out = evs.borrow().clone();
-    (out, shared.stats())
+    drive::<64>(expect, wire, Feed::Reads(reads))
 }
 
 /// The unfinished line is kept where it is after a piece and moved to the front only when

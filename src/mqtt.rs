@@ -59,6 +59,7 @@ mod drain;
 #[cfg(feature = "mqtt311")]
 pub mod v311;
 
+#[cfg(feature = "mqtt311")]
 use drain::Drain;
 
 /// The longest topic or topic filter MQTT allows (a UTF-8 string with a 16-bit length).
@@ -554,8 +555,11 @@ enum GuardState {
 /// header itself, passes packets that fit, and skips the others, recording their topic and
 /// size. Every await is one read of the transport, with the state saved after it, so a read
 /// dropped at any point loses nothing (when the transport's read is cancel-safe).
-pub(crate) struct Guard<'g, IO> {
+pub(crate) struct Guard<'g, IO: embedded_io_async::ErrorType> {
     inner: IO,
+    /// The error of a write that found the peer gone: reads go on until the transport has
+    /// nothing more, then return it (see `drain`).
+    broken: Option<IO::Error>,
     /// minimq's receive buffer size: the largest packet that passes.
     limit: usize,
     state: GuardState,
@@ -572,6 +576,7 @@ impl<'g, IO: minimq::Io> Guard<'g, IO> {
     pub(crate) fn new(inner: IO, limit: usize, log: &'g DropCell) -> Self {
         Self {
             inner,
+            broken: None,
             limit,
             state: GuardState::Header,
             hdr: [0; 5],
@@ -710,7 +715,13 @@ impl<IO: minimq::Io> embedded_io_async::Read for Guard<'_, IO> {
                     }
                 }
             };
-            let n = self.inner.read(buf.unwrap_or_default()).await?;
+            let buf = buf.unwrap_or_default();
+            let empty = buf.is_empty();
+            let r = self.inner.read(buf).await;
+            let n = match self.broken {
+                None => r?,
+                Some(_) => drain::drained(r, &mut self.broken, empty)?,
+            };
             match self.state {
                 GuardState::Pass { left } => {
                     if n > 0 {
@@ -779,11 +790,13 @@ impl<IO: minimq::Io> embedded_io_async::Read for Guard<'_, IO> {
 
 impl<IO: minimq::Io> embedded_io_async::Write for Guard<'_, IO> {
     async fn write(&mut self, buf: &[u8]) -> Result<usize, IO::Error> {
-        self.inner.write(buf).await
+        let r = self.inner.write(buf).await;
+        drain::written(r, &mut self.broken, buf.len())
     }
 
     async fn flush(&mut self) -> Result<(), IO::Error> {
-        self.inner.flush().await
+        let r = self.inner.flush().await;
+        drain::written(r, &mut self.broken, ())
     }
 }
 
@@ -1165,7 +1178,7 @@ impl<'c: 'buf, 'buf> Mqtt<'c, 'buf> {
             // In this future, not one of its own: a level of nesting less.
             Proto::V5(session) => 'v5: {
                 let rx_size = dropped.lock(|l| l.borrow().capacity);
-                let io = Guard::new(Drain::new(io), rx_size, dropped);
+                let io = Guard::new(io, rx_size, dropped);
                 // minimq waits for the CONNACK without a deadline: a broker that never answers
                 // (frozen, overloaded, or its CONNACK lost with a `recv` URC) would hold this
                 // attempt forever.
@@ -1569,7 +1582,7 @@ enum Op {
 
 /// The connection of either version.
 enum Conn<'s, 'buf, IO: MqttIo> {
-    V5(minimq::Connection<'s, 'buf, Guard<'s, Drain<IO>>>),
+    V5(minimq::Connection<'s, 'buf, Guard<'s, IO>>),
     #[cfg(feature = "mqtt311")]
     V311(v311::Connection<'s, 'buf, Drain<IO>>),
 }

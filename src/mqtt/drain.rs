@@ -8,33 +8,78 @@
 //! QoS 1 message again on the resumed session (MQTT 5, 4.4), but a broker that does not (seen
 //! with mosquitto 2.0.11 in the soak) loses it for good.
 //!
-//! [`Drain`] sits under the client and turns the first write that fails because the peer
-//! closed ([`ErrorKind::BrokenPipe`]) into a write that went nowhere, as a TCP stack does for
-//! a half-closed connection; reads go on handing out what the transport still has. When the
-//! transport has nothing more (end of stream, an error, or nothing within
-//! [`DRAIN_TIMEOUT`]), the next read returns the write's error, and the connection ends with
-//! it, as it did before, only after the last complete message was delivered. The PUBACKs
-//! that went nowhere are not lost messages: the broker sends those messages again (DUP) on
-//! the resumed session, at least once.
+//! So a write (or flush) that fails because the peer closed ([`ErrorKind::BrokenPipe`]: the
+//! socket's `Error::ConnectionClosed`, MCU TLS's `TlsError::Closed`) counts as a write that
+//! went nowhere, as a TCP stack does on a half-closed connection, and the error is kept;
+//! reads go on handing out what the transport still has. When the transport has nothing more
+//! (end of stream, or an error), the read returns the write's error and the connection ends
+//! with it, as it did before, only after the last complete message was delivered. The
+//! PUBACKs that went nowhere are not lost messages: the broker sends those messages again
+//! (DUP) on the resumed session, at least once. A QoS 1 publish in that window counts as in
+//! flight (the resumed session or the `Outbox` sends it again); a QoS 0 one is lost, as on
+//! any link that breaks after the write.
 //!
-//! Other write errors (a modem reboot, a deactivated context, a send that failed) end the
-//! connection at once: after them the transport's reads may wait for data that never comes.
+//! This relies on reads that end once the transport is drained. The modem socket's do after
+//! the module reported the connection `closed` (they hand out what it still holds, then the
+//! end of the stream), which is when its writes fail with `ConnectionClosed`. Its writes also
+//! fail so once when the module answers a send with `ERROR` instead of the prompt (the
+//! manuals' "not connected"); the socket stays open then (the bytes stay queued and go out if
+//! the connection still works, `tests/faults.rs`), reads go on as before, and the `closed`
+//! URC that usually follows ends them. Should none come, the MQTT keep-alive bounds the wait
+//! (its PINGREQ goes nowhere, the PINGRESP does not come), and so does the acknowledgement
+//! timeout while a QoS 1 message waits. Other write errors (a modem reboot, a deactivated
+//! context, a send that failed) end the connection at once.
+//!
+//! MQTT 5's `Guard` (which sits between minimq and the transport anyway) does this with the
+//! two functions below; MQTT 3.1.1's client gets [`Drain`], a transport wrapper doing the same.
 
-use embassy_time::{Duration, with_timeout};
-use embedded_io_async::{Error as _, ErrorKind, ErrorType, Read, Write};
+use embedded_io_async::ErrorKind;
+#[cfg(feature = "mqtt311")]
+use embedded_io_async::{ErrorType, Read, Write};
 
-/// How long a read after the peer closed may wait for bytes the transport still holds (the
-/// modem hands them out with `AT+QIRD`/`AT+QSSLRECV`, well within this). A transport that
-/// stalls longer ends the connection with the write's error.
-pub(crate) const DRAIN_TIMEOUT: Duration = Duration::from_secs(3);
+/// A write's (or flush's) outcome, with a failure because the peer closed kept in `broken`
+/// and turned into `done` (a write of every byte, that went nowhere).
+pub(crate) fn written<T, E: embedded_io_async::Error>(
+    r: Result<T, E>,
+    broken: &mut Option<E>,
+    done: T,
+) -> Result<T, E> {
+    match r {
+        Err(e) if e.kind() == ErrorKind::BrokenPipe => {
+            *broken = Some(e);
+            Ok(done)
+        }
+        r => r,
+    }
+}
 
-/// A transport that keeps reading after a write found the peer gone (see the module docs).
+/// A read's outcome once a write found the peer gone (`broken` holds that write's error): the
+/// bytes it got, or, when the transport has nothing more, the write's error.
+pub(crate) fn drained<E>(
+    r: Result<usize, E>,
+    broken: &mut Option<E>,
+    empty: bool,
+) -> Result<usize, E> {
+    match r {
+        Ok(n) if n > 0 || empty => Ok(n),
+        // Drained (or failed): the connection ends with the write's error.
+        r => match broken.take() {
+            Some(e) => Err(e),
+            None => r,
+        },
+    }
+}
+
+/// A transport that keeps reading after a write found the peer gone (see the module docs):
+/// the MQTT 3.1.1 client's.
+#[cfg(feature = "mqtt311")]
 pub(crate) struct Drain<IO: ErrorType> {
     inner: IO,
     /// The error of the write that found the peer gone, until a read hands it to the client.
     broken: Option<IO::Error>,
 }
 
+#[cfg(feature = "mqtt311")]
 impl<IO: ErrorType> Drain<IO> {
     pub(crate) fn new(inner: IO) -> Self {
         Self {
@@ -42,60 +87,34 @@ impl<IO: ErrorType> Drain<IO> {
             broken: None,
         }
     }
-
-    /// Whether the error means the peer closed (reads may still hand out what came first):
-    /// then it is kept for the reads, and the write counts as done.
-    fn keep(&mut self, e: IO::Error) -> Result<(), IO::Error> {
-        if e.kind() == ErrorKind::BrokenPipe {
-            self.broken = Some(e);
-            Ok(())
-        } else {
-            Err(e)
-        }
-    }
 }
 
+#[cfg(feature = "mqtt311")]
 impl<IO: ErrorType> ErrorType for Drain<IO> {
     type Error = IO::Error;
 }
 
+#[cfg(feature = "mqtt311")]
 impl<IO: Read + Write> Read for Drain<IO> {
     async fn read(&mut self, buf: &mut [u8]) -> Result<usize, IO::Error> {
-        if self.broken.is_none() {
-            return self.inner.read(buf).await;
-        }
-        let r = with_timeout(DRAIN_TIMEOUT, self.inner.read(buf)).await;
-        match (r, self.broken.take()) {
-            (Ok(Ok(n)), e) if n > 0 || buf.is_empty() => {
-                self.broken = e;
-                Ok(n)
-            }
-            // Drained, failed or stalled: the connection ends with the write's error.
-            (_, Some(e)) => Err(e),
-            // Not reached: `broken` was set above and only this read takes it.
-            (r, None) => r.unwrap_or(Ok(0)),
+        let empty = buf.is_empty();
+        let r = self.inner.read(buf).await;
+        match self.broken {
+            None => r,
+            Some(_) => drained(r, &mut self.broken, empty),
         }
     }
 }
 
+#[cfg(feature = "mqtt311")]
 impl<IO: Read + Write> Write for Drain<IO> {
     async fn write(&mut self, buf: &[u8]) -> Result<usize, IO::Error> {
-        if self.broken.is_some() {
-            return Ok(buf.len());
-        }
-        match self.inner.write(buf).await {
-            Err(e) => self.keep(e).map(|()| buf.len()),
-            ok => ok,
-        }
+        let r = self.inner.write(buf).await;
+        written(r, &mut self.broken, buf.len())
     }
 
     async fn flush(&mut self) -> Result<(), IO::Error> {
-        if self.broken.is_some() {
-            return Ok(());
-        }
-        match self.inner.flush().await {
-            Err(e) => self.keep(e),
-            ok => ok,
-        }
+        let r = self.inner.flush().await;
+        written(r, &mut self.broken, ())
     }
 }

@@ -185,29 +185,26 @@ fn hex_quoted(i: &[u8]) -> Option<(&[u8], Option<u32>)> {
 /// is the most frequent URC's body).
 /// (`Err(Parse)` when `<stat>` is not a number; no nom result is built.)
 pub(crate) fn registration_fields(i: &[u8]) -> Result<(&[u8], Registration), crate::Error> {
-    let (i, stat) = super::parse::read_uint(i).ok_or(crate::Error::Parse)?;
-    // `,"<lac>","<ci>"`, both or neither.
-    let loc = super::parse::after_comma(i)
-        .and_then(hex_quoted)
-        .and_then(|(j, area)| {
-            let (j, cell) = hex_quoted(super::parse::after_comma(j)?)?;
-            Some((j, area, cell))
-        });
-    let (i, area, cell) = loc.unwrap_or((i, None, None));
-    let (i, act) = match super::parse::after_comma(i).and_then(super::parse::read_uint) {
-        Some((j, a)) => (j, Some(a)),
-        None => (i, None),
+    use super::parse::{after_comma, read_uint};
+    let (mut i, stat) = read_uint(i).ok_or(crate::Error::Parse)?;
+    let mut r = Registration {
+        status: RegStatus::from_code(stat),
+        area: None,
+        cell: None,
+        act: None,
     };
+    // `,"<lac>","<ci>"`, both or neither (written into the report in place, no tuple of
+    // options to move).
+    if let Some((j, area)) = after_comma(i).and_then(hex_quoted)
+        && let Some((j, cell)) = after_comma(j).and_then(hex_quoted)
+    {
+        (r.area, r.cell, i) = (area, cell, j);
+    }
+    if let Some((j, a)) = after_comma(i).and_then(read_uint) {
+        (r.act, i) = (u8::try_from(a).ok(), j);
+    }
     // Anything after is optional extra information (returned, not read).
-    Ok((
-        i,
-        Registration {
-            status: RegStatus::from_code(stat),
-            area,
-            cell,
-            act: act.and_then(|a| u8::try_from(a).ok()),
-        },
-    ))
+    Ok((i, r))
 }
 
 /// `+QIND:` reports.

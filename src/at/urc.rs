@@ -596,7 +596,7 @@ fn qind(i: &[u8]) -> Result<QInd, crate::Error> {
             let csq = i
                 .strip_prefix(b"\"csq\"")
                 .and_then(super::parse::after_comma)
-                .and_then(super::parse::uints::<2>);
+                .and_then(super::parse::uint_pair);
             match csq {
                 Some([rssi, ber]) => Ok(QInd::Csq {
                     rssi: u8_of(rssi).ok_or(crate::Error::Parse)?,
@@ -609,7 +609,7 @@ fn qind(i: &[u8]) -> Result<QInd, crate::Error> {
 }
 
 fn id_err(i: &[u8]) -> Result<(u8, u16), crate::Error> {
-    let [id, err] = super::parse::uints::<2>(i).ok_or(crate::Error::Parse)?;
+    let [id, err] = super::parse::uint_pair(i).ok_or(crate::Error::Parse)?;
     Ok((
         u8_of(id).ok_or(crate::Error::Parse)?,
         u16::try_from(err).map_err(|_| crate::Error::Parse)?,

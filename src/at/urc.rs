@@ -453,6 +453,21 @@ fn qiurc(i: &[u8]) -> Result<QiUrc, crate::Error> {
 /// [`QiUrc::Other`].
 #[inline(never)]
 fn socket_urc(i: &[u8], ssl: bool) -> Result<QiUrc, crate::Error> {
+    // The usual forms, `"recv"` or `"closed"` with a one-digit id and nothing after, at once
+    // (what `socket_fields` and the arms below give them).
+    let (recv, id) = match i.len() {
+        8 => (true, i.strip_prefix(b"\"recv\",")),
+        10 => (false, i.strip_prefix(b"\"closed\",")),
+        _ => (false, None),
+    };
+    if let Some(&[d @ b'0'..=b'9']) = id {
+        let d = d.wrapping_sub(b'0');
+        return Ok(if recv {
+            QiUrc::Recv(d)
+        } else {
+            QiUrc::Closed(d)
+        });
+    }
     let id = |id| u8_of(id).ok_or(crate::Error::Parse);
     match socket_fields(i) {
         Some((RECV, n, None)) => return id(n).map(QiUrc::Recv),
@@ -1286,6 +1301,29 @@ mod tests {
         ] {
             check(line);
         }
+    }
+
+    /// The one-digit `"recv"`/`"closed"` forms taken before `socket_fields` agree with nom for
+    /// every byte in the id's place (and one byte more or less).
+    #[test]
+    fn one_digit_socket_urcs_taken_at_once_agree_with_nom() {
+        for kind in [
+            &b"\"recv\","[..],
+            b"\"closed\",",
+            b"\"recv\"",
+            b"\"closed\"",
+        ] {
+            for b in 0..=255u8 {
+                for tail in [&[b][..], &[b, b'0'], &[b'1', b], &[b' ', b]] {
+                    let line = [kind, tail].concat();
+                    let (qi, qssl) = socket_urcs_nom(&line);
+                    assert_eq!(qiurc(&line), qi, "{line:?}");
+                    assert_eq!(qsslurc(&line), qssl, "{line:?}");
+                }
+            }
+        }
+        assert_eq!(qiurc(b"\"recv\",7"), Ok(QiUrc::Recv(7)));
+        assert_eq!(qsslurc(b"\"closed\",0"), Ok(QsslUrc::Closed(0)));
     }
 
     #[test]

@@ -726,6 +726,8 @@ impl StateCell {
 
     /// [`StateCell::apply_in`] for a URC that [`leaves_alone`] (a socket's own URC): the
     /// generation bumped and the waiters woken, as for every URC, without the dispatch.
+    /// (Inlined into the runner's URC sink, its one caller.)
+    #[inline(always)]
     pub(crate) fn touch_in(&self, cs: critical_section::CriticalSection<'_>) {
         let mut i = self.inner.borrow(cs).borrow_mut();
         i.state.generation = i.state.generation.wrapping_add(1);

@@ -108,6 +108,20 @@ pub(crate) fn uints<const N: usize>(i: &[u8]) -> Option<[u32; N]> {
     skip_space(i).is_empty().then_some(out)
 }
 
+/// [`uints::<2>`](uints) with its usual form, `<a>,<b>` and nothing after (a `+QIOPEN`'s id
+/// and error, a `"csq"` report's two numbers), read in place: no loop, no array, no separator
+/// or trailing-space loop; any other form by [`uints`].
+#[inline]
+pub(crate) fn uint_pair(i: &[u8]) -> Option<[u32; 2]> {
+    if let Some((rest, a)) = read_uint(i)
+        && let Some((rest, b)) = rest.strip_prefix(b",").and_then(read_uint)
+        && rest.is_empty()
+    {
+        return Some([a, b]);
+    }
+    uints::<2>(i)
+}
+
 /// `, <p>` — a following field.
 pub fn next<'a, O, P>(
     p: P,
@@ -147,6 +161,28 @@ mod tests {
         for line in crate::at::random_lines(0x00c0_3a3a, 8, 200, b", \t1x") {
             let want = skip_space(&line).strip_prefix(b",").map(skip_space);
             assert_eq!(after_comma(&line), want, "{line:?}");
+        }
+    }
+
+    #[test]
+    fn a_pair_read_in_place_agrees_with_uints() {
+        for line in crate::at::random_lines(0x9a12_5e07, 16, 3000, b",, \t0129x") {
+            assert_eq!(uint_pair(&line), uints::<2>(&line), "{line:?}");
+        }
+        for line in [
+            &b"1,0"[..],
+            b"20,99",
+            b"4294967295,4294967295",
+            b"4294967296,1",
+            b"1,4294967296",
+            b"1,2 ",
+            b"1 ,2",
+            b"1, 2",
+            b"1,2,3",
+            b",2",
+            b"1,",
+        ] {
+            assert_eq!(uint_pair(line), uints::<2>(line), "{line:?}");
         }
     }
 

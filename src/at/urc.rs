@@ -185,29 +185,26 @@ fn hex_quoted(i: &[u8]) -> Option<(&[u8], Option<u32>)> {
 /// is the most frequent URC's body).
 /// (`Err(Parse)` when `<stat>` is not a number; no nom result is built.)
 pub(crate) fn registration_fields(i: &[u8]) -> Result<(&[u8], Registration), crate::Error> {
-    let (i, stat) = super::parse::read_uint(i).ok_or(crate::Error::Parse)?;
-    // `,"<lac>","<ci>"`, both or neither.
-    let loc = super::parse::after_comma(i)
-        .and_then(hex_quoted)
-        .and_then(|(j, area)| {
-            let (j, cell) = hex_quoted(super::parse::after_comma(j)?)?;
-            Some((j, area, cell))
-        });
-    let (i, area, cell) = loc.unwrap_or((i, None, None));
-    let (i, act) = match super::parse::after_comma(i).and_then(super::parse::read_uint) {
-        Some((j, a)) => (j, Some(a)),
-        None => (i, None),
+    use super::parse::{after_comma, read_uint};
+    let (mut i, stat) = read_uint(i).ok_or(crate::Error::Parse)?;
+    let mut r = Registration {
+        status: RegStatus::from_code(stat),
+        area: None,
+        cell: None,
+        act: None,
     };
+    // `,"<lac>","<ci>"`, both or neither (written into the report in place, no tuple of
+    // options to move).
+    if let Some((j, area)) = after_comma(i).and_then(hex_quoted)
+        && let Some((j, cell)) = after_comma(j).and_then(hex_quoted)
+    {
+        (r.area, r.cell, i) = (area, cell, j);
+    }
+    if let Some((j, a)) = after_comma(i).and_then(read_uint) {
+        (r.act, i) = (u8::try_from(a).ok(), j);
+    }
     // Anything after is optional extra information (returned, not read).
-    Ok((
-        i,
-        Registration {
-            status: RegStatus::from_code(stat),
-            area,
-            cell,
-            act: act.and_then(|a| u8::try_from(a).ok()),
-        },
-    ))
+    Ok((i, r))
 }
 
 /// `+QIND:` reports.
@@ -456,6 +453,21 @@ fn qiurc(i: &[u8]) -> Result<QiUrc, crate::Error> {
 /// [`QiUrc::Other`].
 #[inline(never)]
 fn socket_urc(i: &[u8], ssl: bool) -> Result<QiUrc, crate::Error> {
+    // The usual forms, `"recv"` or `"closed"` with a one-digit id and nothing after, at once
+    // (what `socket_fields` and the arms below give them).
+    let (recv, id) = match i.len() {
+        8 => (true, i.strip_prefix(b"\"recv\",")),
+        10 => (false, i.strip_prefix(b"\"closed\",")),
+        _ => (false, None),
+    };
+    if let Some(&[d @ b'0'..=b'9']) = id {
+        let d = d.wrapping_sub(b'0');
+        return Ok(if recv {
+            QiUrc::Recv(d)
+        } else {
+            QiUrc::Closed(d)
+        });
+    }
     let id = |id| u8_of(id).ok_or(crate::Error::Parse);
     match socket_fields(i) {
         Some((RECV, n, None)) => return id(n).map(QiUrc::Recv),
@@ -599,7 +611,7 @@ fn qind(i: &[u8]) -> Result<QInd, crate::Error> {
             let csq = i
                 .strip_prefix(b"\"csq\"")
                 .and_then(super::parse::after_comma)
-                .and_then(super::parse::uints::<2>);
+                .and_then(super::parse::uint_pair);
             match csq {
                 Some([rssi, ber]) => Ok(QInd::Csq {
                     rssi: u8_of(rssi).ok_or(crate::Error::Parse)?,
@@ -612,7 +624,7 @@ fn qind(i: &[u8]) -> Result<QInd, crate::Error> {
 }
 
 fn id_err(i: &[u8]) -> Result<(u8, u16), crate::Error> {
-    let [id, err] = super::parse::uints::<2>(i).ok_or(crate::Error::Parse)?;
+    let [id, err] = super::parse::uint_pair(i).ok_or(crate::Error::Parse)?;
     Ok((
         u8_of(id).ok_or(crate::Error::Parse)?,
         u16::try_from(err).map_err(|_| crate::Error::Parse)?,
@@ -1289,6 +1301,29 @@ mod tests {
         ] {
             check(line);
         }
+    }
+
+    /// The one-digit `"recv"`/`"closed"` forms taken before `socket_fields` agree with nom for
+    /// every byte in the id's place (and one byte more or less).
+    #[test]
+    fn one_digit_socket_urcs_taken_at_once_agree_with_nom() {
+        for kind in [
+            &b"\"recv\","[..],
+            b"\"closed\",",
+            b"\"recv\"",
+            b"\"closed\"",
+        ] {
+            for b in 0..=255u8 {
+                for tail in [&[b][..], &[b, b'0'], &[b'1', b], &[b' ', b]] {
+                    let line = [kind, tail].concat();
+                    let (qi, qssl) = socket_urcs_nom(&line);
+                    assert_eq!(qiurc(&line), qi, "{line:?}");
+                    assert_eq!(qsslurc(&line), qssl, "{line:?}");
+                }
+            }
+        }
+        assert_eq!(qiurc(b"\"recv\",7"), Ok(QiUrc::Recv(7)));
+        assert_eq!(qsslurc(b"\"closed\",0"), Ok(QsslUrc::Closed(0)));
     }
 
     #[test]

@@ -571,6 +571,38 @@ fn looks_like_registration_read(rest: &[u8]) -> bool {
     }
 }
 
+/// Whether `line` (trimmed, printable, the line of a command expecting lines prefixed by
+/// `prefix`, [`Info::Prefixed`]) is one of its information lines, told without the
+/// classification: it starts with `prefix`, and `prefix` is of the plain form, `+`, letters
+/// and digits, `:`, and not a registration report's (`+CREG:`, `+CGREG:`, `+CEREG:`, whose read
+/// answers are told from their URCs by their fields; any prefix ending with `REG:` is left to
+/// the classification). [`classify_split`] answers [`LineClass::Info`] for such a line (no final
+/// result code starts so, and the split finds the prefix's name as the line's); `false` means
+/// "ask it". The prefix's form is checked on the line's bytes (equal to it), its name a machine
+/// word at a time.
+#[inline(always)]
+pub(crate) fn info_by_prefix(line: &[u8], prefix: &[u8]) -> bool {
+    let Some(head) = line.get(..prefix.len()) else {
+        return false;
+    };
+    if !same(head, prefix) {
+        return false;
+    }
+    let ([b'+', .., r, e, g, b':'], [_, rest @ ..]) = (head, line) else {
+        return false;
+    };
+    // The name, `line[1..n - 1]`: letters and digits up to the colon (`n >= 5`: no wrap);
+    // the first word in line (a name shorter than a word, the usual case on a 64-bit machine).
+    let name = match rest.first_chunk::<{ core::mem::size_of::<usize>() }>() {
+        Some(w) => match not_alnum_bits(usize::from_le_bytes(*w)) {
+            0 => alnum_len(rest),
+            bad => (bad.trailing_zeros() / 8) as usize,
+        },
+        None => alnum_len(rest),
+    };
+    [*r, *e, *g] != *b"REG" && name == head.len().wrapping_sub(2)
+}
+
 /// Classifies a trimmed line.
 ///
 /// `expect` is the command in flight (if any); `in_response` tells whether information lines of
@@ -889,6 +921,97 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// The digester's shortcut for an information line by its prefix answers what the
+    /// classification answers, for prefixes of every form and lines that start with them or
+    /// nearly.
+    #[test]
+    fn info_by_prefix_agrees_with_the_classification() {
+        extern crate std;
+        use std::vec::Vec;
+        let prefixes: [&[u8]; 20] = [
+            b"+CSQ:",
+            b"+QIACT:",
+            b"+QISTATE:",
+            b"+QSSLSTATE:",
+            b"+CPIN:",
+            b"+QIRD:",
+            b"+CEREG:",
+            b"+CGREG:",
+            b"+CREG:",
+            b"+C5G:",
+            b"+QSIMSTAT :",
+            b"+CME ERROR:",
+            b"+CMS:",
+            b"+A:",
+            b"+:",
+            b"+",
+            b"",
+            b"CSQ:",
+            b"+CSQ",
+            b"+C-Q:",
+        ];
+        let tails: [&[u8]; 12] = [
+            b"",
+            b" 20,99",
+            b" 1,\"1A2B\",\"01A2D102\",8",
+            b" 2,1",
+            b" READY",
+            b"1",
+            b":",
+            b" ERROR: 3",
+            b"X: 1",
+            b" : 1",
+            b"  5",
+            b",0",
+        ];
+        let mut x: u32 = 0x2545_f491;
+        let mut taken = 0;
+        for p in prefixes {
+            for t in tails {
+                for cut in 0..=p.len() {
+                    // The prefix, a bit of it replaced now and then, then a tail.
+                    let mut line: Vec<u8> = p.to_vec();
+                    crate::at::xorshift32(&mut x);
+                    if x.is_multiple_of(3) && cut < line.len() {
+                        line[cut] = b"+: A0z "[(x >> 8) as usize % 7];
+                    }
+                    line.extend_from_slice(t);
+                    let line = trim_ascii(&line);
+                    if line.is_empty() || !is_printable(line) {
+                        continue;
+                    }
+                    if !info_by_prefix(line, p) {
+                        continue;
+                    }
+                    taken += 1;
+                    for e in [Expect::prefixed(p), Expect::payload(p)] {
+                        for in_response in [false, true] {
+                            assert_eq!(
+                                classify_split(line, Some(&e), in_response, true).0,
+                                LineClass::Info,
+                                "{:?} {:?}",
+                                std::string::String::from_utf8_lossy(line),
+                                std::string::String::from_utf8_lossy(p),
+                            );
+                        }
+                    }
+                }
+            }
+        }
+        // Taken for the plain prefixes (not the registration reports' nor the odd ones).
+        assert!(info_by_prefix(b"+CSQ: 20,99", b"+CSQ:"));
+        assert!(info_by_prefix(b"+QISTATE: 0,\"TCP\"", b"+QISTATE:"));
+        assert!(info_by_prefix(b"+QSSLSTATE: 1", b"+QSSLSTATE:"));
+        assert!(info_by_prefix(b"+QIRD:", b"+QIRD:"));
+        assert!(!info_by_prefix(b"+CEREG: 2,1", b"+CEREG:"));
+        assert!(!info_by_prefix(b"+QSIMSTAT : 1", b"+QSIMSTAT :"));
+        assert!(!info_by_prefix(b"+CSQ 1", b"+CSQ"));
+        assert!(!info_by_prefix(b"+CSQX: 1", b"+CSQ:"));
+        assert!(!info_by_prefix(b"+C-Q: 1", b"+C-Q:"));
+        assert!(!info_by_prefix(b"+CSQ: 1", b""));
+        assert!(taken > 100, "{taken}");
     }
 
     #[test]

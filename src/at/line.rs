@@ -557,6 +557,19 @@ fn is_printable(line: &[u8]) -> bool {
 /// A `+CxREG:` line is a read response when its second field is a bare integer (`<n>,<stat>`);
 /// the URC has `<stat>` first and a quoted location second, or a single field.
 fn looks_like_registration_read(rest: &[u8]) -> bool {
+    // The usual read answer, one digit each (`2,1,...`), without the field split.
+    if let [n, b',', stat, tail @ ..] = rest
+        && n.is_ascii_digit()
+        && stat.is_ascii_digit()
+        && matches!(tail.first(), None | Some(b','))
+    {
+        return true;
+    }
+    registration_read_fields(rest)
+}
+
+/// [`looks_like_registration_read`] by its fields (the reference for its shortcut).
+fn registration_read_fields(rest: &[u8]) -> bool {
     let mut fields = rest.split(|&b| b == b',');
     let first = fields.next().map(trim_ascii).unwrap_or(b"");
     let second = fields.next().map(trim_ascii);
@@ -1005,6 +1018,35 @@ mod tests {
         assert!(!info_by_prefix(b"+C-Q: 1", b"+C-Q:"));
         assert!(!info_by_prefix(b"+CSQ: 1", b""));
         assert!(taken > 100, "{taken}");
+    }
+
+    /// The one-digit shortcut of the registration read test agrees with the field split, on
+    /// every short text of digits, commas, spaces, quotes and letters.
+    #[test]
+    fn registration_read_shortcut_agrees_with_the_fields() {
+        extern crate std;
+        let alphabet = b"12,  \"A";
+        let mut taken = 0;
+        let mut text = std::vec::Vec::new();
+        for len in 0..=6u32 {
+            for mut k in 0..(alphabet.len() as u32).pow(len) {
+                text.clear();
+                for _ in 0..len {
+                    text.push(alphabet[(k % alphabet.len() as u32) as usize]);
+                    k /= alphabet.len() as u32;
+                }
+                let fields = registration_read_fields(&text);
+                assert_eq!(looks_like_registration_read(&text), fields, "{text:?}");
+                if fields && text.get(1) == Some(&b',') && text.first() != Some(&b' ') {
+                    taken += 1;
+                }
+            }
+        }
+        assert!(taken > 100, "{taken}");
+        assert!(looks_like_registration_read(b"2,1,\"1A2B\",\"01A2D102\",8"));
+        assert!(looks_like_registration_read(b"0,1"));
+        assert!(!looks_like_registration_read(b"1,\"1A2B\",\"01A2D102\",8"));
+        assert!(!looks_like_registration_read(b"1"));
     }
 
     /// The classification's prefix comparison (by words) agrees with the response parsers'

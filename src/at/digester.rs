@@ -113,25 +113,23 @@ impl<'a, U: UrcSink> Digester<'a, U> {
     #[inline]
     fn current(&mut self) -> Option<Expect> {
         let changes = self.shared.changes();
-        if self.expect_seen == changes {
-            return self.expect;
+        if self.expect_seen != changes {
+            self.reread(changes);
         }
-        self.reread(changes)
+        self.expect
     }
 
     /// [`Digester::current`] after the command bookkeeping changed (`changes`: its count now).
     #[inline(never)]
-    fn reread(&mut self, changes: u32) -> Option<Expect> {
-        let (expect, generation) = self.shared.current_with_generation();
+    fn reread(&mut self, changes: u32) {
+        let generation = self.shared.current_into(&mut self.expect);
         if generation != self.generation {
             // Another command: it starts afresh.
             self.generation = generation;
             self.in_response = false;
             self.lost_line = false;
         }
-        self.expect = expect;
         self.expect_seen = changes;
-        expect
     }
 
     /// Where the next received bytes may be written (then call [`Digester::advance`]). Never

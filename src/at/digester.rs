@@ -559,10 +559,11 @@ impl<'a, U: UrcSink> Digester<'a, U> {
         // `OK`, a third of all lines, is a final result code whatever is in flight.
         let (class, split) = if text == b"OK" {
             (LineClass::Final(line::Final::Ok), None)
-        } else if printable
-            && let Some(e) = &expect
+        } else if let Some(e) = &expect
             && e.info == super::expect::Info::Prefixed
             && line::info_by_prefix(text, e.prefix)
+            // (A line split between two pieces was not checked by the word pass.)
+            && (printable || line::printable(text))
         {
             // An information line of the command in flight, by its plain prefix: what the
             // classification would answer (see `line::info_by_prefix`).

@@ -525,6 +525,14 @@ pub fn after_prefix(line: &[u8]) -> &[u8] {
     }
 }
 
+/// [`is_printable`], out of line (one copy for the classification and the digester's
+/// information line taken by its prefix, when the word pass did not find it printable: a line
+/// split between two pieces, say).
+#[inline(never)]
+pub(crate) fn printable(line: &[u8]) -> bool {
+    is_printable(line)
+}
+
 #[inline]
 fn is_printable(line: &[u8]) -> bool {
     const W: usize = core::mem::size_of::<usize>();
@@ -628,7 +636,7 @@ pub fn classify_split<'l>(
     let Some(&first) = line.first() else {
         return (LineClass::Blank, None);
     };
-    if !printable && !is_printable(line) {
+    if !printable && !self::printable(line) {
         return (LineClass::Garbage, None);
     }
     if first == b'+' {

@@ -430,12 +430,25 @@ fn not_alnum_bits(x: usize) -> usize {
 
 /// How many ASCII letters and digits `s` starts with: a machine word at a time while a whole
 /// word is there (a `+XXX` name ends within the first or second on a 64-bit machine), then
-/// byte by byte.
+/// byte by byte. The first word here, the rest out of line ([`alnum_len_from`]): without a
+/// loop, the word's constants need no saved registers.
 #[inline]
 fn alnum_len(s: &[u8]) -> usize {
     const W: usize = core::mem::size_of::<usize>();
-    let mut n: usize = 0;
-    let mut rest = s;
+    match s.first_chunk::<W>() {
+        Some(w) => match not_alnum_bits(usize::from_le_bytes(*w)) {
+            0 => alnum_len_from(s, W),
+            bad => (bad.trailing_zeros() / 8) as usize,
+        },
+        None => alnum_len_from(s, 0),
+    }
+}
+
+/// [`alnum_len`] of `s`, whose first `n` bytes are letters or digits.
+#[inline(never)]
+fn alnum_len_from(s: &[u8], mut n: usize) -> usize {
+    const W: usize = core::mem::size_of::<usize>();
+    let mut rest = s.get(n..).unwrap_or_default();
     while let Some((w, tail)) = rest.split_first_chunk::<W>() {
         let bad = not_alnum_bits(usize::from_le_bytes(*w));
         if bad != 0 {
@@ -1137,6 +1150,14 @@ mod tests {
         for b in 0..=255u8 {
             for at in 0..12 {
                 let mut s = *b"QSSLOPENabc9Z";
+                s[at] = b;
+                let want = s.iter().take_while(|c| c.is_ascii_alphanumeric()).count();
+                assert_eq!(alnum_len(&s), want, "{b:#x} at {at}");
+                assert_eq!(alnum_len(&s[..at]), at.min(want), "{b:#x} at {at}");
+            }
+            // Past the first word (its continuation, `alnum_len_from`, a word and bytes).
+            for at in 0..22 {
+                let mut s = *b"QSSLOPENabc9ZQSSLURC1x";
                 s[at] = b;
                 let want = s.iter().take_while(|c| c.is_ascii_alphanumeric()).count();
                 assert_eq!(alnum_len(&s), want, "{b:#x} at {at}");

@@ -571,13 +571,16 @@ impl<'a, U: UrcSink> Digester<'a, U> {
         let (class, split) = if text == b"OK" {
             (LineClass::Final(line::Final::Ok), None)
         } else if let Some(e) = &expect
-            && e.info == super::expect::Info::Prefixed
-            && line::info_by_prefix(text, e.prefix)
+            && (e.info == super::expect::Info::Prefixed && line::info_by_prefix(text, e.prefix)
+                // A bare line that starts with a digit (an IMEI, an ICCID, a number): no final
+                // result code, bare URC or echo does.
+                || e.info == super::expect::Info::Bare
+                    && text.first().is_some_and(u8::is_ascii_digit))
             // (A line split between two pieces was not checked by the word pass.)
             && (printable || line::printable(text))
         {
-            // An information line of the command in flight, by its plain prefix: what the
-            // classification would answer (see `line::info_by_prefix`).
+            // An information line of the command in flight, by its plain prefix or its first
+            // digit: what the classification would answer (see `line::info_by_prefix`).
             (LineClass::Info, None)
         } else {
             line::classify_split(text, expect.as_ref(), self.in_response, printable)

@@ -328,6 +328,36 @@ fn lines_by_their_prefix_split_or_not_noise_stays_noise() {
     );
 }
 
+/// A bare command's lines that start with a digit are taken without the classification;
+/// noise among them stays noise, and the bare words, URCs and the echo are still told apart,
+/// however the bytes are cut.
+#[test]
+fn a_bare_commands_digit_lines_any_cut() {
+    let wire: &[u8] = b"ATI\r\r\n866425030000001\r\n8\x01664\r\n\r\nRDY\r\n89860\t1\r\n\
+        Quectel\r\n0\r\n12345678901234567890123456789012345678901234567890123456789012345\x7f\r\n\
+        \r\nOK\r\n";
+    let evs = all_chunkings(Some(Expect::BARE), wire);
+    assert_eq!(
+        evs,
+        [
+            line("866425030000001"),
+            urc("RDY"),
+            line("89860\t1"),
+            line("Quectel"),
+            line("0"),
+            OK
+        ]
+    );
+    for chunk in [1, 2, 3, 5, 7, 64, wire.len()] {
+        let (_, stats) = run(Some(Expect::BARE), wire, chunk);
+        assert_eq!(
+            (stats.garbage_lines, stats.echo_lines),
+            (2, 1),
+            "chunk {chunk}"
+        );
+    }
+}
+
 #[test]
 fn cme_errors_numeric_and_verbose() {
     let evs = all_chunkings(Some(Expect::prefixed(b"+CPIN:")), b"\r\n+CME ERROR: 10\r\n");

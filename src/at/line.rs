@@ -1041,6 +1041,30 @@ mod tests {
         assert!(taken > 100, "{taken}");
     }
 
+    /// The digester takes a printable line that starts with a digit as an information line of
+    /// a bare command (`Expect::BARE`) without the classification: the classification agrees,
+    /// before and after the command's first line, whatever follows the digit.
+    #[test]
+    fn a_bare_line_starting_with_a_digit_is_information() {
+        let bare = Expect::BARE;
+        let mut n = 0;
+        for line in crate::at::random_lines(0xd161_7a1e, 24, 300, b"0159 AT+OK:ER,\"\tRDY") {
+            let line = trim_ascii(&line);
+            if !line.first().is_some_and(u8::is_ascii_digit) || !is_printable(line) {
+                continue;
+            }
+            n += 1;
+            for in_response in [false, true] {
+                assert_eq!(
+                    classify_split(line, Some(&bare), in_response, false).0,
+                    LineClass::Info,
+                    "{line:?}"
+                );
+            }
+        }
+        assert!(n > 1000, "{n}");
+    }
+
     /// The one-digit shortcut of the registration read test agrees with the field split, on
     /// every short text of digits, commas, spaces, quotes and letters.
     #[test]

@@ -296,6 +296,68 @@ fn garbage_is_not_error() {
     assert_eq!(stats.garbage_lines, 2);
 }
 
+/// An information line taken by its plain prefix (without the classification) is checked
+/// printable when the word pass did not (a line split between pieces, a tab in it): noise with
+/// the prefix stays noise, however the bytes are cut; the prefix of a registration report
+/// still goes the classification's way.
+#[test]
+fn lines_by_their_prefix_split_or_not_noise_stays_noise() {
+    let wire: &[u8] =
+        b"\r\n+CSQ: 2\x01,99\r\n+CSQ: 20,99\r\n+CSQ:\t1\r\n+CSQ: 1\x7f\r\n+CSQX: 3\r\n\
+        +CSQ:\x01 12,99,0,0,0,0,0,0,0\r\n+CSQ: 12,99,0,0,0,0,0,0,\x010\r\n\r\nOK\r\n";
+    let expect = Some(Expect::prefixed(b"+CSQ:"));
+    let evs = all_chunkings(expect, wire);
+    assert_eq!(
+        evs,
+        [line("+CSQ: 20,99"), line("+CSQ:\t1"), urc("+CSQX: 3"), OK]
+    );
+    for chunk in [1, 2, 3, 5, 7, 64, wire.len()] {
+        let (_, stats) = run(expect, wire, chunk);
+        assert_eq!(stats.garbage_lines, 4, "chunk {chunk}");
+    }
+    let wire: &[u8] =
+        b"\r\n+CEREG: 2,1,\"1A2B\",\"01A2D102\",8\r\n+CEREG: 1,\"1A2B\"\r\n\r\nOK\r\n";
+    let evs = all_chunkings(Some(Expect::prefixed(b"+CEREG:")), wire);
+    assert_eq!(
+        evs,
+        [
+            line("+CEREG: 2,1,\"1A2B\",\"01A2D102\",8"),
+            urc("+CEREG: 1,\"1A2B\""),
+            OK
+        ]
+    );
+}
+
+/// A bare command's lines that start with a digit are taken without the classification;
+/// noise among them stays noise, and the bare words, URCs and the echo are still told apart,
+/// however the bytes are cut.
+#[test]
+fn a_bare_commands_digit_lines_any_cut() {
+    let wire: &[u8] = b"ATI\r\r\n866425030000001\r\n8\x01664\r\n\r\nRDY\r\n89860\t1\r\n\
+        Quectel\r\n0\r\n12345678901234567890123456789012345678901234567890123456789012345\x7f\r\n\
+        \r\nOK\r\n";
+    let evs = all_chunkings(Some(Expect::BARE), wire);
+    assert_eq!(
+        evs,
+        [
+            line("866425030000001"),
+            urc("RDY"),
+            line("89860\t1"),
+            line("Quectel"),
+            line("0"),
+            OK
+        ]
+    );
+    for chunk in [1, 2, 3, 5, 7, 64, wire.len()] {
+        let (_, stats) = run(Some(Expect::BARE), wire, chunk);
+        assert_eq!(
+            (stats.garbage_lines, stats.echo_lines),
+            (2, 1),
+            "chunk {chunk}"
+        );
+    }
+}
+
 #[test]
 fn cme_errors_numeric_and_verbose() {
     let evs = all_chunkings(Some(Expect::prefixed(b"+CPIN:")), b"\r\n+CME ERROR: 10\r\n");

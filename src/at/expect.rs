@@ -429,11 +429,13 @@ impl ExpectCell {
         self.cell(|c| c.get().expect)
     }
 
-    /// The command in flight and how many commands were begun so far.
-    pub(crate) fn current_with_generation(&self) -> (Option<Expect>, u32) {
+    /// Writes the command in flight into `expect` (the digester's copy, written in place
+    /// rather than returned and copied); returns how many commands were begun so far.
+    pub(crate) fn current_into(&self, expect: &mut Option<Expect>) -> u32 {
         self.cell(|c| {
             let p = c.get();
-            (p.expect, p.generation)
+            *expect = p.expect;
+            p.generation
         })
     }
 

@@ -2563,6 +2563,19 @@ mod tests {
         None
     }
 
+    /// `mqtt` connected over `link` (its CONNACK already queued there).
+    fn connect_over<'s, 'buf>(
+        mqtt: &'s mut Mqtt<'buf, 'buf>,
+        link: &Script,
+    ) -> MqttConnection<'s, 'buf, Script> {
+        let connect = core::pin::pin!(mqtt.establish(link.clone()));
+        match drive(connect, 10) {
+            Some(Ok(conn)) => conn,
+            Some(Err(e)) => panic!("connect: {e:?}"),
+            None => panic!("connect did not finish"),
+        }
+    }
+
     /// The in-flight window is full and a PUBACK for an inbound message is still being written
     /// when the outbox hands `serve` one more message; the link breaks during the flush minimq
     /// does before it refuses that message (no room). minimq never kept it, so it must not be
@@ -2583,12 +2596,7 @@ mod tests {
 
         let first = Script::new(&connack(false));
         {
-            let connect = core::pin::pin!(mqtt.establish(first.clone()));
-            let mut conn = match drive(connect, 10) {
-                Some(Ok(conn)) => conn,
-                Some(Err(e)) => panic!("connect: {e:?}"),
-                None => panic!("connect did not finish"),
-            };
+            let mut conn = connect_over(&mut mqtt, &first);
             let serve = conn.serve(&outbox, |_, _| {});
             let mut serve = core::pin::pin!(serve);
             assert!(drive(serve.as_mut(), 50).is_none());
@@ -2611,12 +2619,7 @@ mod tests {
 
         // The broker resumes the session: minimq replays what it kept, the outbox the rest.
         let second = Script::new(&connack(true));
-        let connect = core::pin::pin!(mqtt.establish(second.clone()));
-        let mut conn = match drive(connect, 10) {
-            Some(Ok(conn)) => conn,
-            Some(Err(e)) => panic!("connect again: {e:?}"),
-            None => panic!("connect again did not finish"),
-        };
+        let mut conn = connect_over(&mut mqtt, &second);
         assert!(conn.resumed_session());
         let serve = conn.serve(&outbox, |_, _| {});
         let mut serve = core::pin::pin!(serve);
@@ -2671,12 +2674,7 @@ mod tests {
         }
         let mut mqtt = Mqtt::new(cfg, &mut buf, 1024).unwrap();
         let link = Script::new(&connack);
-        let connect = core::pin::pin!(mqtt.establish(link.clone()));
-        let mut conn = match drive(connect, 10) {
-            Some(Ok(conn)) => conn,
-            Some(Err(e)) => panic!("connect: {e:?}"),
-            None => panic!("connect did not finish"),
-        };
+        let mut conn = connect_over(&mut mqtt, &link);
         link.rx.borrow_mut().extend(
             [
                 publish_qos1("down", 37, b"down-37", v311),
@@ -2721,12 +2719,7 @@ mod tests {
         let mut buf = [0u8; 4096];
         let mut mqtt = Mqtt::new(config("dev-1"), &mut buf, 1024).unwrap();
         let link = Script::new(&connack(false));
-        let connect = core::pin::pin!(mqtt.establish(link.clone()));
-        let mut conn = match drive(connect, 10) {
-            Some(Ok(conn)) => conn,
-            Some(Err(e)) => panic!("connect: {e:?}"),
-            None => panic!("connect did not finish"),
-        };
+        let mut conn = connect_over(&mut mqtt, &link);
         link.rx
             .borrow_mut()
             .extend(publish_qos1("down", 1, b"one", false));

@@ -718,10 +718,7 @@ impl<IO: minimq::Io> embedded_io_async::Read for Guard<'_, IO> {
             let buf = buf.unwrap_or_default();
             let empty = buf.is_empty();
             let r = self.inner.read(buf).await;
-            let n = match self.broken {
-                None => r?,
-                Some(_) => drain::drained(r, &mut self.broken, empty)?,
-            };
+            let n = drain::drained(r, &mut self.broken, empty)?;
             match self.state {
                 GuardState::Pass { left } => {
                     if n > 0 {
@@ -2384,12 +2381,23 @@ mod tests {
 
     /// An MQTT 5 PUBLISH (QoS 0, no properties) with a multi-byte remaining length if needed.
     fn publish(topic: &str, payload_len: usize) -> Vec<u8> {
+        publish_packet(topic, None, &vec![0x5a; payload_len], false)
+    }
+
+    /// A PUBLISH of `payload` to `topic`: QoS 1 with packet id `id` when there is one, QoS 0
+    /// otherwise; an empty MQTT 5 property list unless `v311`.
+    fn publish_packet(topic: &str, id: Option<u16>, payload: &[u8], v311: bool) -> Vec<u8> {
         let mut body = Vec::new();
         body.extend_from_slice(&(topic.len() as u16).to_be_bytes());
         body.extend_from_slice(topic.as_bytes());
-        body.push(0); // properties length
-        body.extend(core::iter::repeat_n(0x5a, payload_len));
-        let mut p = vec![0x30];
+        if let Some(id) = id {
+            body.extend_from_slice(&id.to_be_bytes());
+        }
+        if !v311 {
+            body.push(0); // properties length
+        }
+        body.extend_from_slice(payload);
+        let mut p = vec![if id.is_some() { 0x32 } else { 0x30 }];
         let mut len = body.len();
         loop {
             let mut b = (len % 128) as u8;
@@ -2640,20 +2648,9 @@ mod tests {
         );
     }
 
-    /// An inbound QoS 1 PUBLISH of `payload` to `topic` with packet id `id` (no MQTT 5
-    /// properties when `v311`).
+    /// An inbound QoS 1 PUBLISH of `payload` to `topic` with packet id `id`.
     fn publish_qos1(topic: &str, id: u16, payload: &[u8], v311: bool) -> Vec<u8> {
-        let mut body = Vec::new();
-        body.extend_from_slice(&(topic.len() as u16).to_be_bytes());
-        body.extend_from_slice(topic.as_bytes());
-        body.extend_from_slice(&id.to_be_bytes());
-        if !v311 {
-            body.push(0); // no properties
-        }
-        body.extend_from_slice(payload);
-        let mut p = vec![0x32, body.len() as u8];
-        p.extend_from_slice(&body);
-        p
+        publish_packet(topic, Some(id), payload, v311)
     }
 
     /// The broker closes the connection with two QoS 1 messages still unread in the modem.

@@ -53,8 +53,9 @@ pub(crate) fn written<T, E: embedded_io_async::Error>(
     }
 }
 
-/// A read's outcome once a write found the peer gone (`broken` holds that write's error): the
-/// bytes it got, or, when the transport has nothing more, the write's error.
+/// A read's outcome: as it came while every write went through (`broken` empty); once a write
+/// found the peer gone (`broken` holds its error), the bytes it got or, when the transport has
+/// nothing more, that write's error.
 pub(crate) fn drained<E>(
     r: Result<usize, E>,
     broken: &mut Option<E>,
@@ -99,10 +100,7 @@ impl<IO: Read + Write> Read for Drain<IO> {
     async fn read(&mut self, buf: &mut [u8]) -> Result<usize, IO::Error> {
         let empty = buf.is_empty();
         let r = self.inner.read(buf).await;
-        match self.broken {
-            None => r,
-            Some(_) => drained(r, &mut self.broken, empty),
-        }
+        drained(r, &mut self.broken, empty)
     }
 }
 

@@ -535,7 +535,8 @@ impl State {
         }
     }
 
-    /// Applies a URC.
+    /// Applies a URC: the fields it changes. The generation is left alone: the cell bumps it
+    /// once per URC ([`StateCell::apply_in`]), whatever the URC changed.
     pub(crate) fn apply(&mut self, urc: &Urc) {
         match urc {
             Urc::Ready if self.psm_asleep => {
@@ -549,7 +550,7 @@ impl State {
                 // What a reboot resets, field by field (the destructuring names every field, so
                 // a new one must be placed here): the counters, the granted PSM timers and the
                 // generation are kept (a waiter on a change of the generation must see the
-                // reboot; it is bumped below). Every context is gone after a reboot, but none
+                // reboot; the cell bumps it). Every context is gone after a reboot, but none
                 // needs the `AT+QIDEACT` clean-up a network deactivation asks for. (Written
                 // field by field rather than as `State::new()` with the kept fields copied
                 // back: a smaller update on firmware.)
@@ -619,10 +620,9 @@ impl State {
             Urc::Unknown(_) => self.unknown_urcs = self.unknown_urcs.wrapping_add(1),
             Urc::Edrx(r) => self.edrx = Some(*r),
             // The network clock is program-wide, not part of the state: no change here.
-            Urc::TimeZone(t) => return clock::observe(t),
-            _ => return,
+            Urc::TimeZone(t) => clock::observe(t),
+            _ => {}
         }
-        self.generation = self.generation.wrapping_add(1);
     }
 }
 
@@ -798,6 +798,31 @@ impl StateCell {
     }
 }
 
+#[cfg(test)]
+impl StateCell {
+    /// What the runner's URC sink does to the cell for `urc` (read from `line`), written as its
+    /// parts, one after the other, for the tests that check the sink against it:
+    /// `State::apply`, the PSM timers of a `+CEREG`, the lookup bookkeeping, the generation.
+    pub(crate) fn apply_as_parts(&self, urc: &Urc, line: &[u8]) {
+        self.locked(|i| {
+            let mut i = i.borrow_mut();
+            let i = &mut *i;
+            i.state.apply(urc);
+            if let Urc::Registration(crate::at::urc::RegDomain::Eps, _) = urc
+                && let Some(g) = cereg_psm_grant(line)
+            {
+                i.state.set_psm_grant(g);
+            }
+            match urc {
+                Urc::Ready => i.dns.resync(),
+                Urc::QiUrc(q) => i.dns.apply(q),
+                _ => {}
+            }
+            i.state.generation = i.state.generation.wrapping_add(1);
+        })
+    }
+}
+
 /// The future of [`StateCell::until`].
 #[must_use = "futures do nothing unless awaited"]
 pub(crate) struct Until<'a> {
@@ -863,6 +888,43 @@ mod tests {
         assert_eq!(cell.get().boots, 2);
     }
 
+    /// Every URC changes the generation exactly once (it was bumped twice for a URC the
+    /// state keeps: by `State::apply` and again by the cell), whatever it changes: one the
+    /// state keeps, one it leaves alone, one it ignores, a time zone, an unknown one.
+    #[test]
+    fn every_urc_changes_the_generation_once() {
+        let lines: [&[u8]; 16] = [
+            b"RDY",
+            b"+CFUN: 1",
+            b"+CPIN: READY",
+            b"+QIND: SMS DONE",
+            b"+CEREG: 1,\"1A2B\",\"01A2D102\",8",
+            b"+QIURC: \"pdpdeact\",1",
+            b"+QIURC: \"dnsgip\",0,1,600",
+            b"+QIURC: \"recv\",0",
+            b"+QIOPEN: 1,0",
+            b"+QIND: \"csq\",20,99",
+            b"+QUSIM: 1",
+            b"RING",
+            b"+CTZV: -20",
+            b"+FOO: 1",
+            b"PSM POWER DOWN",
+            b"RDY",
+        ];
+        let cell = StateCell::new();
+        for line in lines {
+            let before = cell.get().generation;
+            cell.apply(&Urc::parse_line(line).unwrap());
+            assert_eq!(cell.get().generation, before.wrapping_add(1), "{line:?}");
+        }
+        // `State::apply` leaves it to the cell.
+        let mut s = State::new();
+        for line in lines {
+            s.apply(&Urc::parse_line(line).unwrap());
+            assert_eq!(s.generation, 0, "{line:?}");
+        }
+    }
+
     /// A reboot resets, field by field, what `State::new()` with the kept fields copied back
     /// reset.
     #[test]
@@ -898,7 +960,8 @@ mod tests {
         want.psm_grant = before.psm_grant;
         want.unknown_urcs = before.unknown_urcs;
         want.pdp_deact_events = before.pdp_deact_events;
-        want.generation = before.generation.wrapping_add(1);
+        // (The generation is the cell's to bump, once per URC.)
+        want.generation = before.generation;
         s.apply(&Urc::Ready);
         assert_eq!(s, want);
         assert_ne!(before.functionality, None);

@@ -629,8 +629,8 @@ impl State {
 /// Whether [`StateCell::apply_in`] changes nothing but the generation for `urc` (neither the
 /// state nor the DNS bookkeeping): a socket's `+QIOPEN`/`+QSSLOPEN`, `recv` or `closed`, which
 /// only the socket slots take, and the reports the state does not keep (`+QIND: "csq"`,
-/// `+QUSIM`) ([`StateCell::touch_in`] does the rest).
-#[inline]
+/// `+QUSIM`): the first two arms of its `match`, listed again for the tests.
+#[cfg(test)]
 pub(crate) fn leaves_alone(urc: &Urc) -> bool {
     matches!(
         urc,
@@ -694,42 +694,61 @@ impl StateCell {
         })
     }
 
-    /// Applies a URC and wakes waiters.
+    /// Applies a URC and wakes waiters (the state and the lookup bookkeeping; the socket slots
+    /// are the runner's, see [`StateCell::apply_in`]).
     pub fn apply(&self, urc: &Urc) {
-        lock::with(|cs| self.apply_in(cs, urc, None))
+        lock::with(|cs| self.apply_in(cs, urc, None, None))
     }
 
-    /// [`StateCell::apply`] inside the caller's critical section (the runner's, which updates
-    /// the socket slots in the same one), with the PSM timers a `+CEREG` granted (`grant`).
+    /// Applies a URC inside the caller's critical section: to the state and the lookup
+    /// bookkeeping, with the PSM timers a `+CEREG` granted (`grant`), and to the socket slots
+    /// (`pool`, the runner's, in the same section); the generation bumped once and the waiters
+    /// woken, whatever it changed.
+    ///
+    /// One `match` on the URC for all three (inlined into the runner's URC sink, its one caller
+    /// on firmware): a socket's own URC, `recv`, `closed`, `+QIOPEN`/`+QSSLOPEN`, goes to the
+    /// slots without the state's dispatch, a report the state does not keep (`+QIND: "csq"`,
+    /// `+QUSIM`) to neither, and the state's own URCs to the slots only when they are `RDY`
+    /// or `pdpdeact`.
+    #[inline(always)]
     pub(crate) fn apply_in(
         &self,
         cs: critical_section::CriticalSection<'_>,
         urc: &Urc,
         grant: Option<PsmGrant>,
+        pool: Option<&dyn crate::socket::SocketPool>,
     ) {
         let mut i = self.inner.borrow(cs).borrow_mut();
         let i = &mut *i;
-        i.state.apply(urc);
-        if let Some(grant) = grant {
-            i.state.set_psm_grant(grant);
-        }
         match urc {
-            // No lookup result comes after a reboot (the lookup holding the resolver keeps
-            // it; it sees the reboot).
-            Urc::Ready => i.dns.resync(),
-            Urc::QiUrc(q) => i.dns.apply(q),
-            _ => {}
+            Urc::QiOpen { .. }
+            | Urc::QsslOpen { .. }
+            | Urc::QiUrc(QiUrc::Recv(_) | QiUrc::Closed(_))
+            | Urc::QsslUrc(_) => {
+                if let Some(pool) = pool {
+                    pool.apply_urc_in(cs, urc);
+                }
+            }
+            Urc::QInd(QInd::Csq { .. }) | Urc::QUsim(_) => {}
+            _ => {
+                i.state.apply(urc);
+                if let Some(grant) = grant {
+                    i.state.set_psm_grant(grant);
+                }
+                match urc {
+                    // No lookup result comes after a reboot (the lookup holding the resolver
+                    // keeps it; it sees the reboot).
+                    Urc::Ready => i.dns.resync(),
+                    Urc::QiUrc(q) => i.dns.apply(q),
+                    _ => {}
+                }
+                if let Some(pool) = pool
+                    && matches!(urc, Urc::Ready | Urc::QiUrc(QiUrc::PdpDeact(_)))
+                {
+                    pool.apply_urc_in(cs, urc);
+                }
+            }
         }
-        i.state.generation = i.state.generation.wrapping_add(1);
-        i.wakers.wake();
-    }
-
-    /// [`StateCell::apply_in`] for a URC that [`leaves_alone`] (a socket's own URC): the
-    /// generation bumped and the waiters woken, as for every URC, without the dispatch.
-    /// (Inlined into the runner's URC sink, its one caller.)
-    #[inline(always)]
-    pub(crate) fn touch_in(&self, cs: critical_section::CriticalSection<'_>) {
-        let mut i = self.inner.borrow(cs).borrow_mut();
         i.state.generation = i.state.generation.wrapping_add(1);
         i.wakers.wake();
     }
@@ -1123,8 +1142,9 @@ mod tests {
         }
     }
 
-    /// A URC that `leaves_alone` changes the state and the DNS bookkeeping exactly as
-    /// `apply_in` does (the generation only), whatever came before it.
+    /// A URC that `leaves_alone` (which `apply_in` does not dispatch to the state) changes
+    /// the state and the DNS bookkeeping as its parts do, the generation only, whatever came
+    /// before it; every other URC as its parts do too.
     #[test]
     fn urcs_left_alone_change_only_the_generation() {
         let before: [&[u8]; 5] = [
@@ -1158,17 +1178,20 @@ mod tests {
         for prior in before {
             for line in lines {
                 let urc = Urc::parse_line(line).unwrap();
-                let (a, b) = (StateCell::new(), StateCell::new());
-                for cell in [&a, &b] {
+                let (a, b, c) = (StateCell::new(), StateCell::new(), StateCell::new());
+                for cell in [&a, &b, &c] {
                     cell.apply(&Urc::parse_line(prior).unwrap());
                     cell.update_dns(|d| d.busy = true);
                 }
                 a.apply(&urc);
-                lock::with(|cs| b.touch_in(cs));
+                b.apply_as_parts(&urc, line);
+                assert_eq!(a.get(), b.get(), "{prior:?} then {line:?}");
+                assert_eq!(a.dns(), b.dns(), "{prior:?} then {line:?}");
                 if leaves_alone(&urc) {
                     left = left.wrapping_add(1);
-                    assert_eq!(a.get(), b.get(), "{prior:?} then {line:?}");
-                    assert_eq!(a.dns(), b.dns(), "{prior:?} then {line:?}");
+                    c.update(|_| ());
+                    assert_eq!(a.get(), c.get(), "{prior:?} then {line:?}");
+                    assert_eq!(a.dns(), c.dns(), "{prior:?} then {line:?}");
                 }
             }
         }

@@ -44,18 +44,8 @@ impl UrcSink for ApplyUrcs<'_> {
             Some(s) if more => crate::state::cereg_psm_grant_fields(s.text),
             _ => None,
         };
-        // The state and the socket slots in one critical section (a socket's own URC changes
-        // nothing in the state but its generation: no dispatch there).
-        crate::util::lock::with(|cs| {
-            if crate::state::leaves_alone(urc) {
-                self.state.touch_in(cs);
-            } else {
-                self.state.apply_in(cs, urc, grant);
-            }
-            if crate::socket::is_socket_urc(urc) {
-                self.pool.apply_urc_in(cs, urc);
-            }
-        });
+        // The state and the socket slots in one critical section, by one dispatch.
+        crate::util::lock::with(|cs| self.state.apply_in(cs, urc, grant, Some(self.pool)));
         matches!(urc, Urc::Unknown(_))
     }
 }

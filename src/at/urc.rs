@@ -623,7 +623,12 @@ fn qind(i: &[u8]) -> Result<QInd, crate::Error> {
     }
 }
 
+/// `<id>,<err>` (`+QIOPEN`, `+QSSLOPEN`): the usual form, a one-digit id and error (`0,0`,
+/// an open that succeeded), taken at once; any other by [`uint_pair`](super::parse::uint_pair).
 fn id_err(i: &[u8]) -> Result<(u8, u16), crate::Error> {
+    if let [id @ b'0'..=b'9', b',', err @ b'0'..=b'9'] = *i {
+        return Ok((id.wrapping_sub(b'0'), u16::from(err.wrapping_sub(b'0'))));
+    }
     let [id, err] = super::parse::uint_pair(i).ok_or(crate::Error::Parse)?;
     Ok((
         u8_of(id).ok_or(crate::Error::Parse)?,
@@ -1324,6 +1329,36 @@ mod tests {
         }
         assert_eq!(qiurc(b"\"recv\",7"), Ok(QiUrc::Recv(7)));
         assert_eq!(qsslurc(b"\"closed\",0"), Ok(QsslUrc::Closed(0)));
+    }
+
+    /// The one-digit `<id>,<err>` taken at once agrees with the pair read in general.
+    #[test]
+    fn one_digit_id_and_error_taken_at_once_agree_with_the_pair() {
+        let general = |i: &[u8]| -> Result<(u8, u16), crate::Error> {
+            let [id, err] = super::super::parse::uints::<2>(i).ok_or(crate::Error::Parse)?;
+            Ok((
+                u8_of(id).ok_or(crate::Error::Parse)?,
+                u16::try_from(err).map_err(|_| crate::Error::Parse)?,
+            ))
+        };
+        for line in crate::at::random_lines(0x1d0e_7700, 7, 4000, b",,0019x /") {
+            assert_eq!(id_err(&line), general(&line), "{line:?}");
+        }
+        for line in [
+            &b"0,0"[..],
+            b"9,9",
+            b"1,566",
+            b"12,0",
+            b"1,0 ",
+            b"1 ,0",
+            b"1,a",
+            b":,0",
+            b"1,/",
+            b"256,0",
+            b"1,65536",
+        ] {
+            assert_eq!(id_err(line), general(line), "{line:?}");
+        }
     }
 
     #[test]

@@ -468,6 +468,13 @@ fn socket_urc(i: &[u8], ssl: bool) -> Result<QiUrc, crate::Error> {
             QiUrc::Closed(d)
         });
     }
+    socket_urc_rest(i, ssl)
+}
+
+/// [`socket_urc`] for the forms it does not take at once (out of line: the usual forms save no
+/// registers for the general read).
+#[inline(never)]
+fn socket_urc_rest(i: &[u8], ssl: bool) -> Result<QiUrc, crate::Error> {
     let id = |id| u8_of(id).ok_or(crate::Error::Parse);
     match socket_fields(i) {
         Some((RECV, n, None)) => return id(n).map(QiUrc::Recv),

@@ -36,7 +36,12 @@ pub enum PinCode {
 impl PinCode {
     /// Parses the text after `+CPIN:`.
     pub fn from_text(text: &[u8]) -> Self {
-        let t = trim_ascii(text);
+        Self::from_trimmed(trim_ascii(text))
+    }
+
+    /// [`PinCode::from_text`] of a text without white space at its ends (a URC's text, as the
+    /// digester split it: not trimmed again).
+    pub(crate) fn from_trimmed(t: &[u8]) -> Self {
         // `READY`, nearly every answer, without the table.
         if t == b"READY" {
             return PinCode::Ready;
@@ -732,8 +737,12 @@ impl Urc {
                     return Some(Urc::QInd(q));
                 }
             }
-            (5, CPIN) => return Some(Urc::Cpin(PinCode::from_text(rest))),
+            (5, CPIN) => return Some(Urc::Cpin(PinCode::from_trimmed(rest))),
             (6, QUSIM) => {
+                // (Its one form, a digit, at once.)
+                if let [d @ b'0'..=b'9'] = *rest {
+                    return Some(Urc::QUsim(d.wrapping_sub(b'0')));
+                }
                 if let Some(v) = uints::<1>(rest).and_then(|[v]| u8_of(v)) {
                     return Some(Urc::QUsim(v));
                 }
@@ -1125,6 +1134,15 @@ mod tests {
                     n[k] = b;
                     near.push(n);
                 }
+            }
+        }
+        // The bodies taken at once (a `+QUSIM` digit, a `+CPIN` text not trimmed again) read
+        // as the old match read them, white space around them or not.
+        for body in crate::at::random_lines(0xc0de_5170, 9, 600, b"019x \tREADYSIMPUK") {
+            for name in [&b"+QUSIM"[..], b"+CPIN", b"+QIOPEN"] {
+                let line = [name, b": ", &body[..]].concat();
+                let want = old_dispatch(name, trim_ascii(&body));
+                assert_eq!(Urc::parse_line(&line), want, "{line:?}");
             }
         }
         for name in &near {

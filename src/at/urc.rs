@@ -605,6 +605,7 @@ fn dnsgip(i: &[u8]) -> Result<QiUrc, crate::Error> {
     Ok(QiUrc::DnsResult { err, count })
 }
 
+#[inline(always)]
 fn qsslurc(i: &[u8]) -> Result<QsslUrc, crate::Error> {
     Ok(match socket_urc(i, true)? {
         QiUrc::Recv(id) => QsslUrc::Recv(id),
@@ -613,25 +614,34 @@ fn qsslurc(i: &[u8]) -> Result<QsslUrc, crate::Error> {
     })
 }
 
+/// A `+QIND` body: `SMS DONE` compared in line (inlined into the name's `match`: no call for
+/// it), anything else by [`qind_report`].
+#[inline(always)]
 fn qind(i: &[u8]) -> Result<QInd, crate::Error> {
-    // (`==`, a length test and a `memcmp` call, where a `match` on the two texts compared
-    // them byte by byte in line.)
-    match i {
-        _ if i == b"SMS DONE" => Ok(QInd::SmsDone),
-        _ if i == b"PB DONE" => Ok(QInd::PbDone),
-        _ => {
-            let csq = i
-                .strip_prefix(b"\"csq\"")
-                .and_then(super::parse::after_comma)
-                .and_then(super::parse::uint_pair);
-            match csq {
-                Some([rssi, ber]) => Ok(QInd::Csq {
-                    rssi: u8_of(rssi).ok_or(crate::Error::Parse)?,
-                    ber: u8_of(ber).ok_or(crate::Error::Parse)?,
-                }),
-                None => Ok(QInd::Other),
-            }
-        }
+    // (`==`, a length test and a `memcmp` call, where a `match` compared the text byte by
+    // byte in line.)
+    if i == b"SMS DONE" {
+        return Ok(QInd::SmsDone);
+    }
+    qind_report(i)
+}
+
+/// [`qind`] for what is not `SMS DONE`: `PB DONE`, a `"csq"` report, or [`QInd::Other`].
+#[inline(never)]
+fn qind_report(i: &[u8]) -> Result<QInd, crate::Error> {
+    if i == b"PB DONE" {
+        return Ok(QInd::PbDone);
+    }
+    let csq = i
+        .strip_prefix(b"\"csq\"")
+        .and_then(super::parse::after_comma)
+        .and_then(super::parse::uint_pair);
+    match csq {
+        Some([rssi, ber]) => Ok(QInd::Csq {
+            rssi: u8_of(rssi).ok_or(crate::Error::Parse)?,
+            ber: u8_of(ber).ok_or(crate::Error::Parse)?,
+        }),
+        None => Ok(QInd::Other),
     }
 }
 
@@ -1421,6 +1431,50 @@ mod tests {
         }
         assert_eq!(qiurc(b"\"recv\",7"), Ok(QiUrc::Recv(7)));
         assert_eq!(qsslurc(b"\"closed\",0"), Ok(QsslUrc::Closed(0)));
+    }
+
+    /// `+QIND` with `SMS DONE` compared in line and the rest out of line reads what the one
+    /// function read.
+    #[test]
+    fn qind_split_in_two_agrees_with_the_one_reading() {
+        fn old_qind(i: &[u8]) -> Result<QInd, crate::Error> {
+            match i {
+                _ if i == b"SMS DONE" => Ok(QInd::SmsDone),
+                _ if i == b"PB DONE" => Ok(QInd::PbDone),
+                _ => {
+                    let csq = i
+                        .strip_prefix(b"\"csq\"")
+                        .and_then(super::super::parse::after_comma)
+                        .and_then(super::super::parse::uint_pair);
+                    match csq {
+                        Some([rssi, ber]) => Ok(QInd::Csq {
+                            rssi: u8_of(rssi).ok_or(crate::Error::Parse)?,
+                            ber: u8_of(ber).ok_or(crate::Error::Parse)?,
+                        }),
+                        None => Ok(QInd::Other),
+                    }
+                }
+            }
+        }
+        for body in [
+            &b"SMS DONE"[..],
+            b"PB DONE",
+            b"SMS DONE ",
+            b"PB DONEX",
+            b"\"csq\",20,99",
+            b"\"csq\",256,99",
+            b"\"csq\", 31 ,0",
+            b"\"csq\"",
+            b"",
+        ] {
+            assert_eq!(qind(body), old_qind(body), "{body:?}");
+        }
+        for tail in crate::at::random_lines(0x0e1d_0001, 9, 300, b"0129, x") {
+            for head in [&b""[..], b"\"csq\"", b"\"csq\",", b"SMS DONE", b"PB DONE"] {
+                let body = [head, &tail[..]].concat();
+                assert_eq!(qind(&body), old_qind(&body), "{body:?}");
+            }
+        }
     }
 
     /// The one-digit `<id>,<err>` taken at once agrees with the pair read in general.

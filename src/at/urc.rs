@@ -138,24 +138,22 @@ fn hex_digit(d: u8) -> Option<u32> {
     Some(u32::from(v))
 }
 
-/// Hexadecimal digits from the start of `t` (at least one, fitting `u32`): the value and the
-/// rest (from the first byte that is not a hex digit), or `None`. One pass, a shift and a test
-/// per digit (no `char::to_digit`, no checked multiplication).
+/// Hexadecimal digits from the start of `t` (at least one, fitting `u32`): the value and how
+/// many digits (up to the first byte that is not one), or a count of 0 (no digit, or above
+/// `u32::MAX`). One pass, a shift and a test per digit (no `char::to_digit`, no checked
+/// multiplication); returned in two registers, not through memory.
 #[inline(never)]
-fn read_hex(t: &[u8]) -> Option<(u32, &[u8])> {
+fn read_hex(t: &[u8]) -> (u32, usize) {
     let mut v: u32 = 0;
     let mut n = 0usize;
     while let Some(d) = t.get(n).copied().and_then(hex_digit) {
         if v > 0x0fff_ffff {
-            return None;
+            return (0, 0);
         }
         v = v << 4 | d;
         n = n.wrapping_add(1);
     }
-    if n == 0 {
-        return None;
-    }
-    Some((v, t.get(n..).unwrap_or_default()))
+    (v, n)
 }
 
 /// A hexadecimal `u32` as `u32::from_str_radix(_, 16)` reads it (an optional `+`, then at least
@@ -163,8 +161,8 @@ fn read_hex(t: &[u8]) -> Option<(u32, &[u8])> {
 #[inline(never)]
 pub(crate) fn hex_u32(t: &[u8]) -> Option<u32> {
     let t = t.strip_prefix(b"+").unwrap_or(t);
-    match read_hex(t)? {
-        (v, []) => Some(v),
+    match read_hex(t) {
+        (v, n) if n != 0 && n == t.len() => Some(v),
         _ => None,
     }
 }
@@ -180,8 +178,11 @@ fn hex_quoted(i: &[u8]) -> Option<(&[u8], Option<u32>)> {
     if let Some(rest) = rest.strip_prefix(b"\"") {
         return Some((rest, None));
     }
-    let (v, rest) = read_hex(rest.strip_prefix(b"+").unwrap_or(rest))?;
-    Some((rest.strip_prefix(b"\"")?, Some(v)))
+    let t = rest.strip_prefix(b"+").unwrap_or(rest);
+    match read_hex(t) {
+        (_, 0) => None,
+        (v, n) => Some((t.get(n..)?.strip_prefix(b"\"")?, Some(v))),
+    }
 }
 
 /// Parses `<stat>[,"<lac>","<ci>"[,<AcT>[,...]]]` (URC form, without the leading `<n>`).
@@ -532,10 +533,11 @@ fn ipv6(t: &[u8]) -> Option<Ipv6Addr> {
     // Groups of one to four hex digits (by `read_hex`, out of line) between colons, one `::`.
     // (Empty only after a leading `::`: the address `::`.)
     while !t.is_empty() {
-        let (v, rest) = read_hex(t)?;
-        if t.len().wrapping_sub(rest.len()) > 4 {
+        let (v, digits) = read_hex(t);
+        if digits == 0 || digits > 4 {
             return None;
         }
+        let rest = t.get(digits..)?;
         // At most four hex digits: `v` fits 16 bits.
         *groups.get_mut(n)? = v as u16;
         n = n.checked_add(1)?;
@@ -1431,6 +1433,31 @@ mod tests {
         }
         assert_eq!(qiurc(b"\"recv\",7"), Ok(QiUrc::Recv(7)));
         assert_eq!(qsslurc(b"\"closed\",0"), Ok(QsslUrc::Closed(0)));
+    }
+
+    /// `hex_u32` (through `read_hex`, its count of digits returned in a register) reads what
+    /// `u32::from_str_radix(_, 16)` reads, leading zeros, overflow and a bare `+` included.
+    #[test]
+    fn hex_u32_agrees_with_from_str_radix() {
+        for t in crate::at::random_lines(0x0e0e_0016, 13, 800, b"+0001fFaAgx9") {
+            let want = core::str::from_utf8(&t)
+                .ok()
+                .and_then(|s| u32::from_str_radix(s, 16).ok());
+            assert_eq!(hex_u32(&t), want, "{t:?}");
+        }
+        for t in [
+            &b"000000000ffffffff"[..],
+            b"100000000",
+            b"+",
+            b"",
+            b"ffffffff",
+            b"+0",
+        ] {
+            let want = core::str::from_utf8(t)
+                .ok()
+                .and_then(|s| u32::from_str_radix(s, 16).ok());
+            assert_eq!(hex_u32(t), want, "{t:?}");
+        }
     }
 
     /// `+QIND` with `SMS DONE` compared in line and the rest out of line reads what the one

@@ -639,10 +639,11 @@ fn qind_report(i: &[u8]) -> Result<QInd, crate::Error> {
         .and_then(super::parse::after_comma)
         .and_then(super::parse::uint_pair);
     match csq {
-        Some([rssi, ber]) => Ok(QInd::Csq {
-            rssi: u8_of(rssi).ok_or(crate::Error::Parse)?,
-            ber: u8_of(ber).ok_or(crate::Error::Parse)?,
-        }),
+        // (Both numbers checked at once, no result built for the first.)
+        Some([rssi, ber]) => match (u8_of(rssi), u8_of(ber)) {
+            (Some(rssi), Some(ber)) => Ok(QInd::Csq { rssi, ber }),
+            _ => Err(crate::Error::Parse),
+        },
         None => Ok(QInd::Other),
     }
 }

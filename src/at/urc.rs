@@ -655,10 +655,11 @@ fn id_err(i: &[u8]) -> Result<(u8, u16), crate::Error> {
         return Ok((id.wrapping_sub(b'0'), u16::from(err.wrapping_sub(b'0'))));
     }
     let [id, err] = super::parse::uint_pair(i).ok_or(crate::Error::Parse)?;
-    Ok((
-        u8_of(id).ok_or(crate::Error::Parse)?,
-        u16::try_from(err).map_err(|_| crate::Error::Parse)?,
-    ))
+    // (Both checked at once, no result built for the first.)
+    match (u8_of(id), u16::try_from(err)) {
+        (Some(id), Ok(err)) => Ok((id, err)),
+        _ => Err(crate::Error::Parse),
+    }
 }
 
 /// A name's first and last four bytes as one word (the first in its low half), 0 for a name

@@ -315,8 +315,9 @@ mod tests {
     use super::*;
 
     /// The runner's URC sink (`ApplyUrcs`: one parse, the state, the lookups and the socket
-    /// slots in one critical section) does what the URC's parts do one after the other:
-    /// `StateCell::apply_as_parts` and `socket::apply_urc`, the generation once per URC, on URCs in random order.
+    /// slots in one critical section) does what the URC's parts do one after the other
+    /// (`StateCell::apply_as_parts`, then `socket::apply_urc`), the generation once per URC,
+    /// on URCs in random order.
     #[test]
     fn the_runner_sink_applies_urcs_as_their_parts_do() {
         use crate::socket::{Kind, Phase, SocketPool, Sockets};

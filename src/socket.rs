@@ -530,7 +530,8 @@ pub(crate) fn is_socket_urc(urc: &Urc) -> bool {
 
 impl<const S: usize, const R: usize> Inner<S, R> {
     /// [`SocketPool::apply_urc_in`]: the slots `urc` concerns changed, their waiters woken,
-    /// the runner kicked.
+    /// the runner kicked. (Inlined into its one caller.)
+    #[inline(always)]
     fn apply_urc(&mut self, urc: &Urc) {
         match urc {
             Urc::QiOpen { id, err } | Urc::QsslOpen { id, err } => self.one(*id, |s| {
@@ -551,43 +552,42 @@ impl<const S: usize, const R: usize> Inner<S, R> {
                     }
                 })
             }
-            // Every slot looked at and woken, the runner kicked: one loop for both (`cid`:
-            // the deactivated context, `None` for a reboot).
-            Urc::QiUrc(QiUrc::PdpDeact(_)) | Urc::Ready => {
-                let cid = match urc {
-                    Urc::QiUrc(QiUrc::PdpDeact(cid)) => Some(*cid),
-                    _ => None,
-                };
-                for slot in &mut self.slots {
-                    let s = &mut slot.state;
-                    match cid {
-                        Some(cid) => {
-                            if s.cid == cid
-                                && matches!(
-                                    s.phase,
-                                    Phase::Open | Phase::PeerClosed | Phase::Opening
-                                )
-                            {
-                                s.phase = Phase::Failed(Error::ContextDeactivated);
-                                s.recv_pending = false;
-                            }
-                        }
-                        None => {
-                            if !matches!(s.phase, Phase::Free | Phase::Abandoned) {
-                                s.phase = Phase::Failed(Error::Rebooted);
-                                s.recv_pending = false;
-                            } else if s.phase == Phase::Abandoned {
-                                // Nothing to close in a freshly booted modem.
-                                s.open_result = Some(0xffff);
-                            }
-                        }
-                    }
-                    slot.wakers.wake();
-                }
-                self.kick();
-            }
+            Urc::QiUrc(QiUrc::PdpDeact(cid)) => self.every(Some(*cid)),
+            Urc::Ready => self.every(None),
             _ => {}
         }
+    }
+
+    /// [`Inner::apply_urc`] for a URC about every slot: a deactivated context (`cid`) or a
+    /// reboot (`None`). Every slot looked at and woken, the runner kicked: one loop for both.
+    /// (Out of line: the registers its loop needs are not saved for the URCs about one slot,
+    /// nearly all of them.)
+    #[inline(never)]
+    fn every(&mut self, cid: Option<u8>) {
+        for slot in &mut self.slots {
+            let s = &mut slot.state;
+            match cid {
+                Some(cid) => {
+                    if s.cid == cid
+                        && matches!(s.phase, Phase::Open | Phase::PeerClosed | Phase::Opening)
+                    {
+                        s.phase = Phase::Failed(Error::ContextDeactivated);
+                        s.recv_pending = false;
+                    }
+                }
+                None => {
+                    if !matches!(s.phase, Phase::Free | Phase::Abandoned) {
+                        s.phase = Phase::Failed(Error::Rebooted);
+                        s.recv_pending = false;
+                    } else if s.phase == Phase::Abandoned {
+                        // Nothing to close in a freshly booted modem.
+                        s.open_result = Some(0xffff);
+                    }
+                }
+            }
+            slot.wakers.wake();
+        }
+        self.kick();
     }
 
     /// Slot `id` changed by `f`, its waiters woken, the runner kicked (an id the pool does not

@@ -535,7 +535,8 @@ impl State {
         }
     }
 
-    /// Applies a URC.
+    /// Applies a URC: the fields it changes. The generation is left alone: the cell bumps it
+    /// once per URC ([`StateCell::apply_in`]), whatever the URC changed.
     pub(crate) fn apply(&mut self, urc: &Urc) {
         match urc {
             Urc::Ready if self.psm_asleep => {
@@ -549,7 +550,7 @@ impl State {
                 // What a reboot resets, field by field (the destructuring names every field, so
                 // a new one must be placed here): the counters, the granted PSM timers and the
                 // generation are kept (a waiter on a change of the generation must see the
-                // reboot; it is bumped below). Every context is gone after a reboot, but none
+                // reboot; the cell bumps it). Every context is gone after a reboot, but none
                 // needs the `AT+QIDEACT` clean-up a network deactivation asks for. (Written
                 // field by field rather than as `State::new()` with the kept fields copied
                 // back: a smaller update on firmware.)
@@ -619,18 +620,17 @@ impl State {
             Urc::Unknown(_) => self.unknown_urcs = self.unknown_urcs.wrapping_add(1),
             Urc::Edrx(r) => self.edrx = Some(*r),
             // The network clock is program-wide, not part of the state: no change here.
-            Urc::TimeZone(t) => return clock::observe(t),
-            _ => return,
+            Urc::TimeZone(t) => clock::observe(t),
+            _ => {}
         }
-        self.generation = self.generation.wrapping_add(1);
     }
 }
 
 /// Whether [`StateCell::apply_in`] changes nothing but the generation for `urc` (neither the
 /// state nor the DNS bookkeeping): a socket's `+QIOPEN`/`+QSSLOPEN`, `recv` or `closed`, which
 /// only the socket slots take, and the reports the state does not keep (`+QIND: "csq"`,
-/// `+QUSIM`) ([`StateCell::touch_in`] does the rest).
-#[inline]
+/// `+QUSIM`): the first two arms of its `match`, listed again for the tests.
+#[cfg(test)]
 pub(crate) fn leaves_alone(urc: &Urc) -> bool {
     matches!(
         urc,
@@ -694,42 +694,61 @@ impl StateCell {
         })
     }
 
-    /// Applies a URC and wakes waiters.
+    /// Applies a URC and wakes waiters (the state and the lookup bookkeeping; the socket slots
+    /// are the runner's, see [`StateCell::apply_in`]).
     pub fn apply(&self, urc: &Urc) {
-        lock::with(|cs| self.apply_in(cs, urc, None))
+        lock::with(|cs| self.apply_in(cs, urc, None, None))
     }
 
-    /// [`StateCell::apply`] inside the caller's critical section (the runner's, which updates
-    /// the socket slots in the same one), with the PSM timers a `+CEREG` granted (`grant`).
+    /// Applies a URC inside the caller's critical section: to the state and the lookup
+    /// bookkeeping, with the PSM timers a `+CEREG` granted (`grant`), and to the socket slots
+    /// (`pool`, the runner's, in the same section); the generation bumped once and the waiters
+    /// woken, whatever it changed.
+    ///
+    /// One `match` on the URC for all three (inlined into the runner's URC sink, its one caller
+    /// on firmware): a socket's own URC, `recv`, `closed`, `+QIOPEN`/`+QSSLOPEN`, goes to the
+    /// slots without the state's dispatch, a report the state does not keep (`+QIND: "csq"`,
+    /// `+QUSIM`) to neither, and the state's own URCs to the slots only when they are `RDY`
+    /// or `pdpdeact`.
+    #[inline(always)]
     pub(crate) fn apply_in(
         &self,
         cs: critical_section::CriticalSection<'_>,
         urc: &Urc,
         grant: Option<PsmGrant>,
+        pool: Option<&dyn crate::socket::SocketPool>,
     ) {
         let mut i = self.inner.borrow(cs).borrow_mut();
         let i = &mut *i;
-        i.state.apply(urc);
-        if let Some(grant) = grant {
-            i.state.set_psm_grant(grant);
-        }
         match urc {
-            // No lookup result comes after a reboot (the lookup holding the resolver keeps
-            // it; it sees the reboot).
-            Urc::Ready => i.dns.resync(),
-            Urc::QiUrc(q) => i.dns.apply(q),
-            _ => {}
+            Urc::QiOpen { .. }
+            | Urc::QsslOpen { .. }
+            | Urc::QiUrc(QiUrc::Recv(_) | QiUrc::Closed(_))
+            | Urc::QsslUrc(_) => {
+                if let Some(pool) = pool {
+                    pool.apply_urc_in(cs, urc);
+                }
+            }
+            Urc::QInd(QInd::Csq { .. }) | Urc::QUsim(_) => {}
+            _ => {
+                i.state.apply(urc);
+                if let Some(grant) = grant {
+                    i.state.set_psm_grant(grant);
+                }
+                match urc {
+                    // No lookup result comes after a reboot (the lookup holding the resolver
+                    // keeps it; it sees the reboot).
+                    Urc::Ready => i.dns.resync(),
+                    Urc::QiUrc(q) => i.dns.apply(q),
+                    _ => {}
+                }
+                if let Some(pool) = pool
+                    && matches!(urc, Urc::Ready | Urc::QiUrc(QiUrc::PdpDeact(_)))
+                {
+                    pool.apply_urc_in(cs, urc);
+                }
+            }
         }
-        i.state.generation = i.state.generation.wrapping_add(1);
-        i.wakers.wake();
-    }
-
-    /// [`StateCell::apply_in`] for a URC that [`leaves_alone`] (a socket's own URC): the
-    /// generation bumped and the waiters woken, as for every URC, without the dispatch.
-    /// (Inlined into the runner's URC sink, its one caller.)
-    #[inline(always)]
-    pub(crate) fn touch_in(&self, cs: critical_section::CriticalSection<'_>) {
-        let mut i = self.inner.borrow(cs).borrow_mut();
         i.state.generation = i.state.generation.wrapping_add(1);
         i.wakers.wake();
     }
@@ -798,6 +817,31 @@ impl StateCell {
     }
 }
 
+#[cfg(test)]
+impl StateCell {
+    /// What the runner's URC sink does to the cell for `urc` (read from `line`), written as its
+    /// parts, one after the other, for the tests that check the sink against it:
+    /// `State::apply`, the PSM timers of a `+CEREG`, the lookup bookkeeping, the generation.
+    pub(crate) fn apply_as_parts(&self, urc: &Urc, line: &[u8]) {
+        self.locked(|i| {
+            let mut i = i.borrow_mut();
+            let i = &mut *i;
+            i.state.apply(urc);
+            if let Urc::Registration(crate::at::urc::RegDomain::Eps, _) = urc
+                && let Some(g) = cereg_psm_grant(line)
+            {
+                i.state.set_psm_grant(g);
+            }
+            match urc {
+                Urc::Ready => i.dns.resync(),
+                Urc::QiUrc(q) => i.dns.apply(q),
+                _ => {}
+            }
+            i.state.generation = i.state.generation.wrapping_add(1);
+        })
+    }
+}
+
 /// The future of [`StateCell::until`].
 #[must_use = "futures do nothing unless awaited"]
 pub(crate) struct Until<'a> {
@@ -863,6 +907,43 @@ mod tests {
         assert_eq!(cell.get().boots, 2);
     }
 
+    /// Every URC changes the generation exactly once (it was bumped twice for a URC the
+    /// state keeps: by `State::apply` and again by the cell), whatever it changes: one the
+    /// state keeps, one it leaves alone, one it ignores, a time zone, an unknown one.
+    #[test]
+    fn every_urc_changes_the_generation_once() {
+        let lines: [&[u8]; 16] = [
+            b"RDY",
+            b"+CFUN: 1",
+            b"+CPIN: READY",
+            b"+QIND: SMS DONE",
+            b"+CEREG: 1,\"1A2B\",\"01A2D102\",8",
+            b"+QIURC: \"pdpdeact\",1",
+            b"+QIURC: \"dnsgip\",0,1,600",
+            b"+QIURC: \"recv\",0",
+            b"+QIOPEN: 1,0",
+            b"+QIND: \"csq\",20,99",
+            b"+QUSIM: 1",
+            b"RING",
+            b"+CTZV: -20",
+            b"+FOO: 1",
+            b"PSM POWER DOWN",
+            b"RDY",
+        ];
+        let cell = StateCell::new();
+        for line in lines {
+            let before = cell.get().generation;
+            cell.apply(&Urc::parse_line(line).unwrap());
+            assert_eq!(cell.get().generation, before.wrapping_add(1), "{line:?}");
+        }
+        // `State::apply` leaves it to the cell.
+        let mut s = State::new();
+        for line in lines {
+            s.apply(&Urc::parse_line(line).unwrap());
+            assert_eq!(s.generation, 0, "{line:?}");
+        }
+    }
+
     /// A reboot resets, field by field, what `State::new()` with the kept fields copied back
     /// reset.
     #[test]
@@ -898,7 +979,8 @@ mod tests {
         want.psm_grant = before.psm_grant;
         want.unknown_urcs = before.unknown_urcs;
         want.pdp_deact_events = before.pdp_deact_events;
-        want.generation = before.generation.wrapping_add(1);
+        // (The generation is the cell's to bump, once per URC.)
+        want.generation = before.generation;
         s.apply(&Urc::Ready);
         assert_eq!(s, want);
         assert_ne!(before.functionality, None);
@@ -1060,8 +1142,9 @@ mod tests {
         }
     }
 
-    /// A URC that `leaves_alone` changes the state and the DNS bookkeeping exactly as
-    /// `apply_in` does (the generation only), whatever came before it.
+    /// A URC that `leaves_alone` (which `apply_in` does not dispatch to the state) changes
+    /// the state and the DNS bookkeeping as its parts do, the generation only, whatever came
+    /// before it; every other URC as its parts do too.
     #[test]
     fn urcs_left_alone_change_only_the_generation() {
         let before: [&[u8]; 5] = [
@@ -1095,17 +1178,20 @@ mod tests {
         for prior in before {
             for line in lines {
                 let urc = Urc::parse_line(line).unwrap();
-                let (a, b) = (StateCell::new(), StateCell::new());
-                for cell in [&a, &b] {
+                let (a, b, c) = (StateCell::new(), StateCell::new(), StateCell::new());
+                for cell in [&a, &b, &c] {
                     cell.apply(&Urc::parse_line(prior).unwrap());
                     cell.update_dns(|d| d.busy = true);
                 }
                 a.apply(&urc);
-                lock::with(|cs| b.touch_in(cs));
+                b.apply_as_parts(&urc, line);
+                assert_eq!(a.get(), b.get(), "{prior:?} then {line:?}");
+                assert_eq!(a.dns(), b.dns(), "{prior:?} then {line:?}");
                 if leaves_alone(&urc) {
                     left = left.wrapping_add(1);
-                    assert_eq!(a.get(), b.get(), "{prior:?} then {line:?}");
-                    assert_eq!(a.dns(), b.dns(), "{prior:?} then {line:?}");
+                    c.update(|_| ());
+                    assert_eq!(a.get(), c.get(), "{prior:?} then {line:?}");
+                    assert_eq!(a.dns(), c.dns(), "{prior:?} then {line:?}");
                 }
             }
         }

@@ -44,18 +44,8 @@ impl UrcSink for ApplyUrcs<'_> {
             Some(s) if more => crate::state::cereg_psm_grant_fields(s.text),
             _ => None,
         };
-        // The state and the socket slots in one critical section (a socket's own URC changes
-        // nothing in the state but its generation: no dispatch there).
-        crate::util::lock::with(|cs| {
-            if crate::state::leaves_alone(urc) {
-                self.state.touch_in(cs);
-            } else {
-                self.state.apply_in(cs, urc, grant);
-            }
-            if crate::socket::is_socket_urc(urc) {
-                self.pool.apply_urc_in(cs, urc);
-            }
-        });
+        // The state and the socket slots in one critical section, by one dispatch.
+        crate::util::lock::with(|cs| self.state.apply_in(cs, urc, grant, Some(self.pool)));
         matches!(urc, Urc::Unknown(_))
     }
 }
@@ -319,3 +309,103 @@ mod never {
 /// The never type `!`, by a name that stable Rust accepts where `!` is not (as a future's
 /// output): the output of [`Runner::run`]'s future, which never completes.
 pub type Never = <fn() -> ! as never::HasOutput>::Output;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The runner's URC sink (`ApplyUrcs`: one parse, the state, the lookups and the socket
+    /// slots in one critical section) does what the URC's parts do one after the other
+    /// (`StateCell::apply_as_parts`, then `socket::apply_urc`), the generation once per URC,
+    /// on URCs in random order.
+    #[test]
+    fn the_runner_sink_applies_urcs_as_their_parts_do() {
+        use crate::socket::{Kind, Phase, SocketPool, Sockets};
+        let lines: [&[u8]; 34] = [
+            b"RDY",
+            b"APP RDY",
+            b"PSM POWER DOWN",
+            b"POWERED DOWN",
+            b"SMS Ready",
+            b"RING",
+            b"+CFUN: 1",
+            b"+CPIN: READY",
+            b"+CPIN: SIM PIN",
+            b"+QUSIM: 1",
+            b"+QIND: SMS DONE",
+            b"+QIND: \"csq\",20,99",
+            b"+QIND: PB DONE",
+            b"+CEREG: 1,\"1A2B\",\"01A2D102\",8",
+            b"+CEREG: 5,\"D509\",\"80D413D\",9,,,\"00100010\",\"00000110\"",
+            b"+CEREG: 2",
+            b"+CREG: 5",
+            b"+CGREG: 1,\"1A2B\",\"01A2D102\"",
+            b"+QPSMTIMER: 3600,60",
+            b"+QIURC: \"recv\",0",
+            b"+QIURC: \"recv\",2",
+            b"+QIURC: \"closed\",1",
+            b"+QIURC: \"closed\",3",
+            b"+QIURC: \"pdpdeact\",1",
+            b"+QIURC: \"dnsgip\",0,1,600",
+            b"+QIURC: \"dnsgip\",\"10.0.0.1\"",
+            b"+QSSLURC: \"recv\",1",
+            b"+QSSLURC: \"closed\",2",
+            b"+QIOPEN: 1,0",
+            b"+QIOPEN: 2,566",
+            b"+QSSLOPEN: 0,0",
+            b"+CTZV: -20",
+            b"+FOO: 1",
+            b"+QIURC: \"recv\",x",
+        ];
+        let setup = |pool: &dyn SocketPool| {
+            for (cid, phase) in [
+                (1, Phase::Open),
+                (1, Phase::Opening),
+                (2, Phase::Open),
+                (1, Phase::Abandoned),
+            ] {
+                let i = pool.claim(Kind::Tcp, cid).unwrap();
+                pool.update(i, &mut |s| s.phase = phase);
+            }
+        };
+        let mut x = 0x5eed_0a11u32;
+        for _round in 0..40 {
+            let (a, b) = (StateCell::new(), StateCell::new());
+            let (pa, pb) = (Sockets::<4, 16>::new(), Sockets::<4, 16>::new());
+            setup(&pa);
+            setup(&pb);
+            for cell in [&a, &b] {
+                cell.update_dns(|d| {
+                    d.busy = true;
+                    d.issued = 2;
+                });
+            }
+            let mut sink = ApplyUrcs {
+                state: &a,
+                pool: &pa,
+            };
+            for _ in 0..30 {
+                let line = lines[crate::at::xorshift32(&mut x) as usize % lines.len()];
+                let split = crate::at::line::split_prefix(line);
+                let before = a.get().generation;
+                let noise = sink.urc(line, split);
+                let urc = Urc::parse_line(line);
+                assert_eq!(
+                    noise,
+                    !matches!(urc, Some(ref u) if !matches!(u, Urc::Unknown(_)))
+                );
+                if let Some(urc) = urc {
+                    b.apply_as_parts(&urc, line);
+                    crate::socket::apply_urc(&pb, &urc);
+                    assert_eq!(a.get().generation, before.wrapping_add(1), "{line:?}");
+                }
+                assert_eq!(a.get(), b.get(), "{line:?}");
+                assert_eq!(a.dns(), b.dns(), "{line:?}");
+                for i in 0..4 {
+                    assert_eq!(pa.state(i), pb.state(i), "{line:?} slot {i}");
+                }
+                assert_eq!(pa.work(), pb.work(), "{line:?}");
+            }
+        }
+    }
+}

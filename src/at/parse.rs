@@ -41,16 +41,22 @@ pub fn uint(i: &[u8]) -> IResult<&[u8], u32> {
 pub(crate) fn read_uint(i: &[u8]) -> Option<(&[u8], u32)> {
     // One pass: a digit's value is its byte less `'0'`, below 10 (anything else ends the
     // number); an overflow is `None`, as it was when the digits were counted first.
+    // (The rest kept as a slice as the digits are taken: no index to slice at afterwards,
+    // no fallback for a slicing that cannot fail.)
     let mut v: u32 = 0;
-    let mut n = 0usize;
-    while let Some(d) = i.get(n).map(|b| b.wrapping_sub(b'0')).filter(|&d| d < 10) {
+    let mut rest = i;
+    while let [b, tail @ ..] = rest {
+        let d = b.wrapping_sub(b'0');
+        if d >= 10 {
+            break;
+        }
         v = v.checked_mul(10)?.checked_add(u32::from(d))?;
-        n = n.wrapping_add(1);
+        rest = tail;
     }
-    if n == 0 {
+    if rest.len() == i.len() {
         return None;
     }
-    Some((i.get(n..).unwrap_or_default(), v))
+    Some((rest, v))
 }
 
 /// A signed decimal integer fitting `i32`.
@@ -155,6 +161,32 @@ pub fn to_string<const N: usize>(s: &[u8]) -> Result<heapless::String<N>, Error>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `read_uint` (the rest kept as a slice) reads what `str::parse` reads of the digits it
+    /// starts with: their value and the rest, `None` without a digit or above `u32::MAX`.
+    #[test]
+    fn read_uint_agrees_with_str_parse() {
+        let check = |t: &[u8]| {
+            let n = t.iter().take_while(|b| b.is_ascii_digit()).count();
+            let want = core::str::from_utf8(&t[..n])
+                .ok()
+                .and_then(|s| s.parse::<u32>().ok())
+                .map(|v| (&t[n..], v));
+            assert_eq!(read_uint(t), want, "{t:?}");
+        };
+        for t in crate::at::random_lines(0x0de1_0a7e, 14, 500, b"0012999,x ") {
+            check(&t);
+        }
+        for t in [
+            &b"4294967295"[..],
+            b"4294967296",
+            b"0000000000004294967295,",
+            b"",
+            b"x1",
+        ] {
+            check(t);
+        }
+    }
 
     #[test]
     fn bare_comma_shortcut_agrees_with_the_space_loops() {

@@ -36,7 +36,12 @@ pub enum PinCode {
 impl PinCode {
     /// Parses the text after `+CPIN:`.
     pub fn from_text(text: &[u8]) -> Self {
-        let t = trim_ascii(text);
+        Self::from_trimmed(trim_ascii(text))
+    }
+
+    /// [`PinCode::from_text`] of a text without white space at its ends (a URC's text, as the
+    /// digester split it: not trimmed again).
+    pub(crate) fn from_trimmed(t: &[u8]) -> Self {
         // `READY`, nearly every answer, without the table.
         if t == b"READY" {
             return PinCode::Ready;
@@ -133,24 +138,22 @@ fn hex_digit(d: u8) -> Option<u32> {
     Some(u32::from(v))
 }
 
-/// Hexadecimal digits from the start of `t` (at least one, fitting `u32`): the value and the
-/// rest (from the first byte that is not a hex digit), or `None`. One pass, a shift and a test
-/// per digit (no `char::to_digit`, no checked multiplication).
+/// Hexadecimal digits from the start of `t` (at least one, fitting `u32`): the value and how
+/// many digits (up to the first byte that is not one), or a count of 0 (no digit, or above
+/// `u32::MAX`). One pass, a shift and a test per digit (no `char::to_digit`, no checked
+/// multiplication); returned in two registers, not through memory.
 #[inline(never)]
-fn read_hex(t: &[u8]) -> Option<(u32, &[u8])> {
+fn read_hex(t: &[u8]) -> (u32, usize) {
     let mut v: u32 = 0;
     let mut n = 0usize;
     while let Some(d) = t.get(n).copied().and_then(hex_digit) {
         if v > 0x0fff_ffff {
-            return None;
+            return (0, 0);
         }
         v = v << 4 | d;
         n = n.wrapping_add(1);
     }
-    if n == 0 {
-        return None;
-    }
-    Some((v, t.get(n..).unwrap_or_default()))
+    (v, n)
 }
 
 /// A hexadecimal `u32` as `u32::from_str_radix(_, 16)` reads it (an optional `+`, then at least
@@ -158,8 +161,8 @@ fn read_hex(t: &[u8]) -> Option<(u32, &[u8])> {
 #[inline(never)]
 pub(crate) fn hex_u32(t: &[u8]) -> Option<u32> {
     let t = t.strip_prefix(b"+").unwrap_or(t);
-    match read_hex(t)? {
-        (v, []) => Some(v),
+    match read_hex(t) {
+        (v, n) if n != 0 && n == t.len() => Some(v),
         _ => None,
     }
 }
@@ -175,8 +178,11 @@ fn hex_quoted(i: &[u8]) -> Option<(&[u8], Option<u32>)> {
     if let Some(rest) = rest.strip_prefix(b"\"") {
         return Some((rest, None));
     }
-    let (v, rest) = read_hex(rest.strip_prefix(b"+").unwrap_or(rest))?;
-    Some((rest.strip_prefix(b"\"")?, Some(v)))
+    let t = rest.strip_prefix(b"+").unwrap_or(rest);
+    match read_hex(t) {
+        (_, 0) => None,
+        (v, n) => Some((t.get(n..)?.strip_prefix(b"\"")?, Some(v))),
+    }
 }
 
 /// Parses `<stat>[,"<lac>","<ci>"[,<AcT>[,...]]]` (URC form, without the leading `<n>`).
@@ -468,6 +474,13 @@ fn socket_urc(i: &[u8], ssl: bool) -> Result<QiUrc, crate::Error> {
             QiUrc::Closed(d)
         });
     }
+    socket_urc_rest(i, ssl)
+}
+
+/// [`socket_urc`] for the forms it does not take at once (out of line: the usual forms save no
+/// registers for the general read).
+#[inline(never)]
+fn socket_urc_rest(i: &[u8], ssl: bool) -> Result<QiUrc, crate::Error> {
     let id = |id| u8_of(id).ok_or(crate::Error::Parse);
     match socket_fields(i) {
         Some((RECV, n, None)) => return id(n).map(QiUrc::Recv),
@@ -520,10 +533,11 @@ fn ipv6(t: &[u8]) -> Option<Ipv6Addr> {
     // Groups of one to four hex digits (by `read_hex`, out of line) between colons, one `::`.
     // (Empty only after a leading `::`: the address `::`.)
     while !t.is_empty() {
-        let (v, rest) = read_hex(t)?;
-        if t.len().wrapping_sub(rest.len()) > 4 {
+        let (v, digits) = read_hex(t);
+        if digits == 0 || digits > 4 {
             return None;
         }
+        let rest = t.get(digits..)?;
         // At most four hex digits: `v` fits 16 bits.
         *groups.get_mut(n)? = v as u16;
         n = n.checked_add(1)?;
@@ -593,6 +607,7 @@ fn dnsgip(i: &[u8]) -> Result<QiUrc, crate::Error> {
     Ok(QiUrc::DnsResult { err, count })
 }
 
+#[inline(always)]
 fn qsslurc(i: &[u8]) -> Result<QsslUrc, crate::Error> {
     Ok(match socket_urc(i, true)? {
         QiUrc::Recv(id) => QsslUrc::Recv(id),
@@ -601,35 +616,72 @@ fn qsslurc(i: &[u8]) -> Result<QsslUrc, crate::Error> {
     })
 }
 
+/// A `+QIND` body: `SMS DONE` compared in line (inlined into the name's `match`: no call for
+/// it), anything else by [`qind_report`].
+#[inline(always)]
 fn qind(i: &[u8]) -> Result<QInd, crate::Error> {
-    // (`==`, a length test and a `memcmp` call, where a `match` on the two texts compared
-    // them byte by byte in line.)
-    match i {
-        _ if i == b"SMS DONE" => Ok(QInd::SmsDone),
-        _ if i == b"PB DONE" => Ok(QInd::PbDone),
-        _ => {
-            let csq = i
-                .strip_prefix(b"\"csq\"")
-                .and_then(super::parse::after_comma)
-                .and_then(super::parse::uint_pair);
-            match csq {
-                Some([rssi, ber]) => Ok(QInd::Csq {
-                    rssi: u8_of(rssi).ok_or(crate::Error::Parse)?,
-                    ber: u8_of(ber).ok_or(crate::Error::Parse)?,
-                }),
-                None => Ok(QInd::Other),
-            }
-        }
+    // (`==`, a length test and a `memcmp` call, where a `match` compared the text byte by
+    // byte in line.)
+    if i == b"SMS DONE" {
+        return Ok(QInd::SmsDone);
+    }
+    qind_report(i)
+}
+
+/// [`qind`] for what is not `SMS DONE`: `PB DONE`, a `"csq"` report, or [`QInd::Other`].
+#[inline(never)]
+fn qind_report(i: &[u8]) -> Result<QInd, crate::Error> {
+    if i == b"PB DONE" {
+        return Ok(QInd::PbDone);
+    }
+    let csq = i
+        .strip_prefix(b"\"csq\"")
+        .and_then(super::parse::after_comma)
+        .and_then(super::parse::uint_pair);
+    match csq {
+        // (Both numbers checked at once, no result built for the first.)
+        Some([rssi, ber]) => match (u8_of(rssi), u8_of(ber)) {
+            (Some(rssi), Some(ber)) => Ok(QInd::Csq { rssi, ber }),
+            _ => Err(crate::Error::Parse),
+        },
+        None => Ok(QInd::Other),
     }
 }
 
+/// `<id>,<err>` (`+QIOPEN`, `+QSSLOPEN`): the usual form, a one-digit id and error (`0,0`,
+/// an open that succeeded), taken at once; any other by [`uint_pair`](super::parse::uint_pair).
 fn id_err(i: &[u8]) -> Result<(u8, u16), crate::Error> {
+    if let [id @ b'0'..=b'9', b',', err @ b'0'..=b'9'] = *i {
+        return Ok((id.wrapping_sub(b'0'), u16::from(err.wrapping_sub(b'0'))));
+    }
     let [id, err] = super::parse::uint_pair(i).ok_or(crate::Error::Parse)?;
-    Ok((
-        u8_of(id).ok_or(crate::Error::Parse)?,
-        u16::try_from(err).map_err(|_| crate::Error::Parse)?,
-    ))
+    // (Both checked at once, no result built for the first.)
+    match (u8_of(id), u16::try_from(err)) {
+        (Some(id), Ok(err)) => Ok((id, err)),
+        _ => Err(crate::Error::Parse),
+    }
 }
+
+/// A name's first and last four bytes as one word (the first in its low half), 0 for a name
+/// shorter than four bytes: with the name's length, every byte of a name of 5 to 8 bytes. (A
+/// `const fn`: the patterns are made by it too.)
+#[inline(always)]
+const fn name_key(name: &[u8]) -> u64 {
+    match (name.first_chunk::<4>(), name.last_chunk::<4>()) {
+        (Some(first), Some(last)) => {
+            u32::from_le_bytes(*first) as u64 | (u32::from_le_bytes(*last) as u64) << 32
+        }
+        _ => 0,
+    }
+}
+
+const QIURC: u64 = name_key(b"+QIURC");
+const CEREG: u64 = name_key(b"+CEREG");
+const QSSLURC: u64 = name_key(b"+QSSLURC");
+const QIND: u64 = name_key(b"+QIND");
+const CPIN: u64 = name_key(b"+CPIN");
+const QUSIM: u64 = name_key(b"+QUSIM");
+const QIOPEN: u64 = name_key(b"+QIOPEN");
 
 impl Urc {
     /// Parses one URC line (trimmed, without CR LF). Returns `None` for a line that is not a
@@ -668,38 +720,48 @@ impl Urc {
         else {
             return Self::parse_bare(line);
         };
-        // The frequent URCs by a `match` on the name (the compiler dispatches on its length and
-        // compares in line), the rest by a table ([`Urc::parse_rare`]). Each arm returns what
-        // it read (built where the caller keeps it: no `Option<Urc>` in between to copy).
-        match name {
-            b"+QIURC" => {
+        // The frequent URCs by a `match` on the name's length and its first and last four bytes
+        // read as one word ([`name_key`]: every byte of a name of 5 to 8 bytes, compared at
+        // once, not byte by byte), the rest by a table ([`Urc::parse_rare`]). Each arm returns
+        // what it read (built where the caller keeps it: no `Option<Urc>` in between to copy).
+        // (The key read only for the lengths it covers: no test for a shorter name there.)
+        let key = match name.len() {
+            5..=8 => name_key(name),
+            _ => 0,
+        };
+        match (name.len(), key) {
+            (6, QIURC) => {
                 if let Ok(q) = qiurc(rest) {
                     return Some(Urc::QiUrc(q));
                 }
             }
-            b"+CEREG" => {
+            (6, CEREG) => {
                 if let Ok((tail, r)) = registration_fields(rest) {
                     *more = !tail.is_empty();
                     return Some(Urc::Registration(RegDomain::Eps, r));
                 }
             }
-            b"+QSSLURC" => {
+            (8, QSSLURC) => {
                 if let Ok(q) = qsslurc(rest) {
                     return Some(Urc::QsslUrc(q));
                 }
             }
-            b"+QIND" => {
+            (5, QIND) => {
                 if let Ok(q) = qind(rest) {
                     return Some(Urc::QInd(q));
                 }
             }
-            b"+CPIN" => return Some(Urc::Cpin(PinCode::from_text(rest))),
-            b"+QUSIM" => {
+            (5, CPIN) => return Some(Urc::Cpin(PinCode::from_trimmed(rest))),
+            (6, QUSIM) => {
+                // (Its one form, a digit, at once.)
+                if let [d @ b'0'..=b'9'] = *rest {
+                    return Some(Urc::QUsim(d.wrapping_sub(b'0')));
+                }
                 if let Some(v) = uints::<1>(rest).and_then(|[v]| u8_of(v)) {
                     return Some(Urc::QUsim(v));
                 }
             }
-            b"+QIOPEN" => {
+            (7, QIOPEN) => {
                 if let Ok((id, err)) = id_err(rest) {
                     return Some(Urc::QiOpen { id, err });
                 }
@@ -1061,6 +1123,55 @@ mod tests {
                 assert_eq!(Urc::parse_line(&line), old_dispatch(name, body), "{line:?}");
             }
         }
+        // The names matched by their length and first and last four bytes: every name one
+        // byte away from a frequent one (each byte changed, one cut off or added) dispatches
+        // as the old match did.
+        let frequent: [&[u8]; 7] = [
+            b"+QIURC",
+            b"+CEREG",
+            b"+QSSLURC",
+            b"+QIND",
+            b"+CPIN",
+            b"+QUSIM",
+            b"+QIOPEN",
+        ];
+        extern crate std;
+        let mut near: std::vec::Vec<std::vec::Vec<u8>> = std::vec::Vec::new();
+        for name in frequent {
+            near.push(name.to_vec());
+            near.push(name[..name.len() - 1].to_vec());
+            for b in *b"ACEGINRSUZq0" {
+                near.push([name, &[b][..]].concat());
+                near.push([&name[..1], &[b][..], &name[1..]].concat());
+                for k in 1..name.len() {
+                    let mut n = name.to_vec();
+                    n[k] = b;
+                    near.push(n);
+                }
+            }
+        }
+        // The bodies taken at once (a `+QUSIM` digit, a `+CPIN` text not trimmed again) read
+        // as the old match read them, white space around them or not.
+        for body in crate::at::random_lines(0xc0de_5170, 9, 600, b"019x \tREADYSIMPUK") {
+            for name in [&b"+QUSIM"[..], b"+CPIN", b"+QIOPEN"] {
+                let line = [name, b": ", &body[..]].concat();
+                let want = old_dispatch(name, trim_ascii(&body));
+                assert_eq!(Urc::parse_line(&line), want, "{line:?}");
+            }
+        }
+        for name in &near {
+            for body in [
+                &b"1"[..],
+                b"1,0",
+                b"READY",
+                b"\"recv\",0",
+                b"SMS DONE",
+                b"x",
+            ] {
+                let line = [&name[..], b": ", body].concat();
+                assert_eq!(Urc::parse_line(&line), old_dispatch(name, body), "{line:?}");
+            }
+        }
     }
 
     /// The `match` that the table of `+CPIN` codes replaced.
@@ -1324,6 +1435,105 @@ mod tests {
         }
         assert_eq!(qiurc(b"\"recv\",7"), Ok(QiUrc::Recv(7)));
         assert_eq!(qsslurc(b"\"closed\",0"), Ok(QsslUrc::Closed(0)));
+    }
+
+    /// `hex_u32` (through `read_hex`, its count of digits returned in a register) reads what
+    /// `u32::from_str_radix(_, 16)` reads, leading zeros, overflow and a bare `+` included.
+    #[test]
+    fn hex_u32_agrees_with_from_str_radix() {
+        for t in crate::at::random_lines(0x0e0e_0016, 13, 800, b"+0001fFaAgx9") {
+            let want = core::str::from_utf8(&t)
+                .ok()
+                .and_then(|s| u32::from_str_radix(s, 16).ok());
+            assert_eq!(hex_u32(&t), want, "{t:?}");
+        }
+        for t in [
+            &b"000000000ffffffff"[..],
+            b"100000000",
+            b"+",
+            b"",
+            b"ffffffff",
+            b"+0",
+        ] {
+            let want = core::str::from_utf8(t)
+                .ok()
+                .and_then(|s| u32::from_str_radix(s, 16).ok());
+            assert_eq!(hex_u32(t), want, "{t:?}");
+        }
+    }
+
+    /// `+QIND` with `SMS DONE` compared in line and the rest out of line reads what the one
+    /// function read.
+    #[test]
+    fn qind_split_in_two_agrees_with_the_one_reading() {
+        fn old_qind(i: &[u8]) -> Result<QInd, crate::Error> {
+            match i {
+                _ if i == b"SMS DONE" => Ok(QInd::SmsDone),
+                _ if i == b"PB DONE" => Ok(QInd::PbDone),
+                _ => {
+                    let csq = i
+                        .strip_prefix(b"\"csq\"")
+                        .and_then(super::super::parse::after_comma)
+                        .and_then(super::super::parse::uint_pair);
+                    match csq {
+                        Some([rssi, ber]) => Ok(QInd::Csq {
+                            rssi: u8_of(rssi).ok_or(crate::Error::Parse)?,
+                            ber: u8_of(ber).ok_or(crate::Error::Parse)?,
+                        }),
+                        None => Ok(QInd::Other),
+                    }
+                }
+            }
+        }
+        for body in [
+            &b"SMS DONE"[..],
+            b"PB DONE",
+            b"SMS DONE ",
+            b"PB DONEX",
+            b"\"csq\",20,99",
+            b"\"csq\",256,99",
+            b"\"csq\", 31 ,0",
+            b"\"csq\"",
+            b"",
+        ] {
+            assert_eq!(qind(body), old_qind(body), "{body:?}");
+        }
+        for tail in crate::at::random_lines(0x0e1d_0001, 9, 300, b"0129, x") {
+            for head in [&b""[..], b"\"csq\"", b"\"csq\",", b"SMS DONE", b"PB DONE"] {
+                let body = [head, &tail[..]].concat();
+                assert_eq!(qind(&body), old_qind(&body), "{body:?}");
+            }
+        }
+    }
+
+    /// The one-digit `<id>,<err>` taken at once agrees with the pair read in general.
+    #[test]
+    fn one_digit_id_and_error_taken_at_once_agree_with_the_pair() {
+        let general = |i: &[u8]| -> Result<(u8, u16), crate::Error> {
+            let [id, err] = super::super::parse::uints::<2>(i).ok_or(crate::Error::Parse)?;
+            Ok((
+                u8_of(id).ok_or(crate::Error::Parse)?,
+                u16::try_from(err).map_err(|_| crate::Error::Parse)?,
+            ))
+        };
+        for line in crate::at::random_lines(0x1d0e_7700, 7, 4000, b",,0019x /") {
+            assert_eq!(id_err(&line), general(&line), "{line:?}");
+        }
+        for line in [
+            &b"0,0"[..],
+            b"9,9",
+            b"1,566",
+            b"12,0",
+            b"1,0 ",
+            b"1 ,0",
+            b"1,a",
+            b":,0",
+            b"1,/",
+            b"256,0",
+            b"1,65536",
+        ] {
+            assert_eq!(id_err(line), general(line), "{line:?}");
+        }
     }
 
     #[test]

@@ -230,7 +230,7 @@ pub(crate) fn cereg_psm_grant(line: &[u8]) -> Option<PsmGrant> {
     cereg_psm_grant_fields(crate::error::trim_ascii(line).strip_prefix(b"+CEREG:")?)
 }
 
-/// [`cereg_psm_grant`] of the text after `+CEREG:` (the URC's fields, as the digester split
+/// `cereg_psm_grant` (the tests' reader of a whole line) of the text after `+CEREG:` (the URC's fields, as the digester split
 /// them).
 pub(crate) fn cereg_psm_grant_fields(rest: &[u8]) -> Option<PsmGrant> {
     // (A line with fewer than six commas has no field 6 or 7, which the split below leaves

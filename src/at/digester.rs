@@ -43,6 +43,28 @@ enum Mode {
     Trailer { target: u8, seen: u8 },
 }
 
+/// How many bytes of blank lines (`\r\n`) `rest` starts with: the usual one taken at once (a
+/// line follows it), any other count in one tight loop over the bytes left
+/// ([`blank_len_loop`]).
+#[inline(always)]
+pub(super) fn blank_len(rest: &[u8]) -> usize {
+    match rest {
+        [b'\r', b'\n', f, ..] if *f != b'\r' => 2,
+        _ => blank_len_loop(rest),
+    }
+}
+
+/// [`blank_len`] without its shortcut (its reference in the tests).
+#[inline(always)]
+pub(super) fn blank_len_loop(rest: &[u8]) -> usize {
+    rest.as_chunks::<2>()
+        .0
+        .iter()
+        .take_while(|c| *c == b"\r\n")
+        .count()
+        .wrapping_mul(2)
+}
+
 /// The target of payload bytes nobody takes (a push for a socket not in push mode).
 const DISCARD: u8 = 0xfe;
 
@@ -453,15 +475,8 @@ impl<'a, U: UrcSink> Digester<'a, U> {
                     if self.scan == pos
                         && let Some(rest) = self.buf.get(pos..end)
                     {
-                        // Blank lines (the `\r\n` that frames every line) need no search:
-                        // counted in one tight loop over the bytes left.
-                        let blank = rest
-                            .as_chunks::<2>()
-                            .0
-                            .iter()
-                            .take_while(|c| *c == b"\r\n")
-                            .count()
-                            .wrapping_mul(2);
+                        // Blank lines (the `\r\n` that frames every line) need no search.
+                        let blank = blank_len(rest);
                         // `pos + blank <= end`: no wrap (wrapping ops on the per-line path, as
                         // `+` is in release).
                         pos = pos.wrapping_add(blank);

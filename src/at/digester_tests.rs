@@ -834,3 +834,26 @@ mod prop {
         }
     }
 }
+
+/// The blank-line skip's shortcut (one `\r\n` before a line) counts what its loop counts, for
+/// every string of up to seven bytes of `\r`, `\n`, `>` and a letter.
+#[test]
+fn blank_line_shortcut_agrees_with_the_loop() {
+    let alphabet = *b"\r\n>a";
+    for len in 0..=7u32 {
+        for mut k in 0..4usize.pow(len) {
+            let rest: Vec<u8> = (0..len)
+                .map(|_| {
+                    let b = alphabet[k % 4];
+                    k /= 4;
+                    b
+                })
+                .collect();
+            assert_eq!(
+                super::digester::blank_len(&rest),
+                super::digester::blank_len_loop(&rest),
+                "{rest:?}"
+            );
+        }
+    }
+}

@@ -472,6 +472,9 @@ impl<'a, U: UrcSink> Digester<'a, U> {
                     self.mode = Mode::Line;
                 }
                 Mode::Line => {
+                    // Where the search for the line's `\n` starts: the line's start, or where
+                    // the search in an earlier piece stopped.
+                    let from;
                     if self.scan == pos
                         && let Some(rest) = self.buf.get(pos..end)
                     {
@@ -500,10 +503,12 @@ impl<'a, U: UrcSink> Digester<'a, U> {
                             self.shared.prompt();
                             continue;
                         }
+                        from = pos;
                     } else if pos >= end {
                         return pos;
+                    } else {
+                        from = self.scan.max(pos);
                     }
-                    let from = self.scan.max(pos);
                     let Some((nl, clean)) = line::find_lf_printable(self.buf, from, end) else {
                         self.scan = end;
                         return pos;

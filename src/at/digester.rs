@@ -587,10 +587,8 @@ impl<'a, U: UrcSink> Digester<'a, U> {
         if text.is_empty() {
             return;
         }
-        // `OK`, a third of all lines, is a final result code whatever is in flight.
-        let (class, split) = if text == b"OK" {
-            (LineClass::Final(line::Final::Ok), None)
-        } else if let Some(e) = &expect
+        // (An `OK` in another form than `OK\r`, rare, is left to the classification.)
+        let (class, split) = if let Some(e) = &expect
             && (e.info == super::expect::Info::Prefixed && line::info_by_prefix(text, e.prefix)
                 // A bare line that starts with a digit (an IMEI, an ICCID, a number): no final
                 // result code, bare URC or echo does.

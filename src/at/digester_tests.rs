@@ -857,3 +857,36 @@ fn blank_line_shortcut_agrees_with_the_loop() {
         }
     }
 }
+
+/// `OK` in a form other than the usual `OK\r` (no `\r`, spaces around it, two `\r`) ends the
+/// command whatever it expects, through the classification (the digester takes only `OK\r`
+/// before it), and is counted as unsolicited with no command in flight.
+#[test]
+fn ok_in_any_form_ends_the_command() {
+    let forms: [&[u8]; 5] = [
+        b"\r\nOK\n",
+        b"\r\n OK\r\n",
+        b"\r\nOK \r\n",
+        b"\r\nOK\r\r\n",
+        b"\r\n\tOK\t\r\n",
+    ];
+    let expects = [
+        Expect::NONE,
+        Expect::BARE,
+        Expect::prefixed(b"+CSQ:"),
+        Expect::payload(b"+QIRD:"),
+    ];
+    for wire in forms {
+        for expect in expects {
+            assert_eq!(
+                all_chunkings(Some(expect), wire),
+                [OK],
+                "{wire:?} {expect:?}"
+            );
+        }
+        let (evs, stats) = run(None, wire, wire.len());
+        assert_eq!(evs, []);
+        assert_eq!(stats.unsolicited_finals, 1, "{wire:?}");
+        assert_eq!(stats.garbage_lines, 0, "{wire:?}");
+    }
+}

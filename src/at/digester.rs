@@ -131,17 +131,17 @@ impl<'a, U: UrcSink> Digester<'a, U> {
         self
     }
 
-    /// The command in flight; the critical section is taken only after it changed.
+    /// Brings `expect`, the command in flight, up to date: the critical section is taken only
+    /// after it changed. (Read where it is kept, not copied.)
     #[inline]
-    fn current(&mut self) -> Option<Expect> {
+    fn refresh(&mut self) {
         let changes = self.shared.changes();
         if self.expect_seen != changes {
             self.reread(changes);
         }
-        self.expect
     }
 
-    /// [`Digester::current`] after the command bookkeeping changed (`changes`: its count now).
+    /// [`Digester::refresh`] after the command bookkeeping changed (`changes`: its count now).
     #[inline(never)]
     fn reread(&mut self, changes: u32) {
         let generation = self.shared.current_into(&mut self.expect);
@@ -369,12 +369,12 @@ impl<'a, U: UrcSink> Digester<'a, U> {
     fn overlong(&mut self) {
         // (`start` is 0: the buffer was compacted before it was found full.)
         let n = self.len;
-        let expect = self.current();
+        self.refresh();
         let head = self.buf.get(..n).unwrap_or(&[]);
         let head = crate::error::trim_ascii(head);
         // Whose line was it? The start of it tells (an information line carries the command's
         // prefix; a bare command takes any printable line).
-        let class = line::classify(head, expect.as_ref(), self.in_response);
+        let class = line::classify(head, self.expect.as_ref(), self.in_response);
         if class == LineClass::Info {
             warn!(
                 "information line longer than the ingress buffer ({} bytes)",
@@ -491,10 +491,10 @@ impl<'a, U: UrcSink> Digester<'a, U> {
                         // The data prompt is a partial line: `>` (usually followed by a
                         // space) at a line start, while a command that asked for it is in
                         // flight.
-                        if first == Some(&b'>')
-                            && !self.in_response
-                            && self.current().is_some_and(|e| e.prompt)
-                        {
+                        if first == Some(&b'>') && !self.in_response && {
+                            self.refresh();
+                            self.expect.is_some_and(|e| e.prompt)
+                        } {
                             pos = pos.saturating_add(1);
                             if pos < end && self.buf.get(pos) == Some(&b' ') {
                                 pos = pos.saturating_add(1);
@@ -567,12 +567,13 @@ impl<'a, U: UrcSink> Digester<'a, U> {
     /// registers per line that the firmware does not.
     #[inline(always)]
     fn line(&mut self, start: usize, nl: usize, clean: bool) {
-        let expect = self.current();
+        self.refresh();
+        let expect = self.expect.as_ref();
         let raw = self.buf.get(start..nl).unwrap_or(&[]);
         // `OK`, a third of all lines, is a final result code whatever is in flight: taken as
         // it usually comes (`OK\r`) before the trimming and the classification.
         if raw == b"OK\r" {
-            self.final_code(expect, line::Final::Ok);
+            self.final_code(line::Final::Ok);
             return;
         }
         // The usual line ends with `\r` and has no other white space around it.
@@ -588,7 +589,7 @@ impl<'a, U: UrcSink> Digester<'a, U> {
             return;
         }
         // (An `OK` in another form than `OK\r`, rare, is left to the classification.)
-        let (class, split) = if let Some(e) = &expect
+        let (class, split) = if let Some(e) = expect
             && (e.info == super::expect::Info::Prefixed && line::info_by_prefix(text, e.prefix)
                 // A bare line that starts with a digit (an IMEI, an ICCID, a number): no final
                 // result code, bare URC or echo does.
@@ -601,7 +602,7 @@ impl<'a, U: UrcSink> Digester<'a, U> {
             // digit: what the classification would answer (see `line::info_by_prefix`).
             (LineClass::Info, None)
         } else {
-            line::classify_split(text, expect.as_ref(), self.in_response, printable)
+            line::classify_split(text, expect, self.in_response, printable)
         };
         match class {
             LineClass::Blank => {}
@@ -636,7 +637,7 @@ impl<'a, U: UrcSink> Digester<'a, U> {
                 // (Only a command that reads a payload has a header to look at.)
                 let payload = match expect {
                     Some(e) if e.payload == super::expect::Payload::LengthPrefixed => {
-                        line::payload_len(text, &e).map(|n| (n, e.target))
+                        line::payload_len(text, e).map(|n| (n, e.target))
                     }
                     _ => None,
                 };
@@ -647,14 +648,14 @@ impl<'a, U: UrcSink> Digester<'a, U> {
                     self.mode = Mode::Raw { left: n, target };
                 }
             }
-            LineClass::Final(f) => self.final_code(expect, f),
+            LineClass::Final(f) => self.final_code(f),
         }
     }
 
-    /// A final result code `f` while `expect` is in flight.
+    /// A final result code `f` while the command in `expect` is in flight.
     #[inline(always)]
-    fn final_code(&mut self, expect: Option<Expect>, f: line::Final) {
-        let stale = match expect {
+    fn final_code(&mut self, f: line::Final) {
+        let stale = match self.expect {
             None => true,
             // A success before the line the command always answers: the late answer
             // of an abandoned command.

@@ -546,32 +546,36 @@ pub(crate) fn printable(line: &[u8]) -> bool {
     is_printable(line)
 }
 
+/// High bits of the bytes of `x` that are not printable (below `0x20` but a tab, or `0x7f`),
+/// exactly: every byte is computed apart (from its low seven bits, so that no carry crosses a
+/// byte), and a byte of `0x80` or above is printable.
+#[inline]
+fn unprintable_exact(x: usize) -> usize {
+    const ONES: usize = usize::MAX / 0xff;
+    const HIGHS: usize = ONES << 7;
+    let low = x & !HIGHS;
+    // High bit set where `low >= 0x20`, where `low == 0x7f`, where `low != b'\t'`.
+    let printing = low.wrapping_add(ONES * 0x60);
+    let del = low.wrapping_add(ONES);
+    let not_tab = (low ^ (ONES * 0x09)).wrapping_add(ONES * 0x7f);
+    ((!printing & not_tab) | del) & !x & HIGHS
+}
+
+/// Whether every byte of `line` is printable (a tab is; below `0x20` and `0x7f` are not), a
+/// machine word at a time (each word exactly: no byte loop after a word with a tab).
 #[inline]
 fn is_printable(line: &[u8]) -> bool {
     const W: usize = core::mem::size_of::<usize>();
-    const ONES: usize = usize::MAX / 0xff;
-    const HIGHS: usize = ONES << 7;
-    let byte_ok = |b: &u8| *b == b'\t' || (*b >= 0x20 && *b != 0x7f);
-    let word_ok = |w: &[u8; W]| {
-        let x = usize::from_ne_bytes(*w);
-        let del = x ^ (ONES * 0x7f);
-        // High bit set for a byte below 0x20 or equal to 0x7f (a byte of 0x80 and above sets
-        // none here; the exact check below runs on such words).
-        let below = x.wrapping_sub(ONES * 0x20) & !x;
-        let is_del = del.wrapping_sub(ONES) & !del;
-        let suspicious = (below | is_del) & HIGHS;
-        suspicious == 0 || w.iter().all(byte_ok)
-    };
+    let ok = |w: &[u8; W]| unprintable_exact(usize::from_ne_bytes(*w)) == 0;
     let (words, tail) = line.as_chunks::<W>();
-    if !words.iter().all(word_ok) {
+    if !words.iter().all(ok) {
         return false;
     }
     // The last bytes: as one word overlapping the ones checked when the line has a whole word,
     // else one by one.
     match line.last_chunk::<W>() {
-        Some(last) if !tail.is_empty() => word_ok(last),
-        Some(_) => true,
-        None => tail.iter().all(byte_ok),
+        Some(last) => tail.is_empty() || ok(last),
+        None => tail.iter().all(|&b| b == b'\t' || (b >= 0x20 && b != 0x7f)),
     }
 }
 
@@ -901,6 +905,33 @@ mod tests {
         assert_eq!(classify(b"+QSIMSTAT : 1,0", None, false), LineClass::Urc);
         assert_eq!(classify(b"+FOO: 1", None, false), LineClass::Urc);
         assert_eq!(classify(b"+ +", None, false), LineClass::Garbage);
+    }
+
+    /// The exact word check flags exactly the unprintable bytes of a word: every byte value at
+    /// every position, among random neighbours (a borrow or carry crossing bytes would show).
+    #[test]
+    fn exact_unprintable_bits_flag_exactly_the_unprintable_bytes() {
+        const W: usize = core::mem::size_of::<usize>();
+        let bad = |b: u8| !(b == b'\t' || (b >= 0x20 && b != 0x7f));
+        let mut x: u32 = 0x0bad_cafe;
+        for pos in 0..W {
+            for v in 0..=255u8 {
+                for _ in 0..8 {
+                    let mut w = [0u8; W];
+                    for b in &mut w {
+                        *b = crate::at::xorshift32(&mut x) as u8;
+                    }
+                    w[pos] = v;
+                    let want = w
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, b)| bad(**b))
+                        .fold(0usize, |m, (i, _)| m | (0x80 << (8 * i)));
+                    let got = unprintable_exact(usize::from_le_bytes(w));
+                    assert_eq!(got, want, "{w:?}");
+                }
+            }
+        }
     }
 
     #[test]

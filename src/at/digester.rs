@@ -569,7 +569,10 @@ impl<'a, U: UrcSink> Digester<'a, U> {
     fn line(&mut self, start: usize, nl: usize, clean: bool) {
         self.refresh();
         let expect = self.expect.as_ref();
-        let raw = self.buf.get(start..nl).unwrap_or(&[]);
+        // (Never out of bounds: `start <= nl < buf.len()`; a branch, not a select.)
+        let Some(raw) = self.buf.get(start..nl) else {
+            return;
+        };
         // `OK`, a third of all lines, is a final result code whatever is in flight: taken as
         // it usually comes (`OK\r`) before the trimming and the classification.
         if raw == b"OK\r" {

@@ -592,7 +592,7 @@ impl<'a, U: UrcSink> Digester<'a, U> {
             return;
         }
         // (An `OK` in another form than `OK\r`, rare, is left to the classification.)
-        let (class, split) = if let Some(e) = expect
+        let class = if let Some(e) = expect
             && (e.info == super::expect::Info::Prefixed && line::info_by_prefix(text, e.prefix)
                 // A bare line that starts with a digit (an IMEI, an ICCID, a number): no final
                 // result code, bare URC or echo does.
@@ -603,37 +603,43 @@ impl<'a, U: UrcSink> Digester<'a, U> {
         {
             // An information line of the command in flight, by its plain prefix or its first
             // digit: what the classification would answer (see `line::info_by_prefix`).
-            (LineClass::Info, None)
+            LineClass::Info
         } else {
-            line::classify_split(text, expect, self.in_response, printable)
+            // A URC is dealt with here, where its split is (the one class that needs it: no
+            // split moved out of the classification's answer for the other classes).
+            match line::classify_split(text, expect, self.in_response, printable) {
+                (LineClass::Urc, split) => {
+                    // (A push header starts `+QIURC: ` or `+QSSLURC: `.)
+                    // (A push header is at least `<name>: "recv",0,0`, with the `r` of `recv`
+                    // after the name's `: "`: a buffer-mode `recv` or a `closed` is told from
+                    // one without the header parse.)
+                    if let Some(s) = split
+                        && text.get(s.name.len().wrapping_add(3)) == Some(&b'r')
+                        && text.len() >= s.name.len().wrapping_add(12)
+                        && matches!(s.name, b"+QIURC" | b"+QSSLURC")
+                        && let Some((id, n)) = line::push_header(text)
+                    {
+                        self.pushed(id, n);
+                        return;
+                    }
+                    if self.in_response {
+                        self.shared.add(Stat::DeferredUrcs, 1);
+                    }
+                    if self.urcs.urc(text, split) {
+                        self.shared.add(Stat::UnknownUrcs, 1);
+                    }
+                    return;
+                }
+                (class, _) => class,
+            }
         };
         match class {
-            LineClass::Blank => {}
+            // (A URC was dealt with above.)
+            LineClass::Blank | LineClass::Urc => {}
             LineClass::Echo => self.shared.add(Stat::EchoLines, 1),
             LineClass::Garbage => {
                 debug!("skipping a noise line ({} bytes)", text.len());
                 self.shared.add(Stat::GarbageLines, 1);
-            }
-            LineClass::Urc => {
-                // (A push header starts `+QIURC: ` or `+QSSLURC: `.)
-                // (A push header is at least `<name>: "recv",0,0`, with the `r` of `recv` after
-                // the name's `: "`: a buffer-mode `recv` or a `closed` is told from one without
-                // the header parse.)
-                if let Some(s) = split
-                    && text.get(s.name.len().wrapping_add(3)) == Some(&b'r')
-                    && text.len() >= s.name.len().wrapping_add(12)
-                    && matches!(s.name, b"+QIURC" | b"+QSSLURC")
-                    && let Some((id, n)) = line::push_header(text)
-                {
-                    self.pushed(id, n);
-                    return;
-                }
-                if self.in_response {
-                    self.shared.add(Stat::DeferredUrcs, 1);
-                }
-                if self.urcs.urc(text, split) {
-                    self.shared.add(Stat::UnknownUrcs, 1);
-                }
             }
             LineClass::Info => {
                 self.in_response = true;

@@ -382,7 +382,12 @@ fn prefix_is(split: &Split<'_>, head: &[u8], prefix: &[u8]) -> bool {
 #[inline(always)]
 fn prefix_is_word(split: &Split<'_>, head: &[u8], prefix: &[u8]) -> bool {
     match prefix.split_last() {
-        Some((_, name)) if !name.is_empty() && same(split.name, name) => true,
+        // Names of the same length that differ: the prefixes as written differ too (`head` is
+        // the name, spaces and the colon; equal lengths leave no room for a space), so they
+        // are not compared.
+        Some((_, name)) if !name.is_empty() => {
+            same(split.name, name) || (split.name.len() != name.len() && head == prefix)
+        }
         _ => head == prefix,
     }
 }
@@ -1139,7 +1144,12 @@ mod tests {
             b"+C:",
             b"+CSQX: 2",
         ];
-        let prefixes: [&[u8]; 11] = [
+        // (Also names of the line's name's length that differ from it, with and without a
+        // space before the colon: the comparison skips the prefixes as written for them.)
+        let prefixes: [&[u8]; 14] = [
+            b"+CSX:",
+            b"+CSX :",
+            b"+QIURX :",
             b"+CSQ:",
             b"+CSQ :",
             b"+CSQ  :",

@@ -583,9 +583,9 @@ impl<'a, U: UrcSink> Digester<'a, U> {
         }
         // The usual line ends with `\r` and has no other white space around it.
         let (text, printable) = match raw {
-            [first, .., last, b'\r']
-                if !first.is_ascii_whitespace() && !last.is_ascii_whitespace() =>
-            {
+            // (A byte up to `0x20` at either end takes the trimming, which answers the same
+            // for one that is not white space: nothing trimmed, and the line is not printable.)
+            [first, .., last, b'\r'] if *first > b' ' && *last > b' ' => {
                 (raw.split_last().map_or(raw, |(_, t)| t), clean)
             }
             _ => (crate::error::trim_ascii(raw), false),

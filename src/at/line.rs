@@ -510,13 +510,10 @@ fn split_prefix_as<const USUAL_TEXT: bool>(line: &[u8]) -> Option<(Split<'_>, &[
         Split {
             name,
             // The usual text: one space, then no white space at its start (the classification
-            // takes trimmed lines: no white space at their end).
+            // takes trimmed lines: no white space at their end). (A byte up to `0x20` after the
+            // space takes the trimming, which answers the same for one that is not white space.)
             text: match text {
-                [b' ', rest @ ..]
-                    if USUAL_TEXT && rest.first().is_some_and(|b| !b.is_ascii_whitespace()) =>
-                {
-                    rest
-                }
+                [b' ', rest @ ..] if USUAL_TEXT && rest.first().is_some_and(|&b| b > b' ') => rest,
                 _ => trim_ascii(text),
             },
         },
@@ -1233,6 +1230,17 @@ mod tests {
             let expected = prefix_of(line).map(|p| (prefix_name(p), p, after_prefix(line)));
             let split = split_prefix_as::<false>(line).map(|(s, head)| (s.name, head, s.text));
             assert_eq!(split, expected, "{line:?}");
+        }
+        // The classification's split (the usual text taken without the trimming) gives the
+        // same, control bytes after the space included.
+        for tail in crate::at::random_lines(0x5eed_1234, 8, 400, b" ,\"a\t\x01\x0b\x1f\x7f") {
+            let line = [&b"+C1:"[..], &tail].concat();
+            let line = trim_ascii(&line);
+            assert_eq!(
+                split_prefix_as::<true>(line),
+                split_prefix_as::<false>(line),
+                "{line:?}"
+            );
         }
         let split = |l| split_prefix(l).map(|s| (s.name, s.text));
         assert_eq!(

@@ -834,3 +834,95 @@ mod prop {
         }
     }
 }
+
+/// The blank-line skip's shortcut (one `\r\n` before a line) counts what its loop counts, for
+/// every string of up to seven bytes of `\r`, `\n`, `>` and a letter.
+#[test]
+fn blank_line_shortcut_agrees_with_the_loop() {
+    let alphabet = *b"\r\n>a";
+    for len in 0..=7u32 {
+        for mut k in 0..4usize.pow(len) {
+            let rest: Vec<u8> = (0..len)
+                .map(|_| {
+                    let b = alphabet[k % 4];
+                    k /= 4;
+                    b
+                })
+                .collect();
+            assert_eq!(
+                super::digester::blank_len(&rest),
+                super::digester::blank_len_loop(&rest),
+                "{rest:?}"
+            );
+        }
+    }
+}
+
+/// `OK` in a form other than the usual `OK\r` (no `\r`, spaces around it, two `\r`) ends the
+/// command whatever it expects, through the classification (the digester takes only `OK\r`
+/// before it), and is counted as unsolicited with no command in flight.
+#[test]
+fn ok_in_any_form_ends_the_command() {
+    let forms: [&[u8]; 5] = [
+        b"\r\nOK\n",
+        b"\r\n OK\r\n",
+        b"\r\nOK \r\n",
+        b"\r\nOK\r\r\n",
+        b"\r\n\tOK\t\r\n",
+    ];
+    let expects = [
+        Expect::NONE,
+        Expect::BARE,
+        Expect::prefixed(b"+CSQ:"),
+        Expect::payload(b"+QIRD:"),
+    ];
+    for wire in forms {
+        for expect in expects {
+            assert_eq!(
+                all_chunkings(Some(expect), wire),
+                [OK],
+                "{wire:?} {expect:?}"
+            );
+        }
+        let (evs, stats) = run(None, wire, wire.len());
+        assert_eq!(evs, []);
+        assert_eq!(stats.unsolicited_finals, 1, "{wire:?}");
+        assert_eq!(stats.garbage_lines, 0, "{wire:?}");
+    }
+}
+
+/// A line whose first or last byte (before its `\r`) is a control byte, a space, DEL or a high
+/// byte is taken as the general path takes it (trimmed, then classified): the digester's test
+/// for the usual line (no byte up to `0x20` at either end) sends the others to the trimming.
+#[test]
+fn lines_with_odd_end_bytes_are_classified_as_trimmed() {
+    use super::line::{LineClass, classify};
+    let expect = Expect::prefixed(b"+CSQ:");
+    let mut ends: Vec<u8> = (0u8..=0x21).collect();
+    ends.extend_from_slice(&[0x7e, 0x7f, 0x80, 0xff]);
+    for &e in &ends {
+        for body in [&b"+CSQ: 1,2"[..], b"OK", b"+CEREG: 1", b"ERROR"] {
+            for line in [
+                [&[e][..], body].concat(),
+                [body, &[e][..]].concat(),
+                [&[e][..], body, &[e][..]].concat(),
+            ] {
+                let wire = [&b"\r\n"[..], &line, b"\r\n"].concat();
+                let (evs, stats) = run(Some(expect), &wire, wire.len());
+                let text = crate::error::trim_ascii(&line);
+                let printable = text.iter().all(|&b| b == b'\t' || (b >= 0x20 && b != 0x7f));
+                let s = String::from_utf8_lossy(text).into_owned();
+                let (want, garbage): (Vec<Ev>, u32) = match classify(text, Some(&expect), false) {
+                    _ if !printable => (std::vec![], 1),
+                    LineClass::Info => (std::vec![Ev::Line(s)], 0),
+                    LineClass::Urc => (std::vec![Ev::Urc(s)], 0),
+                    LineClass::Final(f) => (std::vec![Ev::End(Ok(f))], 0),
+                    LineClass::Garbage => (std::vec![], 1),
+                    LineClass::Blank | LineClass::Echo => (std::vec![], 0),
+                };
+                assert_eq!(evs, want, "{line:?}");
+                assert_eq!(stats.garbage_lines, garbage, "{line:?}");
+            }
+        }
+    }
+}

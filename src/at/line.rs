@@ -382,7 +382,12 @@ fn prefix_is(split: &Split<'_>, head: &[u8], prefix: &[u8]) -> bool {
 #[inline(always)]
 fn prefix_is_word(split: &Split<'_>, head: &[u8], prefix: &[u8]) -> bool {
     match prefix.split_last() {
-        Some((_, name)) if !name.is_empty() && same(split.name, name) => true,
+        // Names of the same length that differ: the prefixes as written differ too (`head` is
+        // the name, spaces and the colon; equal lengths leave no room for a space), so they
+        // are not compared.
+        Some((_, name)) if !name.is_empty() => {
+            same(split.name, name) || (split.name.len() != name.len() && head == prefix)
+        }
         _ => head == prefix,
     }
 }
@@ -505,13 +510,10 @@ fn split_prefix_as<const USUAL_TEXT: bool>(line: &[u8]) -> Option<(Split<'_>, &[
         Split {
             name,
             // The usual text: one space, then no white space at its start (the classification
-            // takes trimmed lines: no white space at their end).
+            // takes trimmed lines: no white space at their end). (A byte up to `0x20` after the
+            // space takes the trimming, which answers the same for one that is not white space.)
             text: match text {
-                [b' ', rest @ ..]
-                    if USUAL_TEXT && rest.first().is_some_and(|b| !b.is_ascii_whitespace()) =>
-                {
-                    rest
-                }
+                [b' ', rest @ ..] if USUAL_TEXT && rest.first().is_some_and(|&b| b > b' ') => rest,
                 _ => trim_ascii(text),
             },
         },
@@ -546,32 +548,36 @@ pub(crate) fn printable(line: &[u8]) -> bool {
     is_printable(line)
 }
 
+/// High bits of the bytes of `x` that are not printable (below `0x20` but a tab, or `0x7f`),
+/// exactly: every byte is computed apart (from its low seven bits, so that no carry crosses a
+/// byte), and a byte of `0x80` or above is printable.
+#[inline]
+fn unprintable_exact(x: usize) -> usize {
+    const ONES: usize = usize::MAX / 0xff;
+    const HIGHS: usize = ONES << 7;
+    let low = x & !HIGHS;
+    // High bit set where `low >= 0x20`, where `low == 0x7f`, where `low != b'\t'`.
+    let printing = low.wrapping_add(ONES * 0x60);
+    let del = low.wrapping_add(ONES);
+    let not_tab = (low ^ (ONES * 0x09)).wrapping_add(ONES * 0x7f);
+    ((!printing & not_tab) | del) & !x & HIGHS
+}
+
+/// Whether every byte of `line` is printable (a tab is; below `0x20` and `0x7f` are not), a
+/// machine word at a time (each word exactly: no byte loop after a word with a tab).
 #[inline]
 fn is_printable(line: &[u8]) -> bool {
     const W: usize = core::mem::size_of::<usize>();
-    const ONES: usize = usize::MAX / 0xff;
-    const HIGHS: usize = ONES << 7;
-    let byte_ok = |b: &u8| *b == b'\t' || (*b >= 0x20 && *b != 0x7f);
-    let word_ok = |w: &[u8; W]| {
-        let x = usize::from_ne_bytes(*w);
-        let del = x ^ (ONES * 0x7f);
-        // High bit set for a byte below 0x20 or equal to 0x7f (a byte of 0x80 and above sets
-        // none here; the exact check below runs on such words).
-        let below = x.wrapping_sub(ONES * 0x20) & !x;
-        let is_del = del.wrapping_sub(ONES) & !del;
-        let suspicious = (below | is_del) & HIGHS;
-        suspicious == 0 || w.iter().all(byte_ok)
-    };
+    let ok = |w: &[u8; W]| unprintable_exact(usize::from_ne_bytes(*w)) == 0;
     let (words, tail) = line.as_chunks::<W>();
-    if !words.iter().all(word_ok) {
+    if !words.iter().all(ok) {
         return false;
     }
     // The last bytes: as one word overlapping the ones checked when the line has a whole word,
     // else one by one.
     match line.last_chunk::<W>() {
-        Some(last) if !tail.is_empty() => word_ok(last),
-        Some(_) => true,
-        None => tail.iter().all(byte_ok),
+        Some(last) => tail.is_empty() || ok(last),
+        None => tail.iter().all(|&b| b == b'\t' || (b >= 0x20 && b != 0x7f)),
     }
 }
 
@@ -903,6 +909,33 @@ mod tests {
         assert_eq!(classify(b"+ +", None, false), LineClass::Garbage);
     }
 
+    /// The exact word check flags exactly the unprintable bytes of a word: every byte value at
+    /// every position, among random neighbours (a borrow or carry crossing bytes would show).
+    #[test]
+    fn exact_unprintable_bits_flag_exactly_the_unprintable_bytes() {
+        const W: usize = core::mem::size_of::<usize>();
+        let bad = |b: u8| !(b == b'\t' || (b >= 0x20 && b != 0x7f));
+        let mut x: u32 = 0x0bad_cafe;
+        for pos in 0..W {
+            for v in 0..=255u8 {
+                for _ in 0..8 {
+                    let mut w = [0u8; W];
+                    for b in &mut w {
+                        *b = crate::at::xorshift32(&mut x) as u8;
+                    }
+                    w[pos] = v;
+                    let want = w
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, b)| bad(**b))
+                        .fold(0usize, |m, (i, _)| m | (0x80 << (8 * i)));
+                    let got = unprintable_exact(usize::from_le_bytes(w));
+                    assert_eq!(got, want, "{w:?}");
+                }
+            }
+        }
+    }
+
     #[test]
     fn word_at_a_time_scans_agree_with_byte_loops() {
         let mut x: u32 = 0x1234_5679;
@@ -1108,7 +1141,12 @@ mod tests {
             b"+C:",
             b"+CSQX: 2",
         ];
-        let prefixes: [&[u8]; 11] = [
+        // (Also names of the line's name's length that differ from it, with and without a
+        // space before the colon: the comparison skips the prefixes as written for them.)
+        let prefixes: [&[u8]; 14] = [
+            b"+CSX:",
+            b"+CSX :",
+            b"+QIURX :",
             b"+CSQ:",
             b"+CSQ :",
             b"+CSQ  :",
@@ -1192,6 +1230,17 @@ mod tests {
             let expected = prefix_of(line).map(|p| (prefix_name(p), p, after_prefix(line)));
             let split = split_prefix_as::<false>(line).map(|(s, head)| (s.name, head, s.text));
             assert_eq!(split, expected, "{line:?}");
+        }
+        // The classification's split (the usual text taken without the trimming) gives the
+        // same, control bytes after the space included.
+        for tail in crate::at::random_lines(0x5eed_1234, 8, 400, b" ,\"a\t\x01\x0b\x1f\x7f") {
+            let line = [&b"+C1:"[..], &tail].concat();
+            let line = trim_ascii(&line);
+            assert_eq!(
+                split_prefix_as::<true>(line),
+                split_prefix_as::<false>(line),
+                "{line:?}"
+            );
         }
         let split = |l| split_prefix(l).map(|s| (s.name, s.text));
         assert_eq!(
